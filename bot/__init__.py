@@ -1,0 +1,1 @@
+"""The shell: config, app wiring, channels, HTTP API, scheduler, CLI."""

@@ -1,0 +1,179 @@
+"""Wires everything together: database, channels, engine, sender, scheduler, HTTP server."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.channels.base import Channel
+from bot.channels.telegram import TelegramChannel
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.engine import Engine
+from bot.http_api import TELEGRAM_WEBHOOK_PATH, HttpApi
+from bot.sender import Sender
+from bot.surveys import SurveyDispatcher
+from storage import settings
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL_S = 300  # expiry and reminders
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+class FeedbotApp:
+    def __init__(self, config: Config, *, clock: Clock | None = None, sender_clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.sender_clock = sender_clock
+        self.db = Database(config.get("database", "path"))
+        self.telegram: TelegramChannel | None = None
+        self.channels: dict[str, Channel] = {}
+        self.api_token = ""
+        self.bot_username: str | None = None
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.scheduler: AsyncIOScheduler | None = None
+
+    async def start(self, *, scheduler: bool = True) -> None:
+        cfg = self.config
+        await self.db.open()
+        async with self.db.transaction() as tx:
+            # No token configured: generate one once and keep it (`feedbot api-token` shows it).
+            self.api_token = cfg.get("http", "api_token") or await settings.get_or_create(
+                tx, "api_token", lambda: secrets.token_urlsafe(24)
+            )
+            webhook_secret = cfg.get("telegram", "webhook_secret") or await settings.get_or_create(
+                tx, "telegram_webhook_secret", lambda: secrets.token_urlsafe(32)
+            )
+        self.bot_username = cfg.get("telegram", "bot_username").lstrip("@") or None
+        if cfg.telegram_enabled:
+            await self._start_telegram()
+
+        policy = cfg.survey_policy()
+        sender_cfg = cfg.section("sender")
+        self.sender = Sender(
+            self.db,
+            self.channels,
+            messages_per_second=sender_cfg["messages_per_second"],
+            max_attempts=sender_cfg["max_attempts"],
+            backoff_base=sender_cfg["backoff_base"],
+            backoff_max=sender_cfg["backoff_max"],
+            clock=self.sender_clock,
+        )
+        await self.sender.recover()
+        shop = cfg.get("shop", "name")
+        self.dispatcher = SurveyDispatcher(
+            self.db, self.clock, policy, shop, frozenset(self.channels), wake_sender=self.sender.wake
+        )
+        self.engine = Engine(
+            self.db,
+            self.clock,
+            self.channels,
+            self.dispatcher,
+            shop_name=shop,
+            default_language=cfg.get("shop", "language"),
+            policy=policy,
+            wake_sender=self.sender.wake,
+        )
+        replayed = await self.engine.replay_unprocessed()
+        if replayed:
+            log.info("replayed %d update(s) recorded before the last stop", replayed)
+
+        http = HttpApi(
+            db=self.db,
+            clock=self.clock,
+            policy=policy,
+            touchpoints=cfg.get("survey", "touchpoints"),
+            api_token=self.api_token,
+            max_body_bytes=cfg.get("http", "max_body_bytes"),
+            engine=self.engine if self.telegram else None,
+            telegram_webhook_secret=webhook_secret if self.telegram and cfg.telegram_webhook else None,
+            bot_username=lambda: self.bot_username,
+        )
+        self._runner = web.AppRunner(http.make_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"))
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+        self._tasks.append(asyncio.create_task(self.sender.run(), name="sender"))
+        if self.telegram is not None:
+            if cfg.telegram_webhook:
+                await self.telegram.use_webhook(cfg.get("http", "public_url") + TELEGRAM_WEBHOOK_PATH, webhook_secret)
+            else:
+                await self.telegram.use_polling()
+                receive = lambda raw: self.engine.receive("telegram", raw)  # noqa: E731
+                self._tasks.append(asyncio.create_task(self.telegram.poll(receive), name="telegram-polling"))
+        if scheduler:
+            self._start_scheduler()
+
+    async def _start_telegram(self) -> None:
+        cfg = self.config
+        sender_cfg = cfg.section("sender")
+        self.telegram = TelegramChannel(
+            cfg.get("telegram", "token"),
+            api_base_url=cfg.get("telegram", "api_base_url"),
+            request_timeout=sender_cfg["request_timeout"],
+            per_chat_interval=sender_cfg["per_chat_interval"],
+            group_messages_per_minute=sender_cfg["group_messages_per_minute"],
+            poll_timeout=cfg.get("telegram", "poll_timeout"),
+        )
+        try:
+            username = await self.telegram.start()
+        except Exception as exc:
+            raise StartupError(
+                f"telegram.token: Telegram did not accept the bot token or could not be reached "
+                f"({type(exc).__name__}); check the token and telegram.api_base_url"
+            ) from None
+        self.bot_username = self.bot_username or username
+        self.channels["telegram"] = self.telegram
+
+    def _start_scheduler(self) -> None:
+        interval = self.config.get("survey", "dispatch_interval").total_seconds()
+        scheduler = AsyncIOScheduler(timezone=self.config.tz)
+        jobs = (
+            ("dispatch-due-surveys", self.dispatcher.dispatch_due, interval),
+            ("expire-surveys", self.dispatcher.expire, HOUSEKEEPING_INTERVAL_S),
+            ("survey-reminders", self.dispatcher.remind, HOUSEKEEPING_INTERVAL_S),
+        )
+        for job_id, func, seconds in jobs:
+            # coalesce + max_instances=1: a slow run is never doubled up; the first run is
+            # now, so surveys that came due while the bot was down go out at start.
+            scheduler.add_job(
+                func, "interval", seconds=seconds, id=job_id, coalesce=True, max_instances=1,
+                next_run_time=datetime.now(timezone.utc),
+            )
+        scheduler.start()
+        self.scheduler = scheduler
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if hasattr(self, "sender"):
+            await self.sender.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.telegram is not None:
+            await self.telegram.close()
+        await self.db.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.config.get('http', 'host')}:{self.port}"

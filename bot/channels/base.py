@@ -1,0 +1,52 @@
+"""What the engine and the sender need from a chat platform."""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from flows.model import Inbound
+
+# Outbox methods every channel delivers. Payloads:
+#   send_text:     {"text": str, "buttons": [[{"label": str, "data": str}, ...], ...]}
+#   answer_choice: {"choice_id": str, "text": str}
+#   edit_text:     {"message_id": str, "text": str}
+METHODS = ("send_text", "answer_choice", "edit_text")
+
+
+class DeliveryError(Exception):
+    """Base of what `Channel.deliver` may raise; the class tells the sender what to do."""
+
+
+class RetryLater(DeliveryError):
+    """The platform asked us to pause (Telegram 429); it applies to the whole bot."""
+
+    def __init__(self, seconds: float, detail: str = "") -> None:
+        super().__init__(detail or f"retry after {seconds}s")
+        self.seconds = seconds
+
+
+class Transient(DeliveryError):
+    """Failed without reaching the user (5xx, connection refused): safe to retry."""
+
+
+class Ambiguous(DeliveryError):
+    """May or may not have reached the user (read timeout): never resend."""
+
+
+class Permanent(DeliveryError):
+    """Will not succeed on retry (bad request, user blocked the bot)."""
+
+
+class Channel(Protocol):
+    name: str
+
+    def update_id(self, payload: dict[str, Any]) -> str:
+        """The platform's id of an update, the inbox dedupe key; ValueError if there is none."""
+
+    def parse(self, payload: dict[str, Any]) -> Inbound | None:
+        """The normalized event, or None for updates we do not handle."""
+
+    def pacing(self, chat_id: str) -> float:
+        """Minimum seconds between two messages to this chat."""
+
+    async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
+        """Send one outbox row; returns the platform's message id when there is one."""

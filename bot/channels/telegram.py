@@ -1,0 +1,247 @@
+"""Telegram through python-telegram-bot's Bot: long polling or webhook in, Bot API out.
+
+Updates are parsed from the raw JSON dicts (what the inbox stores), so the same code
+serves polling and webhooks. Errors from PTB are mapped to the sender's classes:
+a read timeout is Ambiguous (sendMessage has no idempotency key), a connect failure
+or 5xx is Transient, 429 is RetryLater.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
+
+import httpx
+import telegram
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.request import HTTPXRequest
+
+from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
+from flows.model import Inbound
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+class TelegramChannel:
+    name = "telegram"
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        api_base_url: str,
+        request_timeout: float,
+        per_chat_interval: float,
+        group_messages_per_minute: float,
+        poll_timeout: int = 30,
+    ) -> None:
+        self.poll_timeout = poll_timeout
+        self.per_chat_interval = per_chat_interval
+        self.group_interval = 60.0 / group_messages_per_minute
+        self.username: str | None = None
+        self.bot = telegram.Bot(
+            token,
+            base_url=f"{api_base_url}/bot",
+            request=HTTPXRequest(
+                connection_pool_size=64,
+                connect_timeout=request_timeout,
+                read_timeout=request_timeout,
+                write_timeout=request_timeout,
+                pool_timeout=request_timeout,
+            ),
+            get_updates_request=HTTPXRequest(read_timeout=poll_timeout + 10.0, connect_timeout=request_timeout),
+        )
+
+    async def start(self) -> str:
+        """Check the token (getMe); returns the bot's username for deep links."""
+        await self.bot.initialize()
+        self.username = self.bot.username
+        return self.username
+
+    async def close(self) -> None:
+        await self.bot.shutdown()
+
+    # --- receiving ------------------------------------------------------------
+
+    def update_id(self, payload: dict[str, Any]) -> str:
+        update_id = payload.get("update_id") if isinstance(payload, dict) else None
+        if isinstance(update_id, bool) or not isinstance(update_id, int):
+            raise ValueError("update_id: missing or not an integer")
+        return str(update_id)
+
+    def parse(self, payload: dict[str, Any]) -> Inbound | None:
+        if "message" in payload:
+            return _parse_message(payload["message"])
+        if "callback_query" in payload:
+            return _parse_callback(payload["callback_query"])
+        return None  # edited messages, channel posts, ...: not ours to handle
+
+    async def poll(self, receive: Callable[[dict[str, Any]], Awaitable[object]]) -> None:
+        """Long-poll forever. The offset moves past an update only after `receive` recorded
+        it, so a crash or a database error never loses one."""
+        offset: int | None = None
+        failures = 0
+        while True:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset,
+                    timeout=self.poll_timeout,
+                    allowed_updates=ALLOWED_UPDATES,
+                    read_timeout=self.poll_timeout + 10.0,
+                )
+                failures = 0
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except Conflict:
+                failures += 1
+                log.error("telegram: getUpdates conflict (a webhook is set or another instance polls); retrying")
+                await asyncio.sleep(min(60.0, 2.0 * failures))
+                continue
+            except (NetworkError, TelegramError) as exc:
+                failures += 1
+                log.warning("telegram: getUpdates failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                continue
+            for update in updates:
+                raw = update.to_dict()
+                while True:
+                    try:
+                        await receive(raw)
+                        break
+                    except Exception:
+                        log.exception("telegram: could not record update %s; retrying", update.update_id)
+                        await asyncio.sleep(1.0)
+                offset = update.update_id + 1
+
+    async def use_webhook(self, url: str, secret: str) -> None:
+        await self.bot.set_webhook(url=url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+
+    async def use_polling(self) -> None:
+        await self.bot.delete_webhook(drop_pending_updates=False)
+
+    # --- sending --------------------------------------------------------------
+
+    def pacing(self, chat_id: str) -> float:
+        # Negative ids are groups: ~20 messages a minute; private chats ~1 a second.
+        return self.group_interval if chat_id.startswith("-") else self.per_chat_interval
+
+    async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
+        try:
+            if method == "send_text":
+                message = await self.bot.send_message(
+                    chat_id=int(chat_id), text=payload["text"], reply_markup=_keyboard(payload.get("buttons"))
+                )
+                return str(message.message_id)
+            if method == "answer_choice":
+                await self.bot.answer_callback_query(payload["choice_id"], text=payload.get("text") or None)
+                return None
+            if method == "edit_text":
+                await self.bot.edit_message_text(
+                    chat_id=int(chat_id), message_id=int(payload["message_id"]), text=payload["text"], reply_markup=None
+                )
+                return payload["message_id"]
+        except RetryAfter as exc:
+            raise RetryLater(_seconds(exc.retry_after)) from None
+        except TimedOut as exc:
+            if isinstance(exc.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+                raise Transient("timed out before the request was sent") from None
+            raise Ambiguous("timed out waiting for Telegram's answer; the message may have been sent") from None
+        except Forbidden as exc:
+            raise Permanent(f"forbidden: {exc.message}") from None
+        except BadRequest as exc:
+            if "message is not modified" in exc.message.lower():
+                return payload.get("message_id")
+            raise Permanent(f"bad request: {exc.message}") from None
+        except NetworkError as exc:
+            cause = exc.__cause__
+            if cause is None or isinstance(cause, httpx.ConnectError):
+                raise Transient(exc.message) from None  # a 5xx answer, or never connected
+            raise Ambiguous(f"connection broke mid-request: {type(cause).__name__}") from None
+        except TelegramError as exc:
+            raise Permanent(exc.message) from None
+        raise Permanent(f"unknown outbox method {method!r}")
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _keyboard(rows: list[list[dict[str, str]]] | None) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b["label"], callback_data=b["data"]) for b in row] for row in rows]
+    )
+
+
+def _user_fields(user: dict[str, Any]) -> tuple[str, str, str | None]:
+    if not isinstance(user, dict) or not isinstance(user.get("id"), int):
+        raise ValueError("from.id: missing or not an integer")
+    name = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip()
+    return str(user["id"]), name, user.get("language_code")
+
+
+def _private_chat_id(chat: Any) -> str | None:
+    if not isinstance(chat, dict) or not isinstance(chat.get("id"), int):
+        raise ValueError("chat.id: missing or not an integer")
+    return str(chat["id"]) if chat.get("type") == "private" else None
+
+
+def _parse_message(message: Any) -> Inbound | None:
+    if not isinstance(message, dict):
+        raise ValueError("message: not an object")
+    chat_id = _private_chat_id(message.get("chat"))
+    if chat_id is None:
+        return None  # groups are the agents' business (a later flow), not customers
+    user_id, name, language = _user_fields(message.get("from"))
+    text = message.get("text") or message.get("caption") or ""
+    if not isinstance(text, str):
+        raise ValueError("message.text: not a string")
+    command, args = _command(text)
+    return Inbound(
+        channel="telegram",
+        user_id=user_id,
+        chat_id=chat_id,
+        text=text,
+        command=command,
+        args=args,
+        message_id=str(message.get("message_id")),
+        language_code=language,
+        name=name,
+    )
+
+
+def _command(text: str) -> tuple[str | None, str]:
+    if not text.startswith("/"):
+        return None, ""
+    head, _, rest = text.partition(" ")
+    name = head[1:].split("@", 1)[0].lower()
+    if not name or not name.replace("_", "").isalnum():
+        return None, ""
+    return name, rest.strip()
+
+
+def _parse_callback(query: Any) -> Inbound | None:
+    if not isinstance(query, dict) or not isinstance(query.get("id"), str):
+        raise ValueError("callback_query.id: missing or not a string")
+    user_id, name, language = _user_fields(query.get("from"))
+    message = query.get("message") or {}
+    chat_id = _private_chat_id(message.get("chat")) if message else user_id
+    if chat_id is None:
+        return None
+    data = query.get("data")
+    return Inbound(
+        channel="telegram",
+        user_id=user_id,
+        chat_id=chat_id,
+        choice=data if isinstance(data, str) else "",
+        choice_id=query["id"],
+        message_id=str(message.get("message_id")) if message.get("message_id") is not None else None,
+        language_code=language,
+        name=name,
+    )

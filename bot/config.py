@@ -1,0 +1,297 @@
+"""One TOML file (config.example.toml documents every key); secrets may come from env vars.
+
+A bad value stops start-up with a ConfigError naming the key, e.g.
+"survey.delay: expected a duration like '3h', '90m' or '1h30m', got 'soon'".
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flows.schedule import SurveyPolicy
+from flows.texts import SUPPORTED
+
+# Secrets that may come from the environment instead of the file (the env wins).
+ENV_SECRETS = {
+    ("telegram", "token"): "FEEDBOT_TELEGRAM_TOKEN",
+    ("telegram", "webhook_secret"): "FEEDBOT_TELEGRAM_WEBHOOK_SECRET",
+    ("http", "api_token"): "FEEDBOT_API_TOKEN",
+}
+CONFIG_ENV = "FEEDBOT_CONFIG"
+DEFAULT_CONFIG_FILE = "config.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# --- value parsers: each raises ValueError with what it expected ---------------------
+
+_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
+
+
+def parse_duration(value: Any) -> timedelta:
+    if isinstance(value, str) and value.strip():
+        match = _DURATION.match(value)
+        if match and any(match.groups()):
+            d, h, m, s = (int(g or 0) for g in match.groups())
+            return timedelta(days=d, hours=h, minutes=m, seconds=s)
+    raise ValueError(f"expected a duration like '3h', '90m' or '1h30m', got {value!r}")
+
+
+def _positive_duration(value: Any) -> timedelta:
+    parsed = parse_duration(value)
+    if parsed <= timedelta(0):
+        raise ValueError(f"expected a duration above zero, got {value!r}")
+    return parsed
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _nonempty_str(value: Any) -> str:
+    if not _str(value).strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"expected a number above zero, got {value!r}")
+    return float(value)
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(_str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like 'Asia/Ho_Chi_Minh')") from None
+    return value
+
+
+def _language(value: Any) -> str:
+    if value not in SUPPORTED:
+        raise ValueError(f"expected one of {', '.join(SUPPORTED)}, got {value!r}")
+    return value
+
+
+def _quiet_hours(value: Any) -> tuple[time, time]:
+    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", value) if isinstance(value, str) else None
+    if match:
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 < 24 and h2 < 24 and m1 < 60 and m2 < 60:
+            return time(h1, m1), time(h2, m2)
+    raise ValueError(f"expected 'HH:MM-HH:MM' like '21:00-08:00' (equal times: no quiet hours), got {value!r}")
+
+
+def _url_or_empty(value: Any) -> str:
+    text = _str(value).strip()
+    if text:
+        parsed = urlparse(text)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return text.rstrip("/")
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _touchpoints(value: Any) -> tuple[str, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9_]{1,32}", v) for v in value)
+    ):
+        raise ValueError(f"expected a non-empty list of names like ['delivery', 'in_store'], got {value!r}")
+    return tuple(value)
+
+
+# --- the schema: section -> key -> (parser, default) --------------------------------
+
+SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
+    "shop": {
+        "name": (_nonempty_str, "Cửa hàng"),
+        "timezone": (_timezone, "Asia/Ho_Chi_Minh"),
+        "language": (_language, "vi"),
+    },
+    "database": {
+        "path": (_nonempty_str, "feedbot.db"),
+    },
+    "http": {
+        "host": (_nonempty_str, "127.0.0.1"),
+        "port": (_int_range(0, 65535), 8080),
+        "api_token": (_str, ""),
+        "max_body_bytes": (_int_range(1024, 10 * 1024 * 1024), 64 * 1024),
+        "public_url": (_url_or_empty, ""),
+    },
+    "telegram": {
+        "token": (_str, ""),
+        "api_base_url": (_url_or_empty, "https://api.telegram.org"),
+        "bot_username": (_str, ""),
+        "mode": (_one_of("auto", "polling", "webhook"), "auto"),
+        "webhook_secret": (_str, ""),
+        "poll_timeout": (_int_range(0, 50), 30),
+    },
+    "survey": {
+        "delay": (parse_duration, "3h"),
+        "quiet_hours": (_quiet_hours, "21:00-08:00"),
+        "expires_after": (_positive_duration, "72h"),
+        "reminder": (_bool, False),
+        "reminder_after": (_positive_duration, "24h"),
+        "fatigue_days": (_int_range(0, 365), 7),
+        "max_lateness": (_positive_duration, "48h"),
+        "comment_window": (_positive_duration, "24h"),
+        "touchpoints": (_touchpoints, ["delivery", "in_store", "online"]),
+        "dispatch_interval": (_positive_duration, "30s"),
+    },
+    "sender": {
+        "messages_per_second": (_positive_number, 30),
+        "per_chat_interval": (_positive_number, 1.0),
+        "group_messages_per_minute": (_positive_number, 20),
+        "max_attempts": (_int_range(1, 100), 5),
+        "backoff_base": (_positive_number, 1.0),
+        "backoff_max": (_positive_number, 300.0),
+        "request_timeout": (_positive_number, 15.0),
+    },
+    "logging": {
+        "level": (_one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    values: Mapping[str, Mapping[str, Any]]
+    source: str = "embedded defaults"
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        return self.values[name]
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.get("telegram", "token"))
+
+    @property
+    def telegram_webhook(self) -> bool:
+        mode = self.get("telegram", "mode")
+        if mode == "auto":
+            return bool(self.get("http", "public_url"))
+        return mode == "webhook"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.get("shop", "timezone"))
+
+    def survey_policy(self) -> SurveyPolicy:
+        s = self.section("survey")
+        quiet_start, quiet_end = s["quiet_hours"]
+        return SurveyPolicy(
+            timezone=self.tz,
+            delay=s["delay"],
+            quiet_start=quiet_start,
+            quiet_end=quiet_end,
+            expires_after=s["expires_after"],
+            reminder_after=s["reminder_after"] if s["reminder"] else None,
+            fatigue=timedelta(days=s["fatigue_days"]),
+            max_lateness=s["max_lateness"],
+            comment_window=s["comment_window"],
+        )
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> "Config":
+        """A copy with some already-parsed values replaced (used by tests and the CLI)."""
+        merged = {name: dict(values) for name, values in self.values.items()}
+        for name, values in sections.items():
+            merged[name].update(values)
+        return Config(merged, self.source)
+
+
+def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "<memory>") -> Config:
+    unknown_sections = set(raw) - set(SCHEMA)
+    if unknown_sections:
+        raise ConfigError(f"{sorted(unknown_sections)[0]}: unknown section (known: {', '.join(SCHEMA)})")
+    values: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"{section}: expected a [{section}] table")
+        unknown = set(given) - set(keys)
+        if unknown:
+            raise ConfigError(f"{section}.{sorted(unknown)[0]}: unknown key (known: {', '.join(keys)})")
+        values[section] = {}
+        for key, (parse, default) in keys.items():
+            value = given.get(key, default)
+            env_name = ENV_SECRETS.get((section, key))
+            if env_name and env.get(env_name):
+                value = env[env_name]
+            try:
+                values[section][key] = parse(value)
+            except ValueError as exc:
+                origin = f" (from ${env_name})" if env_name and env.get(env_name) else ""
+                raise ConfigError(f"{section}.{key}{origin}: {exc}") from None
+    _check_consistency(values)
+    return Config(values, source)
+
+
+def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
+    tg = values["telegram"]
+    if tg["token"] and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", tg["token"]):
+        raise ConfigError("telegram.token: does not look like a bot token from @BotFather ('123456:ABC...')")
+    if tg["mode"] == "webhook" and not values["http"]["public_url"]:
+        raise ConfigError("http.public_url: telegram.mode = 'webhook' needs the public https URL of this server")
+    if tg["bot_username"] and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", tg["bot_username"].lstrip("@")):
+        raise ConfigError(f"telegram.bot_username: not a Telegram username: {tg['bot_username']!r}")
+    if tg["webhook_secret"] and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tg["webhook_secret"]):
+        raise ConfigError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - only")
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the config file: the given path, else $FEEDBOT_CONFIG, else ./config.toml if it
+    exists, else the embedded defaults."""
+    env = os.environ if env is None else env
+    chosen = path or env.get(CONFIG_ENV) or None
+    if chosen is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        chosen = DEFAULT_CONFIG_FILE
+    if chosen is None:
+        return parse_config({}, env, "embedded defaults")
+    file = Path(chosen)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return parse_config(raw, env, str(file))

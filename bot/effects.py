@@ -1,0 +1,88 @@
+"""Carry out a flow's decisions inside the caller's transaction (state + records + outbox)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Sequence
+
+from flows.model import (
+    AnswerChoice,
+    Decision,
+    EditChoiceMessage,
+    LinkCustomer,
+    RecordComment,
+    RecordScore,
+    Reply,
+    SendPendingSurveys,
+    SetConversation,
+    SetOptOut,
+)
+from storage import contacts, conversations, customers, outbox, surveys
+from storage.db import Connection
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who the decisions are about, and where their replies go."""
+
+    channel: str
+    chat_id: str
+    contact_id: int
+    customer_id: int | None
+    choice_id: str | None = None  # the button press being answered, if any
+    choice_message_id: str | None = None  # the message that carried that button
+    priority: int = 0  # outbox priority: 0 for a customer chatting now, 1 for bulk sends
+
+
+async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, now: datetime) -> Target:
+    """Returns the target as it is afterwards (a LinkCustomer changes its customer)."""
+    for decision in decisions:
+        match decision:
+            case Reply(text=text, buttons=buttons, survey_id=survey_id):
+                payload = {
+                    "text": text,
+                    "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in buttons],
+                }
+                await _enqueue(tx, target, "send_text", payload, now, survey_id)
+            case AnswerChoice(text=text):
+                if target.choice_id is not None:
+                    await _enqueue(tx, target, "answer_choice", {"choice_id": target.choice_id, "text": text}, now)
+            case EditChoiceMessage(text=text):
+                if target.choice_message_id is not None:
+                    await _enqueue(
+                        tx, target, "edit_text", {"message_id": target.choice_message_id, "text": text}, now
+                    )
+            case SetConversation(state=state, data=data):
+                await conversations.put(tx, target.contact_id, state, data, now)
+            case RecordScore(survey_id=survey_id, score=score):
+                await surveys.record_score(tx, survey_id, score, now)
+            case RecordComment(survey_id=survey_id, text=text):
+                await surveys.record_comment(tx, survey_id, text, now)
+            case LinkCustomer(customer_id=customer_id):
+                await contacts.link(tx, target.contact_id, customer_id)
+                target = replace(target, customer_id=customer_id)
+            case SetOptOut(opted_out=opted_out):
+                await contacts.set_opted_out(tx, target.contact_id, opted_out, now)
+                if target.customer_id is not None:
+                    await customers.set_opted_out(tx, target.customer_id, opted_out, now)
+            case SendPendingSurveys():
+                pass  # the engine runs the dispatcher after the rest is applied
+            case _:
+                raise TypeError(f"unknown decision {decision!r}")
+    return target
+
+
+async def _enqueue(
+    tx: Connection, target: Target, method: str, payload: dict, now: datetime, survey_id: int | None = None
+) -> None:
+    await outbox.enqueue(
+        tx,
+        channel=target.channel,
+        chat_id=target.chat_id,
+        contact_id=target.contact_id,
+        method=method,
+        payload=payload,
+        now=now,
+        survey_id=survey_id,
+        priority=target.priority,
+    )

@@ -1,0 +1,218 @@
+"""The bot's HTTP server: the shop's API (bearer token) and the platforms' webhooks.
+
+Errors are JSON: {"error": {"status": 400, "message": "customer.name: required", "field": "customer.name"}}.
+Bad input changes nothing: validation happens before the one write transaction.
+"""
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import logging
+from typing import Any, Awaitable, Callable
+from urllib.parse import quote
+
+import segno
+from aiohttp import web
+
+from bot.clock import Clock
+from bot.engine import Engine
+from bot.purchases import InputError, PurchaseConflict, parse_purchase, record_purchase
+from flows.schedule import SurveyPolicy
+from storage import customers, purchases
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_MAX_BYTES = 1024 * 1024
+TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+TELEGRAM_WEBHOOK_PATH = "/webhooks/telegram"
+
+
+def error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"status": status, "message": message}
+    if field:
+        body["field"] = field
+    return web.json_response({"error": body}, status=status, headers=headers)
+
+
+class HttpApi:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        policy: SurveyPolicy,
+        touchpoints: tuple[str, ...],
+        api_token: str,
+        max_body_bytes: int,
+        engine: Engine | None,
+        telegram_webhook_secret: str | None,
+        bot_username: Callable[[], str | None],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+        self.touchpoints = touchpoints
+        self.api_token = api_token
+        self.max_body_bytes = max_body_bytes
+        self.engine = engine
+        self.telegram_webhook_secret = telegram_webhook_secret
+        self.bot_username = bot_username
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=max(self.max_body_bytes, WEBHOOK_MAX_BYTES), middlewares=[self._errors])
+        app.router.add_get("/healthz", self.health)
+        app.router.add_post("/api/v1/purchases", self._authorized(self.post_purchase))
+        app.router.add_get("/api/v1/purchases/{order_id}", self._authorized(self.get_purchase))
+        app.router.add_get("/api/v1/purchases/{order_id}/qr.png", self._authorized(self.purchase_qr))
+        if self.engine is not None and self.telegram_webhook_secret:
+            app.router.add_post(TELEGRAM_WEBHOOK_PATH, self.telegram_webhook)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return error(exc.status, exc.reason)
+            raise
+        except Exception:
+            log.exception("HTTP %s %s failed", request.method, request.path)
+            return error(500, "internal error; see the bot's log")
+
+    def _authorized(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                return error(401, "missing API token: send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+            if not hmac.compare_digest(token.strip().encode(), self.api_token.encode()):
+                return error(401, "wrong API token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return await handler(request)
+
+        return checked
+
+    async def _read_json(self, request: web.Request, limit: int) -> Any:
+        if request.content_type != "application/json":
+            raise _Reject(415, "expected Content-Type: application/json")
+        if request.content_length is not None and request.content_length > limit:
+            raise _Reject(413, f"body larger than {limit} bytes")
+        raw = await request.content.read(limit + 1)
+        if len(raw) > limit:
+            raise _Reject(413, f"body larger than {limit} bytes")
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _Reject(400, f"body is not valid JSON: {exc}") from None
+
+    # --- handlers ---------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        await self.db.fetchone("SELECT 1")
+        return web.json_response({"ok": True})
+
+    async def post_purchase(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._read_json(request, self.max_body_bytes)
+            data = parse_purchase(body, touchpoints=self.touchpoints, timezone=self.policy.timezone, now=self.clock.now())
+        except _Reject as exc:
+            return error(exc.status, exc.message)
+        except InputError as exc:
+            return error(400, str(exc), exc.field)
+        try:
+            outcome = await record_purchase(self.db, self.clock, self.policy, data)
+        except PurchaseConflict as exc:
+            return error(409, str(exc), "order_id")
+        return web.json_response(
+            {
+                "order_id": outcome.order_id,
+                "duplicate": not outcome.created,
+                "survey": {
+                    "id": outcome.survey_id,
+                    "status": outcome.survey_status,
+                    "skip_reason": outcome.skip_reason,
+                    "due_at": outcome.due_at.astimezone(self.policy.timezone).isoformat(),
+                },
+                "links": self._links(outcome.order_id, outcome.link_token),
+            },
+            status=202 if outcome.created else 200,
+        )
+
+    async def get_purchase(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["order_id"]
+        row = await self.db.fetchone(
+            "SELECT p.order_id, c.link_token, s.id, s.status, s.skip_reason, s.due_at, s.sent_at, s.score, s.comment"
+            " FROM purchases p JOIN customers c ON c.id = p.customer_id JOIN surveys s ON s.purchase_id = p.id"
+            " WHERE p.order_id = ?",
+            (order_id,),
+        )
+        if row is None:
+            return error(404, f"no purchase with order_id {order_id!r}", "order_id")
+        return web.json_response(
+            {
+                "order_id": row["order_id"],
+                "survey": {
+                    "id": row["id"],
+                    "status": row["status"],
+                    "skip_reason": row["skip_reason"],
+                    "due_at": row["due_at"],
+                    "sent_at": row["sent_at"],
+                    "score": row["score"],
+                    "comment": row["comment"],
+                },
+                "links": self._links(row["order_id"], row["link_token"]),
+            }
+        )
+
+    async def purchase_qr(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["order_id"]
+        link = None
+        async with self.db.reader.execute(
+            "SELECT c.link_token FROM purchases p JOIN customers c ON c.id = p.customer_id WHERE p.order_id = ?",
+            (order_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return error(404, f"no purchase with order_id {order_id!r}", "order_id")
+        link = self._telegram_link(row[0])
+        if link is None:
+            return error(409, "no Telegram bot configured (telegram.token / telegram.bot_username): no link to encode")
+        buffer = io.BytesIO()
+        segno.make(link, error="m").save(buffer, kind="png", scale=8, border=4)
+        return web.Response(body=buffer.getvalue(), content_type="image/png")
+
+    def _telegram_link(self, token: str) -> str | None:
+        username = self.bot_username()
+        return f"https://t.me/{username}?start={token}" if username else None
+
+    def _links(self, order_id: str, token: str) -> dict[str, str | None]:
+        return {
+            "telegram": self._telegram_link(token),
+            "qr_png": f"/api/v1/purchases/{quote(order_id, safe='')}/qr.png",
+        }
+
+    async def telegram_webhook(self, request: web.Request) -> web.Response:
+        assert self.engine is not None and self.telegram_webhook_secret
+        given = request.headers.get(TELEGRAM_SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.telegram_webhook_secret.encode()):
+            return error(401, "missing or wrong secret token")
+        try:
+            payload = await self._read_json(request, WEBHOOK_MAX_BYTES)
+        except _Reject as exc:
+            return error(exc.status, exc.message)
+        if not isinstance(payload, dict):
+            return error(400, "expected a JSON object")
+        try:
+            await self.engine.receive("telegram", payload)
+        except ValueError as exc:
+            return error(400, str(exc))
+        return web.json_response({"ok": True})
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

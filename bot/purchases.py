@@ -1,0 +1,230 @@
+"""Purchase events from the shop's systems: validation, then one survey per order."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bot.clock import Clock
+from flows.schedule import SurveyPolicy, due_time, is_too_late
+from storage import customers, purchases, surveys
+from storage.db import Database
+
+MAX_FUTURE = timedelta(hours=1)  # tolerated clock skew of the shop's system
+_ID = re.compile(r"^[A-Za-z0-9._:/#-]{1,64}$")
+
+
+class InputError(ValueError):
+    """Bad input from outside: names the field so the caller can fix it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class PurchaseConflict(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PurchaseInput:
+    order_id: str
+    customer_external_id: str
+    customer_name: str
+    phone: str | None
+    telegram_user_id: str | None
+    amount: Decimal
+    currency: str
+    items: list[Any]
+    store: str | None
+    touchpoint: str
+    purchased_at: datetime
+
+    def fingerprint(self) -> str:
+        canonical = asdict(self)
+        canonical["amount"] = str(self.amount)
+        canonical["purchased_at"] = self.purchased_at.isoformat()
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def parse_purchase(body: Any, *, touchpoints: tuple[str, ...], timezone: tzinfo, now: datetime) -> PurchaseInput:
+    if not isinstance(body, dict):
+        raise InputError("body", "expected a JSON object")
+    customer = body.get("customer")
+    if not isinstance(customer, dict):
+        raise InputError("customer", "required, an object with external_id and name")
+    touchpoint = _required_str(body, "touchpoint", max_len=32)
+    if touchpoint not in touchpoints:
+        raise InputError("touchpoint", f"expected one of {', '.join(touchpoints)}, got {touchpoint!r}")
+    purchased_at = _time(body, "purchased_at", timezone)
+    if purchased_at > now + MAX_FUTURE:
+        raise InputError("purchased_at", "is in the future")
+    return PurchaseInput(
+        order_id=_identifier(body, "order_id"),
+        customer_external_id=_identifier(customer, "external_id", "customer.external_id"),
+        customer_name=_required_str(customer, "name", "customer.name", max_len=200),
+        phone=_phone(customer.get("phone")),
+        telegram_user_id=_telegram_user_id(customer.get("telegram_user_id")),
+        amount=_amount(body.get("amount")),
+        currency=_currency(body.get("currency", "VND")),
+        items=_items(body.get("items", [])),
+        store=_optional_str(body, "store", max_len=100),
+        touchpoint=touchpoint,
+        purchased_at=purchased_at,
+    )
+
+
+def _identifier(obj: dict, key: str, name: str | None = None) -> str:
+    name = name or key
+    value = obj.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # POS systems often number their orders
+    if value is None:
+        raise InputError(name, "required")
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InputError(name, "expected a string of 1-64 letters, digits or . _ : / # -")
+    return value
+
+
+def _required_str(obj: dict, key: str, name: str | None = None, *, max_len: int) -> str:
+    name = name or key
+    value = obj.get(key)
+    if value is None:
+        raise InputError(name, "required")
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(name, "expected a non-empty string")
+    if len(value) > max_len:
+        raise InputError(name, f"longer than {max_len} characters")
+    return value.strip()
+
+
+def _optional_str(obj: dict, key: str, *, max_len: int) -> str | None:
+    if obj.get(key) is None:
+        return None
+    return _required_str(obj, key, max_len=max_len)
+
+
+def _time(obj: dict, key: str, tz: tzinfo) -> datetime:
+    value = obj.get(key)
+    if value is None:
+        raise InputError(key, "required (ISO 8601, e.g. 2026-11-23T10:00:00+07:00)")
+    if not isinstance(value, str):
+        raise InputError(key, "expected an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(key, f"not an ISO 8601 time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)  # no offset: shop time
+
+
+def _amount(value: Any) -> Decimal:
+    if value is None:
+        raise InputError("amount", "required")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError("amount", "expected a number")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InputError("amount", f"expected a number, got {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise InputError("amount", "expected a number zero or above")
+    return amount
+
+
+def _currency(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{3}", value):
+        raise InputError("currency", "expected a 3-letter ISO 4217 code like 'VND'")
+    return value
+
+
+def _phone(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"\+?[0-9 ().-]{6,20}", value):
+        raise InputError("customer.phone", "expected a phone number like '+84 912 345 678'")
+    return value
+
+
+def _telegram_user_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InputError("customer.telegram_user_id", "expected a positive integer")
+    return str(value)
+
+
+def _items(value: Any) -> list[Any]:
+    if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
+        raise InputError("items", "expected a list of objects")
+    if len(value) > 500:
+        raise InputError("items", "more than 500 items")
+    return value
+
+
+@dataclass(frozen=True)
+class PurchaseOutcome:
+    order_id: str
+    created: bool  # False: the same order was posted before
+    survey_id: int
+    survey_status: str
+    skip_reason: str | None
+    due_at: datetime
+    link_token: str
+
+
+async def record_purchase(db: Database, clock: Clock, policy: SurveyPolicy, data: PurchaseInput) -> PurchaseOutcome:
+    """Store the purchase and schedule its survey; the same order twice schedules one survey."""
+    now = clock.now()
+    fingerprint = data.fingerprint()
+    async with db.transaction() as tx:
+        existing = await purchases.by_order_id(tx, data.order_id)
+        if existing is not None:
+            if existing.fingerprint != fingerprint:
+                raise PurchaseConflict(f"order {data.order_id} was already posted with different details")
+            survey = await surveys.by_purchase(tx, existing.id)
+            customer = await customers.by_id(tx, existing.customer_id)
+            assert survey is not None and customer is not None
+            return PurchaseOutcome(
+                data.order_id, False, survey.id, survey.status, survey.skip_reason, survey.due_at, customer.link_token
+            )
+        customer = await customers.upsert(
+            tx,
+            external_id=data.customer_external_id,
+            name=data.customer_name,
+            phone=data.phone,
+            telegram_user_id=data.telegram_user_id,
+            now=now,
+        )
+        purchase_id = await purchases.insert(
+            tx,
+            order_id=data.order_id,
+            customer_id=customer.id,
+            amount=data.amount,
+            currency=data.currency,
+            items=data.items,
+            store=data.store,
+            touchpoint=data.touchpoint,
+            purchased_at=data.purchased_at,
+            fingerprint=fingerprint,
+            now=now,
+        )
+        due_at = due_time(data.purchased_at, policy)
+        too_late = is_too_late(now, due_at, policy)
+        status, reason = ("skipped", "too_late") if too_late else ("scheduled", None)
+        survey_id = await surveys.insert(
+            tx,
+            purchase_id=purchase_id,
+            customer_id=customer.id,
+            touchpoint=data.touchpoint,
+            store=data.store,
+            due_at=due_at,
+            status=status,
+            skip_reason=reason,
+            now=now,
+        )
+    return PurchaseOutcome(data.order_id, True, survey_id, status, reason, due_at, customer.link_token)

@@ -1,0 +1,206 @@
+"""Drains the outbox through the channels within the platforms' limits.
+
+- ~30 messages/s overall (one start every 1/rate s), ~1/s per private chat, ~20/min per
+  group (the channel's `pacing`), messages to one chat in order, one in flight per chat.
+- 429: the whole sender pauses for retry_after, and the row waits at least that long.
+- Transient failures (5xx, connection refused) retry with exponential backoff and full
+  jitter, up to max_attempts; then the row is a dead letter ('failed') and logged.
+- Ambiguous failures (read timeout: the platform may have delivered) are marked
+  'unknown' and never resent: a customer must not get the same survey twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from datetime import timedelta
+from typing import Callable, Mapping
+
+from bot.channels.base import Ambiguous, Channel, Permanent, RetryLater, Transient
+from bot.clock import Clock, SystemClock
+from storage import outbox
+from storage.db import Database
+from storage.outbox import OutboxItem
+from storage.timefmt import from_db
+
+log = logging.getLogger(__name__)
+
+READY_BATCH = 200
+IDLE_WAIT = 30.0  # seconds; a wake() cuts it short whenever something is enqueued
+
+
+class Sender:
+    def __init__(
+        self,
+        db: Database,
+        channels: Mapping[str, Channel],
+        *,
+        messages_per_second: float = 30.0,
+        max_attempts: int = 5,
+        backoff_base: float = 1.0,
+        backoff_max: float = 300.0,
+        max_in_flight: int = 32,
+        clock: Clock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.db = db
+        self.channels = channels
+        self.interval = 1.0 / messages_per_second
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        # Retry times are real time, whatever clock the rest of the app uses.
+        self.clock = clock or SystemClock()
+        self.monotonic = monotonic
+        self.jitter = jitter
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._wake = asyncio.Event()
+        self._next_slot = 0.0
+        self._paused_until = 0.0
+        self._last_sent: dict[tuple[str, str], float] = {}
+        self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.stats = {"sent": 0, "retried": 0, "failed": 0, "unknown": 0, "rate_limited": 0}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def recover(self) -> int:
+        """At start: rows a crash left 'sending' may have arrived; mark them unknown."""
+        async with self.db.transaction() as tx:
+            count = await outbox.recover_in_flight(tx)
+        if count:
+            log.warning("outbox: %d message(s) were in flight when the bot stopped; marked unknown, not resent", count)
+        return count
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            wait = await self.pump()
+            try:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+                # that races with the event being set, and the task never stops.
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Let in-flight requests finish (or time out) so their outcome is recorded."""
+        tasks = list(self._in_flight.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def pump(self) -> float:
+        """Start every send the limits allow now; returns how long to wait before trying again."""
+        mono = self.monotonic()
+        if mono < self._paused_until:
+            return self._paused_until - mono
+        rows = await outbox.ready(self.db.reader, self.clock.now(), READY_BATCH)
+        wait = IDLE_WAIT
+        held: set[tuple[str, str]] = set()  # chats whose next message must wait: keep their order
+        for row in rows:
+            key = (row.channel, row.chat_id)
+            if key in held or key in self._in_flight:
+                held.add(key)
+                continue
+            channel = self.channels.get(row.channel)
+            if channel is None:
+                await self._finish(row, "failed", f"channel {row.channel} is not enabled")
+                continue
+            paced = row.method != "answer_choice"  # button acknowledgements are not chat messages
+            if paced:
+                ready_at = self._last_sent.get(key, float("-inf")) + channel.pacing(row.chat_id)
+                if ready_at > self.monotonic():
+                    wait = min(wait, ready_at - self.monotonic())
+                    held.add(key)
+                    continue
+            await self._global_slot()
+            if self.monotonic() < self._paused_until:
+                return self._paused_until - self.monotonic()
+            await self._slots.acquire()
+            async with self.db.transaction() as tx:
+                claimed = await outbox.mark_sending(tx, row.id)
+            if not claimed:
+                self._slots.release()
+                continue
+            if paced:
+                self._last_sent[key] = self.monotonic()
+            self._in_flight[key] = asyncio.create_task(self._send(channel, row, key))
+        if len(rows) == READY_BATCH:
+            return min(wait, self.interval)
+        retry_at = from_db(await outbox.next_retry_at(self.db.reader))
+        if retry_at is not None:
+            wait = min(wait, max(0.0, (retry_at - self.clock.now()).total_seconds()))
+        return wait
+
+    async def _global_slot(self) -> None:
+        now = self.monotonic()
+        if self._next_slot > now:
+            await asyncio.sleep(self._next_slot - now)
+        self._next_slot = max(self._next_slot, self.monotonic()) + self.interval
+
+    async def _send(self, channel: Channel, row: OutboxItem, key: tuple[str, str]) -> None:
+        attempt = row.attempts + 1
+        try:
+            message_id = await channel.deliver(row.method, row.chat_id, row.payload)
+        except RetryLater as exc:
+            self.stats["rate_limited"] += 1
+            self._paused_until = max(self._paused_until, self.monotonic() + exc.seconds)
+            log.warning("%s asked us to slow down: pausing all sends for %.0fs", row.channel, exc.seconds)
+            await self._retry(row, exc.seconds, str(exc), count_attempt=False)
+        except Transient as exc:
+            if attempt >= self.max_attempts:
+                log.error(
+                    "outbox %s to %s chat %s failed %d times, giving up (dead letter): %s",
+                    row.id, row.channel, row.chat_id, attempt, exc,
+                )
+                await self._finish(row, "failed", f"gave up after {attempt} attempts: {exc}")
+            else:
+                delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+                delay *= 0.5 + 0.5 * self.jitter()  # jitter: retries of many rows do not stampede
+                self.stats["retried"] += 1
+                await self._retry(row, delay, str(exc), count_attempt=True)
+        except Ambiguous as exc:
+            log.warning("outbox %s to %s chat %s: outcome unknown, not resending: %s", row.id, row.channel, row.chat_id, exc)
+            await self._finish(row, "unknown", str(exc))
+        except Permanent as exc:
+            log.warning("outbox %s to %s chat %s failed: %s", row.id, row.channel, row.chat_id, exc)
+            await self._finish(row, "failed", str(exc))
+        except Exception as exc:  # a bug in a channel must not kill the sender
+            log.exception("outbox %s: unexpected error", row.id)
+            await self._finish(row, "failed", f"{type(exc).__name__}: {exc}")
+        else:
+            async with self.db.transaction() as tx:
+                await outbox.mark_sent(tx, row.id, message_id, self.clock.now())
+            self.stats["sent"] += 1
+        finally:
+            self._in_flight.pop(key, None)
+            self._slots.release()
+            self.wake()
+
+    async def _retry(self, row: OutboxItem, delay: float, error: str, count_attempt: bool) -> None:
+        at = self.clock.now() + timedelta(seconds=delay)
+        async with self.db.transaction() as tx:
+            await outbox.mark_retry(tx, row.id, at, error, count_attempt=count_attempt)
+
+    async def _finish(self, row: OutboxItem, status: str, error: str) -> None:
+        self.stats[status] += 1
+        async with self.db.transaction() as tx:
+            await outbox.mark_final(tx, row.id, status, error)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Send until nothing is pending or in flight (tests and benchmarks)."""
+        deadline = self.monotonic() + timeout
+        while True:
+            wait = await self.pump()
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight.values()), timeout=max(0.0, deadline - self.monotonic()))
+                continue
+            row = await self.db.fetchone("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
+            if row[0] == 0:
+                return
+            if self.monotonic() + wait > deadline:
+                raise TimeoutError(f"outbox not drained within {timeout}s ({row[0]} pending)")
+            await asyncio.sleep(min(wait, 0.05) if wait < IDLE_WAIT else 0.05)

@@ -1,0 +1,141 @@
+"""Survey jobs: send due surveys (claimed from the database, never one job per survey),
+expire unanswered ones, send the optional reminder."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime
+from typing import Callable
+
+from bot.clock import Clock
+from bot.effects import Target, apply
+from flows import csat
+from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
+from storage import contacts, customers, surveys
+from storage.db import Connection, Database
+from storage.surveys import SurveyRecord
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+class SurveyDispatcher:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        policy: SurveyPolicy,
+        shop_name: str,
+        channels: frozenset[str],
+        wake_sender: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+        self.shop_name = shop_name
+        self.channels = channels  # channels we can send on now; other contacts are unreachable
+        self.wake_sender = wake_sender
+
+    async def dispatch_due(self) -> Counter[str]:  # bulk: priority 1 in the outbox
+        """Decide every survey whose time has come: send, skip, postpone or wait for a chat."""
+        outcomes: Counter[str] = Counter()
+        while True:
+            now = self.clock.now()
+            async with self.db.transaction() as tx:
+                batch = await surveys.due(tx, now, BATCH)
+                for survey in batch:
+                    outcomes[await self._dispatch_one(tx, survey, now)] += 1
+            if len(batch) < BATCH:
+                break
+        if outcomes["sent"]:
+            self.wake_sender()
+        if outcomes:
+            log.info("survey dispatch: %s", dict(outcomes))
+        return outcomes
+
+    async def dispatch_for_customer(self, tx: Connection, customer_id: int, now: datetime) -> int:
+        """The customer just became reachable: send what is already due (inside the caller's transaction)."""
+        sent = 0
+        for survey in await surveys.open_for_customer(tx, customer_id, now):
+            sent += await self._dispatch_one(tx, survey, now, priority=0) == "sent"
+        return sent
+
+    async def _dispatch_one(self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1) -> str:
+        customer = await customers.by_id(tx, survey.customer_id)
+        assert customer is not None
+        contact = await contacts.reachable_for_customer(tx, survey.customer_id)
+        if contact is not None and contact.channel not in self.channels:
+            contact = None
+        decision = decide_dispatch(
+            now=now,
+            due_at=survey.due_at,
+            opted_out=customer.opted_out,
+            has_contact=contact is not None,
+            last_sent_at=await surveys.last_sent_at(tx, survey.customer_id),
+            policy=self.policy,
+        )
+        match decision:
+            case Send():
+                assert contact is not None
+                decisions = csat.question(
+                    survey_id=survey.id, order_id=survey.order_id, shop=self.shop_name, language=contact.language
+                )
+                target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id, priority=priority)
+                await apply(tx, decisions, target, now)
+                await surveys.mark_sent(tx, survey.id, contact.id, contact.language, now)
+                log.info("survey %s (order %s) sent to contact %s", survey.id, survey.order_id, contact.id)
+                return "sent"
+            case Skip(reason=reason):
+                await surveys.mark_skipped(tx, survey.id, reason, now)
+                log.info("survey %s (order %s) skipped: %s", survey.id, survey.order_id, reason)
+                return f"skipped_{reason}"
+            case Postpone(until=until):
+                await surveys.postpone(tx, survey.id, until)
+                return "postponed"
+            case AwaitContact():
+                await surveys.mark_awaiting_contact(tx, survey.id)
+                return "awaiting_contact"
+        raise AssertionError(decision)
+
+    async def expire(self) -> Counter[str]:
+        """Close sent surveys nobody answered in time, and give up on customers who never
+        opened their link before the survey became too late."""
+        now = self.clock.now()
+        outcomes: Counter[str] = Counter()
+        async with self.db.transaction() as tx:
+            outcomes["expired"] = await surveys.expire_sent_before(tx, now - self.policy.expires_after, now)
+            for survey in await surveys.awaiting_contact_before(tx, now - self.policy.max_lateness, BATCH):
+                await surveys.mark_skipped(tx, survey.id, "too_late", now)
+                outcomes["skipped_too_late"] += 1
+        return +outcomes
+
+    async def remind(self) -> int:
+        """One reminder at most, if configured, outside quiet hours."""
+        if self.policy.reminder_after is None:
+            return 0
+        now = self.clock.now()
+        reminded = 0
+        async with self.db.transaction() as tx:
+            for survey in await surveys.unreminded_sent_before(tx, now - self.policy.reminder_after, BATCH):
+                assert survey.sent_at is not None and survey.contact_id is not None
+                if not reminder_due(now, survey.sent_at, False, self.policy):
+                    continue
+                contact = await contacts.by_id(tx, survey.contact_id)
+                customer = await customers.by_id(tx, survey.customer_id)
+                if contact is None or contact.channel not in self.channels or customer is None or customer.opted_out:
+                    continue
+                decisions = csat.question(
+                    survey_id=survey.id,
+                    order_id=survey.order_id,
+                    shop=self.shop_name,
+                    language=survey.language or contact.language,
+                    reminder=True,
+                )
+                target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id, priority=1)
+                await apply(tx, decisions, target, now)
+                await surveys.mark_reminded(tx, survey.id, now)
+                reminded += 1
+        if reminded:
+            self.wake_sender()
+        return reminded

@@ -1,0 +1,188 @@
+"""The post-purchase CSAT survey, in the order the customer lives it.
+
+1. The question: "How satisfied are you with order #…?" with buttons 1–5.
+2. A score (button, or a digit typed back): recorded, thanked, and one optional
+   follow-up that depends on the score (4–5: what did you like / what could be better;
+   1–3: what went wrong), with a Skip button.
+3. The follow-up answer: stored as the survey's comment.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flows.model import (
+    AnswerChoice,
+    Button,
+    Context,
+    Decision,
+    EditChoiceMessage,
+    Inbound,
+    RecordComment,
+    RecordScore,
+    Reply,
+    SetConversation,
+    SurveyView,
+)
+from flows.texts import text
+
+STATE_PREFIX = "csat."
+AWAITING_SCORE = "csat.awaiting_score"
+AWAITING_COMMENT = "csat.awaiting_comment"
+CHOICE_PREFIX = "csat:"
+SKIP = "skip"
+HIGH_SCORE = 4  # 4 and 5 count as satisfied, the standard CSAT cut
+SCORES = range(1, 6)
+_SCORE_FACES = {1: "😞", 2: "🙁", 3: "😐", 4: "🙂", 5: "😍"}
+
+
+def score_choice(survey_id: int, score: int) -> str:
+    return f"{CHOICE_PREFIX}{survey_id}:{score}"
+
+
+def skip_choice(survey_id: int) -> str:
+    return f"{CHOICE_PREFIX}{survey_id}:{SKIP}"
+
+
+def owns_choice(data: str) -> bool:
+    return data.startswith(CHOICE_PREFIX)
+
+
+def parse_choice(data: str) -> tuple[int, str] | None:
+    """("csat:12:4") -> (12, "4"); None for anything malformed (data comes from outside)."""
+    if not owns_choice(data):
+        return None
+    parts = data[len(CHOICE_PREFIX):].split(":")
+    if len(parts) != 2 or not parts[0].isdigit():
+        return None
+    value = parts[1]
+    if value != SKIP and value not in {str(s) for s in SCORES}:
+        return None
+    return int(parts[0]), value
+
+
+def referenced_survey_id(event: Inbound, state: str, data: dict) -> int | None:
+    """Which survey the engine should load for this event."""
+    if event.choice is not None:
+        parsed = parse_choice(event.choice)
+        return parsed[0] if parsed else None
+    if state.startswith(STATE_PREFIX):
+        survey_id = data.get("survey_id")
+        return survey_id if isinstance(survey_id, int) else None
+    return None
+
+
+# --- 1. the question -----------------------------------------------------------
+
+
+def question(
+    *, survey_id: int, order_id: str, shop: str, language: str, reminder: bool = False
+) -> list[Decision]:
+    key = "csat.reminder" if reminder else "csat.question"
+    return [
+        Reply(
+            text(language, key, shop=shop, order=order_id),
+            buttons=(_score_buttons(survey_id),),
+            survey_id=survey_id,
+        ),
+        SetConversation(AWAITING_SCORE, {"survey_id": survey_id}),
+    ]
+
+
+def _score_buttons(survey_id: int) -> tuple[Button, ...]:
+    return tuple(Button(f"{s} {_SCORE_FACES[s]}", score_choice(survey_id, s)) for s in SCORES)
+
+
+# --- 2. a score ----------------------------------------------------------------
+
+
+def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
+    lang = ctx.contact.language
+    parsed = parse_choice(event.choice or "")
+    survey = ctx.survey
+    if parsed is None or survey is None or survey.survey_id != parsed[0]:
+        # Malformed, or not this customer's survey: say nothing about it.
+        return [AnswerChoice(text(lang, "csat.closed"))]
+    _, value = parsed
+    if value == SKIP:
+        return _on_skip(survey, ctx)
+    if survey.status == "answered":
+        return [AnswerChoice(text(lang, "csat.already_answered"))]
+    if survey.status != "sent":
+        return [AnswerChoice(text(lang, "csat.closed")), EditChoiceMessage(text(lang, "csat.closed"))]
+    score = int(value)
+    chosen = text(lang, "csat.question", shop=ctx.shop_name, order=survey.order_id)
+    return [
+        AnswerChoice(),
+        EditChoiceMessage(f"{chosen}\n\n{text(lang, 'csat.chosen', score=score)}"),
+        *_record_score(survey, score, ctx),
+    ]
+
+
+def _record_score(survey: SurveyView, score: int, ctx: Context) -> list[Decision]:
+    until = ctx.now + ctx.policy.comment_window
+    return [
+        RecordScore(survey.survey_id, score),
+        Reply(
+            _followup_text(ctx.contact.language, score),
+            buttons=((Button(text(ctx.contact.language, "csat.skip"), skip_choice(survey.survey_id)),),),
+            survey_id=survey.survey_id,
+        ),
+        SetConversation(AWAITING_COMMENT, {"survey_id": survey.survey_id, "until": until.isoformat()}),
+    ]
+
+
+def _followup_text(lang: str, score: int) -> str:
+    if score >= HIGH_SCORE:
+        return f"{text(lang, 'csat.thanks_high', score=score)}\n{text(lang, 'csat.followup_high')}"
+    return f"{text(lang, 'csat.thanks_low')}\n{text(lang, 'csat.followup_low')}"
+
+
+def _on_skip(survey: SurveyView, ctx: Context) -> list[Decision]:
+    lang = ctx.contact.language
+    decisions: list[Decision] = [AnswerChoice()]
+    if survey.score is not None:
+        decisions.append(EditChoiceMessage(_followup_text(lang, survey.score)))
+    if _awaiting_comment_for(survey, ctx):
+        decisions += [SetConversation("idle"), Reply(text(lang, "csat.skipped"))]
+    return decisions
+
+
+# --- text while the survey is open -------------------------------------------------
+
+
+def on_text(event: Inbound, ctx: Context) -> list[Decision] | None:
+    """Handle free text in a survey state; None when the survey is no longer waiting for it."""
+    survey = ctx.survey
+    state = ctx.conversation.state
+    lang = ctx.contact.language
+    if survey is None:
+        return None
+    if state == AWAITING_SCORE and survey.status == "sent":
+        typed = event.text.strip()
+        if typed in {str(s) for s in SCORES}:
+            return _record_score(survey, int(typed), ctx)
+        return [
+            Reply(text(lang, "csat.pick_score"), buttons=(_score_buttons(survey.survey_id),), survey_id=survey.survey_id)
+        ]
+    if _awaiting_comment_for(survey, ctx) and event.text.strip():
+        return [
+            RecordComment(survey.survey_id, event.text),
+            SetConversation("idle"),
+            Reply(text(lang, "csat.comment_thanks", shop=ctx.shop_name)),
+        ]
+    return None
+
+
+def _awaiting_comment_for(survey: SurveyView, ctx: Context) -> bool:
+    conv = ctx.conversation
+    if conv.state != AWAITING_COMMENT or conv.data.get("survey_id") != survey.survey_id:
+        return False
+    if survey.status != "answered":
+        return False
+    until = conv.data.get("until")
+    if not isinstance(until, str):
+        return False
+    try:
+        return ctx.now < datetime.fromisoformat(until)
+    except ValueError:  # state data is ours, but never crash on a bad row
+        return False

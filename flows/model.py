@@ -1,0 +1,154 @@
+"""Events the flows receive and decisions they return: plain, frozen data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from flows.schedule import SurveyPolicy
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One normalized message from a customer, whatever the channel."""
+
+    channel: str
+    user_id: str
+    chat_id: str
+    text: str = ""
+    command: str | None = None  # "start" for "/start abc"
+    args: str = ""  # what follows the command
+    choice: str | None = None  # data of a pressed button
+    choice_id: str | None = None  # the platform's id of the press, to acknowledge it
+    message_id: str | None = None  # for a choice: the message that carried the buttons
+    language_code: str | None = None
+    name: str = ""
+
+    @property
+    def kind(self) -> str:
+        if self.choice is not None:
+            return "choice"
+        if self.command is not None:
+            return "command"
+        return "text"
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class ContactView:
+    contact_id: int
+    customer_id: int | None
+    language: str
+    opted_out: bool = False
+    customer_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    state: str = "idle"
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SurveyView:
+    survey_id: int
+    customer_id: int
+    order_id: str
+    status: str  # scheduled | awaiting_contact | sent | answered | expired | skipped
+    score: int | None = None
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    customer_id: int
+    name: str
+
+
+# --- decisions ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Send a message to the contact the decision is about."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    survey_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AnswerChoice:
+    """Acknowledge a button press (stops the client's spinner), with an optional toast."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class EditChoiceMessage:
+    """Replace the message whose button was pressed, dropping its buttons."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class SetConversation:
+    state: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordScore:
+    survey_id: int
+    score: int
+
+
+@dataclass(frozen=True)
+class RecordComment:
+    survey_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class LinkCustomer:
+    customer_id: int
+
+
+@dataclass(frozen=True)
+class SetOptOut:
+    opted_out: bool
+
+
+@dataclass(frozen=True)
+class SendPendingSurveys:
+    """The customer just became reachable: send surveys that are already due."""
+
+
+Decision = (
+    Reply
+    | AnswerChoice
+    | EditChoiceMessage
+    | SetConversation
+    | RecordScore
+    | RecordComment
+    | LinkCustomer
+    | SetOptOut
+    | SendPendingSurveys
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a flow may look at to handle one inbound event."""
+
+    now: datetime
+    contact: ContactView
+    conversation: Conversation
+    shop_name: str
+    survey: SurveyView | None = None  # the survey the event or state refers to, if it is this customer's
+    start_customer: CustomerView | None = None  # the customer a /start token points to
+    policy: SurveyPolicy = field(default_factory=SurveyPolicy)

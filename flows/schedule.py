@@ -1,0 +1,120 @@
+"""When a survey may go out: delay, quiet hours, fatigue, lateness, expiry, reminder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class SurveyPolicy:
+    timezone: tzinfo = ZoneInfo("Asia/Ho_Chi_Minh")
+    delay: timedelta = timedelta(hours=3)  # purchase -> survey
+    quiet_start: time = time(21, 0)  # shop time; no survey from here ...
+    quiet_end: time = time(8, 0)  # ... to here
+    expires_after: timedelta = timedelta(hours=72)  # unanswered this long after sending: expired
+    reminder_after: timedelta | None = None  # one reminder at most; off by default
+    fatigue: timedelta = timedelta(days=7)  # at most one survey per customer per this period
+    max_lateness: timedelta = timedelta(hours=48)  # a survey this late after its due time is skipped
+    comment_window: timedelta = timedelta(hours=24)  # how long a score's follow-up waits for text
+
+
+def in_quiet_hours(at: datetime, policy: SurveyPolicy) -> bool:
+    local = at.astimezone(policy.timezone).time()
+    start, end = policy.quiet_start, policy.quiet_end
+    if start == end:
+        return False  # no quiet hours
+    if start < end:  # e.g. 12:00-14:00
+        return start <= local < end
+    return local >= start or local < end  # wraps midnight, e.g. 21:00-08:00
+
+
+def end_of_quiet_hours(at: datetime, policy: SurveyPolicy) -> datetime:
+    """The first moment at or after `at` outside quiet hours."""
+    if not in_quiet_hours(at, policy):
+        return at
+    local = at.astimezone(policy.timezone)
+    end = local.replace(
+        hour=policy.quiet_end.hour, minute=policy.quiet_end.minute, second=0, microsecond=0
+    )
+    if end <= local:
+        end = _next_day_at(local, policy.quiet_end, policy.timezone)
+    return end.astimezone(at.tzinfo)
+
+
+def _next_day_at(local: datetime, wall: time, tz: tzinfo) -> datetime:
+    day = local.date() + timedelta(days=1)
+    return datetime.combine(day, wall, tzinfo=tz)
+
+
+def due_time(purchased_at: datetime, policy: SurveyPolicy) -> datetime:
+    return end_of_quiet_hours(purchased_at + policy.delay, policy)
+
+
+# --- the dispatch decision for one due survey ---------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    pass
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: str  # opted_out | too_late | fatigue
+
+
+@dataclass(frozen=True)
+class Postpone:
+    until: datetime
+
+
+@dataclass(frozen=True)
+class AwaitContact:
+    """The customer has no chat we can write to yet (they have not opened the deep link)."""
+
+
+Dispatch = Send | Skip | Postpone | AwaitContact
+
+
+def is_too_late(now: datetime, due_at: datetime, policy: SurveyPolicy) -> bool:
+    return now > due_at + policy.max_lateness
+
+
+def decide_dispatch(
+    *,
+    now: datetime,
+    due_at: datetime,
+    opted_out: bool,
+    has_contact: bool,
+    last_sent_at: datetime | None,
+    policy: SurveyPolicy,
+) -> Dispatch:
+    if opted_out:
+        return Skip("opted_out")
+    if is_too_late(now, due_at, policy):
+        return Skip("too_late")
+    if last_sent_at is not None and now - last_sent_at < policy.fatigue:
+        return Skip("fatigue")
+    if not has_contact:
+        return AwaitContact()
+    if in_quiet_hours(now, policy):
+        resume = end_of_quiet_hours(now, policy)
+        if is_too_late(resume, due_at, policy):
+            return Skip("too_late")
+        return Postpone(resume)
+    return Send()
+
+
+def is_expired(now: datetime, sent_at: datetime, policy: SurveyPolicy) -> bool:
+    return now >= sent_at + policy.expires_after
+
+
+def reminder_due(
+    now: datetime, sent_at: datetime, reminded: bool, policy: SurveyPolicy
+) -> bool:
+    if policy.reminder_after is None or reminded:
+        return False
+    if is_expired(now, sent_at, policy) or in_quiet_hours(now, policy):
+        return False
+    return now >= sent_at + policy.reminder_after

@@ -1,0 +1,1 @@
+"""The database: connection, ordered SQL migrations, repositories, report queries."""

@@ -1,0 +1,96 @@
+"""Chat identities on each channel and the customer each one is linked to."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.db import Connection, Row
+from storage.timefmt import to_db
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    id: int
+    channel: str
+    platform_user_id: str
+    chat_id: str
+    customer_id: int | None
+    display_name: str
+    language: str
+    opted_out: bool
+
+
+def _record(row: Row) -> ContactRecord:
+    return ContactRecord(
+        id=row["id"],
+        channel=row["channel"],
+        platform_user_id=row["platform_user_id"],
+        chat_id=row["chat_id"],
+        customer_id=row["customer_id"],
+        display_name=row["display_name"],
+        language=row["language"],
+        opted_out=row["opted_out_at"] is not None,
+    )
+
+
+async def upsert_seen(
+    conn: Connection,
+    *,
+    channel: str,
+    platform_user_id: str,
+    chat_id: str,
+    display_name: str,
+    language: str,
+    now: datetime,
+) -> tuple[ContactRecord, bool]:
+    """Record that this user wrote to us; returns (contact, created)."""
+    existing = await by_platform_user(conn, channel, platform_user_id)
+    at = to_db(now)
+    if existing is None:
+        await conn.execute(
+            "INSERT INTO contacts (channel, platform_user_id, chat_id, display_name, language, created_at, last_seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (channel, platform_user_id, chat_id, display_name, language, at, at),
+        )
+    else:
+        await conn.execute(
+            "UPDATE contacts SET chat_id = ?, display_name = ?, language = ?, last_seen_at = ? WHERE id = ?",
+            (chat_id, display_name, language, at, existing.id),
+        )
+    found = await by_platform_user(conn, channel, platform_user_id)
+    assert found is not None
+    return found, existing is None
+
+
+async def by_platform_user(conn: Connection, channel: str, platform_user_id: str) -> ContactRecord | None:
+    async with conn.execute(
+        "SELECT * FROM contacts WHERE channel = ? AND platform_user_id = ?", (channel, platform_user_id)
+    ) as cur:
+        row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def by_id(conn: Connection, contact_id: int) -> ContactRecord | None:
+    async with conn.execute("SELECT * FROM contacts WHERE id = ?", (contact_id,)) as cur:
+        row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def reachable_for_customer(conn: Connection, customer_id: int) -> ContactRecord | None:
+    """The chat this customer used last: surveys go where the customer is."""
+    async with conn.execute(
+        "SELECT * FROM contacts WHERE customer_id = ? ORDER BY last_seen_at DESC, id DESC LIMIT 1",
+        (customer_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def link(conn: Connection, contact_id: int, customer_id: int) -> None:
+    await conn.execute("UPDATE contacts SET customer_id = ? WHERE id = ?", (customer_id, contact_id))
+
+
+async def set_opted_out(conn: Connection, contact_id: int, opted_out: bool, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE contacts SET opted_out_at = ? WHERE id = ?", (to_db(now) if opted_out else None, contact_id)
+    )

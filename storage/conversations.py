@@ -1,0 +1,26 @@
+"""Conversation state per contact (the flows' state machine position and data)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Mapping
+
+from storage.db import Connection
+from storage.timefmt import to_db
+
+
+async def get(conn: Connection, contact_id: int) -> tuple[str, dict[str, Any]]:
+    async with conn.execute("SELECT state, data FROM conversations WHERE contact_id = ?", (contact_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return "idle", {}
+    return row["state"], json.loads(row["data"])
+
+
+async def put(conn: Connection, contact_id: int, state: str, data: Mapping[str, Any], now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO conversations (contact_id, state, data, updated_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (contact_id) DO UPDATE SET state = excluded.state, data = excluded.data,"
+        " updated_at = excluded.updated_at",
+        (contact_id, state, json.dumps(dict(data), ensure_ascii=False), to_db(now)),
+    )

@@ -1,0 +1,97 @@
+"""Customers as the shop knows them, and their deep-link tokens."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.db import Connection, Row
+from storage.timefmt import to_db
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    id: int
+    external_id: str
+    name: str
+    phone: str | None
+    telegram_user_id: str | None
+    link_token: str
+    opted_out: bool
+
+
+def _record(row: Row) -> CustomerRecord:
+    return CustomerRecord(
+        id=row["id"],
+        external_id=row["external_id"],
+        name=row["name"],
+        phone=row["phone"],
+        telegram_user_id=row["telegram_user_id"],
+        link_token=row["link_token"],
+        opted_out=row["opted_out_at"] is not None,
+    )
+
+
+def new_link_token() -> str:
+    # 16 random bytes -> 22 chars of A-Za-z0-9_-: fits Telegram's 64-char /start payload.
+    return secrets.token_urlsafe(16)
+
+
+async def upsert(
+    conn: Connection,
+    *,
+    external_id: str,
+    name: str,
+    phone: str | None,
+    telegram_user_id: str | None,
+    now: datetime,
+) -> CustomerRecord:
+    """Create the customer, or refresh what the shop told us about them."""
+    at = to_db(now)
+    await conn.execute(
+        "INSERT INTO customers (external_id, name, phone, telegram_user_id, link_token, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (external_id) DO UPDATE SET"
+        "  name = excluded.name,"
+        "  phone = COALESCE(excluded.phone, customers.phone),"
+        "  telegram_user_id = COALESCE(excluded.telegram_user_id, customers.telegram_user_id),"
+        "  updated_at = excluded.updated_at",
+        (external_id, name, phone, telegram_user_id, new_link_token(), at, at),
+    )
+    found = await by_external_id(conn, external_id)
+    assert found is not None
+    return found
+
+
+async def by_external_id(conn: Connection, external_id: str) -> CustomerRecord | None:
+    async with conn.execute("SELECT * FROM customers WHERE external_id = ?", (external_id,)) as cur:
+        row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def by_id(conn: Connection, customer_id: int) -> CustomerRecord | None:
+    async with conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)) as cur:
+        row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def by_link_token(conn: Connection, token: str) -> CustomerRecord | None:
+    async with conn.execute("SELECT * FROM customers WHERE link_token = ?", (token,)) as cur:
+        row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def by_telegram_user(conn: Connection, telegram_user_id: str) -> CustomerRecord | None:
+    async with conn.execute(
+        "SELECT * FROM customers WHERE telegram_user_id = ? ORDER BY updated_at DESC LIMIT 1",
+        (telegram_user_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def set_opted_out(conn: Connection, customer_id: int, opted_out: bool, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE customers SET opted_out_at = ?, updated_at = ? WHERE id = ?",
+        (to_db(now) if opted_out else None, to_db(now), customer_id),
+    )

@@ -1,0 +1,159 @@
+"""SQLite through aiosqlite: WAL, busy_timeout, BEGIN IMMEDIATE writes, ordered migrations.
+
+One writer connection serialised by an asyncio lock (SQLite has one writer anyway; the
+lock keeps two coroutines from interleaving statements inside one transaction), and
+one reader connection that WAL lets run beside it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any, AsyncIterator, Sequence
+
+import aiosqlite
+
+from storage.timefmt import to_db
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+Connection = aiosqlite.Connection
+Row = aiosqlite.Row
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every packaged migration, in order."""
+    found = []
+    for entry in resources.files("storage").joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"two migrations share a version: {versions}")
+    return found
+
+
+class Database:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def open(self, migrate: bool = True) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        if migrate:
+            await self.migrate()
+        self._reader = await self._connect()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no commit's integrity
+        return conn
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def __aenter__(self) -> "Database":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("database is not open")
+        return self._writer
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """For reads outside a transaction: sees every committed write, never blocks one."""
+        return self._reader or self.writer
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction: BEGIN IMMEDIATE takes the write lock up front, so a
+        transaction never fails half-way with SQLITE_BUSY on upgrade."""
+        async with self._write_lock:
+            conn = self.writer
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            else:
+                await conn.execute("COMMIT")
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.reader.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    # --- migrations -----------------------------------------------------------
+
+    async def applied_versions(self) -> list[int]:
+        conn = self.writer
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        async with conn.execute("SELECT version FROM schema_migrations ORDER BY version") as cur:
+            return [row[0] for row in await cur.fetchall()]
+
+    async def migrate(self) -> list[str]:
+        """Apply every migration not applied yet, each in its own transaction."""
+        applied = set(await self.applied_versions())
+        done = []
+        for version, name, sql in migration_files():
+            if version in applied:
+                continue
+            await self._apply(version, name, sql)
+            log.info("applied migration %s", name)
+            done.append(name)
+        return done
+
+    async def _apply(self, version: int, name: str, sql: str) -> None:
+        async with self._write_lock:
+            conn = self.writer
+            now = to_db(datetime.now(timezone.utc))
+            script = (
+                "BEGIN IMMEDIATE;\n"
+                f"{sql}\n;"
+                f"INSERT INTO schema_migrations (version, name, applied_at) VALUES ({version}, '{name}', '{now}');\n"
+                "COMMIT;"
+            )
+            try:
+                await conn.executescript(script)
+            except Exception as exc:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise MigrationError(f"migration {name} failed: {exc}") from exc

@@ -1,0 +1,61 @@
+"""Inbound platform updates: recorded once (dedupe key = platform + update id), then processed."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.db import Connection
+from storage.timefmt import to_db
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: int
+    platform: str
+    update_id: str
+    payload: dict[str, Any]
+
+
+async def record(
+    conn: Connection, platform: str, update_id: str, payload: dict[str, Any], now: datetime
+) -> int | None:
+    """Insert the update; None when it was already recorded (a redelivery)."""
+    cur = await conn.execute(
+        "INSERT INTO inbox (platform, update_id, payload, received_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (platform, update_id) DO NOTHING",
+        (platform, update_id, json.dumps(payload, ensure_ascii=False), to_db(now)),
+    )
+    return cur.lastrowid if cur.rowcount == 1 else None
+
+
+async def mark_processed(
+    conn: Connection,
+    inbox_id: int,
+    now: datetime,
+    *,
+    contact_id: int | None = None,
+    kind: str | None = None,
+    text: str | None = None,
+) -> None:
+    await conn.execute(
+        "UPDATE inbox SET processed_at = ?, contact_id = ?, kind = ?, text = ? WHERE id = ?",
+        (to_db(now), contact_id, kind, text, inbox_id),
+    )
+
+
+async def mark_failed(conn: Connection, inbox_id: int, error: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE inbox SET processed_at = ?, error = ? WHERE id = ?", (to_db(now), error[:2000], inbox_id)
+    )
+
+
+async def unprocessed(conn: Connection, limit: int = 500) -> list[InboxItem]:
+    """Updates recorded but never processed (the bot stopped in between): replayed at start."""
+    async with conn.execute(
+        "SELECT id, platform, update_id, payload FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?",
+        (limit,),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [InboxItem(r["id"], r["platform"], r["update_id"], json.loads(r["payload"])) for r in rows]

@@ -1,0 +1,20 @@
+"""Small durable key/value settings (generated secrets, bot identity)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from storage.db import Connection
+
+
+async def get(conn: Connection, key: str) -> str | None:
+    async with conn.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cur:
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def get_or_create(conn: Connection, key: str, make: Callable[[], str]) -> str:
+    value = await get(conn, key)
+    if value is None:
+        value = make()
+        await conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (key, value))
+    return value

@@ -1,0 +1,193 @@
+"""CSAT surveys: scheduling, claiming due ones, answers, expiry."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.db import Connection, Row
+from storage.timefmt import from_db, to_db
+
+OPEN_FOR_DISPATCH = ("scheduled", "awaiting_contact")
+
+
+@dataclass(frozen=True)
+class SurveyRecord:
+    id: int
+    purchase_id: int
+    customer_id: int
+    order_id: str
+    touchpoint: str
+    status: str
+    skip_reason: str | None
+    due_at: datetime
+    contact_id: int | None
+    language: str | None
+    sent_at: datetime | None
+    reminded_at: datetime | None
+    answered_at: datetime | None
+    score: int | None
+    comment: str | None
+
+
+_SELECT = "SELECT s.*, p.order_id FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
+
+
+def _record(row: Row) -> SurveyRecord:
+    due_at = from_db(row["due_at"])
+    assert due_at is not None
+    return SurveyRecord(
+        id=row["id"],
+        purchase_id=row["purchase_id"],
+        customer_id=row["customer_id"],
+        order_id=row["order_id"],
+        touchpoint=row["touchpoint"],
+        status=row["status"],
+        skip_reason=row["skip_reason"],
+        due_at=due_at,
+        contact_id=row["contact_id"],
+        language=row["language"],
+        sent_at=from_db(row["sent_at"]),
+        reminded_at=from_db(row["reminded_at"]),
+        answered_at=from_db(row["answered_at"]),
+        score=row["score"],
+        comment=row["comment"],
+    )
+
+
+async def insert(
+    conn: Connection,
+    *,
+    purchase_id: int,
+    customer_id: int,
+    touchpoint: str,
+    store: str | None,
+    due_at: datetime,
+    status: str,
+    skip_reason: str | None,
+    now: datetime,
+) -> int:
+    cur = await conn.execute(
+        "INSERT INTO surveys (purchase_id, customer_id, touchpoint, store, status, skip_reason, due_at,"
+        " closed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            purchase_id,
+            customer_id,
+            touchpoint,
+            store,
+            status,
+            skip_reason,
+            to_db(due_at),
+            to_db(now) if status == "skipped" else None,
+            to_db(now),
+        ),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def get(conn: Connection, survey_id: int) -> SurveyRecord | None:
+    async with conn.execute(f"{_SELECT} WHERE s.id = ?", (survey_id,)) as cur:
+        row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def by_purchase(conn: Connection, purchase_id: int) -> SurveyRecord | None:
+    async with conn.execute(f"{_SELECT} WHERE s.purchase_id = ?", (purchase_id,)) as cur:
+        row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def due(conn: Connection, now: datetime, limit: int) -> list[SurveyRecord]:
+    """Scheduled surveys whose time has come, oldest first."""
+    async with conn.execute(
+        f"{_SELECT} WHERE s.status = 'scheduled' AND s.due_at <= ? ORDER BY s.due_at, s.id LIMIT ?",
+        (to_db(now), limit),
+    ) as cur:
+        return [_record(r) for r in await cur.fetchall()]
+
+
+async def open_for_customer(conn: Connection, customer_id: int, now: datetime) -> list[SurveyRecord]:
+    """This customer's due surveys not sent yet (waiting for a chat, or for the next dispatch)."""
+    async with conn.execute(
+        f"{_SELECT} WHERE s.customer_id = ? AND s.status IN ('scheduled', 'awaiting_contact')"
+        " AND s.due_at <= ? ORDER BY s.due_at, s.id",
+        (customer_id, to_db(now)),
+    ) as cur:
+        return [_record(r) for r in await cur.fetchall()]
+
+
+async def awaiting_contact_before(conn: Connection, due_before: datetime, limit: int) -> list[SurveyRecord]:
+    async with conn.execute(
+        f"{_SELECT} WHERE s.status = 'awaiting_contact' AND s.due_at < ? ORDER BY s.due_at LIMIT ?",
+        (to_db(due_before), limit),
+    ) as cur:
+        return [_record(r) for r in await cur.fetchall()]
+
+
+async def last_sent_at(conn: Connection, customer_id: int) -> datetime | None:
+    async with conn.execute(
+        "SELECT MAX(sent_at) FROM surveys WHERE customer_id = ? AND sent_at IS NOT NULL", (customer_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    return from_db(row[0]) if row else None
+
+
+async def mark_sent(conn: Connection, survey_id: int, contact_id: int, language: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE surveys SET status = 'sent', sent_at = ?, contact_id = ?, language = ? WHERE id = ?",
+        (to_db(now), contact_id, language, survey_id),
+    )
+
+
+async def mark_skipped(conn: Connection, survey_id: int, reason: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE surveys SET status = 'skipped', skip_reason = ?, closed_at = ? WHERE id = ?",
+        (reason, to_db(now), survey_id),
+    )
+
+
+async def postpone(conn: Connection, survey_id: int, until: datetime) -> None:
+    await conn.execute(
+        "UPDATE surveys SET status = 'scheduled', due_at = ? WHERE id = ?", (to_db(until), survey_id)
+    )
+
+
+async def mark_awaiting_contact(conn: Connection, survey_id: int) -> None:
+    await conn.execute("UPDATE surveys SET status = 'awaiting_contact' WHERE id = ?", (survey_id,))
+
+
+async def record_score(conn: Connection, survey_id: int, score: int, now: datetime) -> bool:
+    cur = await conn.execute(
+        "UPDATE surveys SET status = 'answered', score = ?, answered_at = ? WHERE id = ? AND status = 'sent'",
+        (score, to_db(now), survey_id),
+    )
+    return cur.rowcount == 1
+
+
+async def record_comment(conn: Connection, survey_id: int, comment: str, now: datetime) -> bool:
+    cur = await conn.execute(
+        "UPDATE surveys SET comment = ?, commented_at = ? WHERE id = ? AND status = 'answered'",
+        (comment, to_db(now), survey_id),
+    )
+    return cur.rowcount == 1
+
+
+async def expire_sent_before(conn: Connection, sent_before: datetime, now: datetime) -> int:
+    cur = await conn.execute(
+        "UPDATE surveys SET status = 'expired', closed_at = ? WHERE status = 'sent' AND sent_at <= ?",
+        (to_db(now), to_db(sent_before)),
+    )
+    return cur.rowcount
+
+
+async def unreminded_sent_before(conn: Connection, sent_before: datetime, limit: int) -> list[SurveyRecord]:
+    async with conn.execute(
+        f"{_SELECT} WHERE s.status = 'sent' AND s.reminded_at IS NULL AND s.sent_at <= ?"
+        " ORDER BY s.sent_at LIMIT ?",
+        (to_db(sent_before), limit),
+    ) as cur:
+        return [_record(r) for r in await cur.fetchall()]
+
+
+async def mark_reminded(conn: Connection, survey_id: int, now: datetime) -> None:
+    await conn.execute("UPDATE surveys SET reminded_at = ? WHERE id = ?", (to_db(now), survey_id))

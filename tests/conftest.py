@@ -1,0 +1,143 @@
+"""Shared fixtures: a fake Telegram Bot API, a real SQLite file, the real app object."""
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import datetime, timedelta
+from typing import Any, AsyncIterator
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+
+from bot.app import FeedbotApp
+from bot.clock import FakeClock
+from bot.config import Config, parse_config
+from tests.fakes.telegram_api import FakeTelegramServer
+
+# Loopback only: a proxy variable in the environment must not capture test traffic.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+BOT_TOKEN = "123456789:TESTtokenABCDEFGHIJKLMNOPQRSTUVWXYZabc"
+API_TOKEN = "test-api-token-0123456789"
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+START = datetime(2026, 11, 23, 9, 0, tzinfo=VN)  # a Monday morning, shop time
+
+
+def make_config(tmp_path, telegram: FakeTelegramServer | None = None, **sections: dict[str, Any]) -> Config:
+    raw: dict[str, dict[str, Any]] = {
+        "shop": {"name": "Shop An"},
+        "database": {"path": str(tmp_path / "feedbot.db")},
+        "http": {"port": 0, "api_token": API_TOKEN},
+        "sender": {"backoff_base": 0.05, "request_timeout": 2.0},
+    }
+    if telegram is not None:
+        raw["telegram"] = {"token": BOT_TOKEN, "api_base_url": telegram.api_root, "poll_timeout": 1}
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return parse_config(raw, {})
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegramServer]:
+    async with FakeTelegramServer(BOT_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+class Harness:
+    """The real application against the fake Bot API, with helpers for what a test does."""
+
+    def __init__(self, config: Config, tg: FakeTelegramServer | None, clock: FakeClock) -> None:
+        self.config = config
+        self.tg = tg
+        self.clock = clock
+        self.app: FeedbotApp | None = None
+        self.http: aiohttp.ClientSession | None = None
+
+    async def start(self, scheduler: bool = False) -> FeedbotApp:
+        self.app = FeedbotApp(self.config, clock=self.clock)
+        await self.app.start(scheduler=scheduler)
+        if self.http is None:
+            self.http = aiohttp.ClientSession()
+        return self.app
+
+    async def stop(self) -> None:
+        if self.app is not None:
+            await self.app.stop()
+            self.app = None
+
+    async def close(self) -> None:
+        await self.stop()
+        if self.http is not None:
+            await self.http.close()
+
+    @property
+    def url(self) -> str:
+        assert self.app is not None
+        return self.app.base_url
+
+    async def post_purchase(self, order_id: str = "A-1001", **overrides: Any) -> tuple[int, dict]:
+        body = purchase_body(order_id, **overrides)
+        async with self.http.post(
+            f"{self.url}/api/v1/purchases", json=body, headers={"Authorization": f"Bearer {API_TOKEN}"}
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def customer_says(self, user_id: int, text: str, language_code: str = "vi") -> dict:
+        update = self.tg.push_update(self.tg.make_message_update(user_id, text, language_code=language_code))
+        await self.processed(update["update_id"])
+        return update
+
+    async def customer_taps(self, user_id: int, data: str, message_id: int) -> dict:
+        update = self.tg.push_update(self.tg.make_callback_update(user_id, data, message_id))
+        await self.processed(update["update_id"])
+        return update
+
+    async def processed(self, update_id: int, timeout: float = 5.0) -> None:
+        """Wait until the bot has polled and handled this update."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            rows = await self.rows(
+                "SELECT processed_at FROM inbox WHERE platform = 'telegram' AND update_id = ?", (str(update_id),)
+            )
+            if rows and rows[0]["processed_at"]:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"update {update_id} was not processed within {timeout}s")
+
+    async def rows(self, sql: str, params: tuple = ()) -> list[dict]:
+        assert self.app is not None
+        return [dict(r) for r in await self.app.db.fetchall(sql, params)]
+
+
+def purchase_body(order_id: str = "A-1001", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "order_id": order_id,
+        "customer": {"external_id": "C-42", "name": "Nguyễn Thị Lan", "phone": "+84 912 345 678"},
+        "amount": 250000,
+        "currency": "VND",
+        "items": [{"sku": "TEA-01", "name": "Trà sen", "qty": 2, "price": 125000}],
+        "store": "Q1",
+        "touchpoint": "delivery",
+        "purchased_at": START.isoformat(),
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+async def harness(tmp_path, tg, clock) -> AsyncIterator[Harness]:
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    yield h
+    await h.close()
+
+
+def hours(n: float) -> timedelta:
+    return timedelta(hours=n)
+

@@ -1,0 +1,106 @@
+"""Config: defaults, every key documented, env secrets, errors naming the key."""
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import SCHEMA, ConfigError, load_config, parse_config, parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "123456:" + "A" * 35
+
+
+def test_embedded_defaults_are_valid(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./config.toml here
+    config = load_config(env={})
+    assert config.source == "embedded defaults"
+    assert not config.telegram_enabled
+    policy = config.survey_policy()
+    assert policy.delay == timedelta(hours=3) and policy.expires_after == timedelta(hours=72)
+    assert policy.reminder_after is None and policy.fatigue == timedelta(days=7)
+
+
+def test_example_file_documents_every_key_and_loads():
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    raw = tomllib.loads(text)
+    for section, keys in SCHEMA.items():
+        for key in keys:
+            assert re.search(rf"^#?\s*{key}\s*=", text, re.M), f"{section}.{key} not in config.example.toml"
+    parse_config(raw, {})
+
+
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"survey": {"delay": "soon"}}, "survey.delay"),
+        ({"survey": {"expires_after": "0s"}}, "survey.expires_after"),
+        ({"survey": {"quiet_hours": "25:00-08:00"}}, "survey.quiet_hours"),
+        ({"survey": {"fatigue_days": -1}}, "survey.fatigue_days"),
+        ({"survey": {"touchpoints": []}}, "survey.touchpoints"),
+        ({"survey": {"reminder": "yes"}}, "survey.reminder"),
+        ({"shop": {"timezone": "Mars/Olympus"}}, "shop.timezone"),
+        ({"shop": {"language": "fr"}}, "shop.language"),
+        ({"http": {"port": 70000}}, "http.port"),
+        ({"http": {"port": "8080"}}, "http.port"),
+        ({"telegram": {"token": "not-a-token"}}, "telegram.token"),
+        ({"telegram": {"api_base_url": "ftp://x"}}, "telegram.api_base_url"),
+        ({"telegram": {"mode": "webhook"}}, "http.public_url"),
+        ({"telegram": {"mode": "carrier-pigeon"}}, "telegram.mode"),
+        ({"sender": {"messages_per_second": 0}}, "sender.messages_per_second"),
+        ({"survey": {"dealy": "3h"}}, "survey.dealy"),
+        ({"surveys": {}}, "surveys"),
+    ],
+)
+def test_bad_values_name_the_key(raw, key):
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, {})
+    assert str(info.value).startswith(key + ":") or str(info.value).startswith(key + " ")
+
+
+def test_secrets_from_environment_win(tmp_path):
+    file = tmp_path / "c.toml"
+    file.write_text('[telegram]\ntoken = ""\n[http]\napi_token = "from-file"\n')
+    config = load_config(file, env={"FEEDBOT_TELEGRAM_TOKEN": TOKEN, "FEEDBOT_API_TOKEN": "from-env"})
+    assert config.get("telegram", "token") == TOKEN and config.telegram_enabled
+    assert config.get("http", "api_token") == "from-env"
+
+
+def test_bad_env_secret_names_key_and_variable():
+    with pytest.raises(ConfigError, match=r"telegram.token.*FEEDBOT_TELEGRAM_TOKEN|telegram.token"):
+        parse_config({}, {"FEEDBOT_TELEGRAM_TOKEN": "oops"})
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[survey\ndelay=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, env={})
+
+
+def test_config_path_from_environment(tmp_path):
+    file = tmp_path / "c.toml"
+    file.write_text('[shop]\nname = "Tiệm Hoa"\n')
+    assert load_config(env={"FEEDBOT_CONFIG": str(file)}).get("shop", "name") == "Tiệm Hoa"
+
+
+def test_webhook_mode_follows_public_url():
+    assert not parse_config({"telegram": {"token": TOKEN}}, {}).telegram_webhook
+    assert parse_config({"telegram": {"token": TOKEN}, "http": {"public_url": "https://shop.example"}}, {}).telegram_webhook
+    forced = {"telegram": {"token": TOKEN, "mode": "polling"}, "http": {"public_url": "https://shop.example"}}
+    assert not parse_config(forced, {}).telegram_webhook
+
+
+@pytest.mark.parametrize("text, expected", [("3h", timedelta(hours=3)), ("90m", timedelta(minutes=90)),
+                                            ("1h30m", timedelta(minutes=90)), ("2d", timedelta(days=2)), ("45s", timedelta(seconds=45))])
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "3", "h", "3 hours", 3])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)

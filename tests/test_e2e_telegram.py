@@ -1,0 +1,223 @@
+"""End to end: the real app object, long polling against the fake Bot API, a real SQLite file."""
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import hours
+
+USER = 555001
+
+
+async def test_purchase_to_comment_over_telegram(harness):
+    tg = harness.tg
+    await harness.start()
+
+    # The shop posts a purchase: 202, a survey scheduled 3 h later, a deep link to print.
+    status, body = await harness.post_purchase()
+    assert status == 202, body
+    assert body["survey"]["status"] == "scheduled"
+    assert body["survey"]["due_at"].startswith("2026-11-23T12:00:00+07:00")
+    link = body["links"]["telegram"]
+    assert link.startswith("https://t.me/feedbot_test_bot?start=")
+    token = link.split("start=")[1]
+
+    # The customer opens the deep link: linked and greeted, no survey yet (not due).
+    await harness.customer_says(USER, f"/start {token}")
+    welcome = await tg.wait_for_messages(USER, 1)
+    assert "Nguyễn Thị Lan" in welcome[0].text
+    contact = (await harness.rows("SELECT * FROM contacts"))[0]
+    assert contact["customer_id"] is not None and contact["language"] == "vi"
+
+    assert (await harness.app.dispatcher.dispatch_due()) == {}
+    await asyncio.sleep(0.2)
+    assert len(tg.sent_messages(USER)) == 1
+
+    # Three hours later the dispatch job sends the question with 1-5 buttons.
+    harness.clock.advance(hours(3))
+    outcome = await harness.app.dispatcher.dispatch_due()
+    assert outcome == {"sent": 1}
+    question = (await tg.wait_for_messages(USER, 2))[1]
+    assert "#A-1001" in question.text
+    buttons = question.reply_markup["inline_keyboard"][0]
+    assert [b["text"][0] for b in buttons] == ["1", "2", "3", "4", "5"]
+
+    # The customer taps 4: recorded, spinner stopped, buttons replaced, follow-up asked.
+    await harness.customer_taps(USER, buttons[3]["callback_data"], question.message_id)
+    followup = (await tg.wait_for_messages(USER, 3))[2]
+    assert "Cảm ơn bạn đã chấm 4/5" in followup.text
+    await tg.wait_for_requests("answerCallbackQuery", 1)
+    edits = await tg.wait_for_requests("editMessageText", 1)
+    assert "4/5" in edits[0].params["text"]
+
+    # The free-text answer is the survey's comment.
+    await harness.customer_says(USER, "Giao nhanh, nhưng hộp hơi móp 📦")
+    thanks = (await tg.wait_for_messages(USER, 4))[3]
+    assert "Cảm ơn bạn" in thanks.text
+
+    survey = (await harness.rows("SELECT * FROM surveys"))[0]
+    assert survey["status"] == "answered" and survey["score"] == 4
+    assert survey["comment"] == "Giao nhanh, nhưng hộp hơi móp 📦"
+    assert survey["sent_at"] is not None and survey["answered_at"] is not None
+    assert survey["contact_id"] == contact["id"]
+    inbox = await harness.rows("SELECT kind, text, processed_at, error FROM inbox ORDER BY id")
+    assert [r["kind"] for r in inbox] == ["command", "choice", "text"]
+    assert all(r["processed_at"] and r["error"] is None for r in inbox)
+    outbox = await harness.rows("SELECT method, status FROM outbox ORDER BY id")
+    await _wait_all_sent(harness)
+    outbox = await harness.rows("SELECT method, status FROM outbox ORDER BY id")
+    assert [r["method"] for r in outbox] == [
+        "send_text", "send_text", "answer_choice", "edit_text", "send_text", "send_text",
+    ]
+    assert {r["status"] for r in outbox} == {"sent"}
+    conversation = (await harness.rows("SELECT state FROM conversations"))[0]
+    assert conversation["state"] == "idle"
+
+
+async def _wait_all_sent(harness, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        rows = await harness.rows("SELECT COUNT(*) AS n FROM outbox WHERE status != 'sent'")
+        if rows[0]["n"] == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(await harness.rows("SELECT * FROM outbox WHERE status != 'sent'"))
+
+
+async def test_english_customer_gets_english(harness):
+    await harness.start()
+    _, body = await harness.post_purchase()
+    token = body["links"]["telegram"].split("start=")[1]
+    await harness.customer_says(USER, f"/start {token}", language_code="en-US")
+    harness.clock.advance(hours(3))
+    await harness.app.dispatcher.dispatch_due()
+    messages = await harness.tg.wait_for_messages(USER, 2)
+    assert messages[0].text.startswith("Hello Nguyễn Thị Lan!")
+    assert "how satisfied are you with order #A-1001?" in messages[1].text
+
+
+async def test_linking_after_due_time_sends_the_pending_survey_at_once(harness):
+    await harness.start()
+    _, body = await harness.post_purchase()
+    harness.clock.advance(hours(4))
+    assert await harness.app.dispatcher.dispatch_due() == {"awaiting_contact": 1}
+    token = body["links"]["telegram"].split("start=")[1]
+    await harness.customer_says(USER, f"/start {token}")
+    messages = await harness.tg.wait_for_messages(USER, 2)
+    assert "#A-1001" in messages[1].text
+    assert (await harness.rows("SELECT status FROM surveys"))[0]["status"] == "sent"
+
+
+async def test_telegram_user_id_from_the_shop_links_without_deep_link(harness):
+    await harness.start()
+    await harness.post_purchase(customer={"external_id": "C-7", "name": "Bảo", "telegram_user_id": USER})
+    await harness.customer_says(USER, "/start")
+    await harness.tg.wait_for_messages(USER, 1)
+    harness.clock.advance(hours(3))
+    assert await harness.app.dispatcher.dispatch_due() == {"sent": 1}
+    await harness.tg.wait_for_messages(USER, 2)
+
+
+async def test_stop_opts_out_and_start_opts_back_in(harness):
+    await harness.start()
+    _, body = await harness.post_purchase()
+    token = body["links"]["telegram"].split("start=")[1]
+    await harness.customer_says(USER, f"/start {token}")
+    await harness.customer_says(USER, "/stop")
+    await harness.tg.wait_for_messages(USER, 2)
+    harness.clock.advance(hours(3))
+    assert await harness.app.dispatcher.dispatch_due() == {"skipped_opted_out": 1}
+
+    await harness.customer_says(USER, "/start")
+    await harness.tg.wait_for_messages(USER, 3)
+    await harness.post_purchase("A-1002", purchased_at=harness.clock.now().isoformat())
+    harness.clock.advance(hours(3))
+    assert await harness.app.dispatcher.dispatch_due() == {"sent": 1}
+
+
+async def test_fatigue_one_survey_per_week(harness):
+    await harness.start()
+    _, body = await harness.post_purchase()
+    await harness.customer_says(USER, f"/start {body['links']['telegram'].split('start=')[1]}")
+    await harness.tg.wait_for_messages(USER, 1)
+    await harness.post_purchase("A-1002", purchased_at=harness.clock.now().isoformat())
+    harness.clock.advance(hours(3))
+    assert await harness.app.dispatcher.dispatch_due() == {"sent": 1, "skipped_fatigue": 1}
+    harness.clock.advance(hours(24 * 7))
+    await harness.post_purchase("A-1003", purchased_at=harness.clock.now().isoformat())
+    harness.clock.advance(hours(3))
+    assert await harness.app.dispatcher.dispatch_due() == {"sent": 1}
+
+
+async def test_unanswered_survey_expires_and_late_tap_is_refused(harness):
+    await harness.start()
+    _, body = await harness.post_purchase()
+    await harness.customer_says(USER, f"/start {body['links']['telegram'].split('start=')[1]}")
+    harness.clock.advance(hours(3))
+    await harness.app.dispatcher.dispatch_due()
+    question = (await harness.tg.wait_for_messages(USER, 2))[1]
+    harness.clock.advance(hours(72))
+    assert await harness.app.dispatcher.expire() == {"expired": 1}
+    await harness.customer_taps(USER, question.reply_markup["inline_keyboard"][0][4]["callback_data"], question.message_id)
+    answers = await harness.tg.wait_for_requests("answerCallbackQuery", 1)
+    assert "đóng" in answers[0].params["text"]
+    survey = (await harness.rows("SELECT status, score FROM surveys"))[0]
+    assert survey == {"status": "expired", "score": None}
+
+
+async def test_reminder_once_when_enabled(tmp_path, tg, clock):
+    from tests.conftest import Harness, make_config
+
+    h = Harness(make_config(tmp_path, tg, survey={"reminder": True, "reminder_after": "24h"}), tg, clock)
+    try:
+        await h.start()
+        _, body = await h.post_purchase()
+        await h.customer_says(USER, f"/start {body['links']['telegram'].split('start=')[1]}")
+        h.clock.advance(hours(3))
+        await h.app.dispatcher.dispatch_due()
+        h.clock.advance(hours(24))
+        assert await h.app.dispatcher.remind() == 1
+        assert await h.app.dispatcher.remind() == 0
+        messages = await tg.wait_for_messages(USER, 3)
+        assert "Nhắc nhẹ" in messages[2].text
+    finally:
+        await h.close()
+
+
+async def test_quiet_hours_postpone_to_morning(harness):
+    await harness.start()
+    _, body = await harness.post_purchase(purchased_at="2026-11-22T19:30:00+07:00")
+    assert body["survey"]["due_at"].startswith("2026-11-23T08:00:00+07:00")
+
+
+async def test_restart_sends_a_survey_that_came_due_while_down_exactly_once(tmp_path, tg, clock):
+    from tests.conftest import Harness, make_config
+
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    try:
+        await h.start()
+        _, body = await h.post_purchase()
+        await h.customer_says(USER, f"/start {body['links']['telegram'].split('start=')[1]}")
+        await tg.wait_for_messages(USER, 1)
+        await h.stop()
+
+        clock.advance(hours(5))  # the survey came due while the bot was down
+        await h.start(scheduler=True)  # the dispatch job runs at start
+        await tg.wait_for_messages(USER, 2)
+        await h.stop()
+        await h.start(scheduler=True)
+        await asyncio.sleep(0.5)
+        assert len(tg.sent_messages(USER)) == 2
+        assert [r["status"] for r in await h.rows("SELECT status FROM surveys")] == ["sent"]
+    finally:
+        await h.close()
+
+
+async def test_messages_from_groups_and_unknown_updates_are_ignored(harness):
+    await harness.start()
+    harness.tg.push_update(harness.tg.make_message_update(USER, "hi", chat_id=-100123))
+    await harness.customer_says(USER, "xin chào")
+    await harness.tg.wait_for_messages(USER, 1)
+    # An update type we do not subscribe to, delivered anyway (webhooks do not filter).
+    await harness.app.engine.receive("telegram", {"update_id": 1, "edited_message": {"message_id": 1}})
+    rows = await harness.rows("SELECT kind FROM inbox ORDER BY id")
+    assert [r["kind"] for r in rows] == ["ignored", "text", "ignored"]
+    assert harness.tg.sent_messages(-100123) == []
