@@ -99,7 +99,14 @@ class HttpApi:
             raise _Reject(415, "expected Content-Type: application/json")
         if request.content_length is not None and request.content_length > limit:
             raise _Reject(413, f"body larger than {limit} bytes")
-        raw = await request.content.read(limit + 1)
+        # read(n) returns what has arrived so far, not n bytes: loop to the end of the body
+        # (a body that comes in several TCP segments or chunks is still one body).
+        raw = bytearray()
+        while len(raw) <= limit:
+            chunk = await request.content.read(limit + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
         if len(raw) > limit:
             raise _Reject(413, f"body larger than {limit} bytes")
         try:

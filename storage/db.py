@@ -57,7 +57,9 @@ class Database:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
-        await self._writer.execute("PRAGMA journal_mode=WAL")
+        mode = await self._writer.execute_fetchall("PRAGMA journal_mode=WAL")
+        if self.path != ":memory:" and list(mode)[0][0] != "wal":
+            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {list(mode)[0][0]})")
         if migrate:
             await self.migrate()
         self._reader = await self._connect()
@@ -66,9 +68,11 @@ class Database:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no commit's integrity
+        # execute_fetchall, not execute: a PRAGMA that returns a row keeps its statement
+        # (and a read lock) open until the row is fetched, which blocks the other connection.
+        await conn.execute_fetchall(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await conn.execute_fetchall("PRAGMA foreign_keys=ON")
+        await conn.execute_fetchall("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no commit's integrity
         return conn
 
     async def close(self) -> None:

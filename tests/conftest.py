@@ -24,15 +24,15 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 START = datetime(2026, 11, 23, 9, 0, tzinfo=VN)  # a Monday morning, shop time
 
 
-def make_config(tmp_path, telegram: FakeTelegramServer | None = None, **sections: dict[str, Any]) -> Config:
+def make_config(tmp_path, fake_telegram: FakeTelegramServer | None = None, **sections: dict[str, Any]) -> Config:
     raw: dict[str, dict[str, Any]] = {
         "shop": {"name": "Shop An"},
         "database": {"path": str(tmp_path / "feedbot.db")},
         "http": {"port": 0, "api_token": API_TOKEN},
         "sender": {"backoff_base": 0.05, "request_timeout": 2.0},
     }
-    if telegram is not None:
-        raw["telegram"] = {"token": BOT_TOKEN, "api_base_url": telegram.api_root, "poll_timeout": 1}
+    if fake_telegram is not None:
+        raw["telegram"] = {"token": BOT_TOKEN, "api_base_url": fake_telegram.api_root, "poll_timeout": 1}
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
     return parse_config(raw, {})

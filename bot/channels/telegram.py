@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
@@ -22,6 +23,10 @@ from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
 from flows.model import Inbound
 
 log = logging.getLogger(__name__)
+
+# Opt in to PTB's future behaviour (RetryAfter.retry_after as a timedelta; _seconds()
+# reads both), which also silences a deprecation warning on every 429.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 ALLOWED_UPDATES = ["message", "callback_query"]
 

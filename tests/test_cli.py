@@ -1,0 +1,113 @@
+"""The `feedbot` command line, run as a real process."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import BOT_TOKEN, purchase_body
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def feedbot(*args: str, cwd: Path, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("args", [[], ["run"], ["check-config"], ["db"], ["db", "migrate"], ["api-token"]])
+def test_help_on_every_command(tmp_path, args):
+    result = feedbot(*args, "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: feedbot")
+
+
+def test_check_config_names_the_bad_key(tmp_path):
+    (tmp_path / "config.toml").write_text('[survey]\nquiet_hours = "late"\n')
+    result = feedbot("check-config", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "survey.quiet_hours" in result.stderr
+
+
+def test_check_config_ok_on_defaults(tmp_path):
+    result = feedbot("check-config", cwd=tmp_path)
+    assert result.returncode == 0 and "config OK (embedded defaults)" in result.stdout
+
+
+def test_run_with_bad_config_stops_before_starting(tmp_path):
+    result = feedbot("run", cwd=tmp_path, env={"FEEDBOT_TELEGRAM_TOKEN": "garbage"})
+    assert result.returncode == 2 and "telegram.token" in result.stderr
+    assert not (tmp_path / "feedbot.db").exists()
+
+
+def test_db_migrate_and_api_token_are_stable(tmp_path):
+    first = feedbot("db", "migrate", cwd=tmp_path)
+    assert first.returncode == 0 and "0001_initial.sql" in first.stdout
+    assert "up to date" in feedbot("db", "migrate", cwd=tmp_path).stdout
+    token = feedbot("api-token", cwd=tmp_path).stdout.strip()
+    assert len(token) >= 30
+    assert feedbot("api-token", cwd=tmp_path).stdout.strip() == token
+
+
+async def _wait_port(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while asyncio.get_running_loop().time() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"feedbot exited early: {proc.stderr.read()}")
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("feedbot did not start listening")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_real_process_serves_telegram_and_never_logs_the_token(tmp_path, tg):
+    port = _free_port()
+    (tmp_path / "config.toml").write_text(
+        f'[telegram]\napi_base_url = "{tg.api_root}"\npoll_timeout = 1\n'
+        f'[http]\nport = {port}\n[logging]\nlevel = "DEBUG"\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FEEDBOT_TELEGRAM_TOKEN": BOT_TOKEN,
+           "FEEDBOT_API_TOKEN": "api-secret-token-xyz-123"}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await _wait_port(url, proc)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/api/v1/purchases", json=purchase_body(),
+                                 headers={"Authorization": "Bearer api-secret-token-xyz-123"}) as resp:
+                assert resp.status == 202
+                token = (await resp.json())["links"]["telegram"].split("start=")[1]
+        tg.push_update(tg.make_message_update(4242, f"/start {token}"))
+        welcome = await tg.wait_for_messages(4242, 1, timeout=10)
+        assert "Nguyễn Thị Lan" in welcome[0].text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    logs = out + err
+    assert "feedbot is running" in logs and "@feedbot_test_bot" in logs
+    assert BOT_TOKEN not in logs and BOT_TOKEN.split(":")[1] not in logs
+    assert "api-secret-token-xyz-123" not in logs
+    assert "stopped" in logs

@@ -1,0 +1,177 @@
+"""The outbox sender against the fake Bot API: 429, 5xx, timeouts, dead letters, pacing, order."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import pytest
+
+from bot.channels.telegram import TelegramChannel
+from bot.sender import Sender
+from storage import outbox
+from storage.db import Database
+from tests.conftest import BOT_TOKEN
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+async def db(tmp_path):
+    async with Database(tmp_path / "s.db") as database:
+        yield database
+
+
+@pytest.fixture
+async def channel(tg):
+    ch = TelegramChannel(
+        BOT_TOKEN, api_base_url=tg.api_root, request_timeout=0.5, per_chat_interval=0.2,
+        group_messages_per_minute=600, poll_timeout=1,
+    )
+    await ch.start()
+    yield ch
+    await ch.close()
+
+
+def make_sender(db, channel, **kw):
+    kw.setdefault("backoff_base", 0.05)
+    kw.setdefault("max_attempts", 4)
+    return Sender(db, {"telegram": channel}, **kw)
+
+
+async def enqueue(db, chat_id, text, priority=0):
+    async with db.transaction() as tx:
+        return await outbox.enqueue(
+            tx, channel="telegram", chat_id=str(chat_id), contact_id=None, method="send_text",
+            payload={"text": text, "buttons": []}, now=NOW, priority=priority,
+        )
+
+
+async def row(db, item_id):
+    return dict(await db.fetchone("SELECT * FROM outbox WHERE id = ?", (item_id,)))
+
+
+async def test_sends_and_records_platform_message_id(db, channel, tg):
+    item = await enqueue(db, 42, "xin chào")
+    await make_sender(db, channel).drain(5)
+    sent = tg.sent_messages(42)
+    assert [m.text for m in sent] == ["xin chào"]
+    stored = await row(db, item)
+    assert stored["status"] == "sent" and stored["platform_message_id"] == str(sent[0].message_id)
+    assert stored["attempts"] == 1
+
+
+async def test_429_retry_after_is_honoured_and_does_not_use_an_attempt(db, channel, tg):
+    tg.fail_next("sendMessage", 429, retry_after=1)
+    item = await enqueue(db, 42, "hello")
+    await make_sender(db, channel).drain(10)
+    calls = tg.requests_for("sendMessage")
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[1].time - calls[0].time >= 1.0  # nothing before retry_after elapsed
+    stored = await row(db, item)
+    assert stored["status"] == "sent" and stored["attempts"] == 1
+
+
+async def test_429_pauses_every_chat_not_only_the_one_that_hit_it(db, channel, tg):
+    tg.fail_next("sendMessage", 429, retry_after=1)
+    await enqueue(db, 1, "first")
+    await enqueue(db, 2, "second")
+    await make_sender(db, channel).drain(10)
+    calls = tg.requests_for("sendMessage")
+    assert calls[0].status == 429
+    assert all(c.time - calls[0].time >= 1.0 for c in calls[1:])
+    assert sorted(m.text for m in tg.sent_messages()) == ["first", "second"]
+
+
+async def test_5xx_is_retried_with_backoff_then_sent_once(db, channel, tg):
+    tg.fail_next("sendMessage", 500, times=2)
+    tg.fail_next("sendMessage", 502, times=1)
+    item = await enqueue(db, 42, "retry me")
+    await make_sender(db, channel, backoff_base=0.25, jitter=lambda: 1.0).drain(10)
+    calls = tg.requests_for("sendMessage")
+    assert [c.status for c in calls] == [500, 500, 502, 200]
+    gaps = [b.time - a.time for a, b in zip(calls, calls[1:])]
+    assert [round(g, 1) >= 0.25 * 2**i for i, g in enumerate(gaps)] == [True, True, True]  # 0.25, 0.5, 1 s
+    assert [m.text for m in tg.sent_messages(42)] == ["retry me"]
+    assert (await row(db, item))["status"] == "sent"
+
+
+async def test_backoff_jitter_spreads_retries(db, channel, tg):
+    tg.fail_next("sendMessage", 500, times=1)
+    item = await enqueue(db, 42, "x")
+    sender = make_sender(db, channel, backoff_base=10.0, jitter=lambda: 0.0)
+    await sender.pump()
+    await sender.stop()
+    stored = await row(db, item)
+    retry_in = (datetime.fromisoformat(stored["next_attempt_at"]) - datetime.now(timezone.utc)).total_seconds()
+    assert stored["status"] == "pending" and 4.0 < retry_in <= 5.0  # 10 s * (0.5 + 0.5 * 0)
+
+
+async def test_past_the_retry_limit_the_row_is_a_dead_letter(db, channel, tg, caplog):
+    tg.fail_next("sendMessage", 500, times=10)
+    item = await enqueue(db, 42, "doomed")
+    with caplog.at_level(logging.ERROR):
+        await make_sender(db, channel, max_attempts=3).drain(10)
+    assert len(tg.requests_for("sendMessage")) == 3
+    stored = await row(db, item)
+    assert stored["status"] == "failed" and "gave up after 3 attempts" in stored["last_error"]
+    assert any("dead letter" in r.getMessage() for r in caplog.records)
+
+
+async def test_read_timeout_after_the_server_got_it_is_not_resent(db, channel, tg):
+    tg.delay_next("sendMessage", 1.5)  # the fake records the message, then answers too late
+    item = await enqueue(db, 42, "maybe delivered")
+    await make_sender(db, channel).drain(10)
+    assert len(tg.requests_for("sendMessage")) == 1
+    assert [m.text for m in tg.sent_messages(42)] == ["maybe delivered"]
+    stored = await row(db, item)
+    assert stored["status"] == "unknown" and "may have been sent" in stored["last_error"]
+
+
+async def test_blocked_user_fails_without_retry(db, channel, tg):
+    tg.forbid_chat(42)
+    item = await enqueue(db, 42, "hi")
+    await make_sender(db, channel).drain(5)
+    assert len(tg.requests_for("sendMessage")) == 1
+    assert (await row(db, item))["status"] == "failed"
+
+
+async def test_one_chat_is_paced_and_kept_in_order(db, channel, tg):
+    for i in range(4):
+        await enqueue(db, 42, f"m{i}")
+    await make_sender(db, channel).drain(10)
+    sent = tg.sent_messages(42)
+    assert [m.text for m in sent] == ["m0", "m1", "m2", "m3"]
+    assert all(b.time - a.time >= 0.19 for a, b in zip(sent, sent[1:]))  # per_chat_interval 0.2 s
+
+
+async def test_many_chats_stay_under_the_global_limit(db, channel, tg):
+    tg.enforce_limits(global_per_second=30, per_chat_per_second=1)
+    for chat in range(1, 61):
+        await enqueue(db, chat, "survey")
+    sender = make_sender(db, channel, messages_per_second=30)
+    await sender.drain(20)
+    assert len(tg.sent_messages()) == 60
+    assert tg.count_429 == 0
+    times = sorted(m.time for m in tg.sent_messages())
+    # Any 1-second window holds at most 30 sends (+1 for the window edge).
+    assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 31
+
+
+async def test_interactive_replies_jump_the_bulk_queue(db, channel, tg):
+    for chat in range(1, 41):
+        await enqueue(db, chat, "bulk", priority=1)
+    await enqueue(db, 999, "reply to a chatting customer", priority=0)
+    await make_sender(db, channel, messages_per_second=50).drain(10)
+    order = [m.chat_id for m in sorted(tg.sent_messages(), key=lambda m: m.time)]
+    assert order[0] == 999
+
+
+async def test_rows_left_sending_by_a_crash_become_unknown_not_resent(db, channel, tg):
+    item = await enqueue(db, 42, "in flight at crash")
+    async with db.transaction() as tx:
+        await outbox.mark_sending(tx, item)
+    sender = make_sender(db, channel)
+    assert await sender.recover() == 1
+    await sender.drain(5)
+    assert tg.requests_for("sendMessage") == []
+    assert (await row(db, item))["status"] == "unknown"
