@@ -76,15 +76,20 @@ class Sender:
 
     async def run(self) -> None:
         while True:
-            self._wake.clear()
-            wait = await self.pump()
-            try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
-                # that races with the event being set, and the task never stops.
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await self._step()
+
+    async def _step(self, max_wait: float = IDLE_WAIT) -> None:
+        """One pass, then sleep until a send may be possible or something wakes us
+        (a new row, or a send finishing: both call wake())."""
+        self._wake.clear()  # before pump: a wake() during its awaits must not be lost
+        wait = min(await self.pump(), max_wait)
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+            # that races with the event being set, and the task never stops.
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Let in-flight requests finish (or time out) so their outcome is recorded."""
@@ -161,6 +166,7 @@ class Sender:
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
                 delay *= 0.5 + 0.5 * self.jitter()  # jitter: retries of many rows do not stampede
                 self.stats["retried"] += 1
+                log.info("outbox %s to %s chat %s: %s; retry %d in %.1fs", row.id, row.channel, row.chat_id, exc, attempt, delay)
                 await self._retry(row, delay, str(exc), count_attempt=True)
         except Ambiguous as exc:
             log.warning("outbox %s to %s chat %s: outcome unknown, not resending: %s", row.id, row.channel, row.chat_id, exc)
@@ -194,13 +200,13 @@ class Sender:
         """Send until nothing is pending or in flight (tests and benchmarks)."""
         deadline = self.monotonic() + timeout
         while True:
-            wait = await self.pump()
-            if self._in_flight:
-                await asyncio.wait(list(self._in_flight.values()), timeout=max(0.0, deadline - self.monotonic()))
-                continue
-            row = await self.db.fetchone("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
-            if row[0] == 0:
-                return
-            if self.monotonic() + wait > deadline:
-                raise TimeoutError(f"outbox not drained within {timeout}s ({row[0]} pending)")
-            await asyncio.sleep(min(wait, 0.05) if wait < IDLE_WAIT else 0.05)
+            if not self._in_flight:
+                left = await self.db.fetchall(
+                    "SELECT id, status, attempts, next_attempt_at, last_error FROM outbox"
+                    " WHERE status IN ('pending', 'sending')"
+                )
+                if not left:
+                    return
+                if self.monotonic() >= deadline:
+                    raise TimeoutError(f"outbox not drained within {timeout}s: {[tuple(r) for r in left]}")
+            await self._step(max_wait=max(0.0, deadline - self.monotonic()))

@@ -221,3 +221,32 @@ async def test_messages_from_groups_and_unknown_updates_are_ignored(harness):
     rows = await harness.rows("SELECT kind FROM inbox ORDER BY id")
     assert [r["kind"] for r in rows] == ["ignored", "text", "ignored"]
     assert harness.tg.sent_messages(-100123) == []
+
+
+async def test_update_recorded_before_a_crash_is_handled_at_restart(tmp_path, tg, clock):
+    """The bot stopped between recording an update and handling it: replayed once at start."""
+    import json
+
+    from storage import inbox
+    from storage.db import Database
+    from tests.conftest import Harness, make_config
+
+    config = make_config(tmp_path, tg)
+    update = tg.make_message_update(USER, "xin chào")
+    async with Database(config.get("database", "path")) as db:
+        async with db.transaction() as tx:
+            assert await inbox.record(tx, "telegram", str(update["update_id"]), update, clock.now())
+    h = Harness(config, tg, clock)
+    try:
+        await h.start()
+        replies = await tg.wait_for_messages(USER, 1)
+        assert "đã nhận được" in replies[0].text
+        row = (await h.rows("SELECT processed_at, kind, payload FROM inbox"))[0]
+        assert row["processed_at"] and row["kind"] == "text"
+        assert json.loads(row["payload"]) == update
+        await h.stop()
+        await h.start()
+        await asyncio.sleep(0.3)
+        assert len(tg.sent_messages(USER)) == 1  # not replayed twice
+    finally:
+        await h.close()
