@@ -130,9 +130,7 @@ class Sender:
             if not claimed:
                 self._slots.release()
                 continue
-            if paced:
-                self._last_sent[key] = self.monotonic()
-            self._in_flight[key] = asyncio.create_task(self._send(channel, row, key))
+            self._in_flight[key] = asyncio.create_task(self._send(channel, row, key, paced))
         if len(rows) == READY_BATCH:
             return min(wait, self.interval)
         retry_at = from_db(await outbox.next_retry_at(self.db.reader))
@@ -146,7 +144,7 @@ class Sender:
             await asyncio.sleep(self._next_slot - now)
         self._next_slot = max(self._next_slot, self.monotonic()) + self.interval
 
-    async def _send(self, channel: Channel, row: OutboxItem, key: tuple[str, str]) -> None:
+    async def _send(self, channel: Channel, row: OutboxItem, key: tuple[str, str], paced: bool) -> None:
         attempt = row.attempts + 1
         try:
             message_id = await channel.deliver(row.method, row.chat_id, row.payload)
@@ -182,6 +180,10 @@ class Sender:
                 await outbox.mark_sent(tx, row.id, message_id, self.clock.now())
             self.stats["sent"] += 1
         finally:
+            if paced:
+                # Counted from the answer, not the request: a slow request must not let the
+                # next one reach the platform less than the interval after it.
+                self._last_sent[key] = self.monotonic()
             self._in_flight.pop(key, None)
             self._slots.release()
             self.wake()
