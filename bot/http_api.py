@@ -112,7 +112,7 @@ class HttpApi:
         try:
             return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Reject(400, f"body is not valid JSON: {exc}") from None
+            raise _Reject(400, f"body: not valid JSON: {exc}", "body") from None
 
     # --- handlers ---------------------------------------------------------------
 
@@ -125,7 +125,7 @@ class HttpApi:
             body = await self._read_json(request, self.max_body_bytes)
             data = parse_purchase(body, touchpoints=self.touchpoints, timezone=self.policy.timezone, now=self.clock.now())
         except _Reject as exc:
-            return error(exc.status, exc.message)
+            return error(exc.status, exc.message, exc.field)
         except InputError as exc:
             return error(400, str(exc), exc.field)
         try:
@@ -208,7 +208,7 @@ class HttpApi:
         try:
             payload = await self._read_json(request, WEBHOOK_MAX_BYTES)
         except _Reject as exc:
-            return error(exc.status, exc.message)
+            return error(exc.status, exc.message, exc.field)
         if not isinstance(payload, dict):
             return error(400, "expected a JSON object")
         try:
@@ -219,7 +219,8 @@ class HttpApi:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.field = field

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import resources
@@ -57,12 +58,26 @@ class Database:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
-        mode = await self._writer.execute_fetchall("PRAGMA journal_mode=WAL")
-        if self.path != ":memory:" and list(mode)[0][0] != "wal":
-            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {list(mode)[0][0]})")
+        mode = await self._enable_wal()
+        if self.path != ":memory:" and mode != "wal":
+            raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode})")
         if migrate:
             await self.migrate()
         self._reader = await self._connect()
+
+    async def _enable_wal(self) -> str:
+        """Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "database
+        is locked" at once (busy_timeout does not apply: the pragma already holds a read lock)
+        while another process is opening the same file: retry within the busy timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return list(await self.writer.execute_fetchall("PRAGMA journal_mode=WAL"))[0][0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
 
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
@@ -140,19 +155,22 @@ class Database:
         for version, name, sql in migration_files():
             if version in applied:
                 continue
-            await self._apply(version, name, sql)
-            log.info("applied migration %s", name)
-            done.append(name)
+            if await self._apply(version, name, sql):
+                log.info("applied migration %s", name)
+                done.append(name)
         return done
 
-    async def _apply(self, version: int, name: str, sql: str) -> None:
+    async def _apply(self, version: int, name: str, sql: str) -> bool:
+        """Apply one migration; False when another process applied it first."""
         async with self._write_lock:
             conn = self.writer
             now = to_db(datetime.now(timezone.utc))
+            # The version row goes in first: a second process racing to the same migration
+            # waits for our write lock, then fails on the primary key before running any DDL.
             script = (
                 "BEGIN IMMEDIATE;\n"
-                f"{sql}\n;"
                 f"INSERT INTO schema_migrations (version, name, applied_at) VALUES ({version}, '{name}', '{now}');\n"
+                f"{sql}\n;"
                 "COMMIT;"
             )
             try:
@@ -160,4 +178,7 @@ class Database:
             except Exception as exc:
                 if conn.in_transaction:
                     await conn.execute("ROLLBACK")
+                if version in await self.applied_versions():
+                    return False
                 raise MigrationError(f"migration {name} failed: {exc}") from exc
+            return True

@@ -14,6 +14,12 @@ import pytest_asyncio
 from telegram import (
     Bot,
     BotCommand,
+    ChatMemberAdministrator,
+    ChatMemberBanned,
+    ChatMemberLeft,
+    ChatMemberMember,
+    ChatMemberOwner,
+    ForumTopic,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     ReplyParameters,
@@ -22,6 +28,7 @@ from telegram import (
 from telegram.error import (
     BadRequest,
     Conflict,
+    EndPointNotFound,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -33,6 +40,8 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    MessageHandler,
+    filters,
 )
 
 from tests.fakes.telegram_api import FakeTelegramServer, UploadedFile
@@ -40,6 +49,8 @@ from tests.fakes.telegram_api import FakeTelegramServer, UploadedFile
 TOKEN = "123456789:AAFakeTokenForTests_abc-XYZ"
 USER = 1001
 GROUP = -1001234567890
+AGENTS = -1009876543210  # the agents' group (a forum in some tests)
+LAN, MINH, BOSS = 501, 502, 503  # agents
 
 
 def retry_seconds(exc: RetryAfter) -> float:
@@ -492,3 +503,334 @@ async def test_wait_for_messages(server: FakeTelegramServer, bot: Bot) -> None:
         await server.wait_for_messages(USER, 3, timeout=0.1)
     with pytest.raises(AssertionError, match="deleteWebhook"):
         await server.wait_for_requests("deleteWebhook", 1, timeout=0.05)
+
+
+# ------------------------------------------------------------------ groups, members, forums
+
+
+@pytest.mark.asyncio
+async def test_group_chat_and_members(server: FakeTelegramServer, bot: Bot) -> None:
+    server.make_group(AGENTS, members={LAN: "Lan"})
+    server.add_member(AGENTS, MINH, "Minh", status="administrator")
+    server.add_member(AGENTS, BOSS, "Boss", status="creator")
+
+    chat = await bot.get_chat(AGENTS)
+    assert chat.type == "supergroup" and chat.title == "Agents"
+    assert not chat.is_forum  # Telegram omits is_forum=false
+
+    lan = await bot.get_chat_member(AGENTS, LAN)
+    assert isinstance(lan, ChatMemberMember) and lan.user.first_name == "Lan"
+    assert isinstance(await bot.get_chat_member(AGENTS, MINH), ChatMemberAdministrator)
+    assert isinstance(await bot.get_chat_member(AGENTS, BOSS), ChatMemberOwner)
+    stranger = await bot.get_chat_member(AGENTS, USER)
+    assert isinstance(stranger, ChatMemberLeft) and stranger.status == "left"
+    me = await bot.get_chat_member(AGENTS, bot.id)
+    assert isinstance(me, ChatMemberAdministrator) and me.can_manage_topics
+    admins = await bot.get_chat_administrators(AGENTS)
+    assert {m.user.id for m in admins} == {bot.id, MINH, BOSS}
+
+    server.remove_member(AGENTS, LAN)
+    server.remove_member(AGENTS, MINH, kicked=True)
+    assert isinstance(await bot.get_chat_member(AGENTS, LAN), ChatMemberLeft)
+    assert isinstance(await bot.get_chat_member(AGENTS, MINH), ChatMemberBanned)
+    assert server.member_status(AGENTS, BOSS) == "creator"
+    with pytest.raises(ValueError):
+        server.add_member(AGENTS, LAN, "Lan", status="owner")
+
+    private = await bot.get_chat(USER)
+    assert private.type == "private"
+
+    server.remove_member(AGENTS, bot.id, kicked=True)
+    with pytest.raises(Forbidden, match="bot was kicked from the supergroup chat"):
+        await bot.send_message(AGENTS, "still here?")
+
+
+@pytest.mark.asyncio
+async def test_forum_topics(server: FakeTelegramServer, bot: Bot) -> None:
+    server.make_group(AGENTS, title="Support", is_forum=True, members={LAN: "Lan"})
+    assert (await bot.get_chat(AGENTS)).is_forum is True
+
+    topic = await bot.create_forum_topic(AGENTS, "Order #1042 – An")
+    assert isinstance(topic, ForumTopic)
+    assert topic.name == "Order #1042 – An" and topic.icon_color == 7322096
+    thread = topic.message_thread_id
+
+    msg = await bot.send_message(AGENTS, "New complaint", message_thread_id=thread)
+    assert msg.message_thread_id == thread and msg.is_topic_message is True
+    # Telegram's quirk: a topic message "replies" to the topic's creation message.
+    root = msg.reply_to_message
+    assert root is not None and root.message_id == thread
+    assert root.forum_topic_created is not None and root.forum_topic_created.name == topic.name
+    assert root.from_user is not None and root.from_user.id == bot.id
+
+    await bot.send_message(AGENTS, "in General")
+    assert [m.text for m in server.sent_messages(AGENTS, thread_id=thread)] == ["New complaint"]
+    assert server.texts(AGENTS) == ["New complaint", "in General"]
+    general = server.sent_messages(AGENTS)[1]
+    assert general.thread_id is None and "is_topic_message" not in general.message
+
+    with pytest.raises(BadRequest, match="(?i)message thread not found"):
+        await bot.send_message(AGENTS, "lost", message_thread_id=9999)
+
+    assert await bot.edit_forum_topic(AGENTS, thread, name="Order #1042 – solved")
+    assert server.forum_topics(AGENTS)[thread]["name"] == "Order #1042 – solved"
+    with pytest.raises(BadRequest, match="(?i)^TOPIC_NOT_MODIFIED$"):
+        await bot.edit_forum_topic(AGENTS, thread, name="Order #1042 – solved")
+    assert await bot.close_forum_topic(AGENTS, thread)
+    with pytest.raises(BadRequest, match="(?i)^TOPIC_NOT_MODIFIED$"):
+        await bot.close_forum_topic(AGENTS, thread)
+    assert server.forum_topics(AGENTS)[thread]["is_closed"] is True
+    await bot.send_message(AGENTS, "admins may post in closed topics", message_thread_id=thread)
+    assert await bot.reopen_forum_topic(AGENTS, thread)
+    with pytest.raises(BadRequest, match="(?i)^TOPIC_ID_INVALID$"):
+        await bot.close_forum_topic(AGENTS, 9999)
+
+    assert await bot.delete_forum_topic(AGENTS, thread)
+    assert server.forum_topics(AGENTS) == {}
+    with pytest.raises(BadRequest, match="(?i)message thread not found"):
+        await bot.send_message(AGENTS, "gone", message_thread_id=thread)
+
+
+@pytest.mark.asyncio
+async def test_forum_rights(server: FakeTelegramServer, bot: Bot) -> None:
+    server.make_group(AGENTS, is_forum=True)
+    thread = server.make_topic(AGENTS, "made by a user")
+    await bot.close_forum_topic(AGENTS, thread)
+
+    server.add_member(AGENTS, bot.id, "Feedbot", status="administrator", can_manage_topics=False)
+    with pytest.raises(BadRequest, match="(?i)not enough rights to create a topic"):
+        await bot.create_forum_topic(AGENTS, "x")
+    with pytest.raises(BadRequest, match="(?i)^TOPIC_CLOSED$"):
+        await bot.send_message(AGENTS, "closed", message_thread_id=thread)
+
+
+@pytest.mark.asyncio
+async def test_not_a_forum(server: FakeTelegramServer, bot: Bot) -> None:
+    server.make_group(AGENTS)  # a plain supergroup
+    with pytest.raises(BadRequest, match="(?i)^the chat is not a forum$") as info:
+        await bot.create_forum_topic(AGENTS, "x")
+    assert server.requests[-1].response == {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: the chat is not a forum",
+    }
+    # PTB strips "Bad Request: " and str.capitalize()s the rest (TOPIC_CLOSED -> Topic_closed).
+    assert info.value.message == "The chat is not a forum"
+    with pytest.raises(BadRequest, match="(?i)not a forum"):
+        await bot.create_forum_topic(USER, "x")
+    with pytest.raises(BadRequest, match="(?i)not a forum"):
+        await bot.close_forum_topic(GROUP, 1)  # unregistered group: plain supergroup
+    with pytest.raises(ValueError):
+        server.make_topic(AGENTS, "x")
+
+
+@pytest.mark.asyncio
+async def test_disabled_method_answers_404(server: FakeTelegramServer, bot: Bot) -> None:
+    server.make_group(AGENTS, is_forum=True)
+    server.disable_method("createForumTopic")
+
+    # PTB maps every 404 to InvalidToken, even on an initialized bot...
+    with pytest.raises(InvalidToken, match="^Not Found$"):
+        await bot.create_forum_topic(AGENTS, "x")
+    # ...only do_api_request turns it into EndPointNotFound once the bot is initialized.
+    with pytest.raises(EndPointNotFound, match="createForumTopic"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PTB suggests bot.create_forum_topic instead
+        await bot.do_api_request("createForumTopic", api_kwargs={"chat_id": AGENTS, "name": "x"})
+    assert [r.status for r in server.requests_for("createForumTopic")] == [404, 404]
+    assert server.requests[-1].response == {
+        "ok": False,
+        "error_code": 404,
+        "description": "Not Found",
+    }
+    assert server.forum_topics(AGENTS) == {}
+
+    server.enable_method("createForumTopic")
+    assert (await bot.create_forum_topic(AGENTS, "x")).name == "x"
+    with pytest.raises(ValueError):
+        server.disable_method("noSuchMethod")
+
+
+@pytest.mark.asyncio
+async def test_replies_in_groups_and_topics(server: FakeTelegramServer, bot: Bot) -> None:
+    server.make_group(AGENTS, is_forum=True, members={LAN: "Lan"})
+    thread = (await bot.create_forum_topic(AGENTS, "Ticket 7")).message_thread_id
+    card = await bot.send_message(AGENTS, "Customer An: box broken", message_thread_id=thread)
+
+    # An agent replies to the bot's card: the update carries the full card.
+    update = server.make_message_update(
+        LAN, "We'll send a new one", chat_id=AGENTS, reply_to_message_id=card.message_id
+    )
+    message = Update.de_json(update, bot).message
+    assert message is not None and message.chat.type == "supergroup"
+    assert message.chat.title == "Agents" and message.chat.is_forum is True
+    assert message.message_thread_id == thread and message.is_topic_message  # inherited topic
+    replied = message.reply_to_message
+    assert replied is not None and replied.message_id == card.message_id
+    assert replied.text == "Customer An: box broken"
+    assert replied.from_user is not None and replied.from_user.id == bot.id
+    assert message.from_user is not None and message.from_user.first_name == "Lan"
+
+    # The bot answers with reply_parameters, which PTB sends JSON-encoded in a form field.
+    answer = await bot.send_message(
+        AGENTS, "noted", reply_parameters=ReplyParameters(message.message_id)
+    )
+    assert server.requests[-1].params["reply_parameters"] == {"message_id": message.message_id}
+    assert answer.reply_to_message is not None
+    assert answer.reply_to_message.text == "We'll send a new one"
+    assert answer.message_thread_id == thread  # a reply lands in the replied message's topic
+    assert answer.reply_to_message.reply_to_message is None  # one level only
+    again = await bot.send_message(AGENTS, "ok", reply_to_message_id=card.message_id)
+    assert again.reply_to_message is not None
+    assert again.reply_to_message.message_id == card.message_id
+
+    with pytest.raises(BadRequest, match="(?i)^message to be replied not found$"):
+        await bot.send_message(AGENTS, "x", reply_parameters=ReplyParameters(4242))
+    loose = await bot.send_message(
+        AGENTS, "x", reply_parameters=ReplyParameters(4242, allow_sending_without_reply=True)
+    )
+    assert loose.reply_to_message is None
+    with pytest.raises(ValueError):
+        server.make_message_update(LAN, "x", chat_id=AGENTS, reply_to_message_id=4242)
+
+
+@pytest.mark.asyncio
+async def test_message_builder_in_a_forum_topic(server: FakeTelegramServer, bot: Bot) -> None:
+    server.make_group(AGENTS, is_forum=True, members={LAN: "Lan"})
+    thread = (await bot.create_forum_topic(AGENTS, "Ticket 8")).message_thread_id
+
+    update = server.make_message_update(LAN, "on it", chat_id=AGENTS, message_thread_id=thread)
+    message = Update.de_json(update, bot).message
+    assert message is not None
+    assert message.message_thread_id == thread and message.is_topic_message is True
+    root = message.reply_to_message  # not a real reply: the topic root, sent by the bot
+    assert root is not None and root.forum_topic_created is not None
+    assert root.from_user is not None and root.from_user.id == bot.id
+
+    server.topic_root_replies = False
+    plain = Update.de_json(
+        server.make_message_update(LAN, "x", chat_id=AGENTS, message_thread_id=thread), bot
+    ).message
+    assert plain is not None and plain.reply_to_message is None and plain.is_topic_message
+    with pytest.raises(ValueError, match="message thread not found"):
+        server.make_message_update(LAN, "x", chat_id=AGENTS, message_thread_id=9999)
+
+    # Someone who posts in the group is a member of it.
+    server.make_message_update(MINH, "hello", first_name="Minh", chat_id=AGENTS)
+    member = await bot.get_chat_member(AGENTS, MINH)
+    assert isinstance(member, ChatMemberMember) and member.user.first_name == "Minh"
+    # The name the fake knows is kept when first_name is not given.
+    again = server.make_message_update(MINH, "again", chat_id=AGENTS)
+    assert again["message"]["from"]["first_name"] == "Minh"
+    assert "message_thread_id" not in again["message"]  # General topic
+
+
+@pytest.mark.asyncio
+async def test_anonymous_admin_channel_and_bot_senders(
+    server: FakeTelegramServer, bot: Bot
+) -> None:
+    server.make_group(AGENTS)
+    anon = Update.de_json(
+        server.make_message_update(BOSS, "I'll handle it", chat_id=AGENTS, sender_chat=True), bot
+    ).message
+    assert anon is not None and anon.from_user is not None
+    assert anon.from_user.id == 1087968824 and anon.from_user.username == "GroupAnonymousBot"
+    assert anon.sender_chat is not None and anon.sender_chat.id == AGENTS
+    assert anon.sender_chat.title == "Agents"
+
+    channel = server.make_message_update(BOSS, "news", chat_id=AGENTS, sender_chat=-1005550000)
+    assert channel["message"]["from"]["username"] == "Channel_Bot"
+    assert channel["message"]["sender_chat"]["type"] == "channel"
+
+    other = server.make_message_update(777, "beep", chat_id=AGENTS, from_is_bot=True)
+    assert other["message"]["from"]["is_bot"] is True
+    with pytest.raises(ValueError):
+        server.make_message_update(USER, "x", sender_chat=True)  # private chat
+
+
+@pytest.mark.asyncio
+async def test_photo_updates_and_known_file_ids(server: FakeTelegramServer, bot: Bot) -> None:
+    server.make_group(AGENTS, is_forum=True)
+    thread = (await bot.create_forum_topic(AGENTS, "Ticket 9")).message_thread_id
+
+    update = server.make_message_update(
+        USER, "", photo_file_ids="AgACAgUAAxkBAAIBroken-box", caption="/complain box broken"
+    )
+    message = Update.de_json(update, bot).message
+    assert message is not None and message.text is None
+    assert message.caption == "/complain box broken"
+    assert message.caption_entities[0].type == "bot_command"
+    assert 2 <= len(message.photo) <= 3
+    largest = max(message.photo, key=lambda size: size.width * size.height)
+    assert largest.file_id == "AgACAgUAAxkBAAIBroken-box" and message.photo[-1] is largest
+    assert all(size.file_unique_id for size in message.photo)
+
+    # The bot forwards the customer's photo into the agents' topic by file_id.
+    sent = await bot.send_photo(
+        AGENTS, photo=largest.file_id, caption="from An", message_thread_id=thread
+    )
+    assert sent.photo[-1].file_id == largest.file_id
+    assert sent.photo[-1].file_unique_id == largest.file_unique_id
+    assert sent.message_thread_id == thread and sent.is_topic_message
+    assert server.sent_messages(AGENTS, thread_id=thread)[0].params["photo"] == largest.file_id
+
+    with pytest.raises(BadRequest, match="(?i)^wrong file identifier/HTTP URL specified$"):
+        await bot.send_photo(AGENTS, photo="AgACAgUAAxkBAAI-never-seen")
+    await bot.send_photo(USER, photo="https://example.com/p.jpg")  # URLs are fetched
+
+    uploaded = await bot.send_photo(USER, photo=b"\x89PNG")
+    await bot.send_photo(AGENTS, photo=uploaded.photo[0].file_id)  # an earlier send's id
+    server.register_file_id("AgAC-from-config")
+    await bot.send_photo(USER, photo="AgAC-from-config")
+
+    two = server.make_message_update(USER, "pic", photo_file_ids=["small-id", "big-id"])
+    assert [p["file_id"] for p in two["message"]["photo"]] == ["small-id", "big-id"]
+    assert two["message"]["caption"] == "pic" and "text" not in two["message"]
+    with pytest.raises(ValueError):
+        server.make_message_update(USER, "x", caption="no photo")
+
+
+@pytest.mark.asyncio
+async def test_callback_in_a_group_topic(server: FakeTelegramServer, bot: Bot) -> None:
+    server.make_group(AGENTS, is_forum=True, members={LAN: "Lan"})
+    thread = (await bot.create_forum_topic(AGENTS, "Ticket 10")).message_thread_id
+    card = await bot.send_message(
+        AGENTS, "Take it?", message_thread_id=thread, reply_markup=keyboard("take:10")
+    )
+
+    update = server.make_callback_update(
+        LAN, "take:10", card.message_id, chat_id=AGENTS, from_name="Lan"
+    )
+    query = Update.de_json(update, bot).callback_query
+    assert query is not None and query.from_user.first_name == "Lan"
+    assert query.message is not None and query.message.chat.id == AGENTS
+    assert query.message.message_thread_id == thread
+    assert query.message.reply_markup == keyboard("take:10")
+    assert await bot.answer_callback_query(query.id, text="yours")
+    edited = await bot.edit_message_text("Taken by Lan", AGENTS, card.message_id)
+    assert not isinstance(edited, bool) and edited.message_thread_id == thread
+
+
+@pytest.mark.asyncio
+async def test_ptb_application_replies_in_the_topic(server: FakeTelegramServer) -> None:
+    server.make_group(AGENTS, is_forum=True, members={LAN: "Lan"})
+    thread = server.make_topic(AGENTS, "Ticket 11")
+
+    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text("got it")  # PTB fills message_thread_id
+
+    app = Application.builder().token(TOKEN).base_url(server.base_url).build()
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    async with app:
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=10)
+        try:
+            server.push_update(
+                server.make_message_update(LAN, "hi", chat_id=AGENTS, message_thread_id=thread)
+            )
+            [reply] = await server.wait_for_messages(AGENTS, 1, thread_id=thread)
+        finally:
+            await app.updater.stop()
+            await app.stop()
+    assert reply.text == "got it" and reply.thread_id == thread

@@ -14,7 +14,20 @@ It speaks the same HTTP dialect as ``api.telegram.org`` closely enough that
 
 Everything is recorded (``requests``, ``sent_messages()``), users can be simulated
 (``push_update`` + ``make_*_update``) and faults injected (``fail_next``, ``delay_next``,
-``forbid_chat``, ``enforce_limits``).  All state lives on the instance.
+``forbid_chat``, ``enforce_limits``, ``disable_method``).  All state lives on the instance.
+
+Chats: a positive id is a private chat with that user; a negative id is a supergroup.
+``make_group`` registers one with a title, members and optionally forum topics
+(``createForumTopic`` ...); an unregistered negative id behaves as a plain (non-forum)
+supergroup titled "Test group <id>" where the bot is an administrator.
+
+Forum quirks reproduced on purpose, because real bots trip over them:
+
+* a message in a topic carries ``message_thread_id`` + ``is_topic_message`` and, when it is
+  not an explicit reply, a ``reply_to_message`` that is the topic's creation service message
+  (``forum_topic_created``, sent *by whoever created the topic*, often the bot itself);
+  set ``server.topic_root_replies = False`` to drop that,
+* a reply to a topic message lands in that topic even without ``message_thread_id``.
 """
 
 from __future__ import annotations
@@ -28,8 +41,8 @@ import re
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
 
@@ -70,6 +83,29 @@ GET_UPDATES_TERMINATED: Final = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
 )
+NOT_A_FORUM: Final = "Bad Request: the chat is not a forum"
+THREAD_NOT_FOUND: Final = "Bad Request: message thread not found"
+REPLY_NOT_FOUND: Final = "Bad Request: message to be replied not found"
+WRONG_FILE_ID: Final = "Bad Request: wrong file identifier/HTTP URL specified"
+
+# Senders Telegram substitutes for anonymous group admins and for posts made as a channel.
+GROUP_ANONYMOUS_BOT: Final[dict[str, Any]] = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+CHANNEL_BOT: Final[dict[str, Any]] = {
+    "id": 136817688,
+    "is_bot": True,
+    "first_name": "Channel",
+    "username": "Channel_Bot",
+}
+DEFAULT_TOPIC_COLOR: Final = 7322096  # 0x6FB9F0, what Telegram picks when none is given
+MAX_TOPIC_NAME_LENGTH: Final = 128
+MEMBER_STATUSES: Final = frozenset({"member", "administrator", "creator", "left", "kicked"})
+# Sizes of a photo a user sends (Telegram keeps the aspect ratio; these are 4:3).
+_USER_PHOTO_SIZES: Final = ((90, 67), (320, 240), (1280, 960))
 
 _STATUS_DESCRIPTIONS: Final[dict[int, str]] = {
     400: "Bad Request",
@@ -106,6 +142,8 @@ _STRING_PARAMS: Final = frozenset(
         "title",
         "action",
         "certificate",
+        "icon_custom_emoji_id",
+        "custom_title",
     }
 )
 
@@ -210,6 +248,18 @@ class SentMessage:
     def reply_markup(self) -> JSONDict | None:
         markup = self.params.get("reply_markup")
         return markup if isinstance(markup, dict) else None
+
+    @property
+    def thread_id(self) -> int | None:
+        """The forum topic / thread the message landed in (None for none)."""
+        value = self.message.get("message_thread_id")
+        return value if isinstance(value, int) else None
+
+    @property
+    def reply_to_message_id(self) -> int | None:
+        """Id of the message it replies to, as Telegram answered it (topic roots included)."""
+        reply = self.message.get("reply_to_message")
+        return reply.get("message_id") if isinstance(reply, dict) else None
 
 
 @dataclass(frozen=True)
@@ -458,6 +508,32 @@ class _Delay:
     remaining: int
 
 
+@dataclass
+class _Member:
+    name: str
+    status: str  # one of MEMBER_STATUSES
+    is_bot: bool = False
+    can_manage_topics: bool = True  # only meaningful for administrators
+
+
+@dataclass
+class _Topic:
+    thread_id: int  # = message_id of its forum_topic_created service message
+    name: str
+    icon_color: int
+    icon_custom_emoji_id: str | None = None
+    is_closed: bool = False
+
+
+@dataclass
+class _Group:
+    chat_id: int
+    title: str
+    is_forum: bool = False
+    members: dict[int, _Member] = field(default_factory=dict)
+    topics: dict[int, _Topic] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class _Limits:
     global_per_second: int
@@ -542,6 +618,25 @@ def _update_type(update: JSONDict) -> str | None:
     return next((key for key in update if key != "update_id"), None)
 
 
+def _without_reply(message: JSONDict) -> JSONDict:
+    """A copy fit to be a reply_to_message: Telegram nests only one level."""
+    reply = _json_copy(message)
+    reply.pop("reply_to_message", None)
+    return reply
+
+
+def _command_entities(text: str) -> list[JSONDict]:
+    if not text.startswith("/") or not text.strip():
+        return []
+    command = text.split(maxsplit=1)[0]
+    return [{"offset": 0, "length": utf16_len(command), "type": "bot_command"}]
+
+
+def _file_unique_id(file_id: str) -> str:
+    # Stable per file, like Telegram's (the same file keeps it across re-sends).
+    return f"AQAD{zlib.crc32(file_id.encode()) & 0xFFFFFFFF:08x}"
+
+
 # --------------------------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------------------------
@@ -571,6 +666,9 @@ class FakeTelegramServer:
         self.callback_answers: dict[str, JSONDict] = {}  # callback_query_id -> answer params
         self.webhook: WebhookConfig | None = None
         self.internal_errors: list[BaseException] = []  # bugs in the fake itself
+        # Topic messages that are not explicit replies "reply" to the topic's creation message,
+        # as on Telegram.  False drops that reply_to_message (explicit replies are kept).
+        self.topic_root_replies = True
 
         self._sent: list[SentMessage] = []
         self._messages: dict[tuple[int, int], JSONDict] = {}
@@ -579,6 +677,9 @@ class FakeTelegramServer:
         self._forbidden: set[int] = set()
         self._callbacks: dict[str, bool] = {}  # callback_query_id -> answered?
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
+        self._groups: dict[int, _Group] = {}
+        self._photos: dict[str, list[JSONDict]] = {}  # every known file_id -> its PhotoSizes
+        self._disabled: set[str] = set()  # canonical method names answering 404
 
         self._updates: deque[JSONDict] = deque()
         self._next_update_id = 100_000_001
@@ -618,6 +719,14 @@ class FakeTelegramServer:
                 "setMyCommands": self._set_my_commands,
                 "deleteMyCommands": self._delete_my_commands,
                 "getMyCommands": self._get_my_commands,
+                "getChat": self._get_chat,
+                "getChatMember": self._get_chat_member,
+                "getChatAdministrators": self._get_chat_administrators,
+                "createForumTopic": self._create_forum_topic,
+                "editForumTopic": self._edit_forum_topic,
+                "closeForumTopic": self._close_forum_topic,
+                "reopenForumTopic": self._reopen_forum_topic,
+                "deleteForumTopic": self._delete_forum_topic,
             }.items()
         }
 
@@ -674,13 +783,20 @@ class FakeTelegramServer:
 
     # ---------------------------------------------------------------- recording queries
 
-    def sent_messages(self, chat_id: int | None = None) -> list[SentMessage]:
-        """Successful sendMessage/sendPhoto calls, in order."""
-        return [m for m in self._sent if chat_id is None or m.chat_id == chat_id]
+    def sent_messages(
+        self, chat_id: int | None = None, thread_id: int | None = None
+    ) -> list[SentMessage]:
+        """Successful sendMessage/sendPhoto calls, in order; optionally only one topic's."""
+        return [
+            m
+            for m in self._sent
+            if (chat_id is None or m.chat_id == chat_id)
+            and (thread_id is None or m.thread_id == thread_id)
+        ]
 
-    def texts(self, chat_id: int) -> list[str]:
+    def texts(self, chat_id: int, thread_id: int | None = None) -> list[str]:
         """Raw text/caption of each message sent to the chat ("" for a captionless photo)."""
-        return [m.text or "" for m in self.sent_messages(chat_id)]
+        return [m.text or "" for m in self.sent_messages(chat_id, thread_id)]
 
     def requests_for(self, method: str) -> list[RecordedRequest]:
         canonical = self._canonical(method)
@@ -695,17 +811,21 @@ class FakeTelegramServer:
         return _json_copy(self._commands.get(self._commands_key(scope, language_code), []))
 
     async def wait_for_messages(
-        self, chat_id: int, count: int, timeout: float = 5.0
+        self, chat_id: int, count: int, timeout: float = 5.0, thread_id: int | None = None
     ) -> list[SentMessage]:
+        def got() -> list[SentMessage]:
+            return self.sent_messages(chat_id, thread_id)
+
         try:
-            await self._wait_until(lambda: len(self.sent_messages(chat_id)) >= count, timeout)
+            await self._wait_until(lambda: len(got()) >= count, timeout)
         except TimeoutError:
-            sent = [(m.chat_id, m.text) for m in self._sent]
+            sent = [(m.chat_id, m.thread_id, m.text) for m in self._sent]
+            where = f"chat {chat_id}" + ("" if thread_id is None else f" thread {thread_id}")
             raise AssertionError(
-                f"expected >= {count} messages to chat {chat_id} within {timeout}s, "
-                f"got {len(self.sent_messages(chat_id))}; all sent (chat_id, text): {sent}"
+                f"expected >= {count} messages to {where} within {timeout}s, "
+                f"got {len(got())}; all sent (chat_id, thread_id, text): {sent}"
             ) from None
-        return self.sent_messages(chat_id)
+        return got()
 
     async def wait_for_requests(
         self, method: str, count: int, timeout: float = 5.0
@@ -794,11 +914,192 @@ class FakeTelegramServer:
         self._limits = None
         self.retry_after_until = 0.0
 
+    def disable_method(self, method: str) -> None:
+        """`method` answers 404 "Not Found", like a Bot API server that lacks it.
+
+        Self-hosted or older ``telegram-bot-api`` builds answer exactly what api.telegram.org
+        answers for an unknown method.  The call is still recorded in ``requests``.
+        """
+        self._disabled.add(self._canonical(method))
+
+    def enable_method(self, method: str) -> None:
+        self._disabled.discard(self._canonical(method))
+
     def _canonical(self, method: str) -> str:
         entry = self._handlers.get(method.lower())
         if entry is None:
             raise ValueError(f"FakeTelegramServer does not implement {method!r}")
         return entry[0]
+
+    # ---------------------------------------------------------------- groups and topics
+
+    def make_group(
+        self,
+        chat_id: int,
+        title: str = "Agents",
+        is_forum: bool = False,
+        members: dict[int, str] | None = None,
+    ) -> JSONDict:
+        """Registers a supergroup (e.g. the agents' group); returns its Chat object.
+
+        `members` maps user_id -> first_name (status "member"; see ``add_member``).  The bot is
+        an administrator with every right (can_manage_topics included) unless changed with
+        ``add_member(chat_id, server.bot_user["id"], ..., status=...)``.  Calling it again for
+        the same id updates title/is_forum and adds members.
+        """
+        if chat_id >= 0:
+            raise ValueError(f"a group's chat_id must be negative, got {chat_id}")
+        group = self._group(chat_id)
+        group.title = title
+        group.is_forum = is_forum
+        for user_id, name in (members or {}).items():
+            self.add_member(chat_id, user_id, name)
+        return self._chat_obj(chat_id)
+
+    def add_member(
+        self,
+        chat_id: int,
+        user_id: int,
+        name: str,
+        status: str = "member",
+        *,
+        is_bot: bool = False,
+        can_manage_topics: bool = True,
+    ) -> None:
+        """Adds (or changes) a member: status member/administrator/creator (or left/kicked).
+
+        `can_manage_topics` is the administrator right createForumTopic needs.
+        """
+        if chat_id >= 0:
+            raise ValueError(f"a group's chat_id must be negative, got {chat_id}")
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"unknown status {status!r}; one of {sorted(MEMBER_STATUSES)}")
+        is_self = user_id == self.bot_user["id"]
+        self._group(chat_id).members[user_id] = _Member(
+            name=name,
+            status=status,
+            is_bot=is_bot or is_self,
+            can_manage_topics=can_manage_topics,
+        )
+        if not is_self:
+            self._users.setdefault(user_id, {"first_name": name})
+
+    def remove_member(self, chat_id: int, user_id: int, *, kicked: bool = False) -> None:
+        """The user left (or was banned): getChatMember answers "left" / "kicked".
+
+        Removing the bot itself makes sends to the group answer 403, like Telegram.
+        """
+        group = self._group(chat_id)
+        member = group.members.get(user_id)
+        name = member.name if member else self._user_obj(user_id)["first_name"]
+        group.members[user_id] = _Member(
+            name=name,
+            status="kicked" if kicked else "left",
+            is_bot=member.is_bot if member else user_id == self.bot_user["id"],
+        )
+
+    def member_status(self, chat_id: int, user_id: int) -> str:
+        """What getChatMember would answer as `status`."""
+        return str(self._member_obj(chat_id, user_id)["status"])
+
+    def make_topic(
+        self,
+        chat_id: int,
+        name: str,
+        icon_color: int = DEFAULT_TOPIC_COLOR,
+        creator_id: int | None = None,
+    ) -> int:
+        """Creates a forum topic as a user would (default creator: the first group admin or
+        creator that is not the bot, else the bot).  Returns its message_thread_id."""
+        group = self._groups.get(chat_id)
+        if group is None or not group.is_forum:
+            raise ValueError(f"chat {chat_id} is not a forum; use make_group(..., is_forum=True)")
+        if creator_id is None:
+            creator_id = next(
+                (
+                    uid
+                    for uid, m in group.members.items()
+                    if m.status in ("creator", "administrator") and uid != self.bot_user["id"]
+                ),
+                self.bot_user["id"],
+            )
+        topic = self._open_topic(group, name, icon_color, None, creator_id)
+        return topic.thread_id
+
+    def forum_topics(self, chat_id: int) -> dict[int, JSONDict]:
+        """thread_id -> {"name", "icon_color", "is_closed"} of the group's live topics."""
+        group = self._groups.get(chat_id)
+        if group is None:
+            return {}
+        return {
+            t.thread_id: {"name": t.name, "icon_color": t.icon_color, "is_closed": t.is_closed}
+            for t in group.topics.values()
+        }
+
+    def register_file_id(self, file_id: str) -> None:
+        """Declares a photo file_id as known (e.g. one from the bot's configuration)."""
+        if file_id not in self._photos:
+            self._remember_photo(self._make_photo_sizes([file_id]))
+
+    def _group(self, chat_id: int) -> _Group:
+        """The group's state; an unregistered negative id gets an implicit plain supergroup."""
+        group = self._groups.get(chat_id)
+        if group is None:
+            group = _Group(chat_id=chat_id, title=f"Test group {chat_id}")
+            group.members[self.bot_user["id"]] = _Member(
+                name=str(self.bot_user["first_name"]), status="administrator", is_bot=True
+            )
+            self._groups[chat_id] = group
+        return group
+
+    def _open_topic(
+        self,
+        group: _Group,
+        name: str,
+        icon_color: int,
+        icon_custom_emoji_id: str | None,
+        creator_id: int,
+    ) -> _Topic:
+        # A topic *is* the thread of its creation service message: it takes a message id.
+        thread_id = self._take_message_id(group.chat_id)
+        topic = _Topic(thread_id, name, icon_color, icon_custom_emoji_id)
+        group.topics[thread_id] = topic
+        created: JSONDict = {"name": name, "icon_color": icon_color}
+        if icon_custom_emoji_id:
+            created["icon_custom_emoji_id"] = icon_custom_emoji_id
+        self._service_message(group, topic, creator_id, "forum_topic_created", created)
+        return topic
+
+    def _service_message(
+        self, group: _Group, topic: _Topic, sender_id: int, kind: str, payload: JSONDict
+    ) -> JSONDict:
+        """Stores a forum service message (topic created/edited/closed/reopened)."""
+        if sender_id == self.bot_user["id"]:
+            sender = dict(self.bot_user)
+        else:
+            sender = self._user_obj(sender_id)
+        message_id = (
+            topic.thread_id
+            if kind == "forum_topic_created"
+            else self._take_message_id(group.chat_id)
+        )
+        message: JSONDict = {
+            "message_id": message_id,
+            "from": sender,
+            "chat": self._chat_obj(group.chat_id),
+            "date": int(time.time()),
+            "message_thread_id": topic.thread_id,
+            "is_topic_message": True,
+            kind: payload,
+        }
+        if kind != "forum_topic_created" and self.topic_root_replies:
+            message["reply_to_message"] = self._topic_root(group.chat_id, topic.thread_id)
+        self._messages[(group.chat_id, message_id)] = message
+        return message
+
+    def _topic_root(self, chat_id: int, thread_id: int) -> JSONDict | None:
+        root = self._messages.get((chat_id, thread_id))
+        return _without_reply(root) if root is not None else None
 
     # ---------------------------------------------------------------- simulated users
 
@@ -817,25 +1118,96 @@ class FakeTelegramServer:
         self,
         user_id: int,
         text: str,
-        first_name: str = "An",
+        first_name: str | None = None,
         language_code: str = "vi",
         chat_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+        photo_file_ids: str | Sequence[str] | None = None,
+        caption: str | None = None,
+        sender_chat: bool | int | None = None,
+        from_is_bot: bool = False,
     ) -> JSONDict:
-        """An Update with a user's text message (not queued: pass it to push_update or POST it)."""
+        """An Update with a user's message (not queued: pass it to push_update or POST it).
+
+        * `first_name`: None keeps the name the fake knows for the user (else "An").
+        * `chat_id` negative: a message in that supergroup (the sender becomes a member if the
+          fake did not know them there).
+        * `reply_to_message_id`: the update carries the full ``reply_to_message`` (as the fake
+          stores it, e.g. the bot's earlier message); it must exist in the chat.  Replying to a
+          topic message puts the message in that topic.
+        * `message_thread_id`: in a forum the topic must exist; the message gets
+          ``is_topic_message`` and, unless it is an explicit reply, the topic's creation message
+          as ``reply_to_message`` (like Telegram; see ``topic_root_replies``).
+        * `photo_file_ids`: one file_id (3 sizes are made, the given id on the largest) or 2-3
+          ids (one size each, smallest first); `caption` (default: `text`) replaces the text.
+        * `sender_chat`: True (or the group's id) = an anonymous group admin (``from`` is
+          GroupAnonymousBot); another id = a post made as that channel (``from`` is Channel_Bot).
+        * `from_is_bot`: the sender is another bot.
+        """
         chat_id = user_id if chat_id is None else chat_id
-        self._users[user_id] = {"first_name": first_name, "language_code": language_code}
+        if first_name is not None:
+            self._users.setdefault(user_id, {})["first_name"] = first_name
+        else:
+            self._users.setdefault(user_id, {}).setdefault("first_name", "An")
+        if not from_is_bot:
+            self._users[user_id]["language_code"] = language_code
+
+        sender, sender_chat_obj = self._message_sender(user_id, chat_id, sender_chat, from_is_bot)
+        if sender_chat_obj is None and chat_id < 0:
+            group = self._group(chat_id)
+            if user_id not in group.members:
+                group.members[user_id] = _Member(
+                    name=str(sender["first_name"]), status="member", is_bot=from_is_bot
+                )
+
+        reply_to: JSONDict | None = None
+        if reply_to_message_id is not None:
+            target = self._messages.get((chat_id, reply_to_message_id))
+            if target is None:
+                raise ValueError(
+                    f"make_message_update: chat {chat_id} has no message {reply_to_message_id}"
+                )
+            reply_to = _without_reply(target)
+        thread_id, is_topic, reply_to = self._place_in_thread(
+            chat_id, message_thread_id, reply_to, error=ValueError
+        )
+
         message: JSONDict = {
             "message_id": self._take_message_id(chat_id),
-            "from": self._user_obj(user_id),
-            "chat": self._chat_obj(chat_id),
-            "date": int(time.time()),
-            "text": text,
+            "from": sender,
         }
-        if text.startswith("/"):
-            command = text.split(maxsplit=1)[0] if text.strip() else text
-            message["entities"] = [
-                {"offset": 0, "length": utf16_len(command), "type": "bot_command"}
-            ]
+        if sender_chat_obj is not None:
+            message["sender_chat"] = sender_chat_obj
+        message["chat"] = self._chat_obj(chat_id)
+        message["date"] = int(time.time())
+        if thread_id is not None:
+            message["message_thread_id"] = thread_id
+            if is_topic:
+                message["is_topic_message"] = True
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to
+
+        if photo_file_ids is not None:
+            ids = [photo_file_ids] if isinstance(photo_file_ids, str) else list(photo_file_ids)
+            if not 1 <= len(ids) <= 3:
+                raise ValueError("photo_file_ids: give 1 to 3 file ids")
+            sizes = self._make_photo_sizes(ids)
+            self._remember_photo(sizes)
+            message["photo"] = sizes
+            shown = text if caption is None else caption
+            if shown:
+                message["caption"] = shown
+                entities = _command_entities(shown)
+                if entities:
+                    message["caption_entities"] = entities
+        else:
+            if caption is not None:
+                raise ValueError("make_message_update: caption needs photo_file_ids")
+            message["text"] = text
+            entities = _command_entities(text)
+            if entities:
+                message["entities"] = entities
         self._messages[(chat_id, message["message_id"])] = _json_copy(message)
         return {"update_id": self._take_update_id(), "message": message}
 
@@ -846,14 +1218,21 @@ class FakeTelegramServer:
         message_id: int,
         chat_id: int | None = None,
         language_code: str = "vi",
+        from_name: str | None = None,
     ) -> JSONDict:
-        """An Update for a press on an inline button of message `message_id`.
+        """An Update for a press on an inline button of message `message_id` in `chat_id`
+        (default: the user's private chat; a negative id for a group).
 
-        The message is the one the bot sent, if the fake knows it; otherwise a placeholder bot
-        message is created (and kept, so the bot can edit it).
+        The message is the one the bot sent, as the fake stores it (edits, thread and
+        reply_to_message included); otherwise a placeholder bot message is created (and kept,
+        so the bot can edit it).  `from_name` sets the presser's first_name.  There is no
+        anonymous variant: Telegram always names the real user who pressed, even when they
+        are an anonymous admin of the group.
         """
         chat_id = user_id if chat_id is None else chat_id
         user = self._users.setdefault(user_id, {"first_name": "An"})
+        if from_name is not None:
+            user["first_name"] = from_name
         user["language_code"] = language_code
         message = self._messages.get((chat_id, message_id))
         if message is None:
@@ -881,6 +1260,76 @@ class FakeTelegramServer:
                 "data": data,
             },
         }
+
+    def _message_sender(
+        self, user_id: int, chat_id: int, sender_chat: bool | int | None, from_is_bot: bool
+    ) -> tuple[JSONDict, JSONDict | None]:
+        """(from, sender_chat) of a simulated incoming message."""
+        if sender_chat is None or sender_chat is False:
+            sender = self._user_obj(user_id)
+            if from_is_bot:
+                sender = {
+                    "id": user_id,
+                    "is_bot": True,
+                    "first_name": sender["first_name"],
+                    "username": f"bot{user_id}_bot",
+                }
+            return sender, None
+        if chat_id >= 0:
+            raise ValueError("sender_chat only makes sense for a message in a group")
+        if sender_chat is True or sender_chat == chat_id:
+            return dict(GROUP_ANONYMOUS_BOT), self._chat_obj(chat_id)
+        channel = {"id": int(sender_chat), "title": f"Channel {sender_chat}", "type": "channel"}
+        return dict(CHANNEL_BOT), channel
+
+    def _place_in_thread(
+        self,
+        chat_id: int,
+        thread_id: int | None,
+        reply_to: JSONDict | None,
+        error: Callable[[str], Exception],
+    ) -> tuple[int | None, bool, JSONDict | None]:
+        """(message_thread_id, is_topic_message, reply_to_message) of a new message.
+
+        In a forum the topic must exist; a reply to a topic message inherits its topic; a
+        topic message that is not an explicit reply gets the topic root as reply_to_message.
+        Elsewhere a given thread id is just echoed (reply threads are not modelled).
+        """
+        group = self._groups.get(chat_id) if chat_id < 0 else None
+        if group is None or not group.is_forum:
+            return thread_id, False, reply_to
+        if thread_id is None and reply_to is not None and reply_to.get("is_topic_message"):
+            thread_id = _as_int(reply_to.get("message_thread_id"))
+        if thread_id is None:
+            return None, False, reply_to  # the "General" topic
+        if thread_id not in group.topics:
+            raise error(THREAD_NOT_FOUND)
+        if reply_to is None and self.topic_root_replies:
+            reply_to = self._topic_root(chat_id, thread_id)
+        return thread_id, True, reply_to
+
+    def _make_photo_sizes(self, file_ids: list[str]) -> list[JSONDict]:
+        if len(file_ids) == 1:
+            base = file_ids[0]
+            tag = zlib.crc32(base.encode()) & 0xFFFFFFFF
+            file_ids = [f"AgACAgIAAxkBAAI{tag:08x}{i}" for i in range(2)] + [base]
+        dims = _USER_PHOTO_SIZES[-len(file_ids) :]
+        return [
+            {
+                "file_id": file_id,
+                "file_unique_id": _file_unique_id(file_id),
+                "file_size": width * height // 8,
+                "width": width,
+                "height": height,
+            }
+            for file_id, (width, height) in zip(file_ids, dims)
+        ]
+
+    def _remember_photo(self, sizes: list[JSONDict]) -> None:
+        for size in sizes:
+            file_id = size.get("file_id") if isinstance(size, dict) else None
+            if isinstance(file_id, str):
+                self._photos[file_id] = _json_copy(sizes)
 
     def _take_update_id(self) -> int:
         update_id = self._next_update_id
@@ -914,6 +1363,9 @@ class FakeTelegramServer:
         sender = message.get("from")
         if isinstance(sender, dict) and not sender.get("is_bot") and "id" in sender:
             self._users.setdefault(int(sender["id"]), {"first_name": sender.get("first_name", "")})
+        for part in (message, message.get("reply_to_message")):
+            if isinstance(part, dict) and isinstance(part.get("photo"), list):
+                self._remember_photo(part["photo"])
 
     def _user_obj(self, user_id: int) -> JSONDict:
         user = self._users.get(user_id, {})
@@ -934,7 +1386,56 @@ class FakeTelegramServer:
                 "first_name": user.get("first_name", f"User{chat_id}"),
                 "type": "private",
             }
-        return {"id": chat_id, "title": f"Test group {chat_id}", "type": "supergroup"}
+        group = self._groups.get(chat_id)
+        chat: JSONDict = {
+            "id": chat_id,
+            "title": group.title if group else f"Test group {chat_id}",
+            "type": "supergroup",
+        }
+        if group is not None and group.is_forum:
+            chat["is_forum"] = True  # Telegram omits false booleans
+        return chat
+
+    def _member_obj(self, chat_id: int, user_id: int) -> JSONDict:
+        """A ChatMember as getChatMember answers it ("left" for strangers)."""
+        if chat_id > 0:
+            # Private chat: its two participants are members.
+            status = "member" if user_id in (chat_id, self.bot_user["id"]) else "left"
+            member: _Member | None = None
+        else:
+            member = self._group(chat_id).members.get(user_id)
+            status = member.status if member else "left"
+        if user_id == self.bot_user["id"]:
+            user = dict(self.bot_user)
+        elif member is not None:
+            user = {"id": user_id, "is_bot": member.is_bot, "first_name": member.name}
+        else:
+            user = self._user_obj(user_id)
+            user.pop("language_code", None)
+        obj: JSONDict = {"status": status, "user": user}
+        if status == "administrator":
+            can_manage_topics = member.can_manage_topics if member else True
+            obj.update(
+                can_be_edited=False,
+                is_anonymous=False,
+                can_manage_chat=True,
+                can_delete_messages=True,
+                can_manage_video_chats=True,
+                can_restrict_members=True,
+                can_promote_members=False,
+                can_change_info=True,
+                can_invite_users=True,
+                can_post_stories=True,
+                can_edit_stories=True,
+                can_delete_stories=True,
+                can_pin_messages=True,
+                can_manage_topics=can_manage_topics,
+            )
+        elif status == "creator":
+            obj["is_anonymous"] = False
+        elif status == "kicked":
+            obj["until_date"] = 0
+        return obj
 
     def _chat_instance(self, chat_id: int) -> str:
         # Stable per chat, shaped like Telegram's (a signed 64-bit number).
@@ -968,7 +1469,7 @@ class FakeTelegramServer:
             # Telegram: 401 for a well-formed but wrong token, 404 for a malformed one.
             status = 401 if _TOKEN_RE.fullmatch(token) else 404
             answer = _Answer(status, self._error_body(status, _STATUS_DESCRIPTIONS[status]))
-        elif entry is None:
+        elif entry is None or entry[0] in self._disabled:
             answer = _Answer(404, self._error_body(404, "Not Found"))
         elif parse_error is not None:
             answer = self._error_answer(parse_error)
@@ -1163,6 +1664,24 @@ class FakeTelegramServer:
             if chat_id > 0:
                 raise _ApiError(403, "Forbidden: bot was blocked by the user")
             raise _ApiError(403, "Forbidden: bot was kicked from the supergroup chat")
+        self._check_bot_in_group(chat_id)
+
+    def _check_bot_in_group(self, chat_id: int) -> None:
+        group = self._groups.get(chat_id) if chat_id < 0 else None
+        if group is None:
+            return
+        me = group.members.get(self.bot_user["id"])
+        status = me.status if me else "left"
+        if status == "kicked":
+            raise _ApiError(403, "Forbidden: bot was kicked from the supergroup chat")
+        if status == "left":
+            raise _ApiError(403, "Forbidden: bot is not a member of the supergroup chat")
+
+    def _bot_manages_topics(self, group: _Group) -> bool:
+        me = group.members.get(self.bot_user["id"])
+        if me is None:
+            return False
+        return me.status == "creator" or (me.status == "administrator" and me.can_manage_topics)
 
     def _format_text(
         self,
@@ -1254,28 +1773,39 @@ class FakeTelegramServer:
         if target is None:
             if allow:
                 return None
-            raise _bad_request("message to be replied not found")
-        reply = _json_copy(target)
-        reply.pop("reply_to_message", None)  # Telegram nests only one level
-        return reply
+            raise _ApiError(400, REPLY_NOT_FOUND)
+        return _without_reply(target)
+
+    def _placement(
+        self, chat_id: int, params: JSONDict
+    ) -> tuple[int | None, bool, JSONDict | None]:
+        """Validates reply and thread of a send: (thread_id, is_topic_message, reply_to)."""
+        reply_to = self._resolve_reply(chat_id, params)
+        thread_id, is_topic, reply_to = self._place_in_thread(
+            chat_id,
+            _as_int(params.get("message_thread_id")),
+            reply_to,
+            error=lambda description: _ApiError(400, description),
+        )
+        if is_topic and thread_id is not None:
+            group = self._groups[chat_id]
+            if group.topics[thread_id].is_closed and not self._bot_manages_topics(group):
+                raise _bad_request("TOPIC_CLOSED")
+        return thread_id, is_topic, reply_to
 
     def _new_bot_message(
-        self,
-        chat_id: int,
-        params: JSONDict,
-        markup: JSONDict | None,
-        reply_to: JSONDict | None,
+        self, chat_id: int, placement: tuple[int | None, bool, JSONDict | None]
     ) -> JSONDict:
+        thread_id, is_topic, reply_to = placement
         message: JSONDict = {
             "message_id": self._take_message_id(chat_id),
             "from": dict(self.bot_user),
             "chat": self._chat_obj(chat_id),
             "date": int(time.time()),
         }
-        thread_id = _as_int(params.get("message_thread_id"))
         if thread_id is not None:
             message["message_thread_id"] = thread_id
-            if chat_id < 0:
+            if is_topic:
                 message["is_topic_message"] = True
         if reply_to is not None:
             message["reply_to_message"] = reply_to
@@ -1323,6 +1853,135 @@ class FakeTelegramServer:
             "has_main_web_app": False,
         }
 
+    def _get_chat(self, call: _Call) -> JSONDict:
+        chat_id = self._require_chat(call.params)
+        self._check_bot_in_group(chat_id)
+        info = self._chat_obj(chat_id)
+        info.update(
+            accent_color_id=0,
+            max_reaction_count=11,
+            accepted_gift_types={
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        )
+        if chat_id < 0:
+            info["permissions"] = {
+                "can_send_messages": True,
+                "can_send_photos": True,
+                "can_invite_users": True,
+                "can_pin_messages": False,
+                "can_manage_topics": False,
+            }
+        return info
+
+    def _get_chat_member(self, call: _Call) -> JSONDict:
+        chat_id = self._require_chat(call.params)
+        user_id = _as_int(call.params.get("user_id"))
+        if user_id is None or user_id <= 0:
+            raise _bad_request("invalid user_id specified")
+        self._check_bot_in_group(chat_id)
+        return self._member_obj(chat_id, user_id)
+
+    def _get_chat_administrators(self, call: _Call) -> list[JSONDict]:
+        chat_id = self._require_chat(call.params)
+        if chat_id > 0:
+            raise _bad_request("there are no administrators in the private chat")
+        self._check_bot_in_group(chat_id)
+        group = self._group(chat_id)
+        return [
+            self._member_obj(chat_id, user_id)
+            for user_id, member in group.members.items()
+            if member.status in ("creator", "administrator")
+        ]
+
+    def _forum(self, params: JSONDict) -> _Group:
+        chat_id = self._require_chat(params)
+        self._check_bot_in_group(chat_id)
+        group = self._groups.get(chat_id) if chat_id < 0 else None
+        if group is None or not group.is_forum:
+            raise _ApiError(400, NOT_A_FORUM)
+        return group
+
+    def _forum_topic(self, params: JSONDict) -> tuple[_Group, _Topic]:
+        group = self._forum(params)
+        thread_id = _as_int(params.get("message_thread_id"))
+        topic = group.topics.get(thread_id) if thread_id is not None else None
+        if topic is None:
+            raise _bad_request("TOPIC_ID_INVALID")
+        return group, topic
+
+    @staticmethod
+    def _topic_name(value: Any) -> str:
+        name = "" if value is None else str(value).strip()
+        if not name:
+            raise _bad_request("title must be non-empty")
+        return name[:MAX_TOPIC_NAME_LENGTH]  # Telegram cuts longer names
+
+    def _create_forum_topic(self, call: _Call) -> JSONDict:
+        p = call.params
+        group = self._forum(p)
+        name = self._topic_name(p.get("name"))
+        if not self._bot_manages_topics(group):
+            raise _bad_request("not enough rights to create a topic")
+        icon_color = _as_int(p.get("icon_color")) or DEFAULT_TOPIC_COLOR
+        emoji = p.get("icon_custom_emoji_id") or None
+        topic = self._open_topic(group, name, icon_color, emoji, self.bot_user["id"])
+        result: JSONDict = {
+            "message_thread_id": topic.thread_id,
+            "name": topic.name,
+            "icon_color": topic.icon_color,
+        }
+        if emoji:
+            result["icon_custom_emoji_id"] = emoji
+        return result
+
+    def _edit_forum_topic(self, call: _Call) -> bool:
+        p = call.params
+        group, topic = self._forum_topic(p)
+        edited: JSONDict = {}
+        if p.get("name") is not None:
+            name = self._topic_name(p.get("name"))
+            if name != topic.name:
+                edited["name"] = name
+        if p.get("icon_custom_emoji_id") is not None:
+            emoji = str(p["icon_custom_emoji_id"])
+            if emoji != (topic.icon_custom_emoji_id or ""):
+                edited["icon_custom_emoji_id"] = emoji
+        if not edited:
+            raise _bad_request("TOPIC_NOT_MODIFIED")
+        topic.name = edited.get("name", topic.name)
+        if "icon_custom_emoji_id" in edited:
+            topic.icon_custom_emoji_id = edited["icon_custom_emoji_id"] or None
+        self._service_message(group, topic, self.bot_user["id"], "forum_topic_edited", edited)
+        return True
+
+    def _close_forum_topic(self, call: _Call) -> bool:
+        return self._set_topic_closed(call.params, True)
+
+    def _reopen_forum_topic(self, call: _Call) -> bool:
+        return self._set_topic_closed(call.params, False)
+
+    def _set_topic_closed(self, params: JSONDict, closed: bool) -> bool:
+        group, topic = self._forum_topic(params)
+        if topic.is_closed == closed:
+            raise _bad_request("TOPIC_NOT_MODIFIED")
+        topic.is_closed = closed
+        kind = "forum_topic_closed" if closed else "forum_topic_reopened"
+        self._service_message(group, topic, self.bot_user["id"], kind, {})
+        return True
+
+    def _delete_forum_topic(self, call: _Call) -> bool:
+        group, topic = self._forum_topic(call.params)
+        del group.topics[topic.thread_id]
+        for key, message in list(self._messages.items()):
+            if key[0] == group.chat_id and message.get("message_thread_id") == topic.thread_id:
+                del self._messages[key]
+        return True
+
     def _send_message(self, call: _Call) -> JSONDict:
         p = call.params
         chat_id = self._require_chat(p)
@@ -1336,8 +1995,7 @@ class FakeTelegramServer:
         )
         markup = self._check_reply_markup(p.get("reply_markup"))
         self._check_forbidden(chat_id)
-        reply_to = self._resolve_reply(chat_id, p)
-        message = self._new_bot_message(chat_id, p, markup, reply_to)
+        message = self._new_bot_message(chat_id, self._placement(chat_id, p))
         message["text"] = text
         if entities:
             message["entities"] = entities
@@ -1363,9 +2021,10 @@ class FakeTelegramServer:
         )
         markup = self._check_reply_markup(p.get("reply_markup"))
         self._check_forbidden(chat_id)
-        reply_to = self._resolve_reply(chat_id, p)
-        message = self._new_bot_message(chat_id, p, markup, reply_to)
-        message["photo"] = self._photo_sizes(photo)
+        sizes = self._photo_sizes(photo)
+        message = self._new_bot_message(chat_id, self._placement(chat_id, p))
+        message["photo"] = sizes
+        self._remember_photo(sizes)
         if caption.strip():
             message["caption"] = caption
             if caption_entities:
@@ -1373,17 +2032,22 @@ class FakeTelegramServer:
         return self._commit_sent(call, chat_id, message, markup)
 
     def _photo_sizes(self, photo: Any) -> list[JSONDict]:
+        """PhotoSizes of a sent photo: an upload or URL makes a new file; a file_id must be
+        one the fake has seen (a user's photo, an earlier send, ``register_file_id``)."""
+        if isinstance(photo, str) and not re.match(r"https?://", photo):
+            known = self._photos.get(photo)
+            if known is None:
+                raise _ApiError(400, WRONG_FILE_ID)
+            # Re-sending a size sends that file: the sizes up to it, as Telegram stores them.
+            index = next(i for i, size in enumerate(known) if size["file_id"] == photo)
+            return _json_copy(known[: index + 1])
         self._file_counter += 1
         n = self._file_counter
         size = len(photo.data) if isinstance(photo, UploadedFile) else 50_000
-        # A file_id that is not a URL is reused for the largest size, like a re-send would.
-        reuse = isinstance(photo, str) and not re.match(r"https?://", photo)
         sizes = [(90, 67), (320, 240), (800, 600)]
         return [
             {
-                "file_id": (
-                    photo if reuse and i == len(sizes) - 1 else f"AgACAgIAAxkDAAI{n:06d}{i}"
-                ),
+                "file_id": f"AgACAgIAAxkDAAI{n:06d}{i}",
                 "file_unique_id": f"AQAD{n:06d}{i}",
                 "file_size": max(1, size * (i + 1) // len(sizes)),
                 "width": width,

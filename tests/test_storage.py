@@ -1,0 +1,380 @@
+"""Storage on real SQLite files: migrations, pragmas, transactions, inbox/outbox, time format,
+and writers in another process (simulated by a plain sqlite3 connection in a thread)."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import AsyncIterator
+
+import pytest
+
+from storage import inbox, outbox, settings
+from storage.db import BUSY_TIMEOUT_MS, Database, migration_files
+from storage.timefmt import from_db, to_db
+from tests.conftest import START
+
+TABLES = {"settings", "customers", "contacts", "purchases", "surveys", "conversations", "inbox", "outbox"}
+HOLD_S = 0.3
+
+
+@pytest.fixture
+async def db(tmp_path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "feedbot.db")
+    await database.open()
+    yield database
+    await database.close()
+
+
+async def versions(db: Database) -> list[tuple[int, str]]:
+    return [(r["version"], r["name"]) for r in await db.fetchall("SELECT version, name FROM schema_migrations ORDER BY version")]
+
+
+def expected_versions() -> list[tuple[int, str]]:
+    return [(version, name) for version, name, _ in migration_files()]
+
+
+# --- migrations ------------------------------------------------------------------------
+
+async def test_migrations_create_every_table_and_run_once(tmp_path):
+    path = tmp_path / "feedbot.db"
+    db = Database(path)
+    await db.open(migrate=False)
+    try:
+        assert await db.migrate() == [name for _, name in expected_versions()]
+        tables = {r["name"] for r in await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert TABLES | {"schema_migrations"} <= tables
+        assert await db.migrate() == []
+    finally:
+        await db.close()
+
+    # Opening again (a restart) applies nothing new and records nothing twice.
+    async with Database(path) as again:
+        assert await again.migrate() == []
+        assert await versions(again) == expected_versions()
+        counts = await again.fetchall("SELECT version, COUNT(*) AS n FROM schema_migrations GROUP BY version")
+        assert all(r["n"] == 1 for r in counts)
+
+
+async def test_two_processes_migrating_a_fresh_file_at_once_both_start(tmp_path):
+    # `feedbot db migrate` run while the bot starts: both read "nothing applied" before
+    # either has written. The loser must see the other's work, not fail on CREATE TABLE.
+    path = tmp_path / "feedbot.db"
+    first, second = Database(path), Database(path)
+    await first.open(migrate=False)
+    await second.open(migrate=False)
+    try:
+        real = second.applied_versions
+        calls = 0
+
+        async def stale_read() -> list[int]:
+            nonlocal calls
+            calls += 1
+            return [] if calls == 1 else await real()  # what it read before `first` committed
+
+        second.applied_versions = stale_read  # type: ignore[method-assign]
+        assert await first.migrate() == [name for _, name in expected_versions()]
+        assert await second.migrate() == []
+        assert await versions(first) == expected_versions()
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_concurrent_opens_of_a_fresh_file(tmp_path):
+    for i in range(5):
+        dbs = [Database(tmp_path / f"race{i}.db") for _ in range(2)]
+        results = await asyncio.gather(*(d.open() for d in dbs), return_exceptions=True)
+        try:
+            assert [r for r in results if isinstance(r, BaseException)] == []
+            assert await versions(dbs[0]) == expected_versions()
+        finally:
+            for d in dbs:
+                await d.close()
+
+
+async def test_opening_waits_for_another_process_writing_a_fresh_file(tmp_path):
+    # Switching to WAL needs an exclusive lock; SQLite refuses it at once (no busy_timeout
+    # wait) while another connection holds the write lock of a file still in rollback mode.
+    path = str(tmp_path / "feedbot.db")
+    locked, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        conn = other_process(path)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE other_tool (x)")
+            locked.set()
+            release.wait(5)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    await asyncio.to_thread(locked.wait, 5)
+    threading.Timer(HOLD_S, release.set).start()
+    started = time.monotonic()
+    db = Database(path)
+    try:
+        await db.open()
+        assert time.monotonic() - started >= HOLD_S * 0.8
+        async with db.reader.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0] == "wal"
+        assert await versions(db) == expected_versions()
+    finally:
+        await db.close()
+        await asyncio.to_thread(thread.join, 5)
+
+
+# --- connection settings ---------------------------------------------------------------
+
+async def test_wal_and_busy_timeout_on_both_connections(db):
+    assert db.reader is not db.writer
+    for conn in (db.writer, db.reader):
+        async with conn.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0] == "wal"
+        async with conn.execute("PRAGMA busy_timeout") as cur:
+            assert (await cur.fetchone())[0] == BUSY_TIMEOUT_MS
+        async with conn.execute("PRAGMA foreign_keys") as cur:
+            assert (await cur.fetchone())[0] == 1
+    assert BUSY_TIMEOUT_MS >= 1000
+
+
+# --- transactions ----------------------------------------------------------------------
+
+class Boom(Exception):
+    pass
+
+
+async def test_a_failing_transaction_writes_nothing_and_the_connection_stays_usable(db):
+    with pytest.raises(Boom):
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO settings (key, value) VALUES ('a', '1')")
+            await tx.execute("INSERT INTO settings (key, value) VALUES ('b', '2')")
+            raise Boom()
+    assert not db.writer.in_transaction
+    assert await db.fetchall("SELECT * FROM settings") == []
+
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO settings (key, value) VALUES ('a', 'after')")
+    assert [tuple(r) for r in await db.fetchall("SELECT key, value FROM settings")] == [("a", "after")]
+
+
+async def test_a_failing_statement_rolls_back_the_earlier_ones(db):
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO settings (key, value) VALUES ('a', '1')")
+            await tx.execute("INSERT INTO settings (key, value) VALUES ('a', '2')")  # duplicate key
+    assert await db.fetchall("SELECT * FROM settings") == []
+    async with db.transaction() as tx:
+        assert await settings.get_or_create(tx, "a", lambda: "3") == "3"
+
+
+async def test_a_cancelled_transaction_rolls_back_and_releases_the_lock(db):
+    entered = asyncio.Event()
+
+    async def slow_writer() -> None:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO settings (key, value) VALUES ('half', 'done')")
+            entered.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(slow_writer())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(2):
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO settings (key, value) VALUES ('next', 'ok')")
+    assert [r["key"] for r in await db.fetchall("SELECT key FROM settings")] == ["next"]
+
+
+async def test_reader_sees_the_last_commit_while_a_write_is_open(db):
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO settings (key, value) VALUES ('k', 'v1')")
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE settings SET value = 'v2' WHERE key = 'k'")
+        async with asyncio.timeout(1):  # WAL: the reader is not blocked by the writer
+            assert (await db.fetchone("SELECT value FROM settings"))["value"] == "v1"
+    assert (await db.fetchone("SELECT value FROM settings"))["value"] == "v2"
+
+
+async def test_twenty_concurrent_transactions_lose_no_update(db):
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO settings (key, value) VALUES ('counter', '0')")
+
+    async def increment() -> None:
+        async with db.transaction() as tx:
+            value = await settings.get(tx, "counter")
+            await asyncio.sleep(0)  # let the other tasks run between the read and the write
+            await tx.execute("UPDATE settings SET value = ? WHERE key = 'counter'", (str(int(value) + 1),))
+
+    await asyncio.gather(*(increment() for _ in range(20)))
+    assert (await db.fetchone("SELECT value FROM settings WHERE key = 'counter'"))["value"] == "20"
+
+
+# --- another process on the same file --------------------------------------------------
+
+def other_process(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
+
+
+async def test_another_writer_waits_for_our_transaction(db):
+    done: dict[str, object] = {}
+
+    def write() -> None:
+        conn = other_process(db.path)
+        try:
+            conn.execute("INSERT INTO settings (key, value) VALUES ('other', 'x')")
+            done["at"] = time.monotonic()
+        except Exception as exc:  # pragma: no cover - what the test must not see
+            done["error"] = exc
+        finally:
+            conn.close()
+
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO settings (key, value) VALUES ('ours', 'y')")
+        thread = threading.Thread(target=write)
+        thread.start()
+        await asyncio.sleep(HOLD_S)
+        assert "at" not in done and "error" not in done  # still waiting for our lock
+        committed_at = time.monotonic()
+    await asyncio.to_thread(thread.join, 5)
+    assert "error" not in done, done
+    assert done["at"] >= committed_at
+    keys = sorted(r["key"] for r in await db.fetchall("SELECT key FROM settings"))
+    assert keys == ["other", "ours"]
+
+
+async def test_our_transaction_waits_for_another_writer(db):
+    # busy_timeout at work: without it BEGIN IMMEDIATE fails at once with "database is locked".
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = other_process(db.path)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO settings (key, value) VALUES ('other', 'x')")
+            locked.set()
+            release.wait(5)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=hold_lock)
+    thread.start()
+    await asyncio.to_thread(locked.wait, 5)
+    threading.Timer(HOLD_S, release.set).start()
+    started = time.monotonic()
+    async with db.transaction() as tx:
+        waited = time.monotonic() - started
+        await tx.execute("INSERT INTO settings (key, value) VALUES ('ours', 'y')")
+    await asyncio.to_thread(thread.join, 5)
+    assert waited >= HOLD_S * 0.8
+    keys = sorted(r["key"] for r in await db.fetchall("SELECT key FROM settings"))
+    assert keys == ["other", "ours"]
+
+
+# --- inbox -----------------------------------------------------------------------------
+
+async def test_inbox_records_an_update_once_per_platform(db):
+    now = START
+    async with db.transaction() as tx:
+        first = await inbox.record(tx, "telegram", "1001", {"update_id": 1001, "n": 1}, now)
+        again = await inbox.record(tx, "telegram", "1001", {"update_id": 1001, "n": 2}, now)
+        other = await inbox.record(tx, "zalo", "1001", {"event": "user_send_text"}, now)
+    assert isinstance(first, int) and isinstance(other, int) and first != other
+    assert again is None
+    rows = await db.fetchall("SELECT platform, update_id, payload FROM inbox ORDER BY id")
+    assert [(r["platform"], r["update_id"]) for r in rows] == [("telegram", "1001"), ("zalo", "1001")]
+    assert '"n": 1' in rows[0]["payload"]  # the redelivery did not overwrite the first copy
+    async with db.transaction() as tx:
+        assert [item.id for item in await inbox.unprocessed(tx)] == [first, other]
+
+
+# --- outbox ----------------------------------------------------------------------------
+
+async def enqueue(tx, text: str, priority: int) -> int:
+    return await outbox.enqueue(
+        tx, channel="telegram", chat_id="1", contact_id=None, method="send_text",
+        payload={"text": text}, now=START, priority=priority,
+    )
+
+
+async def test_recover_in_flight_marks_sending_rows_unknown(db):
+    async with db.transaction() as tx:
+        in_flight = await enqueue(tx, "in flight", 0)
+        delivered = await enqueue(tx, "delivered", 0)
+        waiting = await enqueue(tx, "waiting", 0)
+        assert await outbox.mark_sending(tx, in_flight)
+        assert await outbox.mark_sending(tx, delivered)
+        assert not await outbox.mark_sending(tx, delivered)  # claimed once only
+        await tx.execute("UPDATE outbox SET status = 'sent' WHERE id = ?", (delivered,))
+        assert await outbox.recover_in_flight(tx) == 1
+        assert await outbox.recover_in_flight(tx) == 0
+    rows = {r["id"]: r for r in await db.fetchall("SELECT id, status, last_error FROM outbox")}
+    assert rows[in_flight]["status"] == "unknown" and "in flight" in rows[in_flight]["last_error"]
+    assert rows[delivered]["status"] == "sent" and rows[waiting]["status"] == "pending"
+    async with db.transaction() as tx:
+        assert [i.id for i in await outbox.ready(tx, START, 10)] == [waiting]  # never resent
+
+
+async def test_ready_puts_interactive_first_and_waits_for_retry_times(db):
+    now = START
+    async with db.transaction() as tx:
+        bulk_1 = await enqueue(tx, "survey 1", 1)
+        chat_1 = await enqueue(tx, "answer 1", 0)
+        retry_later = await enqueue(tx, "answer 2 (retry)", 0)
+        bulk_retry_due = await enqueue(tx, "survey 2 (retry)", 1)
+        chat_2 = await enqueue(tx, "answer 3", 0)
+        for item, at in ((retry_later, now + timedelta(minutes=5)), (bulk_retry_due, now - timedelta(seconds=1))):
+            assert await outbox.mark_sending(tx, item)
+            await tx.execute(  # what a retry after a 5xx leaves behind
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE id = ?", (to_db(at), item)
+            )
+
+        assert [i.id for i in await outbox.ready(tx, now, 10)] == [chat_1, chat_2, bulk_1, bulk_retry_due]
+        assert [i.id for i in await outbox.ready(tx, now, 2)] == [chat_1, chat_2]
+        later = await outbox.ready(tx, now + timedelta(minutes=5), 10)
+        assert [i.id for i in later] == [chat_1, retry_later, chat_2, bulk_1, bulk_retry_due]
+        assert later[1].payload == {"text": "answer 2 (retry)"} and later[1].attempts == 1
+        assert await outbox.next_retry_at(tx) == to_db(now - timedelta(seconds=1))
+
+
+# --- timestamps ------------------------------------------------------------------------
+
+def test_timestamps_round_trip_as_utc():
+    local = datetime(2026, 11, 23, 9, 30, 15, 123456, tzinfo=START.tzinfo)
+    stored = to_db(local)
+    assert stored == "2026-11-23T02:30:15.123456Z"
+    back = from_db(stored)
+    assert back == local and back.tzinfo == timezone.utc
+    assert from_db(None) is None
+
+
+def test_string_order_is_time_order_across_offsets():
+    times = [
+        datetime(2026, 11, 23, 8, 0, tzinfo=timezone(timedelta(hours=7))),  # 01:00 UTC
+        datetime(2026, 11, 23, 1, 0, 0, 1, tzinfo=timezone.utc),
+        datetime(2026, 11, 22, 21, 0, tzinfo=timezone(timedelta(hours=-5))),  # 02:00 UTC
+    ]
+    stored = [to_db(t) for t in times]
+    assert sorted(stored) == stored
+    assert len({len(s) for s in stored}) == 1
+
+
+def test_naive_datetime_is_refused():
+    with pytest.raises(ValueError, match="naive"):
+        to_db(datetime(2026, 11, 23, 9, 0))
+
+
+async def test_timestamps_round_trip_through_the_database(db):
+    at = datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=START.tzinfo)
+    async with db.transaction() as tx:
+        await inbox.record(tx, "telegram", "1", {}, at)
+    row = await db.fetchone("SELECT received_at FROM inbox")
+    assert from_db(row["received_at"]) == at
