@@ -18,6 +18,7 @@ from bot.engine import Engine
 from bot.http_api import TELEGRAM_WEBHOOK_PATH, HttpApi
 from bot.sender import Sender
 from bot.surveys import SurveyDispatcher
+from bot.tickets import DeskConfig, TicketDesk
 from storage import settings
 from storage.db import Database
 
@@ -61,6 +62,25 @@ class FeedbotApp:
             await self._start_telegram()
 
         policy = cfg.survey_policy()
+        shop = cfg.get("shop", "name")
+        agents = cfg.section("agents")
+        self.desk = TicketDesk(
+            self.db,
+            self.clock,
+            DeskConfig(
+                chat_id=agents["chat_id"] if self.telegram else None,
+                agent_ids=frozenset(agents["agent_ids"]),
+                supervisor=agents["supervisor"],
+                owner_chat_ids=agents["owner_chat_ids"] if self.telegram else (),
+                language=agents["language"],
+                topics=agents["topics"],
+            ),
+            cfg.complaint_policy(),
+            shop_name=shop,
+            timezone=cfg.tz,
+            create_topic=self.telegram.create_topic if self.telegram else None,
+        )
+        await self.desk.start()
         sender_cfg = cfg.section("sender")
         self.sender = Sender(
             self.db,
@@ -70,9 +90,10 @@ class FeedbotApp:
             backoff_base=sender_cfg["backoff_base"],
             backoff_max=sender_cfg["backoff_max"],
             clock=self.sender_clock,
+            hooks=self.desk,
         )
+        self.desk.wake_sender = self.sender.wake
         await self.sender.recover()
-        shop = cfg.get("shop", "name")
         self.dispatcher = SurveyDispatcher(
             self.db, self.clock, policy, shop, frozenset(self.channels), wake_sender=self.sender.wake
         )
@@ -84,6 +105,8 @@ class FeedbotApp:
             shop_name=shop,
             default_language=cfg.get("shop", "language"),
             policy=policy,
+            complaints=cfg.complaint_policy(),
+            desk=self.desk,
             wake_sender=self.sender.wake,
         )
         replayed = await self.engine.replay_unprocessed()
@@ -146,6 +169,7 @@ class FeedbotApp:
             ("dispatch-due-surveys", self.dispatcher.dispatch_due, interval),
             ("expire-surveys", self.dispatcher.expire, HOUSEKEEPING_INTERVAL_S),
             ("survey-reminders", self.dispatcher.remind, HOUSEKEEPING_INTERVAL_S),
+            ("sla-watchdog", self.desk.watch_sla, self.config.get("sla", "watchdog_interval").total_seconds()),
         )
         for job_id, func, seconds in jobs:
             # coalesce + max_instances=1: a slow run is never doubled up; the first run is

@@ -10,6 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from datetime import time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
+from flows.tickets import DEFAULT_KEYWORDS, ComplaintPolicy
 
 # Secrets that may come from the environment instead of the file (the env wins).
 ENV_SECRETS = {
@@ -137,6 +139,47 @@ def _touchpoints(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _chat_id(value: Any) -> str | None:
+    if value in (0, "", None):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a Telegram chat id (a whole number, groups are negative), got {value!r}")
+    return str(value)
+
+
+def _id_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"expected a list of Telegram ids (whole numbers), got {value!r}")
+    return tuple(str(v) for v in value)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9_]{1,32}", v) for v in value):
+        raise ValueError(f"expected a list of names like ['delivery', 'other'], got {value!r}")
+    return tuple(value)
+
+
+def _keywords(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f"expected a list of words, got {value!r}")
+    return tuple(v.strip() for v in value)
+
+
+def _sla_pair(value: Any) -> tuple[timedelta, timedelta]:
+    if isinstance(value, str) and value.count("/") == 1:
+        first, resolution = (_positive_duration(part.strip()) for part in value.split("/"))
+        if first <= resolution:
+            return first, resolution
+    raise ValueError(f"expected 'first response/resolution' like '2h/48h' (first no longer than resolution), got {value!r}")
+
+
+def _supervisor(value: Any) -> str:
+    text = _str(value).strip()
+    if text and not re.fullmatch(r"@[A-Za-z][A-Za-z0-9_]{3,31}", text):
+        raise ValueError(f"expected a Telegram @username, got {value!r}")
+    return text
+
+
 # --- the schema: section -> key -> (parser, default) --------------------------------
 
 SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
@@ -174,6 +217,30 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "comment_window": (_positive_duration, "24h"),
         "touchpoints": (_touchpoints, ["delivery", "in_store", "online"]),
         "dispatch_interval": (_positive_duration, "30s"),
+    },
+    "agents": {
+        "chat_id": (_chat_id, 0),
+        "agent_ids": (_id_list, []),
+        "supervisor": (_supervisor, ""),
+        "owner_chat_ids": (_id_list, []),
+        "language": (_language, "vi"),
+        "topics": (_bool, True),
+    },
+    "complaints": {
+        "low_score": (_int_range(0, 5), 2),
+        "categories": (_names, ["delivery", "product_quality", "staff_attitude", "price_billing", "other"]),
+        "severe_categories": (_names, ["product_quality"]),
+        "keywords": (_keywords, list(DEFAULT_KEYWORDS)),
+        "reopen_window": (_positive_duration, "7d"),
+        "max_photos": (_int_range(0, 10), 5),
+        "vip_spend_12m": (_int_range(0, 10**15), 10_000_000),
+        "vip_orders_12m": (_int_range(1, 100_000), 10),
+    },
+    "sla": {
+        "normal": (_sla_pair, "2h/48h"),
+        "high": (_sla_pair, "30m/24h"),
+        "urgent": (_sla_pair, "15m/8h"),
+        "watchdog_interval": (_positive_duration, "1m"),
     },
     "sender": {
         "messages_per_second": (_positive_number, 30),
@@ -231,6 +298,20 @@ class Config:
             comment_window=s["comment_window"],
         )
 
+    def complaint_policy(self) -> ComplaintPolicy:
+        c = self.section("complaints")
+        return ComplaintPolicy(
+            low_score=c["low_score"],
+            categories=c["categories"],
+            severe_categories=c["severe_categories"],
+            keywords=c["keywords"],
+            reopen_window=c["reopen_window"],
+            max_photos=c["max_photos"],
+            vip_spend_12m=Decimal(c["vip_spend_12m"]),
+            vip_orders_12m=c["vip_orders_12m"],
+            sla={level: self.get("sla", level) for level in ("normal", "high", "urgent")},
+        )
+
     def with_overrides(self, **sections: Mapping[str, Any]) -> "Config":
         """A copy with some already-parsed values replaced (used by tests and the CLI)."""
         merged = {name: dict(values) for name, values in self.values.items()}
@@ -274,6 +355,11 @@ def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
         raise ConfigError("http.public_url: telegram.mode = 'webhook' needs the public https URL of this server")
     if tg["bot_username"] and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", tg["bot_username"].lstrip("@")):
         raise ConfigError(f"telegram.bot_username: not a Telegram username: {tg['bot_username']!r}")
+    unknown = set(values["complaints"]["severe_categories"]) - set(values["complaints"]["categories"])
+    if unknown:
+        raise ConfigError(f"complaints.severe_categories: {sorted(unknown)[0]!r} is not in complaints.categories")
+    if values["agents"]["chat_id"] is not None and not values["agents"]["chat_id"].startswith("-"):
+        raise ConfigError("agents.chat_id: the agents' chat must be a group (its id is negative, e.g. -1001234567890)")
     if tg["webhook_secret"] and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tg["webhook_secret"]):
         raise ConfigError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - only")
 

@@ -6,7 +6,18 @@ from datetime import datetime
 from typing import Sequence
 
 from flows.model import (
+    AddNote,
     AnswerChoice,
+    AuditDenied,
+    ClaimTicket,
+    EscalateTicket,
+    OpenTicket,
+    RateResolution,
+    RelayToAgents,
+    RelayToCustomer,
+    ReopenTicket,
+    ReplyInGroup,
+    ResolveTicket,
     Decision,
     EditChoiceMessage,
     LinkCustomer,
@@ -18,6 +29,12 @@ from flows.model import (
     SetOptOut,
 )
 from storage import contacts, conversations, customers, outbox, surveys
+
+# Carried out by the engine (they need the dispatcher or the ticket desk), not here.
+ENGINE_DECISIONS = (
+    SendPendingSurveys, OpenTicket, RelayToAgents, RateResolution, ReopenTicket, RelayToCustomer, AddNote,
+    ClaimTicket, ResolveTicket, EscalateTicket, AuditDenied, ReplyInGroup,
+)
 from storage.db import Connection
 
 
@@ -27,11 +44,12 @@ class Target:
 
     channel: str
     chat_id: str
-    contact_id: int
+    contact_id: int | None  # None for a group or an owner's chat
     customer_id: int | None
     choice_id: str | None = None  # the button press being answered, if any
     choice_message_id: str | None = None  # the message that carried that button
     priority: int = 0  # outbox priority: 0 for a customer chatting now, 1 for bulk sends
+    ticket_id: int | None = None  # messages about a ticket are linked to it
 
 
 async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, now: datetime) -> Target:
@@ -53,20 +71,23 @@ async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, n
                         tx, target, "edit_text", {"message_id": target.choice_message_id, "text": text}, now
                     )
             case SetConversation(state=state, data=data):
+                assert target.contact_id is not None
                 await conversations.put(tx, target.contact_id, state, data, now)
             case RecordScore(survey_id=survey_id, score=score):
                 await surveys.record_score(tx, survey_id, score, now)
             case RecordComment(survey_id=survey_id, text=text):
                 await surveys.record_comment(tx, survey_id, text, now)
             case LinkCustomer(customer_id=customer_id):
+                assert target.contact_id is not None
                 await contacts.link(tx, target.contact_id, customer_id)
                 target = replace(target, customer_id=customer_id)
             case SetOptOut(opted_out=opted_out):
+                assert target.contact_id is not None
                 await contacts.set_opted_out(tx, target.contact_id, opted_out, now)
                 if target.customer_id is not None:
                     await customers.set_opted_out(tx, target.customer_id, opted_out, now)
-            case SendPendingSurveys():
-                pass  # the engine runs the dispatcher after the rest is applied
+            case _ if isinstance(decision, ENGINE_DECISIONS):
+                pass  # need more than the database: the engine carries them out after the rest
             case _:
                 raise TypeError(f"unknown decision {decision!r}")
     return target
@@ -85,4 +106,5 @@ async def _enqueue(
         now=now,
         survey_id=survey_id,
         priority=target.priority,
+        ticket_id=target.ticket_id,
     )

@@ -3,17 +3,43 @@ transaction with state, records and outbox."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from bot.channels.base import Channel
 from bot.clock import Clock
 from bot.effects import Target, apply
 from bot.surveys import SurveyDispatcher
-from flows import conversation, csat
-from flows.model import Context, ContactView, Conversation, CustomerView, Inbound, SendPendingSurveys, SurveyView
+from bot.tickets import Actor, TicketDesk
+from flows import complaint, conversation, csat
+from flows import desk as desk_flow
+from flows.model import (
+    AddNote,
+    AuditDenied,
+    ClaimTicket,
+    Context,
+    ContactView,
+    Conversation,
+    CustomerView,
+    Decision,
+    EscalateTicket,
+    Inbound,
+    OpenTicket,
+    OrderRef,
+    RateResolution,
+    RelayToAgents,
+    RelayToCustomer,
+    ReopenTicket,
+    ReplyInGroup,
+    ResolveTicket,
+    SendPendingSurveys,
+    SurveyView,
+)
 from flows.schedule import SurveyPolicy
 from flows.texts import pick_language
-from storage import contacts, conversations, customers, inbox, surveys
+from flows.tickets import ComplaintPolicy
+from storage import contacts, conversations, customers, inbox, surveys, tickets
+from storage.contacts import ContactRecord
 from storage.db import Connection, Database
 
 log = logging.getLogger(__name__)
@@ -30,6 +56,8 @@ class Engine:
         shop_name: str,
         default_language: str,
         policy: SurveyPolicy,
+        complaints: ComplaintPolicy | None = None,
+        desk: TicketDesk | None = None,
         wake_sender: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
@@ -39,6 +67,8 @@ class Engine:
         self.shop_name = shop_name
         self.default_language = default_language
         self.policy = policy
+        self.complaints = complaints or ComplaintPolicy()
+        self.desk = desk
         self.wake_sender = wake_sender
 
     async def receive(self, channel_name: str, payload: dict[str, Any]) -> bool:
@@ -78,7 +108,7 @@ class Engine:
             event = channel.parse(payload)
             async with self.db.transaction() as tx:
                 now = self.clock.now()
-                if event is None:
+                if event is None or (event.group and not self._is_agents_chat(event.chat_id)):
                     await inbox.mark_processed(tx, inbox_id, now, kind="ignored")
                     return
                 contact_id = await self._handle(tx, event)
@@ -92,7 +122,18 @@ class Engine:
             return
         self.wake_sender()
 
-    async def _handle(self, tx: Connection, event: Inbound) -> int:
+    def _is_agents_chat(self, chat_id: str) -> bool:
+        return self.desk is not None and self.desk.is_agents_chat(chat_id)
+
+    async def _handle(self, tx: Connection, event: Inbound) -> int | None:
+        if event.group:  # only the agents' group gets here
+            await self._handle_agent(tx, event)
+            return None
+        return await self._handle_customer(tx, event)
+
+    # --- a customer in a private chat ------------------------------------------------------
+
+    async def _handle_customer(self, tx: Connection, event: Inbound) -> int:
         now = self.clock.now()
         contact, _ = await contacts.upsert_seen(
             tx,
@@ -113,7 +154,7 @@ class Engine:
         state, data = await conversations.get(tx, contact.id)
 
         survey_view = None
-        survey_id = csat.referenced_survey_id(event, state, data)
+        survey_id = csat.referenced_survey_id(event, state, data) or complaint.referenced_survey_id(event)
         if survey_id is not None and customer is not None:
             survey = await surveys.get(tx, survey_id)
             if survey is not None and survey.customer_id == customer.id:  # never another customer's survey
@@ -125,6 +166,14 @@ class Engine:
             found = await customers.by_link_token(tx, token)
             if found is not None:
                 start_customer = CustomerView(found.id, found.name)
+
+        own_tickets = await tickets.for_contact(tx, contact.id, now - self.complaints.reopen_window)
+        ticket_record = None
+        ticket_id = complaint.referenced_ticket_id(event, state, data)
+        if ticket_id is not None:
+            # Only this contact's own tickets: a guessed number finds nothing.
+            ticket_record = next((t for t in own_tickets if t.id == ticket_id), None)
+        recent = await tickets.recent_orders(tx, customer.id) if customer else []
 
         ctx = Context(
             now=now,
@@ -140,6 +189,10 @@ class Engine:
             survey=survey_view,
             start_customer=start_customer,
             policy=self.policy,
+            complaints=self.complaints,
+            recent_orders=tuple(OrderRef(order_id, at) for order_id, at in recent),
+            tickets=tuple(TicketDesk.view(t) for t in own_tickets),
+            ticket=TicketDesk.view(ticket_record) if ticket_record else None,
         )
         decisions = conversation.handle(event, ctx)
         target = Target(
@@ -151,7 +204,80 @@ class Engine:
             choice_message_id=event.message_id if event.choice is not None else None,
         )
         target = await apply(tx, decisions, target, now)
+        for decision in decisions:
+            await self._customer_ticket_decision(tx, decision, ctx, contact, target, now)
         if target.customer_id is not None and any(isinstance(d, SendPendingSurveys) for d in decisions):
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
         log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
+
+    async def _customer_ticket_decision(
+        self, tx: Connection, decision: Decision, ctx: Context, contact: ContactRecord, target: Target, now: datetime
+    ) -> None:
+        if isinstance(decision, AuditDenied):
+            actor = Actor("customer", str(contact.id), contact.display_name)
+            await self._require_desk().deny(tx, decision.ticket_id, actor, decision.action, now)
+            return
+        if not isinstance(decision, (OpenTicket, RelayToAgents, RateResolution, ReopenTicket)):
+            return
+        desk = self._require_desk()
+        if isinstance(decision, OpenTicket):
+            ticket = await desk.open(tx, decision, contact, now)
+            await apply(tx, complaint.opened(TicketDesk.view(ticket), ctx), target, now)
+            return
+        ticket = await tickets.get(tx, decision.ticket_id)
+        if ticket is None or ticket.contact_id != contact.id:
+            raise AssertionError(f"flow chose ticket {decision.ticket_id}, not this contact's")
+        if isinstance(decision, RelayToAgents):
+            await desk.relay_to_agents(tx, ticket, contact, decision.text, decision.photos, now)
+        elif isinstance(decision, RateResolution):
+            await desk.rate(tx, ticket, decision.score, now)
+        elif isinstance(decision, ReopenTicket):
+            reopened = await desk.reopen(tx, ticket, now)
+            await apply(tx, complaint.reopened(TicketDesk.view(reopened), ctx), target, now)
+
+    def _require_desk(self) -> TicketDesk:
+        if self.desk is None:
+            raise RuntimeError("complaint decision but no ticket desk is wired")
+        return self.desk
+
+    # --- an agent in the agents' group ----------------------------------------------------
+
+    async def _handle_agent(self, tx: Connection, event: Inbound) -> None:
+        desk = self._require_desk()
+        now = self.clock.now()
+        ticket = None
+        if event.choice is not None:
+            ticket_id = desk_flow.referenced_ticket_id(event.choice)
+            ticket = await tickets.get(tx, ticket_id) if ticket_id is not None else None
+        elif event.thread_id is not None:
+            ticket = await tickets.by_thread(tx, event.chat_id, event.thread_id)
+        elif event.reply_to_message_id is not None:
+            ticket = await tickets.by_agent_message(tx, event.chat_id, event.reply_to_message_id)
+        ctx = desk_flow.DeskContext(
+            now=now,
+            language=desk.config.language,
+            agent_allowed=desk.agent_allowed(event),
+            ticket=TicketDesk.desk_view(ticket) if ticket else None,
+        )
+        decisions = desk_flow.handle(event, ctx)
+        agent = Actor("agent", event.user_id, event.name or event.user_id)
+        target = Target(event.channel, event.chat_id, None, None, choice_id=event.choice_id,
+                        choice_message_id=event.message_id if event.choice is not None else None)
+        await apply(tx, decisions, target, now)
+        for decision in decisions:
+            match decision:
+                case AuditDenied(action=action, ticket_id=ticket_id):
+                    await desk.deny(tx, ticket_id, agent, action, now)
+                case ReplyInGroup(text=body):
+                    await desk.reply_in_group(tx, event, body, now)
+                case RelayToCustomer(text=body, photos=photos) if ticket is not None:
+                    await desk.relay_to_customer(tx, ticket, agent, body, photos, now)
+                case AddNote(text=body) if ticket is not None:
+                    await desk.note(tx, ticket, agent, body, now)
+                case ClaimTicket() if ticket is not None:
+                    await desk.claim(tx, ticket, agent, now)
+                case ResolveTicket() if ticket is not None:
+                    await desk.resolve(tx, ticket, agent, now)
+                case EscalateTicket() if ticket is not None:
+                    await desk.escalate(tx, ticket, agent, now)

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from datetime import timedelta
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from bot.channels.base import Ambiguous, Channel, Permanent, RetryLater, Transient
 from bot.clock import Clock, SystemClock
@@ -27,6 +27,17 @@ from storage.timefmt import from_db
 log = logging.getLogger(__name__)
 
 READY_BATCH = 200
+COALESCE_MAX_CHARS = 3500  # under Telegram's 4096, with room for the platform's own framing
+
+
+class OutboxHooks(Protocol):
+    """Per-row work around delivery that needs the database (e.g. a ticket's thread)."""
+
+    async def prepare(self, row: OutboxItem) -> dict[str, Any]:
+        """The payload to deliver (may add the thread or the message to reply to)."""
+
+    async def on_sent(self, row: OutboxItem, message_id: str | None) -> None:
+        """Called after a successful delivery."""
 IDLE_WAIT = 30.0  # seconds; a wake() cuts it short whenever something is enqueued
 
 
@@ -44,6 +55,7 @@ class Sender:
         clock: Clock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        hooks: OutboxHooks | None = None,
     ) -> None:
         self.db = db
         self.channels = channels
@@ -55,6 +67,7 @@ class Sender:
         self.clock = clock or SystemClock()
         self.monotonic = monotonic
         self.jitter = jitter
+        self.hooks = hooks
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
         self._next_slot = 0.0
@@ -112,7 +125,7 @@ class Sender:
                 continue
             channel = self.channels.get(row.channel)
             if channel is None:
-                await self._finish(row, "failed", f"channel {row.channel} is not enabled")
+                await self._finish([row.id], "failed", f"channel {row.channel} is not enabled")
                 continue
             paced = row.method != "answer_choice"  # button acknowledgements are not chat messages
             if paced:
@@ -127,10 +140,12 @@ class Sender:
             await self._slots.acquire()
             async with self.db.transaction() as tx:
                 claimed = await outbox.mark_sending(tx, row.id)
+                # Messages piling up for a busy chat (a group allows ~20 a minute) go as one.
+                merged = await outbox.take_coalescable(tx, row, COALESCE_MAX_CHARS) if claimed else []
             if not claimed:
                 self._slots.release()
                 continue
-            self._in_flight[key] = asyncio.create_task(self._send(channel, row, key, paced))
+            self._in_flight[key] = asyncio.create_task(self._send(channel, row, merged, key, paced))
         if len(rows) == READY_BATCH:
             return min(wait, self.interval)
         retry_at = from_db(await outbox.next_retry_at(self.db.reader))
@@ -144,41 +159,54 @@ class Sender:
             await asyncio.sleep(self._next_slot - now)
         self._next_slot = max(self._next_slot, self.monotonic()) + self.interval
 
-    async def _send(self, channel: Channel, row: OutboxItem, key: tuple[str, str], paced: bool) -> None:
+    async def _send(
+        self, channel: Channel, row: OutboxItem, merged: list[OutboxItem], key: tuple[str, str], paced: bool
+    ) -> None:
         attempt = row.attempts + 1
+        ids = [row.id, *(m.id for m in merged)]
         try:
-            message_id = await channel.deliver(row.method, row.chat_id, row.payload)
+            payload = dict(row.payload)
+            if merged:
+                payload["text"] = "\n".join([payload.get("text", ""), *(m.payload.get("text", "") for m in merged)])
+            if self.hooks is not None:
+                payload = await self.hooks.prepare(OutboxItem(**{**row.__dict__, "payload": payload}))
+            message_id = await channel.deliver(row.method, row.chat_id, payload)
         except RetryLater as exc:
             self.stats["rate_limited"] += 1
             self._paused_until = max(self._paused_until, self.monotonic() + exc.seconds)
             log.warning("%s asked us to slow down: pausing all sends for %.0fs", row.channel, exc.seconds)
-            await self._retry(row, exc.seconds, str(exc), count_attempt=False)
+            await self._retry(ids, exc.seconds, str(exc), count_attempt=False)
         except Transient as exc:
             if attempt >= self.max_attempts:
                 log.error(
                     "outbox %s to %s chat %s failed %d times, giving up (dead letter): %s",
                     row.id, row.channel, row.chat_id, attempt, exc,
                 )
-                await self._finish(row, "failed", f"gave up after {attempt} attempts: {exc}")
+                await self._finish(ids, "failed", f"gave up after {attempt} attempts: {exc}")
             else:
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
                 delay *= 0.5 + 0.5 * self.jitter()  # jitter: retries of many rows do not stampede
                 self.stats["retried"] += 1
                 log.info("outbox %s to %s chat %s: %s; retry %d in %.1fs", row.id, row.channel, row.chat_id, exc, attempt, delay)
-                await self._retry(row, delay, str(exc), count_attempt=True)
+                await self._retry(ids, delay, str(exc), count_attempt=True)
         except Ambiguous as exc:
             log.warning("outbox %s to %s chat %s: outcome unknown, not resending: %s", row.id, row.channel, row.chat_id, exc)
-            await self._finish(row, "unknown", str(exc))
+            await self._finish(ids, "unknown", str(exc))
         except Permanent as exc:
             log.warning("outbox %s to %s chat %s failed: %s", row.id, row.channel, row.chat_id, exc)
-            await self._finish(row, "failed", str(exc))
+            await self._finish(ids, "failed", str(exc))
         except Exception as exc:  # a bug in a channel must not kill the sender
             log.exception("outbox %s: unexpected error", row.id)
-            await self._finish(row, "failed", f"{type(exc).__name__}: {exc}")
+            await self._finish(ids, "failed", f"{type(exc).__name__}: {exc}")
         else:
             async with self.db.transaction() as tx:
-                await outbox.mark_sent(tx, row.id, message_id, self.clock.now())
+                await outbox.mark_sent(tx, ids, message_id, self.clock.now())
             self.stats["sent"] += 1
+            if self.hooks is not None:
+                try:
+                    await self.hooks.on_sent(row, message_id)
+                except Exception:
+                    log.exception("outbox %s: after-send hook failed", row.id)
         finally:
             if paced:
                 # Counted from the answer, not the request: a slow request must not let the
@@ -188,15 +216,15 @@ class Sender:
             self._slots.release()
             self.wake()
 
-    async def _retry(self, row: OutboxItem, delay: float, error: str, count_attempt: bool) -> None:
+    async def _retry(self, ids: list[int], delay: float, error: str, count_attempt: bool) -> None:
         at = self.clock.now() + timedelta(seconds=delay)
         async with self.db.transaction() as tx:
-            await outbox.mark_retry(tx, row.id, at, error, count_attempt=count_attempt)
+            await outbox.mark_retry(tx, ids, at, error, count_attempt=count_attempt)
 
-    async def _finish(self, row: OutboxItem, status: str, error: str) -> None:
+    async def _finish(self, ids: list[int], status: str, error: str) -> None:
         self.stats[status] += 1
         async with self.db.transaction() as tx:
-            await outbox.mark_final(tx, row.id, status, error)
+            await outbox.mark_final(tx, ids, status, error)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Send until nothing is pending or in flight (tests and benchmarks)."""

@@ -1,19 +1,22 @@
 """The entry point of every inbound customer event: commands first, then the open flow."""
 from __future__ import annotations
 
-from flows import csat
+from flows import complaint, csat, desk
 from flows.model import (
     AnswerChoice,
+    AuditDenied,
     Context,
     Decision,
     Inbound,
     LinkCustomer,
+    RelayToAgents,
     Reply,
     SendPendingSurveys,
     SetConversation,
     SetOptOut,
 )
 from flows.texts import text
+from flows.tickets import looks_like_complaint
 
 
 def handle(event: Inbound, ctx: Context) -> list[Decision]:
@@ -22,11 +25,24 @@ def handle(event: Inbound, ctx: Context) -> list[Decision]:
     if event.choice is not None:
         if csat.owns_choice(event.choice):
             return csat.on_choice(event, ctx)
+        if complaint.owns_choice(event.choice):
+            return complaint.on_choice(event, ctx)
+        if desk.owns_choice(event.choice):  # an agents' button pressed (or crafted) in a private chat
+            return [AnswerChoice(), AuditDenied(f"button:{event.choice[:64]}", desk.referenced_ticket_id(event.choice))]
         return [AnswerChoice()]  # a button of a flow that no longer exists
-    if ctx.conversation.state.startswith(csat.STATE_PREFIX):
+    state = ctx.conversation.state
+    if state.startswith(csat.STATE_PREFIX):
         decisions = csat.on_text(event, ctx)
         if decisions is not None:
             return decisions
+    decisions = complaint.on_text(event, ctx)
+    if decisions is not None:
+        return decisions
+    current = complaint.open_ticket_of(ctx)
+    if current is not None:  # an open ticket gets everything the customer writes
+        return [RelayToAgents(current.ticket_id, event.text, event.photos)]
+    if event.text and looks_like_complaint(event.text, ctx.complaints.keywords):
+        return complaint.start(ctx, "keywords", description=event.text.strip())
     return [Reply(text(ctx.contact.language, "idle.received", shop=ctx.shop_name))]
 
 
@@ -46,6 +62,14 @@ def _on_command(event: Inbound, ctx: Context) -> list[Decision]:
         return [SetOptOut(True), SetConversation("idle"), Reply(text(lang, "stop.done", shop=shop))]
     if event.command == "help":
         return [Reply(text(lang, "help", shop=shop))]
+    if event.command == "complaint":
+        return complaint.start(ctx, "command")
+    if event.command == "status":
+        return complaint.status(ctx)
+    if event.command == "cancel":
+        if ctx.conversation.state in complaint.INTAKE:
+            return complaint.cancel(ctx)
+        return [Reply(text(lang, "complaint.status_none"))] if not complaint.open_ticket_of(ctx) else complaint.status(ctx)
     return [Reply(text(lang, "unknown_command"))]
 
 

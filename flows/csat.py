@@ -25,6 +25,13 @@ from flows.model import (
 )
 from flows.texts import text
 
+
+def complaint_start_choice(survey_id: int) -> str:
+    # The complaint flow owns this button's data (complaint.start_choice); csat only
+    # places it, and importing complaint here would make a cycle.
+    return f"kn:new:{survey_id}"
+
+
 STATE_PREFIX = "csat."
 AWAITING_SCORE = "csat.awaiting_score"
 AWAITING_COMMENT = "csat.awaiting_comment"
@@ -120,13 +127,14 @@ def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
 
 def _record_score(survey: SurveyView, score: int, ctx: Context) -> list[Decision]:
     until = ctx.now + ctx.policy.comment_window
+    lang = ctx.contact.language
+    buttons: tuple[Button, ...] = (Button(text(lang, "csat.skip"), skip_choice(survey.survey_id)),)
+    if score <= ctx.complaints.low_score:
+        # A very unhappy customer is offered a complaint: a human will answer it.
+        buttons = (Button(text(lang, "csat.complain"), complaint_start_choice(survey.survey_id)), *buttons)
     return [
         RecordScore(survey.survey_id, score),
-        Reply(
-            _followup_text(ctx.contact.language, score),
-            buttons=((Button(text(ctx.contact.language, "csat.skip"), skip_choice(survey.survey_id)),),),
-            survey_id=survey.survey_id,
-        ),
+        Reply(_followup_text(lang, score), buttons=(buttons,), survey_id=survey.survey_id),
         SetConversation(AWAITING_COMMENT, {"survey_id": survey.survey_id, "until": until.isoformat()}),
     ]
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from flows.schedule import SurveyPolicy
+from flows.tickets import ComplaintPolicy
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ class Inbound:
     message_id: str | None = None  # for a choice: the message that carried the buttons
     language_code: str | None = None
     name: str = ""
+    photos: tuple[str, ...] = ()  # platform file ids, largest size
+    reply_to_message_id: str | None = None  # the message this one replies to (agents' group)
+    thread_id: str | None = None  # forum topic (agents' group)
+    group: bool = False  # said in a group chat (the agents' group), not a private chat
+    anonymous: bool = False  # sent as the group (anonymous admin) or by a bot: no person to hold to account
 
     @property
     def kind(self) -> str:
@@ -67,6 +73,27 @@ class SurveyView:
 class CustomerView:
     customer_id: int
     name: str
+
+
+@dataclass(frozen=True)
+class OrderRef:
+    order_id: str
+    purchased_at: datetime
+
+
+@dataclass(frozen=True)
+class TicketView:
+    ticket_id: int
+    number: str
+    status: str  # open | claimed | resolved
+    category: str
+    contact_id: int
+    created_at: datetime
+    first_response_due_at: datetime
+    assignee_id: str | None = None
+    assignee_name: str | None = None
+    resolved_at: datetime | None = None
+    resolution_score: int | None = None
 
 
 # --- decisions ---------------------------------------------------------------
@@ -128,6 +155,83 @@ class SendPendingSurveys:
     """The customer just became reachable: send surveys that are already due."""
 
 
+# --- complaint decisions (customer side) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    category: str
+    description: str
+    order_id: str | None = None
+    photos: tuple[str, ...] = ()
+    source: str = "command"  # low_score | command | keywords
+    survey_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RelayToAgents:
+    ticket_id: int
+    text: str
+    photos: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RateResolution:
+    ticket_id: int
+    score: int
+
+
+@dataclass(frozen=True)
+class ReopenTicket:
+    ticket_id: int
+
+
+# --- agent decisions (agents' group) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class RelayToCustomer:
+    ticket_id: int
+    text: str
+    photos: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AddNote:
+    ticket_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ClaimTicket:
+    ticket_id: int
+
+
+@dataclass(frozen=True)
+class ResolveTicket:
+    ticket_id: int
+
+
+@dataclass(frozen=True)
+class EscalateTicket:
+    ticket_id: int
+
+
+@dataclass(frozen=True)
+class AuditDenied:
+    """An action someone was not allowed to take: refused, and written to the audit trail."""
+
+    action: str
+    ticket_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReplyInGroup:
+    """A short answer in the agents' group, as a reply to the agent's message."""
+
+    text: str
+
+
 Decision = (
     Reply
     | AnswerChoice
@@ -138,6 +242,17 @@ Decision = (
     | LinkCustomer
     | SetOptOut
     | SendPendingSurveys
+    | OpenTicket
+    | RelayToAgents
+    | RateResolution
+    | ReopenTicket
+    | RelayToCustomer
+    | AddNote
+    | ClaimTicket
+    | ResolveTicket
+    | EscalateTicket
+    | AuditDenied
+    | ReplyInGroup
 )
 
 
@@ -152,3 +267,7 @@ class Context:
     survey: SurveyView | None = None  # the survey the event or state refers to, if it is this customer's
     start_customer: CustomerView | None = None  # the customer a /start token points to
     policy: SurveyPolicy = field(default_factory=SurveyPolicy)
+    complaints: ComplaintPolicy = field(default_factory=ComplaintPolicy)
+    recent_orders: tuple[OrderRef, ...] = ()  # this customer's latest orders, newest first
+    tickets: tuple[TicketView, ...] = ()  # this contact's tickets: open ones and recently resolved
+    ticket: TicketView | None = None  # the ticket the event or state refers to, if it is this contact's

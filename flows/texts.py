@@ -1,6 +1,8 @@
 """Message catalogs: every text a customer sees, in Vietnamese (default) and English."""
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
+
 SUPPORTED = ("vi", "en")
 DEFAULT = "vi"
 
@@ -29,10 +31,84 @@ CATALOG: dict[str, dict[str, str]] = {
         "Hãy nhắn cho chúng tôi bất cứ lúc nào. Gửi /stop nếu không muốn nhận khảo sát.",
         "start.bad_link": "Liên kết này không hợp lệ hoặc đã cũ. Bạn vẫn có thể nhắn tin cho {shop} tại đây.",
         "stop.done": "Bạn sẽ không nhận khảo sát từ {shop} nữa. Gửi /start để bật lại bất cứ lúc nào.",
-        "help": "Các lệnh:\n/start: bắt đầu, nhận lại khảo sát\n/stop: không nhận khảo sát nữa\n"
-        "/help: trợ giúp\nBạn cũng có thể nhắn tin trực tiếp cho {shop} tại đây.",
+        "help": "Các lệnh:\n/complaint: gửi khiếu nại\n/status: xem khiếu nại của bạn\n/start: bắt đầu, nhận lại khảo sát\n"
+        "/stop: không nhận khảo sát nữa\n/help: trợ giúp\nBạn cũng có thể nhắn tin trực tiếp cho {shop} tại đây.",
         "idle.received": "Cảm ơn bạn đã nhắn tin! {shop} đã nhận được và sẽ phản hồi sớm.",
         "unknown_command": "Xin lỗi, chúng tôi chưa hiểu lệnh này. Gửi /help để xem các lệnh.",
+        "csat.complain": "Gửi khiếu nại",
+        "complaint.ask_order": "Bạn muốn khiếu nại về đơn hàng nào?",
+        "complaint.other_order": "Khác / không có đơn",
+        "complaint.ask_category": "Vấn đề thuộc loại nào?",
+        "complaint.ask_description": "Bạn mô tả giúp chúng tôi chuyện gì đã xảy ra nhé.",
+        "complaint.too_short": "Bạn viết thêm một chút để chúng tôi hiểu rõ vấn đề nhé (ít nhất vài từ).",
+        "complaint.ask_photos": "Bạn có ảnh nào không? Gửi ảnh vào đây (tối đa {max}), rồi bấm Tiếp tục. Không có thì bấm Tiếp tục luôn.",
+        "complaint.photo_received": "Đã nhận {count} ảnh. Gửi thêm, hoặc bấm Tiếp tục.",
+        "complaint.photo_limit": "Đã đủ {max} ảnh. Bấm Tiếp tục nhé.",
+        "complaint.continue": "Tiếp tục",
+        "complaint.confirm": "Bạn kiểm tra lại giúp:\nĐơn hàng: {order}\nLoại: {category}\nMô tả: {description}\nẢnh: {photos}\n\nGửi khiếu nại này?",
+        "complaint.submit": "Gửi",
+        "complaint.cancel": "Huỷ",
+        "complaint.cancelled": "Đã huỷ. Bạn có thể gửi /complaint bất cứ lúc nào.",
+        "complaint.reask_buttons": "Bạn chọn giúp một trong các nút bên dưới nhé (hoặc bấm Huỷ).",
+        "complaint.opened": "Đã ghi nhận khiếu nại {number}. Nhân viên sẽ phản hồi trước {due}. "
+        "Mọi tin nhắn bạn gửi ở đây sẽ được chuyển tới nhân viên. Gửi /status để xem tình trạng.",
+        "complaint.already_open": "Bạn đang có khiếu nại {number} chưa xong. Cứ nhắn ở đây, nhân viên sẽ nhận được.",
+        "complaint.claimed": "{number}: nhân viên {agent} đang xử lý khiếu nại của bạn.",
+        "complaint.agent_says": "💬 {shop} ({number}): {text}",
+        "complaint.agent_photo": "📷 {shop} ({number}) gửi ảnh",
+        "complaint.resolved": "{number} đã được xử lý xong. Bạn hài lòng thế nào với cách chúng tôi giải quyết? (1–5)",
+        "complaint.rated": "Cảm ơn bạn đã đánh giá {score}/5.",
+        "complaint.offer_reopen": "Nếu vấn đề chưa được giải quyết, bạn có thể mở lại khiếu nại trong {days} ngày.",
+        "complaint.reopen": "Mở lại khiếu nại",
+        "complaint.reopened": "Đã mở lại {number}. Nhân viên sẽ phản hồi trước {due}.",
+        "complaint.reopen_closed": "Đã quá hạn mở lại khiếu nại này. Bạn gửi /complaint để tạo khiếu nại mới nhé.",
+        "complaint.not_yours": "Không tìm thấy khiếu nại này.",
+        "complaint.status_none": "Bạn không có khiếu nại nào đang mở.",
+        "complaint.status_line": "{number} · {category} · {status} · mở lúc {opened}",
+        "status.open": "đang chờ nhân viên",
+        "status.claimed": "{agent} đang xử lý",
+        "status.resolved": "đã xử lý xong",
+        "photos.none": "không có",
+        "photos.count": "{count} ảnh",
+        "order.none": "không gắn với đơn nào",
+        "category.delivery": "Giao hàng",
+        "category.product_quality": "Chất lượng sản phẩm",
+        "category.staff_attitude": "Thái độ nhân viên",
+        "category.price_billing": "Giá / thanh toán",
+        "category.other": "Khác",
+        "desk.card": "🆕 {number} · ưu tiên {priority}\nKhách: {customer} ({tier})\nĐơn: {order}\nLoại: {category}\n"
+        "Mô tả: {description}\nẢnh: {photos}\nCSAT trước đây: {past_csat}\nHạn phản hồi: {first_due} · hạn xử lý: {resolution_due}\n"
+        "Trạng thái: {status}",
+        "desk.card_hint_reply": "Trả lời (reply) tin này để nhắn cho khách; /note <ghi chú> để ghi chú nội bộ.",
+        "desk.card_hint_topic": "Nhắn trong chủ đề này để trả lời khách; /note <ghi chú> để ghi chú nội bộ.",
+        "desk.claim": "✋ Nhận xử lý",
+        "desk.resolve": "✅ Đã xong",
+        "desk.escalate": "⏫ Chuyển cấp",
+        "desk.customer_says": "👤 {customer} ({number}): {text}",
+        "desk.customer_photo": "👤 {customer} ({number}) gửi ảnh",
+        "desk.claimed": "✋ {agent} nhận xử lý {number}.",
+        "desk.resolved": "✅ {agent} đã đóng {number}.",
+        "desk.escalated": "⏫ {number} được chuyển cấp bởi {agent}: ưu tiên {priority}. {supervisor}",
+        "desk.breach_first": "⏰ {number} quá hạn phản hồi đầu tiên (hạn {due}). Ưu tiên nâng lên {priority}. {supervisor}",
+        "desk.breach_resolution": "⏰ {number} quá hạn xử lý (hạn {due}). Ưu tiên nâng lên {priority}. {supervisor}",
+        "desk.reopened": "🔁 Khách đã mở lại {number}.",
+        "desk.rated": "⭐ Khách chấm cách xử lý {number}: {score}/5.",
+        "desk.denied": "Bạn không có quyền thao tác trên khiếu nại.",
+        "desk.anonymous": "Quản trị viên ẩn danh không thể trả lời khách: hãy tắt chế độ ẩn danh.",
+        "desk.already_claimed": "{agent} đang xử lý khiếu nại này.",
+        "desk.already_resolved": "Khiếu nại này đã được đóng.",
+        "desk.unknown_ticket": "Không tìm thấy khiếu nại.",
+        "desk.not_sent_resolved": "{number} đã đóng: tin nhắn không được gửi cho khách.",
+        "desk.note_saved": "📝 Đã lưu ghi chú cho {number}.",
+        "desk.status_open": "chờ nhận",
+        "desk.status_claimed": "{agent} đang xử lý",
+        "desk.status_resolved": "đã đóng",
+        "tier.vip": "VIP",
+        "tier.regular": "thường",
+        "priority.normal": "thường",
+        "priority.high": "cao",
+        "priority.urgent": "khẩn",
+        "desk.no_csat": "chưa có",
     },
     "en": {
         "csat.question": "{shop} here: how satisfied are you with order #{order}?\n"
@@ -58,12 +134,96 @@ CATALOG: dict[str, dict[str, str]] = {
         "Write to us any time. Send /stop if you do not want surveys.",
         "start.bad_link": "This link is not valid or has expired. You can still write to {shop} here.",
         "stop.done": "You will not get surveys from {shop} any more. Send /start to turn them back on.",
-        "help": "Commands:\n/start: start, receive surveys again\n/stop: stop receiving surveys\n"
-        "/help: this help\nYou can also write to {shop} directly here.",
+        "help": "Commands:\n/complaint: file a complaint\n/status: see your complaints\n/start: start, receive surveys again\n"
+        "/stop: stop receiving surveys\n/help: this help\nYou can also write to {shop} directly here.",
         "idle.received": "Thank you for your message! {shop} has received it and will reply soon.",
         "unknown_command": "Sorry, we do not know that command. Send /help to see the commands.",
+        "csat.complain": "File a complaint",
+        "complaint.ask_order": "Which order is your complaint about?",
+        "complaint.other_order": "Other / no order",
+        "complaint.ask_category": "What kind of problem is it?",
+        "complaint.ask_description": "Please describe what happened.",
+        "complaint.too_short": "Please tell us a little more so we understand the problem (a few words at least).",
+        "complaint.ask_photos": "Do you have photos? Send them here (up to {max}), then tap Continue. No photos: just tap Continue.",
+        "complaint.photo_received": "Got {count} photo(s). Send more, or tap Continue.",
+        "complaint.photo_limit": "That is {max} photos, the most we take. Please tap Continue.",
+        "complaint.continue": "Continue",
+        "complaint.confirm": "Please check:\nOrder: {order}\nType: {category}\nDescription: {description}\nPhotos: {photos}\n\nSend this complaint?",
+        "complaint.submit": "Send",
+        "complaint.cancel": "Cancel",
+        "complaint.cancelled": "Cancelled. You can send /complaint any time.",
+        "complaint.reask_buttons": "Please pick one of the buttons below (or tap Cancel).",
+        "complaint.opened": "We have your complaint {number}. An agent will answer by {due}. "
+        "Everything you write here goes to the agent. Send /status to see where it stands.",
+        "complaint.already_open": "Your complaint {number} is still open. Just write here and the agent will see it.",
+        "complaint.claimed": "{number}: {agent} is now handling your complaint.",
+        "complaint.agent_says": "💬 {shop} ({number}): {text}",
+        "complaint.agent_photo": "📷 {shop} ({number}) sent a photo",
+        "complaint.resolved": "{number} has been resolved. How satisfied are you with how we handled it? (1–5)",
+        "complaint.rated": "Thank you for rating us {score}/5.",
+        "complaint.offer_reopen": "If the problem is not solved, you can reopen the complaint within {days} days.",
+        "complaint.reopen": "Reopen complaint",
+        "complaint.reopened": "{number} is open again. An agent will answer by {due}.",
+        "complaint.reopen_closed": "This complaint can no longer be reopened. Send /complaint to file a new one.",
+        "complaint.not_yours": "We could not find that complaint.",
+        "complaint.status_none": "You have no open complaints.",
+        "complaint.status_line": "{number} · {category} · {status} · opened {opened}",
+        "status.open": "waiting for an agent",
+        "status.claimed": "{agent} is on it",
+        "status.resolved": "resolved",
+        "photos.none": "none",
+        "photos.count": "{count} photo(s)",
+        "order.none": "no order",
+        "category.delivery": "Delivery",
+        "category.product_quality": "Product quality",
+        "category.staff_attitude": "Staff attitude",
+        "category.price_billing": "Price / billing",
+        "category.other": "Other",
+        "desk.card": "🆕 {number} · priority {priority}\nCustomer: {customer} ({tier})\nOrder: {order}\nType: {category}\n"
+        "Description: {description}\nPhotos: {photos}\nPast CSAT: {past_csat}\nFirst response due: {first_due} · resolution due: {resolution_due}\n"
+        "Status: {status}",
+        "desk.card_hint_reply": "Reply to this message to write to the customer; /note <text> for an internal note.",
+        "desk.card_hint_topic": "Write in this topic to answer the customer; /note <text> for an internal note.",
+        "desk.claim": "✋ Claim",
+        "desk.resolve": "✅ Resolve",
+        "desk.escalate": "⏫ Escalate",
+        "desk.customer_says": "👤 {customer} ({number}): {text}",
+        "desk.customer_photo": "👤 {customer} ({number}) sent a photo",
+        "desk.claimed": "✋ {agent} claimed {number}.",
+        "desk.resolved": "✅ {agent} resolved {number}.",
+        "desk.escalated": "⏫ {number} escalated by {agent}: priority {priority}. {supervisor}",
+        "desk.breach_first": "⏰ {number} missed its first-response target ({due}). Priority raised to {priority}. {supervisor}",
+        "desk.breach_resolution": "⏰ {number} missed its resolution target ({due}). Priority raised to {priority}. {supervisor}",
+        "desk.reopened": "🔁 The customer reopened {number}.",
+        "desk.rated": "⭐ The customer rated the handling of {number}: {score}/5.",
+        "desk.denied": "You are not allowed to act on complaints.",
+        "desk.anonymous": "Anonymous admins cannot answer customers: turn anonymity off.",
+        "desk.already_claimed": "{agent} is handling this complaint.",
+        "desk.already_resolved": "This complaint is already resolved.",
+        "desk.unknown_ticket": "Complaint not found.",
+        "desk.not_sent_resolved": "{number} is resolved: the message was not sent to the customer.",
+        "desk.note_saved": "📝 Note saved on {number}.",
+        "desk.status_open": "waiting to be claimed",
+        "desk.status_claimed": "{agent} is on it",
+        "desk.status_resolved": "resolved",
+        "tier.vip": "VIP",
+        "tier.regular": "regular",
+        "priority.normal": "normal",
+        "priority.high": "high",
+        "priority.urgent": "urgent",
+        "desk.no_csat": "none yet",
     },
 }
+
+
+def local_time(at: datetime, tz: tzinfo) -> str:
+    """A time as a customer reads it: "14:30 23/11" in the shop's time zone."""
+    return at.astimezone(tz).strftime("%H:%M %d/%m")
+
+
+def category_label(language: str, category: str) -> str:
+    key = f"category.{category}"
+    return text(language, key) if has(language, key) else category.replace("_", " ").capitalize()
 
 
 def pick_language(language_code: str | None, default: str = DEFAULT) -> str:
@@ -73,6 +233,10 @@ def pick_language(language_code: str | None, default: str = DEFAULT) -> str:
         if base in CATALOG:
             return base
     return default if default in CATALOG else DEFAULT
+
+
+def has(language: str, key: str) -> bool:
+    return key in CATALOG.get(language, {}) or key in CATALOG[DEFAULT]
 
 
 def text(language: str, key: str, **params: object) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.db import Connection
+from storage.db import Connection, Row
 from storage.timefmt import to_db
 
 
@@ -19,6 +19,8 @@ class OutboxItem:
     payload: dict[str, Any]
     attempts: int
     survey_id: int | None
+    ticket_id: int | None = None
+    coalesce_key: str | None = None
 
 
 async def enqueue(
@@ -32,11 +34,16 @@ async def enqueue(
     now: datetime,
     survey_id: int | None = None,
     priority: int = 0,
+    ticket_id: int | None = None,
+    coalesce_key: str | None = None,
 ) -> int:
     cur = await conn.execute(
-        "INSERT INTO outbox (channel, chat_id, contact_id, method, payload, survey_id, priority, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (channel, chat_id, contact_id, method, json.dumps(payload, ensure_ascii=False), survey_id, priority, to_db(now)),
+        "INSERT INTO outbox (channel, chat_id, contact_id, method, payload, survey_id, priority, ticket_id,"
+        " coalesce_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            channel, chat_id, contact_id, method, json.dumps(payload, ensure_ascii=False), survey_id, priority,
+            ticket_id, coalesce_key, to_db(now),
+        ),
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
@@ -46,16 +53,47 @@ async def ready(conn: Connection, now: datetime, limit: int) -> list[OutboxItem]
     """Pending messages whose retry time (if any) has come: interactive ones first, then in
     the order they were written."""
     async with conn.execute(
-        "SELECT id, channel, chat_id, method, payload, attempts, survey_id FROM outbox"
-        " WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        f"{_SELECT} WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
         " ORDER BY priority, id LIMIT ?",
         (to_db(now), limit),
     ) as cur:
-        rows = await cur.fetchall()
-    return [
-        OutboxItem(r["id"], r["channel"], r["chat_id"], r["method"], json.loads(r["payload"]), r["attempts"], r["survey_id"])
-        for r in rows
-    ]
+        return [_item(r) for r in await cur.fetchall()]
+
+
+_SELECT = "SELECT id, channel, chat_id, method, payload, attempts, survey_id, ticket_id, coalesce_key FROM outbox"
+
+
+def _item(r: Row) -> OutboxItem:
+    return OutboxItem(
+        r["id"], r["channel"], r["chat_id"], r["method"], json.loads(r["payload"]), r["attempts"],
+        r["survey_id"], r["ticket_id"], r["coalesce_key"],
+    )
+
+
+async def take_coalescable(conn: Connection, item: OutboxItem, max_chars: int) -> list[OutboxItem]:
+    """Pending rows that may ride along with `item` (same chat, same key, after it, in
+    order, within the size budget): marked sent as part of it."""
+    if item.coalesce_key is None:
+        return []
+    async with conn.execute(
+        f"{_SELECT} WHERE status = 'pending' AND chat_id = ? AND coalesce_key = ? AND id > ? ORDER BY id LIMIT 50",
+        (item.chat_id, item.coalesce_key, item.id),
+    ) as cur:
+        candidates = [_item(r) for r in await cur.fetchall()]
+    taken: list[OutboxItem] = []
+    size = len(item.payload.get("text", ""))
+    for other in candidates:
+        size += len(other.payload.get("text", "")) + 1
+        if other.method != item.method or size > max_chars:
+            break
+        taken.append(other)
+    for other in taken:
+        # They share the first row's fate from here on (sent, retried or failed together).
+        await conn.execute(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, last_error = ? WHERE id = ?",
+            (f"merged into {item.id}", other.id),
+        )
+    return taken
 
 
 async def next_retry_at(conn: Connection) -> str | None:
@@ -75,27 +113,31 @@ async def mark_sending(conn: Connection, item_id: int) -> bool:
     return cur.rowcount == 1
 
 
-async def mark_sent(conn: Connection, item_id: int, platform_message_id: str | None, now: datetime) -> None:
+def _in(ids: list[int]) -> str:
+    return ", ".join("?" * len(ids))
+
+
+async def mark_sent(conn: Connection, ids: list[int], platform_message_id: str | None, now: datetime) -> None:
     await conn.execute(
-        "UPDATE outbox SET status = 'sent', platform_message_id = ?, sent_at = ?, last_error = NULL WHERE id = ?",
-        (platform_message_id, to_db(now), item_id),
+        f"UPDATE outbox SET status = 'sent', platform_message_id = ?, sent_at = ? WHERE id IN ({_in(ids)})",
+        (platform_message_id, to_db(now), *ids),
     )
 
 
-async def mark_retry(conn: Connection, item_id: int, at: datetime, error: str, count_attempt: bool = True) -> None:
+async def mark_retry(conn: Connection, ids: list[int], at: datetime, error: str, count_attempt: bool = True) -> None:
     # A 429 is the platform pacing us, not a failed attempt: it does not use up retries.
     await conn.execute(
         "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ?,"
-        " attempts = attempts - ? WHERE id = ?",
-        (to_db(at), error[:1000], 0 if count_attempt else 1, item_id),
+        f" attempts = attempts - ? WHERE id IN ({_in(ids)})",
+        (to_db(at), error[:1000], 0 if count_attempt else 1, *ids),
     )
 
 
-async def mark_final(conn: Connection, item_id: int, status: str, error: str) -> None:
+async def mark_final(conn: Connection, ids: list[int], status: str, error: str) -> None:
     """failed: dead letter, never retried; unknown: may have arrived, never resent."""
     assert status in ("failed", "unknown")
     await conn.execute(
-        "UPDATE outbox SET status = ?, last_error = ? WHERE id = ?", (status, error[:1000], item_id)
+        f"UPDATE outbox SET status = ?, last_error = ? WHERE id IN ({_in(ids)})", (status, error[:1000], *ids)
     )
 
 

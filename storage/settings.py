@@ -18,3 +18,10 @@ async def get_or_create(conn: Connection, key: str, make: Callable[[], str]) -> 
         value = make()
         await conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (key, value))
     return value
+
+
+async def put(conn: Connection, key: str, value: str) -> None:
+    await conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )

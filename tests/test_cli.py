@@ -62,7 +62,7 @@ async def _wait_port(url: str, proc: subprocess.Popen, timeout: float = 20) -> N
     async with aiohttp.ClientSession() as http:
         while asyncio.get_running_loop().time() < deadline:
             if proc.poll() is not None:
-                raise AssertionError(f"feedbot exited early: {proc.stderr.read()}")
+                raise AssertionError(f"feedbot exited early with {proc.returncode}")
             try:
                 async with http.get(f"{url}/healthz") as resp:
                     if resp.status == 200:
@@ -89,8 +89,10 @@ async def test_real_process_serves_telegram_and_never_logs_the_token(tmp_path, t
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FEEDBOT_TELEGRAM_TOKEN": BOT_TOKEN,
            "FEEDBOT_API_TOKEN": "api-secret-token-xyz-123"}
+    # Output to a file, not a pipe: a pipe nobody reads fills up and blocks the bot.
+    log_file = open(tmp_path / "bot.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=log_file, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
         await _wait_port(url, proc)
@@ -104,9 +106,10 @@ async def test_real_process_serves_telegram_and_never_logs_the_token(tmp_path, t
         assert "Nguyễn Thị Lan" in welcome[0].text
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-    logs = out + err
+        proc.wait(timeout=20)
+        logs = (tmp_path / "bot.log").read_text()
+        log_file.close()
+    assert proc.returncode == 0, logs
     assert "feedbot is running" in logs and "@feedbot_test_bot" in logs
     assert BOT_TOKEN not in logs and BOT_TOKEN.split(":")[1] not in logs
     assert "api-secret-token-xyz-123" not in logs

@@ -84,7 +84,9 @@ def test_score_is_recorded_thanked_and_followed_up_by_score(score, followup):
     assert f"{score}/5" in of(EditChoiceMessage, decisions)[0].text  # buttons replaced by the answer
     reply = of(Reply, decisions)[0]
     assert followup in reply.text
-    assert reply.buttons[0][0].data == "csat:3:skip"
+    assert reply.buttons[0][-1].data == "csat:3:skip"
+    # 1-2 (the default low_score) also offer a complaint, handled by a human.
+    assert (reply.buttons[0][0].data == "kn:new:3") is (score <= 2)
     state = of(SetConversation, decisions)[0]
     assert state.state == csat.AWAITING_COMMENT and state.data["survey_id"] == 3
     assert datetime.fromisoformat(state.data["until"]) == NOW + timedelta(hours=24)
@@ -120,7 +122,7 @@ def test_comment_is_stored_and_thanked():
 
 def test_comment_after_its_window_is_not_a_comment():
     data = {"survey_id": 3, "until": (NOW - timedelta(seconds=1)).isoformat()}
-    decisions = conversation.handle(msg("late words"), ctx(state=csat.AWAITING_COMMENT, data=data, survey=ANSWERED_5))
+    decisions = conversation.handle(msg("some more words"), ctx(state=csat.AWAITING_COMMENT, data=data, survey=ANSWERED_5))
     assert not of(RecordComment, decisions)
     assert "đã nhận được" in of(Reply, decisions)[0].text  # treated as a plain message
 

@@ -8,8 +8,10 @@ from flows.model import Inbound
 # Outbox methods every channel delivers. Payloads:
 #   send_text:     {"text": str, "buttons": [[{"label": str, "data": str}, ...], ...]}
 #   answer_choice: {"choice_id": str, "text": str}
-#   edit_text:     {"message_id": str, "text": str}
-METHODS = ("send_text", "answer_choice", "edit_text")
+#   edit_text:     {"message_id": str, "text": str, "buttons": [...]}
+#   send_photo:    {"file_id": str, "text": str (caption)}
+# send_text and send_photo may also carry "thread_id" (forum topic) and "reply_to" (message id).
+METHODS = ("send_text", "send_photo", "answer_choice", "edit_text")
 
 
 class DeliveryError(Exception):
@@ -34,6 +36,10 @@ class Ambiguous(DeliveryError):
 
 class Permanent(DeliveryError):
     """Will not succeed on retry (bad request, user blocked the bot)."""
+
+
+class TopicsUnavailable(Exception):
+    """The group is not a forum, or the platform's API server lacks topics."""
 
 
 class Channel(Protocol):

@@ -15,11 +15,21 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 import telegram
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
+from bot.channels.base import Ambiguous, Permanent, RetryLater, TopicsUnavailable, Transient
 from flows.model import Inbound
 
 log = logging.getLogger(__name__)
@@ -29,6 +39,7 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 ALLOWED_UPDATES = ["message", "callback_query"]
+ANONYMOUS_ADMIN_ID = 1087968824  # "GroupAnonymousBot": a group admin posting as the group
 
 
 class TelegramChannel:
@@ -135,11 +146,32 @@ class TelegramChannel:
         # Negative ids are groups: ~20 messages a minute; private chats ~1 a second.
         return self.group_interval if chat_id.startswith("-") else self.per_chat_interval
 
+    async def create_topic(self, chat_id: str, name: str) -> str:
+        """Open a forum topic; TopicsUnavailable when the group is no forum or the Bot API
+        server lacks the method (self-hosted or older servers): callers fall back to replies."""
+        try:
+            topic = await self.bot.create_forum_topic(chat_id=int(chat_id), name=name[:128])
+        except (EndPointNotFound, InvalidToken) as exc:  # PTB maps a 404 to these
+            raise TopicsUnavailable(f"Bot API server has no createForumTopic: {exc.message}") from None
+        except BadRequest as exc:
+            raise TopicsUnavailable(exc.message) from None
+        return str(topic.message_thread_id)
+
     async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
+        placement: dict[str, Any] = {}
+        if payload.get("thread_id"):
+            placement["message_thread_id"] = int(payload["thread_id"])
+        if payload.get("reply_to"):
+            placement["reply_parameters"] = ReplyParameters(int(payload["reply_to"]), allow_sending_without_reply=True)
         try:
             if method == "send_text":
                 message = await self.bot.send_message(
-                    chat_id=int(chat_id), text=payload["text"], reply_markup=_keyboard(payload.get("buttons"))
+                    chat_id=int(chat_id), text=payload["text"], reply_markup=_keyboard(payload.get("buttons")), **placement
+                )
+                return str(message.message_id)
+            if method == "send_photo":
+                message = await self.bot.send_photo(
+                    chat_id=int(chat_id), photo=payload["file_id"], caption=payload.get("text") or None, **placement
                 )
                 return str(message.message_id)
             if method == "answer_choice":
@@ -147,7 +179,10 @@ class TelegramChannel:
                 return None
             if method == "edit_text":
                 await self.bot.edit_message_text(
-                    chat_id=int(chat_id), message_id=int(payload["message_id"]), text=payload["text"], reply_markup=None
+                    chat_id=int(chat_id),
+                    message_id=int(payload["message_id"]),
+                    text=payload["text"],
+                    reply_markup=_keyboard(payload.get("buttons")),
                 )
                 return payload["message_id"]
         except RetryAfter as exc:
@@ -191,23 +226,48 @@ def _user_fields(user: dict[str, Any]) -> tuple[str, str, str | None]:
     return str(user["id"]), name, user.get("language_code")
 
 
-def _private_chat_id(chat: Any) -> str | None:
+def _chat(chat: Any) -> tuple[str, bool]:
+    """(chat id, is a group); channels are not ours to handle."""
     if not isinstance(chat, dict) or not isinstance(chat.get("id"), int):
         raise ValueError("chat.id: missing or not an integer")
-    return str(chat["id"]) if chat.get("type") == "private" else None
+    kind = chat.get("type")
+    if kind not in ("private", "group", "supergroup"):
+        raise _NotOurs()
+    return str(chat["id"]), kind != "private"
+
+
+class _NotOurs(Exception):
+    pass
+
+
+def _anonymous(message: dict[str, Any], user: dict[str, Any]) -> bool:
+    return "sender_chat" in message or user.get("is_bot") is True or user.get("id") == ANONYMOUS_ADMIN_ID
+
+
+def _photos(message: dict[str, Any]) -> tuple[str, ...]:
+    sizes = message.get("photo")
+    if not isinstance(sizes, list) or not sizes:
+        return ()
+    largest = max(sizes, key=lambda p: (p.get("width", 0) * p.get("height", 0)) if isinstance(p, dict) else 0)
+    file_id = largest.get("file_id") if isinstance(largest, dict) else None
+    return (file_id,) if isinstance(file_id, str) else ()
 
 
 def _parse_message(message: Any) -> Inbound | None:
     if not isinstance(message, dict):
         raise ValueError("message: not an object")
-    chat_id = _private_chat_id(message.get("chat"))
-    if chat_id is None:
-        return None  # groups are the agents' business (a later flow), not customers
+    try:
+        chat_id, group = _chat(message.get("chat"))
+    except _NotOurs:
+        return None
+    user = message.get("from") if isinstance(message.get("from"), dict) else {}
     user_id, name, language = _user_fields(message.get("from"))
     text = message.get("text") or message.get("caption") or ""
     if not isinstance(text, str):
         raise ValueError("message.text: not a string")
     command, args = _command(text)
+    reply_to = message.get("reply_to_message")
+    thread = message.get("message_thread_id") if message.get("is_topic_message") else None
     return Inbound(
         channel="telegram",
         user_id=user_id,
@@ -218,6 +278,11 @@ def _parse_message(message: Any) -> Inbound | None:
         message_id=str(message.get("message_id")),
         language_code=language,
         name=name,
+        photos=_photos(message),
+        reply_to_message_id=str(reply_to["message_id"]) if isinstance(reply_to, dict) and "message_id" in reply_to else None,
+        thread_id=str(thread) if thread is not None else None,
+        group=group,
+        anonymous=_anonymous(message, user),
     )
 
 
@@ -236,9 +301,13 @@ def _parse_callback(query: Any) -> Inbound | None:
         raise ValueError("callback_query.id: missing or not a string")
     user_id, name, language = _user_fields(query.get("from"))
     message = query.get("message") or {}
-    chat_id = _private_chat_id(message.get("chat")) if message else user_id
-    if chat_id is None:
-        return None
+    group = False
+    chat_id = user_id
+    if message:
+        try:
+            chat_id, group = _chat(message.get("chat"))
+        except _NotOurs:
+            return None
     data = query.get("data")
     return Inbound(
         channel="telegram",
@@ -249,4 +318,6 @@ def _parse_callback(query: Any) -> Inbound | None:
         message_id=str(message.get("message_id")) if message.get("message_id") is not None else None,
         language_code=language,
         name=name,
+        group=group,
+        anonymous=query["from"].get("id") == ANONYMOUS_ADMIN_ID,
     )

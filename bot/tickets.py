@@ -1,0 +1,394 @@
+"""Tickets on the bot side: carries out complaint and desk decisions inside the caller's
+transaction (ticket rows, audit events, messages to the customer and to the agents'
+group), threads the group's messages (a forum topic per ticket, or replies to its card),
+and runs the SLA watchdog."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any, Callable
+
+from bot.channels.base import TopicsUnavailable
+from bot.clock import Clock
+from bot.effects import Target, apply
+from flows import complaint, desk
+from flows.model import Inbound, OpenTicket, TicketView
+from flows.texts import category_label, local_time, text
+from flows.tickets import ComplaintPolicy, TicketClock, breaches, priority_for, raised, sla_due, ticket_number, tier_for
+from storage import contacts, customers, outbox, purchases, settings, tickets
+from storage.contacts import ContactRecord
+from storage.db import Connection, Database
+from storage.outbox import OutboxItem
+from storage.tickets import TicketRecord, since_12_months
+
+log = logging.getLogger(__name__)
+
+TOPICS_SETTING = "desk.topics_unavailable"  # remembered: this group/server has no forum topics
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    chat_id: str | None  # the agents' group; None: tickets are kept, nobody is notified
+    agent_ids: frozenset[str] = frozenset()  # empty: every member of the group is an agent
+    supervisor: str = ""  # "@username" mentioned on escalations and SLA breaches
+    owner_chat_ids: tuple[str, ...] = ()
+    language: str = "vi"
+    topics: bool = True
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # customer | agent | system
+    id: str | None = None
+    name: str | None = None
+
+
+SYSTEM = Actor("system")
+
+
+class TicketDesk:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        config: DeskConfig,
+        policy: ComplaintPolicy,
+        *,
+        shop_name: str,
+        timezone: tzinfo,
+        channel_name: str = "telegram",
+        create_topic: Callable[[str, str], Any] | None = None,
+        wake_sender: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.config = config
+        self.policy = policy
+        self.shop_name = shop_name
+        self.tz = timezone
+        self.channel_name = channel_name
+        self.create_topic = create_topic
+        self.wake_sender = wake_sender
+        self.topics_unavailable = False
+
+    async def start(self) -> None:
+        async with self.db.transaction() as tx:
+            self.topics_unavailable = await settings.get(tx, TOPICS_SETTING) == (self.config.chat_id or "")
+
+    # --- who may act ---------------------------------------------------------------
+
+    def is_agents_chat(self, chat_id: str) -> bool:
+        return self.config.chat_id is not None and chat_id == self.config.chat_id
+
+    def agent_allowed(self, event: Inbound) -> bool:
+        """Group membership is given (the update came from the group); anonymous admins and
+        bots have no person behind them; an allowlist, if set, narrows it further."""
+        if not self.is_agents_chat(event.chat_id) or event.anonymous:
+            return False
+        return not self.config.agent_ids or event.user_id in self.config.agent_ids
+
+    # --- views for the flows -------------------------------------------------------------
+
+    @staticmethod
+    def view(t: TicketRecord) -> TicketView:
+        return TicketView(
+            ticket_id=t.id, number=ticket_number(t.id), status=t.status, category=t.category,
+            contact_id=t.contact_id, created_at=t.created_at, first_response_due_at=t.first_response_due_at,
+            assignee_id=t.assignee_id, assignee_name=t.assignee_name, resolved_at=t.resolved_at,
+            resolution_score=t.resolution_score,
+        )
+
+    @staticmethod
+    def desk_view(t: TicketRecord) -> desk.DeskTicket:
+        return desk.DeskTicket(t.id, ticket_number(t.id), t.status, t.priority, t.assignee_id, t.assignee_name)
+
+    # --- customer side ---------------------------------------------------------------------
+
+    async def open(self, tx: Connection, d: OpenTicket, contact: ContactRecord, now: datetime) -> TicketRecord:
+        customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
+        purchase_id = None
+        tier = "regular"
+        if customer is not None:
+            if d.order_id:
+                purchase = await purchases.by_order_id(tx, d.order_id)
+                if purchase is not None and purchase.customer_id == customer.id:  # only their own orders
+                    purchase_id = purchase.id
+            spend, orders = await tickets.customer_spend(tx, customer.id, since_12_months(now))
+            tier = tier_for(spend, orders, self.policy)
+        priority = priority_for(tier, d.category, self.policy)
+        first_due, resolution_due = sla_due(now, priority, self.policy)
+        ticket_id = await tickets.insert(
+            tx, contact_id=contact.id, customer_id=contact.customer_id, purchase_id=purchase_id,
+            survey_id=d.survey_id, source=d.source, category=d.category, description=d.description,
+            photos=list(d.photos), tier=tier, priority=priority, first_response_due_at=first_due,
+            resolution_due_at=resolution_due, agents_chat_id=self.config.chat_id, now=now,
+        )
+        await tickets.add_event(tx, ticket_id, actor="customer", actor_id=str(contact.id),
+                                actor_name=self._customer_name(contact, customer), action="opened",
+                                body=d.description, now=now)
+        ticket = await tickets.get(tx, ticket_id)
+        assert ticket is not None
+        log.info("ticket %s opened by contact %s (%s, priority %s)", ticket_number(ticket_id), contact.id, d.category, priority)
+        if self.config.chat_id:
+            past = await tickets.past_scores(tx, customer.id) if customer else ()
+            await self._to_group(
+                tx, ticket, self._card_text(ticket, self._customer_name(contact, customer), past),
+                buttons=self._card_buttons(ticket), now=now, card=True,
+            )
+            for file_id in d.photos:
+                await self._photo_to_group(tx, ticket, file_id, ticket_number(ticket_id), now)
+        return ticket
+
+    async def relay_to_agents(
+        self, tx: Connection, ticket: TicketRecord, contact: ContactRecord, body: str, photos: tuple[str, ...], now: datetime
+    ) -> None:
+        name = contact.display_name or ticket_number(ticket.id)
+        await tickets.add_event(tx, ticket.id, actor="customer", actor_id=str(contact.id), actor_name=name,
+                                action="customer_message", body=body or f"[{len(photos)} photo(s)]", now=now)
+        if not self.config.chat_id:
+            return
+        lang = self.config.language
+        number = ticket_number(ticket.id)
+        if body.strip():
+            await self._to_group(tx, ticket, text(lang, "desk.customer_says", customer=name, number=number, text=body),
+                                 now=now, coalesce=True)
+        for file_id in photos:
+            await self._photo_to_group(tx, ticket, file_id, text(lang, "desk.customer_photo", customer=name, number=number), now)
+
+    async def rate(self, tx: Connection, ticket: TicketRecord, score: int, now: datetime) -> None:
+        await tickets.update(tx, ticket.id, resolution_score=score)
+        await tickets.add_event(tx, ticket.id, actor="customer", actor_id=str(ticket.contact_id), action="rated",
+                                body=str(score), now=now)
+        if self.config.chat_id:
+            await self._to_group(tx, ticket, text(self.config.language, "desk.rated", number=ticket_number(ticket.id), score=score), now=now)
+
+    async def reopen(self, tx: Connection, ticket: TicketRecord, now: datetime) -> TicketRecord:
+        first_due, resolution_due = sla_due(now, ticket.priority, self.policy)
+        await tickets.reopen(tx, ticket.id, first_due, resolution_due)
+        await tickets.add_event(tx, ticket.id, actor="customer", actor_id=str(ticket.contact_id), action="reopened", now=now)
+        reopened = await tickets.get(tx, ticket.id)
+        assert reopened is not None
+        if self.config.chat_id:
+            await self._to_group(tx, reopened, text(self.config.language, "desk.reopened", number=ticket_number(ticket.id)), now=now)
+            await self._edit_card(tx, reopened, now)
+        return reopened
+
+    # --- agent side ------------------------------------------------------------------------
+
+    async def relay_to_customer(
+        self, tx: Connection, ticket: TicketRecord, agent: Actor, body: str, photos: tuple[str, ...], now: datetime
+    ) -> None:
+        contact = await contacts.by_id(tx, ticket.contact_id)
+        assert contact is not None
+        number = ticket_number(ticket.id)
+        target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id)
+        if body.strip():
+            await self._enqueue(tx, target, "send_text", {"text": text(contact.language, "complaint.agent_says", shop=self.shop_name, number=number, text=body), "buttons": []}, now, ticket.id)
+        for file_id in photos:
+            caption = text(contact.language, "complaint.agent_photo", shop=self.shop_name, number=number)
+            await self._enqueue(tx, target, "send_photo", {"file_id": file_id, "text": caption}, now, ticket.id)
+        await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="reply",
+                                body=body or f"[{len(photos)} photo(s)]", now=now)
+        changes: dict[str, object] = {}
+        if ticket.first_response_at is None:
+            changes["first_response_at"] = now
+        if ticket.status == "open":  # answering a ticket takes it
+            changes.update(status="claimed", assignee_id=agent.id, assignee_name=agent.name, claimed_at=now)
+        if changes:
+            await tickets.update(tx, ticket.id, **changes)
+            if "status" in changes:
+                await self._edit_card(tx, await tickets.get(tx, ticket.id), now)  # type: ignore[arg-type]
+
+    async def note(self, tx: Connection, ticket: TicketRecord, agent: Actor, body: str, now: datetime) -> None:
+        await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="note", body=body, now=now)
+
+    async def claim(self, tx: Connection, ticket: TicketRecord, agent: Actor, now: datetime) -> None:
+        await tickets.update(tx, ticket.id, status="claimed", assignee_id=agent.id, assignee_name=agent.name, claimed_at=now)
+        await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="claimed", now=now)
+        number = ticket_number(ticket.id)
+        await self._to_customer(tx, ticket, lambda lang: text(lang, "complaint.claimed", number=number, agent=agent.name), now)
+        await self._to_group(tx, ticket, text(self.config.language, "desk.claimed", agent=agent.name, number=number), now=now)
+        await self._edit_card(tx, await tickets.get(tx, ticket.id), now)  # type: ignore[arg-type]
+
+    async def resolve(self, tx: Connection, ticket: TicketRecord, agent: Actor, now: datetime) -> None:
+        await tickets.update(tx, ticket.id, status="resolved", resolved_at=now,
+                             assignee_id=ticket.assignee_id or agent.id, assignee_name=ticket.assignee_name or agent.name)
+        await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="resolved", now=now)
+        resolved = await tickets.get(tx, ticket.id)
+        assert resolved is not None
+        contact = await contacts.by_id(tx, ticket.contact_id)
+        assert contact is not None
+        target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id, ticket_id=ticket.id)
+        await apply(tx, complaint.resolution_question(self.view(resolved), contact.language), target, now)
+        number = ticket_number(ticket.id)
+        await self._to_group(tx, resolved, text(self.config.language, "desk.resolved", agent=agent.name, number=number), now=now)
+        await self._edit_card(tx, resolved, now)
+
+    async def escalate(self, tx: Connection, ticket: TicketRecord, actor: Actor, now: datetime, breach: str | None = None) -> None:
+        priority = raised(ticket.priority)
+        changes: dict[str, object] = {"priority": priority}
+        if breach is not None:
+            changes[f"{breach}_breached_at"] = now
+        await tickets.update(tx, ticket.id, **changes)
+        await tickets.add_event(tx, ticket.id, actor=actor.kind, actor_id=actor.id, actor_name=actor.name,
+                                action="sla_breach" if breach else "escalated", body=breach or priority, now=now)
+        lang = self.config.language
+        number = ticket_number(ticket.id)
+        supervisor = self.config.supervisor
+        priority_label = text(lang, f"priority.{priority}")
+        if breach is None:
+            message = text(lang, "desk.escalated", number=number, agent=actor.name or "", priority=priority_label, supervisor=supervisor)
+        else:
+            due = ticket.first_response_due_at if breach == "first_response" else ticket.resolution_due_at
+            key = "desk.breach_first" if breach == "first_response" else "desk.breach_resolution"
+            message = text(lang, key, number=number, due=local_time(due, self.tz), priority=priority_label, supervisor=supervisor)
+        message = message.strip()
+        if self.config.chat_id:
+            await self._to_group(tx, ticket, message, now=now)
+        for owner in self.config.owner_chat_ids:
+            target = Target(self.channel_name, owner, None, None, ticket_id=ticket.id)
+            await self._enqueue(tx, target, "send_text", {"text": message, "buttons": []}, now, ticket.id)
+        log.warning("ticket %s %s: priority now %s", number, breach or "escalated", priority)
+
+    async def deny(self, tx: Connection, ticket_id: int | None, actor: Actor, action: str, now: datetime) -> None:
+        log.warning("refused %s on ticket %s by %s %s", action, ticket_id, actor.kind, actor.id)
+        await tickets.add_event(tx, ticket_id, actor=actor.kind, actor_id=actor.id, actor_name=actor.name,
+                                action="denied", body=action, now=now)
+
+    async def reply_in_group(self, tx: Connection, event: Inbound, body: str, now: datetime) -> None:
+        payload: dict[str, Any] = {"text": body, "buttons": [], "reply_to": event.message_id}
+        if event.thread_id:
+            payload["thread_id"] = event.thread_id
+        target = Target(self.channel_name, event.chat_id, None, None)
+        await self._enqueue(tx, target, "send_text", payload, now, None)
+
+    # --- the SLA watchdog --------------------------------------------------------------------
+
+    async def watch_sla(self) -> int:
+        """Re-escalate each new breach once: raise the priority, tell the group and the owner."""
+        now = self.clock.now()
+        count = 0
+        async with self.db.transaction() as tx:
+            for ticket in await tickets.unresolved_due_before(tx, now):
+                clock = TicketClock(ticket.status, ticket.first_response_at, ticket.first_response_due_at,
+                                    ticket.resolution_due_at, ticket.first_response_breached, ticket.resolution_breached)
+                for breach in breaches(clock, now):
+                    await self.escalate(tx, ticket, SYSTEM, now, breach=breach)
+                    ticket = await tickets.get(tx, ticket.id)  # type: ignore[assignment]
+                    count += 1
+        if count:
+            self.wake_sender()
+        return count
+
+    # --- the agents' group: cards, threading ---------------------------------------------------
+
+    def _card_buttons(self, ticket: TicketRecord) -> list[list[dict[str, str]]]:
+        rows = desk.card_buttons(ticket.id, self.config.language, ticket.status)
+        return [[{"label": b.label, "data": b.data} for b in row] for row in rows]
+
+    def _card_text(self, ticket: TicketRecord, customer: str, past: tuple[int, ...]) -> str:
+        card = desk.Card(
+            number=ticket_number(ticket.id), priority=ticket.priority, customer=customer, tier=ticket.tier,
+            order_id=ticket.order_id, category=ticket.category, description=ticket.description,
+            photos=len(ticket.photos), past_scores=past, first_due=ticket.first_response_due_at,
+            resolution_due=ticket.resolution_due_at, status=ticket.status, assignee_name=ticket.assignee_name,
+            topic=self._use_topics(),
+        )
+        return desk.card_text(card, self.config.language, self.tz)
+
+    async def _edit_card(self, tx: Connection, ticket: TicketRecord, now: datetime) -> None:
+        if not self.config.chat_id or ticket.card_message_id is None:
+            return  # the card is not sent yet: the status line in the group is enough
+        contact = await contacts.by_id(tx, ticket.contact_id)
+        customer = await customers.by_id(tx, ticket.customer_id) if ticket.customer_id else None
+        past = await tickets.past_scores(tx, customer.id) if customer else ()
+        payload = {
+            "message_id": ticket.card_message_id,
+            "text": self._card_text(ticket, self._customer_name(contact, customer), past),
+            "buttons": self._card_buttons(ticket),
+        }
+        target = Target(self.channel_name, self.config.chat_id, None, None)
+        await self._enqueue(tx, target, "edit_text", payload, now, ticket.id)
+
+    def _use_topics(self) -> bool:
+        return self.config.topics and not self.topics_unavailable
+
+    async def _to_group(
+        self, tx: Connection, ticket: TicketRecord, body: str, *, now: datetime,
+        buttons: list[list[dict[str, str]]] | None = None, card: bool = False, coalesce: bool = False,
+    ) -> None:
+        assert self.config.chat_id
+        payload: dict[str, Any] = {"text": body, "buttons": buttons or []}
+        if card:
+            payload["card"] = True
+        target = Target(self.channel_name, self.config.chat_id, None, None)
+        await self._enqueue(tx, target, "send_text", payload, now, ticket.id, coalesce_key=f"ticket:{ticket.id}" if coalesce else None)
+
+    async def _photo_to_group(self, tx: Connection, ticket: TicketRecord, file_id: str, caption: str, now: datetime) -> None:
+        assert self.config.chat_id
+        target = Target(self.channel_name, self.config.chat_id, None, None)
+        await self._enqueue(tx, target, "send_photo", {"file_id": file_id, "text": caption}, now, ticket.id)
+
+    async def _to_customer(self, tx: Connection, ticket: TicketRecord, say: Callable[[str], str], now: datetime) -> None:
+        contact = await contacts.by_id(tx, ticket.contact_id)
+        assert contact is not None
+        target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id)
+        await self._enqueue(tx, target, "send_text", {"text": say(contact.language), "buttons": []}, now, ticket.id)
+
+    async def _enqueue(
+        self, tx: Connection, target: Target, method: str, payload: dict[str, Any], now: datetime,
+        ticket_id: int | None, coalesce_key: str | None = None,
+    ) -> None:
+        await outbox.enqueue(
+            tx, channel=target.channel, chat_id=target.chat_id, contact_id=target.contact_id, method=method,
+            payload=payload, now=now, ticket_id=ticket_id, coalesce_key=coalesce_key,
+        )
+
+    @staticmethod
+    def _customer_name(contact: ContactRecord | None, customer: Any) -> str:
+        if customer is not None:
+            return customer.name
+        return (contact.display_name if contact else "") or "?"
+
+    # --- sender hooks: where a group message goes --------------------------------------------
+
+    async def prepare(self, row: OutboxItem) -> dict[str, Any]:
+        payload = row.payload
+        if row.ticket_id is None or not self.is_agents_chat(row.chat_id) or row.method not in ("send_text", "send_photo"):
+            return payload
+        async with self.db.transaction() as tx:
+            ticket = await tickets.get(tx, row.ticket_id)
+        if ticket is None:
+            return payload
+        if self._use_topics() and ticket.thread_id is None and self.create_topic is not None:
+            ticket = await self._open_topic(ticket)
+        if ticket.thread_id:
+            return {**payload, "thread_id": ticket.thread_id}
+        if ticket.card_message_id and not payload.get("card"):
+            return {**payload, "reply_to": ticket.card_message_id}
+        return payload
+
+    async def _open_topic(self, ticket: TicketRecord) -> TicketRecord:
+        assert self.create_topic is not None and self.config.chat_id
+        name = f"{ticket_number(ticket.id)} · {category_label(self.config.language, ticket.category)}"
+        try:
+            thread_id = await self.create_topic(self.config.chat_id, name)
+        except TopicsUnavailable as exc:
+            # Not a forum, or a Bot API server without topics: replies to the card instead.
+            log.warning("agents' group: no forum topics (%s); using replies to the card", exc)
+            self.topics_unavailable = True
+            async with self.db.transaction() as tx:
+                await settings.put(tx, TOPICS_SETTING, self.config.chat_id)
+            return ticket
+        async with self.db.transaction() as tx:
+            await tickets.update(tx, ticket.id, thread_id=thread_id)
+            updated = await tickets.get(tx, ticket.id)
+        assert updated is not None
+        return updated
+
+    async def on_sent(self, row: OutboxItem, message_id: str | None) -> None:
+        if row.ticket_id is not None and row.payload.get("card") and message_id is not None:
+            async with self.db.transaction() as tx:
+                await tickets.update(tx, row.ticket_id, card_message_id=message_id)
+

@@ -1,0 +1,308 @@
+"""Complaint intake and the customer's side of a ticket, in the order the customer lives it.
+
+1. Start: /complaint, the "File a complaint" button after a low score, or a free message
+   that reads like a complaint (its text becomes the description).
+2. Which order (recent orders as buttons, or "other"), 3. which kind of problem,
+4. what happened (free text), 5. photos (optional), 6. confirm. Cancel at any step;
+   an unexpected input re-asks politely.
+7. Ticket open: everything the customer writes goes to the agents.
+8. Resolved: a resolution score (1–5); reopen within the window if unhappy.
+"""
+from __future__ import annotations
+
+from flows.model import (
+    AnswerChoice,
+    Button,
+    Context,
+    Decision,
+    EditChoiceMessage,
+    Inbound,
+    OpenTicket,
+    RateResolution,
+    RelayToAgents,
+    ReopenTicket,
+    Reply,
+    SetConversation,
+    TicketView,
+)
+from flows.texts import category_label, local_time, text
+
+PREFIX = "kn:"
+ORDER, CATEGORY, DESCRIBE, PHOTOS, CONFIRM = (
+    "complaint.order", "complaint.category", "complaint.describe", "complaint.photos", "complaint.confirm",
+)
+INTAKE = (ORDER, CATEGORY, DESCRIBE, PHOTOS, CONFIRM)
+TICKET_OPEN = "ticket.open"
+RATE = "ticket.rate"
+MAX_ORDERS_OFFERED = 5
+SCORES = range(1, 6)
+
+
+def owns_choice(data: str) -> bool:
+    return data.startswith(PREFIX)
+
+
+def start_choice(survey_id: int) -> str:
+    return f"{PREFIX}new:{survey_id}"
+
+
+def open_ticket_of(ctx: Context) -> TicketView | None:
+    return next((t for t in ctx.tickets if t.status != "resolved"), None)
+
+
+def referenced_survey_id(event: Inbound) -> int | None:
+    """The survey behind a "File a complaint" button (its order is preselected)."""
+    if event.choice is not None and event.choice.startswith(f"{PREFIX}new:"):
+        rest = event.choice[len(PREFIX) + 4:]
+        return int(rest) if rest.isdigit() else None
+    return None
+
+
+def referenced_ticket_id(event: Inbound, state: str, data: dict) -> int | None:
+    if event.choice is not None and event.choice.startswith((f"{PREFIX}r:", f"{PREFIX}re:")):
+        part = event.choice[len(PREFIX):].split(":")[1]
+        return int(part) if part.isdigit() else None
+    if state in (TICKET_OPEN, RATE) and isinstance(data.get("ticket_id"), int):
+        return data["ticket_id"]
+    return None
+
+
+# --- 1. start ---------------------------------------------------------------------
+
+
+def start(
+    ctx: Context, source: str, *, survey_id: int | None = None, order_id: str | None = None, description: str = ""
+) -> list[Decision]:
+    lang = ctx.contact.language
+    current = open_ticket_of(ctx)
+    if current is not None:
+        return [
+            Reply(text(lang, "complaint.already_open", number=current.number)),
+            SetConversation(TICKET_OPEN, {"ticket_id": current.ticket_id}),
+        ]
+    data = {"source": source, "survey_id": survey_id, "description": description, "photos": []}
+    if order_id is not None:
+        return _ask_category(ctx, {**data, "order": order_id})
+    orders = [o.order_id for o in ctx.recent_orders[:MAX_ORDERS_OFFERED]]
+    if not orders:
+        return _ask_category(ctx, {**data, "order": None})
+    return _ask_order(ctx, {**data, "orders": orders})
+
+
+def _ask_order(ctx: Context, data: dict) -> list[Decision]:
+    lang = ctx.contact.language
+    rows = [(Button(f"#{order}", f"{PREFIX}o:{i}"),) for i, order in enumerate(data["orders"])]
+    rows.append((Button(text(lang, "complaint.other_order"), f"{PREFIX}o:-"),))
+    rows.append(_cancel_row(lang))
+    return [Reply(text(lang, "complaint.ask_order"), buttons=tuple(rows)), SetConversation(ORDER, data)]
+
+
+def _ask_category(ctx: Context, data: dict) -> list[Decision]:
+    lang = ctx.contact.language
+    rows = [
+        (Button(category_label(lang, c), f"{PREFIX}c:{i}"),) for i, c in enumerate(ctx.complaints.categories)
+    ]
+    rows.append(_cancel_row(lang))
+    return [Reply(text(lang, "complaint.ask_category"), buttons=tuple(rows)), SetConversation(CATEGORY, data)]
+
+
+def _ask_description(ctx: Context, data: dict) -> list[Decision]:
+    lang = ctx.contact.language
+    return [
+        Reply(text(lang, "complaint.ask_description"), buttons=(_cancel_row(lang),)),
+        SetConversation(DESCRIBE, data),
+    ]
+
+
+def _ask_photos(ctx: Context, data: dict, key: str = "complaint.ask_photos") -> list[Decision]:
+    lang = ctx.contact.language
+    buttons = ((Button(text(lang, "complaint.continue"), f"{PREFIX}more"),), _cancel_row(lang))
+    message = text(lang, key, max=ctx.complaints.max_photos, count=len(data["photos"]))
+    return [Reply(message, buttons=buttons), SetConversation(PHOTOS, data)]
+
+
+def _ask_confirm(ctx: Context, data: dict) -> list[Decision]:
+    lang = ctx.contact.language
+    photos = len(data["photos"])
+    summary = text(
+        lang,
+        "complaint.confirm",
+        order=f"#{data['order']}" if data.get("order") else text(lang, "order.none"),
+        category=category_label(lang, data["category"]),
+        description=data["description"],
+        photos=text(lang, "photos.count", count=photos) if photos else text(lang, "photos.none"),
+    )
+    buttons = ((Button(text(lang, "complaint.submit"), f"{PREFIX}send"), Button(text(lang, "complaint.cancel"), f"{PREFIX}cancel")),)
+    return [Reply(summary, buttons=buttons), SetConversation(CONFIRM, data)]
+
+
+def _cancel_row(lang: str) -> tuple[Button, ...]:
+    return (Button(text(lang, "complaint.cancel"), f"{PREFIX}cancel"),)
+
+
+def cancel(ctx: Context) -> list[Decision]:
+    return [SetConversation("idle"), Reply(text(ctx.contact.language, "complaint.cancelled"))]
+
+
+# --- 2-6. the intake steps, by button ------------------------------------------------
+
+
+def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
+    lang = ctx.contact.language
+    choice = (event.choice or "")[len(PREFIX):]
+    state, data = ctx.conversation.state, dict(ctx.conversation.data)
+    head, _, rest = choice.partition(":")
+    if head == "new":
+        survey_id = int(rest) if rest.isdigit() else None
+        order = ctx.survey.order_id if ctx.survey is not None and ctx.survey.survey_id == survey_id else None
+        return [AnswerChoice(), *start(ctx, "low_score", survey_id=survey_id, order_id=order)]
+    if head == "r":
+        return _on_rating(ctx, rest)
+    if head == "re":
+        return _on_reopen(ctx)
+    if head == "cancel" and state in INTAKE:
+        return [AnswerChoice(), EditChoiceMessage(text(lang, "complaint.cancelled")), SetConversation("idle")]
+    if head == "o" and state == ORDER:
+        orders = data.get("orders", [])
+        if rest == "-":
+            return [AnswerChoice(), *_ask_category(ctx, {**data, "order": None})]
+        if rest.isdigit() and int(rest) < len(orders):
+            return [AnswerChoice(), *_ask_category(ctx, {**data, "order": orders[int(rest)]})]
+    if head == "c" and state == CATEGORY:
+        categories = ctx.complaints.categories
+        if rest.isdigit() and int(rest) < len(categories):
+            data["category"] = categories[int(rest)]
+            if data.get("description"):  # it started from the customer's own words
+                return [AnswerChoice(), *_ask_photos(ctx, data)]
+            return [AnswerChoice(), *_ask_description(ctx, data)]
+    if head == "more" and state == PHOTOS:
+        return [AnswerChoice(), *_ask_confirm(ctx, data)]
+    if head == "send" and state == CONFIRM:
+        return [
+            AnswerChoice(),
+            OpenTicket(
+                category=data["category"],
+                description=data["description"],
+                order_id=data.get("order"),
+                photos=tuple(data.get("photos", [])),
+                source=data.get("source", "command"),
+                survey_id=data.get("survey_id"),
+            ),
+        ]
+    # A button from an earlier step or an old message: say so, change nothing.
+    return [AnswerChoice(text(lang, "complaint.reask_buttons"))]
+
+
+# --- text and photos during intake, and while a ticket is open ---------------------------
+
+
+def on_text(event: Inbound, ctx: Context) -> list[Decision] | None:
+    state, data = ctx.conversation.state, dict(ctx.conversation.data)
+    lang = ctx.contact.language
+    if state == DESCRIBE:
+        if len(event.text.strip()) < ctx.complaints.min_description:
+            return [Reply(text(lang, "complaint.too_short"), buttons=(_cancel_row(lang),))]
+        data["description"] = event.text.strip()
+        if event.photos:
+            data["photos"] = list(event.photos[: ctx.complaints.max_photos])
+        return _ask_photos(ctx, data)
+    if state == PHOTOS:
+        if not event.photos:
+            return [Reply(text(lang, "complaint.reask_buttons"), buttons=((Button(text(lang, "complaint.continue"), f"{PREFIX}more"),), _cancel_row(lang)))]
+        room = ctx.complaints.max_photos - len(data["photos"])
+        data["photos"] = data["photos"] + list(event.photos[: max(room, 0)])
+        key = "complaint.photo_limit" if len(data["photos"]) >= ctx.complaints.max_photos else "complaint.photo_received"
+        return _ask_photos(ctx, data, key)
+    if state in (ORDER, CATEGORY, CONFIRM):
+        return [Reply(text(lang, "complaint.reask_buttons"))]
+    if state == TICKET_OPEN and ctx.ticket is not None and ctx.ticket.status != "resolved":
+        return [RelayToAgents(ctx.ticket.ticket_id, event.text, event.photos)]
+    return None
+
+
+def opened(ticket: TicketView, ctx: Context) -> list[Decision]:
+    """What the customer hears once the ticket exists."""
+    due = local_time(ticket.first_response_due_at, ctx.policy.timezone)
+    return [
+        Reply(text(ctx.contact.language, "complaint.opened", number=ticket.number, due=due)),
+        SetConversation(TICKET_OPEN, {"ticket_id": ticket.ticket_id}),
+    ]
+
+
+def status(ctx: Context) -> list[Decision]:
+    lang = ctx.contact.language
+    open_tickets = [t for t in ctx.tickets if t.status != "resolved"]
+    if not open_tickets:
+        return [Reply(text(lang, "complaint.status_none"))]
+    lines = [
+        text(
+            lang,
+            "complaint.status_line",
+            number=t.number,
+            category=category_label(lang, t.category),
+            status=text(lang, f"status.{t.status}", agent=t.assignee_name or ""),
+            opened=local_time(t.created_at, ctx.policy.timezone),
+        )
+        for t in open_tickets
+    ]
+    return [Reply("\n".join(lines))]
+
+
+# --- 8. resolution score and reopening ----------------------------------------------------
+
+
+def resolution_question(ticket: TicketView, language: str) -> list[Decision]:
+    buttons = (tuple(Button(str(s), f"{PREFIX}r:{ticket.ticket_id}:{s}") for s in SCORES),)
+    return [
+        Reply(text(language, "complaint.resolved", number=ticket.number), buttons=buttons),
+        SetConversation(RATE, {"ticket_id": ticket.ticket_id}),
+    ]
+
+
+def _on_rating(ctx: Context, rest: str) -> list[Decision]:
+    lang = ctx.contact.language
+    ticket_part, _, score_part = rest.partition(":")
+    ticket = ctx.ticket
+    if ticket is None or not ticket_part.isdigit() or ticket.ticket_id != int(ticket_part) or ticket.status != "resolved":
+        return [AnswerChoice(text(lang, "complaint.not_yours"))]
+    if score_part not in {str(s) for s in SCORES}:
+        return [AnswerChoice(text(lang, "complaint.not_yours"))]
+    if ticket.resolution_score is not None:
+        return [AnswerChoice(text(lang, "csat.already_answered"))]
+    score = int(score_part)
+    decisions: list[Decision] = [
+        AnswerChoice(),
+        EditChoiceMessage(f"{text(lang, 'complaint.resolved', number=ticket.number)}\n\n{text(lang, 'csat.chosen', score=score)}"),
+        RateResolution(ticket.ticket_id, score),
+        SetConversation("idle"),
+    ]
+    thanks = text(lang, "complaint.rated", score=score)
+    if score <= 3 and _can_reopen(ticket, ctx):
+        days = ctx.complaints.reopen_window.days
+        button = ((Button(text(lang, "complaint.reopen"), f"{PREFIX}re:{ticket.ticket_id}"),),)
+        decisions.append(Reply(f"{thanks}\n{text(lang, 'complaint.offer_reopen', days=days)}", buttons=button))
+    else:
+        decisions.append(Reply(thanks))
+    return decisions
+
+
+def _can_reopen(ticket: TicketView, ctx: Context) -> bool:
+    return ticket.resolved_at is not None and ctx.now <= ticket.resolved_at + ctx.complaints.reopen_window
+
+
+def _on_reopen(ctx: Context) -> list[Decision]:
+    lang = ctx.contact.language
+    ticket = ctx.ticket
+    if ticket is None or ticket.status != "resolved":
+        return [AnswerChoice(text(lang, "complaint.not_yours"))]
+    if not _can_reopen(ticket, ctx) or open_ticket_of(ctx) is not None:
+        return [AnswerChoice(), Reply(text(lang, "complaint.reopen_closed"))]
+    return [AnswerChoice(), ReopenTicket(ticket.ticket_id)]
+
+
+def reopened(ticket: TicketView, ctx: Context) -> list[Decision]:
+    due = local_time(ticket.first_response_due_at, ctx.policy.timezone)
+    return [
+        Reply(text(ctx.contact.language, "complaint.reopened", number=ticket.number, due=due)),
+        SetConversation(TICKET_OPEN, {"ticket_id": ticket.ticket_id}),
+    ]

@@ -1,0 +1,161 @@
+"""The agents' side of a ticket, in the agents' Telegram group.
+
+An escalation card per ticket (Claim / Resolve / Escalate); an agent's message in the
+ticket's topic (forum groups) or in reply to its messages (other groups) goes to the
+customer; /note keeps an internal note. Every action is checked against who pressed and
+the ticket's state, and refused actions are audited.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from flows.model import (
+    AddNote,
+    AnswerChoice,
+    AuditDenied,
+    Button,
+    ClaimTicket,
+    Decision,
+    EscalateTicket,
+    Inbound,
+    RelayToCustomer,
+    ReplyInGroup,
+    ResolveTicket,
+)
+from flows.texts import category_label, local_time, text
+
+PREFIX = "dk:"
+ACTIONS = ("claim", "resolve", "esc")
+
+
+@dataclass(frozen=True)
+class DeskTicket:
+    ticket_id: int
+    number: str
+    status: str
+    priority: str
+    assignee_id: str | None = None
+    assignee_name: str | None = None
+
+
+@dataclass(frozen=True)
+class DeskContext:
+    now: datetime
+    language: str
+    agent_allowed: bool  # the sender may act on tickets (checked by the engine: chat, allowlist, not anonymous)
+    ticket: DeskTicket | None  # the ticket the message or button refers to
+
+
+@dataclass(frozen=True)
+class Card:
+    number: str
+    priority: str
+    customer: str
+    tier: str
+    order_id: str | None
+    category: str
+    description: str
+    photos: int
+    past_scores: tuple[int, ...]
+    first_due: datetime
+    resolution_due: datetime
+    status: str
+    assignee_name: str | None
+    topic: bool  # the conversation lives in a forum topic (else: replies to the card)
+
+
+def owns_choice(data: str) -> bool:
+    return data.startswith(PREFIX)
+
+
+def referenced_ticket_id(data: str) -> int | None:
+    parts = data[len(PREFIX):].split(":") if owns_choice(data) else []
+    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
+
+
+def card_buttons(ticket_id: int, language: str, status: str) -> tuple[tuple[Button, ...], ...]:
+    if status == "resolved":
+        return ()
+    return (
+        (
+            Button(text(language, "desk.claim"), f"{PREFIX}claim:{ticket_id}"),
+            Button(text(language, "desk.resolve"), f"{PREFIX}resolve:{ticket_id}"),
+            Button(text(language, "desk.escalate"), f"{PREFIX}esc:{ticket_id}"),
+        ),
+    )
+
+
+def card_text(card: Card, language: str, tz: tzinfo) -> str:
+    scores = card.past_scores
+    past = text(language, "desk.no_csat") if not scores else (
+        f"{', '.join(str(s) for s in scores)} (TB {sum(scores) / len(scores):.1f})"
+        if language == "vi" else f"{', '.join(str(s) for s in scores)} (avg {sum(scores) / len(scores):.1f})"
+    )
+    body = text(
+        language,
+        "desk.card",
+        number=card.number,
+        priority=text(language, f"priority.{card.priority}"),
+        customer=card.customer,
+        tier=text(language, f"tier.{card.tier}"),
+        order=f"#{card.order_id}" if card.order_id else text(language, "order.none"),
+        category=category_label(language, card.category),
+        description=card.description,
+        photos=text(language, "photos.count", count=card.photos) if card.photos else text(language, "photos.none"),
+        past_csat=past,
+        first_due=local_time(card.first_due, tz),
+        resolution_due=local_time(card.resolution_due, tz),
+        status=text(language, f"desk.status_{card.status}", agent=card.assignee_name or ""),
+    )
+    hint = text(language, "desk.card_hint_topic" if card.topic else "desk.card_hint_reply")
+    return f"{body}\n\n{hint}"
+
+
+def handle(event: Inbound, ctx: DeskContext) -> list[Decision]:
+    if event.choice is not None:
+        return _on_button(event, ctx)
+    ticket = ctx.ticket
+    if ticket is None:
+        return []  # the agents talking among themselves
+    lang = ctx.language
+    if event.anonymous:
+        return [AuditDenied("reply", ticket.ticket_id), ReplyInGroup(text(lang, "desk.anonymous"))]
+    if not ctx.agent_allowed:
+        return [AuditDenied("reply", ticket.ticket_id), ReplyInGroup(text(lang, "desk.denied"))]
+    if event.command == "note":
+        if not event.args.strip():
+            return []
+        return [AddNote(ticket.ticket_id, event.args.strip()), ReplyInGroup(text(lang, "desk.note_saved", number=ticket.number))]
+    if event.command is not None:
+        return []  # commands are for the bot, never relayed
+    if ticket.status == "resolved":
+        return [ReplyInGroup(text(lang, "desk.not_sent_resolved", number=ticket.number))]
+    if not event.text.strip() and not event.photos:
+        return []
+    return [RelayToCustomer(ticket.ticket_id, event.text, event.photos)]
+
+
+def _on_button(event: Inbound, ctx: DeskContext) -> list[Decision]:
+    lang = ctx.language
+    data = event.choice or ""
+    action = data[len(PREFIX):].split(":")[0] if owns_choice(data) else ""
+    ticket_id = referenced_ticket_id(data)
+    if action not in ACTIONS or ticket_id is None:
+        return [AnswerChoice(text(lang, "desk.unknown_ticket")), AuditDenied(f"button:{data[:64]}")]
+    if event.anonymous or not ctx.agent_allowed:
+        return [AnswerChoice(text(lang, "desk.denied")), AuditDenied(action, ticket_id)]
+    ticket = ctx.ticket
+    if ticket is None or ticket.ticket_id != ticket_id:
+        return [AnswerChoice(text(lang, "desk.unknown_ticket"))]
+    if ticket.status == "resolved":
+        return [AnswerChoice(text(lang, "desk.already_resolved"))]
+    if action == "claim":
+        if ticket.status == "claimed" and ticket.assignee_id not in (None, event.user_id):
+            return [AnswerChoice(text(lang, "desk.already_claimed", agent=ticket.assignee_name or "?"))]
+        if ticket.status == "claimed":
+            return [AnswerChoice()]
+        return [AnswerChoice(), ClaimTicket(ticket_id)]
+    if action == "resolve":
+        return [AnswerChoice(), ResolveTicket(ticket_id)]
+    return [AnswerChoice(), EscalateTicket(ticket_id)]
