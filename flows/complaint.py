@@ -24,6 +24,7 @@ from flows.model import (
     Reply,
     SetConversation,
     TicketView,
+    parse_id,
 )
 from flows.texts import category_label, local_time, text
 
@@ -53,15 +54,13 @@ def open_ticket_of(ctx: Context) -> TicketView | None:
 def referenced_survey_id(event: Inbound) -> int | None:
     """The survey behind a "File a complaint" button (its order is preselected)."""
     if event.choice is not None and event.choice.startswith(f"{PREFIX}new:"):
-        rest = event.choice[len(PREFIX) + 4:]
-        return int(rest) if rest.isdigit() else None
+        return parse_id(event.choice[len(PREFIX) + 4:])
     return None
 
 
 def referenced_ticket_id(event: Inbound, state: str, data: dict) -> int | None:
     if event.choice is not None and event.choice.startswith((f"{PREFIX}r:", f"{PREFIX}re:")):
-        part = event.choice[len(PREFIX):].split(":")[1]
-        return int(part) if part.isdigit() else None
+        return parse_id(event.choice[len(PREFIX):].split(":")[1])
     if state in (TICKET_OPEN, RATE) and isinstance(data.get("ticket_id"), int):
         return data["ticket_id"]
     return None
@@ -153,25 +152,30 @@ def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
     state, data = ctx.conversation.state, dict(ctx.conversation.data)
     head, _, rest = choice.partition(":")
     if head == "new":
-        survey_id = int(rest) if rest.isdigit() else None
-        order = ctx.survey.order_id if ctx.survey is not None and ctx.survey.survey_id == survey_id else None
-        return [AnswerChoice(), *start(ctx, "low_score", survey_id=survey_id, order_id=order)]
+        # Only a survey the engine verified as this customer's is linked to the ticket.
+        survey = ctx.survey if ctx.survey is not None and ctx.survey.survey_id == parse_id(rest) else None
+        return [
+            AnswerChoice(),
+            *start(ctx, "low_score", survey_id=survey.survey_id if survey else None, order_id=survey.order_id if survey else None),
+        ]
     if head == "r":
         return _on_rating(ctx, rest)
     if head == "re":
-        return _on_reopen(ctx)
+        return _on_reopen(ctx, rest)
     if head == "cancel" and state in INTAKE:
         return [AnswerChoice(), EditChoiceMessage(text(lang, "complaint.cancelled")), SetConversation("idle")]
     if head == "o" and state == ORDER:
         orders = data.get("orders", [])
         if rest == "-":
             return [AnswerChoice(), *_ask_category(ctx, {**data, "order": None})]
-        if rest.isdigit() and int(rest) < len(orders):
-            return [AnswerChoice(), *_ask_category(ctx, {**data, "order": orders[int(rest)]})]
+        index = parse_id(rest)
+        if index is not None and index < len(orders):
+            return [AnswerChoice(), *_ask_category(ctx, {**data, "order": orders[index]})]
     if head == "c" and state == CATEGORY:
         categories = ctx.complaints.categories
-        if rest.isdigit() and int(rest) < len(categories):
-            data["category"] = categories[int(rest)]
+        index = parse_id(rest)
+        if index is not None and index < len(categories):
+            data["category"] = categories[index]
             if data.get("description"):  # it started from the customer's own words
                 return [AnswerChoice(), *_ask_photos(ctx, data)]
             return [AnswerChoice(), *_ask_description(ctx, data)]
@@ -263,7 +267,7 @@ def _on_rating(ctx: Context, rest: str) -> list[Decision]:
     lang = ctx.contact.language
     ticket_part, _, score_part = rest.partition(":")
     ticket = ctx.ticket
-    if ticket is None or not ticket_part.isdigit() or ticket.ticket_id != int(ticket_part) or ticket.status != "resolved":
+    if ticket is None or ticket.ticket_id != parse_id(ticket_part) or ticket.status != "resolved":
         return [AnswerChoice(text(lang, "complaint.not_yours"))]
     if score_part not in {str(s) for s in SCORES}:
         return [AnswerChoice(text(lang, "complaint.not_yours"))]
@@ -290,10 +294,10 @@ def _can_reopen(ticket: TicketView, ctx: Context) -> bool:
     return ticket.resolved_at is not None and ctx.now <= ticket.resolved_at + ctx.complaints.reopen_window
 
 
-def _on_reopen(ctx: Context) -> list[Decision]:
+def _on_reopen(ctx: Context, rest: str) -> list[Decision]:
     lang = ctx.contact.language
     ticket = ctx.ticket
-    if ticket is None or ticket.status != "resolved":
+    if ticket is None or ticket.ticket_id != parse_id(rest) or ticket.status != "resolved":
         return [AnswerChoice(text(lang, "complaint.not_yours"))]
     if not _can_reopen(ticket, ctx) or open_ticket_of(ctx) is not None:
         return [AnswerChoice(), Reply(text(lang, "complaint.reopen_closed"))]

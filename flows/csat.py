@@ -22,6 +22,7 @@ from flows.model import (
     Reply,
     SetConversation,
     SurveyView,
+    parse_id,
 )
 from flows.texts import text
 
@@ -59,12 +60,12 @@ def parse_choice(data: str) -> tuple[int, str] | None:
     if not owns_choice(data):
         return None
     parts = data[len(CHOICE_PREFIX):].split(":")
-    if len(parts) != 2 or not parts[0].isdigit():
+    if len(parts) != 2 or parse_id(parts[0]) is None:
         return None
     value = parts[1]
     if value != SKIP and value not in {str(s) for s in SCORES}:
         return None
-    return int(parts[0]), value
+    return parse_id(parts[0]), value  # type: ignore[return-value]
 
 
 def referenced_survey_id(event: Inbound, state: str, data: dict) -> int | None:

@@ -22,6 +22,7 @@ from flows.model import (
     RelayToCustomer,
     ReplyInGroup,
     ResolveTicket,
+    parse_id,
 )
 from flows.texts import category_label, local_time, text
 
@@ -71,7 +72,7 @@ def owns_choice(data: str) -> bool:
 
 def referenced_ticket_id(data: str) -> int | None:
     parts = data[len(PREFIX):].split(":") if owns_choice(data) else []
-    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
+    return parse_id(parts[1]) if len(parts) == 2 else None
 
 
 def card_buttons(ticket_id: int, language: str, status: str) -> tuple[tuple[Button, ...], ...]:

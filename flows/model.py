@@ -1,12 +1,19 @@
 """Events the flows receive and decisions they return: plain, frozen data."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
 from flows.schedule import SurveyPolicy
 from flows.tickets import ComplaintPolicy
+
+
+def parse_id(text: str) -> int | None:
+    """A positive id from button data (which comes from outside): ASCII digits only, since
+    str.isdigit() accepts "²" that int() rejects."""
+    return int(text) if re.fullmatch(r"[0-9]{1,12}", text) else None
 
 
 @dataclass(frozen=True)

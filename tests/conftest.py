@@ -29,7 +29,8 @@ def make_config(tmp_path, fake_telegram: FakeTelegramServer | None = None, **sec
         "shop": {"name": "Shop An"},
         "database": {"path": str(tmp_path / "feedbot.db")},
         "http": {"port": 0, "api_token": API_TOKEN},
-        "sender": {"backoff_base": 0.05, "request_timeout": 2.0},
+        # Fast pacing keeps end-to-end tests quick; test_sender checks the real pacing.
+        "sender": {"backoff_base": 0.05, "request_timeout": 2.0, "per_chat_interval": 0.05},
     }
     if fake_telegram is not None:
         raw["telegram"] = {"token": BOT_TOKEN, "api_base_url": fake_telegram.api_root, "poll_timeout": 1}
@@ -95,6 +96,12 @@ class Harness:
 
     async def customer_taps(self, user_id: int, data: str, message_id: int) -> dict:
         update = self.tg.push_update(self.tg.make_callback_update(user_id, data, message_id))
+        await self.processed(update["update_id"])
+        return update
+
+    async def deliver(self, update: dict) -> dict:
+        """Queue any update for the bot's long polling and wait until it is handled."""
+        self.tg.push_update(update)
         await self.processed(update["update_id"])
         return update
 
