@@ -11,7 +11,7 @@ from bot.clock import Clock
 from bot.effects import Target, apply
 from flows import csat
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
-from storage import contacts, customers, surveys
+from storage import contacts, customers, surveys, tickets
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
 
@@ -74,6 +74,7 @@ class SurveyDispatcher:
             has_contact=contact is not None,
             last_sent_at=await surveys.last_sent_at(tx, survey.customer_id),
             policy=self.policy,
+            open_complaint=await tickets.has_open(tx, survey.customer_id),
         )
         match decision:
             case Send():

@@ -70,7 +70,13 @@ def referenced_ticket_id(event: Inbound, state: str, data: dict) -> int | None:
 
 
 def start(
-    ctx: Context, source: str, *, survey_id: int | None = None, order_id: str | None = None, description: str = ""
+    ctx: Context,
+    source: str,
+    *,
+    survey_id: int | None = None,
+    order_id: str | None = None,
+    description: str = "",
+    photos: tuple[str, ...] = (),
 ) -> list[Decision]:
     lang = ctx.contact.language
     current = open_ticket_of(ctx)
@@ -79,7 +85,10 @@ def start(
             Reply(text(lang, "complaint.already_open", number=current.number)),
             SetConversation(TICKET_OPEN, {"ticket_id": current.ticket_id}),
         ]
-    data = {"source": source, "survey_id": survey_id, "description": description, "photos": []}
+    data = {
+        "source": source, "survey_id": survey_id, "description": description,
+        "photos": list(photos[: ctx.complaints.max_photos]),
+    }
     if order_id is not None:
         return _ask_category(ctx, {**data, "order": order_id})
     orders = [o.order_id for o in ctx.recent_orders[:MAX_ORDERS_OFFERED]]

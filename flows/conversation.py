@@ -42,7 +42,7 @@ def handle(event: Inbound, ctx: Context) -> list[Decision]:
     if current is not None:  # an open ticket gets everything the customer writes
         return [RelayToAgents(current.ticket_id, event.text, event.photos)]
     if event.text and looks_like_complaint(event.text, ctx.complaints.keywords):
-        return complaint.start(ctx, "keywords", description=event.text.strip())
+        return complaint.start(ctx, "keywords", description=event.text.strip(), photos=event.photos)
     return [Reply(text(ctx.contact.language, "idle.received", shop=ctx.shop_name))]
 
 

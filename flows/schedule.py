@@ -89,9 +89,12 @@ def decide_dispatch(
     has_contact: bool,
     last_sent_at: datetime | None,
     policy: SurveyPolicy,
+    open_complaint: bool = False,
 ) -> Dispatch:
     if opted_out:
         return Skip("opted_out")
+    if open_complaint:  # asking "how satisfied are you?" mid-complaint reads as not listening
+        return Skip("open_complaint")
     if is_too_late(now, due_at, policy):
         return Skip("too_late")
     if last_sent_at is not None and now - last_sent_at < policy.fatigue:

@@ -119,6 +119,13 @@ async def for_contact(conn: Connection, contact_id: int, resolved_since: datetim
         return [_record(r) for r in await cur.fetchall()]
 
 
+async def has_open(conn: Connection, customer_id: int) -> bool:
+    async with conn.execute(
+        "SELECT 1 FROM tickets WHERE customer_id = ? AND status != 'resolved' LIMIT 1", (customer_id,)
+    ) as cur:
+        return await cur.fetchone() is not None
+
+
 async def by_thread(conn: Connection, chat_id: str, thread_id: str) -> TicketRecord | None:
     async with conn.execute(
         f"{_SELECT} WHERE t.agents_chat_id = ? AND t.thread_id = ? ORDER BY t.id DESC LIMIT 1", (chat_id, thread_id)

@@ -108,8 +108,12 @@ async def test_low_score_to_resolution_in_reply_mode(desk, tg):
     assert ticket["photos"] == '["PHOTO-BOX-1"]' and ticket["category"] == "delivery"
     actions = [r["action"] for r in await desk.rows("SELECT action FROM ticket_events ORDER BY id")]
     assert actions == ["opened", "reply", "customer_message", "note", "resolved", "rated"]
-    edits = [r.params["text"] for r in tg.requests_for("editMessageText") if str(r.params.get("chat_id")) == str(GROUP)]
-    assert any("Minh đang xử lý" in e for e in edits) and any("đã đóng" in e for e in edits)
+    for _ in range(100):  # the card is edited as the ticket moves (sent asynchronously)
+        edits = [r.params["text"] for r in tg.requests_for("editMessageText") if str(r.params.get("chat_id")) == str(GROUP)]
+        if any("đã đóng" in e for e in edits):
+            break
+        await asyncio.sleep(0.05)
+    assert any("Minh đang xử lý" in e for e in edits) and any("Trạng thái: đã đóng" in e for e in edits)
 
 
 async def test_forum_mode_one_topic_per_ticket(tmp_path, tg, clock):
@@ -286,5 +290,29 @@ async def test_a_burst_of_customer_messages_is_coalesced_not_lost(tmp_path, tg, 
         assert tg.count_429 == 0
         order = [int(line.rsplit(" ", 1)[1]) for line in group_text.splitlines() if " tin " in line]
         assert order == sorted(order)
+    finally:
+        await h.close()
+
+
+async def test_no_csat_survey_while_the_customer_has_an_open_complaint(desk, tg):
+    await file_complaint_after_low_score(desk, tg)
+    await desk.post_purchase("A-2002", customer={"external_id": "C-42", "name": "Nguyễn Thị Lan"},
+                             purchased_at=desk.clock.now().isoformat())
+    desk.clock.advance(hours(24 * 8))  # past the fatigue period too
+    assert await desk.app.dispatcher.dispatch_due() == {"skipped_open_complaint": 1}
+
+
+async def test_photos_sent_with_a_complaint_message_are_kept(tmp_path, tg, clock):
+    tg.make_group(GROUP, "Agents", members={AGENT: AGENT_NAME})
+    h = Harness(config(tmp_path, tg), tg, clock)
+    try:
+        await h.start()
+        await h.deliver(tg.make_message_update(CUSTOMER, "", photo_file_ids=["PHOTO-CRACK"], caption="Ly bị vỡ khi nhận"))
+        ask_category = (await tg.wait_for_messages(CUSTOMER, 1))[0]
+        await h.customer_taps(CUSTOMER, buttons(ask_category)[1]["callback_data"], ask_category.message_id)
+        ask_photos = (await tg.wait_for_messages(CUSTOMER, 2))[1]
+        await h.customer_taps(CUSTOMER, buttons(ask_photos)[0]["callback_data"], ask_photos.message_id)
+        confirm = (await tg.wait_for_messages(CUSTOMER, 3))[2]
+        assert "Ly bị vỡ khi nhận" in confirm.text and "1 ảnh" in confirm.text
     finally:
         await h.close()

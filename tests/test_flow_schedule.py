@@ -122,3 +122,8 @@ def test_reminder_off_by_default_and_at_most_once():
     assert not reminder_due(sent + timedelta(hours=23), sent, False, on)
     assert not reminder_due(vn(2026, 11, 24, 22), sent, False, on)  # quiet hours
     assert not reminder_due(sent + timedelta(hours=80), sent, False, on)  # expired already
+
+
+def test_no_survey_while_a_complaint_is_open():
+    assert decide(open_complaint=True) == Skip("open_complaint")
+    assert decide(open_complaint=True, opted_out=True) == Skip("opted_out")
