@@ -143,7 +143,8 @@ class TicketDesk:
     async def relay_to_agents(
         self, tx: Connection, ticket: TicketRecord, contact: ContactRecord, body: str, photos: tuple[str, ...], now: datetime
     ) -> None:
-        name = contact.display_name or ticket_number(ticket.id)
+        customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
+        name = self._customer_name(contact, customer)  # the name on the card, not a chat nickname
         await tickets.add_event(tx, ticket.id, actor="customer", actor_id=str(contact.id), actor_name=name,
                                 action="customer_message", body=body or f"[{len(photos)} photo(s)]", now=now)
         if not self.config.chat_id:
@@ -293,7 +294,6 @@ class TicketDesk:
             order_id=ticket.order_id, category=ticket.category, description=ticket.description,
             photos=len(ticket.photos), past_scores=past, first_due=ticket.first_response_due_at,
             resolution_due=ticket.resolution_due_at, status=ticket.status, assignee_name=ticket.assignee_name,
-            topic=self._use_topics(),
         )
         return desk.card_text(card, self.config.language, self.tz)
 
@@ -303,9 +303,10 @@ class TicketDesk:
         contact = await contacts.by_id(tx, ticket.contact_id)
         customer = await customers.by_id(tx, ticket.customer_id) if ticket.customer_id else None
         past = await tickets.past_scores(tx, customer.id) if customer else ()
+        hint = desk.card_hint(self.config.language, topic=ticket.thread_id is not None)
         payload = {
             "message_id": ticket.card_message_id,
-            "text": self._card_text(ticket, self._customer_name(contact, customer), past),
+            "text": f"{self._card_text(ticket, self._customer_name(contact, customer), past)}\n\n{hint}",
             "buttons": self._card_buttons(ticket),
         }
         target = Target(self.channel_name, self.config.chat_id, None, None)
@@ -363,6 +364,9 @@ class TicketDesk:
             return payload
         if self._use_topics() and ticket.thread_id is None and self.create_topic is not None:
             ticket = await self._open_topic(ticket)
+        if payload.get("card"):  # now the card's place is known: tell agents how to answer
+            hint = desk.card_hint(self.config.language, topic=ticket.thread_id is not None)
+            payload = {**payload, "text": f"{payload['text']}\n\n{hint}"}
         if ticket.thread_id:
             return {**payload, "thread_id": ticket.thread_id}
         if ticket.card_message_id and not payload.get("card"):

@@ -63,7 +63,6 @@ class Card:
     resolution_due: datetime
     status: str
     assignee_name: str | None
-    topic: bool  # the conversation lives in a forum topic (else: replies to the card)
 
 
 def owns_choice(data: str) -> bool:
@@ -109,8 +108,12 @@ def card_text(card: Card, language: str, tz: tzinfo) -> str:
         resolution_due=local_time(card.resolution_due, tz),
         status=text(language, f"desk.status_{card.status}", agent=card.assignee_name or ""),
     )
-    hint = text(language, "desk.card_hint_topic" if card.topic else "desk.card_hint_reply")
-    return f"{body}\n\n{hint}"
+    return body
+
+
+def card_hint(language: str, topic: bool) -> str:
+    """How agents answer; known only once the card is placed (a topic, or replies to it)."""
+    return text(language, "desk.card_hint_topic" if topic else "desk.card_hint_reply")
 
 
 def handle(event: Inbound, ctx: DeskContext) -> list[Decision]:

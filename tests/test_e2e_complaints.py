@@ -87,7 +87,8 @@ async def test_low_score_to_resolution_in_reply_mode(desk, tg):
     # The customer's answer goes to the group, threaded under the card.
     await desk.customer_says(CUSTOMER, "Cảm ơn shop")
     back = (await tg.wait_for_messages(GROUP, 3))[2]
-    assert back.text == "👤 An (KN-0001): Cảm ơn shop" and back.reply_to_message_id == card.message_id
+    assert back.text == "👤 Nguyễn Thị Lan (KN-0001): Cảm ơn shop" and back.reply_to_message_id == card.message_id
+    assert card.text.endswith("Trả lời (reply) tin này để nhắn cho khách; /note <ghi chú> để ghi chú nội bộ.")
 
     # An internal note never reaches the customer.
     await desk.deliver(tg.make_message_update(AGENT, "/note khách VIP tiềm năng", chat_id=GROUP, reply_to_message_id=card.message_id))
@@ -168,7 +169,7 @@ async def test_falls_back_to_replies_when_the_server_has_no_topics(tmp_path, tg,
         assert "Hàng bị hỏng rồi, giao chậm nữa" in confirm.text
         await h.customer_taps(CUSTOMER, buttons(confirm)[0]["callback_data"], confirm.message_id)
         card = (await tg.wait_for_messages(GROUP, 1))[0]
-        assert card.thread_id is None and "Trả lời (reply) tin này" not in card.text or True
+        assert card.thread_id is None and "Trả lời (reply) tin này" in card.text
         await h.deliver(tg.make_message_update(AGENT, "Đã nhận", chat_id=GROUP, reply_to_message_id=card.message_id))
         relayed = (await tg.wait_for_messages(CUSTOMER, 5))[4]
         assert relayed.text.endswith("Đã nhận")
@@ -288,7 +289,8 @@ async def test_a_burst_of_customer_messages_is_coalesced_not_lost(tmp_path, tg, 
         assert all(f"tin {i:02d}" in group_text for i in range(60)), "a customer message was lost"
         assert len(tg.sent_messages(GROUP)) <= 4  # the card + a few merged messages, not 60
         assert tg.count_429 == 0
-        order = [int(line.rsplit(" ", 1)[1]) for line in group_text.splitlines() if " tin " in line]
+        order = [int(line.rsplit(" ", 1)[1]) for line in group_text.splitlines() if line.startswith("👤")]
+        assert len(order) == 60
         assert order == sorted(order)
     finally:
         await h.close()
