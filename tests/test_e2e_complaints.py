@@ -318,3 +318,19 @@ async def test_photos_sent_with_a_complaint_message_are_kept(tmp_path, tg, clock
         assert "Ly bị vỡ khi nhận" in confirm.text and "1 ảnh" in confirm.text
     finally:
         await h.close()
+
+
+async def test_agent_photo_reaches_the_customer_and_escalate_raises_priority(desk, tg):
+    await file_complaint_after_low_score(desk, tg)
+    card = (await tg.wait_for_messages(GROUP, 1))[0]
+    await desk.deliver(tg.make_message_update(AGENT, "", chat_id=GROUP, reply_to_message_id=card.message_id,
+                                              photo_file_ids=["AGENT-RECEIPT"], caption=""))
+    photo = (await tg.wait_for_messages(CUSTOMER, 10))[9]
+    assert photo.method == "sendPhoto" and photo.params["photo"] == "AGENT-RECEIPT"
+    assert "KN-0001" in photo.params["caption"]
+
+    await desk.deliver(tg.make_callback_update(AGENT, "dk:esc:1", card.message_id, chat_id=GROUP))
+    group = await tg.wait_for_messages(GROUP, 3)
+    assert "chuyển cấp bởi Minh" in group[2].text and "ưu tiên cao" in group[2].text and "@shop_lead" in group[2].text
+    assert (await desk.rows("SELECT priority FROM tickets"))[0]["priority"] == "high"
+    assert (await tg.wait_for_messages(777, 1))[0].text == group[2].text
