@@ -15,11 +15,14 @@ with the secret header), or through getUpdates long polling with --polling.
 
 Two phases, each on a fresh app, database and fake server:
 
-1. inbound: the sender's limits are lifted (1000 msg/s, 1 ms per chat, fake enforces nothing)
-   and all N customers go through each step together, C updates in flight at a time. This
-   measures the inbound pipeline (HTTP -> verify -> inbox -> flow -> SQLite commit -> outbox)
-   without polling delays or the outbound limiter: updates/s and the latency of one webhook
-   request (POST to 200, SQLite commit included) under that load.
+1. inbound: all N customers go through each step together, C updates in flight at a time,
+   with the app's sender held during each measured step (nothing leaves the outbox; pass
+   --inbound-with-sender to let it drain alongside). Between the steps the sender delivers
+   what was queued with its limits lifted (1000 msg/s, 1 ms per chat; the fake enforces
+   nothing). This measures the inbound pipeline (HTTP -> verify -> inbox -> flow -> SQLite
+   commit -> outbox) without polling delays or the outbound limiter: updates/s and the
+   latency of one webhook request (POST to 200, SQLite commit included) under that load,
+   plus the sender's own capacity with the limiter lifted.
 2. end-to-end: Telegram's limits as configured by default (sender 30 msg/s overall, 1 s per
    chat; the fake answers 429 above 30 msg/s or 3 msgs in 3 s per chat), C customers in flight,
    each doing the whole flow on its own. Customers/s, tap -> follow-up latency, achieved

@@ -134,7 +134,8 @@ class Sender:
                     wait = min(wait, ready_at - self.monotonic())
                     held.add(key)
                     continue
-            await self._global_slot()
+            if paced:  # the ~30/s budget is for messages; a button acknowledgement is not one
+                await self._global_slot()
             if self.monotonic() < self._paused_until:
                 return self._paused_until - self.monotonic()
             await self._slots.acquire()

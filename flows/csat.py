@@ -121,8 +121,9 @@ def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
     chosen = text(lang, "csat.question", shop=ctx.shop_name, order=survey.order_id)
     return [
         AnswerChoice(),
-        EditChoiceMessage(f"{chosen}\n\n{text(lang, 'csat.chosen', score=score)}"),
         *_record_score(survey, score, ctx),
+        # After the follow-up: the customer should not wait a pacing interval for it.
+        EditChoiceMessage(f"{chosen}\n\n{text(lang, 'csat.chosen', score=score)}"),
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from storage.db import Connection, Row
+from storage.db import Connection, Row, fetch_one
 from storage.timefmt import to_db
 
 
@@ -63,26 +63,23 @@ async def upsert_seen(
 
 
 async def by_platform_user(conn: Connection, channel: str, platform_user_id: str) -> ContactRecord | None:
-    async with conn.execute(
+    row = await fetch_one(conn, 
         "SELECT * FROM contacts WHERE channel = ? AND platform_user_id = ?", (channel, platform_user_id)
-    ) as cur:
-        row = await cur.fetchone()
+    )
     return _record(row) if row else None
 
 
 async def by_id(conn: Connection, contact_id: int) -> ContactRecord | None:
-    async with conn.execute("SELECT * FROM contacts WHERE id = ?", (contact_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, "SELECT * FROM contacts WHERE id = ?", (contact_id,))
     return _record(row) if row else None
 
 
 async def reachable_for_customer(conn: Connection, customer_id: int) -> ContactRecord | None:
     """The chat this customer used last: surveys go where the customer is."""
-    async with conn.execute(
+    row = await fetch_one(conn, 
         "SELECT * FROM contacts WHERE customer_id = ? ORDER BY last_seen_at DESC, id DESC LIMIT 1",
         (customer_id,),
-    ) as cur:
-        row = await cur.fetchone()
+    )
     return _record(row) if row else None
 
 

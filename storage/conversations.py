@@ -5,13 +5,12 @@ import json
 from datetime import datetime
 from typing import Any, Mapping
 
-from storage.db import Connection
+from storage.db import Connection, fetch_one
 from storage.timefmt import to_db
 
 
 async def get(conn: Connection, contact_id: int) -> tuple[str, dict[str, Any]]:
-    async with conn.execute("SELECT state, data FROM conversations WHERE contact_id = ?", (contact_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, "SELECT state, data FROM conversations WHERE contact_id = ?", (contact_id,))
     if row is None:
         return "idle", {}
     return row["state"], json.loads(row["data"])

@@ -5,7 +5,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from storage.db import Connection, Row
+from storage.db import Connection, Row, fetch_one
 from storage.timefmt import to_db
 
 
@@ -64,29 +64,25 @@ async def upsert(
 
 
 async def by_external_id(conn: Connection, external_id: str) -> CustomerRecord | None:
-    async with conn.execute("SELECT * FROM customers WHERE external_id = ?", (external_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, "SELECT * FROM customers WHERE external_id = ?", (external_id,))
     return _record(row) if row else None
 
 
 async def by_id(conn: Connection, customer_id: int) -> CustomerRecord | None:
-    async with conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, "SELECT * FROM customers WHERE id = ?", (customer_id,))
     return _record(row) if row else None
 
 
 async def by_link_token(conn: Connection, token: str) -> CustomerRecord | None:
-    async with conn.execute("SELECT * FROM customers WHERE link_token = ?", (token,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, "SELECT * FROM customers WHERE link_token = ?", (token,))
     return _record(row) if row else None
 
 
 async def by_telegram_user(conn: Connection, telegram_user_id: str) -> CustomerRecord | None:
-    async with conn.execute(
+    row = await fetch_one(conn, 
         "SELECT * FROM customers WHERE telegram_user_id = ? ORDER BY updated_at DESC LIMIT 1",
         (telegram_user_id,),
-    ) as cur:
-        row = await cur.fetchone()
+    )
     return _record(row) if row else None
 
 

@@ -29,6 +29,12 @@ Connection = aiosqlite.Connection
 Row = aiosqlite.Row
 
 
+async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+    """One row, in one round trip to the database thread (a cursor costs three)."""
+    rows = await conn.execute_fetchall(sql, params)
+    return next(iter(rows), None)
+
+
 class MigrationError(RuntimeError):
     pass
 
@@ -130,8 +136,7 @@ class Database:
                 await conn.execute("COMMIT")
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.reader.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self.reader.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
         rows = await self.fetchall(sql, params)
@@ -145,8 +150,7 @@ class Database:
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
-        async with conn.execute("SELECT version FROM schema_migrations ORDER BY version") as cur:
-            return [row[0] for row in await cur.fetchall()]
+        return [row[0] for row in await conn.execute_fetchall("SELECT version FROM schema_migrations ORDER BY version")]
 
     async def migrate(self) -> list[str]:
         """Apply every migration not applied yet, each in its own transaction."""

@@ -53,9 +53,8 @@ async def mark_failed(conn: Connection, inbox_id: int, error: str, now: datetime
 
 async def unprocessed(conn: Connection, limit: int = 500) -> list[InboxItem]:
     """Updates recorded but never processed (the bot stopped in between): replayed at start."""
-    async with conn.execute(
+    rows = await conn.execute_fetchall(
         "SELECT id, platform, update_id, payload FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?",
         (limit,),
-    ) as cur:
-        rows = await cur.fetchall()
+    )
     return [InboxItem(r["id"], r["platform"], r["update_id"], json.loads(r["payload"])) for r in rows]

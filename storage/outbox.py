@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.db import Connection, Row
+from storage.db import Connection, Row, fetch_one
 from storage.timefmt import to_db
 
 
@@ -52,12 +52,11 @@ async def enqueue(
 async def ready(conn: Connection, now: datetime, limit: int) -> list[OutboxItem]:
     """Pending messages whose retry time (if any) has come: interactive ones first, then in
     the order they were written."""
-    async with conn.execute(
+    return [_item(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
         " ORDER BY priority, id LIMIT ?",
         (to_db(now), limit),
-    ) as cur:
-        return [_item(r) for r in await cur.fetchall()]
+    )]
 
 
 _SELECT = "SELECT id, channel, chat_id, method, payload, attempts, survey_id, ticket_id, coalesce_key FROM outbox"
@@ -75,11 +74,10 @@ async def take_coalescable(conn: Connection, item: OutboxItem, max_chars: int) -
     order, within the size budget): marked sent as part of it."""
     if item.coalesce_key is None:
         return []
-    async with conn.execute(
+    candidates = [_item(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE status = 'pending' AND chat_id = ? AND coalesce_key = ? AND id > ? ORDER BY id LIMIT 50",
         (item.chat_id, item.coalesce_key, item.id),
-    ) as cur:
-        candidates = [_item(r) for r in await cur.fetchall()]
+    )]
     taken: list[OutboxItem] = []
     size = len(item.payload.get("text", ""))
     for other in candidates:
@@ -97,10 +95,9 @@ async def take_coalescable(conn: Connection, item: OutboxItem, max_chars: int) -
 
 
 async def next_retry_at(conn: Connection) -> str | None:
-    async with conn.execute(
+    row = await fetch_one(conn, 
         "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at IS NOT NULL"
-    ) as cur:
-        row = await cur.fetchone()
+    )
     return row[0] if row else None
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from storage.db import Connection, Row
+from storage.db import Connection, Row, fetch_one
 from storage.timefmt import from_db, to_db
 
 
@@ -43,8 +43,7 @@ def _record(row: Row) -> PurchaseRecord:
 
 
 async def by_order_id(conn: Connection, order_id: str) -> PurchaseRecord | None:
-    async with conn.execute("SELECT * FROM purchases WHERE order_id = ?", (order_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, "SELECT * FROM purchases WHERE order_id = ?", (order_id,))
     return _record(row) if row else None
 
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from storage.db import Connection
+from storage.db import Connection, fetch_one
 
 
 async def get(conn: Connection, key: str) -> str | None:
-    async with conn.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, "SELECT value FROM settings WHERE key = ?", (key,))
     return row[0] if row else None
 
 

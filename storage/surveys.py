@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from storage.db import Connection, Row
+from storage.db import Connection, Row, fetch_one
 from storage.timefmt import from_db, to_db
 
 OPEN_FOR_DISPATCH = ("scheduled", "awaiting_contact")
@@ -86,49 +86,43 @@ async def insert(
 
 
 async def get(conn: Connection, survey_id: int) -> SurveyRecord | None:
-    async with conn.execute(f"{_SELECT} WHERE s.id = ?", (survey_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, f"{_SELECT} WHERE s.id = ?", (survey_id,))
     return _record(row) if row else None
 
 
 async def by_purchase(conn: Connection, purchase_id: int) -> SurveyRecord | None:
-    async with conn.execute(f"{_SELECT} WHERE s.purchase_id = ?", (purchase_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, f"{_SELECT} WHERE s.purchase_id = ?", (purchase_id,))
     return _record(row) if row else None
 
 
 async def due(conn: Connection, now: datetime, limit: int) -> list[SurveyRecord]:
     """Scheduled surveys whose time has come, oldest first."""
-    async with conn.execute(
+    return [_record(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE s.status = 'scheduled' AND s.due_at <= ? ORDER BY s.due_at, s.id LIMIT ?",
         (to_db(now), limit),
-    ) as cur:
-        return [_record(r) for r in await cur.fetchall()]
+    )]
 
 
 async def open_for_customer(conn: Connection, customer_id: int, now: datetime) -> list[SurveyRecord]:
     """This customer's due surveys not sent yet (waiting for a chat, or for the next dispatch)."""
-    async with conn.execute(
+    return [_record(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE s.customer_id = ? AND s.status IN ('scheduled', 'awaiting_contact')"
         " AND s.due_at <= ? ORDER BY s.due_at, s.id",
         (customer_id, to_db(now)),
-    ) as cur:
-        return [_record(r) for r in await cur.fetchall()]
+    )]
 
 
 async def awaiting_contact_before(conn: Connection, due_before: datetime, limit: int) -> list[SurveyRecord]:
-    async with conn.execute(
+    return [_record(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE s.status = 'awaiting_contact' AND s.due_at < ? ORDER BY s.due_at LIMIT ?",
         (to_db(due_before), limit),
-    ) as cur:
-        return [_record(r) for r in await cur.fetchall()]
+    )]
 
 
 async def last_sent_at(conn: Connection, customer_id: int) -> datetime | None:
-    async with conn.execute(
+    row = await fetch_one(conn, 
         "SELECT MAX(sent_at) FROM surveys WHERE customer_id = ? AND sent_at IS NOT NULL", (customer_id,)
-    ) as cur:
-        row = await cur.fetchone()
+    )
     return from_db(row[0]) if row else None
 
 
@@ -181,12 +175,11 @@ async def expire_sent_before(conn: Connection, sent_before: datetime, now: datet
 
 
 async def unreminded_sent_before(conn: Connection, sent_before: datetime, limit: int) -> list[SurveyRecord]:
-    async with conn.execute(
+    return [_record(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE s.status = 'sent' AND s.reminded_at IS NULL AND s.sent_at <= ?"
         " ORDER BY s.sent_at LIMIT ?",
         (to_db(sent_before), limit),
-    ) as cur:
-        return [_record(r) for r in await cur.fetchall()]
+    )]
 
 
 async def mark_reminded(conn: Connection, survey_id: int, now: datetime) -> None:

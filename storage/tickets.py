@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from storage.db import Connection, Row
+from storage.db import Connection, Row, fetch_one
 from storage.timefmt import from_db, to_db
 
 
@@ -105,42 +105,37 @@ async def insert(
 
 
 async def get(conn: Connection, ticket_id: int) -> TicketRecord | None:
-    async with conn.execute(f"{_SELECT} WHERE t.id = ?", (ticket_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, f"{_SELECT} WHERE t.id = ?", (ticket_id,))
     return _record(row) if row else None
 
 
 async def for_contact(conn: Connection, contact_id: int, resolved_since: datetime) -> list[TicketRecord]:
     """The contact's open tickets and those resolved recently (they can still be rated or reopened)."""
-    async with conn.execute(
+    return [_record(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE t.contact_id = ? AND (t.status != 'resolved' OR t.resolved_at >= ?) ORDER BY t.id DESC",
         (contact_id, to_db(resolved_since)),
-    ) as cur:
-        return [_record(r) for r in await cur.fetchall()]
+    )]
 
 
 async def has_open(conn: Connection, customer_id: int) -> bool:
-    async with conn.execute(
+    return await fetch_one(conn, 
         "SELECT 1 FROM tickets WHERE customer_id = ? AND status != 'resolved' LIMIT 1", (customer_id,)
-    ) as cur:
-        return await cur.fetchone() is not None
+    ) is not None
 
 
 async def by_thread(conn: Connection, chat_id: str, thread_id: str) -> TicketRecord | None:
-    async with conn.execute(
+    row = await fetch_one(conn, 
         f"{_SELECT} WHERE t.agents_chat_id = ? AND t.thread_id = ? ORDER BY t.id DESC LIMIT 1", (chat_id, thread_id)
-    ) as cur:
-        row = await cur.fetchone()
+    )
     return _record(row) if row else None
 
 
 async def by_agent_message(conn: Connection, chat_id: str, message_id: str) -> TicketRecord | None:
     """The ticket a message in the agents' group belongs to (a card or a relayed message)."""
-    async with conn.execute(
+    row = await fetch_one(conn, 
         "SELECT ticket_id FROM outbox WHERE chat_id = ? AND platform_message_id = ? AND ticket_id IS NOT NULL",
         (chat_id, message_id),
-    ) as cur:
-        row = await cur.fetchone()
+    )
     return await get(conn, row[0]) if row else None
 
 
@@ -187,38 +182,34 @@ async def add_event(
 async def unresolved_due_before(conn: Connection, now: datetime) -> list[TicketRecord]:
     """Tickets whose first-response or resolution target has passed and is not yet reported."""
     at = to_db(now)
-    async with conn.execute(
+    return [_record(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE t.status != 'resolved' AND ("
         " (t.first_response_at IS NULL AND t.first_response_breached_at IS NULL AND t.first_response_due_at <= ?)"
         " OR (t.resolution_breached_at IS NULL AND t.resolution_due_at <= ?))",
         (at, at),
-    ) as cur:
-        return [_record(r) for r in await cur.fetchall()]
+    )]
 
 
 async def customer_spend(conn: Connection, customer_id: int, since: datetime) -> tuple[Decimal, int]:
-    async with conn.execute(
+    row = await fetch_one(conn, 
         "SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM purchases WHERE customer_id = ? AND purchased_at >= ?",
         (customer_id, to_db(since)),
-    ) as cur:
-        row = await cur.fetchone()
+    )
     return Decimal(str(row[0])), int(row[1])
 
 
 async def past_scores(conn: Connection, customer_id: int, limit: int = 5) -> tuple[int, ...]:
-    async with conn.execute(
+    return tuple(r[0] for r in await conn.execute_fetchall(
         "SELECT score FROM surveys WHERE customer_id = ? AND score IS NOT NULL ORDER BY answered_at DESC LIMIT ?",
         (customer_id, limit),
-    ) as cur:
-        return tuple(r[0] for r in await cur.fetchall())
+    ))
 
 
 async def recent_orders(conn: Connection, customer_id: int, limit: int = 5) -> list[tuple[str, datetime]]:
-    async with conn.execute(
+    return [(r[0], from_db(r[1])) for r in await conn.execute_fetchall(
         "SELECT order_id, purchased_at FROM purchases WHERE customer_id = ? ORDER BY purchased_at DESC LIMIT ?",
         (customer_id, limit),
-    ) as cur:
-        return [(r[0], from_db(r[1])) for r in await cur.fetchall()]  # type: ignore[misc]
+    )]  # type: ignore[misc]
 
 
 def since_12_months(now: datetime) -> datetime:

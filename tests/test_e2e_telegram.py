@@ -66,7 +66,7 @@ async def test_purchase_to_comment_over_telegram(harness):
     await _wait_all_sent(harness)
     outbox = await harness.rows("SELECT method, status FROM outbox ORDER BY id")
     assert [r["method"] for r in outbox] == [
-        "send_text", "send_text", "answer_choice", "edit_text", "send_text", "send_text",
+        "send_text", "send_text", "answer_choice", "send_text", "edit_text", "send_text",
     ]
     assert {r["status"] for r in outbox} == {"sent"}
     conversation = (await harness.rows("SELECT state FROM conversations"))[0]
