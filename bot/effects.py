@@ -64,7 +64,10 @@ async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, n
                 await _enqueue(tx, target, "send_text", payload, now, survey_id)
             case AnswerChoice(text=text):
                 if target.choice_id is not None:
-                    await _enqueue(tx, target, "answer_choice", {"choice_id": target.choice_id, "text": text}, now)
+                    # Ahead of everything: the customer's button spins until it is answered,
+                    # and Telegram drops answers older than ~15 s.
+                    urgent = replace(target, priority=-1)
+                    await _enqueue(tx, urgent, "answer_choice", {"choice_id": target.choice_id, "text": text}, now)
             case EditChoiceMessage(text=text):
                 if target.choice_message_id is not None:
                     await _enqueue(

@@ -114,7 +114,7 @@ CREATE TABLE outbox (
     method TEXT NOT NULL,                 -- send_text | answer_choice | edit_text
     payload TEXT NOT NULL,                -- JSON
     survey_id INTEGER REFERENCES surveys (id),
-    priority INTEGER NOT NULL DEFAULT 0,  -- 0: answers to a customer who is chatting now; 1: bulk (scheduled surveys)
+    priority INTEGER NOT NULL DEFAULT 0,  -- -1: button answers; 0: replies to a customer chatting now; 1: bulk (scheduled surveys)
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'unknown')),
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at TEXT,                 -- NULL: as soon as the rate limits allow
