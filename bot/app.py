@@ -14,6 +14,7 @@ from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel
 from bot.clock import Clock, SystemClock
 from bot.config import Config
+from bot.digest import service_for
 from bot.engine import Engine
 from bot.http_api import TELEGRAM_WEBHOOK_PATH, HttpApi
 from bot.sender import Sender
@@ -109,6 +110,8 @@ class FeedbotApp:
             desk=self.desk,
             wake_sender=self.sender.wake,
         )
+        # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
+        self.digests = service_for(cfg, self.db, self.clock, owners=self.telegram is not None, wake_sender=self.sender.wake)
         replayed = await self.engine.replay_unprocessed()
         if replayed:
             log.info("replayed %d update(s) recorded before the last stop", replayed)
@@ -123,6 +126,7 @@ class FeedbotApp:
             engine=self.engine if self.telegram else None,
             telegram_webhook_secret=webhook_secret if self.telegram and cfg.telegram_webhook else None,
             bot_username=lambda: self.bot_username,
+            reports=self.digests,
         )
         self._runner = web.AppRunner(http.make_app(), access_log=None)
         await self._runner.setup()
@@ -171,6 +175,10 @@ class FeedbotApp:
             ("survey-reminders", self.dispatcher.remind, HOUSEKEEPING_INTERVAL_S),
             ("sla-watchdog", self.desk.watch_sla, self.config.get("sla", "watchdog_interval").total_seconds()),
         )
+        if self.digests.can_send:
+            # A frequent check, not a cron: whatever week is due and unsent goes out, so a
+            # Monday missed while the bot was down is sent as soon as it is back.
+            jobs += (("weekly-digest", self.digests.send_due, self.config.get("digest", "check_interval").total_seconds()),)
         for job_id, func, seconds in jobs:
             # coalesce + max_instances=1: a slow run is never doubled up; the first run is
             # now, so surveys that came due while the bot was down go out at start.

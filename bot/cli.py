@@ -1,16 +1,24 @@
-"""`feedbot` command line: run the bot, check the config, migrate the database, show the API token."""
+"""`feedbot` command line: run the bot, check the config, migrate the database, show the API token,
+the weekly digest and exports."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
 import signal
 import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Sequence
 
 from bot import logs
 from bot.app import FeedbotApp, StartupError
+from bot.clock import SystemClock
 from bot.config import ENV_SECRETS, Config, ConfigError, load_config
+from flows.digest import Week, parse_week, render_text, to_json, week_bounds
+from flows.texts import SUPPORTED
 from storage import settings
 from storage.db import Database, MigrationError
 
@@ -45,7 +53,50 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Print the bearer token the shop's systems use for the HTTP API "
                            "(the configured one, else the one generated and kept in the database).")
     token.add_argument("--config", help=config_help)
+
+    digest = sub.add_parser(
+        "digest", help="print, save or send the owners' weekly digest",
+        description="The weekly digest (CSAT, complaints, what customers said, alerts) for one ISO week, shop time. "
+        "Prints it as text or JSON (the same JSON as GET /api/v1/reports/weekly), saves its chart as PNG, "
+        "or queues it for the owner chats (--send; the running bot delivers it, once per owner and week).",
+    )
+    digest.add_argument("--week", type=_week_arg, metavar="YYYY-Www",
+                        help="ISO week like 2026-W47 (default: the last complete week)")
+    digest.add_argument("--format", choices=("text", "json", "png"), default="text", help="default: text")
+    digest.add_argument("--language", choices=SUPPORTED, help="language of the text and chart (default: digest.language)")
+    digest.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (png: default digest-<week>.png)")
+    digest.add_argument("--send", action="store_true",
+                        help="also queue it for every owner chat (agents.owner_chat_ids) that has not had this week")
+    digest.add_argument("--config", help=config_help)
+
+    export = sub.add_parser(
+        "export", help="export surveys, tickets or messages of a date range as CSV or JSON Lines",
+        description="Export the rows created from --from to --to (whole days, shop time, both included), "
+        "oldest first, streamed in batches with progress on stderr. Times are ISO 8601 in shop time. "
+        "messages: what customers sent (inbox) and what the bot sent (outbox). "
+        "A CSV file written with --output starts with a UTF-8 BOM so spreadsheet apps read Vietnamese right.",
+    )
+    export.add_argument("--from", dest="start", type=_date_arg, required=True, metavar="YYYY-MM-DD", help="first day")
+    export.add_argument("--to", dest="end", type=_date_arg, required=True, metavar="YYYY-MM-DD", help="last day (included)")
+    export.add_argument("--what", choices=("surveys", "tickets", "messages"), required=True)
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="default: csv")
+    export.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument("--config", help=config_help)
     return parser
+
+
+def _week_arg(value: str) -> Week:
+    try:
+        return parse_week(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _date_arg(value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-30, got {value!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(config))
     if args.command == "api-token":
         return asyncio.run(_api_token(config))
+    if args.command in ("digest", "export"):
+        try:
+            return asyncio.run(_digest(config, args) if args.command == "digest" else _export(config, args))
+        except BrokenPipeError:
+            # The reader went away (`feedbot export ... | head`): stop quietly like other tools.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     raise AssertionError(args.command)
 
 
@@ -110,6 +168,62 @@ async def _api_token(config: Config) -> int:
         async with db.transaction() as tx:
             token = await settings.get_or_create(tx, "api_token", lambda: random_secrets.token_urlsafe(24))
     print(token)
+    return 0
+
+
+async def _digest(config: Config, args: argparse.Namespace) -> int:
+    from bot.digest import default_png_name, service_for  # matplotlib only when asked for
+
+    if args.send and not (config.telegram_enabled and config.get("agents", "owner_chat_ids")):
+        print("feedbot: --send needs telegram.token and agents.owner_chat_ids", file=sys.stderr)
+        return EXIT_CONFIG
+    clock = SystemClock()
+    async with Database(config.get("database", "path")) as db:
+        service = service_for(config, db, clock, owners=args.send)
+        week = args.week or service.default_week()
+        if args.send and week_bounds(week, config.tz)[1] > clock.now():
+            print(f"feedbot: --send: week {week} is not over yet", file=sys.stderr)
+            return EXIT_CONFIG
+        language = args.language or config.get("digest", "language")
+        digest = await service.build(week)
+        if args.format == "png":
+            path = Path(args.output or default_png_name(week))
+            path.write_bytes(await service.chart(digest, language))
+            print(f"chart for {week} written to {path}")
+        else:
+            body = render_text(digest, language) if args.format == "text" else json.dumps(to_json(digest), ensure_ascii=False, indent=2)
+            if args.output:
+                Path(args.output).write_text(body + "\n", encoding="utf-8")
+            else:
+                print(body)
+        if args.send:
+            queued = await service.send(week)
+            print(f"digest {week} queued for {queued} owner chat(s)" if queued
+                  else f"digest {week} was already sent to every owner chat", file=sys.stderr)
+    return 0
+
+
+async def _export(config: Config, args: argparse.Namespace) -> int:
+    from bot.export import export
+
+    if args.end < args.start:
+        print("feedbot: --to is before --from", file=sys.stderr)
+        return EXIT_CONFIG
+    tz = config.tz
+    start = datetime.combine(args.start, datetime.min.time(), tzinfo=tz).astimezone(timezone.utc)
+    end = datetime.combine(args.end + timedelta(days=1), datetime.min.time(), tzinfo=tz).astimezone(timezone.utc)
+    async with Database(config.get("database", "path")) as db:
+        if not args.output:
+            count = await export(db, args.what, args.format, start, end, sys.stdout, tz)
+        else:
+            # Written aside and renamed at the end: a failed export leaves no half file behind.
+            target = Path(args.output)
+            partial = target.with_name(target.name + ".part")
+            encoding = "utf-8-sig" if args.format == "csv" else "utf-8"
+            with partial.open("w", encoding=encoding, newline="") as out:
+                count = await export(db, args.what, args.format, start, end, out, tz)
+            os.replace(partial, target)
+    print(f"exported {count} {args.what} row(s)" + (f" to {args.output}" if args.output else ""), file=sys.stderr)
     return 0
 
 

@@ -173,6 +173,29 @@ def _sla_pair(value: Any) -> tuple[timedelta, timedelta]:
     raise ValueError(f"expected 'first response/resolution' like '2h/48h' (first no longer than resolution), got {value!r}")
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(value: Any) -> int:
+    if not isinstance(value, str) or value.strip().lower() not in WEEKDAYS:
+        raise ValueError(f"expected a day of the week like 'monday', got {value!r}")
+    return WEEKDAYS.index(value.strip().lower())
+
+
+def _clock_time(value: Any) -> time:
+    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*$", value) if isinstance(value, str) else None
+    if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
+        return time(int(match.group(1)), int(match.group(2)))
+    raise ValueError(f"expected a time of day 'HH:MM' like '08:00', got {value!r}")
+
+
+def _percent_points(value: Any) -> float:
+    number = _positive_number(value)
+    if number > 100:
+        raise ValueError(f"expected percentage points above 0 and at most 100, got {value!r}")
+    return number
+
+
 def _supervisor(value: Any) -> str:
     text = _str(value).strip()
     if text and not re.fullmatch(r"@[A-Za-z][A-Za-z0-9_]{3,31}", text):
@@ -241,6 +264,17 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "high": (_sla_pair, "30m/24h"),
         "urgent": (_sla_pair, "15m/8h"),
         "watchdog_interval": (_positive_duration, "1m"),
+    },
+    "digest": {
+        "enabled": (_bool, True),
+        "weekday": (_weekday, "monday"),
+        "time": (_clock_time, "08:00"),
+        "language": (_language, "vi"),
+        "english_owner_chat_ids": (_id_list, []),
+        "weeks_in_chart": (_int_range(4, 52), 12),
+        "alert_drop": (_percent_points, 15),
+        "alert_min_answers": (_int_range(1, 100_000), 5),
+        "check_interval": (_positive_duration, "10m"),
     },
     "sender": {
         "messages_per_second": (_positive_number, 30),
@@ -360,6 +394,9 @@ def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
         raise ConfigError(f"complaints.severe_categories: {sorted(unknown)[0]!r} is not in complaints.categories")
     if values["agents"]["chat_id"] is not None and not values["agents"]["chat_id"].startswith("-"):
         raise ConfigError("agents.chat_id: the agents' chat must be a group (its id is negative, e.g. -1001234567890)")
+    english = set(values["digest"]["english_owner_chat_ids"]) - set(values["agents"]["owner_chat_ids"])
+    if english:
+        raise ConfigError(f"digest.english_owner_chat_ids: {sorted(english)[0]} is not in agents.owner_chat_ids")
     if tg["webhook_secret"] and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tg["webhook_secret"]):
         raise ConfigError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - only")
 

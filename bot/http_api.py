@@ -16,11 +16,13 @@ import segno
 from aiohttp import web
 
 from bot.clock import Clock
+from bot.digest import DigestService
 from bot.engine import Engine
 from bot.purchases import InputError, PurchaseConflict, parse_purchase, record_purchase
+from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
 from storage import customers, purchases
-from storage.db import Database
+from storage.db import Database, fetch_one
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class HttpApi:
         engine: Engine | None,
         telegram_webhook_secret: str | None,
         bot_username: Callable[[], str | None],
+        reports: DigestService | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -59,6 +62,7 @@ class HttpApi:
         self.engine = engine
         self.telegram_webhook_secret = telegram_webhook_secret
         self.bot_username = bot_username
+        self.reports = reports
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=max(self.max_body_bytes, WEBHOOK_MAX_BYTES), middlewares=[self._errors])
@@ -66,6 +70,8 @@ class HttpApi:
         app.router.add_post("/api/v1/purchases", self._authorized(self.post_purchase))
         app.router.add_get("/api/v1/purchases/{order_id}", self._authorized(self.get_purchase))
         app.router.add_get("/api/v1/purchases/{order_id}/qr.png", self._authorized(self.purchase_qr))
+        if self.reports is not None:
+            app.router.add_get("/api/v1/reports/weekly", self._authorized(self.weekly_report))
         if self.engine is not None and self.telegram_webhook_secret:
             app.router.add_post(TELEGRAM_WEBHOOK_PATH, self.telegram_webhook)
         return app
@@ -176,11 +182,11 @@ class HttpApi:
     async def purchase_qr(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
         link = None
-        async with self.db.reader.execute(
+        row = await fetch_one(
+            self.db.reader,
             "SELECT c.link_token FROM purchases p JOIN customers c ON c.id = p.customer_id WHERE p.order_id = ?",
             (order_id,),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         if row is None:
             return error(404, f"no purchase with order_id {order_id!r}", "order_id")
         link = self._telegram_link(row[0])
@@ -189,6 +195,17 @@ class HttpApi:
         buffer = io.BytesIO()
         segno.make(link, error="m").save(buffer, kind="png", scale=8, border=4)
         return web.Response(body=buffer.getvalue(), content_type="image/png")
+
+    async def weekly_report(self, request: web.Request) -> web.Response:
+        """The weekly digest's figures as JSON (the same as `feedbot digest --format json`);
+        ?week=2026-W47, default the last complete week."""
+        assert self.reports is not None
+        raw = request.query.get("week", "").strip()
+        try:
+            week = parse_week(raw) if raw else self.reports.default_week()
+        except ValueError as exc:
+            return error(400, f"week: {exc}", "week")
+        return web.json_response(await self.reports.report_json(week), dumps=_dumps)
 
     def _telegram_link(self, token: str) -> str | None:
         username = self.bot_username()
@@ -216,6 +233,10 @@ class HttpApi:
         except ValueError as exc:
             return error(400, str(exc))
         return web.json_response({"ok": True})
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False)
 
 
 class _Reject(Exception):

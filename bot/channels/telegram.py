@@ -8,6 +8,7 @@ or 5xx is Transient, 429 is RetryLater.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 from datetime import timedelta
@@ -15,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 import telegram
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram.error import (
     BadRequest,
     Conflict,
@@ -172,6 +173,12 @@ class TelegramChannel:
             if method == "send_photo":
                 message = await self.bot.send_photo(
                     chat_id=int(chat_id), photo=payload["file_id"], caption=payload.get("text") or None, **placement
+                )
+                return str(message.message_id)
+            if method == "send_photo_file":
+                upload = InputFile(base64.b64decode(payload["png_base64"]), filename=payload.get("filename") or "chart.png")
+                message = await self.bot.send_photo(
+                    chat_id=int(chat_id), photo=upload, caption=payload.get("text") or None, **placement
                 )
                 return str(message.message_id)
             if method == "answer_choice":

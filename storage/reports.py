@@ -1,0 +1,255 @@
+"""Report queries: SQL aggregation over one [start, end) UTC range at a time.
+
+Every query starts from an index range on the period's own time column (answered_at,
+sent_at, created_at, resolved_at, first_response_at, ticket_events (action, at)), so a
+week's report reads that week's rows, not the history (tests check the query plans).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Sequence
+
+from storage.db import Connection, fetch_one
+from storage.timefmt import from_db, to_db
+
+SATISFIED = 4  # 4 and 5 count as satisfied
+TIER_WINDOW = timedelta(days=365)  # a customer's tier: spend and orders over 12 months
+HIGH_COMMENTS = 200  # longest comments of satisfied customers handed to the idea ranking
+COMPLAINT_TEXTS = 5000
+SENT_STATUSES = ("sent", "answered", "expired")  # sent_at is set: (status, sent_at) is indexed
+
+
+@dataclass(frozen=True)
+class VipRule:
+    spend: Decimal  # over the 12 months before the period's end
+    orders: int
+
+
+@dataclass(frozen=True)
+class CsatCell:
+    """Answers and sends for one touchpoint, store ("" for none) and tier over the period."""
+
+    touchpoint: str
+    store: str
+    tier: str  # vip | regular; "" when tiers were not asked for
+    answers: int  # answered in the period
+    satisfied: int
+    score_sum: int
+    sent: int  # sent in the period
+    sent_answered: int  # of those, answered before the period's end
+
+
+@dataclass(frozen=True)
+class Tally:
+    answers: int
+    satisfied: int
+    score_sum: int
+
+
+@dataclass(frozen=True)
+class ComplaintStats:
+    opened_by_category: dict[str, int]
+    resolved: int
+    first_response_s: tuple[float, ...]  # tickets first answered in the period: created -> first answer
+    resolution_s: tuple[float, ...]  # tickets resolved in the period: created -> resolved
+    sla_met: int  # of those resolved, answered and resolved within their targets
+    sla_total: int
+    resolution_scores: Tally  # customers' ratings given in the period
+    reopened: int
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    id: int
+    category: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Comment:
+    score: int
+    comment: str
+    touchpoint: str
+    store: str
+
+
+@dataclass(frozen=True)
+class Period:
+    """Everything the digest reads about one period."""
+
+    cells: list[CsatCell]
+    complaints: ComplaintStats
+    low_comments: list[Comment]
+    high_comments: list[Comment]
+    complaint_texts: list[str]
+
+
+# --- CSAT ----------------------------------------------------------------------------------
+
+_SENT_IN = ", ".join(f"'{s}'" for s in SENT_STATUSES)
+
+CSAT_ROWS = (
+    "WITH rows AS ("
+    " SELECT touchpoint, store, customer_id, score, 0 AS sent, 0 AS sent_answered FROM surveys"
+    "  WHERE answered_at >= :start AND answered_at < :end"
+    " UNION ALL"
+    " SELECT touchpoint, store, customer_id, NULL, 1, answered_at IS NOT NULL AND answered_at < :end FROM surveys"
+    f"  WHERE status IN ({_SENT_IN}) AND sent_at >= :start AND sent_at < :end"
+    ")"
+)
+# A customer's tier as the ticket desk sees it: spend or orders over the 12 months before
+# the period's end, from the covering index purchases (customer_id, purchased_at, amount).
+CSAT_CELLS_BY_TIER = (
+    CSAT_ROWS + " SELECT touchpoint, COALESCE(store, '') AS store,"
+    "  (SELECT CASE WHEN COALESCE(SUM(p.amount), 0) >= :vip_spend OR COUNT(*) >= :vip_orders THEN 'vip' ELSE 'regular' END"
+    "   FROM purchases p WHERE p.customer_id = rows.customer_id AND p.purchased_at >= :since AND p.purchased_at < :end) AS tier,"
+    "  COUNT(score) AS answers, COALESCE(SUM(score >= 4), 0) AS satisfied, COALESCE(SUM(score), 0) AS score_sum,"
+    "  SUM(sent) AS sent, SUM(sent_answered) AS sent_answered"
+    " FROM rows GROUP BY 1, 2, 3"
+)
+CSAT_CELLS = (
+    CSAT_ROWS + " SELECT touchpoint, COALESCE(store, '') AS store, '' AS tier,"
+    "  COUNT(score) AS answers, COALESCE(SUM(score >= 4), 0) AS satisfied, COALESCE(SUM(score), 0) AS score_sum,"
+    "  SUM(sent) AS sent, SUM(sent_answered) AS sent_answered"
+    " FROM rows GROUP BY 1, 2"
+)
+
+
+# Answers only, by touchpoint and store: the alerts' 4-week baseline.
+CSAT_ANSWERED = (
+    "SELECT touchpoint, COALESCE(store, '') AS store, '' AS tier, COUNT(*) AS answers,"
+    " SUM(score >= 4) AS satisfied, SUM(score) AS score_sum, 0 AS sent, 0 AS sent_answered"
+    " FROM surveys WHERE answered_at >= ? AND answered_at < ? GROUP BY 1, 2"
+)
+
+
+def _number(value: Decimal) -> int | float:
+    # Bound as a number: SQLite ranks any TEXT above any number, so "10000000" would never match.
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+async def csat_cells(conn: Connection, start: datetime, end: datetime, vip: VipRule | None = None) -> list[CsatCell]:
+    params: dict[str, object] = {"start": to_db(start), "end": to_db(end)}
+    sql = CSAT_CELLS
+    if vip is not None:
+        sql = CSAT_CELLS_BY_TIER
+        params.update(since=to_db(end - TIER_WINDOW), vip_spend=_number(vip.spend), vip_orders=vip.orders)
+    return [CsatCell(*row) for row in await conn.execute_fetchall(sql, params)]
+
+
+async def csat_answered(conn: Connection, start: datetime, end: datetime) -> list[CsatCell]:
+    """Answers by touchpoint and store (no sends, no tiers: the cheap form for a baseline)."""
+    return [CsatCell(*row) for row in await conn.execute_fetchall(CSAT_ANSWERED, (to_db(start), to_db(end)))]
+
+
+def series_sql(periods: int) -> str:
+    values = ", ".join("(?, ?, ?)" for _ in range(periods))
+    return (
+        f"WITH w(i, start, end) AS (VALUES {values})"
+        " SELECT w.i, COUNT(sv.score), COALESCE(SUM(sv.score >= 4), 0), COALESCE(SUM(sv.score), 0)"
+        " FROM w LEFT JOIN surveys sv ON sv.answered_at >= w.start AND sv.answered_at < w.end"
+        " GROUP BY w.i ORDER BY w.i"
+    )
+
+
+async def csat_series(conn: Connection, ranges: Sequence[tuple[datetime, datetime]]) -> list[Tally]:
+    """Answers per period (the chart's weeks), one index range per period."""
+    if not ranges:
+        return []
+    params = [p for i, (start, end) in enumerate(ranges) for p in (i, to_db(start), to_db(end))]
+    return [Tally(r[1], r[2], r[3]) for r in await conn.execute_fetchall(series_sql(len(ranges)), params)]
+
+
+LOW_COMMENTS = (
+    "SELECT score, comment, touchpoint, COALESCE(store, '') FROM surveys"
+    " WHERE answered_at >= ? AND answered_at < ? AND score < 4 AND comment IS NOT NULL AND comment != ''"
+    " ORDER BY score, answered_at, id LIMIT ?"
+)
+HIGH_COMMENTS_SQL = (
+    "SELECT score, comment, touchpoint, COALESCE(store, '') FROM surveys"
+    " WHERE answered_at >= ? AND answered_at < ? AND score >= 4 AND comment IS NOT NULL AND comment != ''"
+    " ORDER BY length(comment) DESC, id LIMIT ?"
+)
+
+
+async def comments(conn: Connection, start: datetime, end: datetime, *, low: bool, limit: int) -> list[Comment]:
+    sql = LOW_COMMENTS if low else HIGH_COMMENTS_SQL
+    return [Comment(*row) for row in await conn.execute_fetchall(sql, (to_db(start), to_db(end), limit))]
+
+
+# --- complaints ------------------------------------------------------------------------------
+
+OPENED_BY_CATEGORY = "SELECT category, COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ? GROUP BY category"
+FIRST_RESPONSES = (
+    "SELECT (julianday(first_response_at) - julianday(created_at)) * 86400.0 FROM tickets"
+    " WHERE first_response_at >= ? AND first_response_at < ?"
+)
+# Resolving without a written answer counts as the first response.
+RESOLUTIONS = (
+    "SELECT (julianday(resolved_at) - julianday(created_at)) * 86400.0,"
+    " COALESCE(first_response_at, resolved_at) <= first_response_due_at AND resolved_at <= resolution_due_at"
+    " FROM tickets WHERE resolved_at >= ? AND resolved_at < ?"
+)
+# Events, not the tickets' current columns: a rating or a reopening counts in the week it happened.
+RATINGS = (
+    "SELECT COUNT(*), COALESCE(SUM(CAST(body AS INTEGER) >= 4), 0), COALESCE(SUM(CAST(body AS INTEGER)), 0)"
+    " FROM ticket_events WHERE action = 'rated' AND at >= ? AND at < ?"
+)
+REOPENED = "SELECT COUNT(*) FROM ticket_events WHERE action = 'reopened' AND at >= ? AND at < ?"
+COMPLAINT_TEXTS_SQL = "SELECT description FROM tickets WHERE created_at >= ? AND created_at < ? LIMIT ?"
+
+
+async def complaint_stats(conn: Connection, start: datetime, end: datetime) -> ComplaintStats:
+    span = (to_db(start), to_db(end))
+    opened = {row[0]: row[1] for row in await conn.execute_fetchall(OPENED_BY_CATEGORY, span)}
+    first = tuple(round(row[0], 3) for row in await conn.execute_fetchall(FIRST_RESPONSES, span))
+    resolutions = list(await conn.execute_fetchall(RESOLUTIONS, span))
+    ratings = await fetch_one(conn, RATINGS, span)
+    reopened = await fetch_one(conn, REOPENED, span)
+    assert ratings is not None and reopened is not None
+    return ComplaintStats(
+        opened_by_category=opened,
+        resolved=len(resolutions),
+        first_response_s=first,
+        resolution_s=tuple(round(row[0], 3) for row in resolutions),
+        sla_met=sum(1 for row in resolutions if row[1]),
+        sla_total=len(resolutions),
+        resolution_scores=Tally(*ratings),
+        reopened=reopened[0],
+    )
+
+
+async def complaint_texts(conn: Connection, start: datetime, end: datetime, limit: int = COMPLAINT_TEXTS) -> list[str]:
+    return [row[0] for row in await conn.execute_fetchall(COMPLAINT_TEXTS_SQL, (to_db(start), to_db(end), limit))]
+
+
+OPEN_COUNT = "SELECT COUNT(*) FROM tickets WHERE status IN ('open', 'claimed') AND created_at < ?"
+OPEN_OLDEST = (
+    "SELECT id, category, created_at FROM tickets WHERE status IN ('open', 'claimed') AND created_at < ?"
+    " ORDER BY created_at, id LIMIT ?"
+)
+
+
+async def open_tickets(conn: Connection, opened_before: datetime, limit: int) -> tuple[int, list[OpenTicket]]:
+    """Tickets opened before the given time and not resolved now: how many, and the oldest."""
+    count = await fetch_one(conn, OPEN_COUNT, (to_db(opened_before),))
+    rows = await conn.execute_fetchall(OPEN_OLDEST, (to_db(opened_before), limit))
+    assert count is not None
+    return count[0], [OpenTicket(r[0], r[1], from_db(r[2])) for r in rows]  # type: ignore[arg-type]
+
+
+# --- one period at once ------------------------------------------------------------------------
+
+
+async def period(
+    conn: Connection, start: datetime, end: datetime, vip: VipRule | None, *, quotes: int = 3
+) -> Period:
+    return Period(
+        cells=await csat_cells(conn, start, end, vip),
+        complaints=await complaint_stats(conn, start, end),
+        low_comments=await comments(conn, start, end, low=True, limit=quotes * 10),  # room for duplicates
+        high_comments=await comments(conn, start, end, low=False, limit=HIGH_COMMENTS),
+        complaint_texts=await complaint_texts(conn, start, end),
+    )
