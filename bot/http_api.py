@@ -21,7 +21,6 @@ from bot.engine import Engine
 from bot.purchases import InputError, PurchaseConflict, parse_purchase, record_purchase
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
-from storage import customers, purchases
 from storage.db import Database, fetch_one
 
 log = logging.getLogger(__name__)
@@ -181,7 +180,6 @@ class HttpApi:
 
     async def purchase_qr(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
-        link = None
         row = await fetch_one(
             self.db.reader,
             "SELECT c.link_token FROM purchases p JOIN customers c ON c.id = p.customer_id WHERE p.order_id = ?",

@@ -97,7 +97,7 @@ async def test_low_score_to_resolution_in_reply_mode(desk, tg):
     assert not any("VIP tiềm năng" in m.text for m in tg.sent_messages(CUSTOMER))
 
     # Resolve: the customer is asked to rate the handling.
-    await desk.deliver(tg.make_callback_update(AGENT, f"dk:resolve:1", card.message_id, chat_id=GROUP))
+    await desk.deliver(tg.make_callback_update(AGENT, "dk:resolve:1", card.message_id, chat_id=GROUP))
     question = (await tg.wait_for_messages(CUSTOMER, 11))[10]
     assert "KN-0001 đã được xử lý xong" in question.text
     await desk.customer_taps(CUSTOMER, buttons(question)[4]["callback_data"], question.message_id)
