@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 from datetime import datetime
 from typing import Sequence
 
@@ -35,6 +36,7 @@ ENGINE_DECISIONS = (
     SendPendingSurveys, OpenTicket, RelayToAgents, RateResolution, ReopenTicket, RelayToCustomer, AddNote,
     ClaimTicket, ResolveTicket, EscalateTicket, AuditDenied, ReplyInGroup,
 )
+from storage.contacts import ContactRecord
 from storage.db import Connection
 
 
@@ -51,6 +53,11 @@ class Target:
     priority: int = 0  # outbox priority: 0 for a customer chatting now, 1 for bulk sends
     ticket_id: int | None = None  # messages about a ticket are linked to it
 
+    @classmethod
+    def of_contact(cls, contact: ContactRecord, **fields: Any) -> "Target":
+        """Messages to this contact's chat."""
+        return cls(contact.channel, contact.chat_id, contact.id, contact.customer_id, **fields)
+
 
 async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, now: datetime) -> Target:
     """Returns the target as it is afterwards (a LinkCustomer changes its customer)."""
@@ -61,16 +68,16 @@ async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, n
                     "text": text,
                     "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in buttons],
                 }
-                await _enqueue(tx, target, "send_text", payload, now, survey_id)
+                await enqueue(tx, target, "send_text", payload, now, survey_id=survey_id)
             case AnswerChoice(text=text):
                 if target.choice_id is not None:
                     # Ahead of everything: the customer's button spins until it is answered,
                     # and Telegram drops answers older than ~15 s.
                     urgent = replace(target, priority=-1)
-                    await _enqueue(tx, urgent, "answer_choice", {"choice_id": target.choice_id, "text": text}, now)
+                    await enqueue(tx, urgent, "answer_choice", {"choice_id": target.choice_id, "text": text}, now)
             case EditChoiceMessage(text=text):
                 if target.choice_message_id is not None:
-                    await _enqueue(
+                    await enqueue(
                         tx, target, "edit_text", {"message_id": target.choice_message_id, "text": text}, now
                     )
             case SetConversation(state=state, data=data):
@@ -96,9 +103,17 @@ async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, n
     return target
 
 
-async def _enqueue(
-    tx: Connection, target: Target, method: str, payload: dict, now: datetime, survey_id: int | None = None
+async def enqueue(
+    tx: Connection,
+    target: Target,
+    method: str,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    survey_id: int | None = None,
+    coalesce_key: str | None = None,
 ) -> None:
+    """One outbox row to the target's chat, in the caller's transaction."""
     await outbox.enqueue(
         tx,
         channel=target.channel,
@@ -110,4 +125,5 @@ async def _enqueue(
         survey_id=survey_id,
         priority=target.priority,
         ticket_id=target.ticket_id,
+        coalesce_key=coalesce_key,
     )

@@ -82,7 +82,7 @@ class SurveyDispatcher:
                 decisions = csat.question(
                     survey_id=survey.id, order_id=survey.order_id, shop=self.shop_name, language=contact.language
                 )
-                target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id, priority=priority)
+                target = Target.of_contact(contact, priority=priority)
                 await apply(tx, decisions, target, now)
                 await surveys.mark_sent(tx, survey.id, contact.id, contact.language, now)
                 log.info("survey %s (order %s) sent to contact %s", survey.id, survey.order_id, contact.id)
@@ -133,7 +133,7 @@ class SurveyDispatcher:
                     language=survey.language or contact.language,
                     reminder=True,
                 )
-                target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id, priority=1)
+                target = Target.of_contact(contact, priority=1)
                 await apply(tx, decisions, target, now)
                 await surveys.mark_reminded(tx, survey.id, now)
                 reminded += 1

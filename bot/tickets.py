@@ -11,12 +11,12 @@ from typing import Any, Callable
 
 from bot.channels.base import TopicsUnavailable
 from bot.clock import Clock
-from bot.effects import Target, apply
+from bot.effects import Target, apply, enqueue
 from flows import complaint, desk
 from flows.model import Inbound, OpenTicket, TicketView
 from flows.texts import category_label, local_time, text
 from flows.tickets import ComplaintPolicy, TicketClock, breaches, priority_for, raised, sla_due, ticket_number, tier_for
-from storage import contacts, customers, outbox, purchases, settings, tickets
+from storage import contacts, customers, purchases, settings, tickets
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database
 from storage.outbox import OutboxItem
@@ -180,15 +180,14 @@ class TicketDesk:
     async def relay_to_customer(
         self, tx: Connection, ticket: TicketRecord, agent: Actor, body: str, photos: tuple[str, ...], now: datetime
     ) -> None:
-        contact = await contacts.by_id(tx, ticket.contact_id)
-        assert contact is not None
+        contact, target = await self._customer(tx, ticket)
         number = ticket_number(ticket.id)
-        target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id)
         if body.strip():
-            await self._enqueue(tx, target, "send_text", {"text": text(contact.language, "complaint.agent_says", shop=self.shop_name, number=number, text=body), "buttons": []}, now, ticket.id)
+            says = text(contact.language, "complaint.agent_says", shop=self.shop_name, number=number, text=body)
+            await enqueue(tx, target, "send_text", {"text": says, "buttons": []}, now)
         for file_id in photos:
             caption = text(contact.language, "complaint.agent_photo", shop=self.shop_name, number=number)
-            await self._enqueue(tx, target, "send_photo", {"file_id": file_id, "text": caption}, now, ticket.id)
+            await enqueue(tx, target, "send_photo", {"file_id": file_id, "text": caption}, now)
         await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="reply",
                                 body=body or f"[{len(photos)} photo(s)]", now=now)
         changes: dict[str, object] = {}
@@ -218,9 +217,7 @@ class TicketDesk:
         await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="resolved", now=now)
         resolved = await tickets.get(tx, ticket.id)
         assert resolved is not None
-        contact = await contacts.by_id(tx, ticket.contact_id)
-        assert contact is not None
-        target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id, ticket_id=ticket.id)
+        contact, target = await self._customer(tx, ticket)
         await apply(tx, complaint.resolution_question(self.view(resolved), contact.language), target, now)
         number = ticket_number(ticket.id)
         await self._to_group(tx, resolved, text(self.config.language, "desk.resolved", agent=agent.name, number=number), now=now)
@@ -249,7 +246,7 @@ class TicketDesk:
             await self._to_group(tx, ticket, message, now=now)
         for owner in self.config.owner_chat_ids:
             target = Target(self.channel_name, owner, None, None, ticket_id=ticket.id)
-            await self._enqueue(tx, target, "send_text", {"text": message, "buttons": []}, now, ticket.id)
+            await enqueue(tx, target, "send_text", {"text": message, "buttons": []}, now)
         log.warning("ticket %s %s: priority now %s", number, breach or "escalated", priority)
 
     async def deny(self, tx: Connection, ticket_id: int | None, actor: Actor, action: str, now: datetime) -> None:
@@ -261,8 +258,7 @@ class TicketDesk:
         payload: dict[str, Any] = {"text": body, "buttons": [], "reply_to": event.message_id}
         if event.thread_id:
             payload["thread_id"] = event.thread_id
-        target = Target(self.channel_name, event.chat_id, None, None)
-        await self._enqueue(tx, target, "send_text", payload, now, None)
+        await enqueue(tx, Target(self.channel_name, event.chat_id, None, None), "send_text", payload, now)
 
     # --- the SLA watchdog --------------------------------------------------------------------
 
@@ -309,8 +305,7 @@ class TicketDesk:
             "text": f"{self._card_text(ticket, self._customer_name(contact, customer), past)}\n\n{hint}",
             "buttons": self._card_buttons(ticket),
         }
-        target = Target(self.channel_name, self.config.chat_id, None, None)
-        await self._enqueue(tx, target, "edit_text", payload, now, ticket.id)
+        await enqueue(tx, self._group(ticket), "edit_text", payload, now)
 
     def _use_topics(self) -> bool:
         return self.config.topics and not self.topics_unavailable
@@ -319,32 +314,29 @@ class TicketDesk:
         self, tx: Connection, ticket: TicketRecord, body: str, *, now: datetime,
         buttons: list[list[dict[str, str]]] | None = None, card: bool = False, coalesce: bool = False,
     ) -> None:
-        assert self.config.chat_id
         payload: dict[str, Any] = {"text": body, "buttons": buttons or []}
         if card:
             payload["card"] = True
-        target = Target(self.channel_name, self.config.chat_id, None, None)
-        await self._enqueue(tx, target, "send_text", payload, now, ticket.id, coalesce_key=f"ticket:{ticket.id}" if coalesce else None)
+        coalesce_key = f"ticket:{ticket.id}" if coalesce else None
+        await enqueue(tx, self._group(ticket), "send_text", payload, now, coalesce_key=coalesce_key)
 
     async def _photo_to_group(self, tx: Connection, ticket: TicketRecord, file_id: str, caption: str, now: datetime) -> None:
-        assert self.config.chat_id
-        target = Target(self.channel_name, self.config.chat_id, None, None)
-        await self._enqueue(tx, target, "send_photo", {"file_id": file_id, "text": caption}, now, ticket.id)
+        await enqueue(tx, self._group(ticket), "send_photo", {"file_id": file_id, "text": caption}, now)
 
     async def _to_customer(self, tx: Connection, ticket: TicketRecord, say: Callable[[str], str], now: datetime) -> None:
+        contact, target = await self._customer(tx, ticket)
+        await enqueue(tx, target, "send_text", {"text": say(contact.language), "buttons": []}, now)
+
+    async def _customer(self, tx: Connection, ticket: TicketRecord) -> tuple[ContactRecord, Target]:
+        """The ticket's customer chat, and a target whose messages are linked to the ticket."""
         contact = await contacts.by_id(tx, ticket.contact_id)
         assert contact is not None
-        target = Target(contact.channel, contact.chat_id, contact.id, contact.customer_id)
-        await self._enqueue(tx, target, "send_text", {"text": say(contact.language), "buttons": []}, now, ticket.id)
+        return contact, Target.of_contact(contact, ticket_id=ticket.id)
 
-    async def _enqueue(
-        self, tx: Connection, target: Target, method: str, payload: dict[str, Any], now: datetime,
-        ticket_id: int | None, coalesce_key: str | None = None,
-    ) -> None:
-        await outbox.enqueue(
-            tx, channel=target.channel, chat_id=target.chat_id, contact_id=target.contact_id, method=method,
-            payload=payload, now=now, ticket_id=ticket_id, coalesce_key=coalesce_key,
-        )
+    def _group(self, ticket: TicketRecord) -> Target:
+        """The agents' group, for a message about this ticket (threaded by the sender hook)."""
+        assert self.config.chat_id
+        return Target(self.channel_name, self.config.chat_id, None, None, ticket_id=ticket.id)
 
     @staticmethod
     def _customer_name(contact: ContactRecord | None, customer: Any) -> str:
