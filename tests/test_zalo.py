@@ -110,6 +110,15 @@ async def post_zalo_purchase(h: Harness, order="A-1001", **customer) -> dict:
     return body
 
 
+async def survey_question(h: Harness, fake: FakeZaloServer) -> SentMessage:
+    """A purchase for a Zalo follower who chatted with the OA; 3 h later the question."""
+    await post_zalo_purchase(h, zalo_user_id=USER)
+    h.clock.advance(hours(3))
+    fake.add_follower(USER)  # interacted recently: customer-care messages allowed
+    assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+    return await next_message(fake)
+
+
 # --- the signature and the events ---------------------------------------------------------------
 
 
@@ -401,12 +410,7 @@ async def test_a_broken_event_is_acknowledged_and_kept_with_its_error(zh, zfake)
 
 
 async def test_csat_and_complaint_over_zalo_with_the_agent_on_telegram(zh, zfake, tg):
-    zfake.add_follower(USER)  # a follower who chatted with the OA: customer-care messages allowed
-    await post_zalo_purchase(zh, zalo_user_id=USER)
-    zh.clock.advance(hours(3))
-    zfake.add_follower(USER)
-    assert await zh.app.dispatcher.dispatch_due() == {"sent": 1}
-    question = await next_message(zfake)
+    question = await survey_question(zh, zfake)
     assert "#A-1001" in question.text and [b["title"][0] for b in question.buttons] == ["1", "2", "3", "4", "5"]
 
     await tap(zh, zfake, question, "1")
@@ -495,12 +499,7 @@ async def test_unfollowed_customer_is_recorded_not_sent(zh, zfake):
 async def test_numbered_choices_when_buttons_are_off(tmp_path, tg, clock, zfake):
     h = await started(tmp_path, tg, clock, zfake, zalo={"buttons": False})
     try:
-        zfake.add_follower(USER)
-        await post_zalo_purchase(h, zalo_user_id=USER)
-        h.clock.advance(hours(3))
-        zfake.add_follower(USER)
-        await h.app.dispatcher.dispatch_due()
-        question = await next_message(zfake)
+        question = await survey_question(h, zfake)
         assert question.buttons == [] and "\n4. 4" in question.text
         await say(h, zfake, "4")
         followup = await next_message(zfake)
@@ -513,12 +512,7 @@ async def test_numbered_choices_when_buttons_are_off(tmp_path, tg, clock, zfake)
 
 async def test_a_refused_button_message_is_sent_again_as_numbered_text(zh, zfake):
     zfake.refuse_buttons = True
-    zfake.add_follower(USER)
-    await post_zalo_purchase(zh, zalo_user_id=USER)
-    zh.clock.advance(hours(3))
-    zfake.add_follower(USER)
-    await zh.app.dispatcher.dispatch_due()
-    question = await next_message(zfake)
+    question = await survey_question(zh, zfake)
     assert "1. 1" in question.text and zfake.counters.errors == {-233: 1}
     await say(zh, zfake, "5")
     assert (await zh.rows("SELECT score FROM surveys"))[0]["score"] == 5
