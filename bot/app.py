@@ -12,6 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel
+from bot.channels.zalo import DbTokenStore, ZaloChannel
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.digest import service_for
@@ -20,6 +21,7 @@ from bot.http_api import TELEGRAM_WEBHOOK_PATH, HttpApi
 from bot.sender import Sender
 from bot.surveys import SurveyDispatcher
 from bot.tickets import DeskConfig, TicketDesk
+from bot.zalo_webhook import ZaloWebhook
 from storage import settings
 from storage.db import Database
 
@@ -39,6 +41,8 @@ class FeedbotApp:
         self.sender_clock = sender_clock
         self.db = Database(config.get("database", "path"))
         self.telegram: TelegramChannel | None = None
+        self.zalo: ZaloChannel | None = None
+        self.zalo_webhook: ZaloWebhook | None = None
         self.channels: dict[str, Channel] = {}
         self.api_token = ""
         self.bot_username: str | None = None
@@ -61,6 +65,8 @@ class FeedbotApp:
         self.bot_username = cfg.get("telegram", "bot_username").lstrip("@") or None
         if cfg.telegram_enabled:
             await self._start_telegram()
+        if cfg.zalo_enabled:
+            await self._start_zalo()
 
         policy = cfg.survey_policy()
         shop = cfg.get("shop", "name")
@@ -96,7 +102,8 @@ class FeedbotApp:
         self.desk.wake_sender = self.sender.wake
         await self.sender.recover()
         self.dispatcher = SurveyDispatcher(
-            self.db, self.clock, policy, shop, frozenset(self.channels), wake_sender=self.sender.wake
+            self.db, self.clock, policy, shop, frozenset(self.channels), wake_sender=self.sender.wake,
+            channel_order=cfg.get("survey", "channel_order"),
         )
         self.engine = Engine(
             self.db,
@@ -128,7 +135,14 @@ class FeedbotApp:
             bot_username=lambda: self.bot_username,
             reports=self.digests,
         )
-        self._runner = web.AppRunner(http.make_app(), access_log=None)
+        web_app = http.make_app()
+        if self.zalo is not None:
+            self.zalo_webhook = ZaloWebhook(
+                self.engine, self.zalo, oa_secret_key=cfg.get("zalo", "oa_secret_key"),
+                max_event_age=cfg.get("zalo", "max_event_age"), clock=self.clock,
+            )
+            self.zalo_webhook.register(web_app)
+        self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"))
         await site.start()
@@ -166,6 +180,19 @@ class FeedbotApp:
         self.bot_username = self.bot_username or username
         self.channels["telegram"] = self.telegram
 
+    async def _start_zalo(self) -> None:
+        z = self.config.section("zalo")
+        self.zalo = ZaloChannel(
+            app_id=z["app_id"], app_secret=z["app_secret"], access_token=z["access_token"],
+            refresh_token=z["refresh_token"], tokens=DbTokenStore(self.db, self.clock), clock=self.clock,
+            api_base_url=z["api_base_url"], oauth_base_url=z["oauth_base_url"],
+            request_timeout=self.config.get("sender", "request_timeout"),
+            per_chat_interval=self.config.get("sender", "per_chat_interval"),
+            messages_per_second=z["messages_per_second"], buttons=z["buttons"], refresh_margin=z["refresh_margin"],
+        )
+        await self.zalo.start()
+        self.channels["zalo"] = self.zalo
+
     def _start_scheduler(self) -> None:
         interval = self.config.get("survey", "dispatch_interval").total_seconds()
         scheduler = AsyncIOScheduler(timezone=self.config.tz)
@@ -197,6 +224,8 @@ class FeedbotApp:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.zalo_webhook is not None:
+            await self.zalo_webhook.drain()
         if hasattr(self, "sender"):
             await self.sender.stop()
         if self._runner is not None:
@@ -204,6 +233,8 @@ class FeedbotApp:
             self._runner = None
         if self.telegram is not None:
             await self.telegram.close()
+        if self.zalo is not None:
+            await self.zalo.close()
         await self.db.close()
 
     @property

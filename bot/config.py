@@ -25,6 +25,10 @@ ENV_SECRETS = {
     ("telegram", "token"): "FEEDBOT_TELEGRAM_TOKEN",
     ("telegram", "webhook_secret"): "FEEDBOT_TELEGRAM_WEBHOOK_SECRET",
     ("http", "api_token"): "FEEDBOT_API_TOKEN",
+    ("zalo", "oa_secret_key"): "FEEDBOT_ZALO_OA_SECRET_KEY",
+    ("zalo", "app_secret"): "FEEDBOT_ZALO_APP_SECRET",
+    ("zalo", "access_token"): "FEEDBOT_ZALO_ACCESS_TOKEN",
+    ("zalo", "refresh_token"): "FEEDBOT_ZALO_REFRESH_TOKEN",
 }
 CONFIG_ENV = "FEEDBOT_CONFIG"
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -165,6 +169,16 @@ def _keywords(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
+CHANNELS = ("telegram", "zalo", "web")
+
+
+def _channel_order(value: Any) -> tuple[str, ...]:
+    allowed = ("last_used", *CHANNELS)
+    if not isinstance(value, list) or not value or not all(v in allowed for v in value):
+        raise ValueError(f"expected a list of {', '.join(allowed)} like ['zalo', 'last_used'], got {value!r}")
+    return tuple(value)
+
+
 def _sla_pair(value: Any) -> tuple[timedelta, timedelta]:
     if isinstance(value, str) and value.count("/") == 1:
         first, resolution = (_positive_duration(part.strip()) for part in value.split("/"))
@@ -240,6 +254,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "comment_window": (_positive_duration, "24h"),
         "touchpoints": (_touchpoints, ["delivery", "in_store", "online"]),
         "dispatch_interval": (_positive_duration, "30s"),
+        "channel_order": (_channel_order, ["last_used"]),
     },
     "agents": {
         "chat_id": (_chat_id, 0),
@@ -288,6 +303,19 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "logging": {
         "level": (_one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
     },
+    "zalo": {
+        "app_id": (_str, ""),
+        "oa_secret_key": (_str, ""),
+        "app_secret": (_str, ""),
+        "access_token": (_str, ""),
+        "refresh_token": (_str, ""),
+        "api_base_url": (_url_or_empty, "https://openapi.zalo.me"),
+        "oauth_base_url": (_url_or_empty, "https://oauth.zaloapp.com"),
+        "max_event_age": (_positive_duration, "2h"),
+        "buttons": (_bool, True),
+        "messages_per_second": (_positive_number, 10),
+        "refresh_margin": (_positive_duration, "10m"),
+    },
 }
 
 
@@ -312,6 +340,10 @@ class Config:
         if mode == "auto":
             return bool(self.get("http", "public_url"))
         return mode == "webhook"
+
+    @property
+    def zalo_enabled(self) -> bool:
+        return bool(self.get("zalo", "app_id"))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -397,6 +429,13 @@ def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
     english = set(values["digest"]["english_owner_chat_ids"]) - set(values["agents"]["owner_chat_ids"])
     if english:
         raise ConfigError(f"digest.english_owner_chat_ids: {sorted(english)[0]} is not in agents.owner_chat_ids")
+    zalo = values["zalo"]
+    if zalo["app_id"]:
+        if not zalo["oa_secret_key"]:
+            raise ConfigError("zalo.oa_secret_key: required when zalo.app_id is set (or $FEEDBOT_ZALO_OA_SECRET_KEY)")
+        if not (zalo["access_token"] or zalo["refresh_token"]):
+            raise ConfigError("zalo.access_token: zalo.app_id is set but no access or refresh token is given"
+                              " (or $FEEDBOT_ZALO_ACCESS_TOKEN / $FEEDBOT_ZALO_REFRESH_TOKEN)")
     if tg["webhook_secret"] and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tg["webhook_secret"]):
         raise ConfigError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - only")
 

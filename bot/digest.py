@@ -34,7 +34,7 @@ from flows.digest import (
     week_bounds,
 )
 from flows.texts import text
-from storage import digests, outbox, reports
+from storage import digests, outbox, reports, surveys
 from storage.db import Database
 from storage.reports import VipRule
 
@@ -139,6 +139,7 @@ class DigestService:
             series_weeks=chart_weeks,
             series_tallies=await reports.csat_series(conn, [week_bounds(w, tz) for w in chart_weeks]),
             settings=Settings(drop=self.settings.alert_drop, min_answers=self.settings.alert_min_answers),
+            undelivered=await surveys.undelivered_count(conn, start, end),
         )
 
     async def report_json(self, week: Week) -> dict[str, Any]:

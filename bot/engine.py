@@ -76,15 +76,21 @@ class Engine:
 
         Raises ValueError for a payload without an update id (the caller answers 400);
         any failure after recording is caught, logged and kept on the inbox row."""
-        channel = self.channels[channel_name]
-        update_id = channel.update_id(payload)
+        inbox_id = await self.record(channel_name, payload)
+        if inbox_id is None:
+            return False
+        await self.process(inbox_id, self.channels[channel_name], payload)
+        return True
+
+    async def record(self, channel_name: str, payload: dict[str, Any]) -> int | None:
+        """Only the first step of receive (for webhooks that must answer before handling):
+        the inbox row's id, or None for a redelivery. ValueError without an update id."""
+        update_id = self.channels[channel_name].update_id(payload)
         async with self.db.transaction() as tx:
             inbox_id = await inbox.record(tx, channel_name, update_id, payload, self.clock.now())
         if inbox_id is None:
             log.info("%s update %s already recorded; ignoring the redelivery", channel_name, update_id)
-            return False
-        await self.process(inbox_id, channel, payload)
-        return True
+        return inbox_id
 
     async def replay_unprocessed(self) -> int:
         """Handle updates recorded before a crash but never processed."""
@@ -108,6 +114,8 @@ class Engine:
             event = channel.parse(payload)
             async with self.db.transaction() as tx:
                 now = self.clock.now()
+                if event is not None and hasattr(channel, "resolve"):  # e.g. Zalo: a numbered reply -> its button
+                    event = await channel.resolve(tx, event, payload, now)
                 if event is None or (event.group and not self._is_agents_chat(event.chat_id)):
                     await inbox.mark_processed(tx, inbox_id, now, kind="ignored")
                     return
@@ -144,9 +152,9 @@ class Engine:
             language=pick_language(event.language_code, self.default_language),
             now=now,
         )
-        if contact.customer_id is None and event.channel == "telegram":
-            # The shop gave us this Telegram user id with a purchase: no link needed.
-            known = await customers.by_telegram_user(tx, event.user_id)
+        if contact.customer_id is None:
+            # The shop gave us this Telegram / Zalo user id with a purchase: no link needed.
+            known = await customers.by_platform_user(tx, event.channel, event.user_id)
             if known is not None:
                 await contacts.link(tx, contact.id, known.id)
                 contact = await contacts.by_id(tx, contact.id) or contact

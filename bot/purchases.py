@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.clock import Clock
 from flows.schedule import SurveyPolicy, due_time, is_too_late
-from storage import customers, purchases, surveys
+from storage import contacts, customers, purchases, surveys
 from storage.db import Database
 
 MAX_FUTURE = timedelta(hours=1)  # tolerated clock skew of the shop's system
@@ -44,9 +44,12 @@ class PurchaseInput:
     store: str | None
     touchpoint: str
     purchased_at: datetime
+    zalo_user_id: str | None = None
 
     def fingerprint(self) -> str:
         canonical = asdict(self)
+        if canonical["zalo_user_id"] is None:
+            del canonical["zalo_user_id"]  # fingerprints of orders posted before Zalo stay the same
         canonical["amount"] = str(self.amount)
         canonical["purchased_at"] = self.purchased_at.isoformat()
         return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
@@ -76,6 +79,7 @@ def parse_purchase(body: Any, *, touchpoints: tuple[str, ...], timezone: tzinfo,
         store=_optional_str(body, "store", max_len=100),
         touchpoint=touchpoint,
         purchased_at=purchased_at,
+        zalo_user_id=_zalo_user_id(customer.get("zalo_user_id")),
     )
 
 
@@ -158,6 +162,16 @@ def _telegram_user_id(value: Any) -> str | None:
     return str(value)
 
 
+def _zalo_user_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        value = str(value)
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,32}", value):
+        raise InputError("customer.zalo_user_id", "expected the customer's Zalo user id (digits, as a string)")
+    return value
+
+
 def _items(value: Any) -> list[Any]:
     if not isinstance(value, list) or not all(isinstance(i, dict) for i in value):
         raise InputError("items", "expected a list of objects")
@@ -199,7 +213,11 @@ async def record_purchase(db: Database, clock: Clock, policy: SurveyPolicy, data
             phone=data.phone,
             telegram_user_id=data.telegram_user_id,
             now=now,
+            zalo_user_id=data.zalo_user_id,
         )
+        if customer.zalo_user_id is not None:
+            # A Zalo follower can get customer-care messages without writing to us first.
+            await contacts.ensure_linked(tx, "zalo", customer.zalo_user_id, customer.id, now)
         purchase_id = await purchases.insert(
             tx,
             order_id=data.order_id,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from bot.channels.base import Ambiguous, Channel, Permanent, RetryLater, Transient
 from bot.clock import Clock, SystemClock
-from storage import outbox
+from storage import outbox, surveys
 from storage.db import Database
 from storage.outbox import OutboxItem
 from storage.timefmt import from_db
@@ -230,6 +230,8 @@ class Sender:
         self.stats[status] += 1
         async with self.db.transaction() as tx:
             await outbox.mark_final(tx, ids, status, error)
+            if status == "failed":  # a survey whose question never arrived is not "sent and unanswered"
+                await surveys.mark_undeliverable(tx, ids, error, self.clock.now())
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Send until nothing is pending or in flight (tests and benchmarks)."""

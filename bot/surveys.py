@@ -29,8 +29,10 @@ class SurveyDispatcher:
         shop_name: str,
         channels: frozenset[str],
         wake_sender: Callable[[], None] = lambda: None,
+        channel_order: tuple[str, ...] = ("last_used",),
     ) -> None:
         self.db = db
+        self.channel_order = channel_order  # which of a customer's chats gets the survey
         self.clock = clock
         self.policy = policy
         self.shop_name = shop_name
@@ -64,7 +66,7 @@ class SurveyDispatcher:
     async def _dispatch_one(self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1) -> str:
         customer = await customers.by_id(tx, survey.customer_id)
         assert customer is not None
-        contact = await contacts.reachable_for_customer(tx, survey.customer_id)
+        contact = await contacts.reachable_for_customer(tx, survey.customer_id, self.channels, self.channel_order)
         if contact is not None and contact.channel not in self.channels:
             contact = None
         decision = decide_dispatch(

@@ -315,13 +315,14 @@ class Digest:
     voice: Voice
     alerts: tuple[Alert, ...]
     series: tuple[WeekPoint, ...]  # CSAT per week, oldest first, this week last
+    undelivered: int = 0  # surveys whose question never reached the customer (not in `sent`)
 
     @property
     def empty(self) -> bool:
         """Nothing happened this week: no answers, no surveys sent, no tickets."""
         now = self.csat.total.now
         c = self.complaints.now
-        return not (now.answers or now.sent or c.opened or c.resolved or c.reopened)
+        return not (now.answers or now.sent or c.opened or c.resolved or c.reopened or self.undelivered)
 
 
 # --- building it -----------------------------------------------------------------------------
@@ -530,6 +531,7 @@ def make_digest(
     series_weeks: Sequence[Week],
     series_tallies: Sequence[TallyLike],
     settings: Settings = Settings(),
+    undelivered: int = 0,
 ) -> Digest:
     start, end = week_bounds(week, tz)
     return Digest(
@@ -553,6 +555,7 @@ def make_digest(
         ),
         alerts=alerts(cells, baseline_cells, drop=settings.drop, min_answers=settings.min_answers),
         series=series(series_weeks, series_tallies),
+        undelivered=undelivered,
     )
 
 
@@ -625,6 +628,7 @@ def to_json(d: Digest) -> dict[str, Any]:
             "by_touchpoint": [_line_json(line) for line in d.csat.by_touchpoint],
             "by_store": [_line_json(line) for line in d.csat.by_store],
             "by_tier": [_line_json(line) for line in d.csat.by_tier],
+            "undelivered": d.undelivered,
         },
         "complaints": {
             **_complaints_json(now_c),
@@ -758,6 +762,8 @@ def render_text(d: Digest, language: str) -> str:
                 out.append(t(f"digest.by_{kind}", items=items))
     else:
         out.append(t("digest.csat_none", sent=n(csat.now.sent)))
+    if d.undelivered:
+        out.append(t("digest.undelivered", count=n(d.undelivered)))
 
     c, before = d.complaints.now, d.complaints.before
     out.append("")

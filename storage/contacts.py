@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Collection, Sequence
 
 from storage.db import Connection, Row, fetch_one
 from storage.timefmt import to_db
@@ -74,13 +75,39 @@ async def by_id(conn: Connection, contact_id: int) -> ContactRecord | None:
     return _record(row) if row else None
 
 
-async def reachable_for_customer(conn: Connection, customer_id: int) -> ContactRecord | None:
-    """The chat this customer used last: surveys go where the customer is."""
-    row = await fetch_one(conn, 
-        "SELECT * FROM contacts WHERE customer_id = ? ORDER BY last_seen_at DESC, id DESC LIMIT 1",
-        (customer_id,),
+async def reachable_for_customer(
+    conn: Connection,
+    customer_id: int,
+    channels: Collection[str] | None = None,
+    order: Sequence[str] = ("last_used",),
+) -> ContactRecord | None:
+    """Where this customer's surveys go: by default the chat they used last. `order` lists
+    channel names in preference ("last_used" = the most recent of the rest); `channels`,
+    if given, are the ones we can send on now. A customer on none of the listed channels
+    gets the chat they used last."""
+    rows = await conn.execute_fetchall(
+        "SELECT * FROM contacts WHERE customer_id = ? ORDER BY last_seen_at DESC, id DESC", (customer_id,)
     )
-    return _record(row) if row else None
+    found = [_record(r) for r in rows if channels is None or r["channel"] in channels]
+    for wanted in order:
+        for contact in found:
+            if wanted in ("last_used", contact.channel):
+                return contact
+    return found[0] if found else None
+
+
+NEVER_SEEN = "1970-01-01T00:00:00.000000Z"  # a contact the shop told us of: never "used last"
+
+
+async def ensure_linked(conn: Connection, channel: str, platform_user_id: str, customer_id: int, now: datetime) -> None:
+    """A chat identity the shop gave us (e.g. a Zalo user id with a purchase): created if new,
+    linked to the customer if it was not linked yet. It never counts as the channel used last."""
+    await conn.execute(
+        "INSERT INTO contacts (channel, platform_user_id, chat_id, customer_id, language, created_at, last_seen_at)"
+        " VALUES (?, ?, ?, ?, 'vi', ?, ?) ON CONFLICT (channel, platform_user_id) DO UPDATE SET"
+        " customer_id = COALESCE(contacts.customer_id, excluded.customer_id)",
+        (channel, platform_user_id, platform_user_id, customer_id, to_db(now), NEVER_SEEN),
+    )
 
 
 async def link(conn: Connection, contact_id: int, customer_id: int) -> None:

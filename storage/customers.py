@@ -18,6 +18,7 @@ class CustomerRecord:
     telegram_user_id: str | None
     link_token: str
     opted_out: bool
+    zalo_user_id: str | None = None
 
 
 def _record(row: Row) -> CustomerRecord:
@@ -29,6 +30,7 @@ def _record(row: Row) -> CustomerRecord:
         telegram_user_id=row["telegram_user_id"],
         link_token=row["link_token"],
         opted_out=row["opted_out_at"] is not None,
+        zalo_user_id=row["zalo_user_id"],
     )
 
 
@@ -45,18 +47,20 @@ async def upsert(
     phone: str | None,
     telegram_user_id: str | None,
     now: datetime,
+    zalo_user_id: str | None = None,
 ) -> CustomerRecord:
     """Create the customer, or refresh what the shop told us about them."""
     at = to_db(now)
     await conn.execute(
-        "INSERT INTO customers (external_id, name, phone, telegram_user_id, link_token, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO customers (external_id, name, phone, telegram_user_id, zalo_user_id, link_token, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (external_id) DO UPDATE SET"
         "  name = excluded.name,"
         "  phone = COALESCE(excluded.phone, customers.phone),"
         "  telegram_user_id = COALESCE(excluded.telegram_user_id, customers.telegram_user_id),"
+        "  zalo_user_id = COALESCE(excluded.zalo_user_id, customers.zalo_user_id),"
         "  updated_at = excluded.updated_at",
-        (external_id, name, phone, telegram_user_id, new_link_token(), at, at),
+        (external_id, name, phone, telegram_user_id, zalo_user_id, new_link_token(), at, at),
     )
     found = await by_external_id(conn, external_id)
     assert found is not None
@@ -84,6 +88,18 @@ async def by_telegram_user(conn: Connection, telegram_user_id: str) -> CustomerR
         (telegram_user_id,),
     )
     return _record(row) if row else None
+
+
+async def by_platform_user(conn: Connection, channel: str, user_id: str) -> CustomerRecord | None:
+    """The customer the shop told us has this chat identity (Telegram or Zalo user id)."""
+    if channel == "telegram":
+        return await by_telegram_user(conn, user_id)
+    if channel == "zalo":
+        row = await fetch_one(
+            conn, "SELECT * FROM customers WHERE zalo_user_id = ? ORDER BY updated_at DESC LIMIT 1", (user_id,)
+        )
+        return _record(row) if row else None
+    return None
 
 
 async def set_opted_out(conn: Connection, customer_id: int, opted_out: bool, now: datetime) -> None:

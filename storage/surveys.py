@@ -8,6 +8,7 @@ from storage.db import Connection, Row, fetch_one
 from storage.timefmt import from_db, to_db
 
 OPEN_FOR_DISPATCH = ("scheduled", "awaiting_contact")
+UNDELIVERABLE = "undeliverable:"  # skip_reason prefix: the question never reached the customer
 
 
 @dataclass(frozen=True)
@@ -184,3 +185,26 @@ async def unreminded_sent_before(conn: Connection, sent_before: datetime, limit:
 
 async def mark_reminded(conn: Connection, survey_id: int, now: datetime) -> None:
     await conn.execute("UPDATE surveys SET reminded_at = ? WHERE id = ?", (to_db(now), survey_id))
+
+
+async def mark_undeliverable(conn: Connection, outbox_ids: list[int], reason: str, now: datetime) -> int:
+    """Surveys whose question (these failed outbox rows) never reached the customer: closed
+    as skipped, not counted as sent and unanswered, nor against the customer's fatigue."""
+    marks = ", ".join("?" * len(outbox_ids))
+    cur = await conn.execute(
+        "UPDATE surveys SET status = 'skipped', skip_reason = ?, closed_at = ?, sent_at = NULL"
+        f" WHERE status = 'sent' AND reminded_at IS NULL AND id IN (SELECT survey_id FROM outbox WHERE id IN ({marks})"
+        " AND survey_id IS NOT NULL AND method = 'send_text')",
+        (UNDELIVERABLE + reason[:200], to_db(now), *outbox_ids),
+    )
+    return cur.rowcount
+
+
+async def undelivered_count(conn: Connection, start: datetime, end: datetime) -> int:
+    row = await fetch_one(
+        conn,
+        "SELECT COUNT(*) FROM surveys WHERE status = 'skipped' AND closed_at >= ? AND closed_at < ?"
+        " AND skip_reason LIKE ?",
+        (to_db(start), to_db(end), UNDELIVERABLE + "%"),
+    )
+    return row[0] if row else 0

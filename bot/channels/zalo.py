@@ -1,0 +1,460 @@
+"""Zalo Official Account (OA API v3): webhook events in, customer-care ("tư vấn") messages out.
+
+What the platform does, and where we read it (the official pages are
+https://developers.zalo.me/docs/official-account/webhook/tong-quan (webhook),
+.../tin-nhan/tin-tu-van/gui-tin-tu-van (sending) and
+.../bat-dau/xac-thuc-va-uy-quyen-cho-ung-dung-new (tokens); we checked them through
+public write-ups that quote them: hainh.me/zalo-api-php-webhook-callback-official-account.html,
+the integration notes in github.com/hoangnd25/monorepo wip/zalo-platform-integration.md,
+and chatwoot/chatwoot's Zalo OA channel):
+
+- Webhook: POST with JSON {"app_id", "event_name", "sender": {"id"}, "recipient": {"id"},
+  "message": {"msg_id", "text", "attachments": [{"type": "image", "payload": {"url"}}]},
+  "timestamp": "<ms>", "user_id_by_app"}; follow/unfollow carry "follower": {"id"} and
+  "oa_id" instead of sender/recipient; user_submit_info carries "info": {"name", "phone"}.
+  Signature: header X-ZEvent-Signature = "mac=" + sha256(app_id + raw body + timestamp +
+  OA secret key) in hex, where timestamp is the one in the body and the key is the OA
+  secret key (not the app secret). Zalo wants a 200 within ~2 s, redelivers failures
+  (30 s, 5 min, 15 min, 30 min, 1 h) and then disables the webhook: we verify, record
+  and acknowledge, and handle the event after the answer when it takes longer.
+- Sending: POST {api}/v3.0/oa/message/cs, header access_token, body {"recipient":
+  {"user_id"}, "message": {"text"}} or an attachment template with buttons; answer
+  {"error": 0, "message": "Success", "data": {"message_id"}}. Errors we act on: -216
+  (invalid access token) and -220 (expired): refresh once and retry once; -213 (user not
+  following the OA); -230 / -232 (no interaction in the last 7 days: the customer-care
+  window is closed); -211 / -218 (quota); -32 (too many calls per minute).
+- Tokens: the access token lives ~25 h; POST {oauth}/v4/oa/access_token with header
+  secret_key (the app secret) and form app_id, grant_type=refresh_token, refresh_token
+  answers a NEW access token and a NEW refresh token (single use: the old one is dead),
+  expires_in in seconds (sometimes a string).
+
+Where the documents were unclear we chose the safe side (said again where it applies):
+an event with neither msg_id nor mid gets a hash of its fields as dedupe key; a stale
+event is refused (400) rather than handled late; a button tap may arrive as
+user_send_text or user_click_button, so both are read; a button message the API refuses
+(-201 / -233) is sent again as numbered text; no delivery is ever retried after a
+timeout once the request was sent (Zalo has no idempotency key either).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import aiohttp
+
+from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
+from bot.channels.telegram import _command
+from bot.clock import Clock
+from flows.model import Inbound
+from storage import zalo as zalo_store
+from storage.db import Connection, Database
+from storage.zalo import TokenPair
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/zalo"
+SIGNATURE_HEADER = "X-ZEvent-Signature"
+MESSAGE_PATH = "/v3.0/oa/message/cs"
+TOKEN_PATH = "/v4/oa/access_token"
+CHOICE_PREFIX = "fb:"  # our buttons' postback payload: prefix + the flow's choice data
+MAX_TEMPLATE_BUTTONS = 5  # more choices than this: numbered text (a safe reading of the limits)
+MAX_TEXT = 2000  # characters of a customer-care text message
+
+TOKEN_ERRORS = frozenset({-216, -220})
+# Not sendable now and not on a retry either: recorded as failed with the reason, never retried.
+NOT_SENDABLE = {
+    -213: "unfollowed",
+    -230: "window_closed",
+    -232: "window_closed",
+    -211: "quota_exceeded",
+    -218: "quota_exceeded",
+    -227: "user_inactive",
+    -244: "user_restricted",
+}
+BUTTONS_REFUSED = frozenset({-201, -233})
+RATE_LIMITED = -32
+RATE_LIMIT_PAUSE = 60.0  # -32 is a per-minute limit
+
+_HANDLED = ("user_send_text", "user_click_button", "user_send_image", "follow", "unfollow", "user_submit_info")
+
+
+# --- the webhook's signature -----------------------------------------------------------------
+
+
+def signature(app_id: str, raw_body: bytes, timestamp: str, oa_secret_key: str) -> str:
+    """mac = sha256(app_id + raw body + timestamp + OA secret key), hex."""
+    return hashlib.sha256(app_id.encode() + raw_body + timestamp.encode() + oa_secret_key.encode()).hexdigest()
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def verify(
+    raw_body: bytes, header: str, *, app_id: str, oa_secret_key: str, max_age: timedelta, now: datetime
+) -> dict[str, Any]:
+    """The event if its signature is right and it is fresh; Rejected(400/401) otherwise."""
+    try:
+        payload = json.loads(raw_body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Rejected(400, "body: not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise Rejected(400, "body: expected a JSON object")
+    timestamp = payload.get("timestamp")
+    if isinstance(timestamp, int) and not isinstance(timestamp, bool):
+        timestamp = str(timestamp)
+    if not isinstance(timestamp, str) or not timestamp.isdigit():
+        raise Rejected(400, "timestamp: missing or not milliseconds")
+    given = header.strip()
+    if given.lower().startswith("mac="):
+        given = given[4:].strip()
+    expected = signature(app_id, raw_body, timestamp, oa_secret_key)
+    if not hmac.compare_digest(given.lower().encode(), expected.encode()):
+        raise Rejected(401, "missing or wrong X-ZEvent-Signature")
+    if str(payload.get("app_id", app_id)) != app_id:
+        raise Rejected(401, "event for another app")
+    at = datetime.fromtimestamp(int(timestamp) / 1000, tz=timezone.utc)
+    if abs(now - at) > max_age:
+        # A replayed or very late event. Zalo stops redelivering after ~2 h, so the default
+        # max age (zalo.max_event_age) covers its retries.
+        raise Rejected(400, "stale event: timestamp too far from now")
+    return payload
+
+
+# --- the token pair ----------------------------------------------------------------------------
+
+
+class TokenStore(Protocol):
+    async def load(self) -> TokenPair | None: ...
+    async def save(self, pair: TokenPair) -> None: ...
+
+
+class DbTokenStore:
+    """The rotated pair in the database (it wins over the config's initial pair)."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def load(self) -> TokenPair | None:
+        async with self.db.transaction() as tx:
+            return await zalo_store.load_tokens(tx)
+
+    async def save(self, pair: TokenPair) -> None:
+        async with self.db.transaction() as tx:
+            await zalo_store.save_tokens(tx, pair, self.clock.now())
+
+
+class RefreshFailed(Transient):
+    """The token endpoint did not give a new pair: messages wait and retry with backoff."""
+
+
+# --- the channel -------------------------------------------------------------------------------
+
+
+class ZaloChannel:
+    name = "zalo"
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        app_secret: str,
+        access_token: str,
+        refresh_token: str,
+        tokens: TokenStore,
+        clock: Clock,
+        api_base_url: str = "https://openapi.zalo.me",
+        oauth_base_url: str = "https://oauth.zaloapp.com",
+        request_timeout: float = 15.0,
+        per_chat_interval: float = 1.0,
+        messages_per_second: float | None = 10.0,
+        buttons: bool = True,
+        refresh_margin: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.tokens = tokens
+        self.clock = clock
+        self.api_base_url = api_base_url.rstrip("/")
+        self.oauth_base_url = oauth_base_url.rstrip("/")
+        self.request_timeout = request_timeout
+        self.per_chat_interval = per_chat_interval
+        self.messages_per_second = messages_per_second  # the sender's per-channel rate (shared contract)
+        self.buttons = buttons
+        self.refresh_margin = refresh_margin
+        self._pair = TokenPair(access_token, refresh_token, None)
+        self._lock = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+        self.refreshes = 0
+
+    async def start(self) -> None:
+        stored = await self.tokens.load()
+        if stored is not None:
+            self._pair = stored  # rotated since the config was written: the config's pair is dead
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.request_timeout))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- receiving -----------------------------------------------------------------------------
+
+    def update_id(self, payload: dict[str, Any]) -> str:
+        message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+        msg_id = message.get("msg_id") or message.get("mid")
+        if isinstance(msg_id, str) and msg_id:
+            return f"{payload.get('event_name')}:{msg_id}"
+        name, timestamp = payload.get("event_name"), payload.get("timestamp")
+        if not isinstance(name, str) or not name or timestamp is None:
+            raise ValueError("event_name / timestamp: missing")
+        # Events without a message id (follow, unfollow, submit info): their fields identify them.
+        key = json.dumps([name, _user_id(payload), str(timestamp)], ensure_ascii=False)
+        return "h:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def parse(self, payload: dict[str, Any]) -> Inbound | None:
+        name = payload.get("event_name")
+        if name not in _HANDLED or name == "unfollow":
+            return None  # unfollow: later sends answer -213 and are recorded as not sent
+        user_id = _user_id(payload)
+        if not user_id:
+            raise ValueError("sender.id: missing")
+        base = Inbound(channel="zalo", user_id=user_id, chat_id=user_id, message_id=None)
+        if name in ("follow", "user_submit_info"):
+            return replace(base, command="start")  # like Telegram's /start: welcome, send what is due
+        message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+        text = message.get("text") or ""
+        if not isinstance(text, str):
+            raise ValueError("message.text: not a string")
+        msg_id = message.get("msg_id") or message.get("mid")
+        base = replace(base, message_id=str(msg_id) if msg_id else None)
+        if text.startswith(CHOICE_PREFIX):
+            return replace(base, choice=text[len(CHOICE_PREFIX):])
+        photos = tuple(
+            a["payload"]["url"]
+            for a in message.get("attachments") or []
+            if isinstance(a, dict) and a.get("type") == "image" and isinstance(a.get("payload"), dict)
+            and isinstance(a["payload"].get("url"), str)
+        )
+        command, args = _command(text)
+        return replace(base, text=text, command=command, args=args, photos=photos)
+
+    async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:
+        """What needs the database: a numbered reply ("2") to a message with choices is that
+        choice; a phone number the user shared (user_submit_info) links them to the customer
+        the shop knows by that number."""
+        if payload.get("event_name") == "user_submit_info":
+            info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
+            phone = info.get("phone")
+            customer_id = await zalo_store.customer_id_by_phone(tx, phone) if isinstance(phone, str) else None
+            if customer_id is not None:
+                await zalo_store.set_zalo_user_id(tx, customer_id, event.user_id, now)
+            return event
+        number = event.text.strip()
+        if event.choice is None and event.command is None and re.fullmatch(r"[0-9]{1,2}", number):
+            choices, message_id = await zalo_store.last_buttons(tx, event.chat_id)
+            if 1 <= int(number) <= len(choices):
+                return replace(event, choice=choices[int(number) - 1], text="", message_id=message_id)
+        return event
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def pacing(self, chat_id: str) -> float:
+        return self.per_chat_interval
+
+    async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
+        if method == "answer_choice":
+            return None  # Zalo has no acknowledgement of a button tap
+        if method == "edit_text":
+            # A sent Zalo message cannot be edited; the flow's next message says the same.
+            return payload.get("message_id")
+        if method == "send_text":
+            buttons = [b for row in payload.get("buttons") or [] for b in row]
+            text = payload.get("text", "")
+            if buttons and self.buttons and len(buttons) <= MAX_TEMPLATE_BUTTONS:
+                try:
+                    return await self._send(chat_id, _button_message(text, buttons))
+                except _ButtonsRefused:
+                    log.warning("zalo: the API refused a button message; sending numbered choices instead")
+            return await self._send(chat_id, {"text": _numbered(text, buttons)})
+        if method == "send_photo":
+            photo = payload.get("file_id", "")
+            caption = payload.get("text") or ""
+            if photo.startswith(("https://", "http://")):
+                return await self._send(chat_id, _image_message(photo, caption))
+            # A Telegram file id (an agent's photo) means nothing on Zalo: the caption says one was sent.
+            return await self._send(chat_id, {"text": _clip(caption or "[ảnh]")})
+        raise Permanent(f"zalo: outbox method {method!r} is not supported on Zalo")
+
+    async def _send(self, chat_id: str, message: dict[str, Any]) -> str | None:
+        body = {"recipient": {"user_id": chat_id}, "message": message}
+        token = await self._fresh_token()
+        answer = await self._post_message(token, body)
+        if answer.get("error") in TOKEN_ERRORS:
+            # One refresh and one retry; a refresh by a concurrent send counts as ours.
+            log.info("zalo: access token rejected (%s); refreshing", answer.get("error"))
+            token = await self._refresh(stale=token)
+            answer = await self._post_message(token, body)
+            if answer.get("error") in TOKEN_ERRORS:
+                raise Transient(f"zalo: access token rejected again after a refresh ({answer.get('error')})")
+        code = answer.get("error")
+        if code == 0:
+            data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+            message_id = data.get("message_id")
+            return str(message_id) if message_id is not None else None
+        detail = f"Zalo error {code}: {answer.get('message', '')}".strip()
+        if code in NOT_SENDABLE:
+            raise Permanent(f"{NOT_SENDABLE[code]}: {detail}")
+        if code == RATE_LIMITED:
+            raise RetryLater(RATE_LIMIT_PAUSE, detail)
+        if code in BUTTONS_REFUSED and "attachment" in message:
+            raise _ButtonsRefused(detail)
+        raise Permanent(detail)
+
+    async def _post_message(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        session = self._require_session()
+        try:
+            async with session.post(
+                self.api_base_url + MESSAGE_PATH, json=body, headers={"access_token": token}
+            ) as response:
+                if response.status == 429:
+                    raise RetryLater(_retry_after(response.headers.get("Retry-After")), "zalo: HTTP 429")
+                if response.status >= 500:
+                    raise Transient(f"zalo: HTTP {response.status}")
+                if response.status != 200:
+                    raise Permanent(f"zalo: HTTP {response.status}")
+                try:
+                    answer = await response.json(content_type=None)
+                except (json.JSONDecodeError, UnicodeDecodeError, aiohttp.ContentTypeError):
+                    raise Ambiguous("zalo: unreadable answer to a send; it may have been delivered") from None
+        except aiohttp.ConnectionTimeoutError:
+            raise Transient("zalo: timed out connecting; nothing was sent") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise Transient(f"zalo: could not connect ({type(exc).__name__})") from None
+        except (asyncio.TimeoutError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            raise Ambiguous(f"zalo: no answer after sending ({type(exc).__name__}); it may have been delivered") from None
+        except aiohttp.ClientError as exc:
+            raise Ambiguous(f"zalo: connection broke mid-request ({type(exc).__name__})") from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("error"), int):
+            raise Ambiguous("zalo: answer without an error code; the message may have been delivered")
+        return answer
+
+    # --- the access token ----------------------------------------------------------------------
+
+    async def _fresh_token(self) -> str:
+        pair = self._pair
+        if pair.expires_at is not None and self.clock.now() >= pair.expires_at - self.refresh_margin:
+            return await self._refresh(stale=pair.access_token)
+        return pair.access_token
+
+    async def _refresh(self, stale: str) -> str:
+        """Swap the pair for a new one, once however many sends ask at the same time."""
+        async with self._lock:
+            if self._pair.access_token != stale:
+                return self._pair.access_token  # someone else refreshed while we waited
+            pair = await self._request_new_pair(self._pair.refresh_token)
+            # Stored before it is used: the old refresh token is dead from this moment on.
+            await self.tokens.save(pair)
+            self._pair = pair
+            self.refreshes += 1
+            log.info("zalo: access token refreshed; valid until %s", pair.expires_at)
+            return pair.access_token
+
+    async def _request_new_pair(self, refresh_token: str) -> TokenPair:
+        session = self._require_session()
+        form = {"app_id": self.app_id, "grant_type": "refresh_token", "refresh_token": refresh_token}
+        try:
+            async with session.post(
+                self.oauth_base_url + TOKEN_PATH, data=form, headers={"secret_key": self.app_secret}
+            ) as response:
+                if response.status != 200:
+                    raise RefreshFailed(f"zalo: token refresh answered HTTP {response.status}")
+                answer = await response.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as exc:
+            raise RefreshFailed(f"zalo: token refresh failed ({type(exc).__name__})") from None
+        access, refresh = answer.get("access_token"), answer.get("refresh_token")
+        if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
+            code = answer.get("error") if isinstance(answer, dict) else None
+            log.error("zalo: the refresh token was refused (%s); a new authorization may be needed", code)
+            raise RefreshFailed(f"zalo: token refresh refused (error {code})")
+        try:
+            seconds = int(answer.get("expires_in", 0))
+        except (TypeError, ValueError):
+            seconds = 0
+        expires_at = self.clock.now() + timedelta(seconds=seconds) if seconds > 0 else None
+        return TokenPair(access, refresh, expires_at)
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise Transient("zalo: channel not started")
+        return self._session
+
+
+class _ButtonsRefused(Exception):
+    pass
+
+
+def _user_id(payload: dict[str, Any]) -> str:
+    for key in ("sender", "follower"):
+        who = payload.get(key)
+        if isinstance(who, dict) and who.get("id") not in (None, ""):
+            return str(who["id"])
+    return ""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _button_message(text: str, buttons: list[dict[str, str]]) -> dict[str, Any]:
+    # oa.query.hide: the tap comes back as a message from the user with our payload, not
+    # shown in the chat; the prefix tells it from something the user typed.
+    return {
+        "attachment": {
+            "type": "template",
+            "payload": {
+                "template_type": "button",
+                "text": _clip(text),
+                "buttons": [
+                    {"title": b["label"][:100], "type": "oa.query.hide", "payload": CHOICE_PREFIX + b["data"]}
+                    for b in buttons
+                ],
+            },
+        }
+    }
+
+
+def _numbered(text: str, buttons: list[dict[str, str]]) -> str:
+    """Choices as a numbered list; a reply with the number is that choice (see resolve)."""
+    if not buttons:
+        return _clip(text)
+    lines = [f"{i}. {b['label']}" for i, b in enumerate(buttons, start=1)]
+    hint = "(Trả lời bằng số / reply with the number)"
+    return _clip("\n".join([text, "", *lines, hint]))
+
+
+def _image_message(url: str, caption: str) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "attachment": {"type": "template", "payload": {"template_type": "media", "elements": [{"media_type": "image", "url": url}]}}
+    }
+    if caption:
+        message["text"] = _clip(caption)
+    return message
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(1.0, float(value)) if value else RATE_LIMIT_PAUSE
+    except ValueError:
+        return RATE_LIMIT_PAUSE

@@ -1,0 +1,82 @@
+"""Zalo channel storage: the OA's rotating token pair, customers by phone, the buttons of
+the last message a Zalo user got (for numbered replies)."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.db import Connection, fetch_one
+from storage.timefmt import from_db, to_db
+
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime | None  # None: unknown (the pair given in the config)
+
+
+async def load_tokens(conn: Connection) -> TokenPair | None:
+    row = await fetch_one(conn, "SELECT access_token, refresh_token, expires_at FROM zalo_tokens WHERE id = 1")
+    if row is None:
+        return None
+    return TokenPair(row["access_token"], row["refresh_token"], from_db(row["expires_at"]))
+
+
+async def save_tokens(conn: Connection, pair: TokenPair, now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO zalo_tokens (id, access_token, refresh_token, expires_at, updated_at) VALUES (1, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET access_token = excluded.access_token,"
+        " refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+        (pair.access_token, pair.refresh_token, to_db(pair.expires_at) if pair.expires_at else None, to_db(now)),
+    )
+
+
+def phone_key(phone: str) -> str | None:
+    """A Vietnamese phone number in one form: '+84 912 345 678', '0912345678' and Zalo's
+    '84912345678' all give '84912345678'."""
+    digits = re.sub(r"\D", "", phone or "")
+    if digits.startswith("0"):
+        digits = "84" + digits[1:]
+    return digits if len(digits) >= 9 else None
+
+
+async def customer_id_by_phone(conn: Connection, phone: str) -> int | None:
+    """The customer with this phone number (the most recently updated one if several)."""
+    key = phone_key(phone)
+    if key is None:
+        return None
+    # The last 9 digits, separators allowed between them: a coarse filter, checked exactly below.
+    pattern = "%" + "%".join(key[-9:]) + "%"
+    rows = await conn.execute_fetchall(
+        "SELECT id, phone FROM customers WHERE phone LIKE ? ORDER BY updated_at DESC", (pattern,)
+    )
+    for row in rows:
+        if phone_key(row["phone"]) == key:
+            return row["id"]
+    return None
+
+
+async def set_zalo_user_id(conn: Connection, customer_id: int, zalo_user_id: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE customers SET zalo_user_id = ?, updated_at = ? WHERE id = ? AND zalo_user_id IS NULL",
+        (zalo_user_id, to_db(now), customer_id),
+    )
+
+
+async def last_buttons(conn: Connection, chat_id: str) -> tuple[list[str], str | None]:
+    """The button data of the last message queued for this Zalo chat, flattened in the
+    order they were numbered (empty if that message had none), and its platform id."""
+    row = await fetch_one(
+        conn,
+        "SELECT payload, platform_message_id FROM outbox WHERE channel = 'zalo' AND chat_id = ?"
+        " AND method = 'send_text' ORDER BY id DESC LIMIT 1",
+        (chat_id,),
+    )
+    if row is None:
+        return [], None
+    payload = json.loads(row["payload"])
+    return [b["data"] for r in payload.get("buttons") or [] for b in r], row["platform_message_id"]

@@ -1,0 +1,252 @@
+"""An in-process fake of the Zalo OA API v3 (aiohttp), for tests.
+
+It behaves like the platform as its documentation describes it (see bot/channels/zalo.py):
+- POST /v3.0/oa/message/cs: checks the access_token header (unknown or revoked: -216,
+  expired: -216), that the user follows the OA (-213), the customer-care window (no
+  interaction within `window`: -230) and the OA's quota (-211); records what was sent and
+  answers {"error": 0, "data": {"message_id"}}. It can be told to answer HTTP 5xx, to
+  time out, or an error code, for the next requests.
+- POST /v4/oa/access_token: header secret_key must be the app secret; the refresh token is
+  single use (a used one is refused); answers a new pair with expires_in "90000".
+- `send_event` POSTs a webhook event to the bot, signed as Zalo signs it
+  (X-ZEvent-Signature: mac=sha256(app_id + body + timestamp + OA secret key)); it also
+  counts as the user's interaction (the window) and a follow makes them a follower.
+  `post_raw` sends anything (bad signatures, stale timestamps, malformed bodies).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.clock import Clock
+
+TOKEN_LIFETIME = timedelta(seconds=90000)  # 25 h, as the platform gives
+WINDOW = timedelta(days=7)
+
+
+@dataclass
+class SentMessage:
+    user_id: str
+    message: dict[str, Any]
+    message_id: str
+    at: datetime
+
+    @property
+    def text(self) -> str:
+        if "text" in self.message:
+            return self.message["text"]
+        payload = self.message.get("attachment", {}).get("payload", {})
+        return payload.get("text", "")
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        return self.message.get("attachment", {}).get("payload", {}).get("buttons", [])
+
+
+@dataclass
+class Counters:
+    message_requests: int = 0
+    refreshes: int = 0
+    refused_refreshes: int = 0
+    errors: dict[int, int] = field(default_factory=dict)
+
+
+class FakeZaloServer:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        app_id: str = "1234567890123456789",
+        app_secret: str = "app-secret-ABCDEF123456",
+        oa_secret_key: str = "oa-secret-KEY0123456789",
+        oa_id: str = "3886132808798806450",
+        access_token: str = "AT-initial-0000000000",
+        refresh_token: str = "RT-initial-0000000000",
+        window: timedelta = WINDOW,
+    ) -> None:
+        self.clock = clock
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.oa_secret_key = oa_secret_key
+        self.oa_id = oa_id
+        self.window = window
+        self.access_tokens: dict[str, datetime | None] = {access_token: None}  # None: no expiry known
+        self.refresh_tokens: set[str] = {refresh_token}
+        self.followers: set[str] = set()
+        self.last_interaction: dict[str, datetime] = {}
+        self.quota: int | None = None  # messages the OA may still send; None: unlimited
+        self.messages: list[SentMessage] = []
+        self.counters = Counters()
+        self.refuse_buttons = False  # answer -233 to button templates (an OA without them)
+        self._faults: list[str] = []
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> "FakeZaloServer":
+        app = web.Application()
+        app.router.add_post("/v3.0/oa/message/cs", self._message)
+        app.router.add_post("/v4/oa/access_token", self._token)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- controls ----------------------------------------------------------------------------
+
+    def fail_next(self, *faults: str) -> None:
+        """'500' (HTTP 500), 'timeout' (answers after 3 s, message delivered) or an error code like '-32'."""
+        self._faults.extend(faults)
+
+    def revoke(self, access_token: str) -> None:
+        self.access_tokens.pop(access_token, None)
+
+    def add_follower(self, user_id: str, interacted_at: datetime | None = None) -> None:
+        """A user who follows the OA and wrote to it at `interacted_at` (default: now)."""
+        self.followers.add(user_id)
+        self.last_interaction[user_id] = interacted_at or self.clock.now()
+
+    def sent_to(self, user_id: str) -> list[SentMessage]:
+        return [m for m in self.messages if m.user_id == user_id]
+
+    async def wait_for_messages(self, user_id: str, count: int, timeout: float = 5.0) -> list[SentMessage]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            got = self.sent_to(user_id)
+            if len(got) >= count:
+                return got
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{user_id} got {len(self.sent_to(user_id))} message(s), expected {count}: "
+                             f"{[m.text for m in self.sent_to(user_id)]}")
+
+    # --- webhook events to the bot -------------------------------------------------------------
+
+    def make_event(
+        self, event_name: str, user_id: str, *, text: str | None = None, image_urls: tuple[str, ...] = (),
+        msg_id: str | None = None, timestamp: datetime | None = None, info: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        at = timestamp or self.clock.now()
+        event: dict[str, Any] = {"app_id": self.app_id, "user_id_by_app": f"app-{user_id}", "event_name": event_name,
+                                 "timestamp": str(int(at.timestamp() * 1000))}
+        if event_name in ("follow", "unfollow"):
+            event.update(oa_id=self.oa_id, follower={"id": user_id}, source="oa_profile")
+            return event
+        event.update(sender={"id": user_id}, recipient={"id": self.oa_id})
+        if info is not None:
+            event["info"] = info
+            return event
+        message: dict[str, Any] = {"msg_id": msg_id or f"msg-{next(self._ids)}"}
+        if text is not None:
+            message["text"] = text
+        if image_urls:
+            message["attachments"] = [{"type": "image", "payload": {"url": u, "thumbnail": u}} for u in image_urls]
+        event["message"] = message
+        return event
+
+    def sign(self, raw: bytes, timestamp: str, *, secret: str | None = None) -> str:
+        digest = hashlib.sha256(self.app_id.encode() + raw + timestamp.encode() + (secret or self.oa_secret_key).encode())
+        return "mac=" + digest.hexdigest()
+
+    async def send_event(self, bot_url: str, event: dict[str, Any]) -> int:
+        """POST a correctly signed event, as Zalo does; the user's interaction counts from now."""
+        raw = json.dumps(event, ensure_ascii=False).encode()
+        status = await self.post_raw(bot_url, raw, {"X-ZEvent-Signature": self.sign(raw, event["timestamp"])})
+        user = (event.get("sender") or event.get("follower") or {}).get("id")
+        if user and status == 200:
+            if event["event_name"] == "unfollow":
+                self.followers.discard(user)
+            else:  # a user who follows or writes to the OA may get its customer-care messages
+                self.followers.add(user)
+                self.last_interaction[user] = self.clock.now()
+        return status
+
+    async def post_raw(self, bot_url: str, raw: bytes, headers: dict[str, str], content_type: str = "application/json") -> int:
+        assert self._session is not None
+        async with self._session.post(
+            f"{bot_url}/webhooks/zalo", data=raw, headers={"Content-Type": content_type, **headers}
+        ) as response:
+            await response.read()
+            return response.status
+
+    # --- the API -------------------------------------------------------------------------------
+
+    def _error(self, code: int, message: str) -> web.Response:
+        self.counters.errors[code] = self.counters.errors.get(code, 0) + 1
+        return web.json_response({"error": code, "message": message})
+
+    async def _message(self, request: web.Request) -> web.StreamResponse:
+        self.counters.message_requests += 1
+        fault = self._faults.pop(0) if self._faults else None
+        if fault == "500":
+            return web.json_response({"error": -500, "message": "internal"}, status=500)
+        if fault is not None and fault.startswith("-"):
+            return self._error(int(fault), "injected error")
+        token = request.headers.get("access_token", "")
+        if token not in self.access_tokens:
+            return self._error(-216, "Access token is invalid")
+        expires = self.access_tokens[token]
+        if expires is not None and self.clock.now() >= expires:
+            return self._error(-216, "Access token is invalid")
+        try:
+            body = await request.json()
+            user_id = body["recipient"]["user_id"]
+            message = body["message"]
+            assert isinstance(user_id, str) and isinstance(message, dict) and ("text" in message or "attachment" in message)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return self._error(-201, "message is invalid")
+        if self.refuse_buttons and message.get("attachment", {}).get("payload", {}).get("buttons"):
+            return self._error(-233, "message type is invalid or not support")
+        if user_id not in self.followers:
+            return self._error(-213, "User has not followed OA")
+        last = self.last_interaction.get(user_id)
+        if last is None or self.clock.now() - last > self.window:
+            return self._error(-230, "User has not interacted with the OA in the past 7 days")
+        if self.quota is not None:
+            if self.quota <= 0:
+                return self._error(-211, "Out of quota")
+            self.quota -= 1
+        sent = SentMessage(user_id, message, f"zmsg-{next(self._ids)}", self.clock.now())
+        self.messages.append(sent)
+        if fault == "timeout":
+            await asyncio.sleep(3.0)  # delivered, but the answer comes too late
+        return web.json_response({"error": 0, "message": "Success", "data": {"message_id": sent.message_id, "user_id": user_id}})
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if request.headers.get("secret_key") != self.app_secret or form.get("app_id") != self.app_id:
+            self.counters.refused_refreshes += 1
+            return web.json_response({"error": -14003, "error_name": "Invalid app", "error_description": "wrong app"})
+        refresh = str(form.get("refresh_token", ""))
+        if form.get("grant_type") != "refresh_token" or refresh not in self.refresh_tokens:
+            self.counters.refused_refreshes += 1
+            return web.json_response({"error": -14014, "error_name": "Invalid refresh token", "error_description": "used or unknown"})
+        self.refresh_tokens.discard(refresh)  # single use
+        n = next(self._ids)
+        access, new_refresh = f"AT-{n:06d}-rotated", f"RT-{n:06d}-rotated"
+        self.access_tokens[access] = self.clock.now() + TOKEN_LIFETIME
+        self.refresh_tokens.add(new_refresh)
+        self.counters.refreshes += 1
+        return web.json_response({"access_token": access, "refresh_token": new_refresh, "expires_in": "90000"})

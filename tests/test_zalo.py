@@ -1,0 +1,591 @@
+"""The Zalo OA channel: webhook verification, events, sending and its errors, the rotating
+token pair, and CSAT / complaints end to end over Zalo with the agents on Telegram."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import timedelta
+
+import pytest
+
+from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
+from bot.channels.zalo import CHOICE_PREFIX, Rejected, ZaloChannel, signature, verify
+from bot.cli import _secrets
+from bot.config import ConfigError, parse_config
+from flows.digest import render_text, week_of
+from storage.timefmt import from_db
+from storage.zalo import TokenPair, phone_key
+from tests.conftest import Harness, hours, make_config
+from tests.fakes.zalo_api import FakeZaloServer, SentMessage
+
+USER = "5170627724267093288"
+OTHER = "5170627724267093299"
+TG_USER = 555001
+GROUP = -1001234567890
+AGENT, AGENT_NAME = 9001, "Minh"
+
+
+@pytest.fixture
+async def zfake(clock):
+    async with FakeZaloServer(clock) as fake:
+        yield fake
+
+
+def zalo_section(fake: FakeZaloServer, **overrides) -> dict:
+    return {
+        "app_id": fake.app_id, "oa_secret_key": fake.oa_secret_key, "app_secret": fake.app_secret,
+        "access_token": "AT-initial-0000000000", "refresh_token": "RT-initial-0000000000",
+        "api_base_url": fake.api_root, "oauth_base_url": fake.api_root, **overrides,
+    }
+
+
+def config(tmp_path, tg, fake, zalo=None, **sections):
+    return make_config(
+        tmp_path, tg,
+        agents={"chat_id": GROUP}, sender={"group_messages_per_minute": 600, "request_timeout": 1.0},
+        zalo=zalo_section(fake, **(zalo or {})), **sections,
+    )
+
+
+async def started(tmp_path, tg, clock, zfake, zalo=None, **sections) -> Harness:
+    tg.make_group(GROUP, "Agents", is_forum=False, members={AGENT: AGENT_NAME})
+    h = Harness(config(tmp_path, tg, zfake, zalo, **sections), tg, clock)
+    await h.start()
+    return h
+
+
+@pytest.fixture
+async def zh(tmp_path, tg, clock, zfake):
+    h = await started(tmp_path, tg, clock, zfake)
+    yield h
+    await h.close()
+
+
+async def settled(h: Harness, timeout: float = 5.0) -> None:
+    """Every recorded Zalo event handled."""
+    for _ in range(int(timeout / 0.02)):
+        rows = await h.rows("SELECT COUNT(*) AS n FROM inbox WHERE platform = 'zalo' AND processed_at IS NULL")
+        if rows[0]["n"] == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("zalo events not processed")
+
+
+async def say(h: Harness, fake: FakeZaloServer, text: str, user: str = USER, **kw) -> dict:
+    event = fake.make_event("user_send_text", user, text=text, **kw)
+    assert await fake.send_event(h.url, event) == 200
+    await settled(h)
+    return event
+
+
+async def tap(h: Harness, fake: FakeZaloServer, message: SentMessage, label_start: str, user: str = USER) -> None:
+    """A tap on a button (oa.query.hide): Zalo sends its payload back as the user's message."""
+    button = next(b for b in message.buttons if b["title"].startswith(label_start))
+    assert button["type"] == "oa.query.hide" and button["payload"].startswith(CHOICE_PREFIX)
+    await say(h, fake, button["payload"], user=user)
+
+
+async def next_message(fake: FakeZaloServer, user: str = USER) -> SentMessage:
+    count = len(fake.sent_to(user)) + 1
+    return (await fake.wait_for_messages(user, count))[count - 1]
+
+
+async def outbox_settled(h: Harness, timeout: float = 5.0) -> list[dict]:
+    for _ in range(int(timeout / 0.02)):
+        rows = await h.rows("SELECT * FROM outbox WHERE status IN ('pending', 'sending')")
+        if not rows:
+            return await h.rows("SELECT * FROM outbox ORDER BY id")
+        await asyncio.sleep(0.02)
+    raise AssertionError(await h.rows("SELECT * FROM outbox WHERE status IN ('pending', 'sending')"))
+
+
+async def inbox_count(h: Harness) -> int:
+    return (await h.rows("SELECT COUNT(*) AS n FROM inbox"))[0]["n"]
+
+
+async def post_zalo_purchase(h: Harness, order="A-1001", **customer) -> dict:
+    status, body = await h.post_purchase(order, customer={"external_id": "C-42", "name": "Nguyễn Thị Lan", **customer})
+    assert status == 202, body
+    return body
+
+
+async def survey_question(h: Harness, fake: FakeZaloServer) -> SentMessage:
+    """A purchase for a Zalo follower who chatted with the OA; 3 h later the question."""
+    await post_zalo_purchase(h, zalo_user_id=USER)
+    h.clock.advance(hours(3))
+    fake.add_follower(USER)  # interacted recently: customer-care messages allowed
+    assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+    return await next_message(fake)
+
+
+# --- the signature and the events ---------------------------------------------------------------
+
+
+def test_signature_is_sha256_of_app_id_body_timestamp_and_oa_secret():
+    raw = b'{"event_name":"user_send_text","timestamp":"1700000000000"}'
+    expected = hashlib.sha256(b"123" + raw + b"1700000000000" + b"secret").hexdigest()
+    assert signature("123", raw, "1700000000000", "secret") == expected
+
+
+def test_verify_accepts_signed_events_and_rejects_the_rest(clock):
+    fake = FakeZaloServer(clock)
+    event = fake.make_event("user_send_text", USER, text="xin chào")
+    raw = json.dumps(event).encode()
+    header = fake.sign(raw, event["timestamp"])
+    kw = dict(app_id=fake.app_id, oa_secret_key=fake.oa_secret_key, max_age=timedelta(hours=2), now=clock.now())
+    assert verify(raw, header, **kw) == event
+    assert verify(raw, header[len("mac="):], **kw) == event  # with or without the "mac=" prefix
+    for bad_raw, bad_header, status in [
+        (raw, "", 401),
+        (raw, fake.sign(raw, event["timestamp"], secret="other"), 401),
+        (raw.replace(b"xin", b"xim"), header, 401),
+        (raw, header, 400),  # stale: checked with a clock 3 h later
+        (b"{not json", header, 400),
+        (b"[1]", header, 400),
+    ]:
+        now = clock.now() + hours(3) if bad_raw == raw and bad_header == header else clock.now()
+        with pytest.raises(Rejected) as caught:
+            verify(bad_raw, bad_header, **{**kw, "now": now})
+        assert caught.value.status == status
+
+
+def channel_for(fake: FakeZaloServer, clock, store=None, **kw) -> ZaloChannel:
+    return ZaloChannel(
+        app_id=fake.app_id, app_secret=fake.app_secret, access_token="AT-initial-0000000000",
+        refresh_token="RT-initial-0000000000", tokens=store or MemoryTokens(), clock=clock,
+        api_base_url=fake.api_root, oauth_base_url=fake.api_root, **kw,
+    )
+
+
+class MemoryTokens:
+    def __init__(self, pair: TokenPair | None = None) -> None:
+        self.pair = pair
+        self.saved: list[TokenPair] = []
+
+    async def load(self) -> TokenPair | None:
+        return self.pair
+
+    async def save(self, pair: TokenPair) -> None:
+        self.pair = pair
+        self.saved.append(pair)
+
+
+def test_parse_of_each_event_kind(clock):
+    fake = FakeZaloServer(clock)
+    channel = channel_for(fake, clock)
+    text = channel.parse(fake.make_event("user_send_text", USER, text="Hàng bị hỏng", msg_id="m1"))
+    assert (text.channel, text.user_id, text.chat_id, text.text, text.message_id) == ("zalo", USER, USER, "Hàng bị hỏng", "m1")
+    command = channel.parse(fake.make_event("user_send_text", USER, text="/complaint"))
+    assert command.command == "complaint"
+    button = channel.parse(fake.make_event("user_send_text", USER, text=CHOICE_PREFIX + "csat:12:4"))
+    assert button.choice == "csat:12:4" and button.kind == "choice"
+    clicked = channel.parse(fake.make_event("user_click_button", USER, text=CHOICE_PREFIX + "kn:send"))
+    assert clicked.choice == "kn:send"
+    image = channel.parse(fake.make_event("user_send_image", USER, image_urls=("https://photo.zdn.vn/a.jpg",)))
+    assert image.photos == ("https://photo.zdn.vn/a.jpg",) and image.text == ""
+    follow = channel.parse(fake.make_event("follow", USER))
+    assert follow.command == "start" and follow.user_id == USER
+    submit = channel.parse(fake.make_event("user_submit_info", USER, info={"name": "Lan", "phone": "84912345678"}))
+    assert submit.command == "start"
+    assert channel.parse(fake.make_event("unfollow", USER)) is None
+    assert channel.parse({**fake.make_event("user_send_text", USER, text="x"), "event_name": "user_seen_message"}) is None
+    with pytest.raises(ValueError):
+        channel.parse({"event_name": "user_send_text", "timestamp": "1", "message": {"text": "no sender"}})
+
+
+def test_update_ids_are_stable_and_distinct(clock):
+    fake = FakeZaloServer(clock)
+    channel = channel_for(fake, clock)
+    message = fake.make_event("user_send_text", USER, text="a", msg_id="m-1")
+    assert channel.update_id(message) == channel.update_id(json.loads(json.dumps(message)))
+    follow = fake.make_event("follow", USER)
+    later = fake.make_event("follow", USER, timestamp=clock.now() + timedelta(seconds=1))
+    other = fake.make_event("follow", OTHER)
+    ids = {channel.update_id(e) for e in (message, follow, later, other)}
+    assert len(ids) == 4
+    with pytest.raises(ValueError):
+        channel.update_id({"message": {}})
+
+
+def test_phone_numbers_in_any_form_match():
+    assert phone_key("+84 912 345 678") == phone_key("0912345678") == phone_key("84912345678") == "84912345678"
+    assert phone_key("12") is None
+
+
+# --- sending: errors and the token pair -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault,error,reason", [
+    ("-230", Permanent, "window_closed"),
+    ("-213", Permanent, "unfollowed"),
+    ("-211", Permanent, "quota_exceeded"),
+    ("-32", RetryLater, ""),
+    ("500", Transient, ""),
+    ("-999", Permanent, "Zalo error -999"),
+])
+async def test_errors_map_to_what_the_sender_does(zfake, clock, fault, error, reason):
+    zfake.add_follower(USER)
+    channel = channel_for(zfake, clock)
+    await channel.start()
+    try:
+        zfake.fail_next(fault)
+        with pytest.raises(error) as caught:
+            await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})
+        assert str(caught.value).startswith(reason)
+        assert zfake.messages == []
+    finally:
+        await channel.close()
+
+
+async def test_the_platform_rules_answer_real_error_codes(zfake, clock):
+    channel = channel_for(zfake, clock)
+    await channel.start()
+    try:
+        with pytest.raises(Permanent, match="^unfollowed"):
+            await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})
+        zfake.add_follower(USER, interacted_at=clock.now() - timedelta(days=8))
+        with pytest.raises(Permanent, match="^window_closed"):
+            await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})
+        zfake.add_follower(USER)
+        zfake.quota = 1
+        assert await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})
+        with pytest.raises(Permanent, match="^quota_exceeded"):
+            await channel.deliver("send_text", USER, {"text": "again", "buttons": []})
+        assert zfake.counters.errors == {-213: 1, -230: 1, -211: 1}
+    finally:
+        await channel.close()
+
+
+async def test_a_timeout_after_sending_is_ambiguous_and_connect_failure_transient(zfake, clock):
+    zfake.add_follower(USER)
+    channel = channel_for(zfake, clock, request_timeout=0.5)
+    await channel.start()
+    try:
+        zfake.fail_next("timeout")
+        with pytest.raises(Ambiguous):
+            await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})
+        assert len(zfake.messages) == 1  # it did arrive: never resend
+    finally:
+        await channel.close()
+    closed = ZaloChannel(app_id="1", app_secret="s", access_token="a", refresh_token="r", tokens=MemoryTokens(),
+                         clock=clock, api_base_url="http://127.0.0.1:9", oauth_base_url="http://127.0.0.1:9")
+    await closed.start()
+    try:
+        with pytest.raises(Transient):
+            await closed.deliver("send_text", USER, {"text": "hi", "buttons": []})
+    finally:
+        await closed.close()
+
+
+async def test_an_expiring_token_is_refreshed_before_use(zfake, clock):
+    zfake.add_follower(USER)
+    store = MemoryTokens()
+    channel = channel_for(zfake, clock, store=store)
+    await channel.start()
+    try:
+        await channel.deliver("send_text", USER, {"text": "1", "buttons": []})
+        zfake.revoke("AT-initial-0000000000")
+        await channel.deliver("send_text", USER, {"text": "2", "buttons": []})  # -216: refresh, retry
+        assert zfake.counters.refreshes == 1 and store.saved[-1].expires_at == clock.now() + timedelta(seconds=90000)
+        requests = zfake.counters.message_requests
+        clock.advance(timedelta(hours=25) - timedelta(minutes=5))  # within the refresh margin
+        await channel.deliver("send_text", USER, {"text": "3", "buttons": []})
+        assert zfake.counters.refreshes == 2
+        assert zfake.counters.message_requests == requests + 1  # refreshed first: no failed attempt
+        assert zfake.counters.errors == {-216: 1}
+    finally:
+        await channel.close()
+
+
+async def test_invalid_token_gives_one_refresh_and_one_retry(zfake, clock):
+    zfake.add_follower(USER)
+    channel = channel_for(zfake, clock)
+    await channel.start()
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        zfake.refresh_tokens.clear()  # the refresh token is refused too
+        with pytest.raises(Transient, match="refresh"):
+            await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})
+        assert zfake.counters.refused_refreshes == 1 and zfake.counters.message_requests == 1
+    finally:
+        await channel.close()
+
+
+async def test_concurrent_sends_refresh_once(zfake, clock):
+    for i in range(5):
+        zfake.add_follower(f"{USER}{i}")
+    store = MemoryTokens()
+    channel = channel_for(zfake, clock, store=store)
+    await channel.start()
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        await asyncio.gather(*(channel.deliver("send_text", f"{USER}{i}", {"text": "hi", "buttons": []}) for i in range(5)))
+        assert zfake.counters.refreshes == 1 and len(store.saved) == 1 and len(zfake.messages) == 5
+    finally:
+        await channel.close()
+
+
+async def test_rotated_pair_is_stored_and_survives_a_restart(tmp_path, tg, clock, zfake):
+    h = await started(tmp_path, tg, clock, zfake)
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        await zfake.send_event(h.url, zfake.make_event("follow", USER))
+        await zfake.wait_for_messages(USER, 1)  # the welcome, after a refresh
+        stored = (await h.rows("SELECT access_token, refresh_token, expires_at FROM zalo_tokens"))[0]
+        assert stored["refresh_token"] in zfake.refresh_tokens and stored["refresh_token"] != "RT-initial-0000000000"
+        await h.stop()
+        await h.start()  # the config still names the initial (now dead) pair
+        await say(h, zfake, "còn đó không?")
+        await zfake.wait_for_messages(USER, 2)
+        assert zfake.counters.refreshes == 1 and zfake.counters.refused_refreshes == 0
+        assert zfake.counters.errors == {-216: 1}
+    finally:
+        await h.close()
+
+
+# --- the webhook: what is refused, and redeliveries -------------------------------------------------
+
+
+async def test_bad_signatures_are_401_and_nothing_is_recorded(zh, zfake):
+    event = zfake.make_event("user_send_text", USER, text="xin chào")
+    raw = json.dumps(event).encode()
+    good = zfake.sign(raw, event["timestamp"])
+    flipped = bytearray(raw)
+    flipped[raw.index(b"xin") + 1] ^= 0x01  # one changed byte
+    for body, headers in [
+        (raw, {}),
+        (raw, {"X-ZEvent-Signature": "mac=" + "0" * 64}),
+        (raw, {"X-ZEvent-Signature": zfake.sign(raw, event["timestamp"], secret="wrong-secret")}),
+        (bytes(flipped), {"X-ZEvent-Signature": good}),
+    ]:
+        assert await zfake.post_raw(zh.url, body, headers) == 401
+    assert await inbox_count(zh) == 0 and zfake.messages == []
+
+
+async def test_stale_or_future_events_are_refused(zh, zfake, clock):
+    for at in (clock.now() - hours(3), clock.now() + hours(3)):
+        event = zfake.make_event("user_send_text", USER, text="cũ", timestamp=at)
+        assert await zfake.send_event(zh.url, event) == 400
+    assert await inbox_count(zh) == 0
+
+
+async def test_malformed_bodies_and_wrong_content_type(zh, zfake):
+    def signed(raw: bytes, ts: str = "1") -> dict:
+        return {"X-ZEvent-Signature": zfake.sign(raw, ts)}
+
+    assert await zfake.post_raw(zh.url, b"{not json", signed(b"{not json")) == 400
+    assert await zfake.post_raw(zh.url, b"[1, 2]", signed(b"[1, 2]")) == 400
+    no_ts = b'{"event_name": "user_send_text"}'
+    assert await zfake.post_raw(zh.url, no_ts, signed(no_ts)) == 400
+    event = zfake.make_event("user_send_text", USER, text="x")
+    raw = json.dumps(event).encode()
+    assert await zfake.post_raw(zh.url, raw, signed(raw, event["timestamp"]), content_type="text/plain") == 415
+    no_id = {"event_name": "user_send_text", "app_id": zfake.app_id, "message": {}, "timestamp": event["timestamp"]}
+    raw = json.dumps({k: v for k, v in no_id.items() if k != "event_name"}).encode()
+    assert await zfake.post_raw(zh.url, raw, signed(raw, event["timestamp"])) == 400
+    assert await inbox_count(zh) == 0
+
+
+async def test_redelivered_events_are_processed_once(zh, zfake):
+    event = zfake.make_event("user_send_text", USER, text="xin chào")
+    assert [await zfake.send_event(zh.url, event) for _ in range(2)] == [200, 200]
+    assert await asyncio.gather(*(zfake.send_event(zh.url, event) for _ in range(4))) == [200] * 4
+    await settled(zh)
+    await zfake.wait_for_messages(USER, 1)
+    await asyncio.sleep(0.2)
+    assert len(zfake.sent_to(USER)) == 1 and await inbox_count(zh) == 1
+
+
+async def test_a_broken_event_is_acknowledged_and_kept_with_its_error(zh, zfake):
+    event = zfake.make_event("user_send_text", USER, text="x")
+    event["message"]["text"] = 42  # signed, but not what Zalo sends
+    assert await zfake.send_event(zh.url, event) == 200  # Zalo must not redeliver it forever
+    await settled(zh)
+    row = (await zh.rows("SELECT error FROM inbox"))[0]
+    assert "message.text" in row["error"]
+
+
+# --- end to end ------------------------------------------------------------------------------------
+
+
+async def test_csat_and_complaint_over_zalo_with_the_agent_on_telegram(zh, zfake, tg):
+    question = await survey_question(zh, zfake)
+    assert "#A-1001" in question.text and [b["title"][0] for b in question.buttons] == ["1", "2", "3", "4", "5"]
+
+    await tap(zh, zfake, question, "1")
+    followup = await next_message(zfake)
+    assert "Chuyện gì đã xảy ra" in followup.text
+    await tap(zh, zfake, followup, "Gửi khiếu nại")
+    categories = await next_message(zfake)  # 6 choices: more than a button template holds -> numbered
+    assert categories.buttons == [] and "1. Giao hàng" in categories.text
+    await say(zh, zfake, "1")
+    await next_message(zfake)  # what happened?
+    await say(zh, zfake, "Shipper giao trễ 2 ngày, hộp bị móp")
+    await next_message(zfake)  # photos?
+    photo_url = "https://photo.zdn.vn/box-1.jpg"
+    assert await zfake.send_event(zh.url, zfake.make_event("user_send_image", USER, image_urls=(photo_url,))) == 200
+    await settled(zh)
+    ask_more = await next_message(zfake)
+    await tap(zh, zfake, ask_more, "Tiếp tục")
+    confirm = await next_message(zfake)
+    assert "Giao hàng" in confirm.text and "1 ảnh" in confirm.text
+    await tap(zh, zfake, confirm, "Gửi")
+    opened = await next_message(zfake)
+    assert "KN-0001" in opened.text
+
+    # The agents' group on Telegram gets the card and the photo (Telegram fetches the URL).
+    card = (await tg.wait_for_messages(GROUP, 1))[0]
+    assert "KN-0001" in card.text and "Nguyễn Thị Lan" in card.text and "Shipper giao trễ" in card.text
+    photo = (await tg.wait_for_messages(GROUP, 2))[1]
+    assert photo.method == "sendPhoto" and photo.params["photo"] == photo_url
+
+    # The agent replies to the card: the Zalo customer gets it.
+    await zh.deliver(tg.make_message_update(AGENT, "Shop gửi bù hộp mới hôm nay ạ", chat_id=GROUP, reply_to_message_id=card.message_id))
+    relayed = await next_message(zfake)
+    assert relayed.text == "💬 Shop An (KN-0001): Shop gửi bù hộp mới hôm nay ạ"
+    await say(zh, zfake, "Cảm ơn shop")
+    back = (await tg.wait_for_messages(GROUP, 3))[2]
+    assert back.text == "👤 Nguyễn Thị Lan (KN-0001): Cảm ơn shop"
+
+    # Resolved: the customer rates the handling with a button.
+    await zh.deliver(tg.make_callback_update(AGENT, "dk:resolve:1", card.message_id, chat_id=GROUP))
+    rating = await next_message(zfake)
+    assert "KN-0001" in rating.text and len(rating.buttons) == 5
+    await tap(zh, zfake, rating, "5")
+    await next_message(zfake)
+    ticket = (await zh.rows("SELECT * FROM tickets"))[0]
+    assert ticket["status"] == "resolved" and ticket["resolution_score"] == 5
+    assert json.loads(ticket["photos"]) == [photo_url]
+    survey = (await zh.rows("SELECT status, score FROM surveys"))[0]
+    assert survey == {"status": "answered", "score": 1}
+    rows = await outbox_settled(zh)
+    assert {r["status"] for r in rows} == {"sent"}
+
+
+async def test_window_closed_is_not_sent_not_retried_and_shows_in_the_digest(zh, zfake):
+    zfake.add_follower(USER, interacted_at=zh.clock.now() - timedelta(days=8))
+    await post_zalo_purchase(zh, zalo_user_id=USER)
+    zh.clock.advance(hours(3))
+    assert await zh.app.dispatcher.dispatch_due() == {"sent": 1}
+    rows = await outbox_settled(zh)
+    assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1)]
+    assert rows[0]["last_error"].startswith("window_closed: Zalo error -230")
+    await asyncio.sleep(0.3)
+    assert zfake.counters.message_requests == 1  # never retried
+    survey = (await zh.rows("SELECT status, skip_reason, sent_at, closed_at FROM surveys"))[0]
+    assert survey["status"] == "skipped" and survey["skip_reason"].startswith("undeliverable:window_closed")
+    assert survey["sent_at"] is None
+    week = week_of(from_db(survey["closed_at"]), zh.config.tz)
+    report = await zh.app.digests.report_json(week)
+    assert report["csat"]["undelivered"] == 1 and report["csat"]["sent"] == 0
+    text = render_text(await zh.app.digests.build(week), "en")
+    assert "1 surveys could not be delivered" in text
+
+
+async def test_unfollowed_customer_is_recorded_not_sent(zh, zfake):
+    await zfake.send_event(zh.url, zfake.make_event("follow", USER))
+    await zfake.wait_for_messages(USER, 1)  # welcome
+    assert await zfake.send_event(zh.url, zfake.make_event("unfollow", USER)) == 200
+    await settled(zh)
+    await post_zalo_purchase(zh, zalo_user_id=USER)
+    zh.clock.advance(hours(3))
+    await zh.app.dispatcher.dispatch_due()
+    rows = await outbox_settled(zh)
+    assert rows[-1]["status"] == "failed" and rows[-1]["last_error"].startswith("unfollowed")
+    assert (await zh.rows("SELECT kind FROM inbox ORDER BY id"))[-1]["kind"] == "ignored"
+
+
+async def test_numbered_choices_when_buttons_are_off(tmp_path, tg, clock, zfake):
+    h = await started(tmp_path, tg, clock, zfake, zalo={"buttons": False})
+    try:
+        question = await survey_question(h, zfake)
+        assert question.buttons == [] and "\n4. 4" in question.text
+        await say(h, zfake, "4")
+        followup = await next_message(zfake)
+        assert "Cảm ơn bạn đã chấm 4/5" in followup.text
+        await say(h, zfake, "9")  # no such choice: plain text, the survey's comment
+        assert (await h.rows("SELECT score, comment FROM surveys"))[0] == {"score": 4, "comment": "9"}
+    finally:
+        await h.close()
+
+
+async def test_a_refused_button_message_is_sent_again_as_numbered_text(zh, zfake):
+    zfake.refuse_buttons = True
+    question = await survey_question(zh, zfake)
+    assert "1. 1" in question.text and zfake.counters.errors == {-233: 1}
+    await say(zh, zfake, "5")
+    assert (await zh.rows("SELECT score FROM surveys"))[0]["score"] == 5
+
+
+async def test_phone_shared_on_zalo_links_the_customer(zh, zfake):
+    await post_zalo_purchase(zh, phone="+84 912 345 678")
+    zh.clock.advance(hours(4))
+    assert await zh.app.dispatcher.dispatch_due() == {"awaiting_contact": 1}
+    event = zfake.make_event("user_submit_info", USER, info={"name": "Lan", "phone": "84912345678"})
+    zfake.add_follower(USER)
+    assert await zfake.send_event(zh.url, event) == 200
+    await settled(zh)
+    messages = await zfake.wait_for_messages(USER, 2)  # welcome, then the survey that was due
+    assert "#A-1001" in messages[1].text
+    customer = (await zh.rows("SELECT zalo_user_id FROM customers"))[0]
+    assert customer["zalo_user_id"] == USER
+
+
+async def test_survey_goes_to_the_channel_used_last_and_fatigue_spans_channels(zh, zfake, tg):
+    body = await post_zalo_purchase(zh, zalo_user_id=USER)
+    token = body["links"]["telegram"].split("start=")[1]
+    await zh.customer_says(TG_USER, f"/start {token}")  # linked on Telegram at 09:00
+    zh.clock.advance(hours(1))
+    await say(zh, zfake, "Xin chào")  # then writes on Zalo at 10:00: Zalo is used last
+    contacts = await zh.rows("SELECT channel, customer_id FROM contacts ORDER BY id")
+    assert [c["channel"] for c in contacts] == ["zalo", "telegram"] and len({c["customer_id"] for c in contacts}) == 1
+    zh.clock.advance(hours(2))
+    assert await zh.app.dispatcher.dispatch_due() == {"sent": 1}
+    await zfake.wait_for_messages(USER, 2)
+    assert "#A-1001" in zfake.sent_to(USER)[1].text and len(tg.sent_messages(TG_USER)) == 1  # only the welcome
+
+    # One customer, one fatigue counter: a second order the next day is not surveyed on Telegram either.
+    await zh.customer_says(TG_USER, "hi")
+    zh.clock.advance(hours(20))
+    await post_zalo_purchase(zh, order="A-1002")
+    zh.clock.advance(hours(4))
+    assert await zh.app.dispatcher.dispatch_due() == {"skipped_fatigue": 1}
+
+
+async def test_channel_order_prefers_the_configured_channel(tmp_path, tg, clock, zfake):
+    h = await started(tmp_path, tg, clock, zfake, survey={"channel_order": ["telegram", "last_used"]})
+    try:
+        body = await post_zalo_purchase(h, zalo_user_id=USER)
+        await h.customer_says(TG_USER, f"/start {body['links']['telegram'].split('start=')[1]}")
+        h.clock.advance(hours(1))
+        await say(h, zfake, "Xin chào")  # Zalo used last, but Telegram comes first
+        h.clock.advance(hours(2))
+        await h.app.dispatcher.dispatch_due()
+        question = (await tg.wait_for_messages(TG_USER, 2))[1]
+        assert "#A-1001" in question.text
+    finally:
+        await h.close()
+
+
+async def test_purchase_zalo_user_id_is_validated(zh):
+    status, body = await zh.post_purchase("A-9", customer={"external_id": "C-9", "name": "X", "zalo_user_id": "abc"})
+    assert status == 400 and body["error"]["field"] == "customer.zalo_user_id"
+    assert await zh.rows("SELECT * FROM customers") == []
+
+
+# --- config ------------------------------------------------------------------------------------------
+
+
+def test_zalo_config_needs_the_oa_secret_and_a_token_and_secrets_are_redacted():
+    with pytest.raises(ConfigError, match="zalo.oa_secret_key"):
+        parse_config({"zalo": {"app_id": "1", "access_token": "a"}}, {})
+    with pytest.raises(ConfigError, match="zalo.access_token"):
+        parse_config({"zalo": {"app_id": "1"}}, {"FEEDBOT_ZALO_OA_SECRET_KEY": "k" * 10})
+    env = {"FEEDBOT_ZALO_OA_SECRET_KEY": "oa-secret-123", "FEEDBOT_ZALO_ACCESS_TOKEN": "access-123",
+           "FEEDBOT_ZALO_REFRESH_TOKEN": "refresh-123", "FEEDBOT_ZALO_APP_SECRET": "app-secret-123"}
+    config = parse_config({"zalo": {"app_id": "1"}}, env)
+    assert config.zalo_enabled and set(env.values()) <= set(_secrets(config))
+    with pytest.raises(ConfigError, match="survey.channel_order"):
+        parse_config({"survey": {"channel_order": ["sms"]}}, {})
+
