@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import agent_page
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel
 from bot.clock import Clock, SystemClock
@@ -128,7 +129,9 @@ class FeedbotApp:
             bot_username=lambda: self.bot_username,
             reports=self.digests,
         )
-        self._runner = web.AppRunner(http.make_app(), access_log=None)
+        http_app = http.make_app()
+        self.agent_page = await agent_page.mount(http_app, cfg, self.db, self.clock, self.desk, self.api_token)
+        self._runner = web.AppRunner(http_app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"))
         await site.start()

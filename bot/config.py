@@ -288,6 +288,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "logging": {
         "level": (_one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
     },
+    "agent_page": {
+        "enabled": (_bool, True),
+        "session_lifetime": (_positive_duration, "12h"),
+        "poll_interval": (_positive_duration, "5s"),
+    },
 }
 
 
