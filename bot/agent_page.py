@@ -26,6 +26,7 @@ import unicodedata
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
@@ -338,9 +339,7 @@ class AgentPage:
     async def list_tickets(self, request: web.Request, session: Session) -> web.StreamResponse:
         now = self.clock.now()
         rows = await agent_views.desk_tickets(self.db.reader, now - RESOLVED_SHOWN)
-        cursor = await agent_views.latest_event_id(self.db.reader)
         return _json({
-            "cursor": cursor,
             "updated_at": local_time(now, self.tz),
             "tickets": [self._listed(row, now) for row in rows],
         })
@@ -453,6 +452,7 @@ class AgentPage:
         order = people.pop("order")
         if order is not None:
             order["purchased_at"] = local_time(order["purchased_at"], self.tz)
+            order["amount"] = _amount(order["amount"], self.lang)
         past = await tickets.past_scores(reader, ticket.customer_id) if ticket.customer_id else ()
         events = await agent_views.events(reader, ticket.id, since)
         return {
@@ -481,6 +481,18 @@ class AgentPage:
             "label": t.get(f"event.{e.action}", e.action),
             "body": e.body,
         }
+
+
+def _amount(raw: str, language: str) -> str:
+    """250000 -> "250.000" (Vietnamese) or "250,000"; other values as stored."""
+    try:
+        value = Decimal(raw)
+    except ArithmeticError:
+        return raw
+    if value != value.to_integral_value():
+        return raw
+    grouped = f"{int(value):,}"
+    return grouped.replace(",", ".") if language == "vi" else grouped
 
 
 def _redirect(location: str) -> web.Response:

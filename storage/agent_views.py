@@ -52,11 +52,6 @@ async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 
     ]
 
 
-async def latest_event_id(conn: Connection) -> int:
-    row = await fetch_one(conn, "SELECT COALESCE(MAX(id), 0) FROM ticket_events")
-    return int(row[0]) if row else 0
-
-
 async def events(conn: Connection, ticket_id: int, after_id: int = 0) -> list[EventRecord]:
     rows = await conn.execute_fetchall(
         "SELECT id, at, actor, actor_name, action, body FROM ticket_events WHERE ticket_id = ? AND id > ? ORDER BY id",

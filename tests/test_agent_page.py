@@ -190,6 +190,7 @@ async def test_no_group_list_reply_note_claim_resolve(solo):
     status, detail = await agent.get_json("/agent/api/tickets/1")
     assert status == 200 and detail["ticket"]["description"] == "Shipper giao trễ 2 ngày, hộp bị móp"
     assert detail["customer"]["phone"] == "+84 912 345 678" and detail["order"]["order_id"] == "A-1001"
+    assert detail["order"]["amount"] == "250.000" and detail["order"]["purchased_at"] == "09:00 23/11"
     assert [(e["action"], e["who"]) for e in detail["events"]] == [("opened", "Nguyễn Thị Lan")]
 
     # A reply reaches the customer's Telegram chat exactly like a reply in the group, and takes the ticket.

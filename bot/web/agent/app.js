@@ -10,6 +10,8 @@
   let lastEventId = 0; // the open ticket's newest event shown
   let known = null; // ticket ids seen in the list (null until the first load)
   let busy = false;
+  let listShown = ""; // what the list shows now, to leave it (and the focus in it) alone when nothing changed
+  let factsShown = "";
 
   const $ = (id) => document.getElementById(id);
 
@@ -102,12 +104,21 @@
   }
 
   function renderList(data) {
+    $("list-meta").textContent = t("list.count", { count: data.tickets.filter((x) => x.status !== "resolved").length }) +
+      " · " + t("list.updated", { time: data.updated_at });
+    const shown = JSON.stringify(data.tickets);
+    if (shown === listShown) return;
+    listShown = shown;
+    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.ticket : null;
     const open = data.tickets.filter((x) => x.status !== "resolved");
     const done = data.tickets.filter((x) => x.status === "resolved");
     $("tickets").replaceChildren(...(open.length ? open.map(listItem) : [el("li", { class: "empty", text: t("list.empty") })]));
     $("resolved").replaceChildren(...done.map(listItem));
     $("resolved-heading").hidden = done.length === 0;
-    $("list-meta").textContent = t("list.count", { count: open.length }) + " · " + t("list.updated", { time: data.updated_at });
+    if (focused) {
+      const again = document.querySelector('[data-ticket="' + focused + '"]');
+      if (again) again.focus();
+    }
     const ids = new Set(data.tickets.map((x) => x.id));
     if (known !== null) {
       for (const x of open) if (!known.has(x.id)) announce(t("new_ticket", { number: x.number }));
@@ -122,12 +133,16 @@
   // --- one ticket -------------------------------------------------------------------
 
   function renderFacts(d) {
+    const shown = JSON.stringify([d.ticket, d.customer, d.order]);
+    if (shown === factsShown) return;
+    factsShown = shown;
     const x = d.ticket;
     $("detail-heading").textContent = x.number + " · " + x.category_label;
     $("detail-badges").replaceChildren(badges(x));
     const facts = $("facts");
     facts.replaceChildren();
-    const add = (label, value) => facts.append(el("div", {}, el("dt", { text: label }), el("dd", { text: value || t("nobody") })));
+    const add = (label, value, wide) =>
+      facts.append(el("div", wide ? { class: "wide" } : {}, el("dt", { text: label }), el("dd", { text: value || t("nobody") })));
     add(t("detail.customer"), d.customer.name + " (" + x.tier_label + ")");
     add(t("detail.phone"), d.customer.phone);
     add(t("detail.channel"), d.customer.channel);
@@ -140,7 +155,7 @@
     } else {
       add(t("detail.order"), t("detail.no_order"));
     }
-    add(t("detail.description"), x.description);
+    add(t("detail.description"), x.description, true);
     add(t("detail.photos"), String(x.photos));
     add(t("detail.opened_at"), x.created_at);
     add(t("col.first_due"), x.first_response_at ? "✓ " + x.first_response_at : x.first_response_due);
@@ -184,6 +199,7 @@
     }
     current = id;
     lastEventId = 0;
+    factsShown = "";
     renderFacts(d);
     renderEvents(d.events, true);
     $("list-view").hidden = true;
@@ -240,8 +256,8 @@
 
   async function tick() {
     try {
-      if (current === null) await refreshList();
-      else await refreshTicket();
+      await refreshList(); // also while a ticket is open: new complaints are announced
+      await refreshTicket();
       if ($("status").classList.contains("error") && $("status").textContent === t("error.network")) setStatus("");
     } catch (e) {
       /* shown by api() */
