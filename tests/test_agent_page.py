@@ -370,3 +370,41 @@ def test_english_catalog_has_every_key():
     for language, strings in CATALOG.items():
         for key, value in strings.items():
             assert set(re.findall(r"{(\w+)}", value)) == set(re.findall(r"{(\w+)}", CATALOG["vi"][key])), (language, key)
+
+
+async def test_without_telegram_at_all_in_english(tmp_path, clock):
+    h = Harness(make_config(tmp_path, agents={"language": "en"}), None, clock)
+    await h.start()
+    agent = AgentClient(h)
+    try:
+        async with agent.http.get(f"{h.url}/agent/login") as resp:
+            form = await resp.text()
+        assert '<html lang="en">' in form and "Your name (customers see it)" in form
+        status, body = await agent.login(token="wrong")
+        assert status == 401 and "Wrong access token" in body
+        assert (await agent.login())[0] == 303
+        _, info = await agent.get_json("/agent/api/session")
+        assert info["language"] == "en" and info["strings"]["action.claim"] == "✋ Claim"
+        assert await agent.tickets() == []
+        status, body = await agent.act(1, "claim")
+        assert status == 404 and body["error"]["message"] == "Complaint not found."
+    finally:
+        await agent.close()
+        await h.close()
+
+
+def test_refusal_rules():
+    from flows.agent_page import MAX_TEXT, refusal
+    from flows.desk import DeskTicket
+
+    open_ = DeskTicket(1, "KN-0001", "open", "normal")
+    mine = DeskTicket(1, "KN-0001", "claimed", "normal", "web:An", "An")
+    done = DeskTicket(1, "KN-0001", "resolved", "normal", "web:An", "An")
+    assert refusal("reply", open_, "web:An", "xin chào") is None
+    assert refusal("reply", open_, "web:An", "x" * (MAX_TEXT + 1)) == ("refused.too_long", {"max": MAX_TEXT})
+    assert refusal("note", open_, "web:An", "  ") == ("refused.empty", {})
+    assert refusal("claim", mine, "web:An") is None and refusal("claim", mine, "web:Bình")[0] == "refused.claimed"
+    assert refusal("resolve", mine, "web:Bình") is None  # any agent may resolve, as in the group
+    for action in ("reply", "claim", "resolve", "escalate"):
+        assert refusal(action, done, "web:An", "x") == ("refused.resolved", {"number": "KN-0001"})
+    assert refusal("note", done, "web:An", "ghi chú") is None

@@ -42,6 +42,12 @@ async def chromium() -> AsyncIterator[object]:
         await driver.stop()
 
 
+async def shot(page, name: str) -> None:
+    """With FEEDBOT_SCREENSHOTS=<folder>, keep a full-page screenshot to look at."""
+    if os.environ.get("FEEDBOT_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["FEEDBOT_SCREENSHOTS"], name), full_page=True)
+
+
 async def test_an_agent_signs_in_answers_and_resolves_on_a_phone_sized_screen(tmp_path, tg, clock):
     from playwright.async_api import expect
 
@@ -68,6 +74,7 @@ async def test_an_agent_signs_in_answers_and_resolves_on_a_phone_sized_screen(tm
             link = page.get_by_role("link", name=re.compile("KN-0001"))
             await expect(link).to_contain_text("Chờ nhận")
             await expect(page.locator("#tickets")).to_contain_text("Nguyễn Thị Lan")
+            await shot(page, "agent-list.png")
             await link.focus()  # the keyboard opens a ticket
             await page.keyboard.press("Enter")
             heading = page.get_by_role("heading", name="KN-0001 · Giao hàng")
@@ -91,8 +98,7 @@ async def test_an_agent_signs_in_answers_and_resolves_on_a_phone_sized_screen(tm
 
             # Nothing is wider than a 360 px phone screen.
             assert await page.evaluate("document.documentElement.scrollWidth") <= 360
-            if os.environ.get("FEEDBOT_SCREENSHOTS"):
-                await page.screenshot(path=os.path.join(os.environ["FEEDBOT_SCREENSHOTS"], "agent-page.png"), full_page=True)
+            await shot(page, "agent-ticket.png")
             assert errors == []
 
         texts = [m.text for m in await tg.wait_for_messages(CUSTOMER, 9)]

@@ -80,7 +80,7 @@
 
   function badges(ticket) {
     const box = el("span", { class: "badges" });
-    box.append(el("span", { class: "badge prio-" + ticket.priority, text: ticket.priority_label }));
+    box.append(el("span", { class: "badge prio-" + ticket.priority, text: t("col.priority") + ": " + ticket.priority_label }));
     if (ticket.breached) box.append(el("span", { class: "badge breached", text: "⏰ " + t("breached") }));
     if (ticket.escalated) box.append(el("span", { class: "badge escalated", text: "⏫ " + t("escalated") }));
     box.append(el("span", { class: "badge status-" + ticket.status, text: ticket.status_label }));
