@@ -167,7 +167,7 @@ class AgentPage:
         shop_name: str,
         language: str,
         timezone: tzinfo,
-        secure_cookie: bool,
+        public_url: str,
         poll_seconds: float,
     ) -> None:
         self.db = db
@@ -178,7 +178,9 @@ class AgentPage:
         self.shop_name = shop_name
         self.lang = language
         self.tz = timezone
-        self.secure_cookie = secure_cookie
+        public = urlsplit(public_url)
+        self.public_origin = f"{public.scheme}://{public.netloc}" if public.netloc else ""
+        self.secure_cookie = public.scheme == "https"
         self.poll_seconds = poll_seconds
         self.throttle = LoginThrottle()
         self.static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
@@ -247,7 +249,9 @@ class AgentPage:
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        # A cross-site form post is refused (behind a proxy that rewrites Host, the public
+        # address in http.public_url is the page's own origin).
+        if origin and urlsplit(origin).netloc != request.host and origin.rstrip("/") != self.public_origin:
             return self._login_page(page_text(self.lang, "login.forbidden"), status=403)
         form = await request.post()
         raw_name = str(form.get("name", ""))
@@ -454,7 +458,7 @@ class AgentPage:
             order["purchased_at"] = local_time(order["purchased_at"], self.tz)
             order["amount"] = _amount(order["amount"], self.lang)
         past = await tickets.past_scores(reader, ticket.customer_id) if ticket.customer_id else ()
-        events = await agent_views.events(reader, ticket.id, since)
+        events = await agent_views.events(reader, ticket.id)  # a ticket's events are few: all, then the new ones
         return {
             "ticket": {
                 **self._ticket_fields(ticket, now),
@@ -462,11 +466,11 @@ class AgentPage:
                 "photos": len(ticket.photos),
                 "reopened": ticket.reopened_count,
                 "resolution_score": ticket.resolution_score,
-                "escalated": any(e.action in ("escalated", "sla_breach") for e in events) if not since else None,
+                "escalated": any(e.action in ("escalated", "sla_breach") for e in events),
             },
             "customer": {**people, "past_csat": list(past)},
             "order": order,
-            "events": [self._event(e) for e in events],
+            "events": [self._event(e) for e in events if e.id > since],
         }
 
     def _event(self, e: EventRecord) -> dict[str, Any]:
@@ -525,7 +529,7 @@ async def mount(app: web.Application, config: Config, db: Database, clock: Clock
         shop_name=config.get("shop", "name"),
         language=config.get("agents", "language"),
         timezone=config.tz,
-        secure_cookie=config.get("http", "public_url").startswith("https://"),
+        public_url=config.get("http", "public_url"),
         poll_seconds=section["poll_interval"].total_seconds(),
     )
     page.register(app)

@@ -52,10 +52,9 @@ async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 
     ]
 
 
-async def events(conn: Connection, ticket_id: int, after_id: int = 0) -> list[EventRecord]:
+async def events(conn: Connection, ticket_id: int) -> list[EventRecord]:
     rows = await conn.execute_fetchall(
-        "SELECT id, at, actor, actor_name, action, body FROM ticket_events WHERE ticket_id = ? AND id > ? ORDER BY id",
-        (ticket_id, after_id),
+        "SELECT id, at, actor, actor_name, action, body FROM ticket_events WHERE ticket_id = ? ORDER BY id", (ticket_id,)
     )
     return [EventRecord(r["id"], from_db(r["at"]), r["actor"], r["actor_name"], r["action"], r["body"]) for r in rows]  # type: ignore[arg-type]
 

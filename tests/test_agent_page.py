@@ -147,6 +147,8 @@ async def test_wrong_token_is_refused_and_repeated_failures_are_throttled(solo):
     assert status == 400 and "Hãy nhập tên" in body
     status, _ = await agent.login(Origin="http://evil.example")  # a cross-site form post
     assert status == 403
+    status, _ = await agent.login(Origin="null")  # e.g. from a sandboxed frame
+    assert status == 403
     for _ in range(4):
         assert (await agent.login(token="guess"))[0] == 401
     status, body = await agent.login()  # five failures: even the right token waits now
@@ -269,6 +271,8 @@ async def test_claim_tells_the_customer_and_refusals_are_audited(solo):
     ]
     [listed] = await agent.tickets()
     assert listed["escalated"] is True and listed["priority"] == "high"
+    _, news = await agent.get_json("/agent/api/tickets/1?since=999")
+    assert news["events"] == [] and news["ticket"]["escalated"] is True
 
 
 async def test_a_missing_ticket_is_404_and_changes_nothing(solo):
@@ -348,6 +352,22 @@ async def test_with_a_group_the_card_follows_the_web_agent(tmp_path, tg, clock):
         await h.deliver(tg.make_message_update(9001, "Shop gọi lại cho chị nhé", chat_id=GROUP, reply_to_message_id=card.message_id))
         _, detail = await agent.get_json("/agent/api/tickets/1")
         assert [(e["action"], e["who"]) for e in detail["events"]][-1] == ("reply", "Minh")
+    finally:
+        await agent.close()
+        await h.close()
+
+
+async def test_behind_an_https_proxy_the_cookie_is_secure_and_the_public_origin_may_sign_in(tmp_path, tg, clock):
+    config = make_config(tmp_path, tg, http={"public_url": "https://shop.example/bot"}, telegram={"mode": "polling"})
+    h = Harness(config, tg, clock)
+    await h.start()
+    agent = AgentClient(h)
+    try:
+        async with agent.http.post(f"{h.url}/agent/login", data={"name": "An", "token": API_TOKEN},
+                                   headers={"Origin": "https://shop.example"}, allow_redirects=False) as resp:
+            assert resp.status == 303
+            assert "Secure" in resp.headers["Set-Cookie"] and "SameSite=Strict" in resp.headers["Set-Cookie"]
+            assert "HttpOnly" in resp.headers["Set-Cookie"]
     finally:
         await agent.close()
         await h.close()
