@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import agent_page
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo import DbTokenStore, ZaloChannel
@@ -142,6 +143,7 @@ class FeedbotApp:
                 max_event_age=cfg.get("zalo", "max_event_age"), clock=self.clock,
             )
             self.zalo_webhook.register(web_app)
+        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.desk, self.api_token)
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"))

@@ -316,6 +316,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "messages_per_second": (_positive_number, 10),
         "refresh_margin": (_positive_duration, "10m"),
     },
+    "agent_page": {
+        "enabled": (_bool, True),
+        "session_lifetime": (_positive_duration, "12h"),
+        "poll_interval": (_positive_duration, "5s"),
+    },
 }
 
 

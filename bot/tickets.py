@@ -314,6 +314,8 @@ class TicketDesk:
         self, tx: Connection, ticket: TicketRecord, body: str, *, now: datetime,
         buttons: list[list[dict[str, str]]] | None = None, card: bool = False, coalesce: bool = False,
     ) -> None:
+        if not self.config.chat_id:
+            return  # no agents' group (agents use the web page): nothing to post
         payload: dict[str, Any] = {"text": body, "buttons": buttons or []}
         if card:
             payload["card"] = True
@@ -321,6 +323,8 @@ class TicketDesk:
         await enqueue(tx, self._group(ticket), "send_text", payload, now, coalesce_key=coalesce_key)
 
     async def _photo_to_group(self, tx: Connection, ticket: TicketRecord, file_id: str, caption: str, now: datetime) -> None:
+        if not self.config.chat_id:
+            return
         await enqueue(tx, self._group(ticket), "send_photo", {"file_id": file_id, "text": caption}, now)
 
     async def _to_customer(self, tx: Connection, ticket: TicketRecord, say: Callable[[str], str], now: datetime) -> None:

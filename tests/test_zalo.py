@@ -87,8 +87,7 @@ async def tap(h: Harness, fake: FakeZaloServer, message: SentMessage, label_star
 
 
 async def next_message(fake: FakeZaloServer, user: str = USER) -> SentMessage:
-    count = len(fake.sent_to(user)) + 1
-    return (await fake.wait_for_messages(user, count))[count - 1]
+    return await fake.next_to(user)
 
 
 async def outbox_settled(h: Harness, timeout: float = 5.0) -> list[dict]:

@@ -84,6 +84,7 @@ class FakeZaloServer:
         self.last_interaction: dict[str, datetime] = {}
         self.quota: int | None = None  # messages the OA may still send; None: unlimited
         self.messages: list[SentMessage] = []
+        self._taken: dict[str, int] = {}  # per user: how many messages next_to has handed out
         self.counters = Counters()
         self.refuse_buttons = False  # answer -233 to button templates (an OA without them)
         self._faults: list[str] = []
@@ -130,6 +131,14 @@ class FakeZaloServer:
 
     def sent_to(self, user_id: str) -> list[SentMessage]:
         return [m for m in self.messages if m.user_id == user_id]
+
+    async def next_to(self, user_id: str, timeout: float = 5.0) -> SentMessage:
+        """The first message to this user that a test has not taken yet (a cursor, so a
+        message that arrived before the test asked is not skipped)."""
+        index = self._taken.get(user_id, 0)
+        message = (await self.wait_for_messages(user_id, index + 1, timeout))[index]
+        self._taken[user_id] = index + 1
+        return message
 
     async def wait_for_messages(self, user_id: str, count: int, timeout: float = 5.0) -> list[SentMessage]:
         loop = asyncio.get_running_loop()

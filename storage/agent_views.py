@@ -1,0 +1,88 @@
+"""Read-only queries for the agents' web page: the ticket list and one ticket's details."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.db import Connection, fetch_one
+from storage.tickets import TicketRecord, _record
+from storage.timefmt import from_db, to_db
+
+_PRIORITY_RANK = "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
+
+
+@dataclass(frozen=True)
+class ListedTicket:
+    ticket: TicketRecord
+    customer_name: str
+    channel: str
+    escalated: bool
+    last_event_id: int
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    at: datetime
+    actor: str
+    actor_name: str | None
+    action: str
+    body: str | None
+
+
+async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 300) -> list[ListedTicket]:
+    """Unresolved tickets (most urgent, then earliest due first), then those resolved since."""
+    rows = await conn.execute_fetchall(
+        "SELECT t.*, p.order_id, COALESCE(cu.name, ct.display_name, '') AS customer_name, ct.channel AS contact_channel,"
+        " EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.action IN ('escalated', 'sla_breach'))"
+        " AS escalated,"
+        " COALESCE((SELECT MAX(e.id) FROM ticket_events e WHERE e.ticket_id = t.id), 0) AS last_event_id"
+        " FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
+        " LEFT JOIN customers cu ON cu.id = t.customer_id JOIN contacts ct ON ct.id = t.contact_id"
+        " WHERE t.status != 'resolved' OR t.resolved_at >= ?"
+        f" ORDER BY t.status = 'resolved', CASE WHEN t.status = 'resolved' THEN 0 ELSE {_PRIORITY_RANK} END,"
+        " t.resolved_at DESC, t.first_response_due_at, t.id LIMIT ?",
+        (to_db(resolved_since), limit),
+    )
+    return [
+        ListedTicket(_record(r), r["customer_name"] or "?", r["contact_channel"], bool(r["escalated"]), r["last_event_id"])
+        for r in rows
+    ]
+
+
+async def events(conn: Connection, ticket_id: int) -> list[EventRecord]:
+    rows = await conn.execute_fetchall(
+        "SELECT id, at, actor, actor_name, action, body FROM ticket_events WHERE ticket_id = ? ORDER BY id", (ticket_id,)
+    )
+    return [EventRecord(r["id"], from_db(r["at"]), r["actor"], r["actor_name"], r["action"], r["body"]) for r in rows]  # type: ignore[arg-type]
+
+
+async def ticket_people(conn: Connection, ticket: TicketRecord) -> dict[str, Any]:
+    """The customer and order behind a ticket, as the page shows them."""
+    contact = await fetch_one(conn, "SELECT channel, display_name, language FROM contacts WHERE id = ?", (ticket.contact_id,))
+    customer = None
+    if ticket.customer_id is not None:
+        customer = await fetch_one(conn, "SELECT name, phone FROM customers WHERE id = ?", (ticket.customer_id,))
+    order = None
+    if ticket.purchase_id is not None:
+        order = await fetch_one(
+            conn, "SELECT order_id, amount, currency, items, store, touchpoint, purchased_at FROM purchases WHERE id = ?",
+            (ticket.purchase_id,),
+        )
+    return {
+        "name": (customer["name"] if customer else None) or (contact["display_name"] if contact else "") or "?",
+        "phone": customer["phone"] if customer else None,
+        "channel": contact["channel"] if contact else None,
+        "language": contact["language"] if contact else None,
+        "order": None if order is None else {
+            "order_id": order["order_id"],
+            "amount": str(order["amount"]),
+            "currency": order["currency"],
+            "items": json.loads(order["items"]),
+            "store": order["store"],
+            "touchpoint": order["touchpoint"],
+            "purchased_at": from_db(order["purchased_at"]),
+        },
+    }

@@ -1,0 +1,113 @@
+"""The agents' page in a real headless Chromium (Debian's /usr/bin/chromium driven by
+Playwright's bundled driver; skipped where that browser is missing or cannot start)."""
+from __future__ import annotations
+
+import os
+import re
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import pytest
+
+from tests.conftest import API_TOKEN, Harness, make_config
+from tests.test_agent_page import CUSTOMER, file_complaint
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 10_000
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[object]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"headless Chromium not available: {CHROMIUM} is missing")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError as exc:
+        pytest.skip(f"headless Chromium not available: playwright is not installed ({exc})")
+    driver = await async_playwright().start()
+    try:
+        try:
+            browser = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
+        except Exception as exc:  # e.g. missing libraries on this machine
+            pytest.skip(f"headless Chromium not available: {type(exc).__name__}: {str(exc)[:200]}")
+        try:
+            yield browser
+        finally:
+            await browser.close()
+    finally:
+        await driver.stop()
+
+
+async def shot(page, name: str) -> None:
+    """With FEEDBOT_SCREENSHOTS=<folder>, keep a full-page screenshot to look at."""
+    if os.environ.get("FEEDBOT_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["FEEDBOT_SCREENSHOTS"], name), full_page=True)
+
+
+async def test_an_agent_signs_in_answers_and_resolves_on_a_phone_sized_screen(tmp_path, tg, clock):
+    from playwright.async_api import expect
+
+    h = Harness(make_config(tmp_path, tg, agent_page={"poll_interval": "1s"}), tg, clock)
+    await h.start()
+    try:
+        await file_complaint(h, tg, 'Hộp bị móp <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">')
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 360, "height": 740})
+            page.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+            await page.goto(f"{h.url}/agent")
+            assert page.url.endswith("/agent/login")
+            await page.get_by_label("Tên của bạn").fill("Lan Anh")
+            await page.get_by_label("Mã truy cập").fill("wrong-token")
+            await page.get_by_role("button", name="Đăng nhập").click()
+            await expect(page.get_by_role("alert")).to_have_text("Sai mã truy cập. Vui lòng thử lại.")
+            await page.get_by_label("Mã truy cập").fill(API_TOKEN)
+            await page.get_by_label("Mã truy cập").press("Enter")
+            await page.wait_for_url(re.compile(r"/agent$"))
+
+            link = page.get_by_role("link", name=re.compile("KN-0001"))
+            await expect(link).to_contain_text("Chờ nhận")
+            await expect(page.locator("#tickets")).to_contain_text("Nguyễn Thị Lan")
+            await shot(page, "agent-list.png")
+            await link.focus()  # the keyboard opens a ticket
+            await page.keyboard.press("Enter")
+            heading = page.get_by_role("heading", name="KN-0001 · Giao hàng")
+            await expect(heading).to_be_focused()
+            facts = page.locator("#facts")
+            await expect(facts).to_contain_text("<script>window.__pwned = 1</script>")  # shown as text
+            assert await page.evaluate("window.__pwned") is None
+
+            # The customer writes while the page is open: it appears without a reload.
+            await h.customer_says(CUSTOMER, "Khi nào shop gửi hàng bù ạ?")
+            await expect(page.locator("#events")).to_contain_text("Khi nào shop gửi hàng bù ạ?")
+            await expect(page.locator("#announce")).to_contain_text("Khi nào shop gửi hàng bù ạ?")
+
+            await page.get_by_label("Trả lời khách").fill("Chiều nay shop gửi ạ")
+            await page.get_by_role("button", name="Gửi cho khách").click()
+            await expect(page.get_by_role("status")).to_have_text("Đã gửi cho khách.")
+            await expect(page.get_by_label("Trả lời khách")).to_have_value("")
+            await page.get_by_role("button", name="✅ Đã xong").click()
+            await expect(page.get_by_role("status")).to_contain_text("Đã đóng KN-0001")
+            await expect(page.get_by_role("button", name="✅ Đã xong")).to_be_disabled()
+
+            # Nothing is wider than a 360 px phone screen.
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+            await shot(page, "agent-ticket.png")
+            assert errors == []
+
+        texts = [m.text for m in await tg.wait_for_messages(CUSTOMER, 9)]
+        assert texts[7] == "💬 Shop An (KN-0001): Chiều nay shop gửi ạ"
+        assert "KN-0001 đã được xử lý xong" in texts[8]
+        ticket = (await h.rows("SELECT status, assignee_name FROM tickets"))[0]
+        assert ticket == {"status": "resolved", "assignee_name": "Lan Anh"}
+        actions = [(r["action"], r["actor_name"]) for r in await h.rows("SELECT action, actor_name FROM ticket_events ORDER BY id")]
+        assert actions == [("opened", "Nguyễn Thị Lan"), ("customer_message", "Nguyễn Thị Lan"),
+                           ("reply", "Lan Anh"), ("resolved", "Lan Anh")]
+    finally:
+        await h.close()
