@@ -36,7 +36,8 @@ that fit nowhere else.
 8. Secrets in logs: tests/secrets_guard.py (session-wide: every log record of the run and every log file of
    the real-process tests); here: test_the_secrets_guard_catches_a_leaked_token; tests/test_cli.py:
    test_real_process_serves_telegram_and_never_logs_the_token.
-9. SIGTERM under load: tests/test_faults_process.py: test_sigterm_under_load_finishes_in_flight_work_and_loses_nothing.
+9. SIGTERM under load: tests/test_faults_process.py: test_sigterm_under_load_finishes_in_flight_work_and_loses_nothing
+   (long polling, sends and purchases in flight), test_sigterm_with_webhook_requests_in_flight_loses_and_repeats_nothing.
 10. 8 concurrent writers for 60 s, zero "database is locked": tests/test_faults_writers.py (marked slow).
 """
 from __future__ import annotations
