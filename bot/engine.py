@@ -212,6 +212,8 @@ class Engine:
             choice_message_id=event.message_id if event.choice is not None else None,
         )
         target = await apply(tx, decisions, target, now)
+        if ticket_id is not None and ticket_record is None and event.choice is not None:
+            await self._audit_foreign_ticket_button(tx, ticket_id, contact, event.choice, now)
         for decision in decisions:
             await self._customer_ticket_decision(tx, decision, ctx, contact, target, now)
         if target.customer_id is not None and any(isinstance(d, SendPendingSurveys) for d in decisions):
@@ -243,6 +245,17 @@ class Engine:
         elif isinstance(decision, ReopenTicket):
             reopened = await desk.reopen(tx, ticket, now)
             await apply(tx, complaint.reopened(TicketDesk.view(reopened), ctx), target, now)
+
+    async def _audit_foreign_ticket_button(
+        self, tx: Connection, ticket_id: int, contact: ContactRecord, choice: str, now: datetime
+    ) -> None:
+        """A button naming a ticket that is not this contact's (a guessed number, crafted data):
+        the flow refused it; the attempt goes to the audit trail (of that ticket, if it exists)."""
+        other = await tickets.get(tx, ticket_id)
+        if other is not None and other.contact_id == contact.id:
+            return  # their own ticket, only older than the reopen window: a stale button
+        actor = Actor("customer", str(contact.id), contact.display_name)
+        await self._require_desk().deny(tx, other.id if other else None, actor, f"button:{choice[:64]}", now)
 
     def _require_desk(self) -> TicketDesk:
         if self.desk is None:

@@ -44,6 +44,13 @@ def setup(level: str, secrets: Iterable[str]) -> None:
     for handler in root.handlers:
         handler.filters = [f for f in handler.filters if not isinstance(f, RedactSecrets)]
         handler.addFilter(redactor)
-    # httpx logs every request URL, and Bot API URLs contain the token.
-    for noisy in ("httpx", "httpcore", "telegram", "apscheduler", "aiohttp.access", "aiosqlite"):
+    quiet_noisy_loggers()
+
+
+# httpx logs every request URL, and Bot API URLs contain the token.
+NOISY_LOGGERS = ("httpx", "httpcore", "telegram", "apscheduler", "aiohttp.access", "aiosqlite")
+
+
+def quiet_noisy_loggers() -> None:
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

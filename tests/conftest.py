@@ -15,6 +15,8 @@ from bot.clock import FakeClock
 from bot.config import Config, parse_config
 from tests.fakes.telegram_api import FakeTelegramServer
 
+pytest_plugins = ["tests.secrets_guard"]  # issue 7 item 8: no secret in any log of the run
+
 # Loopback only: a proxy variable in the environment must not capture test traffic.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
