@@ -84,9 +84,14 @@ class Sender:
         self._wake.set()
 
     async def recover(self) -> int:
-        """At start: rows a crash left 'sending' may have arrived; mark them unknown."""
+        """At start: rows a crash left 'sending' may have arrived; mark them unknown (survey
+        questions excepted: they are sent again, see outbox.requeue_in_flight_surveys)."""
         async with self.db.transaction() as tx:
+            requeued = await outbox.requeue_in_flight_surveys(tx)
             count = await outbox.recover_in_flight(tx)
+        if requeued:
+            log.warning("outbox: %d survey question(s) were in flight when the bot stopped; sending them again "
+                        "(a customer may get one twice)", requeued)
         if count:
             log.warning("outbox: %d message(s) were in flight when the bot stopped; marked unknown, not resent", count)
         return count

@@ -138,6 +138,18 @@ async def mark_final(conn: Connection, ids: list[int], status: str, error: str) 
     )
 
 
+async def requeue_in_flight_surveys(conn: Connection) -> int:
+    """Scheduled survey questions (bulk, priority 1) left 'sending' by a crash go out again:
+    a question that never arrived is lost feedback, one that arrives twice is one extra
+    message (the rule: every due survey is sent, at most the in-flight ones twice). Call
+    before recover_in_flight."""
+    cur = await conn.execute(
+        "UPDATE outbox SET status = 'pending', last_error = 'in flight when the bot stopped; sent again'"
+        " WHERE status = 'sending' AND survey_id IS NOT NULL AND priority = 1 AND method = 'send_text'"
+    )
+    return cur.rowcount
+
+
 async def recover_in_flight(conn: Connection) -> int:
     """Rows left 'sending' by a crash: we cannot know whether they arrived, so never resend."""
     cur = await conn.execute(

@@ -299,15 +299,11 @@ async def test_kill_9_while_a_survey_batch_is_sending(bot, tg):
     print(f"\nitem 2: survey batch of {len(SURVEY_USERS)}: kill -9 after {sent_at_kill} reached Telegram, "
           f"{len(in_flight)} in flight; after restart: duplicates {duplicates}, never delivered {len(never)}, "
           f"outbox {({r['status']: r['n'] for r in statuses})}")
+    # The rule: every due survey sent, at most the in-flight ones twice (survey
+    # questions left 'sending' by the kill are sent again at restart).
+    assert never == []
     assert duplicates <= len(in_flight)
-    # A row in flight at the kill is 'unknown' (never resent blindly): a survey that did not
-    # reach Telegram is only possible among those, and is recorded, not silently dropped.
-    assert len(never) <= len(in_flight)
-    for user in never:
-        row = bot.rows("SELECT o.status FROM outbox o JOIN surveys s ON s.id = o.survey_id"
-                       " JOIN purchases p ON p.id = s.purchase_id WHERE p.order_id = ?", (f"S-{user}",))
-        assert row == [{"status": "unknown"}]
-    assert all(n <= 1 for n in got.values())  # the bot's policy: at most once, even for those
+    assert all(n <= 2 for n in got.values())
     surveys = bot.rows("SELECT p.order_id, s.status, s.skip_reason FROM surveys s"
                        " JOIN purchases p ON p.id = s.purchase_id ORDER BY s.id")
     assert [s["status"] for s in surveys if int(s["order_id"][2:]) in SURVEY_USERS] == ["sent"] * len(SURVEY_USERS)

@@ -305,6 +305,36 @@ async def enqueue(tx, text: str, priority: int) -> int:
     )
 
 
+async def test_survey_questions_in_flight_at_a_crash_are_sent_again(db):
+    async with db.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO customers (id, external_id, name, link_token, created_at, updated_at)"
+            " VALUES (1, 'C-1', 'Lan', 'tok', 'x', 'x')"
+        )
+        await tx.execute(
+            "INSERT INTO purchases (id, order_id, customer_id, amount, currency, items, touchpoint, purchased_at,"
+            " fingerprint, created_at) VALUES (1, 'A-1', 1, 1, 'VND', '[]', 'delivery', 'x', 'f', 'x')"
+        )
+        await tx.execute(
+            "INSERT INTO surveys (id, purchase_id, customer_id, touchpoint, status, due_at, created_at)"
+            " VALUES (1, 1, 1, 'delivery', 'sent', 'x', 'x')"
+        )
+        question = await outbox.enqueue(
+            tx, channel="telegram", chat_id="1", contact_id=None, method="send_text",
+            payload={"text": "how was it?"}, now=START, priority=1, survey_id=1,
+        )
+        reply = await outbox.enqueue(
+            tx, channel="telegram", chat_id="1", contact_id=None, method="send_text",
+            payload={"text": "thanks"}, now=START, priority=0, survey_id=1,
+        )
+        for row_id in (question, reply):
+            assert await outbox.mark_sending(tx, row_id)
+        assert await outbox.requeue_in_flight_surveys(tx) == 1
+        assert await outbox.recover_in_flight(tx) == 1
+    rows = {r["id"]: r["status"] for r in await db.fetchall("SELECT id, status FROM outbox")}
+    assert rows == {question: "pending", reply: "unknown"}
+
+
 async def test_recover_in_flight_marks_sending_rows_unknown(db):
     async with db.transaction() as tx:
         in_flight = await enqueue(tx, "in flight", 0)

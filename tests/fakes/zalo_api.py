@@ -15,6 +15,7 @@ It behaves like the platform as its documentation describes it (see bot/channels
 """
 from __future__ import annotations
 
+
 import asyncio
 import hashlib
 import itertools
@@ -27,6 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.clock import Clock
+from tests.secrets_guard import add_secret
 
 TOKEN_LIFETIME = timedelta(seconds=90000)  # 25 h, as the platform gives
 WINDOW = timedelta(days=7)
@@ -78,6 +80,9 @@ class FakeZaloServer:
         self.oa_secret_key = oa_secret_key
         self.oa_id = oa_id
         self.window = window
+        for value, name in ((app_secret, "the Zalo app secret"), (oa_secret_key, "the Zalo OA secret key"),
+                            (access_token, "the Zalo access token"), (refresh_token, "the Zalo refresh token")):
+            add_secret(value, name)  # the session's log guard (tests/secrets_guard.py) looks for these
         self.access_tokens: dict[str, datetime | None] = {access_token: None}  # None: no expiry known
         self.refresh_tokens: set[str] = {refresh_token}
         self.followers: set[str] = set()
@@ -257,5 +262,7 @@ class FakeZaloServer:
         access, new_refresh = f"AT-{n:06d}-rotated", f"RT-{n:06d}-rotated"
         self.access_tokens[access] = self.clock.now() + TOKEN_LIFETIME
         self.refresh_tokens.add(new_refresh)
+        add_secret(access, "a rotated Zalo access token")
+        add_secret(new_refresh, "a rotated Zalo refresh token")
         self.counters.refreshes += 1
         return web.json_response({"access_token": access, "refresh_token": new_refresh, "expires_in": "90000"})
