@@ -12,6 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel
+from bot.channels.web import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.digest import service_for
@@ -20,6 +21,7 @@ from bot.http_api import TELEGRAM_WEBHOOK_PATH, HttpApi
 from bot.sender import Sender
 from bot.surveys import SurveyDispatcher
 from bot.tickets import DeskConfig, TicketDesk
+from bot import demo, web_chat
 from storage import settings
 from storage.db import Database
 
@@ -39,6 +41,7 @@ class FeedbotApp:
         self.sender_clock = sender_clock
         self.db = Database(config.get("database", "path"))
         self.telegram: TelegramChannel | None = None
+        self.web: WebChannel | None = None
         self.channels: dict[str, Channel] = {}
         self.api_token = ""
         self.bot_username: str | None = None
@@ -58,9 +61,13 @@ class FeedbotApp:
             webhook_secret = cfg.get("telegram", "webhook_secret") or await settings.get_or_create(
                 tx, "telegram_webhook_secret", lambda: secrets.token_urlsafe(32)
             )
+            web_secrets = await web_chat.load_secrets(tx, cfg)
         self.bot_username = cfg.get("telegram", "bot_username").lstrip("@") or None
         if cfg.telegram_enabled:
             await self._start_telegram()
+        if cfg.get("web", "enabled"):
+            self.web = WebChannel(self.db, self.clock)
+            self.channels["web"] = self.web
 
         policy = cfg.survey_policy()
         shop = cfg.get("shop", "name")
@@ -96,7 +103,8 @@ class FeedbotApp:
         self.desk.wake_sender = self.sender.wake
         await self.sender.recover()
         self.dispatcher = SurveyDispatcher(
-            self.db, self.clock, policy, shop, frozenset(self.channels), wake_sender=self.sender.wake
+            self.db, self.clock, policy, shop, frozenset(self.channels), wake_sender=self.sender.wake,
+            demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
         )
         self.engine = Engine(
             self.db,
@@ -127,8 +135,16 @@ class FeedbotApp:
             telegram_webhook_secret=webhook_secret if self.telegram and cfg.telegram_webhook else None,
             bot_username=lambda: self.bot_username,
             reports=self.digests,
+            web_link=self.web_chat_url if self.web else None,
         )
-        self._runner = web.AppRunner(http.make_app(), access_log=None)
+        app = http.make_app()
+        if self.web is not None:
+            web_chat.WebChat(
+                db=self.db, clock=self.clock, engine=self.engine, channel=self.web, secrets=web_secrets,
+                limits=web_chat.WebLimits.from_config(cfg), shop_name=shop, public_url=cfg.get("http", "public_url"),
+                demo=self.demo_purchase if cfg.web_demo else None,
+            ).add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"))
         await site.start()
@@ -209,3 +225,11 @@ class FeedbotApp:
     @property
     def base_url(self) -> str:
         return f"http://{self.config.get('http', 'host')}:{self.port}"
+
+    def web_chat_url(self, link_token: str | None = None) -> str:
+        """The web chat page (with a link token: the customer's survey), public address first."""
+        return web_chat.chat_url(self.config.get("http", "public_url") or self.base_url, link_token)
+
+    async def demo_purchase(self) -> demo.PurchaseOutcome:
+        cfg = self.config
+        return await demo.create_demo_purchase(self.db, self.clock, cfg.survey_policy(), cfg.get("survey", "touchpoints"))

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Callable
 
 from bot.clock import Clock
+from bot.demo import is_demo_customer
 from bot.effects import Target, apply
 from flows import csat
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
@@ -29,6 +30,7 @@ class SurveyDispatcher:
         shop_name: str,
         channels: frozenset[str],
         wake_sender: Callable[[], None] = lambda: None,
+        demo_policy: SurveyPolicy | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -36,6 +38,7 @@ class SurveyDispatcher:
         self.shop_name = shop_name
         self.channels = channels  # channels we can send on now; other contacts are unreachable
         self.wake_sender = wake_sender
+        self.demo_policy = demo_policy  # demo mode: demo customers' surveys ignore quiet hours
 
     async def dispatch_due(self) -> Counter[str]:  # bulk: priority 1 in the outbox
         """Decide every survey whose time has come: send, skip, postpone or wait for a chat."""
@@ -73,7 +76,7 @@ class SurveyDispatcher:
             opted_out=customer.opted_out,
             has_contact=contact is not None,
             last_sent_at=await surveys.last_sent_at(tx, survey.customer_id),
-            policy=self.policy,
+            policy=self.demo_policy if self.demo_policy and is_demo_customer(customer.external_id) else self.policy,
             open_complaint=await tickets.has_open(tx, survey.customer_id),
         )
         match decision:
