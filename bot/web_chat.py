@@ -200,6 +200,7 @@ class WebChat:
         self.public_url = public_url
         self.demo = demo
         self.rate = RateLimiter(limits.messages_per_minute)
+        self._sockets: set[web.WebSocketResponse] = set()
         self._static = resources.files("bot").joinpath("web", "static")
 
     def add_routes(self, app: web.Application) -> None:
@@ -207,6 +208,12 @@ class WebChat:
         app.router.add_get("/chat/ws", self.websocket)
         app.router.add_get("/chat/static/{name}", self.static)
         app.router.add_get("/widget.js", self.widget)
+        app.on_shutdown.append(self._close_sockets)
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        """At stop: open sockets are told "going away" (1001); the pages reconnect later."""
+        for ws in list(self._sockets):
+            await ws.close(code=1001, message=b"server stopping")
 
     # --- page and files -------------------------------------------------------------------
 
@@ -258,6 +265,7 @@ class WebChat:
         # Far over the limit: aiohttp closes with 1009; just over it: an error frame (below).
         ws = web.WebSocketResponse(max_msg_size=self.limits.max_frame_bytes * 4, heartbeat=30.0)
         await ws.prepare(request)
+        self._sockets.add(ws)
         outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         session_id: str | None = None
         writer: asyncio.Task[None] | None = None
@@ -293,6 +301,7 @@ class WebChat:
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            self._sockets.discard(ws)
             if session_id is not None:
                 self.channel.unsubscribe(session_id, outgoing.put_nowait)
             if writer is not None:
