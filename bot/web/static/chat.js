@@ -32,6 +32,13 @@
     if (text !== undefined) e.textContent = text;
     return e;
   }
+  function stored(key, value) { // localStorage, when the browser allows it (private modes may not)
+    try {
+      if (value === undefined) return window.localStorage.getItem(key);
+      window.localStorage.setItem(key, value);
+    } catch (e) { /* the session then lasts as long as the page */ }
+    return null;
+  }
   function newId() {
     return "c" + Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
   }
@@ -41,7 +48,7 @@
     var t = UI[lang];
     var shop = opts.shop || root.getAttribute("data-shop") || "";
     var storeKey = "feedbot-session:" + opts.wsUrl;
-    var session = opts.persist ? localStorage.getItem(storeKey) : null;
+    var session = opts.persist ? stored(storeKey) : null;
     var lastSeq = 0, ws = null, attempt = 0, timer = null, pinger = null, maxChars = 2000;
     var pending = {}; // client id -> frame not yet accepted by the server
     var pendingOrder = [];
@@ -150,7 +157,7 @@
       switch (f.type) {
         case "welcome":
           session = f.session;
-          if (opts.persist) localStorage.setItem(storeKey, session);
+          if (opts.persist) stored(storeKey, session);
           if (f.max_message_chars) maxChars = f.max_message_chars;
           demo.hidden = !f.demo;
           attempt = 0;
