@@ -141,6 +141,8 @@ def _check_config(config: Config) -> int:
     print(f"  database: {config.get('database', 'path')}")
     print(f"  HTTP API: http://{config.get('http', 'host')}:{config.get('http', 'port')}")
     print(f"  telegram: {telegram}")
+    if config.get("web", "enabled"):
+        print(f"  web chat: /chat and /widget.js{', demo mode' if config.web_demo else ''}")
     s = config.section("survey")
     print(f"  surveys: {s['delay']} after purchase, quiet hours {s['quiet_hours'][0]:%H:%M}-{s['quiet_hours'][1]:%H:%M},"
           f" expire after {s['expires_after']}, at most one per {s['fatigue_days']} days")

@@ -70,7 +70,11 @@ def _mac(secret: str, purpose: str, value: str) -> str:
 def new_session(secret: str) -> tuple[str, str]:
     """(session id, signed token)."""
     session_id = secrets.token_urlsafe(18)
-    return session_id, f"{session_id}.{_mac(secret, 'session', session_id)}"
+    return session_id, sign_session(secret, session_id)
+
+
+def sign_session(secret: str, session_id: str) -> str:
+    return f"{session_id}.{_mac(secret, 'session', session_id)}"
 
 
 def verify_session(secret: str, token: Any) -> str | None:
@@ -280,7 +284,7 @@ class WebChat:
             if session_id is None:
                 session_id, token = new_session(self.session_secret)
             else:
-                token = f"{session_id}.{_session_mac(self.session_secret, session_id)}"
+                token = sign_session(self.session_secret, session_id)
             self.channel.subscribe(session_id, outgoing.put_nowait)
             resume = hello.get("resume")
             last_seq = resume if isinstance(resume, int) and not isinstance(resume, bool) and resume >= 0 else 0
@@ -424,10 +428,6 @@ class WebChat:
         payload = {"session": session_id, "id": frame_id, "lang": lang if lang in ("vi", "en") else None,
                    "name": f"web-{session_id[:6]}", **fields}
         await self.engine.receive(NAME, payload)
-
-
-def _session_mac(secret: str, session_id: str) -> str:
-    return _mac(secret, "session", session_id)
 
 
 def _error(code: str, message: str, frame_id: str | None = None) -> dict[str, Any]:

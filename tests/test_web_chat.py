@@ -356,3 +356,30 @@ async def test_web_channel_can_be_turned_off(tmp_path, clock):
     finally:
         await h.close()
 
+
+
+async def test_agent_relay_both_ways_between_the_web_and_the_agents_telegram_group(tmp_path, tg, clock):
+    group, agent = -1001234567890, 9001
+    tg.make_group(group, "Agents", is_forum=False, members={agent: "Minh"})
+    h = Harness(make_config(tmp_path, tg, agents={"chat_id": group}, sender={"group_messages_per_minute": 600}), tg, clock)
+    await h.start()
+    try:
+        v = await Visitor.connect(h)
+        await v.message("Xin chào")
+        await v.say("/complaint")
+        await v.tap(await v.message("Vấn đề thuộc loại nào"), "Chất lượng sản phẩm")
+        await v.message("mô tả")
+        await v.say("Áo bị rách ở tay áo")
+        await v.tap(await v.message("ảnh"), "Tiếp tục")
+        await v.tap(await v.message("Gửi khiếu nại này?"), "Gửi")
+        await v.message("KN-0001")
+        card = (await tg.wait_for_messages(group, 1))[0]
+        assert "KN-0001" in card.text and "Áo bị rách" in card.text
+        await h.deliver(tg.make_message_update(agent, "Shop đổi áo mới cho bạn nhé", chat_id=group,
+                                               reply_to_message_id=card.message_id))
+        assert (await v.message("KN-0001): Shop đổi áo"))["text"] == "💬 Shop An (KN-0001): Shop đổi áo mới cho bạn nhé"
+        await v.say("Cảm ơn shop")
+        back = (await tg.wait_for_messages(group, 2))[1]
+        assert back.text.endswith("(KN-0001): Cảm ơn shop") and back.reply_to_message_id == card.message_id
+    finally:
+        await h.close()
