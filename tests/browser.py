@@ -22,16 +22,16 @@ PHONE = {"width": 360, "height": 740}
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"headless Chromium not available: {CHROMIUM} is missing (apt-get install chromium chromium-driver)")
+async def chromium(executable: str = CHROMIUM) -> AsyncIterator[Any]:
+    if not os.path.exists(executable):
+        pytest.skip(f"headless Chromium not available: {executable} is missing (apt-get install chromium chromium-driver)")
     try:
         from playwright.async_api import async_playwright
     except ImportError as exc:
         pytest.skip(f"headless Chromium not available: the playwright package is missing ({exc})")
     async with async_playwright() as playwright:
         try:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=30_000)
+            browser = await playwright.chromium.launch(executable_path=executable, args=ARGS, timeout=30_000)
         except Exception as exc:  # noqa: BLE001 - any launch failure is a reason to skip
             pytest.skip(f"headless Chromium not available: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from tests.browser import PHONE, chromium
@@ -100,3 +101,15 @@ async def test_widget_on_the_shops_site_keeps_the_conversation_across_reloads(tm
     finally:
         await h.close()
         await runner.cleanup()
+
+
+async def test_without_chromium_the_browser_tests_skip_and_say_why(tmp_path):
+    with pytest.raises(pytest.skip.Exception, match="headless Chromium not available: .*missing"):
+        async with chromium(str(tmp_path / "no-chromium")):
+            pass
+    broken = tmp_path / "chromium"
+    broken.write_text("#!/bin/sh\nexit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(pytest.skip.Exception, match="headless Chromium not available: "):
+        async with chromium(str(broken)):
+            pass

@@ -383,3 +383,16 @@ async def test_agent_relay_both_ways_between_the_web_and_the_agents_telegram_gro
         assert back.text.endswith("(KN-0001): Cảm ơn shop") and back.reply_to_message_id == card.message_id
     finally:
         await h.close()
+
+
+def test_rate_limit_window_slides():
+    from bot.web_chat import RateLimiter
+
+    now = [1000.0]
+    limiter = RateLimiter(2, monotonic=lambda: now[0])
+    assert limiter.allow("s") and limiter.allow("s") and not limiter.allow("s")
+    assert limiter.allow("other")
+    now[0] += 59.0
+    assert not limiter.allow("s")
+    now[0] += 1.5  # the first two are more than a minute old
+    assert limiter.allow("s") and limiter.allow("s") and not limiter.allow("s")
