@@ -14,6 +14,7 @@ from bot import agent_page
 from bot.channels.base import Channel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo import DbTokenStore, ZaloChannel
+from bot.channels.web import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.digest import service_for
@@ -23,6 +24,7 @@ from bot.sender import Sender
 from bot.surveys import SurveyDispatcher
 from bot.tickets import DeskConfig, TicketDesk
 from bot.zalo_webhook import ZaloWebhook
+from bot import demo, web_chat
 from storage import settings
 from storage.db import Database
 
@@ -44,6 +46,7 @@ class FeedbotApp:
         self.telegram: TelegramChannel | None = None
         self.zalo: ZaloChannel | None = None
         self.zalo_webhook: ZaloWebhook | None = None
+        self.web: WebChannel | None = None
         self.channels: dict[str, Channel] = {}
         self.api_token = ""
         self.bot_username: str | None = None
@@ -63,11 +66,15 @@ class FeedbotApp:
             webhook_secret = cfg.get("telegram", "webhook_secret") or await settings.get_or_create(
                 tx, "telegram_webhook_secret", lambda: secrets.token_urlsafe(32)
             )
+            web_secrets = await web_chat.load_secrets(tx, cfg)
         self.bot_username = cfg.get("telegram", "bot_username").lstrip("@") or None
         if cfg.telegram_enabled:
             await self._start_telegram()
         if cfg.zalo_enabled:
             await self._start_zalo()
+        if cfg.get("web", "enabled"):
+            self.web = WebChannel(self.db, self.clock)
+            self.channels["web"] = self.web
 
         policy = cfg.survey_policy()
         shop = cfg.get("shop", "name")
@@ -105,6 +112,7 @@ class FeedbotApp:
         self.dispatcher = SurveyDispatcher(
             self.db, self.clock, policy, shop, frozenset(self.channels), wake_sender=self.sender.wake,
             channel_order=cfg.get("survey", "channel_order"),
+            demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
         )
         self.engine = Engine(
             self.db,
@@ -135,6 +143,7 @@ class FeedbotApp:
             telegram_webhook_secret=webhook_secret if self.telegram and cfg.telegram_webhook else None,
             bot_username=lambda: self.bot_username,
             reports=self.digests,
+            web_link=self.web_chat_url if self.web else None,
         )
         web_app = http.make_app()
         if self.zalo is not None:
@@ -143,6 +152,12 @@ class FeedbotApp:
                 max_event_age=cfg.get("zalo", "max_event_age"), clock=self.clock,
             )
             self.zalo_webhook.register(web_app)
+        if self.web is not None:
+            web_chat.WebChat(
+                db=self.db, clock=self.clock, engine=self.engine, channel=self.web, secrets=web_secrets,
+                limits=web_chat.WebLimits.from_config(cfg), shop_name=shop, public_url=cfg.get("http", "public_url"),
+                demo=self.demo_purchase if cfg.web_demo else None,
+            ).add_routes(web_app)
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.desk, self.api_token)
         self._runner = web.AppRunner(web_app, access_log=None)
         await self._runner.setup()
@@ -242,3 +257,11 @@ class FeedbotApp:
     @property
     def base_url(self) -> str:
         return f"http://{self.config.get('http', 'host')}:{self.port}"
+
+    def web_chat_url(self, link_token: str | None = None) -> str:
+        """The web chat page (with a link token: the customer's survey), public address first."""
+        return web_chat.chat_url(self.config.get("http", "public_url") or self.base_url, link_token)
+
+    async def demo_purchase(self) -> demo.PurchaseOutcome:
+        cfg = self.config
+        return await demo.create_demo_purchase(self.db, self.clock, cfg.survey_policy(), cfg.get("survey", "touchpoints"))

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
-from bot import logs
+from bot import logs, web_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
 from bot.config import ENV_SECRETS, Config, ConfigError, load_config
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="default: csv")
     export.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
     export.add_argument("--config", help=config_help)
+    web_cli.add_parsers(sub, config_help)
     return parser
 
 
@@ -115,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(config))
     if args.command == "api-token":
         return asyncio.run(_api_token(config))
+    if args.command in web_cli.COMMANDS:
+        return asyncio.run(web_cli.run(config, args))
     if args.command in ("digest", "export"):
         try:
             return asyncio.run(_digest(config, args) if args.command == "digest" else _export(config, args))
@@ -138,6 +141,8 @@ def _check_config(config: Config) -> int:
     print(f"  database: {config.get('database', 'path')}")
     print(f"  HTTP API: http://{config.get('http', 'host')}:{config.get('http', 'port')}")
     print(f"  telegram: {telegram}")
+    if config.get("web", "enabled"):
+        print(f"  web chat: /chat and /widget.js{', demo mode' if config.web_demo else ''}")
     s = config.section("survey")
     print(f"  surveys: {s['delay']} after purchase, quiet hours {s['quiet_hours'][0]:%H:%M}-{s['quiet_hours'][1]:%H:%M},"
           f" expire after {s['expires_after']}, at most one per {s['fatigue_days']} days")
@@ -245,6 +250,10 @@ async def _run(config: Config) -> int:
     log.info("feedbot is running: HTTP API on %s, Telegram %s, database %s (config: %s)",
              app.base_url, telegram, config.get("database", "path"), config.source)
     log.info("the API bearer token: run `feedbot api-token`; post purchases to %s/api/v1/purchases", app.base_url)
+    if app.web is not None:
+        print(f"Web chat: {app.web_chat_url()}", flush=True)
+        log.info("web chat: open %s (agents: %s/agent); a demo survey: `feedbot demo`%s", app.web_chat_url(),
+                 app.base_url, " or the page's demo button" if config.web_demo else "")
     await stop.wait()
     log.info("stopping...")
     await app.stop()

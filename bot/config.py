@@ -29,6 +29,7 @@ ENV_SECRETS = {
     ("zalo", "app_secret"): "FEEDBOT_ZALO_APP_SECRET",
     ("zalo", "access_token"): "FEEDBOT_ZALO_ACCESS_TOKEN",
     ("zalo", "refresh_token"): "FEEDBOT_ZALO_REFRESH_TOKEN",
+    ("web", "customer_token_secret"): "FEEDBOT_WEB_SECRET",
 }
 CONFIG_ENV = "FEEDBOT_CONFIG"
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -217,6 +218,27 @@ def _supervisor(value: Any) -> str:
     return text
 
 
+def _origins(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        origins = []
+        for v in value:
+            parsed = urlparse(v.strip())
+            if v.strip() != "*" and (parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/")):
+                break
+            origins.append(v.strip().rstrip("/").lower())
+        else:
+            return tuple(origins)
+    raise ValueError(f"expected a list of origins like ['https://shop.example.com'], got {value!r}")
+
+
+def _auto_bool(value: Any) -> bool | None:
+    if value == "auto":
+        return None
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"expected true, false or 'auto', got {value!r}")
+
+
 # --- the schema: section -> key -> (parser, default) --------------------------------
 
 SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
@@ -321,6 +343,15 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "session_lifetime": (_positive_duration, "12h"),
         "poll_interval": (_positive_duration, "5s"),
     },
+    "web": {
+        "enabled": (_bool, True),
+        "demo": (_auto_bool, "auto"),
+        "max_message_chars": (_int_range(1, 4096), 2000),
+        "max_frame_bytes": (_int_range(1024, 1024 * 1024), 16 * 1024),
+        "messages_per_minute": (_int_range(1, 600), 30),
+        "allowed_origins": (_origins, []),
+        "customer_token_secret": (_str, ""),
+    },
 }
 
 
@@ -349,6 +380,12 @@ class Config:
     @property
     def zalo_enabled(self) -> bool:
         return bool(self.get("zalo", "app_id"))
+
+    @property
+    def web_demo(self) -> bool:
+        """Demo mode of the web chat: on by default when there is no Telegram token."""
+        demo = self.get("web", "demo")
+        return self.get("web", "enabled") and (not self.telegram_enabled if demo is None else demo)
 
     @property
     def tz(self) -> ZoneInfo:

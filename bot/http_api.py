@@ -51,6 +51,7 @@ class HttpApi:
         telegram_webhook_secret: str | None,
         bot_username: Callable[[], str | None],
         reports: DigestService | None = None,
+        web_link: Callable[[str], str] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -62,6 +63,7 @@ class HttpApi:
         self.telegram_webhook_secret = telegram_webhook_secret
         self.bot_username = bot_username
         self.reports = reports
+        self.web_link = web_link  # the web chat's survey page for a link token (web channel on)
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=max(self.max_body_bytes, WEBHOOK_MAX_BYTES), middlewares=[self._errors])
@@ -212,6 +214,7 @@ class HttpApi:
     def _links(self, order_id: str, token: str) -> dict[str, str | None]:
         return {
             "telegram": self._telegram_link(token),
+            "web": self.web_link(token) if self.web_link else None,
             "qr_png": f"/api/v1/purchases/{quote(order_id, safe='')}/qr.png",
         }
 

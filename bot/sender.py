@@ -1,8 +1,11 @@
 """Drains the outbox through the channels within the platforms' limits.
 
-- ~30 messages/s overall (one start every 1/rate s), ~1/s per private chat, ~20/min per
-  group (the channel's `pacing`), messages to one chat in order, one in flight per chat.
-- 429: the whole sender pauses for retry_after, and the row waits at least that long.
+- ~30 messages/s overall per platform (one start every 1/rate s; the channel's
+  `messages_per_second`, None = no overall limit, missing = the configured rate), ~1/s per
+  private chat, ~20/min per group (the channel's `pacing`), messages to one chat in order,
+  one in flight per chat.
+- 429: every send on that channel pauses for retry_after, and the row waits at least that
+  long; other channels (the web chat) go on.
 - Transient failures (5xx, connection refused) retry with exponential backoff and full
   jitter, up to max_attempts; then the row is a dead letter ('failed') and logged.
 - Ambiguous failures (read timeout: the platform may have delivered) are marked
@@ -27,6 +30,7 @@ from storage.timefmt import from_db
 log = logging.getLogger(__name__)
 
 READY_BATCH = 200
+_UNSET = object()
 RATE_MARGIN = 0.97
 COALESCE_MAX_CHARS = 3500  # under Telegram's 4096, with room for the platform's own framing
 
@@ -74,8 +78,9 @@ class Sender:
         self.hooks = hooks
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
-        self._next_slot = 0.0
-        self._paused_until = 0.0
+        self._next_slot: dict[str, float] = {}  # per channel: its overall rate
+        self._paused_until: dict[str, float] = {}  # per channel: a 429 pauses that platform only
+        self._intervals: dict[str, float] = {}
         self._last_sent: dict[tuple[str, str], float] = {}
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.stats = {"sent": 0, "retried": 0, "failed": 0, "unknown": 0, "rate_limited": 0}
@@ -122,16 +127,19 @@ class Sender:
     async def pump(self) -> float:
         """Start every send the limits allow now; returns how long to wait before trying again."""
         mono = self.monotonic()
-        if mono < self._paused_until:
-            return self._paused_until - mono
-        rows = await outbox.ready(self.db.reader, self.clock.now(), READY_BATCH)
-        wait = IDLE_WAIT
+        pauses = {name: until - mono for name, until in self._paused_until.items() if until > mono}
+        # Rows of a paused channel are not even read: a long Telegram pause with a big
+        # backlog must not keep the web chat's messages out of the batch.
+        rows = await outbox.ready(self.db.reader, self.clock.now(), READY_BATCH, skip_channels=tuple(pauses))
+        wait = min([IDLE_WAIT, *pauses.values()])
         held: set[tuple[str, str]] = set()  # chats whose next message must wait: keep their order
         for row in rows:
             key = (row.channel, row.chat_id)
             if key in held or key in self._in_flight:
                 held.add(key)
                 continue
+            if self.monotonic() < self._paused_until.get(row.channel, 0.0):
+                continue  # a 429 of this channel during this pass: its rows wait, others go on
             channel = self.channels.get(row.channel)
             if channel is None:
                 await self._finish([row.id], "failed", f"channel {row.channel} is not enabled")
@@ -144,9 +152,11 @@ class Sender:
                     held.add(key)
                     continue
             if paced:  # the ~30/s budget is for messages; a button acknowledgement is not one
-                await self._global_slot()
-            if self.monotonic() < self._paused_until:
-                return self._paused_until - self.monotonic()
+                await self._global_slot(row.channel, channel)
+            if self.monotonic() < self._paused_until.get(row.channel, 0.0):
+                held.add(key)  # a 429 came in while we waited for the slot
+                wait = min(wait, self._paused_until[row.channel] - self.monotonic())
+                continue
             await self._slots.acquire()
             async with self.db.transaction() as tx:
                 claimed = await outbox.mark_sending(tx, row.id)
@@ -163,11 +173,25 @@ class Sender:
             wait = min(wait, max(0.0, (retry_at - self.clock.now()).total_seconds()))
         return wait
 
-    async def _global_slot(self) -> None:
+    def _interval(self, name: str, channel: Channel) -> float:
+        """Seconds between two message starts on this channel (0: no overall limit)."""
+        if name not in self._intervals:
+            rate = getattr(channel, "messages_per_second", _UNSET)
+            if rate is _UNSET:  # the channel does not say: the configured rate
+                self._intervals[name] = self.interval
+            else:
+                self._intervals[name] = 0.0 if rate is None else 1.0 / (rate * RATE_MARGIN)
+        return self._intervals[name]
+
+    async def _global_slot(self, name: str, channel: Channel) -> None:
+        interval = self._interval(name, channel)
+        if interval <= 0:
+            return
         now = self.monotonic()
-        if self._next_slot > now:
-            await asyncio.sleep(self._next_slot - now)
-        self._next_slot = max(self._next_slot, self.monotonic()) + self.interval
+        next_slot = self._next_slot.get(name, 0.0)
+        if next_slot > now:
+            await asyncio.sleep(next_slot - now)
+        self._next_slot[name] = max(self._next_slot.get(name, 0.0), self.monotonic()) + interval
 
     async def _send(
         self, channel: Channel, row: OutboxItem, merged: list[OutboxItem], key: tuple[str, str], paced: bool
@@ -183,8 +207,9 @@ class Sender:
             message_id = await channel.deliver(row.method, row.chat_id, payload)
         except RetryLater as exc:
             self.stats["rate_limited"] += 1
-            self._paused_until = max(self._paused_until, self.monotonic() + exc.seconds)
-            log.warning("%s asked us to slow down: pausing all sends for %.0fs", row.channel, exc.seconds)
+            until = self.monotonic() + exc.seconds
+            self._paused_until[row.channel] = max(self._paused_until.get(row.channel, 0.0), until)
+            log.warning("%s asked us to slow down: pausing its sends for %.0fs", row.channel, exc.seconds)
             await self._retry(ids, exc.seconds, str(exc), count_attempt=False)
         except Transient as exc:
             if attempt >= self.max_attempts:

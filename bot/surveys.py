@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Callable
 
 from bot.clock import Clock
+from bot.demo import is_demo_customer
 from bot.effects import Target, apply
 from flows import csat
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
@@ -30,6 +31,7 @@ class SurveyDispatcher:
         channels: frozenset[str],
         wake_sender: Callable[[], None] = lambda: None,
         channel_order: tuple[str, ...] = ("last_used",),
+        demo_policy: SurveyPolicy | None = None,
     ) -> None:
         self.db = db
         self.channel_order = channel_order  # which of a customer's chats gets the survey
@@ -38,6 +40,7 @@ class SurveyDispatcher:
         self.shop_name = shop_name
         self.channels = channels  # channels we can send on now; other contacts are unreachable
         self.wake_sender = wake_sender
+        self.demo_policy = demo_policy  # demo mode: demo customers' surveys ignore quiet hours
 
     async def dispatch_due(self) -> Counter[str]:  # bulk: priority 1 in the outbox
         """Decide every survey whose time has come: send, skip, postpone or wait for a chat."""
@@ -75,7 +78,7 @@ class SurveyDispatcher:
             opted_out=customer.opted_out,
             has_contact=contact is not None,
             last_sent_at=await surveys.last_sent_at(tx, survey.customer_id),
-            policy=self.policy,
+            policy=self.demo_policy if self.demo_policy and is_demo_customer(customer.external_id) else self.policy,
             open_complaint=await tickets.has_open(tx, survey.customer_id),
         )
         match decision:

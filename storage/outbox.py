@@ -49,13 +49,16 @@ async def enqueue(
     return cur.lastrowid
 
 
-async def ready(conn: Connection, now: datetime, limit: int) -> list[OutboxItem]:
+async def ready(
+    conn: Connection, now: datetime, limit: int, skip_channels: tuple[str, ...] = ()
+) -> list[OutboxItem]:
     """Pending messages whose retry time (if any) has come: interactive ones first, then in
-    the order they were written."""
+    the order they were written (none of `skip_channels`: paused platforms)."""
+    skip = f" AND channel NOT IN ({_in(list(skip_channels))})" if skip_channels else ""
     return [_item(r) for r in await conn.execute_fetchall(
-        f"{_SELECT} WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        f"{_SELECT} WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?){skip}"
         " ORDER BY priority, id LIMIT ?",
-        (to_db(now), limit),
+        (to_db(now), *skip_channels, limit),
     )]
 
 

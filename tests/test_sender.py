@@ -1,6 +1,8 @@
 """The outbox sender against the fake Bot API: 429, 5xx, timeouts, dead letters, pacing, order."""
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from datetime import datetime, timezone
 
@@ -175,3 +177,29 @@ async def test_rows_left_sending_by_a_crash_become_unknown_not_resent(db, channe
     await sender.drain(5)
     assert tg.requests_for("sendMessage") == []
     assert (await row(db, item))["status"] == "unknown"
+
+
+async def test_a_telegram_429_pause_does_not_hold_web_chat_messages(db, channel, tg):
+    from bot.channels.web import WebChannel
+
+    tg.fail_next("sendMessage", 429, retry_after=30)
+    telegram_row = await enqueue(db, 42, "to telegram")
+    async with db.transaction() as tx:
+        web_row = await outbox.enqueue(
+            tx, channel="web", chat_id="visitor-session-0001", contact_id=None, method="send_text",
+            payload={"text": "to the web", "buttons": []}, now=NOW,
+        )
+    sender = Sender(db, {"telegram": channel, "web": WebChannel(db)}, messages_per_second=1)
+    task = asyncio.create_task(sender.run())
+    try:
+        async with asyncio.timeout(10):
+            while (await row(db, web_row))["status"] != "sent":
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    held = await row(db, telegram_row)
+    assert held["status"] == "pending" and "retry after" in held["last_error"]  # still waiting out its 429
+    assert [c.status for c in tg.requests_for("sendMessage")] == [429]
+    shown = await db.fetchall("SELECT body FROM web_messages WHERE session_id = 'visitor-session-0001'")
+    assert [json.loads(r["body"])["text"] for r in shown] == ["to the web"]

@@ -57,3 +57,14 @@ class Channel(Protocol):
 
     async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
         """Send one outbox row; returns the platform's message id when there is one."""
+
+
+def split_command(text: str) -> tuple[str | None, str]:
+    """("/start abc") -> ("start", "abc"); (None, "") for text that is not a command."""
+    if not text.startswith("/"):
+        return None, ""
+    head, _, rest = text.partition(" ")
+    name = head[1:].split("@", 1)[0].lower()
+    if not name or not name.replace("_", "").isalnum():
+        return None, ""
+    return name, rest.strip()

@@ -31,7 +31,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import Ambiguous, Permanent, RetryLater, TopicsUnavailable, Transient
+from bot.channels.base import Ambiguous, Permanent, RetryLater, TopicsUnavailable, Transient, split_command
 from flows.model import Inbound
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,7 @@ def _parse_message(message: Any) -> Inbound | None:
     text = message.get("text") or message.get("caption") or ""
     if not isinstance(text, str):
         raise ValueError("message.text: not a string")
-    command, args = _command(text)
+    command, args = split_command(text)
     reply_to = message.get("reply_to_message")
     thread = message.get("message_thread_id") if message.get("is_topic_message") else None
     return Inbound(
@@ -343,16 +343,6 @@ def _parse_message(message: Any) -> Inbound | None:
         group=group,
         anonymous=_anonymous(message, user),
     )
-
-
-def _command(text: str) -> tuple[str | None, str]:
-    if not text.startswith("/"):
-        return None, ""
-    head, _, rest = text.partition(" ")
-    name = head[1:].split("@", 1)[0].lower()
-    if not name or not name.replace("_", "").isalnum():
-        return None, ""
-    return name, rest.strip()
 
 
 def _parse_callback(query: Any) -> Inbound | None:

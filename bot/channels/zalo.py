@@ -50,7 +50,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
-from bot.channels.telegram import _command
+from bot.channels.base import split_command
 from bot.clock import Clock
 from flows.model import Inbound
 from storage import zalo as zalo_store
@@ -247,7 +247,7 @@ class ZaloChannel:
             if isinstance(a, dict) and a.get("type") == "image" and isinstance(a.get("payload"), dict)
             and isinstance(a["payload"].get("url"), str)
         )
-        command, args = _command(text)
+        command, args = split_command(text)
         return replace(base, text=text, command=command, args=args, photos=photos)
 
     async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:

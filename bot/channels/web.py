@@ -1,0 +1,122 @@
+"""The web chat: a page and an embeddable widget talk to the bot over a WebSocket.
+
+Inbound: bot/web_chat.py verifies the visitor's signed session and builds the payload
+the inbox records ({"session", "id", "text" | "choice" + "message_id", "lang"}); the
+session in it is always the server-verified one, never a value the client claimed.
+Outbound: `deliver` appends to the session's log (web_messages) and pushes the entry to
+the session's open sockets; a page that was offline asks for what it missed by id.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Callable
+
+from bot.channels.base import Permanent, split_command
+from bot.clock import Clock, SystemClock
+from flows.model import Inbound
+from storage import web_messages
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+NAME = "web"
+SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+Push = Callable[[dict[str, Any]], None]
+
+
+class WebChannel:
+    name = NAME
+    messages_per_second: float | None = None  # our own server: no platform-wide limit
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+        self._live: dict[str, set[Push]] = {}
+
+    # --- live sockets -------------------------------------------------------------
+
+    def subscribe(self, session_id: str, push: Push) -> None:
+        self._live.setdefault(session_id, set()).add(push)
+
+    def unsubscribe(self, session_id: str, push: Push) -> None:
+        pushes = self._live.get(session_id)
+        if pushes is not None:
+            pushes.discard(push)
+            if not pushes:
+                del self._live[session_id]
+
+    def push(self, session_id: str, frame: dict[str, Any]) -> None:
+        for push in list(self._live.get(session_id, ())):
+            push(frame)
+
+    # --- receiving ------------------------------------------------------------------
+
+    def update_id(self, payload: dict[str, Any]) -> str:
+        session, frame_id = payload.get("session"), payload.get("id")
+        if not isinstance(session, str) or not SESSION_RE.fullmatch(session):
+            raise ValueError("session: missing or malformed")
+        if not isinstance(frame_id, str) or not 0 < len(frame_id) <= 100:
+            raise ValueError("id: missing or malformed")
+        return f"{session}:{frame_id}"
+
+    def parse(self, payload: dict[str, Any]) -> Inbound | None:
+        session = payload["session"]
+        common = {
+            "channel": NAME,
+            "user_id": session,
+            "chat_id": session,
+            "language_code": payload.get("lang") if isinstance(payload.get("lang"), str) else None,
+            "name": str(payload.get("name") or ""),
+        }
+        if "choice" in payload:
+            message_id = payload.get("message_id")
+            return Inbound(
+                **common,
+                choice=str(payload["choice"]),
+                choice_id=self.update_id(payload),
+                message_id=str(message_id) if isinstance(message_id, int) else None,
+            )
+        text = payload.get("text")
+        if not isinstance(text, str):
+            raise ValueError("text: not a string")
+        command, args = split_command(text)
+        return Inbound(**common, text=text, command=command, args=args)
+
+    def pacing(self, chat_id: str) -> float:
+        return 0.0
+
+    # --- delivering -------------------------------------------------------------------
+
+    async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
+        if method == "answer_choice":
+            # Stops the button's spinner; a toast is kept in the log like any notice.
+            ack = {"type": "ack", "choice_id": payload.get("choice_id")}
+            if payload.get("text"):
+                await self._append(chat_id, "notice", {"text": payload["text"], "choice_id": payload.get("choice_id")})
+            self.push(chat_id, ack)
+            return None
+        if method == "send_text":
+            body = {"text": payload.get("text", ""), "buttons": payload.get("buttons", [])}
+        elif method == "edit_text":
+            body = {"target": int(payload["message_id"]), "text": payload.get("text", ""),
+                    "buttons": payload.get("buttons", [])}
+            await self._append(chat_id, "edit", body)
+            return str(payload["message_id"])
+        elif method == "send_photo":
+            # A Telegram file id (an agent's photo) cannot be shown here: the caption and a note.
+            body = {"text": payload.get("text", ""), "buttons": [], "photo": "unavailable"}
+        elif method == "send_photo_file":
+            body = {"text": payload.get("text", ""), "buttons": [],
+                    "image": f"data:image/png;base64,{payload['png_base64']}"}
+        else:
+            raise Permanent(f"web chat cannot {method}")
+        return str(await self._append(chat_id, "message", body))
+
+    async def _append(self, session_id: str, kind: str, body: dict[str, Any]) -> int:
+        async with self.db.transaction() as tx:
+            entry = await web_messages.append(tx, session_id, kind, body, self.clock.now())
+        assert entry is not None
+        self.push(session_id, entry.frame())
+        return entry.id
+

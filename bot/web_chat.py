@@ -1,0 +1,450 @@
+"""The web chat's HTTP side: the page, the widget script, and the WebSocket protocol.
+
+Identity: a visitor's session id is random and signed (HMAC-SHA256 with a secret the bot
+generates once and keeps in the settings table); the page gets it in an HttpOnly cookie,
+the widget keeps it in localStorage and sends it in its first frame. Only a correctly
+signed id is ever used: a forged or altered one gets a fresh session, so a visitor can
+only read their own conversation. A shop's site may pass a customer token
+(`feedbot web-token`, HMAC of the customer's external id with the shop's secret) that
+links the visitor to that customer, like a Telegram deep link does.
+
+Protocol (JSON text frames). Client -> server, the first one must be `hello`:
+  {"type": "hello", "session": str|null, "resume": last seq seen, "start": link token|null,
+   "customer_token": str|null, "lang": "vi"|"en"}
+  {"type": "text", "id": client id, "text": str}
+  {"type": "choice", "id": client id, "data": button data, "message_id": seq of the message with the button}
+  {"type": "demo"} (demo mode: a demo purchase and its survey)     {"type": "ping"}
+Server -> client: {"type": "welcome", "session", ...}; log entries {"type": "message" |
+"edit" | "notice" | "visitor", "seq", ...}; {"type": "ack", "choice_id"}; {"type":
+"accepted", "id"}; {"type": "error", "code", "message", "id"?}; {"type": "pong"}.
+A frame that is malformed, too large or over the rate limit gets an error frame, is not
+recorded, and the connection stays usable; a frame far over the size limit closes the
+socket with 1009 (message too big).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any, Awaitable, Callable
+from urllib.parse import urlparse
+
+from aiohttp import WSMsgType, web
+
+from bot.channels.web import NAME, SESSION_RE, WebChannel
+from bot.clock import Clock
+from bot.config import Config
+from bot.engine import Engine
+from storage import contacts, customers, settings, web_messages
+from storage.db import Connection, Database
+
+log = logging.getLogger(__name__)
+
+COOKIE = "feedbot_session"
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HELLO_TIMEOUT = 15.0
+MAX_CHOICE_CHARS = 64  # Telegram's callback_data limit; our buttons fit it
+STATIC_TYPES = {".js": "application/javascript", ".css": "text/css", ".html": "text/html"}
+
+
+# --- signed values ------------------------------------------------------------------------
+
+
+def _mac(secret: str, purpose: str, value: str) -> str:
+    digest = hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def new_session(secret: str) -> tuple[str, str]:
+    """(session id, signed token)."""
+    session_id = secrets.token_urlsafe(18)
+    return session_id, sign_session(secret, session_id)
+
+
+def sign_session(secret: str, session_id: str) -> str:
+    return f"{session_id}.{_mac(secret, 'session', session_id)}"
+
+
+def verify_session(secret: str, token: Any) -> str | None:
+    if not isinstance(token, str) or token.count(".") != 1:
+        return None
+    session_id, mac = token.split(".")
+    if not SESSION_RE.fullmatch(session_id) or not hmac.compare_digest(mac, _mac(secret, "session", session_id)):
+        return None
+    return session_id
+
+
+def customer_token(secret: str, external_id: str, expires_at: int) -> str:
+    """What the shop's site passes to the widget for a logged-in customer:
+    base64url(external_id) "." expiry (unix seconds, 0 = never) "." base64url(HMAC-SHA256(secret,
+    "customer:" + external_id + ":" + expiry)), padding stripped."""
+    encoded = base64.urlsafe_b64encode(external_id.encode()).decode().rstrip("=")
+    return f"{encoded}.{expires_at}.{_mac(secret, 'customer', f'{external_id}:{expires_at}')}"
+
+
+def verify_customer_token(secret: str, token: Any, now: float) -> str | None:
+    """The customer's external id, or None for a token that is malformed, forged or expired."""
+    if not isinstance(token, str) or token.count(".") != 2 or len(token) > 400:
+        return None
+    encoded, expiry, mac = token.split(".")
+    try:
+        external_id = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        expires_at = int(expiry)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not hmac.compare_digest(mac, _mac(secret, "customer", f"{external_id}:{expiry}")):
+        return None
+    if expires_at and expires_at < now:
+        return None
+    return external_id
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebLimits:
+    max_message_chars: int = 2000
+    max_frame_bytes: int = 16 * 1024
+    messages_per_minute: int = 30
+    allowed_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Config) -> "WebLimits":
+        w = config.section("web")
+        return cls(w["max_message_chars"], w["max_frame_bytes"], w["messages_per_minute"], w["allowed_origins"])
+
+
+@dataclass(frozen=True)
+class WebSecrets:
+    session: str  # signs visitors' session ids; generated once, never leaves the bot
+    customer: str  # signs customer tokens; the shop's site knows it too
+
+
+async def load_secrets(tx: Connection, config: Config) -> WebSecrets:
+    """The configured customer-token secret, else generated once and kept (like the API token)."""
+    session = await settings.get_or_create(tx, "web_session_secret", lambda: secrets.token_urlsafe(32))
+    customer = config.get("web", "customer_token_secret") or await settings.get_or_create(
+        tx, "web_customer_token_secret", lambda: secrets.token_urlsafe(32)
+    )
+    return WebSecrets(session, customer)
+
+
+class RateLimiter:
+    """Frames per session in a sliding minute (all of a visitor's tabs together)."""
+
+    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.monotonic = monotonic
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, session_id: str) -> bool:
+        now = self.monotonic()
+        seen = self._seen.setdefault(session_id, deque())
+        while seen and seen[0] <= now - 60.0:
+            seen.popleft()
+        if len(seen) >= self.per_minute:
+            return False
+        seen.append(now)
+        if len(self._seen) > 10_000:  # forget idle sessions
+            self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - 60.0}
+        return True
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, message: str, frame_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.frame_id = frame_id
+
+
+def _origin_of(url: str) -> str:
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}".lower()
+
+
+# --- the server side -----------------------------------------------------------------------
+
+
+class WebChat:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        engine: Engine,
+        channel: WebChannel,
+        secrets: WebSecrets,
+        limits: WebLimits,
+        shop_name: str,
+        public_url: str = "",
+        demo: Callable[[], Awaitable[Any]] | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.engine = engine
+        self.channel = channel
+        self.session_secret = secrets.session
+        self.customer_secret = secrets.customer
+        self.limits = limits
+        self.shop_name = shop_name
+        self.public_url = public_url
+        self.demo = demo
+        self.rate = RateLimiter(limits.messages_per_minute)
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._static = resources.files("bot").joinpath("web", "static")
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/chat", self.page)
+        app.router.add_get("/chat/ws", self.websocket)
+        app.router.add_get("/chat/static/{name}", self.static)
+        app.router.add_get("/widget.js", self.widget)
+        app.on_shutdown.append(self._close_sockets)
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        """At stop: open sockets are told "going away" (1001); the pages reconnect later."""
+        for ws in list(self._sockets):
+            await ws.close(code=1001, message=b"server stopping")
+
+    # --- page and files -------------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.Response:
+        html = self._read("chat.html").replace("__SHOP__", _html_escape(self.shop_name))
+        response = web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+        if verify_session(self.session_secret, request.cookies.get(COOKIE)) is None:
+            _, token = new_session(self.session_secret)
+            response.set_cookie(
+                COOKIE, token, max_age=365 * 24 * 3600, path="/", httponly=True, samesite="Lax",
+                secure=request.secure or self.public_url.startswith("https://"),
+            )
+        return response
+
+    async def widget(self, request: web.Request) -> web.Response:
+        return web.Response(text=self._read("widget.js"), content_type=STATIC_TYPES[".js"],
+                            headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"})
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        suffix = name[name.rfind("."):] if "." in name else ""
+        if not re.fullmatch(r"[a-z0-9_-]+\.(js|css)", name):
+            raise web.HTTPNotFound()
+        try:
+            body = self._read(name)
+        except FileNotFoundError:
+            raise web.HTTPNotFound() from None
+        return web.Response(text=body, content_type=STATIC_TYPES[suffix],
+                            headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"})
+
+    def _read(self, name: str) -> str:
+        return self._static.joinpath(name).read_text(encoding="utf-8")
+
+    # --- the socket -------------------------------------------------------------------------
+
+    def origin_allowed(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser: the Origin check protects browsers' visitors only
+        allowed = {_origin_of(f"{request.scheme}://{request.host}"), *(o.lower() for o in self.limits.allowed_origins)}
+        if self.public_url:
+            allowed.add(_origin_of(self.public_url))
+        return origin.lower() in allowed or "*" in allowed
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self.origin_allowed(request):
+            log.info("web chat: refused a socket from origin %r", request.headers.get("Origin"))
+            raise web.HTTPForbidden(reason="origin not allowed (web.allowed_origins)")
+        # Far over the limit: aiohttp closes with 1009; just over it: an error frame (below).
+        ws = web.WebSocketResponse(max_msg_size=self.limits.max_frame_bytes * 4, heartbeat=30.0)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        session_id: str | None = None
+        writer: asyncio.Task[None] | None = None
+        try:
+            hello = await self._hello(ws)
+            if hello is None:
+                return ws
+            session_id = verify_session(self.session_secret, request.cookies.get(COOKIE)) or verify_session(
+                self.session_secret, hello.get("session")
+            )
+            fresh = session_id is None
+            if session_id is None:
+                session_id, token = new_session(self.session_secret)
+            else:
+                token = sign_session(self.session_secret, session_id)
+            self.channel.subscribe(session_id, outgoing.put_nowait)
+            resume = hello.get("resume")
+            last_seq = resume if isinstance(resume, int) and not isinstance(resume, bool) and resume >= 0 else 0
+            await ws.send_json({
+                "type": "welcome", "session": token, "demo": self.demo is not None,
+                "max_message_chars": self.limits.max_message_chars,
+            })
+            for entry in await web_messages.after(self.db.reader, session_id, last_seq, limit=10_000):
+                await ws.send_json(entry.frame())
+                last_seq = entry.id
+            writer = asyncio.create_task(self._write(ws, outgoing, last_seq))
+            await self._bootstrap(session_id, hello, fresh)
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._frame(session_id, hello, msg.data, outgoing.put_nowait)
+                elif msg.type == WSMsgType.BINARY:
+                    outgoing.put_nowait(_error("malformed", "binary frames are not accepted"))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._sockets.discard(ws)
+            if session_id is not None:
+                self.channel.unsubscribe(session_id, outgoing.put_nowait)
+            if writer is not None:
+                outgoing.put_nowait(None)
+                await asyncio.gather(writer, return_exceptions=True)
+        return ws
+
+    async def _hello(self, ws: web.WebSocketResponse) -> dict[str, Any] | None:
+        try:
+            msg = await ws.receive(timeout=HELLO_TIMEOUT)
+        except asyncio.TimeoutError:
+            await ws.close(code=4408, message=b"no hello")
+            return None
+        if msg.type != WSMsgType.TEXT:
+            await ws.close(code=1003 if msg.type == WSMsgType.BINARY else 1000)
+            return None
+        try:
+            hello = json.loads(msg.data)
+        except json.JSONDecodeError:
+            hello = None
+        if not isinstance(hello, dict) or hello.get("type") != "hello":
+            await ws.send_json(_error("malformed", "the first frame must be {\"type\": \"hello\", ...}"))
+            await ws.close(code=1008, message=b"expected hello")
+            return None
+        return hello
+
+    @staticmethod
+    async def _write(ws: web.WebSocketResponse, outgoing: asyncio.Queue, last_seq: int) -> None:
+        """The one writer of this socket: live pushes in order, none that the backlog already sent."""
+        while (frame := await outgoing.get()) is not None:
+            seq = frame.get("seq")
+            if isinstance(seq, int):
+                if seq <= last_seq:
+                    continue
+                last_seq = seq
+            try:
+                await ws.send_json(frame)
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def _bootstrap(self, session_id: str, hello: dict[str, Any], fresh: bool) -> None:
+        """A survey link (?start=<token>), a shop customer token, or a first visit: like /start."""
+        lang = hello.get("lang")
+        start = hello.get("start")
+        if isinstance(start, str) and LINK_TOKEN.fullmatch(start):
+            await self._receive(session_id, lang, f"start:{start}", text=f"/start {start}")
+            return
+        external_id = verify_customer_token(self.customer_secret, hello.get("customer_token"), time.time())
+        if external_id is not None:
+            customer = await customers.by_external_id(self.db.reader, external_id)
+            contact = await contacts.by_platform_user(self.db.reader, NAME, session_id)
+            if customer is not None and (contact is None or contact.customer_id != customer.id):
+                await self._receive(session_id, lang, f"link:{customer.id}", text=f"/start {customer.link_token}")
+                return
+        elif hello.get("customer_token"):
+            log.info("web chat: session %s… sent an invalid or expired customer token", session_id[:6])
+        if fresh or await web_messages.count(self.db.reader, session_id) == 0:
+            await self._receive(session_id, lang, "start:", text="/start")
+
+    async def _frame(self, session_id: str, hello: dict[str, Any], data: str, send: Callable[[dict], None]) -> None:
+        lang = hello.get("lang")
+        try:
+            if len(data.encode("utf-8")) > self.limits.max_frame_bytes:
+                raise _Reject("too_large", f"frame larger than {self.limits.max_frame_bytes} bytes")
+            try:
+                frame = json.loads(data)
+            except json.JSONDecodeError:
+                raise _Reject("malformed", "not JSON") from None
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise _Reject("malformed", "expected a JSON object with a type")
+            kind = frame["type"]
+            if kind == "ping":
+                send({"type": "pong"})
+                return
+            frame_id = frame.get("id") if isinstance(frame.get("id"), str) else None
+            if not self.rate.allow(session_id):
+                raise _Reject("rate_limited", f"more than {self.limits.messages_per_minute} messages a minute; "
+                              "wait a moment", frame_id)
+            if kind == "demo":
+                await self._demo(session_id, lang)
+                return
+            if kind not in ("text", "choice"):
+                raise _Reject("malformed", f"unknown frame type {kind[:20]!r}")
+            if frame_id is None or not CLIENT_ID.fullmatch(frame_id):
+                raise _Reject("malformed", "id: expected 1-64 characters of A-Z a-z 0-9 _ -")
+            if kind == "text":
+                await self._text(session_id, lang, frame_id, frame.get("text"))
+            else:
+                await self._choice(session_id, lang, frame_id, frame.get("data"), frame.get("message_id"))
+            send({"type": "accepted", "id": frame_id})
+        except _Reject as exc:
+            send(_error(exc.code, exc.message, exc.frame_id))
+
+    async def _text(self, session_id: str, lang: Any, frame_id: str, text: Any) -> None:
+        if not isinstance(text, str) or not text.strip():
+            raise _Reject("malformed", "text: expected a non-empty string", frame_id)
+        if len(text) > self.limits.max_message_chars:
+            raise _Reject("too_long", f"text longer than {self.limits.max_message_chars} characters", frame_id)
+        async with self.db.transaction() as tx:
+            echo = await web_messages.append(tx, session_id, "visitor", {"text": text, "id": frame_id},
+                                             self.clock.now(), client_id=frame_id)
+        if echo is not None:  # the visitor's other tabs see it too
+            self.channel.push(session_id, echo.frame())
+        await self._receive(session_id, lang, frame_id, text=text)
+
+    async def _choice(self, session_id: str, lang: Any, frame_id: str, data: Any, message_id: Any) -> None:
+        if not isinstance(data, str) or not 0 < len(data) <= MAX_CHOICE_CHARS:
+            raise _Reject("malformed", f"data: expected a string of 1-{MAX_CHOICE_CHARS} characters", frame_id)
+        if isinstance(message_id, bool) or not isinstance(message_id, int) or message_id <= 0:
+            raise _Reject("malformed", "message_id: expected the seq of the message with the button", frame_id)
+        await self._receive(session_id, lang, frame_id, choice=data, message_id=message_id)
+
+    async def _demo(self, session_id: str, lang: Any) -> None:
+        if self.demo is None:
+            raise _Reject("unavailable", "demo mode is off (web.demo)")
+        outcome = await self.demo()
+        await self._receive(session_id, lang, f"demo:{outcome.survey_id}", text=f"/start {outcome.link_token}")
+
+    async def _receive(self, session_id: str, lang: Any, frame_id: str, **fields: Any) -> None:
+        payload = {"session": session_id, "id": frame_id, "lang": lang if lang in ("vi", "en") else None,
+                   "name": f"web-{session_id[:6]}", **fields}
+        await self.engine.receive(NAME, payload)
+
+
+def _error(code: str, message: str, frame_id: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if frame_id is not None:
+        frame["id"] = frame_id
+    return frame
+
+
+def _html_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def chat_url(base_url: str, link_token: str | None = None) -> str:
+    """The web chat page; with a customer's link token, the page that opens their survey."""
+    return f"{base_url.rstrip('/')}/chat" + (f"?start={link_token}" if link_token else "")
+
+
+def expiry(now: datetime, days: int) -> int:
+    return int(now.timestamp()) + days * 86400 if days > 0 else 0
