@@ -288,6 +288,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "logging": {
         "level": (_one_of("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
     },
+    "privacy": {
+        "retention_days": (_int_range(1, 36500), 365),
+        "purge_interval": (_positive_duration, "1h"),
+    },
 }
 
 
