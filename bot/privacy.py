@@ -48,6 +48,9 @@ class Privacy:
 
     # --- the CLI -------------------------------------------------------------------------
 
+    async def exists(self, ident: str) -> bool:
+        return await privacy.find(self.db.reader, ident) is not None
+
     async def export(self, ident: str) -> dict[str, Any] | None:
         """None when no customer (or contact:<n>) has this id."""
         async with self.db.transaction() as tx:  # one consistent snapshot of every table

@@ -73,7 +73,7 @@ async def run(config: Config, args: argparse.Namespace, confirm: Callable[[str],
                 sys.stdout.write(body)
             return 0
         # erase
-        if await service.export(args.id) is None:
+        if not await service.exists(args.id):
             return _unknown(args.id)
         if not args.yes:
             ask = confirm or _ask

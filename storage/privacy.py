@@ -32,7 +32,7 @@ class Subject:
     customer_id: int | None
     contact_ids: tuple[int, ...]
     ticket_ids: tuple[int, ...] = ()
-    texts: tuple[str, ...] = field(default=(), compare=False)  # what they wrote: searched for in quotes
+    quotes: tuple[str, ...] = field(default=(), compare=False)  # names, phone, what they wrote: searched for
 
 
 def _marks(ids: Sequence[Any]) -> str:
@@ -219,9 +219,17 @@ async def _erase_ticket_events(conn: Connection, s: Subject, now: datetime) -> i
 
 
 async def _erase_inbox(conn: Connection, s: Subject, now: datetime) -> int:
+    """Their updates; and agents' messages in the group that quote them (a reply carries the
+    card or relay it answers, with the customer's name and words)."""
     cur = await conn.execute(
         f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE contact_id IN ({_marks(s.contact_ids)})", s.contact_ids)
-    return cur.rowcount
+    count = cur.rowcount
+    for quote in _quote_forms(s.quotes):
+        cur = await conn.execute(
+            f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE contact_id IS NULL AND processed_at IS NOT NULL"
+            f" AND payload <> '{PURGED}' AND (instr(payload, ?) > 0 OR instr(text, ?) > 0)", (quote, quote))
+        count += cur.rowcount
+    return count
 
 
 async def _erase_outbox(conn: Connection, s: Subject, now: datetime) -> int:
@@ -236,7 +244,7 @@ async def _erase_outbox(conn: Connection, s: Subject, now: datetime) -> int:
         f"UPDATE outbox SET chat_id = '' WHERE contact_id IN ({_marks(s.contact_ids)}) AND status != 'sending'", s.contact_ids)
     cur = await conn.execute(f"UPDATE outbox SET payload = '{PURGED}' WHERE {where}", params)
     count = cur.rowcount
-    for quote in _quote_forms(s.texts):
+    for quote in _quote_forms(s.quotes):
         cur = await conn.execute(
             f"UPDATE outbox SET payload = '{PURGED}' WHERE contact_id IS NULL AND payload <> '{PURGED}'"
             " AND instr(payload, ?) > 0", (quote,))
@@ -291,21 +299,24 @@ async def export(conn: Connection, s: Subject) -> dict[str, list[dict[str, Any]]
     return {step.table: await step.export(conn, s) for step in STEPS}
 
 
-async def _texts(conn: Connection, s: Subject) -> tuple[str, ...]:
-    """What the person wrote (comments, complaint texts, messages), before it is erased."""
+async def _quotes(conn: Connection, s: Subject) -> tuple[str, ...]:
+    """What names the person or what they wrote (name, phone, chat names, comments,
+    complaint texts, messages), looked for in other people's messages before it is erased."""
     rows = await conn.execute_fetchall(
-        "SELECT comment FROM surveys WHERE customer_id = ? AND comment IS NOT NULL"
+        "SELECT name FROM customers WHERE id = ? UNION SELECT phone FROM customers WHERE id = ?"
+        f" UNION SELECT display_name FROM contacts WHERE id IN ({_marks(s.contact_ids)})"
+        " UNION SELECT comment FROM surveys WHERE customer_id = ? AND comment IS NOT NULL"
         f" UNION SELECT description FROM tickets WHERE id IN ({_marks(s.ticket_ids)})"
         f" UNION SELECT body FROM ticket_events WHERE ticket_id IN ({_marks(s.ticket_ids)}) AND actor = 'customer'"
         " AND body IS NOT NULL",
-        (*_customer_id(s), *s.ticket_ids, *s.ticket_ids),
+        (*_customer_id(s), *_customer_id(s), *s.contact_ids, *_customer_id(s), *s.ticket_ids, *s.ticket_ids),
     )
     return tuple(r[0] for r in rows if r[0])
 
 
 async def erase(conn: Connection, s: Subject, now: datetime) -> dict[str, int]:
     """Every step, in the caller's transaction: rows touched per table."""
-    s = Subject(s.label, s.customer_id, s.contact_ids, s.ticket_ids, await _texts(conn, s))
+    s = Subject(s.label, s.customer_id, s.contact_ids, s.ticket_ids, await _quotes(conn, s))
     return {step.table: await step.erase(conn, s, now) for step in STEPS}
 
 
