@@ -273,7 +273,8 @@ async def test_forget_confirmed_erases_like_the_cli_and_the_next_message_starts_
     await h.customer_says(CUSTOMER, "xin chào")
     fresh = await contact(h, CUSTOMER)
     assert fresh["id"] != old["id"] and fresh["customer_id"] is None
-    assert NOTICE_MARK in h.tg.texts(CUSTOMER)[-1]  # a new chat, told again
+    hello = (await h.tg.wait_for_messages(CUSTOMER, count + 3))[-1]
+    assert NOTICE_MARK in hello.text  # a new chat, told again
 
 
 async def test_erased_rows_leave_nothing_in_free_pages(tmp_path):

@@ -2003,15 +2003,19 @@ class FakeTelegramServer:
             message["entities"] = entities
         return self._commit_sent(call, chat_id, message, markup)
 
-    def _send_photo(self, call: _Call) -> JSONDict:
+    def _media_send(
+        self, call: _Call, field: str, describe: Callable[[Any], tuple[str, Any]]
+    ) -> JSONDict:
+        """sendPhoto/sendDocument: the file (an upload, a file_id or a URL) and its caption
+        are checked alike; `describe` turns the file into (message field, value)."""
         p = call.params
         chat_id = self._require_chat(p)
-        photo = p.get("photo")
-        if isinstance(photo, str) and photo.startswith("attach://"):
-            photo = p.get(photo[len("attach://") :])
-        if photo is None or photo == "":
-            raise _bad_request("there is no photo in the request")
-        if isinstance(photo, UploadedFile) and not photo.data:
+        media = p.get(field)
+        if isinstance(media, str) and media.startswith("attach://"):
+            media = p.get(media[len("attach://") :])
+        if media is None or media == "":
+            raise _bad_request(f"there is no {field} in the request")
+        if isinstance(media, UploadedFile) and not media.data:
             raise _bad_request("file must be non-empty")
         caption, caption_entities = self._format_text(
             p.get("caption"),
@@ -2023,56 +2027,41 @@ class FakeTelegramServer:
         )
         markup = self._check_reply_markup(p.get("reply_markup"))
         self._check_forbidden(chat_id)
-        sizes = self._photo_sizes(photo)
+        key, value = describe(media)
         message = self._new_bot_message(chat_id, self._placement(chat_id, p))
-        message["photo"] = sizes
-        self._remember_photo(sizes)
+        message[key] = value
         if caption.strip():
             message["caption"] = caption
             if caption_entities:
                 message["caption_entities"] = caption_entities
         return self._commit_sent(call, chat_id, message, markup)
 
+    def _send_photo(self, call: _Call) -> JSONDict:
+        def describe(photo: Any) -> tuple[str, Any]:
+            sizes = self._photo_sizes(photo)
+            self._remember_photo(sizes)
+            return "photo", sizes
+
+        return self._media_send(call, "photo", describe)
+
     def _send_document(self, call: _Call) -> JSONDict:
         """An upload (multipart part), a file_id the fake has sent before, or a URL."""
-        p = call.params
-        chat_id = self._require_chat(p)
-        document = p.get("document")
-        if isinstance(document, str) and document.startswith("attach://"):
-            document = p.get(document[len("attach://") :])
-        if document is None or document == "":
-            raise _bad_request("there is no document in the request")
-        if isinstance(document, UploadedFile) and not document.data:
-            raise _bad_request("file must be non-empty")
-        caption, caption_entities = self._format_text(
-            p.get("caption"),
-            p.get("parse_mode"),
-            p.get("caption_entities"),
-            limit=MAX_CAPTION_LENGTH,
-            too_long="message caption is too long",
-            empty=None,
-        )
-        markup = self._check_reply_markup(p.get("reply_markup"))
-        self._check_forbidden(chat_id)
-        if isinstance(document, str) and not re.match(r"https?://", document):
-            known = self._documents.get(document)
-            if known is None:
-                raise _ApiError(400, WRONG_FILE_ID)
-            doc = _json_copy(known)
-        else:
+
+        def describe(document: Any) -> tuple[str, Any]:
+            if isinstance(document, str) and not re.match(r"https?://", document):
+                known = self._documents.get(document)
+                if known is None:
+                    raise _ApiError(400, WRONG_FILE_ID)
+                return "document", _json_copy(known)
             self._file_counter += 1
             n = self._file_counter
-            doc = {"file_id": f"BQACAgIAAxkDAAI{n:06d}", "file_unique_id": f"AgAD{n:06d}"}
+            doc: JSONDict = {"file_id": f"BQACAgIAAxkDAAI{n:06d}", "file_unique_id": f"AgAD{n:06d}"}
             if isinstance(document, UploadedFile):
                 doc.update(file_name=document.filename, mime_type=document.content_type, file_size=len(document.data))
             self._documents[doc["file_id"]] = doc
-        message = self._new_bot_message(chat_id, self._placement(chat_id, p))
-        message["document"] = doc
-        if caption.strip():
-            message["caption"] = caption
-            if caption_entities:
-                message["caption_entities"] = caption_entities
-        return self._commit_sent(call, chat_id, message, markup)
+            return "document", doc
+
+        return self._media_send(call, "document", describe)
 
     def _photo_sizes(self, photo: Any) -> list[JSONDict]:
         """PhotoSizes of a sent photo: an upload or URL makes a new file; a file_id must be
