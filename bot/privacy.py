@@ -70,8 +70,9 @@ class Privacy:
     # --- the scheduled job ----------------------------------------------------------------
 
     async def purge(self) -> dict[str, int]:
-        cutoff = self.clock.now() - self.retention
-        counts = await privacy.purge(self.db, cutoff, PURGE_BATCH)
+        now = self.clock.now()
+        cutoff = now - self.retention
+        counts = await privacy.purge(self.db, cutoff, now, PURGE_BATCH)
         await self.db.checkpoint()
         if any(counts.values()):
             log.info("retention purge (older than %s): %s", to_db(cutoff), counts)

@@ -333,7 +333,12 @@ async def scrub_if_erased(conn: Connection, inbox_id: int, contact_id: int) -> N
 
 # Each: one batch of at most ? rows older than ? -> rows changed. Unprocessed inbox rows and
 # outbox rows the sender has not finished are never touched; scores, statuses and times are.
+# "my_data" is not a retention rule: a /mydata file is a copy of everything, kept only
+# until it is sent (it gets `now` instead of the retention cutoff).
 PURGES: tuple[tuple[str, str], ...] = (
+    ("my_data", f"UPDATE outbox SET payload = '{PURGED}' WHERE id IN ("
+                f"SELECT id FROM outbox WHERE payload <> '{PURGED}' AND created_at < ? AND method = 'send_document'"
+                f" AND status IN {FINISHED} LIMIT ?)"),
     ("inbox", f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE id IN ("
               f"SELECT id FROM inbox WHERE payload <> '{PURGED}' AND received_at < ? AND processed_at IS NOT NULL"
               " ORDER BY received_at LIMIT ?)"),
@@ -349,7 +354,7 @@ PURGES: tuple[tuple[str, str], ...] = (
 )
 
 
-async def purge(db: Database, cutoff: datetime, batch: int = 500) -> dict[str, int]:
+async def purge(db: Database, cutoff: datetime, now: datetime, batch: int = 500) -> dict[str, int]:
     """Retention: clear raw payloads and message texts older than `cutoff`, `batch` rows per
     transaction so the write lock is never held long. Also drops the chat ids of finished
     messages to erased contacts (the goodbye after /forget)."""
@@ -358,7 +363,7 @@ async def purge(db: Database, cutoff: datetime, batch: int = 500) -> dict[str, i
         total = 0
         while True:
             async with db.transaction() as tx:
-                cur = await tx.execute(sql, (to_db(cutoff), batch))
+                cur = await tx.execute(sql, (to_db(now if table == "my_data" else cutoff), batch))
             total += cur.rowcount
             if cur.rowcount < batch:
                 break

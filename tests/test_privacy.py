@@ -165,6 +165,13 @@ async def test_mydata_sends_the_customers_own_data_and_nothing_of_another(harnes
     assert any(r["text"] == COMMENT for r in doc["tables"]["inbox"])
     assert "Trần Văn Bình" not in json.dumps(doc, ensure_ascii=False)
 
+    # The file is a copy of everything: the outbox keeps it only until it is sent.
+    await all_sent(harness)
+    harness.clock.advance(timedelta(seconds=1))
+    assert (await harness.app.privacy.purge())["my_data"] == 2
+    copies = await harness.rows("SELECT payload FROM outbox WHERE method = 'send_document'")
+    assert [r["payload"] for r in copies] == ["{}", "{}"]
+
 
 # --- erase -------------------------------------------------------------------------------
 
@@ -360,8 +367,8 @@ async def test_retention_purges_old_payloads_only_in_batches(tmp_path):
                              " (?, ?, 'customer', 'customer_message', 'a message')", (cur.lastrowid, old))
         await tx.execute("INSERT INTO conversations (contact_id, state, data, updated_at) VALUES (1, 'kn:describe', '{}', ?)", (old,))
 
-    counts = await privacy.purge(app.db, clock.now() - timedelta(days=30), batch=2)
-    assert counts == {"inbox": 5, "outbox": 2, "ticket_events": 1, "conversations": 1, "erased_chats": 0}
+    counts = await privacy.purge(app.db, clock.now() - timedelta(days=30), clock.now(), batch=2)
+    assert counts == {"my_data": 0, "inbox": 5, "outbox": 2, "ticket_events": 1, "conversations": 1, "erased_chats": 0}
     inbox = {r["update_id"]: r for r in await h.rows("SELECT update_id, payload, text FROM inbox")}
     assert all(inbox[f"o{i}"]["payload"] == "{}" and inbox[f"o{i}"]["text"] is None for i in range(5))
     assert inbox["unprocessed"]["payload"] == '{"keep": 1}' and inbox["recent"]["payload"] == '{"keep": 2}'
@@ -370,7 +377,7 @@ async def test_retention_purges_old_payloads_only_in_batches(tmp_path):
     events = await h.rows("SELECT body FROM ticket_events ORDER BY id")
     assert [e["body"] for e in events] == [None, "a message"]  # the open ticket's conversation stays
     assert (await h.rows("SELECT description FROM tickets"))[0]["description"] == "kept"
-    assert await app.privacy.purge() == {"inbox": 0, "outbox": 0, "ticket_events": 0, "conversations": 0, "erased_chats": 0}
+    assert not any((await app.privacy.purge()).values())
     report = await app.digests.report_json(week_of(START, VN))  # the digest still works
     assert report["complaints"]["still_open"] == 1
     await h.close()
