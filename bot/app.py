@@ -20,6 +20,7 @@ from bot.config import Config
 from bot.digest import service_for
 from bot.engine import Engine
 from bot.http_api import TELEGRAM_WEBHOOK_PATH, HttpApi
+from bot.privacy import Privacy
 from bot.sender import Sender
 from bot.surveys import SurveyDispatcher
 from bot.tickets import DeskConfig, TicketDesk
@@ -114,6 +115,7 @@ class FeedbotApp:
             channel_order=cfg.get("survey", "channel_order"),
             demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
         )
+        self.privacy = Privacy(self.db, self.clock, retention_days=cfg.get("privacy", "retention_days"), shop_name=shop)
         self.engine = Engine(
             self.db,
             self.clock,
@@ -125,6 +127,7 @@ class FeedbotApp:
             complaints=cfg.complaint_policy(),
             desk=self.desk,
             wake_sender=self.sender.wake,
+            privacy=self.privacy,
         )
         # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
         self.digests = service_for(cfg, self.db, self.clock, owners=self.telegram is not None, wake_sender=self.sender.wake)
@@ -218,6 +221,7 @@ class FeedbotApp:
             ("expire-surveys", self.dispatcher.expire, HOUSEKEEPING_INTERVAL_S),
             ("survey-reminders", self.dispatcher.remind, HOUSEKEEPING_INTERVAL_S),
             ("sla-watchdog", self.desk.watch_sla, self.config.get("sla", "watchdog_interval").total_seconds()),
+            ("retention-purge", self.privacy.purge, self.config.get("privacy", "purge_interval").total_seconds()),
         )
         if self.digests.can_send:
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
-from bot import logs, web_cli
+from bot import logs, privacy_cli, web_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
 from bot.config import ENV_SECRETS, Config, ConfigError, load_config
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
     export.add_argument("--config", help=config_help)
     web_cli.add_parsers(sub, config_help)
+    privacy_cli.add_commands(sub, config_help)
     return parser
 
 
@@ -125,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The reader went away (`feedbot export ... | head`): stop quietly like other tools.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
+    if args.command in ("customer", "privacy"):
+        return asyncio.run(privacy_cli.run(config, args))
     raise AssertionError(args.command)
 
 

@@ -352,6 +352,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "allowed_origins": (_origins, []),
         "customer_token_secret": (_str, ""),
     },
+    "privacy": {
+        "retention_days": (_int_range(1, 36500), 365),
+        "purge_interval": (_positive_duration, "1h"),
+    },
 }
 
 

@@ -28,13 +28,16 @@ from flows.model import (
     SendPendingSurveys,
     SetConversation,
     SetOptOut,
+    EraseMyData,
+    SendMyData,
 )
+from bot import consent
 from storage import contacts, conversations, customers, outbox, surveys
 
 # Carried out by the engine (they need the dispatcher or the ticket desk), not here.
 ENGINE_DECISIONS = (
     SendPendingSurveys, OpenTicket, RelayToAgents, RateResolution, ReopenTicket, RelayToCustomer, AddNote,
-    ClaimTicket, ResolveTicket, EscalateTicket, AuditDenied, ReplyInGroup,
+    ClaimTicket, ResolveTicket, EscalateTicket, AuditDenied, ReplyInGroup, SendMyData, EraseMyData,
 )
 from storage.contacts import ContactRecord
 from storage.db import Connection
@@ -113,7 +116,13 @@ async def enqueue(
     survey_id: int | None = None,
     coalesce_key: str | None = None,
 ) -> None:
-    """One outbox row to the target's chat, in the caller's transaction."""
+    """One outbox row to the target's chat, in the caller's transaction (with the privacy
+    notice, if this is the first text the contact gets)."""
+    if target.contact_id is not None:
+        payload = await consent.with_notice(
+            tx, channel=target.channel, chat_id=target.chat_id, contact_id=target.contact_id, method=method,
+            payload=payload, priority=target.priority, now=now,
+        )
     await outbox.enqueue(
         tx,
         channel=target.channel,

@@ -8,10 +8,13 @@ from typing import Any, Callable, Mapping
 
 from bot.channels.base import Channel
 from bot.clock import Clock
+from bot import consent
 from bot.effects import Target, apply
+from bot.privacy import Privacy
 from bot.surveys import SurveyDispatcher
 from bot.tickets import Actor, TicketDesk
 from flows import complaint, conversation, csat
+from flows import privacy as privacy_flow
 from flows import desk as desk_flow
 from flows.model import (
     AddNote,
@@ -38,7 +41,7 @@ from flows.model import (
 from flows.schedule import SurveyPolicy
 from flows.texts import pick_language
 from flows.tickets import ComplaintPolicy
-from storage import contacts, conversations, customers, inbox, surveys, tickets
+from storage import contacts, conversations, customers, inbox, privacy, surveys, tickets
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database
 
@@ -59,6 +62,7 @@ class Engine:
         complaints: ComplaintPolicy | None = None,
         desk: TicketDesk | None = None,
         wake_sender: Callable[[], None] = lambda: None,
+        privacy: Privacy | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -70,6 +74,7 @@ class Engine:
         self.complaints = complaints or ComplaintPolicy()
         self.desk = desk
         self.wake_sender = wake_sender
+        self.privacy = privacy or Privacy(db, clock, retention_days=365, shop_name=shop_name)
 
     async def receive(self, channel_name: str, payload: dict[str, Any]) -> bool:
         """Record an update, then handle it. False when it was a redelivery (already recorded).
@@ -123,6 +128,8 @@ class Engine:
                 await inbox.mark_processed(
                     tx, inbox_id, now, contact_id=contact_id, kind=event.kind, text=event.choice or event.text
                 )
+                if contact_id is not None and event.choice == privacy_flow.FORGET_CONFIRM:
+                    await privacy.scrub_if_erased(tx, inbox_id, contact_id)
         except Exception as exc:  # one bad update never stops the bot
             log.exception("%s update (inbox %s) failed", channel.name, inbox_id)
             async with self.db.transaction() as tx:
@@ -160,6 +167,7 @@ class Engine:
                 contact = await contacts.by_id(tx, contact.id) or contact
         customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
         state, data = await conversations.get(tx, contact.id)
+        await consent.on_inbound(tx, contact.id, event, now)
 
         survey_view = None
         survey_id = csat.referenced_survey_id(event, state, data) or complaint.referenced_survey_id(event)
@@ -216,6 +224,7 @@ class Engine:
             await self._audit_foreign_ticket_button(tx, ticket_id, contact, event.choice, now)
         for decision in decisions:
             await self._customer_ticket_decision(tx, decision, ctx, contact, target, now)
+        await self.privacy.carry_out(tx, decisions, target, contact.language, now)
         if target.customer_id is not None and any(isinstance(d, SendPendingSurveys) for d in decisions):
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
         log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))

@@ -1,7 +1,7 @@
 """The entry point of every inbound customer event: commands first, then the open flow."""
 from __future__ import annotations
 
-from flows import complaint, csat, desk
+from flows import complaint, csat, desk, privacy
 from flows.model import (
     AnswerChoice,
     AuditDenied,
@@ -27,6 +27,8 @@ def handle(event: Inbound, ctx: Context) -> list[Decision]:
             return csat.on_choice(event, ctx)
         if complaint.owns_choice(event.choice):
             return complaint.on_choice(event, ctx)
+        if privacy.owns_choice(event.choice):
+            return privacy.on_choice(event, ctx)
         if desk.owns_choice(event.choice):  # an agents' button pressed (or crafted) in a private chat
             return [AnswerChoice(), AuditDenied(f"button:{event.choice[:64]}", desk.referenced_ticket_id(event.choice))]
         return [AnswerChoice()]  # a button of a flow that no longer exists
@@ -60,6 +62,10 @@ def _on_command(event: Inbound, ctx: Context) -> list[Decision]:
         return _on_start(event, ctx)
     if event.command == "stop":
         return [SetOptOut(True), SetConversation("idle"), Reply(text(lang, "stop.done", shop=shop))]
+    if event.command == "mydata":
+        return privacy.my_data(ctx)
+    if event.command == "forget":
+        return privacy.forget(ctx)
     if event.command == "help":
         return [Reply(text(lang, "help", shop=shop))]
     if event.command == "complaint":

@@ -193,6 +193,19 @@ class ReopenTicket:
     ticket_id: int
 
 
+# --- privacy decisions (flows/privacy.py) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendMyData:
+    """Send the contact everything kept about them (their customer's data, else the chat's own)."""
+
+
+@dataclass(frozen=True)
+class EraseMyData:
+    """Erase everything kept about the contact, as `feedbot customer erase` does, then say goodbye."""
+
+
 # --- agent decisions (agents' group) --------------------------------------------
 
 
@@ -260,6 +273,8 @@ Decision = (
     | EscalateTicket
     | AuditDenied
     | ReplyInGroup
+    | SendMyData
+    | EraseMyData
 )
 
 

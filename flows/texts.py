@@ -4,6 +4,9 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 
 SUPPORTED = ("vi", "en")
+# Version of the privacy notice ("privacy.notice"): change it whenever the notice's meaning
+# changes, and every contact is shown the new one and asked again (contacts.consent_version).
+PRIVACY_NOTICE_VERSION = "2026-11-v1"
 DEFAULT = "vi"
 
 CATALOG: dict[str, dict[str, str]] = {
@@ -32,7 +35,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "start.bad_link": "Liên kết này không hợp lệ hoặc đã cũ. Bạn vẫn có thể nhắn tin cho {shop} tại đây.",
         "stop.done": "Bạn sẽ không nhận khảo sát từ {shop} nữa. Gửi /start để bật lại bất cứ lúc nào.",
         "help": "Các lệnh:\n/complaint: gửi khiếu nại\n/status: xem khiếu nại của bạn\n/start: bắt đầu, nhận lại khảo sát\n"
-        "/stop: không nhận khảo sát nữa\n/help: trợ giúp\nBạn cũng có thể nhắn tin trực tiếp cho {shop} tại đây.",
+        "/stop: không nhận khảo sát nữa\n/mydata: xem dữ liệu của bạn\n/forget: xoá dữ liệu của bạn\n/help: trợ giúp\nBạn cũng có thể nhắn tin trực tiếp cho {shop} tại đây.",
         "idle.received": "Cảm ơn bạn đã nhắn tin! {shop} đã nhận được và sẽ phản hồi sớm.",
         "unknown_command": "Xin lỗi, chúng tôi chưa hiểu lệnh này. Gửi /help để xem các lệnh.",
         "csat.complain": "Gửi khiếu nại",
@@ -148,6 +151,19 @@ CATALOG: dict[str, dict[str, str]] = {
         "touchpoint.delivery": "giao hàng",
         "touchpoint.in_store": "tại cửa hàng",
         "touchpoint.online": "online",
+        # Privacy (flows/privacy.py): the notice shown once per version, /mydata, /forget.
+        "privacy.notice": "🔒 Về dữ liệu của bạn: chúng tôi lưu điểm đánh giá, góp ý, nội dung và ảnh khiếu nại, "
+        "tin nhắn bạn gửi ở đây, cùng tên, số điện thoại và đơn hàng do cửa hàng cung cấp, để cải thiện dịch vụ "
+        "và xử lý khiếu nại của bạn. Tiếp tục trả lời hoặc nhắn tin nghĩa là bạn đồng ý. "
+        "Gửi /mydata để xem dữ liệu của bạn, /forget để xoá, /stop để không nhận khảo sát nữa.",
+        "privacy.mydata_caption": "Dữ liệu {shop} lưu về bạn (JSON): {customers} hồ sơ khách hàng, {purchases} đơn hàng, "
+        "{surveys} khảo sát, {tickets} khiếu nại, {messages} tin nhắn. Gửi /forget để xoá.",
+        "privacy.forget_confirm": "Bạn muốn xoá toàn bộ dữ liệu của mình tại {shop}? Điểm đánh giá chỉ được giữ "
+        "ẩn danh để thống kê. Không thể hoàn tác.",
+        "privacy.forget_yes": "Xoá dữ liệu",
+        "privacy.forget_no": "Huỷ",
+        "privacy.forget_cancelled": "Đã huỷ: dữ liệu của bạn vẫn được giữ nguyên.",
+        "privacy.forgotten": "Đã xoá dữ liệu của bạn. Cảm ơn bạn đã đồng hành cùng chúng tôi.",
     },
     "en": {
         "csat.question": "{shop} here: how satisfied are you with order #{order}?\n"
@@ -174,7 +190,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "start.bad_link": "This link is not valid or has expired. You can still write to {shop} here.",
         "stop.done": "You will not get surveys from {shop} any more. Send /start to turn them back on.",
         "help": "Commands:\n/complaint: file a complaint\n/status: see your complaints\n/start: start, receive surveys again\n"
-        "/stop: stop receiving surveys\n/help: this help\nYou can also write to {shop} directly here.",
+        "/stop: stop receiving surveys\n/mydata: see your data\n/forget: delete your data\n/help: this help\nYou can also write to {shop} directly here.",
         "idle.received": "Thank you for your message! {shop} has received it and will reply soon.",
         "unknown_command": "Sorry, we do not know that command. Send /help to see the commands.",
         "csat.complain": "File a complaint",
@@ -290,6 +306,18 @@ CATALOG: dict[str, dict[str, str]] = {
         "touchpoint.delivery": "delivery",
         "touchpoint.in_store": "in store",
         "touchpoint.online": "online",
+        "privacy.notice": "🔒 About your data: we keep your ratings, comments, complaint texts and photos, "
+        "the messages you send here, and the name, phone and orders the shop gave us, to improve its service and "
+        "handle your complaints. By answering or writing on, you agree. "
+        "Send /mydata to see your data, /forget to delete it, /stop to get no more surveys.",
+        "privacy.mydata_caption": "The data {shop} keeps about you (JSON): {customers} customer record(s), {purchases} order(s), "
+        "{surveys} survey(s), {tickets} complaint(s), {messages} message(s). Send /forget to delete it.",
+        "privacy.forget_confirm": "Delete all your data at {shop}? Ratings are kept only anonymously, for statistics. "
+        "This cannot be undone.",
+        "privacy.forget_yes": "Delete my data",
+        "privacy.forget_no": "Cancel",
+        "privacy.forget_cancelled": "Cancelled: your data is unchanged.",
+        "privacy.forgotten": "Your data has been deleted. Thank you for having been with us.",
     },
 }
 

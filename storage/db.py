@@ -94,6 +94,9 @@ class Database:
         await conn.execute_fetchall(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         await conn.execute_fetchall("PRAGMA foreign_keys=ON")
         await conn.execute_fetchall("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no commit's integrity
+        # Deleted and overwritten content is zeroed on disk, not left in free space: erased
+        # personal data is really gone (storage/privacy.py).
+        await conn.execute_fetchall("PRAGMA secure_delete=ON")
         return conn
 
     async def close(self) -> None:
@@ -134,6 +137,12 @@ class Database:
                 raise
             else:
                 await conn.execute("COMMIT")
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file and empty it (best effort: readers may hold
+        older frames), so overwritten pages do not linger in the WAL file."""
+        async with self._write_lock:
+            await self.writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         return list(await self.reader.execute_fetchall(sql, params))

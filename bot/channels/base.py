@@ -11,8 +11,10 @@ from flows.model import Inbound
 #   edit_text:     {"message_id": str, "text": str, "buttons": [...]}
 #   send_photo:    {"file_id": str, "text": str (caption)}
 #   send_photo_file: {"png_base64": str, "filename": str, "text": str (caption)}  (an upload: the digest's chart)
+#   send_document: {"document_base64": str, "filename": str, "mime_type": str, "text": str (caption)}
+#                  (an upload: a customer's own data as JSON, /mydata)
 # send_text and send_photo may also carry "thread_id" (forum topic) and "reply_to" (message id).
-METHODS = ("send_text", "send_photo", "send_photo_file", "answer_choice", "edit_text")
+METHODS = ("send_text", "send_photo", "send_photo_file", "send_document", "answer_choice", "edit_text")
 
 
 class DeliveryError(Exception):

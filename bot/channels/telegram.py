@@ -185,6 +185,12 @@ class TelegramChannel:
                     chat_id=int(chat_id), photo=upload, caption=payload.get("text") or None, **placement
                 )
                 return str(message.message_id)
+            if method == "send_document":
+                upload = InputFile(base64.b64decode(payload["document_base64"]), filename=payload.get("filename") or "data.json")
+                message = await self.bot.send_document(
+                    chat_id=int(chat_id), document=upload, caption=payload.get("text") or None, **placement
+                )
+                return str(message.message_id)
             if method == "answer_choice":
                 await self.bot.answer_callback_query(payload["choice_id"], text=payload.get("text") or None)
                 return None

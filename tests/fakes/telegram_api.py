@@ -172,7 +172,7 @@ _INLINE_BUTTON_ACTIONS: Final = frozenset(
         "pay",
     }
 )
-_SEND_METHODS: Final = frozenset({"sendMessage", "sendPhoto"})
+_SEND_METHODS: Final = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 _COMMAND_RE: Final = re.compile(r"[a-z0-9_]{1,32}")
 _SECRET_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _TOKEN_RE: Final = re.compile(r"\d+:[A-Za-z0-9_-]+")
@@ -223,7 +223,7 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class SentMessage:
-    """A sendMessage/sendPhoto call that succeeded."""
+    """A sendMessage/sendPhoto/sendDocument call that succeeded."""
 
     method: str
     chat_id: int
@@ -679,6 +679,7 @@ class FakeTelegramServer:
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._groups: dict[int, _Group] = {}
         self._photos: dict[str, list[JSONDict]] = {}  # every known file_id -> its PhotoSizes
+        self._documents: dict[str, JSONDict] = {}  # file_id -> Document of every document sent
         self._disabled: set[str] = set()  # canonical method names answering 404
 
         self._updates: deque[JSONDict] = deque()
@@ -707,6 +708,7 @@ class FakeTelegramServer:
                 "getMe": self._get_me,
                 "sendMessage": self._send_message,
                 "sendPhoto": self._send_photo,
+                "sendDocument": self._send_document,
                 "sendChatAction": self._send_chat_action,
                 "answerCallbackQuery": self._answer_callback_query,
                 "editMessageText": self._edit_message_text,
@@ -786,7 +788,7 @@ class FakeTelegramServer:
     def sent_messages(
         self, chat_id: int | None = None, thread_id: int | None = None
     ) -> list[SentMessage]:
-        """Successful sendMessage/sendPhoto calls, in order; optionally only one topic's."""
+        """Successful sendMessage/sendPhoto/sendDocument calls, in order; optionally only one topic's."""
         return [
             m
             for m in self._sent
@@ -2001,15 +2003,19 @@ class FakeTelegramServer:
             message["entities"] = entities
         return self._commit_sent(call, chat_id, message, markup)
 
-    def _send_photo(self, call: _Call) -> JSONDict:
+    def _media_send(
+        self, call: _Call, field: str, describe: Callable[[Any], tuple[str, Any]]
+    ) -> JSONDict:
+        """sendPhoto/sendDocument: the file (an upload, a file_id or a URL) and its caption
+        are checked alike; `describe` turns the file into (message field, value)."""
         p = call.params
         chat_id = self._require_chat(p)
-        photo = p.get("photo")
-        if isinstance(photo, str) and photo.startswith("attach://"):
-            photo = p.get(photo[len("attach://") :])
-        if photo is None or photo == "":
-            raise _bad_request("there is no photo in the request")
-        if isinstance(photo, UploadedFile) and not photo.data:
+        media = p.get(field)
+        if isinstance(media, str) and media.startswith("attach://"):
+            media = p.get(media[len("attach://") :])
+        if media is None or media == "":
+            raise _bad_request(f"there is no {field} in the request")
+        if isinstance(media, UploadedFile) and not media.data:
             raise _bad_request("file must be non-empty")
         caption, caption_entities = self._format_text(
             p.get("caption"),
@@ -2021,15 +2027,41 @@ class FakeTelegramServer:
         )
         markup = self._check_reply_markup(p.get("reply_markup"))
         self._check_forbidden(chat_id)
-        sizes = self._photo_sizes(photo)
+        key, value = describe(media)
         message = self._new_bot_message(chat_id, self._placement(chat_id, p))
-        message["photo"] = sizes
-        self._remember_photo(sizes)
+        message[key] = value
         if caption.strip():
             message["caption"] = caption
             if caption_entities:
                 message["caption_entities"] = caption_entities
         return self._commit_sent(call, chat_id, message, markup)
+
+    def _send_photo(self, call: _Call) -> JSONDict:
+        def describe(photo: Any) -> tuple[str, Any]:
+            sizes = self._photo_sizes(photo)
+            self._remember_photo(sizes)
+            return "photo", sizes
+
+        return self._media_send(call, "photo", describe)
+
+    def _send_document(self, call: _Call) -> JSONDict:
+        """An upload (multipart part), a file_id the fake has sent before, or a URL."""
+
+        def describe(document: Any) -> tuple[str, Any]:
+            if isinstance(document, str) and not re.match(r"https?://", document):
+                known = self._documents.get(document)
+                if known is None:
+                    raise _ApiError(400, WRONG_FILE_ID)
+                return "document", _json_copy(known)
+            self._file_counter += 1
+            n = self._file_counter
+            doc: JSONDict = {"file_id": f"BQACAgIAAxkDAAI{n:06d}", "file_unique_id": f"AgAD{n:06d}"}
+            if isinstance(document, UploadedFile):
+                doc.update(file_name=document.filename, mime_type=document.content_type, file_size=len(document.data))
+            self._documents[doc["file_id"]] = doc
+            return "document", doc
+
+        return self._media_send(call, "document", describe)
 
     def _photo_sizes(self, photo: Any) -> list[JSONDict]:
         """PhotoSizes of a sent photo: an upload or URL makes a new file; a file_id must be

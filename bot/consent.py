@@ -1,0 +1,61 @@
+"""The privacy notice and consent (PDPL 91/2025, Decree 356/2025).
+
+The notice (flows/texts.py "privacy.notice", versioned by PRIVACY_NOTICE_VERSION) goes
+out once per version, at the end of the first text message the bot sends a chat: the
+/start welcome, a reply, or a survey question. Consent is then recorded (time
+and notice version, on the contact) at the contact's next own act: a tapped rating, a
+message, a command. Why this and not an "Agree" button first: the law asks for consent
+given by a clear act after being informed, never silence; answering a survey or writing
+a complaint right after a notice saying "by answering or writing on you agree, /forget
+deletes, /stop stops" is such an act, and what it consents to is exactly the data the act
+supplies. Nothing is asked of a customer who only wants to complain, and a customer who
+does not agree can leave it there (/forget removes even the chat record). /stop, /forget,
+/mydata and /help are never taken as consent; /stop withdraws it (and the surveys, as
+before); only an explicit /start gives it again. A new notice version is shown again and
+needs a new act.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flows.model import Inbound
+from flows.privacy import PREFIX as PRIVACY_CHOICES
+from flows.texts import PRIVACY_NOTICE_VERSION, text
+from storage import outbox, privacy
+from storage.db import Connection
+
+NEUTRAL_COMMANDS = frozenset({"stop", "forget", "mydata", "help"})
+MAX_TEXT = 4000  # Telegram takes 4096 characters: a longer text gets the notice as its own message
+
+
+async def with_notice(
+    tx: Connection, *, channel: str, chat_id: str, contact_id: int, method: str, payload: dict[str, Any],
+    priority: int, now: datetime,
+) -> dict[str, Any]:
+    """The payload of a text message to this contact, with the notice added below it if the
+    contact has not had this version yet (one indexed row update otherwise)."""
+    if method != "send_text":
+        return payload
+    language = await privacy.mark_notice_shown(tx, contact_id, PRIVACY_NOTICE_VERSION, now)
+    if language is None:
+        return payload
+    notice = text(language, "privacy.notice")
+    body = payload.get("text", "")
+    if len(body) + len(notice) + 2 <= MAX_TEXT:
+        return {**payload, "text": f"{body}\n\n{notice}"}
+    await outbox.enqueue(
+        tx, channel=channel, chat_id=chat_id, contact_id=contact_id, method="send_text",
+        payload={"text": notice, "buttons": []}, now=now, priority=priority,
+    )
+    return payload
+
+
+async def on_inbound(tx: Connection, contact_id: int, event: Inbound, now: datetime) -> None:
+    """Before the flow: /stop withdraws consent; any other own act after the notice gives it."""
+    if event.command == "stop":
+        await privacy.withdraw_consent(tx, contact_id, now)
+        return
+    if event.command in NEUTRAL_COMMANDS or (event.choice or "").startswith(PRIVACY_CHOICES):
+        return
+    await privacy.record_consent(tx, contact_id, PRIVACY_NOTICE_VERSION, now, renew=event.command == "start")

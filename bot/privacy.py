@@ -1,0 +1,112 @@
+"""Data-subject rights and retention on the bot side: export (`feedbot customer export`,
+/mydata), erase (`feedbot customer erase`, /forget) and the scheduled retention purge.
+What each table keeps or loses is in storage/privacy.py (one step per table)."""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from bot.clock import Clock
+from bot.effects import Target, apply, enqueue
+from flows import privacy as privacy_flow
+from flows.model import Decision, EraseMyData, SendMyData
+from flows.texts import PRIVACY_NOTICE_VERSION, text
+from storage import privacy
+from storage.db import Connection, Database
+from storage.timefmt import to_db
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMAT = "feedbot-personal-data/1"
+PURGE_BATCH = 500  # rows per transaction: the write lock is never held long
+
+
+async def export_document(conn: Connection, subject: privacy.Subject, now: datetime) -> dict[str, Any]:
+    return {
+        "format": EXPORT_FORMAT,
+        "subject": subject.label,
+        "exported_at": to_db(now),
+        "privacy_notice_version": PRIVACY_NOTICE_VERSION,
+        "tables": await privacy.export(conn, subject),
+    }
+
+
+def to_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, indent=2, default=str)
+
+
+class Privacy:
+    def __init__(self, db: Database, clock: Clock, *, retention_days: int, shop_name: str = "") -> None:
+        self.db = db
+        self.clock = clock
+        self.retention = timedelta(days=retention_days)
+        self.shop_name = shop_name
+
+    # --- the CLI -------------------------------------------------------------------------
+
+    async def exists(self, ident: str) -> bool:
+        return await privacy.find(self.db.reader, ident) is not None
+
+    async def export(self, ident: str) -> dict[str, Any] | None:
+        """None when no customer (or contact:<n>) has this id."""
+        async with self.db.transaction() as tx:  # one consistent snapshot of every table
+            subject = await privacy.find(tx, ident)
+            return await export_document(tx, subject, self.clock.now()) if subject else None
+
+    async def erase(self, ident: str) -> dict[str, int] | None:
+        async with self.db.transaction() as tx:
+            subject = await privacy.find(tx, ident)
+            if subject is None:
+                return None
+            counts = await privacy.erase(tx, subject, self.clock.now())
+        await self.db.checkpoint()  # old page images in the WAL go too
+        log.info("erased %s: %s", "customer" if subject.customer_id else "contact", counts)
+        return counts
+
+    # --- the scheduled job ----------------------------------------------------------------
+
+    async def purge(self) -> dict[str, int]:
+        now = self.clock.now()
+        cutoff = now - self.retention
+        counts = await privacy.purge(self.db, cutoff, now, PURGE_BATCH)
+        await self.db.checkpoint()
+        if any(counts.values()):
+            log.info("retention purge (older than %s): %s", to_db(cutoff), counts)
+        return counts
+
+    # --- /mydata and /forget, inside the engine's transaction -------------------------------
+
+    async def carry_out(
+        self, tx: Connection, decisions: Sequence[Decision], target: Target, language: str, now: datetime
+    ) -> None:
+        for decision in decisions:
+            if isinstance(decision, SendMyData):
+                await self._send_my_data(tx, target, language, now)
+            elif isinstance(decision, EraseMyData):
+                assert target.contact_id is not None
+                subject = await privacy.of_contact(tx, target.contact_id)
+                counts = await privacy.erase(tx, subject, now)
+                log.info("contact %s erased their data (/forget): %s", target.contact_id, counts)
+                await apply(tx, privacy_flow.erased(language, self.shop_name), replace(target, customer_id=None), now)
+
+    async def _send_my_data(self, tx: Connection, target: Target, language: str, now: datetime) -> None:
+        assert target.contact_id is not None
+        subject = await privacy.of_contact(tx, target.contact_id)
+        document = await export_document(tx, subject, now)
+        tables = document["tables"]
+        caption = text(
+            language, "privacy.mydata_caption", shop=self.shop_name, customers=len(tables["customers"]),
+            purchases=len(tables["purchases"]), surveys=len(tables["surveys"]), tickets=len(tables["tickets"]),
+            messages=len(tables["inbox"]) + len(tables["outbox"]),
+        )
+        payload = {
+            "document_base64": base64.b64encode(to_json(document).encode("utf-8")).decode("ascii"),
+            "filename": "my-data.json",
+            "mime_type": "application/json",
+            "text": caption,
+        }
+        await enqueue(tx, target, "send_document", payload, now)

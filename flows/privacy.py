@@ -1,0 +1,41 @@
+"""The customer's privacy commands: /mydata (everything kept about them) and /forget
+(erase it, after a confirmation with buttons). The bot carries out the decisions; the
+consent notice itself is added by the bot to the first message a chat gets (bot/privacy.py).
+"""
+from __future__ import annotations
+
+from flows.model import AnswerChoice, Button, Context, Decision, EditChoiceMessage, EraseMyData, Inbound, Reply, SendMyData
+from flows.texts import text
+
+PREFIX = "privacy:"
+FORGET_CONFIRM = "privacy:forget"
+FORGET_CANCEL = "privacy:keep"
+
+
+def owns_choice(choice: str) -> bool:
+    return choice.startswith(PREFIX)
+
+
+def my_data(ctx: Context) -> list[Decision]:
+    return [SendMyData()]
+
+
+def forget(ctx: Context) -> list[Decision]:
+    lang = ctx.contact.language
+    buttons = (Button(text(lang, "privacy.forget_yes"), FORGET_CONFIRM), Button(text(lang, "privacy.forget_no"), FORGET_CANCEL))
+    return [Reply(text(lang, "privacy.forget_confirm", shop=ctx.shop_name), buttons=(buttons,))]
+
+
+def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
+    lang = ctx.contact.language
+    if event.choice == FORGET_CONFIRM:
+        return [EraseMyData()]  # the goodbye comes after the erase: see erased()
+    if event.choice == FORGET_CANCEL:
+        return [AnswerChoice(), EditChoiceMessage(text(lang, "privacy.forget_cancelled"))]
+    return [AnswerChoice()]
+
+
+def erased(language: str, shop: str) -> list[Decision]:
+    """What the (now anonymous) chat gets after the erase: generic texts only."""
+    done = text(language, "privacy.forgotten", shop=shop)
+    return [AnswerChoice(), EditChoiceMessage(text(language, "privacy.forget_yes") + " ✓"), Reply(done)]

@@ -1,0 +1,19 @@
+-- Privacy (PDPL 91/2025, Decree 356/2025): the notice each contact was shown, consent and
+-- its withdrawal, erasure tombstones, and the indexes the retention purge walks.
+
+-- The privacy notice (flows/texts.py PRIVACY_NOTICE_VERSION) shown to this chat, and the
+-- consent given after it: the time and the version of the text the contact agreed to.
+ALTER TABLE contacts ADD COLUMN notice_version TEXT;
+ALTER TABLE contacts ADD COLUMN notice_at TEXT;
+ALTER TABLE contacts ADD COLUMN consent_version TEXT;
+ALTER TABLE contacts ADD COLUMN consent_at TEXT;
+ALTER TABLE contacts ADD COLUMN consent_withdrawn_at TEXT;
+-- Set when the person's data was erased: the row stays as an anonymous tombstone that
+-- surveys and tickets (kept for statistics) still point to.
+ALTER TABLE contacts ADD COLUMN erased_at TEXT;
+ALTER TABLE customers ADD COLUMN erased_at TEXT;
+
+-- Only rows still holding a payload or a body: the purge never rescans what it cleared.
+CREATE INDEX inbox_unpurged ON inbox (received_at) WHERE payload <> '{}';
+CREATE INDEX outbox_unpurged ON outbox (created_at) WHERE payload <> '{}';
+CREATE INDEX ticket_events_unpurged ON ticket_events (at) WHERE body IS NOT NULL;

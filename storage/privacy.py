@@ -1,0 +1,407 @@
+"""A person's data, table by table: find it, export it, erase it; and the retention purge.
+
+Export and erase are one list of per-table steps (STEPS). A table that holds personal data
+gets one `Step` entry here: what to export of the subject's rows, and how to erase them.
+Erase keeps what statistics need (scores, touchpoints, stores, amounts, times, statuses)
+and removes or blanks everything that names, reaches or quotes the person; rows stay as
+anonymous tombstones where other tables point to them.
+
+A subject is a shop customer (all their chats) or one chat contact never linked to a
+customer ("contact:<n>").
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Sequence
+
+from storage.db import Connection, Database, fetch_one
+from storage.timefmt import to_db
+
+ERASED = "erased"  # prefix of the unique keys of anonymised rows
+PURGED = "{}"  # an inbox or outbox payload after erasure or retention
+FINISHED = ("sent", "failed", "unknown")  # outbox rows the sender is done with
+MIN_QUOTE_CHARS = 8  # shorter texts are not searched for in other people's messages
+
+
+@dataclass(frozen=True)
+class Subject:
+    label: str  # "C-42" (the shop's customer id) or "contact:7"
+    customer_id: int | None
+    contact_ids: tuple[int, ...]
+    ticket_ids: tuple[int, ...] = ()
+    quotes: tuple[str, ...] = field(default=(), compare=False)  # names, phone, what they wrote: searched for
+
+
+def _marks(ids: Sequence[Any]) -> str:
+    return ",".join("?" * len(ids)) or "NULL"
+
+
+async def _with_tickets(conn: Connection, label: str, customer_id: int | None, contact_ids: tuple[int, ...]) -> Subject:
+    rows = await conn.execute_fetchall(
+        f"SELECT id FROM tickets WHERE contact_id IN ({_marks(contact_ids)})"
+        + (" OR customer_id = ?" if customer_id is not None else "") + " ORDER BY id",
+        (*contact_ids, *((customer_id,) if customer_id is not None else ())),
+    )
+    return Subject(label, customer_id, contact_ids, tuple(r[0] for r in rows))
+
+
+async def find(conn: Connection, ident: str) -> Subject | None:
+    """The shop's external customer id, or "contact:<n>" for a chat never linked to one.
+    Erased customers and contacts are not found again."""
+    ident = ident.strip()
+    if ident.startswith("contact:"):
+        number = ident.removeprefix("contact:")
+        if not number.isascii() or not number.isdigit():
+            return None
+        row = await fetch_one(conn, "SELECT id, customer_id FROM contacts WHERE id = ? AND erased_at IS NULL", (int(number),))
+        if row is None:
+            return None
+        if row["customer_id"] is not None:
+            return await of_customer(conn, row["customer_id"])
+        return await _with_tickets(conn, ident, None, (row["id"],))
+    row = await fetch_one(conn, "SELECT id FROM customers WHERE external_id = ? AND erased_at IS NULL", (ident,))
+    return await of_customer(conn, row["id"]) if row else None
+
+
+async def of_customer(conn: Connection, customer_id: int) -> Subject:
+    row = await fetch_one(conn, "SELECT external_id FROM customers WHERE id = ?", (customer_id,))
+    contact_rows = await conn.execute_fetchall("SELECT id FROM contacts WHERE customer_id = ? ORDER BY id", (customer_id,))
+    return await _with_tickets(conn, row["external_id"] if row else str(customer_id), customer_id,
+                               tuple(r[0] for r in contact_rows))
+
+
+async def of_contact(conn: Connection, contact_id: int) -> Subject:
+    """What /mydata and /forget act on: the linked customer's data, else this chat's own."""
+    row = await fetch_one(conn, "SELECT customer_id FROM contacts WHERE id = ?", (contact_id,))
+    if row is not None and row["customer_id"] is not None:
+        return await of_customer(conn, row["customer_id"])
+    return await _with_tickets(conn, f"contact:{contact_id}", None, (contact_id,))
+
+
+# --- export ------------------------------------------------------------------------------
+
+JSON_COLUMNS = {"payload", "items", "data", "photos"}
+
+
+def _decode(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    for key in JSON_COLUMNS & out.keys():
+        if isinstance(out[key], str):
+            try:
+                out[key] = json.loads(out[key])
+            except ValueError:
+                pass
+    if isinstance(out.get("payload"), dict) and "document_base64" in out["payload"]:
+        out["payload"] = {**out["payload"], "document_base64": "(an earlier export of this data)"}
+    return out
+
+
+def _select(sql: str, params: Callable[[Subject], Sequence[Any]]) -> Callable[[Connection, Subject], Awaitable[list[dict[str, Any]]]]:
+    """An exporter: `sql` may use {contacts} and {tickets} for the subject's id lists."""
+
+    async def export(conn: Connection, s: Subject) -> list[dict[str, Any]]:
+        query = sql.format(contacts=_marks(s.contact_ids), tickets=_marks(s.ticket_ids))
+        return [_decode(r) for r in await conn.execute_fetchall(query, params(s))]
+
+    return export
+
+
+def _customer_id(s: Subject) -> tuple[Any, ...]:
+    return (s.customer_id if s.customer_id is not None else -1,)
+
+
+# --- erase -------------------------------------------------------------------------------
+
+
+async def _columns(conn: Connection, table: str) -> list[tuple[str, bool]]:
+    return [(r[1], bool(r[3])) for r in await conn.execute_fetchall(f"PRAGMA table_info({table})")]
+
+
+async def _anonymise(conn: Connection, table: str, ids: Sequence[int], keep: set[str], fixed: dict[str, str], now: datetime) -> int:
+    """Blank every column of these rows except `keep` (ids, times, statuses) and `fixed`
+    (unique keys, set to "erased:<id>"-style values): a column added later by another
+    migration is erased without touching this code."""
+    if not ids:
+        return 0
+    sets, values = ["erased_at = ?"], [to_db(now)]
+    for name, not_null in await _columns(conn, table):
+        if name in keep or name == "erased_at":
+            continue
+        if name in fixed:
+            sets.append(f"{name} = {fixed[name]}")
+        else:
+            sets.append(f"{name} = {'?' if not_null else 'NULL'}")
+            if not_null:
+                values.append("")
+    cur = await conn.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE id IN ({_marks(ids)})", (*values, *ids))
+    return cur.rowcount
+
+
+CUSTOMER_KEEP = {"id", "created_at", "updated_at", "opted_out_at"}
+CONTACT_KEEP = {
+    "id", "channel", "customer_id", "language", "created_at", "last_seen_at", "opted_out_at",
+    "notice_version", "notice_at", "consent_version", "consent_at", "consent_withdrawn_at",
+}
+
+
+async def _erase_customer(conn: Connection, s: Subject, now: datetime) -> int:
+    if s.customer_id is None:
+        return 0
+    await conn.execute("UPDATE customers SET opted_out_at = COALESCE(opted_out_at, ?) WHERE id = ?", (to_db(now), s.customer_id))
+    # A new random link token: the old deep link (on printed receipts) no longer finds anyone.
+    return await _anonymise(conn, "customers", [s.customer_id], CUSTOMER_KEEP, {
+        "external_id": f"'{ERASED}:' || id", "link_token": f"'{ERASED}:{secrets.token_urlsafe(16)}'",
+    }, now)
+
+
+async def _erase_contacts(conn: Connection, s: Subject, now: datetime) -> int:
+    # platform_user_id changes: the same person writing again starts afresh as a new contact.
+    return await _anonymise(conn, "contacts", s.contact_ids, CONTACT_KEEP, {
+        "platform_user_id": f"'{ERASED}:' || id",
+    }, now)
+
+
+async def _erase_purchases(conn: Connection, s: Subject, now: datetime) -> int:
+    # Amount, currency, store, touchpoint and date stay (tiers, spend statistics); the order
+    # id (a key into the shop's records of the person) and the items go.
+    cur = await conn.execute(
+        f"UPDATE purchases SET order_id = '{ERASED}:' || id, items = '[]', fingerprint = '' WHERE customer_id = ?",
+        _customer_id(s),
+    )
+    return cur.rowcount
+
+
+async def _erase_surveys(conn: Connection, s: Subject, now: datetime) -> int:
+    # Scores, touchpoints, stores and times stay for the reports; the comment goes.
+    at = to_db(now)
+    await conn.execute(
+        "UPDATE surveys SET status = 'skipped', skip_reason = 'erased', closed_at = ?"
+        " WHERE customer_id = ? AND status IN ('scheduled', 'awaiting_contact')", (at, *_customer_id(s)))
+    await conn.execute(
+        "UPDATE surveys SET status = 'expired', closed_at = ? WHERE customer_id = ? AND status = 'sent'",
+        (at, *_customer_id(s)))
+    cur = await conn.execute("UPDATE surveys SET comment = NULL WHERE customer_id = ? AND comment IS NOT NULL", _customer_id(s))
+    return cur.rowcount
+
+
+async def _erase_conversations(conn: Connection, s: Subject, now: datetime) -> int:
+    cur = await conn.execute(f"DELETE FROM conversations WHERE contact_id IN ({_marks(s.contact_ids)})", s.contact_ids)
+    return cur.rowcount
+
+
+async def _erase_tickets(conn: Connection, s: Subject, now: datetime) -> int:
+    # Category, priority, tier, status and times stay; what the customer wrote and sent goes.
+    # An open ticket is closed: nobody is left to answer.
+    at = to_db(now)
+    await conn.execute(
+        f"UPDATE tickets SET status = 'resolved', resolved_at = ? WHERE id IN ({_marks(s.ticket_ids)}) AND status != 'resolved'",
+        (at, *s.ticket_ids))
+    cur = await conn.execute(
+        f"UPDATE tickets SET description = '', photos = '[]' WHERE id IN ({_marks(s.ticket_ids)})", s.ticket_ids)
+    return cur.rowcount
+
+
+async def _erase_ticket_events(conn: Connection, s: Subject, now: datetime) -> int:
+    # Every message body of their tickets (both ways: agents' replies quote and address the
+    # customer), and the customer's own name as an actor; agents' names stay (audit trail).
+    cur = await conn.execute(
+        f"UPDATE ticket_events SET body = NULL,"
+        f" actor_name = CASE WHEN actor = 'customer' THEN NULL ELSE actor_name END,"
+        f" actor_id = CASE WHEN actor = 'customer' THEN NULL ELSE actor_id END"
+        f" WHERE ticket_id IN ({_marks(s.ticket_ids)})"
+        f" OR (actor = 'customer' AND actor_id IN ({_marks(s.contact_ids)}))",
+        (*s.ticket_ids, *(str(c) for c in s.contact_ids)),
+    )
+    return cur.rowcount
+
+
+async def _erase_inbox(conn: Connection, s: Subject, now: datetime) -> int:
+    """Their updates; and agents' messages in the group that quote them (a reply carries the
+    card or relay it answers, with the customer's name and words)."""
+    cur = await conn.execute(
+        f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE contact_id IN ({_marks(s.contact_ids)})", s.contact_ids)
+    count = cur.rowcount
+    for quote in _quote_forms(s.quotes):
+        cur = await conn.execute(
+            f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE contact_id IS NULL AND processed_at IS NOT NULL"
+            f" AND payload <> '{PURGED}' AND (instr(payload, ?) > 0 OR instr(text, ?) > 0)", (quote, quote))
+        count += cur.rowcount
+    return count
+
+
+async def _erase_outbox(conn: Connection, s: Subject, now: datetime) -> int:
+    """Messages to their chats and about their tickets (the agents' cards and relays):
+    blanked, and never sent if still waiting; chat ids of finished ones go too. Owners'
+    digests quote comments: a message that quotes what this person wrote is blanked."""
+    where = f"(contact_id IN ({_marks(s.contact_ids)}) OR ticket_id IN ({_marks(s.ticket_ids)}))"
+    params = (*s.contact_ids, *s.ticket_ids)
+    await conn.execute(
+        f"UPDATE outbox SET status = 'failed', last_error = 'erased' WHERE {where} AND status = 'pending'", params)
+    await conn.execute(
+        f"UPDATE outbox SET chat_id = '' WHERE contact_id IN ({_marks(s.contact_ids)}) AND status != 'sending'", s.contact_ids)
+    cur = await conn.execute(f"UPDATE outbox SET payload = '{PURGED}' WHERE {where}", params)
+    count = cur.rowcount
+    for quote in _quote_forms(s.quotes):
+        cur = await conn.execute(
+            f"UPDATE outbox SET payload = '{PURGED}' WHERE contact_id IS NULL AND payload <> '{PURGED}'"
+            " AND instr(payload, ?) > 0", (quote,))
+        count += cur.rowcount
+    return count
+
+
+def _quote_forms(texts: Sequence[str]) -> set[str]:
+    """How a text can appear inside a JSON payload: as written, with whitespace folded (the
+    digest quotes it so), and its first 40 characters (quotes are shortened)."""
+    forms: set[str] = set()
+    for t in texts:
+        for variant in (t, " ".join(t.split())):
+            escaped = json.dumps(variant, ensure_ascii=False)[1:-1]
+            forms.add(escaped)
+            forms.add(escaped[:40].rstrip())
+    return {f for f in forms if len(f) >= MIN_QUOTE_CHARS}
+
+
+@dataclass(frozen=True)
+class Step:
+    table: str
+    export: Callable[[Connection, Subject], Awaitable[list[dict[str, Any]]]]
+    erase: Callable[[Connection, Subject, datetime], Awaitable[int]]
+
+
+# One entry per table holding personal data. Adding a table = adding a Step.
+STEPS: tuple[Step, ...] = (
+    Step("customers", _select("SELECT * FROM customers WHERE id = ?", _customer_id), _erase_customer),
+    Step("contacts", _select("SELECT * FROM contacts WHERE id IN ({contacts}) ORDER BY id", lambda s: s.contact_ids),
+         _erase_contacts),
+    Step("purchases", _select("SELECT * FROM purchases WHERE customer_id = ? ORDER BY purchased_at, id", _customer_id),
+         _erase_purchases),
+    Step("surveys", _select("SELECT * FROM surveys WHERE customer_id = ? ORDER BY id", _customer_id), _erase_surveys),
+    Step("conversations", _select("SELECT * FROM conversations WHERE contact_id IN ({contacts})", lambda s: s.contact_ids),
+         _erase_conversations),
+    Step("tickets", _select("SELECT * FROM tickets WHERE id IN ({tickets}) ORDER BY id", lambda s: s.ticket_ids),
+         _erase_tickets),
+    Step("ticket_events", _select(
+        "SELECT * FROM ticket_events WHERE ticket_id IN ({tickets})"
+        " OR (actor = 'customer' AND actor_id IN ({contacts})) ORDER BY id",
+        lambda s: (*s.ticket_ids, *(str(c) for c in s.contact_ids))), _erase_ticket_events),
+    Step("inbox", _select("SELECT * FROM inbox WHERE contact_id IN ({contacts}) ORDER BY id", lambda s: s.contact_ids),
+         _erase_inbox),
+    Step("outbox", _select(
+        "SELECT * FROM outbox WHERE contact_id IN ({contacts}) OR ticket_id IN ({tickets}) ORDER BY id",
+        lambda s: (*s.contact_ids, *s.ticket_ids)), _erase_outbox),
+)
+
+
+async def export(conn: Connection, s: Subject) -> dict[str, list[dict[str, Any]]]:
+    return {step.table: await step.export(conn, s) for step in STEPS}
+
+
+async def _quotes(conn: Connection, s: Subject) -> tuple[str, ...]:
+    """What names the person or what they wrote (name, phone, chat names, comments,
+    complaint texts, messages), looked for in other people's messages before it is erased."""
+    rows = await conn.execute_fetchall(
+        "SELECT name FROM customers WHERE id = ? UNION SELECT phone FROM customers WHERE id = ?"
+        f" UNION SELECT display_name FROM contacts WHERE id IN ({_marks(s.contact_ids)})"
+        " UNION SELECT comment FROM surveys WHERE customer_id = ? AND comment IS NOT NULL"
+        f" UNION SELECT description FROM tickets WHERE id IN ({_marks(s.ticket_ids)})"
+        f" UNION SELECT body FROM ticket_events WHERE ticket_id IN ({_marks(s.ticket_ids)}) AND actor = 'customer'"
+        " AND body IS NOT NULL",
+        (*_customer_id(s), *_customer_id(s), *s.contact_ids, *_customer_id(s), *s.ticket_ids, *s.ticket_ids),
+    )
+    return tuple(r[0] for r in rows if r[0])
+
+
+async def erase(conn: Connection, s: Subject, now: datetime) -> dict[str, int]:
+    """Every step, in the caller's transaction: rows touched per table."""
+    s = Subject(s.label, s.customer_id, s.contact_ids, s.ticket_ids, await _quotes(conn, s))
+    return {step.table: await step.erase(conn, s, now) for step in STEPS}
+
+
+async def scrub_if_erased(conn: Connection, inbox_id: int, contact_id: int) -> None:
+    """The update that asked for erasure is recorded after the erase ran: blank it too."""
+    await conn.execute(
+        f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE id = ?"
+        " AND EXISTS (SELECT 1 FROM contacts WHERE id = ? AND erased_at IS NOT NULL)",
+        (inbox_id, contact_id),
+    )
+
+
+# --- retention ---------------------------------------------------------------------------
+
+# Each: one batch of at most ? rows older than ? -> rows changed. Unprocessed inbox rows and
+# outbox rows the sender has not finished are never touched; scores, statuses and times are.
+# "my_data" is not a retention rule: a /mydata file is a copy of everything, kept only
+# until it is sent (it gets `now` instead of the retention cutoff).
+PURGES: tuple[tuple[str, str], ...] = (
+    ("my_data", f"UPDATE outbox SET payload = '{PURGED}' WHERE id IN ("
+                f"SELECT id FROM outbox WHERE payload <> '{PURGED}' AND created_at < ? AND method = 'send_document'"
+                f" AND status IN {FINISHED} LIMIT ?)"),
+    ("inbox", f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE id IN ("
+              f"SELECT id FROM inbox WHERE payload <> '{PURGED}' AND received_at < ? AND processed_at IS NOT NULL"
+              " ORDER BY received_at LIMIT ?)"),
+    ("outbox", f"UPDATE outbox SET payload = '{PURGED}' WHERE id IN ("
+               f"SELECT id FROM outbox WHERE payload <> '{PURGED}' AND created_at < ?"
+               f" AND status IN {FINISHED} ORDER BY created_at LIMIT ?)"),
+    ("ticket_events", "UPDATE ticket_events SET body = NULL WHERE id IN ("
+                      "SELECT e.id FROM ticket_events e LEFT JOIN tickets t ON t.id = e.ticket_id"
+                      " WHERE e.body IS NOT NULL AND e.at < ?1 AND (t.id IS NULL OR (t.status = 'resolved'"
+                      " AND t.resolved_at < ?1)) ORDER BY e.at LIMIT ?2)"),
+    ("conversations", "DELETE FROM conversations WHERE contact_id IN ("
+                      "SELECT contact_id FROM conversations WHERE updated_at < ? LIMIT ?)"),
+)
+
+
+async def purge(db: Database, cutoff: datetime, now: datetime, batch: int = 500) -> dict[str, int]:
+    """Retention: clear raw payloads and message texts older than `cutoff`, `batch` rows per
+    transaction so the write lock is never held long. Also drops the chat ids of finished
+    messages to erased contacts (the goodbye after /forget)."""
+    done: dict[str, int] = {}
+    for table, sql in PURGES:
+        total = 0
+        while True:
+            async with db.transaction() as tx:
+                cur = await tx.execute(sql, (to_db(now if table == "my_data" else cutoff), batch))
+            total += cur.rowcount
+            if cur.rowcount < batch:
+                break
+        done[table] = total
+    async with db.transaction() as tx:
+        cur = await tx.execute(
+            "UPDATE outbox SET chat_id = '', payload = ? WHERE chat_id <> '' AND status IN"
+            f" {FINISHED} AND contact_id IN (SELECT id FROM contacts WHERE erased_at IS NOT NULL)", (PURGED,))
+        done["erased_chats"] = cur.rowcount
+    return done
+
+
+# --- the notice and consent (contacts) -------------------------------------------------
+
+
+async def mark_notice_shown(conn: Connection, contact_id: int, version: str, now: datetime) -> str | None:
+    """Record that this version of the notice goes to the contact now; returns the contact's
+    language if it had not been shown it yet, else None (one indexed row read otherwise)."""
+    rows = await conn.execute_fetchall(
+        "UPDATE contacts SET notice_version = ?, notice_at = ? WHERE id = ? AND erased_at IS NULL"
+        " AND (notice_version IS NULL OR notice_version <> ?) RETURNING language",
+        (version, to_db(now), contact_id, version),
+    )
+    return next((r[0] for r in rows), None)
+
+
+async def record_consent(conn: Connection, contact_id: int, version: str, now: datetime, *, renew: bool) -> bool:
+    """Consent to `version`, if the contact was shown that notice and has not consented to it
+    yet; after a withdrawal only when `renew` (an explicit /start)."""
+    cur = await conn.execute(
+        "UPDATE contacts SET consent_at = ?, consent_version = ?, consent_withdrawn_at = NULL"
+        " WHERE id = ? AND notice_version = ?"
+        " AND ((consent_withdrawn_at IS NULL AND consent_version IS NOT ?) OR (consent_withdrawn_at IS NOT NULL AND ?))",
+        (to_db(now), version, contact_id, version, version, renew),
+    )
+    return cur.rowcount == 1
+
+
+async def withdraw_consent(conn: Connection, contact_id: int, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE contacts SET consent_withdrawn_at = ? WHERE id = ? AND consent_withdrawn_at IS NULL", (to_db(now), contact_id))
