@@ -175,3 +175,43 @@ async def test_rows_left_sending_by_a_crash_become_unknown_not_resent(db, channe
     await sender.drain(5)
     assert tg.requests_for("sendMessage") == []
     assert (await row(db, item))["status"] == "unknown"
+
+
+async def test_per_chat_send_times_of_idle_chats_are_forgotten(db, channel, tg, monkeypatch):
+    import asyncio
+
+    import bot.sender as sender_module
+
+    monkeypatch.setattr(sender_module, "LAST_SENT_PRUNE_AT", 4)
+    monkeypatch.setattr(sender_module, "LAST_SENT_PRUNE_EVERY", 0.0)
+    for chat in range(1, 13):
+        await enqueue(db, chat, "survey")
+    sender = make_sender(db, channel, messages_per_second=1000)
+    await sender.drain(10)
+    assert len(tg.sent_messages()) == 12
+    await asyncio.sleep(0.25)  # past per_chat_interval (0.2 s): every chat may be sent to again
+    await sender.pump()
+    assert len(sender._last_sent) <= 4  # not one entry per chat ever sent to
+    await enqueue(db, 3, "again")  # a forgotten chat is still paced from its next send on
+    await enqueue(db, 3, "and again")
+    await sender.drain(10)
+    again = tg.sent_messages(3)
+    assert [m.text for m in again] == ["survey", "again", "and again"]
+    assert again[2].time - again[1].time >= 0.19
+
+
+async def test_a_late_wake_up_does_not_push_later_sends_back(db, channel, monkeypatch):
+    import bot.sender as sender_module
+
+    clock = [0.0]
+
+    async def late_sleep(seconds):  # every sleep wakes 5 ms late (a busy event loop)
+        clock[0] += seconds + 0.005
+
+    monkeypatch.setattr(sender_module.asyncio, "sleep", late_sleep)
+    sender = make_sender(db, channel, messages_per_second=10, monotonic=lambda: clock[0])
+    for _ in range(101):
+        await sender._global_slot()
+    # 100 intervals after the first slot, not 100 x (interval + 5 ms)
+    assert clock[0] <= 100 * sender.interval + 0.005 + 1e-9
+    assert clock[0] >= 100 * sender.interval - 1e-9
