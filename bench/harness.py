@@ -90,6 +90,7 @@ class Child:
     def __init__(self, proc: asyncio.subprocess.Process, hello: dict[str, Any]) -> None:
         self.proc = proc
         self.hello = hello
+        self._lock = asyncio.Lock()  # one command at a time on the pipe
 
     @classmethod
     async def spawn(cls, script: str, args: list[str], timeout: float = 120.0) -> "Child":
@@ -118,9 +119,10 @@ class Child:
 
     async def ask(self, command: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
         assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(command) + "\n").encode())
-        await self.proc.stdin.drain()
-        answer = await self._read(timeout)
+        async with self._lock:
+            self.proc.stdin.write((json.dumps(command) + "\n").encode())
+            await self.proc.stdin.drain()
+            answer = await self._read(timeout)
         if "error" in answer:
             raise BenchError(f"child: {answer['error']}")
         return answer

@@ -178,11 +178,7 @@ class Sender:
         now = self.monotonic()
         if self._next_slot > now:
             await asyncio.sleep(self._next_slot - now)
-        # Keep to the schedule: a sleep that wakes a little late (a busy loop) must not push
-        # every later slot back by as much, or the rate sinks under the target (seen in
-        # bench/outbound_drain.py: 0.92 of the cap). Lateness of up to half an interval is
-        # caught up; two sends are never closer than half an interval.
-        self._next_slot = max(self._next_slot, self.monotonic() - self.interval / 2) + self.interval
+        self._next_slot = max(self._next_slot, self.monotonic()) + self.interval
 
     async def _send(
         self, channel: Channel, row: OutboxItem, merged: list[OutboxItem], key: tuple[str, str], paced: bool
