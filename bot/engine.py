@@ -78,8 +78,7 @@ class Engine:
         any failure after recording is caught, logged and kept on the inbox row."""
         channel = self.channels[channel_name]
         update_id = channel.update_id(payload)
-        async with self.db.transaction() as tx:
-            inbox_id = await inbox.record(tx, channel_name, update_id, payload, self.clock.now())
+        inbox_id = await inbox.record_committed(self.db, channel_name, update_id, payload, self.clock.now())
         if inbox_id is None:
             log.info("%s update %s already recorded; ignoring the redelivery", channel_name, update_id)
             return False

@@ -1,0 +1,91 @@
+"""Group commit (Database.write_grouped, inbox.record_committed): concurrent writes share one
+transaction, each caller's write is committed when it returns, a bad one fails alone; and the
+UTC time text the storage layer writes and reads."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from typing import AsyncIterator
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from storage import inbox
+from storage.db import Database
+from storage.timefmt import from_db, to_db
+from tests.conftest import START
+
+INSERT_SETTING = "INSERT INTO settings (key, value) VALUES (?, ?)"
+
+
+@pytest.fixture
+async def db(tmp_path) -> AsyncIterator[Database]:
+    async with Database(tmp_path / "g.db") as database:
+        yield database
+
+
+async def trace_statements(db: Database) -> list[str]:
+    """Every statement SQLite runs on the writer connection (its own trace hook)."""
+    seen: list[str] = []
+    raw = db.writer._conn
+    await db.writer._execute(raw.set_trace_callback, seen.append)
+    return seen
+
+
+async def test_concurrent_updates_are_recorded_once_each_and_committed(db):
+    payloads = [(str(1000 + i % 40), {"update_id": 1000 + i % 40, "copy": i // 40}) for i in range(60)]
+    ids = await asyncio.gather(
+        *(inbox.record_committed(db, "telegram", uid, body, START) for uid, body in payloads)
+    )
+    new = [i for i in ids if i is not None]
+    assert len(new) == len(set(new)) == 40  # 20 redeliveries recorded nothing
+    assert all(ids[i] is not None for i in range(40))  # the first copy of each wins
+    rows = await db.fetchall("SELECT update_id, payload FROM inbox ORDER BY id")  # the reader sees them
+    assert len(rows) == 40 and all('"copy": 0' in r["payload"] for r in rows)
+
+
+async def test_writes_that_wait_for_the_lock_share_one_transaction(db):
+    seen = await trace_statements(db)
+    async with db.transaction() as tx:  # holds the write lock while 20 writers arrive
+        writers = [asyncio.create_task(db.write_grouped(INSERT_SETTING, (f"k{i}", "v"))) for i in range(20)]
+        await asyncio.sleep(0.05)
+        assert not any(w.done() for w in writers)
+        await tx.execute(INSERT_SETTING, ("held", "v"))
+    results = await asyncio.gather(*writers)
+    assert all(count == 1 for _, count in results)
+    assert sum(1 for s in seen if s.strip().upper() == "COMMIT") == 2  # the holder's and ONE for the 20
+    assert (await db.fetchone("SELECT COUNT(*) FROM settings WHERE key LIKE 'k%'"))[0] == 20
+
+
+async def test_a_failing_write_in_a_group_fails_only_its_caller(db):
+    async with db.transaction():
+        good = [asyncio.create_task(db.write_grouped(INSERT_SETTING, (f"g{i}", "v"))) for i in range(5)]
+        bad = asyncio.create_task(db.write_grouped(INSERT_SETTING, ("g1", "duplicate key")))
+        more = asyncio.create_task(db.write_grouped(INSERT_SETTING, ("g9", "v")))
+        await asyncio.sleep(0.05)
+    with pytest.raises(sqlite3.IntegrityError):
+        await bad
+    await asyncio.gather(*good, more)
+    keys = [r[0] for r in await db.fetchall("SELECT key FROM settings WHERE key LIKE 'g%' ORDER BY key")]
+    assert keys == ["g0", "g1", "g2", "g3", "g4", "g9"]
+    assert (await db.fetchone("SELECT value FROM settings WHERE key = 'g1'"))[0] == "v"
+
+
+async def test_time_text_round_trips_and_keeps_its_fixed_width_format():
+    vn = ZoneInfo("Asia/Ho_Chi_Minh")
+    cases = [
+        datetime(2026, 11, 23, 9, 0, tzinfo=vn),
+        datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=timezone.utc),
+        datetime(2026, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5))),
+    ]
+    texts = [to_db(at) for at in cases]
+    assert texts == ["2026-11-23T02:00:00.000000Z", "2026-01-01T00:00:00.123456Z", "2027-01-01T04:59:59.000000Z"]
+    for at, text in zip(cases, texts):
+        back = from_db(text)
+        assert back == at and back.utcoffset() == timedelta(0)
+    assert from_db(None) is None
+    with pytest.raises(ValueError):
+        from_db("2026-11-23 02:00:00")
+    with pytest.raises(ValueError):
+        to_db(datetime(2026, 11, 23, 2, 0))
