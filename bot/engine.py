@@ -105,7 +105,8 @@ class Engine:
     async def process(self, inbox_id: int, channel: Channel, payload: dict[str, Any]) -> None:
         try:
             event = channel.parse(payload)
-            async with self.db.transaction() as tx:
+            # inline: one update's statements are small indexed ones (storage/db.py)
+            async with self.db.transaction(inline=True) as tx:
                 now = self.clock.now()
                 if event is None or (event.group and not self._is_agents_chat(event.chat_id)):
                     await inbox.mark_processed(tx, inbox_id, now, kind="ignored")

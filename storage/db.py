@@ -51,6 +51,29 @@ def _run_in_transaction(raw: sqlite3.Connection, statements: list[tuple[str, tup
     return results
 
 
+class _Inline:
+    """The writer connection inside transaction(inline=True): execute / execute_fetchall /
+    executemany run on the calling (event loop) thread, on the sqlite3 connection under the
+    aiosqlite one, and answer what aiosqlite's would (a cursor with lastrowid / rowcount, a
+    list of rows). Anything else goes to the aiosqlite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._async = conn
+        self._raw: sqlite3.Connection = conn._conn
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._raw.execute(sql, parameters)
+
+    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self._raw.execute(sql, parameters).fetchall()
+
+    async def executemany(self, sql: str, parameters: Any) -> sqlite3.Cursor:
+        return self._raw.executemany(sql, parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._async, name)
+
+
 class MigrationError(RuntimeError):
     pass
 
@@ -104,7 +127,9 @@ class Database:
 
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        # check_same_thread=False: transaction(inline=True) runs statements on the event loop
+        # thread while the write lock keeps every other user off this connection.
+        conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = aiosqlite.Row
         # execute_fetchall, not execute: a PRAGMA that returns a row keeps its statement
         # (and a read lock) open until the row is fetched, which blocks the other connection.
@@ -138,14 +163,21 @@ class Database:
         return self._reader or self.writer
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, *, inline: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction: BEGIN IMMEDIATE takes the write lock up front, so a
-        transaction never fails half-way with SQLITE_BUSY on upgrade."""
+        transaction never fails half-way with SQLITE_BUSY on upgrade.
+
+        inline=True: the statements inside run right on the event loop thread instead of one
+        round trip each to the database thread (BEGIN, which may wait for another process,
+        and COMMIT, which may checkpoint, still go there). For short transactions of small
+        indexed statements only, like one inbound update's (bot/engine.py): tens of
+        microseconds each, where a round trip costs hundreds under load. Never for bulk work:
+        it would stall the loop."""
         async with self._write_lock:
             conn = self.writer
             await conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
+                yield _Inline(conn) if inline else conn  # type: ignore[misc]
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise

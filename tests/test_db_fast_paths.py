@@ -1,10 +1,12 @@
-"""Group commit (Database.write_grouped, inbox.record_committed): concurrent writes share one
-transaction, each caller's write is committed when it returns, a bad one fails alone; and the
-UTC time text the storage layer writes and reads."""
+"""The database's fast paths for the inbound hot path: group commit (Database.write_grouped,
+inbox.record_committed: concurrent writes share one transaction, each caller's write is
+committed when it returns, a bad one fails alone), inline transactions (statements on the
+event loop thread, still all-or-nothing), and the UTC time text storage writes and reads."""
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator
 from zoneinfo import ZoneInfo
@@ -89,3 +91,33 @@ async def test_time_text_round_trips_and_keeps_its_fixed_width_format():
         from_db("2026-11-23 02:00:00")
     with pytest.raises(ValueError):
         to_db(datetime(2026, 11, 23, 2, 0))
+
+
+async def thread_of_statements(db: Database, **kw) -> int:
+    await db.writer._execute(db.writer._conn.create_function, "thread_id", 0, threading.get_ident)
+    async with db.transaction(**kw) as tx:
+        return (await tx.execute_fetchall("SELECT thread_id()"))[0][0]
+
+
+async def test_an_inline_transaction_runs_its_statements_on_the_loop_thread(db):
+    assert await thread_of_statements(db, inline=True) == threading.get_ident()
+    assert await thread_of_statements(db) != threading.get_ident()  # the default: aiosqlite's thread
+
+
+async def test_an_inline_transaction_commits_all_or_nothing(db):
+    async with db.transaction(inline=True) as tx:
+        cur = await tx.execute(INSERT_SETTING, ("a", "1"))
+        assert cur.rowcount == 1 and cur.lastrowid
+        await tx.executemany(INSERT_SETTING, [("b", "2"), ("c", "3")])
+        assert [tuple(r) for r in await tx.execute_fetchall("SELECT key, value FROM settings ORDER BY key")] == [
+            ("a", "1"), ("b", "2"), ("c", "3")
+        ]
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.transaction(inline=True) as tx:
+            await tx.execute(INSERT_SETTING, ("d", "4"))
+            await tx.execute(INSERT_SETTING, ("a", "again"))  # primary key: the whole transaction goes
+    rows = await db.fetchall("SELECT key, value FROM settings ORDER BY key")  # the reader connection
+    assert [tuple(r) for r in rows] == [("a", "1"), ("b", "2"), ("c", "3")]
+    async with db.transaction() as tx:  # the connection is usable the usual way afterwards
+        await tx.execute(INSERT_SETTING, ("e", "5"))
+    assert (await db.fetchone("SELECT value FROM settings WHERE key = 'e'"))[0] == "5"
