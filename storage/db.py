@@ -51,6 +51,21 @@ def _run_in_transaction(raw: sqlite3.Connection, statements: list[tuple[str, tup
     return results
 
 
+def _begin_if_free(raw: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE right here if SQLite's write lock is free now; False, without
+    waiting, if another process holds it (waiting here would stall the event loop)."""
+    raw.execute("PRAGMA busy_timeout=0").fetchall()
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as exc:
+        if raw.in_transaction or "locked" not in str(exc):
+            raise
+        return False
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").fetchall()
+
+
 class _Inline:
     """The writer connection inside transaction(inline=True): execute / execute_fetchall /
     executemany run on the calling (event loop) thread, on the sqlite3 connection under the
@@ -168,14 +183,16 @@ class Database:
         transaction never fails half-way with SQLITE_BUSY on upgrade.
 
         inline=True: the statements inside run right on the event loop thread instead of one
-        round trip each to the database thread (BEGIN, which may wait for another process,
-        and COMMIT, which may checkpoint, still go there). For short transactions of small
+        round trip each to the database thread (so does BEGIN when no other process holds the
+        write lock; otherwise it waits on the database thread; COMMIT, which may checkpoint,
+        always goes there). For short transactions of small
         indexed statements only, like one inbound update's (bot/engine.py): tens of
         microseconds each, where a round trip costs hundreds under load. Never for bulk work:
         it would stall the loop."""
         async with self._write_lock:
             conn = self.writer
-            await conn.execute("BEGIN IMMEDIATE")
+            if not (inline and _begin_if_free(conn._conn)):
+                await conn.execute("BEGIN IMMEDIATE")
             try:
                 yield _Inline(conn) if inline else conn  # type: ignore[misc]
             except BaseException:

@@ -121,3 +121,30 @@ async def test_an_inline_transaction_commits_all_or_nothing(db):
     async with db.transaction() as tx:  # the connection is usable the usual way afterwards
         await tx.execute(INSERT_SETTING, ("e", "5"))
     assert (await db.fetchone("SELECT value FROM settings WHERE key = 'e'"))[0] == "5"
+
+
+async def test_an_inline_transaction_waits_for_another_process_without_stalling_the_loop(db):
+    other = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process (say, the CLI) is writing
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def write() -> None:
+        async with db.transaction(inline=True) as tx:
+            await tx.execute(INSERT_SETTING, ("after", "1"))
+
+    tick_task = asyncio.create_task(ticker())
+    writer = asyncio.create_task(write())
+    await asyncio.sleep(0.3)
+    assert not writer.done() and ticks >= 10  # waiting, on the database thread, not on the loop
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(writer, 10)
+    tick_task.cancel()
+    assert (await db.fetchone("SELECT value FROM settings WHERE key = 'after'"))[0] == "1"
+    assert (await db.writer.execute_fetchall("PRAGMA busy_timeout"))[0][0] == 10_000  # restored
