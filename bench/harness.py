@@ -39,6 +39,8 @@ from bench.csat_pipeline import (  # noqa: E402
     make_config,
     p50_p99,
     pct,
+    purchase_body,
+    run_pool,
     score_buttons,
 )
 from bot.app import FeedbotApp  # noqa: E402
@@ -46,7 +48,7 @@ from bot.http_api import TELEGRAM_SECRET_HEADER, TELEGRAM_WEBHOOK_PATH  # noqa: 
 
 __all__ = [
     "API_TOKEN", "BOT_TOKEN", "FIRST_USER_ID", "START", "SURVEY_DELAY", "WEBHOOK_SECRET", "BenchTelegramServer",
-    "fmt_s", "make_config", "p50_p99", "pct", "score_buttons", "TELEGRAM_SECRET_HEADER", "TELEGRAM_WEBHOOK_PATH",
+    "fmt_s", "make_config", "p50_p99", "pct", "purchase_body", "run_pool", "score_buttons", "TELEGRAM_SECRET_HEADER", "TELEGRAM_WEBHOOK_PATH",
 ]
 
 UNTHROTTLED = {"messages_per_second": 1000, "per_chat_interval": 0.001}
@@ -233,16 +235,7 @@ async def wait_outbox_empty(app: FeedbotApp, timeout: float) -> None:
 
 async def post_purchase(http: aiohttp.ClientSession, base_url: str, index: int, purchased_at: str) -> str:
     """POST a purchase for customer `index`; returns the Telegram deep-link token."""
-    body = {
-        "order_id": f"B-{index:06d}",
-        "customer": {"external_id": f"BC-{index:06d}", "name": f"Khách {index}", "phone": "+84 912 345 678"},
-        "amount": 250000,
-        "currency": "VND",
-        "items": [{"sku": "TEA-01", "name": "Trà sen", "qty": 2, "price": 125000}],
-        "store": "Q1",
-        "touchpoint": "delivery",
-        "purchased_at": purchased_at,
-    }
+    body = purchase_body(index, purchased_at)
     async with http.post(
         f"{base_url}/api/v1/purchases", json=body, headers={"Authorization": f"Bearer {API_TOKEN}"}
     ) as resp:

@@ -113,17 +113,8 @@ async def drive(args: argparse.Namespace) -> int:
                         samples.append((done, await child.ask({"cmd": "stats"})))
 
                 errors: list[str] = []
-
-                async def guarded(i: int) -> None:
-                    if errors:
-                        return
-                    try:
-                        await sampled(i)
-                    except Exception as exc:  # noqa: BLE001 - reported, and the run fails
-                        errors.append(f"customer {i}: {type(exc).__name__}: {exc}")
-
-                await h.gather_limited(range(args.conversations), args.concurrency, guarded)
-                problems += errors[:5]
+                await h.run_pool(list(range(args.conversations)), args.concurrency, sampled, errors)
+                problems += [f"customer {e}" for e in errors[:5]]
             drive_s = time.monotonic() - t0
             await asyncio.sleep(1.5)  # past the pacing interval of every chat
             final = await child.ask({"cmd": "stats"})
