@@ -69,24 +69,63 @@ def _begin_if_free(raw: sqlite3.Connection) -> bool:
 class _Inline:
     """The writer connection inside transaction(inline=True): execute / execute_fetchall /
     executemany run on the calling (event loop) thread, on the sqlite3 connection under the
-    aiosqlite one, and answer what aiosqlite's would (a cursor with lastrowid / rowcount, a
-    list of rows). Anything else goes to the aiosqlite connection."""
+    aiosqlite one, and answer as aiosqlite's would: `await tx.execute(...)` gives a cursor
+    (lastrowid, rowcount, awaitable fetch*), `async with tx.execute(...) as cur` works too;
+    execute_fetchall gives a list of rows. Anything else goes to the aiosqlite connection."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._async = conn
         self._raw: sqlite3.Connection = conn._conn
 
-    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return self._raw.execute(sql, parameters)
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> "_InlineResult":
+        return _InlineResult(_InlineCursor(self._raw.execute(sql, parameters)))
 
     async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._raw.execute(sql, parameters).fetchall()
 
-    async def executemany(self, sql: str, parameters: Any) -> sqlite3.Cursor:
-        return self._raw.executemany(sql, parameters)
+    def executemany(self, sql: str, parameters: Any) -> "_InlineResult":
+        return _InlineResult(_InlineCursor(self._raw.executemany(sql, parameters)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._async, name)
+
+
+class _InlineCursor:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+        self.lastrowid = cursor.lastrowid
+        self.rowcount = cursor.rowcount
+        self.description = cursor.description
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[sqlite3.Row]:
+        return self._cursor.fetchmany(size) if size is not None else self._cursor.fetchmany()
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class _InlineResult:
+    """What execute() returns: awaitable (the cursor) and an async context manager (closes it)."""
+
+    def __init__(self, cursor: _InlineCursor) -> None:
+        self._cursor = cursor
+
+    def __await__(self) -> Any:
+        if False:  # pragma: no cover - makes this a generator: nothing to wait for
+            yield
+        return self._cursor
+
+    async def __aenter__(self) -> _InlineCursor:
+        return self._cursor
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._cursor.close()
 
 
 class MigrationError(RuntimeError):

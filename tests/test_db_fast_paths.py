@@ -118,6 +118,12 @@ async def test_an_inline_transaction_commits_all_or_nothing(db):
             await tx.execute(INSERT_SETTING, ("a", "again"))  # primary key: the whole transaction goes
     rows = await db.fetchall("SELECT key, value FROM settings ORDER BY key")  # the reader connection
     assert [tuple(r) for r in rows] == [("a", "1"), ("b", "2"), ("c", "3")]
+    async with db.transaction(inline=True) as tx:  # the other ways aiosqlite offers
+        async with tx.execute("SELECT key FROM settings ORDER BY key") as cur:
+            assert [r[0] for r in await cur.fetchmany(2)] == ["a", "b"]
+            assert (await cur.fetchone())[0] == "c"
+        cur = await tx.execute("SELECT COUNT(*) FROM settings")
+        assert (await cur.fetchall())[0][0] == 3
     async with db.transaction() as tx:  # the connection is usable the usual way afterwards
         await tx.execute(INSERT_SETTING, ("e", "5"))
     assert (await db.fetchone("SELECT value FROM settings WHERE key = 'e'"))[0] == "5"
