@@ -153,6 +153,7 @@ class Database:
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._grouped: list[tuple[str, tuple[Any, ...], asyncio.Future[tuple[int | None, int]]]] = []
+        self._group_tasks: set[asyncio.Task[None]] = set()
 
     async def open(self, migrate: bool = True) -> None:
         if self.path != ":memory:":
@@ -243,18 +244,24 @@ class Database:
     async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
         """One write statement, committed before this returns: (lastrowid, rowcount).
 
-        Group commit: statements that arrive while another write holds the lock wait for it,
-        then the first of them in line runs them ALL in one transaction and one trip to the
-        database thread (BEGIN IMMEDIATE, each statement, COMMIT), so many concurrent writers
-        cost one round trip instead of three each. If that transaction fails, each statement
-        is retried in a transaction of its own: one bad statement fails only its caller."""
+        Group commit: statements that arrive while another write holds the lock wait
+        together, then run in ONE transaction and one trip to the database thread (BEGIN
+        IMMEDIATE, each statement, COMMIT), so many concurrent writers cost one round trip
+        instead of three each. If that transaction fails, each statement is retried in a
+        transaction of its own: one bad statement fails only its caller. The group is written
+        by a task of its own: a caller that is cancelled does not take the others down."""
         future: asyncio.Future[tuple[int | None, int]] = asyncio.get_running_loop().create_future()
         self._grouped.append((sql, tuple(params), future))
+        if len(self._grouped) == 1:  # the first of a new group: start its writer
+            task = asyncio.create_task(self._write_group())
+            self._group_tasks.add(task)
+            task.add_done_callback(self._group_tasks.discard)
+        return await future
+
+    async def _write_group(self) -> None:
         async with self._write_lock:
-            if not future.done():
-                batch, self._grouped = self._grouped, []
-                await self._write_batch(batch)
-        return future.result()
+            batch, self._grouped = self._grouped, []  # everyone who joined while we waited
+            await self._write_batch(batch)
 
     async def _write_batch(self, batch: list[tuple[str, tuple[Any, ...], asyncio.Future[tuple[int | None, int]]]]) -> None:
         conn = self.writer

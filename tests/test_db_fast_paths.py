@@ -60,6 +60,29 @@ async def test_writes_that_wait_for_the_lock_share_one_transaction(db):
     assert (await db.fetchone("SELECT COUNT(*) FROM settings WHERE key LIKE 'k%'"))[0] == 20
 
 
+async def test_a_cancelled_caller_does_not_take_its_group_down(db):
+    writing = threading.Event()
+
+    def slow_insert(statement: str) -> None:  # on the database thread: the group is being written
+        if statement.startswith("INSERT INTO settings") and not writing.is_set():
+            writing.set()
+            threading.Event().wait(0.3)
+
+    await db.writer._execute(db.writer._conn.set_trace_callback, slow_insert)
+    async with db.transaction():
+        first, second, third = (
+            asyncio.create_task(db.write_grouped(INSERT_SETTING, (key, "v"))) for key in ("c1", "c2", "c3")
+        )
+        await asyncio.sleep(0.05)
+    while not writing.is_set():
+        await asyncio.sleep(0.01)
+    first.cancel()  # its request went away while the group is on the database thread
+    assert [count for _, count in await asyncio.gather(second, third)] == [1, 1]
+    assert first.cancelled()
+    keys = [r[0] for r in await db.fetchall("SELECT key FROM settings WHERE key LIKE 'c%' ORDER BY key")]
+    assert keys == ["c1", "c2", "c3"]  # the write it asked for still happened
+
+
 async def test_a_failing_write_in_a_group_fails_only_its_caller(db):
     async with db.transaction():
         good = [asyncio.create_task(db.write_grouped(INSERT_SETTING, (f"g{i}", "v"))) for i in range(5)]
