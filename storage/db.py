@@ -66,6 +66,15 @@ def _begin_if_free(raw: sqlite3.Connection) -> bool:
         raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").fetchall()
 
 
+def _commit(raw: sqlite3.Connection) -> None:
+    try:
+        raw.execute("COMMIT")
+    except Exception:
+        if raw.in_transaction:  # a COMMIT that failed may leave the transaction open
+            raw.execute("ROLLBACK")
+        raise
+
+
 class _Inline:
     """The writer connection inside transaction(inline=True): execute / execute_fetchall /
     executemany run on the calling (event loop) thread, on the sqlite3 connection under the
@@ -222,13 +231,13 @@ class Database:
         """A write transaction: BEGIN IMMEDIATE takes the write lock up front, so a
         transaction never fails half-way with SQLITE_BUSY on upgrade.
 
-        inline=True: the statements inside run right on the event loop thread instead of one
-        round trip each to the database thread (so does BEGIN when no other process holds the
-        write lock; otherwise it waits on the database thread; COMMIT, which may checkpoint,
-        always goes there). For short transactions of small
-        indexed statements only, like one inbound update's (bot/engine.py): tens of
+        inline=True: BEGIN, the statements inside and COMMIT run right on the event loop
+        thread instead of one round trip each to the database thread (BEGIN waits there, off
+        the loop, when another process holds SQLite's write lock). For short transactions of
+        small indexed statements only, like one inbound update's (bot/engine.py): tens of
         microseconds each, where a round trip costs hundreds under load. Never for bulk work:
-        it would stall the loop."""
+        it would stall the loop. (A COMMIT that triggers WAL auto-checkpoint stalls the loop for
+        that checkpoint: every ~1000 pages written, a few ms on an SSD.)"""
         async with self._write_lock:
             conn = self.writer
             if not (inline and _begin_if_free(conn._conn)):
@@ -239,7 +248,10 @@ class Database:
                 await conn.execute("ROLLBACK")
                 raise
             else:
-                await conn.execute("COMMIT")
+                if inline:
+                    _commit(conn._conn)
+                else:
+                    await conn.execute("COMMIT")
 
     async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
         """One write statement, committed before this returns: (lastrowid, rowcount).

@@ -116,15 +116,23 @@ async def test_time_text_round_trips_and_keeps_its_fixed_width_format():
         to_db(datetime(2026, 11, 23, 2, 0))
 
 
-async def thread_of_statements(db: Database, **kw) -> int:
-    await db.writer._execute(db.writer._conn.create_function, "thread_id", 0, threading.get_ident)
+async def threads_of_statements(db: Database, **kw) -> dict[str, int]:
+    """The thread SQLite ran each statement of one transaction on (its trace hook runs there)."""
+    seen: dict[str, int] = {}
+    record = lambda sql: seen.setdefault(sql.split()[0].upper(), threading.get_ident())  # noqa: E731
+    await db.writer._execute(db.writer._conn.set_trace_callback, record)
     async with db.transaction(**kw) as tx:
-        return (await tx.execute_fetchall("SELECT thread_id()"))[0][0]
+        await tx.execute(INSERT_SETTING, (f"t{len(kw)}", "v"))
+    await db.writer._execute(db.writer._conn.set_trace_callback, None)
+    return {k: v for k, v in seen.items() if k in ("BEGIN", "INSERT", "COMMIT")}
 
 
-async def test_an_inline_transaction_runs_its_statements_on_the_loop_thread(db):
-    assert await thread_of_statements(db, inline=True) == threading.get_ident()
-    assert await thread_of_statements(db) != threading.get_ident()  # the default: aiosqlite's thread
+async def test_an_inline_transaction_runs_on_the_loop_thread(db):
+    loop_thread = threading.get_ident()
+    inline = await threads_of_statements(db, inline=True)
+    assert inline == {"BEGIN": loop_thread, "INSERT": loop_thread, "COMMIT": loop_thread}
+    usual = await threads_of_statements(db)  # the default: every statement on aiosqlite's thread
+    assert set(usual) == {"BEGIN", "INSERT", "COMMIT"} and loop_thread not in usual.values()
 
 
 async def test_an_inline_transaction_commits_all_or_nothing(db):
