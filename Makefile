@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench clean
+.PHONY: run test bench bench-inbound bench-outbound bench-memory bench-all clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,22 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/csat_pipeline.py
+
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# The issue-7 figures: inbound vs PTB's webhook dispatch, outbound drain (~8 min), memory.
+bench-inbound: $(BIN)/.bench-installed
+	$(BIN)/python bench/inbound_vs_ptb.py
+
+bench-outbound: $(BIN)/.installed
+	$(BIN)/python bench/outbound_drain.py
+
+bench-memory: $(BIN)/.installed
+	$(BIN)/python bench/memory.py
+
+bench-all: bench bench-inbound bench-outbound bench-memory
 
 clean:
 	rm -rf $(VENV) *.egg-info

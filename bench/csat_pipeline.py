@@ -230,6 +230,20 @@ class Customer:
         return f"customer {self.index} (user {self.user_id}, order {self.order_id})"
 
 
+def purchase_body(index: int, purchased_at: str) -> dict[str, Any]:
+    """POST /api/v1/purchases body of customer `index` (order B-<index>)."""
+    return {
+        "order_id": f"B-{index:06d}",
+        "customer": {"external_id": f"BC-{index:06d}", "name": f"Khách {index}", "phone": "+84 912 345 678"},
+        "amount": 250000,
+        "currency": "VND",
+        "items": [{"sku": "TEA-01", "name": "Trà sen", "qty": 2, "price": 125000}],
+        "store": "Q1",
+        "touchpoint": "delivery",
+        "purchased_at": purchased_at,
+    }
+
+
 def make_customers(n: int, seed: int) -> list[Customer]:
     rng = random.Random(seed)
     return [Customer(i, rng.randint(1, 5)) for i in range(n)]
@@ -324,16 +338,7 @@ class Rig:
     # --- the customer's side -------------------------------------------------------
 
     async def post_purchase(self, c: Customer) -> None:
-        body = {
-            "order_id": c.order_id,
-            "customer": {"external_id": f"BC-{c.index:06d}", "name": f"Khách {c.index}", "phone": "+84 912 345 678"},
-            "amount": 250000,
-            "currency": "VND",
-            "items": [{"sku": "TEA-01", "name": "Trà sen", "qty": 2, "price": 125000}],
-            "store": "Q1",
-            "touchpoint": "delivery",
-            "purchased_at": self.clock.now().isoformat(),
-        }
+        body = purchase_body(c.index, self.clock.now().isoformat())
         t0 = time.monotonic()
         async with self.http.post(
             f"{self.app.base_url}/api/v1/purchases", json=body, headers={"Authorization": f"Bearer {API_TOKEN}"}

@@ -91,8 +91,7 @@ class Engine:
         """Only the first step of receive (for webhooks that must answer before handling):
         the inbox row's id, or None for a redelivery. ValueError without an update id."""
         update_id = self.channels[channel_name].update_id(payload)
-        async with self.db.transaction() as tx:
-            inbox_id = await inbox.record(tx, channel_name, update_id, payload, self.clock.now())
+        inbox_id = await inbox.record_committed(self.db, channel_name, update_id, payload, self.clock.now())
         if inbox_id is None:
             log.info("%s update %s already recorded; ignoring the redelivery", channel_name, update_id)
         return inbox_id
@@ -117,7 +116,8 @@ class Engine:
     async def process(self, inbox_id: int, channel: Channel, payload: dict[str, Any]) -> None:
         try:
             event = channel.parse(payload)
-            async with self.db.transaction() as tx:
+            # inline: one update's statements are small indexed ones (storage/db.py)
+            async with self.db.transaction(inline=True) as tx:
                 now = self.clock.now()
                 if event is not None and hasattr(channel, "resolve"):  # e.g. Zalo: a numbered reply -> its button
                     event = await channel.resolve(tx, event, payload, now)

@@ -35,6 +35,108 @@ async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] 
     return next(iter(rows), None)
 
 
+def _run_in_transaction(raw: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[int | None, int]]:
+    """On the database thread: BEGIN IMMEDIATE, every statement, COMMIT (ROLLBACK on error)."""
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        results = []
+        for sql, params in statements:
+            cur = raw.execute(sql, params)
+            results.append((cur.lastrowid, cur.rowcount))
+        raw.execute("COMMIT")
+    except BaseException:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        raise
+    return results
+
+
+def _begin_if_free(raw: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE right here if SQLite's write lock is free now; False, without
+    waiting, if another process holds it (waiting here would stall the event loop)."""
+    raw.execute("PRAGMA busy_timeout=0").fetchall()
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as exc:
+        if raw.in_transaction or "locked" not in str(exc):
+            raise
+        return False
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").fetchall()
+
+
+def _commit(raw: sqlite3.Connection) -> None:
+    try:
+        raw.execute("COMMIT")
+    except Exception:
+        if raw.in_transaction:  # a COMMIT that failed may leave the transaction open
+            raw.execute("ROLLBACK")
+        raise
+
+
+class _Inline:
+    """The writer connection inside transaction(inline=True): execute / execute_fetchall /
+    executemany run on the calling (event loop) thread, on the sqlite3 connection under the
+    aiosqlite one, and answer as aiosqlite's would: `await tx.execute(...)` gives a cursor
+    (lastrowid, rowcount, awaitable fetch*), `async with tx.execute(...) as cur` works too;
+    execute_fetchall gives a list of rows. Anything else goes to the aiosqlite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._async = conn
+        self._raw: sqlite3.Connection = conn._conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> "_InlineResult":
+        return _InlineResult(_InlineCursor(self._raw.execute(sql, parameters)))
+
+    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self._raw.execute(sql, parameters).fetchall()
+
+    def executemany(self, sql: str, parameters: Any) -> "_InlineResult":
+        return _InlineResult(_InlineCursor(self._raw.executemany(sql, parameters)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._async, name)
+
+
+class _InlineCursor:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+        self.lastrowid = cursor.lastrowid
+        self.rowcount = cursor.rowcount
+        self.description = cursor.description
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[sqlite3.Row]:
+        return self._cursor.fetchmany(size) if size is not None else self._cursor.fetchmany()
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class _InlineResult:
+    """What execute() returns: awaitable (the cursor) and an async context manager (closes it)."""
+
+    def __init__(self, cursor: _InlineCursor) -> None:
+        self._cursor = cursor
+
+    def __await__(self) -> Any:
+        if False:  # pragma: no cover - makes this a generator: nothing to wait for
+            yield
+        return self._cursor
+
+    async def __aenter__(self) -> _InlineCursor:
+        return self._cursor
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._cursor.close()
+
+
 class MigrationError(RuntimeError):
     pass
 
@@ -59,6 +161,8 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._grouped: list[tuple[str, tuple[Any, ...], asyncio.Future[tuple[int | None, int]]]] = []
+        self._group_tasks: set[asyncio.Task[None]] = set()
 
     async def open(self, migrate: bool = True) -> None:
         if self.path != ":memory:":
@@ -87,7 +191,9 @@ class Database:
 
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        # check_same_thread=False: transaction(inline=True) runs statements on the event loop
+        # thread while the write lock keeps every other user off this connection.
+        conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = aiosqlite.Row
         # execute_fetchall, not execute: a PRAGMA that returns a row keeps its statement
         # (and a read lock) open until the row is fetched, which blocks the other connection.
@@ -124,19 +230,75 @@ class Database:
         return self._reader or self.writer
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, *, inline: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction: BEGIN IMMEDIATE takes the write lock up front, so a
-        transaction never fails half-way with SQLITE_BUSY on upgrade."""
+        transaction never fails half-way with SQLITE_BUSY on upgrade.
+
+        inline=True: BEGIN, the statements inside and COMMIT run right on the event loop
+        thread instead of one round trip each to the database thread (BEGIN waits there, off
+        the loop, when another process holds SQLite's write lock). For short transactions of
+        small indexed statements only, like one inbound update's (bot/engine.py): tens of
+        microseconds each, where a round trip costs hundreds under load. Never for bulk work:
+        it would stall the loop. (A COMMIT that triggers WAL auto-checkpoint stalls the loop for
+        that checkpoint: every ~1000 pages written, a few ms on an SSD.)"""
         async with self._write_lock:
             conn = self.writer
-            await conn.execute("BEGIN IMMEDIATE")
+            if not (inline and _begin_if_free(conn._conn)):
+                await conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
+                yield _Inline(conn) if inline else conn  # type: ignore[misc]
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
             else:
-                await conn.execute("COMMIT")
+                if inline:
+                    _commit(conn._conn)
+                else:
+                    await conn.execute("COMMIT")
+
+    async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
+        """One write statement, committed before this returns: (lastrowid, rowcount).
+
+        Group commit: statements that arrive while another write holds the lock wait
+        together, then run in ONE transaction and one trip to the database thread (BEGIN
+        IMMEDIATE, each statement, COMMIT), so many concurrent writers cost one round trip
+        instead of three each. If that transaction fails, each statement is retried in a
+        transaction of its own: one bad statement fails only its caller. The group is written
+        by a task of its own: a caller that is cancelled does not take the others down."""
+        future: asyncio.Future[tuple[int | None, int]] = asyncio.get_running_loop().create_future()
+        self._grouped.append((sql, tuple(params), future))
+        if len(self._grouped) == 1:  # the first of a new group: start its writer
+            task = asyncio.create_task(self._write_group())
+            self._group_tasks.add(task)
+            task.add_done_callback(self._group_tasks.discard)
+        return await future
+
+    async def _write_group(self) -> None:
+        async with self._write_lock:
+            batch, self._grouped = self._grouped, []  # everyone who joined while we waited
+            await self._write_batch(batch)
+
+    async def _write_batch(self, batch: list[tuple[str, tuple[Any, ...], asyncio.Future[tuple[int | None, int]]]]) -> None:
+        conn = self.writer
+        try:
+            try:
+                results = await conn._execute(_run_in_transaction, conn._conn, [(sql, p) for sql, p, _ in batch])
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                for item in batch:  # find the bad one: each on its own
+                    await self._write_batch([item])
+                return
+        except BaseException as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("write interrupted"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, _, future), result in zip(batch, results):
+            if not future.done():
+                future.set_result(result)
 
     async def checkpoint(self) -> None:
         """Copy the WAL into the database file and empty it (best effort: readers may hold

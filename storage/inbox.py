@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.db import Connection
+from storage.db import Connection, Database
 from storage.timefmt import to_db
 
 
@@ -18,16 +18,32 @@ class InboxItem:
     payload: dict[str, Any]
 
 
+_INSERT = (
+    "INSERT INTO inbox (platform, update_id, payload, received_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (platform, update_id) DO NOTHING"
+)
+
+
 async def record(
     conn: Connection, platform: str, update_id: str, payload: dict[str, Any], now: datetime
 ) -> int | None:
     """Insert the update; None when it was already recorded (a redelivery)."""
     cur = await conn.execute(
-        "INSERT INTO inbox (platform, update_id, payload, received_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (platform, update_id) DO NOTHING",
+        _INSERT,
         (platform, update_id, json.dumps(payload, ensure_ascii=False), to_db(now)),
     )
     return cur.lastrowid if cur.rowcount == 1 else None
+
+
+async def record_committed(
+    db: Database, platform: str, update_id: str, payload: dict[str, Any], now: datetime
+) -> int | None:
+    """record() in a write transaction of its own, committed when this returns (updates that
+    arrive together share one transaction: Database.write_grouped)."""
+    rowid, count = await db.write_grouped(
+        _INSERT, (platform, update_id, json.dumps(payload, ensure_ascii=False), to_db(now))
+    )
+    return rowid if count == 1 else None
 
 
 async def mark_processed(

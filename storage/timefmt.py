@@ -9,10 +9,13 @@ _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 def to_db(at: datetime) -> str:
     if at.tzinfo is None:
         raise ValueError("naive datetime: the database stores aware UTC times only")
-    return at.astimezone(timezone.utc).strftime(_FORMAT)
+    # isoformat, not strftime(_FORMAT): the same text, several times faster (hot path).
+    return at.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_db(value: str | None) -> datetime | None:
     if value is None:
         return None
+    if len(value) == 27 and value[-1] == "Z":  # what to_db writes: parsed in C, not by _strptime
+        return datetime.fromisoformat(value)
     return datetime.strptime(value, _FORMAT).replace(tzinfo=timezone.utc)

@@ -203,3 +203,27 @@ async def test_a_telegram_429_pause_does_not_hold_web_chat_messages(db, channel,
     assert [c.status for c in tg.requests_for("sendMessage")] == [429]
     shown = await db.fetchall("SELECT body FROM web_messages WHERE session_id = 'visitor-session-0001'")
     assert [json.loads(r["body"])["text"] for r in shown] == ["to the web"]
+
+
+async def test_per_chat_send_times_of_idle_chats_are_forgotten(db, channel, tg, monkeypatch):
+    import asyncio
+
+    import bot.sender as sender_module
+
+    monkeypatch.setattr(sender_module, "LAST_SENT_PRUNE_AT", 4)
+    monkeypatch.setattr(sender_module, "LAST_SENT_PRUNE_EVERY", 0.0)
+    for chat in range(1, 13):
+        await enqueue(db, chat, "survey")
+    sender = make_sender(db, channel, messages_per_second=1000)
+    await sender.drain(10)
+    assert len(tg.sent_messages()) == 12
+    await asyncio.sleep(0.25)  # past per_chat_interval (0.2 s): every chat may be sent to again
+    await sender.pump()
+    assert len(sender._last_sent) <= 4  # not one entry per chat ever sent to
+    await enqueue(db, 3, "again")  # a forgotten chat is still paced from its next send on
+    await enqueue(db, 3, "and again")
+    await sender.drain(10)
+    again = tg.sent_messages(3)
+    assert [m.text for m in again] == ["survey", "again", "and again"]
+    assert again[2].time - again[1].time >= 0.19
+
