@@ -67,7 +67,7 @@ async def test_an_agent_signs_in_answers_and_resolves_on_a_phone_sized_screen(tm
             await expect(page.get_by_role("button", name="✅ Đã xong")).to_be_disabled()
 
             # Nothing is wider than a 360 px phone screen.
-            assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+            assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
             await shot(page, "agent-ticket.png")
             assert errors == []
 
