@@ -17,6 +17,7 @@ CHROMIUM = os.environ.get("FEEDBOT_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",  # containers (CI) often have a 64 MB /dev/shm that Chromium outgrows
 ]
 PHONE = {"width": 360, "height": 740}
 
@@ -24,7 +25,7 @@ PHONE = {"width": 360, "height": 740}
 @asynccontextmanager
 async def chromium(executable: str = CHROMIUM) -> AsyncIterator[Any]:
     if not os.path.exists(executable):
-        pytest.skip(f"headless Chromium not available: {executable} is missing (apt-get install chromium chromium-driver)")
+        pytest.skip(f"headless Chromium not available: {executable} is missing (apt-get install chromium)")
     try:
         from playwright.async_api import async_playwright
     except ImportError as exc:

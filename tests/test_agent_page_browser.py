@@ -1,45 +1,15 @@
-"""The agents' page in a real headless Chromium (Debian's /usr/bin/chromium driven by
-Playwright's bundled driver; skipped where that browser is missing or cannot start)."""
+"""The agents' page in a real headless Chromium (tests/browser.py: Debian's /usr/bin/chromium
+driven by Playwright; skipped with the reason where that browser is missing or cannot start)."""
 from __future__ import annotations
 
 import os
 import re
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
-import pytest
-
+from tests.browser import PHONE, chromium
 from tests.conftest import API_TOKEN, Harness, make_config
 from tests.test_agent_page import CUSTOMER, file_complaint
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 TIMEOUT_MS = 10_000
-
-
-@asynccontextmanager
-async def chromium() -> AsyncIterator[object]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"headless Chromium not available: {CHROMIUM} is missing")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError as exc:
-        pytest.skip(f"headless Chromium not available: playwright is not installed ({exc})")
-    driver = await async_playwright().start()
-    try:
-        try:
-            browser = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
-        except Exception as exc:  # e.g. missing libraries on this machine
-            pytest.skip(f"headless Chromium not available: {type(exc).__name__}: {str(exc)[:200]}")
-        try:
-            yield browser
-        finally:
-            await browser.close()
-    finally:
-        await driver.stop()
 
 
 async def shot(page, name: str) -> None:
@@ -56,7 +26,7 @@ async def test_an_agent_signs_in_answers_and_resolves_on_a_phone_sized_screen(tm
     try:
         await file_complaint(h, tg, 'Hộp bị móp <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">')
         async with chromium() as browser:
-            page = await browser.new_page(viewport={"width": 360, "height": 740})
+            page = await browser.new_page(viewport=PHONE)
             page.set_default_timeout(TIMEOUT_MS)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -97,7 +67,7 @@ async def test_an_agent_signs_in_answers_and_resolves_on_a_phone_sized_screen(tm
             await expect(page.get_by_role("button", name="✅ Đã xong")).to_be_disabled()
 
             # Nothing is wider than a 360 px phone screen.
-            assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+            assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
             await shot(page, "agent-ticket.png")
             assert errors == []
 
