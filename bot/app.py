@@ -32,6 +32,7 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S = 300  # expiry and reminders
+SENDER_STOP_TIMEOUT_S = 5.0  # for the sender's pass under way to end at stop
 
 
 class StartupError(RuntimeError):
@@ -54,6 +55,7 @@ class FeedbotApp:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._sender_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
 
     async def start(self, *, scheduler: bool = True) -> None:
@@ -168,7 +170,7 @@ class FeedbotApp:
         await site.start()
         self.port = self._runner.addresses[0][1]
 
-        self._tasks.append(asyncio.create_task(self.sender.run(), name="sender"))
+        self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
         if self.telegram is not None:
             if cfg.telegram_webhook:
                 await self.telegram.use_webhook(cfg.get("http", "public_url") + TELEGRAM_WEBHOOK_PATH, webhook_secret)
@@ -241,6 +243,13 @@ class FeedbotApp:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if self._sender_task is not None:
+            # Asked, not cancelled: a cancel between claiming a row and starting its send
+            # would leave the row 'sending' (then 'unknown' at the next start: never sent).
+            self.sender.finish_soon()
+            _, late = await asyncio.wait({self._sender_task}, timeout=SENDER_STOP_TIMEOUT_S)
+            self._tasks.extend(late)  # stuck past the deadline: cancelled with the rest
+            self._sender_task = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

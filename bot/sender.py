@@ -80,6 +80,7 @@ class Sender:
         self.hooks = hooks
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
+        self._stopping = False
         self._next_slot: dict[str, float] = {}  # per channel: its overall rate
         self._paused_until: dict[str, float] = {}  # per channel: a 429 pauses that platform only
         self._intervals: dict[str, float] = {}
@@ -96,17 +97,26 @@ class Sender:
         questions excepted: they are sent again, see outbox.requeue_in_flight_surveys)."""
         async with self.db.transaction() as tx:
             requeued = await outbox.requeue_in_flight_surveys(tx)
+            local = [name for name, ch in self.channels.items() if getattr(ch, "resend_after_crash", False)]
+            requeued += await outbox.requeue_in_flight_on(tx, local)
             count = await outbox.recover_in_flight(tx)
         if requeued:
-            log.warning("outbox: %d survey question(s) were in flight when the bot stopped; sending them again "
-                        "(a customer may get one twice)", requeued)
+            log.warning("outbox: %d survey question(s) or web chat message(s) were in flight when the bot "
+                        "stopped; sending them again (one may arrive twice)", requeued)
         if count:
             log.warning("outbox: %d message(s) were in flight when the bot stopped; marked unknown, not resent", count)
         return count
 
     async def run(self) -> None:
-        while True:
+        """Until stop(): it is asked to end, never cancelled mid-pass (a cancel between
+        claiming a row and starting its send would leave the row 'sending', then 'unknown')."""
+        while not self._stopping:
             await self._step()
+
+    def finish_soon(self) -> None:
+        """Start no new sends; run() returns after the pass under way."""
+        self._stopping = True
+        self.wake()
 
     async def _step(self, max_wait: float = IDLE_WAIT) -> None:
         """One pass, then sleep until a send may be possible or something wakes us
@@ -123,6 +133,7 @@ class Sender:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Let in-flight requests finish (or time out) so their outcome is recorded."""
+        self.finish_soon()
         tasks = list(self._in_flight.values())
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
@@ -139,6 +150,8 @@ class Sender:
         wait = min([IDLE_WAIT, *pauses.values()])
         held: set[tuple[str, str]] = set()  # chats whose next message must wait: keep their order
         for row in rows:
+            if self._stopping:
+                break
             key = (row.channel, row.chat_id)
             if key in held or key in self._in_flight:
                 held.add(key)

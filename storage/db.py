@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Sequence
 
 import aiosqlite
 
@@ -72,6 +72,20 @@ def _commit(raw: sqlite3.Connection) -> None:
     except Exception:
         if raw.in_transaction:  # a COMMIT that failed may leave the transaction open
             raw.execute("ROLLBACK")
+        raise
+
+
+async def _settled(statement: Awaitable[Any]) -> None:
+    """Await a transaction-control statement even if we are cancelled meanwhile, then pass the
+    cancellation on. The statement runs on the database thread whatever happens to the
+    awaiting task; releasing the write lock before it has finished would leave the next
+    caller a connection in an unknown state (an open transaction: 'cannot start a
+    transaction within a transaction' on every later write)."""
+    pending = asyncio.ensure_future(statement)
+    try:
+        await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        await pending
         raise
 
 
@@ -244,17 +258,27 @@ class Database:
         async with self._write_lock:
             conn = self.writer
             if not (inline and _begin_if_free(conn._conn)):
-                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    await _settled(conn.execute("BEGIN IMMEDIATE"))
+                except asyncio.CancelledError:
+                    if conn._conn.in_transaction:  # it ran on the database thread all the same
+                        await _settled(conn.execute("ROLLBACK"))
+                    raise
             try:
                 yield _Inline(conn) if inline else conn  # type: ignore[misc]
             except BaseException:
-                await conn.execute("ROLLBACK")
+                await _settled(conn.execute("ROLLBACK"))
                 raise
             else:
                 if inline:
                     _commit(conn._conn)
                 else:
-                    await conn.execute("COMMIT")
+                    try:
+                        await _settled(conn.execute("COMMIT"))
+                    except Exception:
+                        if conn._conn.in_transaction:  # a COMMIT that failed may leave it open
+                            await _settled(conn.execute("ROLLBACK"))
+                        raise
 
     async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
         """One write statement, committed before this returns: (lastrowid, rowcount).

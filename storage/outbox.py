@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from storage.db import Connection, Row, fetch_one
 from storage.timefmt import to_db
@@ -149,6 +149,19 @@ async def requeue_in_flight_surveys(conn: Connection) -> int:
     cur = await conn.execute(
         "UPDATE outbox SET status = 'pending', last_error = 'in flight when the bot stopped; sent again'"
         " WHERE status = 'sending' AND survey_id IS NOT NULL AND priority = 1 AND method = 'send_text'"
+    )
+    return cur.rowcount
+
+
+async def requeue_in_flight_on(conn: Connection, channels: Sequence[str]) -> int:
+    """Rows left 'sending' on channels whose delivery is our own write (the web chat): a
+    crash before it means the visitor never gets the message; sending again costs at most
+    a repeated line in their chat log."""
+    if not channels:
+        return 0
+    cur = await conn.execute(
+        "UPDATE outbox SET status = 'pending', last_error = 'in flight when the bot stopped; sent again'"
+        f" WHERE status = 'sending' AND channel IN ({','.join('?' * len(channels))})", tuple(channels),
     )
     return cur.rowcount
 

@@ -185,3 +185,29 @@ async def test_an_inline_transaction_waits_for_another_process_without_stalling_
     tick_task.cancel()
     assert (await db.fetchone("SELECT value FROM settings WHERE key = 'after'"))[0] == "1"
     assert (await db.writer.execute_fetchall("PRAGMA busy_timeout"))[0][0] == 10_000  # restored
+
+
+@pytest.mark.parametrize("inline", [False, True])
+@pytest.mark.parametrize("step", range(4))
+async def test_a_transaction_cancelled_at_any_await_leaves_the_connection_usable(db, inline, step):
+    """Cancelled (a shutdown) at BEGIN, inside, or at COMMIT: the statement already handed to
+    the database thread still runs there, so the transaction must be rolled back or finished,
+    never left open for the next caller's BEGIN ('cannot start a transaction within a
+    transaction': every later write of the bot failed, seen at SIGTERM in test_faults_process)."""
+    await db.writer.execute("CREATE TABLE t (x INTEGER)")
+
+    async def write() -> None:
+        async with db.transaction(inline=inline) as tx:
+            await tx.execute("INSERT INTO t VALUES (1)")
+            await tx.execute("INSERT INTO t VALUES (2)")
+
+    task = asyncio.create_task(write())
+    for _ in range(step):
+        await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    async with db.transaction() as tx:  # the next writer
+        await tx.execute("INSERT INTO t VALUES (3)")
+    assert not db.writer._conn.in_transaction
+    values = sorted(r[0] for r in await db.fetchall("SELECT x FROM t"))
+    assert values in ([3], [1, 2, 3])  # all or nothing of the cancelled one

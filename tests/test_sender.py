@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import json
 import logging
 from datetime import datetime, timezone
@@ -227,3 +228,47 @@ async def test_per_chat_send_times_of_idle_chats_are_forgotten(db, channel, tg, 
     assert [m.text for m in again] == ["survey", "again", "and again"]
     assert again[2].time - again[1].time >= 0.19
 
+
+
+async def test_asked_to_stop_the_sender_ends_its_pass_and_leaves_no_row_claimed_but_unsent(db, channel, tg):
+    """Graceful stop: run() ends by itself (never cancelled between claiming a row and
+    starting its send) and every claimed row's request finishes: each row is sent or still
+    pending for the next start, none left 'sending' (which a restart marks unknown)."""
+    tg.delay_next("sendMessage", 0.3, times=40)
+    ids = [await enqueue(db, chat, "hello") for chat in range(1, 41)]
+    sender = make_sender(db, channel, messages_per_second=100)
+    task = asyncio.create_task(sender.run())
+    async with asyncio.timeout(5):
+        while not tg.requests_for("sendMessage"):
+            await asyncio.sleep(0.005)
+    sender.finish_soon()
+    async with asyncio.timeout(2):
+        await task  # returns by itself: no cancel
+    await sender.stop()
+    statuses = Counter([(await row(db, i))["status"] for i in ids])
+    assert set(statuses) <= {"sent", "pending"} and statuses["sent"] >= 1
+    assert statuses["sent"] == len(tg.sent_messages())
+
+
+async def test_web_chat_rows_caught_mid_delivery_by_a_crash_are_sent_again(db, channel):
+    """A web chat message is our own database write: a crash before it must not lose it."""
+    from bot.channels.web import WebChannel
+
+    async with db.transaction() as tx:
+        web_row = await outbox.enqueue(
+            tx, channel="web", chat_id="visitor-session-0002", contact_id=None, method="send_text",
+            payload={"text": "your complaint KN-0001", "buttons": []}, now=NOW,
+        )
+        telegram_row = await outbox.enqueue(
+            tx, channel="telegram", chat_id="7", contact_id=None, method="send_text",
+            payload={"text": "may have arrived"}, now=NOW,
+        )
+        for item in (web_row, telegram_row):
+            assert await outbox.mark_sending(tx, item)
+    sender = Sender(db, {"telegram": channel, "web": WebChannel(db)})
+    await sender.recover()
+    await sender.drain(5)
+    assert (await row(db, web_row))["status"] == "sent"
+    assert (await row(db, telegram_row))["status"] == "unknown"
+    shown = await db.fetchall("SELECT body FROM web_messages WHERE session_id = 'visitor-session-0002'")
+    assert [json.loads(r["body"])["text"] for r in shown] == ["your complaint KN-0001"]

@@ -47,6 +47,10 @@ class TopicsUnavailable(Exception):
 
 class Channel(Protocol):
     name: str
+    # Optional attributes, read with getattr by the sender:
+    #   messages_per_second: float | None  -- overall rate on this platform (None: no limit)
+    #   resend_after_crash: bool  -- a row caught mid-delivery by a crash is sent again, not
+    #                                marked unknown (delivery is our own write: web chat)
 
     def update_id(self, payload: dict[str, Any]) -> str:
         """The platform's id of an update, the inbox dedupe key; ValueError if there is none."""

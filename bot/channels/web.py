@@ -28,6 +28,7 @@ Push = Callable[[dict[str, Any]], None]
 class WebChannel:
     name = NAME
     messages_per_second: float | None = None  # our own server: no platform-wide limit
+    resend_after_crash = True  # delivery is our own database write: resending is safe (sender.recover)
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
