@@ -7,13 +7,15 @@ import base64
 import json
 import logging
 import re
+from pathlib import Path
 from datetime import timedelta
 
 import pytest
 
 from flows.texts import text
 from storage import privacy
-from tests.conftest import Harness, hours
+from tests.browser import PHONE, chromium
+from tests.conftest import Harness, hours, make_config
 from tests.test_privacy import NOTICE_MARK, file_bytes
 from tests.test_web_chat import Visitor, web  # noqa: F401 - the fixture
 from tests.test_zalo import USER, next_message, outbox_settled, post_zalo_purchase, say, started
@@ -178,14 +180,27 @@ async def test_zalo_mydata_is_a_short_lived_link(tmp_path, tg, clock, zfake):
         await h.close()
 
 
-async def test_zalo_mydata_without_a_public_url_says_to_ask_the_shop(zh, zfake, caplog):
+class Recorded(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def test_zalo_mydata_without_a_public_url_says_to_ask_the_shop(zh, zfake):
     await follow(zh, zfake)
     await next_message(zfake)
-    with caplog.at_level(logging.WARNING, logger="bot.privacy"):
+    recorded = Recorded()
+    logging.getLogger("bot.privacy").addHandler(recorded)
+    try:
         await say(zh, zfake, "/mydata")
         message = await next_message(zfake)
+    finally:
+        logging.getLogger("bot.privacy").removeHandler(recorded)
     assert "liên hệ Shop An" in message.text and "/mydata/" not in message.text
-    assert any("http.public_url" in r.getMessage() for r in caplog.records)
+    assert any("http.public_url" in m for m in recorded.messages)
     assert await zh.rows("SELECT id FROM my_data_links") == []
 
 
@@ -255,5 +270,40 @@ async def test_zalo_short_question_carries_the_notice_whole(tmp_path, tg, clock,
         question = await next_message(zfake)
         assert text("vi", "privacy.notice") in question.text
         assert len(zfake.sent_to(USER)) == 1
+    finally:
+        await h.close()
+
+
+# --- the page in a real browser ------------------------------------------------------------------
+
+
+async def test_mydata_download_and_forget_on_the_page_in_a_real_browser(tmp_path, clock):
+    h = Harness(make_config(tmp_path), None, clock)
+    await h.start()
+    try:
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=PHONE, accept_downloads=True)
+            await page.goto(f"{h.url}/chat")
+            await page.locator(".fb-bot", has_text="Xin chào").wait_for(timeout=10_000)
+            message = page.get_by_label("Tin nhắn của bạn")
+            await message.fill("/mydata")
+            await message.press("Enter")
+            link = page.get_by_role("link", name="Tải xuống dữ liệu của bạn (my-data.json)")
+            async with page.expect_download(timeout=10_000) as download_info:
+                await link.click(timeout=10_000)
+            download = await download_info.value
+            assert download.suggested_filename == "my-data.json"
+            data = json.loads(Path(await download.path()).read_text(encoding="utf-8"))
+            assert data["format"] == "feedbot-personal-data/1" and data["subject"].startswith("contact:")
+
+            await message.fill("/forget")
+            await message.press("Enter")
+            await page.locator(".fb-bot").get_by_role("button", name="Xoá dữ liệu", exact=True).click(timeout=10_000)
+            await page.locator(".fb-bot", has_text="Đã xoá dữ liệu").wait_for(timeout=10_000)
+            shown = await page.locator(".fb-log").inner_text()
+            assert "Xin chào" not in shown and "/mydata" not in shown and await link.count() == 0
+            await page.reload()
+            await page.locator(".fb-bot", has_text="Đã xoá dữ liệu").wait_for(timeout=10_000)
+            assert "Xin chào" not in await page.locator(".fb-log").inner_text()
     finally:
         await h.close()
