@@ -129,11 +129,17 @@ class Database:
         transaction never fails half-way with SQLITE_BUSY on upgrade."""
         async with self._write_lock:
             conn = self.writer
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a task cancelled while BEGIN is queued (a job stopped at
+                # shutdown) must not leave the connection inside a transaction; the
+                # connection's thread runs the ROLLBACK after the BEGIN.
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
             except BaseException:
-                await conn.execute("ROLLBACK")
+                try:
+                    await conn.execute("ROLLBACK")
+                except sqlite3.OperationalError:
+                    pass  # the BEGIN itself failed: no transaction to roll back
                 raise
             else:
                 await conn.execute("COMMIT")

@@ -3,6 +3,7 @@ download or a short-lived link, /forget end to end, the web chat's log in export
 and retention; on the real app with real SQLite, a real WebSocket and the fake Zalo OA API."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -14,6 +15,7 @@ import pytest
 
 from flows.texts import text
 from storage import privacy
+from storage.db import Database
 from tests.browser import PHONE, chromium
 from tests.conftest import Harness, hours, make_config
 from tests.test_privacy import NOTICE_MARK, file_bytes
@@ -307,3 +309,26 @@ async def test_mydata_download_and_forget_on_the_page_in_a_real_browser(tmp_path
             assert "Xin chào" not in await page.locator(".fb-log").inner_text()
     finally:
         await h.close()
+
+
+# --- shutdown during the retention job -----------------------------------------------------------
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_no_transaction_open(tmp_path):
+    """The purge job is cancelled at shutdown, often while its BEGIN is queued on the
+    connection's thread; the sender's next transaction must still start (it once failed
+    with "cannot start a transaction within a transaction", and a survey went out twice)."""
+    async with Database(tmp_path / "x.db") as db:
+        async def purge_like() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("SELECT 1")
+
+        for _ in range(5):
+            task = asyncio.create_task(purge_like())
+            await asyncio.sleep(0)  # it holds the write lock and waits for BEGIN
+            task.cancel()
+            assert isinstance((await asyncio.gather(task, return_exceptions=True))[0], asyncio.CancelledError)
+            async with db.transaction() as tx:
+                await tx.execute("CREATE TABLE IF NOT EXISTS t (x)")
+                await tx.execute("INSERT INTO t VALUES (1)")
+        assert (await db.fetchall("SELECT COUNT(*) FROM t"))[0][0] == 5
