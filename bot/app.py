@@ -117,7 +117,8 @@ class FeedbotApp:
             channel_order=cfg.get("survey", "channel_order"),
             demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
         )
-        self.privacy = Privacy(self.db, self.clock, retention_days=cfg.get("privacy", "retention_days"), shop_name=shop)
+        self.privacy = Privacy(self.db, self.clock, retention_days=cfg.get("privacy", "retention_days"), shop_name=shop,
+                               public_url=cfg.get("http", "public_url"))
         self.engine = Engine(
             self.db,
             self.clock,
@@ -151,6 +152,7 @@ class FeedbotApp:
             web_link=self.web_chat_url if self.web else None,
         )
         web_app = http.make_app()
+        self.privacy.add_routes(web_app)  # /mydata/<token>: the download link on Zalo
         if self.zalo is not None:
             self.zalo_webhook = ZaloWebhook(
                 self.engine, self.zalo, oa_secret_key=cfg.get("zalo", "oa_secret_key"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.channels import zalo
 from flows.model import Inbound
 from flows.privacy import PREFIX as PRIVACY_CHOICES
 from flows.texts import PRIVACY_NOTICE_VERSION, text
@@ -27,6 +28,12 @@ from storage.db import Connection
 
 NEUTRAL_COMMANDS = frozenset({"stop", "forget", "mydata", "help"})
 MAX_TEXT = 4000  # Telegram takes 4096 characters: a longer text gets the notice as its own message
+
+
+def _fits(channel: str, text: str, buttons: list) -> bool:
+    if channel == zalo.NAME:  # 2000 characters, and the choices may be sent as numbered lines
+        return zalo.fits(text, buttons)
+    return len(text) <= MAX_TEXT
 
 
 async def with_notice(
@@ -42,7 +49,7 @@ async def with_notice(
         return payload
     notice = text(language, "privacy.notice")
     body = payload.get("text", "")
-    if len(body) + len(notice) + 2 <= MAX_TEXT:
+    if _fits(channel, f"{body}\n\n{notice}", payload.get("buttons") or []):
         return {**payload, "text": f"{body}\n\n{notice}"}
     await outbox.enqueue(
         tx, channel=channel, chat_id=chat_id, contact_id=contact_id, method="send_text",

@@ -6,16 +6,19 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import secrets
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Sequence
+
+from aiohttp import web
 
 from bot.clock import Clock
 from bot.effects import Target, apply, enqueue
 from flows import privacy as privacy_flow
 from flows.model import Decision, EraseMyData, SendMyData
 from flows.texts import PRIVACY_NOTICE_VERSION, text
-from storage import privacy
+from storage import my_data_links, privacy
 from storage.db import Connection, Database
 from storage.timefmt import to_db
 
@@ -23,6 +26,8 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "feedbot-personal-data/1"
 PURGE_BATCH = 500  # rows per transaction: the write lock is never held long
+FILE_CHANNELS = frozenset({"telegram", "web"})  # can deliver send_document; others get a link
+LINK_PATH = "/mydata/"
 
 
 async def export_document(conn: Connection, subject: privacy.Subject, now: datetime) -> dict[str, Any]:
@@ -40,11 +45,12 @@ def to_json(document: dict[str, Any]) -> str:
 
 
 class Privacy:
-    def __init__(self, db: Database, clock: Clock, *, retention_days: int, shop_name: str = "") -> None:
+    def __init__(self, db: Database, clock: Clock, *, retention_days: int, shop_name: str = "", public_url: str = "") -> None:
         self.db = db
         self.clock = clock
         self.retention = timedelta(days=retention_days)
         self.shop_name = shop_name
+        self.public_url = public_url.rstrip("/")
 
     # --- the CLI -------------------------------------------------------------------------
 
@@ -91,6 +97,8 @@ class Privacy:
                 subject = await privacy.of_contact(tx, target.contact_id)
                 counts = await privacy.erase(tx, subject, now)
                 log.info("contact %s erased their data (/forget): %s", target.contact_id, counts)
+                if target.channel == "web":  # open pages clear the conversation they show
+                    await enqueue(tx, target, "reset_chat", {}, now)
                 await apply(tx, privacy_flow.erased(language, self.shop_name), replace(target, customer_id=None), now)
 
     async def _send_my_data(self, tx: Connection, target: Target, language: str, now: datetime) -> None:
@@ -103,6 +111,9 @@ class Privacy:
             purchases=len(tables["purchases"]), surveys=len(tables["surveys"]), tickets=len(tables["tickets"]),
             messages=len(tables["inbox"]) + len(tables["outbox"]),
         )
+        if target.channel not in FILE_CHANNELS:
+            await self._send_link(tx, target, language, caption, to_json(document), now)
+            return
         payload = {
             "document_base64": base64.b64encode(to_json(document).encode("utf-8")).decode("ascii"),
             "filename": "my-data.json",
@@ -110,3 +121,35 @@ class Privacy:
             "text": caption,
         }
         await enqueue(tx, target, "send_document", payload, now)
+
+    async def _send_link(self, tx: Connection, target: Target, language: str, caption: str, document: str,
+                         now: datetime) -> None:
+        """A channel without files (Zalo): the caption and a download link valid for
+        MY_DATA_TTL, or, with no public URL to link to, a text saying to ask the shop."""
+        if not self.public_url:
+            log.warning("/mydata on %s needs http.public_url for its download link; the customer was told to "
+                        "ask the shop (feedbot customer export)", target.channel)
+            await enqueue(tx, target, "send_text", {"text": text(language, "privacy.mydata_ask_shop", shop=self.shop_name),
+                                                    "buttons": []}, now)
+            return
+        token = secrets.token_urlsafe(32)
+        await my_data_links.create(tx, token, target.contact_id, document, now, now + privacy.MY_DATA_TTL)
+        link = text(language, "privacy.mydata_link", url=f"{self.public_url}{LINK_PATH}{token}",
+                    hours=int(privacy.MY_DATA_TTL.total_seconds() // 3600))
+        await enqueue(tx, target, "send_text", {"text": f"{caption}\n\n{link}", "buttons": []}, now)
+
+    # --- the download link ------------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(LINK_PATH + "{token}", self._download)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """Until it expires or the data is erased; 404 otherwise (and for any other token)."""
+        token = request.match_info["token"]
+        document = await my_data_links.document(self.db.reader, token, self.clock.now()) if len(token) <= 100 else None
+        if document is None:
+            raise web.HTTPNotFound(text="This link has expired. Send /mydata again.")
+        return web.Response(body=document.encode("utf-8"), content_type="application/json", charset="utf-8", headers={
+            "Content-Disposition": 'attachment; filename="my-data.json"', "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex",
+        })

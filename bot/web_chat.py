@@ -15,7 +15,8 @@ Protocol (JSON text frames). Client -> server, the first one must be `hello`:
   {"type": "choice", "id": client id, "data": button data, "message_id": seq of the message with the button}
   {"type": "demo"} (demo mode: a demo purchase and its survey)     {"type": "ping"}
 Server -> client: {"type": "welcome", "session", ...}; log entries {"type": "message" |
-"edit" | "notice" | "visitor", "seq", ...}; {"type": "ack", "choice_id"}; {"type":
+"edit" | "notice" | "visitor" | "document" (a /mydata file: "document": {"filename",
+"mime_type", "data": base64}) | "reset" (after /forget: clear the page), "seq", ...}; {"type": "ack", "choice_id"}; {"type":
 "accepted", "id"}; {"type": "error", "code", "message", "id"?}; {"type": "pong"}.
 A frame that is malformed, too large or over the rate limit gets an error frame, is not
 recorded, and the connection stays usable; a frame far over the size limit closes the

@@ -164,6 +164,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "privacy.forget_no": "Huỷ",
         "privacy.forget_cancelled": "Đã huỷ: dữ liệu của bạn vẫn được giữ nguyên.",
         "privacy.forgotten": "Đã xoá dữ liệu của bạn. Cảm ơn bạn đã đồng hành cùng chúng tôi.",
+        "privacy.mydata_link": "Tải tệp tại đây (hết hạn sau {hours} giờ, đừng chia sẻ liên kết này): {url}",
+        "privacy.mydata_ask_shop": "Kênh này chưa gửi được tệp dữ liệu. Vui lòng liên hệ {shop} để nhận bản sao "
+        "dữ liệu của bạn. Gửi /forget để xoá.",
     },
     "en": {
         "csat.question": "{shop} here: how satisfied are you with order #{order}?\n"
@@ -318,6 +321,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "privacy.forget_no": "Cancel",
         "privacy.forget_cancelled": "Cancelled: your data is unchanged.",
         "privacy.forgotten": "Your data has been deleted. Thank you for having been with us.",
+        "privacy.mydata_link": "Download it here (expires in {hours} hours; do not share this link): {url}",
+        "privacy.mydata_ask_shop": "Files cannot be sent over this channel yet. Please ask {shop} for a copy of your "
+        "data. Send /forget to delete it.",
     },
 }
 

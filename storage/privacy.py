@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Sequence
 
 from storage.db import Connection, Database, fetch_one
@@ -24,6 +24,8 @@ ERASED = "erased"  # prefix of the unique keys of anonymised rows
 PURGED = "{}"  # an inbox or outbox payload after erasure or retention
 FINISHED = ("sent", "failed", "unknown")  # outbox rows the sender is done with
 MIN_QUOTE_CHARS = 8  # shorter texts are not searched for in other people's messages
+MY_DATA_TTL = timedelta(hours=24)  # a /mydata file on a web page or behind a Zalo link, then dropped
+EARLIER_EXPORT = "(an earlier export of this data)"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def _decode(row: Any) -> dict[str, Any]:
             except ValueError:
                 pass
     if isinstance(out.get("payload"), dict) and "document_base64" in out["payload"]:
-        out["payload"] = {**out["payload"], "document_base64": "(an earlier export of this data)"}
+        out["payload"] = {**out["payload"], "document_base64": EARLIER_EXPORT}
     return out
 
 
@@ -264,6 +266,42 @@ def _quote_forms(texts: Sequence[str]) -> set[str]:
     return {f for f in forms if len(f) >= MIN_QUOTE_CHARS}
 
 
+# The web chat's log (web_messages): a web contact's chat_id is its session id.
+WEB_SESSIONS = "SELECT chat_id FROM contacts WHERE channel = 'web' AND chat_id <> '' AND id IN ({contacts})"
+
+
+async def _export_web(conn: Connection, s: Subject) -> list[dict[str, Any]]:
+    rows = await conn.execute_fetchall(
+        f"SELECT * FROM web_messages WHERE session_id IN ({WEB_SESSIONS.format(contacts=_marks(s.contact_ids))})"
+        " ORDER BY id", s.contact_ids)
+    out = []
+    for row in rows:
+        entry = dict(row)
+        body = json.loads(entry["body"])
+        if isinstance(body.get("document"), dict) and "data" in body["document"]:
+            body["document"] = {**body["document"], "data": EARLIER_EXPORT}
+        out.append({**entry, "body": body})
+    return out
+
+
+async def _erase_web(conn: Connection, s: Subject, now: datetime) -> int:
+    """Their sessions' logs go. Ids are the pages' resume cursors and SQLite reuses the
+    largest rowid once it is deleted: the table's last row, if theirs, stays as an empty
+    tombstone of no session, so ids never go backwards."""
+    sessions = WEB_SESSIONS.format(contacts=_marks(s.contact_ids))
+    cur = await conn.execute(
+        "UPDATE web_messages SET session_id = '', kind = 'erased', client_id = NULL, body = '{}'"
+        f" WHERE id = (SELECT MAX(id) FROM web_messages) AND session_id IN ({sessions})", s.contact_ids)
+    kept = cur.rowcount
+    cur = await conn.execute(f"DELETE FROM web_messages WHERE session_id IN ({sessions})", s.contact_ids)
+    return kept + cur.rowcount
+
+
+async def _erase_links(conn: Connection, s: Subject, now: datetime) -> int:
+    cur = await conn.execute(f"DELETE FROM my_data_links WHERE contact_id IN ({_marks(s.contact_ids)})", s.contact_ids)
+    return cur.rowcount
+
+
 @dataclass(frozen=True)
 class Step:
     table: str
@@ -274,6 +312,11 @@ class Step:
 # One entry per table holding personal data. Adding a table = adding a Step.
 STEPS: tuple[Step, ...] = (
     Step("customers", _select("SELECT * FROM customers WHERE id = ?", _customer_id), _erase_customer),
+    # Before "contacts", which blanks the chat ids (a web contact's chat id is its session).
+    Step("web_messages", _export_web, _erase_web),
+    Step("my_data_links", _select(
+        "SELECT id, contact_id, created_at, expires_at FROM my_data_links WHERE contact_id IN ({contacts}) ORDER BY id",
+        lambda s: s.contact_ids), _erase_links),
     Step("contacts", _select("SELECT * FROM contacts WHERE id IN ({contacts}) ORDER BY id", lambda s: s.contact_ids),
          _erase_contacts),
     Step("purchases", _select("SELECT * FROM purchases WHERE customer_id = ? ORDER BY purchased_at, id", _customer_id),
@@ -333,12 +376,22 @@ async def scrub_if_erased(conn: Connection, inbox_id: int, contact_id: int) -> N
 
 # Each: one batch of at most ? rows older than ? -> rows changed. Unprocessed inbox rows and
 # outbox rows the sender has not finished are never touched; scores, statuses and times are.
-# "my_data" is not a retention rule: a /mydata file is a copy of everything, kept only
-# until it is sent (it gets `now` instead of the retention cutoff).
+# The "my_data*" rules are not retention rules: a /mydata file is a copy of everything, kept
+# only until it is sent (outbox: it gets `now` instead of the retention cutoff), or for
+# MY_DATA_TTL where it is the delivery itself (a web page's download, a Zalo link); see purge().
 PURGES: tuple[tuple[str, str], ...] = (
     ("my_data", f"UPDATE outbox SET payload = '{PURGED}' WHERE id IN ("
                 f"SELECT id FROM outbox WHERE payload <> '{PURGED}' AND created_at < ? AND method = 'send_document'"
                 f" AND status IN {FINISHED} LIMIT ?)"),
+    # The page keeps the caption and the file's name, marked expired (kind 'message' again).
+    ("my_data_web", "UPDATE web_messages SET kind = 'message', body = json_set(json_remove(body, '$.document.data'),"
+                    " '$.document.expired', json('true')) WHERE id IN ("
+                    "SELECT id FROM web_messages WHERE kind = 'document' AND created_at < ? LIMIT ?)"),
+    ("my_data_links", "DELETE FROM my_data_links WHERE id IN (SELECT id FROM my_data_links WHERE expires_at < ? LIMIT ?)"),
+    # Old entries of the web chat's log go, but never the table's last row (see _erase_web):
+    # a page resuming after an id that is gone just gets what came after it.
+    ("web_messages", "DELETE FROM web_messages WHERE id IN (SELECT id FROM web_messages WHERE created_at < ?1"
+                     " AND id < (SELECT MAX(id) FROM web_messages) ORDER BY created_at LIMIT ?2)"),
     ("inbox", f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE id IN ("
               f"SELECT id FROM inbox WHERE payload <> '{PURGED}' AND received_at < ? AND processed_at IS NOT NULL"
               " ORDER BY received_at LIMIT ?)"),
@@ -359,11 +412,12 @@ async def purge(db: Database, cutoff: datetime, now: datetime, batch: int = 500)
     transaction so the write lock is never held long. Also drops the chat ids of finished
     messages to erased contacts (the goodbye after /forget)."""
     done: dict[str, int] = {}
+    cutoffs = {"my_data": now, "my_data_links": now, "my_data_web": now - MY_DATA_TTL}
     for table, sql in PURGES:
         total = 0
         while True:
             async with db.transaction() as tx:
-                cur = await tx.execute(sql, (to_db(now if table == "my_data" else cutoff), batch))
+                cur = await tx.execute(sql, (to_db(cutoffs.get(table, cutoff)), batch))
             total += cur.rowcount
             if cur.rowcount < batch:
                 break

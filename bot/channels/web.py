@@ -110,6 +110,16 @@ class WebChannel:
         elif method == "send_photo_file":
             body = {"text": payload.get("text", ""), "buttons": [],
                     "image": f"data:image/png;base64,{payload['png_base64']}"}
+        elif method == "send_document":
+            # A /mydata file: the page offers it as a download; its data leaves the log after
+            # storage.privacy.MY_DATA_TTL (the "my_data_web" purge rule).
+            document = {"filename": payload.get("filename", "file"), "mime_type": payload.get("mime_type", ""),
+                        "data": payload["document_base64"]}
+            return str(await self._append(chat_id, "document", {"text": payload.get("text", ""), "buttons": [],
+                                                                "document": document}))
+        elif method == "reset_chat":
+            # After /forget: open pages clear what they show (the log itself was erased).
+            return str(await self._append(chat_id, "reset", {}))
         else:
             raise Permanent(f"web chat cannot {method}")
         return str(await self._append(chat_id, "message", body))

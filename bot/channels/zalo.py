@@ -59,6 +59,7 @@ from storage.zalo import TokenPair
 
 log = logging.getLogger(__name__)
 
+NAME = "zalo"
 WEBHOOK_PATH = "/webhooks/zalo"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 MESSAGE_PATH = "/v3.0/oa/message/cs"
@@ -163,7 +164,7 @@ class RefreshFailed(Transient):
 
 
 class ZaloChannel:
-    name = "zalo"
+    name = NAME
 
     def __init__(
         self,
@@ -437,11 +438,20 @@ def _button_message(text: str, buttons: list[dict[str, str]]) -> dict[str, Any]:
 
 def _numbered(text: str, buttons: list[dict[str, str]]) -> str:
     """Choices as a numbered list; a reply with the number is that choice (see resolve)."""
+    return _clip(_with_numbers(text, buttons))
+
+
+def _with_numbers(text: str, buttons: list[dict[str, str]]) -> str:
     if not buttons:
-        return _clip(text)
+        return text
     lines = [f"{i}. {b['label']}" for i, b in enumerate(buttons, start=1)]
     hint = "(Trả lời bằng số / reply with the number)"
-    return _clip("\n".join([text, "", *lines, hint]))
+    return "\n".join([text, "", *lines, hint])
+
+
+def fits(text: str, buttons: list[list[dict[str, str]]]) -> bool:
+    """Whether this text with its choices goes out whole, even as numbered text (else it is clipped)."""
+    return len(_with_numbers(text, [b for row in buttons for b in row])) <= MAX_TEXT
 
 
 def _image_message(url: str, caption: str) -> dict[str, Any]:

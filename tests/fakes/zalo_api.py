@@ -34,6 +34,9 @@ TOKEN_LIFETIME = timedelta(seconds=90000)  # 25 h, as the platform gives
 WINDOW = timedelta(days=7)
 
 
+MAX_TEXT = 2000  # characters of a text, or of a template's text
+
+
 @dataclass
 class SentMessage:
     user_id: str
@@ -231,6 +234,8 @@ class FakeZaloServer:
             assert isinstance(user_id, str) and isinstance(message, dict) and ("text" in message or "attachment" in message)
         except (ValueError, KeyError, TypeError, AssertionError):
             return self._error(-201, "message is invalid")
+        if len(SentMessage(user_id, message, "", self.clock.now()).text) > MAX_TEXT:
+            return self._error(-201, "message is invalid (text longer than 2000 characters)")
         if self.refuse_buttons and message.get("attachment", {}).get("payload", {}).get("buttons"):
             return self._error(-233, "message type is invalid or not support")
         if user_id not in self.followers:

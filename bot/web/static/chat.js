@@ -10,7 +10,8 @@
       actions: "Thao tác nhanh", photo: "(Ảnh này chỉ xem được trong ứng dụng chat, không hiển thị trên web.)",
       too_long: "Tin nhắn quá dài (tối đa {n} ký tự).", too_large: "Tin nhắn quá lớn.",
       rate_limited: "Bạn gửi hơi nhanh, vui lòng chờ một chút rồi gửi lại.", error: "Không gửi được: {m}",
-      you: "Bạn", bot: "{shop}"
+      you: "Bạn", bot: "{shop}", download: "Tải xuống {name}", download_label: "Tải xuống dữ liệu của bạn ({name})",
+      expired: "(Tệp đã hết hạn, gửi /mydata để nhận lại.)"
     },
     en: {
       chat: "Chat with {shop}", connecting: "Connecting…", online: "Connected",
@@ -19,7 +20,8 @@
       actions: "Quick actions", photo: "(This photo can only be seen in the chat app, not on the web.)",
       too_long: "Message too long (at most {n} characters).", too_large: "Message too large.",
       rate_limited: "You are sending quickly; please wait a moment and try again.", error: "Not sent: {m}",
-      you: "You", bot: "{shop}"
+      you: "You", bot: "{shop}", download: "Download {name}", download_label: "Download your data ({name})",
+      expired: "(This file has expired; send /mydata to get it again.)"
     }
   };
 
@@ -130,8 +132,20 @@
       item.appendChild(el("span", "fb-text", f.text));
       if (f.photo === "unavailable") item.appendChild(el("span", "fb-note", t.photo));
       if (f.image) { var img = el("img"); img.src = f.image; img.alt = f.text || ""; item.appendChild(img); }
+      if (f.document) item.appendChild(documentLink(f.document));
       renderButtons(item, f.seq, f.buttons);
       log.appendChild(item);
+    }
+    function documentLink(d) { // a /mydata file: a download built from the data the frame carries
+      var name = String(d.filename || "file");
+      if (!d.data) return el("span", "fb-note", t.expired);
+      var bytes = atob(d.data), buf = new Uint8Array(bytes.length);
+      for (var i = 0; i < bytes.length; i++) buf[i] = bytes.charCodeAt(i);
+      var a = el("a", "fb-download", fmt(t.download, {name: name}));
+      a.href = URL.createObjectURL(new Blob([buf], {type: d.mime_type || "application/octet-stream"}));
+      a.download = name;
+      a.setAttribute("aria-label", fmt(t.download_label, {name: name}));
+      return a;
     }
     function myMessage(id, text, state) {
       var item = el("li", "fb-msg fb-me");
@@ -164,7 +178,11 @@
           setStatus("online");
           pendingOrder.forEach(function (id) { transmit(pending[id]); }); // resend what was not accepted
           break;
-        case "message": botMessage(f); break;
+        case "message": case "document": botMessage(f); break;
+        case "reset": // after /forget: the conversation is gone, here too
+          log.querySelectorAll("a.fb-download").forEach(function (a) { URL.revokeObjectURL(a.href); });
+          log.textContent = ""; byChoice = {};
+          break;
         case "edit":
           var target = log.querySelector('[data-seq="' + f.target + '"]');
           if (target) { setText(target, f.text); renderButtons(target, f.target, f.buttons); }
