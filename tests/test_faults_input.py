@@ -213,11 +213,11 @@ async def test_a_10000_character_complaint_is_stored_whole_and_reaches_customer_
     "🙏" * 2100,
 ], ids=["one-word", "lines", "nfd", "astral"])
 def test_split_text_joins_back_and_fits(text):
-    parts = split_text(text)
+    parts = split_text(text, TEXT_LIMIT)
     assert "".join(parts) == text
     assert len(parts) > 1 and all(len(p.encode("utf-16-le")) // 2 <= TEXT_LIMIT for p in parts)
     assert all(not unicodedata.combining(p[0]) for p in parts)  # never a mark without its letter
-    assert split_text("ngắn") == ["ngắn"]
+    assert split_text("ngắn", TEXT_LIMIT) == ["ngắn"]
 
 
 # --- the purchase API: SQL-injection strings in every field ---------------------------------

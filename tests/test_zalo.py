@@ -237,6 +237,25 @@ async def test_errors_map_to_what_the_sender_does(zfake, clock, fault, error, re
         await channel.close()
 
 
+async def test_a_text_over_2000_characters_is_split_never_cut_and_choices_go_with_the_last_part(zfake, clock):
+    zfake.add_follower(USER)
+    channel = channel_for(zfake, clock, buttons=False)
+    await channel.start()
+    try:
+        reply = " ".join(f"câu {i}: shop xin lỗi vì giao hàng trễ." for i in range(150))  # ~5,700 characters
+        await channel.deliver("send_text", USER, {"text": reply, "buttons": []})
+        parts = [m.text for m in zfake.sent_to(USER)]
+        assert len(parts) >= 3 and all(len(p) <= 2000 for p in parts)
+        assert "".join(parts) == reply  # nothing lost, nothing added
+        buttons = [[{"label": str(n), "data": f"csat:1:{n}"} for n in range(1, 6)]]
+        await channel.deliver("send_text", USER, {"text": reply, "buttons": buttons})
+        second = [m.text for m in zfake.sent_to(USER)][len(parts):]
+        assert all(len(p) <= 2000 for p in second) and "5. 5" in second[-1]
+        assert not any("1. 1" in p for p in second[:-1])
+    finally:
+        await channel.close()
+
+
 async def test_the_platform_rules_answer_real_error_codes(zfake, clock):
     channel = channel_for(zfake, clock)
     await channel.start()

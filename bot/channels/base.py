@@ -1,6 +1,7 @@
 """What the engine and the sender need from a chat platform."""
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, Protocol
 
 from flows.model import Inbound
@@ -74,3 +75,29 @@ def split_command(text: str) -> tuple[str | None, str]:
     if not name or not name.replace("_", "").isalnum():
         return None, ""
     return name, rest.strip()
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Pieces of at most `limit` UTF-16 code units that join back to `text`; cut after a line
+    break or a space when one is in the second half of the piece, never inside a character."""
+    parts = []
+    while utf16_len(text) > limit:
+        units, cut = 0, len(text)
+        for i, char in enumerate(text):
+            units += 2 if ord(char) > 0xFFFF else 1
+            if units > limit:
+                cut = i
+                break
+        space = max(text.rfind("\n", 0, cut), text.rfind(" ", 0, cut))
+        if space >= cut // 2:
+            cut = space + 1
+        while 0 < cut < len(text) and unicodedata.combining(text[cut]):
+            cut -= 1  # keep a decomposed (NFD) letter with its marks
+        parts.append(text[:cut])
+        text = text[cut:]
+    parts.append(text)
+    return parts

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import logging
 import os
-import unicodedata
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
@@ -31,7 +30,9 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import Ambiguous, Permanent, RetryLater, TopicsUnavailable, Transient, split_command
+from bot.channels.base import (
+    Ambiguous, Permanent, RetryLater, TopicsUnavailable, Transient, split_command, split_text, utf16_len,
+)
 from flows.model import Inbound
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class TelegramChannel:
         return str(topic.message_thread_id)
 
     async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
-        if method == "send_text" and _utf16_len(payload.get("text") or "") > TEXT_LIMIT:
+        if method == "send_text" and utf16_len(payload.get("text") or "") > TEXT_LIMIT:
             return await self._deliver_in_parts(chat_id, payload)
         placement: dict[str, Any] = {}
         if payload.get("thread_id"):
@@ -229,7 +230,7 @@ class TelegramChannel:
         shown on the agents' card) goes as several messages, in order; the buttons go on the
         last, whose id is returned. Once a part is delivered a failure is Ambiguous: resending
         the row would repeat the parts already sent."""
-        parts = split_text(payload["text"])
+        parts = split_text(payload["text"], TEXT_LIMIT)
         message_id = None
         for i, part in enumerate(parts):
             piece = {**payload, "text": part}
@@ -244,32 +245,6 @@ class TelegramChannel:
                     raise
                 raise Ambiguous(f"part {i + 1} of {len(parts)} not sent ({exc}); parts 1-{i} were") from None
         return message_id
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Pieces of at most `limit` UTF-16 code units that join back to `text`; cut after a line
-    break or a space when one is in the second half of the piece, never inside a character."""
-    parts = []
-    while _utf16_len(text) > limit:
-        units, cut = 0, len(text)
-        for i, char in enumerate(text):
-            units += 2 if ord(char) > 0xFFFF else 1
-            if units > limit:
-                cut = i
-                break
-        space = max(text.rfind("\n", 0, cut), text.rfind(" ", 0, cut))
-        if space >= cut // 2:
-            cut = space + 1
-        while 0 < cut < len(text) and unicodedata.combining(text[cut]):
-            cut -= 1  # keep a decomposed (NFD) letter with its marks
-        parts.append(text[:cut])
-        text = text[cut:]
-    parts.append(text)
-    return parts
 
 
 def _seconds(value: int | float | timedelta) -> float:

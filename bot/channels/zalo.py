@@ -49,8 +49,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
-from bot.channels.base import split_command
+from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient, split_command, split_text
 from bot.clock import Clock
 from flows.model import Inbound
 from storage import zalo as zalo_store
@@ -283,6 +282,8 @@ class ZaloChannel:
         if method == "send_text":
             buttons = [b for row in payload.get("buttons") or [] for b in row]
             text = payload.get("text", "")
+            if not fits(text, [buttons]):
+                return await self._send_in_parts(chat_id, text, payload.get("buttons") or [])
             if buttons and self.buttons and len(buttons) <= MAX_TEMPLATE_BUTTONS:
                 try:
                     return await self._send(chat_id, _button_message(text, buttons))
@@ -297,6 +298,24 @@ class ZaloChannel:
             # A Telegram file id (an agent's photo) means nothing on Zalo: the caption says one was sent.
             return await self._send(chat_id, {"text": _clip(caption or "[ảnh]")})
         raise Permanent(f"zalo: outbox method {method!r} is not supported on Zalo")
+
+    async def _send_in_parts(self, chat_id: str, text: str, buttons: list[list[dict[str, str]]]) -> str | None:
+        """A text over Zalo's 2000 characters (an agent's long reply, a customer's long
+        complaint echoed back) goes as several messages in order, the choices with the last;
+        never cut. Once a part is delivered a failure is Ambiguous: resending the row would
+        repeat the parts already sent."""
+        room = MAX_TEXT - len(_with_numbers("", [b for row in buttons for b in row]))
+        parts = split_text(text, room)
+        message_id = None
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                message_id = await self.deliver("send_text", chat_id, {"text": part, "buttons": buttons if last else []})
+            except (RetryLater, Transient, Ambiguous) as exc:
+                if i == 0:
+                    raise
+                raise Ambiguous(f"part {i + 1} of {len(parts)} not sent ({exc}); parts 1-{i} were") from None
+        return message_id
 
     async def _send(self, chat_id: str, message: dict[str, Any]) -> str | None:
         body = {"recipient": {"user_id": chat_id}, "message": message}
@@ -450,7 +469,7 @@ def _with_numbers(text: str, buttons: list[dict[str, str]]) -> str:
 
 
 def fits(text: str, buttons: list[list[dict[str, str]]]) -> bool:
-    """Whether this text with its choices goes out whole, even as numbered text (else it is clipped)."""
+    """Whether this text with its choices fits one message, even as numbered text (else it is split)."""
     return len(_with_numbers(text, [b for row in buttons for b in row])) <= MAX_TEXT
 
 
