@@ -94,11 +94,10 @@ class Sender:
 
     async def recover(self) -> int:
         """At start: rows a crash left 'sending' may have arrived; mark them unknown (survey
-        questions excepted: they are sent again, see outbox.requeue_in_flight_surveys)."""
+        questions and web chat rows excepted: they are sent again, see outbox.requeue_in_flight)."""
         async with self.db.transaction() as tx:
-            requeued = await outbox.requeue_in_flight_surveys(tx)
             local = [name for name, ch in self.channels.items() if getattr(ch, "resend_after_crash", False)]
-            requeued += await outbox.requeue_in_flight_on(tx, local)
+            requeued = await outbox.requeue_in_flight(tx, local)
             count = await outbox.recover_in_flight(tx)
         if requeued:
             log.warning("outbox: %d survey question(s) or web chat message(s) were in flight when the bot "

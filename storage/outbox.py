@@ -141,27 +141,16 @@ async def mark_final(conn: Connection, ids: list[int], status: str, error: str) 
     )
 
 
-async def requeue_in_flight_surveys(conn: Connection) -> int:
-    """Scheduled survey questions (bulk, priority 1) left 'sending' by a crash go out again:
-    a question that never arrived is lost feedback, one that arrives twice is one extra
-    message (the rule: every due survey is sent, at most the in-flight ones twice). Call
-    before recover_in_flight."""
+async def requeue_in_flight(conn: Connection, resend_channels: Sequence[str] = ()) -> int:
+    """Rows left 'sending' by a crash that go out again; call before recover_in_flight.
+    Scheduled survey questions (bulk, priority 1): a question that never arrived is lost
+    feedback, one that arrives twice is one extra message (the rule: every due survey is
+    sent, at most the in-flight ones twice). Rows on `resend_channels`, whose delivery is our
+    own write (the web chat): a resend costs at most a repeated line in the chat log."""
     cur = await conn.execute(
         "UPDATE outbox SET status = 'pending', last_error = 'in flight when the bot stopped; sent again'"
-        " WHERE status = 'sending' AND survey_id IS NOT NULL AND priority = 1 AND method = 'send_text'"
-    )
-    return cur.rowcount
-
-
-async def requeue_in_flight_on(conn: Connection, channels: Sequence[str]) -> int:
-    """Rows left 'sending' on channels whose delivery is our own write (the web chat): a
-    crash before it means the visitor never gets the message; sending again costs at most
-    a repeated line in their chat log."""
-    if not channels:
-        return 0
-    cur = await conn.execute(
-        "UPDATE outbox SET status = 'pending', last_error = 'in flight when the bot stopped; sent again'"
-        f" WHERE status = 'sending' AND channel IN ({','.join('?' * len(channels))})", tuple(channels),
+        " WHERE status = 'sending' AND ((survey_id IS NOT NULL AND priority = 1 AND method = 'send_text')"
+        f" OR channel IN ({','.join('?' * len(resend_channels)) or 'NULL'}))", tuple(resend_channels),
     )
     return cur.rowcount
 

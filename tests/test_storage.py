@@ -329,7 +329,7 @@ async def test_survey_questions_in_flight_at_a_crash_are_sent_again(db):
         )
         for row_id in (question, reply):
             assert await outbox.mark_sending(tx, row_id)
-        assert await outbox.requeue_in_flight_surveys(tx) == 1
+        assert await outbox.requeue_in_flight(tx) == 1
         assert await outbox.recover_in_flight(tx) == 1
     rows = {r["id"]: r["status"] for r in await db.fetchall("SELECT id, status FROM outbox")}
     assert rows == {question: "pending", reply: "unknown"}

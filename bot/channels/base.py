@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from flows.model import Inbound
 
@@ -101,3 +101,18 @@ def split_text(text: str, limit: int) -> list[str]:
         text = text[cut:]
     parts.append(text)
     return parts
+
+
+async def send_in_parts(parts: list[str], send: Callable[[int, str], Awaitable[str | None]]) -> str | None:
+    """Send the parts of a long text in order (`send(index, part)`); the last part's message
+    id. Once a part is delivered a failure is Ambiguous: resending the row would repeat the
+    parts already sent."""
+    message_id = None
+    for i, part in enumerate(parts):
+        try:
+            message_id = await send(i, part)
+        except (RetryLater, Transient, Ambiguous) as exc:
+            if i == 0:
+                raise
+            raise Ambiguous(f"part {i + 1} of {len(parts)} not sent ({exc}); parts 1-{i} were") from None
+    return message_id

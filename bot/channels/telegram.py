@@ -31,7 +31,8 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from bot.channels.base import (
-    Ambiguous, Permanent, RetryLater, TopicsUnavailable, Transient, split_command, split_text, utf16_len,
+    Ambiguous, Permanent, RetryLater, TopicsUnavailable, Transient, send_in_parts, split_command, split_text,
+    utf16_len,
 )
 from flows.model import Inbound
 
@@ -228,24 +229,14 @@ class TelegramChannel:
     async def _deliver_in_parts(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         """A text over Telegram's limit (a customer's 10,000-character complaint echoed back or
         shown on the agents' card) goes as several messages, in order; the buttons go on the
-        last, whose id is returned. Once a part is delivered a failure is Ambiguous: resending
-        the row would repeat the parts already sent."""
+        last, the reply-to on the first."""
         parts = split_text(payload["text"], TEXT_LIMIT)
-        message_id = None
-        for i, part in enumerate(parts):
-            piece = {**payload, "text": part}
-            if i < len(parts) - 1:
-                piece.pop("buttons", None)
-            if i > 0:
-                piece.pop("reply_to", None)
-            try:
-                message_id = await self.deliver("send_text", chat_id, piece)
-            except (RetryLater, Transient, Ambiguous) as exc:
-                if i == 0:
-                    raise
-                raise Ambiguous(f"part {i + 1} of {len(parts)} not sent ({exc}); parts 1-{i} were") from None
-        return message_id
 
+        def piece(i: int, part: str) -> dict[str, Any]:
+            drop = ({"buttons"} if i < len(parts) - 1 else set()) | ({"reply_to"} if i > 0 else set())
+            return {**{k: v for k, v in payload.items() if k not in drop}, "text": part}
+
+        return await send_in_parts(parts, lambda i, part: self.deliver("send_text", chat_id, piece(i, part)))
 
 def _seconds(value: int | float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)

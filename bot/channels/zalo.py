@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient, split_command, split_text
+from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient, send_in_parts, split_command, split_text
 from bot.clock import Clock
 from flows.model import Inbound
 from storage import zalo as zalo_store
@@ -302,20 +302,10 @@ class ZaloChannel:
     async def _send_in_parts(self, chat_id: str, text: str, buttons: list[list[dict[str, str]]]) -> str | None:
         """A text over Zalo's 2000 characters (an agent's long reply, a customer's long
         complaint echoed back) goes as several messages in order, the choices with the last;
-        never cut. Once a part is delivered a failure is Ambiguous: resending the row would
-        repeat the parts already sent."""
-        room = MAX_TEXT - len(_with_numbers("", [b for row in buttons for b in row]))
-        parts = split_text(text, room)
-        message_id = None
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            try:
-                message_id = await self.deliver("send_text", chat_id, {"text": part, "buttons": buttons if last else []})
-            except (RetryLater, Transient, Ambiguous) as exc:
-                if i == 0:
-                    raise
-                raise Ambiguous(f"part {i + 1} of {len(parts)} not sent ({exc}); parts 1-{i} were") from None
-        return message_id
+        never cut."""
+        parts = split_text(text, MAX_TEXT - len(_with_numbers("", [b for row in buttons for b in row])))
+        return await send_in_parts(parts, lambda i, part: self.deliver(
+            "send_text", chat_id, {"text": part, "buttons": buttons if i == len(parts) - 1 else []}))
 
     async def _send(self, chat_id: str, message: dict[str, Any]) -> str | None:
         body = {"recipient": {"user_id": chat_id}, "message": message}
