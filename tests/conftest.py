@@ -120,6 +120,14 @@ class Harness:
             await asyncio.sleep(0.02)
         raise AssertionError(f"update {update_id} was not processed within {timeout}s")
 
+    async def outbox_settled(self, timeout: float = 5.0) -> list[dict]:
+        """Wait until the sender is done with every outbox row; all rows, in order."""
+        for _ in range(int(timeout / 0.02)):
+            if not await self.rows("SELECT id FROM outbox WHERE status IN ('pending', 'sending')"):
+                return await self.rows("SELECT * FROM outbox ORDER BY id")
+            await asyncio.sleep(0.02)
+        raise AssertionError(await self.rows("SELECT * FROM outbox WHERE status IN ('pending', 'sending')"))
+
     async def rows(self, sql: str, params: tuple = ()) -> list[dict]:
         assert self.app is not None
         return [dict(r) for r in await self.app.db.fetchall(sql, params)]

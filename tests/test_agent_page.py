@@ -76,6 +76,7 @@ async def file_complaint(h: Harness, tg, description: str = "Shipper giao trễ 
     await h.customer_taps(CUSTOMER, buttons(confirm)[0]["callback_data"], confirm.message_id)
     opened = (await tg.wait_for_messages(CUSTOMER, 7))[6]
     assert "KN-0001" in opened.text
+    await h.outbox_settled()  # the last button's answer too: tests compare the outbox before and after
 
 
 @pytest.fixture

@@ -91,12 +91,7 @@ async def next_message(fake: FakeZaloServer, user: str = USER) -> SentMessage:
 
 
 async def outbox_settled(h: Harness, timeout: float = 5.0) -> list[dict]:
-    for _ in range(int(timeout / 0.02)):
-        rows = await h.rows("SELECT * FROM outbox WHERE status IN ('pending', 'sending')")
-        if not rows:
-            return await h.rows("SELECT * FROM outbox ORDER BY id")
-        await asyncio.sleep(0.02)
-    raise AssertionError(await h.rows("SELECT * FROM outbox WHERE status IN ('pending', 'sending')"))
+    return await h.outbox_settled(timeout)
 
 
 async def inbox_count(h: Harness) -> int:
