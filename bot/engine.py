@@ -43,7 +43,7 @@ from flows.texts import pick_language
 from flows.tickets import ComplaintPolicy
 from storage import contacts, conversations, customers, inbox, privacy, surveys, tickets
 from storage.contacts import ContactRecord
-from storage.db import Connection, Database
+from storage.db import Connection, Database, savepoint
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,23 @@ class Engine:
         self.privacy = privacy or Privacy(db, clock, retention_days=365, shop_name=shop_name)
 
     async def receive(self, channel_name: str, payload: dict[str, Any]) -> bool:
-        """Record an update, then handle it. False when it was a redelivery (already recorded).
+        """Record an update and handle it, committed together before this returns (so the
+        platform's ack, which follows, never covers an update that is not stored). False when
+        it was a redelivery (already recorded).
 
         Raises ValueError for a payload without an update id (the caller answers 400);
-        any failure after recording is caught, logged and kept on the inbox row."""
-        inbox_id = await self.record(channel_name, payload)
+        a failure while handling is caught, logged and kept on the inbox row."""
+        channel = self.channels[channel_name]
+        update_id = channel.update_id(payload)
+        # A unit: updates that arrive together share one commit (storage/db.py).
+        async with self.db.unit() as tx:
+            inbox_id = await inbox.record(tx, channel_name, update_id, payload, self.clock.now())
+            if inbox_id is not None:
+                await self._process_in(tx, inbox_id, channel, payload)
         if inbox_id is None:
+            log.info("%s update %s already recorded; ignoring the redelivery", channel_name, update_id)
             return False
-        await self.process(inbox_id, self.channels[channel_name], payload)
+        self.wake_sender()
         return True
 
     async def record(self, channel_name: str, payload: dict[str, Any]) -> int | None:
@@ -114,10 +123,17 @@ class Engine:
                 count += 1
 
     async def process(self, inbox_id: int, channel: Channel, payload: dict[str, Any]) -> None:
+        """Handle an update recorded earlier (record())."""
+        async with self.db.unit() as tx:
+            await self._process_in(tx, inbox_id, channel, payload)
+        self.wake_sender()
+
+    async def _process_in(self, tx: Connection, inbox_id: int, channel: Channel, payload: dict[str, Any]) -> None:
+        """Handle a recorded update inside the caller's transaction: its writes, or on any
+        error none of them and the error on the inbox row (one bad update never stops the bot)."""
         try:
             event = channel.parse(payload)
-            # inline: one update's statements are small indexed ones (storage/db.py)
-            async with self.db.transaction(inline=True) as tx:
+            async with savepoint(tx, "handling"):
                 now = self.clock.now()
                 if event is not None and hasattr(channel, "resolve"):  # e.g. Zalo: a numbered reply -> its button
                     event = await channel.resolve(tx, event, payload, now)
@@ -130,12 +146,9 @@ class Engine:
                 )
                 if contact_id is not None and event.choice == privacy_flow.FORGET_CONFIRM:
                     await privacy.scrub_if_erased(tx, inbox_id, contact_id)
-        except Exception as exc:  # one bad update never stops the bot
+        except Exception as exc:
             log.exception("%s update (inbox %s) failed", channel.name, inbox_id)
-            async with self.db.transaction() as tx:
-                await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now())
-            return
-        self.wake_sender()
+            await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now())
 
     def _is_agents_chat(self, chat_id: str) -> bool:
         return self.desk is not None and self.desk.is_agents_chat(chat_id)

@@ -23,6 +23,12 @@ from storage.timefmt import to_db
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
+# Checkpoints (copying the WAL into the database file, with its fsyncs) run on a connection
+# of their own, off the event loop: at most this often while writes go on...
+CHECKPOINT_SPACING_S = 0.25
+# ... and holding off writers only when the WAL has grown past this many pages (4 KiB each)
+# without one completing: under steady writes it could otherwise grow without end.
+WAL_LIMIT_PAGES = 4000
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Connection = aiosqlite.Connection
@@ -87,6 +93,20 @@ async def _settled(statement: Awaitable[Any]) -> None:
     except asyncio.CancelledError:
         await pending
         raise
+
+
+@asynccontextmanager
+async def savepoint(tx: aiosqlite.Connection, name: str = "step") -> AsyncIterator[None]:
+    """Inside a transaction: an error in the block undoes the block's writes only, then
+    propagates; the transaction goes on."""
+    await tx.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        await tx.execute(f"ROLLBACK TO {name}")
+        await tx.execute(f"RELEASE {name}")
+        raise
+    await tx.execute(f"RELEASE {name}")
 
 
 class _Inline:
@@ -177,6 +197,12 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._grouped: list[tuple[str, tuple[Any, ...], asyncio.Future[tuple[int | None, int]]]] = []
         self._group_tasks: set[asyncio.Task[None]] = set()
+        # The commit of the transaction shared by units (unit()), while one is open.
+        self._units_committed: asyncio.Future[None] | None = None
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._wrote = asyncio.Event()
+        self._checkpoint_lock = asyncio.Lock()  # one at a time: a second would find SQLite busy
 
     async def open(self, migrate: bool = True) -> None:
         if self.path != ":memory:":
@@ -188,6 +214,12 @@ class Database:
         if migrate:
             await self.migrate()
         self._reader = await self._connect()
+        if self.path != ":memory:":
+            # Our commits never checkpoint (that would stall the event loop, inline commits
+            # run on it): _checkpoints does it on its own connection and thread.
+            await self.writer.execute_fetchall("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = await self._connect()
+            self._checkpoint_task = asyncio.create_task(self._checkpoints(), name="sqlite-checkpoints")
 
     async def _enable_wal(self) -> str:
         """Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "database
@@ -220,10 +252,37 @@ class Database:
         return conn
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            await asyncio.gather(self._checkpoint_task, return_exceptions=True)
+            self._checkpoint_task = None
+        if self._writer is not None:
+            async with self._locked():  # commits units still waiting for their group's commit
+                pass
+        for conn in (self._checkpointer, self._reader, self._writer):
             if conn is not None:
-                await conn.close()
-        self._reader = self._writer = None
+                await conn.close()  # the last one checkpoints the WAL into the file
+        self._checkpointer = self._reader = self._writer = None
+
+    async def _checkpoints(self) -> None:
+        """After writes, copy the WAL into the database file (PASSIVE: never waits for or
+        blocks a writer or reader). Should steady writes keep it from ever completing, the
+        WAL's pages are not reused and it grows: past WAL_LIMIT_PAGES, one checkpoint is
+        made holding the write lock, so it completes and the next write starts the WAL over."""
+        assert self._checkpointer is not None
+        conn = self._checkpointer
+        while True:
+            await self._wrote.wait()
+            self._wrote.clear()
+            try:
+                async with self._checkpoint_lock:
+                    _, wal_pages, copied = (await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)"))[0]
+                    if wal_pages > WAL_LIMIT_PAGES and copied < wal_pages:
+                        async with self._locked():
+                            await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # e.g. a disk error: the next write tries again
+                log.warning("WAL checkpoint failed: %s", exc)
+            await asyncio.sleep(CHECKPOINT_SPACING_S)
 
     async def __aenter__(self) -> "Database":
         await self.open()
@@ -253,17 +312,11 @@ class Database:
         the loop, when another process holds SQLite's write lock). For short transactions of
         small indexed statements only, like one inbound update's (bot/engine.py): tens of
         microseconds each, where a round trip costs hundreds under load. Never for bulk work:
-        it would stall the loop. (A COMMIT that triggers WAL auto-checkpoint stalls the loop for
-        that checkpoint: every ~1000 pages written, a few ms on an SSD.)"""
-        async with self._write_lock:
+        it would stall the loop. (No COMMIT checkpoints the WAL: _checkpoints does, off the
+        loop.)"""
+        async with self._locked():
             conn = self.writer
-            if not (inline and _begin_if_free(conn._conn)):
-                try:
-                    await _settled(conn.execute("BEGIN IMMEDIATE"))
-                except asyncio.CancelledError:
-                    if conn._conn.in_transaction:  # it ran on the database thread all the same
-                        await _settled(conn.execute("ROLLBACK"))
-                    raise
+            await self._begin(conn, inline)
             try:
                 yield _Inline(conn) if inline else conn  # type: ignore[misc]
             except BaseException:
@@ -279,6 +332,73 @@ class Database:
                         if conn._conn.in_transaction:  # a COMMIT that failed may leave it open
                             await _settled(conn.execute("ROLLBACK"))
                         raise
+
+    async def _begin(self, conn: aiosqlite.Connection, inline: bool) -> None:
+        if inline and _begin_if_free(conn._conn):
+            return
+        try:
+            await _settled(conn.execute("BEGIN IMMEDIATE"))
+        except asyncio.CancelledError:
+            if conn._conn.in_transaction:  # it ran on the database thread all the same
+                await _settled(conn.execute("ROLLBACK"))
+            raise
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """The write lock, with no units' transaction left open: every writer but unit() starts
+        from a connection outside any transaction."""
+        async with self._write_lock:
+            self._commit_units()
+            try:
+                yield
+            finally:
+                self._wrote.set()
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A small unit of writes, committed before this returns, sharing its transaction with
+        the units that run right after it: group commit for inline transactions.
+
+        Like transaction(inline=True) (statements on the loop thread, the same rules), but the
+        unit runs in a savepoint of a transaction that stays open after it: the units that
+        were already waiting for the write lock (typically requests that arrived together)
+        join it, and one COMMIT ends them all, made by a task queued behind them on the lock
+        (or by any other writer, which commits it first). One unit failing rolls back only
+        its own writes. The block returns once the shared COMMIT is done; if that COMMIT
+        fails, every unit in it raises."""
+        async with self._write_lock:
+            conn = self.writer
+            if self._units_committed is None:
+                await self._begin(conn, inline=True)
+                self._units_committed = asyncio.get_running_loop().create_future()
+                # Nobody may be left waiting to hear of it (every unit may have been cancelled).
+                self._units_committed.add_done_callback(lambda f: f.cancelled() or f.exception())
+                task = asyncio.create_task(self._commit_units_later())
+                self._group_tasks.add(task)
+                task.add_done_callback(self._group_tasks.discard)
+            committed = self._units_committed
+            inline = _Inline(conn)
+            async with savepoint(inline, "unit"):
+                yield inline  # type: ignore[misc]
+        await asyncio.shield(committed)
+
+    async def _commit_units_later(self) -> None:
+        """Queued on the write lock behind the units waiting when the transaction began."""
+        async with self._locked():
+            pass
+
+    def _commit_units(self) -> None:
+        """COMMIT the units' open transaction, if any (under the write lock)."""
+        committed, self._units_committed = self._units_committed, None
+        if committed is None:
+            return
+        try:
+            _commit(self.writer._conn)
+        except Exception as exc:  # rolled back: the units hear of it, the writer asking goes on
+            log.error("a shared transaction of units: COMMIT failed, rolled back: %s", exc)
+            committed.set_exception(exc)
+            return
+        committed.set_result(None)
 
     async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
         """One write statement, committed before this returns: (lastrowid, rowcount).
@@ -298,7 +418,7 @@ class Database:
         return await future
 
     async def _write_group(self) -> None:
-        async with self._write_lock:
+        async with self._locked():
             batch, self._grouped = self._grouped, []  # everyone who joined while we waited
             await self._write_batch(batch)
 
@@ -327,7 +447,7 @@ class Database:
     async def checkpoint(self) -> None:
         """Copy the WAL into the database file and empty it (best effort: readers may hold
         older frames), so overwritten pages do not linger in the WAL file."""
-        async with self._write_lock:
+        async with self._checkpoint_lock, self._locked():
             await self.writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
@@ -361,7 +481,7 @@ class Database:
 
     async def _apply(self, version: int, name: str, sql: str) -> bool:
         """Apply one migration; False when another process applied it first."""
-        async with self._write_lock:
+        async with self._locked():
             conn = self.writer
             now = to_db(datetime.now(timezone.utc))
             # The version row goes in first: a second process racing to the same migration
