@@ -327,9 +327,9 @@ class Rig:
         engine = self.app.engine
         receive = engine.receive
 
-        async def receive_and_signal(channel_name: str, payload: dict[str, Any]) -> bool:
+        async def receive_and_signal(channel_name: str, payload: dict[str, Any], **kw: Any) -> bool:
             try:
-                return await receive(channel_name, payload)
+                return await receive(channel_name, payload, **kw)
             finally:
                 future = self._handled.pop(payload.get("update_id"), None)
                 if future is not None and not future.done():

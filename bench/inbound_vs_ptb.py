@@ -191,8 +191,8 @@ async def serve_ours(args: argparse.Namespace) -> None:
     app.sender.pump = hold  # type: ignore[method-assign]
     receive = app.engine.receive
 
-    async def receive_and_mark(channel_name: str, payload: dict[str, Any]) -> bool:
-        new = await receive(channel_name, payload)
+    async def receive_and_mark(channel_name: str, payload: dict[str, Any], **kw: Any) -> bool:
+        new = await receive(channel_name, payload, **kw)
         served.mark(payload["update_id"])
         return new
 

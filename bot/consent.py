@@ -24,6 +24,7 @@ from flows.model import Inbound
 from flows.privacy import PREFIX as PRIVACY_CHOICES
 from flows.texts import PRIVACY_NOTICE_VERSION, text
 from storage import outbox, privacy
+from storage.contacts import ContactRecord
 from storage.db import Connection
 
 NEUTRAL_COMMANDS = frozenset({"stop", "forget", "mydata", "help"})
@@ -58,11 +59,21 @@ async def with_notice(
     return payload
 
 
-async def on_inbound(tx: Connection, contact_id: int, event: Inbound, now: datetime) -> None:
-    """Before the flow: /stop withdraws consent; any other own act after the notice gives it."""
+async def on_inbound(tx: Connection, contact: ContactRecord, event: Inbound, now: datetime) -> None:
+    """Before the flow: /stop withdraws consent; any other own act after the notice gives it.
+    `contact` as read in this transaction (its notice and consent fields)."""
     if event.command == "stop":
-        await privacy.withdraw_consent(tx, contact_id, now)
+        await privacy.withdraw_consent(tx, contact.id, now)
         return
     if event.command in NEUTRAL_COMMANDS or (event.choice or "").startswith(PRIVACY_CHOICES):
         return
-    await privacy.record_consent(tx, contact_id, PRIVACY_NOTICE_VERSION, now, renew=event.command == "start")
+    renew = event.command == "start"
+    # What record_consent would find to do, known from the row already read: most acts come
+    # from a contact who consented long ago, and skip a write that would change nothing.
+    if contact.notice_version != PRIVACY_NOTICE_VERSION:
+        return  # not shown this notice yet
+    if contact.consent_withdrawn and not renew:
+        return  # withdrawn: only an explicit /start gives it again
+    if not contact.consent_withdrawn and contact.consent_version == PRIVACY_NOTICE_VERSION:
+        return  # consented to this version already
+    await privacy.record_consent(tx, contact.id, PRIVACY_NOTICE_VERSION, now, renew=renew)

@@ -32,6 +32,7 @@ from flows.model import (
     SendMyData,
 )
 from bot import consent
+from flows.texts import PRIVACY_NOTICE_VERSION
 from storage import contacts, conversations, customers, outbox, surveys
 
 # Carried out by the engine (they need the dispatcher or the ticket desk), not here.
@@ -55,11 +56,17 @@ class Target:
     choice_message_id: str | None = None  # the message that carried that button
     priority: int = 0  # outbox priority: 0 for a customer chatting now, 1 for bulk sends
     ticket_id: int | None = None  # messages about a ticket are linked to it
+    # The contact was shown the current privacy notice, as read in this transaction: no
+    # need to look again before each text (bot/consent.py).
+    notice_current: bool = False
 
     @classmethod
     def of_contact(cls, contact: ContactRecord, **fields: Any) -> "Target":
         """Messages to this contact's chat."""
-        return cls(contact.channel, contact.chat_id, contact.id, contact.customer_id, **fields)
+        return cls(
+            contact.channel, contact.chat_id, contact.id, contact.customer_id,
+            notice_current=contact.notice_version == PRIVACY_NOTICE_VERSION, **fields,
+        )
 
 
 async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, now: datetime) -> Target:
@@ -118,7 +125,7 @@ async def enqueue(
 ) -> None:
     """One outbox row to the target's chat, in the caller's transaction (with the privacy
     notice, if this is the first text the contact gets)."""
-    if target.contact_id is not None:
+    if target.contact_id is not None and not target.notice_current:
         payload = await consent.with_notice(
             tx, channel=target.channel, chat_id=target.chat_id, contact_id=target.contact_id, method=method,
             payload=payload, priority=target.priority, now=now,

@@ -3,6 +3,7 @@ transaction with state, records and outbox."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
@@ -39,13 +40,28 @@ from flows.model import (
     SurveyView,
 )
 from flows.schedule import SurveyPolicy
-from flows.texts import pick_language
+from flows.texts import PRIVACY_NOTICE_VERSION, pick_language
 from flows.tickets import ComplaintPolicy
 from storage import contacts, conversations, customers, inbox, privacy, surveys, tickets
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database, savepoint
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Handled:
+    """What an update's inbox row records of its handling."""
+
+    at: datetime
+    contact_id: int | None
+    kind: str
+    text: str | None
+    forget: bool  # a confirmed /forget: the row itself is blanked if the erasure ran
+
+
+class _HandlingFailed(Exception):
+    """Carries a handling error (its __cause__) out of the unit, which then rolls back."""
 
 
 class Engine:
@@ -76,20 +92,44 @@ class Engine:
         self.wake_sender = wake_sender
         self.privacy = privacy or Privacy(db, clock, retention_days=365, shop_name=shop_name)
 
-    async def receive(self, channel_name: str, payload: dict[str, Any]) -> bool:
+    async def receive(self, channel_name: str, payload: dict[str, Any], *, raw: str | None = None) -> bool:
         """Record an update and handle it, committed together before this returns (so the
         platform's ack, which follows, never covers an update that is not stored). False when
         it was a redelivery (already recorded).
 
-        Raises ValueError for a payload without an update id (the caller answers 400);
-        a failure while handling is caught, logged and kept on the inbox row."""
+        `raw`: the payload's JSON text as received, stored as it is (else it is dumped again).
+        Raises ValueError for a payload without an update id (the caller answers 400); a
+        failure while handling is logged and kept on the inbox row, with none of the
+        handling's writes. A failure to store (the disk) raises: the platform delivers again."""
         channel = self.channels[channel_name]
         update_id = channel.update_id(payload)
-        # A unit: updates that arrive together share one commit (storage/db.py).
-        async with self.db.unit() as tx:
-            inbox_id = await inbox.record(tx, channel_name, update_id, payload, self.clock.now())
-            if inbox_id is not None:
-                await self._process_in(tx, inbox_id, channel, payload)
+        received_at = self.clock.now()
+        try:
+            # A unit: updates that arrive together share one commit (storage/db.py).
+            async with self.db.unit() as tx:
+                if await inbox.seen(tx, channel_name, update_id):
+                    inbox_id = None
+                else:
+                    try:
+                        handled = await self._handled(tx, channel, payload)
+                    except Exception as exc:
+                        raise _HandlingFailed from exc  # the unit rolls back what it wrote
+                    inbox_id = await inbox.record_processed(
+                        tx, channel_name, update_id, raw or payload, received_at, handled.at,
+                        contact_id=handled.contact_id, kind=handled.kind, text=handled.text,
+                    )
+                    if inbox_id is None:  # cannot be: the write lock was held since seen()
+                        raise RuntimeError(f"{channel_name} update {update_id} recorded twice at once")
+                    if handled.forget:
+                        await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
+        except _HandlingFailed as failed:
+            exc = failed.__cause__
+            log.error("%s update %s failed", channel_name, update_id, exc_info=exc)
+            async with self.db.unit() as tx:
+                inbox_id = await inbox.record_processed(
+                    tx, channel_name, update_id, raw or payload, received_at, self.clock.now(),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         if inbox_id is None:
             log.info("%s update %s already recorded; ignoring the redelivery", channel_name, update_id)
             return False
@@ -123,32 +163,35 @@ class Engine:
                 count += 1
 
     async def process(self, inbox_id: int, channel: Channel, payload: dict[str, Any]) -> None:
-        """Handle an update recorded earlier (record())."""
+        """Handle an update recorded earlier (record()): its writes and its inbox row's outcome
+        committed together, or on any error none of them and the error on the row."""
         async with self.db.unit() as tx:
-            await self._process_in(tx, inbox_id, channel, payload)
+            try:
+                async with savepoint(tx, "handling"):
+                    handled = await self._handled(tx, channel, payload)
+                    await inbox.mark_processed(
+                        tx, inbox_id, handled.at, contact_id=handled.contact_id, kind=handled.kind, text=handled.text
+                    )
+                    if handled.forget:
+                        await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
+            except Exception as exc:  # one bad update never stops the bot
+                log.exception("%s update (inbox %s) failed", channel.name, inbox_id)
+                await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now())
         self.wake_sender()
 
-    async def _process_in(self, tx: Connection, inbox_id: int, channel: Channel, payload: dict[str, Any]) -> None:
-        """Handle a recorded update inside the caller's transaction: its writes, or on any
-        error none of them and the error on the inbox row (one bad update never stops the bot)."""
-        try:
-            event = channel.parse(payload)
-            async with savepoint(tx, "handling"):
-                now = self.clock.now()
-                if event is not None and hasattr(channel, "resolve"):  # e.g. Zalo: a numbered reply -> its button
-                    event = await channel.resolve(tx, event, payload, now)
-                if event is None or (event.group and not self._is_agents_chat(event.chat_id)):
-                    await inbox.mark_processed(tx, inbox_id, now, kind="ignored")
-                    return
-                contact_id = await self._handle(tx, event)
-                await inbox.mark_processed(
-                    tx, inbox_id, now, contact_id=contact_id, kind=event.kind, text=event.choice or event.text
-                )
-                if contact_id is not None and event.choice == privacy_flow.FORGET_CONFIRM:
-                    await privacy.scrub_if_erased(tx, inbox_id, contact_id)
-        except Exception as exc:
-            log.exception("%s update (inbox %s) failed", channel.name, inbox_id)
-            await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now())
+    async def _handled(self, tx: Connection, channel: Channel, payload: dict[str, Any]) -> "_Handled":
+        """Handle an update inside tx; what its inbox row keeps of it. Raises on any failure."""
+        event = channel.parse(payload)
+        now = self.clock.now()
+        if event is not None and hasattr(channel, "resolve"):  # e.g. Zalo: a numbered reply -> its button
+            event = await channel.resolve(tx, event, payload, now)
+        if event is None or (event.group and not self._is_agents_chat(event.chat_id)):
+            return _Handled(now, None, "ignored", None, forget=False)
+        contact_id = await self._handle(tx, event)
+        return _Handled(
+            now, contact_id, event.kind, event.choice or event.text,
+            forget=contact_id is not None and event.choice == privacy_flow.FORGET_CONFIRM,
+        )
 
     def _is_agents_chat(self, chat_id: str) -> bool:
         return self.desk is not None and self.desk.is_agents_chat(chat_id)
@@ -163,7 +206,7 @@ class Engine:
 
     async def _handle_customer(self, tx: Connection, event: Inbound) -> int:
         now = self.clock.now()
-        contact, _ = await contacts.upsert_seen(
+        contact = await contacts.upsert_seen(
             tx,
             channel=event.channel,
             platform_user_id=event.user_id,
@@ -180,7 +223,7 @@ class Engine:
                 contact = await contacts.by_id(tx, contact.id) or contact
         customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
         state, data = await conversations.get(tx, contact.id)
-        await consent.on_inbound(tx, contact.id, event, now)
+        await consent.on_inbound(tx, contact, event, now)
 
         survey_view = None
         survey_id = csat.referenced_survey_id(event, state, data) or complaint.referenced_survey_id(event)
@@ -231,6 +274,7 @@ class Engine:
             customer_id=contact.customer_id,
             choice_id=event.choice_id,
             choice_message_id=event.message_id if event.choice is not None else None,
+            notice_current=contact.notice_version == PRIVACY_NOTICE_VERSION,
         )
         target = await apply(tx, decisions, target, now)
         if ticket_id is not None and ticket_record is None and event.choice is not None:

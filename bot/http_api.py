@@ -102,6 +102,10 @@ class HttpApi:
         return checked
 
     async def _read_json(self, request: web.Request, limit: int) -> Any:
+        return (await self._read_json_text(request, limit))[0]
+
+    async def _read_json_text(self, request: web.Request, limit: int) -> tuple[Any, str]:
+        """The body parsed, and as text (kept as received where it is stored)."""
         if request.content_type != "application/json":
             raise _Reject(415, "expected Content-Type: application/json")
         if request.content_length is not None and request.content_length > limit:
@@ -117,7 +121,8 @@ class HttpApi:
         if len(raw) > limit:
             raise _Reject(413, f"body larger than {limit} bytes")
         try:
-            return json.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
+            return json.loads(text), text
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _Reject(400, f"body: not valid JSON: {exc}", "body") from None
 
@@ -224,16 +229,19 @@ class HttpApi:
         if not hmac.compare_digest(given.encode(), self.telegram_webhook_secret.encode()):
             return error(401, "missing or wrong secret token")
         try:
-            payload = await self._read_json(request, WEBHOOK_MAX_BYTES)
+            payload, text = await self._read_json_text(request, WEBHOOK_MAX_BYTES)
         except _Reject as exc:
             return error(exc.status, exc.message, exc.field)
         if not isinstance(payload, dict):
             return error(400, "expected a JSON object")
         try:
-            await self.engine.receive("telegram", payload)
+            await self.engine.receive("telegram", payload, raw=text)
         except ValueError as exc:
             return error(400, str(exc))
-        return web.json_response({"ok": True})
+        return web.Response(body=_OK, content_type="application/json")
+
+
+_OK = b'{"ok": true}'
 
 
 def _dumps(body: Any) -> str:

@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 PRIORITIES = ("normal", "high", "urgent")
 DEFAULT_KEYWORDS = (
@@ -94,7 +95,24 @@ def looks_like_complaint(text: str, keywords: tuple[str, ...]) -> bool:
     # Text typed with diacritics is matched with them ("chấm" is not "chậm"); text typed
     # without any (common on phones) is matched against the keywords' bare letters.
     lowered = unicodedata.normalize("NFC", text.casefold())
-    bare = _fold(text) == lowered.replace("đ", "d") and "đ" not in lowered
-    subject, fold = (_fold(text), _fold) if bare else (lowered, lambda k: unicodedata.normalize("NFC", k.casefold()))
-    # Whole words only: "hư" must not match inside "những".
-    return any(re.search(rf"(?<!\w){re.escape(fold(k))}(?!\w)", subject) for k in keywords)
+    folded = _fold(text)
+    bare = folded == lowered.replace("đ", "d") and "đ" not in lowered
+    with_marks, without_marks = _keyword_patterns(tuple(keywords))
+    return (without_marks if bare else with_marks).search(folded if bare else lowered) is not None
+
+
+@lru_cache(maxsize=16)
+def _keyword_patterns(keywords: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """One pattern per way of matching (the keywords as typed, their bare letters): built
+    once per keyword list, not per message. Whole words only: "hư" must not match inside
+    "những"."""
+
+    def any_of(words: list[str]) -> re.Pattern[str]:
+        if not words:
+            return re.compile(r"(?!)")  # matches nothing
+        return re.compile("|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in words))
+
+    return (
+        any_of([unicodedata.normalize("NFC", k.casefold()) for k in keywords]),
+        any_of([_fold(k) for k in keywords]),
+    )

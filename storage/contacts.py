@@ -19,6 +19,11 @@ class ContactRecord:
     display_name: str
     language: str
     opted_out: bool
+    # The privacy notice and consent (bot/consent.py): the version shown, the version
+    # consented to, and whether consent was withdrawn since.
+    notice_version: str | None = None
+    consent_version: str | None = None
+    consent_withdrawn: bool = False
 
 
 def _record(row: Row) -> ContactRecord:
@@ -31,6 +36,9 @@ def _record(row: Row) -> ContactRecord:
         display_name=row["display_name"],
         language=row["language"],
         opted_out=row["opted_out_at"] is not None,
+        notice_version=row["notice_version"],
+        consent_version=row["consent_version"],
+        consent_withdrawn=row["consent_withdrawn_at"] is not None,
     )
 
 
@@ -43,24 +51,17 @@ async def upsert_seen(
     display_name: str,
     language: str,
     now: datetime,
-) -> tuple[ContactRecord, bool]:
-    """Record that this user wrote to us; returns (contact, created)."""
-    existing = await by_platform_user(conn, channel, platform_user_id)
+) -> ContactRecord:
+    """Record that this user wrote to us (a new contact, or the one we know updated)."""
     at = to_db(now)
-    if existing is None:
-        await conn.execute(
-            "INSERT INTO contacts (channel, platform_user_id, chat_id, display_name, language, created_at, last_seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (channel, platform_user_id, chat_id, display_name, language, at, at),
-        )
-    else:
-        await conn.execute(
-            "UPDATE contacts SET chat_id = ?, display_name = ?, language = ?, last_seen_at = ? WHERE id = ?",
-            (chat_id, display_name, language, at, existing.id),
-        )
-    found = await by_platform_user(conn, channel, platform_user_id)
-    assert found is not None
-    return found, existing is None
+    rows = await conn.execute_fetchall(
+        "INSERT INTO contacts (channel, platform_user_id, chat_id, display_name, language, created_at, last_seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, platform_user_id) DO UPDATE SET"
+        " chat_id = excluded.chat_id, display_name = excluded.display_name, language = excluded.language,"
+        " last_seen_at = excluded.last_seen_at RETURNING *",
+        (channel, platform_user_id, chat_id, display_name, language, at, at),
+    )
+    return _record(rows[0])
 
 
 async def by_platform_user(conn: Connection, channel: str, platform_user_id: str) -> ContactRecord | None:

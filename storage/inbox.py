@@ -18,6 +18,8 @@ class InboxItem:
     payload: dict[str, Any]
 
 
+MAX_ERROR = 2000  # characters of an error kept on its row
+
 _INSERT = (
     "INSERT INTO inbox (platform, update_id, payload, received_at) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (platform, update_id) DO NOTHING"
@@ -31,6 +33,42 @@ async def record(
     cur = await conn.execute(
         _INSERT,
         (platform, update_id, json.dumps(payload, ensure_ascii=False), to_db(now)),
+    )
+    return cur.lastrowid if cur.rowcount == 1 else None
+
+
+async def seen(conn: Connection, platform: str, update_id: str) -> bool:
+    """Whether this update is already recorded."""
+    rows = await conn.execute_fetchall(
+        "SELECT 1 FROM inbox WHERE platform = ? AND update_id = ?", (platform, update_id)
+    )
+    return bool(rows)
+
+
+async def record_processed(
+    conn: Connection,
+    platform: str,
+    update_id: str,
+    payload: dict[str, Any] | str,
+    received_at: datetime,
+    processed_at: datetime,
+    *,
+    contact_id: int | None = None,
+    kind: str | None = None,
+    text: str | None = None,
+    error: str | None = None,
+) -> int | None:
+    """Insert an update already handled (in the same transaction) or failed: one statement
+    where record() + mark_processed() take two. None when it was already recorded.
+    `payload` as its JSON text when the caller has it as received."""
+    cur = await conn.execute(
+        "INSERT INTO inbox (platform, update_id, payload, received_at, processed_at, contact_id, kind, text, error)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, update_id) DO NOTHING",
+        (
+            platform, update_id, payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False),
+            to_db(received_at), to_db(processed_at),
+            contact_id, kind, text, None if error is None else error[:MAX_ERROR],
+        ),
     )
     return cur.lastrowid if cur.rowcount == 1 else None
 
@@ -63,7 +101,7 @@ async def mark_processed(
 
 async def mark_failed(conn: Connection, inbox_id: int, error: str, now: datetime) -> None:
     await conn.execute(
-        "UPDATE inbox SET processed_at = ?, error = ? WHERE id = ?", (to_db(now), error[:2000], inbox_id)
+        "UPDATE inbox SET processed_at = ?, error = ? WHERE id = ?", (to_db(now), error[:MAX_ERROR], inbox_id)
     )
 
 

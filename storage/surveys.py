@@ -106,8 +106,10 @@ async def due(conn: Connection, now: datetime, limit: int) -> list[SurveyRecord]
 
 async def open_for_customer(conn: Connection, customer_id: int, now: datetime) -> list[SurveyRecord]:
     """This customer's due surveys not sent yet (waiting for a chat, or for the next dispatch)."""
+    # "+s.status": not by the status index, which SQLite would pick and then read every
+    # customer's surveys awaiting a chat (thousands, on every /start); a customer has a few.
     return [_record(r) for r in await conn.execute_fetchall(
-        f"{_SELECT} WHERE s.customer_id = ? AND s.status IN ('scheduled', 'awaiting_contact')"
+        f"{_SELECT} WHERE s.customer_id = ? AND +s.status IN ('scheduled', 'awaiting_contact')"
         " AND s.due_at <= ? ORDER BY s.due_at, s.id",
         (customer_id, to_db(now)),
     )]

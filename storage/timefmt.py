@@ -6,11 +6,21 @@ from datetime import datetime, timezone
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+# The last time converted: one update's writes stamp the same `now` several times.
+_last: tuple[datetime, str] | None = None
+
+
 def to_db(at: datetime) -> str:
+    global _last
+    last = _last
+    if last is not None and last[0] is at:  # the very same (immutable) object
+        return last[1]
     if at.tzinfo is None:
         raise ValueError("naive datetime: the database stores aware UTC times only")
     # isoformat, not strftime(_FORMAT): the same text, several times faster (hot path).
-    return at.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    text = at.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    _last = (at, text)
+    return text
 
 
 def from_db(value: str | None) -> datetime | None:

@@ -250,3 +250,37 @@ async def test_update_recorded_before_a_crash_is_handled_at_restart(tmp_path, tg
         assert len(tg.sent_messages(USER)) == 1  # not replayed twice
     finally:
         await h.close()
+
+
+async def test_an_update_failing_half_way_keeps_its_error_and_none_of_its_writes(harness, monkeypatch):
+    """Handled in a unit shared with the updates arriving with it (storage/db.py): the failing
+    one's writes go (its contact was already written when it failed), the others' stay, and its
+    inbox row keeps the error; its redelivery is not handled again."""
+    import bot.consent
+
+    await harness.start()
+    tg, engine = harness.tg, harness.app.engine
+    unlucky = USER + 1
+    real_on_inbound = bot.consent.on_inbound
+
+    async def on_inbound(tx, contact_id, event, now):
+        if event.user_id == str(unlucky):
+            raise RuntimeError("the disk caught fire")
+        await real_on_inbound(tx, contact_id, event, now)
+
+    monkeypatch.setattr(bot.consent, "on_inbound", on_inbound)
+    updates = [tg.make_message_update(USER + i, "xin chào") for i in range(3)]
+    assert await asyncio.gather(*(engine.receive("telegram", u) for u in updates)) == [True, True, True]
+    rows = await harness.rows("SELECT update_id, kind, error, contact_id, processed_at FROM inbox ORDER BY id")
+    failed = next(r for r in rows if r["update_id"] == str(updates[1]["update_id"]))
+    assert failed["error"] == "RuntimeError: the disk caught fire"
+    assert failed["processed_at"] and failed["kind"] is None and failed["contact_id"] is None
+    assert [r["error"] for r in rows if r is not failed] == [None, None]
+    contacts = await harness.rows("SELECT platform_user_id FROM contacts ORDER BY platform_user_id")
+    assert [c["platform_user_id"] for c in contacts] == [str(USER), str(USER + 2)]
+    assert await engine.receive("telegram", updates[1]) is False  # the redelivery: recorded already
+    await tg.wait_for_messages(USER + 2, 1)
+    assert tg.sent_messages(unlucky) == []
+    monkeypatch.setattr(bot.consent, "on_inbound", real_on_inbound)
+    await harness.customer_says(unlucky, "xin chào")  # the next message is handled as usual
+    assert len(await tg.wait_for_messages(unlucky, 1)) == 1

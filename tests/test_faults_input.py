@@ -278,3 +278,23 @@ async def test_2mb_purchase_body_is_413_and_writes_nothing(api):
                              headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}) as resp:
         assert resp.status == 413
     assert (await api.rows("SELECT COUNT(*) AS n FROM purchases"))[0]["n"] == 0
+
+
+async def test_the_webhook_body_is_stored_byte_for_byte_as_telegram_sent_it(hook, tg):
+    # Telegram escapes non-ASCII text (\u1ea1...): what is kept is its body, not our re-encoding.
+    update = tg.make_message_update(USER, VI_NFD + " 🙏")
+    body = json.dumps(update, ensure_ascii=True, separators=(",", ":")).encode()
+    assert await post_raw(hook, body, {**JSON, "X-Telegram-Bot-Api-Secret-Token": SECRET}) == 200
+    with sqlite3.connect(hook.config.get("database", "path")) as conn:
+        [(payload, text)] = conn.execute("SELECT CAST(payload AS BLOB), text FROM inbox").fetchall()
+    assert payload == body and text == VI_NFD + " 🙏"
+
+
+async def test_text_with_a_lone_surrogate_is_acknowledged_and_kept_with_its_error(hook, tg):
+    """Valid JSON ("\\ud83d" alone) that is no valid Unicode: SQLite cannot store it as text.
+    Answered 200 (else Telegram delivers it again forever), kept as received, with the error."""
+    update = tg.make_message_update(USER, "hỏng rồi \ud83d")
+    body = json.dumps(update, ensure_ascii=True).encode()
+    assert await post_raw(hook, body, {**JSON, "X-Telegram-Bot-Api-Secret-Token": SECRET}) == 200
+    [row] = await hook.rows("SELECT CAST(payload AS BLOB) AS payload, error, processed_at FROM inbox")
+    assert row["payload"] == body and row["processed_at"] and "surrogate" in row["error"]

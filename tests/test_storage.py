@@ -7,11 +7,12 @@ import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import AsyncIterator
 
 import pytest
 
-from storage import inbox, outbox, settings
+from storage import customers, inbox, outbox, purchases, settings, surveys
 from storage.db import BUSY_TIMEOUT_MS, Database, migration_files
 from storage.timefmt import from_db, to_db
 from tests.conftest import START
@@ -373,6 +374,62 @@ async def test_ready_puts_interactive_first_and_waits_for_retry_times(db):
         assert [i.id for i in later] == [chat_1, retry_later, chat_2, bulk_1, bulk_retry_due]
         assert later[1].payload == {"text": "answer 2 (retry)"} and later[1].attempts == 1
         assert await outbox.next_retry_at(tx) == to_db(now - timedelta(seconds=1))
+
+
+# --- hot-path queries ------------------------------------------------------------------
+
+async def vm_steps(db: Database, query) -> int:
+    """SQLite virtual machine instructions a query takes (its progress handler): a measure of
+    the rows it reads that does not depend on the machine's speed."""
+    steps = 0
+
+    def tick() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    raw = db.writer._conn
+    async with db.transaction(inline=True) as tx:
+        raw.set_progress_handler(tick, 1)
+        try:
+            await query(tx)
+        finally:
+            raw.set_progress_handler(None, 1)
+    return steps
+
+
+async def add_customers_awaiting_a_chat(db: Database, first: int, n: int) -> list[int]:
+    """n customers, each with a purchase whose survey waits for the customer to link a chat."""
+    ids = []
+    async with db.transaction() as tx:
+        for i in range(first, first + n):
+            customer = await customers.upsert(
+                tx, external_id=f"C-{i}", name=f"Khách {i}", phone=None, telegram_user_id=None, now=START
+            )
+            purchase_id = await purchases.insert(
+                tx, order_id=f"O-{i}", customer_id=customer.id, amount=Decimal(100000), currency="VND", items=[],
+                store=None, touchpoint="online", purchased_at=START, fingerprint=f"f{i}", now=START,
+            )
+            await surveys.insert(
+                tx, purchase_id=purchase_id, customer_id=customer.id, touchpoint="online", store=None,
+                due_at=START, status="awaiting_contact", skip_reason=None, now=START,
+            )
+            ids.append(customer.id)
+    return ids
+
+
+async def test_a_customers_open_surveys_are_found_without_reading_other_customers(db):
+    """open_for_customer runs on every /start: its work must not grow with the surveys other
+    customers have waiting for a chat (thousands, in a shop whose customers rarely link one)."""
+    [first] = await add_customers_awaiting_a_chat(db, 0, 1)
+    later = START + timedelta(days=1)
+
+    async def open_surveys(tx):
+        assert len(await surveys.open_for_customer(tx, first, later)) == 1
+
+    alone = await vm_steps(db, open_surveys)
+    await add_customers_awaiting_a_chat(db, 1, 400)
+    assert await vm_steps(db, open_surveys) < alone * 1.5  # by the customer's index: the same few rows
 
 
 # --- timestamps ------------------------------------------------------------------------
