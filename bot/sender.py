@@ -1,9 +1,10 @@
 """Drains the outbox through the channels within the platforms' limits.
 
-- ~30 messages/s overall per platform (one start every 1/rate s; the channel's
-  `messages_per_second`, None = no overall limit, missing = the configured rate), ~1/s per
-  private chat, ~20/min per group (the channel's `pacing`), messages to one chat in order,
-  one in flight per chat.
+- ~30 messages/s overall per platform (the channel's `messages_per_second`, None = no overall
+  limit, missing = the configured rate): starts spread evenly a little under the rate, and
+  never more than `rate` of them in any second plus a margin for the requests' jitter on their
+  way (see `_slot_opens`); ~1/s per private chat, ~20/min per group (the channel's `pacing`);
+  messages to one chat in order, one in flight per chat.
 - 429: every send on that channel pauses for retry_after, and the row waits at least that
   long; other channels (the web chat) go on.
 - Transient failures (5xx, connection refused) retry with exponential backoff and full
@@ -15,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
+from collections import deque
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from bot.channels.base import Ambiguous, Channel, Permanent, RetryLater, Transient
 from bot.clock import Clock, SystemClock
@@ -33,7 +37,9 @@ READY_BATCH = 200
 _UNSET = object()
 LAST_SENT_PRUNE_AT = 1024  # per-chat send times kept before idle chats are forgotten ...
 LAST_SENT_PRUNE_EVERY = 1.0  # ... at most once a second
-RATE_MARGIN = 0.97
+RATE_MARGIN = 0.98  # starts are spread 1/(rate * RATE_MARGIN) apart, kept to that schedule ...
+CATCH_UP = 3  # ... up to this many intervals of lag made up, never closer than half an interval ...
+WINDOW_MARGIN = 0.010  # ... and at most `rate` starts in any (1 s + this + a slow request's delay)
 COALESCE_MAX_CHARS = 3500  # under Telegram's 4096, with room for the platform's own framing
 
 
@@ -46,6 +52,31 @@ class OutboxHooks(Protocol):
     async def on_sent(self, row: OutboxItem, message_id: str | None) -> None:
         """Called after a successful delivery."""
 IDLE_WAIT = 30.0  # seconds; a wake() cuts it short whenever something is enqueued
+
+
+@dataclass(frozen=True)
+class _RateLimit:
+    count: int  # at most this many arrivals ...
+    window: float  # ... in any window this long (seconds)
+    interval: float  # seconds between two starts on the even schedule
+
+
+class _Start:
+    """One message start on a rate-limited channel, and how long its request took."""
+
+    __slots__ = ("at", "round_trip", "sent")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.round_trip: float | None = None  # None while in flight
+        self.sent = True
+
+    def answered(self, now: float) -> None:
+        self.round_trip = now - self.at
+
+    def unused(self) -> None:
+        """Nothing went out on this start after all: it still counts, with no delay."""
+        self.round_trip, self.sent = 0.0, False
 
 
 class Sender:
@@ -62,13 +93,16 @@ class Sender:
         clock: Clock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         hooks: OutboxHooks | None = None,
     ) -> None:
         self.db = db
         self.channels = channels
-        # A few percent under the platform's limit: requests spaced exactly 1/rate apart
-        # still arrive bunched by network jitter, and one extra in a second is a 429
-        # that pauses every chat (seen in bench/csat_pipeline.py at exactly 30/s).
+        # A little under the platform's limit: requests spaced exactly 1/rate apart still
+        # arrive bunched by network jitter, and one extra in a second is a 429 that pauses
+        # every chat (seen in bench/csat_pipeline.py at exactly 30/s). The window limit in
+        # _global_slot is what keeps the count; this spacing keeps the sends spread.
+        self.messages_per_second = messages_per_second
         self.interval = 1.0 / (messages_per_second * RATE_MARGIN)
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -77,13 +111,15 @@ class Sender:
         self.clock = clock or SystemClock()
         self.monotonic = monotonic
         self.jitter = jitter
+        self.sleep = sleep  # the overall rate's waits (tests pass one that moves a fake `monotonic`)
         self.hooks = hooks
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
         self._stopping = False
-        self._next_slot: dict[str, float] = {}  # per channel: its overall rate
+        self._next_slot: dict[str, float] = {}  # per channel: when its next start is due
+        self._starts: dict[str, deque[_Start]] = {}  # per channel: its last `limit` starts
         self._paused_until: dict[str, float] = {}  # per channel: a 429 pauses that platform only
-        self._intervals: dict[str, float] = {}
+        self._limits: dict[str, _RateLimit | None] = {}
         self._last_sent: dict[tuple[str, str], float] = {}
         self._next_prune = 0.0
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -168,11 +204,21 @@ class Sender:
                     wait = min(wait, ready_at - self.monotonic())
                     held.add(key)
                     continue
+            start: _Start | None = None
             if paced:  # the ~30/s budget is for messages; a button acknowledgement is not one
-                await self._global_slot(row.channel, channel)
+                opens = self._slot_opens(row.channel, channel)
+                if opens is not None and opens[0] - self.monotonic() > opens[1]:
+                    # Longer than a slot (the window after a slow request): not slept here,
+                    # so the rows of other channels (the web chat) go on meanwhile.
+                    held.add(key)
+                    wait = min(wait, opens[0] - self.monotonic())
+                    continue
+                start = await self._global_slot(row.channel, channel)
             if self.monotonic() < self._paused_until.get(row.channel, 0.0):
                 held.add(key)  # a 429 came in while we waited for the slot
                 wait = min(wait, self._paused_until[row.channel] - self.monotonic())
+                if start is not None:
+                    start.unused()
                 continue
             await self._slots.acquire()
             async with self.db.transaction() as tx:
@@ -181,8 +227,10 @@ class Sender:
                 merged = await outbox.take_coalescable(tx, row, COALESCE_MAX_CHARS) if claimed else []
             if not claimed:
                 self._slots.release()
+                if start is not None:
+                    start.unused()
                 continue
-            self._in_flight[key] = asyncio.create_task(self._send(channel, row, merged, key, paced))
+            self._in_flight[key] = asyncio.create_task(self._send(channel, row, merged, key, paced, start))
         if len(rows) == READY_BATCH:
             return min(wait, self.interval)
         retry_at = from_db(await outbox.next_retry_at(self.db.reader))
@@ -201,33 +249,80 @@ class Sender:
                 del self._last_sent[key]
         self._next_prune = now + LAST_SENT_PRUNE_EVERY
 
-    def _interval(self, name: str, channel: Channel) -> float:
-        """Seconds between two message starts on this channel (0: no overall limit)."""
-        if name not in self._intervals:
+    def _limit(self, name: str, channel: Channel) -> _RateLimit | None:
+        """The channel's overall rate limit (None: no overall limit)."""
+        if name not in self._limits:
             rate = getattr(channel, "messages_per_second", _UNSET)
             if rate is _UNSET:  # the channel does not say: the configured rate
-                self._intervals[name] = self.interval
+                rate = self.messages_per_second
+            if rate is None:
+                self._limits[name] = None
             else:
-                self._intervals[name] = 0.0 if rate is None else 1.0 / (rate * RATE_MARGIN)
-        return self._intervals[name]
+                count = max(1, math.floor(rate))  # 30/s: 30 in 1 s; 0.5/s: 1 in 2 s
+                self._limits[name] = _RateLimit(count, count / rate, 1.0 / (rate * RATE_MARGIN))
+                self._starts[name] = deque(maxlen=count)
+        return self._limits[name]
 
-    async def _global_slot(self, name: str, channel: Channel) -> None:
-        interval = self._interval(name, channel)
-        if interval <= 0:
-            return
-        now = self.monotonic()
-        next_slot = self._next_slot.get(name, 0.0)
-        if next_slot > now:
-            await asyncio.sleep(next_slot - now)
-        # Counted from the actual wake-up, which asyncio.sleep makes ~1 ms late: that costs
-        # ~3% of the rate (0.944 of the cap in bench/outbound_drain.py) and is kept on
-        # purpose. Keeping to the schedule instead reached 0.963 but drew 2-5 429s per 10,000
-        # sends: requests reach the platform with tens of ms of jitter, and the drift is the
-        # margin that absorbs it. A 429 pauses every chat, so 0 429s wins over 2% of rate.
-        self._next_slot[name] = max(self._next_slot.get(name, 0.0), self.monotonic()) + interval
+    async def _global_slot(self, name: str, channel: Channel) -> _Start | None:
+        """Waits until the channel's overall limit allows one more message and records its
+        start (None: the channel has no overall limit). The caller reports the answer
+        (`_Start.answered`) as soon as the request is done, or at once if it sends nothing."""
+        while True:  # again after the wait: an answer that came in meanwhile may move it
+            opens = self._slot_opens(name, channel)
+            if opens is None:
+                return None
+            now = self.monotonic()
+            if opens[0] <= now:
+                break
+            await self.sleep(opens[0] - now)
+        limit = self._limits[name]
+        assert limit is not None
+        scheduled = self._next_slot.get(name, now)
+        self._next_slot[name] = max(scheduled, now - CATCH_UP * limit.interval) + limit.interval
+        start = _Start(now)
+        self._starts[name].append(start)
+        return start
+
+    def _slot_opens(self, name: str, channel: Channel) -> tuple[float, float] | None:
+        """When the channel's overall limit allows the next start, and the channel's interval
+        (None: no overall limit)."""
+        limit = self._limit(name, channel)
+        if limit is None:
+            return None
+        # Two rules. (1) Starts are spread evenly, 1/(rate * RATE_MARGIN) apart, kept to that
+        # schedule: a wake-up ~1 ms late does not push every later start back (counting from
+        # the wake-up cost 3% of the rate, 0.944 of the cap in bench/outbound_drain.py). A late
+        # start lets the next ones follow sooner, never closer than half an interval, and at
+        # most CATCH_UP intervals of lag are made up (after a stall or an idle spell: no burst).
+        # (2) What the platform counts is arrivals: at most `count` in any `window` (1 s).
+        # A start may follow the `count`-th start before it by no less than the window plus
+        # that request's delay beyond the fastest recent round trip (it may have arrived that
+        # late; for a request still in flight, WINDOW_MARGIN). Based on actual start and answer
+        # times, so lateness does not compound, and a request held up on its way delays the
+        # next window instead of landing in it: in bench/outbound_drain.py a start reaches the
+        # fake Bot API ~2 ms later, but 40-90 ms later a few times per 3,000 (event-loop
+        # stalls), and keeping to the schedule without this rule drew 2-5 429s per 10,000.
+        # In steady state rule (1) binds and rule (2) rarely does. A fixed margin would have
+        # to cover the worst stall on every window (90 ms: 0.92 of the cap at best); this one
+        # costs only the windows after a slow request.
+        ready = self._next_slot.get(name, float("-inf"))
+        starts = self._starts[name]
+        if starts:
+            ready = max(ready, starts[-1].at + limit.interval / 2)
+        if len(starts) == limit.count:
+            ready = max(ready, self._window_opens(starts, limit))
+        return ready, limit.interval
+
+    def _window_opens(self, starts: deque[_Start], limit: _RateLimit) -> float:
+        """When one more start keeps at most `count` arrivals in any window."""
+        oldest = starts[0]
+        fastest = min((s.round_trip for s in starts if s.sent and s.round_trip is not None), default=0.0)
+        late = WINDOW_MARGIN if oldest.round_trip is None else max(WINDOW_MARGIN, oldest.round_trip - fastest)
+        return oldest.at + limit.window + late
 
     async def _send(
-        self, channel: Channel, row: OutboxItem, merged: list[OutboxItem], key: tuple[str, str], paced: bool
+        self, channel: Channel, row: OutboxItem, merged: list[OutboxItem], key: tuple[str, str], paced: bool,
+        start: _Start | None = None,
     ) -> None:
         attempt = row.attempts + 1
         ids = [row.id, *(m.id for m in merged)]
@@ -237,7 +332,11 @@ class Sender:
                 payload["text"] = "\n".join([payload.get("text", ""), *(m.payload.get("text", "") for m in merged)])
             if self.hooks is not None:
                 payload = await self.hooks.prepare(OutboxItem(**{**row.__dict__, "payload": payload}))
-            message_id = await channel.deliver(row.method, row.chat_id, payload)
+            try:
+                message_id = await channel.deliver(row.method, row.chat_id, payload)
+            finally:
+                if start is not None:
+                    start.answered(self.monotonic())
         except RetryLater as exc:
             self.stats["rate_limited"] += 1
             until = self.monotonic() + exc.seconds
@@ -276,6 +375,8 @@ class Sender:
                 except Exception:
                     log.exception("outbox %s: after-send hook failed", row.id)
         finally:
+            if start is not None and start.round_trip is None:
+                start.unused()  # no request went out (prepare failed)
             if paced:
                 # Counted from the answer, not the request: a slow request must not let the
                 # next one reach the platform less than the interval after it.
