@@ -13,7 +13,7 @@ from typing import AsyncIterator
 import pytest
 
 from storage import customers, inbox, outbox, purchases, settings, surveys
-from storage.db import BUSY_TIMEOUT_MS, Database, migration_files
+from storage.db import BUSY_TIMEOUT_MS, PAGE_SIZE, Database, migration_files
 from storage.timefmt import from_db, to_db
 from tests.conftest import START
 
@@ -142,6 +142,21 @@ async def test_wal_and_busy_timeout_on_both_connections(db):
         async with conn.execute("PRAGMA foreign_keys") as cur:
             assert (await cur.fetchone())[0] == 1
     assert BUSY_TIMEOUT_MS >= 1000
+
+
+async def test_a_new_file_gets_small_pages_and_an_existing_one_keeps_its_own(tmp_path):
+    async with Database(tmp_path / "new.db") as db:
+        assert (await db.fetchone("PRAGMA page_size"))[0] == PAGE_SIZE == 1024
+    old = tmp_path / "old.db"  # made by an earlier version, with SQLite's default pages
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE kept (x INTEGER)")
+        conn.execute("INSERT INTO kept VALUES (1)")
+    conn.close()
+    async with Database(old) as db:
+        assert (await db.fetchone("PRAGMA page_size"))[0] == 4096
+        assert (await db.fetchone("SELECT x FROM kept"))[0] == 1
+        assert "surveys" in {r[0] for r in await db.fetchall("SELECT name FROM sqlite_master")}
 
 
 # --- transactions ----------------------------------------------------------------------
@@ -430,6 +445,32 @@ async def test_a_customers_open_surveys_are_found_without_reading_other_customer
     alone = await vm_steps(db, open_surveys)
     await add_customers_awaiting_a_chat(db, 1, 400)
     assert await vm_steps(db, open_surveys) < alone * 1.5  # by the customer's index: the same few rows
+
+
+async def test_lookups_of_one_chats_messages_read_only_that_chats_rows(db):
+    """By a sent message's platform id (an agent replying to a ticket card) and the last text
+    queued for a Zalo chat (its numbered choices): not a walk over the whole outbox."""
+    from storage import tickets, zalo
+
+    async def queue(chat: str, n: int, channel: str = "telegram") -> None:
+        async with db.transaction() as tx:
+            for i in range(n):
+                row = await outbox.enqueue(tx, channel=channel, chat_id=chat, contact_id=None, method="send_text",
+                                           payload={"text": f"{chat} {i}", "buttons": []}, now=START)
+                await outbox.mark_sent(tx, [row], f"{chat}-m{i}", START)
+
+    await queue("zalo-1", 1, channel="zalo")
+    await queue("-100", 1)
+
+    async def lookups(tx) -> None:
+        assert (await zalo.last_buttons(tx, "zalo-1"))[1] == "zalo-1-m0"
+        assert await tickets.by_agent_message(tx, "-100", "-100-m0") is None  # a message, no ticket
+
+    alone = await vm_steps(db, lookups)
+    for chat in range(20):
+        await queue(f"chat-{chat}", 10)
+        await queue(f"zalo-chat-{chat}", 10, channel="zalo")
+    assert await vm_steps(db, lookups) < alone * 1.5
 
 
 # --- timestamps ------------------------------------------------------------------------
