@@ -303,8 +303,16 @@ async def run_one(server: str, rnd: int, prep: Prepared, args: argparse.Namespac
         fired = await h.fire_webhook(url, prep.measured, args.concurrency)
         answer = await child.ask({"cmd": "wait", "n": len(prep.measured), "timeout": args.timeout})
         if spy is not None:
-            spy.send_signal(2)  # SIGINT: py-spy writes its file
-            await spy.wait()
+            for _ in range(3):  # SIGINT: py-spy writes its file (a first one is sometimes missed)
+                spy.send_signal(2)
+                try:
+                    await asyncio.wait_for(spy.wait(), 10)
+                    break
+                except TimeoutError:
+                    pass
+            else:
+                spy.kill()
+                await spy.wait()
     finally:
         await child.close()
     handled = {int(k): v for k, v in answer["handled"].items()}
