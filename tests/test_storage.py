@@ -473,6 +473,34 @@ async def test_lookups_of_one_chats_messages_read_only_that_chats_rows(db):
     assert await vm_steps(db, lookups) < alone * 1.5
 
 
+async def test_the_messages_that_may_ride_along_are_found_without_walking_the_backlog(db):
+    """At every send of an agent's message: the pending rows of that chat with its key, not
+    every pending row (a drain of thousands of surveys may be waiting)."""
+    async def queue(n: int, chat: str, key: str | None) -> list[int]:
+        async with db.transaction() as tx:
+            return [await outbox.enqueue(tx, channel="telegram", chat_id=chat, contact_id=None, method="send_text",
+                                         payload={"text": f"{chat} {i}", "buttons": []}, now=START, coalesce_key=key)
+                    for i in range(n)]
+
+    first, second = await queue(2, "-100", "ticket:1")
+    item = outbox.OutboxItem(first, "telegram", "-100", "send_text", {"text": "-100 0"}, 0, None, None, "ticket:1")
+
+    async def ride_along(tx) -> None:
+        assert [o.id for o in await outbox.take_coalescable(tx, item, 3500)] == [second]
+
+    async def steps() -> int:
+        try:
+            return await vm_steps(db, ride_along)
+        finally:
+            async with db.transaction() as tx:  # undo the take: the next measure finds it again
+                await tx.execute("UPDATE outbox SET status = 'pending' WHERE id = ?", (second,))
+
+    alone = await steps()
+    for chat in range(40):
+        await queue(10, f"chat-{chat}", None)  # surveys waiting to go out
+    assert await steps() < alone * 1.5
+
+
 # --- timestamps ------------------------------------------------------------------------
 
 def test_timestamps_round_trip_as_utc():

@@ -17,3 +17,8 @@ CREATE INDEX contacts_customer ON contacts (customer_id);
 -- webhook that answers before handling) need finding at start.
 DROP INDEX inbox_unprocessed;
 CREATE INDEX inbox_unprocessed ON inbox (id) WHERE processed_at IS NULL;
+
+-- Rows that may ride along with an agent's message (same chat, same key, still pending):
+-- looked up at every such send, which otherwise walked every pending row (a survey drain
+-- of thousands). Only rows with a key are in it.
+CREATE INDEX outbox_coalesce ON outbox (chat_id, coalesce_key, id) WHERE status = 'pending' AND coalesce_key IS NOT NULL;
