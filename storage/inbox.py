@@ -26,13 +26,18 @@ _INSERT = (
 )
 
 
+def _as_json(payload: dict[str, Any] | str) -> str:
+    """The payload column: the JSON text as received when we have it, else the update dumped."""
+    return payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+
+
 async def record(
     conn: Connection, platform: str, update_id: str, payload: dict[str, Any], now: datetime
 ) -> int | None:
     """Insert the update; None when it was already recorded (a redelivery)."""
     cur = await conn.execute(
         _INSERT,
-        (platform, update_id, json.dumps(payload, ensure_ascii=False), to_db(now)),
+        (platform, update_id, _as_json(payload), to_db(now)),
     )
     return cur.lastrowid if cur.rowcount == 1 else None
 
@@ -65,8 +70,7 @@ async def record_processed(
         "INSERT INTO inbox (platform, update_id, payload, received_at, processed_at, contact_id, kind, text, error)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, update_id) DO NOTHING",
         (
-            platform, update_id, payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False),
-            to_db(received_at), to_db(processed_at),
+            platform, update_id, _as_json(payload), to_db(received_at), to_db(processed_at),
             contact_id, kind, text, None if error is None else error[:MAX_ERROR],
         ),
     )
@@ -79,7 +83,7 @@ async def record_committed(
     """record() in a write transaction of its own, committed when this returns (updates that
     arrive together share one transaction: Database.write_grouped)."""
     rowid, count = await db.write_grouped(
-        _INSERT, (platform, update_id, json.dumps(payload, ensure_ascii=False), to_db(now))
+        _INSERT, (platform, update_id, _as_json(payload), to_db(now))
     )
     return rowid if count == 1 else None
 
