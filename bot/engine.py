@@ -187,7 +187,7 @@ class Engine:
             event = await channel.resolve(tx, event, payload, now)
         if event is None or (event.group and not self._is_agents_chat(event.chat_id)):
             return _Handled(now, None, "ignored", None, forget=False)
-        contact_id = await self._handle(tx, event)
+        contact_id = await self._handle(tx, event, now)
         return _Handled(
             now, contact_id, event.kind, event.choice or event.text,
             forget=contact_id is not None and event.choice == privacy_flow.FORGET_CONFIRM,
@@ -196,16 +196,16 @@ class Engine:
     def _is_agents_chat(self, chat_id: str) -> bool:
         return self.desk is not None and self.desk.is_agents_chat(chat_id)
 
-    async def _handle(self, tx: Connection, event: Inbound) -> int | None:
+    async def _handle(self, tx: Connection, event: Inbound, now: datetime) -> int | None:
+        # One `now` for all of an update's writes: the same timestamps, converted once.
         if event.group:  # only the agents' group gets here
-            await self._handle_agent(tx, event)
+            await self._handle_agent(tx, event, now)
             return None
-        return await self._handle_customer(tx, event)
+        return await self._handle_customer(tx, event, now)
 
     # --- a customer in a private chat ------------------------------------------------------
 
-    async def _handle_customer(self, tx: Connection, event: Inbound) -> int:
-        now = self.clock.now()
+    async def _handle_customer(self, tx: Connection, event: Inbound, now: datetime) -> int:
         contact = await contacts.upsert_seen(
             tx,
             channel=event.channel,
@@ -330,9 +330,8 @@ class Engine:
 
     # --- an agent in the agents' group ----------------------------------------------------
 
-    async def _handle_agent(self, tx: Connection, event: Inbound) -> None:
+    async def _handle_agent(self, tx: Connection, event: Inbound, now: datetime) -> None:
         desk = self._require_desk()
-        now = self.clock.now()
         ticket = None
         if event.choice is not None:
             ticket_id = desk_flow.referenced_ticket_id(event.choice)

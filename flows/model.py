@@ -10,10 +10,13 @@ from flows.schedule import SurveyPolicy
 from flows.tickets import ComplaintPolicy
 
 
+_ID = re.compile(r"[0-9]{1,12}")
+
+
 def parse_id(text: str) -> int | None:
     """A positive id from button data (which comes from outside): ASCII digits only, since
     str.isdigit() accepts "²" that int() rejects."""
-    return int(text) if re.fullmatch(r"[0-9]{1,12}", text) else None
+    return int(text) if _ID.fullmatch(text) else None
 
 
 @dataclass(frozen=True)

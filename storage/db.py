@@ -361,8 +361,7 @@ class Database:
             finally:
                 self._wrote.set()
 
-    @asynccontextmanager
-    async def unit(self) -> AsyncIterator[aiosqlite.Connection]:
+    def unit(self) -> "_Unit":
         """A small unit of writes, committed before this returns, sharing its transaction with
         the units that run right after it: group commit for inline transactions.
 
@@ -373,21 +372,7 @@ class Database:
         (or by any other writer, which commits it first). One unit failing rolls back only
         its own writes. The block returns once the shared COMMIT is done; if that COMMIT
         fails, every unit in it raises."""
-        async with self._write_lock:
-            conn = self.writer
-            if self._units_committed is None:
-                await self._begin(conn, inline=True)
-                self._units_committed = asyncio.get_running_loop().create_future()
-                # Nobody may be left waiting to hear of it (every unit may have been cancelled).
-                self._units_committed.add_done_callback(lambda f: f.cancelled() or f.exception())
-                task = asyncio.create_task(self._commit_units_later())
-                self._group_tasks.add(task)
-                task.add_done_callback(self._group_tasks.discard)
-            committed = self._units_committed
-            inline = _Inline(conn)
-            async with savepoint(inline, "unit"):
-                yield inline  # type: ignore[misc]
-        await asyncio.shield(committed)
+        return _Unit(self)
 
     async def _commit_units_later(self) -> None:
         """Queued on the write lock behind the units waiting when the transaction began."""
@@ -508,3 +493,44 @@ class Database:
                     return False
                 raise MigrationError(f"migration {name} failed: {exc}") from exc
             return True
+
+
+class _Unit:
+    """Database.unit(): a class, not a generator context manager, as it runs once per
+    inbound update (the hot path)."""
+
+    __slots__ = ("_db", "_raw", "_committed")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def __aenter__(self) -> aiosqlite.Connection:
+        db = self._db
+        await db._write_lock.acquire()
+        try:
+            conn = db.writer
+            if db._units_committed is None:
+                await db._begin(conn, inline=True)
+                db._units_committed = asyncio.get_running_loop().create_future()
+                # Nobody may be left waiting to hear of it (every unit may have been cancelled).
+                db._units_committed.add_done_callback(lambda f: f.cancelled() or f.exception())
+                task = asyncio.create_task(db._commit_units_later())
+                db._group_tasks.add(task)
+                task.add_done_callback(db._group_tasks.discard)
+            self._committed = db._units_committed
+            self._raw = conn._conn
+            self._raw.execute("SAVEPOINT unit")
+        except BaseException:
+            db._write_lock.release()
+            raise
+        return _Inline(conn)  # type: ignore[return-value]
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc_type is not None:  # this unit's writes only; the shared transaction goes on
+                self._raw.execute("ROLLBACK TO unit")
+            self._raw.execute("RELEASE unit")
+        finally:
+            self._db._write_lock.release()
+        if exc_type is None:
+            await asyncio.shield(self._committed)
