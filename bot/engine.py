@@ -245,7 +245,10 @@ class Engine:
         if ticket_id is not None:
             # Only this contact's own tickets: a guessed number finds nothing.
             ticket_record = next((t for t in own_tickets if t.id == ticket_id), None)
-        recent = await tickets.recent_orders(tx, customer.id) if customer else []
+        recent_orders: tuple[OrderRef, ...] | None = None
+        if conversation.may_start_complaint(event):
+            recent = await tickets.recent_orders(tx, customer.id) if customer else []
+            recent_orders = tuple(OrderRef(order_id, at) for order_id, at in recent)
 
         ctx = Context(
             now=now,
@@ -262,7 +265,7 @@ class Engine:
             start_customer=start_customer,
             policy=self.policy,
             complaints=self.complaints,
-            recent_orders=tuple(OrderRef(order_id, at) for order_id, at in recent),
+            recent_orders=recent_orders,
             tickets=tuple(TicketDesk.view(t) for t in own_tickets),
             ticket=TicketDesk.view(ticket_record) if ticket_record else None,
         )

@@ -91,6 +91,8 @@ def start(
     }
     if order_id is not None:
         return _ask_category(ctx, {**data, "order": order_id})
+    if ctx.recent_orders is None:  # conversation.may_start_complaint said this event could not
+        raise AssertionError("a complaint started without the recent orders loaded")
     orders = [o.order_id for o in ctx.recent_orders[:MAX_ORDERS_OFFERED]]
     if not orders:
         return _ask_category(ctx, {**data, "order": None})

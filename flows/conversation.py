@@ -48,6 +48,17 @@ def handle(event: Inbound, ctx: Context) -> list[Decision]:
     return [Reply(text(ctx.contact.language, "idle.received", shop=ctx.shop_name))]
 
 
+def may_start_complaint(event: Inbound) -> bool:
+    """Whether handle() may start a complaint intake for this event (which offers the
+    customer's recent orders: the engine loads them only then). A button of another flow
+    or a command other than /complaint never does; any text may (keywords, an open step)."""
+    if event.choice is not None:
+        return complaint.owns_choice(event.choice)
+    if event.command is not None:
+        return event.command == "complaint"
+    return True
+
+
 def start_token(event: Inbound) -> str | None:
     """The deep-link payload of "/start <token>", for the engine to look up."""
     if event.command == "start" and event.args.strip():

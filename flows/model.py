@@ -293,6 +293,8 @@ class Context:
     start_customer: CustomerView | None = None  # the customer a /start token points to
     policy: SurveyPolicy = field(default_factory=SurveyPolicy)
     complaints: ComplaintPolicy = field(default_factory=ComplaintPolicy)
-    recent_orders: tuple[OrderRef, ...] = ()  # this customer's latest orders, newest first
+    # This customer's latest orders, newest first; None: not loaded, as the event cannot start
+    # a complaint (conversation.may_start_complaint).
+    recent_orders: tuple[OrderRef, ...] | None = ()
     tickets: tuple[TicketView, ...] = ()  # this contact's tickets: open ones and recently resolved
     ticket: TicketView | None = None  # the ticket the event or state refers to, if it is this contact's

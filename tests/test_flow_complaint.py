@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from flows import complaint, conversation
+from flows import complaint, conversation, csat, privacy
 from flows.complaint import CATEGORY, CONFIRM, DESCRIBE, INTAKE, ORDER, PHOTOS, RATE, TICKET_OPEN
 from flows.model import (
     AnswerChoice,
@@ -767,3 +767,36 @@ def test_english_refusals_and_ticket_texts():
     rated = of(Reply, conversation.handle(tap("kn:r:5:2"), rate_ctx(resolved(), language="en")))[0]
     assert rated.text.startswith("Thank you for rating us 2/5.") and "within 7 days" in rated.text
     assert labels(rated) == ["Reopen complaint"]
+
+
+# --- the engine loads the recent orders only for events that may start a complaint -------
+
+SURVEY = SurveyView(survey_id=9, customer_id=7, order_id="A-3", status="sent")
+STATES = ("idle", "csat.awaiting_comment", ORDER, CATEGORY, DESCRIBE, PHOTOS, CONFIRM, TICKET_OPEN, RATE)
+NO_COMPLAINT = [
+    msg("/start"), msg("/start tok"), msg("/stop"), msg("/help"), msg("/mydata"), msg("/forget"), msg("/status"),
+    msg("/cancel"), msg("/nonsense"),
+    *(tap(csat.score_choice(9, score)) for score in range(1, 6)), tap(csat.skip_choice(9)),
+    tap(privacy.FORGET_CONFIRM), tap(privacy.FORGET_CANCEL), tap("dk:claim:3"), tap("gone:1"),
+]
+MAY_COMPLAIN = [
+    msg("/complaint"), msg("hàng bị vỡ"), msg("ok"), photo("p1"), tap(csat.complaint_start_choice(9)), tap("kn:o:0"),
+]
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("event", NO_COMPLAINT, ids=lambda e: e.choice or e.text)
+def test_events_that_cannot_start_a_complaint_need_no_orders(state, event):
+    assert not conversation.may_start_complaint(event)
+    data = {"survey_id": 9, "ticket_id": 3, "orders": ["A-3"], "photos": []}
+    conversation.handle(event, replace(ctx(state=state, data=data, survey=SURVEY), recent_orders=None))
+
+
+@pytest.mark.parametrize("event", MAY_COMPLAIN, ids=lambda e: e.choice or e.text or "photo")
+def test_events_that_may_start_a_complaint_get_the_orders(event):
+    assert conversation.may_start_complaint(event)
+
+
+def test_a_complaint_started_without_the_orders_is_a_loud_bug():
+    with pytest.raises(AssertionError, match="recent orders"):
+        conversation.handle(msg("/complaint"), replace(ctx(), recent_orders=None))
