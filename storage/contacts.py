@@ -116,6 +116,9 @@ async def link(conn: Connection, contact_id: int, customer_id: int) -> None:
 
 
 async def set_opted_out(conn: Connection, contact_id: int, opted_out: bool, now: datetime) -> None:
+    # Only a change is written: a second /stop keeps the first one's time, and every /start
+    # (which opts in) does not rewrite the row.
     await conn.execute(
-        "UPDATE contacts SET opted_out_at = ? WHERE id = ?", (to_db(now) if opted_out else None, contact_id)
+        "UPDATE contacts SET opted_out_at = ? WHERE id = ? AND (opted_out_at IS NULL) = ?",
+        (to_db(now) if opted_out else None, contact_id, opted_out),
     )

@@ -103,7 +103,8 @@ async def by_platform_user(conn: Connection, channel: str, user_id: str) -> Cust
 
 
 async def set_opted_out(conn: Connection, customer_id: int, opted_out: bool, now: datetime) -> None:
+    # Only a change is written (see contacts.set_opted_out): updated_at moves only then.
     await conn.execute(
-        "UPDATE customers SET opted_out_at = ?, updated_at = ? WHERE id = ?",
-        (to_db(now) if opted_out else None, to_db(now), customer_id),
+        "UPDATE customers SET opted_out_at = ?, updated_at = ? WHERE id = ? AND (opted_out_at IS NULL) = ?",
+        (to_db(now) if opted_out else None, to_db(now), customer_id, opted_out),
     )

@@ -133,6 +133,39 @@ async def test_stop_opts_out_and_start_opts_back_in(harness):
     assert await harness.app.dispatcher.dispatch_due() == {"sent": 1}
 
 
+async def test_opting_out_or_in_again_changes_nothing(harness):
+    """A second /stop keeps the first one's time; a /start from a customer who never opted
+    out writes nothing to the customer (its updated_at orders customers sharing a user id)."""
+
+    async def opted_out() -> tuple[str | None, str | None, str]:
+        row = await harness.app.db.fetchone(
+            "SELECT ct.opted_out_at, c.opted_out_at, c.updated_at FROM contacts ct JOIN customers c ON c.id = ct.customer_id"
+        )
+        return tuple(row)
+
+    await harness.start()
+    _, body = await harness.post_purchase()
+    await harness.customer_says(USER, f"/start {body['links']['telegram'].split('start=')[1]}")
+    linked = await opted_out()
+    assert linked[:2] == (None, None)
+    harness.clock.advance(hours(1))
+    await harness.customer_says(USER, "/start")
+    assert await opted_out() == linked
+
+    harness.clock.advance(hours(1))
+    await harness.customer_says(USER, "/stop")
+    first = await opted_out()
+    assert first[0] is not None and first[1] == first[0] == first[2] and first[2] > linked[2]
+    harness.clock.advance(hours(1))
+    await harness.customer_says(USER, "/stop")
+    assert await opted_out() == first
+
+    harness.clock.advance(hours(1))
+    await harness.customer_says(USER, "/start")
+    back = await opted_out()
+    assert back[:2] == (None, None) and back[2] > first[2]
+
+
 async def test_fatigue_one_survey_per_week(harness):
     await harness.start()
     _, body = await harness.post_purchase()
