@@ -5,7 +5,7 @@ import json
 from datetime import datetime
 from typing import Any, Mapping
 
-from storage.db import Connection, fetch_one
+from storage.db import Connection, fetch_one, to_json
 from storage.timefmt import to_db
 
 
@@ -21,5 +21,5 @@ async def put(conn: Connection, contact_id: int, state: str, data: Mapping[str, 
         "INSERT INTO conversations (contact_id, state, data, updated_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (contact_id) DO UPDATE SET state = excluded.state, data = excluded.data,"
         " updated_at = excluded.updated_at",
-        (contact_id, state, json.dumps(dict(data), ensure_ascii=False), to_db(now)),
+        (contact_id, state, to_json(dict(data)), to_db(now)),
     )

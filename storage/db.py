@@ -7,6 +7,7 @@ one reader connection that WAL lets run beside it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import sqlite3
@@ -26,8 +27,8 @@ BUSY_TIMEOUT_MS = 10_000
 # Checkpoints (copying the WAL into the database file, with its fsyncs) run on a connection
 # of their own, off the event loop: at most this often while writes go on...
 CHECKPOINT_SPACING_S = 0.25
-# ... and holding off writers only when the WAL has grown past this many pages (4 KiB each)
-# without one completing: under steady writes it could otherwise grow without end.
+# ... and holding off writers only when the WAL has grown past this many pages (PAGE_SIZE
+# each in new files) without one completing: under steady writes it could otherwise grow without end.
 WAL_LIMIT_PAGES = 4000
 # Pages of a new database file. Smaller than SQLite's 4096: each update dirties a few pages
 # at random places (a contact's row, its entries in several indexes), and every dirty page is
@@ -38,6 +39,10 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Connection = aiosqlite.Connection
 Row = aiosqlite.Row
+
+# The JSON text columns (payloads, conversation state), Unicode kept as is: one encoder built
+# once, where json.dumps with options builds one per call (this runs for every update).
+to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
@@ -202,8 +207,9 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._grouped: list[tuple[str, tuple[Any, ...], asyncio.Future[tuple[int | None, int]]]] = []
         self._group_tasks: set[asyncio.Task[None]] = set()
-        # The commit of the transaction shared by units (unit()), while one is open.
-        self._units_committed: asyncio.Future[None] | None = None
+        # While units (unit()) share an open transaction: one future per unit that has run,
+        # each told of the shared COMMIT.
+        self._unit_waiters: list[asyncio.Future[None]] | None = None
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._wrote = asyncio.Event()
@@ -381,16 +387,20 @@ class Database:
 
     def _commit_units(self) -> None:
         """COMMIT the units' open transaction, if any (under the write lock)."""
-        committed, self._units_committed = self._units_committed, None
-        if committed is None:
+        waiters, self._unit_waiters = self._unit_waiters, None
+        if waiters is None:
             return
         try:
             _commit(self.writer._conn)
         except Exception as exc:  # rolled back: the units hear of it, the writer asking goes on
             log.error("a shared transaction of units: COMMIT failed, rolled back: %s", exc)
-            committed.set_exception(exc)
+            for waiter in waiters:
+                if not waiter.done():  # else its unit was cancelled meanwhile
+                    waiter.set_exception(exc)
             return
-        committed.set_result(None)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
         """One write statement, committed before this returns: (lastrowid, rowcount).
@@ -499,7 +509,7 @@ class _Unit:
     """Database.unit(): a class, not a generator context manager, as it runs once per
     inbound update (the hot path)."""
 
-    __slots__ = ("_db", "_raw", "_committed")
+    __slots__ = ("_db", "_raw", "_waiters")
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -509,15 +519,13 @@ class _Unit:
         await db._write_lock.acquire()
         try:
             conn = db.writer
-            if db._units_committed is None:
+            if db._unit_waiters is None:
                 await db._begin(conn, inline=True)
-                db._units_committed = asyncio.get_running_loop().create_future()
-                # Nobody may be left waiting to hear of it (every unit may have been cancelled).
-                db._units_committed.add_done_callback(lambda f: f.cancelled() or f.exception())
+                db._unit_waiters = []
                 task = asyncio.create_task(db._commit_units_later())
                 db._group_tasks.add(task)
                 task.add_done_callback(db._group_tasks.discard)
-            self._committed = db._units_committed
+            self._waiters = db._unit_waiters
             self._raw = conn._conn
             self._raw.execute("SAVEPOINT unit")
         except BaseException:
@@ -533,4 +541,7 @@ class _Unit:
         finally:
             self._db._write_lock.release()
         if exc_type is None:
-            await asyncio.shield(self._committed)
+            # A future of its own: a unit cancelled while it waits cancels only its wait.
+            committed = asyncio.get_running_loop().create_future()
+            self._waiters.append(committed)
+            await committed

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.db import Connection, Database
+from storage.db import Connection, Database, to_json
 from storage.timefmt import to_db
 
 
@@ -28,7 +28,7 @@ _INSERT = (
 
 def _as_json(payload: dict[str, Any] | str) -> str:
     """The payload column: the JSON text as received when we have it, else the update dumped."""
-    return payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return payload if isinstance(payload, str) else to_json(payload)
 
 
 async def record(

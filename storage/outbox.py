@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from storage.db import Connection, Row, fetch_one
+from storage.db import Connection, Row, fetch_one, to_json
 from storage.timefmt import to_db
 
 
@@ -41,7 +41,7 @@ async def enqueue(
         "INSERT INTO outbox (channel, chat_id, contact_id, method, payload, survey_id, priority, ticket_id,"
         " coalesce_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            channel, chat_id, contact_id, method, json.dumps(payload, ensure_ascii=False), survey_id, priority,
+            channel, chat_id, contact_id, method, to_json(payload), survey_id, priority,
             ticket_id, coalesce_key, to_db(now),
         ),
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from storage.db import Connection, Row, fetch_one
+from storage.db import Connection, Row, fetch_one, to_json
 from storage.timefmt import from_db, to_db
 
 
@@ -70,7 +70,7 @@ async def insert(
             customer_id,
             str(amount),
             currency,
-            json.dumps(items, ensure_ascii=False),
+            to_json(items),
             store,
             touchpoint,
             to_db(purchased_at),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.db import Connection
+from storage.db import Connection, to_json
 from storage.timefmt import to_db
 
 
@@ -28,7 +28,7 @@ async def append(
     cur = await conn.execute(
         "INSERT INTO web_messages (session_id, kind, client_id, body, created_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING",
-        (session_id, kind, client_id, json.dumps(body, ensure_ascii=False), to_db(now)),
+        (session_id, kind, client_id, to_json(body), to_db(now)),
     )
     if cur.rowcount != 1 or cur.lastrowid is None:
         return None
