@@ -85,23 +85,10 @@ def breaches(ticket: TicketClock, now: datetime) -> list[str]:
     return found
 
 
-class _WithoutMarks(dict[int, int | None]):
-    """A str.translate table that drops combining marks, filled in as characters are met:
-    translate() runs in C, where a Python loop over the characters was a hot spot."""
-
-    def __missing__(self, code: int) -> int | None:
-        kept = None if unicodedata.combining(chr(code)) else code
-        if len(self) < 4096:  # any text can be sent to us: the table stays bounded
-            self[code] = kept
-        return kept
-
-
-_WITHOUT_MARKS = _WithoutMarks()
-
-
 def _fold(text: str) -> str:
     """Lowercase without diacritics ("HỎNG" -> "hong")."""
-    return unicodedata.normalize("NFD", text.casefold()).replace("đ", "d").translate(_WITHOUT_MARKS)
+    decomposed = unicodedata.normalize("NFD", text.casefold()).replace("đ", "d")
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def looks_like_complaint(text: str, keywords: tuple[str, ...]) -> bool:

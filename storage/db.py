@@ -28,7 +28,8 @@ BUSY_TIMEOUT_MS = 10_000
 # of their own, off the event loop: at most this often while writes go on...
 CHECKPOINT_SPACING_S = 0.25
 # ... and holding off writers only when the WAL has grown past this many pages (PAGE_SIZE
-# each in new files) without one completing: under steady writes it could otherwise grow without end.
+# each in new files) without one completing: under steady writes it could otherwise grow
+# without end.
 WAL_LIMIT_PAGES = 4000
 # Pages of a new database file. Smaller than SQLite's 4096: each update dirties a few pages
 # at random places (a contact's row, its entries in several indexes), and every dirty page is
