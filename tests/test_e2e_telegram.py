@@ -143,26 +143,23 @@ async def test_opting_out_or_in_again_changes_nothing(harness):
         )
         return tuple(row)
 
+    async def an_hour_later(command: str) -> tuple[str | None, str | None, str]:
+        harness.clock.advance(hours(1))
+        await harness.customer_says(USER, command)
+        return await opted_out()
+
     await harness.start()
     _, body = await harness.post_purchase()
     await harness.customer_says(USER, f"/start {body['links']['telegram'].split('start=')[1]}")
     linked = await opted_out()
     assert linked[:2] == (None, None)
-    harness.clock.advance(hours(1))
-    await harness.customer_says(USER, "/start")
-    assert await opted_out() == linked
+    assert await an_hour_later("/start") == linked
 
-    harness.clock.advance(hours(1))
-    await harness.customer_says(USER, "/stop")
-    first = await opted_out()
+    first = await an_hour_later("/stop")
     assert first[0] is not None and first[1] == first[0] == first[2] and first[2] > linked[2]
-    harness.clock.advance(hours(1))
-    await harness.customer_says(USER, "/stop")
-    assert await opted_out() == first
+    assert await an_hour_later("/stop") == first
 
-    harness.clock.advance(hours(1))
-    await harness.customer_says(USER, "/start")
-    back = await opted_out()
+    back = await an_hour_later("/start")
     assert back[:2] == (None, None) and back[2] > first[2]
 
 
