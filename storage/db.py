@@ -41,9 +41,28 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 Connection = aiosqlite.Connection
 Row = aiosqlite.Row
 
-# The JSON text columns (payloads, conversation state), Unicode kept as is: one encoder built
-# once, where json.dumps with options builds one per call (this runs for every update).
-to_json = json.JSONEncoder(ensure_ascii=False).encode
+# None and bool parameters bind as they always do (NULL; 0 or 1), by a registered adapter
+# instead of sqlite3's fallback: for any type other than exact int, float and str, that
+# fallback looks up an adapter protocol that does not exist, an AttributeError made and
+# dropped inside sqlite3 each time (~6 per inbound update, ~1% of its CPU: the outbox row's
+# empty survey, ticket and coalesce columns). Process-wide, and the binding is the same.
+sqlite3.register_adapter(type(None), lambda _: None)
+sqlite3.register_adapter(bool, int)
+
+# The JSON text columns (payloads, conversation state), Unicode kept as is, the same text as
+# json.dumps(value, ensure_ascii=False). This runs ~3 times per inbound update: the C encoder
+# is built once here, where JSONEncoder.encode builds one per call (~1.2 instead of ~2.3 us).
+# Our values are trees we build, so no check for cycles.
+_encode_json = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+if json.encoder.c_make_encoder is not None:
+    _c_encode_json = json.encoder.c_make_encoder(
+        None, _encode_json.__self__.default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True,
+    )
+
+    def to_json(value: Any) -> str:
+        return "".join(_c_encode_json(value, 0))
+else:  # pragma: no cover - a Python built without the _json accelerator
+    to_json = _encode_json
 
 
 async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:

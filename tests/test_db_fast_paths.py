@@ -1,10 +1,12 @@
 """The database's fast paths for the inbound hot path: group commit (Database.write_grouped,
 inbox.record_committed: concurrent writes share one transaction, each caller's write is
 committed when it returns, a bad one fails alone), inline transactions (statements on the
-event loop thread, still all-or-nothing), and the UTC time text storage writes and reads."""
+event loop thread, still all-or-nothing), the UTC time text storage writes and reads, and
+the JSON text it writes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
@@ -14,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from storage import inbox
-from storage.db import Database
+from storage.db import Database, to_json
 from storage.timefmt import from_db, to_db
 from tests.conftest import START
 
@@ -103,9 +105,13 @@ async def test_time_text_round_trips_and_keeps_its_fixed_width_format():
         datetime(2026, 11, 23, 9, 0, tzinfo=vn),
         datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=timezone.utc),
         datetime(2026, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc),  # UTC's own path: no microseconds either
     ]
     texts = [to_db(at) for at in cases]
-    assert texts == ["2026-11-23T02:00:00.000000Z", "2026-01-01T00:00:00.123456Z", "2027-01-01T04:59:59.000000Z"]
+    assert texts == [
+        "2026-11-23T02:00:00.000000Z", "2026-01-01T00:00:00.123456Z", "2027-01-01T04:59:59.000000Z",
+        "2026-03-01T08:00:00.000000Z",
+    ]
     for at, text in zip(cases, texts):
         back = from_db(text)
         assert back == at and back.utcoffset() == timedelta(0)
@@ -211,3 +217,26 @@ async def test_a_transaction_cancelled_at_any_await_leaves_the_connection_usable
     assert not db.writer._conn.in_transaction
     values = sorted(r[0] for r in await db.fetchall("SELECT x FROM t"))
     assert values in ([3], [1, 2, 3])  # all or nothing of the cancelled one
+
+
+def test_json_text_is_what_json_dumps_writes_and_refuses_the_same():
+    values = [
+        {"text": "Cảm ơn bạn ⭐ \"trích\"\n", "buttons": [[{"label": "Bỏ qua", "data": "csat:1:skip"}]], "n": None},
+        {"score": 5, "ratio": 0.25, "ok": True, "no": False, "big": 10**20, "neg": -3, 7: "int key"},
+        [], {}, "chuỗi", 3, None, [1.5, [2, {"x": []}]],
+    ]
+    for value in values:
+        assert to_json(value) == json.dumps(value, ensure_ascii=False)
+    for bad in ({"x": object()}, {"ids": {1, 2}}, {(1, 2): "tuple key"}):
+        with pytest.raises(TypeError):
+            to_json(bad)
+
+
+async def test_none_and_bool_parameters_bind_as_null_and_integers(db):
+    # storage.db registers adapters for them (a faster path than sqlite3's fallback): the
+    # stored values must be what they always were.
+    async with db.transaction(inline=True) as tx:
+        row = (await tx.execute_fetchall(
+            "SELECT ? IS NULL, typeof(?), ?, typeof(?), ?, typeof(?)", (None, None, True, True, False, False)
+        ))[0]
+    assert tuple(row) == (1, "null", 1, "integer", 0, "integer")
