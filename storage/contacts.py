@@ -26,19 +26,24 @@ class ContactRecord:
     consent_withdrawn: bool = False
 
 
+# The record's fields, in its order: built by position, not by column name (once or more per
+# inbound update; a sqlite3.Row looks a name up by comparing it with each column's).
+_COLUMNS = (
+    "id, channel, platform_user_id, chat_id, customer_id, display_name, language, opted_out_at,"
+    " notice_version, consent_version, consent_withdrawn_at"
+)
+
+
 def _record(row: Row) -> ContactRecord:
+    (
+        id_, channel, platform_user_id, chat_id, customer_id, display_name, language, opted_out_at,
+        notice_version, consent_version, consent_withdrawn_at,
+    ) = row
     return ContactRecord(
-        id=row["id"],
-        channel=row["channel"],
-        platform_user_id=row["platform_user_id"],
-        chat_id=row["chat_id"],
-        customer_id=row["customer_id"],
-        display_name=row["display_name"],
-        language=row["language"],
-        opted_out=row["opted_out_at"] is not None,
-        notice_version=row["notice_version"],
-        consent_version=row["consent_version"],
-        consent_withdrawn=row["consent_withdrawn_at"] is not None,
+        id=id_, channel=channel, platform_user_id=platform_user_id, chat_id=chat_id, customer_id=customer_id,
+        display_name=display_name, language=language, opted_out=opted_out_at is not None,
+        notice_version=notice_version, consent_version=consent_version,
+        consent_withdrawn=consent_withdrawn_at is not None,
     )
 
 
@@ -58,7 +63,7 @@ async def upsert_seen(
         "INSERT INTO contacts (channel, platform_user_id, chat_id, display_name, language, created_at, last_seen_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, platform_user_id) DO UPDATE SET"
         " chat_id = excluded.chat_id, display_name = excluded.display_name, language = excluded.language,"
-        " last_seen_at = excluded.last_seen_at RETURNING *",
+        f" last_seen_at = excluded.last_seen_at RETURNING {_COLUMNS}",
         (channel, platform_user_id, chat_id, display_name, language, at, at),
     )
     return _record(rows[0])
@@ -66,13 +71,13 @@ async def upsert_seen(
 
 async def by_platform_user(conn: Connection, channel: str, platform_user_id: str) -> ContactRecord | None:
     row = await fetch_one(conn, 
-        "SELECT * FROM contacts WHERE channel = ? AND platform_user_id = ?", (channel, platform_user_id)
+        f"SELECT {_COLUMNS} FROM contacts WHERE channel = ? AND platform_user_id = ?", (channel, platform_user_id)
     )
     return _record(row) if row else None
 
 
 async def by_id(conn: Connection, contact_id: int) -> ContactRecord | None:
-    row = await fetch_one(conn, "SELECT * FROM contacts WHERE id = ?", (contact_id,))
+    row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM contacts WHERE id = ?", (contact_id,))
     return _record(row) if row else None
 
 
@@ -87,7 +92,7 @@ async def reachable_for_customer(
     if given, are the ones we can send on now. A customer on none of the listed channels
     gets the chat they used last."""
     rows = await conn.execute_fetchall(
-        "SELECT * FROM contacts WHERE customer_id = ? ORDER BY last_seen_at DESC, id DESC", (customer_id,)
+        f"SELECT {_COLUMNS} FROM contacts WHERE customer_id = ? ORDER BY last_seen_at DESC, id DESC", (customer_id,)
     )
     found = [_record(r) for r in rows if channels is None or r["channel"] in channels]
     for wanted in order:

@@ -21,16 +21,15 @@ class CustomerRecord:
     zalo_user_id: str | None = None
 
 
+# The record's fields, in its order: built by position, not by column name (see contacts).
+_SELECT = "SELECT id, external_id, name, phone, telegram_user_id, link_token, opted_out_at, zalo_user_id FROM customers"
+
+
 def _record(row: Row) -> CustomerRecord:
+    id_, external_id, name, phone, telegram_user_id, link_token, opted_out_at, zalo_user_id = row
     return CustomerRecord(
-        id=row["id"],
-        external_id=row["external_id"],
-        name=row["name"],
-        phone=row["phone"],
-        telegram_user_id=row["telegram_user_id"],
-        link_token=row["link_token"],
-        opted_out=row["opted_out_at"] is not None,
-        zalo_user_id=row["zalo_user_id"],
+        id=id_, external_id=external_id, name=name, phone=phone, telegram_user_id=telegram_user_id,
+        link_token=link_token, opted_out=opted_out_at is not None, zalo_user_id=zalo_user_id,
     )
 
 
@@ -68,23 +67,23 @@ async def upsert(
 
 
 async def by_external_id(conn: Connection, external_id: str) -> CustomerRecord | None:
-    row = await fetch_one(conn, "SELECT * FROM customers WHERE external_id = ?", (external_id,))
+    row = await fetch_one(conn, f"{_SELECT} WHERE external_id = ?", (external_id,))
     return _record(row) if row else None
 
 
 async def by_id(conn: Connection, customer_id: int) -> CustomerRecord | None:
-    row = await fetch_one(conn, "SELECT * FROM customers WHERE id = ?", (customer_id,))
+    row = await fetch_one(conn, f"{_SELECT} WHERE id = ?", (customer_id,))
     return _record(row) if row else None
 
 
 async def by_link_token(conn: Connection, token: str) -> CustomerRecord | None:
-    row = await fetch_one(conn, "SELECT * FROM customers WHERE link_token = ?", (token,))
+    row = await fetch_one(conn, f"{_SELECT} WHERE link_token = ?", (token,))
     return _record(row) if row else None
 
 
 async def by_telegram_user(conn: Connection, telegram_user_id: str) -> CustomerRecord | None:
     row = await fetch_one(conn, 
-        "SELECT * FROM customers WHERE telegram_user_id = ? ORDER BY updated_at DESC LIMIT 1",
+        f"{_SELECT} WHERE telegram_user_id = ? ORDER BY updated_at DESC LIMIT 1",
         (telegram_user_id,),
     )
     return _record(row) if row else None
@@ -96,7 +95,7 @@ async def by_platform_user(conn: Connection, channel: str, user_id: str) -> Cust
         return await by_telegram_user(conn, user_id)
     if channel == "zalo":
         row = await fetch_one(
-            conn, "SELECT * FROM customers WHERE zalo_user_id = ? ORDER BY updated_at DESC LIMIT 1", (user_id,)
+            conn, f"{_SELECT} WHERE zalo_user_id = ? ORDER BY updated_at DESC LIMIT 1", (user_id,)
         )
         return _record(row) if row else None
     return None

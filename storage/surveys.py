@@ -30,28 +30,27 @@ class SurveyRecord:
     comment: str | None
 
 
-_SELECT = "SELECT s.*, p.order_id FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
+# The record's fields, in its order: built by position, not by column name (this runs for
+# most inbound updates; a sqlite3.Row looks a name up by comparing it with each column's).
+_SELECT = (
+    "SELECT s.id, s.purchase_id, s.customer_id, p.order_id, s.touchpoint, s.status, s.skip_reason, s.due_at,"
+    " s.contact_id, s.language, s.sent_at, s.reminded_at, s.answered_at, s.score, s.comment"
+    " FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
+)
 
 
 def _record(row: Row) -> SurveyRecord:
-    due_at = from_db(row["due_at"])
-    assert due_at is not None
+    (
+        id_, purchase_id, customer_id, order_id, touchpoint, status, skip_reason, due_at,
+        contact_id, language, sent_at, reminded_at, answered_at, score, comment,
+    ) = row
+    due = from_db(due_at)
+    assert due is not None  # NOT NULL
     return SurveyRecord(
-        id=row["id"],
-        purchase_id=row["purchase_id"],
-        customer_id=row["customer_id"],
-        order_id=row["order_id"],
-        touchpoint=row["touchpoint"],
-        status=row["status"],
-        skip_reason=row["skip_reason"],
-        due_at=due_at,
-        contact_id=row["contact_id"],
-        language=row["language"],
-        sent_at=from_db(row["sent_at"]),
-        reminded_at=from_db(row["reminded_at"]),
-        answered_at=from_db(row["answered_at"]),
-        score=row["score"],
-        comment=row["comment"],
+        id=id_, purchase_id=purchase_id, customer_id=customer_id, order_id=order_id, touchpoint=touchpoint,
+        status=status, skip_reason=skip_reason, due_at=due, contact_id=contact_id, language=language,
+        sent_at=from_db(sent_at), reminded_at=from_db(reminded_at), answered_at=from_db(answered_at),
+        score=score, comment=comment,
     )
 
 
