@@ -94,7 +94,7 @@ async def reachable_for_customer(
     rows = await conn.execute_fetchall(
         f"SELECT {_COLUMNS} FROM contacts WHERE customer_id = ? ORDER BY last_seen_at DESC, id DESC", (customer_id,)
     )
-    found = [_record(r) for r in rows if channels is None or r["channel"] in channels]
+    found = [c for c in map(_record, rows) if channels is None or c.channel in channels]
     for wanted in order:
         for contact in found:
             if wanted in ("last_used", contact.channel):
