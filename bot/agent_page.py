@@ -39,7 +39,7 @@ from bot.tickets import Actor, TicketDesk
 from flows.agent_page import ACTIONS, catalog, page_text, refusal
 from flows.model import parse_id
 from flows.texts import category_label, local_time, text
-from flows.tickets import TicketClock, breaches, ticket_number
+from flows.tickets import QUESTION, TicketClock, breaches, ticket_number
 from storage import agent_views, settings, tickets
 from storage.agent_views import EventRecord, ListedTicket
 from storage.db import Database
@@ -389,10 +389,12 @@ class AgentPage:
             key, params = why
             return self._error(400 if key in ("refused.empty", "refused.too_long") else 409, page_text(self.lang, key, **params))
         self.desk.wake_sender()
-        log.info("agent page: %s %s %s", session.agent, action, ticket_number(ticket.id))
+        number = ticket_number(ticket.id, ticket.kind)
+        log.info("agent page: %s %s %s", session.agent, action, number)
         detail = await self._detail(ticket.id, 0)
         assert detail is not None
-        detail["message"] = page_text(self.lang, f"done.{action}", number=ticket_number(ticket.id))
+        done = "done.close_question" if action == "resolve" and ticket.kind == QUESTION else f"done.{action}"
+        detail["message"] = page_text(self.lang, done, number=number)
         return _json(detail)
 
     async def _carry_out(self, tx: Any, action: str, ticket: TicketRecord, agent: Actor, body: str, now: datetime) -> None:
@@ -418,7 +420,9 @@ class AgentPage:
         breached = t.first_response_breached or t.resolution_breached or bool(breaches(clock, now))
         return {
             "id": t.id,
-            "number": ticket_number(t.id),
+            "number": ticket_number(t.id, t.kind),
+            "kind": t.kind,
+            "kind_label": page_text(lang, f"kind.{t.kind}"),
             "status": t.status,
             "status_label": page_text(lang, f"status.{t.status}"),
             "priority": t.priority,
@@ -470,19 +474,20 @@ class AgentPage:
             },
             "customer": {**people, "past_csat": list(past)},
             "order": order,
-            "events": [self._event(e) for e in events if e.id > since],
+            "events": [self._event(e, ticket.kind) for e in events if e.id > since],
         }
 
-    def _event(self, e: EventRecord) -> dict[str, Any]:
+    def _event(self, e: EventRecord, kind: str = "complaint") -> dict[str, Any]:
         t = catalog(self.lang)
         who = e.actor_name or t.get(f"actor.{e.actor}", e.actor)
+        action = "asked" if kind == QUESTION and e.action == "opened" else e.action  # "Khách hỏi", not "gửi khiếu nại"
         return {
             "id": e.id,
             "at": local_time(e.at, self.tz),
             "actor": e.actor,
             "who": who,
             "action": e.action,
-            "label": t.get(f"event.{e.action}", e.action),
+            "label": t.get(f"event.{action}", e.action),
             "body": e.body,
         }
 

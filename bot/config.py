@@ -296,6 +296,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "vip_spend_12m": (_int_range(0, 10**15), 10_000_000),
         "vip_orders_12m": (_int_range(1, 100_000), 10),
     },
+    "questions": {
+        "first_response": (_positive_duration, "4h"),
+        "follow_up_window": (_positive_duration, "24h"),
+    },
     "sla": {
         "normal": (_sla_pair, "2h/48h"),
         "high": (_sla_pair, "30m/24h"),
@@ -422,6 +426,8 @@ class Config:
             vip_spend_12m=Decimal(c["vip_spend_12m"]),
             vip_orders_12m=c["vip_orders_12m"],
             sla={level: self.get("sla", level) for level in ("normal", "high", "urgent")},
+            question_first_response=self.get("questions", "first_response"),
+            question_window=self.get("questions", "follow_up_window"),
         )
 
     def with_overrides(self, **sections: Mapping[str, Any]) -> "Config":

@@ -139,6 +139,7 @@ class DigestService:
             series_weeks=chart_weeks,
             series_tallies=await reports.csat_series(conn, [week_bounds(w, tz) for w in chart_weeks]),
             settings=Settings(drop=self.settings.alert_drop, min_answers=self.settings.alert_min_answers),
+            questions=this.questions,
             undelivered=await surveys.undelivered_count(conn, start, end),
         )
 

@@ -14,7 +14,7 @@ from bot.effects import Target, apply
 from bot.privacy import Privacy
 from bot.surveys import SurveyDispatcher
 from bot.tickets import Actor, TicketDesk
-from flows import complaint, conversation, csat
+from flows import complaint, conversation, csat, questions
 from flows import privacy as privacy_flow
 from flows import desk as desk_flow
 from flows.model import (
@@ -41,7 +41,7 @@ from flows.model import (
 )
 from flows.schedule import SurveyPolicy
 from flows.texts import PRIVACY_NOTICE_VERSION, pick_language
-from flows.tickets import ComplaintPolicy
+from flows.tickets import QUESTION, ComplaintPolicy
 from storage import contacts, conversations, customers, inbox, privacy, surveys, tickets
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database, savepoint
@@ -215,12 +215,14 @@ class Engine:
             language=pick_language(event.language_code, self.default_language),
             now=now,
         )
+        newly_linked = False
         if contact.customer_id is None:
             # The shop gave us this Telegram / Zalo user id with a purchase: no link needed.
             known = await customers.by_platform_user(tx, event.channel, event.user_id)
             if known is not None:
                 await contacts.link(tx, contact.id, known.id)
                 contact = await contacts.by_id(tx, contact.id) or contact
+                newly_linked = True  # surveys waiting for this chat go out now, as after /start
         customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
         state, data = await conversations.get(tx, contact.id)
         await consent.on_inbound(tx, contact, event, now)
@@ -239,7 +241,9 @@ class Engine:
             if found is not None:
                 start_customer = CustomerView(found.id, found.name)
 
-        own_tickets = await tickets.for_contact(tx, contact.id, now - self.complaints.reopen_window)
+        # Resolved tickets as far back as a complaint may be reopened or a question followed up.
+        window = max(self.complaints.reopen_window, self.complaints.question_window)
+        own_tickets = await tickets.for_contact(tx, contact.id, now - window)
         ticket_record = None
         ticket_id = complaint.referenced_ticket_id(event, state, data)
         if ticket_id is not None:
@@ -285,7 +289,7 @@ class Engine:
         for decision in decisions:
             await self._customer_ticket_decision(tx, decision, ctx, contact, target, now)
         await self.privacy.carry_out(tx, decisions, target, contact.language, now)
-        if target.customer_id is not None and any(isinstance(d, SendPendingSurveys) for d in decisions):
+        if target.customer_id is not None and (newly_linked or any(isinstance(d, SendPendingSurveys) for d in decisions)):
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
         log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
@@ -302,7 +306,8 @@ class Engine:
         desk = self._require_desk()
         if isinstance(decision, OpenTicket):
             ticket = await desk.open(tx, decision, contact, now)
-            await apply(tx, complaint.opened(TicketDesk.view(ticket), ctx), target, now)
+            said = questions.opened if ticket.kind == QUESTION else complaint.opened
+            await apply(tx, said(TicketDesk.view(ticket), ctx), target, now)
             return
         ticket = await tickets.get(tx, decision.ticket_id)
         if ticket is None or ticket.contact_id != contact.id:
@@ -313,7 +318,8 @@ class Engine:
             await desk.rate(tx, ticket, decision.score, now)
         elif isinstance(decision, ReopenTicket):
             reopened = await desk.reopen(tx, ticket, now)
-            await apply(tx, complaint.reopened(TicketDesk.view(reopened), ctx), target, now)
+            said = questions.reopened if reopened.kind == QUESTION else complaint.reopened
+            await apply(tx, said(TicketDesk.view(reopened), ctx), target, now)
 
     async def _audit_foreign_ticket_button(
         self, tx: Connection, ticket_id: int, contact: ContactRecord, choice: str, now: datetime

@@ -215,6 +215,9 @@ async def record_purchase(db: Database, clock: Clock, policy: SurveyPolicy, data
             now=now,
             zalo_user_id=data.zalo_user_id,
         )
+        if data.telegram_user_id is not None:
+            # A customer who already chats with the bot is linked now: the survey goes to that chat.
+            await contacts.link_existing(tx, "telegram", data.telegram_user_id, customer.id)
         if customer.zalo_user_id is not None:
             # A Zalo follower can get customer-care messages without writing to us first.
             await contacts.ensure_linked(tx, "zalo", customer.zalo_user_id, customer.id, now)

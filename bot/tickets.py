@@ -12,10 +12,12 @@ from typing import Any, Callable
 from bot.channels.base import TopicsUnavailable
 from bot.clock import Clock
 from bot.effects import Target, apply, enqueue
-from flows import complaint, desk
+from flows import complaint, desk, questions
 from flows.model import Inbound, OpenTicket, TicketView
 from flows.texts import category_label, local_time, text
-from flows.tickets import ComplaintPolicy, TicketClock, breaches, priority_for, raised, sla_due, ticket_number, tier_for
+from flows.tickets import (
+    COMPLAINT, QUESTION, ComplaintPolicy, TicketClock, breaches, priority_for, raised, sla_due, ticket_number, tier_for,
+)
 from storage import contacts, customers, purchases, settings, tickets
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database
@@ -93,15 +95,15 @@ class TicketDesk:
     @staticmethod
     def view(t: TicketRecord) -> TicketView:
         return TicketView(
-            ticket_id=t.id, number=ticket_number(t.id), status=t.status, category=t.category,
+            ticket_id=t.id, number=ticket_number(t.id, t.kind), status=t.status, category=t.category,
             contact_id=t.contact_id, created_at=t.created_at, first_response_due_at=t.first_response_due_at,
             assignee_id=t.assignee_id, assignee_name=t.assignee_name, resolved_at=t.resolved_at,
-            resolution_score=t.resolution_score,
+            resolution_score=t.resolution_score, kind=t.kind,
         )
 
     @staticmethod
     def desk_view(t: TicketRecord) -> desk.DeskTicket:
-        return desk.DeskTicket(t.id, ticket_number(t.id), t.status, t.priority, t.assignee_id, t.assignee_name)
+        return desk.DeskTicket(t.id, ticket_number(t.id, t.kind), t.status, t.priority, t.assignee_id, t.assignee_name)
 
     # --- customer side ---------------------------------------------------------------------
 
@@ -116,20 +118,20 @@ class TicketDesk:
                     purchase_id = purchase.id
             spend, orders = await tickets.customer_spend(tx, customer.id, since_12_months(now))
             tier = tier_for(spend, orders, self.policy)
-        priority = priority_for(tier, d.category, self.policy)
-        first_due, resolution_due = sla_due(now, priority, self.policy)
+        priority = priority_for(tier, d.category, self.policy) if d.kind == COMPLAINT else "normal"
+        first_due, resolution_due = sla_due(now, priority, self.policy, d.kind)
         ticket_id = await tickets.insert(
             tx, contact_id=contact.id, customer_id=contact.customer_id, purchase_id=purchase_id,
             survey_id=d.survey_id, source=d.source, category=d.category, description=d.description,
             photos=list(d.photos), tier=tier, priority=priority, first_response_due_at=first_due,
-            resolution_due_at=resolution_due, agents_chat_id=self.config.chat_id, now=now,
+            resolution_due_at=resolution_due, agents_chat_id=self.config.chat_id, now=now, kind=d.kind,
         )
         await tickets.add_event(tx, ticket_id, actor="customer", actor_id=str(contact.id),
                                 actor_name=self._customer_name(contact, customer), action="opened",
                                 body=d.description, now=now)
         ticket = await tickets.get(tx, ticket_id)
         assert ticket is not None
-        log.info("ticket %s opened by contact %s (%s, priority %s)", ticket_number(ticket_id), contact.id, d.category, priority)
+        log.info("ticket %s opened by contact %s (%s, priority %s)", ticket_number(ticket_id, d.kind), contact.id, d.category, priority)
         if self.config.chat_id:
             past = await tickets.past_scores(tx, customer.id) if customer else ()
             await self._to_group(
@@ -137,7 +139,7 @@ class TicketDesk:
                 buttons=self._card_buttons(ticket), now=now, card=True,
             )
             for file_id in d.photos:
-                await self._photo_to_group(tx, ticket, file_id, ticket_number(ticket_id), now)
+                await self._photo_to_group(tx, ticket, file_id, ticket_number(ticket_id, d.kind), now)
         return ticket
 
     async def relay_to_agents(
@@ -150,7 +152,7 @@ class TicketDesk:
         if not self.config.chat_id:
             return
         lang = self.config.language
-        number = ticket_number(ticket.id)
+        number = ticket_number(ticket.id, ticket.kind)
         if body.strip():
             await self._to_group(tx, ticket, text(lang, "desk.customer_says", customer=name, number=number, text=body),
                                  now=now, coalesce=True)
@@ -162,16 +164,18 @@ class TicketDesk:
         await tickets.add_event(tx, ticket.id, actor="customer", actor_id=str(ticket.contact_id), action="rated",
                                 body=str(score), now=now)
         if self.config.chat_id:
-            await self._to_group(tx, ticket, text(self.config.language, "desk.rated", number=ticket_number(ticket.id), score=score), now=now)
+            await self._to_group(tx, ticket, text(self.config.language, "desk.rated", number=ticket_number(ticket.id, ticket.kind), score=score), now=now)
 
     async def reopen(self, tx: Connection, ticket: TicketRecord, now: datetime) -> TicketRecord:
-        first_due, resolution_due = sla_due(now, ticket.priority, self.policy)
+        first_due, resolution_due = sla_due(now, ticket.priority, self.policy, ticket.kind)
         await tickets.reopen(tx, ticket.id, first_due, resolution_due)
-        await tickets.add_event(tx, ticket.id, actor="customer", actor_id=str(ticket.contact_id), action="reopened", now=now)
+        # A question's follow-up is not a complaint reopened (the digest counts those).
+        action = "follow_up" if ticket.kind == QUESTION else "reopened"
+        await tickets.add_event(tx, ticket.id, actor="customer", actor_id=str(ticket.contact_id), action=action, now=now)
         reopened = await tickets.get(tx, ticket.id)
         assert reopened is not None
         if self.config.chat_id:
-            await self._to_group(tx, reopened, text(self.config.language, "desk.reopened", number=ticket_number(ticket.id)), now=now)
+            await self._to_group(tx, reopened, text(self.config.language, "desk.reopened", number=ticket_number(ticket.id, ticket.kind)), now=now)
             await self._edit_card(tx, reopened, now)
         return reopened
 
@@ -181,7 +185,7 @@ class TicketDesk:
         self, tx: Connection, ticket: TicketRecord, agent: Actor, body: str, photos: tuple[str, ...], now: datetime
     ) -> None:
         contact, target = await self._customer(tx, ticket)
-        number = ticket_number(ticket.id)
+        number = ticket_number(ticket.id, ticket.kind)
         if body.strip():
             says = text(contact.language, "complaint.agent_says", shop=self.shop_name, number=number, text=body)
             await enqueue(tx, target, "send_text", {"text": says, "buttons": []}, now)
@@ -206,8 +210,9 @@ class TicketDesk:
     async def claim(self, tx: Connection, ticket: TicketRecord, agent: Actor, now: datetime) -> None:
         await tickets.update(tx, ticket.id, status="claimed", assignee_id=agent.id, assignee_name=agent.name, claimed_at=now)
         await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="claimed", now=now)
-        number = ticket_number(ticket.id)
-        await self._to_customer(tx, ticket, lambda lang: text(lang, "complaint.claimed", number=number, agent=agent.name), now)
+        number = ticket_number(ticket.id, ticket.kind)
+        claimed = "question.claimed" if ticket.kind == QUESTION else "complaint.claimed"
+        await self._to_customer(tx, ticket, lambda lang: text(lang, claimed, number=number, agent=agent.name), now)
         await self._to_group(tx, ticket, text(self.config.language, "desk.claimed", agent=agent.name, number=number), now=now)
         await self._edit_card(tx, await tickets.get(tx, ticket.id), now)  # type: ignore[arg-type]
 
@@ -218,8 +223,11 @@ class TicketDesk:
         resolved = await tickets.get(tx, ticket.id)
         assert resolved is not None
         contact, target = await self._customer(tx, ticket)
-        await apply(tx, complaint.resolution_question(self.view(resolved), contact.language), target, now)
-        number = ticket_number(ticket.id)
+        if ticket.kind == QUESTION:  # closed: no rating, a follow-up within the window reopens it
+            await apply(tx, questions.closed(self.view(resolved), contact.language), target, now)
+        else:
+            await apply(tx, complaint.resolution_question(self.view(resolved), contact.language), target, now)
+        number = ticket_number(ticket.id, ticket.kind)
         await self._to_group(tx, resolved, text(self.config.language, "desk.resolved", agent=agent.name, number=number), now=now)
         await self._edit_card(tx, resolved, now)
 
@@ -232,7 +240,7 @@ class TicketDesk:
         await tickets.add_event(tx, ticket.id, actor=actor.kind, actor_id=actor.id, actor_name=actor.name,
                                 action="sla_breach" if breach else "escalated", body=breach or priority, now=now)
         lang = self.config.language
-        number = ticket_number(ticket.id)
+        number = ticket_number(ticket.id, ticket.kind)
         supervisor = self.config.supervisor
         priority_label = text(lang, f"priority.{priority}")
         if breach is None:
@@ -281,15 +289,16 @@ class TicketDesk:
     # --- the agents' group: cards, threading ---------------------------------------------------
 
     def _card_buttons(self, ticket: TicketRecord) -> list[list[dict[str, str]]]:
-        rows = desk.card_buttons(ticket.id, self.config.language, ticket.status)
+        rows = desk.card_buttons(ticket.id, self.config.language, ticket.status, ticket.kind)
         return [[{"label": b.label, "data": b.data} for b in row] for row in rows]
 
     def _card_text(self, ticket: TicketRecord, customer: str, past: tuple[int, ...]) -> str:
         card = desk.Card(
-            number=ticket_number(ticket.id), priority=ticket.priority, customer=customer, tier=ticket.tier,
+            number=ticket_number(ticket.id, ticket.kind), priority=ticket.priority, customer=customer, tier=ticket.tier,
             order_id=ticket.order_id, category=ticket.category, description=ticket.description,
             photos=len(ticket.photos), past_scores=past, first_due=ticket.first_response_due_at,
             resolution_due=ticket.resolution_due_at, status=ticket.status, assignee_name=ticket.assignee_name,
+            kind=ticket.kind,
         )
         return desk.card_text(card, self.config.language, self.tz)
 
@@ -371,7 +380,7 @@ class TicketDesk:
 
     async def _open_topic(self, ticket: TicketRecord) -> TicketRecord:
         assert self.create_topic is not None and self.config.chat_id
-        name = f"{ticket_number(ticket.id)} · {category_label(self.config.language, ticket.category)}"
+        name = f"{ticket_number(ticket.id, ticket.kind)} · {category_label(self.config.language, ticket.category)}"
         try:
             thread_id = await self.create_topic(self.config.chat_id, name)
         except TopicsUnavailable as exc:

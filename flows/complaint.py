@@ -27,6 +27,7 @@ from flows.model import (
     parse_id,
 )
 from flows.texts import category_label, local_time, text
+from flows.tickets import COMPLAINT
 
 PREFIX = "kn:"
 ORDER, CATEGORY, DESCRIBE, PHOTOS, CONFIRM = (
@@ -48,7 +49,13 @@ def start_choice(survey_id: int) -> str:
 
 
 def open_ticket_of(ctx: Context) -> TicketView | None:
+    """The newest open ticket (a complaint or a question): what the customer writes goes there."""
     return next((t for t in ctx.tickets if t.status != "resolved"), None)
+
+
+def open_complaint_of(ctx: Context) -> TicketView | None:
+    """An open question does not stop the customer from filing a complaint."""
+    return next((t for t in ctx.tickets if t.status != "resolved" and t.kind == COMPLAINT), None)
 
 
 def referenced_survey_id(event: Inbound) -> int | None:
@@ -79,7 +86,7 @@ def start(
     photos: tuple[str, ...] = (),
 ) -> list[Decision]:
     lang = ctx.contact.language
-    current = open_ticket_of(ctx)
+    current = open_complaint_of(ctx)
     if current is not None:
         return [
             Reply(text(lang, "complaint.already_open", number=current.number)),
@@ -222,11 +229,15 @@ def on_text(event: Inbound, ctx: Context) -> list[Decision] | None:
             data["photos"] = list(event.photos[: ctx.complaints.max_photos])
         return _ask_photos(ctx, data)
     if state == PHOTOS:
-        if not event.photos:
+        if not event.photos and not event.text.strip():
             return [Reply(text(lang, "complaint.reask_buttons"), buttons=((Button(text(lang, "complaint.continue"), f"{PREFIX}more"),), _cancel_row(lang)))]
-        room = ctx.complaints.max_photos - len(data["photos"])
-        data["photos"] = data["photos"] + list(event.photos[: max(room, 0)])
-        key = "complaint.photo_limit" if len(data["photos"]) >= ctx.complaints.max_photos else "complaint.photo_received"
+        key = "complaint.description_added"
+        if event.text.strip():  # more words about what happened: part of the description
+            data["description"] = f"{data['description']}\n{event.text.strip()}".strip()
+        if event.photos:
+            room = ctx.complaints.max_photos - len(data["photos"])
+            data["photos"] = data["photos"] + list(event.photos[: max(room, 0)])
+            key = "complaint.photo_limit" if len(data["photos"]) >= ctx.complaints.max_photos else "complaint.photo_received"
         return _ask_photos(ctx, data, key)
     if state in (ORDER, CATEGORY, CONFIRM):
         return [Reply(text(lang, "complaint.reask_buttons"))]
@@ -247,9 +258,10 @@ def opened(ticket: TicketView, ctx: Context) -> list[Decision]:
 def status(ctx: Context) -> list[Decision]:
     lang = ctx.contact.language
     open_tickets = [t for t in ctx.tickets if t.status != "resolved"]
+    draft = [text(lang, "complaint.status_draft")] if ctx.conversation.state in INTAKE else []
     if not open_tickets:
-        return [Reply(text(lang, "complaint.status_none"))]
-    lines = [
+        return [Reply("\n".join(draft or [text(lang, "complaint.status_none")]))]
+    lines = draft + [
         text(
             lang,
             "complaint.status_line",

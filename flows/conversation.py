@@ -1,7 +1,7 @@
 """The entry point of every inbound customer event: commands first, then the open flow."""
 from __future__ import annotations
 
-from flows import complaint, csat, desk, privacy
+from flows import complaint, csat, desk, privacy, questions
 from flows.model import (
     AnswerChoice,
     AuditDenied,
@@ -43,9 +43,13 @@ def handle(event: Inbound, ctx: Context) -> list[Decision]:
     current = complaint.open_ticket_of(ctx)
     if current is not None:  # an open ticket gets everything the customer writes
         return [RelayToAgents(current.ticket_id, event.text, event.photos)]
+    if state == csat.AWAITING_SCORE and ctx.survey is not None and ctx.survey.status == "sent":  # a question while a score is awaited: answered, the survey kept open
+        return questions.ask(event, ctx)
     if event.text and looks_like_complaint(event.text, ctx.complaints.keywords):
         return complaint.start(ctx, "keywords", description=event.text.strip(), photos=event.photos)
-    return [Reply(text(ctx.contact.language, "idle.received", shop=ctx.shop_name))]
+    if not event.text.strip() and not event.photos:
+        return [Reply(text(ctx.contact.language, "idle.unsupported"))]  # a sticker, a voice note: nothing to pass on
+    return questions.ask(event, ctx)  # no flow is waiting: a person answers
 
 
 def may_start_complaint(event: Inbound) -> bool:

@@ -25,6 +25,7 @@ from flows.model import (
     parse_id,
 )
 from flows.texts import text
+from flows.tickets import looks_like_complaint
 
 
 def complaint_start_choice(survey_id: int) -> str:
@@ -171,16 +172,34 @@ def on_text(event: Inbound, ctx: Context) -> list[Decision] | None:
         typed = event.text.strip()
         if typed in {str(s) for s in SCORES}:
             return _record_score(survey, int(typed), ctx)
+        if is_message(typed) or event.photos:
+            return None  # a question or a message of its own: routed to a person; the survey stays open
         return [
             Reply(text(lang, "csat.pick_score"), buttons=(_score_buttons(survey.survey_id),), survey_id=survey.survey_id)
         ]
     if _awaiting_comment_for(survey, ctx) and event.text.strip():
-        return [
-            RecordComment(survey.survey_id, event.text),
-            SetConversation("idle"),
-            Reply(text(lang, "csat.comment_thanks", shop=ctx.shop_name)),
-        ]
+        thanks = Reply(text(lang, "csat.comment_thanks", shop=ctx.shop_name))
+        if _describes_a_problem(survey, event.text, ctx):
+            button = Button(text(lang, "csat.complain"), complaint_start_choice(survey.survey_id))
+            thanks = Reply(f"{thanks.text}\n{text(lang, 'csat.offer_complaint')}", buttons=((button,),))
+        return [RecordComment(survey.survey_id, event.text), SetConversation("idle"), thanks]
     return None
+
+
+def is_message(typed: str) -> bool:
+    """Text that is not an attempt at a score ("5 sao", "ok") but a message of its own:
+    a question, or a sentence (four words or more)."""
+    return "?" in typed or len(typed.split()) >= 4
+
+
+def _describes_a_problem(survey: SurveyView, comment: str, ctx: Context) -> bool:
+    """A comment after a score below "satisfied" that names a problem ("giao trễ", "bị vỡ"):
+    worth offering a complaint, unless one is open already."""
+    if survey.score is None or survey.score >= HIGH_SCORE:
+        return False
+    if any(t.status != "resolved" and t.kind == "complaint" for t in ctx.tickets):
+        return False
+    return looks_like_complaint(comment, ctx.complaints.keywords)
 
 
 def _awaiting_comment_for(survey: SurveyView, ctx: Context) -> bool:

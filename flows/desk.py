@@ -63,6 +63,7 @@ class Card:
     resolution_due: datetime
     status: str
     assignee_name: str | None
+    kind: str = "complaint"  # complaint | question
 
 
 def owns_choice(data: str) -> bool:
@@ -74,9 +75,12 @@ def referenced_ticket_id(data: str) -> int | None:
     return parse_id(parts[1]) if len(parts) == 2 else None
 
 
-def card_buttons(ticket_id: int, language: str, status: str) -> tuple[tuple[Button, ...], ...]:
+def card_buttons(ticket_id: int, language: str, status: str, kind: str = "complaint") -> tuple[tuple[Button, ...], ...]:
     if status == "resolved":
         return ()
+    if kind == "question":  # answered and closed; nothing to escalate by hand
+        return ((Button(text(language, "desk.claim"), f"{PREFIX}claim:{ticket_id}"),
+                 Button(text(language, "desk.resolve"), f"{PREFIX}resolve:{ticket_id}")),)
     return (
         (
             Button(text(language, "desk.claim"), f"{PREFIX}claim:{ticket_id}"),
@@ -87,6 +91,8 @@ def card_buttons(ticket_id: int, language: str, status: str) -> tuple[tuple[Butt
 
 
 def card_text(card: Card, language: str, tz: tzinfo) -> str:
+    if card.kind == "question":
+        return _question_card_text(card, language, tz)
     scores = card.past_scores
     past = text(language, "desk.no_csat") if not scores else (
         f"{', '.join(str(s) for s in scores)} (TB {sum(scores) / len(scores):.1f})"
@@ -109,6 +115,21 @@ def card_text(card: Card, language: str, tz: tzinfo) -> str:
         status=text(language, f"desk.status_{card.status}", agent=card.assignee_name or ""),
     )
     return body
+
+
+def _question_card_text(card: Card, language: str, tz: tzinfo) -> str:
+    """A question's card: who asked what, and by when to answer (no order, category or SLA pair)."""
+    return text(
+        language,
+        "desk.question_card",
+        number=card.number,
+        customer=card.customer,
+        tier=text(language, f"tier.{card.tier}"),
+        description=card.description,
+        photos=text(language, "photos.count", count=card.photos) if card.photos else text(language, "photos.none"),
+        first_due=local_time(card.first_due, tz),
+        status=text(language, f"desk.status_{card.status}", agent=card.assignee_name or ""),
+    )
 
 
 def card_hint(language: str, topic: bool) -> str:

@@ -141,6 +141,11 @@ class ComplaintStatsLike(Protocol):
     reopened: int
 
 
+class QuestionStatsLike(Protocol):
+    opened: int
+    first_response_s: Sequence[float]
+
+
 class CommentLike(Protocol):
     score: int
     comment: str
@@ -253,6 +258,14 @@ class ComplaintFigures:
 
 
 @dataclass(frozen=True)
+class QuestionFigures:
+    """Customers' questions of one week: how many, how fast they were first answered."""
+
+    opened: int = 0
+    first_response: Durations = Durations(0, None, None)
+
+
+@dataclass(frozen=True)
 class OpenItem:
     number: str  # KN-0042
     category: str
@@ -316,13 +329,16 @@ class Digest:
     alerts: tuple[Alert, ...]
     series: tuple[WeekPoint, ...]  # CSAT per week, oldest first, this week last
     undelivered: int = 0  # surveys whose question never reached the customer (not in `sent`)
+    questions: QuestionFigures = QuestionFigures()
 
     @property
     def empty(self) -> bool:
         """Nothing happened this week: no answers, no surveys sent, no tickets."""
         now = self.csat.total.now
         c = self.complaints.now
-        return not (now.answers or now.sent or c.opened or c.resolved or c.reopened or self.undelivered)
+        q = self.questions
+        return not (now.answers or now.sent or c.opened or c.resolved or c.reopened or self.undelivered
+                    or q.opened or q.first_response.count)
 
 
 # --- building it -----------------------------------------------------------------------------
@@ -532,6 +548,7 @@ def make_digest(
     series_tallies: Sequence[TallyLike],
     settings: Settings = Settings(),
     undelivered: int = 0,
+    questions: QuestionStatsLike | None = None,
 ) -> Digest:
     start, end = week_bounds(week, tz)
     return Digest(
@@ -556,6 +573,9 @@ def make_digest(
         alerts=alerts(cells, baseline_cells, drop=settings.drop, min_answers=settings.min_answers),
         series=series(series_weeks, series_tallies),
         undelivered=undelivered,
+        questions=QuestionFigures() if questions is None else QuestionFigures(
+            questions.opened, Durations.of(questions.first_response_s)
+        ),
     )
 
 
@@ -647,6 +667,7 @@ def to_json(d: Digest) -> dict[str, Any]:
                 "reopened": now_c.reopened - before_c.reopened,
             },
         },
+        "questions": {"opened": d.questions.opened, "first_response": _durations_json(d.questions.first_response)},
         "voice": {
             "lowest": [_quote_json(q) for q in d.voice.lowest],
             "ideas": [_quote_json(q) for q in d.voice.ideas],
@@ -798,6 +819,9 @@ def render_text(d: Digest, language: str) -> str:
             for o in d.complaints.oldest_open
         )
         out.append(t("digest.oldest", items=items))
+    q = d.questions
+    if q.opened or q.first_response.count:
+        out.append(t("digest.questions", opened=n(q.opened), first_median=fmt_duration(q.first_response.median_s, language)))
 
     v = d.voice
     out.append("")

@@ -104,6 +104,7 @@ class TicketView:
     assignee_name: str | None = None
     resolved_at: datetime | None = None
     resolution_score: int | None = None
+    kind: str = "complaint"  # complaint | question
 
 
 # --- decisions ---------------------------------------------------------------
@@ -174,8 +175,9 @@ class OpenTicket:
     description: str
     order_id: str | None = None
     photos: tuple[str, ...] = ()
-    source: str = "command"  # low_score | command | keywords
+    source: str = "command"  # low_score | command | keywords | message (a question)
     survey_id: int | None = None
+    kind: str = "complaint"  # complaint | question
 
 
 @dataclass(frozen=True)

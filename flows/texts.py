@@ -1,7 +1,7 @@
 """Message catalogs: every text a customer sees, in Vietnamese (default) and English."""
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 SUPPORTED = ("vi", "en")
 # Version of the privacy notice ("privacy.notice"): change it whenever the notice's meaning
@@ -79,6 +79,25 @@ CATALOG: dict[str, dict[str, str]] = {
         "category.staff_attitude": "Thái độ nhân viên",
         "category.price_billing": "Giá / thanh toán",
         "category.other": "Khác",
+        "category.question": "Câu hỏi",
+        "idle.unsupported": "Xin lỗi, hiện shop chỉ đọc được tin nhắn chữ và ảnh. Bạn nhắn bằng chữ giúp shop nhé.",
+        # Questions (flows/questions.py): a message no flow waits for goes to an agent.
+        "question.opened": "{shop} đã nhận câu hỏi của bạn ({number}). Nhân viên sẽ trả lời trong khoảng {within}, "
+        "trước {due}. Bạn cứ nhắn thêm ở đây, nhân viên sẽ đọc được hết.",
+        "question.follow_up": "{shop} đã nhận tin nhắn của bạn và gửi kèm vào câu hỏi {number}. "
+        "Nhân viên sẽ trả lời trong khoảng {within}, trước {due}.",
+        "question.claimed": "{number}: nhân viên {agent} đang trả lời câu hỏi của bạn.",
+        "question.closed": "Câu hỏi {number} đã được đóng. Cảm ơn bạn! Cần gì thêm, bạn cứ nhắn ở đây nhé.",
+        "duration.minutes": "{n} phút",
+        "duration.hour": "{n} giờ",
+        "duration.hours": "{n} giờ",
+        "duration.day": "{n} ngày",
+        "duration.days": "{n} ngày",
+        "desk.question_card": "❓ Câu hỏi {number}\nKhách: {customer} ({tier})\nNội dung: {description}\nẢnh: {photos}\n"
+        "Hạn phản hồi: {first_due}\nTrạng thái: {status}",
+        "complaint.description_added": "Đã thêm vào phần mô tả. Bạn gửi ảnh nếu có, hoặc bấm Tiếp tục.",
+        "complaint.status_draft": "Bạn đang soạn dở một khiếu nại. Bạn chọn tiếp ở tin nhắn phía trên, hoặc gửi /cancel để huỷ.",
+        "csat.offer_complaint": "Có vẻ đơn hàng này gặp sự cố. Bạn có muốn gửi khiếu nại để nhân viên xử lý không?",
         "desk.card": "🆕 {number} · ưu tiên {priority}\nKhách: {customer} ({tier})\nĐơn: {order}\nLoại: {category}\n"
         "Mô tả: {description}\nẢnh: {photos}\nCSAT trước đây: {past_csat}\nHạn phản hồi: {first_due} · hạn xử lý: {resolution_due}\n"
         "Trạng thái: {status}",
@@ -128,6 +147,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "digest.times": "Phản hồi đầu: trung vị {first_median}, P90 {first_p90} · Xử lý: trung vị {resolution_median}, P90 {resolution_p90}",
         "digest.sla": "Đạt SLA: {sla} · CSAT sau xử lý: {resolution_csat} · Mở lại: {reopened}",
         "digest.oldest": "Mở lâu nhất: {items}",
+        "digest.questions": "❓ Câu hỏi của khách: {opened} · thời gian phản hồi đầu (trung vị): {first_median}",
         "digest.open_item": "{number} ({category}, từ {date})",
         "digest.voice": "💬 Khách hàng nói gì",
         "digest.lowest": "Điểm thấp nhất:",
@@ -237,6 +257,24 @@ CATALOG: dict[str, dict[str, str]] = {
         "category.staff_attitude": "Staff attitude",
         "category.price_billing": "Price / billing",
         "category.other": "Other",
+        "category.question": "Question",
+        "idle.unsupported": "Sorry, we can only read text and photos here. Please write your message as text.",
+        "question.opened": "{shop} has your question ({number}). An agent will answer within about {within}, "
+        "by {due}. Write here if there is more: the agent sees all of it.",
+        "question.follow_up": "{shop} has your message; it was added to your question {number}. "
+        "An agent will answer within about {within}, by {due}.",
+        "question.claimed": "{number}: {agent} is answering your question.",
+        "question.closed": "Your question {number} is closed. Thank you! If you need anything else, just write here.",
+        "duration.minutes": "{n} minutes",
+        "duration.hour": "{n} hour",
+        "duration.hours": "{n} hours",
+        "duration.day": "{n} day",
+        "duration.days": "{n} days",
+        "desk.question_card": "❓ Question {number}\nCustomer: {customer} ({tier})\nMessage: {description}\nPhotos: {photos}\n"
+        "First response due: {first_due}\nStatus: {status}",
+        "complaint.description_added": "Added to the description. Send photos if you have any, or tap Continue.",
+        "complaint.status_draft": "You have an unfinished complaint. Carry on with the message above, or send /cancel to drop it.",
+        "csat.offer_complaint": "It sounds like something went wrong with this order. Would you like to file a complaint so an agent can put it right?",
         "desk.card": "🆕 {number} · priority {priority}\nCustomer: {customer} ({tier})\nOrder: {order}\nType: {category}\n"
         "Description: {description}\nPhotos: {photos}\nPast CSAT: {past_csat}\nFirst response due: {first_due} · resolution due: {resolution_due}\n"
         "Status: {status}",
@@ -286,6 +324,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "digest.times": "First response: median {first_median}, p90 {first_p90} · Resolution: median {resolution_median}, p90 {resolution_p90}",
         "digest.sla": "Within SLA: {sla} · Resolution CSAT: {resolution_csat} · Reopened: {reopened}",
         "digest.oldest": "Oldest open: {items}",
+        "digest.questions": "❓ Customers' questions: {opened} · first response (median): {first_median}",
         "digest.open_item": "{number} ({category}, since {date})",
         "digest.voice": "💬 What customers said",
         "digest.lowest": "Lowest scores:",
@@ -331,6 +370,18 @@ CATALOG: dict[str, dict[str, str]] = {
 def local_time(at: datetime, tz: tzinfo) -> str:
     """A time as a customer reads it: "14:30 23/11" in the shop's time zone."""
     return at.astimezone(tz).strftime("%H:%M %d/%m")
+
+
+def duration_text(language: str, span: timedelta) -> str:
+    """A response target as a customer reads it: "4 giờ", "30 phút", "1 day"."""
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 60 or minutes % 60:
+        return text(language, "duration.minutes", n=minutes)
+    hours = minutes // 60
+    if hours < 24 or hours % 24:
+        return text(language, "duration.hour" if hours == 1 else "duration.hours", n=hours)
+    days = hours // 24
+    return text(language, "duration.day" if days == 1 else "duration.days", n=days)
 
 
 def category_label(language: str, category: str) -> str:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 PRIORITIES = ("normal", "high", "urgent")
+COMPLAINT, QUESTION = "complaint", "question"  # a ticket's kind
 DEFAULT_KEYWORDS = (
     "hỏng", "hư", "chậm", "trễ", "lừa đảo", "thất vọng", "tệ", "khiếu nại", "hoàn tiền", "đổi trả", "vỡ", "thiếu",
     "broken", "late", "scam", "refund", "complaint", "damaged", "missing", "terrible", "disappointed",
@@ -27,6 +28,9 @@ class ComplaintPolicy:
     min_description: int = 5  # characters
     vip_spend_12m: Decimal = Decimal(10_000_000)  # VND over the last 12 months
     vip_orders_12m: int = 10
+    question_first_response: timedelta = timedelta(hours=4)  # a question's own target
+    # A message this soon after a question was closed joins it (reopens it) instead of a new one.
+    question_window: timedelta = timedelta(hours=24)
     # priority -> (first response, resolution)
     sla: dict[str, tuple[timedelta, timedelta]] = field(
         default_factory=lambda: {
@@ -37,8 +41,9 @@ class ComplaintPolicy:
     )
 
 
-def ticket_number(ticket_id: int) -> str:
-    return f"KN-{ticket_id:04d}"
+def ticket_number(ticket_id: int, kind: str = COMPLAINT) -> str:
+    """KN-0042 for a complaint (khiếu nại), CH-0042 for a question (câu hỏi)."""
+    return f"{'CH' if kind == QUESTION else 'KN'}-{ticket_id:04d}"
 
 
 def tier_for(spend_12m: Decimal, orders_12m: int, policy: ComplaintPolicy) -> str:
@@ -56,8 +61,12 @@ def raised(priority: str) -> str:
     return PRIORITIES[min(index + 1, len(PRIORITIES) - 1)]
 
 
-def sla_due(opened_at: datetime, priority: str, policy: ComplaintPolicy) -> tuple[datetime, datetime]:
+def sla_due(
+    opened_at: datetime, priority: str, policy: ComplaintPolicy, kind: str = COMPLAINT
+) -> tuple[datetime, datetime]:
     first, resolution = policy.sla.get(priority, policy.sla["normal"])
+    if kind == QUESTION:  # answered within its own target; closed within the complaints' resolution target
+        first = policy.question_first_response
     return opened_at + first, opened_at + resolution
 
 

@@ -116,6 +116,16 @@ async def ensure_linked(conn: Connection, channel: str, platform_user_id: str, c
     )
 
 
+async def link_existing(conn: Connection, channel: str, platform_user_id: str, customer_id: int) -> bool:
+    """Link the chat of this platform user to the customer if we know that chat and it is not
+    linked yet (no new contact: a bot cannot write first to a Telegram user). True if linked."""
+    cur = await conn.execute(
+        "UPDATE contacts SET customer_id = ? WHERE channel = ? AND platform_user_id = ? AND customer_id IS NULL",
+        (customer_id, channel, platform_user_id),
+    )
+    return cur.rowcount > 0
+
+
 async def link(conn: Connection, contact_id: int, customer_id: int) -> None:
     await conn.execute("UPDATE contacts SET customer_id = ? WHERE id = ?", (customer_id, contact_id))
 

@@ -17,7 +17,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "language", "score", "comment", "created_at", "due_at", "sent_at", "answered_at", "commented_at",
     ),
     "tickets": (
-        "id", "number", "category", "status", "priority", "tier", "source", "order_id", "customer_external_id",
+        "id", "number", "kind", "category", "status", "priority", "tier", "source", "order_id", "customer_external_id",
         "customer_name", "description", "assignee_name", "created_at", "first_response_at", "resolved_at",
         "first_response_due_at", "resolution_due_at", "reopened_count", "resolution_score",
     ),
@@ -32,7 +32,7 @@ _SQL = {
         " WHERE s.created_at >= ? AND s.created_at < ? ORDER BY s.created_at, s.id"
     ),
     "tickets": (
-        "SELECT t.id, printf('KN-%04d', t.id), t.category, t.status, t.priority, t.tier, t.source, p.order_id,"
+        "SELECT t.id, printf(CASE t.kind WHEN 'question' THEN 'CH-%04d' ELSE 'KN-%04d' END, t.id), t.kind, t.category, t.status, t.priority, t.tier, t.source, p.order_id,"
         " c.external_id, c.name, t.description, t.assignee_name, t.created_at, t.first_response_at, t.resolved_at,"
         " t.first_response_due_at, t.resolution_due_at, t.reopened_count, t.resolution_score"
         " FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id LEFT JOIN customers c ON c.id = t.customer_id"

@@ -61,6 +61,12 @@ class ComplaintStats:
 
 
 @dataclass(frozen=True)
+class QuestionStats:
+    opened: int  # questions opened in the period
+    first_response_s: tuple[float, ...]  # questions first answered in the period: created -> first answer
+
+
+@dataclass(frozen=True)
 class OpenTicket:
     id: int
     category: str
@@ -84,6 +90,7 @@ class Period:
     low_comments: list[Comment]
     high_comments: list[Comment]
     complaint_texts: list[str]
+    questions: QuestionStats = QuestionStats(0, ())
 
 
 # --- CSAT ----------------------------------------------------------------------------------
@@ -181,16 +188,20 @@ async def comments(conn: Connection, start: datetime, end: datetime, *, low: boo
 
 # --- complaints ------------------------------------------------------------------------------
 
-OPENED_BY_CATEGORY = "SELECT category, COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ? GROUP BY category"
+# Complaints only: questions (kind = 'question') have their own figures below.
+OPENED_BY_CATEGORY = (
+    "SELECT category, COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'complaint'"
+    " GROUP BY category"
+)
 FIRST_RESPONSES = (
     "SELECT (julianday(first_response_at) - julianday(created_at)) * 86400.0 FROM tickets"
-    " WHERE first_response_at >= ? AND first_response_at < ?"
+    " WHERE first_response_at >= ? AND first_response_at < ? AND kind = 'complaint'"
 )
 # Resolving without a written answer counts as the first response.
 RESOLUTIONS = (
     "SELECT (julianday(resolved_at) - julianday(created_at)) * 86400.0,"
     " COALESCE(first_response_at, resolved_at) <= first_response_due_at AND resolved_at <= resolution_due_at"
-    " FROM tickets WHERE resolved_at >= ? AND resolved_at < ?"
+    " FROM tickets WHERE resolved_at >= ? AND resolved_at < ? AND kind = 'complaint'"
 )
 # Events, not the tickets' current columns: a rating or a reopening counts in the week it happened.
 RATINGS = (
@@ -198,7 +209,9 @@ RATINGS = (
     " FROM ticket_events WHERE action = 'rated' AND at >= ? AND at < ?"
 )
 REOPENED = "SELECT COUNT(*) FROM ticket_events WHERE action = 'reopened' AND at >= ? AND at < ?"
-COMPLAINT_TEXTS_SQL = "SELECT description FROM tickets WHERE created_at >= ? AND created_at < ? LIMIT ?"
+COMPLAINT_TEXTS_SQL = (
+    "SELECT description FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'complaint' LIMIT ?"
+)
 
 
 async def complaint_stats(conn: Connection, start: datetime, end: datetime) -> ComplaintStats:
@@ -221,14 +234,29 @@ async def complaint_stats(conn: Connection, start: datetime, end: datetime) -> C
     )
 
 
+QUESTIONS_OPENED = "SELECT COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'question'"
+QUESTION_FIRST_RESPONSES = (
+    "SELECT (julianday(first_response_at) - julianday(created_at)) * 86400.0 FROM tickets"
+    " WHERE first_response_at >= ? AND first_response_at < ? AND kind = 'question'"
+)
+
+
+async def question_stats(conn: Connection, start: datetime, end: datetime) -> QuestionStats:
+    span = (to_db(start), to_db(end))
+    opened = await fetch_one(conn, QUESTIONS_OPENED, span)
+    assert opened is not None
+    first = tuple(round(row[0], 3) for row in await conn.execute_fetchall(QUESTION_FIRST_RESPONSES, span))
+    return QuestionStats(opened[0], first)
+
+
 async def complaint_texts(conn: Connection, start: datetime, end: datetime, limit: int = COMPLAINT_TEXTS) -> list[str]:
     return [row[0] for row in await conn.execute_fetchall(COMPLAINT_TEXTS_SQL, (to_db(start), to_db(end), limit))]
 
 
-OPEN_COUNT = "SELECT COUNT(*) FROM tickets WHERE status IN ('open', 'claimed') AND created_at < ?"
+OPEN_COUNT = "SELECT COUNT(*) FROM tickets WHERE status IN ('open', 'claimed') AND created_at < ? AND kind = 'complaint'"
 OPEN_OLDEST = (
     "SELECT id, category, created_at FROM tickets WHERE status IN ('open', 'claimed') AND created_at < ?"
-    " ORDER BY created_at, id LIMIT ?"
+    " AND kind = 'complaint' ORDER BY created_at, id LIMIT ?"
 )
 
 
@@ -252,4 +280,5 @@ async def period(
         low_comments=await comments(conn, start, end, low=True, limit=quotes * 10),  # room for duplicates
         high_comments=await comments(conn, start, end, low=False, limit=HIGH_COMMENTS),
         complaint_texts=await complaint_texts(conn, start, end),
+        questions=await question_stats(conn, start, end),
     )

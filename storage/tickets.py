@@ -1,4 +1,4 @@
-"""Complaint tickets, their events (conversation + audit trail), and report helpers."""
+"""Tickets (complaints and questions), their events (conversation + audit trail), and report helpers."""
 from __future__ import annotations
 
 import json
@@ -37,6 +37,7 @@ class TicketRecord:
     agents_chat_id: str | None
     thread_id: str | None
     card_message_id: str | None
+    kind: str = "complaint"  # complaint | question
 
 
 _SELECT = "SELECT t.*, p.order_id FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
@@ -69,6 +70,7 @@ def _record(row: Row) -> TicketRecord:
         agents_chat_id=row["agents_chat_id"],
         thread_id=row["thread_id"],
         card_message_id=row["card_message_id"],
+        kind=row["kind"],
     )
 
 
@@ -89,15 +91,16 @@ async def insert(
     resolution_due_at: datetime,
     agents_chat_id: str | None,
     now: datetime,
+    kind: str = "complaint",
 ) -> int:
     cur = await conn.execute(
         "INSERT INTO tickets (contact_id, customer_id, purchase_id, survey_id, source, category, description,"
-        " photos, tier, priority, status, created_at, first_response_due_at, resolution_due_at, agents_chat_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
+        " photos, tier, priority, status, created_at, first_response_due_at, resolution_due_at, agents_chat_id, kind)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
         (
             contact_id, customer_id, purchase_id, survey_id, source, category, description,
             json.dumps(photos), tier, priority, to_db(now), to_db(first_response_due_at),
-            to_db(resolution_due_at), agents_chat_id,
+            to_db(resolution_due_at), agents_chat_id, kind,
         ),
     )
     assert cur.lastrowid is not None
@@ -118,8 +121,10 @@ async def for_contact(conn: Connection, contact_id: int, resolved_since: datetim
 
 
 async def has_open(conn: Connection, customer_id: int) -> bool:
+    """An open complaint (an open question does not hold back a survey)."""
     return await fetch_one(conn, 
-        "SELECT 1 FROM tickets WHERE customer_id = ? AND status != 'resolved' LIMIT 1", (customer_id,)
+        "SELECT 1 FROM tickets WHERE customer_id = ? AND status != 'resolved' AND kind = 'complaint' LIMIT 1",
+        (customer_id,),
     ) is not None
 
 

@@ -270,12 +270,23 @@ def test_photo_limit_comes_from_the_policy():
     assert of(Reply, decisions)[0].text == t("complaint.photo_limit", max=1)
 
 
-def test_text_in_the_photos_step_re_asks_with_the_buttons():
-    decisions = conversation.handle(msg("đợi chút nhé"), at(PHOTOS))
-    assert not of(SetConversation, decisions)
+def test_text_in_the_photos_step_is_more_description():
+    decisions = conversation.handle(msg("  Hộp còn bị ướt nữa  "), at(PHOTOS))
+    assert state_of(decisions).state == PHOTOS
+    assert state_of(decisions).data["description"] == "Giao trễ 3 ngày\nHộp còn bị ướt nữa"
     reply = of(Reply, decisions)[0]
-    assert reply.text == t("complaint.reask_buttons")
+    assert reply.text == t("complaint.description_added")
     assert datas(reply) == ["kn:more", "kn:cancel"]
+    # A photo with a caption: both kept.
+    decisions = conversation.handle(photo("p9", caption="ảnh hộp"), at(PHOTOS))
+    assert state_of(decisions).data["photos"] == ["p9"]
+    assert state_of(decisions).data["description"].endswith("\nảnh hộp")
+
+
+def test_an_empty_message_in_the_photos_step_re_asks_with_the_buttons():
+    decisions = conversation.handle(msg("   "), at(PHOTOS))
+    assert not of(SetConversation, decisions)
+    assert of(Reply, decisions)[0].text == t("complaint.reask_buttons")
 
 
 # --- 6. confirm and send ------------------------------------------------------------------------
@@ -467,7 +478,7 @@ def test_a_keyword_message_without_diacritics_starts_intake_too():
 
 def test_a_rating_message_is_not_a_complaint():
     decisions = conversation.handle(msg("Tôi chấm 5 sao"), ctx())
-    assert decisions == [Reply(t("idle.received", shop="Shop An"))]
+    assert decisions == [OpenTicket("question", "Tôi chấm 5 sao", source="message", kind="question")]
 
 
 def test_keywords_come_from_the_policy():
@@ -548,12 +559,12 @@ def test_an_open_ticket_gets_messages_even_when_the_state_was_lost():
     assert decisions == [RelayToAgents(6, "alo?", ())]
 
 
-def test_text_after_the_ticket_was_resolved_is_not_relayed():
+def test_text_after_the_ticket_was_resolved_is_not_relayed_to_it_but_reaches_a_person():
     resolved = ticket(5, "resolved", resolved_at=NOW - timedelta(hours=1))
     decisions = conversation.handle(
         msg("cảm ơn"), ctx(state=TICKET_OPEN, data={"ticket_id": 5}, tickets=(resolved,), ticket=resolved)
     )
-    assert decisions == [Reply(t("idle.received", shop="Shop An"))]
+    assert decisions == [OpenTicket("question", "cảm ơn", source="message", kind="question")]
 
 
 def test_opened_tells_the_customer_the_number_and_local_due_time():

@@ -13,6 +13,7 @@ from flows.model import (
     EditChoiceMessage,
     Inbound,
     LinkCustomer,
+    OpenTicket,
     RecordComment,
     RecordScore,
     Reply,
@@ -21,6 +22,8 @@ from flows.model import (
     SetOptOut,
     SurveyView,
 )
+
+from flows.texts import text
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)
 
@@ -105,11 +108,21 @@ def test_typed_digit_counts_as_a_score():
     assert not of(EditChoiceMessage, decisions)
 
 
-def test_other_text_while_waiting_for_a_score_re_asks_with_buttons():
-    decisions = conversation.handle(msg("hello?"), ctx(state=csat.AWAITING_SCORE, data={"survey_id": 3}, survey=SENT))
+@pytest.mark.parametrize("typed", ["hello", "5 sao", "tốt lắm"])
+def test_other_short_text_while_waiting_for_a_score_re_asks_with_buttons(typed):
+    decisions = conversation.handle(msg(typed), ctx(state=csat.AWAITING_SCORE, data={"survey_id": 3}, survey=SENT))
     assert not of(RecordScore, decisions)
     reply = of(Reply, decisions)[0]
     assert "1 đến 5" in reply.text and len(reply.buttons[0]) == 5
+
+
+@pytest.mark.parametrize("typed", ["Shop có bán trà ô long không?", "cho mình hỏi giờ mở cửa của shop"])
+def test_a_question_while_waiting_for_a_score_reaches_a_person_and_the_survey_stays_open(typed):
+    decisions = conversation.handle(msg(typed), ctx(state=csat.AWAITING_SCORE, data={"survey_id": 3}, survey=SENT))
+    assert decisions == [OpenTicket("question", typed, source="message", kind="question")]  # no state change
+    # The score still counts afterwards.
+    later = conversation.handle(msg("4"), ctx(state=csat.AWAITING_SCORE, data={"survey_id": 3}, survey=SENT))
+    assert of(RecordScore, later) == [RecordScore(3, 4)]
 
 
 def test_comment_is_stored_and_thanked():
@@ -124,7 +137,7 @@ def test_comment_after_its_window_is_not_a_comment():
     data = {"survey_id": 3, "until": (NOW - timedelta(seconds=1)).isoformat()}
     decisions = conversation.handle(msg("some more words"), ctx(state=csat.AWAITING_COMMENT, data=data, survey=ANSWERED_5))
     assert not of(RecordComment, decisions)
-    assert "đã nhận được" in of(Reply, decisions)[0].text  # treated as a plain message
+    assert decisions == [OpenTicket("question", "some more words", source="message", kind="question")]  # a plain message
 
 
 def test_skip_ends_the_follow_up_without_a_comment():
@@ -200,8 +213,32 @@ def test_help_and_unknown_commands():
     assert "/help" in of(Reply, conversation.handle(msg("/frobnicate"), ctx()))[0].text
 
 
-def test_idle_text_is_acknowledged():
-    assert "đã nhận được" in of(Reply, conversation.handle(msg("xin chào"), ctx()))[0].text
+def test_idle_text_reaches_a_person_as_a_question():
+    assert conversation.handle(msg("xin chào"), ctx()) == [OpenTicket("question", "xin chào", source="message", kind="question")]
+
+
+def test_a_message_with_nothing_to_pass_on_is_answered_honestly():
+    assert conversation.handle(msg(""), ctx()) == [Reply(text("vi", "idle.unsupported"))]
+
+
+@pytest.mark.parametrize("comment", ["giao trễ", "Hộp bị vỡ một góc", "giao chậm quá", "hàng hỏng"])
+def test_a_low_score_comment_that_names_a_problem_is_offered_the_complaint_button(comment):
+    data = {"survey_id": 3, "until": (NOW + timedelta(hours=1)).isoformat()}
+    answered_3 = SurveyView(survey_id=3, customer_id=7, order_id="A-1", status="answered", score=3)
+    decisions = conversation.handle(msg(comment), ctx(state=csat.AWAITING_COMMENT, data=data, survey=answered_3))
+    assert of(RecordComment, decisions) == [RecordComment(3, comment)]
+    reply = of(Reply, decisions)[0]
+    assert text("vi", "csat.offer_complaint") in reply.text
+    assert [b.data for row in reply.buttons for b in row] == ["kn:new:3"]
+
+
+def test_a_plain_or_happy_comment_is_not_offered_a_complaint():
+    data = {"survey_id": 3, "until": (NOW + timedelta(hours=1)).isoformat()}
+    answered_3 = SurveyView(survey_id=3, customer_id=7, order_id="A-1", status="answered", score=3)
+    plain = conversation.handle(msg("bình thường"), ctx(state=csat.AWAITING_COMMENT, data=data, survey=answered_3))
+    assert not of(Reply, plain)[0].buttons
+    happy = conversation.handle(msg("giao trễ chút nhưng ổn"), ctx(state=csat.AWAITING_COMMENT, data=data, survey=ANSWERED_5))
+    assert not of(Reply, happy)[0].buttons
 
 
 def test_referenced_survey_comes_from_button_or_state():

@@ -80,6 +80,7 @@
 
   function badges(ticket) {
     const box = el("span", { class: "badges" });
+    if (ticket.kind === "question") box.append(el("span", { class: "badge kind-question", text: "❓ " + ticket.kind_label }));
     box.append(el("span", { class: "badge prio-" + ticket.priority, text: t("col.priority") + ": " + ticket.priority_label }));
     if (ticket.breached) box.append(el("span", { class: "badge breached", text: "⏰ " + t("breached") }));
     if (ticket.escalated) box.append(el("span", { class: "badge escalated", text: "⏫ " + t("escalated") }));
