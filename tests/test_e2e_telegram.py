@@ -270,7 +270,7 @@ async def test_update_recorded_before_a_crash_is_handled_at_restart(tmp_path, tg
     try:
         await h.start()
         replies = await tg.wait_for_messages(USER, 1)
-        assert "đã nhận được" in replies[0].text
+        assert "đã nhận câu hỏi" in replies[0].text
         row = (await h.rows("SELECT processed_at, kind, payload FROM inbox"))[0]
         assert row["processed_at"] and row["kind"] == "text"
         assert json.loads(row["payload"]) == update

@@ -92,7 +92,7 @@ async def test_widget_on_the_shops_site_keeps_the_conversation_across_reloads(tm
             box = page.get_by_label("Tin nhắn của bạn")
             await box.fill("Cửa hàng mở cửa mấy giờ?")
             await box.press("Enter")
-            await page.locator(".fb-bot", has_text="đã nhận được").wait_for(timeout=TIMEOUT_MS)
+            await page.locator(".fb-bot", has_text="đã nhận câu hỏi").wait_for(timeout=TIMEOUT_MS)
             await page.reload()
             await page.get_by_role("button", name="Chat với chúng tôi").click(timeout=TIMEOUT_MS)
             await page.locator(".fb-me", has_text="Cửa hàng mở cửa mấy giờ?").wait_for(timeout=TIMEOUT_MS)

@@ -163,7 +163,7 @@ async def test_a_resent_frame_is_recorded_once(web):
     await v.message("Xin chào")
     before = await inbox_count(web)
     assert (await v.say("xin chào shop", "same-id"))["type"] == "accepted"
-    await v.message("đã nhận được")
+    await v.message("đã nhận câu hỏi")
     assert (await v.say("xin chào shop", "same-id"))["type"] == "accepted"  # reconnect resend: a no-op
     assert await inbox_count(web) == before + 1
     assert len(await web.rows("SELECT id FROM web_messages WHERE kind = 'visitor'")) == 1
@@ -249,7 +249,7 @@ async def test_a_visitor_never_reads_another_visitors_conversation(web):
     alice = await Visitor.connect(web)
     await alice.message("Xin chào")
     await alice.say("số điện thoại của tôi là 0912345678")
-    await alice.message("đã nhận được")
+    await alice.message("đã nhận câu hỏi")
     session_id, mac = alice.session.split(".")
     forged = [f"{session_id}.{'A' * len(mac)}", session_id, f"{session_id}.{mac}x", None]
     for claimed in forged:
