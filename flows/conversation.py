@@ -1,4 +1,5 @@
-"""The entry point of every inbound customer event: commands first, then the open flow."""
+"""The entry point of every inbound customer event: commands first, then the open flow;
+what no flow waits for goes to a person as a question (flows/questions.py)."""
 from __future__ import annotations
 
 from flows import complaint, csat, desk, privacy, questions
@@ -43,12 +44,12 @@ def handle(event: Inbound, ctx: Context) -> list[Decision]:
     current = complaint.open_ticket_of(ctx)
     if current is not None:  # an open ticket gets everything the customer writes
         return [RelayToAgents(current.ticket_id, event.text, event.photos)]
-    if state == csat.AWAITING_SCORE and ctx.survey is not None and ctx.survey.status == "sent":  # a question while a score is awaited: answered, the survey kept open
-        return questions.ask(event, ctx)
+    if state == csat.AWAITING_SCORE and ctx.survey is not None and ctx.survey.status == "sent":
+        return questions.ask(event, ctx)  # asked while a score is awaited: answered, the survey kept open
     if event.text and looks_like_complaint(event.text, ctx.complaints.keywords):
         return complaint.start(ctx, "keywords", description=event.text.strip(), photos=event.photos)
-    if not event.text.strip() and not event.photos:
-        return [Reply(text(ctx.contact.language, "idle.unsupported"))]  # a sticker, a voice note: nothing to pass on
+    if not event.text.strip() and not event.photos:  # a sticker, a voice note: nothing to pass on
+        return [Reply(text(ctx.contact.language, "idle.unsupported"))]
     return questions.ask(event, ctx)  # no flow is waiting: a person answers
 
 

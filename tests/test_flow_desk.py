@@ -328,3 +328,17 @@ def test_every_card_button_is_handled():
         for button in row:
             decisions = desk.handle(press(button.data), dctx())
             assert decisions[0] == AnswerChoice() and len(decisions) == 2
+
+
+def test_a_question_card_says_what_was_asked_and_by_when_with_claim_and_close():
+    body = desk.card_text(card(number="CH-0042", kind="question", description="Shop có bán trà ô long không?",
+                               photos=0, status="open", assignee_name=None), "vi", VN)
+    assert body.split("\n") == [
+        "❓ Câu hỏi CH-0042", "Khách: Nguyễn Thị Lan (VIP)", "Nội dung: Shop có bán trà ô long không?",
+        "Ảnh: không có", "Hạn phản hồi: 13:30 23/11", "Trạng thái: chờ nhận",
+    ]
+    english = desk.card_text(card(number="CH-0042", kind="question", status="open"), "en", VN)
+    assert english.startswith("❓ Question CH-0042\nCustomer: Nguyễn Thị Lan (VIP)\nMessage: ")
+    rows = desk.card_buttons(42, "vi", "open", "question")
+    assert [b.data for row in rows for b in row] == ["dk:claim:42", "dk:resolve:42"]
+    assert desk.card_buttons(42, "vi", "resolved", "question") == ()
