@@ -444,6 +444,8 @@ async def test_weekly_queries_use_index_ranges_not_full_scans(db):
         (reports.COMPLAINT_TEXTS_SQL, ("a", "b", 5)),
         (reports.OPEN_COUNT, ("a",)),
         (reports.OPEN_OLDEST, ("a", 3)),
+        (reports.QUESTIONS_OPENED, ("a", "b")),
+        (reports.QUESTION_FIRST_RESPONSES, ("a", "b")),
     ]
     for sql, params in queries:
         plan = [r[3] for r in await db.fetchall("EXPLAIN QUERY PLAN " + sql, params)]
