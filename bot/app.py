@@ -131,6 +131,7 @@ class FeedbotApp:
             desk=self.desk,
             wake_sender=self.sender.wake,
             privacy=self.privacy,
+            agents_reachable=self.desk.config.chat_id is not None or cfg.get("agent_page", "enabled"),
         )
         # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
         self.digests = service_for(cfg, self.db, self.clock, owners=self.telegram is not None, wake_sender=self.sender.wake)

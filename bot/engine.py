@@ -79,6 +79,7 @@ class Engine:
         desk: TicketDesk | None = None,
         wake_sender: Callable[[], None] = lambda: None,
         privacy: Privacy | None = None,
+        agents_reachable: bool = True,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -91,6 +92,7 @@ class Engine:
         self.desk = desk
         self.wake_sender = wake_sender
         self.privacy = privacy or Privacy(db, clock, retention_days=365, shop_name=shop_name)
+        self.agents_reachable = agents_reachable  # an agents' group or the agent page: questions reach someone
 
     async def receive(self, channel_name: str, payload: dict[str, Any], *, raw: str | None = None) -> bool:
         """Record an update and handle it, committed together before this returns (so the
@@ -272,6 +274,7 @@ class Engine:
             recent_orders=recent_orders,
             tickets=tuple(TicketDesk.view(t) for t in own_tickets),
             ticket=TicketDesk.view(ticket_record) if ticket_record else None,
+            agents_reachable=self.agents_reachable,
         )
         decisions = conversation.handle(event, ctx)
         target = Target(

@@ -300,3 +300,4 @@ class Context:
     recent_orders: tuple[OrderRef, ...] | None = ()
     tickets: tuple[TicketView, ...] = ()  # this contact's tickets: open ones and recently resolved
     ticket: TicketView | None = None  # the ticket the event or state refers to, if it is this contact's
+    agents_reachable: bool = True  # an agents' group or the agent page exists: someone can read a question

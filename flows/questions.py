@@ -23,6 +23,8 @@ SOURCE = "message"
 
 def ask(event: Inbound, ctx: Context) -> list[Decision]:
     """Route a free message to a person: a recently closed question of this customer's, or a new one."""
+    if not ctx.agents_reachable:  # no group, no agent page: promise nothing nobody can keep
+        return [Reply(text(ctx.contact.language, "question.no_agents", shop=ctx.shop_name))]
     recent = recently_closed(ctx)
     if recent is not None:
         return [ReopenTicket(recent.ticket_id), RelayToAgents(recent.ticket_id, event.text, event.photos)]

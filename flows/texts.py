@@ -87,6 +87,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "question.follow_up": "{shop} đã nhận tin nhắn của bạn và gửi kèm vào câu hỏi {number}. "
         "Nhân viên sẽ trả lời trong khoảng {within}, trước {due}.",
         "question.claimed": "{number}: nhân viên {agent} đang trả lời câu hỏi của bạn.",
+        "question.no_agents": "Cảm ơn bạn đã nhắn tin! Hiện chưa có nhân viên của {shop} trực ở kênh này nên "
+        "tin nhắn chưa được trả lời tại đây. Bạn vui lòng liên hệ trực tiếp với {shop} nhé.",
         "question.closed": "Câu hỏi {number} đã được đóng. Cảm ơn bạn! Cần gì thêm, bạn cứ nhắn ở đây nhé.",
         "duration.minutes": "{n} phút",
         "duration.hour": "{n} giờ",
@@ -264,6 +266,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "question.follow_up": "{shop} has your message; it was added to your question {number}. "
         "An agent will answer within about {within}, by {due}.",
         "question.claimed": "{number}: {agent} is answering your question.",
+        "question.no_agents": "Thank you for your message! No one at {shop} reads this chat yet, so it cannot be "
+        "answered here. Please contact {shop} directly.",
         "question.closed": "Your question {number} is closed. Thank you! If you need anything else, just write here.",
         "duration.minutes": "{n} minutes",
         "duration.hour": "{n} hour",

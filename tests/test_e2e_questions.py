@@ -286,3 +286,15 @@ async def test_any_later_message_links_and_releases_a_survey_waiting_for_the_cha
         assert "#E-3001" in got[1].text
     finally:
         await h.close()
+
+
+async def test_without_an_agents_group_or_the_agent_page_no_answer_is_promised(tmp_path, tg, clock):
+    h = Harness(make_config(tmp_path, tg, agent_page={"enabled": False}), tg, clock)
+    await h.start()
+    try:
+        await h.customer_says(CUSTOMER, "Shop có bán trà ô long không?")
+        told = (await tg.wait_for_messages(CUSTOMER, 1))[0]
+        assert "chưa có nhân viên" in told.text and "trả lời trong khoảng" not in told.text
+        assert await h.rows("SELECT id FROM tickets") == []
+    finally:
+        await h.close()

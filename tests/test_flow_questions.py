@@ -94,3 +94,8 @@ def test_status_during_an_unfinished_complaint_mentions_the_draft():
 def test_closed_question_has_no_rating():
     assert complaint.RATE not in str(questions.closed(question(8, "resolved"), "vi"))
     assert questions.closed(question(8, "resolved"), "vi") == [Reply(t("question.closed", number="CH-0008"))]
+
+
+def test_with_no_agent_anywhere_the_customer_is_told_so_and_nothing_is_opened():
+    decisions = conversation.handle(msg("Shop có bán trà ô long không?"), replace(ctx(), agents_reachable=False))
+    assert decisions == [Reply(t("question.no_agents", shop="Shop An"))]
