@@ -172,7 +172,7 @@ async def test_a_question_while_a_survey_waits_for_its_score_is_answered_and_the
         await h.customer_says(CUSTOMER, "Shop ơi, trà này pha nước bao nhiêu độ?")
         told = (await tg.wait_for_messages(CUSTOMER, 3))[2]
         assert "CH-0001" in told.text
-        assert "Pha nước bao nhiêu độ" in (await tg.wait_for_messages(GROUP, 1))[0].text.replace("pha", "Pha")
+        assert "trà này pha nước bao nhiêu độ?" in (await tg.wait_for_messages(GROUP, 1))[0].text
         # The survey is still open: a typed score counts.
         await h.customer_says(CUSTOMER, "5")
         await tg.wait_for_messages(CUSTOMER, 4)
