@@ -84,7 +84,7 @@ CATALOG: dict[str, dict[str, str]] = {
         # Questions (flows/questions.py): a message no flow waits for goes to an agent.
         "question.opened": "{shop} đã nhận câu hỏi của bạn ({number}). Nhân viên sẽ trả lời trong khoảng {within}, "
         "trước {due}. Bạn cứ nhắn thêm ở đây, nhân viên sẽ đọc được hết.",
-        "question.follow_up": "{shop} đã nhận tin nhắn của bạn và gửi kèm vào câu hỏi {number}. "
+        "question.follow_up": "{shop} đã nhận tin nhắn của bạn và chuyển cho nhân viên (câu hỏi {number}). "
         "Nhân viên sẽ trả lời trong khoảng {within}, trước {due}.",
         "question.claimed": "{number}: nhân viên {agent} đang trả lời câu hỏi của bạn.",
         "question.no_agents": "Cảm ơn bạn đã nhắn tin! Hiện chưa có nhân viên của {shop} trực ở kênh này nên "
@@ -98,7 +98,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "desk.question_card": "❓ Câu hỏi {number}\nKhách: {customer} ({tier})\nNội dung: {description}\nẢnh: {photos}\n"
         "Hạn phản hồi: {first_due}\nTrạng thái: {status}",
         "complaint.description_added": "Đã thêm vào phần mô tả. Bạn gửi ảnh nếu có, hoặc bấm Tiếp tục.",
-        "complaint.status_draft": "Bạn đang soạn dở một khiếu nại. Bạn chọn tiếp ở tin nhắn phía trên, hoặc gửi /cancel để huỷ.",
+        "complaint.status_draft": "Bạn đang soạn dở một khiếu nại: hãy làm tiếp ở tin nhắn phía trên, hoặc gửi /cancel để huỷ.",
         "csat.offer_complaint": "Có vẻ đơn hàng này gặp sự cố. Bạn có muốn gửi khiếu nại để nhân viên xử lý không?",
         "desk.card": "🆕 {number} · ưu tiên {priority}\nKhách: {customer} ({tier})\nĐơn: {order}\nLoại: {category}\n"
         "Mô tả: {description}\nẢnh: {photos}\nCSAT trước đây: {past_csat}\nHạn phản hồi: {first_due} · hạn xử lý: {resolution_due}\n"

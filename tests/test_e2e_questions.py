@@ -10,7 +10,7 @@ import io
 from datetime import timedelta
 
 from bot.export import export
-from flows.digest import render_text
+from flows.digest import render_text, to_json
 from tests.conftest import Harness, hours, make_config
 from tests.test_agent_page import AgentClient
 from tests.test_web_chat import Visitor
@@ -110,13 +110,14 @@ async def test_a_question_on_telegram_reaches_the_group_is_answered_closed_and_f
         assert digest.questions.opened == 1 and digest.questions.first_response.median_s == 1800.0
         assert digest.complaints.now.opened == 0 and not digest.empty
         assert "❓ Câu hỏi của khách: 1 · thời gian phản hồi đầu (trung vị): 30 phút" in render_text(digest, "vi")
+        assert to_json(digest)["questions"] == {"opened": 1, "first_response": {"count": 1, "median_s": 1800, "p90_s": 1800}}
 
         # A follow-up within the window joins the same question (reopens it).
         h.clock.advance(hours(2))
         log.said("customer", "Cho mình đặt 2 hộp nhé")
         await h.customer_says(CUSTOMER, "Cho mình đặt 2 hộp nhé")
         joined = (await tg.wait_for_messages(CUSTOMER, 4))[3]
-        assert "CH-0001" in joined.text and "gửi kèm" in joined.text
+        assert "CH-0001" in joined.text and "chuyển cho nhân viên" in joined.text
         group = await tg.wait_for_messages(GROUP, 5)
         assert group[3].text == "🔁 Khách đã mở lại CH-0001."
         assert group[4].text.endswith("(CH-0001): Cho mình đặt 2 hộp nhé")
