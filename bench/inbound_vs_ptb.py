@@ -124,7 +124,7 @@ async def prepare(tmp: Path, per_kind: int, warmup: int, seed: int) -> Prepared:
             updates.append(h.text_update(tg, uid, h.COMPLAINT_TEXT))
             kinds[updates[-1]["update_id"]] = "complaint"
         rng.shuffle(updates)
-        # Warm-up: strangers saying hello (the idle answer), not measured.
+        # Warm-up: strangers saying hello (each opens a question for the agents), not measured.
         warm = [h.text_update(tg, h.FIRST_USER_ID + 9_000_000 + i, "xin chào") for i in range(warmup)]
         prepared_clock = clock.now().isoformat()
     finally:
