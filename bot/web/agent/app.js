@@ -122,7 +122,7 @@
     }
     const ids = new Set(data.tickets.map((x) => x.id));
     if (known !== null) {
-      for (const x of open) if (!known.has(x.id)) announce(t("new_ticket", { number: x.number }));
+      for (const x of open) if (!known.has(x.id)) announce(t(x.kind === "question" ? "new_question" : "new_ticket", { number: x.number }));
     }
     known = ids;
   }
