@@ -439,6 +439,7 @@ class AgentPage:
             "first_response_at": local_time(t.first_response_at, self.tz) if t.first_response_at else None,
             "resolved_at": local_time(t.resolved_at, self.tz) if t.resolved_at else None,
             "breached": breached,
+            "card_undelivered": t.card_undelivered is not None,  # agents see it here only
         }
 
     def _listed(self, row: ListedTicket, now: datetime) -> dict[str, Any]:

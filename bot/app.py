@@ -92,11 +92,11 @@ class FeedbotApp:
                 owner_chat_ids=agents["owner_chat_ids"] if self.telegram else (),
                 language=agents["language"],
                 topics=agents["topics"],
+                agent_page=cfg.get("agent_page", "enabled"),
             ),
             cfg.complaint_policy(),
             shop_name=shop,
             timezone=cfg.tz,
-            create_topic=self.telegram.create_topic if self.telegram else None,
         )
         await self.desk.start()
         sender_cfg = cfg.section("sender")

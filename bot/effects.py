@@ -59,6 +59,7 @@ class Target:
     # The contact was shown the current privacy notice, as read in this transaction: no
     # need to look again before each text (bot/consent.py).
     notice_current: bool = False
+    after_id: int | None = None  # its messages go only once this outbox row is done (e.g. a ticket's card)
 
     @classmethod
     def of_contact(cls, contact: ContactRecord, **fields: Any) -> "Target":
@@ -142,4 +143,5 @@ async def enqueue(
         priority=target.priority,
         ticket_id=target.ticket_id,
         coalesce_key=coalesce_key,
+        after_id=target.after_id,
     )

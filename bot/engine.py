@@ -310,7 +310,7 @@ class Engine:
         if isinstance(decision, OpenTicket):
             ticket = await desk.open(tx, decision, contact, now)
             said = questions.opened if ticket.kind == QUESTION else complaint.opened
-            await apply(tx, said(TicketDesk.view(ticket), ctx), target, now)
+            await desk.confirm(tx, ticket, said(TicketDesk.view(ticket), ctx), target, now)
             return
         ticket = await tickets.get(tx, decision.ticket_id)
         if ticket is None or ticket.contact_id != contact.id:

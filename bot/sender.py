@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol
 from bot.channels.base import Ambiguous, Channel, Permanent, RetryLater, Transient
 from bot.clock import Clock, SystemClock
 from storage import outbox, surveys
-from storage.db import Database
+from storage.db import Connection, Database, savepoint
 from storage.outbox import OutboxItem
 from storage.timefmt import from_db
 
@@ -44,13 +44,20 @@ COALESCE_MAX_CHARS = 3500  # under Telegram's 4096, with room for the platform's
 
 
 class OutboxHooks(Protocol):
-    """Per-row work around delivery that needs the database (e.g. a ticket's thread)."""
+    """Per-row work around delivery that needs the database (e.g. a ticket's thread). No
+    requests to the platform here: those are outbox rows of their own, sent and retried
+    like any other (a forum topic is one)."""
 
     async def prepare(self, row: OutboxItem) -> dict[str, Any]:
         """The payload to deliver (may add the thread or the message to reply to)."""
 
     async def on_sent(self, row: OutboxItem, message_id: str | None) -> None:
         """Called after a successful delivery."""
+
+    async def on_failed(self, tx: Connection, row: OutboxItem, status: str, error: Exception) -> None:
+        """Called in the transaction that marks the row 'failed' or 'unknown' for good."""
+
+
 IDLE_WAIT = 30.0  # seconds; a wake() cuts it short whenever something is enqueued
 
 
@@ -349,7 +356,7 @@ class Sender:
                     "outbox %s to %s chat %s failed %d times, giving up (dead letter): %s",
                     row.id, row.channel, row.chat_id, attempt, exc,
                 )
-                await self._finish(ids, "failed", f"gave up after {attempt} attempts: {exc}")
+                await self._finish(ids, "failed", f"gave up after {attempt} attempts: {exc}", row, exc)
             else:
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
                 delay *= 0.5 + 0.5 * self.jitter()  # jitter: retries of many rows do not stampede
@@ -358,13 +365,13 @@ class Sender:
                 await self._retry(ids, delay, str(exc), count_attempt=True)
         except Ambiguous as exc:
             log.warning("outbox %s to %s chat %s: outcome unknown, not resending: %s", row.id, row.channel, row.chat_id, exc)
-            await self._finish(ids, "unknown", str(exc))
+            await self._finish(ids, "unknown", str(exc), row, exc)
         except Permanent as exc:
             log.warning("outbox %s to %s chat %s failed: %s", row.id, row.channel, row.chat_id, exc)
-            await self._finish(ids, "failed", str(exc))
+            await self._finish(ids, "failed", str(exc), row, exc)
         except Exception as exc:  # a bug in a channel must not kill the sender
             log.exception("outbox %s: unexpected error", row.id)
-            await self._finish(ids, "failed", f"{type(exc).__name__}: {exc}")
+            await self._finish(ids, "failed", f"{type(exc).__name__}: {exc}", row, exc)
         else:
             async with self.db.transaction() as tx:
                 await outbox.mark_sent(tx, ids, message_id, self.clock.now())
@@ -390,12 +397,21 @@ class Sender:
         async with self.db.transaction() as tx:
             await outbox.mark_retry(tx, ids, at, error, count_attempt=count_attempt)
 
-    async def _finish(self, ids: list[int], status: str, error: str) -> None:
+    async def _finish(
+        self, ids: list[int], status: str, error: str, row: OutboxItem | None = None, exc: Exception | None = None
+    ) -> None:
         self.stats[status] += 1
         async with self.db.transaction() as tx:
             await outbox.mark_final(tx, ids, status, error)
             if status == "failed":  # a survey whose question never arrived is not "sent and unanswered"
                 await surveys.mark_undeliverable(tx, ids, error, self.clock.now())
+            on_failed = getattr(self.hooks, "on_failed", None)
+            if row is not None and exc is not None and on_failed is not None:
+                try:  # in the same transaction: what waits for this row never sees it done without its fallback
+                    async with savepoint(tx, "on_failed"):
+                        await on_failed(tx, row, status, exc)
+                except Exception:
+                    log.exception("outbox %s: after-failure hook failed", row.id)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Send until nothing is pending or in flight (tests and benchmarks)."""

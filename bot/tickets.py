@@ -5,7 +5,7 @@ and runs the SLA watchdog."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Any, Callable
 
@@ -13,12 +13,12 @@ from bot.channels.base import TopicsUnavailable
 from bot.clock import Clock
 from bot.effects import Target, apply, enqueue
 from flows import complaint, desk, questions
-from flows.model import Inbound, OpenTicket, TicketView
+from flows.model import Decision, Inbound, OpenTicket, Reply, TicketView
 from flows.texts import category_label, local_time, text
 from flows.tickets import (
     COMPLAINT, QUESTION, ComplaintPolicy, TicketClock, breaches, priority_for, raised, sla_due, ticket_number, tier_for,
 )
-from storage import contacts, customers, purchases, settings, tickets
+from storage import contacts, customers, outbox, purchases, settings, tickets
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database
 from storage.outbox import OutboxItem
@@ -37,6 +37,8 @@ class DeskConfig:
     owner_chat_ids: tuple[str, ...] = ()
     language: str = "vi"
     topics: bool = True
+    # The agent page lists a ticket the moment it is stored: agents see it without the card.
+    agent_page: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,6 @@ class TicketDesk:
         shop_name: str,
         timezone: tzinfo,
         channel_name: str = "telegram",
-        create_topic: Callable[[str, str], Any] | None = None,
         wake_sender: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
@@ -70,7 +71,6 @@ class TicketDesk:
         self.shop_name = shop_name
         self.tz = timezone
         self.channel_name = channel_name
-        self.create_topic = create_topic
         self.wake_sender = wake_sender
         self.topics_unavailable = False
 
@@ -133,6 +133,9 @@ class TicketDesk:
         assert ticket is not None
         log.info("ticket %s opened by contact %s (%s, priority %s)", ticket_number(ticket_id, d.kind), contact.id, d.category, priority)
         if self.config.chat_id:
+            if self._use_topics():  # its own row, before the card: retried like any send
+                name = f"{ticket_number(ticket_id, d.kind)} · {category_label(self.config.language, ticket.category)}"
+                await enqueue(tx, self._group(ticket), "open_topic", {"name": name}, now)
             past = await tickets.past_scores(tx, customer.id) if customer else ()
             await self._to_group(
                 tx, ticket, self._card_text(ticket, self._customer_name(contact, customer), past),
@@ -141,6 +144,28 @@ class TicketDesk:
             for file_id in d.photos:
                 await self._photo_to_group(tx, ticket, file_id, ticket_number(ticket_id, d.kind), now)
         return ticket
+
+    async def confirm(self, tx: Connection, ticket: TicketRecord, decisions: list[Decision], target: Target, now: datetime) -> None:
+        """Tell the customer the ticket is received only once an agent can see it: at once when
+        the agent page lists it; else when its card has reached the group (if the card cannot
+        be delivered, on_failed says so instead); with neither, an honest "saved" at once."""
+        card = None
+        if not self.config.agent_page and self.config.chat_id:
+            card = await outbox.first_of_ticket(tx, ticket.id, self.config.chat_id, "send_text")
+        if self.config.agent_page or (card is None and not self.config.chat_id):
+            if not self.config.agent_page:  # no agent side at all: kept, nobody is waiting on it
+                contact, _ = await self._customer(tx, ticket)
+                kept = text(contact.language, "complaint.kept", number=ticket_number(ticket.id, ticket.kind))
+                decisions = [Reply(kept) if isinstance(d, Reply) else d for d in decisions]
+            await apply(tx, decisions, target, now)
+            return
+        for decision in decisions:
+            if isinstance(decision, Reply) and card is not None:
+                # held_text: what on_failed swaps for the truth (a privacy notice may follow it)
+                payload = {"text": decision.text, "buttons": [], "held_text": decision.text}
+                await enqueue(tx, replace(target, after_id=card), "send_text", payload, now)
+            else:
+                await apply(tx, [decision], target, now)
 
     async def relay_to_agents(
         self, tx: Connection, ticket: TicketRecord, contact: ContactRecord, body: str, photos: tuple[str, ...], now: datetime
@@ -239,6 +264,11 @@ class TicketDesk:
         await tickets.update(tx, ticket.id, **changes)
         await tickets.add_event(tx, ticket.id, actor=actor.kind, actor_id=actor.id, actor_name=actor.name,
                                 action="sla_breach" if breach else "escalated", body=breach or priority, now=now)
+        if priority != ticket.priority:
+            await self._edit_card(tx, await tickets.get(tx, ticket.id), now)  # type: ignore[arg-type]
+        elif breach is None:
+            log.info("ticket %s: escalated again at the top priority; nobody pinged", ticket_number(ticket.id, ticket.kind))
+            return  # already at the top: recorded, but the supervisor and owner were told before
         lang = self.config.language
         number = ticket_number(ticket.id, ticket.kind)
         supervisor = self.config.supervisor
@@ -304,16 +334,8 @@ class TicketDesk:
 
     async def _edit_card(self, tx: Connection, ticket: TicketRecord, now: datetime) -> None:
         if not self.config.chat_id or ticket.card_message_id is None:
-            return  # the card is not sent yet: the status line in the group is enough
-        contact = await contacts.by_id(tx, ticket.contact_id)
-        customer = await customers.by_id(tx, ticket.customer_id) if ticket.customer_id else None
-        past = await tickets.past_scores(tx, customer.id) if customer else ()
-        hint = desk.card_hint(self.config.language, topic=ticket.thread_id is not None)
-        payload = {
-            "message_id": ticket.card_message_id,
-            "text": f"{self._card_text(ticket, self._customer_name(contact, customer), past)}\n\n{hint}",
-            "buttons": self._card_buttons(ticket),
-        }
+            return  # the card is not sent yet: it is drawn as the ticket is when it goes
+        payload = {"message_id": ticket.card_message_id, **await self._card_payload(tx, ticket)}
         await enqueue(tx, self._group(ticket), "edit_text", payload, now)
 
     def _use_topics(self) -> bool:
@@ -360,44 +382,77 @@ class TicketDesk:
     # --- sender hooks: where a group message goes --------------------------------------------
 
     async def prepare(self, row: OutboxItem) -> dict[str, Any]:
+        """Place a group message of a ticket: in its topic, or as a reply to its card. The
+        ticket's earlier rows to the group (its topic, its card) are done by now (outbox.ready
+        keeps their order), so the place is known; the card is drawn as the ticket is now."""
         payload = row.payload
         if row.ticket_id is None or not self.is_agents_chat(row.chat_id) or row.method not in ("send_text", "send_photo"):
             return payload
         async with self.db.transaction() as tx:
             ticket = await tickets.get(tx, row.ticket_id)
+            if ticket is not None and payload.get("card"):
+                payload = {**payload, **await self._card_payload(tx, ticket)}
         if ticket is None:
             return payload
-        if self._use_topics() and ticket.thread_id is None and self.create_topic is not None:
-            ticket = await self._open_topic(ticket)
-        if payload.get("card"):  # now the card's place is known: tell agents how to answer
-            hint = desk.card_hint(self.config.language, topic=ticket.thread_id is not None)
-            payload = {**payload, "text": f"{payload['text']}\n\n{hint}"}
         if ticket.thread_id:
             return {**payload, "thread_id": ticket.thread_id}
         if ticket.card_message_id and not payload.get("card"):
             return {**payload, "reply_to": ticket.card_message_id}
         return payload
 
-    async def _open_topic(self, ticket: TicketRecord) -> TicketRecord:
-        assert self.create_topic is not None and self.config.chat_id
-        name = f"{ticket_number(ticket.id, ticket.kind)} · {category_label(self.config.language, ticket.category)}"
-        try:
-            thread_id = await self.create_topic(self.config.chat_id, name)
-        except TopicsUnavailable as exc:
-            # Not a forum, or a Bot API server without topics: replies to the card instead.
-            log.warning("agents' group: no forum topics (%s); using replies to the card", exc)
-            self.topics_unavailable = True
-            async with self.db.transaction() as tx:
-                await settings.put(tx, TOPICS_SETTING, self.config.chat_id)
-            return ticket
-        async with self.db.transaction() as tx:
-            await tickets.update(tx, ticket.id, thread_id=thread_id)
-            updated = await tickets.get(tx, ticket.id)
-        assert updated is not None
-        return updated
+    async def _card_payload(self, tx: Connection, ticket: TicketRecord) -> dict[str, Any]:
+        """The card's text (with how agents answer: in its topic or by replying) and buttons."""
+        contact = await contacts.by_id(tx, ticket.contact_id)
+        customer = await customers.by_id(tx, ticket.customer_id) if ticket.customer_id else None
+        past = await tickets.past_scores(tx, customer.id) if customer else ()
+        hint = desk.card_hint(self.config.language, topic=ticket.thread_id is not None)
+        body = self._card_text(ticket, self._customer_name(contact, customer), past)
+        return {"text": f"{body}\n\n{hint}", "buttons": self._card_buttons(ticket)}
 
     async def on_sent(self, row: OutboxItem, message_id: str | None) -> None:
-        if row.ticket_id is not None and row.payload.get("card") and message_id is not None:
+        if row.ticket_id is None or message_id is None:
+            return
+        if row.method == "open_topic":
             async with self.db.transaction() as tx:
-                await tickets.update(tx, row.ticket_id, card_message_id=message_id)
+                await tickets.update(tx, row.ticket_id, thread_id=message_id)
+        elif row.payload.get("card"):
+            async with self.db.transaction() as tx:
+                await tickets.update(tx, row.ticket_id, card_message_id=message_id, card_undelivered=None)
 
+    async def on_failed(self, tx: Connection, row: OutboxItem, status: str, error: Exception) -> None:
+        """A ticket's topic that cannot be opened: the ticket goes on in reply mode (its card
+        next, as a plain group message). A card that cannot be delivered: the ticket says so
+        (the agent page shows it), the owners are told, and a customer still waiting for the
+        confirmation is told the truth instead."""
+        if row.ticket_id is None or not self.is_agents_chat(row.chat_id):
+            return
+        now = self.clock.now()
+        number = ticket_number(row.ticket_id)
+        if row.method == "open_topic":
+            log.warning("ticket %s: no forum topic (%s: %s); its card goes as a reply-mode message", number, status, error)
+            await tickets.add_event(tx, row.ticket_id, actor="system", action="topic_failed", body=str(error)[:500], now=now)
+            if isinstance(error, TopicsUnavailable):  # the group or server has none: stop asking
+                self.topics_unavailable = True
+                await settings.put(tx, TOPICS_SETTING, self.config.chat_id or "")
+            return
+        if not row.payload.get("card"):
+            return
+        reason = f"{status}: {error}"[:500]
+        log.error("ticket %s: its card did not reach the agents' group (%s)", number, reason)
+        await tickets.update(tx, row.ticket_id, card_undelivered=reason)
+        await tickets.add_event(tx, row.ticket_id, actor="system", action="card_undelivered", body=reason, now=now)
+        lang = self.config.language
+        key = "desk.card_unsure" if status == "unknown" else "desk.card_undelivered"
+        alert = text(lang, key, number=number, error=str(error)[:200])
+        if self.config.agent_page:
+            alert = f"{alert} {text(lang, 'desk.see_agent_page')}"
+        for owner in self.config.owner_chat_ids:
+            target = Target(self.channel_name, owner, None, None, ticket_id=row.ticket_id)
+            await enqueue(tx, target, "send_text", {"text": alert, "buttons": []}, now)
+        for waiting_id, contact_id, payload in await outbox.waiting_on(tx, row.id):  # the customer's confirmation
+            contact = await contacts.by_id(tx, contact_id) if contact_id else None
+            honest = text(contact.language if contact else lang, "complaint.not_delivered", number=number)
+            held = payload.pop("held_text", "")
+            body = payload.get("text", "")
+            rest = body[len(held):] if held and body.startswith(held) else ""  # the privacy notice, if any
+            await outbox.release(tx, waiting_id, {**payload, "text": honest + rest})

@@ -101,6 +101,7 @@ def card_text(card: Card, language: str, tz: tzinfo) -> str:
     body = text(
         language,
         "desk.card",
+        marker="🆕 " if card.status == "open" else "",  # new: nobody has it yet
         number=card.number,
         priority=text(language, f"priority.{card.priority}"),
         customer=card.customer,

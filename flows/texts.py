@@ -100,7 +100,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "complaint.description_added": "Đã thêm vào phần mô tả. Bạn gửi ảnh nếu có, hoặc bấm Tiếp tục.",
         "complaint.status_draft": "Bạn đang soạn dở một khiếu nại: hãy làm tiếp ở tin nhắn phía trên, hoặc gửi /cancel để huỷ.",
         "csat.offer_complaint": "Có vẻ đơn hàng này gặp sự cố. Bạn có muốn gửi khiếu nại để nhân viên xử lý không?",
-        "desk.card": "🆕 {number} · ưu tiên {priority}\nKhách: {customer} ({tier})\nĐơn: {order}\nLoại: {category}\n"
+        "desk.card": "{marker}{number} · ưu tiên {priority}\nKhách: {customer} ({tier})\nĐơn: {order}\nLoại: {category}\n"
         "Mô tả: {description}\nẢnh: {photos}\nCSAT trước đây: {past_csat}\nHạn phản hồi: {first_due} · hạn xử lý: {resolution_due}\n"
         "Trạng thái: {status}",
         "desk.card_hint_reply": "Trả lời (reply) tin này để nhắn cho khách; /note <ghi chú> để ghi chú nội bộ.",
@@ -133,6 +133,16 @@ CATALOG: dict[str, dict[str, str]] = {
         "priority.high": "cao",
         "priority.urgent": "khẩn",
         "desk.no_csat": "chưa có",
+        "desk.already_top": "{number} đã ở mức ưu tiên cao nhất: đã ghi nhận, không báo lại.",
+        "desk.card_undelivered": "⚠️ Thẻ khiếu nại {number} không gửi được vào nhóm nhân viên ({error}). "
+        "Khiếu nại vẫn được lưu; hãy kiểm tra lại bot trong nhóm.",
+        "desk.card_unsure": "⚠️ Không chắc thẻ khiếu nại {number} đã tới nhóm nhân viên (Telegram không trả lời kịp). "
+        "Hãy kiểm tra lại nhóm.",
+        "desk.see_agent_page": "Khiếu nại vẫn xem và xử lý được trên trang nhân viên (/agent).",
+        "complaint.kept": "Chúng tôi đã lưu khiếu nại {number} của bạn. Cửa hàng sẽ xem và liên hệ lại với bạn. "
+        "Gửi /status để xem tình trạng.",
+        "complaint.not_delivered": "Chúng tôi đã lưu khiếu nại {number} của bạn, nhưng lúc này chưa chuyển ngay được "
+        "tới nhân viên. Cửa hàng sẽ liên hệ lại với bạn sớm nhất có thể. Gửi /status để xem tình trạng.",
         # The owners' weekly digest (flows/digest.py) and its chart.
         "digest.title": "📊 {shop} · báo cáo tuần {week} ({first}–{last})",
         "digest.partial": "(tuần chưa kết thúc: số liệu tính đến hiện tại)",
@@ -279,7 +289,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "complaint.description_added": "Added to the description. Send photos if you have any, or tap Continue.",
         "complaint.status_draft": "You have an unfinished complaint. Carry on with the message above, or send /cancel to drop it.",
         "csat.offer_complaint": "It sounds like something went wrong with this order. Would you like to file a complaint so an agent can put it right?",
-        "desk.card": "🆕 {number} · priority {priority}\nCustomer: {customer} ({tier})\nOrder: {order}\nType: {category}\n"
+        "desk.card": "{marker}{number} · priority {priority}\nCustomer: {customer} ({tier})\nOrder: {order}\nType: {category}\n"
         "Description: {description}\nPhotos: {photos}\nPast CSAT: {past_csat}\nFirst response due: {first_due} · resolution due: {resolution_due}\n"
         "Status: {status}",
         "desk.card_hint_reply": "Reply to this message to write to the customer; /note <text> for an internal note.",
@@ -312,6 +322,16 @@ CATALOG: dict[str, dict[str, str]] = {
         "priority.high": "high",
         "priority.urgent": "urgent",
         "desk.no_csat": "none yet",
+        "desk.already_top": "{number} is already at the top priority: recorded, nobody pinged again.",
+        "desk.card_undelivered": "⚠️ The card of complaint {number} could not be posted in the agents' group ({error}). "
+        "The complaint is saved; check the bot's place in the group.",
+        "desk.card_unsure": "⚠️ The card of complaint {number} may not have reached the agents' group (Telegram did not "
+        "answer in time). Please check the group.",
+        "desk.see_agent_page": "The complaint can still be seen and handled on the agent page (/agent).",
+        "complaint.kept": "We have saved your complaint {number}. The shop will look at it and get back to you. "
+        "Send /status to check on it.",
+        "complaint.not_delivered": "We have saved your complaint {number}, but could not pass it to our staff just now. "
+        "The shop will get back to you as soon as it can. Send /status to check on it.",
         # The owners' weekly digest (flows/digest.py) and its chart.
         "digest.title": "📊 {shop} · weekly report {week} ({first}–{last})",
         "digest.partial": "(the week is not over yet: figures so far)",

@@ -36,13 +36,15 @@ async def enqueue(
     priority: int = 0,
     ticket_id: int | None = None,
     coalesce_key: str | None = None,
+    after_id: int | None = None,
 ) -> int:
+    """A row to send; `after_id`: it goes only once that row is done (sent, failed or unknown)."""
     cur = await conn.execute(
         "INSERT INTO outbox (channel, chat_id, contact_id, method, payload, survey_id, priority, ticket_id,"
-        " coalesce_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " coalesce_key, after_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             channel, chat_id, contact_id, method, to_json(payload), survey_id, priority,
-            ticket_id, coalesce_key, to_db(now),
+            ticket_id, coalesce_key, after_id, to_db(now),
         ),
     )
     assert cur.lastrowid is not None
@@ -53,15 +55,25 @@ async def ready(
     conn: Connection, now: datetime, limit: int, skip_channels: tuple[str, ...] = ()
 ) -> list[OutboxItem]:
     """Pending messages whose retry time (if any) has come: interactive ones first, then in
-    the order they were written (none of `skip_channels`: paused platforms)."""
+    the order they were written (none of `skip_channels`: paused platforms). A ticket's
+    messages to one chat keep their order across retries (the forum topic before the card,
+    the card before the customer's next message), and a row written to wait for another
+    (`after_id`) waits until that one is done."""
     skip = f" AND channel NOT IN ({_in(list(skip_channels))})" if skip_channels else ""
     return [_item(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?){skip}"
-        " ORDER BY priority, id LIMIT ?",
+        f" AND {_NOT_WAITING} ORDER BY priority, id LIMIT ?",
         (to_db(now), *skip_channels, limit),
     )]
 
 
+_UNFINISHED = "('pending', 'sending')"
+_NOT_WAITING = (
+    "(ticket_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox e WHERE e.ticket_id = outbox.ticket_id"
+    f" AND e.chat_id = outbox.chat_id AND e.id < outbox.id AND e.status IN {_UNFINISHED}))"
+    " AND (after_id IS NULL OR NOT EXISTS (SELECT 1 FROM outbox a WHERE a.id = outbox.after_id"
+    f" AND a.status IN {_UNFINISHED}))"
+)
 _SELECT = "SELECT id, channel, chat_id, method, payload, attempts, survey_id, ticket_id, coalesce_key FROM outbox"
 
 
@@ -95,6 +107,26 @@ async def take_coalescable(conn: Connection, item: OutboxItem, max_chars: int) -
             (f"merged into {item.id}", other.id),
         )
     return taken
+
+
+async def first_of_ticket(conn: Connection, ticket_id: int, chat_id: str, method: str) -> int | None:
+    """The id of a ticket's first row of this method to this chat (its card), if any."""
+    row = await fetch_one(conn,
+        "SELECT MIN(id) FROM outbox WHERE ticket_id = ? AND chat_id = ? AND method = ?", (ticket_id, chat_id, method)
+    )
+    return row[0] if row else None
+
+
+async def waiting_on(conn: Connection, item_id: int) -> list[tuple[int, int | None, dict[str, Any]]]:
+    """Pending rows written to wait for this one: (id, contact id, payload)."""
+    return [(r["id"], r["contact_id"], json.loads(r["payload"])) for r in await conn.execute_fetchall(
+        "SELECT id, contact_id, payload FROM outbox WHERE after_id = ? AND status = 'pending' ORDER BY id", (item_id,)
+    )]
+
+
+async def release(conn: Connection, item_id: int, payload: dict[str, Any]) -> None:
+    """A waiting row goes now, with this payload."""
+    await conn.execute("UPDATE outbox SET after_id = NULL, payload = ? WHERE id = ?", (to_json(payload), item_id))
 
 
 async def next_retry_at(conn: Connection) -> str | None:

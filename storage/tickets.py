@@ -38,6 +38,7 @@ class TicketRecord:
     thread_id: str | None
     card_message_id: str | None
     kind: str = "complaint"  # complaint | question
+    card_undelivered: str | None = None  # why the card never reached the agents' group
 
 
 _SELECT = "SELECT t.*, p.order_id FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
@@ -71,6 +72,7 @@ def _record(row: Row) -> TicketRecord:
         thread_id=row["thread_id"],
         card_message_id=row["card_message_id"],
         kind=row["kind"],
+        card_undelivered=row["card_undelivered"],
     )
 
 
@@ -149,7 +151,7 @@ async def update(conn: Connection, ticket_id: int, **fields: object) -> None:
     allowed = {
         "status", "assignee_id", "assignee_name", "claimed_at", "first_response_at", "resolved_at",
         "first_response_due_at", "resolution_due_at", "first_response_breached_at", "resolution_breached_at",
-        "priority", "resolution_score", "thread_id", "card_message_id",
+        "priority", "resolution_score", "thread_id", "card_message_id", "card_undelivered",
     }
     assert fields and set(fields) <= allowed, fields
     values = [to_db(v) if isinstance(v, datetime) else v for v in fields.values()]

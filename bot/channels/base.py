@@ -14,8 +14,10 @@ from flows.model import Inbound
 #   send_photo_file: {"png_base64": str, "filename": str, "text": str (caption)}  (an upload: the digest's chart)
 #   send_document: {"document_base64": str, "filename": str, "mime_type": str, "text": str (caption)}
 #                  (an upload: a customer's own data as JSON, /mydata)
+#   open_topic:    {"name": str}  (a forum topic in a group; returns its thread id; channels
+#                  with groups only: Telegram)
 # send_text and send_photo may also carry "thread_id" (forum topic) and "reply_to" (message id).
-METHODS = ("send_text", "send_photo", "send_photo_file", "send_document", "answer_choice", "edit_text")
+METHODS = ("send_text", "send_photo", "send_photo_file", "send_document", "answer_choice", "edit_text", "open_topic")
 
 
 class DeliveryError(Exception):
@@ -42,8 +44,9 @@ class Permanent(DeliveryError):
     """Will not succeed on retry (bad request, user blocked the bot)."""
 
 
-class TopicsUnavailable(Exception):
-    """The group is not a forum, or the platform's API server lacks topics."""
+class TopicsUnavailable(Permanent):
+    """The group is not a forum, or the platform's API server lacks topics: do not try again
+    in this group."""
 
 
 class Channel(Protocol):

@@ -151,17 +151,6 @@ class TelegramChannel:
         # Negative ids are groups: ~20 messages a minute; private chats ~1 a second.
         return self.group_interval if chat_id.startswith("-") else self.per_chat_interval
 
-    async def create_topic(self, chat_id: str, name: str) -> str:
-        """Open a forum topic; TopicsUnavailable when the group is no forum or the Bot API
-        server lacks the method (self-hosted or older servers): callers fall back to replies."""
-        try:
-            topic = await self.bot.create_forum_topic(chat_id=int(chat_id), name=name[:128])
-        except (EndPointNotFound, InvalidToken) as exc:  # PTB maps a 404 to these
-            raise TopicsUnavailable(f"Bot API server has no createForumTopic: {exc.message}") from None
-        except BadRequest as exc:
-            raise TopicsUnavailable(exc.message) from None
-        return str(topic.message_thread_id)
-
     async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
         if method == "send_text" and utf16_len(payload.get("text") or "") > TEXT_LIMIT:
             return await self._deliver_in_parts(chat_id, payload)
@@ -171,6 +160,8 @@ class TelegramChannel:
         if payload.get("reply_to"):
             placement["reply_parameters"] = ReplyParameters(int(payload["reply_to"]), allow_sending_without_reply=True)
         try:
+            if method == "open_topic":
+                return await self._open_topic(chat_id, payload["name"])
             if method == "send_text":
                 message = await self.bot.send_message(
                     chat_id=int(chat_id), text=payload["text"], reply_markup=_keyboard(payload.get("buttons")), **placement
@@ -197,12 +188,7 @@ class TelegramChannel:
                 await self.bot.answer_callback_query(payload["choice_id"], text=payload.get("text") or None)
                 return None
             if method == "edit_text":
-                await self.bot.edit_message_text(
-                    chat_id=int(chat_id),
-                    message_id=int(payload["message_id"]),
-                    text=payload["text"],
-                    reply_markup=_keyboard(payload.get("buttons")),
-                )
+                await self._edit_text(chat_id, payload)
                 return payload["message_id"]
         except RetryAfter as exc:
             raise RetryLater(_seconds(exc.retry_after)) from None
@@ -224,6 +210,30 @@ class TelegramChannel:
         except TelegramError as exc:
             raise Permanent(exc.message) from None
         raise Permanent(f"unknown outbox method {method!r}")
+
+    async def _open_topic(self, chat_id: str, name: str) -> str:
+        """A forum topic for a ticket; its thread id. TopicsUnavailable when the group is no
+        forum, the bot may not manage topics, or the Bot API server lacks the method
+        (self-hosted or older servers answer 404): the desk falls back to replies."""
+        try:
+            topic = await self.bot.create_forum_topic(chat_id=int(chat_id), name=name[:128])
+        except (EndPointNotFound, InvalidToken) as exc:  # PTB maps a 404 to these
+            raise TopicsUnavailable(f"Bot API server has no createForumTopic: {exc.message}") from None
+        except BadRequest as exc:
+            raise TopicsUnavailable(exc.message) from None
+        return str(topic.message_thread_id)
+
+    async def _edit_text(self, chat_id: str, payload: dict[str, Any]) -> None:
+        """Edit a message. Telegram answers `true` instead of the Message for inline messages and
+        some servers answer `true` or `null` always: the edit was made all the same (PTB returns
+        True for the first and fails to read the second)."""
+        markup = _keyboard(payload.get("buttons"))
+        try:
+            await self.bot.edit_message_text(
+                chat_id=int(chat_id), message_id=int(payload["message_id"]), text=payload["text"], reply_markup=markup,
+            )
+        except (AttributeError, TypeError):  # only from reading an `ok` answer that is no Message
+            log.debug("telegram: editMessageText answered without the message; the edit was made")
 
 
     async def _deliver_in_parts(self, chat_id: str, payload: dict[str, Any]) -> str | None:

@@ -509,6 +509,12 @@ class _Delay:
 
 
 @dataclass
+class _Result:
+    value: Any
+    remaining: int
+
+
+@dataclass
 class _Member:
     name: str
     status: str  # one of MEMBER_STATUSES
@@ -691,6 +697,9 @@ class FakeTelegramServer:
 
         self._faults: dict[str, deque[_Fault]] = {}
         self._delays: dict[str, deque[_Delay]] = {}
+        self._results: dict[str, deque[_Result]] = {}
+        # getUpdates answers at once, ignoring `timeout` (some self-hosted servers and proxies).
+        self.poll_timeout_ignored = False
         self._limits: _Limits | None = None
         self._global_window: deque[float] = deque()
         self._chat_windows: dict[int, deque[float]] = {}
@@ -882,6 +891,12 @@ class FakeTelegramServer:
     def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
         """The next `times` calls are processed (and recorded) at once, answered later."""
         self._delays.setdefault(self._canonical(method), deque()).append(_Delay(seconds, times))
+
+    def answer_next(self, method: str, result: Any, times: int = 1) -> None:
+        """The next `times` calls are processed as usual but answer ``{"ok": true, "result":
+        result}``: e.g. ``True`` or ``None`` where a Message is documented (Telegram answers
+        ``true`` to editMessageText for inline messages; other servers vary)."""
+        self._results.setdefault(self._canonical(method), deque()).append(_Result(result, times))
 
     def forbid_chat(self, chat_id: int) -> None:
         """Sends to this chat answer 403, as when the user blocked the bot."""
@@ -1509,6 +1524,9 @@ class FakeTelegramServer:
             raise
         if method in _SEND_METHODS:
             self._count_for_limits(call)
+        replaced = self._take_result(method)
+        if replaced is not None:
+            result = replaced.value
         body: JSONDict = {"ok": True, "result": result}
         if isinstance(result, _Described):
             body = {"ok": True, "result": result.result, "description": result.description}
@@ -1587,6 +1605,16 @@ class FakeTelegramServer:
         if fault.remaining <= 0:
             queue.popleft()
         return fault
+
+    def _take_result(self, method: str) -> _Result | None:
+        queue = self._results.get(method)
+        if not queue:
+            return None
+        result = queue[0]
+        result.remaining -= 1
+        if result.remaining <= 0:
+            queue.popleft()
+        return result
 
     def _take_delay(self, method: str) -> float | None:
         queue = self._delays.get(method)
@@ -2169,6 +2197,8 @@ class FakeTelegramServer:
         limit = 100 if limit is None or limit <= 0 else min(limit, 100)
         timeout_value = p.get("timeout", 0)
         timeout = float(timeout_value) if isinstance(timeout_value, (int, float)) else 0.0
+        if self.poll_timeout_ignored:
+            timeout = 0.0
         allowed = p.get("allowed_updates")
         if isinstance(allowed, list):
             self._allowed_updates = [str(kind) for kind in allowed]

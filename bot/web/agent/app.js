@@ -84,6 +84,7 @@
     box.append(el("span", { class: "badge prio-" + ticket.priority, text: t("col.priority") + ": " + ticket.priority_label }));
     if (ticket.breached) box.append(el("span", { class: "badge breached", text: "⏰ " + t("breached") }));
     if (ticket.escalated) box.append(el("span", { class: "badge escalated", text: "⏫ " + t("escalated") }));
+    if (ticket.card_undelivered) box.append(el("span", { class: "badge undelivered", text: "⚠️ " + t("undelivered") }));
     box.append(el("span", { class: "badge status-" + ticket.status, text: ticket.status_label }));
     return box;
   }
