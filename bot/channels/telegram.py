@@ -45,6 +45,9 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 ALLOWED_UPDATES = ["message", "callback_query"]
 TEXT_LIMIT = 4096  # UTF-16 code units per message (no parse_mode: plain text)
 ANONYMOUS_ADMIN_ID = 1087968824  # "GroupAnonymousBot": a group admin posting as the group
+# An empty getUpdates answer comes after the long-poll timeout from Telegram, but at once from
+# some self-hosted servers and proxies: never ask again sooner than this (no busy loop).
+EMPTY_POLL_MIN_INTERVAL = 0.5
 
 
 class TelegramChannel:
@@ -106,7 +109,9 @@ class TelegramChannel:
         it, so a crash or a database error never loses one."""
         offset: int | None = None
         failures = 0
+        loop = asyncio.get_running_loop()
         while True:
+            asked_at = loop.time()
             try:
                 updates = await self.bot.get_updates(
                     offset=offset,
@@ -127,6 +132,9 @@ class TelegramChannel:
                 failures += 1
                 log.warning("telegram: getUpdates failed (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                continue
+            if not updates:
+                await asyncio.sleep(max(0.0, asked_at + EMPTY_POLL_MIN_INTERVAL - loop.time()))
                 continue
             for update in updates:
                 raw = update.to_dict()
