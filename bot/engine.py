@@ -187,6 +187,9 @@ class Engine:
         now = self.clock.now()
         if event is not None and hasattr(channel, "resolve"):  # e.g. Zalo: a numbered reply -> its button
             event = await channel.resolve(tx, event, payload, now)
+        if event is not None and event.group and event.choice is not None and self.desk and not self._is_agents_chat(event.chat_id):
+            await self._refuse_foreign_group(tx, event, now)
+            return _Handled(now, None, event.kind, event.choice, forget=False)
         if event is None or (event.group and not self._is_agents_chat(event.chat_id)):
             return _Handled(now, None, "ignored", None, forget=False)
         contact_id = await self._handle(tx, event, now)
@@ -341,6 +344,18 @@ class Engine:
         return self.desk
 
     # --- an agent in the agents' group ----------------------------------------------------
+
+    async def _refuse_foreign_group(self, tx: Connection, event: Inbound, now: datetime) -> None:
+        """A button in a group that is not the agents': refused, answered, audited."""
+        desk = self._require_desk()
+        decisions = desk_flow.refuse_foreign_group(event, desk.config.language)
+        target = Target(event.channel, event.chat_id, None, None, choice_id=event.choice_id)
+        await apply(tx, decisions, target, now)
+        for decision in decisions:
+            if isinstance(decision, AuditDenied):
+                ticket = await tickets.get(tx, decision.ticket_id) if decision.ticket_id is not None else None
+                await desk.deny(tx, ticket.id if ticket else None, Actor("agent", event.user_id, event.name or event.user_id),
+                                decision.action, now)
 
     async def _handle_agent(self, tx: Connection, event: Inbound, now: datetime) -> None:
         desk = self._require_desk()

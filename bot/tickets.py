@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Any, Callable
 
-from bot.channels.base import TopicsUnavailable
+from bot.channels.base import Permanent, TopicsUnavailable
 from bot.clock import Clock
 from bot.effects import Target, apply, enqueue
 from flows import complaint, desk, questions
@@ -333,9 +333,11 @@ class TicketDesk:
         return desk.card_text(card, self.config.language, self.tz)
 
     async def _edit_card(self, tx: Connection, ticket: TicketRecord, now: datetime) -> None:
-        if not self.config.chat_id or ticket.card_message_id is None:
-            return  # the card is not sent yet: it is drawn as the ticket is when it goes
-        payload = {"message_id": ticket.card_message_id, **await self._card_payload(tx, ticket)}
+        """Redraw the card. The row waits for the card itself (a ticket's rows keep their
+        order) and is drawn again when it goes (prepare): the ticket as it is then."""
+        if not self.config.chat_id:
+            return
+        payload = {"card": True, "message_id": ticket.card_message_id, **await self._card_payload(tx, ticket)}
         await enqueue(tx, self._group(ticket), "edit_text", payload, now)
 
     def _use_topics(self) -> bool:
@@ -384,15 +386,24 @@ class TicketDesk:
     async def prepare(self, row: OutboxItem) -> dict[str, Any]:
         """Place a group message of a ticket: in its topic, or as a reply to its card. The
         ticket's earlier rows to the group (its topic, its card) are done by now (outbox.ready
-        keeps their order), so the place is known; the card is drawn as the ticket is now."""
+        keeps their order), so the place is known; the card, sent or edited, is drawn as the
+        ticket is now."""
         payload = row.payload
-        if row.ticket_id is None or not self.is_agents_chat(row.chat_id) or row.method not in ("send_text", "send_photo"):
+        if row.ticket_id is None or not self.is_agents_chat(row.chat_id):
+            return payload
+        if row.method not in ("send_text", "send_photo", "edit_text"):
             return payload
         async with self.db.transaction() as tx:
             ticket = await tickets.get(tx, row.ticket_id)
             if ticket is not None and payload.get("card"):
                 payload = {**payload, **await self._card_payload(tx, ticket)}
         if ticket is None:
+            return payload
+        if row.method == "edit_text":
+            if payload.get("card"):
+                if ticket.card_message_id is None:
+                    raise Permanent("the card was never delivered: nothing to edit")
+                payload = {**payload, "message_id": ticket.card_message_id}
             return payload
         if ticket.thread_id:
             return {**payload, "thread_id": ticket.thread_id}
@@ -415,7 +426,7 @@ class TicketDesk:
         if row.method == "open_topic":
             async with self.db.transaction() as tx:
                 await tickets.update(tx, row.ticket_id, thread_id=message_id)
-        elif row.payload.get("card"):
+        elif row.method == "send_text" and row.payload.get("card"):
             async with self.db.transaction() as tx:
                 await tickets.update(tx, row.ticket_id, card_message_id=message_id, card_undelivered=None)
 
@@ -435,7 +446,7 @@ class TicketDesk:
                 self.topics_unavailable = True
                 await settings.put(tx, TOPICS_SETTING, self.config.chat_id or "")
             return
-        if not row.payload.get("card"):
+        if row.method != "send_text" or not row.payload.get("card"):
             return
         reason = f"{status}: {error}"[:500]
         log.error("ticket %s: its card did not reach the agents' group (%s)", number, reason)

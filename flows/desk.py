@@ -25,6 +25,7 @@ from flows.model import (
     parse_id,
 )
 from flows.texts import category_label, local_time, text
+from flows.tickets import PRIORITIES
 
 PREFIX = "dk:"
 ACTIONS = ("claim", "resolve", "esc")
@@ -162,6 +163,14 @@ def handle(event: Inbound, ctx: DeskContext) -> list[Decision]:
     return [RelayToCustomer(ticket.ticket_id, event.text, event.photos)]
 
 
+def refuse_foreign_group(event: Inbound, language: str) -> list[Decision]:
+    """A button pressed in a group that is not the agents' (an old group, a copied card):
+    answered, so it does not spin, and audited, never carried out."""
+    data = event.choice or ""
+    return [AnswerChoice(text(language, "desk.denied")),
+            AuditDenied(f"button:{data[:64]} in chat {event.chat_id}", referenced_ticket_id(data))]
+
+
 def _on_button(event: Inbound, ctx: DeskContext) -> list[Decision]:
     lang = ctx.language
     data = event.choice or ""
@@ -184,4 +193,6 @@ def _on_button(event: Inbound, ctx: DeskContext) -> list[Decision]:
         return [AnswerChoice(), ClaimTicket(ticket_id)]
     if action == "resolve":
         return [AnswerChoice(), ResolveTicket(ticket_id)]
+    if ticket.priority == PRIORITIES[-1]:  # recorded, but the supervisor is not pinged again
+        return [AnswerChoice(text(lang, "desk.already_top", number=ticket.number)), EscalateTicket(ticket_id)]
     return [AnswerChoice(), EscalateTicket(ticket_id)]
