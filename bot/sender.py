@@ -11,6 +11,10 @@
   jitter, up to max_attempts; then the row is a dead letter ('failed') and logged.
 - Ambiguous failures (read timeout: the platform may have delivered) are marked
   'unknown' and never resent: a customer must not get the same survey twice.
+- A ticket's messages to one chat go in the order written, across retries (a forum topic,
+  then the card, then the rest), and a row may wait for another row to be done (a customer's
+  confirmation for the agents' card): see outbox.ready. The hooks' on_failed runs in the
+  transaction that gives a row up, so nothing waiting on it goes without its fallback.
 """
 from __future__ import annotations
 

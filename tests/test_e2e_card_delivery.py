@@ -164,7 +164,7 @@ async def test_an_undeliverable_card_alerts_the_owner_and_shows_on_the_agent_pag
             listed = (await agent.tickets())[0]
             assert listed["number"] == "KN-0001" and listed["card_undelivered"] is True
         else:  # no agent can see it: the customer hears the truth, not "received"
-            assert opened.text.startswith("Chúng tôi đã lưu khiếu nại KN-0001 của bạn, nhưng lúc này chưa chuyển ngay")
+            assert opened.text.startswith("Chúng tôi đã lưu khiếu nại KN-0001 của bạn, nhưng hiện chưa chuyển được")
             assert "Đã ghi nhận" not in opened.text
         print(f"--- card undeliverable, agent page {agent_page} ---\n{transcript(tg)}")
     finally:
