@@ -39,7 +39,7 @@ from bot.tickets import Actor, TicketDesk
 from flows.agent_page import ACTIONS, catalog, page_text, refusal
 from flows.model import parse_id
 from flows.texts import category_label, local_time, text
-from flows.tickets import QUESTION, TicketClock, breaches, ticket_number
+from flows.tickets import PRIORITIES, QUESTION, TicketClock, breaches, ticket_number
 from storage import agent_views, settings, tickets
 from storage.agent_views import EventRecord, ListedTicket
 from storage.db import Database
@@ -393,8 +393,9 @@ class AgentPage:
         log.info("agent page: %s %s %s", session.agent, action, number)
         detail = await self._detail(ticket.id, 0)
         assert detail is not None
+        at_top = action == "escalate" and ticket.priority == PRIORITIES[-1]  # recorded, nobody pinged again
         done = "done.close_question" if action == "resolve" and ticket.kind == QUESTION else f"done.{action}"
-        detail["message"] = page_text(self.lang, done, number=number)
+        detail["message"] = page_text(self.lang, "done.escalate_top" if at_top else done, number=number)
         return _json(detail)
 
     async def _carry_out(self, tx: Any, action: str, ticket: TicketRecord, agent: Actor, body: str, now: datetime) -> None:

@@ -71,3 +71,25 @@ async def test_a_button_pressed_in_another_group_is_answered_and_audited(desk, t
     await desk.deliver(tg.make_callback_update(AGENT, "dk:claim:99", card.message_id, chat_id=OTHER_GROUP))
     await tg.wait_for_requests("answerCallbackQuery", answered + 2)
     assert (await desk.rows("SELECT ticket_id FROM ticket_events WHERE action = 'denied' ORDER BY id"))[-1] == {"ticket_id": None}
+
+
+async def test_escalating_on_the_agent_page_at_the_top_priority_pings_nobody_again(desk, tg):  # noqa: F811
+    from tests.test_agent_page import AgentClient
+
+    await file_complaint_after_low_score(desk, tg)
+    await tg.wait_for_messages(GROUP, 2)
+    agent = AgentClient(desk)
+    try:
+        await agent.login()
+        for expected in ("Đã chuyển cấp KN-0001.", "Đã chuyển cấp KN-0001."):
+            status, body = await agent.act(1, "escalate")
+            assert (status, body["message"]) == (200, expected)
+        await desk.outbox_settled()
+        owner_before = len(tg.sent_messages(OWNER))
+        status, body = await agent.act(1, "escalate")
+        assert body["message"].startswith("KN-0001 đã ở mức ưu tiên cao nhất")
+        await desk.outbox_settled()
+        assert len(tg.sent_messages(OWNER)) == owner_before == 2
+        assert (await card_edits(tg, 2))[-1].startswith("🆕 KN-0001 · ưu tiên khẩn")
+    finally:
+        await agent.close()
