@@ -98,7 +98,10 @@ class FeedbotApp:
             shop_name=shop,
             timezone=cfg.tz,
         )
-        await self.desk.start()
+        forum = None
+        if self.telegram is not None and agents["chat_id"] and agents["topics"]:
+            forum = await self.telegram.is_forum(agents["chat_id"])
+        await self.desk.start(is_forum=forum)
         sender_cfg = cfg.section("sender")
         self.sender = Sender(
             self.db,

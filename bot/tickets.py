@@ -74,9 +74,14 @@ class TicketDesk:
         self.wake_sender = wake_sender
         self.topics_unavailable = False
 
-    async def start(self) -> None:
+    async def start(self, is_forum: bool | None = None) -> None:
+        """`is_forum`: what the platform says of the agents' group now (None: unknown, then
+        what a failed topic taught us before holds). No topic is asked for in a plain group."""
         async with self.db.transaction() as tx:
             self.topics_unavailable = await settings.get(tx, TOPICS_SETTING) == (self.config.chat_id or "")
+            if is_forum is not None and is_forum == self.topics_unavailable:  # made (or no longer) a forum
+                self.topics_unavailable = not is_forum
+                await settings.put(tx, TOPICS_SETTING, "" if is_forum else (self.config.chat_id or ""))
 
     # --- who may act ---------------------------------------------------------------
 
@@ -153,7 +158,7 @@ class TicketDesk:
         if not self.config.agent_page and self.config.chat_id:
             card = await outbox.first_of_ticket(tx, ticket.id, self.config.chat_id, "send_text")
         if self.config.agent_page or (card is None and not self.config.chat_id):
-            if not self.config.agent_page:  # no agent side at all: kept, nobody is waiting on it
+            if not self.config.agent_page and ticket.kind == COMPLAINT:  # no agent side: kept, nobody waits on it
                 contact, _ = await self._customer(tx, ticket)
                 kept = text(contact.language, "complaint.kept", number=ticket_number(ticket.id, ticket.kind))
                 decisions = [Reply(kept) if isinstance(d, Reply) else d for d in decisions]
@@ -438,7 +443,9 @@ class TicketDesk:
         if row.ticket_id is None or not self.is_agents_chat(row.chat_id):
             return
         now = self.clock.now()
-        number = ticket_number(row.ticket_id)
+        ticket = await tickets.get(tx, row.ticket_id)
+        kind = ticket.kind if ticket else COMPLAINT
+        number = ticket_number(row.ticket_id, kind)
         if row.method == "open_topic":
             log.warning("ticket %s: no forum topic (%s: %s); its card goes as a reply-mode message", number, status, error)
             await tickets.add_event(tx, row.ticket_id, actor="system", action="topic_failed", body=str(error)[:500], now=now)
@@ -462,7 +469,8 @@ class TicketDesk:
             await enqueue(tx, target, "send_text", {"text": alert, "buttons": []}, now)
         for waiting_id, contact_id, payload in await outbox.waiting_on(tx, row.id):  # the customer's confirmation
             contact = await contacts.by_id(tx, contact_id) if contact_id else None
-            honest = text(contact.language if contact else lang, "complaint.not_delivered", number=number)
+            key = "question.not_delivered" if kind == QUESTION else "complaint.not_delivered"
+            honest = text(contact.language if contact else lang, key, number=number)
             held = payload.pop("held_text", "")
             body = payload.get("text", "")
             rest = body[len(held):] if held and body.startswith(held) else ""  # the privacy notice, if any

@@ -134,13 +134,15 @@ CATALOG: dict[str, dict[str, str]] = {
         "priority.urgent": "khẩn",
         "desk.no_csat": "chưa có",
         "desk.already_top": "{number} đã ở mức ưu tiên cao nhất: đã ghi lại, không nhắc quản lý thêm lần nữa.",
-        "desk.card_undelivered": "⚠️ Thẻ khiếu nại {number} không gửi được vào nhóm nhân viên ({error}). "
-        "Khiếu nại đã được lưu; hãy kiểm tra xem bot còn trong nhóm không.",
-        "desk.card_unsure": "⚠️ Không chắc thẻ khiếu nại {number} đã tới nhóm nhân viên (Telegram không trả lời kịp). "
+        "desk.card_undelivered": "⚠️ Thẻ {number} không gửi được vào nhóm nhân viên ({error}). "
+        "Nội dung vẫn được lưu; hãy kiểm tra xem bot còn trong nhóm không.",
+        "desk.card_unsure": "⚠️ Không chắc thẻ {number} đã tới nhóm nhân viên (Telegram không trả lời kịp). "
         "Hãy kiểm tra lại nhóm.",
-        "desk.see_agent_page": "Nhân viên vẫn xem và xử lý được khiếu nại này trên trang /agent.",
+        "desk.see_agent_page": "Nhân viên vẫn xem và xử lý được trên trang /agent.",
         "complaint.kept": "Chúng tôi đã lưu khiếu nại {number} của bạn. Cửa hàng sẽ xem và liên hệ lại với bạn. "
         "Gửi /status để xem tình trạng.",
+        "question.not_delivered": "Chúng tôi đã lưu câu hỏi {number} của bạn, nhưng hiện chưa chuyển được tới "
+        "nhân viên. Cửa hàng sẽ trả lời bạn sớm nhất có thể.",
         "complaint.not_delivered": "Chúng tôi đã lưu khiếu nại {number} của bạn, nhưng hiện chưa chuyển được "
         "tới nhân viên. Cửa hàng sẽ liên hệ lại với bạn sớm nhất có thể. Gửi /status để xem tình trạng.",
         # The owners' weekly digest (flows/digest.py) and its chart.
@@ -323,13 +325,15 @@ CATALOG: dict[str, dict[str, str]] = {
         "priority.urgent": "urgent",
         "desk.no_csat": "none yet",
         "desk.already_top": "{number} is already at the top priority: recorded, nobody pinged again.",
-        "desk.card_undelivered": "⚠️ The card of complaint {number} could not be posted in the agents' group ({error}). "
-        "The complaint is saved; check that the bot is still in the group.",
-        "desk.card_unsure": "⚠️ The card of complaint {number} may not have reached the agents' group (Telegram did not "
+        "desk.card_undelivered": "⚠️ The card of {number} could not be posted in the agents' group ({error}). "
+        "It is saved; check that the bot is still in the group.",
+        "desk.card_unsure": "⚠️ The card of {number} may not have reached the agents' group (Telegram did not "
         "answer in time). Please check the group.",
         "desk.see_agent_page": "Agents can still see and handle it on the /agent page.",
         "complaint.kept": "We have saved your complaint {number}. The shop will look at it and get back to you. "
         "Send /status to check on it.",
+        "question.not_delivered": "We have saved your question {number}, but could not pass it to our staff just now. "
+        "The shop will answer you as soon as it can.",
         "complaint.not_delivered": "We have saved your complaint {number}, but could not pass it to our staff just now. "
         "The shop will get back to you as soon as it can. Send /status to check on it.",
         # The owners' weekly digest (flows/digest.py) and its chart.

@@ -473,8 +473,7 @@ async def test_csat_and_complaint_over_zalo_with_the_agent_on_telegram(zh, zfake
     survey = (await zh.rows("SELECT status, score FROM surveys"))[0]
     assert survey == {"status": "answered", "score": 1}
     rows = await outbox_settled(zh)
-    # The group is no forum: its one createForumTopic failed (remembered), everything else went.
-    assert {r["status"] for r in rows if r["method"] != "open_topic"} == {"sent"}
+    assert {r["status"] for r in rows} == {"sent"}
 
 
 async def test_window_closed_is_not_sent_not_retried_and_shows_in_the_digest(zh, zfake):

@@ -86,6 +86,15 @@ class TelegramChannel:
         self.username = self.bot.username
         return self.username
 
+    async def is_forum(self, chat_id: str) -> bool | None:
+        """Whether a group has forum topics (getChat); None when it cannot be told now."""
+        try:
+            chat = await self.bot.get_chat(int(chat_id))
+        except TelegramError as exc:
+            log.warning("telegram: could not read the agents' group (%s); forum topics will be tried", exc.message)
+            return None
+        return bool(chat.is_forum)
+
     async def close(self) -> None:
         await self.bot.shutdown()
 
