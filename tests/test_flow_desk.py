@@ -342,3 +342,24 @@ def test_a_question_card_says_what_was_asked_and_by_when_with_claim_and_close():
     rows = desk.card_buttons(42, "vi", "open", "question")
     assert [b.data for row in rows for b in row] == ["dk:claim:42", "dk:resolve:42"]
     assert desk.card_buttons(42, "vi", "resolved", "question") == ()
+
+
+@pytest.mark.parametrize("status", ["open", "claimed", "resolved"])
+def test_only_an_unclaimed_card_carries_the_new_marker(status):
+    body = desk.card_text(card(status=status), "vi", VN)
+    assert body.startswith("🆕 KN-0042") == (status == "open") and "KN-0042 · ưu tiên cao" in body
+
+
+def test_escalate_at_the_top_priority_is_recorded_and_says_so():
+    urgent = DeskTicket(5, "KN-0005", "claimed", "urgent", assignee_id=AGENT, assignee_name="Lan")
+    decisions = desk.handle(press("dk:esc:5"), dctx(urgent))
+    assert of(EscalateTicket, decisions) == [EscalateTicket(5)]
+    assert of(AnswerChoice, decisions)[0].text == t("desk.already_top", number="KN-0005")
+    assert of(AnswerChoice, desk.handle(press("dk:esc:5"), dctx(CLAIMED_BY_MINH)))[0].text == ""
+
+
+def test_a_button_from_another_group_is_refused_answered_and_audited():
+    decisions = desk.refuse_foreign_group(press("dk:resolve:5"), "vi")
+    assert of(AnswerChoice, decisions)[0].text == t("desk.denied")
+    assert of(AuditDenied, decisions) == [AuditDenied("button:dk:resolve:5 in chat -1001", 5)]
+    assert not of(ResolveTicket, decisions)
