@@ -187,10 +187,11 @@ class Engine:
         now = self.clock.now()
         if event is not None and hasattr(channel, "resolve"):  # e.g. Zalo: a numbered reply -> its button
             event = await channel.resolve(tx, event, payload, now)
-        if event is not None and event.group and event.choice is not None and self.desk and not self._is_agents_chat(event.chat_id):
+        foreign_group = event is not None and event.group and not self._is_agents_chat(event.chat_id)
+        if foreign_group and event.choice is not None and self.desk is not None:  # a button there: refused, audited
             await self._refuse_foreign_group(tx, event, now)
             return _Handled(now, None, event.kind, event.choice, forget=False)
-        if event is None or (event.group and not self._is_agents_chat(event.chat_id)):
+        if event is None or foreign_group:
             return _Handled(now, None, "ignored", None, forget=False)
         contact_id = await self._handle(tx, event, now)
         return _Handled(
