@@ -41,7 +41,7 @@ def transcript(tg) -> str:
     return "\n".join(lines)
 
 
-async def file_complaint(h: Harness, tg, user: int = CUSTOMER) -> None:
+async def file_complaint(h: Harness, tg, user: int = CUSTOMER, before_send=lambda: None) -> None:
     """A message with complaint words -> category -> no photos -> Send."""
     await h.customer_says(user, "Hàng bị hỏng rồi, giao chậm nữa")
     ask_category = (await tg.wait_for_messages(user, 1))[0]
@@ -49,6 +49,7 @@ async def file_complaint(h: Harness, tg, user: int = CUSTOMER) -> None:
     ask_photos = (await tg.wait_for_messages(user, 2))[1]
     await h.customer_taps(user, buttons(ask_photos)[0]["callback_data"], ask_photos.message_id)
     confirm = (await tg.wait_for_messages(user, 3))[2]
+    before_send()
     await h.customer_taps(user, buttons(confirm)[0]["callback_data"], confirm.message_id)
 
 
@@ -200,5 +201,21 @@ async def test_a_question_whose_card_cannot_be_delivered_is_not_called_received(
         assert told.text.startswith("Chúng tôi đã lưu câu hỏi CH-0001 của bạn, nhưng hiện chưa chuyển được")
         alert = (await tg.wait_for_messages(OWNER, 1))[0]
         assert alert.text.startswith("⚠️ Thẻ CH-0001 không gửi được vào nhóm nhân viên")
+    finally:
+        await h.close()
+
+
+async def test_a_card_whose_send_timed_out_is_flagged_as_maybe_not_delivered(tmp_path, tg, clock):
+    tg.make_group(GROUP, "Agents", is_forum=False, members={AGENT: AGENT_NAME})
+    h = Harness(config(tmp_path, tg, agent_page=False), tg, clock)  # the confirmation waits for the card
+    try:
+        await h.start()
+        # The card is the next sendMessage: no answer within sender.request_timeout (2 s).
+        await file_complaint(h, tg, before_send=lambda: tg.delay_next("sendMessage", 3.0))
+        alert = (await tg.wait_for_messages(OWNER, 1, timeout=10))[0]
+        assert alert.text.startswith("⚠️ Không chắc thẻ KN-0001 đã tới nhóm nhân viên")
+        told = (await tg.wait_for_messages(CUSTOMER, 4))[3]
+        assert told.text.startswith("Chúng tôi đã lưu khiếu nại KN-0001 của bạn, nhưng hiện chưa chuyển được")
+        assert (await h.rows("SELECT card_undelivered FROM tickets"))[0]["card_undelivered"].startswith("unknown: ")
     finally:
         await h.close()
