@@ -391,9 +391,11 @@ class Config:
 
     @property
     def web_demo(self) -> bool:
-        """Demo mode of the web chat: on by default when there is no Telegram token."""
+        """Demo mode of the web chat: on by default only in the first-run setup (no Telegram
+        token and no Zalo app): a shop that serves real customers gets no anonymous demo button."""
         demo = self.get("web", "demo")
-        return self.get("web", "enabled") and (not self.telegram_enabled if demo is None else demo)
+        first_run = not self.telegram_enabled and not self.zalo_enabled
+        return self.get("web", "enabled") and (first_run if demo is None else demo)
 
     @property
     def tz(self) -> ZoneInfo:
