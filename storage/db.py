@@ -36,6 +36,9 @@ WAL_LIMIT_PAGES = 4000
 # written whole to the WAL at COMMIT and copied again at the checkpoint; at 1 KiB that traffic
 # halves (bench/inbound_vs_ptb.py: ~32 -> ~15 KB per update). An existing file keeps its size.
 PAGE_SIZE = 1024
+# The WAL file is cut back to this many bytes when it starts over after a checkpoint: without
+# it, a burst of writes leaves a WAL file as large as the burst on disk for good.
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Connection = aiosqlite.Connection
@@ -282,6 +285,7 @@ class Database:
         # Deleted and overwritten content is zeroed on disk, not left in free space: erased
         # personal data is really gone (storage/privacy.py).
         await conn.execute_fetchall("PRAGMA secure_delete=ON")
+        await conn.execute_fetchall(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         return conn
 
     async def close(self) -> None:
