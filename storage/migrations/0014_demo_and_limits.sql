@@ -26,3 +26,6 @@ END;
 DROP INDEX surveys_answered;
 CREATE INDEX surveys_answered ON surveys (answered_at, score, touchpoint, store, customer_id)
     WHERE answered_at IS NOT NULL AND demo = 0;
+
+-- The retention job finds anonymous web sessions that never said anything (issue 19, item 3).
+CREATE INDEX contacts_anonymous_web ON contacts (last_seen_at) WHERE channel = 'web' AND customer_id IS NULL;
