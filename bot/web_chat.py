@@ -334,12 +334,15 @@ class WebChat:
                 self.session_secret, hello.get("session")
             )
             fresh = session_id is None
-            if session_id is None:
+            # New: no session, or a signed one with nothing stored yet (the page hands out
+            # signed ids freely: GET /chat sets one in its cookie).
+            if fresh or await web_messages.count(self.db.reader, session_id) == 0:  # type: ignore[arg-type]
                 refused = self.new_sessions.allow(address)
                 if refused is not None:
                     self._log_limit(f"new sessions ({refused})", address)
                     await _refuse(ws, "rate_limited", "too many new chat sessions from here; try again in a minute")
                     return ws
+            if session_id is None:
                 session_id, token = new_session(self.session_secret)
             else:
                 token = sign_session(self.session_secret, session_id)

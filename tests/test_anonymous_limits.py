@@ -50,6 +50,8 @@ async def test_new_sessions_are_limited_per_address_and_known_sessions_still_con
         frame, ws = await first_frame(h.http, h)
         assert frame == {"type": "error", "code": "rate_limited", "message": frame["message"]}
         assert (await ws.receive(timeout=5)).type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4429
+        while json.loads((await sockets[0].receive(timeout=5)).data)["type"] != "message":
+            pass  # the greeting: now the session holds something
         frame, _ = await first_frame(h.http, h, session=tokens[0])  # a visitor coming back: not a new session
         assert frame["type"] == "welcome"
         async with session_from("127.0.0.2") as other:
@@ -60,6 +62,22 @@ async def test_new_sessions_are_limited_per_address_and_known_sessions_still_con
                 break
             await asyncio.sleep(0.05)
         assert await count(h, "contacts") == 4  # three from 127.0.0.1, one from 127.0.0.2
+    finally:
+        await h.close()
+
+
+async def test_signed_sessions_from_the_page_count_as_new_until_they_hold_something(tmp_path, clock):
+    """GET /chat hands out a signed session id in its cookie, as many as asked: one that
+    nothing was stored for yet is a new session for the limit."""
+    h = await started(tmp_path, clock, new_sessions_per_minute=2)
+    try:
+        answers = []
+        for _ in range(3):
+            async with h.http.get(f"{h.url}/chat") as resp:
+                token = resp.cookies["feedbot_session"].value
+            h.http.cookie_jar.clear()
+            answers.append((await first_frame(h.http, h, session=token))[0]["type"])
+        assert answers == ["welcome", "welcome", "error"]
     finally:
         await h.close()
 
