@@ -215,7 +215,7 @@ class ConnectionGuard:
         count = self._said.setdefault(what, _Throttled()).hit()
         if count is not None:
             log.warning(
-                "http: closed %d connection(s) for %s in the last minute (latest from %s); %d open, %d from that address",
+                "http: closed %d connection(s) for %s since the last such line (latest from %s); %d open, %d from that address",
                 count, what, key, len(self.open), self.per_address.get(key, 0),
             )
 
@@ -277,7 +277,7 @@ class ConnectionGuard:
                 exc = context.get("exception")
                 soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
                 log.error(
-                    "http: cannot accept connections: %s (%d time(s) in the last minute); %d open connections, "
+                    "http: cannot accept connections: %s (%d failure(s) since the last such line); %d open connections, "
                     "open-files limit %d. New connections wait until descriptors are free: raise LimitNOFILE "
                     "or lower http.max_connections", exc, count, len(self.open), soft,
                 )
