@@ -3,7 +3,7 @@
 enforces Telegram's flood limits.
 
 Setup (not measured): N customers, each with a purchase (the real purchase path,
-bot.purchases.record_purchase) and a chat linked by "/start <token>" (engine.receive, as the
+bot.services.purchases.record_purchase) and a chat linked by "/start <token>" (engine.receive, as the
 webhook would call it), on a real SQLite file; the welcome messages are marked sent in the
 database (the sender is held meanwhile), so the outbox then holds nothing but what is measured.
 
@@ -35,7 +35,7 @@ from datetime import timedelta  # noqa: E402
 
 from bot.app import FeedbotApp  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
-from bot.purchases import parse_purchase, record_purchase  # noqa: E402
+from bot.services.purchases import parse_purchase, record_purchase  # noqa: E402
 
 CAP = 30.0
 

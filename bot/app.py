@@ -10,23 +10,24 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import agent_page
+from bot.http import agent_page
 from bot.channels.base import Channel
-from bot.channels.telegram import TelegramChannel
-from bot.channels.zalo import DbTokenStore, ZaloChannel
-from bot.channels.web import WebChannel
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.zalo.channel import DbTokenStore, ZaloChannel
+from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import Config
-from bot.connections import ConnectionGuard, ConnectionLimits, GuardedSite
-from bot.digest import service_for
+from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
+from bot.services.digest import service_for
 from bot.engine import Engine
-from bot.http_api import TELEGRAM_WEBHOOK_PATH, HttpApi
-from bot.privacy import Privacy
-from bot.sender import Sender
-from bot.surveys import SurveyDispatcher
-from bot.tickets import DeskConfig, TicketDesk
-from bot.zalo_webhook import ZaloWebhook
-from bot import demo, web_chat
+from bot.http.api import TELEGRAM_WEBHOOK_PATH, HttpApi
+from bot.services.privacy import Privacy
+from bot.outbox.sender import Sender
+from bot.services.surveys import SurveyDispatcher
+from bot.services.desk import DeskConfig, TicketDesk
+from bot.channels.zalo.webhook import ZaloWebhook
+from bot.services import demo
+from bot.channels.web import server as web_chat
 from storage import settings
 from storage.db import Database
 
@@ -175,7 +176,7 @@ class FeedbotApp:
             chat.add_routes(web_app)
             self.engine.ticket_gate = chat.ticket_allowed
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.desk, self.api_token)
-        # Connection caps and read timeouts in front of aiohttp (see bot/connections.py).
+        # Connection caps and read timeouts in front of aiohttp (see bot/http/connections.py).
         self.guard = ConnectionGuard(self.connection_limits)
         self.guard.fit_to_descriptors()
         self.guard.install_accept_log(asyncio.get_running_loop())

@@ -9,11 +9,11 @@ from typing import Any, Callable, Mapping
 
 from bot.channels.base import Channel
 from bot.clock import Clock
-from bot import consent
-from bot.effects import Target, apply
-from bot.privacy import Privacy
-from bot.surveys import SurveyDispatcher
-from bot.tickets import Actor, TicketDesk
+from bot.outbox import consent
+from bot.outbox.effects import Target, apply
+from bot.services.privacy import Privacy
+from bot.services.surveys import SurveyDispatcher
+from bot.services.desk import Actor, TicketDesk
 from flows import complaint, conversation, csat, questions
 from flows import privacy as privacy_flow
 from flows import desk as desk_flow

@@ -1,6 +1,6 @@
 """The customer's privacy commands: /mydata (everything kept about them) and /forget
 (erase it, after a confirmation with buttons). The bot carries out the decisions; the
-consent notice itself is added by the bot to the first message a chat gets (bot/privacy.py).
+consent notice itself is added by the bot to the first message a chat gets (bot/services/privacy.py).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ class ContactRecord:
     display_name: str
     language: str
     opted_out: bool
-    # The privacy notice and consent (bot/consent.py): the version shown, the version
+    # The privacy notice and consent (bot/outbox/consent.py): the version shown, the version
     # consented to, and whether consent was withdrawn since.
     notice_version: str | None = None
     consent_version: str | None = None

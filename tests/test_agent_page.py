@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.agent_page import COOKIE, CSRF_HEADER
+from bot.http.agent_page import COOKIE, CSRF_HEADER
 from tests.conftest import API_TOKEN, Harness, hours, make_config
 
 CUSTOMER = 555001

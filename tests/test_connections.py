@@ -19,7 +19,7 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.connections import address_key
+from bot.http.connections import address_key
 from tests.conftest import Harness, make_config
 
 

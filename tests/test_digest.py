@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.clock import FakeClock
-from bot.digest import DigestService, render_chart, service_for
+from bot.services.digest import DigestService, render_chart, service_for
 from flows.digest import (
     CsatLine,
     Week,

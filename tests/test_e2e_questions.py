@@ -9,7 +9,7 @@ import csv
 import io
 from datetime import timedelta
 
-from bot.export import export
+from bot.services.export import export
 from flows.digest import render_text, to_json
 from tests.conftest import Harness, hours, make_config
 from tests.test_agent_page import AgentClient

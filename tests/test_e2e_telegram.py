@@ -286,19 +286,19 @@ async def test_an_update_failing_half_way_keeps_its_error_and_none_of_its_writes
     """Handled in a unit shared with the updates arriving with it (storage/db.py): the failing
     one's writes go (its contact was already written when it failed), the others' stay, and its
     inbox row keeps the error; its redelivery is not handled again."""
-    import bot.consent
+    import bot.outbox.consent
 
     await harness.start()
     tg, engine = harness.tg, harness.app.engine
     unlucky = USER + 1
-    real_on_inbound = bot.consent.on_inbound
+    real_on_inbound = bot.outbox.consent.on_inbound
 
     async def on_inbound(tx, contact_id, event, now):
         if event.user_id == str(unlucky):
             raise RuntimeError("the disk caught fire")
         await real_on_inbound(tx, contact_id, event, now)
 
-    monkeypatch.setattr(bot.consent, "on_inbound", on_inbound)
+    monkeypatch.setattr(bot.outbox.consent, "on_inbound", on_inbound)
     updates = [tg.make_message_update(USER + i, "xin chào") for i in range(3)]
     assert await asyncio.gather(*(engine.receive("telegram", u) for u in updates)) == [True, True, True]
     rows = await harness.rows("SELECT update_id, kind, error, contact_id, processed_at FROM inbox ORDER BY id")
@@ -311,6 +311,6 @@ async def test_an_update_failing_half_way_keeps_its_error_and_none_of_its_writes
     assert await engine.receive("telegram", updates[1]) is False  # the redelivery: recorded already
     await tg.wait_for_messages(USER + 2, 1)
     assert tg.sent_messages(unlucky) == []
-    monkeypatch.setattr(bot.consent, "on_inbound", real_on_inbound)
+    monkeypatch.setattr(bot.outbox.consent, "on_inbound", real_on_inbound)
     await harness.customer_says(unlucky, "xin chào")  # the next message is handled as usual
     assert len(await tg.wait_for_messages(unlucky, 1)) == 1

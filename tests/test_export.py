@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-import bot.export
-from bot.export import Progress, export
+import bot.services.export
+from bot.services.export import Progress, export
 from storage.timefmt import to_db
 from tests.conftest import Harness
 from tests.digest_data import VN, ShopData, local
@@ -89,7 +89,7 @@ async def test_large_exports_stream_in_batches_with_progress(h, monkeypatch):
         await tx.execute(
             "INSERT INTO surveys (purchase_id, customer_id, touchpoint, status, due_at, created_at)"
             " SELECT id, customer_id, 'delivery', 'scheduled', ?, ? FROM purchases WHERE order_id LIKE 'B-%'", (at, at))
-    monkeypatch.setattr(bot.export, "BATCH", 100)
+    monkeypatch.setattr(bot.services.export, "BATCH", 100)
     out, progress = io.StringIO(), io.StringIO()
     start, end = datetime(2026, 11, 10, 1, tzinfo=timezone.utc), datetime(2026, 11, 10, 3, tzinfo=timezone.utc)
     assert await export(h.app.db, "surveys", "jsonl", start, end, out, VN, progress_stream=progress) == 1500

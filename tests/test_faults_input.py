@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from bot.channels.telegram import TEXT_LIMIT, split_text
+from bot.channels.telegram.channel import TEXT_LIMIT, split_text
 from tests.conftest import API_TOKEN, Harness, make_config, purchase_body
 
 SECRET = "faults-input-webhook-secret-3f9a1c"

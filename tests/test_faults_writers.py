@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.purchases import parse_purchase, record_purchase
+from bot.services.purchases import parse_purchase, record_purchase
 from flows.digest import Week
 from storage.db import Database
 from tests.conftest import API_TOKEN, Harness, make_config, purchase_body

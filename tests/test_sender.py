@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.channels.telegram import TelegramChannel
-from bot.sender import Sender
+from bot.channels.telegram.channel import TelegramChannel
+from bot.outbox.sender import Sender
 from storage import outbox
 from storage.db import Database
 from tests.conftest import BOT_TOKEN
@@ -183,7 +183,7 @@ async def test_rows_left_sending_by_a_crash_become_unknown_not_resent(db, channe
 
 
 async def test_a_telegram_429_pause_does_not_hold_web_chat_messages(db, channel, tg):
-    from bot.channels.web import WebChannel
+    from bot.channels.web.channel import WebChannel
 
     tg.fail_next("sendMessage", 429, retry_after=30)
     telegram_row = await enqueue(db, 42, "to telegram")
@@ -211,7 +211,7 @@ async def test_a_telegram_429_pause_does_not_hold_web_chat_messages(db, channel,
 async def test_per_chat_send_times_of_idle_chats_are_forgotten(db, channel, tg, monkeypatch):
     import asyncio
 
-    import bot.sender as sender_module
+    import bot.outbox.sender as sender_module
 
     monkeypatch.setattr(sender_module, "LAST_SENT_PRUNE_AT", 4)
     monkeypatch.setattr(sender_module, "LAST_SENT_PRUNE_EVERY", 0.0)
@@ -254,7 +254,7 @@ async def test_asked_to_stop_the_sender_ends_its_pass_and_leaves_no_row_claimed_
 
 async def test_web_chat_rows_caught_mid_delivery_by_a_crash_are_sent_again(db, channel):
     """A web chat message is our own database write: a crash before it must not lose it."""
-    from bot.channels.web import WebChannel
+    from bot.channels.web.channel import WebChannel
 
     async with db.transaction() as tx:
         web_row = await outbox.enqueue(
@@ -367,7 +367,7 @@ async def test_rate_limit_after_a_stall_sends_stay_spread_and_within_the_window(
 async def test_rate_limit_a_request_still_in_flight_counts_from_its_start():
     """Never answered (in flight for longer than the window): the next window still waits
     for the window plus WINDOW_MARGIN after its start."""
-    import bot.sender as sender_module
+    import bot.outbox.sender as sender_module
 
     fake = FakeTime()
     sender = limited_sender(fake)

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.channels.telegram import TelegramChannel
-from bot.sender import Sender
+from bot.channels.telegram.channel import TelegramChannel
+from bot.outbox.sender import Sender
 from storage import outbox
 from storage.db import Database
 from tests.conftest import BOT_TOKEN

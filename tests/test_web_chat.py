@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from bot.web_chat import COOKIE, customer_token, verify_customer_token, verify_session
+from bot.channels.web.server import COOKIE, customer_token, verify_customer_token, verify_session
 from storage import settings
 from tests.conftest import API_TOKEN, Harness, hours, make_config
 
@@ -386,7 +386,7 @@ async def test_agent_relay_both_ways_between_the_web_and_the_agents_telegram_gro
 
 
 def test_rate_limit_window_slides():
-    from bot.web_chat import RateLimiter
+    from bot.channels.web.server import RateLimiter
 
     now = [1000.0]
     limiter = RateLimiter(2, monotonic=lambda: now[0])

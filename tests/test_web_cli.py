@@ -13,8 +13,8 @@ import time
 
 import aiohttp
 
-from bot.cli import main
-from bot.web_chat import verify_customer_token
+from bot.cli.main import main
+from bot.channels.web.server import verify_customer_token
 from tests.test_cli import ROOT, _free_port, _wait_port, feedbot
 
 

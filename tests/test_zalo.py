@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 
 from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
-from bot.channels.zalo import CHOICE_PREFIX, Rejected, ZaloChannel, signature, verify
-from bot.cli import _secrets
+from bot.channels.zalo.channel import CHOICE_PREFIX, Rejected, ZaloChannel, signature, verify
+from bot.cli.main import _secrets
 from bot.config import ConfigError, parse_config
 from flows.digest import render_text, week_of
 from storage.timefmt import from_db

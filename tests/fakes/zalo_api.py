@@ -1,6 +1,6 @@
 """An in-process fake of the Zalo OA API v3 (aiohttp), for tests.
 
-It behaves like the platform as its documentation describes it (see bot/channels/zalo.py):
+It behaves like the platform as its documentation describes it (see bot/channels/zalo/channel.py):
 - POST /v3.0/oa/message/cs: checks the access_token header (unknown or revoked: -216,
   expired: -216), that the user follows the OA (-213), the customer-care window (no
   interaction within `window`: -230) and the OA's quota (-211); records what was sent and

@@ -1,4 +1,4 @@
-"""`feedbot customer export|erase <id>` and `feedbot privacy purge` (registered by bot/cli.py)."""
+"""`feedbot customer export|erase <id>` and `feedbot privacy purge` (registered by bot/cli/main.py)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from typing import Callable
 
 from bot.clock import SystemClock
 from bot.config import Config
-from bot.privacy import Privacy, to_json
+from bot.services.privacy import Privacy, to_json
 from storage.db import Database
 
 ID_HELP = "the shop's customer id (external_id, as posted with purchases), or contact:<n> for a chat never linked to one"

@@ -1,6 +1,6 @@
 """The web chat: a page and an embeddable widget talk to the bot over a WebSocket.
 
-Inbound: bot/web_chat.py verifies the visitor's signed session and builds the payload
+Inbound: bot/channels/web/server.py verifies the visitor's signed session and builds the payload
 the inbox records ({"session", "id", "text" | "choice" + "message_id", "lang"}); the
 session in it is always the server-verified one, never a value the client claimed.
 Outbound: `deliver` appends to the session's log (web_messages) and pushes the entry to

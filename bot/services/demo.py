@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import time, timedelta
 
 from bot.clock import Clock
-from bot.purchases import PurchaseOutcome, parse_purchase, record_purchase
+from bot.services.purchases import PurchaseOutcome, parse_purchase, record_purchase
 from flows.schedule import SurveyPolicy
 from storage.db import Database
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from aiohttp import web
 
 from bot.clock import Clock
-from bot.effects import Target, apply, enqueue
+from bot.outbox.effects import Target, apply, enqueue
 from flows import privacy as privacy_flow
 from flows.model import Decision, EraseMyData, SendMyData
 from flows.texts import PRIVACY_NOTICE_VERSION, text

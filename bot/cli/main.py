@@ -13,7 +13,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
-from bot import logs, privacy_cli, web_cli
+from bot import logs
+from bot.cli import privacy as privacy_cli, web as web_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
 from bot.config import ENV_SECRETS, Config, ConfigError, load_config
@@ -180,7 +181,7 @@ async def _api_token(config: Config) -> int:
 
 
 async def _digest(config: Config, args: argparse.Namespace) -> int:
-    from bot.digest import default_png_name, service_for  # matplotlib only when asked for
+    from bot.services.digest import default_png_name, service_for  # matplotlib only when asked for
 
     if args.send and not (config.telegram_enabled and config.get("agents", "owner_chat_ids")):
         print("feedbot: --send needs telegram.token and agents.owner_chat_ids", file=sys.stderr)
@@ -212,7 +213,7 @@ async def _digest(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _export(config: Config, args: argparse.Namespace) -> int:
-    from bot.export import export
+    from bot.services.export import export
 
     if args.end < args.start:
         print("feedbot: --to is before --from", file=sys.stderr)

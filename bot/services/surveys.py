@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Callable
 
 from bot.clock import Clock
-from bot.demo import is_demo_customer
-from bot.effects import Target, apply
+from bot.services.demo import is_demo_customer
+from bot.outbox.effects import Target, apply
 from flows import csat
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
 from storage import contacts, customers, surveys, tickets

@@ -43,10 +43,10 @@ from urllib.parse import urlparse
 
 from aiohttp import WSMsgType, web
 
-from bot.channels.web import NAME, SESSION_RE, WebChannel
+from bot.channels.web.channel import NAME, SESSION_RE, WebChannel
 from bot.clock import Clock
 from bot.config import Config
-from bot.connections import client_address
+from bot.http.connections import client_address
 from bot.engine import Engine
 from storage import contacts, customers, settings, web_messages
 from storage.contacts import ContactRecord
@@ -251,7 +251,7 @@ class WebChat:
         self.new_sessions = AddressAndTotal(limits.new_sessions_per_minute, limits.new_sessions_per_minute_total, 60.0)
         self.demos = AddressAndTotal(limits.demos_per_minute, limits.demos_per_minute_total, 60.0)
         self.tickets = AddressAndTotal(limits.anonymous_tickets_per_hour, limits.anonymous_tickets_per_hour_total, 3600.0)
-        self._static = resources.files("bot").joinpath("web", "static")
+        self._static = resources.files("bot.channels.web").joinpath("static")
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/chat", self.page)

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from bot.channels.base import Permanent, TopicsUnavailable
 from bot.clock import Clock
-from bot.effects import Target, apply, enqueue
+from bot.outbox.effects import Target, apply, enqueue
 from flows import complaint, desk, questions
 from flows.model import Decision, Inbound, OpenTicket, Reply, TicketView
 from flows.texts import category_label, local_time, text

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.channels.zalo import SIGNATURE_HEADER, WEBHOOK_PATH, Rejected, ZaloChannel, verify
+from bot.channels.zalo.channel import SIGNATURE_HEADER, WEBHOOK_PATH, Rejected, ZaloChannel, verify
 from bot.clock import Clock
 from bot.engine import Engine
 

@@ -16,9 +16,9 @@ import segno
 from aiohttp import web
 
 from bot.clock import Clock
-from bot.digest import DigestService
+from bot.services.digest import DigestService
 from bot.engine import Engine
-from bot.purchases import InputError, PurchaseConflict, parse_purchase, record_purchase
+from bot.services.purchases import InputError, PurchaseConflict, parse_purchase, record_purchase
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
 from storage.db import Database, fetch_one

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.channels import zalo
+from bot.channels.zalo import channel as zalo
 from flows.model import Inbound
 from flows.privacy import PREFIX as PRIVACY_CHOICES
 from flows.texts import PRIVACY_NOTICE_VERSION, text

@@ -7,8 +7,8 @@ from typing import Any
 
 from bot.clock import SystemClock
 from bot.config import Config
-from bot.demo import create_demo_purchase
-from bot.web_chat import chat_url, customer_token, expiry, load_secrets
+from bot.services.demo import create_demo_purchase
+from bot.channels.web.server import chat_url, customer_token, expiry, load_secrets
 from storage.db import Database
 
 COMMANDS = ("demo", "web-token")

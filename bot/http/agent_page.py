@@ -35,7 +35,7 @@ from aiohttp import web
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.tickets import Actor, TicketDesk
+from bot.services.desk import Actor, TicketDesk
 from flows.agent_page import ACTIONS, catalog, page_text, refusal
 from flows.model import parse_id
 from flows.texts import category_label, local_time, text
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 COOKIE = "feedbot_agent"
 CSRF_HEADER = "X-CSRF-Token"
 SECRET_SETTING = "agent_page.session_secret"
-STATIC_DIR = Path(__file__).parent / "web" / "agent"
+STATIC_DIR = Path(__file__).parent / "agent"
 STATIC_TYPES = {"app.js": "application/javascript", "app.css": "text/css"}
 RESOLVED_SHOWN = timedelta(days=2)  # resolved tickets stay in the list this long
 MAX_NAME = 40

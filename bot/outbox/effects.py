@@ -31,7 +31,7 @@ from flows.model import (
     EraseMyData,
     SendMyData,
 )
-from bot import consent
+from bot.outbox import consent
 from flows.texts import PRIVACY_NOTICE_VERSION
 from storage import contacts, conversations, customers, outbox, surveys
 
@@ -57,7 +57,7 @@ class Target:
     priority: int = 0  # outbox priority: 0 for a customer chatting now, 1 for bulk sends
     ticket_id: int | None = None  # messages about a ticket are linked to it
     # The contact was shown the current privacy notice, as read in this transaction: no
-    # need to look again before each text (bot/consent.py).
+    # need to look again before each text (bot/outbox/consent.py).
     notice_current: bool = False
     after_id: int | None = None  # its messages go only once this outbox row is done (e.g. a ticket's card)
 

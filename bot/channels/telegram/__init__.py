@@ -1,0 +1,1 @@
+"""Telegram's whole edge: the Bot API adapter, the webhook and long polling."""

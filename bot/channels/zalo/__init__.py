@@ -1,0 +1,1 @@
+"""Zalo's whole edge: the OA API adapter and the signed webhook."""

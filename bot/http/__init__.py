@@ -1,0 +1,1 @@
+"""The HTTP surface: the shop's API, the agent page, connection limits."""

@@ -1,0 +1,1 @@
+"""Carrying out decisions: the one executor, the consent notice, the sender."""

@@ -1,0 +1,1 @@
+"""Use cases: the ticket desk, surveys, privacy, digest, purchases, demo, export."""
