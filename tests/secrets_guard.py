@@ -8,7 +8,7 @@ and every watched file is searched for the known test secrets (the bot token and
 part, the API tokens, the webhook secrets); one match fails the run (exit status 1 and a
 report naming the secret and where it was found, never the secret itself).
 
-`find_leaks` is the check itself; tests/test_faults_index.py proves it catches a leak.
+`find_leaks` is the check itself; tests/faults/test_index.py proves it catches a leak.
 """
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def _default_secrets() -> None:
     add_secret(conftest.BOT_TOKEN.split(":", 1)[1], "the bot token's secret part")
     add_secret(conftest.API_TOKEN, "the API token")
     for module, names in (
-        ("tests.test_webhook", ("SECRET",)),
-        ("tests.test_faults_process", ("API_SECRET", "WEBHOOK_SECRET")),
-        ("tests.test_faults_input", ("SECRET",)),
+        ("tests.channels.telegram.test_webhook", ("SECRET",)),
+        ("tests.faults.test_process", ("API_SECRET", "WEBHOOK_SECRET")),
+        ("tests.faults.test_input", ("SECRET",)),
     ):
         try:
             mod = __import__(module, fromlist=["_"])
@@ -54,7 +54,7 @@ def _default_secrets() -> None:
             value = getattr(mod, attr, None)
             if isinstance(value, str):
                 add_secret(value, f"{module}.{attr}")
-    add_secret("api-secret-token-xyz-123", "tests.test_cli API token")
+    add_secret("api-secret-token-xyz-123", "tests.cli.test_main API token")
 
 
 def record_text(record: logging.LogRecord) -> str:

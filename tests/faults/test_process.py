@@ -33,10 +33,10 @@ from bot.config import parse_config
 from storage.timefmt import to_db
 from tests import secrets_guard
 from tests.conftest import BOT_TOKEN, Harness
-from tests.test_cli import _free_port, _wait_port
+from tests.cli.test_main import _free_port, _wait_port
 from tests.fakes.telegram_api import FakeTelegramServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 API_SECRET = "faults-process-api-token-5d1c0e7a9b"
 CUSTOMER = 610001
 GROUP = -1009990001

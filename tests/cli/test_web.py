@@ -15,7 +15,7 @@ import aiohttp
 
 from bot.cli.main import main
 from bot.channels.web.server import verify_customer_token
-from tests.test_cli import ROOT, _free_port, _wait_port, feedbot
+from tests.cli.test_main import ROOT, _free_port, _wait_port, feedbot
 
 
 async def test_run_without_tokens_serves_the_web_chat_and_demo_prints_a_working_link(tmp_path):

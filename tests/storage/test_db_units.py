@@ -12,7 +12,7 @@ import pytest
 
 import storage.db as dbmod
 from storage.db import Database, savepoint
-from tests.test_db_fast_paths import INSERT_SETTING, trace_statements
+from tests.storage.test_db_fast_paths import INSERT_SETTING, trace_statements
 
 
 @pytest.fixture

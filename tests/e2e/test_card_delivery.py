@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.conftest import Harness, make_config
-from tests.test_agent_page import AgentClient
+from tests.http.test_agent_page import AgentClient
 
 CUSTOMER = 555001
 GROUP = -1001234567890

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.test_e2e_complaints import AGENT, CUSTOMER, GROUP, desk, file_complaint_after_low_score  # noqa: F401
+from tests.e2e.test_complaints import AGENT, CUSTOMER, GROUP, desk, file_complaint_after_low_score  # noqa: F401
 
 OWNER = 777
 OTHER_GROUP = -1009999999999
@@ -74,7 +74,7 @@ async def test_a_button_pressed_in_another_group_is_answered_and_audited(desk, t
 
 
 async def test_escalating_on_the_agent_page_at_the_top_priority_pings_nobody_again(desk, tg):  # noqa: F811
-    from tests.test_agent_page import AgentClient
+    from tests.http.test_agent_page import AgentClient
 
     await file_complaint_after_low_score(desk, tg)
     await tg.wait_for_messages(GROUP, 2)

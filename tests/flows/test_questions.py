@@ -7,7 +7,7 @@ from flows import complaint, conversation, questions
 from flows.complaint import DESCRIBE, ORDER, PHOTOS
 from flows.model import OpenTicket, RelayToAgents, ReopenTicket, Reply, SetConversation
 from flows.tickets import ComplaintPolicy, ticket_number
-from tests.test_flow_complaint import NOW, at, ctx, msg, of, photo, t, ticket
+from tests.flows.test_complaint import NOW, at, ctx, msg, of, photo, t, ticket
 
 
 def question(ticket_id=8, status="open", **kw):

@@ -18,10 +18,10 @@ from storage import privacy
 from storage.db import Database
 from tests.browser import PHONE, chromium
 from tests.conftest import Harness, hours, make_config
-from tests.test_privacy import NOTICE_MARK, file_bytes
-from tests.test_web_chat import Visitor, web  # noqa: F401 - the fixture
-from tests.test_zalo import USER, next_message, outbox_settled, post_zalo_purchase, say, started
-from tests.test_zalo import settled, tap, zfake, zh  # noqa: F401 - fixtures
+from tests.services.test_privacy import NOTICE_MARK, file_bytes
+from tests.channels.web.test_server import Visitor, web  # noqa: F401 - the fixture
+from tests.channels.zalo.test_channel import USER, next_message, outbox_settled, post_zalo_purchase, say, started
+from tests.channels.zalo.test_channel import settled, tap, zfake, zh  # noqa: F401 - fixtures
 
 SECRET = "Số nhà tôi là 12 ngõ Trúc Lạc, Ba Đình"
 PUBLIC = "https://shop.example/fb"

@@ -5,8 +5,8 @@ every field is stored verbatim; Vietnamese text is stored exactly as received (N
 NFD stays NFD: we never normalise what a customer or a shop sent, byte for byte); a
 10,000-character Telegram message is stored whole and reaches the customer's confirmation and
 the agents' card in several messages (Telegram allows 4096 characters per message).
-The purchase API's own table of bad bodies is tests/test_http_api.py; the webhook's secret
-and malformed-body basics are tests/test_webhook.py. Zalo signature cases: the Zalo branch.
+The purchase API's own table of bad bodies is tests/http/test_api.py; the webhook's secret
+and malformed-body basics are tests/channels/telegram/test_webhook.py. Zalo signature cases: the Zalo branch.
 """
 from __future__ import annotations
 

@@ -4,58 +4,58 @@ Zalo), and the ones that fit nowhere else.
 1. Same Telegram update 2-5 times, sequential and concurrent -> one inbox row, one handling, one reply:
    here: test_the_same_update_polled_again_and_again_is_handled_once,
    test_the_same_update_received_concurrently_is_handled_once;
-   tests/test_webhook.py: test_redelivered_update_is_processed_once, test_concurrent_redeliveries_are_processed_once;
-   tests/test_storage.py: test_inbox_records_an_update_once_per_platform.
-   Web chat: tests/test_faults_channels.py:
+   tests/channels/telegram/test_webhook.py: test_redelivered_update_is_processed_once, test_concurrent_redeliveries_are_processed_once;
+   tests/storage/test_storage.py: test_inbox_records_an_update_once_per_platform.
+   Web chat: tests/faults/test_channels.py:
    test_the_same_web_frame_2_to_5_times_on_one_socket_and_from_two_tabs_is_handled_once (sequential and
-   concurrent from two sockets of one session: one inbox row, one echo, one reply); tests/test_web_chat.py:
-   test_a_resent_frame_is_recorded_once. Zalo: tests/test_zalo.py: test_redelivered_events_are_processed_once
+   concurrent from two sockets of one session: one inbox row, one echo, one reply); tests/channels/web/test_server.py:
+   test_a_resent_frame_is_recorded_once. Zalo: tests/channels/zalo/test_channel.py: test_redelivered_events_are_processed_once
    (2 sequential + 4 concurrent redeliveries).
 2. kill -9 mid-complaint and mid-survey-batch (real process):
-   tests/test_faults_process.py: test_kill_9_mid_complaint_resumes_at_the_same_step,
+   tests/faults/test_process.py: test_kill_9_mid_complaint_resumes_at_the_same_step,
    test_kill_9_while_a_survey_batch_is_sending (duplicates <= in flight; in-flight rows are 'unknown',
-   never resent; integrity_check ok); tests/test_e2e_telegram.py:
-   test_update_recorded_before_a_crash_is_handled_at_restart; tests/test_sender.py:
+   never resent; integrity_check ok); tests/e2e/test_telegram.py:
+   test_update_recorded_before_a_crash_is_handled_at_restart; tests/outbox/test_sender.py:
    test_rows_left_sending_by_a_crash_become_unknown_not_resent.
-   Web chat: tests/test_faults_channels.py:
+   Web chat: tests/faults/test_channels.py:
    test_kill_9_mid_complaint_on_the_web_resumes_at_the_same_step_and_the_page_gets_what_it_missed.
 3. Bot down across due times: overdue sent after restart, past max lateness expire unsent:
    here: test_down_across_due_times_overdue_go_out_and_too_late_ones_never;
-   tests/test_faults_process.py: test_kill_9_while_a_survey_batch_is_sending (its 3 late surveys);
-   tests/test_e2e_telegram.py: test_restart_sends_a_survey_that_came_due_while_down_exactly_once.
-4. 429 retry_after, 500 x3 then 200, dead letter + alert, read timeout -> unknown: tests/test_sender.py:
+   tests/faults/test_process.py: test_kill_9_while_a_survey_batch_is_sending (its 3 late surveys);
+   tests/e2e/test_telegram.py: test_restart_sends_a_survey_that_came_due_while_down_exactly_once.
+4. 429 retry_after, 500 x3 then 200, dead letter + alert, read timeout -> unknown: tests/outbox/test_sender.py:
    test_429_retry_after_is_honoured_and_does_not_use_an_attempt, test_429_pauses_every_chat_not_only_the_one_that_hit_it,
    test_5xx_is_retried_with_backoff_then_sent_once (500, 500, 502, then 200: sent once),
    test_past_the_retry_limit_the_row_is_a_dead_letter (the 'failed' row and an ERROR "dead letter" log line:
    the alert), test_read_timeout_after_the_server_got_it_is_not_resent.
-5. 60 customer messages in a minute into one ticket: tests/test_e2e_complaints.py:
+5. 60 customer messages in a minute into one ticket: tests/e2e/test_complaints.py:
    test_a_burst_of_customer_messages_is_coalesced_not_lost (fake enforces 20/min to the group: zero 429,
    at most 4 group messages, all 60 present in order).
-6. Webhook and API abuse: tests/test_faults_input.py (secret, changed byte, malformed JSON, content type,
+6. Webhook and API abuse: tests/faults/test_input.py (secret, changed byte, malformed JSON, content type,
    field types, 2 MB, 10,000 characters, SQL injection in every purchase field, NFC/NFD stored as received);
-   tests/test_http_api.py: test_bad_input_is_refused_and_stores_nothing and
-   test_sql_looking_and_vietnamese_text_is_stored_byte_for_byte; tests/test_webhook.py.
-   Web chat: tests/test_faults_channels.py: test_web_sql_text_and_vietnamese_nfc_nfd_are_stored_and_relayed_byte_for_byte,
+   tests/http/test_api.py: test_bad_input_is_refused_and_stores_nothing and
+   test_sql_looking_and_vietnamese_text_is_stored_byte_for_byte; tests/channels/telegram/test_webhook.py.
+   Web chat: tests/faults/test_channels.py: test_web_sql_text_and_vietnamese_nfc_nfd_are_stored_and_relayed_byte_for_byte,
    test_web_10000_characters_are_refused_with_an_error_and_nothing_is_stored (too_long / too_large, nothing
-   stored, the socket stays usable); tests/test_web_chat.py: test_malformed_frames_get_an_error_record_nothing_and_the_socket_stays_usable,
+   stored, the socket stays usable); tests/channels/web/test_server.py: test_malformed_frames_get_an_error_record_nothing_and_the_socket_stays_usable,
    test_oversized_messages_and_frames (1009 far over the limit), test_rate_limit_per_session_across_tabs,
    test_a_visitor_never_reads_another_visitors_conversation, test_widget_origins.
-   Zalo: tests/test_faults_channels.py: test_zalo_sql_nfc_nfd_and_10000_characters_are_stored_whole_and_relayed_unchanged;
-   tests/test_zalo.py: test_bad_signatures_are_401_and_nothing_is_recorded, test_stale_or_future_events_are_refused,
+   Zalo: tests/faults/test_channels.py: test_zalo_sql_nfc_nfd_and_10000_characters_are_stored_whole_and_relayed_unchanged;
+   tests/channels/zalo/test_channel.py: test_bad_signatures_are_401_and_nothing_is_recorded, test_stale_or_future_events_are_refused,
    test_malformed_bodies_and_wrong_content_type, test_a_broken_event_is_acknowledged_and_kept_with_its_error.
-7. Authorization: tests/test_e2e_complaints.py: test_only_agents_act_and_refusals_are_audited (non-agent
+7. Authorization: tests/e2e/test_complaints.py: test_only_agents_act_and_refusals_are_audited (non-agent
    buttons and replies, anonymous admin, a customer crafting the agents' button: refused and audited),
    test_a_customer_cannot_see_or_rate_another_customers_ticket; here:
-   test_a_customer_guessing_ticket_numbers_is_refused_and_audited; tests/test_flow_desk.py (every button,
+   test_a_customer_guessing_ticket_numbers_is_refused_and_audited; tests/flows/test_desk.py (every button,
    malformed data, unicode digits).
 8. Secrets in logs: tests/secrets_guard.py (session-wide: every log record of the run and every log file of
-   the real-process tests); here: test_the_secrets_guard_catches_a_leaked_token; tests/test_cli.py:
+   the real-process tests); here: test_the_secrets_guard_catches_a_leaked_token; tests/cli/test_main.py:
    test_real_process_serves_telegram_and_never_logs_the_token.
-9. SIGTERM under load: tests/test_faults_process.py: test_sigterm_under_load_finishes_in_flight_work_and_loses_nothing
+9. SIGTERM under load: tests/faults/test_process.py: test_sigterm_under_load_finishes_in_flight_work_and_loses_nothing
    (long polling, sends and purchases in flight), test_sigterm_with_webhook_requests_in_flight_loses_and_repeats_nothing.
-   Web chat: tests/test_faults_channels.py:
+   Web chat: tests/faults/test_channels.py:
    test_sigterm_while_web_frames_arrive_exits_0_and_the_visitor_resumes_losing_and_repeating_nothing.
-10. 8 concurrent writers for 60 s, zero "database is locked": tests/test_faults_writers.py (marked slow).
+10. 8 concurrent writers for 60 s, zero "database is locked": tests/faults/test_writers.py (marked slow).
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ from pathlib import Path
 
 from tests import secrets_guard
 from tests.conftest import API_TOKEN, BOT_TOKEN, Harness, hours, make_config
-from tests.test_e2e_complaints import CUSTOMER, GROUP, OTHER_CUSTOMER, buttons, desk, file_complaint_after_low_score  # noqa: F401
+from tests.e2e.test_complaints import CUSTOMER, GROUP, OTHER_CUSTOMER, buttons, desk, file_complaint_after_low_score  # noqa: F401
 
 USER = 880001
 
@@ -200,11 +200,11 @@ def test_every_test_the_map_names_exists():
     """The map above names tests by function; a renamed or deleted one makes it lie."""
     defined = {
         node.name
-        for path in Path(__file__).parent.glob("test_*.py")
+        for path in Path(__file__).parents[1].rglob("test_*.py")
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_")
     }
-    text = re.sub(r"tests/\w+\.py", "", __doc__ or "")  # file names are not test names
+    text = re.sub(r"tests/[\w/]+\.py", "", __doc__ or "")  # file names are not test names
     named = set(re.findall(r"\btest_[a-z0-9_]+\b", text))
     assert len(named) > 30
     assert sorted(named - defined) == []

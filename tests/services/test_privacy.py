@@ -15,8 +15,8 @@ from storage import customers, privacy, surveys
 from storage.db import Database
 from storage.timefmt import to_db
 from tests.conftest import START, VN, Harness, hours, make_config
-from tests.test_cli import feedbot
-from tests.test_e2e_complaints import AGENT, CUSTOMER, GROUP, OTHER_CUSTOMER, buttons, config, file_complaint_after_low_score
+from tests.cli.test_main import feedbot
+from tests.e2e.test_complaints import AGENT, CUSTOMER, GROUP, OTHER_CUSTOMER, buttons, config, file_complaint_after_low_score
 
 NOTICE_MARK = "🔒"
 NAME, PHONE = "Nguyễn Thị Lan", "+84 912 345 678"
@@ -216,7 +216,7 @@ async def test_export_has_every_tables_rows_and_erase_leaves_only_anonymous_stat
     document = await h.app.privacy.export("C-42")
     tables = document["tables"]
     assert set(tables) == {step.table for step in privacy.STEPS}
-    # Every table but the web chat's and Zalo's (tests/test_privacy_channels.py) holds rows of this Telegram customer.
+    # Every table but the web chat's and Zalo's (tests/services/test_privacy_channels.py) holds rows of this Telegram customer.
     assert all(tables[t] for t in tables if t not in CHANNEL_TABLES), {t: len(r) for t, r in tables.items()}
     raw = json.dumps(document, ensure_ascii=False)
     assert all(s in raw for s in SECRETS) and "Trần Văn Bình" not in raw and "B-2002" not in raw

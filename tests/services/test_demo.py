@@ -13,7 +13,7 @@ from bot.config import parse_config
 from flows.digest import Week
 from storage import exports
 from tests.conftest import Harness, hours, make_config
-from tests.test_web_chat import Visitor
+from tests.channels.web.test_server import Visitor
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -12,8 +12,8 @@ from datetime import timedelta
 from bot.services.export import export
 from flows.digest import render_text, to_json
 from tests.conftest import Harness, hours, make_config
-from tests.test_agent_page import AgentClient
-from tests.test_web_chat import Visitor
+from tests.http.test_agent_page import AgentClient
+from tests.channels.web.test_server import Visitor
 
 CUSTOMER = 555001
 GROUP = -1001234567890

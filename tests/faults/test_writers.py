@@ -40,7 +40,7 @@ from flows.digest import Week
 from storage.db import Database
 from tests.conftest import API_TOKEN, Harness, make_config, purchase_body
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("FEEDBOT_WRITERS_SECONDS", "60"))
 OWNERS = [7001, 7002]
 GROUP = -1005550001

@@ -21,7 +21,7 @@ import sys
 
 from tests import secrets_guard
 from tests.browser import PHONE, chromium
-from tests.test_cli import ROOT, _free_port, _wait_port, feedbot
+from tests.cli.test_main import ROOT, _free_port, _wait_port, feedbot
 
 TIMEOUT_MS = 10_000
 REPLY = "Shop gửi hộp mới cho bạn chiều nay ạ"

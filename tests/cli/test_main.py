@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import BOT_TOKEN, purchase_body
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def feedbot(*args: str, cwd: Path, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:

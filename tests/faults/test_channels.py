@@ -1,5 +1,5 @@
 """Issue 7's fault and abuse items for the web chat and Zalo (the Telegram and HTTP API side
-is in tests/test_faults_*.py; the map of every item is in tests/test_faults_index.py).
+is in tests/test_faults_*.py; the map of every item is in tests/faults/test_index.py).
 
 item 1: one web frame sent 2-5 times, on one socket and from two tabs of the same session at
         once -> one inbox row, one visitor echo, one reply.
@@ -19,10 +19,10 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import Harness, make_config
-from tests.test_faults_process import BotProcess
-from tests.test_web_chat import Visitor
-from tests.test_zalo import USER as ZALO_USER, next_message, outbox_settled, say, settled, started, tap
-from tests.test_zalo import zfake  # noqa: F401 - the fixture
+from tests.faults.test_process import BotProcess
+from tests.channels.web.test_server import Visitor
+from tests.channels.zalo.test_channel import USER as ZALO_USER, next_message, outbox_settled, say, settled, started, tap
+from tests.channels.zalo.test_channel import zfake  # noqa: F401 - the fixture
 
 GROUP = -1001234567890
 AGENT = 9001

@@ -16,9 +16,9 @@ from storage import digests
 from tests.conftest import API_TOKEN, Harness, make_config
 from tests.digest_data import ShopData, local
 from tests.fakes.telegram_api import UploadedFile
-from tests.test_digest import png_size, typical_week
+from tests.services.test_digest import png_size, typical_week
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OWNER_VI, OWNER_EN = 777, 778
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 

@@ -7,7 +7,7 @@ import re
 
 from tests.browser import PHONE, chromium
 from tests.conftest import API_TOKEN, Harness, make_config
-from tests.test_agent_page import CUSTOMER, file_complaint
+from tests.http.test_agent_page import CUSTOMER, file_complaint
 
 TIMEOUT_MS = 10_000
 

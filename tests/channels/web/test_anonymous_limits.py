@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import Harness, hours, make_config
-from tests.test_agent_page import AgentClient
-from tests.test_web_chat import Visitor
+from tests.http.test_agent_page import AgentClient
+from tests.channels.web.test_server import Visitor
 
 
 async def started(tmp_path, clock, **web: Any) -> Harness:

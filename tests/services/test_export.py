@@ -14,8 +14,8 @@ from bot.services.export import Progress, export
 from storage.timefmt import to_db
 from tests.conftest import Harness
 from tests.digest_data import VN, ShopData, local
-from tests.test_digest import typical_week
-from tests.test_digest_send import config, feedbot
+from tests.services.test_digest import typical_week
+from tests.services.test_digest_send import config, feedbot
 
 
 @pytest.fixture
