@@ -187,7 +187,7 @@ class Engine:
         """Handle an update inside tx; what its inbox row keeps of it. Raises on any failure."""
         event = channel.parse(payload)
         now = self.clock.now()
-        if event is not None and hasattr(channel, "resolve"):  # e.g. Zalo: a numbered reply -> its button
+        if event is not None:  # e.g. Zalo: a numbered reply -> its button
             event = await channel.resolve(tx, event, payload, now)
         foreign_group = event is not None and event.group and not self._is_agents_chat(event.chat_id)
         if foreign_group and event.choice is not None and self.desk is not None:  # a button there: refused, audited

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Awaitable, Callable, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Final, Literal, Protocol
 
 from flows.model import Inbound
+
+if TYPE_CHECKING:
+    from storage.db import Connection
 
 # Outbox methods every channel delivers. Payloads:
 #   send_text:     {"text": str, "buttons": [[{"label": str, "data": str}, ...], ...]}
@@ -16,8 +20,10 @@ from flows.model import Inbound
 #                  (an upload: a customer's own data as JSON, /mydata)
 #   open_topic:    {"name": str}  (a forum topic in a group; returns its thread id; channels
 #                  with groups only: Telegram)
+#   reset_chat:    {}  (clears an open page's conversation after /forget: web chat)
 # send_text and send_photo may also carry "thread_id" (forum topic) and "reply_to" (message id).
-METHODS = ("send_text", "send_photo", "send_photo_file", "send_document", "answer_choice", "edit_text", "open_topic")
+
+ONE_MESSAGE = 4000  # characters that go as one message on Telegram (4096) and the web chat
 
 
 class DeliveryError(Exception):
@@ -49,12 +55,24 @@ class TopicsUnavailable(Permanent):
     in this group."""
 
 
+SENDER_RATE: Final = "sender"  # a channel's messages_per_second: the sender's configured rate
+
+
 class Channel(Protocol):
+    """A chat platform, as the engine and the sender use it; every member is declared here
+    (no channel is asked what it has)."""
+
     name: str
-    # Optional attributes, read with getattr by the sender:
-    #   messages_per_second: float | None  -- overall rate on this platform (None: no limit)
-    #   resend_after_crash: bool  -- a row caught mid-delivery by a crash is sent again, not
-    #                                marked unknown (delivery is our own write: web chat)
+    # Overall rate on this platform: messages per second, None for no limit, SENDER_RATE for
+    # the sender's configured rate.
+    messages_per_second: float | None | Literal["sender"]
+    # A row caught mid-delivery by a crash is sent again, not marked unknown (delivery is our
+    # own write: web chat).
+    resend_after_crash: bool
+    # send_document reaches the chat (/mydata as a file); else the customer gets a link.
+    delivers_files: bool
+    # An open page shows the conversation: after /forget a "reset_chat" row clears it.
+    resets_after_erasure: bool
 
     def update_id(self, payload: dict[str, Any]) -> str:
         """The platform's id of an update, the inbox dedupe key; ValueError if there is none."""
@@ -62,11 +80,25 @@ class Channel(Protocol):
     def parse(self, payload: dict[str, Any]) -> Inbound | None:
         """The normalized event, or None for updates we do not handle."""
 
+    async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:
+        """The event completed with what needs the database (a numbered reply is its button);
+        most channels return it as it is."""
+
+    def fits(self, text: str, buttons: list[list[dict[str, str]]]) -> bool:
+        """Whether this text with its buttons goes as one message."""
+
     def pacing(self, chat_id: str) -> float:
         """Minimum seconds between two messages to this chat."""
 
     async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
         """Send one outbox row; returns the platform's message id when there is one."""
+
+
+# What a webhook or server hands its updates to (the engine's receive, record and process):
+# channels are given these, they never import the engine.
+Receive = Callable[..., Awaitable[bool]]  # (channel_name, payload, *, raw=None) -> new?
+Record = Callable[[str, dict[str, Any]], Awaitable["int | None"]]  # (channel_name, payload) -> inbox id
+Process = Callable[[int, "Channel", dict[str, Any]], Awaitable[None]]  # (inbox id, channel, payload)
 
 
 def split_command(text: str) -> tuple[str | None, str]:

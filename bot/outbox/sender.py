@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
-from bot.channels.base import Ambiguous, Channel, Permanent, RetryLater, Transient
+from bot.channels.base import SENDER_RATE, Ambiguous, Channel, Permanent, RetryLater, Transient
 from bot.clock import Clock, SystemClock
 from storage import outbox, surveys
 from storage.db import Connection, Database, savepoint
@@ -38,7 +38,6 @@ from storage.timefmt import from_db
 log = logging.getLogger(__name__)
 
 READY_BATCH = 200
-_UNSET = object()
 LAST_SENT_PRUNE_AT = 1024  # per-chat send times kept before idle chats are forgotten ...
 LAST_SENT_PRUNE_EVERY = 1.0  # ... at most once a second
 RATE_MARGIN = 0.98  # starts are spread 1/(rate * RATE_MARGIN) apart, kept to that schedule ...
@@ -143,7 +142,7 @@ class Sender:
         """At start: rows a crash left 'sending' may have arrived; mark them unknown (survey
         questions and web chat rows excepted: they are sent again, see outbox.requeue_in_flight)."""
         async with self.db.transaction() as tx:
-            local = [name for name, ch in self.channels.items() if getattr(ch, "resend_after_crash", False)]
+            local = [name for name, ch in self.channels.items() if ch.resend_after_crash]
             requeued = await outbox.requeue_in_flight(tx, local)
             count = await outbox.recover_in_flight(tx)
         if requeued:
@@ -263,8 +262,8 @@ class Sender:
     def _limit(self, name: str, channel: Channel) -> _RateLimit | None:
         """The channel's overall rate limit (None: no overall limit)."""
         if name not in self._limits:
-            rate = getattr(channel, "messages_per_second", _UNSET)
-            if rate is _UNSET:  # the channel does not say: the configured rate
+            rate = channel.messages_per_second
+            if rate == SENDER_RATE:  # the platform's rate is the configured one
                 rate = self.messages_per_second
             if rate is None:
                 self._limits[name] = None

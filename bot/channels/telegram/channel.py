@@ -11,7 +11,7 @@ import asyncio
 import base64
 import logging
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 import httpx
@@ -31,10 +31,11 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from bot.channels.base import (
-    Ambiguous, Permanent, RetryLater, TopicsUnavailable, Transient, send_in_parts, split_command, split_text,
+    ONE_MESSAGE, SENDER_RATE, Ambiguous, Permanent, RetryLater, TopicsUnavailable, Transient, send_in_parts, split_command, split_text,
     utf16_len,
 )
 from flows.model import Inbound
+from storage.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ EMPTY_POLL_MIN_INTERVAL = 0.5
 
 class TelegramChannel:
     name = "telegram"
+    messages_per_second = SENDER_RATE  # ~30/s for the whole bot: the sender's configured rate
+    resend_after_crash = False  # sendMessage has no idempotency key
+    delivers_files = True
+    resets_after_erasure = False
 
     def __init__(
         self,
@@ -163,6 +168,12 @@ class TelegramChannel:
         await self.bot.delete_webhook(drop_pending_updates=False)
 
     # --- sending --------------------------------------------------------------
+
+    async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:
+        return event
+
+    def fits(self, text: str, buttons: list[list[dict[str, str]]]) -> bool:
+        return len(text) <= ONE_MESSAGE
 
     def pacing(self, chat_id: str) -> float:
         # Negative ids are groups: ~20 messages a minute; private chats ~1 a second.

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import Any, Callable
 
-from bot.channels.base import Permanent, split_command
+from bot.channels.base import ONE_MESSAGE, Permanent, split_command
 from bot.clock import Clock, SystemClock
 from flows.model import Inbound
 from storage import web_messages
-from storage.db import Database
+from storage.db import Connection, Database
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class WebChannel:
     name = NAME
     messages_per_second: float | None = None  # our own server: no platform-wide limit
     resend_after_crash = True  # delivery is our own database write: resending is safe (sender.recover)
+    delivers_files = True  # the page offers the download
+    resets_after_erasure = True  # the open page clears the conversation it shows
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
@@ -83,6 +86,12 @@ class WebChannel:
             raise ValueError("text: not a string")
         command, args = split_command(text)
         return Inbound(**common, text=text, command=command, args=args)
+
+    async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:
+        return event
+
+    def fits(self, text: str, buttons: list[list[dict[str, str]]]) -> bool:
+        return len(text) <= ONE_MESSAGE
 
     def pacing(self, chat_id: str) -> float:
         return 0.0

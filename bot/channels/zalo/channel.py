@@ -164,6 +164,9 @@ class RefreshFailed(Transient):
 
 class ZaloChannel:
     name = NAME
+    resend_after_crash = False
+    delivers_files = False  # no file upload to a chat: /mydata goes as a short-lived link
+    resets_after_erasure = False
 
     def __init__(
         self,
@@ -249,6 +252,9 @@ class ZaloChannel:
         )
         command, args = split_command(text)
         return replace(base, text=text, command=command, args=args, photos=photos)
+
+    def fits(self, text: str, buttons: list[list[dict[str, str]]]) -> bool:
+        return fits(text, buttons)
 
     async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:
         """What needs the database: a numbered reply ("2") to a message with choices is that
