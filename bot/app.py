@@ -24,7 +24,10 @@ from bot.http.api import TELEGRAM_WEBHOOK_PATH, HttpApi
 from bot.services.privacy import Privacy
 from bot.outbox.sender import Sender
 from bot.services.surveys import SurveyDispatcher
-from bot.services.desk import DeskConfig, TicketDesk
+from bot.outbox.effects import Effects
+from bot.services.desk import AgentDesk, CustomerDesk, DeskConfig, DeskGroup
+from bot.services.sla import SlaWatchdog
+from bot.services.threads import TicketThreads
 from bot.channels.zalo.webhook import ZaloWebhook
 from bot.services import demo
 from bot.channels.web import server as web_chat
@@ -86,9 +89,9 @@ class FeedbotApp:
         policy = cfg.survey_policy()
         shop = cfg.get("shop", "name")
         agents = cfg.section("agents")
-        self.desk = TicketDesk(
-            self.db,
-            self.clock,
+        self.effects = Effects(self.channels)  # carries out every decision type (one handler each)
+        self.desk = DeskGroup(
+            self.effects,
             DeskConfig(
                 chat_id=agents["chat_id"] if self.telegram else None,
                 agent_ids=frozenset(agents["agent_ids"]),
@@ -98,14 +101,14 @@ class FeedbotApp:
                 topics=agents["topics"],
                 agent_page=cfg.get("agent_page", "enabled"),
             ),
-            cfg.complaint_policy(),
             shop_name=shop,
             timezone=cfg.tz,
         )
+        self.threads = TicketThreads(self.db, self.clock, self.desk)
         forum = None
         if self.telegram is not None and agents["chat_id"] and agents["topics"]:
             forum = await self.telegram.is_forum(agents["chat_id"])
-        await self.desk.start(is_forum=forum)
+        await self.threads.start(is_forum=forum)
         sender_cfg = cfg.section("sender")
         self.sender = Sender(
             self.db,
@@ -115,29 +118,33 @@ class FeedbotApp:
             backoff_base=sender_cfg["backoff_base"],
             backoff_max=sender_cfg["backoff_max"],
             clock=self.sender_clock,
-            hooks=self.desk,
+            hooks=self.threads,
         )
-        self.desk.wake_sender = self.sender.wake
         await self.sender.recover()
+        self.customer_desk = CustomerDesk(self.desk, cfg.complaint_policy(), self.threads)
+        self.agent_desk = AgentDesk(self.desk, wake_sender=self.sender.wake)
+        self.sla = SlaWatchdog(self.db, self.clock, self.agent_desk, wake_sender=self.sender.wake)
         self.dispatcher = SurveyDispatcher(
-            self.db, self.clock, policy, shop, frozenset(self.channels), wake_sender=self.sender.wake,
+            self.db, self.clock, policy, shop, self.effects, wake_sender=self.sender.wake,
             channel_order=cfg.get("survey", "channel_order"),
             demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
         )
         self.privacy = Privacy(self.db, self.clock, retention_days=cfg.get("privacy", "retention_days"), shop_name=shop,
-                               public_url=cfg.get("http", "public_url"))
+                               public_url=cfg.get("http", "public_url"), effects=self.effects)
+        for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher):
+            service.register(self.effects)
         self.engine = Engine(
             self.db,
             self.clock,
             self.channels,
             self.dispatcher,
+            self.effects,
             shop_name=shop,
             default_language=cfg.get("shop", "language"),
             policy=policy,
             complaints=cfg.complaint_policy(),
             desk=self.desk,
             wake_sender=self.sender.wake,
-            privacy=self.privacy,
             agents_reachable=self.desk.config.chat_id is not None or cfg.get("agent_page", "enabled"),
         )
         # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
@@ -174,8 +181,8 @@ class FeedbotApp:
                 demo=self.demo_purchase if cfg.web_demo else None,
             )
             chat.add_routes(web_app)
-            self.engine.ticket_gate = chat.ticket_allowed
-        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.desk, self.api_token)
+            self.customer_desk.ticket_gate = chat.ticket_allowed
+        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.api_token)
         # Connection caps and read timeouts in front of aiohttp (see bot/http/connections.py).
         self.guard = ConnectionGuard(self.connection_limits)
         self.guard.fit_to_descriptors()
@@ -240,7 +247,7 @@ class FeedbotApp:
             ("dispatch-due-surveys", self.dispatcher.dispatch_due, interval),
             ("expire-surveys", self.dispatcher.expire, HOUSEKEEPING_INTERVAL_S),
             ("survey-reminders", self.dispatcher.remind, HOUSEKEEPING_INTERVAL_S),
-            ("sla-watchdog", self.desk.watch_sla, self.config.get("sla", "watchdog_interval").total_seconds()),
+            ("sla-watchdog", self.sla.watch_sla, self.config.get("sla", "watchdog_interval").total_seconds()),
             ("retention-purge", self.privacy.purge, self.config.get("privacy", "purge_interval").total_seconds()),
         )
         if self.digests.can_send:

@@ -10,38 +10,26 @@ from typing import Any, Callable, Mapping
 from bot.channels.base import Channel
 from bot.clock import Clock
 from bot.outbox import consent
-from bot.outbox.effects import Target, apply
-from bot.services.privacy import Privacy
+from bot.outbox.effects import Actor, Effects, Target
+from bot.services.desk import DeskGroup, desk_view, view
 from bot.services.surveys import SurveyDispatcher
-from bot.services.desk import Actor, TicketDesk
-from flows import complaint, conversation, csat, questions
+from flows import complaint, conversation, csat
 from flows import privacy as privacy_flow
 from flows import desk as desk_flow
 from flows.model import (
-    AddNote,
-    AuditDenied,
-    ClaimTicket,
     Context,
     ContactView,
     Conversation,
     CustomerView,
-    Decision,
-    EscalateTicket,
     Inbound,
-    OpenTicket,
     OrderRef,
-    RateResolution,
-    RelayToAgents,
-    RelayToCustomer,
-    ReopenTicket,
-    ReplyInGroup,
-    ResolveTicket,
+    AuditDenied,
     SendPendingSurveys,
     SurveyView,
 )
 from flows.schedule import SurveyPolicy
 from flows.texts import PRIVACY_NOTICE_VERSION, pick_language
-from flows.tickets import QUESTION, ComplaintPolicy
+from flows.tickets import ComplaintPolicy
 from storage import contacts, conversations, customers, inbox, privacy, surveys, tickets
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database, savepoint
@@ -71,30 +59,28 @@ class Engine:
         clock: Clock,
         channels: Mapping[str, Channel],
         dispatcher: SurveyDispatcher,
+        effects: Effects,
         *,
         shop_name: str,
         default_language: str,
         policy: SurveyPolicy,
         complaints: ComplaintPolicy | None = None,
-        desk: TicketDesk | None = None,
+        desk: DeskGroup | None = None,
         wake_sender: Callable[[], None] = lambda: None,
-        privacy: Privacy | None = None,
         agents_reachable: bool = True,
     ) -> None:
         self.db = db
         self.clock = clock
         self.channels = channels
         self.dispatcher = dispatcher
+        self.effects = effects  # carries out every decision (bot/outbox/effects.py)
         self.shop_name = shop_name
         self.default_language = default_language
         self.policy = policy
         self.complaints = complaints or ComplaintPolicy()
         self.desk = desk
         self.wake_sender = wake_sender
-        self.privacy = privacy or Privacy(db, clock, retention_days=365, shop_name=shop_name)
         self.agents_reachable = agents_reachable  # an agents' group or the agent page: questions reach someone
-        # Asked before a ticket opens (the web chat's limit on anonymous visitors' tickets).
-        self.ticket_gate: Callable[[ContactRecord], bool] = lambda contact: True
 
     async def receive(self, channel_name: str, payload: dict[str, Any], *, raw: str | None = None) -> bool:
         """Record an update and handle it, committed together before this returns (so the
@@ -278,8 +264,8 @@ class Engine:
             policy=self.policy,
             complaints=self.complaints,
             recent_orders=recent_orders,
-            tickets=tuple(TicketDesk.view(t) for t in own_tickets),
-            ticket=TicketDesk.view(ticket_record) if ticket_record else None,
+            tickets=tuple(view(t) for t in own_tickets),
+            ticket=view(ticket_record) if ticket_record else None,
             agents_reachable=self.agents_reachable,
         )
         decisions = conversation.handle(event, ctx)
@@ -292,46 +278,14 @@ class Engine:
             choice_message_id=event.message_id if event.choice is not None else None,
             notice_current=contact.notice_version == PRIVACY_NOTICE_VERSION,
         )
-        target = await apply(tx, decisions, target, now)
         if ticket_id is not None and ticket_record is None and event.choice is not None:
             await self._audit_foreign_ticket_button(tx, ticket_id, contact, event.choice, now)
-        for decision in decisions:
-            await self._customer_ticket_decision(tx, decision, ctx, contact, target, now)
-        await self.privacy.carry_out(tx, decisions, target, contact.language, now)
-        if target.customer_id is not None and (newly_linked or any(isinstance(d, SendPendingSurveys) for d in decisions)):
+        customer_actor = Actor("customer", str(contact.id), contact.display_name)
+        target = await self.effects.apply(tx, decisions, target, now, contact=contact, ctx=ctx, event=event, actor=customer_actor)
+        if newly_linked and target.customer_id is not None and not any(isinstance(d, SendPendingSurveys) for d in decisions):
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
         log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
-
-    async def _customer_ticket_decision(
-        self, tx: Connection, decision: Decision, ctx: Context, contact: ContactRecord, target: Target, now: datetime
-    ) -> None:
-        if isinstance(decision, AuditDenied):
-            actor = Actor("customer", str(contact.id), contact.display_name)
-            await self._require_desk().deny(tx, decision.ticket_id, actor, decision.action, now)
-            return
-        if not isinstance(decision, (OpenTicket, RelayToAgents, RateResolution, ReopenTicket)):
-            return
-        desk = self._require_desk()
-        if isinstance(decision, OpenTicket):
-            if not self.ticket_gate(contact):
-                await apply(tx, complaint.not_opened(ctx), target, now)
-                return
-            ticket = await desk.open(tx, decision, contact, now)
-            said = questions.opened if ticket.kind == QUESTION else complaint.opened
-            await desk.confirm(tx, ticket, said(TicketDesk.view(ticket), ctx), target, now)
-            return
-        ticket = await tickets.get(tx, decision.ticket_id)
-        if ticket is None or ticket.contact_id != contact.id:
-            raise AssertionError(f"flow chose ticket {decision.ticket_id}, not this contact's")
-        if isinstance(decision, RelayToAgents):
-            await desk.relay_to_agents(tx, ticket, contact, decision.text, decision.photos, now)
-        elif isinstance(decision, RateResolution):
-            await desk.rate(tx, ticket, decision.score, now)
-        elif isinstance(decision, ReopenTicket):
-            reopened = await desk.reopen(tx, ticket, now)
-            said = questions.reopened if reopened.kind == QUESTION else complaint.reopened
-            await apply(tx, said(TicketDesk.view(reopened), ctx), target, now)
 
     async def _audit_foreign_ticket_button(
         self, tx: Connection, ticket_id: int, contact: ContactRecord, choice: str, now: datetime
@@ -342,11 +296,12 @@ class Engine:
         if other is not None and other.contact_id == contact.id:
             return  # their own ticket, only older than the reopen window: a stale button
         actor = Actor("customer", str(contact.id), contact.display_name)
-        await self._require_desk().deny(tx, other.id if other else None, actor, f"button:{choice[:64]}", now)
+        await self.effects.apply(tx, [AuditDenied(f"button:{choice[:64]}", other.id if other else None)],
+                                 Target.of_contact(contact), now, actor=actor)
 
-    def _require_desk(self) -> TicketDesk:
+    def _require_desk(self) -> DeskGroup:
         if self.desk is None:
-            raise RuntimeError("complaint decision but no ticket desk is wired")
+            raise RuntimeError("a group update but no ticket desk is wired")
         return self.desk
 
     # --- an agent in the agents' group ----------------------------------------------------
@@ -356,12 +311,8 @@ class Engine:
         desk = self._require_desk()
         decisions = desk_flow.refuse_foreign_group(event, desk.config.language)
         target = Target(event.channel, event.chat_id, None, None, choice_id=event.choice_id)
-        await apply(tx, decisions, target, now)
-        for decision in decisions:
-            if isinstance(decision, AuditDenied):
-                ticket = await tickets.get(tx, decision.ticket_id) if decision.ticket_id is not None else None
-                await desk.deny(tx, ticket.id if ticket else None, Actor("agent", event.user_id, event.name or event.user_id),
-                                decision.action, now)
+        agent = Actor("agent", event.user_id, event.name or event.user_id)
+        await self.effects.apply(tx, decisions, target, now, event=event, actor=agent)
 
     async def _handle_agent(self, tx: Connection, event: Inbound, now: datetime) -> None:
         desk = self._require_desk()
@@ -377,26 +328,10 @@ class Engine:
             now=now,
             language=desk.config.language,
             agent_allowed=desk.agent_allowed(event),
-            ticket=TicketDesk.desk_view(ticket) if ticket else None,
+            ticket=desk_view(ticket) if ticket else None,
         )
         decisions = desk_flow.handle(event, ctx)
         agent = Actor("agent", event.user_id, event.name or event.user_id)
         target = Target(event.channel, event.chat_id, None, None, choice_id=event.choice_id,
                         choice_message_id=event.message_id if event.choice is not None else None)
-        await apply(tx, decisions, target, now)
-        for decision in decisions:
-            match decision:
-                case AuditDenied(action=action, ticket_id=ticket_id):
-                    await desk.deny(tx, ticket_id, agent, action, now)
-                case ReplyInGroup(text=body):
-                    await desk.reply_in_group(tx, event, body, now)
-                case RelayToCustomer(text=body, photos=photos) if ticket is not None:
-                    await desk.relay_to_customer(tx, ticket, agent, body, photos, now)
-                case AddNote(text=body) if ticket is not None:
-                    await desk.note(tx, ticket, agent, body, now)
-                case ClaimTicket() if ticket is not None:
-                    await desk.claim(tx, ticket, agent, now)
-                case ResolveTicket() if ticket is not None:
-                    await desk.resolve(tx, ticket, agent, now)
-                case EscalateTicket() if ticket is not None:
-                    await desk.escalate(tx, ticket, agent, now)
+        await self.effects.apply(tx, decisions, target, now, event=event, actor=agent, ticket=ticket)

@@ -35,7 +35,7 @@ from aiohttp import web
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.services.desk import Actor, TicketDesk
+from bot.services.desk import Actor, AgentDesk, desk_view
 from flows.agent_page import ACTIONS, catalog, page_text, refusal
 from flows.model import parse_id
 from flows.texts import category_label, local_time, text
@@ -161,7 +161,7 @@ class AgentPage:
         *,
         db: Database,
         clock: Clock,
-        desk: TicketDesk,
+        desk: AgentDesk,
         sessions: Sessions,
         api_token: str,
         shop_name: str,
@@ -378,7 +378,7 @@ class AgentPage:
             ticket = await tickets.get(tx, ticket_id)
             if ticket is not None:
                 now = self.clock.now()
-                why = refusal(action, TicketDesk.desk_view(ticket), agent.id or "", body)
+                why = refusal(action, desk_view(ticket), agent.id or "", body)
                 if why is None:
                     await self._carry_out(tx, action, ticket, agent, body, now)
                 elif why[0] in ("refused.resolved", "refused.claimed"):
@@ -524,7 +524,7 @@ def _json(body: Any) -> web.Response:
     return web.json_response(body, dumps=lambda b: json.dumps(b, ensure_ascii=False))
 
 
-async def mount(app: web.Application, config: Config, db: Database, clock: Clock, desk: TicketDesk, api_token: str) -> AgentPage | None:
+async def mount(app: web.Application, config: Config, db: Database, clock: Clock, desk: AgentDesk, api_token: str) -> AgentPage | None:
     """Add the agents' page to the bot's HTTP server (unless agent_page.enabled is false)."""
     section = config.section("agent_page")
     if not section["enabled"]:

@@ -17,9 +17,9 @@ needs a new act.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
-from bot.channels.zalo import channel as zalo
+from bot.channels.base import ONE_MESSAGE
 from flows.model import Inbound
 from flows.privacy import PREFIX as PRIVACY_CHOICES
 from flows.texts import PRIVACY_NOTICE_VERSION, text
@@ -28,18 +28,17 @@ from storage.contacts import ContactRecord
 from storage.db import Connection
 
 NEUTRAL_COMMANDS = frozenset({"stop", "forget", "mydata", "help"})
-MAX_TEXT = 4000  # Telegram takes 4096 characters: a longer text gets the notice as its own message
+Fits = Callable[[str, list[list[dict[str, str]]]], bool]  # the channel's: text and buttons go as one message
 
 
-def _fits(channel: str, text: str, buttons: list) -> bool:
-    if channel == zalo.NAME:  # 2000 characters, and the choices may be sent as numbered lines
-        return zalo.fits(text, buttons)
-    return len(text) <= MAX_TEXT
+def fits_default(text: str, buttons: list[list[dict[str, str]]]) -> bool:
+    """For a channel not running now (its rows wait): as on Telegram."""
+    return len(text) <= ONE_MESSAGE
 
 
 async def with_notice(
     tx: Connection, *, channel: str, chat_id: str, contact_id: int, method: str, payload: dict[str, Any],
-    priority: int, now: datetime,
+    priority: int, now: datetime, fits: Fits = fits_default,
 ) -> dict[str, Any]:
     """The payload of a text message to this contact, with the notice added below it if the
     contact has not had this version yet (one indexed row update otherwise)."""
@@ -50,7 +49,7 @@ async def with_notice(
         return payload
     notice = text(language, "privacy.notice")
     body = payload.get("text", "")
-    if _fits(channel, f"{body}\n\n{notice}", payload.get("buttons") or []):
+    if fits(f"{body}\n\n{notice}", payload.get("buttons") or []):  # else the notice goes as its own message
         return {**payload, "text": f"{body}\n\n{notice}"}
     await outbox.enqueue(
         tx, channel=channel, chat_id=chat_id, contact_id=contact_id, method="send_text",

@@ -1,47 +1,39 @@
-"""Carry out a flow's decisions inside the caller's transaction (state + records + outbox)."""
+"""The one place decisions are carried out: every decision type of flows/model.py has exactly
+one handler in the registry (the records and replies here, the desk's, privacy's and the
+surveys' registered by their services at wiring), run inside the caller's transaction
+(state + records + outbox)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence, get_args
 
+from bot.channels.base import Channel
+from bot.outbox import consent
 from flows.model import (
-    AddNote,
     AnswerChoice,
-    AuditDenied,
-    ClaimTicket,
-    EscalateTicket,
-    OpenTicket,
-    RateResolution,
-    RelayToAgents,
-    RelayToCustomer,
-    ReopenTicket,
-    ReplyInGroup,
-    ResolveTicket,
+    Context,
     Decision,
     EditChoiceMessage,
+    Inbound,
     LinkCustomer,
     RecordComment,
     RecordScore,
     Reply,
-    SendPendingSurveys,
     SetConversation,
     SetOptOut,
-    EraseMyData,
-    SendMyData,
 )
-from bot.outbox import consent
 from flows.texts import PRIVACY_NOTICE_VERSION
 from storage import contacts, conversations, customers, outbox, surveys
-
-# Carried out by the engine (they need the dispatcher or the ticket desk), not here.
-ENGINE_DECISIONS = (
-    SendPendingSurveys, OpenTicket, RelayToAgents, RateResolution, ReopenTicket, RelayToCustomer, AddNote,
-    ClaimTicket, ResolveTicket, EscalateTicket, AuditDenied, ReplyInGroup, SendMyData, EraseMyData,
-)
 from storage.contacts import ContactRecord
 from storage.db import Connection
+from storage.tickets import TicketRecord
+
+# Handlers run phase by phase over a batch of decisions: first what the flow records and says,
+# then what the services do with it (tickets, privacy), then what follows from both (surveys
+# that became sendable). Within a phase, in the order the flow gave them.
+RECORDS, SERVICES, AFTERWARDS = 0, 1, 2
+PHASES = (RECORDS, SERVICES, AFTERWARDS)
 
 
 @dataclass(frozen=True)
@@ -70,78 +62,161 @@ class Target:
         )
 
 
-async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, now: datetime) -> Target:
-    """Returns the target as it is afterwards (a LinkCustomer changes its customer)."""
-    for decision in decisions:
-        match decision:
-            case Reply(text=text, buttons=buttons, survey_id=survey_id):
-                payload = {
-                    "text": text,
-                    "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in buttons],
-                }
-                await enqueue(tx, target, "send_text", payload, now, survey_id=survey_id)
-            case AnswerChoice(text=text):
-                if target.choice_id is not None:
-                    # Ahead of everything: the customer's button spins until it is answered,
-                    # and Telegram drops answers older than ~15 s.
-                    urgent = replace(target, priority=-1)
-                    await enqueue(tx, urgent, "answer_choice", {"choice_id": target.choice_id, "text": text}, now)
-            case EditChoiceMessage(text=text):
-                if target.choice_message_id is not None:
-                    await enqueue(
-                        tx, target, "edit_text", {"message_id": target.choice_message_id, "text": text}, now
-                    )
-            case SetConversation(state=state, data=data):
-                assert target.contact_id is not None
-                await conversations.put(tx, target.contact_id, state, data, now)
-            case RecordScore(survey_id=survey_id, score=score):
-                await surveys.record_score(tx, survey_id, score, now)
-            case RecordComment(survey_id=survey_id, text=text):
-                await surveys.record_comment(tx, survey_id, text, now)
-            case LinkCustomer(customer_id=customer_id):
-                assert target.contact_id is not None
-                await contacts.link(tx, target.contact_id, customer_id)
-                target = replace(target, customer_id=customer_id)
-            case SetOptOut(opted_out=opted_out):
-                assert target.contact_id is not None
-                await contacts.set_opted_out(tx, target.contact_id, opted_out, now)
-                if target.customer_id is not None:
-                    await customers.set_opted_out(tx, target.customer_id, opted_out, now)
-            case _ if isinstance(decision, ENGINE_DECISIONS):
-                pass  # need more than the database: the engine carries them out after the rest
-            case _:
-                raise TypeError(f"unknown decision {decision!r}")
-    return target
+@dataclass(frozen=True)
+class Actor:
+    """Who did something to a ticket (its audit trail)."""
+
+    kind: str  # customer | agent | system
+    id: str | None = None
+    name: str | None = None
 
 
-async def enqueue(
-    tx: Connection,
-    target: Target,
-    method: str,
-    payload: dict[str, Any],
-    now: datetime,
-    *,
-    survey_id: int | None = None,
-    coalesce_key: str | None = None,
-) -> None:
-    """One outbox row to the target's chat, in the caller's transaction (with the privacy
-    notice, if this is the first text the contact gets)."""
-    if target.contact_id is not None and not target.notice_current:
-        payload = await consent.with_notice(
-            tx, channel=target.channel, chat_id=target.chat_id, contact_id=target.contact_id, method=method,
-            payload=payload, priority=target.priority, now=now,
+SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a batch of decisions is carried out for: where replies go, and what the engine
+    read before the flow ran (the customer's contact and context, or the agent and ticket)."""
+
+    target: Target
+    now: datetime
+    contact: ContactRecord | None = None  # the customer who wrote
+    ctx: Context | None = None  # what the customer's flow was shown
+    event: Inbound | None = None  # the update itself
+    actor: Actor | None = None  # who acted (the customer or the agent)
+    ticket: TicketRecord | None = None  # the ticket an agent acted on
+    newly_linked: bool = False  # the chat became the customer's in this update: due surveys go now
+
+
+Handler = Callable[[Connection, Any, Scope], Awaitable["Target | None"]]  # a new target, or None: unchanged
+
+
+def decision_types() -> tuple[type, ...]:
+    """Every decision type a flow may return (flows/model.py's Decision union)."""
+    return get_args(Decision)
+
+
+class Effects:
+    """The decision executor, and the one writer of outbox rows for decisions."""
+
+    def __init__(self, channels: Mapping[str, Channel]) -> None:
+        self.channels = channels
+        self._handlers: dict[type, tuple[int, Handler]] = {}
+        for kind, handler in (
+            (Reply, self._reply), (AnswerChoice, self._answer_choice), (EditChoiceMessage, self._edit_choice_message),
+            (SetConversation, self._set_conversation), (RecordScore, self._record_score),
+            (RecordComment, self._record_comment), (LinkCustomer, self._link_customer), (SetOptOut, self._set_opt_out),
+        ):
+            self.register(kind, handler, RECORDS)
+
+    def register(self, kind: type, handler: Handler, phase: int = SERVICES) -> None:
+        """The one handler of a decision type; a second registration is a wiring mistake."""
+        if kind in self._handlers:
+            raise ValueError(f"{kind.__name__} already has a handler")
+        self._handlers[kind] = (phase, handler)
+
+    def missing(self) -> list[str]:
+        """Decision types without a handler (the wiring test asserts there are none)."""
+        return [kind.__name__ for kind in decision_types() if kind not in self._handlers]
+
+    async def apply(
+        self, tx: Connection, decisions: Sequence[Decision], target: Target, now: datetime, **scope: Any
+    ) -> Target:
+        """Carry out the decisions, phase by phase; returns the target as it is afterwards (a
+        LinkCustomer changes its customer). `scope`: the other fields of Scope."""
+        handlers = []
+        for decision in decisions:
+            found = self._handlers.get(type(decision))
+            if found is None:
+                raise TypeError(f"no handler for decision {decision!r}")
+            handlers.append((found[0], found[1], decision))
+        state = Scope(target, now, **scope)
+        for phase in PHASES:
+            for at, handler, decision in handlers:
+                if at == phase:
+                    changed = await handler(tx, decision, state)
+                    if changed is not None:
+                        state = replace(state, target=changed)
+        return state.target
+
+    async def enqueue(
+        self,
+        tx: Connection,
+        target: Target,
+        method: str,
+        payload: dict[str, Any],
+        now: datetime,
+        *,
+        survey_id: int | None = None,
+        coalesce_key: str | None = None,
+    ) -> None:
+        """One outbox row to the target's chat, in the caller's transaction (with the privacy
+        notice, if this is the first text the contact gets)."""
+        if target.contact_id is not None and not target.notice_current:
+            payload = await consent.with_notice(
+                tx, channel=target.channel, chat_id=target.chat_id, contact_id=target.contact_id, method=method,
+                payload=payload, priority=target.priority, now=now, fits=self._fits(target.channel),
+            )
+        await outbox.enqueue(
+            tx,
+            channel=target.channel,
+            chat_id=target.chat_id,
+            contact_id=target.contact_id,
+            method=method,
+            payload=payload,
+            now=now,
+            survey_id=survey_id,
+            priority=target.priority,
+            ticket_id=target.ticket_id,
+            coalesce_key=coalesce_key,
+            after_id=target.after_id,
         )
-    await outbox.enqueue(
-        tx,
-        channel=target.channel,
-        chat_id=target.chat_id,
-        contact_id=target.contact_id,
-        method=method,
-        payload=payload,
-        now=now,
-        survey_id=survey_id,
-        priority=target.priority,
-        ticket_id=target.ticket_id,
-        coalesce_key=coalesce_key,
-        after_id=target.after_id,
-    )
+
+    def _fits(self, channel_name: str) -> Callable[[str, list[list[dict[str, str]]]], bool]:
+        channel = self.channels.get(channel_name)
+        return channel.fits if channel is not None else consent.fits_default
+
+    # --- the records and replies of a flow ------------------------------------------------------
+
+    async def _reply(self, tx: Connection, d: Reply, scope: Scope) -> None:
+        payload = {
+            "text": d.text,
+            "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in d.buttons],
+        }
+        await self.enqueue(tx, scope.target, "send_text", payload, scope.now, survey_id=d.survey_id)
+
+    async def _answer_choice(self, tx: Connection, d: AnswerChoice, scope: Scope) -> None:
+        target = scope.target
+        if target.choice_id is not None:
+            # Ahead of everything: the customer's button spins until it is answered, and
+            # Telegram drops answers older than ~15 s.
+            urgent = replace(target, priority=-1)
+            await self.enqueue(tx, urgent, "answer_choice", {"choice_id": target.choice_id, "text": d.text}, scope.now)
+
+    async def _edit_choice_message(self, tx: Connection, d: EditChoiceMessage, scope: Scope) -> None:
+        if scope.target.choice_message_id is not None:
+            payload = {"message_id": scope.target.choice_message_id, "text": d.text}
+            await self.enqueue(tx, scope.target, "edit_text", payload, scope.now)
+
+    async def _set_conversation(self, tx: Connection, d: SetConversation, scope: Scope) -> None:
+        assert scope.target.contact_id is not None
+        await conversations.put(tx, scope.target.contact_id, d.state, d.data, scope.now)
+
+    async def _record_score(self, tx: Connection, d: RecordScore, scope: Scope) -> None:
+        await surveys.record_score(tx, d.survey_id, d.score, scope.now)
+
+    async def _record_comment(self, tx: Connection, d: RecordComment, scope: Scope) -> None:
+        await surveys.record_comment(tx, d.survey_id, d.text, scope.now)
+
+    async def _link_customer(self, tx: Connection, d: LinkCustomer, scope: Scope) -> Target:
+        assert scope.target.contact_id is not None
+        await contacts.link(tx, scope.target.contact_id, d.customer_id)
+        return replace(scope.target, customer_id=d.customer_id)
+
+    async def _set_opt_out(self, tx: Connection, d: SetOptOut, scope: Scope) -> None:
+        target = scope.target
+        assert target.contact_id is not None
+        await contacts.set_opted_out(tx, target.contact_id, d.opted_out, scope.now)
+        if target.customer_id is not None:
+            await customers.set_opted_out(tx, target.customer_id, d.opted_out, scope.now)

@@ -408,11 +408,10 @@ class Sender:
             await outbox.mark_final(tx, ids, status, error)
             if status == "failed":  # a survey whose question never arrived is not "sent and unanswered"
                 await surveys.mark_undeliverable(tx, ids, error, self.clock.now())
-            on_failed = getattr(self.hooks, "on_failed", None)
-            if row is not None and exc is not None and on_failed is not None:
+            if row is not None and exc is not None and self.hooks is not None:
                 try:  # in the same transaction: what waits for this row never sees it done without its fallback
                     async with savepoint(tx, "on_failed"):
-                        await on_failed(tx, row, status, exc)
+                        await self.hooks.on_failed(tx, row, status, exc)
                 except Exception:
                     log.exception("outbox %s: after-failure hook failed", row.id)
 

@@ -9,14 +9,14 @@ import logging
 import secrets
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from aiohttp import web
 
 from bot.clock import Clock
-from bot.outbox.effects import Target, apply, enqueue
+from bot.outbox.effects import SERVICES, Effects, Scope, Target
 from flows import privacy as privacy_flow
-from flows.model import Decision, EraseMyData, SendMyData
+from flows.model import EraseMyData, SendMyData
 from flows.texts import PRIVACY_NOTICE_VERSION, text
 from storage import my_data_links, privacy
 from storage.db import Connection, Database
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "feedbot-personal-data/1"
 PURGE_BATCH = 500  # rows per transaction: the write lock is never held long
-FILE_CHANNELS = frozenset({"telegram", "web"})  # can deliver send_document; others get a link
 LINK_PATH = "/mydata/"
 
 
@@ -45,8 +44,12 @@ def to_json(document: dict[str, Any]) -> str:
 
 
 class Privacy:
-    def __init__(self, db: Database, clock: Clock, *, retention_days: int, shop_name: str = "", public_url: str = "") -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, retention_days: int, shop_name: str = "", public_url: str = "",
+        effects: Effects | None = None,
+    ) -> None:
         self.db = db
+        self.effects = effects  # /mydata and /forget in a chat (the CLI needs none)
         self.clock = clock
         self.retention = timedelta(days=retention_days)
         self.shop_name = shop_name
@@ -87,20 +90,30 @@ class Privacy:
 
     # --- /mydata and /forget, inside the engine's transaction -------------------------------
 
-    async def carry_out(
-        self, tx: Connection, decisions: Sequence[Decision], target: Target, language: str, now: datetime
-    ) -> None:
-        for decision in decisions:
-            if isinstance(decision, SendMyData):
-                await self._send_my_data(tx, target, language, now)
-            elif isinstance(decision, EraseMyData):
-                assert target.contact_id is not None
-                subject = await privacy.of_contact(tx, target.contact_id)
-                counts = await privacy.erase(tx, subject, now)
-                log.info("contact %s erased their data (/forget): %s", target.contact_id, counts)
-                if target.channel == "web":  # open pages clear the conversation they show
-                    await enqueue(tx, target, "reset_chat", {}, now)
-                await apply(tx, privacy_flow.erased(language, self.shop_name), replace(target, customer_id=None), now)
+    def register(self, effects: Effects) -> None:
+        effects.register(SendMyData, self._on_send_my_data, SERVICES)
+        effects.register(EraseMyData, self._on_erase_my_data, SERVICES)
+
+    async def _on_send_my_data(self, tx: Connection, d: SendMyData, scope: Scope) -> None:
+        assert scope.contact is not None
+        await self._send_my_data(tx, scope.target, scope.contact.language, scope.now)
+
+    async def _on_erase_my_data(self, tx: Connection, d: EraseMyData, scope: Scope) -> None:
+        effects, target, now = self._effects(), scope.target, scope.now
+        assert target.contact_id is not None and scope.contact is not None
+        subject = await privacy.of_contact(tx, target.contact_id)
+        counts = await privacy.erase(tx, subject, now)
+        log.info("contact %s erased their data (/forget): %s", target.contact_id, counts)
+        channel = effects.channels.get(target.channel)
+        if channel is not None and channel.resets_after_erasure:  # open pages clear the conversation they show
+            await effects.enqueue(tx, target, "reset_chat", {}, now)
+        erased = privacy_flow.erased(scope.contact.language, self.shop_name)
+        await effects.apply(tx, erased, replace(target, customer_id=None), now)
+
+    def _effects(self) -> Effects:
+        if self.effects is None:
+            raise RuntimeError("privacy decisions in a chat need the effects wired")
+        return self.effects
 
     async def _send_my_data(self, tx: Connection, target: Target, language: str, now: datetime) -> None:
         assert target.contact_id is not None
@@ -112,7 +125,8 @@ class Privacy:
             purchases=len(tables["purchases"]), surveys=len(tables["surveys"]), tickets=len(tables["tickets"]),
             messages=len(tables["inbox"]) + len(tables["outbox"]),
         )
-        if target.channel not in FILE_CHANNELS:
+        channel = self._effects().channels.get(target.channel)
+        if channel is None or not channel.delivers_files:
             await self._send_link(tx, target, language, caption, to_json(document), now)
             return
         payload = {
@@ -121,7 +135,7 @@ class Privacy:
             "mime_type": "application/json",
             "text": caption,
         }
-        await enqueue(tx, target, "send_document", payload, now)
+        await self._effects().enqueue(tx, target, "send_document", payload, now)
 
     async def _send_link(self, tx: Connection, target: Target, language: str, caption: str, document: str,
                          now: datetime) -> None:
@@ -130,14 +144,14 @@ class Privacy:
         if not self.public_url:
             log.warning("/mydata on %s needs http.public_url for its download link; the customer was told to "
                         "ask the shop (feedbot customer export)", target.channel)
-            await enqueue(tx, target, "send_text", {"text": text(language, "privacy.mydata_ask_shop", shop=self.shop_name),
+            await self._effects().enqueue(tx, target, "send_text", {"text": text(language, "privacy.mydata_ask_shop", shop=self.shop_name),
                                                     "buttons": []}, now)
             return
         token = secrets.token_urlsafe(32)
         await my_data_links.create(tx, token, target.contact_id, document, now, now + privacy.MY_DATA_TTL)
         link = text(language, "privacy.mydata_link", url=f"{self.public_url}{LINK_PATH}{token}",
                     hours=int(privacy.MY_DATA_TTL.total_seconds() // 3600))
-        await enqueue(tx, target, "send_text", {"text": f"{caption}\n\n{link}", "buttons": []}, now)
+        await self._effects().enqueue(tx, target, "send_text", {"text": f"{caption}\n\n{link}", "buttons": []}, now)
 
     # --- the download link ------------------------------------------------------------------
 

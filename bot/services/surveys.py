@@ -9,8 +9,9 @@ from typing import Callable
 
 from bot.clock import Clock
 from bot.services.demo import is_demo_customer
-from bot.outbox.effects import Target, apply
+from bot.outbox.effects import AFTERWARDS, Effects, Scope, Target
 from flows import csat
+from flows.model import SendPendingSurveys
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
 from storage import contacts, customers, surveys, tickets
 from storage.db import Connection, Database
@@ -28,7 +29,7 @@ class SurveyDispatcher:
         clock: Clock,
         policy: SurveyPolicy,
         shop_name: str,
-        channels: frozenset[str],
+        effects: Effects,
         wake_sender: Callable[[], None] = lambda: None,
         channel_order: tuple[str, ...] = ("last_used",),
         demo_policy: SurveyPolicy | None = None,
@@ -38,7 +39,8 @@ class SurveyDispatcher:
         self.clock = clock
         self.policy = policy
         self.shop_name = shop_name
-        self.channels = channels  # channels we can send on now; other contacts are unreachable
+        self.effects = effects
+        self.channels = frozenset(effects.channels)  # channels we can send on now; other contacts are unreachable
         self.wake_sender = wake_sender
         self.demo_policy = demo_policy  # demo mode: demo customers' surveys ignore quiet hours
 
@@ -58,6 +60,13 @@ class SurveyDispatcher:
         if outcomes:
             log.info("survey dispatch: %s", dict(outcomes))
         return outcomes
+
+    def register(self, effects: Effects) -> None:
+        effects.register(SendPendingSurveys, self._send_pending, AFTERWARDS)
+
+    async def _send_pending(self, tx: Connection, d: SendPendingSurveys, scope: Scope) -> None:
+        if scope.target.customer_id is not None:
+            await self.dispatch_for_customer(tx, scope.target.customer_id, scope.now)
 
     async def dispatch_for_customer(self, tx: Connection, customer_id: int, now: datetime) -> int:
         """The customer just became reachable: send what is already due (inside the caller's transaction)."""
@@ -88,7 +97,7 @@ class SurveyDispatcher:
                     survey_id=survey.id, order_id=survey.order_id, shop=self.shop_name, language=contact.language
                 )
                 target = Target.of_contact(contact, priority=priority)
-                await apply(tx, decisions, target, now)
+                await self.effects.apply(tx, decisions, target, now)
                 await surveys.mark_sent(tx, survey.id, contact.id, contact.language, now)
                 log.info("survey %s (order %s) sent to contact %s", survey.id, survey.order_id, contact.id)
                 return "sent"
@@ -139,7 +148,7 @@ class SurveyDispatcher:
                     reminder=True,
                 )
                 target = Target.of_contact(contact, priority=1)
-                await apply(tx, decisions, target, now)
+                await self.effects.apply(tx, decisions, target, now)
                 await surveys.mark_reminded(tx, survey.id, now)
                 reminded += 1
         if reminded:

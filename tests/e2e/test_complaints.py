@@ -244,8 +244,8 @@ async def test_sla_breach_re_escalates_once(desk, tg):
     await file_complaint_after_low_score(desk, tg)
     await tg.wait_for_messages(GROUP, 2)
     desk.clock.advance(hours(2.5))  # past the 2 h first-response target
-    assert await desk.app.desk.watch_sla() == 1
-    assert await desk.app.desk.watch_sla() == 0  # once per breach, not on every run
+    assert await desk.app.sla.watch_sla() == 1
+    assert await desk.app.sla.watch_sla() == 0  # once per breach, not on every run
     alert = (await tg.wait_for_messages(GROUP, 3))[2]
     assert "quá hạn phản hồi đầu tiên" in alert.text and "@shop_lead" in alert.text
     assert (await tg.wait_for_messages(777, 1))[0].text == alert.text  # the owner hears too
@@ -253,8 +253,8 @@ async def test_sla_breach_re_escalates_once(desk, tg):
     assert ticket["priority"] == "high" and ticket["first_response_breached_at"]
 
     desk.clock.advance(hours(48))
-    assert await desk.app.desk.watch_sla() == 1  # the resolution target, once
-    assert await desk.app.desk.watch_sla() == 0
+    assert await desk.app.sla.watch_sla() == 1  # the resolution target, once
+    assert await desk.app.sla.watch_sla() == 0
     assert (await desk.rows("SELECT priority FROM tickets"))[0]["priority"] == "urgent"
     breaches = await desk.rows("SELECT body FROM ticket_events WHERE action = 'sla_breach' ORDER BY id")
     assert [b["body"] for b in breaches] == ["first_response", "resolution"]

@@ -154,7 +154,7 @@ async def test_eight_concurrent_writers_never_see_database_is_locked(tmp_path, t
             outcomes = await app.dispatcher.dispatch_due()
             expired = await app.dispatcher.expire()
             await app.dispatcher.remind()
-            await app.desk.watch_sla()
+            await app.sla.watch_sla()
             return 1 + sum(outcomes.values()) + sum(expired.values())
 
         async def digest() -> int:

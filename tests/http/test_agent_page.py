@@ -298,7 +298,7 @@ async def test_breach_marker_after_the_first_response_target(solo):
     assert (await agent.tickets())[0]["breached"] is False
     h.clock.advance(hours(2.5))  # past the 2 h first-response target, before the watchdog ran
     assert (await agent.tickets())[0]["breached"] is True
-    await h.app.desk.watch_sla()  # no group: the watchdog still records the breach, posts nowhere
+    await h.app.sla.watch_sla()  # no group: the watchdog still records the breach, posts nowhere
     listed = (await agent.tickets())[0]
     assert listed["breached"] is True and listed["escalated"] is True and listed["priority"] == "high"
     assert [e["action"] for e in await events(h)] == ["opened", "sla_breach"]

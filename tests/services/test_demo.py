@@ -74,7 +74,7 @@ async def test_demo_answers_tickets_and_comments_never_count_in_reports_digest_e
     rows = [r async for chunk in exports.rows(web.app.db.reader, "surveys", start, end) for r in chunk]
     assert len(rows) == 1 and rows[0][9] == 5
     web.clock.advance(timedelta(days=3))  # the demo ticket's targets are long past: no alert
-    assert await web.app.desk.watch_sla() == 0
+    assert await web.app.sla.watch_sla() == 0
 
 
 async def test_old_demo_data_is_marked_by_the_migration(tmp_path):
