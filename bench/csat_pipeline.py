@@ -75,7 +75,7 @@ import aiohttp  # noqa: E402
 from bot.app import FeedbotApp  # noqa: E402
 from bot.clock import FakeClock  # noqa: E402
 from bot.config import Config, parse_config  # noqa: E402
-from bot.http.api import TELEGRAM_SECRET_HEADER, TELEGRAM_WEBHOOK_PATH  # noqa: E402
+from bot.channels.telegram.webhook import SECRET_HEADER as TELEGRAM_SECRET_HEADER, WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegramServer, SentMessage  # noqa: E402
 
 BOT_TOKEN = "123456789:BENCHtokenABCDEFGHIJKLMNOPQRSTUVWXYZab"

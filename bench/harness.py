@@ -44,7 +44,7 @@ from bench.csat_pipeline import (  # noqa: E402
     score_buttons,
 )
 from bot.app import FeedbotApp  # noqa: E402
-from bot.http.api import TELEGRAM_SECRET_HEADER, TELEGRAM_WEBHOOK_PATH  # noqa: E402
+from bot.channels.telegram.webhook import SECRET_HEADER as TELEGRAM_SECRET_HEADER, WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH  # noqa: E402
 
 __all__ = [
     "API_TOKEN", "BOT_TOKEN", "FIRST_USER_ID", "START", "SURVEY_DELAY", "WEBHOOK_SECRET", "BenchTelegramServer",

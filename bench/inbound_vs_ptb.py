@@ -213,7 +213,8 @@ async def serve_ours(args: argparse.Namespace) -> None:
         served.mark(payload["update_id"])
         return new
 
-    app.engine.receive = receive_and_mark  # type: ignore[method-assign]  # the webhook looks it up per request
+    assert app.telegram_webhook is not None
+    app.telegram_webhook.receive = receive_and_mark  # the webhook is handed the engine's receive
     baseline: dict[str, int] = {}
 
     async def begin(cmd: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from bot.config import Config
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
 from bot.engine import Engine
-from bot.http.api import TELEGRAM_WEBHOOK_PATH, HttpApi
+from bot.http.api import HttpApi
+from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH, TelegramWebhook
 from bot.services.privacy import Privacy
 from bot.outbox.sender import Sender
 from bot.services.surveys import SurveyDispatcher
@@ -53,6 +54,7 @@ class FeedbotApp:
         self.telegram: TelegramChannel | None = None
         self.zalo: ZaloChannel | None = None
         self.zalo_webhook: ZaloWebhook | None = None
+        self.telegram_webhook: TelegramWebhook | None = None
         self.web: WebChannel | None = None
         self.channels: dict[str, Channel] = {}
         self.api_token = ""
@@ -160,23 +162,24 @@ class FeedbotApp:
             touchpoints=cfg.get("survey", "touchpoints"),
             api_token=self.api_token,
             max_body_bytes=cfg.get("http", "max_body_bytes"),
-            engine=self.engine if self.telegram else None,
-            telegram_webhook_secret=webhook_secret if self.telegram and cfg.telegram_webhook else None,
             bot_username=lambda: self.bot_username,
             reports=self.digests,
             web_link=self.web_chat_url if self.web else None,
         )
         web_app = http.make_app()
         self.privacy.add_routes(web_app)  # /mydata/<token>: the download link on Zalo
+        if self.telegram is not None and cfg.telegram_webhook:
+            self.telegram_webhook = TelegramWebhook(self.engine.receive, secret=webhook_secret)
+            self.telegram_webhook.register(web_app)
         if self.zalo is not None:
             self.zalo_webhook = ZaloWebhook(
-                self.engine, self.zalo, oa_secret_key=cfg.get("zalo", "oa_secret_key"),
+                self.engine.record, self.engine.process, self.zalo, oa_secret_key=cfg.get("zalo", "oa_secret_key"),
                 max_event_age=cfg.get("zalo", "max_event_age"), clock=self.clock,
             )
             self.zalo_webhook.register(web_app)
         if self.web is not None:
             chat = web_chat.WebChat(
-                db=self.db, clock=self.clock, engine=self.engine, channel=self.web, secrets=web_secrets,
+                db=self.db, clock=self.clock, receive=self.engine.receive, channel=self.web, secrets=web_secrets,
                 limits=web_chat.WebLimits.from_config(cfg), shop_name=shop, public_url=cfg.get("http", "public_url"),
                 demo=self.demo_purchase if cfg.web_demo else None,
             )

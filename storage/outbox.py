@@ -194,3 +194,10 @@ async def recover_in_flight(conn: Connection) -> int:
         " WHERE status = 'sending'"
     )
     return cur.rowcount
+
+
+async def unfinished(db: Any) -> list[Any]:
+    """Rows still pending or being sent (the sender's drain, for tests and benchmarks)."""
+    return list(await db.fetchall(
+        "SELECT id, status, attempts, next_attempt_at, last_error FROM outbox WHERE status IN ('pending', 'sending')"
+    ))

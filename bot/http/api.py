@@ -1,4 +1,5 @@
-"""The bot's HTTP server: the shop's API (bearer token) and the platforms' webhooks.
+"""The shop's HTTP API (bearer token) and the app's root: the platforms' webhooks, the web
+chat and the agent page add their routes to it.
 
 Errors are JSON: {"error": {"status": 400, "message": "customer.name: required", "field": "customer.name"}}.
 Bad input changes nothing: validation happens before the one write transaction.
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from bot.clock import Clock
 from bot.services.digest import DigestService
-from bot.engine import Engine
+from bot.http.body import BodyError, read_json
 from bot.services.purchases import InputError, PurchaseConflict, parse_purchase, record_purchase
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
@@ -26,8 +27,6 @@ from storage.db import Database, fetch_one
 log = logging.getLogger(__name__)
 
 WEBHOOK_MAX_BYTES = 1024 * 1024
-TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-TELEGRAM_WEBHOOK_PATH = "/webhooks/telegram"
 
 
 def error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> web.Response:
@@ -47,8 +46,6 @@ class HttpApi:
         touchpoints: tuple[str, ...],
         api_token: str,
         max_body_bytes: int,
-        engine: Engine | None,
-        telegram_webhook_secret: str | None,
         bot_username: Callable[[], str | None],
         reports: DigestService | None = None,
         web_link: Callable[[str], str] | None = None,
@@ -59,8 +56,6 @@ class HttpApi:
         self.touchpoints = touchpoints
         self.api_token = api_token
         self.max_body_bytes = max_body_bytes
-        self.engine = engine
-        self.telegram_webhook_secret = telegram_webhook_secret
         self.bot_username = bot_username
         self.reports = reports
         self.web_link = web_link  # the web chat's survey page for a link token (web channel on)
@@ -73,8 +68,6 @@ class HttpApi:
         app.router.add_get("/api/v1/purchases/{order_id}/qr.png", self._authorized(self.purchase_qr))
         if self.reports is not None:
             app.router.add_get("/api/v1/reports/weekly", self._authorized(self.weekly_report))
-        if self.engine is not None and self.telegram_webhook_secret:
-            app.router.add_post(TELEGRAM_WEBHOOK_PATH, self.telegram_webhook)
         return app
 
     @web.middleware
@@ -101,31 +94,6 @@ class HttpApi:
 
         return checked
 
-    async def _read_json(self, request: web.Request, limit: int) -> Any:
-        return (await self._read_json_text(request, limit))[0]
-
-    async def _read_json_text(self, request: web.Request, limit: int) -> tuple[Any, str]:
-        """The body parsed, and as text (kept as received where it is stored)."""
-        if request.content_type != "application/json":
-            raise _Reject(415, "expected Content-Type: application/json")
-        if request.content_length is not None and request.content_length > limit:
-            raise _Reject(413, f"body larger than {limit} bytes")
-        # read(n) returns what has arrived so far, not n bytes: loop to the end of the body
-        # (a body that comes in several TCP segments or chunks is still one body).
-        raw = bytearray()
-        while len(raw) <= limit:
-            chunk = await request.content.read(limit + 1 - len(raw))
-            if not chunk:
-                break
-            raw += chunk
-        if len(raw) > limit:
-            raise _Reject(413, f"body larger than {limit} bytes")
-        try:
-            text = raw.decode("utf-8")
-            return json.loads(text), text
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Reject(400, f"body: not valid JSON: {exc}", "body") from None
-
     # --- handlers ---------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
@@ -134,9 +102,9 @@ class HttpApi:
 
     async def post_purchase(self, request: web.Request) -> web.Response:
         try:
-            body = await self._read_json(request, self.max_body_bytes)
+            body, _ = await read_json(request, self.max_body_bytes)
             data = parse_purchase(body, touchpoints=self.touchpoints, timezone=self.policy.timezone, now=self.clock.now())
-        except _Reject as exc:
+        except BodyError as exc:
             return error(exc.status, exc.message, exc.field)
         except InputError as exc:
             return error(400, str(exc), exc.field)
@@ -223,34 +191,6 @@ class HttpApi:
             "qr_png": f"/api/v1/purchases/{quote(order_id, safe='')}/qr.png",
         }
 
-    async def telegram_webhook(self, request: web.Request) -> web.Response:
-        assert self.engine is not None and self.telegram_webhook_secret
-        given = request.headers.get(TELEGRAM_SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.telegram_webhook_secret.encode()):
-            return error(401, "missing or wrong secret token")
-        try:
-            payload, text = await self._read_json_text(request, WEBHOOK_MAX_BYTES)
-        except _Reject as exc:
-            return error(exc.status, exc.message, exc.field)
-        if not isinstance(payload, dict):
-            return error(400, "expected a JSON object")
-        try:
-            await self.engine.receive("telegram", payload, raw=text)
-        except ValueError as exc:
-            return error(400, str(exc))
-        return web.Response(body=_OK, content_type="application/json")
-
-
-_OK = b'{"ok": true}'
-
 
 def _dumps(body: Any) -> str:
     return json.dumps(body, ensure_ascii=False)
-
-
-class _Reject(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field

@@ -420,10 +420,7 @@ class Sender:
         deadline = self.monotonic() + timeout
         while True:
             if not self._in_flight:
-                left = await self.db.fetchall(
-                    "SELECT id, status, attempts, next_attempt_at, last_error FROM outbox"
-                    " WHERE status IN ('pending', 'sending')"
-                )
+                left = await outbox.unfinished(self.db)
                 if not left:
                     return
                 if self.monotonic() >= deadline:

@@ -43,11 +43,11 @@ from urllib.parse import urlparse
 
 from aiohttp import WSMsgType, web
 
+from bot.channels.base import Receive
 from bot.channels.web.channel import NAME, SESSION_RE, WebChannel
 from bot.clock import Clock
 from bot.config import Config
 from bot.http.connections import client_address
-from bot.engine import Engine
 from storage import contacts, customers, settings, web_messages
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database
@@ -224,7 +224,7 @@ class WebChat:
         *,
         db: Database,
         clock: Clock,
-        engine: Engine,
+        receive: Receive,
         channel: WebChannel,
         secrets: WebSecrets,
         limits: WebLimits,
@@ -234,7 +234,7 @@ class WebChat:
     ) -> None:
         self.db = db
         self.clock = clock
-        self.engine = engine
+        self.receive = receive  # the engine's: records and handles a frame before it is acknowledged
         self.channel = channel
         self.session_secret = secrets.session
         self.customer_secret = secrets.customer
@@ -526,7 +526,7 @@ class WebChat:
     async def _receive(self, session_id: str, lang: Any, frame_id: str, **fields: Any) -> None:
         payload = {"session": session_id, "id": frame_id, "lang": lang if lang in ("vi", "en") else None,
                    "name": f"web-{session_id[:6]}", **fields}
-        await self.engine.receive(NAME, payload)
+        await self.receive(NAME, payload)
 
 
 def _uncount(counter: Counter[str], key: str) -> None:

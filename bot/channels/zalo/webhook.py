@@ -11,9 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.channels.base import Process, Record
 from bot.channels.zalo.channel import SIGNATURE_HEADER, WEBHOOK_PATH, Rejected, ZaloChannel, verify
 from bot.clock import Clock
-from bot.engine import Engine
+from bot.http.body import BodyError, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,11 @@ HANDLE_BUDGET_S = 1.0  # handled within this, or finished after the answer
 
 class ZaloWebhook:
     def __init__(
-        self, engine: Engine, channel: ZaloChannel, *, oa_secret_key: str, max_event_age: timedelta, clock: Clock
+        self, record: Record, process: Process, channel: ZaloChannel, *, oa_secret_key: str, max_event_age: timedelta,
+        clock: Clock,
     ) -> None:
-        self.engine = engine
+        self.record = record  # the engine's: the inbox row first, the answer, then the handling
+        self.process = process
         self.channel = channel
         self.oa_secret_key = oa_secret_key
         self.max_event_age = max_event_age
@@ -36,31 +39,23 @@ class ZaloWebhook:
         app.router.add_post(WEBHOOK_PATH, self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
-        if request.content_type != "application/json":
-            return _answer(415, "expected Content-Type: application/json")
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return _answer(413, "body too large")
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        while len(raw) <= MAX_BODY_BYTES:
-            chunk = await request.content.read(MAX_BODY_BYTES + 1 - len(raw))
-            if not chunk:
-                break
-            raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            return _answer(413, "body too large")
+        try:
+            raw = await read_bytes(request, MAX_BODY_BYTES)  # the signature covers the raw bytes
+        except BodyError as exc:
+            return _answer(exc.status, exc.message)
         try:
             payload = verify(
                 raw, request.headers.get(SIGNATURE_HEADER, ""), app_id=self.channel.app_id,
                 oa_secret_key=self.oa_secret_key, max_age=self.max_event_age, now=self.clock.now(),
             )
-            inbox_id = await self.engine.record("zalo", payload)
+            inbox_id = await self.record("zalo", payload)
         except Rejected as exc:
             log.warning("zalo webhook refused (%s): %s", exc.status, exc.message)
             return _answer(exc.status, exc.message)
         except ValueError as exc:
             return _answer(400, str(exc))
         if inbox_id is not None:
-            task = asyncio.create_task(self.engine.process(inbox_id, self.channel, payload))
+            task = asyncio.create_task(self.process(inbox_id, self.channel, payload))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             # Shielded: a slow event keeps going after we answered (recorded first, so a stop
