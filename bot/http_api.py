@@ -123,8 +123,10 @@ class HttpApi:
         try:
             text = raw.decode("utf-8")
             return json.loads(text), text
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Reject(400, f"body: not valid JSON: {exc}", "body") from None
+        except ValueError as exc:  # not UTF-8, not JSON, an integer of more than 4300 digits
+            raise _Reject(400, f"body: not valid JSON: {str(exc)[:200]}", "body") from None
+        except RecursionError:
+            raise _Reject(400, "body: nested too deeply", "body") from None
 
     # --- handlers ---------------------------------------------------------------
 
