@@ -94,11 +94,19 @@ def _week_arg(value: str) -> Week:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# Export days: both ends become UTC times (shop time, the day after --to): dates far out
+# would overflow, and nothing the bot stores is older or newer anyway.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
 def _date_arg(value: str) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-30, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-30, got {value[:40]!r}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise argparse.ArgumentTypeError(f"expected a date from {FIRST_DAY} to {LAST_DAY}, got {value[:40]!r}")
+    return day
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import segno
 from aiohttp import web
 
+from bot.agent_page import LoginThrottle
 from bot.clock import Clock
 from bot.digest import DigestService
 from bot.engine import Engine
@@ -64,6 +65,7 @@ class HttpApi:
         self.bot_username = bot_username
         self.reports = reports
         self.web_link = web_link  # the web chat's survey page for a link token (web channel on)
+        self.throttle = LoginThrottle()  # wrong bearer tokens per address, as on the agent page
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=max(self.max_body_bytes, WEBHOOK_MAX_BYTES), middlewares=[self._errors])
@@ -86,7 +88,7 @@ class HttpApi:
                 return error(exc.status, exc.reason)
             raise
         except Exception:
-            log.exception("HTTP %s %s failed", request.method, request.path)
+            log.exception("HTTP %s %s failed", request.method, _route(request))
             return error(500, "internal error; see the bot's log")
 
     def _authorized(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -95,11 +97,29 @@ class HttpApi:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token:
                 return error(401, "missing API token: send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
-            if not hmac.compare_digest(token.strip().encode(), self.api_token.encode()):
+            address = request.remote or "?"
+            wait = self.throttle.wait_left(address)
+            if wait > 0:  # even the right token: else the lockout tells a guesser when it guessed right
+                return error(429, f"too many wrong API tokens from this address; try again in {int(wait) + 1} s",
+                             headers={"Retry-After": str(int(wait) + 1)})
+            # Header bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
+            given = token.strip().encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(given, self.api_token.encode()):
+                self._wrong_token(address, request)
                 return error(401, "wrong API token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
             return await handler(request)
 
         return checked
+
+    def _wrong_token(self, address: str, request: web.Request) -> None:
+        """Counted per address like the agent page's sign-in; logged without the token."""
+        self.throttle.failed(address)
+        if self.throttle.wait_left(address) > 0:
+            log.warning("HTTP API: wrong bearer token from %s (%s %s); %d wrong in %d min: this address is "
+                        "refused for %d min", address, request.method, _route(request), self.throttle.max_failures,
+                        self.throttle.window // 60, self.throttle.window // 60)
+        else:
+            log.warning("HTTP API: wrong bearer token from %s (%s %s)", address, request.method, _route(request))
 
     async def _read_json(self, request: web.Request, limit: int) -> Any:
         return (await self._read_json_text(request, limit))[0]
@@ -244,6 +264,12 @@ class HttpApi:
 
 
 _OK = b'{"ok": true}'
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern, for logs: /api/v1/purchases/{order_id}, never the order id itself."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
 
 
 def _dumps(body: Any) -> str:

@@ -4,13 +4,19 @@ malformed input without authentication (500s and tracebacks), an unwritable data
 /healthz that said ok while every write failed."""
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
 import pytest
 
-from tests.conftest import START, purchase_body
+from bot import cli
+from bot.channels.zalo import Rejected, signature, verify
+from bot.config import ConfigError, parse_config
+from tests.conftest import API_TOKEN, START, purchase_body
 from tests.test_http_api import JSON_AUTH, NOTHING, api, changed, counts, send  # noqa: F401 - the fixture
+from tests.test_web_chat import Visitor, web  # noqa: F401 - the fixture
+from tests.test_zalo import zfake, zh  # noqa: F401 - fixtures
 
 # --- item 7: amounts ---------------------------------------------------------------------------
 
@@ -64,3 +70,148 @@ async def test_a_purchase_of_today_still_goes_through(api):
     status, _, _ = await send(api, changed("purchased_at", (START - timedelta(hours=1)).isoformat()), JSON_AUTH)
     assert status == 202
     assert purchase_body()["amount"] == 250000
+
+
+# --- item 9: the API token -----------------------------------------------------------------------
+
+
+async def test_wrong_api_tokens_are_throttled_per_address_and_logged_without_the_token(api, caplog):
+    guesses = [f"guess-{n:04d}-abcdefghijklmnop" for n in range(8)]
+    statuses = []
+    for guess in guesses:
+        status, headers, _ = await send(api, changed("order_id", "T-1"),
+                                        {"Authorization": f"Bearer {guess}", "Content-Type": "application/json"})
+        statuses.append(status)
+    assert statuses == [401] * 5 + [429] * 3
+    # Locked out: the right token too, or the lockout would tell a guesser when it guessed right.
+    status, headers, body = await send(api, changed("order_id", "T-1"), JSON_AUTH)
+    assert status == 429 and int(headers["Retry-After"]) > 800, body
+    async with api.http.get(f"{api.url}/api/v1/purchases/T-1", headers={"Authorization": f"Bearer {API_TOKEN}"}) as resp:
+        assert resp.status == 429
+    assert await counts(api) == NOTHING
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.http_api" and r.levelname == "WARNING"]
+    assert len(warnings) == 5 and all("wrong bearer token from 127.0.0.1" in w for w in warnings)
+    assert "refused for 15 min" in warnings[-1]
+    assert not any(g in w for g in guesses for w in warnings)
+
+
+async def test_a_right_token_clears_nothing_for_others_and_missing_tokens_are_not_counted(api):
+    for _ in range(10):
+        status, _, _ = await send(api, changed("order_id", "T-2"), {"Content-Type": "application/json"})
+        assert status == 401  # no token at all: not a guess
+    status, _, _ = await send(api, changed("order_id", "T-2"), JSON_AUTH)
+    assert status == 202
+
+
+@pytest.mark.parametrize("token", ["a", "short-token", "aaaaaaaaaaaaaaaaaaaaaaaa", "abababababababababababab",
+                                   "has a space in it 0123456", "token-with-vietnamese-đồng"])
+def test_weak_configured_api_tokens_are_a_config_error_naming_the_key(token, tmp_path):
+    with pytest.raises(ConfigError, match=r"^http\.api_token: "):
+        parse_config({"http": {"api_token": token}}, {})
+    with pytest.raises(ConfigError, match=r"^http\.api_token \(from \$FEEDBOT_API_TOKEN\): "):
+        parse_config({}, {"FEEDBOT_API_TOKEN": token})
+    (tmp_path / "c.toml").write_text(f'[http]\napi_token = "{token}"\n', encoding="utf-8")
+    assert cli.main(["check-config", "--config", str(tmp_path / "c.toml")]) == 2
+
+
+def test_strong_and_empty_tokens_are_fine():
+    assert parse_config({"http": {"api_token": API_TOKEN}}, {}).get("http", "api_token") == API_TOKEN
+    assert parse_config({}, {}).get("http", "api_token") == ""
+
+
+# --- item 10: malformed input without authentication ---------------------------------------------
+
+
+async def raw_request(h, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """An HTTP/1.1 request written byte for byte (aiohttp's client will not send bad header bytes)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", h.app.port)
+    writer.write(head + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    return int(answer.split(b" ", 2)[1]), answer
+
+
+async def test_authorization_header_bytes_that_are_not_utf8_are_401_not_500(api, caplog):
+    for header in (b"Authorization: Bearer \xff\xfe", b"Authorization: \xff\xfe", b"Authorization: Bearer \xc3"):
+        status, answer = await raw_request(api, b"POST /api/v1/purchases HTTP/1.1\r\nHost: x\r\n" + header
+                                           + b"\r\nContent-Type: application/json", changed("order_id", "X-1"))
+        assert status == 401, answer
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_unsigned_zalo_body_nested_50000_deep_is_refused_before_parsing(zh, caplog):
+    deep = b'{"timestamp": "1", "a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    async with zh.http.post(f"{zh.url}/webhooks/zalo", data=deep, headers={"Content-Type": "application/json",
+                                                                         "X-ZEvent-Signature": "mac=00"}) as resp:
+        assert resp.status == 401
+    async with zh.http.post(f"{zh.url}/webhooks/zalo", data=b"[" * 100_000,
+                            headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert await zh.rows("SELECT id FROM inbox") == []
+
+
+def test_zalo_verify_checks_the_signature_before_json():
+    deep = b'{"timestamp": "1", "a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    with pytest.raises(Rejected) as info:
+        verify(deep, "mac=00", app_id="1", oa_secret_key="k", max_age=timedelta(hours=2), now=START)
+    assert info.value.status == 401
+    # Signed, but the signature covers a nested "timestamp", not the event's own.
+    body = b'{"timestamp": "99", "message": {"timestamp": "1"}}'
+    with pytest.raises(Rejected) as info:
+        verify(body, signature("1", body, "1", "k"), app_id="1", oa_secret_key="k", max_age=timedelta(hours=2), now=START)
+    assert info.value.status == 401
+    # A signed event with a timestamp far beyond datetime's range: 400, not OverflowError.
+    body = b'{"timestamp": "99999999999999999999"}'
+    with pytest.raises(Rejected) as info:
+        verify(body, signature("1", body, "99999999999999999999", "k"), app_id="1", oa_secret_key="k",
+               max_age=timedelta(hours=2), now=START)
+    assert info.value.status == 400
+
+
+async def test_web_chat_frames_nested_deep_or_with_huge_numbers_get_an_error_frame(web, caplog):
+    v = await Visitor.connect(web, resume=10**30)  # was: OverflowError in SQLite, the socket dropped
+    await v.ws.send_str("[" * 8000 + "]" * 8000)  # 16,000 bytes: RecursionError in json.loads
+    assert (await v.next("error"))["code"] == "malformed"
+    await v.ws.send_str('{"type": "text", "id": "a", "text": "x", "n": ' + "9" * 5000 + "}")
+    assert (await v.next("error"))["code"] == "malformed"
+    await v.ws.send_json({"type": "choice", "id": "b", "data": "x", "message_id": 10**30})
+    assert (await v.next("error", id="b"))["code"] == "malformed"
+    await v.ws.send_json({"type": "ping"})
+    await v.next("pong")  # the socket still works
+    hello_deep = await web.http.ws_connect(f"{web.url}/chat/ws")
+    await hello_deep.send_str("[" * 8000 + "]" * 8000)
+    assert json.loads((await hello_deep.receive()).data)["code"] == "malformed"
+    await hello_deep.close()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+def test_cli_dates_out_of_range_exit_2_with_a_message(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\npath = "{tmp_path / "f.db"}"\n', encoding="utf-8")
+    for dates in (["--from", "0001-01-01", "--to", "2026-11-30"], ["--from", "2026-11-01", "--to", "9999-12-31"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["export", *dates, "--what", "surveys", "--config", str(config)])
+        assert info.value.code == 2
+        assert "expected a date from 1970-01-01 to 9998-12-31" in capsys.readouterr().err
+    assert cli.main(["export", "--from", "1970-01-01", "--to", "9998-12-31", "--what", "surveys",
+                     "--config", str(config), "--output", str(tmp_path / "out.csv")]) == 0
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"[shop]\nname = 'Caf\xe9 \xd0\xe0 N\xe3ng'\n", "not UTF-8"),  # latin-1 / Windows-1258 bytes
+    (b'[survey]\ndelay = "99999999999999h"\n', "survey.delay: longer than 3650 days"),
+    (b'[survey]\nexpires_after = "9999999999d"\n', "survey.expires_after: longer than 3650 days"),
+    (b'[sender]\nmessages_per_second = nan\n', "sender.messages_per_second"),
+    (b'[shop]\ntimezone = "' + b"a" * 5000 + b'"\n', "shop.timezone"),
+])
+def test_bad_config_files_exit_2_naming_the_problem(tmp_path, capsys, content, words):
+    (tmp_path / "c.toml").write_bytes(content)
+    assert cli.main(["check-config", "--config", str(tmp_path / "c.toml")]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_config_that_is_a_directory_exits_2(tmp_path, capsys):
+    assert cli.main(["check-config", "--config", str(tmp_path)]) == 2
+    assert "cannot read the config file" in capsys.readouterr().err
