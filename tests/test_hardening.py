@@ -8,12 +8,15 @@ import asyncio
 import json
 from datetime import timedelta
 
+import aiohttp
 import pytest
 
 from bot import cli
+from bot.agent_page import COOKIE
 from bot.channels.zalo import Rejected, signature, verify
 from bot.config import ConfigError, parse_config
-from tests.conftest import API_TOKEN, START, purchase_body
+from tests.conftest import API_TOKEN, START, Harness, make_config, purchase_body
+from tests.test_agent_page import AgentClient
 from tests.test_http_api import JSON_AUTH, NOTHING, api, changed, counts, send  # noqa: F401 - the fixture
 from tests.test_web_chat import Visitor, web  # noqa: F401 - the fixture
 from tests.test_zalo import zfake, zh  # noqa: F401 - fixtures
@@ -215,3 +218,45 @@ def test_bad_config_files_exit_2_naming_the_problem(tmp_path, capsys, content, w
 def test_config_that_is_a_directory_exits_2(tmp_path, capsys):
     assert cli.main(["check-config", "--config", str(tmp_path)]) == 2
     assert "cannot read the config file" in capsys.readouterr().err
+
+
+# --- item 8: agent sign-out ------------------------------------------------------------------------
+
+
+async def test_sign_out_revokes_the_session_on_the_server_also_after_a_restart(tmp_path, tg, clock):
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    await h.start()
+    agent, other = AgentClient(h), AgentClient(h)
+    try:
+        assert (await agent.login())[0] == 303
+        saved = next(c for c in agent.http.cookie_jar if c.key == COOKIE).value
+        assert (await other.login(name="Minh"))[0] == 303  # another agent's session
+        other_cookie = next(c for c in other.http.cookie_jar if c.key == COOKIE).value
+        async with agent.http.post(f"{h.url}/agent/logout", data={"csrf": agent.csrf}, allow_redirects=False) as resp:
+            assert resp.status == 303
+        # The saved cookie, replayed from anywhere, no longer works: pages, JSON, actions.
+        async with aiohttp.ClientSession(cookies={COOKIE: saved}) as thief:
+            async with thief.get(f"{h.url}/agent/api/tickets", allow_redirects=False) as resp:
+                assert resp.status == 401
+            async with thief.get(f"{h.url}/agent", allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/agent/login"
+        await h.stop()
+        await h.start()  # the revocation is in the database, not in memory
+        async with aiohttp.ClientSession(cookies={COOKIE: saved}) as thief:
+            async with thief.get(f"{h.url}/agent/api/tickets", allow_redirects=False) as resp:
+                assert resp.status == 401
+        async with aiohttp.ClientSession(cookies={COOKIE: other_cookie}) as still:
+            async with still.get(f"{h.url}/agent/api/tickets", allow_redirects=False) as resp:
+                assert resp.status == 200  # only the session that signed out
+        # Expired revocations are cleaned up when the next agent signs out.
+        h.clock.advance(timedelta(hours=13))
+        third = AgentClient(h)
+        assert (await third.login(name="Hoa"))[0] == 303
+        async with third.http.post(f"{h.url}/agent/logout", data={"csrf": third.csrf}, allow_redirects=False) as resp:
+            assert resp.status == 303
+        await third.close()
+        assert len(await h.rows("SELECT sid FROM agent_session_revocations")) == 1
+    finally:
+        await agent.close()
+        await other.close()
+        await h.close()
