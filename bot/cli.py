@@ -255,6 +255,9 @@ async def _run(config: Config) -> int:
         print(f"feedbot: cannot start: {exc}", file=sys.stderr)
         await app.stop()
         return EXIT_CONFIG
+    except BaseException:
+        await app.stop()  # its threads would keep the process alive: a supervisor must see it exit
+        raise
     telegram = "not configured (set telegram.token or $FEEDBOT_TELEGRAM_TOKEN)"
     if app.telegram is not None:
         telegram = f"@{app.bot_username} by {'webhook' if config.telegram_webhook else 'long polling'}"

@@ -5,6 +5,7 @@ Bad input changes nothing: validation happens before the one write transaction.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import io
 import json
@@ -27,6 +28,8 @@ from storage.db import Database, fetch_one
 log = logging.getLogger(__name__)
 
 WEBHOOK_MAX_BYTES = 1024 * 1024
+HEALTH_WRITE_SPACING_S = 2.0  # /healthz answers from its last write test if that is newer
+HEALTH_WRITE_TIMEOUT_S = 5.0
 TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TELEGRAM_WEBHOOK_PATH = "/webhooks/telegram"
 
@@ -53,6 +56,7 @@ class HttpApi:
         bot_username: Callable[[], str | None],
         reports: DigestService | None = None,
         web_link: Callable[[str], str] | None = None,
+        liveness: Callable[[], dict[str, dict[str, str]]] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -66,6 +70,9 @@ class HttpApi:
         self.reports = reports
         self.web_link = web_link  # the web chat's survey page for a link token (web channel on)
         self.throttle = LoginThrottle()  # wrong bearer tokens per address, as on the agent page
+        self.liveness = liveness  # the sender's and the scheduler's status, for /healthz
+        self._db_health: tuple[float, dict[str, str]] | None = None  # (monotonic time, status) of the last write test
+        self._db_health_lock = asyncio.Lock()
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=max(self.max_body_bytes, WEBHOOK_MAX_BYTES), middlewares=[self._errors])
@@ -151,8 +158,30 @@ class HttpApi:
     # --- handlers ---------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
-        await self.db.fetchone("SELECT 1")
-        return web.json_response({"ok": True})
+        """Each part's status; 503 when one is down. The database is tested with a real write
+        (a heartbeat row), at most every HEALTH_WRITE_SPACING_S: anyone may call this."""
+        parts = {"database": await self._database_health()}
+        if self.liveness is not None:
+            parts.update(self.liveness())
+        ok = all(part["status"] != "down" for part in parts.values())
+        return web.json_response({"ok": ok, "parts": parts}, status=200 if ok else 503,
+                                 headers={"Cache-Control": "no-store"})
+
+    async def _database_health(self) -> dict[str, str]:
+        async with self._db_health_lock:  # callers at the same time share one write
+            loop = asyncio.get_running_loop()
+            if self._db_health is not None and loop.time() - self._db_health[0] < HEALTH_WRITE_SPACING_S:
+                return self._db_health[1]
+            try:
+                await asyncio.wait_for(self.db.heartbeat(self.clock.now().isoformat()), HEALTH_WRITE_TIMEOUT_S)
+                status = {"status": "ok"}
+            except asyncio.TimeoutError:
+                status = {"status": "down", "error": f"a write did not finish within {HEALTH_WRITE_TIMEOUT_S:.0f} s"}
+            except Exception as exc:  # sqlite3.Error mostly: a read-only file, a full disk
+                log.error("healthz: the database does not take writes: %s: %s", type(exc).__name__, exc)
+                status = {"status": "down", "error": f"writes fail: {type(exc).__name__}: {exc}"}
+            self._db_health = (loop.time(), status)
+            return status
 
     async def post_purchase(self, request: web.Request) -> web.Response:
         try:

@@ -255,6 +255,16 @@ class Database:
         self._scrub_pending = False  # a TRUNCATE checkpoint (checkpoint()) has not completed yet
 
     async def open(self, migrate: bool = True) -> None:
+        """Connect, switch to WAL, migrate. On any failure the connections made so far are
+        closed again (their threads would otherwise keep the process alive: a bot that
+        cannot start must exit, so that its supervisor sees it)."""
+        try:
+            await self._open(migrate)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self, migrate: bool) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
@@ -291,16 +301,27 @@ class Database:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
         # check_same_thread=False: transaction(inline=True) runs statements on the event loop
         # thread while the write lock keeps every other user off this connection.
-        conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        pending = aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn = await pending
+        except BaseException:
+            # aiosqlite stops its thread when the connect fails: let it finish while the loop
+            # runs (else it reports to a closed loop, with a traceback, at exit).
+            await asyncio.to_thread(pending._thread.join, 1.0)
+            raise
         conn.row_factory = aiosqlite.Row
-        # execute_fetchall, not execute: a PRAGMA that returns a row keeps its statement
-        # (and a read lock) open until the row is fetched, which blocks the other connection.
-        await conn.execute_fetchall(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await conn.execute_fetchall("PRAGMA foreign_keys=ON")
-        await conn.execute_fetchall("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no commit's integrity
-        # Deleted and overwritten content is zeroed on disk, not left in free space: erased
-        # personal data is really gone (storage/privacy.py).
-        await conn.execute_fetchall("PRAGMA secure_delete=ON")
+        try:
+            # execute_fetchall, not execute: a PRAGMA that returns a row keeps its statement
+            # (and a read lock) open until the row is fetched, which blocks the other connection.
+            await conn.execute_fetchall(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await conn.execute_fetchall("PRAGMA foreign_keys=ON")
+            await conn.execute_fetchall("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no commit's integrity
+            # Deleted and overwritten content is zeroed on disk, not left in free space: erased
+            # personal data is really gone (storage/privacy.py).
+            await conn.execute_fetchall("PRAGMA secure_delete=ON")
+        except BaseException:  # e.g. "file is not a database": the connection's thread ends too
+            await conn.close()
+            raise
         return conn
 
     async def close(self) -> None:
@@ -525,6 +546,14 @@ class Database:
             return False
         self._scrub_pending = False
         return True
+
+    async def heartbeat(self, at: str) -> None:
+        """A tiny committed write (the settings row 'heartbeat'): raises when the database
+        cannot take writes now (a read-only file or directory, a full disk, an I/O error)."""
+        await self.write_grouped(
+            "INSERT INTO settings (key, value) VALUES ('heartbeat', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (at,),
+        )
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         return list(await self.reader.execute_fetchall(sql, params))

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+import subprocess
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import aiohttp
 import pytest
 
-from bot import cli
+from bot import cli, http_api
 from bot.agent_page import COOKIE
+from bot.app import _scheduler_status
 from bot.channels.zalo import Rejected, signature, verify
 from bot.config import ConfigError, parse_config
 from tests.conftest import API_TOKEN, START, Harness, make_config, purchase_body
 from tests.test_agent_page import AgentClient
+from tests.test_cli import feedbot
 from tests.test_http_api import JSON_AUTH, NOTHING, api, changed, counts, send  # noqa: F401 - the fixture
 from tests.test_web_chat import Visitor, web  # noqa: F401 - the fixture
 from tests.test_zalo import zfake, zh  # noqa: F401 - fixtures
@@ -260,3 +264,77 @@ async def test_sign_out_revokes_the_session_on_the_server_also_after_a_restart(t
         await agent.close()
         await other.close()
         await h.close()
+
+
+# --- item 11: an unwritable database ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["not-a-database", "a-directory"])
+def test_run_on_a_database_it_cannot_use_exits_2_with_a_message_and_no_traceback(tmp_path, kind):
+    path = tmp_path / "feedbot.db"
+    if kind == "not-a-database":
+        path.write_bytes(bytes(range(256)) * 20)
+    else:
+        path.mkdir()
+    (tmp_path / "config.toml").write_text(f'[database]\npath = "{path}"\n[http]\nport = 0\n', encoding="utf-8")
+    try:
+        result = feedbot("run", cwd=tmp_path, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("feedbot run hung instead of exiting")
+    assert result.returncode == 2, result.stderr
+    assert "cannot start: database.path: cannot open or write the database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def health(h) -> tuple[int, dict]:
+    async with h.http.get(f"{h.url}/healthz") as resp:
+        return resp.status, await resp.json()
+
+
+async def test_healthz_tests_a_real_write_and_reports_each_part(tmp_path, clock, monkeypatch):
+    monkeypatch.setattr(http_api, "HEALTH_WRITE_SPACING_S", 0.0)
+    h = Harness(make_config(tmp_path), None, clock)
+    await h.start(scheduler=True)
+    try:
+        status, body = await health(h)
+        assert status == 200 and body == {"ok": True, "parts": {
+            "database": {"status": "ok"}, "sender": {"status": "ok"}, "scheduler": {"status": "ok"}}}
+        # Every write fails (as on a read-only file or a full disk); reads still work.
+        await h.app.db.writer.execute_fetchall("PRAGMA query_only=1")
+        status, body = await health(h)
+        assert status == 503 and body["ok"] is False
+        assert body["parts"]["database"]["status"] == "down" and "readonly" in body["parts"]["database"]["error"]
+        await h.app.db.writer.execute_fetchall("PRAGMA query_only=0")
+        assert (await health(h))[0] == 200
+        # The sender's task ends: down.
+        h.app._sender_task.cancel()
+        await asyncio.sleep(0.05)
+        status, body = await health(h)
+        assert status == 503 and body["parts"]["sender"]["status"] == "down"
+    finally:
+        await h.close()
+
+
+async def test_healthz_scheduler_down_when_stopped_or_stuck(tmp_path, clock):
+    h = Harness(make_config(tmp_path), None, clock)
+    await h.start(scheduler=True)
+    try:
+        scheduler = h.app.scheduler
+        now = datetime.now(dt_timezone.utc)
+        assert _scheduler_status(scheduler, now) == {"status": "ok"}
+        scheduler.pause()  # its jobs stop running, their next run stays where it was
+        assert _scheduler_status(scheduler, now + timedelta(minutes=2))["status"] == "down"
+        scheduler.resume()
+        scheduler.shutdown(wait=False)
+        status, body = await health(h)
+        assert status == 503 and body["parts"]["scheduler"] == {"status": "down", "error": "not running"}
+    finally:
+        await h.close()
+
+
+async def test_healthz_writes_at_most_every_few_seconds(api):
+    statuses = [await health(api) for _ in range(20)]
+    assert all(s == 200 for s, _ in statuses)
+    assert statuses[0][1]["parts"]["scheduler"] == {"status": "off"}  # the test harness runs none
+    rows = await api.rows("SELECT value FROM settings WHERE key = 'heartbeat'")
+    assert len(rows) == 1
