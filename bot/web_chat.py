@@ -362,7 +362,7 @@ class WebChat:
                 await self._receive(session_id, lang, f"link:{customer.id}", text=f"/start {customer.link_token}")
                 return
         elif hello.get("customer_token"):
-            log.info("web chat: session %s… sent an invalid or expired customer token", session_id[:6])
+            log.info("web chat: a visitor sent an invalid or expired customer token")
         if fresh or await web_messages.count(self.db.reader, session_id) == 0:
             await self._receive(session_id, lang, "start:", text="/start")
 
