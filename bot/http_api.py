@@ -10,6 +10,7 @@ import hmac
 import io
 import json
 import logging
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
@@ -28,6 +29,8 @@ from storage.db import Database, fetch_one
 log = logging.getLogger(__name__)
 
 WEBHOOK_MAX_BYTES = 1024 * 1024
+OPENAPI_PATH = "/api/v1/openapi.json"
+OPENAPI_FILE = Path(__file__).parent / "web" / "api" / "openapi.json"
 HEALTH_WRITE_SPACING_S = 2.0  # /healthz answers from its last write test if that is newer
 HEALTH_WRITE_TIMEOUT_S = 5.0
 TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -77,6 +80,7 @@ class HttpApi:
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=max(self.max_body_bytes, WEBHOOK_MAX_BYTES), middlewares=[self._errors])
         app.router.add_get("/healthz", self.health)
+        app.router.add_get(OPENAPI_PATH, self.openapi)
         app.router.add_post("/api/v1/purchases", self._authorized(self.post_purchase))
         app.router.add_get("/api/v1/purchases/{order_id}", self._authorized(self.get_purchase))
         app.router.add_get("/api/v1/purchases/{order_id}/qr.png", self._authorized(self.purchase_qr))
@@ -149,11 +153,14 @@ class HttpApi:
             raise _Reject(413, f"body larger than {limit} bytes")
         try:
             text = raw.decode("utf-8")
-            return json.loads(text), text
+            value = json.loads(text)
         except ValueError as exc:  # not UTF-8, not JSON, an integer of more than 4300 digits
             raise _Reject(400, f"body: not valid JSON: {str(exc)[:200]}", "body") from None
         except RecursionError:
             raise _Reject(400, "body: nested too deeply", "body") from None
+        if not utf8_text(value):
+            raise _Reject(400, "body: a string with an unpaired surrogate escape (like \\ud800): not text", "body")
+        return value, text
 
     # --- handlers ---------------------------------------------------------------
 
@@ -182,6 +189,10 @@ class HttpApi:
                 status = {"status": "down", "error": f"writes fail: {type(exc).__name__}: {exc}"}
             self._db_health = (loop.time(), status)
             return status
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The API's description (OpenAPI 3.1), public like the routes it describes."""
+        return web.Response(body=OPENAPI_FILE.read_bytes(), content_type="application/json", charset="utf-8")
 
     async def post_purchase(self, request: web.Request) -> web.Response:
         try:
@@ -293,6 +304,16 @@ class HttpApi:
 
 
 _OK = b'{"ok": true}'
+
+
+def utf8_text(value: Any) -> bool:
+    """False when a parsed JSON value holds a string with a lone surrogate ("\\ud800" is valid
+    JSON, but no text: SQLite, the platforms and the log cannot encode it)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _route(request: web.Request) -> str:

@@ -327,6 +327,8 @@ class WebChat:
             hello = json.loads(msg.data)
         except (ValueError, RecursionError):  # not JSON, nested too deep, an int of 5,000 digits
             hello = None
+        if not _utf8_text(hello):
+            hello = None
         if not isinstance(hello, dict) or hello.get("type") != "hello":
             await ws.send_json(_error("malformed", "the first frame must be {\"type\": \"hello\", ...}"))
             await ws.close(code=1008, message=b"expected hello")
@@ -375,6 +377,8 @@ class WebChat:
                 frame = json.loads(data)
             except (ValueError, RecursionError):  # not JSON, nested too deep, an int of 5,000 digits
                 raise _Reject("malformed", "not JSON") from None
+            if not _utf8_text(frame):
+                raise _Reject("malformed", "a string with an unpaired surrogate escape: not text")
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise _Reject("malformed", "expected a JSON object with a type")
             kind = frame["type"]
@@ -429,6 +433,15 @@ class WebChat:
         payload = {"session": session_id, "id": frame_id, "lang": lang if lang in ("vi", "en") else None,
                    "name": f"web-{session_id[:6]}", **fields}
         await self.engine.receive(NAME, payload)
+
+
+def _utf8_text(value: Any) -> bool:
+    """False when a parsed frame holds a lone surrogate ("\\ud800" is valid JSON, but no text)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_seq(value: Any) -> bool:

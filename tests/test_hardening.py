@@ -338,3 +338,56 @@ async def test_healthz_writes_at_most_every_few_seconds(api):
     assert statuses[0][1]["parts"]["scheduler"] == {"status": "off"}  # the test harness runs none
     rows = await api.rows("SELECT value FROM settings WHERE key = 'heartbeat'")
     assert len(rows) == 1
+
+
+@pytest.mark.parametrize("field, value", [("customer.name", "Lan \ud800"), ("store", "\udfff"), ("items", [{"name": "\ud83d"}])])
+async def test_lone_surrogates_in_text_fields_are_400_not_500(api, field, value):
+    status, _, body = await send(api, json.dumps(json.loads(changed(field, "x")) | ({field: value} if "." not in field else {
+        "customer": {**purchase_body()["customer"], field.split(".")[1]: value}})).encode(), JSON_AUTH)
+    assert status == 400, body
+    assert await counts(api) == NOTHING
+
+
+async def test_lone_surrogates_in_web_chat_frames_get_an_error_frame(web, caplog):
+    v = await Visitor.connect(web)
+    await v.ws.send_str('{"type": "text", "id": "s1", "text": "xin ch\\ud800o"}')
+    assert (await v.next("error"))["code"] == "malformed"
+    ws = await web.http.ws_connect(f"{web.url}/chat/ws")
+    await ws.send_str('{"type": "hello", "lang": "\\udfff", "start": "\\ud800"}')
+    assert json.loads((await ws.receive()).data)["type"] == "error"
+    await ws.close()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert await web.rows("SELECT id FROM web_messages WHERE body LIKE '%ch%o%'") == []
+
+
+# --- item 10: the published OpenAPI description matches the routes -------------------------------
+
+API_PREFIXES = ("/api/", "/healthz", "/webhooks/")
+
+
+async def test_openapi_description_is_served_and_matches_the_implemented_routes(tmp_path, tg, clock, zfake):
+    from tests.test_zalo import started
+
+    h = await started(tmp_path, tg, clock, zfake, http={"public_url": "http://127.0.0.1"},
+                      telegram={"mode": "webhook", "webhook_secret": "webhook-secret-for-openapi-1"})
+    try:
+        async with h.http.get(f"{h.url}/api/v1/openapi.json") as resp:  # no token needed
+            assert resp.status == 200 and resp.content_type == "application/json"
+            spec = await resp.json()
+        assert spec["openapi"].startswith("3.1")
+        described = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+        implemented = {(route.method, route.resource.canonical) for route in h.app._runner.app.router.routes()
+                       if route.resource is not None and route.resource.canonical.startswith(API_PREFIXES)
+                       and route.method != "HEAD"}
+        assert implemented == described
+        # Every operation says what it answers, and the refusals share one error shape.
+        for path, item in spec["paths"].items():
+            for method, operation in item.items():
+                assert operation["responses"] and operation["operationId"], (method, path)
+                secured = operation.get("security", spec["security"]) != []
+                assert ("401" in operation["responses"]) == secured or path.startswith("/webhooks/"), (method, path)
+        purchase = spec["components"]["schemas"]["Purchase"]
+        assert set(purchase["required"]) == {"order_id", "customer", "amount", "touchpoint", "purchased_at"}
+        assert set(purchase["properties"]) == set(purchase_body())  # the README's example uses every field
+    finally:
+        await h.close()
