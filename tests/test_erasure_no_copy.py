@@ -11,6 +11,8 @@ from typing import AsyncIterator
 from storage.db import Database
 from tests.test_e2e_complaints import CUSTOMER
 from tests.test_privacy import SECRETS, build_history, buttons, desk  # noqa: F401 - the fixture
+from tests.test_web_chat import Visitor, web  # noqa: F401 - the fixture
+from tests.test_zalo import USER, next_message, post_zalo_purchase, say, tap, zfake, zh  # noqa: F401 - fixtures
 
 OTHERS = range(700_001, 700_013)  # other chats that keep writing meanwhile
 
@@ -99,3 +101,68 @@ async def test_checkpoint_waits_for_a_reader_holding_an_old_snapshot(tmp_path):
             assert not checkpoint.done()  # it cannot truncate under the reader: it waits and tries again
         assert await checkpoint is True
         assert b"SECRET-VALUE-1" not in database_files(db)
+
+
+@contextlib.asynccontextmanager
+async def api_burst(h) -> AsyncIterator[None]:
+    """Purchases posted all the time meanwhile (the shop's system), and a reader's old snapshot."""
+    done = asyncio.Event()
+
+    async def writers() -> None:
+        n = 0
+        while not done.is_set():
+            n += 1
+            await asyncio.gather(*(h.post_purchase(f"BURST-{n}-{i}", customer={"external_id": f"B-{n}-{i}", "name": "Khách khác"})
+                                   for i in range(3)))
+
+    async def reader() -> None:
+        while not done.is_set():
+            async with h.app.db.reader.execute("SELECT name FROM sqlite_master") as cur:
+                await cur.fetchone()
+                await asyncio.sleep(0.3)
+            await asyncio.sleep(0.05)
+
+    tasks = [asyncio.create_task(writers()), asyncio.create_task(reader())]
+    await asyncio.sleep(0.3)
+    try:
+        yield
+    finally:
+        done.set()
+        await asyncio.gather(*tasks)
+
+
+WEB_SECRET = "Số nhà tôi là 12 ngõ Trúc Lạc, Ba Đình, gọi 0912 345 678"
+
+
+async def test_web_chat_forget_leaves_no_copy_during_a_burst(web):
+    v = await Visitor.connect(web)
+    await v.message("Xin chào")
+    for n in range(3):
+        await v.say(f"{WEB_SECRET} ({n})")
+    assert WEB_SECRET.encode() in database_files(web.app.db)
+    await v.say("/forget")
+    ask = await v.message("xoá toàn bộ dữ liệu")
+    async with api_burst(web):
+        assert (await v.tap(ask, "Xoá dữ liệu"))["type"] == "accepted"  # answered once the erasure is done
+        after = database_files(web.app.db)
+    assert WEB_SECRET.encode() not in after
+    assert WEB_SECRET.encode() not in database_files(web.app.db)
+
+
+async def test_zalo_forget_leaves_no_copy_during_a_burst(zh, zfake):
+    await post_zalo_purchase(zh, zalo_user_id=USER, phone="+84 912 345 678")
+    for n in range(3):
+        await say(zh, zfake, f"{WEB_SECRET} ({n})")
+    assert WEB_SECRET.encode() in database_files(zh.app.db)
+    await say(zh, zfake, "/forget")
+    ask = await next_message(zfake)
+    while not any(b["title"].startswith("Xoá dữ liệu") for b in ask.buttons or ()):
+        ask = await next_message(zfake)
+    async with api_burst(zh):
+        await tap(zh, zfake, ask, "Xoá dữ liệu")
+        await zh.app.zalo_webhook.drain()
+        after = database_files(zh.app.db)
+    assert WEB_SECRET.encode() not in after
+    await zh.outbox_settled()
+    await zh.app.privacy.purge()  # the goodbye went to the chat id: the purge drops it once sent
+    assert USER.encode() not in database_files(zh.app.db)
