@@ -15,7 +15,6 @@ import pytest
 
 from bot import cli, http_api
 from bot.agent_page import COOKIE
-from bot.app import _scheduler_status
 from bot.channels.zalo import Rejected, signature, verify
 from bot.config import ConfigError, parse_config
 from tests.conftest import API_TOKEN, START, Harness, make_config, purchase_body
@@ -316,6 +315,8 @@ async def test_healthz_tests_a_real_write_and_reports_each_part(tmp_path, clock,
 
 
 async def test_healthz_scheduler_down_when_stopped_or_stuck(tmp_path, clock):
+    from bot.app import _scheduler_status
+
     h = Harness(make_config(tmp_path), None, clock)
     await h.start(scheduler=True)
     try:
@@ -391,3 +392,26 @@ async def test_openapi_description_is_served_and_matches_the_implemented_routes(
         assert set(purchase["properties"]) == set(purchase_body())  # the README's example uses every field
     finally:
         await h.close()
+
+
+async def test_start_on_a_database_that_refuses_writes_is_a_startup_error(tmp_path, clock, monkeypatch):
+    """A read-only database (as a file the bot's user may not write; here every connection is
+    made query-only after its migrations, as root may write any file): start-up stops with a
+    message naming database.path instead of a bot that runs and fails every write."""
+    from bot.app import FeedbotApp, StartupError
+    from storage.db import Database
+
+    async with Database(tmp_path / "feedbot.db"):
+        pass  # migrated, as a database of a bot that ran before
+    connect = Database._connect
+
+    async def read_only(self):
+        conn = await connect(self)
+        await conn.execute_fetchall("PRAGMA query_only=1")
+        return conn
+
+    monkeypatch.setattr(Database, "_connect", read_only)
+    app = FeedbotApp(make_config(tmp_path), clock=clock)
+    with pytest.raises(StartupError, match=r"^database\.path: cannot open or write the database .*readonly"):
+        await app.start()
+    await app.stop()
