@@ -458,6 +458,8 @@ class AgentPage:
             "channel": row.channel,
             "escalated": row.escalated,
             "last_event_id": row.last_event_id,
+            "unverified": row.unverified,
+            "demo": row.demo,
         }
 
     async def _detail(self, ticket_id: int, since: int) -> dict[str, Any] | None:
@@ -481,6 +483,8 @@ class AgentPage:
                 "reopened": ticket.reopened_count,
                 "resolution_score": ticket.resolution_score,
                 "escalated": any(e.action in ("escalated", "sla_breach") for e in events),
+                "unverified": ticket.customer_id is None and people["channel"] == "web",
+                "demo": await agent_views.is_demo(reader, ticket.id),
             },
             "customer": {**people, "past_csat": list(past)},
             "order": order,

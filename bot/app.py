@@ -18,6 +18,7 @@ from bot.channels.zalo import DbTokenStore, ZaloChannel
 from bot.channels.web import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import Config
+from bot.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.digest import service_for
 from bot.engine import Engine
 from bot.http_api import TELEGRAM_WEBHOOK_PATH, HttpApi
@@ -56,6 +57,8 @@ class FeedbotApp:
         self.bot_username: str | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
+        self.connection_limits = ConnectionLimits.from_config(config)
+        self.guard: ConnectionGuard | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._sender_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -167,15 +170,23 @@ class FeedbotApp:
             )
             self.zalo_webhook.register(web_app)
         if self.web is not None:
-            web_chat.WebChat(
+            chat = web_chat.WebChat(
                 db=self.db, clock=self.clock, engine=self.engine, channel=self.web, secrets=web_secrets,
                 limits=web_chat.WebLimits.from_config(cfg), shop_name=shop, public_url=cfg.get("http", "public_url"),
                 demo=self.demo_purchase if cfg.web_demo else None,
-            ).add_routes(web_app)
+            )
+            chat.add_routes(web_app)
+            self.engine.ticket_gate = chat.ticket_allowed
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.desk, self.api_token)
-        self._runner = web.AppRunner(web_app, access_log=None)
+        # Connection caps and read timeouts in front of aiohttp (see bot/connections.py).
+        self.guard = ConnectionGuard(self.connection_limits)
+        self.guard.fit_to_descriptors()
+        self.guard.install_accept_log(asyncio.get_running_loop())
+        web_app.middlewares.append(self.guard.middleware)  # innermost: next to the handler's body reads
+        self._runner = web.AppRunner(web_app, access_log=None,
+                                     keepalive_timeout=self.connection_limits.keepalive_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"))
+        site = GuardedSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"), self.guard)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -297,6 +308,8 @@ class FeedbotApp:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.guard is not None:
+            self.guard.remove_accept_log(asyncio.get_running_loop())
         if self.telegram is not None:
             await self.telegram.close()
         if self.zalo is not None:

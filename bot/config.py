@@ -5,6 +5,7 @@ A bad value stops start-up with a ConfigError naming the key, e.g.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -263,6 +264,26 @@ def _origins(value: Any) -> tuple[str, ...]:
     raise ValueError(f"expected a list of origins like ['https://shop.example.com'], got {value!r}")
 
 
+def _networks(value: Any) -> tuple[Any, ...]:
+    """Addresses or networks ("10.0.0.5", "10.0.0.0/8", "::1")."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        try:
+            return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in value)
+        except ValueError:
+            pass
+    raise ValueError(f"expected a list of IP addresses or networks like ['127.0.0.1', '10.0.0.0/8'], got {value!r}")
+
+
+def _seconds_up_to(high: int) -> Callable[[Any], timedelta]:
+    def parse(value: Any) -> timedelta:
+        parsed = _positive_duration(value)
+        if parsed > timedelta(seconds=high):
+            raise ValueError(f"expected at most {high} s, got {value!r}")
+        return parsed
+
+    return parse
+
+
 def _auto_bool(value: Any) -> bool | None:
     if value == "auto":
         return None
@@ -288,6 +309,12 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "api_token": (_api_token, ""),
         "max_body_bytes": (_int_range(1024, 10 * 1024 * 1024), 64 * 1024),
         "public_url": (_url_or_empty, ""),
+        "header_timeout": (_seconds_up_to(3600), "10s"),
+        "body_timeout": (_seconds_up_to(3600), "30s"),
+        "keepalive_timeout": (_seconds_up_to(7200), "75s"),
+        "max_connections": (_int_range(1, 1_000_000), 1000),
+        "max_connections_per_address": (_int_range(0, 1_000_000), 100),
+        "trusted_proxies": (_networks, []),
     },
     "telegram": {
         "token": (_str, ""),
@@ -387,6 +414,14 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "messages_per_minute": (_int_range(1, 600), 30),
         "allowed_origins": (_origins, []),
         "customer_token_secret": (_str, ""),
+        "max_sockets_per_session": (_int_range(1, 1000), 10),
+        "max_sockets_per_address": (_int_range(1, 100_000), 50),
+        "new_sessions_per_minute": (_int_range(1, 100_000), 10),
+        "new_sessions_per_minute_total": (_int_range(1, 1_000_000), 300),
+        "demos_per_minute": (_int_range(1, 10_000), 3),
+        "demos_per_minute_total": (_int_range(1, 100_000), 30),
+        "anonymous_tickets_per_hour": (_int_range(1, 10_000), 3),
+        "anonymous_tickets_per_hour_total": (_int_range(1, 100_000), 60),
     },
     "privacy": {
         "retention_days": (_int_range(1, 36500), 365),
@@ -423,9 +458,11 @@ class Config:
 
     @property
     def web_demo(self) -> bool:
-        """Demo mode of the web chat: on by default when there is no Telegram token."""
+        """Demo mode of the web chat: on by default only in the first-run setup (no Telegram
+        token and no Zalo app): a shop that serves real customers gets no anonymous demo button."""
         demo = self.get("web", "demo")
-        return self.get("web", "enabled") and (not self.telegram_enabled if demo is None else demo)
+        first_run = not self.telegram_enabled and not self.zalo_enabled
+        return self.get("web", "enabled") and (first_run if demo is None else demo)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -40,4 +40,4 @@ async def create_demo_purchase(
         "purchased_at": now.isoformat(),
     }
     data = parse_purchase(body, touchpoints=touchpoints, timezone=policy.timezone, now=now)
-    return await record_purchase(db, clock, demo_policy(policy), data)
+    return await record_purchase(db, clock, demo_policy(policy), data, demo=True)

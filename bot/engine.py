@@ -93,6 +93,8 @@ class Engine:
         self.wake_sender = wake_sender
         self.privacy = privacy or Privacy(db, clock, retention_days=365, shop_name=shop_name)
         self.agents_reachable = agents_reachable  # an agents' group or the agent page: questions reach someone
+        # Asked before a ticket opens (the web chat's limit on anonymous visitors' tickets).
+        self.ticket_gate: Callable[[ContactRecord], bool] = lambda contact: True
 
     async def receive(self, channel_name: str, payload: dict[str, Any], *, raw: str | None = None) -> bool:
         """Record an update and handle it, committed together before this returns (so the
@@ -321,6 +323,9 @@ class Engine:
             return
         desk = self._require_desk()
         if isinstance(decision, OpenTicket):
+            if not self.ticket_gate(contact):
+                await apply(tx, complaint.not_opened(ctx), target, now)
+                return
             ticket = await desk.open(tx, decision, contact, now)
             said = questions.opened if ticket.kind == QUESTION else complaint.opened
             await desk.confirm(tx, ticket, said(TicketDesk.view(ticket), ctx), target, now)

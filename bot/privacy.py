@@ -79,6 +79,7 @@ class Privacy:
         now = self.clock.now()
         cutoff = now - self.retention
         counts = await privacy.purge(self.db, cutoff, now, PURGE_BATCH)
+        counts["silent_web_sessions"] = await privacy.purge_silent_web_sessions(self.db, now, PURGE_BATCH)
         await self.db.checkpoint()
         if any(counts.values()):
             log.info("retention purge (older than %s): %s", to_db(cutoff), counts)

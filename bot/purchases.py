@@ -212,8 +212,11 @@ class PurchaseOutcome:
     link_token: str
 
 
-async def record_purchase(db: Database, clock: Clock, policy: SurveyPolicy, data: PurchaseInput) -> PurchaseOutcome:
-    """Store the purchase and schedule its survey; the same order twice schedules one survey."""
+async def record_purchase(
+    db: Database, clock: Clock, policy: SurveyPolicy, data: PurchaseInput, *, demo: bool = False
+) -> PurchaseOutcome:
+    """Store the purchase and schedule its survey; the same order twice schedules one survey.
+    A demo purchase marks its customer: their surveys and tickets stay out of every figure."""
     now = clock.now()
     fingerprint = data.fingerprint()
     async with db.transaction() as tx:
@@ -239,6 +242,8 @@ async def record_purchase(db: Database, clock: Clock, policy: SurveyPolicy, data
         if data.telegram_user_id is not None:
             # A customer who already chats with the bot is linked now: the survey goes to that chat.
             await contacts.link_existing(tx, "telegram", data.telegram_user_id, customer.id)
+        if demo:
+            await customers.mark_demo(tx, customer.id)
         if customer.zalo_user_id is not None:
             # A Zalo follower can get customer-care messages without writing to us first.
             await contacts.ensure_linked(tx, "zalo", customer.zalo_user_id, customer.id, now)

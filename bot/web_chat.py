@@ -34,7 +34,7 @@ import logging
 import re
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -46,8 +46,10 @@ from aiohttp import WSMsgType, web
 from bot.channels.web import NAME, SESSION_RE, WebChannel
 from bot.clock import Clock
 from bot.config import Config
+from bot.connections import client_address
 from bot.engine import Engine
 from storage import contacts, customers, settings, web_messages
+from storage.contacts import ContactRecord
 from storage.db import Connection, Database
 
 log = logging.getLogger(__name__)
@@ -121,11 +123,29 @@ class WebLimits:
     max_frame_bytes: int = 16 * 1024
     messages_per_minute: int = 30
     allowed_origins: tuple[str, ...] = ()
+    # Anonymous visitors can write without any account: what one address (and everyone
+    # together) may open. An address is the client's (behind http.trusted_proxies: from
+    # X-Forwarded-For), an IPv6 client's /64.
+    max_sockets_per_session: int = 10
+    max_sockets_per_address: int = 50
+    new_sessions_per_minute: int = 10
+    new_sessions_per_minute_total: int = 300
+    demos_per_minute: int = 3
+    demos_per_minute_total: int = 30
+    anonymous_tickets_per_hour: int = 3
+    anonymous_tickets_per_hour_total: int = 60
+    trusted_proxies: tuple[Any, ...] = ()
 
     @classmethod
     def from_config(cls, config: Config) -> "WebLimits":
         w = config.section("web")
-        return cls(w["max_message_chars"], w["max_frame_bytes"], w["messages_per_minute"], w["allowed_origins"])
+        return cls(
+            w["max_message_chars"], w["max_frame_bytes"], w["messages_per_minute"], w["allowed_origins"],
+            w["max_sockets_per_session"], w["max_sockets_per_address"], w["new_sessions_per_minute"],
+            w["new_sessions_per_minute_total"], w["demos_per_minute"], w["demos_per_minute_total"],
+            w["anonymous_tickets_per_hour"], w["anonymous_tickets_per_hour_total"],
+            config.get("http", "trusted_proxies"),
+        )
 
 
 @dataclass(frozen=True)
@@ -144,24 +164,42 @@ async def load_secrets(tx: Connection, config: Config) -> WebSecrets:
 
 
 class RateLimiter:
-    """Frames per session in a sliding minute (all of a visitor's tabs together)."""
+    """Events per key in a sliding window (frames per session: all of a visitor's tabs
+    together; new sessions per address; ...)."""
 
-    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
+    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic, window: float = 60.0) -> None:
+        self.per_minute = per_minute  # per window
         self.monotonic = monotonic
+        self.window = window
         self._seen: dict[str, deque[float]] = {}
 
     def allow(self, session_id: str) -> bool:
         now = self.monotonic()
         seen = self._seen.setdefault(session_id, deque())
-        while seen and seen[0] <= now - 60.0:
+        while seen and seen[0] <= now - self.window:
             seen.popleft()
         if len(seen) >= self.per_minute:
             return False
         seen.append(now)
-        if len(self._seen) > 10_000:  # forget idle sessions
-            self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - 60.0}
+        if len(self._seen) > 10_000:  # forget idle keys
+            self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - self.window}
         return True
+
+
+class AddressAndTotal:
+    """One limit per client address and one for everyone together."""
+
+    def __init__(self, per_address: int, total: int, window: float) -> None:
+        self.per_address = RateLimiter(per_address, window=window)
+        self.total = RateLimiter(total, window=window)
+
+    def allow(self, address: str) -> str | None:
+        """None when allowed, else which limit refused ("address" or "total")."""
+        if not self.per_address.allow(address):
+            return "address"
+        if not self.total.allow(""):
+            return "total"
+        return None
 
 
 class _Reject(Exception):
@@ -206,6 +244,13 @@ class WebChat:
         self.demo = demo
         self.rate = RateLimiter(limits.messages_per_minute)
         self._sockets: set[web.WebSocketResponse] = set()
+        self._by_address: Counter[str] = Counter()
+        self._by_session: Counter[str] = Counter()
+        self._address_of: dict[str, str] = {}  # session -> the address of its latest socket
+        self._said: dict[str, float] = {}  # limit -> when it was last logged
+        self.new_sessions = AddressAndTotal(limits.new_sessions_per_minute, limits.new_sessions_per_minute_total, 60.0)
+        self.demos = AddressAndTotal(limits.demos_per_minute, limits.demos_per_minute_total, 60.0)
+        self.tickets = AddressAndTotal(limits.anonymous_tickets_per_hour, limits.anonymous_tickets_per_hour_total, 3600.0)
         self._static = resources.files("bot").joinpath("web", "static")
 
     def add_routes(self, app: web.Application) -> None:
@@ -267,10 +312,17 @@ class WebChat:
         if not self.origin_allowed(request):
             log.info("web chat: refused a socket from origin %r", request.headers.get("Origin"))
             raise web.HTTPForbidden(reason="origin not allowed (web.allowed_origins)")
+        address = client_address(request, self.limits.trusted_proxies)
+        if self._by_address[address] >= self.limits.max_sockets_per_address:
+            self._log_limit("sockets per address", address)
+            raise web.HTTPTooManyRequests(reason=f"more than {self.limits.max_sockets_per_address} chat sockets "
+                                          "from this address (web.max_sockets_per_address)")
         # Far over the limit: aiohttp closes with 1009; just over it: an error frame (below).
         ws = web.WebSocketResponse(max_msg_size=self.limits.max_frame_bytes * 4, heartbeat=30.0)
         await ws.prepare(request)
         self._sockets.add(ws)
+        self._by_address[address] += 1
+        counted: str | None = None  # the session this socket counts for
         outgoing: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         session_id: str | None = None
         writer: asyncio.Task[None] | None = None
@@ -282,10 +334,26 @@ class WebChat:
                 self.session_secret, hello.get("session")
             )
             fresh = session_id is None
+            # New: no session, or a signed one with nothing stored yet (the page hands out
+            # signed ids freely: GET /chat sets one in its cookie).
+            if fresh or await web_messages.count(self.db.reader, session_id) == 0:  # type: ignore[arg-type]
+                refused = self.new_sessions.allow(address)
+                if refused is not None:
+                    self._log_limit(f"new sessions ({refused})", address)
+                    await _refuse(ws, "rate_limited", "too many new chat sessions from here; try again in a minute")
+                    return ws
             if session_id is None:
                 session_id, token = new_session(self.session_secret)
             else:
                 token = sign_session(self.session_secret, session_id)
+            if self._by_session[session_id] >= self.limits.max_sockets_per_session:
+                self._log_limit("sockets per session", address)
+                await _refuse(ws, "too_many_sockets", f"more than {self.limits.max_sockets_per_session} open tabs "
+                              "of this chat; close one")
+                return ws
+            self._by_session[session_id] += 1
+            counted = session_id
+            self._address_of[session_id] = address
             self.channel.subscribe(session_id, outgoing.put_nowait)
             resume = hello.get("resume")
             last_seq = resume if _is_seq(resume) else 0
@@ -300,13 +368,18 @@ class WebChat:
             await self._bootstrap(session_id, hello, fresh)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._frame(session_id, hello, msg.data, outgoing.put_nowait)
+                    await self._frame(session_id, hello, msg.data, outgoing.put_nowait, address)
                 elif msg.type == WSMsgType.BINARY:
                     outgoing.put_nowait(_error("malformed", "binary frames are not accepted"))
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
             self._sockets.discard(ws)
+            _uncount(self._by_address, address)
+            if counted is not None:
+                _uncount(self._by_session, counted)
+                if counted not in self._by_session:
+                    self._address_of.pop(counted, None)
             if session_id is not None:
                 self.channel.unsubscribe(session_id, outgoing.put_nowait)
             if writer is not None:
@@ -368,7 +441,9 @@ class WebChat:
         if fresh or await web_messages.count(self.db.reader, session_id) == 0:
             await self._receive(session_id, lang, "start:", text="/start")
 
-    async def _frame(self, session_id: str, hello: dict[str, Any], data: str, send: Callable[[dict], None]) -> None:
+    async def _frame(
+        self, session_id: str, hello: dict[str, Any], data: str, send: Callable[[dict], None], address: str = ""
+    ) -> None:
         lang = hello.get("lang")
         try:
             if len(data.encode("utf-8")) > self.limits.max_frame_bytes:
@@ -390,7 +465,7 @@ class WebChat:
                 raise _Reject("rate_limited", f"more than {self.limits.messages_per_minute} messages a minute; "
                               "wait a moment", frame_id)
             if kind == "demo":
-                await self._demo(session_id, lang)
+                await self._demo(session_id, lang, address)
                 return
             if kind not in ("text", "choice"):
                 raise _Reject("malformed", f"unknown frame type {kind[:20]!r}")
@@ -423,11 +498,34 @@ class WebChat:
             raise _Reject("malformed", "message_id: expected the seq of the message with the button", frame_id)
         await self._receive(session_id, lang, frame_id, choice=data, message_id=message_id)
 
-    async def _demo(self, session_id: str, lang: Any) -> None:
+    async def _demo(self, session_id: str, lang: Any, address: str) -> None:
         if self.demo is None:
             raise _Reject("unavailable", "demo mode is off (web.demo)")
+        refused = self.demos.allow(address)
+        if refused is not None:
+            self._log_limit(f"demo surveys ({refused})", address)
+            raise _Reject("rate_limited", "too many demo surveys from here; try again in a minute")
         outcome = await self.demo()
         await self._receive(session_id, lang, f"demo:{outcome.survey_id}", text=f"/start {outcome.link_token}")
+
+    def _log_limit(self, what: str, address: str) -> None:
+        """One line per limit a minute: an attack hits a limit thousands of times."""
+        now = time.monotonic()
+        if now - self._said.get(what, -60.0) >= 60.0:
+            self._said[what] = now
+            log.warning("web chat: refused %s from %s (more may follow this minute, not logged)", what, address)
+
+    def ticket_allowed(self, contact: ContactRecord) -> bool:
+        """The engine asks before it opens a ticket: an anonymous web visitor's (no shop
+        customer behind the chat) count against their address's and everyone's hourly limit."""
+        if contact.channel != NAME or contact.customer_id is not None:
+            return True
+        address = self._address_of.get(contact.platform_user_id, "")
+        refused = self.tickets.allow(address)
+        if refused is not None:
+            self._log_limit(f"anonymous tickets ({refused})", address)
+            return False
+        return True
 
     async def _receive(self, session_id: str, lang: Any, frame_id: str, **fields: Any) -> None:
         payload = {"session": session_id, "id": frame_id, "lang": lang if lang in ("vi", "en") else None,
@@ -447,6 +545,17 @@ def _utf8_text(value: Any) -> bool:
 def _is_seq(value: Any) -> bool:
     """A message number as the page may send it: a whole number SQLite can store (1e30 cannot)."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _uncount(counter: Counter[str], key: str) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
+
+
+async def _refuse(ws: web.WebSocketResponse, code: str, message: str) -> None:
+    await ws.send_json(_error(code, message))
+    await ws.close(code=4429, message=code.encode())
 
 
 def _error(code: str, message: str, frame_id: str | None = None) -> dict[str, Any]:

@@ -255,6 +255,12 @@ def opened(ticket: TicketView, ctx: Context) -> list[Decision]:
     ]
 
 
+def not_opened(ctx: Context) -> list[Decision]:
+    """The shell refused to open the ticket, complaint or question (anonymous visitors'
+    limit): say so, start over."""
+    return [Reply(text(ctx.contact.language, "complaint.busy")), SetConversation("idle")]
+
+
 def status(ctx: Context) -> list[Decision]:
     lang = ctx.contact.language
     open_tickets = [t for t in ctx.tickets if t.status != "resolved"]

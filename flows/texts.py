@@ -56,6 +56,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "complaint.opened": "Đã ghi nhận khiếu nại {number}. Nhân viên sẽ phản hồi trước {due}. "
         "Mọi tin nhắn bạn gửi ở đây sẽ được chuyển tới nhân viên. Gửi /status để xem tình trạng.",
         "complaint.already_open": "Bạn đang có khiếu nại {number} chưa xong. Cứ nhắn ở đây, nhân viên sẽ nhận được.",
+        "complaint.busy": "Hiện có quá nhiều yêu cầu gửi từ mạng của bạn nên chúng tôi chưa ghi nhận được yêu cầu này. "
+        "Bạn vui lòng thử lại sau ít phút, hoặc liên hệ trực tiếp với cửa hàng.",
         "complaint.claimed": "{number}: nhân viên {agent} đang xử lý khiếu nại của bạn.",
         "complaint.agent_says": "💬 {shop} ({number}): {text}",
         "complaint.agent_photo": "📷 {shop} ({number}) gửi ảnh",
@@ -248,6 +250,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "complaint.opened": "We have your complaint {number}. An agent will answer by {due}. "
         "Everything you write here goes to the agent. Send /status to see where it stands.",
         "complaint.already_open": "Your complaint {number} is still open. Just write here and the agent will see it.",
+        "complaint.busy": "Too many requests have come from your network just now, so this one was not taken. "
+        "Please try again in a little while, or contact the shop directly.",
         "complaint.claimed": "{number}: {agent} is now handling your complaint.",
         "complaint.agent_says": "💬 {shop} ({number}): {text}",
         "complaint.agent_photo": "📷 {shop} ({number}) sent a photo",

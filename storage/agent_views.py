@@ -20,6 +20,8 @@ class ListedTicket:
     channel: str
     escalated: bool
     last_event_id: int
+    unverified: bool = False  # an anonymous web visitor's: no shop customer behind the chat
+    demo: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 
         "SELECT t.*, p.order_id, COALESCE(cu.name, ct.display_name, '') AS customer_name, ct.channel AS contact_channel,"
         " EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.action IN ('escalated', 'sla_breach'))"
         " AS escalated,"
-        " COALESCE((SELECT MAX(e.id) FROM ticket_events e WHERE e.ticket_id = t.id), 0) AS last_event_id"
+        " COALESCE((SELECT MAX(e.id) FROM ticket_events e WHERE e.ticket_id = t.id), 0) AS last_event_id,"
+        " t.customer_id IS NULL AND ct.channel = 'web' AS unverified, t.demo AS demo_flag"
         " FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
         " LEFT JOIN customers cu ON cu.id = t.customer_id JOIN contacts ct ON ct.id = t.contact_id"
         " WHERE t.status != 'resolved' OR t.resolved_at >= ?"
@@ -47,9 +50,15 @@ async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 
         (to_db(resolved_since), limit),
     )
     return [
-        ListedTicket(_record(r), r["customer_name"] or "?", r["contact_channel"], bool(r["escalated"]), r["last_event_id"])
+        ListedTicket(_record(r), r["customer_name"] or "?", r["contact_channel"], bool(r["escalated"]), r["last_event_id"],
+                     bool(r["unverified"]), bool(r["demo_flag"]))
         for r in rows
     ]
+
+
+async def is_demo(conn: Connection, ticket_id: int) -> bool:
+    row = await fetch_one(conn, "SELECT demo FROM tickets WHERE id = ?", (ticket_id,))
+    return bool(row and row[0])
 
 
 async def events(conn: Connection, ticket_id: int) -> list[EventRecord]:

@@ -33,6 +33,11 @@ def _record(row: Row) -> CustomerRecord:
     )
 
 
+async def mark_demo(conn: Connection, customer_id: int) -> None:
+    """A demo customer: their surveys and tickets never count in reports (migration 0014)."""
+    await conn.execute("UPDATE customers SET demo = 1 WHERE id = ?", (customer_id,))
+
+
 def new_link_token() -> str:
     # 16 random bytes -> 22 chars of A-Za-z0-9_-: fits Telegram's 64-char /start payload.
     return secrets.token_urlsafe(16)

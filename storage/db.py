@@ -42,6 +42,9 @@ PAGE_SIZE = 1024
 SCRUB_WAIT_MS = 200
 SCRUB_RETRY_S = 0.05
 SCRUB_TIMEOUT_S = 30.0
+# The WAL file is cut back to this many bytes when it starts over after a checkpoint: without
+# it, a burst of writes leaves a WAL file as large as the burst on disk for good.
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Connection = aiosqlite.Connection
@@ -319,6 +322,7 @@ class Database:
             # Deleted and overwritten content is zeroed on disk, not left in free space: erased
             # personal data is really gone (storage/privacy.py).
             await conn.execute_fetchall("PRAGMA secure_delete=ON")
+            await conn.execute_fetchall(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         except BaseException:  # e.g. "file is not a database": the connection's thread ends too
             await conn.close()
             raise

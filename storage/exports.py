@@ -1,5 +1,5 @@
 """Exports of a date range, streamed in batches from an index range on each table's
-creation time (never the whole table in memory)."""
+creation time (never the whole table in memory). Demo surveys and tickets are left out."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -29,14 +29,14 @@ _SQL = {
         "SELECT s.id, p.order_id, c.external_id, c.name, s.touchpoint, s.store, s.status, s.skip_reason, s.language,"
         " s.score, s.comment, s.created_at, s.due_at, s.sent_at, s.answered_at, s.commented_at"
         " FROM surveys s JOIN purchases p ON p.id = s.purchase_id JOIN customers c ON c.id = s.customer_id"
-        " WHERE s.created_at >= ? AND s.created_at < ? ORDER BY s.created_at, s.id"
+        " WHERE s.created_at >= ? AND s.created_at < ? AND s.demo = 0 ORDER BY s.created_at, s.id"
     ),
     "tickets": (
         "SELECT t.id, printf(CASE t.kind WHEN 'question' THEN 'CH-%04d' ELSE 'KN-%04d' END, t.id), t.kind, t.category, t.status, t.priority, t.tier, t.source, p.order_id,"
         " c.external_id, c.name, t.description, t.assignee_name, t.created_at, t.first_response_at, t.resolved_at,"
         " t.first_response_due_at, t.resolution_due_at, t.reopened_count, t.resolution_score"
         " FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id LEFT JOIN customers c ON c.id = t.customer_id"
-        " WHERE t.created_at >= ? AND t.created_at < ? ORDER BY t.created_at, t.id"
+        " WHERE t.created_at >= ? AND t.created_at < ? AND t.demo = 0 ORDER BY t.created_at, t.id"
     ),
     # What customers sent (inbox, as understood) and what the bot sent (outbox), in time
     # order: each side comes sorted from its own index and SQLite merges the two.
@@ -55,8 +55,8 @@ _SQL = {
 }
 
 _COUNT = {
-    "surveys": "SELECT COUNT(*) FROM surveys WHERE created_at >= ? AND created_at < ?",
-    "tickets": "SELECT COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ?",
+    "surveys": "SELECT COUNT(*) FROM surveys WHERE created_at >= ? AND created_at < ? AND demo = 0",
+    "tickets": "SELECT COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ? AND demo = 0",
     "messages": (
         "SELECT (SELECT COUNT(*) FROM inbox WHERE received_at >= ? AND received_at < ?)"
         " + (SELECT COUNT(*) FROM outbox WHERE created_at >= ? AND created_at < ?)"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Sequence
 
+from storage import web_messages
 from storage.db import Connection, Database, fetch_one
 from storage.timefmt import to_db
 
@@ -379,6 +380,7 @@ async def scrub_if_erased(conn: Connection, inbox_id: int, contact_id: int) -> N
 # The "my_data*" rules are not retention rules: a /mydata file is a copy of everything, kept
 # only until it is sent (outbox: it gets `now` instead of the retention cutoff), or for
 # MY_DATA_TTL where it is the delivery itself (a web page's download, a Zalo link); see purge().
+SILENT_WEB_SESSION_TTL = timedelta(hours=1)  # a web session that never said anything (see purge())
 PURGES: tuple[tuple[str, str], ...] = (
     ("my_data", f"UPDATE outbox SET payload = '{PURGED}' WHERE id IN ("
                 f"SELECT id FROM outbox WHERE payload <> '{PURGED}' AND created_at < ? AND method = 'send_document'"
@@ -428,6 +430,17 @@ async def purge(db: Database, cutoff: datetime, now: datetime, batch: int = 500)
             f" {FINISHED} AND contact_id IN (SELECT id FROM contacts WHERE erased_at IS NOT NULL)", (PURGED,))
         done["erased_chats"] = cur.rowcount
     return done
+
+
+async def purge_silent_web_sessions(db: Database, now: datetime, batch: int = 500) -> int:
+    """Anonymous web visitors who never said anything: gone an hour (or two) after."""
+    total = 0
+    while True:
+        async with db.transaction() as tx:
+            count = await web_messages.purge_silent_sessions(tx, now - SILENT_WEB_SESSION_TTL, batch)
+        total += count
+        if count < batch:
+            return total
 
 
 # --- the notice and consent (contacts) -------------------------------------------------

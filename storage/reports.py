@@ -3,6 +3,7 @@
 Every query starts from an index range on the period's own time column (answered_at,
 sent_at, created_at, resolved_at, first_response_at, ticket_events (action, at)), so a
 week's report reads that week's rows, not the history (tests check the query plans).
+Demo surveys and tickets (`demo = 1`, migration 0014) never count.
 """
 from __future__ import annotations
 
@@ -100,10 +101,10 @@ _SENT_IN = ", ".join(f"'{s}'" for s in SENT_STATUSES)
 CSAT_ROWS = (
     "WITH rows AS ("
     " SELECT touchpoint, store, customer_id, score, 0 AS sent, 0 AS sent_answered FROM surveys"
-    "  WHERE answered_at >= :start AND answered_at < :end"
+    "  WHERE answered_at >= :start AND answered_at < :end AND demo = 0"
     " UNION ALL"
     " SELECT touchpoint, store, customer_id, NULL, 1, answered_at IS NOT NULL AND answered_at < :end FROM surveys"
-    f"  WHERE status IN ({_SENT_IN}) AND sent_at >= :start AND sent_at < :end"
+    f"  WHERE status IN ({_SENT_IN}) AND sent_at >= :start AND sent_at < :end AND demo = 0"
     ")"
 )
 # A customer's tier as the ticket desk sees it: spend or orders over the 12 months before
@@ -128,7 +129,7 @@ CSAT_CELLS = (
 CSAT_ANSWERED = (
     "SELECT touchpoint, COALESCE(store, '') AS store, '' AS tier, COUNT(*) AS answers,"
     " SUM(score >= 4) AS satisfied, SUM(score) AS score_sum, 0 AS sent, 0 AS sent_answered"
-    " FROM surveys WHERE answered_at >= ? AND answered_at < ? GROUP BY 1, 2"
+    " FROM surveys WHERE answered_at >= ? AND answered_at < ? AND demo = 0 GROUP BY 1, 2"
 )
 
 
@@ -156,7 +157,7 @@ def series_sql(periods: int) -> str:
     return (
         f"WITH w(i, start, end) AS (VALUES {values})"
         " SELECT w.i, COUNT(sv.score), COALESCE(SUM(sv.score >= 4), 0), COALESCE(SUM(sv.score), 0)"
-        " FROM w LEFT JOIN surveys sv ON sv.answered_at >= w.start AND sv.answered_at < w.end"
+        " FROM w LEFT JOIN surveys sv ON sv.answered_at >= w.start AND sv.answered_at < w.end AND sv.demo = 0"
         " GROUP BY w.i ORDER BY w.i"
     )
 
@@ -171,12 +172,12 @@ async def csat_series(conn: Connection, ranges: Sequence[tuple[datetime, datetim
 
 LOW_COMMENTS = (
     "SELECT score, comment, touchpoint, COALESCE(store, '') FROM surveys"
-    " WHERE answered_at >= ? AND answered_at < ? AND score < 4 AND comment IS NOT NULL AND comment != ''"
+    " WHERE answered_at >= ? AND answered_at < ? AND demo = 0 AND score < 4 AND comment IS NOT NULL AND comment != ''"
     " ORDER BY score, answered_at, id LIMIT ?"
 )
 HIGH_COMMENTS_SQL = (
     "SELECT score, comment, touchpoint, COALESCE(store, '') FROM surveys"
-    " WHERE answered_at >= ? AND answered_at < ? AND score >= 4 AND comment IS NOT NULL AND comment != ''"
+    " WHERE answered_at >= ? AND answered_at < ? AND demo = 0 AND score >= 4 AND comment IS NOT NULL AND comment != ''"
     " ORDER BY length(comment) DESC, id LIMIT ?"
 )
 
@@ -190,27 +191,30 @@ async def comments(conn: Connection, start: datetime, end: datetime, *, low: boo
 
 # Complaints only: questions (kind = 'question') have their own figures below.
 OPENED_BY_CATEGORY = (
-    "SELECT category, COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'complaint'"
+    "SELECT category, COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'complaint' AND demo = 0"
     " GROUP BY category"
 )
 FIRST_RESPONSES = (
     "SELECT (julianday(first_response_at) - julianday(created_at)) * 86400.0 FROM tickets"
-    " WHERE first_response_at >= ? AND first_response_at < ? AND kind = 'complaint'"
+    " WHERE first_response_at >= ? AND first_response_at < ? AND kind = 'complaint' AND demo = 0"
 )
 # Resolving without a written answer counts as the first response.
 RESOLUTIONS = (
     "SELECT (julianday(resolved_at) - julianday(created_at)) * 86400.0,"
     " COALESCE(first_response_at, resolved_at) <= first_response_due_at AND resolved_at <= resolution_due_at"
-    " FROM tickets WHERE resolved_at >= ? AND resolved_at < ? AND kind = 'complaint'"
+    " FROM tickets WHERE resolved_at >= ? AND resolved_at < ? AND kind = 'complaint' AND demo = 0"
 )
+# A ticket event counts unless its ticket is a demo one (a primary-key look-up per event).
+_NOT_DEMO = "NOT EXISTS (SELECT 1 FROM tickets t WHERE t.id = ticket_id AND t.demo = 1)"
 # Events, not the tickets' current columns: a rating or a reopening counts in the week it happened.
 RATINGS = (
     "SELECT COUNT(*), COALESCE(SUM(CAST(body AS INTEGER) >= 4), 0), COALESCE(SUM(CAST(body AS INTEGER)), 0)"
-    " FROM ticket_events WHERE action = 'rated' AND at >= ? AND at < ?"
+    " FROM ticket_events WHERE action = 'rated' AND at >= ? AND at < ? AND " + _NOT_DEMO
 )
-REOPENED = "SELECT COUNT(*) FROM ticket_events WHERE action = 'reopened' AND at >= ? AND at < ?"
+REOPENED = "SELECT COUNT(*) FROM ticket_events WHERE action = 'reopened' AND at >= ? AND at < ? AND " + _NOT_DEMO
 COMPLAINT_TEXTS_SQL = (
-    "SELECT description FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'complaint' LIMIT ?"
+    "SELECT description FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'complaint' AND demo = 0"
+    " LIMIT ?"
 )
 
 
@@ -234,10 +238,12 @@ async def complaint_stats(conn: Connection, start: datetime, end: datetime) -> C
     )
 
 
-QUESTIONS_OPENED = "SELECT COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'question'"
+QUESTIONS_OPENED = (
+    "SELECT COUNT(*) FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'question' AND demo = 0"
+)
 QUESTION_FIRST_RESPONSES = (
     "SELECT (julianday(first_response_at) - julianday(created_at)) * 86400.0 FROM tickets"
-    " WHERE first_response_at >= ? AND first_response_at < ? AND kind = 'question'"
+    " WHERE first_response_at >= ? AND first_response_at < ? AND kind = 'question' AND demo = 0"
 )
 
 
@@ -253,10 +259,13 @@ async def complaint_texts(conn: Connection, start: datetime, end: datetime, limi
     return [row[0] for row in await conn.execute_fetchall(COMPLAINT_TEXTS_SQL, (to_db(start), to_db(end), limit))]
 
 
-OPEN_COUNT = "SELECT COUNT(*) FROM tickets WHERE status IN ('open', 'claimed') AND created_at < ? AND kind = 'complaint'"
+OPEN_COUNT = (
+    "SELECT COUNT(*) FROM tickets WHERE status IN ('open', 'claimed') AND created_at < ? AND kind = 'complaint'"
+    " AND demo = 0"
+)
 OPEN_OLDEST = (
     "SELECT id, category, created_at FROM tickets WHERE status IN ('open', 'claimed') AND created_at < ?"
-    " AND kind = 'complaint' ORDER BY created_at, id LIMIT ?"
+    " AND kind = 'complaint' AND demo = 0 ORDER BY created_at, id LIMIT ?"
 )
 
 

@@ -190,7 +190,7 @@ async def unresolved_due_before(conn: Connection, now: datetime) -> list[TicketR
     """Tickets whose first-response or resolution target has passed and is not yet reported."""
     at = to_db(now)
     return [_record(r) for r in await conn.execute_fetchall(
-        f"{_SELECT} WHERE t.status != 'resolved' AND ("
+        f"{_SELECT} WHERE t.status != 'resolved' AND t.demo = 0 AND ("  # demo tickets raise no alerts
         " (t.first_response_at IS NULL AND t.first_response_breached_at IS NULL AND t.first_response_due_at <= ?)"
         " OR (t.resolution_breached_at IS NULL AND t.resolution_due_at <= ?))",
         (at, at),

@@ -47,3 +47,32 @@ async def after(conn: Connection, session_id: str, after_id: int, limit: int = 5
 async def count(conn: Connection, session_id: str) -> int:
     rows = await conn.execute_fetchall("SELECT COUNT(*) FROM web_messages WHERE session_id = ?", (session_id,))
     return rows[0][0]
+
+
+# A web contact is silent when it never said anything (only the page's automatic /start),
+# has no shop customer behind it, and nothing else points at it.
+_SILENT = (
+    "SELECT c.id, c.platform_user_id FROM contacts c"
+    " WHERE c.channel = 'web' AND c.customer_id IS NULL AND c.last_seen_at < ?"
+    " AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.contact_id = c.id AND (i.kind IS NOT 'command' OR i.text IS NOT '/start'))"
+    " AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.contact_id = c.id)"
+    " AND NOT EXISTS (SELECT 1 FROM surveys s WHERE s.contact_id = c.id)"
+    " LIMIT ?"
+)
+
+
+async def purge_silent_sessions(conn: Connection, seen_before: datetime, limit: int) -> int:
+    """Forget up to `limit` silent web sessions last seen before the given time: their
+    contact, greeting and log (an anonymous visitor who only opened the page leaves nothing).
+    The log's last row stays (see privacy._erase_web: ids are never reused)."""
+    rows = await conn.execute_fetchall(_SILENT, (to_db(seen_before), limit))
+    if not rows:
+        return 0
+    ids = [r[0] for r in rows]
+    marks = ", ".join("?" for _ in rows)
+    await conn.execute(f"DELETE FROM web_messages WHERE session_id IN ({marks})"
+                       " AND id < (SELECT MAX(id) FROM web_messages)", [r[1] for r in rows])
+    for table in ("outbox", "inbox", "conversations"):
+        await conn.execute(f"DELETE FROM {table} WHERE contact_id IN ({marks})", ids)
+    await conn.execute(f"DELETE FROM contacts WHERE id IN ({marks})", ids)
+    return len(rows)

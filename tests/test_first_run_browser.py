@@ -67,7 +67,7 @@ async def test_first_run_without_tokens_demo_survey_complaint_and_agent_page(tmp
             await visitor.goto(chat_url)
             await visitor.get_by_role("status").filter(has_text="Đã kết nối").wait_for()
             await shown("Xin chào")
-            await visitor.get_by_role("button", name="Thử khảo sát mẫu").click()  # demo mode: no tokens
+            await visitor.get_by_role("button", name="Thử khảo sát mẫu (demo)").click()  # demo mode: no tokens
             await shown("hài lòng thế nào với đơn hàng")
             await tap(re.compile(r"^2\b"), "hài lòng thế nào")
             await shown("Bạn đã chọn: 2/5")

@@ -85,6 +85,9 @@
     if (ticket.breached) box.append(el("span", { class: "badge breached", text: "⏰ " + t("breached") }));
     if (ticket.escalated) box.append(el("span", { class: "badge escalated", text: "⏫ " + t("escalated") }));
     if (ticket.card_undelivered) box.append(el("span", { class: "badge undelivered", text: "⚠️ " + t("undelivered") }));
+    // Anyone can open the web chat: a ticket with no shop customer behind it is unverified.
+    if (ticket.unverified) box.append(el("span", { class: "badge unverified", text: "? " + t("unverified") }));
+    if (ticket.demo) box.append(el("span", { class: "badge demo", text: t("demo") }));
     box.append(el("span", { class: "badge status-" + ticket.status, text: ticket.status_label }));
     return box;
   }

@@ -6,7 +6,7 @@
     vi: {
       chat: "Trò chuyện với {shop}", connecting: "Đang kết nối…", online: "Đã kết nối",
       offline: "Mất kết nối, đang thử lại…", label: "Tin nhắn của bạn", placeholder: "Nhập tin nhắn…",
-      send: "Gửi", demo: "Thử khảo sát mẫu", complaint: "Gửi khiếu nại", status: "Khiếu nại của tôi",
+      send: "Gửi", demo: "Thử khảo sát mẫu (demo)", demo_hint: "Chỉ để dùng thử: không tính vào số liệu của cửa hàng", complaint: "Gửi khiếu nại", status: "Khiếu nại của tôi",
       actions: "Thao tác nhanh", photo: "(Ảnh này chỉ xem được trong ứng dụng chat, không hiển thị trên web.)",
       too_long: "Tin nhắn quá dài (tối đa {n} ký tự).", too_large: "Tin nhắn quá lớn.",
       rate_limited: "Bạn gửi hơi nhanh, vui lòng chờ một chút rồi gửi lại.", error: "Không gửi được: {m}",
@@ -16,7 +16,7 @@
     en: {
       chat: "Chat with {shop}", connecting: "Connecting…", online: "Connected",
       offline: "Connection lost, retrying…", label: "Your message", placeholder: "Type a message…",
-      send: "Send", demo: "Try a demo survey", complaint: "File a complaint", status: "My complaints",
+      send: "Send", demo: "Try a demo survey", demo_hint: "For trying the bot only: not counted in the shop's figures", complaint: "File a complaint", status: "My complaints",
       actions: "Quick actions", photo: "(This photo can only be seen in the chat app, not on the web.)",
       too_long: "Message too long (at most {n} characters).", too_large: "Message too large.",
       rate_limited: "You are sending quickly; please wait a moment and try again.", error: "Not sent: {m}",
@@ -74,7 +74,7 @@
     var actions = el("div", "fb-actions");
     actions.setAttribute("role", "group");
     actions.setAttribute("aria-label", t.actions);
-    var demo = el("button", "fb-demo", t.demo); demo.type = "button"; demo.hidden = true;
+    var demo = el("button", "fb-demo", t.demo); demo.type = "button"; demo.hidden = true; demo.title = t.demo_hint;
     var complain = el("button", "fb-complain", t.complaint); complain.type = "button";
     var mine = el("button", "fb-mine", t.status); mine.type = "button";
     actions.appendChild(demo); actions.appendChild(complain); actions.appendChild(mine);
