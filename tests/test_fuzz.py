@@ -26,15 +26,27 @@ from bot.config import SCHEMA, Config, ConfigError, load_config, parse_config
 from bot.purchases import MAX_AMOUNT, MAX_AMOUNT_DEFAULT, InputError, PurchaseInput, parse_purchase
 from flows.digest import parse_week, week_bounds
 from flows.schedule import SurveyPolicy, due_time
-from tests.conftest import API_TOKEN, START, VN, purchase_body
+from tests.conftest import API_TOKEN, START, VN, Harness, make_config, purchase_body
 from tests.test_hardening import raw_request
 from tests.test_http_api import api  # noqa: F401 - the fixture
-from tests.test_web_chat import Visitor, web  # noqa: F401 - the fixture
+from tests.test_web_chat import Visitor
 
 # In-process examples are cheap; those that go through the running app cost a request each.
 FAST = settings(max_examples=300, deadline=None, database=None)
 SLOW = settings(max_examples=40, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@pytest.fixture
+async def web(tmp_path, clock):
+    """The web chat, with new-session limits far above what one fuzz run opens: every example
+    is a new visitor from 127.0.0.1 on a clock that does not move (the limits have tests of
+    their own)."""
+    h = Harness(make_config(tmp_path, web={"new_sessions_per_minute": 100_000,
+                                           "new_sessions_per_minute_total": 1_000_000}), None, clock)
+    await h.start()
+    yield h
+    await h.close()
 
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40)
