@@ -48,6 +48,7 @@ async def web(tmp_path, clock):
     yield h
     await h.close()
 
+
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40)
            | st.sampled_from(["", "0", "-1", "1E+999999999", "NaN", "Infinity", "0001-01-01", "9999-12-31T23:59:59+14:00",
