@@ -1,4 +1,1 @@
-"""The `feedbot` command line."""
-from bot.cli.main import main
-
-__all__ = ["main"]
+"""The `feedbot` command line: main (run, digest, export, ...), privacy and web subcommands."""

@@ -42,6 +42,9 @@ async def read_json(request: web.Request, limit: int) -> tuple[Any, str]:
     raw = await read_bytes(request, limit)
     try:
         text = raw.decode("utf-8")
-        return json.loads(text), text
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BodyError(400, f"body: not valid JSON: {exc}", "body") from None
+        value = json.loads(text)
+    except ValueError as exc:  # not UTF-8, not JSON, an integer of more than 4300 digits
+        raise BodyError(400, f"body: not valid JSON: {str(exc)[:200]}", "body") from None
+    except RecursionError:
+        raise BodyError(400, "body: nested too deeply", "body") from None
+    return value, text
