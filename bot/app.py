@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
@@ -122,9 +122,12 @@ class FeedbotApp:
             self.db, self.clock, policy, shop, frozenset(self.channels), wake_sender=self.sender.wake,
             channel_order=cfg.get("survey", "channel_order"),
             demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
+            start_token_ttl=timedelta(days=cfg.get("privacy", "start_token_days")),
         )
         self.privacy = Privacy(self.db, self.clock, retention_days=cfg.get("privacy", "retention_days"), shop_name=shop,
-                               public_url=cfg.get("http", "public_url"))
+                               public_url=cfg.get("http", "public_url"),
+                               start_token_days=cfg.get("privacy", "start_token_days"),
+                               trust_first_token_chat=cfg.get("privacy", "trust_first_token_chat"))
         self.engine = Engine(
             self.db,
             self.clock,

@@ -394,6 +394,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "privacy": {
         "retention_days": (_int_range(1, 36500), 365),
         "purge_interval": (_positive_duration, "1h"),
+        "start_token_days": (_int_range(1, 3650), 30),
+        "trust_first_token_chat": (_bool, False),
     },
 }
 

@@ -29,16 +29,18 @@ from flows.model import (
     SetConversation,
     SetOptOut,
     EraseMyData,
+    GrantOrder,
     SendMyData,
+    TellOtherChats,
 )
 from bot import consent
 from flows.texts import PRIVACY_NOTICE_VERSION
-from storage import contacts, conversations, customers, outbox, surveys
+from storage import contacts, conversations, customers, outbox, start_tokens, surveys
 
 # Carried out by the engine (they need the dispatcher or the ticket desk), not here.
 ENGINE_DECISIONS = (
     SendPendingSurveys, OpenTicket, RelayToAgents, RateResolution, ReopenTicket, RelayToCustomer, AddNote,
-    ClaimTicket, ResolveTicket, EscalateTicket, AuditDenied, ReplyInGroup, SendMyData, EraseMyData,
+    ClaimTicket, ResolveTicket, EscalateTicket, AuditDenied, ReplyInGroup, SendMyData, EraseMyData, TellOtherChats,
 )
 from storage.contacts import ContactRecord
 from storage.db import Connection
@@ -98,10 +100,13 @@ async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, n
                 await surveys.record_score(tx, survey_id, score, now)
             case RecordComment(survey_id=survey_id, text=text):
                 await surveys.record_comment(tx, survey_id, text, now)
-            case LinkCustomer(customer_id=customer_id):
+            case LinkCustomer(customer_id=customer_id, verified_by=verified_by):
                 assert target.contact_id is not None
-                await contacts.link(tx, target.contact_id, customer_id)
+                await contacts.link(tx, target.contact_id, customer_id, verified_by)
                 target = replace(target, customer_id=customer_id)
+            case GrantOrder(token_id=token_id):
+                assert target.contact_id is not None
+                await start_tokens.use(tx, token_id, target.contact_id, now)
             case SetOptOut(opted_out=opted_out):
                 assert target.contact_id is not None
                 await contacts.set_opted_out(tx, target.contact_id, opted_out, now)

@@ -18,7 +18,7 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.digest import DigestService
 from bot.engine import Engine
-from bot.purchases import InputError, PurchaseConflict, parse_purchase, record_purchase
+from bot.purchases import InputError, PurchaseConflict, parse_purchase, parse_revoke_link, record_purchase
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
 from storage.db import Database, fetch_one
@@ -136,12 +136,13 @@ class HttpApi:
         try:
             body = await self._read_json(request, self.max_body_bytes)
             data = parse_purchase(body, touchpoints=self.touchpoints, timezone=self.policy.timezone, now=self.clock.now())
+            revoke_link = parse_revoke_link(body)
         except _Reject as exc:
             return error(exc.status, exc.message, exc.field)
         except InputError as exc:
             return error(400, str(exc), exc.field)
         try:
-            outcome = await record_purchase(self.db, self.clock, self.policy, data)
+            outcome = await record_purchase(self.db, self.clock, self.policy, data, revoke_link=revoke_link)
         except PurchaseConflict as exc:
             return error(409, str(exc), "order_id")
         return web.json_response(
@@ -162,9 +163,9 @@ class HttpApi:
     async def get_purchase(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
         row = await self.db.fetchone(
-            "SELECT p.order_id, c.link_token, s.id, s.status, s.skip_reason, s.due_at, s.sent_at, s.score, s.comment"
-            " FROM purchases p JOIN customers c ON c.id = p.customer_id JOIN surveys s ON s.purchase_id = p.id"
-            " WHERE p.order_id = ?",
+            "SELECT p.order_id, (SELECT t.token FROM start_tokens t WHERE t.purchase_id = p.id AND t.revoked_at IS NULL"
+            " ORDER BY t.id DESC LIMIT 1) AS link_token, s.id, s.status, s.skip_reason, s.due_at, s.sent_at, s.score,"
+            " s.comment FROM purchases p JOIN surveys s ON s.purchase_id = p.id WHERE p.order_id = ?",
             (order_id,),
         )
         if row is None:
@@ -189,7 +190,8 @@ class HttpApi:
         order_id = request.match_info["order_id"]
         row = await fetch_one(
             self.db.reader,
-            "SELECT c.link_token FROM purchases p JOIN customers c ON c.id = p.customer_id WHERE p.order_id = ?",
+            "SELECT (SELECT t.token FROM start_tokens t WHERE t.purchase_id = p.id AND t.revoked_at IS NULL"
+            " ORDER BY t.id DESC LIMIT 1) FROM purchases p WHERE p.order_id = ?",
             (order_id,),
         )
         if row is None:

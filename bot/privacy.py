@@ -16,9 +16,9 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.effects import Target, apply, enqueue
 from flows import privacy as privacy_flow
-from flows.model import Decision, EraseMyData, SendMyData
+from flows.model import Decision, EraseMyData, SendMyData, TellOtherChats
 from flows.texts import PRIVACY_NOTICE_VERSION, text
-from storage import my_data_links, privacy
+from storage import contacts, my_data_links, privacy, start_tokens
 from storage.db import Connection, Database
 from storage.timefmt import to_db
 
@@ -45,8 +45,15 @@ def to_json(document: dict[str, Any]) -> str:
 
 
 class Privacy:
-    def __init__(self, db: Database, clock: Clock, *, retention_days: int, shop_name: str = "", public_url: str = "") -> None:
+    def __init__(
+        self, db: Database, clock: Clock, *, retention_days: int, shop_name: str = "", public_url: str = "",
+        start_token_days: int = 30, trust_first_token_chat: bool = False,
+    ) -> None:
         self.db = db
+        # A receipt's link works until this long after its order's survey closed.
+        self.start_token_ttl = timedelta(days=start_token_days)
+        # The first chat to open a receipt's link becomes the customer's verified chat.
+        self.trust_first_token_chat = trust_first_token_chat
         self.clock = clock
         self.retention = timedelta(days=retention_days)
         self.shop_name = shop_name
@@ -90,8 +97,11 @@ class Privacy:
     async def carry_out(
         self, tx: Connection, decisions: Sequence[Decision], target: Target, language: str, now: datetime
     ) -> None:
+        told: list[tuple[Target, str]] = []  # queued last: an erase must not blank them
         for decision in decisions:
-            if isinstance(decision, SendMyData):
+            if isinstance(decision, TellOtherChats):
+                told += await self._other_chats(tx, decision, target.contact_id)
+            elif isinstance(decision, SendMyData):
                 await self._send_my_data(tx, target, language, now)
             elif isinstance(decision, EraseMyData):
                 assert target.contact_id is not None
@@ -101,6 +111,28 @@ class Privacy:
                 if target.channel == "web":  # open pages clear the conversation they show
                     await enqueue(tx, target, "reset_chat", {}, now)
                 await apply(tx, privacy_flow.erased(language, self.shop_name), replace(target, customer_id=None), now)
+        for other, body in told:
+            await enqueue(tx, other, "send_text", {"text": body, "buttons": []}, now)
+
+    async def tell_other_chats(
+        self, tx: Connection, customer_id: int, reason: str, contact_id: int | None, now: datetime
+    ) -> None:
+        """The engine's own tells (a phone claimed in a chat not proved to be the customer's)."""
+        for other, body in await self._other_chats(tx, TellOtherChats(customer_id, reason), contact_id):
+            await enqueue(tx, other, "send_text", {"text": body, "buttons": []}, now)
+
+    async def _other_chats(self, tx: Connection, tell: TellOtherChats, contact_id: int | None) -> list[tuple[Target, str]]:
+        """Each of the customer's chats but this one, with the message in its language
+        (read now: an erase that follows blanks their chat ids)."""
+        out = []
+        for other_id in await start_tokens.customer_chats(tx, tell.customer_id):
+            other = await contacts.by_id(tx, other_id) if other_id != contact_id else None
+            if other is None or not other.chat_id:
+                continue
+            body = text(other.language, f"privacy.told_{tell.reason}", shop=self.shop_name, order=tell.order_id)
+            out.append((Target.of_contact(other), body))
+        log.info("customer %s: %s; %d other chat(s) told", tell.customer_id, tell.reason, len(out))
+        return out
 
     async def _send_my_data(self, tx: Connection, target: Target, language: str, now: datetime) -> None:
         assert target.contact_id is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from bot.clock import Clock
@@ -12,7 +12,7 @@ from bot.demo import is_demo_customer
 from bot.effects import Target, apply
 from flows import csat
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
-from storage import contacts, customers, surveys, tickets
+from storage import contacts, customers, start_tokens, surveys, tickets
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
 
@@ -32,8 +32,10 @@ class SurveyDispatcher:
         wake_sender: Callable[[], None] = lambda: None,
         channel_order: tuple[str, ...] = ("last_used",),
         demo_policy: SurveyPolicy | None = None,
+        start_token_ttl: timedelta = timedelta(days=30),
     ) -> None:
         self.db = db
+        self.start_token_ttl = start_token_ttl  # how long a receipt's link grants its order (bot/privacy.py)
         self.channel_order = channel_order  # which of a customer's chats gets the survey
         self.clock = clock
         self.policy = policy
@@ -66,16 +68,29 @@ class SurveyDispatcher:
             sent += await self._dispatch_one(tx, survey, now, priority=0) == "sent"
         return sent
 
+    async def dispatch_for_token(self, tx: Connection, token_id: int, now: datetime) -> int:
+        """A chat just opened this receipt's link: send its order's survey if it is due."""
+        sent = 0
+        for survey in await surveys.open_for_token(tx, token_id, now):
+            sent += await self._dispatch_one(tx, survey, now, priority=0) == "sent"
+        return sent
+
     async def _dispatch_one(self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1) -> str:
         customer = await customers.by_id(tx, survey.customer_id)
         assert customer is not None
-        contact = await contacts.reachable_for_customer(tx, survey.customer_id, self.channels, self.channel_order)
+        # The chat that opened this order's receipt link, else the customer's own (verified) chats.
+        opener = await start_tokens.latest_chat(tx, survey.purchase_id, now, self.start_token_ttl)
+        contact = await contacts.by_id(tx, opener) if opener is not None else None
+        opted_out = customer.opted_out or (contact is not None and contact.opted_out)
+        if contact is None or contact.channel not in self.channels:
+            contact = await contacts.reachable_for_customer(tx, survey.customer_id, self.channels, self.channel_order)
+            opted_out = customer.opted_out
         if contact is not None and contact.channel not in self.channels:
             contact = None
         decision = decide_dispatch(
             now=now,
             due_at=survey.due_at,
-            opted_out=customer.opted_out,
+            opted_out=opted_out,
             has_contact=contact is not None,
             last_sent_at=await surveys.last_sent_at(tx, survey.customer_id),
             policy=self.demo_policy if self.demo_policy and is_demo_customer(customer.external_id) else self.policy,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from bot.channels.base import Permanent, TopicsUnavailable
 from bot.clock import Clock
@@ -112,15 +112,21 @@ class TicketDesk:
 
     # --- customer side ---------------------------------------------------------------------
 
-    async def open(self, tx: Connection, d: OpenTicket, contact: ContactRecord, now: datetime) -> TicketRecord:
+    async def open(
+        self, tx: Connection, d: OpenTicket, contact: ContactRecord, now: datetime, *, granted: Collection[int] = ()
+    ) -> TicketRecord:
+        """`granted`: purchases whose receipt link this chat opened (it may complain about them)."""
         customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
         purchase_id = None
         tier = "regular"
+        if d.order_id and (customer is not None or granted):
+            purchase = await purchases.by_order_id(tx, d.order_id)
+            # Only their own orders, or one whose receipt link this chat opened.
+            if purchase is not None and (
+                (customer is not None and purchase.customer_id == customer.id) or purchase.id in granted
+            ):
+                purchase_id = purchase.id
         if customer is not None:
-            if d.order_id:
-                purchase = await purchases.by_order_id(tx, d.order_id)
-                if purchase is not None and purchase.customer_id == customer.id:  # only their own orders
-                    purchase_id = purchase.id
             spend, orders = await tickets.customer_spend(tx, customer.id, since_12_months(now))
             tier = tier_for(spend, orders, self.policy)
         priority = priority_for(tier, d.category, self.policy) if d.kind == COMPLAINT else "normal"

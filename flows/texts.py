@@ -33,6 +33,15 @@ CATALOG: dict[str, dict[str, str]] = {
         "start.welcome": "Xin chào! Đây là kênh chăm sóc khách hàng của {shop}. "
         "Hãy nhắn cho chúng tôi bất cứ lúc nào. Gửi /stop nếu không muốn nhận khảo sát.",
         "start.bad_link": "Liên kết này không hợp lệ hoặc đã cũ. Bạn vẫn có thể nhắn tin cho {shop} tại đây.",
+        # A receipt's link opened in a chat not (yet) proved to be the customer's: no name.
+        "start.order": "Xin chào! Đây là kênh chăm sóc khách hàng của {shop}. Tại đây bạn có thể đánh giá "
+        "đơn hàng #{order} và gửi khiếu nại về đơn hàng này. Gửi /stop nếu không muốn nhận khảo sát.",
+        "start.expired": "Liên kết này đã hết hạn hoặc đã được cửa hàng thay bằng liên kết mới, nên không dùng "
+        "được nữa. Bạn vẫn có thể nhắn tin cho {shop} tại đây.",
+        "phone.linked": "Cảm ơn {name}! Cuộc trò chuyện này đã được kết nối với hồ sơ khách hàng của bạn tại {shop}.",
+        "phone.unknown": "Cảm ơn bạn! {shop} chưa có khách hàng nào với số điện thoại này.",
+        "phone.not_proved": "Cảm ơn bạn! Chỉ số điện thoại của chính tài khoản này (nút chia sẻ số điện thoại) "
+        "mới giúp {shop} nhận ra bạn, nên cuộc trò chuyện này chưa được kết nối với hồ sơ khách hàng nào.",
         "stop.done": "Bạn sẽ không nhận khảo sát từ {shop} nữa. Gửi /start để bật lại bất cứ lúc nào.",
         "help": "Các lệnh:\n/complaint: gửi khiếu nại\n/status: xem khiếu nại của bạn\n/start: bắt đầu, nhận lại khảo sát\n"
         "/stop: không nhận khảo sát nữa\n/mydata: xem dữ liệu của bạn\n/forget: xoá dữ liệu của bạn\n/help: trợ giúp\nBạn cũng có thể nhắn tin trực tiếp cho {shop} tại đây.",
@@ -203,6 +212,17 @@ CATALOG: dict[str, dict[str, str]] = {
         "privacy.mydata_link": "Tải tệp tại đây (hết hạn sau {hours} giờ, đừng chia sẻ liên kết này): {url}",
         "privacy.mydata_ask_shop": "Kênh này chưa gửi được tệp dữ liệu. Vui lòng liên hệ {shop} để nhận bản sao "
         "dữ liệu của bạn. Gửi /forget để xoá.",
+        # To the customer's other chats (TellOtherChats): something happened in one of them.
+        "privacy.told_token_reused": "Lưu ý từ {shop}: liên kết của đơn hàng #{order} vừa được mở trong một cuộc "
+        "trò chuyện khác. Cuộc trò chuyện đó chỉ đánh giá và khiếu nại được về đơn hàng này, không xem được dữ liệu "
+        "của bạn. Nếu không phải bạn mở, hãy báo cho cửa hàng.",
+        "privacy.told_export": "Lưu ý từ {shop}: một cuộc trò chuyện khác của bạn vừa yêu cầu bản sao toàn bộ dữ liệu "
+        "của bạn (/mydata). Nếu không phải bạn, hãy báo ngay cho cửa hàng.",
+        "privacy.told_erase": "Lưu ý từ {shop}: dữ liệu của bạn vừa được xoá theo yêu cầu (/forget) từ một cuộc trò "
+        "chuyện khác của bạn. Nếu không phải bạn, hãy báo cho cửa hàng.",
+        "privacy.told_phone_claimed": "Lưu ý từ {shop}: một tài khoản chat khác vừa gửi số điện thoại của bạn. "
+        "Tài khoản đó chưa được xem là của bạn và không xem được dữ liệu của bạn. Nếu không phải bạn, hãy báo cho "
+        "cửa hàng.",
     },
     "en": {
         "csat.question": "{shop} here: how satisfied are you with order #{order}?\n"
@@ -227,6 +247,14 @@ CATALOG: dict[str, dict[str, str]] = {
         "start.welcome": "Hello! This is the customer care chat of {shop}. "
         "Write to us any time. Send /stop if you do not want surveys.",
         "start.bad_link": "This link is not valid or has expired. You can still write to {shop} here.",
+        "start.order": "Hello! This is the customer care chat of {shop}. Here you can rate order #{order} "
+        "and file a complaint about it. Send /stop if you do not want surveys.",
+        "start.expired": "This link has expired or the shop has replaced it with a new one, so it no longer "
+        "works. You can still write to {shop} here.",
+        "phone.linked": "Thank you, {name}! This chat is now connected to your customer record at {shop}.",
+        "phone.unknown": "Thank you! {shop} has no customer with this phone number.",
+        "phone.not_proved": "Thank you! Only this account's own number (the share phone number button) lets "
+        "{shop} recognise you, so this chat is not connected to any customer record.",
         "stop.done": "You will not get surveys from {shop} any more. Send /start to turn them back on.",
         "help": "Commands:\n/complaint: file a complaint\n/status: see your complaints\n/start: start, receive surveys again\n"
         "/stop: stop receiving surveys\n/mydata: see your data\n/forget: delete your data\n/help: this help\nYou can also write to {shop} directly here.",
@@ -395,6 +423,15 @@ CATALOG: dict[str, dict[str, str]] = {
         "privacy.mydata_link": "Download it here (expires in {hours} hours; do not share this link): {url}",
         "privacy.mydata_ask_shop": "Files cannot be sent over this channel yet. Please ask {shop} for a copy of your "
         "data. Send /forget to delete it.",
+        "privacy.told_token_reused": "Note from {shop}: the link of order #{order} was just opened in another chat. "
+        "That chat can only rate and complain about this order; it cannot see your data. If it was not you, "
+        "please tell the shop.",
+        "privacy.told_export": "Note from {shop}: another of your chats just asked for a copy of all your data "
+        "(/mydata). If it was not you, tell the shop now.",
+        "privacy.told_erase": "Note from {shop}: your data was just deleted at the request (/forget) of another "
+        "of your chats. If it was not you, please tell the shop.",
+        "privacy.told_phone_claimed": "Note from {shop}: another chat account just gave your phone number. It is "
+        "not treated as yours and cannot see your data. If it was not you, please tell the shop.",
     },
 }
 

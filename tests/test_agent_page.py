@@ -59,7 +59,8 @@ def buttons(message):
 
 async def file_complaint(h: Harness, tg, description: str = "Shipper giao trễ 2 ngày, hộp bị móp") -> None:
     """A linked customer files a delivery complaint about order A-1001 with /complaint."""
-    _, body = await h.post_purchase("A-1001", customer={"external_id": "C-42", "name": "Nguyễn Thị Lan", "phone": "+84 912 345 678"})
+    _, body = await h.post_purchase("A-1001", customer={"external_id": "C-42", "name": "Nguyễn Thị Lan", "phone": "+84 912 345 678",
+                                                        "telegram_user_id": CUSTOMER})  # her own chat
     await h.customer_says(CUSTOMER, f"/start {body['links']['telegram'].split('start=')[1]}")
     await tg.wait_for_messages(CUSTOMER, 1)
     await h.customer_says(CUSTOMER, "/complaint")

@@ -32,7 +32,9 @@ async def desk(tmp_path, tg, clock):
 
 
 async def linked_customer(h, user=CUSTOMER, order="A-1001", external="C-42"):
-    _, body = await h.post_purchase(order, customer={"external_id": external, "name": "Nguyễn Thị Lan"})
+    """The customer's own chat (the shop posted her Telegram user id), opening her receipt's link."""
+    customer = {"external_id": external, "name": "Nguyễn Thị Lan", "telegram_user_id": user}
+    _, body = await h.post_purchase(order, customer=customer)
     await h.customer_says(user, f"/start {body['links']['telegram'].split('start=')[1]}")
     return body
 

@@ -9,8 +9,8 @@ from flows.model import (
     ContactView,
     Context,
     Conversation,
-    CustomerView,
     EditChoiceMessage,
+    GrantOrder,
     Inbound,
     LinkCustomer,
     OpenTicket,
@@ -20,7 +20,9 @@ from flows.model import (
     SendPendingSurveys,
     SetConversation,
     SetOptOut,
+    StartView,
     SurveyView,
+    TellOtherChats,
 )
 
 from flows.texts import text
@@ -28,15 +30,20 @@ from flows.texts import text
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)
 
 
-def ctx(*, state="idle", data=None, survey=None, language="vi", customer_id=7, start_customer=None, now=NOW):
+def ctx(*, state="idle", data=None, survey=None, language="vi", customer_id=7, start=None, now=NOW):
     return Context(
         now=now,
         contact=ContactView(contact_id=1, customer_id=customer_id, language=language),
         conversation=Conversation(state, data or {}),
         shop_name="Shop An",
         survey=survey,
-        start_customer=start_customer,
+        start=start,
     )
+
+
+def receipt(*, usable=True, opened_elsewhere=False, verifies=False):
+    """The order a /start token belongs to: order A-1 of customer 7, Lan."""
+    return StartView(11, 7, "Lan", "A-1", usable=usable, opened_elsewhere=opened_elsewhere, verifies=verifies)
 
 
 def msg(text="", **kw):
@@ -180,15 +187,43 @@ def test_button_for_a_survey_that_is_not_this_customers():
     assert decisions == [AnswerChoice(decisions[0].text)]
 
 
-def test_start_with_valid_token_links_opts_in_and_sends_pending():
-    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start_customer=CustomerView(7, "Lan")))
-    assert LinkCustomer(7) in decisions and SetOptOut(False) in decisions and SendPendingSurveys() in decisions
+def test_start_with_a_receipt_grants_its_order_but_not_the_customer():
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt()))
+    assert GrantOrder(11) in decisions and SetOptOut(False) in decisions and SendPendingSurveys() in decisions
+    assert not of(LinkCustomer, decisions) and not of(TellOtherChats, decisions)
+    greeting = of(Reply, decisions)[0].text
+    assert "Lan" not in greeting and "#A-1" in greeting  # no name before the chat is proved to be hers
+
+
+def test_start_with_a_receipt_in_the_customers_own_chat_greets_by_name():
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=7, start=receipt()))
+    assert GrantOrder(11) in decisions and not of(LinkCustomer, decisions)
     assert "Lan" in of(Reply, decisions)[0].text
 
 
+def test_start_with_a_receipt_opened_elsewhere_tells_the_customers_chats():
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt(opened_elsewhere=True)))
+    assert TellOtherChats(7, "token_reused", "A-1") in decisions and GrantOrder(11) in decisions
+    assert not of(LinkCustomer, decisions)
+
+
+def test_first_chat_to_open_a_receipt_is_the_customers_only_when_the_shop_trusts_it():
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt(verifies=True)))
+    assert LinkCustomer(7, "first_token") in decisions and "Lan" in of(Reply, decisions)[0].text
+    # A chat that is another customer's stays theirs.
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=8, start=receipt(verifies=True)))
+    assert not of(LinkCustomer, decisions) and "Lan" not in of(Reply, decisions)[0].text
+
+
+def test_expired_or_revoked_receipt_gets_an_honest_answer_and_nothing_else():
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt(usable=False)))
+    assert [type(d) for d in decisions] == [Reply]
+    assert "hết hạn" in decisions[0].text and "Lan" not in decisions[0].text and "A-1" not in decisions[0].text
+
+
 def test_start_with_unknown_token_links_nothing():
-    decisions = conversation.handle(msg("/start nope"), ctx(customer_id=None, start_customer=None))
-    assert not of(LinkCustomer, decisions) and not of(SendPendingSurveys, decisions)
+    decisions = conversation.handle(msg("/start nope"), ctx(customer_id=None, start=None))
+    assert not of(LinkCustomer, decisions) and not of(SendPendingSurveys, decisions) and not of(GrantOrder, decisions)
     assert "không hợp lệ" in of(Reply, decisions)[0].text
 
 

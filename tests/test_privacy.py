@@ -37,7 +37,10 @@ async def desk(tmp_path, tg, clock):
 
 
 async def link(h, user, external="C-42", order="A-1001", name=NAME, phone=PHONE, first_name=None):
-    _, body = await h.post_purchase(order, customer={"external_id": external, "name": name, "phone": phone})
+    """The customer's own chat: the shop posted her Telegram user id (a receipt's link alone
+    would give the chat only its order: test_receipt_links.py)."""
+    customer = {"external_id": external, "name": name, "phone": phone, "telegram_user_id": user}
+    _, body = await h.post_purchase(order, customer=customer)
     token = body["links"]["telegram"].split("start=")[1]
     await h.deliver(h.tg.make_message_update(user, f"/start {token}", first_name=first_name))
     return body

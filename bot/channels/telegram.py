@@ -341,7 +341,20 @@ def _parse_message(message: Any) -> Inbound | None:
         thread_id=str(thread) if thread is not None else None,
         group=group,
         anonymous=_anonymous(message, user),
+        **_shared_phone(message, user_id),
     )
+
+
+def _shared_phone(message: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """A shared contact: Telegram puts the account's user_id on it, so a contact whose
+    user_id is the sender's is the sender's own number (the share-phone button sends it);
+    any other contact card proves nothing."""
+    contact = message.get("contact")
+    if not isinstance(contact, dict) or not isinstance(contact.get("phone_number"), str):
+        return {}
+    owner = contact.get("user_id")
+    proved = isinstance(owner, int) and not isinstance(owner, bool) and str(owner) == user_id
+    return {"phone": contact["phone_number"][:32], "phone_proved": proved}
 
 
 def _parse_callback(query: Any) -> Inbound | None:
