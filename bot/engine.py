@@ -316,7 +316,7 @@ class Engine:
         if any(isinstance(d, SendPendingSurveys) for d in decisions):
             for decision in decisions:
                 if isinstance(decision, GrantOrder):
-                    await self.dispatcher.dispatch_for_token(tx, decision.token_id, now)
+                    await self.dispatcher.dispatch_for_token(tx, decision.token_id, contact.id, now)
         log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
 

@@ -68,23 +68,31 @@ class SurveyDispatcher:
             sent += await self._dispatch_one(tx, survey, now, priority=0) == "sent"
         return sent
 
-    async def dispatch_for_token(self, tx: Connection, token_id: int, now: datetime) -> int:
-        """A chat just opened this receipt's link: send its order's survey if it is due."""
+    async def dispatch_for_token(self, tx: Connection, token_id: int, contact_id: int, now: datetime) -> int:
+        """This chat just opened a receipt's link: its order's survey, if due, goes to it."""
         sent = 0
         for survey in await surveys.open_for_token(tx, token_id, now):
-            sent += await self._dispatch_one(tx, survey, now, priority=0) == "sent"
+            sent += await self._dispatch_one(tx, survey, now, priority=0, opener=contact_id) == "sent"
         return sent
 
-    async def _dispatch_one(self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1) -> str:
+    async def _dispatch_one(
+        self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1, opener: int | None = None
+    ) -> str:
+        """`opener`: the chat that just opened the order's receipt link, which gets it. Else the
+        customer's own (verified) chats, else the chat that opened the link last."""
         customer = await customers.by_id(tx, survey.customer_id)
         assert customer is not None
-        # The chat that opened this order's receipt link, else the customer's own (verified) chats.
-        opener = await start_tokens.latest_chat(tx, survey.purchase_id, now, self.start_token_ttl)
-        contact = await contacts.by_id(tx, opener) if opener is not None else None
-        opted_out = customer.opted_out or (contact is not None and contact.opted_out)
-        if contact is None or contact.channel not in self.channels:
+        contact = None
+        if opener is None:
             contact = await contacts.reachable_for_customer(tx, survey.customer_id, self.channels, self.channel_order)
-            opted_out = customer.opted_out
+            if contact is None:
+                opener = await start_tokens.latest_chat(tx, survey.purchase_id, now, self.start_token_ttl)
+        opted_out = customer.opted_out
+        if opener is not None:
+            contact = await contacts.by_id(tx, opener)
+            # A chat not proved to be the customer's: its own /stop counts too.
+            opted_out = customer.opted_out or (
+                contact is not None and contact.customer_id != survey.customer_id and contact.opted_out)
         if contact is not None and contact.channel not in self.channels:
             contact = None
         decision = decide_dispatch(

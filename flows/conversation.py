@@ -104,6 +104,9 @@ def _on_start(event: Inbound, ctx: Context) -> list[Decision]:
     shop = ctx.shop_name
     if start_token(event) is not None:
         return _on_start_token(ctx)
+    if ctx.contact.customer_id is not None and ctx.contact.customer_name:  # a chat proved to be theirs
+        return [SetOptOut(False), Reply(text(lang, "start.linked", name=ctx.contact.customer_name, shop=shop)),
+                SendPendingSurveys()]
     decisions: list[Decision] = [SetOptOut(False), Reply(text(lang, "start.welcome", shop=shop))]
     if ctx.contact.customer_id is not None:
         decisions.append(SendPendingSurveys())
