@@ -251,7 +251,7 @@ class Engine:
                 others = [c for c in openers if c != contact.id]
                 start_view = StartView(
                     found.id, found.customer_id, found.customer_name, found.order_id, found.usable,
-                    opened_elsewhere=bool(others) and contact.id not in openers,
+                    new_here=contact.id not in openers,
                     verifies=self.privacy.trust_first_token_chat and not others,
                 )
 

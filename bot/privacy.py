@@ -125,7 +125,7 @@ class Privacy:
         """Each of the customer's chats but this one, with the message in its language
         (read now: an erase that follows blanks their chat ids)."""
         out = []
-        for other_id in await start_tokens.customer_chats(tx, tell.customer_id):
+        for other_id in await start_tokens.chats_to_tell(tx, tell.customer_id, tell.token_id):
             other = await contacts.by_id(tx, other_id) if other_id != contact_id else None
             if other is None or not other.chat_id:
                 continue

@@ -125,12 +125,12 @@ def _on_start_token(ctx: Context) -> list[Decision]:
     if not start.usable:
         return [Reply(text(lang, "start.expired", shop=shop))]
     decisions: list[Decision] = [GrantOrder(start.token_id)]
-    if start.opened_elsewhere:
-        decisions.append(TellOtherChats(start.customer_id, "token_reused", start.order_id))
     theirs = ctx.contact.customer_id == start.customer_id
     if not theirs and start.verifies and ctx.contact.customer_id is None:
         decisions.append(LinkCustomer(start.customer_id, "first_token"))
         theirs = True
+    if not theirs and start.new_here:  # her chats (and those that opened it before) hear of it
+        decisions.append(TellOtherChats(start.customer_id, "token_reused", start.order_id, start.token_id))
     greeting = (text(lang, "start.linked", name=start.customer_name, shop=shop) if theirs
                 else text(lang, "start.order", order=start.order_id, shop=shop))
     return [*decisions, SetOptOut(False), Reply(greeting), SendPendingSurveys()]

@@ -100,7 +100,7 @@ class StartView:
     customer_name: str
     order_id: str
     usable: bool  # False: expired or revoked
-    opened_elsewhere: bool  # another chat opened this token before
+    new_here: bool  # this chat opens it for the first time
     verifies: bool  # the shop trusts the first chat to open a token as the customer's, and this is it
 
 
@@ -187,12 +187,14 @@ class GrantOrder:
 
 @dataclass(frozen=True)
 class TellOtherChats:
-    """A short message to each of the customer's other chats (reason: a key of
-    "privacy.told_<reason>" in flows/texts.py; order: the order it is about, if any)."""
+    """A short message to each of the customer's other chats: those proved to be theirs, and
+    for a receipt's link (token_id) the other chats that opened it. reason: a key of
+    "privacy.told_<reason>" in flows/texts.py; order: the order it is about, if any."""
 
     customer_id: int
     reason: str  # token_reused | export | erase | phone_claimed
     order_id: str = ""
+    token_id: int | None = None
 
 
 @dataclass(frozen=True)

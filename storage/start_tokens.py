@@ -127,12 +127,12 @@ async def latest_chat(conn: Connection, purchase_id: int, now: datetime, ttl: ti
     return row[0] if row else None
 
 
-async def customer_chats(conn: Connection, customer_id: int) -> list[int]:
-    """Every chat of the customer: linked ones and those that opened one of their tokens."""
+async def chats_to_tell(conn: Connection, customer_id: int, token_id: int | None) -> list[int]:
+    """The customer's own chats (proved to be theirs) and, given a token, the chats that opened it."""
     rows = await conn.execute_fetchall(
         "SELECT id FROM contacts WHERE customer_id = ? AND erased_at IS NULL"
-        " UNION SELECT u.contact_id FROM start_token_uses u JOIN start_tokens t ON t.id = u.token_id"
-        " JOIN contacts c ON c.id = u.contact_id WHERE t.customer_id = ? AND c.erased_at IS NULL ORDER BY 1",
-        (customer_id, customer_id),
+        " UNION SELECT u.contact_id FROM start_token_uses u JOIN contacts c ON c.id = u.contact_id"
+        " WHERE u.token_id = ? AND c.erased_at IS NULL ORDER BY 1",
+        (customer_id, token_id if token_id is not None else -1),
     )
     return [r[0] for r in rows]

@@ -41,9 +41,9 @@ def ctx(*, state="idle", data=None, survey=None, language="vi", customer_id=7, s
     )
 
 
-def receipt(*, usable=True, opened_elsewhere=False, verifies=False):
+def receipt(*, usable=True, new_here=True, verifies=False):
     """The order a /start token belongs to: order A-1 of customer 7, Lan."""
-    return StartView(11, 7, "Lan", "A-1", usable=usable, opened_elsewhere=opened_elsewhere, verifies=verifies)
+    return StartView(11, 7, "Lan", "A-1", usable=usable, new_here=new_here, verifies=verifies)
 
 
 def msg(text="", **kw):
@@ -187,29 +187,27 @@ def test_button_for_a_survey_that_is_not_this_customers():
     assert decisions == [AnswerChoice(decisions[0].text)]
 
 
-def test_start_with_a_receipt_grants_its_order_but_not_the_customer():
+def test_start_with_a_receipt_grants_its_order_but_not_the_customer_and_her_chats_are_told():
     decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt()))
     assert GrantOrder(11) in decisions and SetOptOut(False) in decisions and SendPendingSurveys() in decisions
-    assert not of(LinkCustomer, decisions) and not of(TellOtherChats, decisions)
+    assert TellOtherChats(7, "token_reused", "A-1", 11) in decisions and not of(LinkCustomer, decisions)
     greeting = of(Reply, decisions)[0].text
     assert "Lan" not in greeting and "#A-1" in greeting  # no name before the chat is proved to be hers
+    # Opened again in the same chat: they were told the first time.
+    again = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt(new_here=False)))
+    assert GrantOrder(11) in again and not of(TellOtherChats, again)
 
 
 def test_start_with_a_receipt_in_the_customers_own_chat_greets_by_name():
     decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=7, start=receipt()))
-    assert GrantOrder(11) in decisions and not of(LinkCustomer, decisions)
+    assert GrantOrder(11) in decisions and not of(LinkCustomer, decisions) and not of(TellOtherChats, decisions)
     assert "Lan" in of(Reply, decisions)[0].text
-
-
-def test_start_with_a_receipt_opened_elsewhere_tells_the_customers_chats():
-    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt(opened_elsewhere=True)))
-    assert TellOtherChats(7, "token_reused", "A-1") in decisions and GrantOrder(11) in decisions
-    assert not of(LinkCustomer, decisions)
 
 
 def test_first_chat_to_open_a_receipt_is_the_customers_only_when_the_shop_trusts_it():
     decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt(verifies=True)))
     assert LinkCustomer(7, "first_token") in decisions and "Lan" in of(Reply, decisions)[0].text
+    assert not of(TellOtherChats, decisions)
     # A chat that is another customer's stays theirs.
     decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=8, start=receipt(verifies=True)))
     assert not of(LinkCustomer, decisions) and "Lan" not in of(Reply, decisions)[0].text

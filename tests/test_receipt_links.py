@@ -1,0 +1,214 @@
+"""Issue 19, items 1 and 6: a receipt's link (the start token) is not a key to the customer's
+data. Attack scenarios against the real app: a second Telegram user or a fresh web session
+holding a victim's token asks /mydata and /forget; expiry and revocation; the shop's switch
+that trusts the first chat; which phone shares prove a chat is the customer's."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import timedelta
+
+import pytest
+
+from bot.web_chat import customer_token
+from storage import settings
+from tests.conftest import Harness, hours, make_config
+from tests.test_privacy import all_sent, contact, document_of
+from tests.test_web_chat import Visitor
+
+VICTIM = 555001
+ATTACKER = 666001
+NAME = "Nguyễn Thị Lan"
+PHONE = "+84 912 345 678"
+COMMENT = "Giao tới số 12 Lê Lợi, hộp còn nguyên"
+HERS = {"external_id": "C-42", "name": NAME, "phone": PHONE, "telegram_user_id": VICTIM}
+
+
+def buttons(message):
+    return [b for row in message.reply_markup["inline_keyboard"] for b in row]
+
+
+def token_of(body: dict) -> str:
+    return body["links"]["telegram"].split("start=")[1]
+
+
+async def victim_with_history(h: Harness) -> str:
+    """Her own Telegram chat (the shop posted her user id): a 5 with a comment. Her token."""
+    _, body = await h.post_purchase(customer=HERS)
+    await h.customer_says(VICTIM, f"/start {token_of(body)}")
+    h.clock.advance(hours(3))
+    assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+    question = (await h.tg.wait_for_messages(VICTIM, 2))[1]
+    await h.customer_taps(VICTIM, buttons(question)[4]["callback_data"], question.message_id)
+    await h.customer_says(VICTIM, COMMENT)
+    await all_sent(h)
+    return token_of(body)
+
+
+async def forget(h: Harness, user: int) -> None:
+    before = len(h.tg.sent_messages(user))
+    await h.customer_says(user, "/forget")
+    ask = (await h.tg.wait_for_messages(user, before + 1))[-1]
+    await h.customer_taps(user, buttons(ask)[0]["callback_data"], ask.message_id)
+    await all_sent(h)
+
+
+async def test_a_second_telegram_user_with_the_victims_token_gets_her_order_only(harness):
+    h = harness
+    await h.start()
+    token = await victim_with_history(h)
+    told_before = len(h.tg.sent_messages(VICTIM))
+
+    await h.customer_says(ATTACKER, f"/start {token}")
+    await h.customer_says(ATTACKER, "/mydata")
+    document = document_of((await h.tg.wait_for_messages(ATTACKER, 2))[1])
+    leaked = json.dumps(document, ensure_ascii=False)
+    assert document["tables"]["customers"] == [] and document["tables"]["purchases"] == []
+    assert document["tables"]["surveys"] == []
+    for secret in (NAME, "912 345 678", COMMENT, "TEA-01", str(VICTIM)):
+        assert secret not in leaked, secret
+
+    await forget(h, ATTACKER)
+    assert (await contact(h, VICTIM))["erased_at"] is None
+    assert (await h.rows("SELECT name, erased_at FROM customers"))[0] == {"name": NAME, "erased_at": None}
+    assert (await h.rows("SELECT comment FROM surveys"))[0]["comment"] == COMMENT
+    inbox = await h.rows("SELECT payload FROM inbox WHERE contact_id = ?", ((await contact(h, VICTIM))["id"],))
+    assert inbox and all(r["payload"] != "{}" for r in inbox)
+
+    greeting = h.tg.sent_messages(ATTACKER)[0].text
+    assert NAME not in greeting and "Lan" not in greeting  # no "Hello <name>!"
+    # The victim heard of it in her own chat.
+    told = (await h.tg.wait_for_messages(VICTIM, told_before + 1))[told_before]
+    assert "#A-1001" in told.text and "cuộc trò chuyện khác" in told.text
+
+
+async def test_the_token_still_gives_its_order_survey_and_complaint_and_no_other_order(harness):
+    h = harness
+    await h.start()
+    _, first = await h.post_purchase("A-1001")
+    await h.post_purchase("A-1002", purchased_at=h.clock.now().isoformat())  # her other order
+    await h.customer_says(ATTACKER, f"/start {token_of(first)}")
+    h.clock.advance(hours(3))
+    assert (await h.app.dispatcher.dispatch_due())["sent"] == 1
+    question = (await h.tg.wait_for_messages(ATTACKER, 2))[1]
+    assert "#A-1001" in question.text
+    await h.customer_taps(ATTACKER, buttons(question)[0]["callback_data"], question.message_id)  # score 1
+    assert (await h.rows("SELECT score FROM surveys ORDER BY id"))[0]["score"] == 1
+    await all_sent(h)
+    count = len(h.tg.sent_messages(ATTACKER))
+    await h.customer_says(ATTACKER, "/complaint")
+    ask = (await h.tg.wait_for_messages(ATTACKER, count + 1))[-1]
+    offered = " ".join(b["text"] for b in buttons(ask)) + ask.text
+    assert "A-1001" in offered and "A-1002" not in offered
+
+
+async def test_a_fresh_web_session_with_the_token_cannot_read_or_erase_the_customers_chats(tmp_path, clock):
+    h = Harness(make_config(tmp_path), None, clock)
+    await h.start()
+    try:
+        _, body = await h.post_purchase(customer={"external_id": "C-42", "name": NAME, "phone": PHONE})
+        async with h.app.db.transaction() as tx:
+            secret = await settings.get(tx, "web_customer_token_secret")
+        # The real customer, logged in on the shop's site: her web session is hers.
+        own = await Visitor.connect(h, customer_token=customer_token(secret, "C-42", int(time.time()) + 3600))
+        assert NAME in (await own.message("Xin chào"))["text"]
+        assert (await own.say(COMMENT))["type"] == "accepted"
+
+        token = body["links"]["web"].split("start=")[1]
+        attacker = await Visitor.connect(h, start=token)
+        greeting = (await attacker.message("Xin chào"))["text"]
+        await attacker.say("/mydata")
+        frame = await attacker.next("document")
+        document = json.loads(base64.b64decode(frame["document"]["data"]).decode("utf-8"))
+        leaked = json.dumps(document, ensure_ascii=False)
+        assert document["tables"]["customers"] == [] and NAME not in leaked and COMMENT not in leaked
+        assert "912 345 678" not in leaked
+
+        await attacker.say("/forget")
+        ask = await attacker.message("xoá")
+        await attacker.tap(ask, "Xoá dữ liệu")
+        await attacker.message("Đã xoá dữ liệu")
+        mine = await h.rows("SELECT COUNT(*) AS n FROM web_messages WHERE session_id = ?", (own.session.split(".")[0],))
+        assert mine[0]["n"] > 0  # her session's log is still there
+        assert (await h.rows("SELECT name FROM customers"))[0]["name"] == NAME
+        assert NAME not in greeting and "#A-1001" in greeting  # no "Hello <name>!"
+        assert "#A-1001" in (await own.message("cuộc trò chuyện khác"))["text"]  # she is told
+        await own.close()
+        await attacker.close()
+    finally:
+        await h.close()
+
+
+async def test_whole_customer_export_and_erase_tell_her_other_chats(harness):
+    h = harness
+    await h.start()
+    token = await victim_with_history(h)
+    await h.customer_says(ATTACKER, f"/start {token}")
+    await all_sent(h)
+    async with h.app.db.transaction() as tx:  # a second chat the shop vouched for (her Zalo, say)
+        await tx.execute("INSERT INTO contacts (channel, platform_user_id, chat_id, customer_id, language, created_at,"
+                         " last_seen_at, verified_by) VALUES ('telegram', '777', '777', 1, 'vi', '', '', 'shop')")
+    await h.customer_says(VICTIM, "/mydata")
+    await all_sent(h)
+    assert any("bản sao toàn bộ dữ liệu" in m.text for m in h.tg.sent_messages(777))
+    assert not any("bản sao toàn bộ" in m.text for m in h.tg.sent_messages(ATTACKER))  # not hers: not told of exports
+    await forget(h, VICTIM)
+    assert any("vừa được xoá theo yêu cầu" in m.text for m in h.tg.sent_messages(777))
+
+
+@pytest.mark.parametrize("revoke", [False, True])
+async def test_an_expired_or_revoked_token_gets_an_honest_answer_and_nothing(harness, revoke):
+    h = harness
+    await h.start()
+    token = await victim_with_history(h)  # answered now: the link works 30 days more
+    if revoke:
+        status, again = await h.post_purchase(customer=HERS, revoke_link=True)
+        assert status == 200 and token_of(again) != token
+    else:
+        h.clock.advance(timedelta(days=30, seconds=1))
+    await h.customer_says(ATTACKER, f"/start {token}")
+    answer = (await h.tg.wait_for_messages(ATTACKER, 1))[0].text
+    assert "hết hạn" in answer and NAME not in answer and "A-1001" not in answer
+    assert await h.rows("SELECT id FROM start_token_uses WHERE contact_id = ?", ((await contact(h, ATTACKER))["id"],)) == []
+
+
+async def test_within_the_window_the_token_still_works(harness):
+    h = harness
+    await h.start()
+    token = await victim_with_history(h)
+    h.clock.advance(timedelta(days=29))
+    await h.customer_says(ATTACKER, f"/start {token}")
+    assert "#A-1001" in (await h.tg.wait_for_messages(ATTACKER, 1))[0].text
+
+
+async def test_the_shop_may_trust_the_first_chat_to_open_a_link_and_only_the_first(tmp_path, tg, clock):
+    h = Harness(make_config(tmp_path, tg, privacy={"trust_first_token_chat": True}), tg, clock)
+    await h.start()
+    try:
+        _, body = await h.post_purchase(customer={"external_id": "C-42", "name": NAME, "phone": PHONE})
+        await h.customer_says(VICTIM, f"/start {token_of(body)}")
+        assert NAME in (await h.tg.wait_for_messages(VICTIM, 1))[0].text
+        assert (await contact(h, VICTIM))["verified_by"] == "first_token"
+        await h.customer_says(ATTACKER, f"/start {token_of(body)}")
+        assert NAME not in (await h.tg.wait_for_messages(ATTACKER, 1))[0].text
+        assert (await contact(h, ATTACKER))["customer_id"] is None
+        assert "cuộc trò chuyện khác" in (await h.tg.wait_for_messages(VICTIM, 2))[1].text
+    finally:
+        await h.close()
+
+
+async def test_a_telegram_contact_proves_the_phone_only_when_it_is_the_senders_own(harness):
+    h = harness
+    await h.start()
+    await h.post_purchase(customer={"external_id": "C-42", "name": NAME, "phone": PHONE})
+    # Someone else's contact card (another user id, or none): proves nothing.
+    for owner in (VICTIM, None):
+        await h.deliver(h.tg.make_message_update(ATTACKER, "", contact=("84912345678", owner)))
+    assert (await contact(h, ATTACKER))["customer_id"] is None
+    assert all(NAME not in m.text for m in h.tg.sent_messages(ATTACKER))
+    # Her own number, shared with Telegram's button (the contact carries her own user id).
+    await h.deliver(h.tg.make_message_update(VICTIM, "", contact=("+84912345678", VICTIM)))
+    mine = await contact(h, VICTIM)
+    assert mine["customer_id"] is not None and mine["verified_by"] == "phone"
+    assert NAME in (await h.tg.wait_for_messages(VICTIM, 1))[0].text
