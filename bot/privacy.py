@@ -80,6 +80,22 @@ class Privacy:
         log.info("erased %s: %s", "customer" if subject.customer_id else "contact", counts)
         return counts
 
+    async def link(self, contact_ident: str, external_id: str) -> str | None:
+        """The shop confirms a chat is the customer's (`feedbot customer link`); what is wrong, else None."""
+        number = contact_ident.strip().removeprefix("contact:")
+        if not (contact_ident.strip().startswith("contact:") and number.isascii() and number.isdigit()):
+            return f"expected contact:<n>, got {contact_ident!r}"
+        async with self.db.transaction() as tx:
+            chat = await contacts.by_id(tx, int(number))
+            found = await privacy.find(tx, external_id)
+            if chat is None or chat.platform_user_id.startswith(privacy.ERASED):
+                return f"no chat {contact_ident}"
+            if found is None or found.customer_id is None:
+                return f"no customer {external_id}"
+            await contacts.link(tx, chat.id, found.customer_id, "shop_cli")
+        log.info("contact %s linked to customer %s by the shop", chat.id, found.customer_id)
+        return None
+
     # --- the scheduled job ----------------------------------------------------------------
 
     async def purge(self) -> dict[str, int]:

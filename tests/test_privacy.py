@@ -310,7 +310,8 @@ async def test_erased_rows_leave_nothing_in_free_pages(tmp_path):
 # --- the CLI -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["customer"], ["customer", "export"], ["customer", "erase"], ["privacy", "purge"]])
+@pytest.mark.parametrize("args", [["customer"], ["customer", "export"], ["customer", "erase"], ["customer", "link"],
+                                  ["privacy", "purge"]])
 def test_help(tmp_path, args):
     result = feedbot(*args, "--help", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("usage: feedbot")

@@ -14,7 +14,11 @@ import pytest
 from bot.web_chat import customer_token
 from storage import settings
 from tests.conftest import Harness, hours, make_config
-from tests.test_privacy import all_sent, contact, document_of
+from storage import contacts as contacts_store
+from storage import customers
+from storage.db import Database
+from tests.conftest import START
+from tests.test_privacy import all_sent, contact, document_of, feedbot
 from tests.test_web_chat import Visitor
 
 VICTIM = 555001
@@ -212,3 +216,20 @@ async def test_a_telegram_contact_proves_the_phone_only_when_it_is_the_senders_o
     mine = await contact(h, VICTIM)
     assert mine["customer_id"] is not None and mine["verified_by"] == "phone"
     assert NAME in (await h.tg.wait_for_messages(VICTIM, 1))[0].text
+
+
+async def test_the_shop_confirms_a_chat_with_feedbot_customer_link(tmp_path):
+    async with Database(tmp_path / "feedbot.db") as db:
+        async with db.transaction() as tx:
+            await customers.upsert(tx, external_id="C-42", name=NAME, phone=PHONE, telegram_user_id=None, now=START)
+            chat = await contacts_store.upsert_seen(tx, channel="zalo", platform_user_id="51706", chat_id="51706",
+                                                    display_name="Lan", language="vi", now=START)
+    for bad in (("contact:99", "C-42"), ("contact:1", "C-99"), ("7", "C-42")):
+        refused = feedbot("customer", "link", *bad, cwd=tmp_path)
+        assert refused.returncode == 1 and refused.stderr.startswith("feedbot: "), refused.stderr
+    done = feedbot("customer", "link", f"contact:{chat.id}", "C-42", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    async with Database(tmp_path / "feedbot.db") as db:
+        linked = await contacts_store.by_id(db.reader, chat.id)
+        row = await db.fetchone("SELECT verified_by FROM contacts WHERE id = ?", (chat.id,))
+    assert linked is not None and linked.customer_id is not None and row[0] == "shop_cli"

@@ -553,12 +553,23 @@ async def test_phone_submitted_on_zalo_links_nothing_and_the_customers_chats_are
     assert "số điện thoại của bạn" in told.text
 
     await say(zh, zfake, "/complaint")
-    await settled(zh)
-    ask = zfake.sent_to(USER)[-1]
-    assert "A-1001" not in ask.text  # no order of hers to pick
+    ask = (await zfake.wait_for_messages(USER, 2))[1]
+    shown = ask.text + " ".join(b["title"] for b in ask.buttons)
+    assert "Vấn đề thuộc loại nào" in shown and "A-1001" not in shown  # no order of hers: none to pick
+    await say(zh, zfake, "/cancel")
     await say(zh, zfake, "/mydata")
-    await settled(zh)
-    assert all("Nguyễn Thị Lan" not in m.text and "912" not in m.text for m in zfake.sent_to(USER))
+    await outbox_settled(zh)
+    sent = zfake.sent_to(USER)
+    assert any("/mydata/" in m.text or "liên hệ" in m.text for m in sent[2:])  # the answer came
+    assert all("Nguyễn Thị Lan" not in m.text and "912" not in m.text for m in sent)
+
+    # The shop checks the number and confirms (`feedbot customer link`): now the chat is hers.
+    chat = (await zh.rows("SELECT id FROM contacts WHERE channel = 'zalo'"))[0]["id"]
+    assert await zh.app.privacy.link(f"contact:{chat}", "C-42") is None
+    await say(zh, zfake, "/complaint")
+    await outbox_settled(zh)
+    ask = zfake.sent_to(USER)[-1]
+    assert "A-1001" in ask.text + " ".join(b["title"] for b in ask.buttons)
 
 
 async def test_survey_goes_to_the_channel_used_last_and_fatigue_spans_channels(zh, zfake, tg):
