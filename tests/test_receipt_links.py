@@ -16,7 +16,7 @@ from storage import settings
 from tests.conftest import Harness, hours, make_config
 from storage import contacts as contacts_store
 from storage import customers
-from storage.db import Database
+from storage.db import Database, migration_files
 from tests.conftest import START
 from tests.test_privacy import all_sent, contact, document_of, feedbot
 from tests.test_web_chat import Visitor
@@ -233,3 +233,35 @@ async def test_the_shop_confirms_a_chat_with_feedbot_customer_link(tmp_path):
         linked = await contacts_store.by_id(db.reader, chat.id)
         row = await db.fetchone("SELECT verified_by FROM contacts WHERE id = ?", (chat.id,))
     assert linked is not None and linked.customer_id is not None and row[0] == "shop_cli"
+
+
+async def test_the_migration_keeps_shop_named_chats_and_demotes_chats_linked_by_a_link(tmp_path):
+    """Before 0013 a receipt's link made the chat the customer's: such chats keep their
+    orders (as links they opened) but are no longer hers; her printed link is her latest order's."""
+    db = Database(tmp_path / "legacy.db")
+    await db.open(migrate=False)
+    try:
+        await db.applied_versions()  # creates schema_migrations
+        for version, name, sql in migration_files():
+            if version < 13:
+                assert await db._apply(version, name, sql)
+        at = "2026-11-20T00:00:00.000000Z"
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO customers (id, external_id, name, telegram_user_id, link_token, created_at,"
+                             " updated_at) VALUES (1, 'C-42', 'Lan', '111', 'OLDTOKEN1', ?, ?)", (at, at))
+            for pid, order, when in ((1, "A-1", "2026-11-01T00:00:00.000000Z"), (2, "A-2", "2026-11-10T00:00:00.000000Z")):
+                await tx.execute("INSERT INTO purchases (id, order_id, customer_id, amount, currency, items, touchpoint,"
+                                 " purchased_at, fingerprint, created_at) VALUES (?, ?, 1, 1, 'VND', '[]', 'online', ?, '', ?)",
+                                 (pid, order, when, at))
+            for cid, channel, user in ((1, "telegram", "111"), (2, "telegram", "222"), (3, "web", "sess")):
+                await tx.execute("INSERT INTO contacts (id, channel, platform_user_id, chat_id, customer_id, language,"
+                                 " created_at, last_seen_at) VALUES (?, ?, ?, ?, 1, 'vi', ?, ?)", (cid, channel, user, user, at, at))
+        assert "0013_start_tokens.sql" in await db.migrate()
+        linked = await db.fetchall("SELECT id, customer_id, verified_by FROM contacts ORDER BY id")
+        assert [tuple(r) for r in linked] == [(1, 1, "shop"), (2, None, None), (3, None, None)]
+        uses = await db.fetchall("SELECT contact_id, purchase_id FROM start_token_uses ORDER BY contact_id, purchase_id")
+        assert [tuple(r) for r in uses] == [(2, 1), (2, 2), (3, 1), (3, 2)]
+        tokens = {r[0]: r[1] for r in await db.fetchall("SELECT purchase_id, token FROM start_tokens")}
+        assert tokens[2] == "OLDTOKEN1" and tokens[1] != "OLDTOKEN1" and len(tokens) == 2
+    finally:
+        await db.close()
