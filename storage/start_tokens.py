@@ -28,6 +28,7 @@ class StartToken:
     order_id: str
     customer_name: str
     usable: bool  # not revoked, not expired
+    external_id: str = ""  # the shop's id of the customer
 
 
 def new_token() -> str:
@@ -64,15 +65,15 @@ async def rotate(conn: Connection, purchase_id: int, customer_id: int, now: date
 async def lookup(conn: Connection, token: str, now: datetime, ttl: timedelta) -> StartToken | None:
     row = await fetch_one(
         conn,
-        f"SELECT t.id, t.purchase_id, t.customer_id, p.order_id, c.name, {_USABLE}"
+        f"SELECT t.id, t.purchase_id, t.customer_id, p.order_id, c.name, {_USABLE}, c.external_id"
         " FROM start_tokens t JOIN purchases p ON p.id = t.purchase_id JOIN customers c ON c.id = t.customer_id"
         " WHERE t.token = ? AND c.erased_at IS NULL",
         (to_db(now - ttl), token),
     )
     if row is None:
         return None
-    id_, purchase_id, customer_id, order_id, name, usable = row
-    return StartToken(id_, purchase_id, customer_id, order_id, name, bool(usable))
+    id_, purchase_id, customer_id, order_id, name, usable, external_id = row
+    return StartToken(id_, purchase_id, customer_id, order_id, name, bool(usable), external_id)
 
 
 async def use(conn: Connection, token_id: int, contact_id: int, now: datetime) -> None:

@@ -310,6 +310,10 @@ async def test_demo_button_sends_a_survey_even_in_quiet_hours(web):
     await v.message("Cảm ơn bạn đã chấm 5/5")
     survey = (await web.rows("SELECT s.score, u.external_id FROM surveys s JOIN customers u ON u.id = s.customer_id"))[0]
     assert survey["score"] == 5 and survey["external_id"].startswith("demo-")
+    # The demo customer is made up for this visitor: the page is its chat, greeted by its name.
+    chat = (await web.rows("SELECT verified_by FROM contacts WHERE customer_id IS NOT NULL"))
+    assert chat == [{"verified_by": "first_token"}]
+    assert any(f["type"] == "message" and "Xin chào Khách demo" in f["text"] for f in v.frames)
 
 
 async def test_demo_is_off_with_a_telegram_token_unless_configured(tmp_path, tg, clock):
