@@ -160,6 +160,8 @@ class Privacy:
             purchases=len(tables["purchases"]), surveys=len(tables["surveys"]), tickets=len(tables["tickets"]),
             messages=len(tables["inbox"]) + len(tables["outbox"]),
         )
+        if subject.customer_id is None and tables["start_tokens"]:  # a chat that opened a receipt's link
+            caption += "\n" + text(language, "privacy.mydata_chat_only", shop=self.shop_name)
         if target.channel not in FILE_CHANNELS:
             await self._send_link(tx, target, language, caption, to_json(document), now)
             return

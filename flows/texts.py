@@ -203,6 +203,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "Gửi /mydata để xem dữ liệu của bạn, /forget để xoá, /stop để không nhận khảo sát nữa.",
         "privacy.mydata_caption": "Dữ liệu {shop} lưu về bạn (JSON): {customers} hồ sơ khách hàng, {purchases} đơn hàng, "
         "{surveys} khảo sát, {tickets} khiếu nại, {messages} tin nhắn. Gửi /forget để xoá.",
+        "privacy.mydata_chat_only": "Tệp này chỉ gồm dữ liệu của cuộc trò chuyện này: liên kết trên hoá đơn không "
+        "mở được hồ sơ khách hàng. Nếu bạn là chủ đơn hàng, hãy liên hệ {shop} để nhận toàn bộ dữ liệu của mình.",
         "privacy.forget_confirm": "Bạn muốn xoá toàn bộ dữ liệu của mình tại {shop}? Điểm đánh giá chỉ được giữ "
         "ẩn danh để thống kê. Không thể hoàn tác.",
         "privacy.forget_yes": "Xoá dữ liệu",
@@ -414,6 +416,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "Send /mydata to see your data, /forget to delete it, /stop to get no more surveys.",
         "privacy.mydata_caption": "The data {shop} keeps about you (JSON): {customers} customer record(s), {purchases} order(s), "
         "{surveys} survey(s), {tickets} complaint(s), {messages} message(s). Send /forget to delete it.",
+        "privacy.mydata_chat_only": "This file holds this chat's own data only: a receipt's link does not open the "
+        "customer's record. If the order is yours, ask {shop} for all your data.",
         "privacy.forget_confirm": "Delete all your data at {shop}? Ratings are kept only anonymously, for statistics. "
         "This cannot be undone.",
         "privacy.forget_yes": "Delete my data",

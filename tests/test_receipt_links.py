@@ -66,7 +66,9 @@ async def test_a_second_telegram_user_with_the_victims_token_gets_her_order_only
 
     await h.customer_says(ATTACKER, f"/start {token}")
     await h.customer_says(ATTACKER, "/mydata")
-    document = document_of((await h.tg.wait_for_messages(ATTACKER, 2))[1])
+    export = (await h.tg.wait_for_messages(ATTACKER, 2))[1]
+    assert "chỉ gồm dữ liệu của cuộc trò chuyện này" in export.params["caption"]
+    document = document_of(export)
     leaked = json.dumps(document, ensure_ascii=False)
     assert document["tables"]["customers"] == [] and document["tables"]["purchases"] == []
     assert document["tables"]["surveys"] == []
