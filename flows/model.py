@@ -86,12 +86,6 @@ class SurveyView:
 
 
 @dataclass(frozen=True)
-class CustomerView:
-    customer_id: int
-    name: str
-
-
-@dataclass(frozen=True)
 class StartView:
     """The order a /start token (a receipt's link) belongs to."""
 
