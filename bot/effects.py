@@ -76,11 +76,13 @@ async def apply(tx: Connection, decisions: Sequence[Decision], target: Target, n
     """Returns the target as it is afterwards (a LinkCustomer changes its customer)."""
     for decision in decisions:
         match decision:
-            case Reply(text=text, buttons=buttons, survey_id=survey_id):
-                payload = {
+            case Reply(text=text, buttons=buttons, survey_id=survey_id, share_phone=share_phone):
+                payload: dict[str, Any] = {
                     "text": text,
                     "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in buttons],
                 }
+                if share_phone:
+                    payload["share_phone"] = share_phone
                 await enqueue(tx, target, "send_text", payload, now, survey_id=survey_id)
             case AnswerChoice(text=text):
                 if target.choice_id is not None:

@@ -103,7 +103,7 @@ def _on_start(event: Inbound, ctx: Context) -> list[Decision]:
     lang = ctx.contact.language
     shop = ctx.shop_name
     if start_token(event) is not None:
-        return _on_start_token(ctx)
+        return _on_start_token(event, ctx)
     if ctx.contact.customer_id is not None and ctx.contact.customer_name:  # a chat proved to be theirs
         return [SetOptOut(False), Reply(text(lang, "start.linked", name=ctx.contact.customer_name, shop=shop)),
                 SendPendingSurveys()]
@@ -113,7 +113,7 @@ def _on_start(event: Inbound, ctx: Context) -> list[Decision]:
     return decisions
 
 
-def _on_start_token(ctx: Context) -> list[Decision]:
+def _on_start_token(event: Inbound, ctx: Context) -> list[Decision]:
     """A receipt's link: that order's survey and complaints, nothing of the customer's own
     (not even their name) unless this chat is already theirs or the shop trusts the first
     chat to open a link."""
@@ -131,9 +131,14 @@ def _on_start_token(ctx: Context) -> list[Decision]:
         theirs = True
     if not theirs and start.new_here:  # her chats (and those that opened it before) hear of it
         decisions.append(TellOtherChats(start.customer_id, "token_reused", start.order_id, start.token_id))
-    greeting = (text(lang, "start.linked", name=start.customer_name, shop=shop) if theirs
-                else text(lang, "start.order", order=start.order_id, shop=shop))
-    return [*decisions, SetOptOut(False), Reply(greeting), SendPendingSurveys()]
+    if theirs:
+        greeting = Reply(text(lang, "start.linked", name=start.customer_name, shop=shop))
+    elif event.phone_button:  # the customer can prove the chat is theirs with their own number
+        greeting = Reply(text(lang, "start.order", order=start.order_id, shop=shop) + "\n\n"
+                         + text(lang, "start.share_phone", shop=shop), share_phone=text(lang, "phone.share_button"))
+    else:
+        greeting = Reply(text(lang, "start.order", order=start.order_id, shop=shop))
+    return [*decisions, SetOptOut(False), greeting, SendPendingSurveys()]
 
 
 def _on_phone(event: Inbound, ctx: Context) -> list[Decision]:

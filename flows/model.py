@@ -45,6 +45,7 @@ class Inbound:
     vouched_customer: str | None = None
     phone: str | None = None
     phone_proved: bool = False
+    phone_button: bool = False  # the channel can offer a button that shares the user's own number
 
     @property
     def kind(self) -> str:
@@ -130,6 +131,7 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     survey_id: int | None = None
+    share_phone: str = ""  # the label of a button that shares the user's own phone number (Telegram)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "đơn hàng #{order} và gửi khiếu nại về đơn hàng này. Gửi /stop nếu không muốn nhận khảo sát.",
         "start.expired": "Liên kết này đã hết hạn hoặc đã được cửa hàng thay bằng liên kết mới, nên không dùng "
         "được nữa. Bạn vẫn có thể nhắn tin cho {shop} tại đây.",
+        "start.share_phone": "Nếu đây là đơn hàng của bạn, hãy bấm nút “📱 Chia sẻ số điện thoại” bên dưới: khi số "
+        "trùng với số {shop} có, cuộc trò chuyện này sẽ được nhận là của bạn.",
+        "phone.share_button": "📱 Chia sẻ số điện thoại",
         "phone.linked": "Cảm ơn {name}! Cuộc trò chuyện này đã được kết nối với hồ sơ khách hàng của bạn tại {shop}.",
         "phone.unknown": "Cảm ơn bạn! {shop} chưa có khách hàng nào với số điện thoại này.",
         "phone.not_proved": "Cảm ơn bạn! Chỉ số điện thoại của chính tài khoản này (nút chia sẻ số điện thoại) "
@@ -253,6 +256,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "and file a complaint about it. Send /stop if you do not want surveys.",
         "start.expired": "This link has expired or the shop has replaced it with a new one, so it no longer "
         "works. You can still write to {shop} here.",
+        "start.share_phone": "If this order is yours, tap “📱 Share my phone number” below: if it matches the "
+        "number {shop} has, this chat is recognised as yours.",
+        "phone.share_button": "📱 Share my phone number",
         "phone.linked": "Thank you, {name}! This chat is now connected to your customer record at {shop}.",
         "phone.unknown": "Thank you! {shop} has no customer with this phone number.",
         "phone.not_proved": "Thank you! Only this account's own number (the share phone number button) lets "

@@ -198,6 +198,15 @@ def test_start_with_a_receipt_grants_its_order_but_not_the_customer_and_her_chat
     assert GrantOrder(11) in again and not of(TellOtherChats, again)
 
 
+def test_a_receipt_opened_where_the_channel_can_share_the_phone_offers_it():
+    decisions = conversation.handle(msg("/start tok123", phone_button=True), ctx(customer_id=None, start=receipt()))
+    greeting = of(Reply, decisions)[0]
+    assert greeting.share_phone and "Chia sẻ số điện thoại" in greeting.text
+    mine = conversation.handle(msg("/start tok123", phone_button=True), ctx(customer_id=7, start=receipt()))
+    assert not of(Reply, mine)[0].share_phone  # already hers
+    assert not of(Reply, conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt())))[0].share_phone
+
+
 def test_start_with_a_receipt_in_the_customers_own_chat_greets_by_name():
     decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=7, start=receipt()))
     assert GrantOrder(11) in decisions and not of(LinkCustomer, decisions) and not of(TellOtherChats, decisions)

@@ -267,3 +267,18 @@ async def test_the_migration_keeps_shop_named_chats_and_demotes_chats_linked_by_
         assert tokens[2] == "OLDTOKEN1" and tokens[1] != "OLDTOKEN1" and len(tokens) == 2
     finally:
         await db.close()
+
+
+async def test_on_telegram_the_receipts_chat_is_offered_the_share_phone_button_and_her_number_proves_it(harness):
+    h = harness
+    await h.start()
+    _, body = await h.post_purchase(customer={"external_id": "C-42", "name": NAME, "phone": PHONE})
+    await h.customer_says(VICTIM, f"/start {token_of(body)}")
+    greeting = (await h.tg.wait_for_messages(VICTIM, 1))[0]
+    assert greeting.reply_markup["keyboard"] == [[{"text": "📱 Chia sẻ số điện thoại", "request_contact": True}]]
+    assert greeting.reply_markup["one_time_keyboard"] is True
+    await h.deliver(h.tg.make_message_update(VICTIM, "", contact=("84912345678", VICTIM)))  # the button's answer
+    assert NAME in (await h.tg.wait_for_messages(VICTIM, 2))[1].text
+    await h.customer_says(VICTIM, "/mydata")  # now the whole customer
+    document = document_of((await h.tg.wait_for_messages(VICTIM, 3))[2])
+    assert document["tables"]["customers"][0]["name"] == NAME
