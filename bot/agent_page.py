@@ -475,7 +475,8 @@ class AgentPage:
                 "reopened": ticket.reopened_count,
                 "resolution_score": ticket.resolution_score,
                 "escalated": any(e.action in ("escalated", "sla_breach") for e in events),
-                "unverified": ticket.customer_id is None and people["channel"] == "web",
+                # No shop customer behind the chat, and no receipt's link of the order it is about.
+                "unverified": ticket.customer_id is None and ticket.purchase_id is None and people["channel"] == "web",
                 "demo": await agent_views.is_demo(reader, ticket.id),
             },
             "customer": {**people, "past_csat": list(past)},

@@ -309,7 +309,7 @@ class Engine:
         target = await apply(tx, decisions, target, now)
         if ticket_id is not None and ticket_record is None and event.choice is not None:
             await self._audit_foreign_ticket_button(tx, ticket_id, contact, event.choice, now)
-        granted_ids = frozenset(purchase_id for purchase_id, _, _ in granted)
+        granted_ids = {order_id: purchase_id for purchase_id, order_id, _ in granted}
         for decision in decisions:
             await self._customer_ticket_decision(tx, decision, ctx, contact, target, now, granted_ids)
         await self.privacy.carry_out(tx, decisions, target, contact.language, now)
@@ -356,7 +356,7 @@ class Engine:
 
     async def _customer_ticket_decision(
         self, tx: Connection, decision: Decision, ctx: Context, contact: ContactRecord, target: Target, now: datetime,
-        granted: frozenset[int] = frozenset(),
+        granted: Mapping[str, int] | None = None,
     ) -> None:
         if isinstance(decision, AuditDenied):
             actor = Actor("customer", str(contact.id), contact.display_name)
@@ -366,10 +366,14 @@ class Engine:
             return
         desk = self._require_desk()
         if isinstance(decision, OpenTicket):
-            if not self.ticket_gate(contact):
+            granted = granted or {}
+            # A complaint about an order whose receipt link the chat opened is what the link is
+            # for: not an anonymous visitor's ticket (the anonymous limits are for those).
+            receipt = decision.order_id is not None and decision.order_id in granted
+            if not receipt and not self.ticket_gate(contact):
                 await apply(tx, complaint.not_opened(ctx), target, now)
                 return
-            ticket = await desk.open(tx, decision, contact, now, granted=granted)
+            ticket = await desk.open(tx, decision, contact, now, granted=granted.values())
             said = questions.opened if ticket.kind == QUESTION else complaint.opened
             await desk.confirm(tx, ticket, said(TicketDesk.view(ticket), ctx), target, now)
             return
