@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import secrets
 from datetime import datetime, timezone
@@ -9,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from telegram.error import InvalidToken
 
 from bot import agent_page
 from bot.channels.base import Channel
@@ -16,7 +18,7 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo import DbTokenStore, ZaloChannel
 from bot.channels.web import WebChannel
 from bot.clock import Clock, SystemClock
-from bot.config import Config
+from bot.config import API_BASE_URL_EXAMPLE, Config
 from bot.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.digest import service_for
 from bot.engine import Engine
@@ -38,6 +40,19 @@ SENDER_STOP_TIMEOUT_S = 5.0  # for the sender's pass under way to end at stop
 
 class StartupError(RuntimeError):
     pass
+
+
+def _telegram_start_error(exc: Exception, api_base_url: str) -> str:
+    """What getMe's failure means for the one who set the config: a wrong address, a refused
+    token, or no answer at all (PTB raises InvalidToken for both 401 and 404)."""
+    answer = str(exc.__cause__ or exc)  # PTB's getMe re-raises "token rejected" from the server's answer
+    if isinstance(exc, InvalidToken) and ("Not Found" in answer or "(404)" in answer):
+        return (f"telegram.api_base_url: the server at {api_base_url} answered 404 Not Found to getMe: "
+                f"is it the Bot API's base address, without /bot (like {API_BASE_URL_EXAMPLE})?")
+    if isinstance(exc, InvalidToken):
+        return "telegram.token: Telegram did not accept the bot token (401 Unauthorized); check it with @BotFather"
+    return (f"telegram.api_base_url: could not reach the Bot API at {api_base_url} ({type(exc).__name__}); "
+            f"check the address and the network")
 
 
 class FeedbotApp:
@@ -184,7 +199,12 @@ class FeedbotApp:
                                      keepalive_timeout=self.connection_limits.keepalive_timeout)
         await self._runner.setup()
         site = GuardedSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"), self.guard)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise StartupError(f"port {cfg.get('http', 'port')} is in use: set http.port") from None
         self.port = self._runner.addresses[0][1]
 
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
@@ -212,10 +232,7 @@ class FeedbotApp:
         try:
             username = await self.telegram.start()
         except Exception as exc:
-            raise StartupError(
-                f"telegram.token: Telegram did not accept the bot token or could not be reached "
-                f"({type(exc).__name__}); check the token and telegram.api_base_url"
-            ) from None
+            raise StartupError(_telegram_start_error(exc, cfg.get("telegram", "api_base_url"))) from None
         self.bot_username = self.bot_username or username
         self.channels["telegram"] = self.telegram
 

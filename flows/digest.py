@@ -248,7 +248,7 @@ class ComplaintFigures:
     first_response: Durations = Durations(0, None, None)
     resolution: Durations = Durations(0, None, None)
     sla_met: int = 0  # of the tickets resolved in the week, those within both targets
-    sla_total: int = 0
+    sla_total: int = 0  # resolved in the week, and still open past a target at its end
     resolution_csat: Figures = Figures()  # customers' ratings of how it was handled
     reopened: int = 0
 

@@ -190,7 +190,7 @@ async def test_cli_text_png_and_errors(h, tmp_path):
     assert text.returncode == 0 and "⭐ CSAT 62.5%" in text.stdout
     png = feedbot("digest", "--week", "2026-W47", "--format", "png", "--config", str(cfg), cwd=tmp_path)
     assert png.returncode == 0, png.stderr
-    width, height = png_size((tmp_path / "digest-2026-W47.png").read_bytes())
+    width, height = png_size((tmp_path / "digests" / "digest-2026-W47.png").read_bytes())
     assert 600 <= width <= 3000 and 600 <= height <= 3000
     bad = feedbot("digest", "--week", "2026-W60", "--config", str(cfg), cwd=tmp_path)
     assert bad.returncode == 2 and "--week" in bad.stderr and "2026-W47" in bad.stderr
