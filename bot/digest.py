@@ -159,11 +159,16 @@ class DigestService:
     async def send_due(self) -> int:
         """The scheduled job: queue the newest week whose send time has passed for every owner
         who has not had it. A week missed while the bot was down goes out now; older missed
-        weeks are skipped (the latest digest says what matters, and there is no flood)."""
+        weeks are skipped (the latest digest says what matters, and there is no flood). Weeks
+        that ended before the database's first survey, complaint or message are never sent."""
         if not self.can_send:
             return 0
         now = self.clock.now()
-        return await self.send(latest_due_week(now, self.tz, self.settings.weekday, self.settings.at))
+        week = latest_due_week(now, self.tz, self.settings.weekday, self.settings.at)
+        first = await reports.first_data_at(self.db.reader)
+        if first is None or week_bounds(week, self.tz)[1] <= first:
+            return 0  # a week over before the shop's first data: an empty report of nothing
+        return await self.send(week)
 
     async def send(self, week: Week, language: str | None = None) -> int:
         """Queue the week's digest for every owner chat that has not had it; returns how many.

@@ -284,6 +284,21 @@ async def open_tickets(conn: Connection, opened_before: datetime, limit: int) ->
     return count[0], [OpenTicket(r[0], r[1], from_db(r[2])) for r in rows]  # type: ignore[arg-type]
 
 
+# One index lookup each (surveys_created, tickets_created, inbox_received).
+FIRST_DATA_PARTS = ("SELECT min(created_at) FROM surveys", "SELECT min(created_at) FROM tickets",
+                    "SELECT min(received_at) FROM inbox")
+
+
+async def first_data_at(conn: Connection) -> datetime | None:
+    """When the database got its first survey, ticket or incoming message; None while it has none."""
+    found = []
+    for sql in FIRST_DATA_PARTS:
+        row = await fetch_one(conn, sql)
+        if row is not None and row[0] is not None:
+            found.append(row[0])
+    return from_db(min(found)) if found else None
+
+
 # --- one period at once ------------------------------------------------------------------------
 
 

@@ -467,13 +467,14 @@ async def test_weekly_queries_use_index_ranges_not_full_scans(db):
         (reports.COMPLAINT_TEXTS_SQL, ("a", "b", 5)),
         (reports.OPEN_COUNT, ("a",)),
         (reports.OPEN_BREACHED, {"end": "a"}),
+        *((sql, ()) for sql in reports.FIRST_DATA_PARTS),
         (reports.OPEN_OLDEST, ("a", 3)),
         (reports.QUESTIONS_OPENED, ("a", "b")),
         (reports.QUESTION_FIRST_RESPONSES, ("a", "b")),
     ]
     for sql, params in queries:
         plan = [r[3] for r in await db.fetchall("EXPLAIN QUERY PLAN " + sql, params)]
-        tables = [p for p in plan if re.match(r"(SCAN|SEARCH) (surveys|tickets|ticket_events|purchases|sv|p)\b", p)]
+        tables = [p for p in plan if re.match(r"(SCAN|SEARCH) (surveys|tickets|ticket_events|purchases|inbox|sv|p)\b", p)]
         assert tables, (sql, plan)
         for step in tables:
             assert step.startswith("SEARCH") and "INDEX" in step, (sql, plan)
