@@ -9,6 +9,7 @@ import hmac
 import io
 import json
 import logging
+from datetime import datetime
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
@@ -22,6 +23,7 @@ from bot.purchases import InputError, PurchaseConflict, parse_purchase, record_p
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
 from storage.db import Database, fetch_one
+from storage.timefmt import from_db
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +154,16 @@ class HttpApi:
                     "id": outcome.survey_id,
                     "status": outcome.survey_status,
                     "skip_reason": outcome.skip_reason,
-                    "due_at": outcome.due_at.astimezone(self.policy.timezone).isoformat(),
+                    "due_at": self._shop_time(outcome.due_at),
                 },
                 "links": self._links(outcome.order_id, outcome.link_token),
             },
             status=202 if outcome.created else 200,
         )
+
+    def _shop_time(self, at: datetime | None) -> str | None:
+        """One format for every time the API answers: ISO 8601 in shop time, with its offset."""
+        return None if at is None else at.astimezone(self.policy.timezone).isoformat()
 
     async def get_purchase(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
@@ -176,8 +182,8 @@ class HttpApi:
                     "id": row["id"],
                     "status": row["status"],
                     "skip_reason": row["skip_reason"],
-                    "due_at": row["due_at"],
-                    "sent_at": row["sent_at"],
+                    "due_at": self._shop_time(from_db(row["due_at"])),
+                    "sent_at": self._shop_time(from_db(row["sent_at"])),
                     "score": row["score"],
                     "comment": row["comment"],
                 },
