@@ -140,6 +140,7 @@ class FeedbotApp:
         )
         self.privacy = Privacy(self.db, self.clock, retention_days=cfg.get("privacy", "retention_days"), shop_name=shop,
                                public_url=cfg.get("http", "public_url"))
+        self.sender.failure_listeners.append(self.privacy.file_undelivered)
         self.engine = Engine(
             self.db,
             self.clock,

@@ -203,6 +203,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "privacy.mydata_link": "Tải tệp tại đây (hết hạn sau {hours} giờ, đừng chia sẻ liên kết này): {url}",
         "privacy.mydata_ask_shop": "Kênh này chưa gửi được tệp dữ liệu. Vui lòng liên hệ {shop} để nhận bản sao "
         "dữ liệu của bạn. Gửi /forget để xoá.",
+        "privacy.mydata_file_failed": "Xin lỗi, tệp dữ liệu của bạn không gửi được qua đây.",
     },
     "en": {
         "csat.question": "{shop} here: how satisfied are you with order #{order}?\n"
@@ -395,6 +396,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "privacy.mydata_link": "Download it here (expires in {hours} hours; do not share this link): {url}",
         "privacy.mydata_ask_shop": "Files cannot be sent over this channel yet. Please ask {shop} for a copy of your "
         "data. Send /forget to delete it.",
+        "privacy.mydata_file_failed": "Sorry, your data file could not be sent here.",
     },
 }
 
