@@ -248,7 +248,7 @@ def on_text(event: Inbound, ctx: Context) -> list[Decision] | None:
 
 def opened(ticket: TicketView, ctx: Context) -> list[Decision]:
     """What the customer hears once the ticket exists."""
-    due = local_time(ticket.first_response_due_at, ctx.policy.timezone)
+    due = local_time(ticket.first_response_due_at, ctx.policy.timezone, ctx.contact.language)
     return [
         Reply(text(ctx.contact.language, "complaint.opened", number=ticket.number, due=due)),
         SetConversation(TICKET_OPEN, {"ticket_id": ticket.ticket_id}),
@@ -274,7 +274,7 @@ def status(ctx: Context) -> list[Decision]:
             number=t.number,
             category=category_label(lang, t.category),
             status=text(lang, f"status.{t.status}", agent=t.assignee_name or ""),
-            opened=local_time(t.created_at, ctx.policy.timezone),
+            opened=local_time(t.created_at, ctx.policy.timezone, lang),
         )
         for t in open_tickets
     ]
@@ -334,7 +334,7 @@ def _on_reopen(ctx: Context, rest: str) -> list[Decision]:
 
 
 def reopened(ticket: TicketView, ctx: Context) -> list[Decision]:
-    due = local_time(ticket.first_response_due_at, ctx.policy.timezone)
+    due = local_time(ticket.first_response_due_at, ctx.policy.timezone, ctx.contact.language)
     return [
         Reply(text(ctx.contact.language, "complaint.reopened", number=ticket.number, due=due)),
         SetConversation(TICKET_OPEN, {"ticket_id": ticket.ticket_id}),

@@ -225,7 +225,8 @@ async def test_message_in_vietnamese_and_english(db, service):
         assert expected in vi, f"{expected!r} not in:\n{vi}"
     en = render_text(d, "en")
     for expected in (
-        "weekly report 2026-W47 (16/11–22/11)",
+        "weekly report 2026-W47 (16 Nov–22 Nov)",
+        "Oldest open: KN-0006 (Delivery, since 2 Nov) · KN-0003 (Product quality, since 18 Nov)",
         "⭐ CSAT 62.5% (-37.5 pts) · mean score 3.6 (-1.4) · 8 answers (+4) · response rate 72.7%",
         "By touchpoint: in store 50.0% (4) · delivery 66.7% (3) · online 100.0% (1)",
         "First response: median 30 min, p90 2.5 h · Resolution: median 24.0 h, p90 2.6 days",
@@ -280,8 +281,8 @@ async def test_a_week_with_no_data_says_so(db, service):
     assert d.empty
     assert d.csat.total.now.csat_pct is None and d.csat.total.now.mean is None and d.csat.total.now.response_rate is None
     assert d.complaints.now.first_response.median_s is None and d.complaints.now.sla_pct is None
-    assert "Tuần này không có dữ liệu" in render_text(d, "vi")
-    assert "No data this week" in render_text(d, "en")
+    assert "Tuần 2026-W40 không có dữ liệu" in render_text(d, "vi")  # a past week's report says which week
+    assert "No data for week 2026-W40" in render_text(d, "en")
     body = to_json(d)
     assert body["empty"] is True and body["csat"]["csat_pct"] is None and body["csat"]["by_store"] == []
     assert body["complaints"]["first_response"] == {"count": 0, "median_s": None, "p90_s": None}
@@ -306,7 +307,7 @@ async def test_the_answer_counts_have_an_axis_of_their_own(db, service):
 async def test_an_empty_week_still_mentions_old_open_tickets(db, service):
     await ShopData(db).ticket(created_at=local(2, 10))
     text = render_text(await service.build(Week(2026, 47)), "en")
-    assert "No data this week" in text and "1 complaint(s) from before are still open" in text
+    assert "No data for week 2026-W47" in text and "1 complaint(s) from before are still open" in text
 
 
 async def test_only_answers_no_complaints_and_only_one_store(db, service):
@@ -323,6 +324,16 @@ async def test_only_answers_no_complaints_and_only_one_store(db, service):
     assert "Tuần này không có bình luận nào." in text
     width, height = png_size(render_chart(d, "en"))
     assert 600 <= width <= 3000 and 600 <= height <= 3000
+
+
+async def test_one_answer_and_one_survey_are_singular_in_english(db, service):
+    shop = ShopData(db)
+    await shop.survey(sent_at=local(17, 10), answered_at=local(17, 11), score=5)
+    en = render_text(await service.build(W47), "en")
+    assert "· 1 answer ·" in en and "1 answers" not in en
+    assert "1 câu trả lời" in render_text(await service.build(W47), "vi")
+    await shop.survey(sent_at=local(24, 10))  # W48: sent, not answered
+    assert "⭐ CSAT: no answers yet (1 survey sent)." in render_text(await service.build(W48), "en")
 
 
 async def test_surveys_sent_but_none_answered(db, service):

@@ -199,7 +199,7 @@ async def test_mydata_file_that_cannot_be_sent_without_a_public_url_says_to_ask_
     harness.tg.disable_method("sendDocument")  # a Bot API server without it
     await harness.customer_says(CUSTOMER, "/mydata")
     told = (await harness.tg.wait_for_messages(CUSTOMER, 2))[1]
-    assert told.text.startswith("Kênh này chưa gửi được tệp dữ liệu. Vui lòng liên hệ Shop An")
+    assert told.text.startswith("Kênh này chưa gửi được tệp dữ liệu. Bạn vui lòng liên hệ Shop An")
 
 
 # --- erase -------------------------------------------------------------------------------
