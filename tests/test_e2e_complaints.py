@@ -187,7 +187,7 @@ async def test_only_agents_act_and_refusals_are_audited(desk, tg):
     answered = len(tg.requests_for("answerCallbackQuery"))
     await desk.deliver(tg.make_callback_update(NOT_AGENT, "dk:resolve:1", card.message_id, chat_id=GROUP))
     answers = await tg.wait_for_requests("answerCallbackQuery", answered + 1)
-    assert "không có quyền" in answers[-1].params["text"]
+    assert answers[-1].params["text"] == "Bạn không có quyền xử lý khiếu nại này."
     # ... and replies to the card: not relayed.
     await desk.deliver(tg.make_message_update(NOT_AGENT, "trả lời bừa", chat_id=GROUP, reply_to_message_id=card.message_id))
     # An anonymous admin (posting as the group) replies: not relayed either.
