@@ -55,9 +55,10 @@ def parse_duration(value: Any) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """A duration the way the config writes it: '3h', '1h30m', '3d' (the inverse of parse_duration)."""
+    """A duration the way the config writes it: '3h', '1h30m', '72h', '7d' (the inverse of
+    parse_duration; days from a week up, as config.example.toml writes its defaults)."""
     seconds = int(value.total_seconds())
-    days, rest = divmod(seconds, 86400)
+    days, rest = divmod(seconds, 86400) if seconds >= 7 * 86400 else (0, seconds)
     parts = [(days, "d"), (rest // 3600, "h"), (rest % 3600 // 60, "m"), (rest % 60, "s")]
     return "".join(f"{n}{unit}" for n, unit in parts if n) or "0m"
 

@@ -128,13 +128,13 @@ def test_config_is_accepted_before_the_command_too(tmp_path):
 
 
 def test_check_config_prints_durations_and_quiet_hours_as_written(tmp_path):
-    (tmp_path / "config.toml").write_text('[survey]\ndelay = "90m"\nquiet_hours = "08:00-08:00"\nexpires_after = "3d"\n')
+    (tmp_path / "config.toml").write_text('[survey]\ndelay = "90m"\nquiet_hours = "08:00-08:00"\nexpires_after = "14d"\n')
     result = feedbot("check-config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "surveys: 1h30m after purchase, quiet hours none, expire after 3d," in result.stdout
+    assert "surveys: 1h30m after purchase, quiet hours none, expire after 14d," in result.stdout
     (tmp_path / "config.toml").unlink()
     defaults = feedbot("check-config", cwd=tmp_path)
-    assert "surveys: 3h after purchase, quiet hours 21:00-08:00, expire after 3d," in defaults.stdout
+    assert "surveys: 3h after purchase, quiet hours 21:00-08:00, expire after 72h," in defaults.stdout
 
 
 def test_run_on_a_port_in_use_says_so_and_exits_2(tmp_path):

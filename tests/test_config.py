@@ -113,6 +113,18 @@ def test_durations_print_as_the_config_writes_them(text):
     printed = format_duration(parse_duration(text))
     assert re.fullmatch(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?", printed) and parse_duration(printed) == parse_duration(text)
     assert format_duration(timedelta(hours=3)) == "3h" and format_duration(timedelta(minutes=90)) == "1h30m"
+    assert format_duration(timedelta(hours=72)) == "72h" and format_duration(timedelta(days=7)) == "7d"
+
+
+def test_every_default_duration_prints_as_the_example_file_writes_it():
+    from bot.config import format_duration
+
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    for section, keys in SCHEMA.items():
+        for key, (parse, default) in keys.items():
+            if parse in (parse_duration,) or getattr(parse, "__name__", "") == "_positive_duration":
+                assert format_duration(parse(default)) == default, (section, key)
+                assert re.search(rf'^{key} = "{default}"', text, re.M), (section, key)
 
 
 def test_a_short_token_is_refused_with_what_is_wrong_and_a_valid_example():
