@@ -129,7 +129,7 @@ def _question_card_text(card: Card, language: str, tz: tzinfo) -> str:
         tier=text(language, f"tier.{card.tier}"),
         description=card.description,
         photos=text(language, "photos.count", count=card.photos) if card.photos else text(language, "photos.none"),
-        first_due=local_time(card.first_due, tz),
+        first_due=local_time(card.first_due, tz, language),
         status=text(language, f"desk.status_{card.status}", agent=card.assignee_name or ""),
     )
 

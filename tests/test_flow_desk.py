@@ -346,6 +346,7 @@ def test_a_question_card_says_what_was_asked_and_by_when_with_claim_and_close():
     ]
     english = desk.card_text(card(number="CH-0042", kind="question", status="open"), "en", VN)
     assert english.startswith("❓ Question CH-0042\nCustomer: Nguyễn Thị Lan (VIP)\nMessage: ")
+    assert "First response due: 13:30, 23 Nov" in english
     rows = desk.card_buttons(42, "vi", "open", "question")
     assert [b.data for row in rows for b in row] == ["dk:claim:42", "dk:resolve:42"]
     assert desk.card_buttons(42, "vi", "resolved", "question") == ()
