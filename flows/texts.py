@@ -100,8 +100,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "duration.days": "{n} ngày",
         "desk.question_card": "❓ Câu hỏi {number}\nKhách: {customer} ({tier})\nNội dung: {description}\nẢnh: {photos}\n"
         "Hạn phản hồi: {first_due}\nTrạng thái: {status}",
-        "complaint.description_added": "Đã thêm vào phần mô tả. Bạn gửi ảnh nếu có, hoặc bấm Tiếp tục.",
-        "complaint.status_draft": "Bạn đang soạn dở một khiếu nại: hãy làm tiếp ở tin nhắn phía trên, hoặc gửi /cancel để huỷ.",
+        "complaint.description_added": "Đã thêm vào phần mô tả. Bạn gửi ảnh nếu có, hoặc bấm Tiếp tục nhé.",
+        "complaint.status_draft": "Bạn đang soạn dở một khiếu nại. Bạn làm tiếp ở tin nhắn phía trên, hoặc gửi /cancel để huỷ nhé.",
         "csat.offer_complaint": "Có vẻ đơn hàng này gặp sự cố. Bạn có muốn gửi khiếu nại để nhân viên xử lý không?",
         "desk.card": "{marker}{number} · ưu tiên {priority}\nKhách: {customer} ({tier})\nĐơn: {order}\nLoại: {category}\n"
         "Mô tả: {description}\nẢnh: {photos}\nCSAT trước đây: {past_csat}\nHạn phản hồi: {first_due} · hạn xử lý: {resolution_due}\n"
