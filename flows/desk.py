@@ -24,7 +24,7 @@ from flows.model import (
     ResolveTicket,
     parse_id,
 )
-from flows.texts import category_label, fmt_number, local_time, text
+from flows.texts import category_label, fmt_number, local_time, plural, text
 from flows.tickets import PRIORITIES
 
 PREFIX = "dk:"
@@ -110,7 +110,7 @@ def card_text(card: Card, language: str, tz: tzinfo) -> str:
         order=f"#{card.order_id}" if card.order_id else text(language, "order.none"),
         category=category_label(language, card.category),
         description=card.description,
-        photos=text(language, "photos.count", count=card.photos) if card.photos else text(language, "photos.none"),
+        photos=plural(language, "photos.count", card.photos, count=card.photos) if card.photos else text(language, "photos.none"),
         past_csat=past,
         first_due=local_time(card.first_due, tz, language),
         resolution_due=local_time(card.resolution_due, tz, language),
@@ -128,7 +128,7 @@ def _question_card_text(card: Card, language: str, tz: tzinfo) -> str:
         customer=card.customer,
         tier=text(language, f"tier.{card.tier}"),
         description=card.description,
-        photos=text(language, "photos.count", count=card.photos) if card.photos else text(language, "photos.none"),
+        photos=plural(language, "photos.count", card.photos, count=card.photos) if card.photos else text(language, "photos.none"),
         first_due=local_time(card.first_due, tz, language),
         status=text(language, f"desk.status_{card.status}", agent=card.assignee_name or ""),
     )

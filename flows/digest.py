@@ -755,7 +755,7 @@ def render_text(d: Digest, language: str) -> str:
         out.append("")
         out.append(t("digest.empty", week=str(d.week)))
         if d.complaints.still_open:
-            out.append(t("digest.still_open_only", count=n(d.complaints.still_open)))
+            out.append(plural(language, "digest.still_open_only", d.complaints.still_open, count=n(d.complaints.still_open)))
         return "\n".join(out)
 
     csat = d.csat.total

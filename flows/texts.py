@@ -47,6 +47,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "complaint.ask_photos": "Bạn có ảnh nào không? Gửi ảnh vào đây (tối đa {max} ảnh) rồi bấm Tiếp tục. "
         "Nếu không có ảnh, bạn bấm Tiếp tục luôn nhé.",
         "complaint.photo_received": "Đã nhận {count} ảnh. Bạn gửi thêm hoặc bấm Tiếp tục nhé.",
+        "complaint.photo_received.one": "Đã nhận {count} ảnh. Bạn gửi thêm hoặc bấm Tiếp tục nhé.",
         "complaint.photo_limit": "Đã đủ {max} ảnh rồi. Bạn bấm Tiếp tục nhé.",
         "complaint.continue": "Tiếp tục",
         "complaint.confirm": "Bạn kiểm tra lại giúp nhé:\nĐơn hàng: {order}\nLoại: {category}\nMô tả: {description}\nẢnh: {photos}\n\nGửi khiếu nại này?",
@@ -76,6 +77,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "status.resolved": "đã xử lý xong",
         "photos.none": "không có",
         "photos.count": "{count} ảnh",
+        "photos.count.one": "{count} ảnh",
         "order.none": "không gắn với đơn nào",
         "category.delivery": "Giao hàng",
         "category.product_quality": "Chất lượng sản phẩm",
@@ -153,6 +155,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "digest.partial": "(tuần chưa kết thúc: số liệu tính đến hiện tại)",
         "digest.empty": "Tuần {week} không có dữ liệu: không có câu trả lời khảo sát, không gửi khảo sát nào và không có khiếu nại.",
         "digest.still_open_only": "Vẫn còn {count} khiếu nại đang mở từ trước.",
+        "digest.still_open_only.one": "Vẫn còn {count} khiếu nại đang mở từ trước.",
         "digest.csat": "⭐ CSAT {csat} · điểm TB {mean} · {answers}{answers_change} · tỉ lệ phản hồi {rate}",
         "digest.n_answers": "{n} câu trả lời",
         "digest.n_answers.one": "{n} câu trả lời",
@@ -245,7 +248,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "complaint.ask_description": "Please describe what happened.",
         "complaint.too_short": "Please tell us a little more so we understand the problem (a few words at least).",
         "complaint.ask_photos": "Do you have photos? Send them here (up to {max}), then tap Continue. No photos: just tap Continue.",
-        "complaint.photo_received": "Got {count} photo(s). Send more, or tap Continue.",
+        "complaint.photo_received": "Got {count} photos. Send more, or tap Continue.",
+        "complaint.photo_received.one": "Got {count} photo. Send more, or tap Continue.",
         "complaint.photo_limit": "That is {max} photos, the most we take. Please tap Continue.",
         "complaint.continue": "Continue",
         "complaint.confirm": "Please check:\nOrder: {order}\nType: {category}\nDescription: {description}\nPhotos: {photos}\n\nSend this complaint?",
@@ -274,7 +278,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "status.claimed": "{agent} is on it",
         "status.resolved": "resolved",
         "photos.none": "none",
-        "photos.count": "{count} photo(s)",
+        "photos.count": "{count} photos",
+        "photos.count.one": "{count} photo",
         "order.none": "none",
         "category.delivery": "Delivery",
         "category.product_quality": "Product quality",
@@ -350,7 +355,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "digest.title": "📊 {shop} · weekly report {week} ({first}–{last})",
         "digest.partial": "(the week is not over yet: figures so far)",
         "digest.empty": "No data for week {week}: no survey answers, no surveys sent and no complaints.",
-        "digest.still_open_only": "{count} complaint(s) from before are still open.",
+        "digest.still_open_only": "{count} complaints from before are still open.",
+        "digest.still_open_only.one": "{count} complaint from before is still open.",
         "digest.csat": "⭐ CSAT {csat} · mean score {mean} · {answers}{answers_change} · response rate {rate}",
         "digest.n_answers": "{n} answers",
         "digest.n_answers.one": "{n} answer",
@@ -432,9 +438,10 @@ def fmt_number(value: float, language: str, decimals: int = 0) -> str:
     return body.translate(str.maketrans(",.", ".,")) if language == "vi" else body
 
 
-def plural(language: str, key: str, count: int, **params: object) -> str:
-    """A counted phrase: `key + ".one"` for exactly one (English: "1 answer"), else `key`."""
-    return text(language, f"{key}.one" if count == 1 else key, **params)
+def plural(language: str, key: str, count: int, /, **params: object) -> str:
+    """A counted phrase: `key + ".one"` for exactly one where there is one (English: "1 answer"), else `key`."""
+    one = f"{key}.one"
+    return text(language, one if count == 1 and has(language, one) else key, **params)
 
 
 def duration_text(language: str, span: timedelta) -> str:

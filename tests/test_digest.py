@@ -307,7 +307,7 @@ async def test_the_answer_counts_have_an_axis_of_their_own(db, service):
 async def test_an_empty_week_still_mentions_old_open_tickets(db, service):
     await ShopData(db).ticket(created_at=local(2, 10))
     text = render_text(await service.build(Week(2026, 47)), "en")
-    assert "No data for week 2026-W47" in text and "1 complaint(s) from before are still open" in text
+    assert "No data for week 2026-W47" in text and "1 complaint from before is still open" in text
 
 
 async def test_only_answers_no_complaints_and_only_one_store(db, service):

@@ -298,7 +298,7 @@ def test_card_text_without_order_photos_or_past_scores():
 def test_card_text_in_english():
     body = desk.card_text(card(past_scores=(3,)), "en", VN)
     for part in ["KN-0042", "priority high", "Customer: Nguyễn Thị Lan (VIP)", "Order: #A-1001", "Type: Product quality",
-                 "Photos: 2 photo(s)", "Past CSAT: 3 (avg 3.0)", "First response due: 13:30, 23 Nov",
+                 "Photos: 2 photos", "Past CSAT: 3 (avg 3.0)", "First response due: 13:30, 23 Nov",
                  "resolution due: 06:15, 24 Nov", "Status: Minh is on it"]:
         assert part in body, part
     no_order = desk.card_text(card(order_id=None), "en", VN)
