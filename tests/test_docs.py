@@ -23,7 +23,7 @@ def test_architecture_page_names_real_files_and_functions():
     code = "\n".join(p.read_text(encoding="utf-8") for d in ("bot", "storage") for p in (ROOT / d).rglob("*.py"))
     for name in re.findall(r"`(?:[A-Za-z]+\.)?(\w+)`", page):
         if name in ("receive", "record", "process", "replay_unprocessed", "dispatch_due", "watch_sla", "purge",
-                    "send_due", "carry_out", "apply", "poll", "on_failed", "prepare", "on_sent", "unit"):
+                    "send_due", "carry_out", "apply", "poll", "on_failed", "prepare", "on_sent", "unit", "failure_listeners", "ready"):
             assert re.search(rf"\b(?:def|async def) {name}\b|\bself\.{name}\b", code), name
     for job in re.findall(r"^\| `([a-z-]+)`", page, re.M):
         assert f'"{job}"' in (ROOT / "bot" / "app.py").read_text(encoding="utf-8"), job
