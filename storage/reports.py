@@ -220,7 +220,7 @@ COMPLAINT_TEXTS_SQL = (
 # resolution, so they count in it (else a week of only overdue tickets shows 100%).
 OPEN_BREACHED = (
     "SELECT COUNT(*) FROM tickets WHERE status IN ('open', 'claimed') AND created_at < :end AND kind = 'complaint'"
-    " AND (resolution_due_at < :end OR min(COALESCE(first_response_at, :end), :end) > first_response_due_at)"
+    " AND demo = 0 AND (resolution_due_at < :end OR min(COALESCE(first_response_at, :end), :end) > first_response_due_at)"
 )
 
 
