@@ -40,7 +40,7 @@ from flows.agent_page import ACTIONS, catalog, page_text, refusal
 from flows.model import parse_id
 from flows.texts import category_label, local_time, text
 from flows.tickets import PRIORITIES, QUESTION, TicketClock, breaches, ticket_number
-from storage import agent_views, settings, tickets
+from storage import agent_sessions, agent_views, settings, tickets
 from storage.agent_views import EventRecord, ListedTicket
 from storage.db import Database
 from storage.tickets import TicketRecord
@@ -207,12 +207,16 @@ class AgentPage:
 
     # --- guards ---------------------------------------------------------------------------
 
-    def _session(self, request: web.Request) -> Session | None:
-        return self.sessions.read(request.cookies.get(COOKIE), self.clock.now())
+    async def _session(self, request: web.Request) -> Session | None:
+        """The request's session: signed, not expired, and not signed out (checked on the server)."""
+        session = self.sessions.read(request.cookies.get(COOKIE), self.clock.now())
+        if session is not None and await agent_sessions.is_revoked(self.db.reader, session.sid):
+            return None
+        return session
 
     def page(self, handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]]) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
-            session = self._session(request)
+            session = await self._session(request)
             if session is None:
                 return _redirect("/agent/login")
             return _secured(await handler(request, session))
@@ -221,7 +225,7 @@ class AgentPage:
 
     def api(self, handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]], change: bool = False) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
-            session = self._session(request)
+            session = await self._session(request)
             if session is None:
                 return self._error(401, page_text(self.lang, "error.session"))
             if change:
@@ -243,7 +247,7 @@ class AgentPage:
     # --- sign in and out ------------------------------------------------------------------
 
     async def login_form(self, request: web.Request) -> web.StreamResponse:
-        if self._session(request) is not None:
+        if await self._session(request) is not None:
             return _redirect("/agent")
         return self._login_page()
 
@@ -281,6 +285,10 @@ class AgentPage:
         return response
 
     async def logout(self, request: web.Request, session: Session) -> web.StreamResponse:
+        # Revoked on the server: a copy of the cookie (another tab, a stolen one) stops working too.
+        async with self.db.transaction() as tx:
+            await agent_sessions.revoke(tx, session.sid, session.expires, int(self.clock.now().timestamp()))
+        log.info("agent page: %s signed out", session.agent)
         response = _redirect("/agent/login")
         response.del_cookie(COOKIE, path="/agent")
         return response

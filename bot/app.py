@@ -5,6 +5,7 @@ import asyncio
 import errno
 import logging
 import secrets
+import sqlite3
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S = 300  # expiry and reminders
 SENDER_STOP_TIMEOUT_S = 5.0  # for the sender's pass under way to end at stop
+SCHEDULER_GRACE_S = 60.0  # /healthz: a periodic job this late (or its interval, if longer) means the scheduler is stuck
 
 
 class StartupError(RuntimeError):
@@ -78,7 +80,7 @@ class FeedbotApp:
 
     async def start(self, *, scheduler: bool = True) -> None:
         cfg = self.config
-        await self.db.open()
+        await self._open_database()
         async with self.db.transaction() as tx:
             # No token configured: generate one once and keep it (`feedbot api-token` shows it).
             self.api_token = cfg.get("http", "api_token") or await settings.get_or_create(
@@ -173,6 +175,7 @@ class FeedbotApp:
             bot_username=lambda: self.bot_username,
             reports=self.digests,
             web_link=self.web_chat_url if self.web else None,
+            liveness=self.liveness,
         )
         web_app = http.make_app()
         self.privacy.add_routes(web_app)  # /mydata/<token>: the download link on Zalo
@@ -218,6 +221,32 @@ class FeedbotApp:
                 self._tasks.append(asyncio.create_task(self.telegram.poll(receive), name="telegram-polling"))
         if scheduler:
             self._start_scheduler()
+
+    async def _open_database(self) -> None:
+        """Open, migrate and write once: a database the bot cannot write to stops start-up
+        with a message naming database.path (not a bot that runs and fails every write)."""
+        path = self.config.get("database", "path")
+        try:
+            await self.db.open()
+            await self.db.heartbeat(datetime.now(timezone.utc).isoformat())
+        except (sqlite3.Error, OSError) as exc:
+            await self.db.close()
+            raise StartupError(f"database.path: cannot open or write the database {path!r} "
+                               f"({type(exc).__name__}: {exc}); check the path, its permissions and free disk space") from None
+
+    def liveness(self) -> dict[str, dict[str, str]]:
+        """For /healthz: the sender and the scheduler, each {"status": "ok" | "down" | "off"}."""
+        parts = {"sender": {"status": "off"}, "scheduler": {"status": "off"}}
+        task = self._sender_task
+        if task is not None:
+            if task.done():
+                error = task.exception() if not task.cancelled() else None
+                parts["sender"] = {"status": "down", "error": f"stopped: {type(error).__name__ if error else 'cancelled'}"}
+            else:
+                parts["sender"] = {"status": "ok"}
+        if self.scheduler is not None:
+            parts["scheduler"] = _scheduler_status(self.scheduler, datetime.now(timezone.utc))
+        return parts
 
     async def _start_telegram(self) -> None:
         cfg = self.config
@@ -276,7 +305,8 @@ class FeedbotApp:
 
     async def stop(self) -> None:
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            if self.scheduler.running:  # it may have stopped on its own (/healthz says so)
+                self.scheduler.shutdown(wait=False)
             self.scheduler = None
         if self._sender_task is not None:
             # Asked, not cancelled: a cancel between claiming a row and starting its send
@@ -315,3 +345,16 @@ class FeedbotApp:
     async def demo_purchase(self) -> demo.PurchaseOutcome:
         cfg = self.config
         return await demo.create_demo_purchase(self.db, self.clock, cfg.survey_policy(), cfg.get("survey", "touchpoints"))
+
+
+def _scheduler_status(scheduler: AsyncIOScheduler, now: datetime) -> dict[str, str]:
+    """Down when it stopped, or when a job's next run is overdue by more than its interval
+    (coalesced jobs are never behind while the scheduler's loop turns)."""
+    if not scheduler.running:
+        return {"status": "down", "error": "not running"}
+    for job in scheduler.get_jobs():
+        interval = getattr(job.trigger, "interval", None)
+        grace = max(SCHEDULER_GRACE_S, interval.total_seconds() if interval is not None else 0.0)
+        if job.next_run_time is not None and (now - job.next_run_time).total_seconds() > grace:
+            return {"status": "down", "error": f"job {job.id} overdue since {job.next_run_time.isoformat()}"}
+    return {"status": "ok"}

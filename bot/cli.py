@@ -96,11 +96,19 @@ def _week_arg(value: str) -> Week:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# Export days: both ends become UTC times (shop time, the day after --to): dates far out
+# would overflow, and nothing the bot stores is older or newer anyway.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
 def _date_arg(value: str) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-30, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-30, got {value[:40]!r}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise argparse.ArgumentTypeError(f"expected a date from {FIRST_DAY} to {LAST_DAY}, got {value[:40]!r}")
+    return day
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,6 +259,9 @@ async def _run(config: Config) -> int:
         print(f"feedbot: cannot start: {exc}", file=sys.stderr)
         await app.stop()
         return EXIT_CONFIG
+    except BaseException:
+        await app.stop()  # its threads would keep the process alive: a supervisor must see it exit
+        raise
     telegram = "not configured (set telegram.token or $FEEDBOT_TELEGRAM_TOKEN)"
     if app.telegram is not None:
         telegram = f"@{app.bot_username} by {'webhook' if config.telegram_webhook else 'long polling'}"

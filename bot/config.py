@@ -45,13 +45,20 @@ class ConfigError(ValueError):
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 
 
+MAX_DURATION = timedelta(days=3650)  # longer: a typo (and times this far ahead overflow)
+
+
 def parse_duration(value: Any) -> timedelta:
-    if isinstance(value, str) and value.strip():
+    if isinstance(value, str) and value.strip() and len(value) <= 40:
         match = _DURATION.match(value)
         if match and any(match.groups()):
             d, h, m, s = (int(g or 0) for g in match.groups())
+            # Compared before timedelta() is built: it overflows past ~2.7 million years.
+            if d * 86400 + h * 3600 + m * 60 + s > MAX_DURATION.total_seconds():
+                raise ValueError(f"longer than {MAX_DURATION.days} days: {value!r}")
             return timedelta(days=d, hours=h, minutes=m, seconds=s)
-    raise ValueError(f"expected a duration like '3h', '90m' or '1h30m', got {value!r}")
+    shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+    raise ValueError(f"expected a duration like '3h', '90m' or '1h30m', got {shown!r}")
 
 
 def format_duration(value: timedelta) -> str:
@@ -82,6 +89,27 @@ def _nonempty_str(value: Any) -> str:
     return value
 
 
+MIN_TOKEN_CHARS = 16
+MIN_TOKEN_DISTINCT = 8
+
+
+def _api_token(value: Any) -> str:
+    """Empty (one is generated), or a secret an attacker cannot guess: it is also the agents'
+    sign-in. Long enough and not a repeated pattern (`feedbot api-token` makes 32 random ones)."""
+    token = _str(value)
+    if not token:
+        return token
+    if token != token.strip() or any(not c.isprintable() or c.isspace() for c in token):
+        raise ValueError("must not contain spaces or control characters")
+    if len(token) < MIN_TOKEN_CHARS or len(set(token)) < MIN_TOKEN_DISTINCT:
+        raise ValueError(f"too weak: use at least {MIN_TOKEN_CHARS} characters with at least {MIN_TOKEN_DISTINCT} "
+                         "different ones (e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`), "
+                         "or leave it empty to have one generated")
+    if not token.isascii():
+        raise ValueError("use ASCII characters only (HTTP headers carry it)")
+    return token
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
@@ -98,16 +126,20 @@ def _int_range(low: int, high: int) -> Callable[[Any], int]:
 
 
 def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    # Not inf or nan (TOML has both): no rate or delay is infinite, and nan compares false.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9:
         raise ValueError(f"expected a number above zero, got {value!r}")
     return float(value)
 
 
 def _timezone(value: Any) -> str:
     try:
-        ZoneInfo(_str(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name like 'Asia/Ho_Chi_Minh')") from None
+        if len(_str(value)) > 64:  # a longer name makes the file lookup fail with OSError
+            raise ValueError(value)
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = value if not isinstance(value, str) or len(value) <= 64 else value[:64] + "..."
+        raise ValueError(f"unknown time zone {shown!r} (use an IANA name like 'Asia/Ho_Chi_Minh')") from None
     return value
 
 
@@ -283,7 +315,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "http": {
         "host": (_nonempty_str, "127.0.0.1"),
         "port": (_int_range(0, 65535), 8080),
-        "api_token": (_str, ""),
+        "api_token": (_api_token, ""),
         "max_body_bytes": (_int_range(1024, 10 * 1024 * 1024), 64 * 1024),
         "public_url": (_url_or_empty, ""),
         "header_timeout": (_seconds_up_to(3600), "10s"),
@@ -578,4 +610,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(f"{file}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: not valid TOML: nested too deeply") from None
+    except OSError as exc:  # a directory, no permission to read it, ...
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror or exc}") from None
     return parse_config(raw, env, str(file))

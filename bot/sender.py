@@ -360,21 +360,21 @@ class Sender:
         except Transient as exc:
             if attempt >= self.max_attempts:
                 log.error(
-                    "outbox %s to %s chat %s failed %d times, giving up (dead letter): %s",
-                    row.id, row.channel, row.chat_id, attempt, exc,
+                    "outbox %s to %s failed %d times, giving up (dead letter): %s",
+                    row.id, row.channel, attempt, exc,
                 )
                 await self._finish(ids, "failed", f"gave up after {attempt} attempts: {exc}", row, exc)
             else:
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
                 delay *= 0.5 + 0.5 * self.jitter()  # jitter: retries of many rows do not stampede
                 self.stats["retried"] += 1
-                log.info("outbox %s to %s chat %s: %s; retry %d in %.1fs", row.id, row.channel, row.chat_id, exc, attempt, delay)
+                log.info("outbox %s to %s: %s; retry %d in %.1fs", row.id, row.channel, exc, attempt, delay)
                 await self._retry(ids, delay, str(exc), count_attempt=True)
         except Ambiguous as exc:
-            log.warning("outbox %s to %s chat %s: outcome unknown, not resending: %s", row.id, row.channel, row.chat_id, exc)
+            log.warning("outbox %s to %s: outcome unknown, not resending: %s", row.id, row.channel, exc)
             await self._finish(ids, "unknown", str(exc), row, exc)
         except Permanent as exc:
-            log.warning("outbox %s to %s chat %s failed: %s", row.id, row.channel, row.chat_id, exc)
+            log.warning("outbox %s to %s failed: %s", row.id, row.channel, exc)
             await self._finish(ids, "failed", str(exc), row, exc)
         except Exception as exc:  # a bug in a channel must not kill the sender
             log.exception("outbox %s: unexpected error", row.id)

@@ -62,9 +62,9 @@ def test_bad_values_name_the_key(raw, key):
 def test_secrets_from_environment_win(tmp_path):
     file = tmp_path / "c.toml"
     file.write_text('[telegram]\ntoken = ""\n[http]\napi_token = "from-file"\n')
-    config = load_config(file, env={"FEEDBOT_TELEGRAM_TOKEN": TOKEN, "FEEDBOT_API_TOKEN": "from-env"})
+    config = load_config(file, env={"FEEDBOT_TELEGRAM_TOKEN": TOKEN, "FEEDBOT_API_TOKEN": "token-from-the-environment-1"})
     assert config.get("telegram", "token") == TOKEN and config.telegram_enabled
-    assert config.get("http", "api_token") == "from-env"
+    assert config.get("http", "api_token") == "token-from-the-environment-1"
 
 
 def test_bad_env_secret_names_key_and_variable():

@@ -463,4 +463,5 @@ async def test_purchase_older_than_max_lateness_is_accepted_but_skipped(api):
 async def test_healthz(api):
     status, _, raw = await get(api, "/healthz", headers={})
     assert status == 200
-    assert json.loads(raw) == {"ok": True}
+    assert json.loads(raw) == {"ok": True, "parts": {"database": {"status": "ok"}, "sender": {"status": "ok"},
+                                                    "scheduler": {"status": "off"}}}
