@@ -40,7 +40,7 @@ from flows.agent_page import ACTIONS, catalog, page_text, refusal
 from flows.model import parse_id
 from flows.texts import category_label, local_time, text
 from flows.tickets import PRIORITIES, QUESTION, TicketClock, breaches, ticket_number
-from storage import agent_views, settings, tickets
+from storage import agent_sessions, agent_views, settings, tickets
 from storage.agent_views import EventRecord, ListedTicket
 from storage.db import Database
 from storage.tickets import TicketRecord
@@ -207,12 +207,16 @@ class AgentPage:
 
     # --- guards ---------------------------------------------------------------------------
 
-    def _session(self, request: web.Request) -> Session | None:
-        return self.sessions.read(request.cookies.get(COOKIE), self.clock.now())
+    async def _session(self, request: web.Request) -> Session | None:
+        """The request's session: signed, not expired, and not signed out (checked on the server)."""
+        session = self.sessions.read(request.cookies.get(COOKIE), self.clock.now())
+        if session is not None and await agent_sessions.is_revoked(self.db.reader, session.sid):
+            return None
+        return session
 
     def page(self, handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]]) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
-            session = self._session(request)
+            session = await self._session(request)
             if session is None:
                 return _redirect("/agent/login")
             return _secured(await handler(request, session))
@@ -221,7 +225,7 @@ class AgentPage:
 
     def api(self, handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]], change: bool = False) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
-            session = self._session(request)
+            session = await self._session(request)
             if session is None:
                 return self._error(401, page_text(self.lang, "error.session"))
             if change:
@@ -243,7 +247,7 @@ class AgentPage:
     # --- sign in and out ------------------------------------------------------------------
 
     async def login_form(self, request: web.Request) -> web.StreamResponse:
-        if self._session(request) is not None:
+        if await self._session(request) is not None:
             return _redirect("/agent")
         return self._login_page()
 
@@ -281,6 +285,10 @@ class AgentPage:
         return response
 
     async def logout(self, request: web.Request, session: Session) -> web.StreamResponse:
+        # Revoked on the server: a copy of the cookie (another tab, a stolen one) stops working too.
+        async with self.db.transaction() as tx:
+            await agent_sessions.revoke(tx, session.sid, session.expires, int(self.clock.now().timestamp()))
+        log.info("agent page: %s signed out", session.agent)
         response = _redirect("/agent/login")
         response.del_cookie(COOKIE, path="/agent")
         return response
@@ -344,7 +352,7 @@ class AgentPage:
         now = self.clock.now()
         rows = await agent_views.desk_tickets(self.db.reader, now - RESOLVED_SHOWN)
         return _json({
-            "updated_at": local_time(now, self.tz),
+            "updated_at": local_time(now, self.tz, self.lang),
             "tickets": [self._listed(row, now) for row in rows],
         })
 
@@ -434,11 +442,11 @@ class AgentPage:
             "category_label": category_label(lang, t.category),
             "assignee": t.assignee_name,
             "order_id": t.order_id,
-            "created_at": local_time(t.created_at, self.tz),
-            "first_response_due": local_time(t.first_response_due_at, self.tz),
-            "resolution_due": local_time(t.resolution_due_at, self.tz),
-            "first_response_at": local_time(t.first_response_at, self.tz) if t.first_response_at else None,
-            "resolved_at": local_time(t.resolved_at, self.tz) if t.resolved_at else None,
+            "created_at": local_time(t.created_at, self.tz, self.lang),
+            "first_response_due": local_time(t.first_response_due_at, self.tz, self.lang),
+            "resolution_due": local_time(t.resolution_due_at, self.tz, self.lang),
+            "first_response_at": local_time(t.first_response_at, self.tz, self.lang) if t.first_response_at else None,
+            "resolved_at": local_time(t.resolved_at, self.tz, self.lang) if t.resolved_at else None,
             "breached": breached,
             "card_undelivered": t.card_undelivered is not None,  # agents see it here only
         }
@@ -463,7 +471,7 @@ class AgentPage:
         people = await agent_views.ticket_people(reader, ticket)
         order = people.pop("order")
         if order is not None:
-            order["purchased_at"] = local_time(order["purchased_at"], self.tz)
+            order["purchased_at"] = local_time(order["purchased_at"], self.tz, self.lang)
             order["amount"] = _amount(order["amount"], self.lang)
         past = await tickets.past_scores(reader, ticket.customer_id) if ticket.customer_id else ()
         events = await agent_views.events(reader, ticket.id)  # a ticket's events are few: all, then the new ones
@@ -490,7 +498,7 @@ class AgentPage:
         action = "asked" if kind == QUESTION and e.action == "opened" else e.action  # "Khách hỏi", not "gửi khiếu nại"
         return {
             "id": e.id,
-            "at": local_time(e.at, self.tz),
+            "at": local_time(e.at, self.tz, self.lang),
             "actor": e.actor,
             "who": who,
             "action": e.action,

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import secrets
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from telegram.error import InvalidToken
 
 from bot import agent_page
 from bot.channels.base import Channel
@@ -16,7 +19,7 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo import DbTokenStore, ZaloChannel
 from bot.channels.web import WebChannel
 from bot.clock import Clock, SystemClock
-from bot.config import Config
+from bot.config import API_BASE_URL_EXAMPLE, Config
 from bot.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.digest import service_for
 from bot.engine import Engine
@@ -34,10 +37,24 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S = 300  # expiry and reminders
 SENDER_STOP_TIMEOUT_S = 5.0  # for the sender's pass under way to end at stop
+SCHEDULER_GRACE_S = 60.0  # /healthz: a periodic job this late (or its interval, if longer) means the scheduler is stuck
 
 
 class StartupError(RuntimeError):
     pass
+
+
+def _telegram_start_error(exc: Exception, api_base_url: str) -> str:
+    """What getMe's failure means for the one who set the config: a wrong address, a refused
+    token, or no answer at all (PTB raises InvalidToken for both 401 and 404)."""
+    answer = str(exc.__cause__ or exc)  # PTB's getMe re-raises "token rejected" from the server's answer
+    if isinstance(exc, InvalidToken) and ("Not Found" in answer or "(404)" in answer):
+        return (f"telegram.api_base_url: the server at {api_base_url} answered 404 Not Found to getMe: "
+                f"is it the Bot API's base address, without /bot (like {API_BASE_URL_EXAMPLE})?")
+    if isinstance(exc, InvalidToken):
+        return "telegram.token: Telegram did not accept the bot token (401 Unauthorized); check it with @BotFather"
+    return (f"telegram.api_base_url: could not reach the Bot API at {api_base_url} ({type(exc).__name__}); "
+            f"check the address and the network")
 
 
 class FeedbotApp:
@@ -63,7 +80,7 @@ class FeedbotApp:
 
     async def start(self, *, scheduler: bool = True) -> None:
         cfg = self.config
-        await self.db.open()
+        await self._open_database()
         async with self.db.transaction() as tx:
             # No token configured: generate one once and keep it (`feedbot api-token` shows it).
             self.api_token = cfg.get("http", "api_token") or await settings.get_or_create(
@@ -128,6 +145,7 @@ class FeedbotApp:
                                public_url=cfg.get("http", "public_url"),
                                start_token_days=cfg.get("privacy", "start_token_days"),
                                trust_first_token_chat=cfg.get("privacy", "trust_first_token_chat"))
+        self.sender.failure_listeners.append(self.privacy.file_undelivered)
         self.engine = Engine(
             self.db,
             self.clock,
@@ -160,6 +178,7 @@ class FeedbotApp:
             bot_username=lambda: self.bot_username,
             reports=self.digests,
             web_link=self.web_chat_url if self.web else None,
+            liveness=self.liveness,
         )
         web_app = http.make_app()
         self.privacy.add_routes(web_app)  # /mydata/<token>: the download link on Zalo
@@ -187,7 +206,12 @@ class FeedbotApp:
                                      keepalive_timeout=self.connection_limits.keepalive_timeout)
         await self._runner.setup()
         site = GuardedSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"), self.guard)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise StartupError(f"port {cfg.get('http', 'port')} is in use: set http.port") from None
         self.port = self._runner.addresses[0][1]
 
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
@@ -200,6 +224,32 @@ class FeedbotApp:
                 self._tasks.append(asyncio.create_task(self.telegram.poll(receive), name="telegram-polling"))
         if scheduler:
             self._start_scheduler()
+
+    async def _open_database(self) -> None:
+        """Open, migrate and write once: a database the bot cannot write to stops start-up
+        with a message naming database.path (not a bot that runs and fails every write)."""
+        path = self.config.get("database", "path")
+        try:
+            await self.db.open()
+            await self.db.heartbeat(datetime.now(timezone.utc).isoformat())
+        except (sqlite3.Error, OSError) as exc:
+            await self.db.close()
+            raise StartupError(f"database.path: cannot open or write the database {path!r} "
+                               f"({type(exc).__name__}: {exc}); check the path, its permissions and free disk space") from None
+
+    def liveness(self) -> dict[str, dict[str, str]]:
+        """For /healthz: the sender and the scheduler, each {"status": "ok" | "down" | "off"}."""
+        parts = {"sender": {"status": "off"}, "scheduler": {"status": "off"}}
+        task = self._sender_task
+        if task is not None:
+            if task.done():
+                error = task.exception() if not task.cancelled() else None
+                parts["sender"] = {"status": "down", "error": f"stopped: {type(error).__name__ if error else 'cancelled'}"}
+            else:
+                parts["sender"] = {"status": "ok"}
+        if self.scheduler is not None:
+            parts["scheduler"] = _scheduler_status(self.scheduler, datetime.now(timezone.utc))
+        return parts
 
     async def _start_telegram(self) -> None:
         cfg = self.config
@@ -215,10 +265,7 @@ class FeedbotApp:
         try:
             username = await self.telegram.start()
         except Exception as exc:
-            raise StartupError(
-                f"telegram.token: Telegram did not accept the bot token or could not be reached "
-                f"({type(exc).__name__}); check the token and telegram.api_base_url"
-            ) from None
+            raise StartupError(_telegram_start_error(exc, cfg.get("telegram", "api_base_url"))) from None
         self.bot_username = self.bot_username or username
         self.channels["telegram"] = self.telegram
 
@@ -261,7 +308,8 @@ class FeedbotApp:
 
     async def stop(self) -> None:
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            if self.scheduler.running:  # it may have stopped on its own (/healthz says so)
+                self.scheduler.shutdown(wait=False)
             self.scheduler = None
         if self._sender_task is not None:
             # Asked, not cancelled: a cancel between claiming a row and starting its send
@@ -300,3 +348,16 @@ class FeedbotApp:
     async def demo_purchase(self) -> demo.PurchaseOutcome:
         cfg = self.config
         return await demo.create_demo_purchase(self.db, self.clock, cfg.survey_policy(), cfg.get("survey", "touchpoints"))
+
+
+def _scheduler_status(scheduler: AsyncIOScheduler, now: datetime) -> dict[str, str]:
+    """Down when it stopped, or when a job's next run is overdue by more than its interval
+    (coalesced jobs are never behind while the scheduler's loop turns)."""
+    if not scheduler.running:
+        return {"status": "down", "error": "not running"}
+    for job in scheduler.get_jobs():
+        interval = getattr(job.trigger, "interval", None)
+        grace = max(SCHEDULER_GRACE_S, interval.total_seconds() if interval is not None else 0.0)
+        if job.next_run_time is not None and (now - job.next_run_time).total_seconds() > grace:
+            return {"status": "down", "error": f"job {job.id} overdue since {job.next_run_time.isoformat()}"}
+    return {"status": "ok"}

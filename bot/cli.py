@@ -16,7 +16,7 @@ from typing import Sequence
 from bot import logs, privacy_cli, web_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
-from bot.config import ENV_SECRETS, Config, ConfigError, load_config
+from bot.config import ENV_SECRETS, Config, ConfigError, format_duration, load_config
 from flows.digest import Week, parse_week, render_text, to_json, week_bounds
 from flows.texts import SUPPORTED
 from storage import settings
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-hosted customer feedback bot: CSAT surveys after each purchase, over Telegram.",
     )
     config_help = "TOML config file (default: $FEEDBOT_CONFIG, else ./config.toml if present, else built-in defaults)"
+    # Accepted before the command too (`feedbot --config X run`); the one after it wins.
+    parser.add_argument("--config", dest="global_config", metavar="CONFIG", help=config_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the bot (HTTP API, Telegram, scheduler) until Ctrl-C",
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ISO week like 2026-W47 (default: the last complete week)")
     digest.add_argument("--format", choices=("text", "json", "png"), default="text", help="default: text")
     digest.add_argument("--language", choices=SUPPORTED, help="language of the text and chart (default: digest.language)")
-    digest.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (png: default digest-<week>.png)")
+    digest.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (png: default digests/digest-<week>.png next to the database)")
     digest.add_argument("--send", action="store_true",
                         help="also queue it for every owner chat (agents.owner_chat_ids) that has not had this week")
     digest.add_argument("--config", help=config_help)
@@ -94,17 +96,25 @@ def _week_arg(value: str) -> Week:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# Export days: both ends become UTC times (shop time, the day after --to): dates far out
+# would overflow, and nothing the bot stores is older or newer anyway.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
 def _date_arg(value: str) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-30, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-30, got {value[:40]!r}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise argparse.ArgumentTypeError(f"expected a date from {FIRST_DAY} to {LAST_DAY}, got {value[:40]!r}")
+    return day
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(getattr(args, "config", None) or args.global_config)
     except ConfigError as exc:
         print(f"feedbot: invalid config: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -147,8 +157,10 @@ def _check_config(config: Config) -> int:
     if config.get("web", "enabled"):
         print(f"  web chat: /chat and /widget.js{', demo mode' if config.web_demo else ''}")
     s = config.section("survey")
-    print(f"  surveys: {s['delay']} after purchase, quiet hours {s['quiet_hours'][0]:%H:%M}-{s['quiet_hours'][1]:%H:%M},"
-          f" expire after {s['expires_after']}, at most one per {s['fatigue_days']} days")
+    quiet_start, quiet_end = s["quiet_hours"]
+    quiet = "none" if quiet_start == quiet_end else f"{quiet_start:%H:%M}-{quiet_end:%H:%M}"
+    print(f"  surveys: {format_duration(s['delay'])} after purchase, quiet hours {quiet},"
+          f" expire after {format_duration(s['expires_after'])}, at most one per {s['fatigue_days']} days")
     return 0
 
 
@@ -180,7 +192,7 @@ async def _api_token(config: Config) -> int:
 
 
 async def _digest(config: Config, args: argparse.Namespace) -> int:
-    from bot.digest import default_png_name, service_for  # matplotlib only when asked for
+    from bot.digest import default_png_path, service_for  # matplotlib only when asked for
 
     if args.send and not (config.telegram_enabled and config.get("agents", "owner_chat_ids")):
         print("feedbot: --send needs telegram.token and agents.owner_chat_ids", file=sys.stderr)
@@ -195,7 +207,7 @@ async def _digest(config: Config, args: argparse.Namespace) -> int:
         language = args.language or config.get("digest", "language")
         digest = await service.build(week)
         if args.format == "png":
-            path = Path(args.output or default_png_name(week))
+            path = Path(args.output) if args.output else default_png_path(week, config.get("database", "path"))
             path.write_bytes(await service.chart(digest, language))
             print(f"chart for {week} written to {path}")
         else:
@@ -205,7 +217,7 @@ async def _digest(config: Config, args: argparse.Namespace) -> int:
             else:
                 print(body)
         if args.send:
-            queued = await service.send(week)
+            queued = await service.send(week, args.language)
             print(f"digest {week} queued for {queued} owner chat(s)" if queued
                   else f"digest {week} was already sent to every owner chat", file=sys.stderr)
     return 0
@@ -247,6 +259,9 @@ async def _run(config: Config) -> int:
         print(f"feedbot: cannot start: {exc}", file=sys.stderr)
         await app.stop()
         return EXIT_CONFIG
+    except BaseException:
+        await app.stop()  # its threads would keep the process alive: a supervisor must see it exit
+        raise
     telegram = "not configured (set telegram.token or $FEEDBOT_TELEGRAM_TOKEN)"
     if app.telegram is not None:
         telegram = f"@{app.bot_username} by {'webhook' if config.telegram_webhook else 'long polling'}"

@@ -45,13 +45,29 @@ class ConfigError(ValueError):
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 
 
+MAX_DURATION = timedelta(days=3650)  # longer: a typo (and times this far ahead overflow)
+
+
 def parse_duration(value: Any) -> timedelta:
-    if isinstance(value, str) and value.strip():
+    if isinstance(value, str) and value.strip() and len(value) <= 40:
         match = _DURATION.match(value)
         if match and any(match.groups()):
             d, h, m, s = (int(g or 0) for g in match.groups())
+            # Compared before timedelta() is built: it overflows past ~2.7 million years.
+            if d * 86400 + h * 3600 + m * 60 + s > MAX_DURATION.total_seconds():
+                raise ValueError(f"longer than {MAX_DURATION.days} days: {value!r}")
             return timedelta(days=d, hours=h, minutes=m, seconds=s)
-    raise ValueError(f"expected a duration like '3h', '90m' or '1h30m', got {value!r}")
+    shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+    raise ValueError(f"expected a duration like '3h', '90m' or '1h30m', got {shown!r}")
+
+
+def format_duration(value: timedelta) -> str:
+    """A duration the way the config writes it: '3h', '1h30m', '72h', '7d' (the inverse of
+    parse_duration; days from a week up, as config.example.toml writes its defaults)."""
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86400) if seconds >= 7 * 86400 else (0, seconds)
+    parts = [(days, "d"), (rest // 3600, "h"), (rest % 3600 // 60, "m"), (rest % 60, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0m"
 
 
 def _positive_duration(value: Any) -> timedelta:
@@ -73,6 +89,27 @@ def _nonempty_str(value: Any) -> str:
     return value
 
 
+MIN_TOKEN_CHARS = 16
+MIN_TOKEN_DISTINCT = 8
+
+
+def _api_token(value: Any) -> str:
+    """Empty (one is generated), or a secret an attacker cannot guess: it is also the agents'
+    sign-in. Long enough and not a repeated pattern (`feedbot api-token` makes 32 random ones)."""
+    token = _str(value)
+    if not token:
+        return token
+    if token != token.strip() or any(not c.isprintable() or c.isspace() for c in token):
+        raise ValueError("must not contain spaces or control characters")
+    if len(token) < MIN_TOKEN_CHARS or len(set(token)) < MIN_TOKEN_DISTINCT:
+        raise ValueError(f"too weak: use at least {MIN_TOKEN_CHARS} characters with at least {MIN_TOKEN_DISTINCT} "
+                         "different ones (e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`), "
+                         "or leave it empty to have one generated")
+    if not token.isascii():
+        raise ValueError("use ASCII characters only (HTTP headers carry it)")
+    return token
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
@@ -89,16 +126,20 @@ def _int_range(low: int, high: int) -> Callable[[Any], int]:
 
 
 def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    # Not inf or nan (TOML has both): no rate or delay is infinite, and nan compares false.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9:
         raise ValueError(f"expected a number above zero, got {value!r}")
     return float(value)
 
 
 def _timezone(value: Any) -> str:
     try:
-        ZoneInfo(_str(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name like 'Asia/Ho_Chi_Minh')") from None
+        if len(_str(value)) > 64:  # a longer name makes the file lookup fail with OSError
+            raise ValueError(value)
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = value if not isinstance(value, str) or len(value) <= 64 else value[:64] + "..."
+        raise ValueError(f"unknown time zone {shown!r} (use an IANA name like 'Asia/Ho_Chi_Minh')") from None
     return value
 
 
@@ -274,7 +315,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "http": {
         "host": (_nonempty_str, "127.0.0.1"),
         "port": (_int_range(0, 65535), 8080),
-        "api_token": (_str, ""),
+        "api_token": (_api_token, ""),
         "max_body_bytes": (_int_range(1024, 10 * 1024 * 1024), 64 * 1024),
         "public_url": (_url_or_empty, ""),
         "header_timeout": (_seconds_up_to(3600), "10s"),
@@ -506,8 +547,11 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
 
 def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
     tg = values["telegram"]
-    if tg["token"] and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", tg["token"]):
-        raise ConfigError("telegram.token: does not look like a bot token from @BotFather ('123456:ABC...')")
+    if tg["token"]:
+        _check_bot_token(tg["token"])
+    if re.search(r"/bot(\d+:[^/]*)?$", tg["api_base_url"], re.IGNORECASE):
+        raise ConfigError(f"telegram.api_base_url: give the server's address without the /bot suffix"
+                          f" (the bot adds /bot<token>/ itself), like {API_BASE_URL_EXAMPLE!r}")
     if tg["mode"] == "webhook" and not values["http"]["public_url"]:
         raise ConfigError("http.public_url: telegram.mode = 'webhook' needs the public https URL of this server")
     if tg["bot_username"] and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", tg["bot_username"].lstrip("@")):
@@ -531,6 +575,27 @@ def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
         raise ConfigError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - only")
 
 
+API_BASE_URL_EXAMPLE = "https://api.telegram.org"
+BOT_TOKEN_EXAMPLE = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"  # the form @BotFather gives
+
+
+def _check_bot_token(token: str) -> None:
+    """Say what is wrong with a token (never echoing it): the id, the colon or the secret part."""
+    bot_id, colon, secret = token.partition(":")
+    problem = None
+    if not colon:
+        problem = "it has no ':'"
+    elif not bot_id.isascii() or not bot_id.isdigit():
+        problem = "the part before ':' must be the bot's numeric id"
+    elif not re.fullmatch(r"[A-Za-z0-9_-]*", secret):
+        problem = "the part after ':' may only hold letters, digits, '_' and '-' (spaces or quotes copied with it?)"
+    elif len(secret) < 20:
+        problem = f"the part after ':' has {len(secret)} characters, a real token has about 35"
+    if problem:
+        raise ConfigError(f"telegram.token: not a bot token from @BotFather: {problem}"
+                          f" (a token looks like '{BOT_TOKEN_EXAMPLE}')")
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read the config file: the given path, else $FEEDBOT_CONFIG, else ./config.toml if it
     exists, else the embedded defaults."""
@@ -547,4 +612,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(f"{file}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: not valid TOML: nested too deeply") from None
+    except OSError as exc:  # a directory, no permission to read it, ...
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror or exc}") from None
     return parse_config(raw, env, str(file))

@@ -110,6 +110,7 @@ class Engine:
         channel = self.channels[channel_name]
         update_id = channel.update_id(payload)
         received_at = self.clock.now()
+        erased = False
         try:
             # A unit: updates that arrive together share one commit (storage/db.py).
             async with self.db.unit() as tx:
@@ -128,6 +129,7 @@ class Engine:
                         raise RuntimeError(f"{channel_name} update {update_id} recorded twice at once")
                     if handled.forget:
                         await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
+                        erased = True
         except _HandlingFailed as failed:
             exc = failed.__cause__
             log.error("%s update %s failed", channel_name, update_id, exc_info=exc)
@@ -139,6 +141,8 @@ class Engine:
         if inbox_id is None:
             log.info("%s update %s already recorded; ignoring the redelivery", channel_name, update_id)
             return False
+        if erased:
+            await self.db.checkpoint()  # committed: now no older copy of the erased rows in the WAL either
         self.wake_sender()
         return True
 
@@ -171,6 +175,7 @@ class Engine:
     async def process(self, inbox_id: int, channel: Channel, payload: dict[str, Any]) -> None:
         """Handle an update recorded earlier (record()): its writes and its inbox row's outcome
         committed together, or on any error none of them and the error on the row."""
+        erased = False
         async with self.db.unit() as tx:
             try:
                 async with savepoint(tx, "handling"):
@@ -180,9 +185,13 @@ class Engine:
                     )
                     if handled.forget:
                         await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
+                        erased = True
             except Exception as exc:  # one bad update never stops the bot
                 log.exception("%s update (inbox %s) failed", channel.name, inbox_id)
                 await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now())
+                erased = False
+        if erased:
+            await self.db.checkpoint()  # committed: now no older copy of the erased rows in the WAL either
         self.wake_sender()
 
     async def _handled(self, tx: Connection, channel: Channel, payload: dict[str, Any]) -> "_Handled":

@@ -5,16 +5,20 @@ Bad input changes nothing: validation happens before the one write transaction.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import io
 import json
 import logging
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 import segno
 from aiohttp import web
 
+from bot.agent_page import LoginThrottle
 from bot.clock import Clock
 from bot.digest import DigestService
 from bot.engine import Engine
@@ -22,10 +26,15 @@ from bot.purchases import InputError, PurchaseConflict, parse_purchase, parse_re
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
 from storage.db import Database, fetch_one
+from storage.timefmt import from_db
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_MAX_BYTES = 1024 * 1024
+OPENAPI_PATH = "/api/v1/openapi.json"
+OPENAPI_FILE = Path(__file__).parent / "web" / "api" / "openapi.json"
+HEALTH_WRITE_SPACING_S = 2.0  # /healthz answers from its last write test if that is newer
+HEALTH_WRITE_TIMEOUT_S = 5.0
 TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TELEGRAM_WEBHOOK_PATH = "/webhooks/telegram"
 
@@ -52,6 +61,7 @@ class HttpApi:
         bot_username: Callable[[], str | None],
         reports: DigestService | None = None,
         web_link: Callable[[str], str] | None = None,
+        liveness: Callable[[], dict[str, dict[str, str]]] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -64,10 +74,15 @@ class HttpApi:
         self.bot_username = bot_username
         self.reports = reports
         self.web_link = web_link  # the web chat's survey page for a link token (web channel on)
+        self.throttle = LoginThrottle()  # wrong bearer tokens per address, as on the agent page
+        self.liveness = liveness  # the sender's and the scheduler's status, for /healthz
+        self._db_health: tuple[float, dict[str, str]] | None = None  # (monotonic time, status) of the last write test
+        self._db_health_lock = asyncio.Lock()
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=max(self.max_body_bytes, WEBHOOK_MAX_BYTES), middlewares=[self._errors])
         app.router.add_get("/healthz", self.health)
+        app.router.add_get(OPENAPI_PATH, self.openapi)
         app.router.add_post("/api/v1/purchases", self._authorized(self.post_purchase))
         app.router.add_get("/api/v1/purchases/{order_id}", self._authorized(self.get_purchase))
         app.router.add_get("/api/v1/purchases/{order_id}/qr.png", self._authorized(self.purchase_qr))
@@ -86,7 +101,7 @@ class HttpApi:
                 return error(exc.status, exc.reason)
             raise
         except Exception:
-            log.exception("HTTP %s %s failed", request.method, request.path)
+            log.exception("HTTP %s %s failed", request.method, _route(request))
             return error(500, "internal error; see the bot's log")
 
     def _authorized(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -95,11 +110,29 @@ class HttpApi:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token:
                 return error(401, "missing API token: send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
-            if not hmac.compare_digest(token.strip().encode(), self.api_token.encode()):
+            address = request.remote or "?"
+            wait = self.throttle.wait_left(address)
+            if wait > 0:  # even the right token: else the lockout tells a guesser when it guessed right
+                return error(429, f"too many wrong API tokens from this address; try again in {int(wait) + 1} s",
+                             headers={"Retry-After": str(int(wait) + 1)})
+            # Header bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
+            given = token.strip().encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(given, self.api_token.encode()):
+                self._wrong_token(address, request)
                 return error(401, "wrong API token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
             return await handler(request)
 
         return checked
+
+    def _wrong_token(self, address: str, request: web.Request) -> None:
+        """Counted per address like the agent page's sign-in; logged without the token."""
+        self.throttle.failed(address)
+        if self.throttle.wait_left(address) > 0:
+            log.warning("HTTP API: wrong bearer token from %s (%s %s); %d wrong in %d min: this address is "
+                        "refused for %d min", address, request.method, _route(request), self.throttle.max_failures,
+                        self.throttle.window // 60, self.throttle.window // 60)
+        else:
+            log.warning("HTTP API: wrong bearer token from %s (%s %s)", address, request.method, _route(request))
 
     async def _read_json(self, request: web.Request, limit: int) -> Any:
         return (await self._read_json_text(request, limit))[0]
@@ -122,19 +155,50 @@ class HttpApi:
             raise _Reject(413, f"body larger than {limit} bytes")
         try:
             text = raw.decode("utf-8")
-            return json.loads(text), text
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Reject(400, f"body: not valid JSON: {exc}", "body") from None
+            value = json.loads(text)
+        except ValueError as exc:  # not UTF-8, not JSON, an integer of more than 4300 digits
+            raise _Reject(400, f"body: not valid JSON: {str(exc)[:200]}", "body") from None
+        except RecursionError:
+            raise _Reject(400, "body: nested too deeply", "body") from None
+        return value, text
 
     # --- handlers ---------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
-        await self.db.fetchone("SELECT 1")
-        return web.json_response({"ok": True})
+        """Each part's status; 503 when one is down. The database is tested with a real write
+        (a heartbeat row), at most every HEALTH_WRITE_SPACING_S: anyone may call this."""
+        parts = {"database": await self._database_health()}
+        if self.liveness is not None:
+            parts.update(self.liveness())
+        ok = all(part["status"] != "down" for part in parts.values())
+        return web.json_response({"ok": ok, "parts": parts}, status=200 if ok else 503,
+                                 headers={"Cache-Control": "no-store"})
+
+    async def _database_health(self) -> dict[str, str]:
+        async with self._db_health_lock:  # callers at the same time share one write
+            loop = asyncio.get_running_loop()
+            if self._db_health is not None and loop.time() - self._db_health[0] < HEALTH_WRITE_SPACING_S:
+                return self._db_health[1]
+            try:
+                await asyncio.wait_for(self.db.heartbeat(self.clock.now().isoformat()), HEALTH_WRITE_TIMEOUT_S)
+                status = {"status": "ok"}
+            except asyncio.TimeoutError:
+                status = {"status": "down", "error": f"a write did not finish within {HEALTH_WRITE_TIMEOUT_S:.0f} s"}
+            except Exception as exc:  # sqlite3.Error mostly: a read-only file, a full disk
+                log.error("healthz: the database does not take writes: %s: %s", type(exc).__name__, exc)
+                status = {"status": "down", "error": f"writes fail: {type(exc).__name__}: {exc}"}
+            self._db_health = (loop.time(), status)
+            return status
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The API's description (OpenAPI 3.1), public like the routes it describes."""
+        return web.Response(body=OPENAPI_FILE.read_bytes(), content_type="application/json", charset="utf-8")
 
     async def post_purchase(self, request: web.Request) -> web.Response:
         try:
             body = await self._read_json(request, self.max_body_bytes)
+            if not utf8_text(body):  # (a Telegram update like that is kept, with its error: not here)
+                raise _Reject(400, "body: a string with an unpaired surrogate escape (like \\ud800): not text", "body")
             data = parse_purchase(body, touchpoints=self.touchpoints, timezone=self.policy.timezone, now=self.clock.now())
             revoke_link = parse_revoke_link(body)
         except _Reject as exc:
@@ -153,12 +217,16 @@ class HttpApi:
                     "id": outcome.survey_id,
                     "status": outcome.survey_status,
                     "skip_reason": outcome.skip_reason,
-                    "due_at": outcome.due_at.astimezone(self.policy.timezone).isoformat(),
+                    "due_at": self._shop_time(outcome.due_at),
                 },
                 "links": self._links(outcome.order_id, outcome.link_token),
             },
             status=202 if outcome.created else 200,
         )
+
+    def _shop_time(self, at: datetime | None) -> str | None:
+        """One format for every time the API answers: ISO 8601 in shop time, with its offset."""
+        return None if at is None else at.astimezone(self.policy.timezone).isoformat()
 
     async def get_purchase(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
@@ -177,8 +245,8 @@ class HttpApi:
                     "id": row["id"],
                     "status": row["status"],
                     "skip_reason": row["skip_reason"],
-                    "due_at": row["due_at"],
-                    "sent_at": row["sent_at"],
+                    "due_at": self._shop_time(from_db(row["due_at"])),
+                    "sent_at": self._shop_time(from_db(row["sent_at"])),
                     "score": row["score"],
                     "comment": row["comment"],
                 },
@@ -244,6 +312,22 @@ class HttpApi:
 
 
 _OK = b'{"ok": true}'
+
+
+def utf8_text(value: Any) -> bool:
+    """False when a parsed JSON value holds a string with a lone surrogate ("\\ud800" is valid
+    JSON, but no text: SQLite, the platforms and the log cannot encode it)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern, for logs: /api/v1/purchases/{order_id}, never the order id itself."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
 
 
 def _dumps(body: Any) -> str:

@@ -170,8 +170,21 @@ class Privacy:
             "filename": "my-data.json",
             "mime_type": "application/json",
             "text": caption,
+            "my_data": True,  # for file_undelivered: what it is and how to speak to them
+            "language": language,
         }
         await enqueue(tx, target, "send_document", payload, now)
+
+    async def file_undelivered(self, tx: Connection, outbox_ids: list[int]) -> None:
+        """The sender gave up on these rows: for a /mydata file, tell the customer and offer
+        the download link (or, with no public URL, to ask the shop) instead of silence."""
+        for channel, chat_id, contact_id, payload in await my_data_links.undelivered_files(tx, outbox_ids):
+            language = payload.get("language") or "vi"
+            target = Target(channel, chat_id, contact_id, None, notice_current=True)
+            document = base64.b64decode(payload["document_base64"]).decode("utf-8")
+            log.warning("/mydata file to %s chat %s could not be sent; offering the link instead", channel, chat_id)
+            sorry = text(language, "privacy.mydata_file_failed")
+            await self._send_link(tx, target, language, sorry, document, self.clock.now())
 
     async def _send_link(self, tx: Connection, target: Target, language: str, caption: str, document: str,
                          now: datetime) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, tzinfo
+from datetime import timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,6 +16,14 @@ from storage import contacts, customers, purchases, start_tokens, surveys
 from storage.db import Database
 
 MAX_FUTURE = timedelta(hours=1)  # tolerated clock skew of the shop's system
+EARLIEST = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)  # older purchased_at: a typo or a placeholder
+# The largest amount of one order, per currency: beyond it a value is a mistake or an attack
+# (and it must stay a finite float in SQLite: 1E+999999999 would be stored as inf). Currencies
+# whose unit is small get a larger cap; any other 3-letter code gets the default.
+MAX_AMOUNT_DEFAULT = Decimal(10) ** 9
+MAX_AMOUNT = {code: Decimal(10) ** 12 for code in ("VND", "IDR", "LAK", "KHR", "MMK", "UZS", "IRR", "KRW", "PYG", "GNF")}
+MAX_AMOUNT.update({code: Decimal(10) ** 10 for code in ("JPY", "HUF", "CLP", "COP", "ISK", "TZS", "UGX", "NGN", "PHP", "THB", "INR")})
+MAX_DECIMALS = 4
 _ID = re.compile(r"^[A-Za-z0-9._:/#-]{1,64}$")
 
 
@@ -67,14 +76,17 @@ def parse_purchase(body: Any, *, touchpoints: tuple[str, ...], timezone: tzinfo,
     purchased_at = _time(body, "purchased_at", timezone)
     if purchased_at > now + MAX_FUTURE:
         raise InputError("purchased_at", "is in the future")
+    if purchased_at < EARLIEST:
+        raise InputError("purchased_at", f"before {EARLIEST.date().isoformat()}: not a real purchase time")
+    currency = _currency(body.get("currency", "VND"))
     return PurchaseInput(
         order_id=_identifier(body, "order_id"),
         customer_external_id=_identifier(customer, "external_id", "customer.external_id"),
         customer_name=_required_str(customer, "name", "customer.name", max_len=200),
         phone=_phone(customer.get("phone")),
         telegram_user_id=_telegram_user_id(customer.get("telegram_user_id")),
-        amount=_amount(body.get("amount")),
-        currency=_currency(body.get("currency", "VND")),
+        amount=_amount(body.get("amount"), currency),
+        currency=currency,
         items=_items(body.get("items", [])),
         store=_optional_str(body, "store", max_len=100),
         touchpoint=touchpoint,
@@ -121,22 +133,31 @@ def _time(obj: dict, key: str, tz: tzinfo) -> datetime:
         raise InputError(key, "expected an ISO 8601 string")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(key, f"not an ISO 8601 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)  # no offset: shop time
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)  # no offset: shop time
+        parsed.astimezone(dt_timezone.utc)  # year 1 or 9999 with an offset: out of range in UTC
+    except (ValueError, OverflowError):
+        raise InputError(key, f"not an ISO 8601 time: {value[:40]!r}") from None
+    return parsed
 
 
-def _amount(value: Any) -> Decimal:
+def _amount(value: Any, currency: str) -> Decimal:
     if value is None:
         raise InputError("amount", "required")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise InputError("amount", "expected a number")
+    if isinstance(value, str) and len(value) > 40:
+        raise InputError("amount", "expected a number, got a string of more than 40 characters")
     try:
         amount = Decimal(str(value))
-    except InvalidOperation:
-        raise InputError("amount", f"expected a number, got {value!r}") from None
+    except (InvalidOperation, ValueError):  # ValueError: an int of more digits than str() allows
+        raise InputError("amount", f"expected a number, got {str(value)[:40]!r}") from None
     if not amount.is_finite() or amount < 0:
-        raise InputError("amount", "expected a number zero or above")
+        raise InputError("amount", "expected a finite number zero or above")
+    limit = MAX_AMOUNT.get(currency, MAX_AMOUNT_DEFAULT)
+    if amount > limit:
+        raise InputError("amount", f"larger than {limit:,} {currency}: not a real order amount")
+    if amount != amount.quantize(Decimal(1).scaleb(-MAX_DECIMALS)):  # within 17 digits: the cap above
+        raise InputError("amount", f"more than {MAX_DECIMALS} decimal places")
     return amount
 
 

@@ -124,6 +124,9 @@ class Sender:
         self.jitter = jitter
         self.sleep = sleep  # the overall rate's waits (tests pass one that moves a fake `monotonic`)
         self.hooks = hooks
+        # Also called in the transaction that marks rows failed for good, with their ids
+        # (e.g. a /mydata file: the customer is told and offered the link).
+        self.failure_listeners: list[Callable[[Connection, list[int]], Awaitable[None]]] = []
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
         self._stopping = False
@@ -357,21 +360,21 @@ class Sender:
         except Transient as exc:
             if attempt >= self.max_attempts:
                 log.error(
-                    "outbox %s to %s chat %s failed %d times, giving up (dead letter): %s",
-                    row.id, row.channel, row.chat_id, attempt, exc,
+                    "outbox %s to %s failed %d times, giving up (dead letter): %s",
+                    row.id, row.channel, attempt, exc,
                 )
                 await self._finish(ids, "failed", f"gave up after {attempt} attempts: {exc}", row, exc)
             else:
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
                 delay *= 0.5 + 0.5 * self.jitter()  # jitter: retries of many rows do not stampede
                 self.stats["retried"] += 1
-                log.info("outbox %s to %s chat %s: %s; retry %d in %.1fs", row.id, row.channel, row.chat_id, exc, attempt, delay)
+                log.info("outbox %s to %s: %s; retry %d in %.1fs", row.id, row.channel, exc, attempt, delay)
                 await self._retry(ids, delay, str(exc), count_attempt=True)
         except Ambiguous as exc:
-            log.warning("outbox %s to %s chat %s: outcome unknown, not resending: %s", row.id, row.channel, row.chat_id, exc)
+            log.warning("outbox %s to %s: outcome unknown, not resending: %s", row.id, row.channel, exc)
             await self._finish(ids, "unknown", str(exc), row, exc)
         except Permanent as exc:
-            log.warning("outbox %s to %s chat %s failed: %s", row.id, row.channel, row.chat_id, exc)
+            log.warning("outbox %s to %s failed: %s", row.id, row.channel, exc)
             await self._finish(ids, "failed", str(exc), row, exc)
         except Exception as exc:  # a bug in a channel must not kill the sender
             log.exception("outbox %s: unexpected error", row.id)
@@ -409,6 +412,12 @@ class Sender:
             await outbox.mark_final(tx, ids, status, error)
             if status == "failed":  # a survey whose question never arrived is not "sent and unanswered"
                 await surveys.mark_undeliverable(tx, ids, error, self.clock.now())
+                for listener in self.failure_listeners:
+                    try:
+                        async with savepoint(tx, "failure_listener"):
+                            await listener(tx, ids)
+                    except Exception:
+                        log.exception("outbox %s: failure listener failed", ids)
             on_failed = getattr(self.hooks, "on_failed", None)
             if row is not None and exc is not None and on_failed is not None:
                 try:  # in the same transaction: what waits for this row never sees it done without its fallback

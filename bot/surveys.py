@@ -113,11 +113,11 @@ class SurveyDispatcher:
                 target = Target.of_contact(contact, priority=priority)
                 await apply(tx, decisions, target, now)
                 await surveys.mark_sent(tx, survey.id, contact.id, contact.language, now)
-                log.info("survey %s (order %s) sent to contact %s", survey.id, survey.order_id, contact.id)
+                log.info("survey %s sent to contact %s", survey.id, contact.id)
                 return "sent"
             case Skip(reason=reason):
                 await surveys.mark_skipped(tx, survey.id, reason, now)
-                log.info("survey %s (order %s) skipped: %s", survey.id, survey.order_id, reason)
+                log.info("survey %s skipped: %s", survey.id, reason)
                 return f"skipped_{reason}"
             case Postpone(until=until):
                 await surveys.postpone(tx, survey.id, until)

@@ -289,7 +289,7 @@ class TicketDesk:
         else:
             due = ticket.first_response_due_at if breach == "first_response" else ticket.resolution_due_at
             key = "desk.breach_first" if breach == "first_response" else "desk.breach_resolution"
-            message = text(lang, key, number=number, due=local_time(due, self.tz), priority=priority_label, supervisor=supervisor)
+            message = text(lang, key, number=number, due=local_time(due, self.tz, lang), priority=priority_label, supervisor=supervisor)
         message = message.strip()
         if self.config.chat_id:
             await self._to_group(tx, ticket, message, now=now)

@@ -356,7 +356,7 @@ class WebChat:
             self._address_of[session_id] = address
             self.channel.subscribe(session_id, outgoing.put_nowait)
             resume = hello.get("resume")
-            last_seq = resume if isinstance(resume, int) and not isinstance(resume, bool) and resume >= 0 else 0
+            last_seq = resume if _is_seq(resume) else 0
             await ws.send_json({
                 "type": "welcome", "session": token, "demo": self.demo is not None,
                 "max_message_chars": self.limits.max_message_chars,
@@ -398,7 +398,9 @@ class WebChat:
             return None
         try:
             hello = json.loads(msg.data)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, nested too deep, an int of 5,000 digits
+            hello = None
+        if not _utf8_text(hello):
             hello = None
         if not isinstance(hello, dict) or hello.get("type") != "hello":
             await ws.send_json(_error("malformed", "the first frame must be {\"type\": \"hello\", ...}"))
@@ -436,7 +438,7 @@ class WebChat:
                 await self._receive(session_id, lang, f"link:{customer.id}", text="/start", customer=external_id)
                 return
         elif hello.get("customer_token"):
-            log.info("web chat: session %s… sent an invalid or expired customer token", session_id[:6])
+            log.info("web chat: a visitor sent an invalid or expired customer token")
         if fresh or await web_messages.count(self.db.reader, session_id) == 0:
             await self._receive(session_id, lang, "start:", text="/start")
 
@@ -449,8 +451,10 @@ class WebChat:
                 raise _Reject("too_large", f"frame larger than {self.limits.max_frame_bytes} bytes")
             try:
                 frame = json.loads(data)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, nested too deep, an int of 5,000 digits
                 raise _Reject("malformed", "not JSON") from None
+            if not _utf8_text(frame):
+                raise _Reject("malformed", "a string with an unpaired surrogate escape: not text")
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise _Reject("malformed", "expected a JSON object with a type")
             kind = frame["type"]
@@ -491,7 +495,7 @@ class WebChat:
     async def _choice(self, session_id: str, lang: Any, frame_id: str, data: Any, message_id: Any) -> None:
         if not isinstance(data, str) or not 0 < len(data) <= MAX_CHOICE_CHARS:
             raise _Reject("malformed", f"data: expected a string of 1-{MAX_CHOICE_CHARS} characters", frame_id)
-        if isinstance(message_id, bool) or not isinstance(message_id, int) or message_id <= 0:
+        if not _is_seq(message_id) or message_id == 0:
             raise _Reject("malformed", "message_id: expected the seq of the message with the button", frame_id)
         await self._receive(session_id, lang, frame_id, choice=data, message_id=message_id)
 
@@ -528,6 +532,20 @@ class WebChat:
         payload = {"session": session_id, "id": frame_id, "lang": lang if lang in ("vi", "en") else None,
                    "name": f"web-{session_id[:6]}", **fields}
         await self.engine.receive(NAME, payload)
+
+
+def _utf8_text(value: Any) -> bool:
+    """False when a parsed frame holds a lone surrogate ("\\ud800" is valid JSON, but no text)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_seq(value: Any) -> bool:
+    """A message number as the page may send it: a whole number SQLite can store (1e30 cannot)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
 def _uncount(counter: Counter[str], key: str) -> None:

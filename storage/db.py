@@ -36,6 +36,12 @@ WAL_LIMIT_PAGES = 4000
 # written whole to the WAL at COMMIT and copied again at the checkpoint; at 1 KiB that traffic
 # halves (bench/inbound_vs_ptb.py: ~32 -> ~15 KB per update). An existing file keeps its size.
 PAGE_SIZE = 1024
+# checkpoint() (after an erasure): each TRUNCATE try waits this long at most for readers of
+# older WAL frames while it holds the write lock, then writers go on for SCRUB_RETRY_S and it
+# tries again, for SCRUB_TIMEOUT_S in all.
+SCRUB_WAIT_MS = 200
+SCRUB_RETRY_S = 0.05
+SCRUB_TIMEOUT_S = 30.0
 # The WAL file is cut back to this many bytes when it starts over after a checkpoint: without
 # it, a burst of writes leaves a WAL file as large as the burst on disk for good.
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
@@ -88,6 +94,18 @@ def _run_in_transaction(raw: sqlite3.Connection, statements: list[tuple[str, tup
             raw.execute("ROLLBACK")
         raise
     return results
+
+
+def _truncate_wal(raw: sqlite3.Connection) -> bool:
+    """On the database thread: PRAGMA wal_checkpoint(TRUNCATE), waiting at most SCRUB_WAIT_MS
+    for readers of older frames (not the connection's full busy timeout: the caller holds the
+    write lock meanwhile). True when SQLite reports it busy (not done)."""
+    raw.execute(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}").fetchall()
+    try:
+        busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").fetchall()
+    return bool(busy)
 
 
 def _begin_if_free(raw: sqlite3.Connection) -> bool:
@@ -237,8 +255,19 @@ class Database:
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._wrote = asyncio.Event()
         self._checkpoint_lock = asyncio.Lock()  # one at a time: a second would find SQLite busy
+        self._scrub_pending = False  # a TRUNCATE checkpoint (checkpoint()) has not completed yet
 
     async def open(self, migrate: bool = True) -> None:
+        """Connect, switch to WAL, migrate. On any failure the connections made so far are
+        closed again (their threads would otherwise keep the process alive: a bot that
+        cannot start must exit, so that its supervisor sees it)."""
+        try:
+            await self._open(migrate)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self, migrate: bool) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
@@ -275,17 +304,28 @@ class Database:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
         # check_same_thread=False: transaction(inline=True) runs statements on the event loop
         # thread while the write lock keeps every other user off this connection.
-        conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        pending = aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn = await pending
+        except BaseException:
+            # aiosqlite stops its thread when the connect fails: let it finish while the loop
+            # runs (else it reports to a closed loop, with a traceback, at exit).
+            await asyncio.to_thread(pending._thread.join, 1.0)
+            raise
         conn.row_factory = aiosqlite.Row
-        # execute_fetchall, not execute: a PRAGMA that returns a row keeps its statement
-        # (and a read lock) open until the row is fetched, which blocks the other connection.
-        await conn.execute_fetchall(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await conn.execute_fetchall("PRAGMA foreign_keys=ON")
-        await conn.execute_fetchall("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no commit's integrity
-        # Deleted and overwritten content is zeroed on disk, not left in free space: erased
-        # personal data is really gone (storage/privacy.py).
-        await conn.execute_fetchall("PRAGMA secure_delete=ON")
-        await conn.execute_fetchall(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        try:
+            # execute_fetchall, not execute: a PRAGMA that returns a row keeps its statement
+            # (and a read lock) open until the row is fetched, which blocks the other connection.
+            await conn.execute_fetchall(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await conn.execute_fetchall("PRAGMA foreign_keys=ON")
+            await conn.execute_fetchall("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no commit's integrity
+            # Deleted and overwritten content is zeroed on disk, not left in free space: erased
+            # personal data is really gone (storage/privacy.py).
+            await conn.execute_fetchall("PRAGMA secure_delete=ON")
+            await conn.execute_fetchall(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        except BaseException:  # e.g. "file is not a database": the connection's thread ends too
+            await conn.close()
+            raise
         return conn
 
     async def close(self) -> None:
@@ -313,10 +353,14 @@ class Database:
             self._wrote.clear()
             try:
                 async with self._checkpoint_lock:
-                    _, wal_pages, copied = (await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)"))[0]
-                    if wal_pages > WAL_LIMIT_PAGES and copied < wal_pages:
-                        async with self._locked():
-                            await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+                    if self._scrub_pending:  # an erasure's checkpoint() gave up: again until one completes
+                        async with self._locked():  # (which also wakes this loop again)
+                            await self._truncate(self.writer)
+                    else:
+                        _, wal_pages, copied = (await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)"))[0]
+                        if wal_pages > WAL_LIMIT_PAGES and copied < wal_pages:
+                            async with self._locked():
+                                await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error as exc:  # e.g. a disk error: the next write tries again
                 log.warning("WAL checkpoint failed: %s", exc)
             await asyncio.sleep(CHECKPOINT_SPACING_S)
@@ -470,11 +514,50 @@ class Database:
             if not future.done():
                 future.set_result(result)
 
-    async def checkpoint(self) -> None:
-        """Copy the WAL into the database file and empty it (best effort: readers may hold
-        older frames), so overwritten pages do not linger in the WAL file."""
-        async with self._checkpoint_lock, self._locked():
-            await self.writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+    async def checkpoint(self, timeout: float = SCRUB_TIMEOUT_S) -> bool:
+        """Copy the WAL into the database file and truncate it to nothing, so no file of the
+        database keeps an older image of a page: after an erasure, the erased text is gone
+        from the WAL too (secure_delete already zeroes it in the main file). True when done.
+
+        TRUNCATE has to wait until no reader still reads older frames of the WAL (its
+        snapshot): each try waits for them briefly holding the write lock, then lets writers
+        go on and tries again, until `timeout`. If it never completes, the background
+        checkpointer keeps trying TRUNCATE instead of PASSIVE until one does."""
+        if self.path == ":memory:":
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._scrub_pending = True
+        while True:
+            async with self._checkpoint_lock, self._locked():
+                if await self._truncate(self.writer):
+                    return True
+            if loop.time() > deadline:
+                log.error("WAL checkpoint (TRUNCATE) after an erasure did not complete within %.0fs (a reader "
+                          "holds an old snapshot); the background checkpointer keeps trying", timeout)
+                return False
+            await asyncio.sleep(SCRUB_RETRY_S)
+
+    async def _truncate(self, conn: aiosqlite.Connection) -> bool:
+        """One TRUNCATE checkpoint (waiting SCRUB_WAIT_MS at most for readers); True if the WAL
+        is now empty. Under the checkpoint lock and the write lock."""
+        try:
+            busy = await conn._execute(_truncate_wal, conn._conn)
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint (TRUNCATE) failed: %s", exc)
+            return False
+        if busy:
+            return False
+        self._scrub_pending = False
+        return True
+
+    async def heartbeat(self, at: str) -> None:
+        """A tiny committed write (the settings row 'heartbeat'): raises when the database
+        cannot take writes now (a read-only file or directory, a full disk, an I/O error)."""
+        await self.write_grouped(
+            "INSERT INTO settings (key, value) VALUES ('heartbeat', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (at,),
+        )
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         return list(await self.reader.execute_fetchall(sql, params))

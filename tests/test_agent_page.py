@@ -415,6 +415,20 @@ async def test_without_telegram_at_all_in_english(tmp_path, clock):
         await h.close()
 
 
+async def test_english_page_writes_dates_as_english_readers_do(tmp_path, tg, clock):
+    h = Harness(make_config(tmp_path, tg, agents={"language": "en"}), tg, clock)
+    await h.start()
+    agent = AgentClient(h)
+    try:
+        await file_complaint(h, tg)
+        await agent.login()
+        [listed] = await agent.tickets()
+        assert listed["first_response_due"] == "11:00, 23 Nov" and listed["resolution_due"] == "09:00, 25 Nov"
+    finally:
+        await agent.close()
+        await h.close()
+
+
 def test_refusal_rules():
     from flows.agent_page import MAX_TEXT, refusal
     from flows.desk import DeskTicket

@@ -200,7 +200,7 @@ EMFILE_SERVER = textwrap.dedent("""
 
     async def main():
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-        config = parse_config({"database": {"path": sys.argv[1]}, "http": {"port": 0, "api_token": "t" * 24}}, {})
+        config = parse_config({"database": {"path": sys.argv[1]}, "http": {"port": 0, "api_token": "emfile-test-token-0123456789"}}, {})
         app = FeedbotApp(config)
         await app.start(scheduler=False)
         open_now = len(__import__("os").listdir("/proc/self/fd"))

@@ -212,7 +212,7 @@ async def test_reminder_once_when_enabled(tmp_path, tg, clock):
         assert await h.app.dispatcher.remind() == 1
         assert await h.app.dispatcher.remind() == 0
         messages = await tg.wait_for_messages(USER, 3)
-        assert "Nhắc nhẹ" in messages[2].text
+        assert "vẫn rất mong được nghe ý kiến của bạn về đơn hàng #A-1001" in messages[2].text
     finally:
         await h.close()
 

@@ -109,6 +109,13 @@ def test_english_follow_ups():
     assert "What went wrong?" in low
 
 
+def test_vietnamese_follow_ups_say_plainly_that_they_may_answer_or_skip():
+    for score in (5, 1):
+        text = of(Reply, conversation.handle(tap(f"csat:3:{score}"), ctx(survey=SENT)))[0].text
+        assert "Không bắt buộc" not in text and "(" not in text  # no translated aside in brackets
+        assert text.endswith("Bạn cứ nhắn trả lời ngay tại đây, hoặc bấm Bỏ qua nếu không muốn trả lời.")
+
+
 def test_typed_digit_counts_as_a_score():
     decisions = conversation.handle(msg(" 4 "), ctx(state=csat.AWAITING_SCORE, data={"survey_id": 3}, survey=SENT))
     assert of(RecordScore, decisions) == [RecordScore(3, 4)]

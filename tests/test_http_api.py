@@ -443,7 +443,8 @@ async def test_get_purchase_shows_the_survey_state(harness):
     survey = body["survey"]
     assert survey["id"] == posted["survey"]["id"]
     assert (survey["status"], survey["skip_reason"], survey["sent_at"], survey["score"]) == ("scheduled", None, None, None)
-    assert survey["due_at"].startswith("2026-11-23T05:00:00")  # 12:00 shop time, in UTC
+    # Shop time with its offset, exactly as the POST answered it.
+    assert survey["due_at"] == posted["survey"]["due_at"] == "2026-11-23T12:00:00+07:00"
     assert body["links"] == posted["links"]
 
 
@@ -482,4 +483,5 @@ async def test_purchase_older_than_max_lateness_is_accepted_but_skipped(api):
 async def test_healthz(api):
     status, _, raw = await get(api, "/healthz", headers={})
     assert status == 200
-    assert json.loads(raw) == {"ok": True}
+    assert json.loads(raw) == {"ok": True, "parts": {"database": {"status": "ok"}, "sender": {"status": "ok"},
+                                                    "scheduler": {"status": "off"}}}

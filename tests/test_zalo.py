@@ -493,7 +493,7 @@ async def test_window_closed_is_not_sent_not_retried_and_shows_in_the_digest(zh,
     report = await zh.app.digests.report_json(week)
     assert report["csat"]["undelivered"] == 1 and report["csat"]["sent"] == 0
     text = render_text(await zh.app.digests.build(week), "en")
-    assert "1 surveys could not be delivered" in text
+    assert "Surveys not delivered: 1 (" in text
 
 
 async def test_unfollowed_customer_is_recorded_not_sent(zh, zfake):
