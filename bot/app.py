@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import secrets
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from telegram.error import InvalidToken
 
 from bot.http import agent_page
 from bot.channels.base import Channel
@@ -17,7 +19,7 @@ from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.zalo.channel import DbTokenStore, ZaloChannel
 from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
-from bot.config import Config
+from bot.config import API_BASE_URL_EXAMPLE, Config
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
 from bot.engine import Engine
@@ -45,6 +47,19 @@ SCHEDULER_GRACE_S = 60.0  # /healthz: a periodic job this late (or its interval,
 
 class StartupError(RuntimeError):
     pass
+
+
+def _telegram_start_error(exc: Exception, api_base_url: str) -> str:
+    """What getMe's failure means for the one who set the config: a wrong address, a refused
+    token, or no answer at all (PTB raises InvalidToken for both 401 and 404)."""
+    answer = str(exc.__cause__ or exc)  # PTB's getMe re-raises "token rejected" from the server's answer
+    if isinstance(exc, InvalidToken) and ("Not Found" in answer or "(404)" in answer):
+        return (f"telegram.api_base_url: the server at {api_base_url} answered 404 Not Found to getMe: "
+                f"is it the Bot API's base address, without /bot (like {API_BASE_URL_EXAMPLE})?")
+    if isinstance(exc, InvalidToken):
+        return "telegram.token: Telegram did not accept the bot token (401 Unauthorized); check it with @BotFather"
+    return (f"telegram.api_base_url: could not reach the Bot API at {api_base_url} ({type(exc).__name__}); "
+            f"check the address and the network")
 
 
 class FeedbotApp:
@@ -132,9 +147,13 @@ class FeedbotApp:
             self.db, self.clock, policy, shop, self.effects, wake_sender=self.sender.wake,
             channel_order=cfg.get("survey", "channel_order"),
             demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
+            start_token_ttl=timedelta(days=cfg.get("privacy", "start_token_days")),
         )
         self.privacy = Privacy(self.db, self.clock, retention_days=cfg.get("privacy", "retention_days"), shop_name=shop,
-                               public_url=cfg.get("http", "public_url"), effects=self.effects)
+                               public_url=cfg.get("http", "public_url"),
+                               start_token_days=cfg.get("privacy", "start_token_days"),
+                               trust_first_token_chat=cfg.get("privacy", "trust_first_token_chat"), effects=self.effects)
+        self.sender.failure_listeners.append(self.privacy.file_undelivered)
         for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher):
             service.register(self.effects)
         self.engine = Engine(
@@ -149,6 +168,7 @@ class FeedbotApp:
             complaints=cfg.complaint_policy(),
             desk=self.desk,
             wake_sender=self.sender.wake,
+            privacy=self.privacy,
             agents_reachable=self.desk.config.chat_id is not None or cfg.get("agent_page", "enabled"),
         )
         # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
@@ -198,7 +218,12 @@ class FeedbotApp:
                                      keepalive_timeout=self.connection_limits.keepalive_timeout)
         await self._runner.setup()
         site = GuardedSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"), self.guard)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise StartupError(f"port {cfg.get('http', 'port')} is in use: set http.port") from None
         self.port = self._runner.addresses[0][1]
 
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
@@ -252,10 +277,7 @@ class FeedbotApp:
         try:
             username = await self.telegram.start()
         except Exception as exc:
-            raise StartupError(
-                f"telegram.token: Telegram did not accept the bot token or could not be reached "
-                f"({type(exc).__name__}); check the token and telegram.api_base_url"
-            ) from None
+            raise StartupError(_telegram_start_error(exc, cfg.get("telegram", "api_base_url"))) from None
         self.bot_username = self.bot_username or username
         self.channels["telegram"] = self.telegram
 

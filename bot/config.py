@@ -61,6 +61,15 @@ def parse_duration(value: Any) -> timedelta:
     raise ValueError(f"expected a duration like '3h', '90m' or '1h30m', got {shown!r}")
 
 
+def format_duration(value: timedelta) -> str:
+    """A duration the way the config writes it: '3h', '1h30m', '72h', '7d' (the inverse of
+    parse_duration; days from a week up, as config.example.toml writes its defaults)."""
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86400) if seconds >= 7 * 86400 else (0, seconds)
+    parts = [(days, "d"), (rest // 3600, "h"), (rest % 3600 // 60, "m"), (rest % 60, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0m"
+
+
 def _positive_duration(value: Any) -> timedelta:
     parsed = parse_duration(value)
     if parsed <= timedelta(0):
@@ -426,6 +435,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "privacy": {
         "retention_days": (_int_range(1, 36500), 365),
         "purge_interval": (_positive_duration, "1h"),
+        "start_token_days": (_int_range(1, 3650), 30),
+        "trust_first_token_chat": (_bool, False),
     },
 }
 
@@ -536,8 +547,11 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
 
 def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
     tg = values["telegram"]
-    if tg["token"] and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", tg["token"]):
-        raise ConfigError("telegram.token: does not look like a bot token from @BotFather ('123456:ABC...')")
+    if tg["token"]:
+        _check_bot_token(tg["token"])
+    if re.search(r"/bot(\d+:[^/]*)?$", tg["api_base_url"], re.IGNORECASE):
+        raise ConfigError(f"telegram.api_base_url: give the server's address without the /bot suffix"
+                          f" (the bot adds /bot<token>/ itself), like {API_BASE_URL_EXAMPLE!r}")
     if tg["mode"] == "webhook" and not values["http"]["public_url"]:
         raise ConfigError("http.public_url: telegram.mode = 'webhook' needs the public https URL of this server")
     if tg["bot_username"] and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", tg["bot_username"].lstrip("@")):
@@ -559,6 +573,27 @@ def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
                               " (or $FEEDBOT_ZALO_ACCESS_TOKEN / $FEEDBOT_ZALO_REFRESH_TOKEN)")
     if tg["webhook_secret"] and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tg["webhook_secret"]):
         raise ConfigError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - only")
+
+
+API_BASE_URL_EXAMPLE = "https://api.telegram.org"
+BOT_TOKEN_EXAMPLE = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"  # the form @BotFather gives
+
+
+def _check_bot_token(token: str) -> None:
+    """Say what is wrong with a token (never echoing it): the id, the colon or the secret part."""
+    bot_id, colon, secret = token.partition(":")
+    problem = None
+    if not colon:
+        problem = "it has no ':'"
+    elif not bot_id.isascii() or not bot_id.isdigit():
+        problem = "the part before ':' must be the bot's numeric id"
+    elif not re.fullmatch(r"[A-Za-z0-9_-]*", secret):
+        problem = "the part after ':' may only hold letters, digits, '_' and '-' (spaces or quotes copied with it?)"
+    elif len(secret) < 20:
+        problem = f"the part after ':' has {len(secret)} characters, a real token has about 35"
+    if problem:
+        raise ConfigError(f"telegram.token: not a bot token from @BotFather: {problem}"
+                          f" (a token looks like '{BOT_TOKEN_EXAMPLE}')")
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:

@@ -11,7 +11,9 @@ from bot.channels.base import Channel
 from bot.clock import Clock
 from bot.outbox import consent
 from bot.outbox.effects import Actor, Effects, Target
+from bot.services.demo import is_demo_customer
 from bot.services.desk import DeskGroup, desk_view, view
+from bot.services.privacy import Privacy
 from bot.services.surveys import SurveyDispatcher
 from flows import complaint, conversation, csat
 from flows import privacy as privacy_flow
@@ -20,17 +22,17 @@ from flows.model import (
     Context,
     ContactView,
     Conversation,
-    CustomerView,
     Inbound,
     OrderRef,
     AuditDenied,
     SendPendingSurveys,
+    StartView,
     SurveyView,
 )
 from flows.schedule import SurveyPolicy
 from flows.texts import PRIVACY_NOTICE_VERSION, pick_language
 from flows.tickets import ComplaintPolicy
-from storage import contacts, conversations, customers, inbox, privacy, surveys, tickets
+from storage import contacts, conversations, customers, inbox, privacy, start_tokens, surveys, tickets, zalo
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database, savepoint
 
@@ -67,6 +69,7 @@ class Engine:
         complaints: ComplaintPolicy | None = None,
         desk: DeskGroup | None = None,
         wake_sender: Callable[[], None] = lambda: None,
+        privacy: Privacy | None = None,
         agents_reachable: bool = True,
     ) -> None:
         self.db = db
@@ -80,6 +83,8 @@ class Engine:
         self.complaints = complaints or ComplaintPolicy()
         self.desk = desk
         self.wake_sender = wake_sender
+        # Receipt links' rules (start_token_ttl, trust_first_token_chat) and telling a customer's chats.
+        self.privacy = privacy or Privacy(db, clock, retention_days=365, shop_name=shop_name)
         self.agents_reachable = agents_reachable  # an agents' group or the agent page: questions reach someone
 
     async def receive(self, channel_name: str, payload: dict[str, Any], *, raw: str | None = None) -> bool:
@@ -218,31 +223,37 @@ class Engine:
             language=pick_language(event.language_code, self.default_language),
             now=now,
         )
-        newly_linked = False
-        if contact.customer_id is None:
-            # The shop gave us this Telegram / Zalo user id with a purchase: no link needed.
-            known = await customers.by_platform_user(tx, event.channel, event.user_id)
-            if known is not None:
-                await contacts.link(tx, contact.id, known.id)
-                contact = await contacts.by_id(tx, contact.id) or contact
-                newly_linked = True  # surveys waiting for this chat go out now, as after /start
+        contact, newly_linked = await self._proved_link(tx, contact, event, now)
         customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
         state, data = await conversations.get(tx, contact.id)
         await consent.on_inbound(tx, contact, event, now)
+        ttl = self.privacy.start_token_ttl
 
         survey_view = None
         survey_id = csat.referenced_survey_id(event, state, data) or complaint.referenced_survey_id(event)
-        if survey_id is not None and customer is not None:
+        if survey_id is not None:
             survey = await surveys.get(tx, survey_id)
-            if survey is not None and survey.customer_id == customer.id:  # never another customer's survey
+            # Never another customer's survey; from a chat not proved to be the customer's,
+            # only that of an order whose receipt link it opened.
+            if survey is not None and (
+                (customer is not None and survey.customer_id == customer.id)
+                or await start_tokens.is_granted(tx, contact.id, survey.purchase_id, now, ttl)
+            ):
                 survey_view = SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score)
 
-        start_customer = None
+        start_view = None
         token = conversation.start_token(event)
         if token is not None:
-            found = await customers.by_link_token(tx, token)
+            found = await start_tokens.lookup(tx, token, now, ttl)
             if found is not None:
-                start_customer = CustomerView(found.id, found.name)
+                openers = await start_tokens.openers(tx, found.id)
+                others = [c for c in openers if c != contact.id]
+                start_view = StartView(
+                    found.id, found.customer_id, found.customer_name, found.order_id, found.usable,
+                    new_here=contact.id not in openers,
+                    # A demo customer is made up for whoever tries the demo: nothing of anyone's to protect.
+                    verifies=(self.privacy.trust_first_token_chat or is_demo_customer(found.external_id)) and not others,
+                )
 
         # Resolved tickets as far back as a complaint may be reopened or a question followed up.
         window = max(self.complaints.reopen_window, self.complaints.question_window)
@@ -253,9 +264,15 @@ class Engine:
             # Only this contact's own tickets: a guessed number finds nothing.
             ticket_record = next((t for t in own_tickets if t.id == ticket_id), None)
         recent_orders: tuple[OrderRef, ...] | None = None
+        granted: list[tuple[int, str, datetime]] = []
         if conversation.may_start_complaint(event):
             recent = await tickets.recent_orders(tx, customer.id) if customer else []
-            recent_orders = tuple(OrderRef(order_id, at) for order_id, at in recent)
+            granted = await start_tokens.granted_orders(tx, contact.id, now, ttl)
+            orders = dict(recent)
+            for _, order_id, at in granted:  # orders whose receipt link this chat opened
+                orders.setdefault(order_id, at)
+            newest = sorted(orders.items(), key=lambda item: item[1], reverse=True)[:5]
+            recent_orders = tuple(OrderRef(order_id, at) for order_id, at in newest)
 
         ctx = Context(
             now=now,
@@ -269,7 +286,7 @@ class Engine:
             conversation=Conversation(state, data),
             shop_name=self.shop_name,
             survey=survey_view,
-            start_customer=start_customer,
+            start=start_view,
             policy=self.policy,
             complaints=self.complaints,
             recent_orders=recent_orders,
@@ -290,11 +307,47 @@ class Engine:
         if ticket_id is not None and ticket_record is None and event.choice is not None:
             await self._audit_foreign_ticket_button(tx, ticket_id, contact, event.choice, now)
         customer_actor = Actor("customer", str(contact.id), contact.display_name)
-        target = await self.effects.apply(tx, decisions, target, now, contact=contact, ctx=ctx, event=event, actor=customer_actor)
+        # Orders whose receipt link this chat opened: a complaint about one is what the link is for.
+        granted_ids = {order_id: purchase_id for purchase_id, order_id, _ in granted}
+        target = await self.effects.apply(
+            tx, decisions, target, now, contact=contact, ctx=ctx, event=event, actor=customer_actor, granted=granted_ids,
+        )
         if newly_linked and target.customer_id is not None and not any(isinstance(d, SendPendingSurveys) for d in decisions):
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
         log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
+
+    async def _proved_link(
+        self, tx: Connection, contact: ContactRecord, event: Inbound, now: datetime
+    ) -> tuple[ContactRecord, bool]:
+        """Link the chat to a customer on a proof the shop or the platform vouches for (never
+        on a receipt's link: see _handle_customer); a phone claimed without proof links
+        nothing, and the customer's chats are told. The contact, and whether it was linked now
+        (surveys waiting for this chat then go out, as after /start)."""
+        linked = contact.customer_id
+        if linked is None:
+            # The shop gave us this Telegram / Zalo user id with a purchase.
+            known = await customers.by_platform_user(tx, event.channel, event.user_id)
+            if known is not None:
+                await contacts.link(tx, contact.id, known.id, "shop")
+                linked = known.id
+        if event.vouched_customer is not None:  # the shop site's signed customer token
+            vouched = await customers.by_external_id(tx, event.vouched_customer)
+            if vouched is not None and vouched.id != linked:
+                await contacts.link(tx, contact.id, vouched.id, "customer_token")
+                linked = vouched.id
+        if event.phone is not None:
+            owner = await zalo.customer_id_by_phone(tx, event.phone)
+            if owner is not None and event.phone_proved and linked is None:
+                await contacts.link(tx, contact.id, owner, "phone")
+                linked = owner
+            elif owner is not None and owner != linked:
+                # Not proved by the platform (Zalo's form), or the chat is already another customer's.
+                log.info("contact %s gave the phone of customer %s: not linked", contact.id, owner)
+                await self.privacy.tell_other_chats(tx, owner, "phone_claimed", contact.id, now)
+        if linked == contact.customer_id:
+            return contact, False
+        return await contacts.by_id(tx, contact.id) or contact, True
 
     async def _audit_foreign_ticket_button(
         self, tx: Connection, ticket_id: int, contact: ContactRecord, choice: str, now: datetime

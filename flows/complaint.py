@@ -26,7 +26,7 @@ from flows.model import (
     TicketView,
     parse_id,
 )
-from flows.texts import category_label, local_time, text
+from flows.texts import category_label, local_time, plural, text
 from flows.tickets import COMPLAINT
 
 PREFIX = "kn:"
@@ -134,7 +134,7 @@ def _ask_description(ctx: Context, data: dict) -> list[Decision]:
 def _ask_photos(ctx: Context, data: dict, key: str = "complaint.ask_photos") -> list[Decision]:
     lang = ctx.contact.language
     buttons = ((Button(text(lang, "complaint.continue"), f"{PREFIX}more"),), _cancel_row(lang))
-    message = text(lang, key, max=ctx.complaints.max_photos, count=len(data["photos"]))
+    message = plural(lang, key, len(data["photos"]), max=ctx.complaints.max_photos, count=len(data["photos"]))
     return [Reply(message, buttons=buttons), SetConversation(PHOTOS, data)]
 
 
@@ -147,7 +147,7 @@ def _ask_confirm(ctx: Context, data: dict) -> list[Decision]:
         order=f"#{data['order']}" if data.get("order") else text(lang, "order.none"),
         category=category_label(lang, data["category"]),
         description=data["description"],
-        photos=text(lang, "photos.count", count=photos) if photos else text(lang, "photos.none"),
+        photos=plural(lang, "photos.count", photos, count=photos) if photos else text(lang, "photos.none"),
     )
     buttons = ((Button(text(lang, "complaint.submit"), f"{PREFIX}send"), Button(text(lang, "complaint.cancel"), f"{PREFIX}cancel")),)
     return [Reply(summary, buttons=buttons), SetConversation(CONFIRM, data)]
@@ -248,7 +248,7 @@ def on_text(event: Inbound, ctx: Context) -> list[Decision] | None:
 
 def opened(ticket: TicketView, ctx: Context) -> list[Decision]:
     """What the customer hears once the ticket exists."""
-    due = local_time(ticket.first_response_due_at, ctx.policy.timezone)
+    due = local_time(ticket.first_response_due_at, ctx.policy.timezone, ctx.contact.language)
     return [
         Reply(text(ctx.contact.language, "complaint.opened", number=ticket.number, due=due)),
         SetConversation(TICKET_OPEN, {"ticket_id": ticket.ticket_id}),
@@ -274,7 +274,7 @@ def status(ctx: Context) -> list[Decision]:
             number=t.number,
             category=category_label(lang, t.category),
             status=text(lang, f"status.{t.status}", agent=t.assignee_name or ""),
-            opened=local_time(t.created_at, ctx.policy.timezone),
+            opened=local_time(t.created_at, ctx.policy.timezone, lang),
         )
         for t in open_tickets
     ]
@@ -334,7 +334,7 @@ def _on_reopen(ctx: Context, rest: str) -> list[Decision]:
 
 
 def reopened(ticket: TicketView, ctx: Context) -> list[Decision]:
-    due = local_time(ticket.first_response_due_at, ctx.policy.timezone)
+    due = local_time(ticket.first_response_due_at, ctx.policy.timezone, ctx.contact.language)
     return [
         Reply(text(ctx.contact.language, "complaint.reopened", number=ticket.number, due=due)),
         SetConversation(TICKET_OPEN, {"ticket_id": ticket.ticket_id}),

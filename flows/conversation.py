@@ -8,6 +8,7 @@ from flows.model import (
     AuditDenied,
     Context,
     Decision,
+    GrantOrder,
     Inbound,
     LinkCustomer,
     RelayToAgents,
@@ -15,12 +16,15 @@ from flows.model import (
     SendPendingSurveys,
     SetConversation,
     SetOptOut,
+    TellOtherChats,
 )
 from flows.texts import text
 from flows.tickets import looks_like_complaint
 
 
 def handle(event: Inbound, ctx: Context) -> list[Decision]:
+    if event.phone is not None and event.command is None:
+        return _on_phone(event, ctx)
     if event.command is not None:
         return _on_command(event, ctx)
     if event.choice is not None:
@@ -99,16 +103,51 @@ def _on_start(event: Inbound, ctx: Context) -> list[Decision]:
     lang = ctx.contact.language
     shop = ctx.shop_name
     if start_token(event) is not None:
-        customer = ctx.start_customer
-        if customer is None:
-            return [Reply(text(lang, "start.bad_link", shop=shop))]
-        return [
-            LinkCustomer(customer.customer_id),
-            SetOptOut(False),
-            Reply(text(lang, "start.linked", name=customer.name, shop=shop)),
-            SendPendingSurveys(),
-        ]
+        return _on_start_token(event, ctx)
+    if ctx.contact.customer_id is not None and ctx.contact.customer_name:  # a chat proved to be theirs
+        return [SetOptOut(False), Reply(text(lang, "start.linked", name=ctx.contact.customer_name, shop=shop)),
+                SendPendingSurveys()]
     decisions: list[Decision] = [SetOptOut(False), Reply(text(lang, "start.welcome", shop=shop))]
     if ctx.contact.customer_id is not None:
         decisions.append(SendPendingSurveys())
     return decisions
+
+
+def _on_start_token(event: Inbound, ctx: Context) -> list[Decision]:
+    """A receipt's link: that order's survey and complaints, nothing of the customer's own
+    (not even their name) unless this chat is already theirs or the shop trusts the first
+    chat to open a link."""
+    lang = ctx.contact.language
+    shop = ctx.shop_name
+    start = ctx.start
+    if start is None:
+        return [Reply(text(lang, "start.bad_link", shop=shop))]
+    if not start.usable:
+        return [Reply(text(lang, "start.expired", shop=shop))]
+    decisions: list[Decision] = [GrantOrder(start.token_id)]
+    theirs = ctx.contact.customer_id == start.customer_id
+    if not theirs and start.verifies and ctx.contact.customer_id is None:
+        decisions.append(LinkCustomer(start.customer_id, "first_token"))
+        theirs = True
+    if not theirs and start.new_here:  # her chats (and those that opened it before) hear of it
+        decisions.append(TellOtherChats(start.customer_id, "token_reused", start.order_id, start.token_id))
+    if theirs:
+        greeting = Reply(text(lang, "start.linked", name=start.customer_name, shop=shop))
+    elif event.phone_button:  # the customer can prove the chat is theirs with their own number
+        greeting = Reply(text(lang, "start.order", order=start.order_id, shop=shop) + "\n\n"
+                         + text(lang, "start.share_phone", shop=shop), share_phone=text(lang, "phone.share_button"))
+    else:
+        greeting = Reply(text(lang, "start.order", order=start.order_id, shop=shop))
+    return [*decisions, SetOptOut(False), greeting, SendPendingSurveys()]
+
+
+def _on_phone(event: Inbound, ctx: Context) -> list[Decision]:
+    """A phone number shared in the chat: the bot linked the chat if the platform proved it
+    was the sender's own and the shop knows it (see the engine)."""
+    lang = ctx.contact.language
+    shop = ctx.shop_name
+    if ctx.contact.customer_id is not None and event.phone_proved:
+        return [Reply(text(lang, "phone.linked", name=ctx.contact.customer_name or "", shop=shop)), SendPendingSurveys()]
+    if not event.phone_proved:
+        return [Reply(text(lang, "phone.not_proved", shop=shop))]
+    return [Reply(text(lang, "phone.unknown", shop=shop))]

@@ -24,7 +24,7 @@ from flows.model import (
     ResolveTicket,
     parse_id,
 )
-from flows.texts import category_label, local_time, text
+from flows.texts import category_label, fmt_number, local_time, plural, text
 from flows.tickets import PRIORITIES
 
 PREFIX = "dk:"
@@ -96,8 +96,8 @@ def card_text(card: Card, language: str, tz: tzinfo) -> str:
         return _question_card_text(card, language, tz)
     scores = card.past_scores
     past = text(language, "desk.no_csat") if not scores else (
-        f"{', '.join(str(s) for s in scores)} (TB {sum(scores) / len(scores):.1f})"
-        if language == "vi" else f"{', '.join(str(s) for s in scores)} (avg {sum(scores) / len(scores):.1f})"
+        f"{', '.join(str(s) for s in scores)} ({'TB' if language == 'vi' else 'avg'}"
+        f" {fmt_number(sum(scores) / len(scores), language, 1)})"  # "TB 3,5": the digest's decimal comma
     )
     body = text(
         language,
@@ -110,10 +110,10 @@ def card_text(card: Card, language: str, tz: tzinfo) -> str:
         order=f"#{card.order_id}" if card.order_id else text(language, "order.none"),
         category=category_label(language, card.category),
         description=card.description,
-        photos=text(language, "photos.count", count=card.photos) if card.photos else text(language, "photos.none"),
+        photos=plural(language, "photos.count", card.photos, count=card.photos) if card.photos else text(language, "photos.none"),
         past_csat=past,
-        first_due=local_time(card.first_due, tz),
-        resolution_due=local_time(card.resolution_due, tz),
+        first_due=local_time(card.first_due, tz, language),
+        resolution_due=local_time(card.resolution_due, tz, language),
         status=text(language, f"desk.status_{card.status}", agent=card.assignee_name or ""),
     )
     return body
@@ -128,8 +128,8 @@ def _question_card_text(card: Card, language: str, tz: tzinfo) -> str:
         customer=card.customer,
         tier=text(language, f"tier.{card.tier}"),
         description=card.description,
-        photos=text(language, "photos.count", count=card.photos) if card.photos else text(language, "photos.none"),
-        first_due=local_time(card.first_due, tz),
+        photos=plural(language, "photos.count", card.photos, count=card.photos) if card.photos else text(language, "photos.none"),
+        first_due=local_time(card.first_due, tz, language),
         status=text(language, f"desk.status_{card.status}", agent=card.assignee_name or ""),
     )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-from flows.texts import category_label, has, text
+from flows.texts import category_label, day_month, fmt_number, has, plural, text
 from flows.tickets import ticket_number
 
 SATISFIED = 4  # 4 and 5 count as satisfied: the standard CSAT cut
@@ -248,7 +248,7 @@ class ComplaintFigures:
     first_response: Durations = Durations(0, None, None)
     resolution: Durations = Durations(0, None, None)
     sla_met: int = 0  # of the tickets resolved in the week, those within both targets
-    sla_total: int = 0
+    sla_total: int = 0  # resolved in the week, and still open past a target at its end
     resolution_csat: Figures = Figures()  # customers' ratings of how it was handled
     reopened: int = 0
 
@@ -686,12 +686,6 @@ def to_json(d: Digest) -> dict[str, Any]:
 # --- numbers as each language writes them --------------------------------------------------
 
 
-def fmt_number(value: float, language: str, decimals: int = 0) -> str:
-    """en "1,234.5"; vi "1.234,5" (dot for thousands, comma for decimals)."""
-    body = f"{value:,.{decimals}f}"
-    return body.translate(str.maketrans(",.", ".,")) if language == "vi" else body
-
-
 def fmt_pct(value: float | None, language: str) -> str:
     return "–" if value is None else f"{fmt_number(value, language, 1)}%"
 
@@ -754,14 +748,14 @@ def render_text(d: Digest, language: str) -> str:
     n = lambda value: fmt_number(value, language)  # noqa: E731
     first = d.start.astimezone(d.tz)
     last = d.end.astimezone(d.tz) - timedelta(days=1)
-    out = [t("digest.title", shop=d.shop, week=str(d.week), first=f"{first:%d/%m}", last=f"{last:%d/%m}")]
+    out = [t("digest.title", shop=d.shop, week=str(d.week), first=day_month(first, language), last=day_month(last, language))]
     if not d.complete:
         out.append(t("digest.partial"))
     if d.empty:
         out.append("")
-        out.append(t("digest.empty"))
+        out.append(t("digest.empty", week=str(d.week)))
         if d.complaints.still_open:
-            out.append(t("digest.still_open_only", count=n(d.complaints.still_open)))
+            out.append(plural(language, "digest.still_open_only", d.complaints.still_open, count=n(d.complaints.still_open)))
         return "\n".join(out)
 
     csat = d.csat.total
@@ -773,7 +767,7 @@ def render_text(d: Digest, language: str) -> str:
             csat=fmt_pct(csat.now.csat_pct, language) + _paren(fmt_points(csat.csat_change, language)),
             mean=fmt_number(csat.now.mean or 0, language, 1)
             + _paren(None if csat.before.mean is None else _signed((csat.now.mean or 0) - csat.before.mean, language, 1)),
-            answers=n(csat.now.answers),
+            answers=plural(language, "digest.n_answers", csat.now.answers, n=n(csat.now.answers)),
             answers_change=_paren(None if answers_change is None else _signed(answers_change, language, 0)),
             rate=fmt_pct(csat.now.response_rate, language),
         ))
@@ -782,7 +776,7 @@ def render_text(d: Digest, language: str) -> str:
             if items:
                 out.append(t(f"digest.by_{kind}", items=items))
     else:
-        out.append(t("digest.csat_none", sent=n(csat.now.sent)))
+        out.append(t("digest.csat_none", sent=plural(language, "digest.n_sent", csat.now.sent, n=n(csat.now.sent))))
     if d.undelivered:
         out.append(t("digest.undelivered", count=n(d.undelivered)))
 
@@ -815,7 +809,7 @@ def render_text(d: Digest, language: str) -> str:
     if d.complaints.oldest_open:
         items = " · ".join(
             t("digest.open_item", number=o.number, category=label(language, "category", o.category),
-              date=f"{o.opened_at.astimezone(d.tz):%d/%m}")
+              date=day_month(o.opened_at.astimezone(d.tz), language))
             for o in d.complaints.oldest_open
         )
         out.append(t("digest.oldest", items=items))
@@ -843,7 +837,7 @@ def render_text(d: Digest, language: str) -> str:
             out.append(t(
                 "digest.alert", kind=t(f"digest.kind_{a.kind}"), name=label(language, a.kind, a.name),
                 csat=fmt_pct(a.csat_pct, language), baseline=fmt_pct(a.baseline_pct, language),
-                drop=fmt_points(-a.drop, language), answers=n(a.answers),
+                drop=fmt_points(-a.drop, language), answers=plural(language, "digest.n_answers", a.answers, n=n(a.answers)),
             ))
     return _fit("\n".join(out))
 

@@ -39,6 +39,13 @@ class Inbound:
     thread_id: str | None = None  # forum topic (agents' group)
     group: bool = False  # said in a group chat (the agents' group), not a private chat
     anonymous: bool = False  # sent as the group (anonymous admin) or by a bot: no person to hold to account
+    # Proofs of who the sender is, set only by a channel that checked them (never from what
+    # a user typed): the shop's customer id from the shop site's signed token (web chat), a
+    # phone number the user shared, and whether the platform proves it is theirs.
+    vouched_customer: str | None = None
+    phone: str | None = None
+    phone_proved: bool = False
+    phone_button: bool = False  # the channel can offer a button that shares the user's own number
 
     @property
     def kind(self) -> str:
@@ -80,9 +87,16 @@ class SurveyView:
 
 
 @dataclass(frozen=True)
-class CustomerView:
+class StartView:
+    """The order a /start token (a receipt's link) belongs to."""
+
+    token_id: int
     customer_id: int
-    name: str
+    customer_name: str
+    order_id: str
+    usable: bool  # False: expired or revoked
+    new_here: bool  # this chat opens it for the first time
+    verifies: bool  # the shop trusts the first chat to open a token as the customer's, and this is it
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,7 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     survey_id: int | None = None
+    share_phone: str = ""  # the label of a button that shares the user's own phone number (Telegram)
 
 
 @dataclass(frozen=True)
@@ -153,7 +168,29 @@ class RecordComment:
 
 @dataclass(frozen=True)
 class LinkCustomer:
+    """The chat becomes the customer's verified chat (`verified_by`: the proof)."""
+
     customer_id: int
+    verified_by: str
+
+
+@dataclass(frozen=True)
+class GrantOrder:
+    """The chat opened an order's start token: it may answer that order's survey and complain about it."""
+
+    token_id: int
+
+
+@dataclass(frozen=True)
+class TellOtherChats:
+    """A short message to each of the customer's other chats: those proved to be theirs, and
+    for a receipt's link (token_id) the other chats that opened it. reason: a key of
+    "privacy.told_<reason>" in flows/texts.py; order: the order it is about, if any."""
+
+    customer_id: int
+    reason: str  # token_reused | export | erase | phone_claimed
+    order_id: str = ""
+    token_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +302,8 @@ Decision = (
     | RecordScore
     | RecordComment
     | LinkCustomer
+    | GrantOrder
+    | TellOtherChats
     | SetOptOut
     | SendPendingSurveys
     | OpenTicket
@@ -292,7 +331,7 @@ class Context:
     conversation: Conversation
     shop_name: str
     survey: SurveyView | None = None  # the survey the event or state refers to, if it is this customer's
-    start_customer: CustomerView | None = None  # the customer a /start token points to
+    start: StartView | None = None  # the order a /start token belongs to
     policy: SurveyPolicy = field(default_factory=SurveyPolicy)
     complaints: ComplaintPolicy = field(default_factory=ComplaintPolicy)
     # This customer's latest orders, newest first; None: not loaded, as the event cannot start

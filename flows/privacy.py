@@ -4,7 +4,9 @@ consent notice itself is added by the bot to the first message a chat gets (bot/
 """
 from __future__ import annotations
 
-from flows.model import AnswerChoice, Button, Context, Decision, EditChoiceMessage, EraseMyData, Inbound, Reply, SendMyData
+from flows.model import (
+    AnswerChoice, Button, Context, Decision, EditChoiceMessage, EraseMyData, Inbound, Reply, SendMyData, TellOtherChats,
+)
 from flows.texts import text
 
 PREFIX = "privacy:"
@@ -17,7 +19,11 @@ def owns_choice(choice: str) -> bool:
 
 
 def my_data(ctx: Context) -> list[Decision]:
-    return [SendMyData()]
+    """The customer's whole data from their verified chat (their other chats are told);
+    from any other chat, that chat's own data only (the bot exports what the link covers)."""
+    if ctx.contact.customer_id is None:
+        return [SendMyData()]
+    return [SendMyData(), TellOtherChats(ctx.contact.customer_id, "export")]
 
 
 def forget(ctx: Context) -> list[Decision]:
@@ -29,7 +35,9 @@ def forget(ctx: Context) -> list[Decision]:
 def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
     lang = ctx.contact.language
     if event.choice == FORGET_CONFIRM:
-        return [EraseMyData()]  # the goodbye comes after the erase: see erased()
+        if ctx.contact.customer_id is None:  # a chat of its own: that chat only
+            return [EraseMyData()]  # the goodbye comes after the erase: see erased()
+        return [TellOtherChats(ctx.contact.customer_id, "erase"), EraseMyData()]
     if event.choice == FORGET_CANCEL:
         return [AnswerChoice(), EditChoiceMessage(text(lang, "privacy.forget_cancelled"))]
     return [AnswerChoice()]

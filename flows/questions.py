@@ -69,5 +69,5 @@ def _promise(ctx: Context, key: str, ticket: TicketView) -> str:
     return text(
         lang, key, shop=ctx.shop_name, number=ticket.number,
         within=duration_text(lang, ctx.complaints.question_first_response),
-        due=local_time(ticket.first_response_due_at, ctx.policy.timezone),
+        due=local_time(ticket.first_response_due_at, ctx.policy.timezone, lang),
     )

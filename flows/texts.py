@@ -1,7 +1,7 @@
 """Message catalogs: every text a customer sees, in Vietnamese (default) and English."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 SUPPORTED = ("vi", "en")
 # Version of the privacy notice ("privacy.notice"): change it whenever the notice's meaning
@@ -13,27 +13,39 @@ CATALOG: dict[str, dict[str, str]] = {
     "vi": {
         "csat.question": "{shop} xin hỏi: bạn hài lòng thế nào với đơn hàng #{order}?\n"
         "(1 = rất không hài lòng, 5 = rất hài lòng)",
-        "csat.reminder": "Nhắc nhẹ: {shop} rất mong nghe ý kiến của bạn về đơn hàng #{order}. "
-        "Bạn hài lòng thế nào?",
+        "csat.reminder": "{shop} vẫn rất mong được nghe ý kiến của bạn về đơn hàng #{order}. "
+        "Bạn thấy đơn hàng thế nào?",
         "csat.chosen": "Bạn đã chọn: {score}/5",
-        "csat.pick_score": "Bạn vui lòng chọn một điểm từ 1 đến 5 bằng các nút bên dưới nhé.",
+        "csat.pick_score": "Bạn bấm chọn điểm từ 1 đến 5 ở các nút bên dưới nhé.",
         "csat.thanks_high": "Cảm ơn bạn đã chấm {score}/5! 💚",
-        "csat.thanks_low": "Cảm ơn bạn đã cho chúng tôi biết. Rất tiếc vì trải nghiệm chưa tốt.",
-        "csat.followup_high": "Bạn thích điều gì nhất, và chúng tôi có thể làm gì để tốt hơn nữa? "
-        "(Không bắt buộc: cứ nhắn cho chúng tôi, hoặc bấm Bỏ qua.)",
-        "csat.followup_low": "Chuyện gì đã xảy ra vậy? Bạn kể giúp chúng tôi để cửa hàng khắc phục nhé. "
-        "(Không bắt buộc: cứ nhắn cho chúng tôi, hoặc bấm Bỏ qua.)",
+        "csat.thanks_low": "Cảm ơn bạn đã chia sẻ. Chúng tôi rất tiếc vì đã để bạn chưa hài lòng.",
+        "csat.followup_high": "Bạn thích điều gì nhất, và chúng tôi nên làm gì để phục vụ bạn tốt hơn nữa? "
+        "Bạn cứ nhắn trả lời ngay tại đây, hoặc bấm Bỏ qua nếu không muốn trả lời.",
+        "csat.followup_low": "Chuyện gì đã xảy ra vậy? Bạn kể giúp để cửa hàng khắc phục nhé. "
+        "Bạn cứ nhắn trả lời ngay tại đây, hoặc bấm Bỏ qua nếu không muốn trả lời.",
         "csat.skip": "Bỏ qua",
-        "csat.comment_thanks": "Cảm ơn bạn! Ý kiến của bạn đã được gửi tới {shop}.",
-        "csat.skipped": "Đã rõ. Cảm ơn bạn đã dành thời gian!",
+        "csat.comment_thanks": "Cảm ơn bạn! Ý kiến của bạn đã được chuyển tới {shop}.",
+        "csat.skipped": "Không sao ạ. Cảm ơn bạn đã dành thời gian!",
         "csat.already_answered": "Bạn đã trả lời khảo sát này rồi. Cảm ơn bạn!",
         "csat.closed": "Khảo sát này đã đóng. Cảm ơn bạn!",
         "start.linked": "Xin chào {name}! Bạn đã kết nối với {shop}. Sau mỗi đơn hàng, chúng tôi sẽ "
-        "hỏi bạn một câu ngắn về trải nghiệm. Gửi /stop nếu không muốn nhận khảo sát.",
+        "hỏi bạn một câu ngắn về trải nghiệm mua hàng. Nếu không muốn nhận khảo sát, bạn gửi /stop nhé.",
         "start.welcome": "Xin chào! Đây là kênh chăm sóc khách hàng của {shop}. "
-        "Hãy nhắn cho chúng tôi bất cứ lúc nào. Gửi /stop nếu không muốn nhận khảo sát.",
-        "start.bad_link": "Liên kết này không hợp lệ hoặc đã cũ. Bạn vẫn có thể nhắn tin cho {shop} tại đây.",
-        "stop.done": "Bạn sẽ không nhận khảo sát từ {shop} nữa. Gửi /start để bật lại bất cứ lúc nào.",
+        "Bạn cần gì cứ nhắn cho chúng tôi, bất cứ lúc nào. Nếu không muốn nhận khảo sát, bạn gửi /stop nhé.",
+        "start.bad_link": "Liên kết này không hợp lệ hoặc đã hết hạn. Bạn vẫn có thể nhắn tin cho {shop} tại đây.",
+        # A receipt's link opened in a chat not (yet) proved to be the customer's: no name.
+        "start.order": "Xin chào! Đây là kênh chăm sóc khách hàng của {shop}. Tại đây bạn có thể đánh giá "
+        "đơn hàng #{order} và gửi khiếu nại về đơn hàng này. Nếu không muốn nhận khảo sát, bạn gửi /stop nhé.",
+        "start.expired": "Liên kết này đã hết hạn hoặc đã được cửa hàng thay bằng liên kết mới, nên không dùng "
+        "được nữa. Bạn vẫn có thể nhắn tin cho {shop} tại đây.",
+        "start.share_phone": "Nếu đây là đơn hàng của bạn, hãy bấm nút “📱 Chia sẻ số điện thoại” bên dưới: khi số "
+        "trùng với số {shop} có, cuộc trò chuyện này sẽ được nhận là của bạn.",
+        "phone.share_button": "📱 Chia sẻ số điện thoại",
+        "phone.linked": "Cảm ơn {name}! Cuộc trò chuyện này đã được kết nối với hồ sơ khách hàng của bạn tại {shop}.",
+        "phone.unknown": "Cảm ơn bạn! {shop} chưa có khách hàng nào với số điện thoại này.",
+        "phone.not_proved": "Cảm ơn bạn! Chỉ số điện thoại của chính tài khoản này (nút chia sẻ số điện thoại) "
+        "mới giúp {shop} nhận ra bạn, nên cuộc trò chuyện này chưa được kết nối với hồ sơ khách hàng nào.",
+        "stop.done": "Bạn sẽ không nhận khảo sát từ {shop} nữa. Khi nào muốn nhận lại, bạn gửi /start nhé.",
         "help": "Các lệnh:\n/complaint: gửi khiếu nại\n/status: xem khiếu nại của bạn\n/start: bắt đầu, nhận lại khảo sát\n"
         "/stop: không nhận khảo sát nữa\n/mydata: xem dữ liệu của bạn\n/forget: xoá dữ liệu của bạn\n/help: trợ giúp\nBạn cũng có thể nhắn tin trực tiếp cho {shop} tại đây.",
         "idle.received": "Cảm ơn bạn đã nhắn tin! {shop} đã nhận được và sẽ phản hồi sớm.",
@@ -44,28 +56,30 @@ CATALOG: dict[str, dict[str, str]] = {
         "complaint.ask_category": "Vấn đề thuộc loại nào?",
         "complaint.ask_description": "Bạn mô tả giúp chúng tôi chuyện gì đã xảy ra nhé.",
         "complaint.too_short": "Bạn viết thêm một chút để chúng tôi hiểu rõ vấn đề nhé (ít nhất vài từ).",
-        "complaint.ask_photos": "Bạn có ảnh nào không? Gửi ảnh vào đây (tối đa {max}), rồi bấm Tiếp tục. Không có thì bấm Tiếp tục luôn.",
-        "complaint.photo_received": "Đã nhận {count} ảnh. Gửi thêm, hoặc bấm Tiếp tục.",
-        "complaint.photo_limit": "Đã đủ {max} ảnh. Bấm Tiếp tục nhé.",
+        "complaint.ask_photos": "Bạn có ảnh nào không? Gửi ảnh vào đây (tối đa {max} ảnh) rồi bấm Tiếp tục. "
+        "Nếu không có ảnh, bạn bấm Tiếp tục luôn nhé.",
+        "complaint.photo_received": "Đã nhận {count} ảnh. Bạn gửi thêm hoặc bấm Tiếp tục nhé.",
+        "complaint.photo_received.one": "Đã nhận {count} ảnh. Bạn gửi thêm hoặc bấm Tiếp tục nhé.",
+        "complaint.photo_limit": "Đã đủ {max} ảnh rồi. Bạn bấm Tiếp tục nhé.",
         "complaint.continue": "Tiếp tục",
-        "complaint.confirm": "Bạn kiểm tra lại giúp:\nĐơn hàng: {order}\nLoại: {category}\nMô tả: {description}\nẢnh: {photos}\n\nGửi khiếu nại này?",
+        "complaint.confirm": "Bạn kiểm tra lại giúp nhé:\nĐơn hàng: {order}\nLoại: {category}\nMô tả: {description}\nẢnh: {photos}\n\nGửi khiếu nại này?",
         "complaint.submit": "Gửi",
         "complaint.cancel": "Huỷ",
-        "complaint.cancelled": "Đã huỷ. Bạn có thể gửi /complaint bất cứ lúc nào.",
+        "complaint.cancelled": "Đã huỷ. Khi cần, bạn cứ gửi /complaint nhé.",
         "complaint.reask_buttons": "Bạn chọn giúp một trong các nút bên dưới nhé (hoặc bấm Huỷ).",
         "complaint.opened": "Đã ghi nhận khiếu nại {number}. Nhân viên sẽ phản hồi trước {due}. "
         "Mọi tin nhắn bạn gửi ở đây sẽ được chuyển tới nhân viên. Gửi /status để xem tình trạng.",
-        "complaint.already_open": "Bạn đang có khiếu nại {number} chưa xong. Cứ nhắn ở đây, nhân viên sẽ nhận được.",
+        "complaint.already_open": "Khiếu nại {number} của bạn vẫn đang được xử lý. Bạn cứ nhắn ở đây, nhân viên sẽ đọc được.",
         "complaint.busy": "Hiện có quá nhiều yêu cầu gửi từ mạng của bạn nên chúng tôi chưa ghi nhận được yêu cầu này. "
         "Bạn vui lòng thử lại sau ít phút, hoặc liên hệ trực tiếp với cửa hàng.",
         "complaint.claimed": "{number}: nhân viên {agent} đang xử lý khiếu nại của bạn.",
         "complaint.agent_says": "💬 {shop} ({number}): {text}",
-        "complaint.agent_photo": "📷 {shop} ({number}) gửi ảnh",
-        "complaint.resolved": "{number} đã được xử lý xong. Bạn hài lòng thế nào với cách chúng tôi giải quyết? (1–5)",
+        "complaint.agent_photo": "📷 {shop} ({number}) đã gửi một ảnh",
+        "complaint.resolved": "Khiếu nại {number} đã được xử lý xong. Bạn thấy cách chúng tôi giải quyết thế nào? (1–5)",
         "complaint.rated": "Cảm ơn bạn đã đánh giá {score}/5.",
-        "complaint.offer_reopen": "Nếu vấn đề chưa được giải quyết, bạn có thể mở lại khiếu nại trong {days} ngày.",
+        "complaint.offer_reopen": "Nếu vấn đề vẫn chưa được giải quyết, bạn có thể mở lại khiếu nại trong vòng {days} ngày.",
         "complaint.reopen": "Mở lại khiếu nại",
-        "complaint.reopened": "Đã mở lại {number}. Nhân viên sẽ phản hồi trước {due}.",
+        "complaint.reopened": "Đã mở lại khiếu nại {number}. Nhân viên sẽ phản hồi bạn trước {due}.",
         "complaint.reopen_closed": "Đã quá hạn mở lại khiếu nại này. Bạn gửi /complaint để tạo khiếu nại mới nhé.",
         "complaint.not_yours": "Không tìm thấy khiếu nại này.",
         "complaint.status_none": "Bạn không có khiếu nại nào đang mở.",
@@ -75,6 +89,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "status.resolved": "đã xử lý xong",
         "photos.none": "không có",
         "photos.count": "{count} ảnh",
+        "photos.count.one": "{count} ảnh",
         "order.none": "không gắn với đơn nào",
         "category.delivery": "Giao hàng",
         "category.product_quality": "Chất lượng sản phẩm",
@@ -99,8 +114,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "duration.days": "{n} ngày",
         "desk.question_card": "❓ Câu hỏi {number}\nKhách: {customer} ({tier})\nNội dung: {description}\nẢnh: {photos}\n"
         "Hạn phản hồi: {first_due}\nTrạng thái: {status}",
-        "complaint.description_added": "Đã thêm vào phần mô tả. Bạn gửi ảnh nếu có, hoặc bấm Tiếp tục.",
-        "complaint.status_draft": "Bạn đang soạn dở một khiếu nại: hãy làm tiếp ở tin nhắn phía trên, hoặc gửi /cancel để huỷ.",
+        "complaint.description_added": "Đã thêm vào phần mô tả. Bạn gửi ảnh nếu có, hoặc bấm Tiếp tục nhé.",
+        "complaint.status_draft": "Bạn đang soạn dở một khiếu nại. Bạn làm tiếp ở tin nhắn phía trên, hoặc gửi /cancel để huỷ nhé.",
         "csat.offer_complaint": "Có vẻ đơn hàng này gặp sự cố. Bạn có muốn gửi khiếu nại để nhân viên xử lý không?",
         "desk.card": "{marker}{number} · ưu tiên {priority}\nKhách: {customer} ({tier})\nĐơn: {order}\nLoại: {category}\n"
         "Mô tả: {description}\nẢnh: {photos}\nCSAT trước đây: {past_csat}\nHạn phản hồi: {first_due} · hạn xử lý: {resolution_due}\n"
@@ -114,12 +129,12 @@ CATALOG: dict[str, dict[str, str]] = {
         "desk.customer_photo": "👤 {customer} ({number}) gửi ảnh",
         "desk.claimed": "✋ {agent} nhận xử lý {number}.",
         "desk.resolved": "✅ {agent} đã đóng {number}.",
-        "desk.escalated": "⏫ {number} được chuyển cấp bởi {agent}: ưu tiên {priority}. {supervisor}",
+        "desk.escalated": "⏫ {agent} đã chuyển cấp {number}: ưu tiên {priority}. {supervisor}",
         "desk.breach_first": "⏰ {number} quá hạn phản hồi đầu tiên (hạn {due}). Ưu tiên nâng lên {priority}. {supervisor}",
         "desk.breach_resolution": "⏰ {number} quá hạn xử lý (hạn {due}). Ưu tiên nâng lên {priority}. {supervisor}",
         "desk.reopened": "🔁 Khách đã mở lại {number}.",
         "desk.rated": "⭐ Khách chấm cách xử lý {number}: {score}/5.",
-        "desk.denied": "Bạn không có quyền thao tác trên khiếu nại.",
+        "desk.denied": "Bạn không có quyền xử lý khiếu nại này.",
         "desk.anonymous": "Quản trị viên ẩn danh không thể trả lời khách: hãy tắt chế độ ẩn danh.",
         "desk.already_claimed": "{agent} đang xử lý khiếu nại này.",
         "desk.already_resolved": "Khiếu nại này đã được đóng.",
@@ -150,10 +165,15 @@ CATALOG: dict[str, dict[str, str]] = {
         # The owners' weekly digest (flows/digest.py) and its chart.
         "digest.title": "📊 {shop} · báo cáo tuần {week} ({first}–{last})",
         "digest.partial": "(tuần chưa kết thúc: số liệu tính đến hiện tại)",
-        "digest.empty": "Tuần này không có dữ liệu: không có câu trả lời khảo sát, không gửi khảo sát nào và không có khiếu nại.",
+        "digest.empty": "Tuần {week} không có dữ liệu: không có câu trả lời khảo sát, không gửi khảo sát nào và không có khiếu nại.",
         "digest.still_open_only": "Vẫn còn {count} khiếu nại đang mở từ trước.",
-        "digest.csat": "⭐ CSAT {csat} · điểm TB {mean} · {answers} câu trả lời{answers_change} · tỉ lệ phản hồi {rate}",
-        "digest.csat_none": "⭐ CSAT: chưa có câu trả lời nào ({sent} khảo sát đã gửi).",
+        "digest.still_open_only.one": "Vẫn còn {count} khiếu nại đang mở từ trước.",
+        "digest.csat": "⭐ CSAT {csat} · điểm TB {mean} · {answers}{answers_change} · tỉ lệ phản hồi {rate}",
+        "digest.n_answers": "{n} câu trả lời",
+        "digest.n_answers.one": "{n} câu trả lời",
+        "digest.csat_none": "⭐ CSAT: chưa có câu trả lời nào ({sent}).",
+        "digest.n_sent": "{n} khảo sát đã gửi",
+        "digest.n_sent.one": "{n} khảo sát đã gửi",
         "digest.undelivered": "📭 {count} khảo sát không gửi được (ngoài khung tương tác, hết hạn mức, khách bỏ quan tâm…): không tính vào tỉ lệ phản hồi.",
         "digest.by_touchpoint": "Theo điểm chạm: {items}",
         "digest.by_store": "Theo cửa hàng: {items}",
@@ -170,7 +190,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "digest.ideas": "Góp ý hay nhất:",
         "digest.themes": "Chủ đề khiếu nại: {items}",
         "digest.voice_none": "Tuần này không có bình luận nào.",
-        "digest.alert": "⚠️ CSAT {kind} {name} giảm còn {csat} (TB 4 tuần trước {baseline}, {drop}; {answers} câu trả lời)",
+        "digest.alert": "⚠️ CSAT {kind} {name} giảm còn {csat} (TB 4 tuần trước {baseline}, {drop}; {answers})",
         "digest.kind_touchpoint": "điểm chạm",
         "digest.kind_store": "cửa hàng",
         "digest.no_store": "không rõ cửa hàng",
@@ -194,15 +214,29 @@ CATALOG: dict[str, dict[str, str]] = {
         "Gửi /mydata để xem dữ liệu của bạn, /forget để xoá, /stop để không nhận khảo sát nữa.",
         "privacy.mydata_caption": "Dữ liệu {shop} lưu về bạn (JSON): {customers} hồ sơ khách hàng, {purchases} đơn hàng, "
         "{surveys} khảo sát, {tickets} khiếu nại, {messages} tin nhắn. Gửi /forget để xoá.",
+        "privacy.mydata_chat_only": "Tệp này chỉ gồm dữ liệu của cuộc trò chuyện này: liên kết trên hoá đơn không "
+        "mở được hồ sơ khách hàng. Nếu bạn là chủ đơn hàng, hãy liên hệ {shop} để nhận toàn bộ dữ liệu của mình.",
         "privacy.forget_confirm": "Bạn muốn xoá toàn bộ dữ liệu của mình tại {shop}? Điểm đánh giá chỉ được giữ "
         "ẩn danh để thống kê. Không thể hoàn tác.",
         "privacy.forget_yes": "Xoá dữ liệu",
         "privacy.forget_no": "Huỷ",
         "privacy.forget_cancelled": "Đã huỷ: dữ liệu của bạn vẫn được giữ nguyên.",
         "privacy.forgotten": "Đã xoá dữ liệu của bạn. Cảm ơn bạn đã đồng hành cùng chúng tôi.",
-        "privacy.mydata_link": "Tải tệp tại đây (hết hạn sau {hours} giờ, đừng chia sẻ liên kết này): {url}",
-        "privacy.mydata_ask_shop": "Kênh này chưa gửi được tệp dữ liệu. Vui lòng liên hệ {shop} để nhận bản sao "
-        "dữ liệu của bạn. Gửi /forget để xoá.",
+        "privacy.mydata_link": "Bạn tải tệp ở liên kết sau (dùng được trong {hours} giờ, vui lòng không chia sẻ cho ai): {url}",
+        "privacy.mydata_ask_shop": "Kênh này chưa gửi được tệp dữ liệu. Bạn vui lòng liên hệ {shop} để nhận bản sao "
+        "dữ liệu của mình. Muốn xoá dữ liệu, bạn gửi /forget.",
+        "privacy.mydata_file_failed": "Xin lỗi, tệp dữ liệu của bạn không gửi được qua đây.",
+        # To the customer's other chats (TellOtherChats): something happened in one of them.
+        "privacy.told_token_reused": "Lưu ý từ {shop}: liên kết của đơn hàng #{order} vừa được mở trong một cuộc "
+        "trò chuyện khác. Cuộc trò chuyện đó chỉ đánh giá và khiếu nại được về đơn hàng này, không xem được dữ liệu "
+        "của bạn. Nếu không phải bạn mở, hãy báo cho cửa hàng.",
+        "privacy.told_export": "Lưu ý từ {shop}: một cuộc trò chuyện khác của bạn vừa yêu cầu bản sao toàn bộ dữ liệu "
+        "của bạn (/mydata). Nếu không phải bạn, hãy báo ngay cho cửa hàng.",
+        "privacy.told_erase": "Lưu ý từ {shop}: dữ liệu của bạn vừa được xoá theo yêu cầu (/forget) từ một cuộc trò "
+        "chuyện khác của bạn. Nếu không phải bạn, hãy báo cho cửa hàng.",
+        "privacy.told_phone_claimed": "Lưu ý từ {shop}: một tài khoản chat khác vừa gửi số điện thoại của bạn. "
+        "Tài khoản đó chưa được xem là của bạn và không xem được dữ liệu của bạn. Nếu không phải bạn, hãy báo cho "
+        "cửa hàng.",
     },
     "en": {
         "csat.question": "{shop} here: how satisfied are you with order #{order}?\n"
@@ -227,6 +261,17 @@ CATALOG: dict[str, dict[str, str]] = {
         "start.welcome": "Hello! This is the customer care chat of {shop}. "
         "Write to us any time. Send /stop if you do not want surveys.",
         "start.bad_link": "This link is not valid or has expired. You can still write to {shop} here.",
+        "start.order": "Hello! This is the customer care chat of {shop}. Here you can rate order #{order} "
+        "and file a complaint about it. Send /stop if you do not want surveys.",
+        "start.expired": "This link has expired or the shop has replaced it with a new one, so it no longer "
+        "works. You can still write to {shop} here.",
+        "start.share_phone": "If this order is yours, tap “📱 Share my phone number” below: if it matches the "
+        "number {shop} has, this chat is recognised as yours.",
+        "phone.share_button": "📱 Share my phone number",
+        "phone.linked": "Thank you, {name}! This chat is now connected to your customer record at {shop}.",
+        "phone.unknown": "Thank you! {shop} has no customer with this phone number.",
+        "phone.not_proved": "Thank you! Only this account's own number (the share phone number button) lets "
+        "{shop} recognise you, so this chat is not connected to any customer record.",
         "stop.done": "You will not get surveys from {shop} any more. Send /start to turn them back on.",
         "help": "Commands:\n/complaint: file a complaint\n/status: see your complaints\n/start: start, receive surveys again\n"
         "/stop: stop receiving surveys\n/mydata: see your data\n/forget: delete your data\n/help: this help\nYou can also write to {shop} directly here.",
@@ -239,7 +284,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "complaint.ask_description": "Please describe what happened.",
         "complaint.too_short": "Please tell us a little more so we understand the problem (a few words at least).",
         "complaint.ask_photos": "Do you have photos? Send them here (up to {max}), then tap Continue. No photos: just tap Continue.",
-        "complaint.photo_received": "Got {count} photo(s). Send more, or tap Continue.",
+        "complaint.photo_received": "Got {count} photos. Send more, or tap Continue.",
+        "complaint.photo_received.one": "Got {count} photo. Send more, or tap Continue.",
         "complaint.photo_limit": "That is {max} photos, the most we take. Please tap Continue.",
         "complaint.continue": "Continue",
         "complaint.confirm": "Please check:\nOrder: {order}\nType: {category}\nDescription: {description}\nPhotos: {photos}\n\nSend this complaint?",
@@ -268,8 +314,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "status.claimed": "{agent} is on it",
         "status.resolved": "resolved",
         "photos.none": "none",
-        "photos.count": "{count} photo(s)",
-        "order.none": "no order",
+        "photos.count": "{count} photos",
+        "photos.count.one": "{count} photo",
+        "order.none": "none",
         "category.delivery": "Delivery",
         "category.product_quality": "Product quality",
         "category.staff_attitude": "Staff attitude",
@@ -343,11 +390,16 @@ CATALOG: dict[str, dict[str, str]] = {
         # The owners' weekly digest (flows/digest.py) and its chart.
         "digest.title": "📊 {shop} · weekly report {week} ({first}–{last})",
         "digest.partial": "(the week is not over yet: figures so far)",
-        "digest.empty": "No data this week: no survey answers, no surveys sent and no complaints.",
-        "digest.still_open_only": "{count} complaint(s) from before are still open.",
-        "digest.csat": "⭐ CSAT {csat} · mean score {mean} · {answers} answers{answers_change} · response rate {rate}",
-        "digest.csat_none": "⭐ CSAT: no answers yet ({sent} surveys sent).",
-        "digest.undelivered": "📭 {count} surveys could not be delivered (outside the chat window, quota, unfollowed…): not counted in the response rate.",
+        "digest.empty": "No data for week {week}: no survey answers, no surveys sent and no complaints.",
+        "digest.still_open_only": "{count} complaints from before are still open.",
+        "digest.still_open_only.one": "{count} complaint from before is still open.",
+        "digest.csat": "⭐ CSAT {csat} · mean score {mean} · {answers}{answers_change} · response rate {rate}",
+        "digest.n_answers": "{n} answers",
+        "digest.n_answers.one": "{n} answer",
+        "digest.csat_none": "⭐ CSAT: no answers yet ({sent}).",
+        "digest.n_sent": "{n} surveys sent",
+        "digest.n_sent.one": "{n} survey sent",
+        "digest.undelivered": "📭 Surveys not delivered: {count} (outside the chat window, quota, unfollowed…), not counted in the response rate.",
         "digest.by_touchpoint": "By touchpoint: {items}",
         "digest.by_store": "By store: {items}",
         "digest.by_tier": "By customer tier: {items}",
@@ -363,7 +415,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "digest.ideas": "Best ideas:",
         "digest.themes": "Complaint themes: {items}",
         "digest.voice_none": "No comments this week.",
-        "digest.alert": "⚠️ CSAT at {kind} {name} fell to {csat} (previous 4 weeks {baseline}, {drop}; {answers} answers)",
+        "digest.alert": "⚠️ CSAT at {kind} {name} fell to {csat} (previous 4 weeks {baseline}, {drop}; {answers})",
         "digest.kind_touchpoint": "touchpoint",
         "digest.kind_store": "store",
         "digest.no_store": "no store",
@@ -386,6 +438,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "Send /mydata to see your data, /forget to delete it, /stop to get no more surveys.",
         "privacy.mydata_caption": "The data {shop} keeps about you (JSON): {customers} customer record(s), {purchases} order(s), "
         "{surveys} survey(s), {tickets} complaint(s), {messages} message(s). Send /forget to delete it.",
+        "privacy.mydata_chat_only": "This file holds this chat's own data only: a receipt's link does not open the "
+        "customer's record. If the order is yours, ask {shop} for all your data.",
         "privacy.forget_confirm": "Delete all your data at {shop}? Ratings are kept only anonymously, for statistics. "
         "This cannot be undone.",
         "privacy.forget_yes": "Delete my data",
@@ -395,13 +449,46 @@ CATALOG: dict[str, dict[str, str]] = {
         "privacy.mydata_link": "Download it here (expires in {hours} hours; do not share this link): {url}",
         "privacy.mydata_ask_shop": "Files cannot be sent over this channel yet. Please ask {shop} for a copy of your "
         "data. Send /forget to delete it.",
+        "privacy.told_token_reused": "Note from {shop}: the link of order #{order} was just opened in another chat. "
+        "That chat can only rate and complain about this order; it cannot see your data. If it was not you, "
+        "please tell the shop.",
+        "privacy.told_export": "Note from {shop}: another of your chats just asked for a copy of all your data "
+        "(/mydata). If it was not you, tell the shop now.",
+        "privacy.told_erase": "Note from {shop}: your data was just deleted at the request (/forget) of another "
+        "of your chats. If it was not you, please tell the shop.",
+        "privacy.told_phone_claimed": "Note from {shop}: another chat account just gave your phone number. It is "
+        "not treated as yours and cannot see your data. If it was not you, please tell the shop.",
+        "privacy.mydata_file_failed": "Sorry, your data file could not be sent here.",
     },
 }
 
 
-def local_time(at: datetime, tz: tzinfo) -> str:
-    """A time as a customer reads it: "14:30 23/11" in the shop's time zone."""
-    return at.astimezone(tz).strftime("%H:%M %d/%m")
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def day_month(at: date, language: str) -> str:
+    """A day as each language writes it: vi "05/12", en "5 Dec" (05/12 reads as May 12 to many)."""
+    return f"{at.day} {MONTHS_EN[at.month - 1]}" if language == "en" else f"{at.day:02d}/{at.month:02d}"
+
+
+def local_time(at: datetime, tz: tzinfo, language: str = DEFAULT) -> str:
+    """A time as a customer reads it, in the shop's time zone: vi "14:30 23/11", en "14:30, 23 Nov"."""
+    local = at.astimezone(tz)
+    if language == "en":
+        return f"{local.hour:02d}:{local.minute:02d}, {day_month(local, language)}"
+    return local.strftime("%H:%M %d/%m")
+
+
+def fmt_number(value: float, language: str, decimals: int = 0) -> str:
+    """One number format everywhere: en "1,234.5"; vi "1.234,5" (dot for thousands, comma for decimals)."""
+    body = f"{value:,.{decimals}f}"
+    return body.translate(str.maketrans(",.", ".,")) if language == "vi" else body
+
+
+def plural(language: str, key: str, count: int, /, **params: object) -> str:
+    """A counted phrase: `key + ".one"` for exactly one where there is one (English: "1 answer"), else `key`."""
+    one = f"{key}.one"
+    return text(language, one if count == 1 and has(language, one) else key, **params)
 
 
 def duration_text(language: str, span: timedelta) -> str:

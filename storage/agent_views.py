@@ -20,7 +20,7 @@ class ListedTicket:
     channel: str
     escalated: bool
     last_event_id: int
-    unverified: bool = False  # an anonymous web visitor's: no shop customer behind the chat
+    unverified: bool = False  # an anonymous web visitor's: no shop customer, no receipt's order behind the chat
     demo: bool = False
 
 
@@ -41,7 +41,7 @@ async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 
         " EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.action IN ('escalated', 'sla_breach'))"
         " AS escalated,"
         " COALESCE((SELECT MAX(e.id) FROM ticket_events e WHERE e.ticket_id = t.id), 0) AS last_event_id,"
-        " t.customer_id IS NULL AND ct.channel = 'web' AS unverified, t.demo AS demo_flag"
+        " t.customer_id IS NULL AND t.purchase_id IS NULL AND ct.channel = 'web' AS unverified, t.demo AS demo_flag"
         " FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
         " LEFT JOIN customers cu ON cu.id = t.customer_id JOIN contacts ct ON ct.id = t.contact_id"
         " WHERE t.status != 'resolved' OR t.resolved_at >= ?"

@@ -109,8 +109,9 @@ async def ensure_linked(conn: Connection, channel: str, platform_user_id: str, c
     """A chat identity the shop gave us (e.g. a Zalo user id with a purchase): created if new,
     linked to the customer if it was not linked yet. It never counts as the channel used last."""
     await conn.execute(
-        "INSERT INTO contacts (channel, platform_user_id, chat_id, customer_id, language, created_at, last_seen_at)"
-        " VALUES (?, ?, ?, ?, 'vi', ?, ?) ON CONFLICT (channel, platform_user_id) DO UPDATE SET"
+        "INSERT INTO contacts (channel, platform_user_id, chat_id, customer_id, language, created_at, last_seen_at,"
+        " verified_by) VALUES (?, ?, ?, ?, 'vi', ?, ?, 'shop') ON CONFLICT (channel, platform_user_id) DO UPDATE SET"
+        " verified_by = CASE WHEN contacts.customer_id IS NULL THEN 'shop' ELSE contacts.verified_by END,"
         " customer_id = COALESCE(contacts.customer_id, excluded.customer_id)",
         (channel, platform_user_id, platform_user_id, customer_id, to_db(now), NEVER_SEEN),
     )
@@ -118,16 +119,20 @@ async def ensure_linked(conn: Connection, channel: str, platform_user_id: str, c
 
 async def link_existing(conn: Connection, channel: str, platform_user_id: str, customer_id: int) -> bool:
     """Link the chat of this platform user to the customer if we know that chat and it is not
-    linked yet (no new contact: a bot cannot write first to a Telegram user). True if linked."""
+    linked yet (no new contact: a bot cannot write first to a Telegram user). True if linked.
+    The shop named this user id: a proof (verified_by 'shop')."""
     cur = await conn.execute(
-        "UPDATE contacts SET customer_id = ? WHERE channel = ? AND platform_user_id = ? AND customer_id IS NULL",
+        "UPDATE contacts SET customer_id = ?, verified_by = 'shop' WHERE channel = ? AND platform_user_id = ?"
+        " AND customer_id IS NULL",
         (customer_id, channel, platform_user_id),
     )
     return cur.rowcount > 0
 
 
-async def link(conn: Connection, contact_id: int, customer_id: int) -> None:
-    await conn.execute("UPDATE contacts SET customer_id = ? WHERE id = ?", (customer_id, contact_id))
+async def link(conn: Connection, contact_id: int, customer_id: int, verified_by: str) -> None:
+    """Make the chat the customer's: only on a proof the shop or the platform vouches for
+    (`verified_by` says which; a receipt link alone is none, see storage/start_tokens.py)."""
+    await conn.execute("UPDATE contacts SET customer_id = ?, verified_by = ? WHERE id = ?", (customer_id, verified_by, contact_id))
 
 
 async def set_opted_out(conn: Connection, contact_id: int, opted_out: bool, now: datetime) -> None:

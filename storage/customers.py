@@ -39,7 +39,8 @@ async def mark_demo(conn: Connection, customer_id: int) -> None:
 
 
 def new_link_token() -> str:
-    # 16 random bytes -> 22 chars of A-Za-z0-9_-: fits Telegram's 64-char /start payload.
+    # The customer's old deep-link token, kept unique (migration 0013 made it their latest
+    # order's start token); receipt links are per order now: storage/start_tokens.py.
     return secrets.token_urlsafe(16)
 
 
@@ -78,11 +79,6 @@ async def by_external_id(conn: Connection, external_id: str) -> CustomerRecord |
 
 async def by_id(conn: Connection, customer_id: int) -> CustomerRecord | None:
     row = await fetch_one(conn, f"{_SELECT} WHERE id = ?", (customer_id,))
-    return _record(row) if row else None
-
-
-async def by_link_token(conn: Connection, token: str) -> CustomerRecord | None:
-    row = await fetch_one(conn, f"{_SELECT} WHERE link_token = ?", (token,))
     return _record(row) if row else None
 
 

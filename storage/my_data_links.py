@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import datetime
+from typing import Any
 
 from storage.db import Connection, fetch_one
 from storage.timefmt import to_db
@@ -30,3 +32,14 @@ async def document(conn: Connection, token: str, now: datetime) -> str | None:
     if row is None or not hmac.compare_digest(row["token_hash"], wanted):
         return None
     return row["document"]
+
+
+async def undelivered_files(conn: Connection, outbox_ids: list[int]) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """Of these outbox rows (just failed for good), the /mydata files that still hold their
+    document: (channel, chat_id, contact_id, payload) each."""
+    marks = ", ".join("?" for _ in outbox_ids)
+    rows = await conn.execute_fetchall(
+        f"SELECT channel, chat_id, contact_id, payload FROM outbox WHERE id IN ({marks})"
+        " AND method = 'send_document' AND contact_id IS NOT NULL", outbox_ids)
+    found = [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+    return [f for f in found if f[3].get("my_data") and f[3].get("document_base64")]

@@ -303,6 +303,16 @@ async def _erase_links(conn: Connection, s: Subject, now: datetime) -> int:
     return cur.rowcount
 
 
+async def _erase_start_tokens(conn: Connection, s: Subject, now: datetime) -> int:
+    """The customer's receipt links stop working, and the chats' record of opening one goes."""
+    cur = await conn.execute(
+        f"DELETE FROM start_token_uses WHERE contact_id IN ({_marks(s.contact_ids)})"
+        " OR token_id IN (SELECT id FROM start_tokens WHERE customer_id = ?)", (*s.contact_ids, *_customer_id(s)))
+    count = cur.rowcount
+    cur = await conn.execute("DELETE FROM start_tokens WHERE customer_id = ?", _customer_id(s))
+    return count + cur.rowcount
+
+
 @dataclass(frozen=True)
 class Step:
     table: str
@@ -322,6 +332,13 @@ STEPS: tuple[Step, ...] = (
          _erase_contacts),
     Step("purchases", _select("SELECT * FROM purchases WHERE customer_id = ? ORDER BY purchased_at, id", _customer_id),
          _erase_purchases),
+    # The tokens themselves are keys: exported without them.
+    Step("start_tokens", _select(
+        "SELECT t.id, t.purchase_id, t.created_at, t.revoked_at, u.contact_id, u.used_at FROM start_tokens t"
+        " LEFT JOIN start_token_uses u ON u.token_id = t.id WHERE t.customer_id = ?"
+        " UNION SELECT u.token_id, u.purchase_id, NULL, NULL, u.contact_id, u.used_at FROM start_token_uses u"
+        " WHERE u.contact_id IN ({contacts}) ORDER BY 1, 5",
+        lambda s: (*_customer_id(s), *s.contact_ids)), _erase_start_tokens),
     Step("surveys", _select("SELECT * FROM surveys WHERE customer_id = ? ORDER BY id", _customer_id), _erase_surveys),
     Step("conversations", _select("SELECT * FROM conversations WHERE contact_id IN ({contacts})", lambda s: s.contact_ids),
          _erase_conversations),

@@ -56,7 +56,7 @@ class ComplaintStats:
     first_response_s: tuple[float, ...]  # tickets first answered in the period: created -> first answer
     resolution_s: tuple[float, ...]  # tickets resolved in the period: created -> resolved
     sla_met: int  # of those resolved, answered and resolved within their targets
-    sla_total: int
+    sla_total: int  # those resolved, and those still open past a target at the period's end
     resolution_scores: Tally  # customers' ratings given in the period
     reopened: int
 
@@ -216,6 +216,12 @@ COMPLAINT_TEXTS_SQL = (
     "SELECT description FROM tickets WHERE created_at >= ? AND created_at < ? AND kind = 'complaint' AND demo = 0"
     " LIMIT ?"
 )
+# Still open and past a target at the period's end: they missed the SLA as surely as a late
+# resolution, so they count in it (else a week of only overdue tickets shows 100%).
+OPEN_BREACHED = (
+    "SELECT COUNT(*) FROM tickets WHERE status IN ('open', 'claimed') AND created_at < :end AND kind = 'complaint'"
+    " AND demo = 0 AND (resolution_due_at < :end OR min(COALESCE(first_response_at, :end), :end) > first_response_due_at)"
+)
 
 
 async def complaint_stats(conn: Connection, start: datetime, end: datetime) -> ComplaintStats:
@@ -225,14 +231,15 @@ async def complaint_stats(conn: Connection, start: datetime, end: datetime) -> C
     resolutions = list(await conn.execute_fetchall(RESOLUTIONS, span))
     ratings = await fetch_one(conn, RATINGS, span)
     reopened = await fetch_one(conn, REOPENED, span)
-    assert ratings is not None and reopened is not None
+    open_breached = await fetch_one(conn, OPEN_BREACHED, {"end": span[1]})
+    assert ratings is not None and reopened is not None and open_breached is not None
     return ComplaintStats(
         opened_by_category=opened,
         resolved=len(resolutions),
         first_response_s=first,
         resolution_s=tuple(round(row[0], 3) for row in resolutions),
         sla_met=sum(1 for row in resolutions if row[1]),
-        sla_total=len(resolutions),
+        sla_total=len(resolutions) + open_breached[0],
         resolution_scores=Tally(*ratings),
         reopened=reopened[0],
     )
@@ -275,6 +282,21 @@ async def open_tickets(conn: Connection, opened_before: datetime, limit: int) ->
     rows = await conn.execute_fetchall(OPEN_OLDEST, (to_db(opened_before), limit))
     assert count is not None
     return count[0], [OpenTicket(r[0], r[1], from_db(r[2])) for r in rows]  # type: ignore[arg-type]
+
+
+# One index lookup each (surveys_created, tickets_created, inbox_received).
+FIRST_DATA_PARTS = ("SELECT min(created_at) FROM surveys", "SELECT min(created_at) FROM tickets",
+                    "SELECT min(received_at) FROM inbox")
+
+
+async def first_data_at(conn: Connection) -> datetime | None:
+    """When the database got its first survey, ticket or incoming message; None while it has none."""
+    found = []
+    for sql in FIRST_DATA_PARTS:
+        row = await fetch_one(conn, sql)
+        if row is not None and row[0] is not None:
+            found.append(row[0])
+    return from_db(min(found)) if found else None
 
 
 # --- one period at once ------------------------------------------------------------------------

@@ -114,6 +114,15 @@ async def open_for_customer(conn: Connection, customer_id: int, now: datetime) -
     )]
 
 
+async def open_for_token(conn: Connection, token_id: int, now: datetime) -> list[SurveyRecord]:
+    """The survey of a start token's order, if it is due and not sent yet."""
+    rows = await conn.execute_fetchall(
+        f"{_SELECT} WHERE s.purchase_id = (SELECT purchase_id FROM start_tokens WHERE id = ?)"
+        " AND +s.status IN ('scheduled', 'awaiting_contact') AND s.due_at <= ?", (token_id, to_db(now)),
+    )
+    return [_record(r) for r in rows]
+
+
 async def awaiting_contact_before(conn: Connection, due_before: datetime, limit: int) -> list[SurveyRecord]:
     return [_record(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE s.status = 'awaiting_contact' AND s.due_at < ? ORDER BY s.due_at LIMIT ?",

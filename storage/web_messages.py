@@ -57,6 +57,7 @@ _SILENT = (
     " AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.contact_id = c.id AND (i.kind IS NOT 'command' OR i.text IS NOT '/start'))"
     " AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.contact_id = c.id)"
     " AND NOT EXISTS (SELECT 1 FROM surveys s WHERE s.contact_id = c.id)"
+    " AND NOT EXISTS (SELECT 1 FROM start_token_uses u WHERE u.contact_id = c.id)"  # opened a receipt's link
     " LIMIT ?"
 )
 

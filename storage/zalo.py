@@ -60,13 +60,6 @@ async def customer_id_by_phone(conn: Connection, phone: str) -> int | None:
     return None
 
 
-async def set_zalo_user_id(conn: Connection, customer_id: int, zalo_user_id: str, now: datetime) -> None:
-    await conn.execute(
-        "UPDATE customers SET zalo_user_id = ?, updated_at = ? WHERE id = ? AND zalo_user_id IS NULL",
-        (zalo_user_id, to_db(now), customer_id),
-    )
-
-
 async def last_buttons(conn: Connection, chat_id: str) -> tuple[list[str], str | None]:
     """The button data of the last message queued for this Zalo chat, flattened in the
     order they were numbered (empty if that message had none), and its platform id."""

@@ -104,3 +104,49 @@ def test_durations(text, expected):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["3h", "90m", "1h30m", "2d", "45s", "72h", "1d2h3m4s"])
+def test_durations_print_as_the_config_writes_them(text):
+    from bot.config import format_duration
+
+    printed = format_duration(parse_duration(text))
+    assert re.fullmatch(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?", printed) and parse_duration(printed) == parse_duration(text)
+    assert format_duration(timedelta(hours=3)) == "3h" and format_duration(timedelta(minutes=90)) == "1h30m"
+    assert format_duration(timedelta(hours=72)) == "72h" and format_duration(timedelta(days=7)) == "7d"
+
+
+def test_every_default_duration_prints_as_the_example_file_writes_it():
+    from bot.config import format_duration
+
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    for section, keys in SCHEMA.items():
+        for key, (parse, default) in keys.items():
+            if parse in (parse_duration,) or getattr(parse, "__name__", "") == "_positive_duration":
+                assert format_duration(parse(default)) == default, (section, key)
+                assert re.search(rf'^{key} = "{default}"', text, re.M), (section, key)
+
+
+def test_a_short_token_is_refused_with_what_is_wrong_and_a_valid_example():
+    from bot.config import BOT_TOKEN_EXAMPLE
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"telegram": {"token": "123456:ABC-test"}}, {})
+    message = str(info.value)
+    assert "the part after ':' has 8 characters" in message and "123456:ABC-test" not in message
+    example = re.search(r"looks like '([^']+)'", message).group(1)
+    assert example == BOT_TOKEN_EXAMPLE
+    assert parse_config({"telegram": {"token": example}}, {}).telegram_enabled  # the example itself passes
+    for token, problem in [("abc", "no ':'"), ("12a:" + "A" * 35, "numeric id"), ("1:" + "A" * 30 + " x", "only hold")]:
+        with pytest.raises(ConfigError, match=problem):
+            parse_config({"telegram": {"token": token}}, {})
+
+
+@pytest.mark.parametrize("url", ["https://api.telegram.org/bot", "http://127.0.0.1:8081/bot/",
+                                 "https://api.telegram.org/bot" + TOKEN])
+def test_api_base_url_with_the_bot_suffix_is_refused_saying_so(url):
+    with pytest.raises(ConfigError) as info:
+        parse_config({"telegram": {"api_base_url": url}}, {})
+    assert str(info.value).startswith("telegram.api_base_url: give the server's address without the /bot suffix")
+    assert TOKEN not in str(info.value)
+    assert parse_config({"telegram": {"api_base_url": "http://127.0.0.1:8081/botapi"}}, {})  # a path of its own is fine

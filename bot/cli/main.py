@@ -17,7 +17,7 @@ from bot import logs
 from bot.cli import privacy as privacy_cli, web as web_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
-from bot.config import ENV_SECRETS, Config, ConfigError, load_config
+from bot.config import ENV_SECRETS, Config, ConfigError, format_duration, load_config
 from flows.digest import Week, parse_week, render_text, to_json, week_bounds
 from flows.texts import SUPPORTED
 from storage import settings
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-hosted customer feedback bot: CSAT surveys after each purchase, over Telegram.",
     )
     config_help = "TOML config file (default: $FEEDBOT_CONFIG, else ./config.toml if present, else built-in defaults)"
+    # Accepted before the command too (`feedbot --config X run`); the one after it wins.
+    parser.add_argument("--config", dest="global_config", metavar="CONFIG", help=config_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the bot (HTTP API, Telegram, scheduler) until Ctrl-C",
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ISO week like 2026-W47 (default: the last complete week)")
     digest.add_argument("--format", choices=("text", "json", "png"), default="text", help="default: text")
     digest.add_argument("--language", choices=SUPPORTED, help="language of the text and chart (default: digest.language)")
-    digest.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (png: default digest-<week>.png)")
+    digest.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (png: default digests/digest-<week>.png next to the database)")
     digest.add_argument("--send", action="store_true",
                         help="also queue it for every owner chat (agents.owner_chat_ids) that has not had this week")
     digest.add_argument("--config", help=config_help)
@@ -113,7 +115,7 @@ def _date_arg(value: str) -> date:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(getattr(args, "config", None) or args.global_config)
     except ConfigError as exc:
         print(f"feedbot: invalid config: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -156,8 +158,10 @@ def _check_config(config: Config) -> int:
     if config.get("web", "enabled"):
         print(f"  web chat: /chat and /widget.js{', demo mode' if config.web_demo else ''}")
     s = config.section("survey")
-    print(f"  surveys: {s['delay']} after purchase, quiet hours {s['quiet_hours'][0]:%H:%M}-{s['quiet_hours'][1]:%H:%M},"
-          f" expire after {s['expires_after']}, at most one per {s['fatigue_days']} days")
+    quiet_start, quiet_end = s["quiet_hours"]
+    quiet = "none" if quiet_start == quiet_end else f"{quiet_start:%H:%M}-{quiet_end:%H:%M}"
+    print(f"  surveys: {format_duration(s['delay'])} after purchase, quiet hours {quiet},"
+          f" expire after {format_duration(s['expires_after'])}, at most one per {s['fatigue_days']} days")
     return 0
 
 
@@ -189,7 +193,7 @@ async def _api_token(config: Config) -> int:
 
 
 async def _digest(config: Config, args: argparse.Namespace) -> int:
-    from bot.services.digest import default_png_name, service_for  # matplotlib only when asked for
+    from bot.services.digest import default_png_path, service_for  # matplotlib only when asked for
 
     if args.send and not (config.telegram_enabled and config.get("agents", "owner_chat_ids")):
         print("feedbot: --send needs telegram.token and agents.owner_chat_ids", file=sys.stderr)
@@ -204,7 +208,7 @@ async def _digest(config: Config, args: argparse.Namespace) -> int:
         language = args.language or config.get("digest", "language")
         digest = await service.build(week)
         if args.format == "png":
-            path = Path(args.output or default_png_name(week))
+            path = Path(args.output) if args.output else default_png_path(week, config.get("database", "path"))
             path.write_bytes(await service.chart(digest, language))
             print(f"chart for {week} written to {path}")
         else:
@@ -214,7 +218,7 @@ async def _digest(config: Config, args: argparse.Namespace) -> int:
             else:
                 print(body)
         if args.send:
-            queued = await service.send(week)
+            queued = await service.send(week, args.language)
             print(f"digest {week} queued for {queued} owner chat(s)" if queued
                   else f"digest {week} was already sent to every owner chat", file=sys.stderr)
     return 0

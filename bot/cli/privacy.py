@@ -42,6 +42,16 @@ def add_commands(sub: argparse._SubParsersAction, config_help: str) -> None:
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     erase.add_argument("--config", help=config_help)
 
+    link = customer_sub.add_parser(
+        "link", help="confirm that a chat is the customer's (their whole data becomes reachable from it)",
+        description="The shop's confirmation that chat contact:<n> belongs to the customer, e.g. after checking "
+        "a phone number a Zalo user submitted, which Zalo does not prove. The chat then gets the customer's "
+        "surveys, /mydata and /forget of all their data. Exit 1 if either is unknown.",
+    )
+    link.add_argument("contact", help="contact:<n>, the chat (from `feedbot customer export contact:<n>` or the log)")
+    link.add_argument("id", help="the shop's customer id (external_id)")
+    link.add_argument("--config", help=config_help)
+
     priv = sub.add_parser("privacy", help="privacy housekeeping", description="Privacy housekeeping.")
     priv_sub = priv.add_subparsers(dest="privacy_command", required=True, metavar="PRIVACY_COMMAND")
     purge = priv_sub.add_parser(
@@ -71,6 +81,13 @@ async def run(config: Config, args: argparse.Namespace, confirm: Callable[[str],
                 print(f"exported {args.id} to {args.output}", file=sys.stderr)
             else:
                 sys.stdout.write(body)
+            return 0
+        if args.customer_command == "link":
+            problem = await service.link(args.contact, args.id)
+            if problem is not None:
+                print(f"feedbot: {problem}", file=sys.stderr)
+                return 1
+            print(f"linked {args.contact} to customer {args.id}")
             return 0
         # erase
         if not await service.exists(args.id):

@@ -352,7 +352,7 @@ class AgentPage:
         now = self.clock.now()
         rows = await agent_views.desk_tickets(self.db.reader, now - RESOLVED_SHOWN)
         return _json({
-            "updated_at": local_time(now, self.tz),
+            "updated_at": local_time(now, self.tz, self.lang),
             "tickets": [self._listed(row, now) for row in rows],
         })
 
@@ -442,11 +442,11 @@ class AgentPage:
             "category_label": category_label(lang, t.category),
             "assignee": t.assignee_name,
             "order_id": t.order_id,
-            "created_at": local_time(t.created_at, self.tz),
-            "first_response_due": local_time(t.first_response_due_at, self.tz),
-            "resolution_due": local_time(t.resolution_due_at, self.tz),
-            "first_response_at": local_time(t.first_response_at, self.tz) if t.first_response_at else None,
-            "resolved_at": local_time(t.resolved_at, self.tz) if t.resolved_at else None,
+            "created_at": local_time(t.created_at, self.tz, self.lang),
+            "first_response_due": local_time(t.first_response_due_at, self.tz, self.lang),
+            "resolution_due": local_time(t.resolution_due_at, self.tz, self.lang),
+            "first_response_at": local_time(t.first_response_at, self.tz, self.lang) if t.first_response_at else None,
+            "resolved_at": local_time(t.resolved_at, self.tz, self.lang) if t.resolved_at else None,
             "breached": breached,
             "card_undelivered": t.card_undelivered is not None,  # agents see it here only
         }
@@ -471,7 +471,7 @@ class AgentPage:
         people = await agent_views.ticket_people(reader, ticket)
         order = people.pop("order")
         if order is not None:
-            order["purchased_at"] = local_time(order["purchased_at"], self.tz)
+            order["purchased_at"] = local_time(order["purchased_at"], self.tz, self.lang)
             order["amount"] = _amount(order["amount"], self.lang)
         past = await tickets.past_scores(reader, ticket.customer_id) if ticket.customer_id else ()
         events = await agent_views.events(reader, ticket.id)  # a ticket's events are few: all, then the new ones
@@ -483,7 +483,8 @@ class AgentPage:
                 "reopened": ticket.reopened_count,
                 "resolution_score": ticket.resolution_score,
                 "escalated": any(e.action in ("escalated", "sla_breach") for e in events),
-                "unverified": ticket.customer_id is None and people["channel"] == "web",
+                # No shop customer behind the chat, and no receipt's link of the order it is about.
+                "unverified": ticket.customer_id is None and ticket.purchase_id is None and people["channel"] == "web",
                 "demo": await agent_views.is_demo(reader, ticket.id),
             },
             "customer": {**people, "past_csat": list(past)},
@@ -497,7 +498,7 @@ class AgentPage:
         action = "asked" if kind == QUESTION and e.action == "opened" else e.action  # "Khách hỏi", not "gửi khiếu nại"
         return {
             "id": e.id,
-            "at": local_time(e.at, self.tz),
+            "at": local_time(e.at, self.tz, self.lang),
             "actor": e.actor,
             "who": who,
             "action": e.action,

@@ -11,6 +11,7 @@ import hmac
 import io
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote
@@ -22,10 +23,11 @@ from bot.http.agent_page import LoginThrottle
 from bot.clock import Clock
 from bot.services.digest import DigestService
 from bot.http.body import BodyError, read_json
-from bot.services.purchases import InputError, PurchaseConflict, parse_purchase, record_purchase
+from bot.services.purchases import InputError, PurchaseConflict, parse_purchase, parse_revoke_link, record_purchase
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
 from storage.db import Database, fetch_one
+from storage.timefmt import from_db
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +165,13 @@ class HttpApi:
             if not utf8_text(body):  # (a Telegram update like that is kept, with its error: not here)
                 raise BodyError(400, "body: a string with an unpaired surrogate escape (like \\ud800): not text", "body")
             data = parse_purchase(body, touchpoints=self.touchpoints, timezone=self.policy.timezone, now=self.clock.now())
+            revoke_link = parse_revoke_link(body)
         except BodyError as exc:
             return error(exc.status, exc.message, exc.field)
         except InputError as exc:
             return error(400, str(exc), exc.field)
         try:
-            outcome = await record_purchase(self.db, self.clock, self.policy, data)
+            outcome = await record_purchase(self.db, self.clock, self.policy, data, revoke_link=revoke_link)
         except PurchaseConflict as exc:
             return error(409, str(exc), "order_id")
         return web.json_response(
@@ -179,19 +182,23 @@ class HttpApi:
                     "id": outcome.survey_id,
                     "status": outcome.survey_status,
                     "skip_reason": outcome.skip_reason,
-                    "due_at": outcome.due_at.astimezone(self.policy.timezone).isoformat(),
+                    "due_at": self._shop_time(outcome.due_at),
                 },
                 "links": self._links(outcome.order_id, outcome.link_token),
             },
             status=202 if outcome.created else 200,
         )
 
+    def _shop_time(self, at: datetime | None) -> str | None:
+        """One format for every time the API answers: ISO 8601 in shop time, with its offset."""
+        return None if at is None else at.astimezone(self.policy.timezone).isoformat()
+
     async def get_purchase(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
         row = await self.db.fetchone(
-            "SELECT p.order_id, c.link_token, s.id, s.status, s.skip_reason, s.due_at, s.sent_at, s.score, s.comment"
-            " FROM purchases p JOIN customers c ON c.id = p.customer_id JOIN surveys s ON s.purchase_id = p.id"
-            " WHERE p.order_id = ?",
+            "SELECT p.order_id, (SELECT t.token FROM start_tokens t WHERE t.purchase_id = p.id AND t.revoked_at IS NULL"
+            " ORDER BY t.id DESC LIMIT 1) AS link_token, s.id, s.status, s.skip_reason, s.due_at, s.sent_at, s.score,"
+            " s.comment FROM purchases p JOIN surveys s ON s.purchase_id = p.id WHERE p.order_id = ?",
             (order_id,),
         )
         if row is None:
@@ -203,8 +210,8 @@ class HttpApi:
                     "id": row["id"],
                     "status": row["status"],
                     "skip_reason": row["skip_reason"],
-                    "due_at": row["due_at"],
-                    "sent_at": row["sent_at"],
+                    "due_at": self._shop_time(from_db(row["due_at"])),
+                    "sent_at": self._shop_time(from_db(row["sent_at"])),
                     "score": row["score"],
                     "comment": row["comment"],
                 },
@@ -216,7 +223,8 @@ class HttpApi:
         order_id = request.match_info["order_id"]
         row = await fetch_one(
             self.db.reader,
-            "SELECT c.link_token FROM purchases p JOIN customers c ON c.id = p.customer_id WHERE p.order_id = ?",
+            "SELECT (SELECT t.token FROM start_tokens t WHERE t.purchase_id = p.id AND t.revoked_at IS NULL"
+            " ORDER BY t.id DESC LIMIT 1) FROM purchases p WHERE p.order_id = ?",
             (order_id,),
         )
         if row is None:

@@ -4,7 +4,7 @@ surveys' registered by their services at wiring), run inside the caller's transa
 (state + records + outbox)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping, Sequence, get_args
 
@@ -15,6 +15,7 @@ from flows.model import (
     Context,
     Decision,
     EditChoiceMessage,
+    GrantOrder,
     Inbound,
     LinkCustomer,
     RecordComment,
@@ -24,7 +25,7 @@ from flows.model import (
     SetOptOut,
 )
 from flows.texts import PRIVACY_NOTICE_VERSION
-from storage import contacts, conversations, customers, outbox, surveys
+from storage import contacts, conversations, customers, outbox, start_tokens, surveys
 from storage.contacts import ContactRecord
 from storage.db import Connection
 from storage.tickets import TicketRecord
@@ -86,7 +87,9 @@ class Scope:
     event: Inbound | None = None  # the update itself
     actor: Actor | None = None  # who acted (the customer or the agent)
     ticket: TicketRecord | None = None  # the ticket an agent acted on
-    newly_linked: bool = False  # the chat became the customer's in this update: due surveys go now
+    granted: Mapping[str, int] = field(default_factory=dict)  # order id -> purchase id of receipt links this chat opened
+    batch: tuple[Any, ...] = ()  # every decision of this batch (a handler may look at the others)
+    deferred: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # run when the phase ends
 
 
 Handler = Callable[[Connection, Any, Scope], Awaitable["Target | None"]]  # a new target, or None: unchanged
@@ -106,7 +109,8 @@ class Effects:
         for kind, handler in (
             (Reply, self._reply), (AnswerChoice, self._answer_choice), (EditChoiceMessage, self._edit_choice_message),
             (SetConversation, self._set_conversation), (RecordScore, self._record_score),
-            (RecordComment, self._record_comment), (LinkCustomer, self._link_customer), (SetOptOut, self._set_opt_out),
+            (RecordComment, self._record_comment), (LinkCustomer, self._link_customer), (GrantOrder, self._grant_order),
+            (SetOptOut, self._set_opt_out),
         ):
             self.register(kind, handler, RECORDS)
 
@@ -131,13 +135,15 @@ class Effects:
             if found is None:
                 raise TypeError(f"no handler for decision {decision!r}")
             handlers.append((found[0], found[1], decision))
-        state = Scope(target, now, **scope)
+        state = Scope(target, now, batch=tuple(decisions), **scope)
         for phase in PHASES:
             for at, handler, decision in handlers:
                 if at == phase:
                     changed = await handler(tx, decision, state)
                     if changed is not None:
                         state = replace(state, target=changed)
+            while state.deferred:
+                await state.deferred.pop(0)()
         return state.target
 
     async def enqueue(
@@ -180,10 +186,12 @@ class Effects:
     # --- the records and replies of a flow ------------------------------------------------------
 
     async def _reply(self, tx: Connection, d: Reply, scope: Scope) -> None:
-        payload = {
+        payload: dict[str, Any] = {
             "text": d.text,
             "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in d.buttons],
         }
+        if d.share_phone:
+            payload["share_phone"] = d.share_phone
         await self.enqueue(tx, scope.target, "send_text", payload, scope.now, survey_id=d.survey_id)
 
     async def _answer_choice(self, tx: Connection, d: AnswerChoice, scope: Scope) -> None:
@@ -211,8 +219,12 @@ class Effects:
 
     async def _link_customer(self, tx: Connection, d: LinkCustomer, scope: Scope) -> Target:
         assert scope.target.contact_id is not None
-        await contacts.link(tx, scope.target.contact_id, d.customer_id)
+        await contacts.link(tx, scope.target.contact_id, d.customer_id, d.verified_by)
         return replace(scope.target, customer_id=d.customer_id)
+
+    async def _grant_order(self, tx: Connection, d: GrantOrder, scope: Scope) -> None:
+        assert scope.target.contact_id is not None
+        await start_tokens.use(tx, d.token_id, scope.target.contact_id, scope.now)
 
     async def _set_opt_out(self, tx: Connection, d: SetOptOut, scope: Scope) -> None:
         target = scope.target

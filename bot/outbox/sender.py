@@ -123,6 +123,9 @@ class Sender:
         self.jitter = jitter
         self.sleep = sleep  # the overall rate's waits (tests pass one that moves a fake `monotonic`)
         self.hooks = hooks
+        # Also called in the transaction that marks rows failed for good, with their ids
+        # (e.g. a /mydata file: the customer is told and offered the link).
+        self.failure_listeners: list[Callable[[Connection, list[int]], Awaitable[None]]] = []
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
         self._stopping = False
@@ -408,6 +411,12 @@ class Sender:
             await outbox.mark_final(tx, ids, status, error)
             if status == "failed":  # a survey whose question never arrived is not "sent and unanswered"
                 await surveys.mark_undeliverable(tx, ids, error, self.clock.now())
+                for listener in self.failure_listeners:
+                    try:
+                        async with savepoint(tx, "failure_listener"):
+                            await listener(tx, ids)
+                    except Exception:
+                        log.exception("outbox %s: failure listener failed", ids)
             if row is not None and exc is not None and self.hooks is not None:
                 try:  # in the same transaction: what waits for this row never sees it done without its fallback
                     async with savepoint(tx, "on_failed"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Collection
 
 from bot.outbox.effects import SERVICES, SYSTEM, Actor, Effects, Scope, Target
 from flows import complaint, desk, questions
@@ -178,10 +178,13 @@ class CustomerDesk:
     async def _open_ticket(self, tx: Connection, d: OpenTicket, scope: Scope) -> None:
         contact, ctx = scope.contact, scope.ctx
         assert contact is not None and ctx is not None
-        if not self.ticket_gate(contact):
+        # A complaint about an order whose receipt link the chat opened is what the link is
+        # for: not an anonymous visitor's ticket (the anonymous limits are for those).
+        receipt = d.order_id is not None and d.order_id in scope.granted
+        if not receipt and not self.ticket_gate(contact):
             await self.effects.apply(tx, complaint.not_opened(ctx), scope.target, scope.now)
             return
-        ticket = await self.open(tx, d, contact, scope.now)
+        ticket = await self.open(tx, d, contact, scope.now, granted=scope.granted.values())
         said = questions.opened if ticket.kind == QUESTION else complaint.opened
         await self.confirm(tx, ticket, said(view(ticket), ctx), scope.target, scope.now)
 
@@ -210,15 +213,21 @@ class CustomerDesk:
 
     # --- the operations ------------------------------------------------------------------------
 
-    async def open(self, tx: Connection, d: OpenTicket, contact: ContactRecord, now: datetime) -> TicketRecord:
+    async def open(
+        self, tx: Connection, d: OpenTicket, contact: ContactRecord, now: datetime, *, granted: Collection[int] = ()
+    ) -> TicketRecord:
+        """`granted`: purchases whose receipt link this chat opened (it may complain about them)."""
         customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
         purchase_id = None
         tier = "regular"
+        if d.order_id and (customer is not None or granted):
+            purchase = await purchases.by_order_id(tx, d.order_id)
+            # Only their own orders, or one whose receipt link this chat opened.
+            if purchase is not None and (
+                (customer is not None and purchase.customer_id == customer.id) or purchase.id in granted
+            ):
+                purchase_id = purchase.id
         if customer is not None:
-            if d.order_id:
-                purchase = await purchases.by_order_id(tx, d.order_id)
-                if purchase is not None and purchase.customer_id == customer.id:  # only their own orders
-                    purchase_id = purchase.id
             spend, orders = await tickets.customer_spend(tx, customer.id, since_12_months(now))
             tier = tier_for(spend, orders, self.policy)
         priority = priority_for(tier, d.category, self.policy) if d.kind == COMPLAINT else "normal"
@@ -442,7 +451,7 @@ class AgentDesk:
         else:
             due = ticket.first_response_due_at if breach == "first_response" else ticket.resolution_due_at
             key = "desk.breach_first" if breach == "first_response" else "desk.breach_resolution"
-            message = text(lang, key, number=number, due=local_time(due, self.tz), priority=priority_label, supervisor=supervisor)
+            message = text(lang, key, number=number, due=local_time(due, self.tz, lang), priority=priority_label, supervisor=supervisor)
         message = message.strip()
         if self.config.chat_id:
             await self.group.to_group(tx, ticket, message, now=now)

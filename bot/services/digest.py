@@ -14,8 +14,9 @@ import base64
 import io
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import time, tzinfo
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bot.clock import Clock
 from bot.config import Config
@@ -37,6 +38,9 @@ from flows.texts import text
 from storage import digests, outbox, reports, surveys
 from storage.db import Database
 from storage.reports import VipRule
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -155,35 +159,42 @@ class DigestService:
     async def send_due(self) -> int:
         """The scheduled job: queue the newest week whose send time has passed for every owner
         who has not had it. A week missed while the bot was down goes out now; older missed
-        weeks are skipped (the latest digest says what matters, and there is no flood)."""
+        weeks are skipped (the latest digest says what matters, and there is no flood). Weeks
+        that ended before the database's first survey, complaint or message are never sent."""
         if not self.can_send:
             return 0
         now = self.clock.now()
-        return await self.send(latest_due_week(now, self.tz, self.settings.weekday, self.settings.at))
+        week = latest_due_week(now, self.tz, self.settings.weekday, self.settings.at)
+        first = await reports.first_data_at(self.db.reader)
+        if first is None or week_bounds(week, self.tz)[1] <= first:
+            return 0  # a week over before the shop's first data: an empty report of nothing
+        return await self.send(week)
 
-    async def send(self, week: Week) -> int:
-        """Queue the week's digest for every owner chat that has not had it; returns how many."""
+    async def send(self, week: Week, language: str | None = None) -> int:
+        """Queue the week's digest for every owner chat that has not had it; returns how many.
+        `language` (the CLI's --language) overrides each owner's own."""
+        language_for = (lambda _owner: language) if language else self.settings.language_for
         name = str(week)
         owners = [o for o in self.owner_chat_ids if not await digests.was_sent(self.db.reader, o, name)]
         if not owners:
             return 0
         digest = await self.build(week)
         messages: dict[str, tuple[str, bytes | None]] = {}
-        for language in sorted({self.settings.language_for(o) for o in owners}):
+        for lang in sorted({language_for(o) for o in owners}):
             try:
-                png: bytes | None = await self.chart(digest, language)
+                png: bytes | None = await self.chart(digest, lang)
             except Exception:  # the text matters more than the picture
                 log.exception("digest %s: could not draw the chart; sending the text only", name)
                 png = None
-            messages[language] = (render_text(digest, language), png)
+            messages[lang] = (render_text(digest, lang), png)
         now = self.clock.now()
         queued = 0
         async with self.db.transaction() as tx:
             for owner in owners:
-                language = self.settings.language_for(owner)
-                if not await digests.mark_sent(tx, owner, name, language, now):
+                lang = language_for(owner)
+                if not await digests.mark_sent(tx, owner, name, lang, now):
                     continue  # another run got there first
-                body, png = messages[language]
+                body, png = messages[lang]
                 await outbox.enqueue(
                     tx, channel=self.channel_name, chat_id=owner, contact_id=None, method="send_text",
                     payload={"text": body, "buttons": []}, now=now, priority=1,
@@ -195,7 +206,7 @@ class DigestService:
                         payload={
                             "png_base64": base64.b64encode(png).decode("ascii"),
                             "filename": f"digest-{name}.png",
-                            "text": text(language, "digest.photo_caption", week=name),
+                            "text": text(lang, "digest.photo_caption", week=name),
                         },
                         now=now, priority=1,
                     )
@@ -215,8 +226,16 @@ COMPLAINTS_COLOR = "#cf222e"
 
 
 def render_chart(d: Digest, language: str) -> bytes:
-    """CSAT % per week with the answer counts behind it, and this week's complaints by
-    category, as a PNG sized for a phone screen. Weeks without answers leave a gap."""
+    """The chart (see chart_figure) as PNG bytes."""
+    fig = chart_figure(d, language)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def chart_figure(d: Digest, language: str) -> "Figure":
+    """CSAT % per week, the answer counts on their own axis beneath it, and this week's
+    complaints by category, sized for a phone screen. Weeks without answers leave a gap."""
     # The object API with the Agg canvas: no pyplot global state, no display needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -225,21 +244,25 @@ def render_chart(d: Digest, language: str) -> bytes:
     t = lambda key, **kw: text(language, key, **kw)  # noqa: E731
     fig = Figure(figsize=CHART_SIZE_IN, dpi=CHART_DPI)
     FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 2]})
+    # The counts get a panel of their own: drawn behind the CSAT line on a second scale,
+    # the tallest bar always stood at the line's 50% mark and read as a percentage.
+    top, counts_axis, bottom = fig.subplots(3, 1, gridspec_kw={"height_ratios": [3, 1.2, 2]})
 
     xs = list(range(len(d.series)))
     answers = [p.answers for p in d.series]
-    counts_axis = top.twinx()
     bar_colors = [ANSWERS_COLOR] * len(xs)
     if bar_colors:
         bar_colors[-1] = THIS_WEEK_COLOR  # the digest's own week
-    counts_axis.bar(xs, answers, color=bar_colors, width=0.6)
-    counts_axis.set_ylim(0, max(1, max(answers, default=0)) * 2.2)  # bars stay under the line
+    bars = counts_axis.bar(xs, answers, color=bar_colors, width=0.6)
+    counts_axis.bar_label(bars, labels=[fmt_number(n, language) if n else "" for n in answers], padding=2, fontsize=10)
+    counts_axis.set_ylim(0, max(1, max(answers, default=0)) * 1.3)  # room for the labels
     counts_axis.set_ylabel(t("digest.chart_answers"), fontsize=12)
-    counts_axis.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+    counts_axis.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=3))
     counts_axis.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_number(v, language)))
-    top.set_zorder(counts_axis.get_zorder() + 1)  # the line in front of the bars
-    top.patch.set_visible(False)
+    counts_axis.tick_params(axis="y", labelsize=10)
+    counts_axis.set_xticks(xs)
+    counts_axis.set_xticklabels([f"W{p.week.number:02d}" for p in d.series], fontsize=11)
+    counts_axis.spines[["top", "right"]].set_visible(False)
     pcts = [p.csat_pct if p.csat_pct is not None else float("nan") for p in d.series]
     top.plot(xs, pcts, marker="o", color=CSAT_COLOR, linewidth=2.5, markersize=7)
     for x, p in zip(xs, d.series):
@@ -253,7 +276,9 @@ def render_chart(d: Digest, language: str) -> bytes:
     top.set_yticks([0, 25, 50, 75, 100])
     top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}%"))
     top.set_xticks(xs)
-    top.set_xticklabels([f"W{p.week.number:02d}" for p in d.series], fontsize=11)
+    top.set_xticklabels([])  # the week names are under the counts, right below
+    top.set_xlim(-0.5, len(xs) - 0.5)
+    counts_axis.set_xlim(-0.5, len(xs) - 0.5)
     top.tick_params(axis="y", labelsize=11)
     top.grid(axis="y", alpha=0.3)
     top.set_title(t("digest.chart_csat"), fontsize=15, loc="left")
@@ -276,9 +301,7 @@ def render_chart(d: Digest, language: str) -> bytes:
         bottom.set_axis_off()
     bottom.set_title(t("digest.chart_complaints", week=str(d.week)), fontsize=15, loc="left")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return fig
 
 
 def vip_rule(config: Config) -> VipRule:
@@ -297,5 +320,9 @@ def service_for(config: Config, db: Database, clock: Clock, *, owners: bool, wak
     )
 
 
-def default_png_name(week: Week) -> str:
-    return f"digest-{week}.png"
+def default_png_path(week: Week, database_path: str) -> Path:
+    """Where `feedbot digest --format png` writes without --output: a digests/ folder next to
+    the database (never the current folder, which may be a clone of the repository)."""
+    folder = Path(database_path).resolve().parent / "digests"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"digest-{week}.png"

@@ -16,9 +16,9 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.outbox.effects import SERVICES, Effects, Scope, Target
 from flows import privacy as privacy_flow
-from flows.model import EraseMyData, SendMyData
+from flows.model import EraseMyData, SendMyData, TellOtherChats
 from flows.texts import PRIVACY_NOTICE_VERSION, text
-from storage import my_data_links, privacy
+from storage import contacts, my_data_links, privacy, start_tokens
 from storage.db import Connection, Database
 from storage.timefmt import to_db
 
@@ -46,10 +46,14 @@ def to_json(document: dict[str, Any]) -> str:
 class Privacy:
     def __init__(
         self, db: Database, clock: Clock, *, retention_days: int, shop_name: str = "", public_url: str = "",
-        effects: Effects | None = None,
+        start_token_days: int = 30, trust_first_token_chat: bool = False, effects: Effects | None = None,
     ) -> None:
         self.db = db
         self.effects = effects  # /mydata and /forget in a chat (the CLI needs none)
+        # A receipt's link works until this long after its order's survey closed.
+        self.start_token_ttl = timedelta(days=start_token_days)
+        # The first chat to open a receipt's link becomes the customer's verified chat.
+        self.trust_first_token_chat = trust_first_token_chat
         self.clock = clock
         self.retention = timedelta(days=retention_days)
         self.shop_name = shop_name
@@ -76,6 +80,22 @@ class Privacy:
         log.info("erased %s: %s", "customer" if subject.customer_id else "contact", counts)
         return counts
 
+    async def link(self, contact_ident: str, external_id: str) -> str | None:
+        """The shop confirms a chat is the customer's (`feedbot customer link`); what is wrong, else None."""
+        number = contact_ident.strip().removeprefix("contact:")
+        if not (contact_ident.strip().startswith("contact:") and number.isascii() and number.isdigit()):
+            return f"expected contact:<n>, got {contact_ident!r}"
+        async with self.db.transaction() as tx:
+            chat = await contacts.by_id(tx, int(number))
+            found = await privacy.find(tx, external_id)
+            if chat is None or chat.platform_user_id.startswith(privacy.ERASED):
+                return f"no chat {contact_ident}"
+            if found is None or found.customer_id is None:
+                return f"no customer {external_id}"
+            await contacts.link(tx, chat.id, found.customer_id, "shop_cli")
+        log.info("contact %s linked to customer %s by the shop", chat.id, found.customer_id)
+        return None
+
     # --- the scheduled job ----------------------------------------------------------------
 
     async def purge(self) -> dict[str, int]:
@@ -91,8 +111,19 @@ class Privacy:
     # --- /mydata and /forget, inside the engine's transaction -------------------------------
 
     def register(self, effects: Effects) -> None:
+        effects.register(TellOtherChats, self._on_tell_other_chats, SERVICES)
         effects.register(SendMyData, self._on_send_my_data, SERVICES)
         effects.register(EraseMyData, self._on_erase_my_data, SERVICES)
+
+    async def _on_tell_other_chats(self, tx: Connection, d: TellOtherChats, scope: Scope) -> None:
+        told = await self._other_chats(tx, d, scope.target.contact_id)  # read now: an erase that follows blanks them
+        effects = self._effects()
+
+        async def send() -> None:  # queued at the end of the phase: an erase must not blank them
+            for other, body in told:
+                await effects.enqueue(tx, other, "send_text", {"text": body, "buttons": []}, scope.now)
+
+        scope.deferred.append(send)
 
     async def _on_send_my_data(self, tx: Connection, d: SendMyData, scope: Scope) -> None:
         assert scope.contact is not None
@@ -115,6 +146,26 @@ class Privacy:
             raise RuntimeError("privacy decisions in a chat need the effects wired")
         return self.effects
 
+    async def tell_other_chats(
+        self, tx: Connection, customer_id: int, reason: str, contact_id: int | None, now: datetime
+    ) -> None:
+        """The engine's own tells (a phone claimed in a chat not proved to be the customer's)."""
+        for other, body in await self._other_chats(tx, TellOtherChats(customer_id, reason), contact_id):
+            await self._effects().enqueue(tx, other, "send_text", {"text": body, "buttons": []}, now)
+
+    async def _other_chats(self, tx: Connection, tell: TellOtherChats, contact_id: int | None) -> list[tuple[Target, str]]:
+        """Each of the customer's chats but this one, with the message in its language
+        (read now: an erase that follows blanks their chat ids)."""
+        out = []
+        for other_id in await start_tokens.chats_to_tell(tx, tell.customer_id, tell.token_id):
+            other = await contacts.by_id(tx, other_id) if other_id != contact_id else None
+            if other is None or not other.chat_id:
+                continue
+            body = text(other.language, f"privacy.told_{tell.reason}", shop=self.shop_name, order=tell.order_id)
+            out.append((Target.of_contact(other), body))
+        log.info("customer %s: %s; %d other chat(s) told", tell.customer_id, tell.reason, len(out))
+        return out
+
     async def _send_my_data(self, tx: Connection, target: Target, language: str, now: datetime) -> None:
         assert target.contact_id is not None
         subject = await privacy.of_contact(tx, target.contact_id)
@@ -125,6 +176,8 @@ class Privacy:
             purchases=len(tables["purchases"]), surveys=len(tables["surveys"]), tickets=len(tables["tickets"]),
             messages=len(tables["inbox"]) + len(tables["outbox"]),
         )
+        if subject.customer_id is None and tables["start_tokens"]:  # a chat that opened a receipt's link
+            caption += "\n" + text(language, "privacy.mydata_chat_only", shop=self.shop_name)
         channel = self._effects().channels.get(target.channel)
         if channel is None or not channel.delivers_files:
             await self._send_link(tx, target, language, caption, to_json(document), now)
@@ -134,8 +187,21 @@ class Privacy:
             "filename": "my-data.json",
             "mime_type": "application/json",
             "text": caption,
+            "my_data": True,  # for file_undelivered: what it is and how to speak to them
+            "language": language,
         }
         await self._effects().enqueue(tx, target, "send_document", payload, now)
+
+    async def file_undelivered(self, tx: Connection, outbox_ids: list[int]) -> None:
+        """The sender gave up on these rows: for a /mydata file, tell the customer and offer
+        the download link (or, with no public URL, to ask the shop) instead of silence."""
+        for channel, chat_id, contact_id, payload in await my_data_links.undelivered_files(tx, outbox_ids):
+            language = payload.get("language") or "vi"
+            target = Target(channel, chat_id, contact_id, None, notice_current=True)
+            document = base64.b64decode(payload["document_base64"]).decode("utf-8")
+            log.warning("/mydata file to %s chat %s could not be sent; offering the link instead", channel, chat_id)
+            sorry = text(language, "privacy.mydata_file_failed")
+            await self._send_link(tx, target, language, sorry, document, self.clock.now())
 
     async def _send_link(self, tx: Connection, target: Target, language: str, caption: str, document: str,
                          now: datetime) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.clock import Clock
 from flows.schedule import SurveyPolicy, due_time, is_too_late
-from storage import contacts, customers, purchases, surveys
+from storage import contacts, customers, purchases, start_tokens, surveys
 from storage.db import Database
 
 MAX_FUTURE = timedelta(hours=1)  # tolerated clock skew of the shop's system
@@ -209,14 +209,26 @@ class PurchaseOutcome:
     survey_status: str
     skip_reason: str | None
     due_at: datetime
-    link_token: str
+    link_token: str  # the order's start token (its receipt link)
+
+
+def parse_revoke_link(body: Any) -> bool:
+    """`"revoke_link": true` on a re-post: the order's receipt link is replaced by a new one."""
+    value = body.get("revoke_link", False) if isinstance(body, dict) else False
+    if not isinstance(value, bool):
+        raise InputError("revoke_link", "expected true or false")
+    return value
 
 
 async def record_purchase(
-    db: Database, clock: Clock, policy: SurveyPolicy, data: PurchaseInput, *, demo: bool = False
+    db: Database, clock: Clock, policy: SurveyPolicy, data: PurchaseInput, *, demo: bool = False,
+    revoke_link: bool = False,
 ) -> PurchaseOutcome:
     """Store the purchase and schedule its survey; the same order twice schedules one survey.
-    A demo purchase marks its customer: their surveys and tickets stay out of every figure."""
+    A demo purchase marks its customer: their surveys and tickets stay out of every figure.
+    A re-post (same details) answers the same link, or with `revoke_link` a new one: the old
+    one stops working and the chats that opened it lose what it gave them. A new order always
+    gets a new link; `revoke_link` on it changes nothing."""
     now = clock.now()
     fingerprint = data.fingerprint()
     async with db.transaction() as tx:
@@ -225,10 +237,12 @@ async def record_purchase(
             if existing.fingerprint != fingerprint:
                 raise PurchaseConflict(f"order {data.order_id} was already posted with different details")
             survey = await surveys.by_purchase(tx, existing.id)
-            customer = await customers.by_id(tx, existing.customer_id)
-            assert survey is not None and customer is not None
+            assert survey is not None
+            token = await start_tokens.current(tx, existing.id) if not revoke_link else None
+            if token is None:
+                token = await start_tokens.rotate(tx, existing.id, existing.customer_id, now)
             return PurchaseOutcome(
-                data.order_id, False, survey.id, survey.status, survey.skip_reason, survey.due_at, customer.link_token
+                data.order_id, False, survey.id, survey.status, survey.skip_reason, survey.due_at, token
             )
         customer = await customers.upsert(
             tx,
@@ -260,6 +274,7 @@ async def record_purchase(
             fingerprint=fingerprint,
             now=now,
         )
+        token = await start_tokens.create(tx, purchase_id, customer.id, now)
         due_at = due_time(data.purchased_at, policy)
         too_late = is_too_late(now, due_at, policy)
         status, reason = ("skipped", "too_late") if too_late else ("scheduled", None)
@@ -274,4 +289,4 @@ async def record_purchase(
             skip_reason=reason,
             now=now,
         )
-    return PurchaseOutcome(data.order_id, True, survey_id, status, reason, due_at, customer.link_token)
+    return PurchaseOutcome(data.order_id, True, survey_id, status, reason, due_at, token)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from bot.clock import Clock
 from bot.services.demo import is_demo_customer
 from bot.outbox.effects import AFTERWARDS, Effects, Scope, Target
 from flows import csat
-from flows.model import SendPendingSurveys
+from flows.model import GrantOrder, SendPendingSurveys
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
-from storage import contacts, customers, surveys, tickets
+from storage import contacts, customers, start_tokens, surveys, tickets
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
 
@@ -33,8 +33,10 @@ class SurveyDispatcher:
         wake_sender: Callable[[], None] = lambda: None,
         channel_order: tuple[str, ...] = ("last_used",),
         demo_policy: SurveyPolicy | None = None,
+        start_token_ttl: timedelta = timedelta(days=30),
     ) -> None:
         self.db = db
+        self.start_token_ttl = start_token_ttl  # how long a receipt's link grants its order (bot/privacy.py)
         self.channel_order = channel_order  # which of a customer's chats gets the survey
         self.clock = clock
         self.policy = policy
@@ -65,8 +67,12 @@ class SurveyDispatcher:
         effects.register(SendPendingSurveys, self._send_pending, AFTERWARDS)
 
     async def _send_pending(self, tx: Connection, d: SendPendingSurveys, scope: Scope) -> None:
+        """Surveys the chat may get now: its customer's, and those of orders it was just granted."""
         if scope.target.customer_id is not None:
             await self.dispatch_for_customer(tx, scope.target.customer_id, scope.now)
+        for decision in scope.batch:
+            if isinstance(decision, GrantOrder) and scope.target.contact_id is not None:
+                await self.dispatch_for_token(tx, decision.token_id, scope.target.contact_id, scope.now)
 
     async def dispatch_for_customer(self, tx: Connection, customer_id: int, now: datetime) -> int:
         """The customer just became reachable: send what is already due (inside the caller's transaction)."""
@@ -75,16 +81,37 @@ class SurveyDispatcher:
             sent += await self._dispatch_one(tx, survey, now, priority=0) == "sent"
         return sent
 
-    async def _dispatch_one(self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1) -> str:
+    async def dispatch_for_token(self, tx: Connection, token_id: int, contact_id: int, now: datetime) -> int:
+        """This chat just opened a receipt's link: its order's survey, if due, goes to it."""
+        sent = 0
+        for survey in await surveys.open_for_token(tx, token_id, now):
+            sent += await self._dispatch_one(tx, survey, now, priority=0, opener=contact_id) == "sent"
+        return sent
+
+    async def _dispatch_one(
+        self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1, opener: int | None = None
+    ) -> str:
+        """`opener`: the chat that just opened the order's receipt link, which gets it. Else the
+        customer's own (verified) chats, else the chat that opened the link last."""
         customer = await customers.by_id(tx, survey.customer_id)
         assert customer is not None
-        contact = await contacts.reachable_for_customer(tx, survey.customer_id, self.channels, self.channel_order)
+        contact = None
+        if opener is None:
+            contact = await contacts.reachable_for_customer(tx, survey.customer_id, self.channels, self.channel_order)
+            if contact is None:
+                opener = await start_tokens.latest_chat(tx, survey.purchase_id, now, self.start_token_ttl)
+        opted_out = customer.opted_out
+        if opener is not None:
+            contact = await contacts.by_id(tx, opener)
+            # A chat not proved to be the customer's: its own /stop counts too.
+            opted_out = customer.opted_out or (
+                contact is not None and contact.customer_id != survey.customer_id and contact.opted_out)
         if contact is not None and contact.channel not in self.channels:
             contact = None
         decision = decide_dispatch(
             now=now,
             due_at=survey.due_at,
-            opted_out=customer.opted_out,
+            opted_out=opted_out,
             has_contact=contact is not None,
             last_sent_at=await surveys.last_sent_at(tx, survey.customer_id),
             policy=self.demo_policy if self.demo_policy and is_demo_customer(customer.external_id) else self.policy,

@@ -32,7 +32,9 @@ async def desk(tmp_path, tg, clock):
 
 
 async def linked_customer(h, user=CUSTOMER, order="A-1001", external="C-42"):
-    _, body = await h.post_purchase(order, customer={"external_id": external, "name": "Nguyễn Thị Lan"})
+    """The customer's own chat (the shop posted her Telegram user id), opening her receipt's link."""
+    customer = {"external_id": external, "name": "Nguyễn Thị Lan", "telegram_user_id": user}
+    _, body = await h.post_purchase(order, customer=customer)
     await h.customer_says(user, f"/start {body['links']['telegram'].split('start=')[1]}")
     return body
 
@@ -187,7 +189,7 @@ async def test_only_agents_act_and_refusals_are_audited(desk, tg):
     answered = len(tg.requests_for("answerCallbackQuery"))
     await desk.deliver(tg.make_callback_update(NOT_AGENT, "dk:resolve:1", card.message_id, chat_id=GROUP))
     answers = await tg.wait_for_requests("answerCallbackQuery", answered + 1)
-    assert "không có quyền" in answers[-1].params["text"]
+    assert answers[-1].params["text"] == "Bạn không có quyền xử lý khiếu nại này."
     # ... and replies to the card: not relayed.
     await desk.deliver(tg.make_message_update(NOT_AGENT, "trả lời bừa", chat_id=GROUP, reply_to_message_id=card.message_id))
     # An anonymous admin (posting as the group) replies: not relayed either.
@@ -232,7 +234,7 @@ async def test_reopen_within_the_window_after_a_low_resolution_score(desk, tg):
     offer = (await tg.wait_for_messages(CUSTOMER, 11))[10]
     await desk.customer_taps(CUSTOMER, buttons(offer)[0]["callback_data"], offer.message_id)
     reopened = (await tg.wait_for_messages(CUSTOMER, 12))[11]
-    assert "Đã mở lại KN-0001" in reopened.text
+    assert "Đã mở lại khiếu nại KN-0001" in reopened.text
     ticket = (await desk.rows("SELECT status, reopened_count FROM tickets"))[0]
     assert ticket == {"status": "open", "reopened_count": 1}
     await desk.customer_says(CUSTOMER, "Vẫn chưa nhận được hàng bù")
@@ -331,6 +333,6 @@ async def test_agent_photo_reaches_the_customer_and_escalate_raises_priority(des
 
     await desk.deliver(tg.make_callback_update(AGENT, "dk:esc:1", card.message_id, chat_id=GROUP))
     group = await tg.wait_for_messages(GROUP, 3)
-    assert "chuyển cấp bởi Minh" in group[2].text and "ưu tiên cao" in group[2].text and "@shop_lead" in group[2].text
+    assert "Minh đã chuyển cấp KN-0001" in group[2].text and "ưu tiên cao" in group[2].text and "@shop_lead" in group[2].text
     assert (await desk.rows("SELECT priority FROM tickets"))[0]["priority"] == "high"
     assert (await tg.wait_for_messages(777, 1))[0].text == group[2].text

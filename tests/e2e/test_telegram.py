@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import hours
+from tests.conftest import hours, purchase_body
 
 USER = 555001
+# The shop posts the customer's Telegram user id: the chat is proved to be hers (a receipt's
+# link alone gives only its order).
+HERS = {"customer": {**purchase_body()["customer"], "telegram_user_id": USER}}
 
 
 async def test_purchase_to_comment_over_telegram(harness):
@@ -21,12 +24,14 @@ async def test_purchase_to_comment_over_telegram(harness):
     assert link.startswith("https://t.me/feedbot_test_bot?start=")
     token = link.split("start=")[1]
 
-    # The customer opens the deep link: linked and greeted, no survey yet (not due).
+    # The customer opens the deep link: greeted (by the order, not by name: a receipt proves
+    # nothing of who opens it), this order granted to the chat, no survey yet (not due).
     await harness.customer_says(USER, f"/start {token}")
     welcome = await tg.wait_for_messages(USER, 1)
-    assert "Nguyễn Thị Lan" in welcome[0].text
+    assert "#A-1001" in welcome[0].text and "Lan" not in welcome[0].text
     contact = (await harness.rows("SELECT * FROM contacts"))[0]
-    assert contact["customer_id"] is not None and contact["language"] == "vi"
+    assert contact["customer_id"] is None and contact["language"] == "vi"
+    assert len(await harness.rows("SELECT * FROM start_token_uses WHERE contact_id = ?", (contact["id"],))) == 1
 
     assert (await harness.app.dispatcher.dispatch_due()) == {}
     await asyncio.sleep(0.2)
@@ -90,7 +95,7 @@ async def test_english_customer_gets_english(harness):
     harness.clock.advance(hours(3))
     await harness.app.dispatcher.dispatch_due()
     messages = await harness.tg.wait_for_messages(USER, 2)
-    assert messages[0].text.startswith("Hello Nguyễn Thị Lan!")
+    assert messages[0].text.startswith("Hello! This is the customer care chat of Shop An. Here you can rate order #A-1001")
     assert "how satisfied are you with order #A-1001?" in messages[1].text
 
 
@@ -118,7 +123,7 @@ async def test_telegram_user_id_from_the_shop_links_without_deep_link(harness):
 
 async def test_stop_opts_out_and_start_opts_back_in(harness):
     await harness.start()
-    _, body = await harness.post_purchase()
+    _, body = await harness.post_purchase(**HERS)
     token = body["links"]["telegram"].split("start=")[1]
     await harness.customer_says(USER, f"/start {token}")
     await harness.customer_says(USER, "/stop")
@@ -128,7 +133,7 @@ async def test_stop_opts_out_and_start_opts_back_in(harness):
 
     await harness.customer_says(USER, "/start")
     await harness.tg.wait_for_messages(USER, 3)
-    await harness.post_purchase("A-1002", purchased_at=harness.clock.now().isoformat())
+    await harness.post_purchase("A-1002", purchased_at=harness.clock.now().isoformat(), **HERS)
     harness.clock.advance(hours(3))
     assert await harness.app.dispatcher.dispatch_due() == {"sent": 1}
 
@@ -149,7 +154,7 @@ async def test_opting_out_or_in_again_changes_nothing(harness):
         return await opted_out()
 
     await harness.start()
-    _, body = await harness.post_purchase()
+    _, body = await harness.post_purchase(**HERS)
     await harness.customer_says(USER, f"/start {body['links']['telegram'].split('start=')[1]}")
     linked = await opted_out()
     assert linked[:2] == (None, None)
@@ -165,14 +170,14 @@ async def test_opting_out_or_in_again_changes_nothing(harness):
 
 async def test_fatigue_one_survey_per_week(harness):
     await harness.start()
-    _, body = await harness.post_purchase()
+    _, body = await harness.post_purchase(**HERS)
     await harness.customer_says(USER, f"/start {body['links']['telegram'].split('start=')[1]}")
     await harness.tg.wait_for_messages(USER, 1)
-    await harness.post_purchase("A-1002", purchased_at=harness.clock.now().isoformat())
+    await harness.post_purchase("A-1002", purchased_at=harness.clock.now().isoformat(), **HERS)
     harness.clock.advance(hours(3))
     assert await harness.app.dispatcher.dispatch_due() == {"sent": 1, "skipped_fatigue": 1}
     harness.clock.advance(hours(24 * 7))
-    await harness.post_purchase("A-1003", purchased_at=harness.clock.now().isoformat())
+    await harness.post_purchase("A-1003", purchased_at=harness.clock.now().isoformat(), **HERS)
     harness.clock.advance(hours(3))
     assert await harness.app.dispatcher.dispatch_due() == {"sent": 1}
 
@@ -207,7 +212,7 @@ async def test_reminder_once_when_enabled(tmp_path, tg, clock):
         assert await h.app.dispatcher.remind() == 1
         assert await h.app.dispatcher.remind() == 0
         messages = await tg.wait_for_messages(USER, 3)
-        assert "Nhắc nhẹ" in messages[2].text
+        assert "vẫn rất mong được nghe ý kiến của bạn về đơn hàng #A-1001" in messages[2].text
     finally:
         await h.close()
 

@@ -1144,6 +1144,7 @@ class FakeTelegramServer:
         caption: str | None = None,
         sender_chat: bool | int | None = None,
         from_is_bot: bool = False,
+        contact: tuple[str, int | None] | None = None,
     ) -> JSONDict:
         """An Update with a user's message (not queued: pass it to push_update or POST it).
 
@@ -1161,6 +1162,9 @@ class FakeTelegramServer:
         * `sender_chat`: True (or the group's id) = an anonymous group admin (``from`` is
           GroupAnonymousBot); another id = a post made as that channel (``from`` is Channel_Bot).
         * `from_is_bot`: the sender is another bot.
+        * `contact`: (phone number, Telegram user id or None) a shared contact instead of a text,
+          like Telegram's: the share-phone keyboard button sends the sender's own number with
+          their user id; a contact card of someone else carries that person's id (or none).
         """
         chat_id = user_id if chat_id is None else chat_id
         if first_name is not None:
@@ -1218,6 +1222,11 @@ class FakeTelegramServer:
                 entities = _command_entities(shown)
                 if entities:
                     message["caption_entities"] = entities
+        elif contact is not None:
+            phone, owner = contact
+            message["contact"] = {"phone_number": phone, "first_name": str(self._users[user_id]["first_name"])}
+            if owner is not None:
+                message["contact"]["user_id"] = owner
         else:
             if caption is not None:
                 raise ValueError("make_message_update: caption needs photo_file_ids")

@@ -761,10 +761,10 @@ def test_english_intake():
     d = conversation.handle(msg("The parcel came 3 days late"), c)
     c = then(d, c)
     d = conversation.handle(photo("p1"), c)
-    assert of(Reply, d)[0].text == "Got 1 photo(s). Send more, or tap Continue."
+    assert of(Reply, d)[0].text == "Got 1 photo. Send more, or tap Continue."
     c = then(d, c)
     summary = of(Reply, conversation.handle(tap("kn:more"), c))[0].text
-    assert "Order: no order" in summary and "Type: Delivery" in summary and "Photos: 1 photo(s)" in summary
+    assert "Order: none" in summary and "Type: Delivery" in summary and "Photos: 1 photo" in summary
     assert conversation.handle(msg("/cancel"), c)[1] == Reply("Cancelled. You can send /complaint any time.")
 
 

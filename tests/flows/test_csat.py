@@ -9,8 +9,8 @@ from flows.model import (
     ContactView,
     Context,
     Conversation,
-    CustomerView,
     EditChoiceMessage,
+    GrantOrder,
     Inbound,
     LinkCustomer,
     OpenTicket,
@@ -20,7 +20,9 @@ from flows.model import (
     SendPendingSurveys,
     SetConversation,
     SetOptOut,
+    StartView,
     SurveyView,
+    TellOtherChats,
 )
 
 from flows.texts import text
@@ -28,15 +30,20 @@ from flows.texts import text
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)
 
 
-def ctx(*, state="idle", data=None, survey=None, language="vi", customer_id=7, start_customer=None, now=NOW):
+def ctx(*, state="idle", data=None, survey=None, language="vi", customer_id=7, start=None, now=NOW):
     return Context(
         now=now,
         contact=ContactView(contact_id=1, customer_id=customer_id, language=language),
         conversation=Conversation(state, data or {}),
         shop_name="Shop An",
         survey=survey,
-        start_customer=start_customer,
+        start=start,
     )
+
+
+def receipt(*, usable=True, new_here=True, verifies=False):
+    """The order a /start token belongs to: order A-1 of customer 7, Lan."""
+    return StartView(11, 7, "Lan", "A-1", usable=usable, new_here=new_here, verifies=verifies)
 
 
 def msg(text="", **kw):
@@ -100,6 +107,13 @@ def test_english_follow_ups():
     low = of(Reply, conversation.handle(tap("csat:3:1"), ctx(survey=SENT, language="en")))[0].text
     assert "What did you like most" in high
     assert "What went wrong?" in low
+
+
+def test_vietnamese_follow_ups_say_plainly_that_they_may_answer_or_skip():
+    for score in (5, 1):
+        text = of(Reply, conversation.handle(tap(f"csat:3:{score}"), ctx(survey=SENT)))[0].text
+        assert "Không bắt buộc" not in text and "(" not in text  # no translated aside in brackets
+        assert text.endswith("Bạn cứ nhắn trả lời ngay tại đây, hoặc bấm Bỏ qua nếu không muốn trả lời.")
 
 
 def test_typed_digit_counts_as_a_score():
@@ -180,15 +194,50 @@ def test_button_for_a_survey_that_is_not_this_customers():
     assert decisions == [AnswerChoice(decisions[0].text)]
 
 
-def test_start_with_valid_token_links_opts_in_and_sends_pending():
-    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start_customer=CustomerView(7, "Lan")))
-    assert LinkCustomer(7) in decisions and SetOptOut(False) in decisions and SendPendingSurveys() in decisions
+def test_start_with_a_receipt_grants_its_order_but_not_the_customer_and_her_chats_are_told():
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt()))
+    assert GrantOrder(11) in decisions and SetOptOut(False) in decisions and SendPendingSurveys() in decisions
+    assert TellOtherChats(7, "token_reused", "A-1", 11) in decisions and not of(LinkCustomer, decisions)
+    greeting = of(Reply, decisions)[0].text
+    assert "Lan" not in greeting and "#A-1" in greeting  # no name before the chat is proved to be hers
+    # Opened again in the same chat: they were told the first time.
+    again = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt(new_here=False)))
+    assert GrantOrder(11) in again and not of(TellOtherChats, again)
+
+
+def test_a_receipt_opened_where_the_channel_can_share_the_phone_offers_it():
+    decisions = conversation.handle(msg("/start tok123", phone_button=True), ctx(customer_id=None, start=receipt()))
+    greeting = of(Reply, decisions)[0]
+    assert greeting.share_phone and "Chia sẻ số điện thoại" in greeting.text
+    mine = conversation.handle(msg("/start tok123", phone_button=True), ctx(customer_id=7, start=receipt()))
+    assert not of(Reply, mine)[0].share_phone  # already hers
+    assert not of(Reply, conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt())))[0].share_phone
+
+
+def test_start_with_a_receipt_in_the_customers_own_chat_greets_by_name():
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=7, start=receipt()))
+    assert GrantOrder(11) in decisions and not of(LinkCustomer, decisions) and not of(TellOtherChats, decisions)
     assert "Lan" in of(Reply, decisions)[0].text
 
 
+def test_first_chat_to_open_a_receipt_is_the_customers_only_when_the_shop_trusts_it():
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt(verifies=True)))
+    assert LinkCustomer(7, "first_token") in decisions and "Lan" in of(Reply, decisions)[0].text
+    assert not of(TellOtherChats, decisions)
+    # A chat that is another customer's stays theirs.
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=8, start=receipt(verifies=True)))
+    assert not of(LinkCustomer, decisions) and "Lan" not in of(Reply, decisions)[0].text
+
+
+def test_expired_or_revoked_receipt_gets_an_honest_answer_and_nothing_else():
+    decisions = conversation.handle(msg("/start tok123"), ctx(customer_id=None, start=receipt(usable=False)))
+    assert [type(d) for d in decisions] == [Reply]
+    assert "hết hạn" in decisions[0].text and "Lan" not in decisions[0].text and "A-1" not in decisions[0].text
+
+
 def test_start_with_unknown_token_links_nothing():
-    decisions = conversation.handle(msg("/start nope"), ctx(customer_id=None, start_customer=None))
-    assert not of(LinkCustomer, decisions) and not of(SendPendingSurveys, decisions)
+    decisions = conversation.handle(msg("/start nope"), ctx(customer_id=None, start=None))
+    assert not of(LinkCustomer, decisions) and not of(SendPendingSurveys, decisions) and not of(GrantOrder, decisions)
     assert "không hợp lệ" in of(Reply, decisions)[0].text
 
 

@@ -268,7 +268,7 @@ def card(**kw):
 def test_card_text_has_everything_an_agent_needs():
     body = desk.card_text(card(), "vi", VN)
     for part in ["KN-0042", "ưu tiên cao", "Nguyễn Thị Lan", "(VIP)", "#A-1001", "Chất lượng sản phẩm",
-                 "Màn hình bị vỡ góc trái", "2 ảnh", "5, 4, 2", "TB 3.7", "13:30 23/11", "06:15 24/11", "Minh đang xử lý"]:
+                 "Màn hình bị vỡ góc trái", "2 ảnh", "5, 4, 2", "TB 3,7", "13:30 23/11", "06:15 24/11", "Minh đang xử lý"]:
         assert part in body, part
     assert "06:30" not in body and "23:15" not in body  # not UTC
     assert t("desk.card_hint_reply") not in body and t("desk.card_hint_topic") not in body  # added once placed
@@ -298,9 +298,16 @@ def test_card_text_without_order_photos_or_past_scores():
 def test_card_text_in_english():
     body = desk.card_text(card(past_scores=(3,)), "en", VN)
     for part in ["KN-0042", "priority high", "Customer: Nguyễn Thị Lan (VIP)", "Order: #A-1001", "Type: Product quality",
-                 "Photos: 2 photo(s)", "Past CSAT: 3 (avg 3.0)", "First response due: 13:30 23/11",
-                 "resolution due: 06:15 24/11", "Status: Minh is on it"]:
+                 "Photos: 2 photos", "Past CSAT: 3 (avg 3.0)", "First response due: 13:30, 23 Nov",
+                 "resolution due: 06:15, 24 Nov", "Status: Minh is on it"]:
         assert part in body, part
+    no_order = desk.card_text(card(order_id=None), "en", VN)
+    assert "Order: none\n" in no_order and "no order" not in no_order
+
+
+def test_card_average_uses_the_digests_decimal_comma():
+    body = desk.card_text(card(past_scores=(4, 3)), "vi", VN)
+    assert "4, 3 (TB 3,5)" in body  # as the digest writes "điểm TB 3,6"
 
 
 @pytest.mark.parametrize("status", ["open", "claimed"])
@@ -339,6 +346,7 @@ def test_a_question_card_says_what_was_asked_and_by_when_with_claim_and_close():
     ]
     english = desk.card_text(card(number="CH-0042", kind="question", status="open"), "en", VN)
     assert english.startswith("❓ Question CH-0042\nCustomer: Nguyễn Thị Lan (VIP)\nMessage: ")
+    assert "First response due: 13:30, 23 Nov" in english
     rows = desk.card_buttons(42, "vi", "open", "question")
     assert [b.data for row in rows for b in row] == ["dk:claim:42", "dk:resolve:42"]
     assert desk.card_buttons(42, "vi", "resolved", "question") == ()

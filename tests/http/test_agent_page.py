@@ -59,7 +59,8 @@ def buttons(message):
 
 async def file_complaint(h: Harness, tg, description: str = "Shipper giao trễ 2 ngày, hộp bị móp") -> None:
     """A linked customer files a delivery complaint about order A-1001 with /complaint."""
-    _, body = await h.post_purchase("A-1001", customer={"external_id": "C-42", "name": "Nguyễn Thị Lan", "phone": "+84 912 345 678"})
+    _, body = await h.post_purchase("A-1001", customer={"external_id": "C-42", "name": "Nguyễn Thị Lan", "phone": "+84 912 345 678",
+                                                        "telegram_user_id": CUSTOMER})  # her own chat
     await h.customer_says(CUSTOMER, f"/start {body['links']['telegram'].split('start=')[1]}")
     await tg.wait_for_messages(CUSTOMER, 1)
     await h.customer_says(CUSTOMER, "/complaint")
@@ -409,6 +410,20 @@ async def test_without_telegram_at_all_in_english(tmp_path, clock):
         assert await agent.tickets() == []
         status, body = await agent.act(1, "claim")
         assert status == 404 and body["error"]["message"] == "Complaint not found."
+    finally:
+        await agent.close()
+        await h.close()
+
+
+async def test_english_page_writes_dates_as_english_readers_do(tmp_path, tg, clock):
+    h = Harness(make_config(tmp_path, tg, agents={"language": "en"}), tg, clock)
+    await h.start()
+    agent = AgentClient(h)
+    try:
+        await file_complaint(h, tg)
+        await agent.login()
+        [listed] = await agent.tickets()
+        assert listed["first_response_due"] == "11:00, 23 Nov" and listed["resolution_due"] == "09:00, 25 Nov"
     finally:
         await agent.close()
         await h.close()

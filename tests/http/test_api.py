@@ -296,23 +296,43 @@ async def test_concurrent_duplicates_store_one_purchase(api):
     assert await counts(api) == {"customers": 1, "purchases": 1, "surveys": 1, "outbox": 0}
 
 
-async def test_one_customer_two_orders_keeps_one_customer_and_its_token(harness):
+async def test_one_customer_two_orders_keeps_one_customer_and_each_order_has_its_own_link(harness):
     await harness.start()
     _, first = await harness.post_purchase("A-1001")
-    token = (await harness.rows("SELECT link_token FROM customers"))[0]["link_token"]
     status, second = await harness.post_purchase(
         "A-1002", customer={"external_id": "C-42", "name": "Lan Nguyễn"}, purchased_at=START.isoformat()
     )
     assert status == 202, second
     customers = await harness.rows("SELECT id, name, phone, link_token FROM customers")
     assert len(customers) == 1
-    assert customers[0]["link_token"] == token
     assert customers[0]["name"] == "Lan Nguyễn"  # the shop's latest word on the name
     assert customers[0]["phone"] == "+84 912 345 678"  # not forgotten when a later order omits it
-    assert first["links"]["telegram"] == second["links"]["telegram"] == f"https://t.me/feedbot_test_bot?start={token}"
+    # A receipt's link is that order's, not a key to the customer (issue 19).
+    tokens = [r["token"] for r in await harness.rows("SELECT token FROM start_tokens ORDER BY id")]
+    assert len(set(tokens)) == 2
+    assert [first["links"]["telegram"], second["links"]["telegram"]] == [
+        f"https://t.me/feedbot_test_bot?start={t}" for t in tokens]
     purchases = await harness.rows("SELECT order_id, customer_id FROM purchases ORDER BY id")
     assert [p["order_id"] for p in purchases] == ["A-1001", "A-1002"]
     assert {p["customer_id"] for p in purchases} == {customers[0]["id"]}
+
+
+async def test_reposting_an_order_keeps_its_link_and_revoke_link_replaces_it(harness):
+    await harness.start()
+    _, first = await harness.post_purchase("A-1001")
+    status, again = await harness.post_purchase("A-1001")
+    assert status == 200 and again["duplicate"] and again["links"] == first["links"]  # a retry: the same link
+    status, revoked = await harness.post_purchase("A-1001", revoke_link=True)
+    assert status == 200 and revoked["duplicate"] and revoked["links"]["telegram"] != first["links"]["telegram"]
+    status, _, raw = await get(harness, "/api/v1/purchases/A-1001")
+    assert json.loads(raw)["links"]["telegram"] == revoked["links"]["telegram"]
+    rows = await harness.rows("SELECT revoked_at FROM start_tokens ORDER BY id")
+    assert [r["revoked_at"] is not None for r in rows] == [True, False]
+    status, bad = await harness.post_purchase("A-1001", revoke_link="yes")
+    assert status == 400 and bad["error"]["field"] == "revoke_link"
+    # Different details are still a conflict, and revoke nothing.
+    status, _ = await harness.post_purchase("A-1001", amount=1, revoke_link=True)
+    assert status == 409 and len(await harness.rows("SELECT id FROM start_tokens")) == 2
 
 
 # --- QR code ---------------------------------------------------------------------------
@@ -423,7 +443,8 @@ async def test_get_purchase_shows_the_survey_state(harness):
     survey = body["survey"]
     assert survey["id"] == posted["survey"]["id"]
     assert (survey["status"], survey["skip_reason"], survey["sent_at"], survey["score"]) == ("scheduled", None, None, None)
-    assert survey["due_at"].startswith("2026-11-23T05:00:00")  # 12:00 shop time, in UTC
+    # Shop time with its offset, exactly as the POST answered it.
+    assert survey["due_at"] == posted["survey"]["due_at"] == "2026-11-23T12:00:00+07:00"
     assert body["links"] == posted["links"]
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.clock import FakeClock
-from bot.services.digest import DigestService, render_chart, service_for
+from bot.services.digest import DigestService, chart_figure, render_chart, service_for
 from flows.digest import (
     CsatLine,
     Week,
@@ -160,7 +160,8 @@ async def test_complaint_figures_of_a_typical_week(db, service):
     # Resolved in W47: 4 h, 24 h and the ticket from W46 after 72 h.
     assert now.resolution.count == 3
     assert (now.resolution.median_s, now.resolution.p90_s) == pytest.approx((86400, 224640))
-    assert (now.sla_met, now.sla_total) == (1, 3) and now.sla_pct == pytest.approx(100 / 3)
+    # Of the 3 resolved, 1 within both targets; KN-0003 and KN-0006 are still open past a target.
+    assert (now.sla_met, now.sla_total) == (1, 5) and now.sla_pct == pytest.approx(20.0)
     rated = now.resolution_csat
     assert (rated.answers, rated.csat_pct, rated.mean) == (2, 50.0, 3.5)
     assert now.reopened == 1
@@ -168,6 +169,16 @@ async def test_complaint_figures_of_a_typical_week(db, service):
     assert [(o.number, o.category) for o in c.oldest_open] == [
         ("KN-0006", "delivery"), ("KN-0003", "product_quality"), ("KN-0005", "staff_attitude")]
     assert (c.before.opened, c.before.resolved, c.before.first_response.count) == (1, 0, 1)
+
+
+async def test_open_tickets_past_their_targets_count_against_the_sla(db, service):
+    shop = ShopData(db)
+    await shop.ticket(created_at=local(16, 9), first_response_at=local(16, 9, 30), resolved_at=local(16, 13))  # on time
+    await shop.ticket(created_at=local(17, 9))  # open, both targets missed by the week's end
+    await shop.ticket(created_at=local(22, 23))  # open, first answer due after the week's end: not yet missed
+    now = (await service.build(W47)).complaints.now
+    assert (now.sla_met, now.sla_total, now.sla_pct) == (1, 2, 50.0)
+    assert "Đạt SLA: 50,0%" in render_text(await service.build(W47), "vi")
 
 
 async def test_a_ticket_spanning_two_weeks_counts_where_each_thing_happened(db, service):
@@ -205,7 +216,7 @@ async def test_message_in_vietnamese_and_english(db, service):
         "🛠 Khiếu nại: 4 mới (+3) · 3 đã xử lý · 3 còn mở",
         "Theo loại: Giao hàng 2 · Chất lượng sản phẩm 1 · Thái độ nhân viên 1",
         "Phản hồi đầu: trung vị 30 phút, P90 2,5 giờ · Xử lý: trung vị 24,0 giờ, P90 2,6 ngày",
-        "Đạt SLA: 33,3% · CSAT sau xử lý: 50,0% (2) · Mở lại: 1",
+        "Đạt SLA: 20,0% (+20,0 điểm) · CSAT sau xử lý: 50,0% (2) · Mở lại: 1",
         "Mở lâu nhất: KN-0006 (Giao hàng, từ 02/11) · KN-0003 (Chất lượng sản phẩm, từ 18/11)",
         "• 1/5 “Nhân viên thái độ không tốt” (tại cửa hàng, Q3)",
         "• “Rất hài lòng, nên có thêm túi giấy thân thiện môi trường” (giao hàng, Q1)",
@@ -214,11 +225,12 @@ async def test_message_in_vietnamese_and_english(db, service):
         assert expected in vi, f"{expected!r} not in:\n{vi}"
     en = render_text(d, "en")
     for expected in (
-        "weekly report 2026-W47 (16/11–22/11)",
+        "weekly report 2026-W47 (16 Nov–22 Nov)",
+        "Oldest open: KN-0006 (Delivery, since 2 Nov) · KN-0003 (Product quality, since 18 Nov)",
         "⭐ CSAT 62.5% (-37.5 pts) · mean score 3.6 (-1.4) · 8 answers (+4) · response rate 72.7%",
         "By touchpoint: in store 50.0% (4) · delivery 66.7% (3) · online 100.0% (1)",
         "First response: median 30 min, p90 2.5 h · Resolution: median 24.0 h, p90 2.6 days",
-        "Within SLA: 33.3%",
+        "Within SLA: 20.0% (+20.0 pts)",
     ):
         assert expected in en, f"{expected!r} not in:\n{en}"
     assert len(vi) < 4096 and len(en) < 4096
@@ -237,7 +249,7 @@ async def test_json_carries_the_same_figures(db, service):
     assert complaints["by_category"] == {"delivery": 2, "product_quality": 1, "staff_attitude": 1}
     assert complaints["first_response"] == {"count": 3, "median_s": 1800, "p90_s": 9000}
     assert complaints["resolution"] == {"count": 3, "median_s": 86400, "p90_s": 224640}
-    assert complaints["sla_pct"] == 33.3 and complaints["reopened"] == 1 and complaints["still_open"] == 3
+    assert complaints["sla_pct"] == 20.0 and complaints["reopened"] == 1 and complaints["still_open"] == 3
     assert complaints["oldest_open"][0] == {"number": "KN-0006", "category": "delivery", "opened_at": "2026-11-02T10:00:00+07:00"}
     assert complaints["change"]["opened"] == 3
     assert body["voice"]["themes"] == [{"term": "giao hàng", "count": 2}]
@@ -269,8 +281,8 @@ async def test_a_week_with_no_data_says_so(db, service):
     assert d.empty
     assert d.csat.total.now.csat_pct is None and d.csat.total.now.mean is None and d.csat.total.now.response_rate is None
     assert d.complaints.now.first_response.median_s is None and d.complaints.now.sla_pct is None
-    assert "Tuần này không có dữ liệu" in render_text(d, "vi")
-    assert "No data this week" in render_text(d, "en")
+    assert "Tuần 2026-W40 không có dữ liệu" in render_text(d, "vi")  # a past week's report says which week
+    assert "No data for week 2026-W40" in render_text(d, "en")
     body = to_json(d)
     assert body["empty"] is True and body["csat"]["csat_pct"] is None and body["csat"]["by_store"] == []
     assert body["complaints"]["first_response"] == {"count": 0, "median_s": None, "p90_s": None}
@@ -280,10 +292,22 @@ async def test_a_week_with_no_data_says_so(db, service):
     assert 600 <= width <= 3000 and 600 <= height <= 3000
 
 
+async def test_the_answer_counts_have_an_axis_of_their_own(db, service):
+    await typical_week(ShopData(db))
+    d = await service.build(W47)
+    fig = chart_figure(d, "vi")
+    (csat_axes,) = [ax for ax in fig.axes if ax.lines]
+    answers = [p.answers for p in d.series]
+    (counts_axes,) = [ax for ax in fig.axes if [round(b.get_height()) for c in ax.containers for b in c] == answers]
+    # Not drawn over the percentages, where the tallest bar always stood at the 50% line.
+    assert not counts_axes.get_position().overlaps(csat_axes.get_position())
+    assert counts_axes.get_ylim()[1] == pytest.approx(max(answers) * 1.3)
+
+
 async def test_an_empty_week_still_mentions_old_open_tickets(db, service):
     await ShopData(db).ticket(created_at=local(2, 10))
     text = render_text(await service.build(Week(2026, 47)), "en")
-    assert "No data this week" in text and "1 complaint(s) from before are still open" in text
+    assert "No data for week 2026-W47" in text and "1 complaint from before is still open" in text
 
 
 async def test_only_answers_no_complaints_and_only_one_store(db, service):
@@ -300,6 +324,16 @@ async def test_only_answers_no_complaints_and_only_one_store(db, service):
     assert "Tuần này không có bình luận nào." in text
     width, height = png_size(render_chart(d, "en"))
     assert 600 <= width <= 3000 and 600 <= height <= 3000
+
+
+async def test_one_answer_and_one_survey_are_singular_in_english(db, service):
+    shop = ShopData(db)
+    await shop.survey(sent_at=local(17, 10), answered_at=local(17, 11), score=5)
+    en = render_text(await service.build(W47), "en")
+    assert "· 1 answer ·" in en and "1 answers" not in en
+    assert "1 câu trả lời" in render_text(await service.build(W47), "vi")
+    await shop.survey(sent_at=local(24, 10))  # W48: sent, not answered
+    assert "⭐ CSAT: no answers yet (1 survey sent)." in render_text(await service.build(W48), "en")
 
 
 async def test_surveys_sent_but_none_answered(db, service):
@@ -443,13 +477,15 @@ async def test_weekly_queries_use_index_ranges_not_full_scans(db):
         (reports.REOPENED, ("a", "b")),
         (reports.COMPLAINT_TEXTS_SQL, ("a", "b", 5)),
         (reports.OPEN_COUNT, ("a",)),
+        (reports.OPEN_BREACHED, {"end": "a"}),
+        *((sql, ()) for sql in reports.FIRST_DATA_PARTS),
         (reports.OPEN_OLDEST, ("a", 3)),
         (reports.QUESTIONS_OPENED, ("a", "b")),
         (reports.QUESTION_FIRST_RESPONSES, ("a", "b")),
     ]
     for sql, params in queries:
         plan = [r[3] for r in await db.fetchall("EXPLAIN QUERY PLAN " + sql, params)]
-        tables = [p for p in plan if re.match(r"(SCAN|SEARCH) (surveys|tickets|ticket_events|purchases|sv|p)\b", p)]
+        tables = [p for p in plan if re.match(r"(SCAN|SEARCH) (surveys|tickets|ticket_events|purchases|inbox|sv|p)\b", p)]
         assert tables, (sql, plan)
         for step in tables:
             assert step.startswith("SEARCH") and "INDEX" in step, (sql, plan)

@@ -129,6 +129,21 @@ async def test_only_the_latest_missed_week_goes_out(h, tg):
     assert "2026-W49" in text
 
 
+async def test_no_digest_for_a_week_over_before_the_first_data(tmp_path, tg, clock):
+    fresh = Harness(config(tmp_path, tg), tg, clock)  # first start on Monday 23 Nov 09:00: W47 is due
+    await fresh.start()
+    try:
+        assert await fresh.app.digests.send_due() == 0  # an empty database: no report of nothing
+        await fresh.customer_says(4242, "/start")  # the first data, after W47 ended
+        assert await fresh.app.digests.send_due() == 0
+        assert await fresh.rows("SELECT * FROM digests_sent") == []
+        clock.set(local(30, 8, 0))  # W48 holds the first message: its digest goes out
+        assert await fresh.app.digests.send_due() == 2
+        assert "2026-W48" in (await digest_messages(tg, OWNER_VI, 1))[0].text
+    finally:
+        await fresh.close()
+
+
 async def test_the_text_arrives_when_the_channel_cannot_send_photos(h, tg):
     tg.disable_method("sendPhoto")  # e.g. a Bot API server without it
     assert await h.app.digests.send_due() == 2
@@ -190,7 +205,7 @@ async def test_cli_text_png_and_errors(h, tmp_path):
     assert text.returncode == 0 and "⭐ CSAT 62.5%" in text.stdout
     png = feedbot("digest", "--week", "2026-W47", "--format", "png", "--config", str(cfg), cwd=tmp_path)
     assert png.returncode == 0, png.stderr
-    width, height = png_size((tmp_path / "digest-2026-W47.png").read_bytes())
+    width, height = png_size((tmp_path / "digests" / "digest-2026-W47.png").read_bytes())
     assert 600 <= width <= 3000 and 600 <= height <= 3000
     bad = feedbot("digest", "--week", "2026-W60", "--config", str(cfg), cwd=tmp_path)
     assert bad.returncode == 2 and "--week" in bad.stderr and "2026-W47" in bad.stderr

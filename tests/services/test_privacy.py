@@ -3,6 +3,7 @@ export|erase`, and the retention purge; on the real app, the fake Bot API and re
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,7 +38,10 @@ async def desk(tmp_path, tg, clock):
 
 
 async def link(h, user, external="C-42", order="A-1001", name=NAME, phone=PHONE, first_name=None):
-    _, body = await h.post_purchase(order, customer={"external_id": external, "name": name, "phone": phone})
+    """The customer's own chat: the shop posted her Telegram user id (a receipt's link alone
+    would give the chat only its order: test_receipt_links.py)."""
+    customer = {"external_id": external, "name": name, "phone": phone, "telegram_user_id": user}
+    _, body = await h.post_purchase(order, customer=customer)
     token = body["links"]["telegram"].split("start=")[1]
     await h.deliver(h.tg.make_message_update(user, f"/start {token}", first_name=first_name))
     return body
@@ -171,6 +175,34 @@ async def test_mydata_sends_the_customers_own_data_and_nothing_of_another(harnes
     assert (await harness.app.privacy.purge())["my_data"] == 2
     copies = await harness.rows("SELECT payload FROM outbox WHERE method = 'send_document'")
     assert [r["payload"] for r in copies] == ["{}", "{}"]
+
+
+async def test_mydata_file_that_cannot_be_sent_is_offered_as_a_link(tmp_path, tg, clock):
+    public = "https://shop.example.com"
+    h = Harness(make_config(tmp_path, tg, http={"public_url": public}, telegram={"mode": "polling"}), tg, clock)
+    await h.start()
+    try:
+        await link(h, CUSTOMER)
+        tg.fail_next("sendDocument", 400, description="Bad Request: file is too big")  # refused for good
+        await h.customer_says(CUSTOMER, "/mydata")
+        told = (await tg.wait_for_messages(CUSTOMER, 2))[1]  # welcome, then the apology with the link
+        assert told.method == "sendMessage" and told.text.startswith("Xin lỗi, tệp dữ liệu của bạn không gửi được qua đây.")
+        token = re.search(re.escape(public) + r"/mydata/([A-Za-z0-9_-]{40,})", told.text).group(1)
+        async with h.http.get(f"{h.url}/mydata/{token}") as resp:
+            assert resp.status == 200
+            assert json.loads(await resp.text())["tables"]["customers"][0]["name"] == NAME
+        assert [r["status"] for r in await h.rows("SELECT status FROM outbox WHERE method = 'send_document'")] == ["failed"]
+    finally:
+        await h.close()
+
+
+async def test_mydata_file_that_cannot_be_sent_without_a_public_url_says_to_ask_the_shop(harness):
+    await harness.start()
+    await link(harness, CUSTOMER)
+    harness.tg.disable_method("sendDocument")  # a Bot API server without it
+    await harness.customer_says(CUSTOMER, "/mydata")
+    told = (await harness.tg.wait_for_messages(CUSTOMER, 2))[1]
+    assert told.text.startswith("Kênh này chưa gửi được tệp dữ liệu. Bạn vui lòng liên hệ Shop An")
 
 
 # --- erase -------------------------------------------------------------------------------
@@ -307,7 +339,8 @@ async def test_erased_rows_leave_nothing_in_free_pages(tmp_path):
 # --- the CLI -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["customer"], ["customer", "export"], ["customer", "erase"], ["privacy", "purge"]])
+@pytest.mark.parametrize("args", [["customer"], ["customer", "export"], ["customer", "erase"], ["customer", "link"],
+                                  ["privacy", "purge"]])
 def test_help(tmp_path, args):
     result = feedbot(*args, "--help", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("usage: feedbot")

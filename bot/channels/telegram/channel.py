@@ -16,7 +16,9 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 import telegram
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
+from telegram import (
+    InlineKeyboardButton, InlineKeyboardMarkup, InputFile, KeyboardButton, ReplyKeyboardMarkup, ReplyParameters,
+)
 from telegram.error import (
     BadRequest,
     Conflict,
@@ -191,8 +193,9 @@ class TelegramChannel:
             if method == "open_topic":
                 return await self._open_topic(chat_id, payload["name"])
             if method == "send_text":
+                markup = _keyboard(payload.get("buttons")) or _share_phone(payload.get("share_phone"))
                 message = await self.bot.send_message(
-                    chat_id=int(chat_id), text=payload["text"], reply_markup=_keyboard(payload.get("buttons")), **placement
+                    chat_id=int(chat_id), text=payload["text"], reply_markup=markup, **placement
                 )
                 return str(message.message_id)
             if method == "send_photo":
@@ -280,6 +283,14 @@ def _seconds(value: int | float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def _share_phone(label: Any) -> ReplyKeyboardMarkup | None:
+    """Telegram's own phone sharing: the button sends the user's number with their user id."""
+    if not isinstance(label, str) or not label:
+        return None
+    return ReplyKeyboardMarkup([[KeyboardButton(label, request_contact=True)]], one_time_keyboard=True,
+                               resize_keyboard=True)
+
+
 def _keyboard(rows: list[list[dict[str, str]]] | None) -> InlineKeyboardMarkup | None:
     if not rows:
         return None
@@ -352,7 +363,21 @@ def _parse_message(message: Any) -> Inbound | None:
         thread_id=str(thread) if thread is not None else None,
         group=group,
         anonymous=_anonymous(message, user),
+        phone_button=not group,  # a reply keyboard's contact button works in private chats
+        **_shared_phone(message, user_id),
     )
+
+
+def _shared_phone(message: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """A shared contact: Telegram puts the account's user_id on it, so a contact whose
+    user_id is the sender's is the sender's own number (the share-phone button sends it);
+    any other contact card proves nothing."""
+    contact = message.get("contact")
+    if not isinstance(contact, dict) or not isinstance(contact.get("phone_number"), str):
+        return {}
+    owner = contact.get("user_id")
+    proved = isinstance(owner, int) and not isinstance(owner, bool) and str(owner) == user_id
+    return {"phone": contact["phone_number"][:32], "phone_proved": proved}
 
 
 def _parse_callback(query: Any) -> Inbound | None:

@@ -85,7 +85,9 @@ class WebChannel:
         if not isinstance(text, str):
             raise ValueError("text: not a string")
         command, args = split_command(text)
-        return Inbound(**common, text=text, command=command, args=args)
+        # Set only by the server, from a customer token it verified (bot/web_chat.py), never from a frame.
+        vouched = payload.get("customer") if isinstance(payload.get("customer"), str) else None
+        return Inbound(**common, text=text, command=command, args=args, vouched_customer=vouched)
 
     async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:
         return event

@@ -434,7 +434,8 @@ class WebChat:
             customer = await customers.by_external_id(self.db.reader, external_id)
             contact = await contacts.by_platform_user(self.db.reader, NAME, session_id)
             if customer is not None and (contact is None or contact.customer_id != customer.id):
-                await self._receive(session_id, lang, f"link:{customer.id}", text=f"/start {customer.link_token}")
+                # The shop site vouches for this customer: the session becomes theirs.
+                await self._receive(session_id, lang, f"link:{customer.id}", text="/start", customer=external_id)
                 return
         elif hello.get("customer_token"):
             log.info("web chat: a visitor sent an invalid or expired customer token")

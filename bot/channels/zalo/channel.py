@@ -250,8 +250,14 @@ class ZaloChannel:
         if not user_id:
             raise ValueError("sender.id: missing")
         base = Inbound(channel="zalo", user_id=user_id, chat_id=user_id, message_id=None)
-        if name in ("follow", "user_submit_info"):
+        if name == "follow":
             return replace(base, command="start")  # like Telegram's /start: welcome, send what is due
+        if name == "user_submit_info":
+            # The phone of Zalo's "request user info" form is what the user submitted: Zalo does
+            # not vouch that it is theirs, so it proves nothing (phone_proved stays False).
+            info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
+            phone = info.get("phone")
+            return replace(base, command="start", phone=phone[:32] if isinstance(phone, str) else None)
         message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
         text = message.get("text") or ""
         if not isinstance(text, str):
@@ -274,15 +280,7 @@ class ZaloChannel:
 
     async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:
         """What needs the database: a numbered reply ("2") to a message with choices is that
-        choice; a phone number the user shared (user_submit_info) links them to the customer
-        the shop knows by that number."""
-        if payload.get("event_name") == "user_submit_info":
-            info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
-            phone = info.get("phone")
-            customer_id = await zalo_store.customer_id_by_phone(tx, phone) if isinstance(phone, str) else None
-            if customer_id is not None:
-                await zalo_store.set_zalo_user_id(tx, customer_id, event.user_id, now)
-            return event
+        choice. (A phone number the user submitted links nothing: see parse and the engine.)"""
         number = event.text.strip()
         if event.choice is None and event.command is None and re.fullmatch(r"[0-9]{1,2}", number):
             choices, message_id = await zalo_store.last_buttons(tx, event.chat_id)

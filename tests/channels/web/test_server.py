@@ -106,7 +106,8 @@ async def test_purchase_api_links_the_web_survey_and_the_page_runs_survey_and_co
     assert body["links"]["web"] == f"{web.url}/chat?start={token}" and body["links"]["telegram"] is None
     web.clock.advance(hours(3))  # the survey is due
     v = await Visitor.connect(web, start=token)
-    assert "Nguyễn Thị Lan" in (await v.message("Xin chào"))["text"]  # linked, like a Telegram deep link
+    greeting = (await v.message("Xin chào"))["text"]  # like a Telegram deep link: this order, no name
+    assert "#A-1001" in greeting and "Nguyễn Thị Lan" not in greeting
     question = await v.message("hài lòng")
     assert [b["label"] for b in question["buttons"][0]][0].startswith("1")
     assert (await v.tap(question, question["buttons"][0][1]["label"]))["type"] == "accepted"  # score 2
@@ -129,7 +130,7 @@ async def test_purchase_api_links_the_web_survey_and_the_page_runs_survey_and_co
     assert survey["score"] == 2
     assert ticket == {"category": "delivery", "description": "Giao trễ 3 ngày, hộp bị móp", "order_id": "A-1001"}
     contact = (await web.rows("SELECT channel, customer_id FROM contacts"))[0]
-    assert contact["channel"] == "web" and contact["customer_id"] is not None
+    assert contact["channel"] == "web" and contact["customer_id"] is None  # the receipt gave its order, not the customer
     # Reading again from the start shows the whole conversation, the visitor's own text included.
     again = await Visitor.connect(web, session=v.session, resume=0)
     await again.next("message", text=opened["text"])
@@ -309,6 +310,10 @@ async def test_demo_button_sends_a_survey_even_in_quiet_hours(web):
     await v.message("Cảm ơn bạn đã chấm 5/5")
     survey = (await web.rows("SELECT s.score, u.external_id FROM surveys s JOIN customers u ON u.id = s.customer_id"))[0]
     assert survey["score"] == 5 and survey["external_id"].startswith("demo-")
+    # The demo customer is made up for this visitor: the page is its chat, greeted by its name.
+    chat = (await web.rows("SELECT verified_by FROM contacts WHERE customer_id IS NOT NULL"))
+    assert chat == [{"verified_by": "first_token"}]
+    assert any(f["type"] == "message" and "Xin chào Khách demo" in f["text"] for f in v.frames)
 
 
 async def test_demo_is_off_with_a_telegram_token_unless_configured(tmp_path, tg, clock):

@@ -493,7 +493,7 @@ async def test_window_closed_is_not_sent_not_retried_and_shows_in_the_digest(zh,
     report = await zh.app.digests.report_json(week)
     assert report["csat"]["undelivered"] == 1 and report["csat"]["sent"] == 0
     text = render_text(await zh.app.digests.build(week), "en")
-    assert "1 surveys could not be delivered" in text
+    assert "Surveys not delivered: 1 (" in text
 
 
 async def test_unfollowed_customer_is_recorded_not_sent(zh, zfake):
@@ -531,22 +531,49 @@ async def test_a_refused_button_message_is_sent_again_as_numbered_text(zh, zfake
     assert (await zh.rows("SELECT score FROM surveys"))[0]["score"] == 5
 
 
-async def test_phone_shared_on_zalo_links_the_customer(zh, zfake):
-    await post_zalo_purchase(zh, phone="+84 912 345 678")
+async def test_phone_submitted_on_zalo_links_nothing_and_the_customers_chats_are_told(zh, zfake, tg):
+    """Issue 19 item 6: a user_submit_info with another customer's phone (the form's phone is
+    whatever the user submitted; Zalo does not vouch for it) no longer makes the Zalo user
+    that customer: no link, no survey of hers, no order of hers offered by /complaint."""
+    await post_zalo_purchase(zh, phone="+84 912 345 678", telegram_user_id=TG_USER)
+    await zh.customer_says(TG_USER, "/start")  # the victim's own Telegram chat
+    await tg.wait_for_messages(TG_USER, 1)
     zh.clock.advance(hours(4))
-    assert await zh.app.dispatcher.dispatch_due() == {"awaiting_contact": 1}
+    assert await zh.app.dispatcher.dispatch_due() == {"sent": 1}  # to her Telegram chat
+    await tg.wait_for_messages(TG_USER, 2)
     event = zfake.make_event("user_submit_info", USER, info={"name": "Lan", "phone": "84912345678"})
     zfake.add_follower(USER)
     assert await zfake.send_event(zh.url, event) == 200
     await settled(zh)
-    messages = await zfake.wait_for_messages(USER, 2)  # welcome, then the survey that was due
-    assert "#A-1001" in messages[1].text
-    customer = (await zh.rows("SELECT zalo_user_id FROM customers"))[0]
-    assert customer["zalo_user_id"] == USER
+    welcome = await zfake.wait_for_messages(USER, 1)
+    assert "Lan" not in welcome[0].text and "#A-1001" not in welcome[0].text
+    assert (await zh.rows("SELECT zalo_user_id FROM customers"))[0]["zalo_user_id"] is None
+    assert (await zh.rows("SELECT customer_id FROM contacts WHERE channel = 'zalo'"))[0]["customer_id"] is None
+    told = (await tg.wait_for_messages(TG_USER, 3))[2]
+    assert "số điện thoại của bạn" in told.text
+
+    await say(zh, zfake, "/complaint")
+    ask = (await zfake.wait_for_messages(USER, 2))[1]
+    shown = ask.text + " ".join(b["title"] for b in ask.buttons)
+    assert "Vấn đề thuộc loại nào" in shown and "A-1001" not in shown  # no order of hers: none to pick
+    await say(zh, zfake, "/cancel")
+    await say(zh, zfake, "/mydata")
+    await outbox_settled(zh)
+    sent = zfake.sent_to(USER)
+    assert any("/mydata/" in m.text or "liên hệ" in m.text for m in sent[2:])  # the answer came
+    assert all("Nguyễn Thị Lan" not in m.text and "912" not in m.text for m in sent)
+
+    # The shop checks the number and confirms (`feedbot customer link`): now the chat is hers.
+    chat = (await zh.rows("SELECT id FROM contacts WHERE channel = 'zalo'"))[0]["id"]
+    assert await zh.app.privacy.link(f"contact:{chat}", "C-42") is None
+    await say(zh, zfake, "/complaint")
+    await outbox_settled(zh)
+    ask = zfake.sent_to(USER)[-1]
+    assert "A-1001" in ask.text + " ".join(b["title"] for b in ask.buttons)
 
 
 async def test_survey_goes_to_the_channel_used_last_and_fatigue_spans_channels(zh, zfake, tg):
-    body = await post_zalo_purchase(zh, zalo_user_id=USER)
+    body = await post_zalo_purchase(zh, zalo_user_id=USER, telegram_user_id=TG_USER)  # both her chats, per the shop
     token = body["links"]["telegram"].split("start=")[1]
     await zh.customer_says(TG_USER, f"/start {token}")  # linked on Telegram at 09:00
     zh.clock.advance(hours(1))
@@ -569,7 +596,7 @@ async def test_survey_goes_to_the_channel_used_last_and_fatigue_spans_channels(z
 async def test_channel_order_prefers_the_configured_channel(tmp_path, tg, clock, zfake):
     h = await started(tmp_path, tg, clock, zfake, survey={"channel_order": ["telegram", "last_used"]})
     try:
-        body = await post_zalo_purchase(h, zalo_user_id=USER)
+        body = await post_zalo_purchase(h, zalo_user_id=USER, telegram_user_id=TG_USER)
         await h.customer_says(TG_USER, f"/start {body['links']['telegram'].split('start=')[1]}")
         h.clock.advance(hours(1))
         await say(h, zfake, "Xin chào")  # Zalo used last, but Telegram comes first
