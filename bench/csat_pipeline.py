@@ -2,7 +2,7 @@
 """Benchmark: simulated customers through the whole CSAT flow, end to end.
 
 The REAL application object (bot.app.FeedbotApp) runs against the in-process fake Bot API
-(tests.fakes.telegram_api.FakeTelegramServer) with a real SQLite file in a temp dir and a
+(testkit.telegram_api.FakeTelegramServer) with a real SQLite file in a temp dir and a
 FakeClock. For every customer:
 
     POST /api/v1/purchases -> the customer sends "/start <token>" -> the clock moves 3 h and
@@ -73,10 +73,10 @@ from zoneinfo import ZoneInfo  # noqa: E402
 import aiohttp  # noqa: E402
 
 from bot.app import FeedbotApp  # noqa: E402
-from bot.clock import FakeClock  # noqa: E402
+from testkit.clock import FakeClock  # noqa: E402
 from bot.config import Config, parse_config  # noqa: E402
 from bot.channels.telegram.webhook import SECRET_HEADER as TELEGRAM_SECRET_HEADER, WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH  # noqa: E402
-from tests.fakes.telegram_api import FakeTelegramServer, SentMessage  # noqa: E402
+from testkit.telegram_api import FakeTelegramServer, SentMessage  # noqa: E402
 
 BOT_TOKEN = "123456789:BENCHtokenABCDEFGHIJKLMNOPQRSTUVWXYZab"
 API_TOKEN = "bench-api-token-0123456789"
@@ -201,7 +201,7 @@ class BenchTelegramServer(FakeTelegramServer):
 
 
 if not hasattr(FakeTelegramServer, "_commit_sent"):  # pragma: no cover - the hook above needs it
-    raise SystemExit("bench: tests.fakes.telegram_api.FakeTelegramServer._commit_sent is gone; update BenchTelegramServer")
+    raise SystemExit("bench: testkit.telegram_api.FakeTelegramServer._commit_sent is gone; update BenchTelegramServer")
 
 
 # ------------------------------------------------------------------------------ customers

@@ -38,7 +38,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import timedelta  # noqa: E402
 
-from bot.clock import FakeClock  # noqa: E402
+from testkit.clock import FakeClock  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from bot.services.digest import render_chart, service_for  # noqa: E402
 from flows.digest import Week, render_text, to_json, week_bounds  # noqa: E402

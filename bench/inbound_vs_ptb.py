@@ -52,7 +52,7 @@ from typing import Any  # noqa: E402
 import aiohttp  # noqa: E402
 
 from bot.app import FeedbotApp  # noqa: E402
-from bot.clock import FakeClock  # noqa: E402
+from testkit.clock import FakeClock  # noqa: E402
 
 KINDS = ("start", "tap", "comment", "complaint")
 RUN_AFTER_PREPARATION = timedelta(minutes=5)

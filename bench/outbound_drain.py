@@ -34,7 +34,7 @@ from collections import Counter  # noqa: E402
 from datetime import timedelta  # noqa: E402
 
 from bot.app import FeedbotApp  # noqa: E402
-from bot.clock import FakeClock  # noqa: E402
+from testkit.clock import FakeClock  # noqa: E402
 from bot.services.purchases import parse_purchase, record_purchase  # noqa: E402
 
 CAP = 30.0

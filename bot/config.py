@@ -510,13 +510,6 @@ class Config:
             question_window=self.get("questions", "follow_up_window"),
         )
 
-    def with_overrides(self, **sections: Mapping[str, Any]) -> "Config":
-        """A copy with some already-parsed values replaced (used by tests and the CLI)."""
-        merged = {name: dict(values) for name, values in self.values.items()}
-        for name, values in sections.items():
-            merged[name].update(values)
-        return Config(merged, self.source)
-
 
 def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "<memory>") -> Config:
     unknown_sections = set(raw) - set(SCHEMA)

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from bot.app import FeedbotApp
-from bot.clock import FakeClock
+from testkit.clock import FakeClock
 from bot.config import Config, parse_config
-from tests.fakes.telegram_api import FakeTelegramServer
+from testkit.telegram_api import FakeTelegramServer
 
 pytest_plugins = ["tests.secrets_guard"]  # issue 7 item 8: no secret in any log of the run
 

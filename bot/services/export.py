@@ -13,7 +13,6 @@ from storage import exports
 from storage.db import Database
 from storage.timefmt import from_db
 
-FORMATS = ("csv", "jsonl")
 BATCH = 2000
 
 

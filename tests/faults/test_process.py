@@ -34,7 +34,7 @@ from storage.timefmt import to_db
 from tests import secrets_guard
 from tests.conftest import BOT_TOKEN, Harness
 from tests.cli.test_main import _free_port, _wait_port
-from tests.fakes.telegram_api import FakeTelegramServer
+from testkit.telegram_api import FakeTelegramServer
 
 ROOT = Path(__file__).resolve().parents[2]
 API_SECRET = "faults-process-api-token-5d1c0e7a9b"

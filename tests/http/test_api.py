@@ -22,9 +22,9 @@ import pytest_asyncio
 import segno
 from yarl import URL
 
-from bot.clock import FakeClock
+from testkit.clock import FakeClock
 from tests.conftest import API_TOKEN, BOT_TOKEN, START, Harness, make_config, purchase_body
-from tests.fakes.telegram_api import FakeTelegramServer
+from testkit.telegram_api import FakeTelegramServer
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 JSON_AUTH = {**AUTH, "Content-Type": "application/json"}

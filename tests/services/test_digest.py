@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.clock import FakeClock
+from testkit.clock import FakeClock
 from bot.services.digest import DigestService, chart_figure, render_chart, service_for
 from flows.digest import (
     CsatLine,

@@ -15,7 +15,7 @@ import pytest
 from storage import digests
 from tests.conftest import API_TOKEN, Harness, make_config
 from tests.digest_data import ShopData, local
-from tests.fakes.telegram_api import UploadedFile
+from testkit.telegram_api import UploadedFile
 from tests.services.test_digest import png_size, typical_week
 
 ROOT = Path(__file__).resolve().parents[2]

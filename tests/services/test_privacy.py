@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import FakeClock
+from testkit.clock import FakeClock
 from flows.digest import to_json, week_of
 from flows.texts import PRIVACY_NOTICE_VERSION
 from storage import customers, privacy, surveys

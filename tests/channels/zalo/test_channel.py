@@ -17,7 +17,7 @@ from flows.digest import render_text, week_of
 from storage.timefmt import from_db
 from storage.zalo import TokenPair, phone_key
 from tests.conftest import Harness, hours, make_config
-from tests.fakes.zalo_api import FakeZaloServer, SentMessage
+from testkit.zalo_api import FakeZaloServer, SentMessage
 
 USER = "5170627724267093288"
 OTHER = "5170627724267093299"

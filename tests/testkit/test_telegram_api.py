@@ -44,7 +44,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fakes.telegram_api import FakeTelegramServer, UploadedFile
+from testkit.telegram_api import FakeTelegramServer, UploadedFile
 
 TOKEN = "123456789:AAFakeTokenForTests_abc-XYZ"
 USER = 1001
