@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flows.buttons import CsatChoice
 from flows.model import (
     AnswerChoice,
     Button,
@@ -22,7 +23,6 @@ from flows.model import (
     Reply,
     SetConversation,
     SurveyView,
-    parse_id,
 )
 from flows.texts import text
 from flows.tickets import looks_like_complaint
@@ -37,36 +37,29 @@ def complaint_start_choice(survey_id: int) -> str:
 STATE_PREFIX = "csat."
 AWAITING_SCORE = "csat.awaiting_score"
 AWAITING_COMMENT = "csat.awaiting_comment"
-CHOICE_PREFIX = "csat:"
-SKIP = "skip"
+CHOICE_PREFIX = CsatChoice.PREFIX + ":"
+SKIP = CsatChoice.SKIP
 HIGH_SCORE = 4  # 4 and 5 count as satisfied, the standard CSAT cut
 SCORES = range(1, 6)
 _SCORE_FACES = {1: "😞", 2: "🙁", 3: "😐", 4: "🙂", 5: "😍"}
 
 
 def score_choice(survey_id: int, score: int) -> str:
-    return f"{CHOICE_PREFIX}{survey_id}:{score}"
+    return CsatChoice(survey_id, str(score)).pack()
 
 
 def skip_choice(survey_id: int) -> str:
-    return f"{CHOICE_PREFIX}{survey_id}:{SKIP}"
+    return CsatChoice(survey_id, SKIP).pack()
 
 
 def owns_choice(data: str) -> bool:
-    return data.startswith(CHOICE_PREFIX)
+    return CsatChoice.owns(data)
 
 
 def parse_choice(data: str) -> tuple[int, str] | None:
     """("csat:12:4") -> (12, "4"); None for anything malformed (data comes from outside)."""
-    if not owns_choice(data):
-        return None
-    parts = data[len(CHOICE_PREFIX):].split(":")
-    if len(parts) != 2 or parse_id(parts[0]) is None:
-        return None
-    value = parts[1]
-    if value != SKIP and value not in {str(s) for s in SCORES}:
-        return None
-    return parse_id(parts[0]), value  # type: ignore[return-value]
+    choice = CsatChoice.unpack(data)
+    return (choice.survey_id, choice.value) if choice else None
 
 
 def referenced_survey_id(event: Inbound, state: str, data: dict) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from flows.buttons import DeskAction
 from flows.model import (
     AddNote,
     AnswerChoice,
@@ -22,12 +23,11 @@ from flows.model import (
     RelayToCustomer,
     ReplyInGroup,
     ResolveTicket,
-    parse_id,
 )
 from flows.texts import category_label, fmt_number, local_time, plural, text
 from flows.tickets import PRIORITIES
 
-PREFIX = "dk:"
+PREFIX = DeskAction.PREFIX + ":"
 ACTIONS = ("claim", "resolve", "esc")
 
 
@@ -68,25 +68,25 @@ class Card:
 
 
 def owns_choice(data: str) -> bool:
-    return data.startswith(PREFIX)
+    return DeskAction.owns(data)
 
 
 def referenced_ticket_id(data: str) -> int | None:
-    parts = data[len(PREFIX):].split(":") if owns_choice(data) else []
-    return parse_id(parts[1]) if len(parts) == 2 else None
+    action = DeskAction.unpack(data)
+    return action.ticket_id if action else None
 
 
 def card_buttons(ticket_id: int, language: str, status: str, kind: str = "complaint") -> tuple[tuple[Button, ...], ...]:
     if status == "resolved":
         return ()
     if kind == "question":  # answered and closed; nothing to escalate by hand
-        return ((Button(text(language, "desk.claim"), f"{PREFIX}claim:{ticket_id}"),
-                 Button(text(language, "desk.resolve"), f"{PREFIX}resolve:{ticket_id}")),)
+        return ((Button(text(language, "desk.claim"), DeskAction("claim", ticket_id).pack()),
+                 Button(text(language, "desk.resolve"), DeskAction("resolve", ticket_id).pack())),)
     return (
         (
-            Button(text(language, "desk.claim"), f"{PREFIX}claim:{ticket_id}"),
-            Button(text(language, "desk.resolve"), f"{PREFIX}resolve:{ticket_id}"),
-            Button(text(language, "desk.escalate"), f"{PREFIX}esc:{ticket_id}"),
+            Button(text(language, "desk.claim"), DeskAction("claim", ticket_id).pack()),
+            Button(text(language, "desk.resolve"), DeskAction("resolve", ticket_id).pack()),
+            Button(text(language, "desk.escalate"), DeskAction("esc", ticket_id).pack()),
         ),
     )
 
@@ -174,8 +174,8 @@ def refuse_foreign_group(event: Inbound, language: str) -> list[Decision]:
 def _on_button(event: Inbound, ctx: DeskContext) -> list[Decision]:
     lang = ctx.language
     data = event.choice or ""
-    action = data[len(PREFIX):].split(":")[0] if owns_choice(data) else ""
-    ticket_id = referenced_ticket_id(data)
+    pressed = DeskAction.unpack(data)
+    action, ticket_id = (pressed.action, pressed.ticket_id) if pressed else ("", None)
     if action not in ACTIONS or ticket_id is None:
         return [AnswerChoice(text(lang, "desk.unknown_ticket")), AuditDenied(f"button:{data[:64]}")]
     if event.anonymous or not ctx.agent_allowed:
