@@ -35,6 +35,7 @@ from bot.services.threads import TicketThreads
 from bot.channels.zalo.webhook import ZaloWebhook
 from bot.services import demo
 from bot.channels.web import server as web_chat
+from flows.schedule import SurveyPolicy
 from storage import settings
 from storage.db import Database
 
@@ -108,6 +109,56 @@ class FeedbotApp:
         policy = cfg.survey_policy()
         shop = cfg.get("shop", "name")
         agents = cfg.section("agents")
+        await self._build_services(policy, shop, agents)
+        # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
+        self.digests = service_for(cfg, self.db, self.clock, owners=self.telegram is not None, wake_sender=self.sender.wake)
+        replayed = await self.engine.replay_unprocessed()
+        if replayed:
+            log.info("replayed %d update(s) recorded before the last stop", replayed)
+
+        await self._serve_http(policy, shop, webhook_secret, web_secrets)
+
+        self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
+        if self.telegram is not None:
+            if cfg.telegram_webhook:
+                await self.telegram.use_webhook(cfg.get("http", "public_url") + TELEGRAM_WEBHOOK_PATH, webhook_secret)
+            else:
+                await self.telegram.use_polling()
+                receive = lambda raw: self.engine.receive("telegram", raw)  # noqa: E731
+                self._tasks.append(asyncio.create_task(self.telegram.poll(receive), name="telegram-polling"))
+        if scheduler:
+            self._start_scheduler()
+
+    async def _open_database(self) -> None:
+        """Open, migrate and write once: a database the bot cannot write to stops start-up
+        with a message naming database.path (not a bot that runs and fails every write)."""
+        path = self.config.get("database", "path")
+        try:
+            await self.db.open()
+            await self.db.heartbeat(datetime.now(timezone.utc).isoformat())
+        except (sqlite3.Error, OSError) as exc:
+            await self.db.close()
+            raise StartupError(f"database.path: cannot open or write the database {path!r} "
+                               f"({type(exc).__name__}: {exc}); check the path, its permissions and free disk space") from None
+
+    def liveness(self) -> dict[str, dict[str, str]]:
+        """For /healthz: the sender and the scheduler, each {"status": "ok" | "down" | "off"}."""
+        parts = {"sender": {"status": "off"}, "scheduler": {"status": "off"}}
+        task = self._sender_task
+        if task is not None:
+            if task.done():
+                error = task.exception() if not task.cancelled() else None
+                parts["sender"] = {"status": "down", "error": f"stopped: {type(error).__name__ if error else 'cancelled'}"}
+            else:
+                parts["sender"] = {"status": "ok"}
+        if self.scheduler is not None:
+            parts["scheduler"] = _scheduler_status(self.scheduler, datetime.now(timezone.utc))
+        return parts
+
+    async def _build_services(self, policy: SurveyPolicy, shop: str, agents: dict[str, Any]) -> None:
+        """The executor, the desk's roles, the sender, the dispatcher, privacy and the engine;
+        every service registers its decision handlers with the executor."""
+        cfg = self.config
         self.effects = Effects(self.channels)  # carries out every decision type (one handler each)
         self.desk = DeskGroup(
             self.effects,
@@ -140,7 +191,7 @@ class FeedbotApp:
             hooks=self.threads,
         )
         await self.sender.recover()
-        self.customer_desk = CustomerDesk(self.desk, cfg.complaint_policy(), self.threads)
+        self.customer_desk = CustomerDesk(self.desk, cfg.complaint_policy(), self.threads.use_topics)
         self.agent_desk = AgentDesk(self.desk, wake_sender=self.sender.wake)
         self.sla = SlaWatchdog(self.db, self.clock, self.agent_desk, wake_sender=self.sender.wake)
         self.dispatcher = SurveyDispatcher(
@@ -171,12 +222,10 @@ class FeedbotApp:
             privacy=self.privacy,
             agents_reachable=self.desk.config.chat_id is not None or cfg.get("agent_page", "enabled"),
         )
-        # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
-        self.digests = service_for(cfg, self.db, self.clock, owners=self.telegram is not None, wake_sender=self.sender.wake)
-        replayed = await self.engine.replay_unprocessed()
-        if replayed:
-            log.info("replayed %d update(s) recorded before the last stop", replayed)
 
+    async def _serve_http(self, policy: SurveyPolicy, shop: str, webhook_secret: str, web_secrets: Any) -> None:
+        """One aiohttp app: the shop's API, the webhooks, the web chat, the agent page."""
+        cfg = self.config
         http = HttpApi(
             db=self.db,
             clock=self.clock,
@@ -225,43 +274,6 @@ class FeedbotApp:
                 raise
             raise StartupError(f"port {cfg.get('http', 'port')} is in use: set http.port") from None
         self.port = self._runner.addresses[0][1]
-
-        self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
-        if self.telegram is not None:
-            if cfg.telegram_webhook:
-                await self.telegram.use_webhook(cfg.get("http", "public_url") + TELEGRAM_WEBHOOK_PATH, webhook_secret)
-            else:
-                await self.telegram.use_polling()
-                receive = lambda raw: self.engine.receive("telegram", raw)  # noqa: E731
-                self._tasks.append(asyncio.create_task(self.telegram.poll(receive), name="telegram-polling"))
-        if scheduler:
-            self._start_scheduler()
-
-    async def _open_database(self) -> None:
-        """Open, migrate and write once: a database the bot cannot write to stops start-up
-        with a message naming database.path (not a bot that runs and fails every write)."""
-        path = self.config.get("database", "path")
-        try:
-            await self.db.open()
-            await self.db.heartbeat(datetime.now(timezone.utc).isoformat())
-        except (sqlite3.Error, OSError) as exc:
-            await self.db.close()
-            raise StartupError(f"database.path: cannot open or write the database {path!r} "
-                               f"({type(exc).__name__}: {exc}); check the path, its permissions and free disk space") from None
-
-    def liveness(self) -> dict[str, dict[str, str]]:
-        """For /healthz: the sender and the scheduler, each {"status": "ok" | "down" | "off"}."""
-        parts = {"sender": {"status": "off"}, "scheduler": {"status": "off"}}
-        task = self._sender_task
-        if task is not None:
-            if task.done():
-                error = task.exception() if not task.cancelled() else None
-                parts["sender"] = {"status": "down", "error": f"stopped: {type(error).__name__ if error else 'cancelled'}"}
-            else:
-                parts["sender"] = {"status": "ok"}
-        if self.scheduler is not None:
-            parts["scheduler"] = _scheduler_status(self.scheduler, datetime.now(timezone.utc))
-        return parts
 
     async def _start_telegram(self) -> None:
         cfg = self.config

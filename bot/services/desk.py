@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any, Callable, Collection
+from typing import Any, Callable, Collection
 
 from bot.outbox.effects import SERVICES, SYSTEM, Actor, Effects, Scope, Target
 from flows import complaint, desk, questions
@@ -23,9 +23,6 @@ from storage import contacts, customers, outbox, purchases, tickets
 from storage.contacts import ContactRecord
 from storage.db import Connection
 from storage.tickets import TicketRecord, since_12_months
-
-if TYPE_CHECKING:
-    from bot.services.threads import TicketThreads
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +154,12 @@ class CustomerDesk:
     """The customer's side of a ticket: carries out OpenTicket, RelayToAgents, RateResolution
     and ReopenTicket."""
 
-    def __init__(self, group: DeskGroup, policy: ComplaintPolicy, threads: "TicketThreads") -> None:
+    def __init__(self, group: DeskGroup, policy: ComplaintPolicy, use_topics: Callable[[], bool]) -> None:
         self.group = group
         self.effects = group.effects
         self.config = group.config
         self.policy = policy
-        self.threads = threads
+        self.use_topics = use_topics  # a new ticket gets a forum topic (TicketThreads.use_topics)
         # Asked before a ticket opens (the web chat's limit on anonymous visitors' tickets).
         self.ticket_gate: Callable[[ContactRecord], bool] = lambda contact: True
 
@@ -245,7 +242,7 @@ class CustomerDesk:
         assert ticket is not None
         log.info("ticket %s opened by contact %s (%s, priority %s)", ticket_number(ticket_id, d.kind), contact.id, d.category, priority)
         if self.config.chat_id:
-            if self.threads.use_topics():  # its own row, before the card: retried like any send
+            if self.use_topics():  # its own row, before the card: retried like any send
                 name = f"{ticket_number(ticket_id, d.kind)} · {category_label(self.config.language, ticket.category)}"
                 await self.effects.enqueue(tx, self.group.target_for(ticket), "open_topic", {"name": name}, now)
             past = await tickets.past_scores(tx, customer.id) if customer else ()
