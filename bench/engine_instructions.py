@@ -22,6 +22,7 @@ import bench.harness as h  # noqa: E402  (sets sys.path and NO_PROXY)
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -85,6 +86,7 @@ def instructions(workdir: Path, n: int) -> int:
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, SCRIPT,
          "--run", str(n), "--dir", str(workdir)],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict layouts in every run
     )
     match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
     if match is None:

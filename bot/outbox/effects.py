@@ -129,19 +129,18 @@ class Effects:
     ) -> Target:
         """Carry out the decisions, phase by phase; returns the target as it is afterwards (a
         LinkCustomer changes its customer). `scope`: the other fields of Scope."""
-        handlers = []
+        phases: tuple[list[tuple[Handler, Decision]], ...] = tuple([] for _ in PHASES)
         for decision in decisions:
             found = self._handlers.get(type(decision))
             if found is None:
                 raise TypeError(f"no handler for decision {decision!r}")
-            handlers.append((found[0], found[1], decision))
+            phases[found[0]].append((found[1], decision))
         state = Scope(target, now, batch=tuple(decisions), **scope)
-        for phase in PHASES:
-            for at, handler, decision in handlers:
-                if at == phase:
-                    changed = await handler(tx, decision, state)
-                    if changed is not None:
-                        state = replace(state, target=changed)
+        for phase in phases:
+            for handler, decision in phase:
+                changed = await handler(tx, decision, state)
+                if changed is not None:
+                    state = replace(state, target=changed)
             while state.deferred:
                 await state.deferred.pop(0)()
         return state.target
