@@ -39,7 +39,7 @@ async def desk(tmp_path, tg, clock):
 
 async def link(h, user, external="C-42", order="A-1001", name=NAME, phone=PHONE, first_name=None):
     """The customer's own chat: the shop posted her Telegram user id (a receipt's link alone
-    would give the chat only its order: test_receipt_links.py)."""
+    would give the chat only its order: tests/e2e/test_receipt_links.py)."""
     customer = {"external_id": external, "name": name, "phone": phone, "telegram_user_id": user}
     _, body = await h.post_purchase(order, customer=customer)
     token = body["links"]["telegram"].split("start=")[1]

@@ -27,7 +27,7 @@ from bot.services.purchases import MAX_AMOUNT, MAX_AMOUNT_DEFAULT, InputError, P
 from flows.digest import parse_week, week_bounds
 from flows.schedule import SurveyPolicy, due_time
 from tests.conftest import API_TOKEN, START, VN, Harness, make_config, purchase_body
-from tests.test_hardening import raw_request
+from tests.faults.test_hardening import raw_request
 from tests.http.test_api import api  # noqa: F401 - the fixture
 from tests.channels.web.test_server import Visitor
 
