@@ -25,7 +25,7 @@ from bot.services.digest import service_for
 from bot.engine import Engine
 from bot.http.api import HttpApi
 from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH, TelegramWebhook
-from bot.services.privacy import Privacy
+from bot.services.data_rights import Privacy
 from bot.outbox.sender import Sender
 from bot.services.surveys import SurveyDispatcher
 from bot.outbox.effects import Effects

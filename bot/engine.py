@@ -13,7 +13,7 @@ from bot.outbox import consent
 from bot.outbox.effects import Actor, Effects, Target
 from bot.services.demo import is_demo_customer
 from bot.services.desk import DeskGroup, desk_view, view
-from bot.services.privacy import Privacy
+from bot.services.data_rights import Privacy
 from bot.services.surveys import SurveyDispatcher
 from flows import complaint, conversation, csat
 from flows import privacy as privacy_flow

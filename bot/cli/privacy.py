@@ -9,7 +9,7 @@ from typing import Callable
 
 from bot.clock import SystemClock
 from bot.config import Config
-from bot.services.privacy import Privacy, to_json
+from bot.services.data_rights import Privacy, to_json
 from storage.db import Database
 
 ID_HELP = "the shop's customer id (external_id, as posted with purchases), or contact:<n> for a chat never linked to one"

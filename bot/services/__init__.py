@@ -1,1 +1,1 @@
-"""Use cases: the ticket desk, surveys, privacy, digest, purchases, demo, export."""
+"""Use cases: the ticket desk and its SLA watchdog and threads, surveys, data rights (privacy), digest, purchases, demo, export."""

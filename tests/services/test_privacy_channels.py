@@ -195,12 +195,12 @@ async def test_zalo_mydata_without_a_public_url_says_to_ask_the_shop(zh, zfake):
     await follow(zh, zfake)
     await next_message(zfake)
     recorded = Recorded()
-    logging.getLogger("bot.services.privacy").addHandler(recorded)
+    logging.getLogger("bot.services.data_rights").addHandler(recorded)
     try:
         await say(zh, zfake, "/mydata")
         message = await next_message(zfake)
     finally:
-        logging.getLogger("bot.services.privacy").removeHandler(recorded)
+        logging.getLogger("bot.services.data_rights").removeHandler(recorded)
     assert "liên hệ Shop An" in message.text and "/mydata/" not in message.text
     assert any("http.public_url" in m for m in recorded.messages)
     assert await zh.rows("SELECT id FROM my_data_links") == []
