@@ -227,33 +227,10 @@ class Engine:
         customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
         state, data = await conversations.get(tx, contact.id)
         await consent.on_inbound(tx, contact, event, now)
-        ttl = self.privacy.start_token_ttl
 
-        survey_view = None
-        survey_id = csat.referenced_survey_id(event, state, data) or complaint.referenced_survey_id(event)
-        if survey_id is not None:
-            survey = await surveys.get(tx, survey_id)
-            # Never another customer's survey; from a chat not proved to be the customer's,
-            # only that of an order whose receipt link it opened.
-            if survey is not None and (
-                (customer is not None and survey.customer_id == customer.id)
-                or await start_tokens.is_granted(tx, contact.id, survey.purchase_id, now, ttl)
-            ):
-                survey_view = SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score)
+        survey_view = await self._survey_view(tx, event, state, data, contact, customer, now)
 
-        start_view = None
-        token = conversation.start_token(event)
-        if token is not None:
-            found = await start_tokens.lookup(tx, token, now, ttl)
-            if found is not None:
-                openers = await start_tokens.openers(tx, found.id)
-                others = [c for c in openers if c != contact.id]
-                start_view = StartView(
-                    found.id, found.customer_id, found.customer_name, found.order_id, found.usable,
-                    new_here=contact.id not in openers,
-                    # A demo customer is made up for whoever tries the demo: nothing of anyone's to protect.
-                    verifies=(self.privacy.trust_first_token_chat or is_demo_customer(found.external_id)) and not others,
-                )
+        start_view = await self._start_view(tx, event, contact, now)
 
         # Resolved tickets as far back as a complaint may be reopened or a question followed up.
         window = max(self.complaints.reopen_window, self.complaints.question_window)
@@ -263,16 +240,7 @@ class Engine:
         if ticket_id is not None:
             # Only this contact's own tickets: a guessed number finds nothing.
             ticket_record = next((t for t in own_tickets if t.id == ticket_id), None)
-        recent_orders: tuple[OrderRef, ...] | None = None
-        granted: list[tuple[int, str, datetime]] = []
-        if conversation.may_start_complaint(event):
-            recent = await tickets.recent_orders(tx, customer.id) if customer else []
-            granted = await start_tokens.granted_orders(tx, contact.id, now, ttl)
-            orders = dict(recent)
-            for _, order_id, at in granted:  # orders whose receipt link this chat opened
-                orders.setdefault(order_id, at)
-            newest = sorted(orders.items(), key=lambda item: item[1], reverse=True)[:5]
-            recent_orders = tuple(OrderRef(order_id, at) for order_id, at in newest)
+        recent_orders, granted = await self._orders(tx, event, contact, customer, now)
 
         ctx = Context(
             now=now,
@@ -316,6 +284,61 @@ class Engine:
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
         log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
+
+    async def _survey_view(
+        self, tx: Connection, event: Inbound, state: str, data: dict[str, Any], contact: ContactRecord,
+        customer: Any, now: datetime,
+    ) -> SurveyView | None:
+        """The survey the event refers to, if this chat may see it."""
+        ttl = self.privacy.start_token_ttl
+        survey_view = None
+        survey_id = csat.referenced_survey_id(event, state, data) or complaint.referenced_survey_id(event)
+        if survey_id is not None:
+            survey = await surveys.get(tx, survey_id)
+            # Never another customer's survey; from a chat not proved to be the customer's,
+            # only that of an order whose receipt link it opened.
+            if survey is not None and (
+                (customer is not None and survey.customer_id == customer.id)
+                or await start_tokens.is_granted(tx, contact.id, survey.purchase_id, now, ttl)
+            ):
+                survey_view = SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score)
+        return survey_view
+
+    async def _start_view(self, tx: Connection, event: Inbound, contact: ContactRecord, now: datetime) -> StartView | None:
+        """The order behind a /start token (a receipt's link), if the event carries one."""
+        ttl = self.privacy.start_token_ttl
+        start_view = None
+        token = conversation.start_token(event)
+        if token is not None:
+            found = await start_tokens.lookup(tx, token, now, ttl)
+            if found is not None:
+                openers = await start_tokens.openers(tx, found.id)
+                others = [c for c in openers if c != contact.id]
+                start_view = StartView(
+                    found.id, found.customer_id, found.customer_name, found.order_id, found.usable,
+                    new_here=contact.id not in openers,
+                    # A demo customer is made up for whoever tries the demo: nothing of anyone's to protect.
+                    verifies=(self.privacy.trust_first_token_chat or is_demo_customer(found.external_id)) and not others,
+                )
+        return start_view
+
+    async def _orders(
+        self, tx: Connection, event: Inbound, contact: ContactRecord, customer: Any, now: datetime
+    ) -> tuple[tuple[OrderRef, ...] | None, list[tuple[int, str, datetime]]]:
+        """The orders a complaint may be about (None when this event cannot start one), and
+        those whose receipt link this chat opened (purchase id, order id, when)."""
+        ttl = self.privacy.start_token_ttl
+        recent_orders: tuple[OrderRef, ...] | None = None
+        granted: list[tuple[int, str, datetime]] = []
+        if conversation.may_start_complaint(event):
+            recent = await tickets.recent_orders(tx, customer.id) if customer else []
+            granted = await start_tokens.granted_orders(tx, contact.id, now, ttl)
+            orders = dict(recent)
+            for _, order_id, at in granted:  # orders whose receipt link this chat opened
+                orders.setdefault(order_id, at)
+            newest = sorted(orders.items(), key=lambda item: item[1], reverse=True)[:5]
+            recent_orders = tuple(OrderRef(order_id, at) for order_id, at in newest)
+        return recent_orders, granted
 
     async def _proved_link(
         self, tx: Connection, contact: ContactRecord, event: Inbound, now: datetime
