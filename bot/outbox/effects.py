@@ -4,7 +4,7 @@ surveys' registered by their services at wiring), run inside the caller's transa
 (state + records + outbox)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping, Sequence, get_args
 
@@ -75,21 +75,36 @@ class Actor:
 SYSTEM = Actor("system")
 
 
-@dataclass(frozen=True)
 class Scope:
     """What a batch of decisions is carried out for: where replies go, and what the engine
-    read before the flow ran (the customer's contact and context, or the agent and ticket)."""
+    read before the flow ran (the customer's contact and context, or the agent and ticket).
+    A plain class with slots: one is made per batch, on the hot path."""
 
-    target: Target
-    now: datetime
-    contact: ContactRecord | None = None  # the customer who wrote
-    ctx: Context | None = None  # what the customer's flow was shown
-    event: Inbound | None = None  # the update itself
-    actor: Actor | None = None  # who acted (the customer or the agent)
-    ticket: TicketRecord | None = None  # the ticket an agent acted on
-    granted: Mapping[str, int] = field(default_factory=dict)  # order id -> purchase id of receipt links this chat opened
-    batch: tuple[Any, ...] = ()  # every decision of this batch (a handler may look at the others)
-    deferred: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # run when the phase ends
+    __slots__ = ("target", "now", "contact", "ctx", "event", "actor", "ticket", "granted", "batch", "deferred")
+
+    def __init__(
+        self,
+        target: Target,
+        now: datetime,
+        *,
+        contact: ContactRecord | None = None,  # the customer who wrote
+        ctx: Context | None = None,  # what the customer's flow was shown
+        event: Inbound | None = None,  # the update itself
+        actor: Actor | None = None,  # who acted (the customer or the agent)
+        ticket: TicketRecord | None = None,  # the ticket an agent acted on
+        granted: Mapping[str, int] | None = None,  # order id -> purchase id of receipt links this chat opened
+        batch: tuple[Any, ...] = (),  # every decision of this batch (a handler may look at the others)
+    ) -> None:
+        self.target = target  # as it is now (a LinkCustomer changes its customer)
+        self.now = now
+        self.contact = contact
+        self.ctx = ctx
+        self.event = event
+        self.actor = actor
+        self.ticket = ticket
+        self.granted: Mapping[str, int] = granted or {}
+        self.batch = batch
+        self.deferred: list[Callable[[], Awaitable[None]]] = []  # run when the phase ends
 
 
 Handler = Callable[[Connection, Any, Scope], Awaitable["Target | None"]]  # a new target, or None: unchanged
@@ -140,7 +155,7 @@ class Effects:
             for handler, decision in phase:
                 changed = await handler(tx, decision, state)
                 if changed is not None:
-                    state = replace(state, target=changed)
+                    state.target = changed
             while state.deferred:
                 await state.deferred.pop(0)()
         return state.target
