@@ -31,7 +31,6 @@ from bot.tickets import DeskConfig, TicketDesk
 from bot.zalo_webhook import ZaloWebhook
 from bot import demo, web_chat
 from storage import settings
-from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class FeedbotApp:
         self.config = config
         self.clock = clock or SystemClock()
         self.sender_clock = sender_clock
-        self.db = Database(config.get("database", "path"))
+        self.db = config.database()
         self.telegram: TelegramChannel | None = None
         self.zalo: ZaloChannel | None = None
         self.zalo_webhook: ZaloWebhook | None = None

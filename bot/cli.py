@@ -20,7 +20,7 @@ from bot.config import ENV_SECRETS, Config, ConfigError, format_duration, load_c
 from flows.digest import Week, parse_week, render_text, to_json, week_bounds
 from flows.texts import SUPPORTED
 from storage import settings
-from storage.db import Database, MigrationError
+from storage.db import MigrationError
 
 log = logging.getLogger("feedbot")
 
@@ -151,7 +151,7 @@ def _check_config(config: Config) -> int:
         telegram = "webhook" if config.telegram_webhook else "long polling"
     print(f"config OK ({config.source})")
     print(f"  shop: {config.get('shop', 'name')} ({config.get('shop', 'timezone')}, {config.get('shop', 'language')})")
-    print(f"  database: {config.get('database', 'path')}")
+    print(f"  database: {'PostgreSQL' if config.get('database', 'url') else config.get('database', 'path')}")
     print(f"  HTTP API: http://{config.get('http', 'host')}:{config.get('http', 'port')}")
     print(f"  telegram: {telegram}")
     if config.get("web", "enabled"):
@@ -165,7 +165,7 @@ def _check_config(config: Config) -> int:
 
 
 async def _migrate(config: Config) -> int:
-    db = Database(config.get("database", "path"))
+    db = config.database()
     try:
         await db.open(migrate=False)
         applied = await db.migrate()
@@ -184,7 +184,7 @@ async def _api_token(config: Config) -> int:
         return 0
     import secrets as random_secrets
 
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         async with db.transaction() as tx:
             token = await settings.get_or_create(tx, "api_token", lambda: random_secrets.token_urlsafe(24))
     print(token)
@@ -198,7 +198,7 @@ async def _digest(config: Config, args: argparse.Namespace) -> int:
         print("feedbot: --send needs telegram.token and agents.owner_chat_ids", file=sys.stderr)
         return EXIT_CONFIG
     clock = SystemClock()
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         service = service_for(config, db, clock, owners=args.send)
         week = args.week or service.default_week()
         if args.send and week_bounds(week, config.tz)[1] > clock.now():
@@ -232,7 +232,7 @@ async def _export(config: Config, args: argparse.Namespace) -> int:
     tz = config.tz
     start = datetime.combine(args.start, datetime.min.time(), tzinfo=tz).astimezone(timezone.utc)
     end = datetime.combine(args.end + timedelta(days=1), datetime.min.time(), tzinfo=tz).astimezone(timezone.utc)
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         if not args.output:
             count = await export(db, args.what, args.format, start, end, sys.stdout, tz)
         else:
@@ -266,7 +266,8 @@ async def _run(config: Config) -> int:
     if app.telegram is not None:
         telegram = f"@{app.bot_username} by {'webhook' if config.telegram_webhook else 'long polling'}"
     log.info("feedbot is running: HTTP API on %s, Telegram %s, database %s (config: %s)",
-             app.base_url, telegram, config.get("database", "path"), config.source)
+             app.base_url, telegram, "PostgreSQL" if config.get("database", "url") else config.get("database", "path"),
+             config.source)
     log.info("the API bearer token: run `feedbot api-token`; post purchases to %s/api/v1/purchases", app.base_url)
     if app.web is not None:
         print(f"Web chat: {app.web_chat_url()}", flush=True)

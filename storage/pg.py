@@ -1,0 +1,412 @@
+"""PostgreSQL through asyncpg, behind the surface storage/db.py's Database gives the repositories.
+
+The repositories keep their SQL (SQLite's `?` placeholders, `cur.lastrowid`, `cur.rowcount`):
+each SQL text is translated once (cached) to PostgreSQL's `$n`, and an INSERT into a table
+with an `id` column gets `RETURNING id` for its lastrowid. SQLite functions the queries use
+(julianday, instr, printf, json_extract) exist in the PostgreSQL schema as small SQL
+functions (storage/migrations/postgresql/0001_initial.sql), so report SQL is the same text.
+
+Phase 1 keeps SQLite's concurrency model: one writer connection, serialised by a lock (every
+transaction() / unit() / write_grouped() of this process goes through it), and a small pool
+of reader connections. Several processes on one database are phase 2: the writer becomes a
+pool, outbox and survey claims take `FOR UPDATE SKIP LOCKED`, periodic jobs an advisory lock.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any, AsyncIterator, Sequence
+
+import asyncpg
+
+from storage.db import MigrationError, check_not_newer
+from storage.timefmt import to_db
+
+log = logging.getLogger(__name__)
+
+DIALECT = "postgresql"
+READER_POOL = 4
+# pg_advisory_lock key held while migrating: instances starting at once migrate one by one.
+MIGRATION_LOCK = 0x6665_6462_6F74  # "fedbot"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# A string literal or quoted name (left alone), `?NNN`, `?`, or `:name` (not `::type`).
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?(\d+)|\?|(?<![:\w]):([A-Za-z_]\w*)")
+_INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
+_RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|TABLE)\b|\bRETURNING\b", re.IGNORECASE)
+
+
+def is_url(value: str | None) -> bool:
+    return bool(value) and str(value).startswith(("postgresql://", "postgres://"))
+
+
+class _Sql:
+    """One repository SQL text, translated: the PostgreSQL text and how to bind its parameters."""
+
+    __slots__ = ("text", "names", "rows", "insert")
+
+    def __init__(self, text: str, names: tuple[str, ...] | None, rows: bool, insert: bool) -> None:
+        self.text = text
+        self.names = names  # named parameters (:name) in $n order, else None
+        self.rows = rows  # returns rows: fetch, else execute (status with the row count)
+        self.insert = insert  # RETURNING id appended: lastrowid
+
+    def args(self, params: Any) -> Sequence[Any]:
+        if self.names is None:
+            return params
+        return [params[name] for name in self.names]
+
+
+def translate(sql: str, id_tables: frozenset[str] = frozenset()) -> _Sql:
+    """`?`, `?NNN` and `:name` become `$n`; an INSERT into a table with an id column returns it."""
+    counter = 0
+    names: list[str] = []
+
+    def swap(match: re.Match[str]) -> str:
+        nonlocal counter
+        token = match.group(0)
+        if token[0] in "'\"":
+            return token
+        if match.group(1) is not None:
+            return f"${match.group(1)}"
+        if match.group(2) is not None:
+            name = match.group(2)
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+        counter += 1
+        return f"${counter}"
+
+    text = _TOKEN.sub(swap, sql)
+    insert = False
+    target = _INSERT_INTO.match(text)
+    if target and target.group(1).lower() in id_tables and not re.search(r"\bRETURNING\b", text, re.IGNORECASE):
+        text = text.rstrip().rstrip(";") + " RETURNING id"
+        insert = True
+    return _Sql(text, tuple(names) if names else None, insert or bool(_RETURNS_ROWS.search(text)), insert)
+
+
+def _count(status: str) -> int:
+    """The row count of a command status ("UPDATE 3", "INSERT 0 1"); -1 when it has none."""
+    last = status.rpartition(" ")[2]
+    return int(last) if last.isdigit() else -1
+
+
+def _text(value: Any) -> str:
+    # SQLite stores whatever it is given; PostgreSQL's text codec wants str (an int chat id).
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
+def _integer(value: Any) -> str:
+    return str(int(value))  # "42" and True bind to an integer column as in SQLite
+
+
+def _number(text: str) -> int | float:
+    # NUMERIC reads back as SQLite's NUMERIC affinity gives it: an int when whole, else a float.
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+async def _setup(conn: asyncpg.Connection) -> None:
+    """Codecs that bind and read values the way SQLite does (the repositories rely on it)."""
+    for name in ("text", "varchar"):
+        await conn.set_type_codec(name, schema="pg_catalog", encoder=_text, decoder=str, format="text")
+    for name in ("int2", "int4", "int8"):
+        await conn.set_type_codec(name, schema="pg_catalog", encoder=_integer, decoder=int, format="text")
+    await conn.set_type_codec("numeric", schema="pg_catalog", encoder=str, decoder=_number, format="text")
+
+
+class PgCursor:
+    """What execute() gives, like sqlite3's cursor: lastrowid, rowcount, fetch*."""
+
+    __slots__ = ("_rows", "_at", "lastrowid", "rowcount")
+
+    def __init__(self, rows: list[asyncpg.Record], rowcount: int, lastrowid: int | None) -> None:
+        self._rows = rows
+        self._at = 0
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+
+    async def fetchone(self) -> asyncpg.Record | None:
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
+
+    async def fetchmany(self, size: int = 1) -> list[asyncpg.Record]:
+        chunk = self._rows[self._at:self._at + size]
+        self._at += len(chunk)
+        return chunk
+
+    async def fetchall(self) -> list[asyncpg.Record]:
+        chunk = self._rows[self._at:]
+        self._at = len(self._rows)
+        return chunk
+
+    async def close(self) -> None:
+        self._rows = []
+
+
+class _Pending:
+    """execute()'s result: awaitable (the cursor) and an async context manager, like aiosqlite's."""
+
+    __slots__ = ("_run", "_cursor")
+
+    def __init__(self, run: Any) -> None:
+        self._run = run
+        self._cursor: PgCursor | None = None
+
+    def __await__(self) -> Any:
+        return self._run.__await__()
+
+    async def __aenter__(self) -> PgCursor:
+        self._cursor = await self._run
+        return self._cursor
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._cursor is not None:
+            await self._cursor.close()
+
+
+class PgConnection:
+    """One asyncpg connection with the methods the repositories call on an aiosqlite one."""
+
+    dialect = DIALECT
+
+    def __init__(self, db: "PgDatabase", conn: asyncpg.Connection) -> None:
+        self._db = db
+        self.raw = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.is_in_transaction()
+
+    def execute(self, sql: str, parameters: Any = ()) -> _Pending:
+        return _Pending(self._execute(sql, parameters))
+
+    async def _execute(self, sql: str, parameters: Any) -> PgCursor:
+        q = self._db.sql(sql)
+        args = q.args(parameters)
+        if q.rows:
+            rows = await self.raw.fetch(q.text, *args)
+            if q.insert:
+                return PgCursor(rows, len(rows), rows[0][0] if rows else None)
+            return PgCursor(rows, len(rows), None)
+        return PgCursor([], _count(await self.raw.execute(q.text, *args)), None)
+
+    async def execute_fetchall(self, sql: str, parameters: Any = ()) -> list[asyncpg.Record]:
+        q = self._db.sql(sql)
+        return await self.raw.fetch(q.text, *q.args(parameters))
+
+    def executemany(self, sql: str, parameters: Any) -> _Pending:
+        return _Pending(self._executemany(sql, parameters))
+
+    async def _executemany(self, sql: str, parameters: Any) -> PgCursor:
+        q = self._db.sql(sql)
+        await self.raw.executemany(q.text, [q.args(p) for p in parameters])
+        return PgCursor([], -1, None)
+
+    async def executescript(self, script: str) -> None:
+        await self.raw.execute(script)  # the simple protocol: several statements, no parameters
+
+
+class _PoolReader:
+    """Database.reader: each call on a connection of the reader pool (reads run side by side)."""
+
+    dialect = DIALECT
+
+    def __init__(self, db: "PgDatabase", pool: asyncpg.Pool) -> None:
+        self._db = db
+        self._pool = pool
+
+    def execute(self, sql: str, parameters: Any = ()) -> _Pending:
+        return _Pending(self._execute(sql, parameters))
+
+    async def _execute(self, sql: str, parameters: Any) -> PgCursor:
+        # The whole result, then the pool connection goes back (exports page through it).
+        async with self._pool.acquire() as conn:
+            return await PgConnection(self._db, conn)._execute(sql, parameters)
+
+    async def execute_fetchall(self, sql: str, parameters: Any = ()) -> list[asyncpg.Record]:
+        q = self._db.sql(sql)
+        async with self._pool.acquire() as conn:
+            return await conn.fetch(q.text, *q.args(parameters))
+
+
+class PgDatabase:
+    """The PostgreSQL backend: the same public surface as storage.db.Database."""
+
+    dialect = DIALECT
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = url  # what logs and `feedbot check` print as "the database"
+        self._writer: PgConnection | None = None
+        self._reader: _PoolReader | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._write_lock = asyncio.Lock()
+        self._sql: dict[str, _Sql] = {}
+        self._id_tables: frozenset[str] = frozenset()
+
+    def sql(self, text: str) -> _Sql:
+        """The translation of one SQL text, made once per text."""
+        q = self._sql.get(text)
+        if q is None:
+            q = self._sql[text] = translate(text, self._id_tables)
+        return q
+
+    async def open(self, migrate: bool = True) -> None:
+        conn = await asyncpg.connect(self.url)
+        await _setup(conn)
+        self._writer = PgConnection(self, conn)
+        if migrate:
+            await self.migrate()
+        else:
+            await self._check_version()
+        await self._load_id_tables()
+        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=READER_POOL, init=_setup)
+        self._reader = _PoolReader(self, self._pool)
+
+    async def _load_id_tables(self) -> None:
+        rows = await self.writer.raw.fetch(
+            "SELECT table_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND column_name = 'id'")
+        self._id_tables = frozenset(r[0] for r in rows)
+        self._sql.clear()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            async with self._write_lock:
+                await self._writer.raw.close()
+        if self._pool is not None:
+            await self._pool.close()
+        self._writer = self._reader = self._pool = None
+
+    async def __aenter__(self) -> "PgDatabase":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def writer(self) -> PgConnection:
+        if self._writer is None:
+            raise RuntimeError("database is not open")
+        return self._writer
+
+    @property
+    def reader(self) -> PgConnection | _PoolReader:
+        """For reads outside a transaction: sees every committed write, never blocks one."""
+        return self._reader or self.writer
+
+    @asynccontextmanager
+    async def transaction(self, *, inline: bool = False) -> AsyncIterator[PgConnection]:
+        """A write transaction on the writer connection (inline: accepted, the same here)."""
+        async with self._write_lock:
+            conn = self.writer
+            await conn.raw.execute("BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                await _settled(conn.raw.execute("ROLLBACK"))
+                raise
+            else:
+                try:
+                    await _settled(conn.raw.execute("COMMIT"))
+                except Exception:
+                    if conn.in_transaction:
+                        await _settled(conn.raw.execute("ROLLBACK"))
+                    raise
+
+    def unit(self) -> Any:
+        """A small unit of writes, committed before the block returns (a transaction of its own:
+        group commit is SQLite's answer to its one writer; PostgreSQL commits in parallel)."""
+        return self.transaction()
+
+    async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
+        """One write statement, committed before this returns: (lastrowid, rowcount)."""
+        async with self.transaction() as tx:
+            cur = await tx.execute(sql, params)
+        return cur.lastrowid, cur.rowcount
+
+    async def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL has no WAL file of ours to empty (see the README on erasure)."""
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
+        return list(await self.reader.execute_fetchall(sql, params))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> asyncpg.Record | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    # --- migrations -----------------------------------------------------------
+
+    async def applied_versions(self) -> list[int]:
+        raw = self.writer.raw
+        await raw.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        return [r[0] for r in await raw.fetch("SELECT version FROM schema_migrations ORDER BY version")]
+
+    async def _check_version(self) -> None:
+        check_not_newer(await self.applied_versions(), migration_files(), self.url)
+
+    async def migrate(self) -> list[str]:
+        """Apply every migration not applied yet, each in its own transaction, holding an
+        advisory lock: instances starting together take turns, the later ones find it done."""
+        raw = self.writer.raw
+        done = []
+        async with self._write_lock:
+            await raw.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                applied = set(await self.applied_versions())
+                files = migration_files()
+                check_not_newer(applied, files, self.url)
+                for version, name, sql in files:
+                    if version in applied:
+                        continue
+                    now = to_db(datetime.now(timezone.utc))
+                    try:
+                        async with raw.transaction():
+                            await raw.execute(
+                                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                                version, name, now)
+                            await raw.execute(sql)
+                    except Exception as exc:
+                        raise MigrationError(f"migration postgresql/{name} failed: {exc}") from exc
+                    log.info("applied migration postgresql/%s", name)
+                    done.append(name)
+            finally:
+                await raw.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        await self._load_id_tables()
+        return done
+
+
+async def _settled(statement: Any) -> None:
+    """Finish a transaction-control statement even if cancelled meanwhile (see storage/db.py)."""
+    pending = asyncio.ensure_future(statement)
+    try:
+        await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        await pending
+        raise
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every PostgreSQL migration, in order."""
+    found = []
+    for entry in resources.files("storage").joinpath("migrations", "postgresql").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"two PostgreSQL migrations share a version: {versions}")
+    return found
