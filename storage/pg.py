@@ -35,6 +35,8 @@ MIGRATION_LOCK = 0x6665_6462_6F74  # "fedbot"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # A string literal or quoted name (left alone), `?NNN`, `?`, or `:name` (not `::type`).
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?(\d+)|\?|(?<![:\w]):([A-Za-z_]\w*)")
+# SQLite's planner hint "+column" (not by this column's index): unary plus on text in PostgreSQL.
+_NO_INDEX_HINT = re.compile(r"\b(AND|OR|WHERE|ON|BY)\s+\+(?=[A-Za-z_])", re.IGNORECASE)
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|TABLE)\b|\bRETURNING\b", re.IGNORECASE)
 
@@ -80,7 +82,7 @@ def translate(sql: str, id_tables: frozenset[str] = frozenset()) -> _Sql:
         counter += 1
         return f"${counter}"
 
-    text = _TOKEN.sub(swap, sql)
+    text = _NO_INDEX_HINT.sub(r"\1 ", _TOKEN.sub(swap, sql))
     insert = False
     target = _INSERT_INTO.match(text)
     if target and target.group(1).lower() in id_tables and not re.search(r"\bRETURNING\b", text, re.IGNORECASE):
@@ -336,7 +338,24 @@ class PgDatabase:
         return cur.lastrowid, cur.rowcount
 
     async def checkpoint(self) -> None:
-        """Nothing to do: PostgreSQL has no WAL file of ours to empty (see the README on erasure)."""
+        """After an erasure or a purge: VACUUM FULL of our tables, which writes each table and
+        its indexes into new files and deletes the old ones (a plain VACUUM frees the old row
+        versions' space but leaves their bytes in the pages until overwritten: measured), then
+        CHECKPOINT where the role may. Each table is locked while it is rewritten (seconds for
+        a big inbox). On a connection of its own (VACUUM runs outside transactions). The
+        server's WAL, replicas and backups are the README's part ("PostgreSQL")."""
+        conn = await asyncpg.connect(self.url)
+        try:
+            tables = [r[0] for r in await conn.fetch(
+                "SELECT quote_ident(table_name) FROM information_schema.tables"
+                " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")]
+            await conn.execute(f"VACUUM FULL {', '.join(tables)}")
+            try:
+                await conn.execute("CHECKPOINT")
+            except asyncpg.InsufficientPrivilegeError:
+                pass  # needs pg_checkpoint (or superuser): the server's own comes within checkpoint_timeout
+        finally:
+            await conn.close()
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
         return list(await self.reader.execute_fetchall(sql, params))
