@@ -302,6 +302,8 @@ class Database:
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode})")
         if migrate:
             await self.migrate()
+        else:
+            check_not_newer(await self.applied_versions(), migration_files(), self.path)
         self._reader = await self._connect()
         if self.path != ":memory:":
             # Our commits never checkpoint (that would stall the event loop, inline commits

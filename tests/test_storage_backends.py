@@ -1,0 +1,115 @@
+"""The two storage backends side by side: one migration set each (every SQLite migration has a
+PostgreSQL twin), instances migrating an empty PostgreSQL database at once, refusing a database
+migrated by a newer feedbot, SQL translation, and `feedbot db copy`."""
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from storage import customers, purchases, reports, surveys
+from storage.db import Database, MigrationError, migration_files
+from storage.pg import PgDatabase, translate
+from storage.pg import migration_files as pg_migration_files
+from tests.conftest import BOTH, START, open_db
+from tests.pg import SERVER, require_server
+
+BACKENDS = BOTH
+
+
+def test_every_sqlite_migration_has_a_postgresql_twin():
+    sqlite = {version: name for version, name, _ in migration_files()}
+    postgresql = {version: name for version, name, _ in pg_migration_files()}
+    missing = {v: n for v, n in sqlite.items() if postgresql.get(v) != n}
+    assert missing == {}, f"add storage/migrations/postgresql/<same name> for: {sorted(missing.values())}"
+    assert set(postgresql) <= set(sqlite), "a PostgreSQL migration with no SQLite one"
+
+
+def test_placeholders_are_translated_once_and_literals_left_alone():
+    q = translate("SELECT '?', ':x', a::text FROM t WHERE b = ? AND c = ? AND +d = ?1", frozenset())
+    assert q.text == "SELECT '?', ':x', a::text FROM t WHERE b = $1 AND c = $2 AND d = $1"
+    named = translate("SELECT 1 WHERE a >= :start AND b < :end AND c < :end", frozenset())
+    assert named.text == "SELECT 1 WHERE a >= $1 AND b < $2 AND c < $2"
+    assert named.args({"end": 2, "start": 1}) == [1, 2]
+    insert = translate("INSERT INTO outbox (a) VALUES (?)", frozenset({"outbox"}))
+    assert insert.text.endswith("RETURNING id") and insert.insert
+    assert not translate("INSERT INTO settings (key, value) VALUES (?, ?)", frozenset({"outbox"})).insert
+
+
+async def test_a_database_migrated_by_a_newer_feedbot_is_refused(tmp_path, backend):
+    if backend == "postgresql":
+        await require_server()
+        url = await SERVER.empty_database()
+    else:
+        url = None
+    try:
+        async with open_db(tmp_path, url) as db:
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'x.sql', 'now')")
+        for migrate in (True, False):
+            db = open_db(tmp_path, url)
+            with pytest.raises(MigrationError, match="schema version 9999.*newer feedbot"):
+                await db.open(migrate=migrate)
+            await db.close()
+    finally:
+        if url:
+            await SERVER.drop(url)
+
+
+async def test_instances_starting_at_once_on_an_empty_postgresql_database_migrate_it_once(tmp_path, backend):
+    if backend != "postgresql":
+        pytest.skip("SQLite's concurrent first start: tests/test_storage.py")
+    await require_server()
+    url = await SERVER.empty_database()
+    dbs = [PgDatabase(url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(d.open() for d in dbs), return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        rows = await dbs[0].fetchall("SELECT version, COUNT(*) FROM schema_migrations GROUP BY version ORDER BY version")
+        assert [(r[0], r[1]) for r in rows] == [(v, 1) for v, _, _ in pg_migration_files()]
+    finally:
+        for d in dbs:
+            await d.close()
+        await SERVER.drop(url)
+
+
+async def test_reports_give_the_same_figures(tmp_path, database_url):
+    """Sums of booleans, julianday arithmetic, numeric amounts: as SQLite computes them."""
+    async with open_db(tmp_path, database_url) as db:
+        async with db.transaction() as tx:
+            customer = await customers.upsert(tx, external_id="C-1", name="An", phone=None, telegram_user_id=None, now=START)
+            for i, score in enumerate((5, 4, 2)):
+                pid = await purchases.insert(
+                    tx, order_id=f"A-{i}", customer_id=customer.id, amount=Decimal("1500000.5") if i else Decimal(2),
+                    currency="VND", items=[], store="Q1", touchpoint="delivery", purchased_at=START,
+                    fingerprint="f", now=START)
+                sid = await surveys.insert(tx, purchase_id=pid, customer_id=customer.id, touchpoint="delivery",
+                                           store="Q1", due_at=START, status="scheduled", skip_reason=None, now=START)
+                await tx.execute("UPDATE surveys SET status = 'answered', sent_at = ?, answered_at = ?, score = ?"
+                                 " WHERE id = ?", (surveys_time(i), surveys_time(i + 1), score, sid))
+            await tx.execute(
+                "INSERT INTO contacts (channel, platform_user_id, chat_id, language, created_at, last_seen_at)"
+                " VALUES ('telegram', '1', '1', 'vi', 'a', 'a')")
+            await tx.execute(
+                "INSERT INTO tickets (contact_id, source, category, description, tier, priority, status, created_at,"
+                " first_response_at, first_response_due_at, resolution_due_at)"
+                " VALUES (1, 'command', 'delivery', 'x', 'regular', 'normal', 'claimed', ?, ?, ?, ?)",
+                (surveys_time(0), surveys_time(0, minutes=90.5), surveys_time(2), surveys_time(3)))
+        cells = await reports.csat_cells(db.reader, START, START + timedelta(days=1),
+                                         reports.VipRule(spend=Decimal(3_000_000), orders=10))
+        assert [(c.tier, c.answers, c.satisfied, c.score_sum, c.sent, c.sent_answered) for c in cells] == [
+            ("vip", 3, 2, 11, 3, 3)]
+        series = await reports.csat_series(db.reader, [(START, START + timedelta(hours=2)), (START, START + timedelta(days=1))])
+        assert [(t.answers, t.satisfied, t.score_sum) for t in series] == [(1, 1, 5), (3, 2, 11)]
+        stats = await reports.complaint_stats(db.reader, START, START + timedelta(days=1))
+        assert stats.first_response_s == (5430.0,)
+        spend = await db.fetchone("SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM purchases")
+        assert (spend[0], spend[1]) == (3000003.0, 3)
+
+
+def surveys_time(hours: int, minutes: float = 0):
+    from storage.timefmt import to_db
+
+    return to_db(START + timedelta(hours=hours, minutes=minutes))
