@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_sub.add_parser("migrate", help="apply pending migrations (also done at start)",
                                 description="Apply every SQL migration not applied yet, in order.")
     migrate.add_argument("--config", help=config_help)
+    copy = db_sub.add_parser(
+        "copy", help="copy a SQLite database into PostgreSQL, verified",
+        description="Copy every table of a feedbot SQLite file into a PostgreSQL database (migrated first), "
+        "in batches, with progress on stderr; run it again to resume. Then prints each table's row counts and "
+        "checksums on both sides; exit 1 if any differ. Stop the bot first (see the README, PostgreSQL).")
+    copy.add_argument("--from", dest="source", required=True, metavar="FILE", help="the SQLite file (database.path)")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://user@host:5432/dbname")
+    copy.add_argument("--batch", type=int, default=5000, help="rows per batch (default: 5000)")
+    copy.add_argument("--config", help=config_help)
 
     token = sub.add_parser("api-token", help="print the HTTP API bearer token",
                            description="Print the bearer token the shop's systems use for the HTTP API "
@@ -124,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(config)
     if args.command == "db":
-        return asyncio.run(_migrate(config))
+        return asyncio.run(_db_copy(args) if args.db_command == "copy" else _migrate(config))
     if args.command == "api-token":
         return asyncio.run(_api_token(config))
     if args.command in web_cli.COMMANDS:
@@ -176,6 +185,31 @@ async def _migrate(config: Config) -> int:
         await db.close()
     print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
     return 0
+
+
+async def _db_copy(args: argparse.Namespace) -> int:
+    from storage.copy import CopyError, copy_database  # asyncpg only when asked for
+    from storage.pg import is_url
+
+    if not is_url(args.target):
+        print(f"feedbot: --to: expected a postgresql:// URL, got {args.target!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.batch < 1:
+        print("feedbot: --batch: expected a positive number of rows", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        checks = await copy_database(args.source, args.target, batch=args.batch)
+    except CopyError as exc:
+        print(f"feedbot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{'table':<16} {'rows (sqlite)':>13} {'rows (pg)':>10}  {'checksum (sqlite)':<17} {'checksum (pg)':<17} ok")
+    for c in checks:
+        print(f"{c.table:<16} {c.source_rows:>13} {c.target_rows:>10}  {c.source_sum:<17} {c.target_sum:<17}"
+              f" {'yes' if c.ok else 'NO'}")
+    bad = [c.table for c in checks if not c.ok]
+    print(f"feedbot: copy differs in {', '.join(bad)}" if bad else "copy verified: every table matches",
+          file=sys.stderr if bad else sys.stdout)
+    return 1 if bad else 0
 
 
 async def _api_token(config: Config) -> int:

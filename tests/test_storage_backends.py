@@ -113,3 +113,80 @@ def surveys_time(hours: int, minutes: float = 0):
     from storage.timefmt import to_db
 
     return to_db(START + timedelta(hours=hours, minutes=minutes))
+
+
+# --- feedbot db copy ----------------------------------------------------------------------
+
+
+async def _shop_file(path) -> None:
+    """A SQLite file with rows in most tables, awkward values included."""
+    from storage import inbox, outbox, settings
+
+    async with Database(path) as db:
+        async with db.transaction() as tx:
+            await settings.get_or_create(tx, "api_token", lambda: "tok\tline\nbreak")
+            c = await customers.upsert(tx, external_id="C-1", name="Nguyễn Thị Lan", phone="+84 912", telegram_user_id="7",
+                                       now=START)
+            for i in range(7):
+                pid = await purchases.insert(tx, order_id=f"A-{i}", customer_id=c.id, amount=Decimal("1500.5") if i % 2 else Decimal(250000),
+                                             currency="VND", items=[{"sku": "TEA", "name": "Trà sen"}], store=None,
+                                             touchpoint="delivery", purchased_at=START, fingerprint="f", now=START)
+                await surveys.insert(tx, purchase_id=pid, customer_id=c.id, touchpoint="delivery", store="Q1",
+                                     due_at=START, status="scheduled", skip_reason=None, now=START)
+            await tx.execute(
+                "INSERT INTO contacts (channel, platform_user_id, chat_id, customer_id, language, created_at, last_seen_at)"
+                " VALUES ('telegram', '7', '7', ?, 'vi', 'a', 'a')", (c.id,))
+            await tx.execute("INSERT INTO conversations (contact_id, state, data, updated_at) VALUES (1, 's', '{}', 'a')")
+            for i in range(23):
+                await inbox.record(tx, "telegram", str(i), f'{{"text": "xin chào {i}"}}', START)
+                await outbox.enqueue(tx, channel="telegram", chat_id="7", contact_id=1, method="send_text",
+                                     payload={"text": f"cảm ơn {i}"}, now=START)
+
+
+def _copy(source, url, *args):
+    from tests.test_cli import feedbot
+
+    return feedbot("db", "copy", "--from", str(source), "--to", url, *args, cwd=source.parent, timeout=120)
+
+
+async def test_db_copy_moves_every_row_verified_resumes_and_sets_the_sequences(tmp_path, backend):
+    if backend != "postgresql":
+        pytest.skip("a copy into PostgreSQL")
+    await require_server()
+    source = tmp_path / "feedbot.db"
+    await _shop_file(source)
+    url = await SERVER.empty_database()
+    try:
+        first = _copy(source, url, "--batch", "5")
+        assert first.returncode == 0, first.stderr
+        assert "copy inbox: 23/23 rows (100%)" in first.stderr and "copy verified" in first.stdout
+        lines = {line.split()[0]: line.split() for line in first.stdout.splitlines()[1:-1]}
+        assert lines["inbox"][1:3] == ["23", "23"] and lines["purchases"][1:3] == ["7", "7"]
+        assert all(line[-1] == "yes" for line in lines.values()) and {"settings", "conversations", "outbox"} <= lines.keys()
+
+        async with PgDatabase(url) as pg:
+            await pg.writer.execute("DELETE FROM inbox WHERE id > 10")  # a copy stopped half-way
+            resumed = _copy(source, url, "--batch", "5")
+            assert resumed.returncode == 0 and "copy inbox: 10/23 rows" in resumed.stderr, resumed.stderr
+            again = await pg.fetchall("SELECT id, payload FROM inbox ORDER BY id")
+            assert [r[0] for r in again] == list(range(1, 24)) and again[0][1] == '{"text": "xin chào 0"}'
+            amounts = [r[0] for r in await pg.fetchall("SELECT amount FROM purchases ORDER BY id")]
+            assert amounts[:2] == [250000, 1500.5]
+            async with pg.transaction() as tx:
+                cur = await tx.execute("INSERT INTO inbox (platform, update_id, payload, received_at) VALUES ('t', 'new', '{}', 'a')")
+            assert cur.lastrowid == 24  # the sequence went past the copied ids
+
+            await pg.writer.execute("UPDATE customers SET name = 'X'")  # a difference is reported, not hidden
+            differs = _copy(source, url)
+            assert differs.returncode == 1 and "copy differs in customers, inbox" in differs.stderr
+    finally:
+        await SERVER.drop(url)
+
+
+def test_db_copy_bad_arguments_exit_2_with_a_clear_message(tmp_path):
+    assert "expected a postgresql:// URL" in (r := _copy(tmp_path / "x.db", "feedbot.db")).stderr and r.returncode == 2
+    missing = _copy(tmp_path / "missing.db", "postgresql://postgres@127.0.0.1:5432/x")
+    assert missing.returncode == 2 and "no SQLite file" in missing.stderr
+    (tmp_path / "x.db").write_bytes(b"")  # the SQLite side is there: the server is what is missing
+    unreachable = _copy(tmp_path / "x.db", "postgresql://postgres@127.0.0.1:1/feedbot")
+    assert unreachable.returncode == 2 and "--to: cannot use the PostgreSQL database" in unreachable.stderr
