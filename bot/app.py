@@ -31,6 +31,7 @@ from bot.tickets import DeskConfig, TicketDesk
 from bot.zalo_webhook import ZaloWebhook
 from bot import demo, web_chat
 from storage import settings
+from storage.db import MigrationError
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +229,16 @@ class FeedbotApp:
         """Open, migrate and write once: a database the bot cannot write to stops start-up
         with a message naming database.path (not a bot that runs and fails every write)."""
         path = self.config.get("database", "path")
+        key, path = ("database.url", "on PostgreSQL") if self.config.get("database", "url") else ("database.path", repr(path))
         try:
             await self.db.open()
             await self.db.heartbeat(datetime.now(timezone.utc).isoformat())
+        except MigrationError as exc:  # e.g. migrated by a newer feedbot
+            await self.db.close()
+            raise StartupError(str(exc)) from None
         except (sqlite3.Error, OSError) as exc:
             await self.db.close()
-            raise StartupError(f"database.path: cannot open or write the database {path!r} "
+            raise StartupError(f"{key}: cannot open or write the database {path} "
                                f"({type(exc).__name__}: {exc}); check the path, its permissions and free disk space") from None
 
     def liveness(self) -> dict[str, dict[str, str]]:

@@ -33,12 +33,21 @@ READER_POOL = 4
 # pg_advisory_lock key held while migrating: instances starting at once migrate one by one.
 MIGRATION_LOCK = 0x6665_6462_6F74  # "fedbot"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-# A string literal or quoted name (left alone), `?NNN`, `?`, or `:name` (not `::type`).
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?(\d+)|\?|(?<![:\w]):([A-Za-z_]\w*)")
+# A string literal or quoted name (left alone), `?NNN`, `?`, `:name` (not `::type`), or SQLite's
+# NULL-safe `IS [NOT] <value>` (PostgreSQL: IS [NOT] DISTINCT FROM).
+_TOKEN = re.compile(
+    r"'(?:[^']|'')*'|\"[^\"]*\"|\?(\d+)|\?|(?<![:\w]):([A-Za-z_]\w*)"
+    r"|\b(IS\s+NOT)\s+(?!NULL\b|DISTINCT\b|TRUE\b|FALSE\b)|\b(IS)\s+(?!NOT\b|NULL\b|DISTINCT\b|TRUE\b|FALSE\b)",
+    re.IGNORECASE)
 # SQLite's planner hint "+column" (not by this column's index): unary plus on text in PostgreSQL.
 _NO_INDEX_HINT = re.compile(r"\b(AND|OR|WHERE|ON|BY)\s+\+(?=[A-Za-z_])", re.IGNORECASE)
+_INSERT_OR_IGNORE = re.compile(r"^(\s*)INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|TABLE)\b|\bRETURNING\b", re.IGNORECASE)
+
+
+class Unavailable(OSError):
+    """The server cannot be reached or refuses us (start-up reports it like an unusable file)."""
 
 
 def is_url(value: str | None) -> bool:
@@ -72,6 +81,10 @@ def translate(sql: str, id_tables: frozenset[str] = frozenset()) -> _Sql:
         token = match.group(0)
         if token[0] in "'\"":
             return token
+        if match.group(3) is not None:
+            return "IS DISTINCT FROM "
+        if match.group(4) is not None:
+            return "IS NOT DISTINCT FROM "
         if match.group(1) is not None:
             return f"${match.group(1)}"
         if match.group(2) is not None:
@@ -83,6 +96,9 @@ def translate(sql: str, id_tables: frozenset[str] = frozenset()) -> _Sql:
         return f"${counter}"
 
     text = _NO_INDEX_HINT.sub(r"\1 ", _TOKEN.sub(swap, sql))
+    ignore = _INSERT_OR_IGNORE.match(text)
+    if ignore:  # SQLite's INSERT OR IGNORE: skip rows that break a unique key
+        text = f"{ignore.group(1)}INSERT INTO{text[ignore.end():].rstrip().rstrip(';')} ON CONFLICT DO NOTHING"
     insert = False
     target = _INSERT_INTO.match(text)
     if target and target.group(1).lower() in id_tables and not re.search(r"\bRETURNING\b", text, re.IGNORECASE):
@@ -263,7 +279,10 @@ class PgDatabase:
         return q
 
     async def open(self, migrate: bool = True) -> None:
-        conn = await asyncpg.connect(self.url)
+        try:
+            conn = await asyncpg.connect(self.url)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            raise Unavailable(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
         await _setup(conn)
         self._writer = PgConnection(self, conn)
         if migrate:
@@ -336,6 +355,13 @@ class PgDatabase:
         async with self.transaction() as tx:
             cur = await tx.execute(sql, params)
         return cur.lastrowid, cur.rowcount
+
+    async def heartbeat(self, at: str) -> None:
+        """A tiny committed write (the settings row 'heartbeat'): raises when writes fail."""
+        await self.write_grouped(
+            "INSERT INTO settings (key, value) VALUES ('heartbeat', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (at,),
+        )
 
     async def checkpoint(self) -> None:
         """After an erasure or a purge: VACUUM FULL of our tables, which writes each table and

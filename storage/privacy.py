@@ -126,12 +126,13 @@ _PG_COLUMNS = (
 )
 
 
-async def _columns(conn: Connection, table: str) -> list[tuple[str, bool]]:
+async def _columns(conn: Connection, table: str) -> list[tuple[str, bool, bool]]:
+    """(name, not null, an integer column) of each column."""
     if dialect(conn) == "postgresql":
         rows = await conn.execute_fetchall(_PG_COLUMNS, (table,))
     else:
         rows = await conn.execute_fetchall(f"PRAGMA table_info({table})")
-    return [(r[1], bool(r[3])) for r in rows]
+    return [(r[1], bool(r[3]), "int" in r[2].lower()) for r in rows]
 
 
 async def _anonymise(conn: Connection, table: str, ids: Sequence[int], keep: set[str], fixed: dict[str, str], now: datetime) -> int:
@@ -141,15 +142,15 @@ async def _anonymise(conn: Connection, table: str, ids: Sequence[int], keep: set
     if not ids:
         return 0
     sets, values = ["erased_at = ?"], [to_db(now)]
-    for name, not_null in await _columns(conn, table):
+    for name, not_null, integer in await _columns(conn, table):
         if name in keep or name == "erased_at":
             continue
         if name in fixed:
             sets.append(f"{name} = {fixed[name]}")
         else:
             sets.append(f"{name} = {'?' if not_null else 'NULL'}")
-            if not_null:
-                values.append("")
+            if not_null:  # the blank of its type (PostgreSQL takes no '' for a number)
+                values.append(0 if integer else "")
     cur = await conn.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE id IN ({_marks(ids)})", (*values, *ids))
     return cur.rowcount
 

@@ -260,17 +260,16 @@ async def test_messages_from_groups_and_unknown_updates_are_ignored(harness):
     assert harness.tg.sent_messages(-100123) == []
 
 
-async def test_update_recorded_before_a_crash_is_handled_at_restart(tmp_path, tg, clock):
+async def test_update_recorded_before_a_crash_is_handled_at_restart(tmp_path, tg, clock, database_url):
     """The bot stopped between recording an update and handling it: replayed once at start."""
     import json
 
     from storage import inbox
-    from storage.db import Database
     from tests.conftest import Harness, make_config
 
     config = make_config(tmp_path, tg, database_url=database_url)
     update = tg.make_message_update(USER, "xin chào")
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         async with db.transaction() as tx:
             assert await inbox.record(tx, "telegram", str(update["update_id"]), update, clock.now())
     h = Harness(config, tg, clock)
