@@ -270,6 +270,10 @@ class PgDatabase:
         self._write_lock = asyncio.Lock()
         self._sql: dict[str, _Sql] = {}
         self._id_tables: frozenset[str] = frozenset()
+        # While units (unit()) share an open transaction: one future per unit that has run,
+        # each told of the shared COMMIT (as in storage/db.py).
+        self._unit_waiters: list[asyncio.Future[None]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def sql(self, text: str) -> _Sql:
         """The translation of one SQL text, made once per text."""
@@ -303,6 +307,7 @@ class PgDatabase:
     async def close(self) -> None:
         if self._writer is not None:
             async with self._write_lock:
+                await self._commit_units()
                 await self._writer.raw.close()
         if self._pool is not None:
             await self._pool.close()
@@ -330,6 +335,7 @@ class PgDatabase:
     async def transaction(self, *, inline: bool = False) -> AsyncIterator[PgConnection]:
         """A write transaction on the writer connection (inline: accepted, the same here)."""
         async with self._write_lock:
+            await self._commit_units()
             conn = self.writer
             await conn.raw.execute("BEGIN")
             try:
@@ -345,10 +351,35 @@ class PgDatabase:
                         await _settled(conn.raw.execute("ROLLBACK"))
                     raise
 
-    def unit(self) -> Any:
-        """A small unit of writes, committed before the block returns (a transaction of its own:
-        group commit is SQLite's answer to its one writer; PostgreSQL commits in parallel)."""
-        return self.transaction()
+    def unit(self) -> "_PgUnit":
+        """A small unit of writes, committed before the block returns, sharing its transaction
+        (and its one COMMIT, the one fsync) with the units queued behind it: group commit, as
+        storage/db.py's unit() does; each unit in a savepoint, so one failing undoes only its own."""
+        return _PgUnit(self)
+
+    async def _commit_units_later(self) -> None:
+        async with self._write_lock:
+            await self._commit_units()
+
+    async def _commit_units(self) -> None:
+        """COMMIT the units' open transaction, if any (under the write lock)."""
+        waiters, self._unit_waiters = self._unit_waiters, None
+        if waiters is None:
+            return
+        raw = self.writer.raw
+        try:
+            await _settled(raw.execute("COMMIT"))
+        except Exception as exc:
+            log.error("a shared transaction of units: COMMIT failed, rolled back: %s", exc)
+            if raw.is_in_transaction():
+                await _settled(raw.execute("ROLLBACK"))
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
         """One write statement, committed before this returns: (lastrowid, rowcount)."""
@@ -431,6 +462,46 @@ class PgDatabase:
                 await raw.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
         await self._load_id_tables()
         return done
+
+
+class _PgUnit:
+    """PgDatabase.unit(): the write lock, a savepoint in the shared transaction, the wait for its COMMIT."""
+
+    __slots__ = ("_db", "_waiters")
+
+    def __init__(self, db: PgDatabase) -> None:
+        self._db = db
+
+    async def __aenter__(self) -> PgConnection:
+        db = self._db
+        await db._write_lock.acquire()
+        try:
+            raw = db.writer.raw
+            if db._unit_waiters is None:
+                await _settled(raw.execute("BEGIN"))
+                db._unit_waiters = []
+                task = asyncio.create_task(db._commit_units_later())
+                db._tasks.add(task)
+                task.add_done_callback(db._tasks.discard)
+            self._waiters = db._unit_waiters
+            await _settled(raw.execute("SAVEPOINT unit"))
+        except BaseException:
+            db._write_lock.release()
+            raise
+        return db.writer
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        raw = self._db.writer.raw
+        try:
+            if exc_type is not None:  # this unit's writes only; the shared transaction goes on
+                await _settled(raw.execute("ROLLBACK TO SAVEPOINT unit"))
+            await _settled(raw.execute("RELEASE SAVEPOINT unit"))
+        finally:
+            self._db._write_lock.release()
+        if exc_type is None:
+            committed = asyncio.get_running_loop().create_future()
+            self._waiters.append(committed)
+            await committed
 
 
 async def _settled(statement: Any) -> None:

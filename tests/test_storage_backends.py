@@ -190,3 +190,23 @@ def test_db_copy_bad_arguments_exit_2_with_a_clear_message(tmp_path):
     (tmp_path / "x.db").write_bytes(b"")  # the SQLite side is there: the server is what is missing
     unreachable = _copy(tmp_path / "x.db", "postgresql://postgres@127.0.0.1:1/feedbot")
     assert unreachable.returncode == 2 and "--to: cannot use the PostgreSQL database" in unreachable.stderr
+
+
+# --- units (group commit) on both backends --------------------------------------------------
+
+
+async def test_units_at_once_all_commit_and_a_failing_one_undoes_only_its_own(tmp_path, database_url):
+    async with open_db(tmp_path, database_url) as db:
+        async def unit(i: int) -> None:
+            async with db.unit() as tx:
+                await tx.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (f"k{i:02}", str(i)))
+                if i == 7:
+                    raise ValueError("unit 7 fails")
+
+        results = await asyncio.gather(*(unit(i) for i in range(20)), return_exceptions=True)
+        assert [i for i, r in enumerate(results) if isinstance(r, BaseException)] == [7]
+        rows = await db.fetchall("SELECT key FROM settings WHERE key LIKE 'k%' ORDER BY key")
+        assert [r[0] for r in rows] == [f"k{i:02}" for i in range(20) if i != 7]  # committed on return, seen by readers
+        async with db.transaction() as tx:  # a transaction after units: theirs committed first, ours works
+            await tx.execute("INSERT INTO settings (key, value) VALUES ('after', '1')")
+        assert await db.fetchone("SELECT value FROM settings WHERE key = 'after'") is not None
