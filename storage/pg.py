@@ -204,6 +204,12 @@ class PgConnection:
     def in_transaction(self) -> bool:
         return self.raw.is_in_transaction()
 
+    def after_erasure(self) -> None:
+        """storage/privacy.erase ran in this transaction: once it is committed, the tables are
+        rewritten (checkpoint(): VACUUM FULL), on every path (chat /forget included)."""
+        self._db.erased = True
+        self._db.vacuum_after_commit()
+
     def execute(self, sql: str, parameters: Any = ()) -> _Pending:
         return _Pending(self._execute(sql, parameters))
 
@@ -274,6 +280,8 @@ class PgDatabase:
         # each told of the shared COMMIT (as in storage/db.py).
         self._unit_waiters: list[asyncio.Future[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.erased = False  # an erasure since the last checkpoint(): see there
+        self._vacuum_lock = asyncio.Lock()  # one VACUUM at a time: a checkpoint() waits for one under way
 
     def sql(self, text: str) -> _Sql:
         """The translation of one SQL text, made once per text."""
@@ -308,6 +316,8 @@ class PgDatabase:
         if self._writer is not None:
             async with self._write_lock:
                 await self._commit_units()
+            await asyncio.gather(*self._tasks, return_exceptions=True)  # a VACUUM after an erasure
+            async with self._write_lock:
                 await self._writer.raw.close()
         if self._pool is not None:
             await self._pool.close()
@@ -394,19 +404,44 @@ class PgDatabase:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (at,),
         )
 
+    def vacuum_after_commit(self) -> None:
+        """A checkpoint() as soon as the writer's current transaction (or units') is committed."""
+        task = asyncio.create_task(self._vacuum_after_commit())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _vacuum_after_commit(self) -> None:
+        async with self._write_lock:  # taken once the erasing transaction has ended
+            await self._commit_units()
+        try:
+            await self.checkpoint()
+        except Exception as exc:  # the next checkpoint (the hourly purge) tries again
+            self.erased = True
+            log.error("VACUUM after an erasure failed: %s: %s", type(exc).__name__, exc)
+
     async def checkpoint(self) -> None:
-        """After an erasure or a purge: VACUUM FULL of our tables, which writes each table and
-        its indexes into new files and deletes the old ones (a plain VACUUM frees the old row
-        versions' space but leaves their bytes in the pages until overwritten: measured), then
+        """After an erasure: VACUUM FULL of our tables, which writes each table and its indexes
+        into new files and deletes the old ones (a plain VACUUM frees the old row versions'
+        space but can leave their bytes in the pages until overwritten: seen in the tests), then
         CHECKPOINT where the role may. Each table is locked while it is rewritten (seconds for
-        a big inbox). On a connection of its own (VACUUM runs outside transactions). The
-        server's WAL, replicas and backups are the README's part ("PostgreSQL")."""
+        a big inbox), so after a retention purge (hourly) only a plain VACUUM, which locks
+        nothing. On a connection of its own (VACUUM runs outside transactions). The server's
+        WAL, replicas and backups are the README's part ("PostgreSQL")."""
+        async with self._vacuum_lock:
+            full, self.erased = self.erased, False
+            try:
+                await self._vacuum(full)
+            except BaseException:
+                self.erased = self.erased or full
+                raise
+
+    async def _vacuum(self, full: bool) -> None:
         conn = await asyncpg.connect(self.url)
         try:
             tables = [r[0] for r in await conn.fetch(
                 "SELECT quote_ident(table_name) FROM information_schema.tables"
                 " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")]
-            await conn.execute(f"VACUUM FULL {', '.join(tables)}")
+            await conn.execute(f"VACUUM {'FULL ' if full else ''}{', '.join(tables)}")
             try:
                 await conn.execute("CHECKPOINT")
             except asyncpg.InsufficientPrivilegeError:

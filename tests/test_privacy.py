@@ -2,6 +2,7 @@
 export|erase`, and the retention purge; on the real app, the fake Bot API and real SQLite."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import timedelta
@@ -90,10 +91,13 @@ PG_FILES = (
 async def file_bytes(h) -> bytes:
     """The database file as it lies on disk (and its WAL), after a checkpoint; on PostgreSQL,
     the files of its tables and indexes (PostgreSQL's own WAL is outside our promise: README)."""
-    await h.app.db.checkpoint()
     if getattr(h.app.db, "dialect", "sqlite") == "postgresql":
+        # No checkpoint() of ours: every erasure path must have its VACUUM FULL run by itself.
+        await asyncio.gather(*h.app.db._tasks)
+        await h.app.db.writer.execute("CHECKPOINT")  # the files on disk up to date (superuser here)
         files = [Path(r[0]) for r in await h.app.db.fetchall(PG_FILES)]
         return b"".join(f.read_bytes() for f in files if f.exists())
+    await h.app.db.checkpoint()
     path = Path(h.app.db.path)
     data = path.read_bytes()
     wal = path.with_name(path.name + "-wal")
