@@ -140,6 +140,11 @@ CREATE FUNCTION printf(fmt TEXT, n BIGINT) RETURNS TEXT IMMUTABLE LANGUAGE SQL
 -- Only '$.key' and '$.key.key' paths; the value as text (NULL when absent).
 CREATE FUNCTION json_extract(doc TEXT, path TEXT) RETURNS TEXT IMMUTABLE LANGUAGE SQL
     AS $$ SELECT (doc::jsonb) #>> string_to_array(substr(path, 3), '.') $$;
+-- SQLite's scalar min(a, b) / max(a, b): NULL if either is NULL (LEAST / GREATEST skip NULLs).
+CREATE FUNCTION min(a TEXT, b TEXT) RETURNS TEXT IMMUTABLE LANGUAGE SQL
+    AS $$ SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE LEAST(a, b) END $$;
+CREATE FUNCTION max(a TEXT, b TEXT) RETURNS TEXT IMMUTABLE LANGUAGE SQL
+    AS $$ SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE GREATEST(a, b) END $$;
 -- SUM(score >= 4): SQLite adds booleans as 0 and 1 (NULLs skipped; no row: NULL).
 CREATE FUNCTION sum_bool_step(acc BIGINT, b BOOLEAN) RETURNS BIGINT IMMUTABLE LANGUAGE SQL
     AS $$ SELECT CASE WHEN b IS NULL THEN acc ELSE COALESCE(acc, 0) + b::int END $$;
