@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any, AsyncIterator, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -48,6 +49,16 @@ _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|TABLE)\b|\bRETURNING\b
 
 class Unavailable(OSError):
     """The server cannot be reached or refuses us (start-up reports it like an unusable file)."""
+
+
+def without_password(url: str) -> str:
+    """The URL as messages may show it: the password, if any, left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def is_url(value: str | None) -> bool:
@@ -269,7 +280,7 @@ class PgDatabase:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path = url  # what logs and `feedbot check` print as "the database"
+        self.path = without_password(url)  # what messages name as "the database"
         self._writer: PgConnection | None = None
         self._reader: _PoolReader | None = None
         self._pool: asyncpg.Pool | None = None
@@ -466,7 +477,7 @@ class PgDatabase:
         return [r[0] for r in await raw.fetch("SELECT version FROM schema_migrations ORDER BY version")]
 
     async def _check_version(self) -> None:
-        check_not_newer(await self.applied_versions(), migration_files(), self.url)
+        check_not_newer(await self.applied_versions(), migration_files(), self.path)
 
     async def migrate(self) -> list[str]:
         """Apply every migration not applied yet, each in its own transaction, holding an
@@ -478,7 +489,7 @@ class PgDatabase:
             try:
                 applied = set(await self.applied_versions())
                 files = migration_files()
-                check_not_newer(applied, files, self.url)
+                check_not_newer(applied, files, self.path)
                 for version, name, sql in files:
                     if version in applied:
                         continue

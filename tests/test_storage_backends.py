@@ -38,6 +38,10 @@ def test_placeholders_are_translated_once_and_literals_left_alone():
     assert not translate("INSERT INTO settings (key, value) VALUES (?, ?)", frozenset({"outbox"})).insert
 
 
+def test_messages_name_the_database_without_its_password():
+    assert PgDatabase("postgresql://feedbot:s3cret@db.example:5432/shop").path == "postgresql://feedbot@db.example:5432/shop"
+
+
 async def test_a_database_migrated_by_a_newer_feedbot_is_refused(tmp_path, backend):
     if backend == "postgresql":
         await require_server()
