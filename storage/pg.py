@@ -259,11 +259,10 @@ class _PoolReader:
         self._db = db
         self._pool = pool
 
-    def execute(self, sql: str, parameters: Any = ()) -> _Pending:
-        return _Pending(self._execute(sql, parameters))
+    def execute(self, sql: str, parameters: Any = ()) -> "_Streaming":
+        return _Streaming(self, sql, parameters)
 
     async def _execute(self, sql: str, parameters: Any) -> PgCursor:
-        # The whole result, then the pool connection goes back (exports page through it).
         async with self._pool.acquire() as conn:
             return await PgConnection(self._db, conn)._execute(sql, parameters)
 
@@ -271,6 +270,58 @@ class _PoolReader:
         q = self._db.sql(sql)
         async with self._pool.acquire() as conn:
             return await conn.fetch(q.text, *q.args(parameters))
+
+
+class _Streaming:
+    """reader.execute(): awaited, the whole result (like a cursor); `async with`, a server-side
+    cursor in a read-only transaction on a pool connection, held until the block ends, so an
+    export of millions of rows pages through them (fetchmany) instead of loading them all."""
+
+    def __init__(self, reader: _PoolReader, sql: str, parameters: Any) -> None:
+        self._reader = reader
+        self._sql = sql
+        self._parameters = parameters
+        self._conn: Any = None
+        self._tx: Any = None
+
+    def __await__(self) -> Any:
+        return self._reader._execute(self._sql, self._parameters).__await__()
+
+    async def __aenter__(self) -> "_ServerCursor":
+        q = self._reader._db.sql(self._sql)
+        self._conn = await self._reader._pool.acquire()
+        try:
+            self._tx = self._conn.transaction(readonly=True)
+            await self._tx.start()
+            return _ServerCursor(await self._conn.cursor(q.text, *q.args(self._parameters)))
+        except BaseException:
+            await self._reader._pool.release(self._conn)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._tx.rollback()  # read only: nothing to keep
+        finally:
+            await self._reader._pool.release(self._conn)
+
+
+class _ServerCursor:
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        self.rowcount = -1
+        self.lastrowid = None
+
+    async def fetchone(self) -> asyncpg.Record | None:
+        return await self._cursor.fetchrow()
+
+    async def fetchmany(self, size: int = 1) -> list[asyncpg.Record]:
+        return await self._cursor.fetch(size)
+
+    async def fetchall(self) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = []
+        while chunk := await self._cursor.fetch(1000):
+            rows.extend(chunk)
+        return rows
 
 
 class PgDatabase:
