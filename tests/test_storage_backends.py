@@ -214,3 +214,15 @@ async def test_units_at_once_all_commit_and_a_failing_one_undoes_only_its_own(tm
         async with db.transaction() as tx:  # a transaction after units: theirs committed first, ours works
             await tx.execute("INSERT INTO settings (key, value) VALUES ('after', '1')")
         assert await db.fetchone("SELECT value FROM settings WHERE key = 'after'") is not None
+
+
+async def test_start_up_without_a_reachable_postgresql_names_database_url(tmp_path):
+    from bot.app import FeedbotApp, StartupError
+    from tests.conftest import make_config
+
+    app = FeedbotApp(make_config(tmp_path, database_url="postgresql://feedbot:s3cret@127.0.0.1:1/feedbot"))
+    with pytest.raises(StartupError) as info:
+        await app.start(scheduler=False)
+    message = str(info.value)
+    assert message.startswith("database.url: cannot open or write the database on PostgreSQL")
+    assert "cannot connect" in message and "s3cret" not in message
