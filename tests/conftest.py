@@ -37,6 +37,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if backends and "backend" in metafunc.fixturenames:
         if metafunc.definition.get_closest_marker("sqlite_only"):
             backends = ("sqlite",)
+        elif metafunc.definition.get_closest_marker("postgresql_only"):
+            backends = ("postgresql",)
         metafunc.parametrize("backend", backends, indirect=True)
 
 

@@ -62,9 +62,8 @@ async def test_a_database_migrated_by_a_newer_feedbot_is_refused(tmp_path, backe
             await SERVER.drop(url)
 
 
+@pytest.mark.postgresql_only  # SQLite's concurrent first start: tests/test_storage.py
 async def test_instances_starting_at_once_on_an_empty_postgresql_database_migrate_it_once(tmp_path, backend):
-    if backend != "postgresql":
-        pytest.skip("SQLite's concurrent first start: tests/test_storage.py")
     await require_server()
     url = await SERVER.empty_database()
     dbs = [PgDatabase(url) for _ in range(3)]
@@ -153,9 +152,8 @@ def _copy(source, url, *args):
     return feedbot("db", "copy", "--from", str(source), "--to", url, *args, cwd=source.parent, timeout=120)
 
 
+@pytest.mark.postgresql_only
 async def test_db_copy_moves_every_row_verified_resumes_and_sets_the_sequences(tmp_path, backend):
-    if backend != "postgresql":
-        pytest.skip("a copy into PostgreSQL")
     await require_server()
     source = tmp_path / "feedbot.db"
     await _shop_file(source)
