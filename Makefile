@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-inbound bench-outbound bench-memory bench-all clean
+.PHONY: run test bench bench-inbound bench-outbound bench-memory bench-postgres bench-all clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench-outbound: $(BIN)/.installed
 
 bench-memory: $(BIN)/.installed
 	$(BIN)/python bench/memory.py
+
+# One instance on PostgreSQL (the local server) vs SQLite, and db copy's cost.
+bench-postgres: $(BIN)/.installed
+	$(BIN)/python bench/postgres.py
 
 bench-all: bench bench-inbound bench-outbound bench-memory
 

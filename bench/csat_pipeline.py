@@ -263,11 +263,12 @@ def score_buttons(message: SentMessage) -> list[dict]:
 # ------------------------------------------------------------------------------- the rig
 
 
-def make_config(tmp: Path, tg: FakeTelegramServer, *, polling: bool, sender: dict[str, Any]) -> Config:
+def make_config(tmp: Path, tg: FakeTelegramServer, *, polling: bool, sender: dict[str, Any],
+                database_url: str = "") -> Config:
     """Like tests.conftest.make_config (without importing pytest), plus webhook/polling mode."""
     raw: dict[str, dict[str, Any]] = {
         "shop": {"name": "Shop An"},
-        "database": {"path": str(tmp / "feedbot.db")},
+        "database": {"path": str(tmp / "feedbot.db"), "url": database_url},
         "http": {"port": 0, "api_token": API_TOKEN},
         "sender": {"backoff_base": 0.05, **sender},
         "telegram": {"token": BOT_TOKEN, "api_base_url": tg.api_root, "poll_timeout": 1},

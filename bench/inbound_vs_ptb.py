@@ -198,7 +198,8 @@ async def serve_ours(args: argparse.Namespace) -> None:
     # The customers write a few minutes after the preparation left them (a comment 5 minutes
     # after its score: well inside the comment window).
     clock = RunningClock(datetime.fromisoformat(args.clock) + RUN_AFTER_PREPARATION)
-    app = FeedbotApp(h.make_config(tmp, tg, polling=False, sender=h.UNTHROTTLED), clock=clock)
+    config = h.make_config(tmp, tg, polling=False, sender=h.UNTHROTTLED, database_url=args.database_url or "")
+    app = FeedbotApp(config, clock=clock)
     await app.start(scheduler=False)
     served = Served()
 
@@ -291,8 +292,9 @@ class Run:
     problems: list[str] = field(default_factory=list)
 
 
-async def run_one(server: str, rnd: int, prep: Prepared, args: argparse.Namespace, workdir: Path) -> Run:
-    child_args = [server]
+async def run_one(server: str, rnd: int, prep: Prepared, args: argparse.Namespace, workdir: Path,
+                  database_url: str | None = None) -> Run:
+    child_args = [server] + (["--database-url", database_url] if database_url else [])
     if server == "ours":
         round_dir = workdir / f"round-{rnd}"
         round_dir.mkdir()
@@ -380,6 +382,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--serve", nargs=1, choices=("ours", "ptb"), help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     p.add_argument("--clock", help=argparse.SUPPRESS)
+    p.add_argument("--database-url", help=argparse.SUPPRESS)  # bench/postgres.py: ours on PostgreSQL
     args = p.parse_args(argv)
     if args.updates < len(KINDS) or args.concurrency < 1 or args.rounds < 1:
         p.error(f"--updates at least {len(KINDS)}, --concurrency and --rounds at least 1")

@@ -37,7 +37,7 @@ from bot.services import demo
 from bot.channels.web import server as web_chat
 from flows.schedule import SurveyPolicy
 from storage import settings
-from storage.db import Database
+from storage.db import MigrationError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class FeedbotApp:
         self.config = config
         self.clock = clock or SystemClock()
         self.sender_clock = sender_clock
-        self.db = Database(config.get("database", "path"))
+        self.db = config.database()
         self.telegram: TelegramChannel | None = None
         self.zalo: ZaloChannel | None = None
         self.zalo_webhook: ZaloWebhook | None = None
@@ -133,12 +133,16 @@ class FeedbotApp:
         """Open, migrate and write once: a database the bot cannot write to stops start-up
         with a message naming database.path (not a bot that runs and fails every write)."""
         path = self.config.get("database", "path")
+        key, path = ("database.url", "on PostgreSQL") if self.config.get("database", "url") else ("database.path", repr(path))
         try:
             await self.db.open()
             await self.db.heartbeat(datetime.now(timezone.utc).isoformat())
+        except MigrationError as exc:  # e.g. migrated by a newer feedbot
+            await self.db.close()
+            raise StartupError(str(exc)) from None
         except (sqlite3.Error, OSError) as exc:
             await self.db.close()
-            raise StartupError(f"database.path: cannot open or write the database {path!r} "
+            raise StartupError(f"{key}: cannot open or write the database {path} "
                                f"({type(exc).__name__}: {exc}); check the path, its permissions and free disk space") from None
 
     def liveness(self) -> dict[str, dict[str, str]]:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
 from flows.tickets import DEFAULT_KEYWORDS, ComplaintPolicy
+from storage.db import open_database
 
 # Secrets that may come from the environment instead of the file (the env wins).
 ENV_SECRETS = {
@@ -31,6 +32,7 @@ ENV_SECRETS = {
     ("zalo", "access_token"): "FEEDBOT_ZALO_ACCESS_TOKEN",
     ("zalo", "refresh_token"): "FEEDBOT_ZALO_REFRESH_TOKEN",
     ("web", "customer_token_secret"): "FEEDBOT_WEB_SECRET",
+    ("database", "url"): "FEEDBOT_DATABASE_URL",  # it may carry a password
 }
 CONFIG_ENV = "FEEDBOT_CONFIG"
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -165,6 +167,15 @@ def _url_or_empty(value: Any) -> str:
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"expected an http(s) URL, got {value!r}")
     return text.rstrip("/")
+
+
+def _database_url(value: Any) -> str:
+    text = _str(value).strip()
+    if text:
+        parsed = urlparse(text)
+        if parsed.scheme not in ("postgresql", "postgres") or not parsed.netloc:
+            raise ValueError("expected a PostgreSQL URL like 'postgresql://feedbot@db.example:5432/feedbot', or empty for SQLite")
+    return text
 
 
 def _one_of(*choices: str) -> Callable[[Any], str]:
@@ -311,6 +322,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     },
     "database": {
         "path": (_nonempty_str, "feedbot.db"),
+        "url": (_database_url, ""),
     },
     "http": {
         "host": (_nonempty_str, "127.0.0.1"),
@@ -445,6 +457,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
 class Config:
     values: Mapping[str, Mapping[str, Any]]
     source: str = "embedded defaults"
+
+    def database(self) -> Any:
+        """The configured storage backend (not yet open): PostgreSQL if database.url is set."""
+        return open_database(self.get("database", "path"), self.get("database", "url") or None)
 
     def get(self, section: str, key: str) -> Any:
         return self.values[section][key]

@@ -226,6 +226,30 @@ class MigrationError(RuntimeError):
     pass
 
 
+def check_not_newer(applied: Any, files: list[tuple[int, str, str]], where: str) -> None:
+    """Refuse a database migrated by a newer feedbot: this code does not know its schema."""
+    known = max((v for v, _, _ in files), default=0)
+    newest = max(applied, default=0)
+    if newest > known:
+        raise MigrationError(
+            f"{where}: the database is at schema version {newest}, this feedbot knows up to {known}:"
+            " it was migrated by a newer feedbot; run that version (or restore a backup)")
+
+
+def dialect(conn: Any) -> str:
+    """"sqlite" or "postgresql": which SQL variant a repository gives this connection."""
+    return getattr(conn, "dialect", "sqlite")
+
+
+def open_database(path: str | Path, url: str | None = None) -> Any:
+    """The configured backend: PostgreSQL when a database URL is given, else the SQLite file."""
+    if url:
+        from storage.pg import PgDatabase  # asyncpg is loaded only by those who use it
+
+        return PgDatabase(url)
+    return Database(path)
+
+
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) for every packaged migration, in order."""
     found = []
@@ -278,6 +302,8 @@ class Database:
             raise RuntimeError(f"{self.path}: SQLite refused WAL mode (got {mode})")
         if migrate:
             await self.migrate()
+        else:
+            check_not_newer(await self.applied_versions(), migration_files(), self.path)
         self._reader = await self._connect()
         if self.path != ":memory:":
             # Our commits never checkpoint (that would stall the event loop, inline commits
@@ -579,8 +605,10 @@ class Database:
     async def migrate(self) -> list[str]:
         """Apply every migration not applied yet, each in its own transaction."""
         applied = set(await self.applied_versions())
+        files = migration_files()
+        check_not_newer(applied, files, self.path)
         done = []
-        for version, name, sql in migration_files():
+        for version, name, sql in files:
             if version in applied:
                 continue
             if await self._apply(version, name, sql):

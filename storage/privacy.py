@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Sequence
 
 from storage import web_messages
-from storage.db import Connection, Database, fetch_one
+from storage.db import Connection, Database, dialect, fetch_one
 from storage.timefmt import to_db
 
 ERASED = "erased"  # prefix of the unique keys of anonymised rows
@@ -119,8 +119,20 @@ def _customer_id(s: Subject) -> tuple[Any, ...]:
 # --- erase -------------------------------------------------------------------------------
 
 
-async def _columns(conn: Connection, table: str) -> list[tuple[str, bool]]:
-    return [(r[1], bool(r[3])) for r in await conn.execute_fetchall(f"PRAGMA table_info({table})")]
+# (position, name, type, not null) of each column, as SQLite's PRAGMA table_info gives them.
+_PG_COLUMNS = (
+    "SELECT ordinal_position, column_name, data_type, is_nullable = 'NO' FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position"
+)
+
+
+async def _columns(conn: Connection, table: str) -> list[tuple[str, bool, bool]]:
+    """(name, not null, an integer column) of each column."""
+    if dialect(conn) == "postgresql":
+        rows = await conn.execute_fetchall(_PG_COLUMNS, (table,))
+    else:
+        rows = await conn.execute_fetchall(f"PRAGMA table_info({table})")
+    return [(r[1], bool(r[3]), "int" in r[2].lower()) for r in rows]
 
 
 async def _anonymise(conn: Connection, table: str, ids: Sequence[int], keep: set[str], fixed: dict[str, str], now: datetime) -> int:
@@ -130,15 +142,15 @@ async def _anonymise(conn: Connection, table: str, ids: Sequence[int], keep: set
     if not ids:
         return 0
     sets, values = ["erased_at = ?"], [to_db(now)]
-    for name, not_null in await _columns(conn, table):
+    for name, not_null, integer in await _columns(conn, table):
         if name in keep or name == "erased_at":
             continue
         if name in fixed:
             sets.append(f"{name} = {fixed[name]}")
         else:
             sets.append(f"{name} = {'?' if not_null else 'NULL'}")
-            if not_null:
-                values.append("")
+            if not_null:  # the blank of its type (PostgreSQL takes no '' for a number)
+                values.append(0 if integer else "")
     cur = await conn.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE id IN ({_marks(ids)})", (*values, *ids))
     return cur.rowcount
 
@@ -378,6 +390,8 @@ async def _quotes(conn: Connection, s: Subject) -> tuple[str, ...]:
 async def erase(conn: Connection, s: Subject, now: datetime) -> dict[str, int]:
     """Every step, in the caller's transaction: rows touched per table."""
     s = Subject(s.label, s.customer_id, s.contact_ids, s.ticket_ids, await _quotes(conn, s))
+    if dialect(conn) == "postgresql":
+        conn.after_erasure()  # type: ignore[attr-defined]  # its checkpoint rewrites the tables
     return {step.table: await step.erase(conn, s, now) for step in STEPS}
 
 
@@ -426,13 +440,23 @@ PURGES: tuple[tuple[str, str], ...] = (
 )
 
 
+# PostgreSQL's forms of the rules whose SQLite SQL has no twin there (JSON editing).
+PG_PURGES = {
+    "my_data_web": "UPDATE web_messages SET kind = 'message', body = jsonb_set(body::jsonb #- '{document,data}',"
+                   " '{document,expired}', 'true')::text WHERE id IN ("
+                   "SELECT id FROM web_messages WHERE kind = 'document' AND created_at < ? LIMIT ?)",
+}
+
+
 async def purge(db: Database, cutoff: datetime, now: datetime, batch: int = 500) -> dict[str, int]:
     """Retention: clear raw payloads and message texts older than `cutoff`, `batch` rows per
     transaction so the write lock is never held long. Also drops the chat ids of finished
     messages to erased contacts (the goodbye after /forget)."""
     done: dict[str, int] = {}
     cutoffs = {"my_data": now, "my_data_links": now, "my_data_web": now - MY_DATA_TTL}
+    variants = PG_PURGES if dialect(db) == "postgresql" else {}
     for table, sql in PURGES:
+        sql = variants.get(table, sql)
         total = 0
         while True:
             async with db.transaction() as tx:
@@ -480,7 +504,7 @@ async def record_consent(conn: Connection, contact_id: int, version: str, now: d
     cur = await conn.execute(
         "UPDATE contacts SET consent_at = ?, consent_version = ?, consent_withdrawn_at = NULL"
         " WHERE id = ? AND notice_version = ?"
-        " AND ((consent_withdrawn_at IS NULL AND consent_version IS NOT ?) OR (consent_withdrawn_at IS NOT NULL AND ?))",
+        " AND ((consent_withdrawn_at IS NULL AND consent_version IS DISTINCT FROM ?) OR (consent_withdrawn_at IS NOT NULL AND ?))",
         (to_db(now), version, contact_id, version, version, renew),
     )
     return cur.rowcount == 1

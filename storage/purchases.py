@@ -80,3 +80,23 @@ async def insert(
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
+
+
+# The order's current receipt-link token: its newest one not revoked.
+_LINK_TOKEN = (
+    "(SELECT t.token FROM start_tokens t WHERE t.purchase_id = p.id AND t.revoked_at IS NULL ORDER BY t.id DESC LIMIT 1)"
+)
+
+
+async def with_survey(db: Any, order_id: str) -> Row | None:
+    """An order with its survey and its current receipt-link token (the API's GET of a purchase)."""
+    return await db.fetchone(
+        f"SELECT p.order_id, {_LINK_TOKEN} AS link_token, s.id, s.status, s.skip_reason, s.due_at, s.sent_at, s.score,"
+        " s.comment FROM purchases p JOIN surveys s ON s.purchase_id = p.id WHERE p.order_id = ?",
+        (order_id,),
+    )
+
+
+async def link_token(conn: Connection, order_id: str) -> Row | None:
+    """The order's row with its current receipt-link token (None in it: no usable token); None: no such order."""
+    return await fetch_one(conn, f"SELECT {_LINK_TOKEN} FROM purchases p WHERE p.order_id = ?", (order_id,))

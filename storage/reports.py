@@ -103,7 +103,7 @@ CSAT_ROWS = (
     " SELECT touchpoint, store, customer_id, score, 0 AS sent, 0 AS sent_answered FROM surveys"
     "  WHERE answered_at >= :start AND answered_at < :end AND demo = 0"
     " UNION ALL"
-    " SELECT touchpoint, store, customer_id, NULL, 1, answered_at IS NOT NULL AND answered_at < :end FROM surveys"
+    " SELECT touchpoint, store, customer_id, NULL, 1, CASE WHEN answered_at < :end THEN 1 ELSE 0 END FROM surveys"
     f"  WHERE status IN ({_SENT_IN}) AND sent_at >= :start AND sent_at < :end AND demo = 0"
     ")"
 )
@@ -153,11 +153,11 @@ async def csat_answered(conn: Connection, start: datetime, end: datetime) -> lis
 
 
 def series_sql(periods: int) -> str:
-    values = ", ".join("(?, ?, ?)" for _ in range(periods))
+    values = ", ".join("(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT))" for _ in range(periods))
     return (
-        f"WITH w(i, start, end) AS (VALUES {values})"
+        f"WITH w(i, lo, hi) AS (VALUES {values})"  # not start/end: END is reserved in PostgreSQL
         " SELECT w.i, COUNT(sv.score), COALESCE(SUM(sv.score >= 4), 0), COALESCE(SUM(sv.score), 0)"
-        " FROM w LEFT JOIN surveys sv ON sv.answered_at >= w.start AND sv.answered_at < w.end AND sv.demo = 0"
+        " FROM w LEFT JOIN surveys sv ON sv.answered_at >= w.lo AND sv.answered_at < w.hi AND sv.demo = 0"
         " GROUP BY w.i ORDER BY w.i"
     )
 

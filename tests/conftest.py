@@ -14,6 +14,7 @@ from bot.app import FeedbotApp
 from testkit.clock import FakeClock
 from bot.config import Config, parse_config
 from testkit.telegram_api import FakeTelegramServer
+from tests.pg import SERVER, require_server
 
 pytest_plugins = ["tests.secrets_guard"]  # issue 7 item 8: no secret in any log of the run
 
@@ -26,10 +27,60 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 START = datetime(2026, 11, 23, 9, 0, tzinfo=VN)  # a Monday morning, shop time
 
 
-def make_config(tmp_path, fake_telegram: FakeTelegramServer | None = None, **sections: dict[str, Any]) -> Config:
+# Both storage backends: a test module that sets BACKENDS = BOTH runs each test using the
+# `backend` fixture (directly or through `database_url`, `harness`, ...) once per backend.
+BOTH = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    backends = getattr(metafunc.module, "BACKENDS", None)
+    if backends and "backend" in metafunc.fixturenames:
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            backends = ("sqlite",)
+        elif metafunc.definition.get_closest_marker("postgresql_only"):
+            backends = ("postgresql",)
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+async def database_url(backend) -> AsyncIterator[str | None]:
+    """A fresh migrated PostgreSQL database's URL, or None on SQLite."""
+    if backend != "postgresql":
+        yield None
+        return
+    await require_server()
+    url = await SERVER.fresh_database()
+    yield url
+    await SERVER.drop(url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_template():
+    yield
+    if SERVER.template_ready:
+        asyncio.run(SERVER.finish())
+
+
+def open_db(tmp_path, url: str | None):
+    """The backend's Database for a test (not yet open)."""
+    from storage.db import open_database
+
+    return open_database(tmp_path / "feedbot.db", url)
+
+
+def make_config(tmp_path, fake_telegram: FakeTelegramServer | None = None, *, database_url: str | None = None,
+                **sections: dict[str, Any]) -> Config:
+    database: dict[str, Any] = {"path": str(tmp_path / "feedbot.db")}
+    if database_url:
+        database["url"] = database_url
     raw: dict[str, dict[str, Any]] = {
         "shop": {"name": "Shop An"},
-        "database": {"path": str(tmp_path / "feedbot.db")},
+        "database": database,
         "http": {"port": 0, "api_token": API_TOKEN},
         # Fast pacing keeps end-to-end tests quick; test_sender checks the real pacing.
         "sender": {"backoff_base": 0.05, "request_timeout": 2.0, "per_chat_interval": 0.05},
@@ -149,8 +200,8 @@ def purchase_body(order_id: str = "A-1001", **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def harness(tmp_path, tg, clock) -> AsyncIterator[Harness]:
-    h = Harness(make_config(tmp_path, tg), tg, clock)
+async def harness(tmp_path, tg, clock, database_url) -> AsyncIterator[Harness]:
+    h = Harness(make_config(tmp_path, tg, database_url=database_url), tg, clock)
     yield h
     await h.close()
 

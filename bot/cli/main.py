@@ -21,7 +21,7 @@ from bot.config import ENV_SECRETS, Config, ConfigError, format_duration, load_c
 from flows.digest import Week, parse_week, render_text, to_json, week_bounds
 from flows.texts import SUPPORTED
 from storage import settings
-from storage.db import Database, MigrationError
+from storage.db import MigrationError
 
 log = logging.getLogger("feedbot")
 
@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_sub.add_parser("migrate", help="apply pending migrations (also done at start)",
                                 description="Apply every SQL migration not applied yet, in order.")
     migrate.add_argument("--config", help=config_help)
+    copy = db_sub.add_parser(
+        "copy", help="copy a SQLite database into PostgreSQL, verified",
+        description="Copy every table of a feedbot SQLite file into a PostgreSQL database (migrated first), "
+        "in batches, with progress on stderr; run it again to resume. Then prints each table's row counts and "
+        "checksums on both sides; exit 1 if any differ. Stop the bot first (see the README, PostgreSQL).")
+    copy.add_argument("--from", dest="source", required=True, metavar="FILE", help="the SQLite file (database.path)")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://user@host:5432/dbname")
+    copy.add_argument("--batch", type=int, default=5000, help="rows per batch (default: 5000)")
+    copy.add_argument("--config", help=config_help)
 
     token = sub.add_parser("api-token", help="print the HTTP API bearer token",
                            description="Print the bearer token the shop's systems use for the HTTP API "
@@ -125,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(config)
     if args.command == "db":
-        return asyncio.run(_migrate(config))
+        return asyncio.run(_db_copy(args) if args.db_command == "copy" else _migrate(config))
     if args.command == "api-token":
         return asyncio.run(_api_token(config))
     if args.command in web_cli.COMMANDS:
@@ -152,7 +161,7 @@ def _check_config(config: Config) -> int:
         telegram = "webhook" if config.telegram_webhook else "long polling"
     print(f"config OK ({config.source})")
     print(f"  shop: {config.get('shop', 'name')} ({config.get('shop', 'timezone')}, {config.get('shop', 'language')})")
-    print(f"  database: {config.get('database', 'path')}")
+    print(f"  database: {'PostgreSQL' if config.get('database', 'url') else config.get('database', 'path')}")
     print(f"  HTTP API: http://{config.get('http', 'host')}:{config.get('http', 'port')}")
     print(f"  telegram: {telegram}")
     if config.get("web", "enabled"):
@@ -166,7 +175,7 @@ def _check_config(config: Config) -> int:
 
 
 async def _migrate(config: Config) -> int:
-    db = Database(config.get("database", "path"))
+    db = config.database()
     try:
         await db.open(migrate=False)
         applied = await db.migrate()
@@ -179,13 +188,38 @@ async def _migrate(config: Config) -> int:
     return 0
 
 
+async def _db_copy(args: argparse.Namespace) -> int:
+    from storage.copy import CopyError, copy_database  # asyncpg only when asked for
+    from storage.pg import is_url
+
+    if not is_url(args.target):
+        print(f"feedbot: --to: expected a postgresql:// URL, got {args.target!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.batch < 1:
+        print("feedbot: --batch: expected a positive number of rows", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        checks = await copy_database(args.source, args.target, batch=args.batch)
+    except CopyError as exc:
+        print(f"feedbot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{'table':<16} {'rows (sqlite)':>13} {'rows (pg)':>10}  {'checksum (sqlite)':<17} {'checksum (pg)':<17} ok")
+    for c in checks:
+        print(f"{c.table:<16} {c.source_rows:>13} {c.target_rows:>10}  {c.source_sum:<17} {c.target_sum:<17}"
+              f" {'yes' if c.ok else 'NO'}")
+    bad = [c.table for c in checks if not c.ok]
+    print(f"feedbot: copy differs in {', '.join(bad)}" if bad else "copy verified: every table matches",
+          file=sys.stderr if bad else sys.stdout)
+    return 1 if bad else 0
+
+
 async def _api_token(config: Config) -> int:
     if config.get("http", "api_token"):
         print(config.get("http", "api_token"))
         return 0
     import secrets as random_secrets
 
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         async with db.transaction() as tx:
             token = await settings.get_or_create(tx, "api_token", lambda: random_secrets.token_urlsafe(24))
     print(token)
@@ -199,7 +233,7 @@ async def _digest(config: Config, args: argparse.Namespace) -> int:
         print("feedbot: --send needs telegram.token and agents.owner_chat_ids", file=sys.stderr)
         return EXIT_CONFIG
     clock = SystemClock()
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         service = service_for(config, db, clock, owners=args.send)
         week = args.week or service.default_week()
         if args.send and week_bounds(week, config.tz)[1] > clock.now():
@@ -233,7 +267,7 @@ async def _export(config: Config, args: argparse.Namespace) -> int:
     tz = config.tz
     start = datetime.combine(args.start, datetime.min.time(), tzinfo=tz).astimezone(timezone.utc)
     end = datetime.combine(args.end + timedelta(days=1), datetime.min.time(), tzinfo=tz).astimezone(timezone.utc)
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         if not args.output:
             count = await export(db, args.what, args.format, start, end, sys.stdout, tz)
         else:
@@ -267,7 +301,8 @@ async def _run(config: Config) -> int:
     if app.telegram is not None:
         telegram = f"@{app.bot_username} by {'webhook' if config.telegram_webhook else 'long polling'}"
     log.info("feedbot is running: HTTP API on %s, Telegram %s, database %s (config: %s)",
-             app.base_url, telegram, config.get("database", "path"), config.source)
+             app.base_url, telegram, "PostgreSQL" if config.get("database", "url") else config.get("database", "path"),
+             config.source)
     log.info("the API bearer token: run `feedbot api-token`; post purchases to %s/api/v1/purchases", app.base_url)
     if app.web is not None:
         print(f"Web chat: {app.web_chat_url()}", flush=True)

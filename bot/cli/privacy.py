@@ -10,7 +10,6 @@ from typing import Callable
 from bot.clock import SystemClock
 from bot.config import Config
 from bot.services.data_rights import Privacy, to_json
-from storage.db import Database
 
 ID_HELP = "the shop's customer id (external_id, as posted with purchases), or contact:<n> for a chat never linked to one"
 
@@ -63,7 +62,7 @@ def add_commands(sub: argparse._SubParsersAction, config_help: str) -> None:
 
 
 async def run(config: Config, args: argparse.Namespace, confirm: Callable[[str], bool] | None = None) -> int:
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         service = Privacy(db, SystemClock(), retention_days=config.get("privacy", "retention_days"))
         if args.command == "privacy":
             counts = await service.purge()

@@ -9,7 +9,6 @@ from bot.clock import SystemClock
 from bot.config import Config
 from bot.services.demo import create_demo_purchase
 from bot.channels.web.server import chat_url, customer_token, expiry, load_secrets
-from storage.db import Database
 
 COMMANDS = ("demo", "web-token")
 
@@ -39,7 +38,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         print("feedbot: the web chat is off (web.enabled = false)", file=sys.stderr)
         return 2
     clock = SystemClock()
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         async with db.transaction() as tx:
             secrets = await load_secrets(tx, config)
         if args.command == "web-token":

@@ -26,7 +26,8 @@ from bot.http.body import BodyError, read_json
 from bot.services.purchases import InputError, PurchaseConflict, parse_purchase, parse_revoke_link, record_purchase
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
-from storage.db import Database, fetch_one
+from storage import purchases
+from storage.db import Database
 from storage.timefmt import from_db
 
 log = logging.getLogger(__name__)
@@ -195,12 +196,7 @@ class HttpApi:
 
     async def get_purchase(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
-        row = await self.db.fetchone(
-            "SELECT p.order_id, (SELECT t.token FROM start_tokens t WHERE t.purchase_id = p.id AND t.revoked_at IS NULL"
-            " ORDER BY t.id DESC LIMIT 1) AS link_token, s.id, s.status, s.skip_reason, s.due_at, s.sent_at, s.score,"
-            " s.comment FROM purchases p JOIN surveys s ON s.purchase_id = p.id WHERE p.order_id = ?",
-            (order_id,),
-        )
+        row = await purchases.with_survey(self.db, order_id)
         if row is None:
             return error(404, f"no purchase with order_id {order_id!r}", "order_id")
         return web.json_response(
@@ -221,12 +217,7 @@ class HttpApi:
 
     async def purchase_qr(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
-        row = await fetch_one(
-            self.db.reader,
-            "SELECT (SELECT t.token FROM start_tokens t WHERE t.purchase_id = p.id AND t.revoked_at IS NULL"
-            " ORDER BY t.id DESC LIMIT 1) FROM purchases p WHERE p.order_id = ?",
-            (order_id,),
-        )
+        row = await purchases.link_token(self.db.reader, order_id)
         if row is None:
             return error(404, f"no purchase with order_id {order_id!r}", "order_id")
         link = self._telegram_link(row[0])

@@ -24,7 +24,7 @@ def feedbot(*args: str, cwd: Path, env: dict | None = None, timeout: float = 30)
     )
 
 
-@pytest.mark.parametrize("args", [[], ["run"], ["check-config"], ["db"], ["db", "migrate"], ["api-token"]])
+@pytest.mark.parametrize("args", [[], ["run"], ["check-config"], ["db"], ["db", "migrate"], ["db", "copy"], ["api-token"]])
 def test_help_on_every_command(tmp_path, args):
     result = feedbot(*args, "--help", cwd=tmp_path)
     assert result.returncode == 0

@@ -5,7 +5,9 @@ import asyncio
 
 import pytest
 
-from tests.conftest import Harness, hours, make_config
+from tests.conftest import BOTH, Harness, hours, make_config
+
+BACKENDS = BOTH  # the complaint flow end to end on SQLite and on PostgreSQL
 
 CUSTOMER = 555001
 OTHER_CUSTOMER = 555002
@@ -14,18 +16,18 @@ AGENT, AGENT_NAME = 9001, "Minh"
 NOT_AGENT = 9002
 
 
-def config(tmp_path, tg, **agents):
+def config(tmp_path, tg, database_url=None, **agents):
     return make_config(
-        tmp_path, tg,
+        tmp_path, tg, database_url=database_url,
         agents={"chat_id": int(GROUP), "supervisor": "@shop_lead", "owner_chat_ids": [777], **agents},
         sender={"group_messages_per_minute": 600},  # fast tests; pacing itself is tested in test_sender
     )
 
 
 @pytest.fixture
-async def desk(tmp_path, tg, clock):
+async def desk(tmp_path, tg, clock, database_url):
     tg.make_group(GROUP, "Agents", is_forum=False, members={AGENT: AGENT_NAME, NOT_AGENT: "Khách lạ"})
-    h = Harness(config(tmp_path, tg, agent_ids=[AGENT]), tg, clock)
+    h = Harness(config(tmp_path, tg, database_url, agent_ids=[AGENT]), tg, clock)
     await h.start()
     yield h
     await h.close()

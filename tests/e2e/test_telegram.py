@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import hours, purchase_body
+from tests.conftest import BOTH, hours, purchase_body
+
+BACKENDS = BOTH  # the CSAT flow end to end on SQLite and on PostgreSQL
 
 USER = 555001
 # The shop posts the customer's Telegram user id: the chat is proved to be hers (a receipt's
@@ -198,10 +200,10 @@ async def test_unanswered_survey_expires_and_late_tap_is_refused(harness):
     assert survey == {"status": "expired", "score": None}
 
 
-async def test_reminder_once_when_enabled(tmp_path, tg, clock):
+async def test_reminder_once_when_enabled(tmp_path, tg, clock, database_url):
     from tests.conftest import Harness, make_config
 
-    h = Harness(make_config(tmp_path, tg, survey={"reminder": True, "reminder_after": "24h"}), tg, clock)
+    h = Harness(make_config(tmp_path, tg, database_url=database_url, survey={"reminder": True, "reminder_after": "24h"}), tg, clock)
     try:
         await h.start()
         _, body = await h.post_purchase()
@@ -223,10 +225,10 @@ async def test_quiet_hours_postpone_to_morning(harness):
     assert body["survey"]["due_at"].startswith("2026-11-23T08:00:00+07:00")
 
 
-async def test_restart_sends_a_survey_that_came_due_while_down_exactly_once(tmp_path, tg, clock):
+async def test_restart_sends_a_survey_that_came_due_while_down_exactly_once(tmp_path, tg, clock, database_url):
     from tests.conftest import Harness, make_config
 
-    h = Harness(make_config(tmp_path, tg), tg, clock)
+    h = Harness(make_config(tmp_path, tg, database_url=database_url), tg, clock)
     try:
         await h.start()
         _, body = await h.post_purchase()
@@ -258,17 +260,16 @@ async def test_messages_from_groups_and_unknown_updates_are_ignored(harness):
     assert harness.tg.sent_messages(-100123) == []
 
 
-async def test_update_recorded_before_a_crash_is_handled_at_restart(tmp_path, tg, clock):
+async def test_update_recorded_before_a_crash_is_handled_at_restart(tmp_path, tg, clock, database_url):
     """The bot stopped between recording an update and handling it: replayed once at start."""
     import json
 
     from storage import inbox
-    from storage.db import Database
     from tests.conftest import Harness, make_config
 
-    config = make_config(tmp_path, tg)
+    config = make_config(tmp_path, tg, database_url=database_url)
     update = tg.make_message_update(USER, "xin chào")
-    async with Database(config.get("database", "path")) as db:
+    async with config.database() as db:
         async with db.transaction() as tx:
             assert await inbox.record(tx, "telegram", str(update["update_id"]), update, clock.now())
     h = Harness(config, tg, clock)

@@ -137,7 +137,7 @@ frames = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=200),
     st.integers(1, 7900).map(lambda n: "[" * n + "]" * n),
     st.integers(1, 3000).map(lambda n: '{"type": "text", "id": "x", "text": ' + "[" * n + "]" * n + "}"),
-    # (not "demo": its answer is the demo survey itself, no accepted frame; tests/test_web_chat.py has it)
+    # (not "demo": its answer is the demo survey itself, no accepted frame; tests/channels/web/test_server.py has it)
     st.fixed_dictionaries({"type": st.sampled_from(["text", "choice", "ping", "hello", "?"]) | json_values.filter(lambda t: t != "demo")},
                           optional={"id": st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z") | json_values,
                                     "text": st.text(max_size=80) | json_values, "data": json_values,

@@ -38,7 +38,7 @@ from storage import reports
 from storage.db import Database
 from storage.reports import Comment, CsatCell
 from storage.timefmt import to_db
-from tests.conftest import make_config
+from tests.conftest import make_config, open_db
 from tests.digest_data import VN, ShopData, local
 
 W46, W47, W48 = Week(2026, 46), Week(2026, 47), Week(2026, 48)
@@ -46,9 +46,12 @@ NOW = local(23, 9)  # Monday after W47, 09:00 shop time
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+BACKENDS = ("sqlite", "postgresql")  # the digest's figures from both backends' SQL
+
+
 @pytest.fixture
-async def db(tmp_path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "feedbot.db")
+async def db(tmp_path, database_url) -> AsyncIterator[Database]:
+    database = open_db(tmp_path, database_url)
     await database.open()
     yield database
     await database.close()
@@ -461,6 +464,7 @@ def test_both_catalogs_have_the_same_keys_and_placeholders():
 # --- cost: a week reads that week ------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 async def test_weekly_queries_use_index_ranges_not_full_scans(db):
     week_params = {"start": "a", "end": "b"}
     queries = [

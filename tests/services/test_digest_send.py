@@ -23,9 +23,9 @@ OWNER_VI, OWNER_EN = 777, 778
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
-def config(tmp_path, tg):
+def config(tmp_path, tg, database_url=None):
     return make_config(
-        tmp_path, tg,
+        tmp_path, tg, database_url=database_url,
         agents={"owner_chat_ids": [OWNER_VI, OWNER_EN]},
         digest={"english_owner_chat_ids": [OWNER_EN]},
     )

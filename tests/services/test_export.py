@@ -12,18 +12,21 @@ import pytest
 import bot.services.export
 from bot.services.export import Progress, export
 from storage.timefmt import to_db
-from tests.conftest import Harness
+from tests.conftest import BOTH, Harness
 from tests.digest_data import VN, ShopData, local
 from tests.services.test_digest import typical_week
 from tests.services.test_digest_send import config, feedbot
 
+BACKENDS = BOTH  # the same files from SQLite and from PostgreSQL
+
 
 @pytest.fixture
-async def h(tmp_path, tg, clock):
-    harness = Harness(config(tmp_path, tg), tg, clock)
+async def h(tmp_path, tg, clock, database_url):
+    harness = Harness(config(tmp_path, tg, database_url), tg, clock)
     await harness.start()
     await typical_week(ShopData(harness.app.db))
-    (tmp_path / "cli.toml").write_text(f'[database]\npath = "{tmp_path / "feedbot.db"}"\n')
+    url = f'url = "{database_url}"\n' if database_url else ""
+    (tmp_path / "cli.toml").write_text(f'[database]\npath = "{tmp_path / "feedbot.db"}"\n{url}')
     yield harness
     await harness.close()
 

@@ -10,20 +10,24 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import AsyncIterator
 
+import asyncpg
 import pytest
 
 from storage import customers, inbox, outbox, purchases, settings, surveys
 from storage.db import BUSY_TIMEOUT_MS, PAGE_SIZE, Database, migration_files
 from storage.timefmt import from_db, to_db
-from tests.conftest import START
+from tests.conftest import BOTH, START, open_db
 
 TABLES = {"settings", "customers", "contacts", "purchases", "surveys", "conversations", "inbox", "outbox"}
 HOLD_S = 0.3
 
 
+BACKENDS = BOTH  # the repositories' tests run on SQLite and on PostgreSQL
+
+
 @pytest.fixture
-async def db(tmp_path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "feedbot.db")
+async def db(tmp_path, database_url) -> AsyncIterator[Database]:
+    database = open_db(tmp_path, database_url)
     await database.open()
     yield database
     await database.close()
@@ -132,6 +136,7 @@ async def test_opening_waits_for_another_process_writing_a_fresh_file(tmp_path):
 
 # --- connection settings ---------------------------------------------------------------
 
+@pytest.mark.sqlite_only
 async def test_wal_and_busy_timeout_on_both_connections(db):
     assert db.reader is not db.writer
     for conn in (db.writer, db.reader):
@@ -180,7 +185,7 @@ async def test_a_failing_transaction_writes_nothing_and_the_connection_stays_usa
 
 
 async def test_a_failing_statement_rolls_back_the_earlier_ones(db):
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)):
         async with db.transaction() as tx:
             await tx.execute("INSERT INTO settings (key, value) VALUES ('a', '1')")
             await tx.execute("INSERT INTO settings (key, value) VALUES ('a', '2')")  # duplicate key
@@ -239,6 +244,7 @@ def other_process(path: str) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
 
 
+@pytest.mark.sqlite_only
 async def test_another_writer_waits_for_our_transaction(db):
     done: dict[str, object] = {}
 
@@ -266,6 +272,7 @@ async def test_another_writer_waits_for_our_transaction(db):
     assert keys == ["other", "ours"]
 
 
+@pytest.mark.sqlite_only
 async def test_our_transaction_waits_for_another_writer(db):
     # busy_timeout at work: without it BEGIN IMMEDIATE fails at once with "database is locked".
     locked, release = threading.Event(), threading.Event()
@@ -433,6 +440,7 @@ async def add_customers_awaiting_a_chat(db: Database, first: int, n: int) -> lis
     return ids
 
 
+@pytest.mark.sqlite_only
 async def test_a_customers_open_surveys_are_found_without_reading_other_customers(db):
     """open_for_customer runs on every /start: its work must not grow with the surveys other
     customers have waiting for a chat (thousands, in a shop whose customers rarely link one)."""
@@ -447,6 +455,7 @@ async def test_a_customers_open_surveys_are_found_without_reading_other_customer
     assert await vm_steps(db, open_surveys) < alone * 1.5  # by the customer's index: the same few rows
 
 
+@pytest.mark.sqlite_only
 async def test_lookups_of_one_chats_messages_read_only_that_chats_rows(db):
     """By a sent message's platform id (an agent replying to a ticket card) and the last text
     queued for a Zalo chat (its numbered choices): not a walk over the whole outbox."""
@@ -473,6 +482,7 @@ async def test_lookups_of_one_chats_messages_read_only_that_chats_rows(db):
     assert await vm_steps(db, lookups) < alone * 1.5
 
 
+@pytest.mark.sqlite_only
 async def test_the_messages_that_may_ride_along_are_found_without_walking_the_backlog(db):
     """At every send of an agent's message: the pending rows of that chat with its key, not
     every pending row (a drain of thousands of surveys may be waiting)."""
