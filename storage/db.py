@@ -74,6 +74,16 @@ else:  # pragma: no cover - a Python built without the _json accelerator
     to_json = _json_encoder.encode
 
 
+def encodable(value: Any) -> bool:
+    """False when a parsed JSON value holds a string with a lone surrogate ("\\ud800" is valid
+    JSON, but no text: the database, the platforms and the log cannot encode it)."""
+    try:
+        to_json(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
     """One row, in one round trip to the database thread (a cursor costs three)."""
     rows = await conn.execute_fetchall(sql, params)

@@ -13,7 +13,7 @@ from typing import Any
 from bot.clock import Clock
 from flows.schedule import SurveyPolicy, due_time, is_too_late
 from storage import contacts, customers, purchases, start_tokens, surveys
-from storage.db import Database
+from storage.db import Database, encodable
 
 MAX_FUTURE = timedelta(hours=1)  # tolerated clock skew of the shop's system
 EARLIEST = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)  # older purchased_at: a typo or a placeholder
@@ -67,6 +67,8 @@ class PurchaseInput:
 def parse_purchase(body: Any, *, touchpoints: tuple[str, ...], timezone: tzinfo, now: datetime) -> PurchaseInput:
     if not isinstance(body, dict):
         raise InputError("body", "expected a JSON object")
+    if not encodable(body):  # (a Telegram update like that is kept, with its error: not here)
+        raise InputError("body", "a string with an unpaired surrogate escape (like \\ud800): not text")
     customer = body.get("customer")
     if not isinstance(customer, dict):
         raise InputError("customer", "required, an object with external_id and name")

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.cli import main as cli
@@ -32,8 +32,10 @@ from tests.http.test_api import api  # noqa: F401 - the fixture
 from tests.channels.web.test_server import Visitor
 
 # In-process examples are cheap; those that go through the running app cost a request each.
-FAST = settings(max_examples=300, deadline=None, database=None)
-SLOW = settings(max_examples=40, deadline=None, database=None,
+# derandomize: the same examples on every run (seeded by the test), so CI never fails by chance;
+# a new example set comes with a change of the test or of Hypothesis.
+FAST = settings(max_examples=300, deadline=None, database=None, derandomize=True)
+SLOW = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -86,6 +88,7 @@ def purchase_bodies(draw: st.DrawFn) -> Any:
 
 @FAST
 @given(body=purchase_bodies())
+@example(body=purchase_body(store="\ud800"))  # found by a random run: a lone surrogate in a kept field
 def test_parse_purchase_refuses_with_input_error_or_gives_usable_data(body):
     try:
         data = parse_purchase(body, touchpoints=("delivery", "in_store", "online"), timezone=VN, now=START)

@@ -50,7 +50,7 @@ from bot.config import Config
 from bot.http.connections import client_address
 from storage import contacts, customers, settings, web_messages
 from storage.contacts import ContactRecord
-from storage.db import Connection, Database
+from storage.db import Connection, Database, encodable
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +400,7 @@ class WebChat:
             hello = json.loads(msg.data)
         except (ValueError, RecursionError):  # not JSON, nested too deep, an int of 5,000 digits
             hello = None
-        if not _utf8_text(hello):
+        if not encodable(hello):
             hello = None
         if not isinstance(hello, dict) or hello.get("type") != "hello":
             await ws.send_json(_error("malformed", "the first frame must be {\"type\": \"hello\", ...}"))
@@ -453,7 +453,7 @@ class WebChat:
                 frame = json.loads(data)
             except (ValueError, RecursionError):  # not JSON, nested too deep, an int of 5,000 digits
                 raise _Reject("malformed", "not JSON") from None
-            if not _utf8_text(frame):
+            if not encodable(frame):
                 raise _Reject("malformed", "a string with an unpaired surrogate escape: not text")
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise _Reject("malformed", "expected a JSON object with a type")
@@ -533,14 +533,6 @@ class WebChat:
                    "name": f"web-{session_id[:6]}", **fields}
         await self.receive(NAME, payload)
 
-
-def _utf8_text(value: Any) -> bool:
-    """False when a parsed frame holds a lone surrogate ("\\ud800" is valid JSON, but no text)."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _is_seq(value: Any) -> bool:
