@@ -34,6 +34,11 @@ from bot.services.sla import SlaWatchdog
 from bot.services.threads import TicketThreads
 from bot.channels.zalo.webhook import ZaloWebhook
 from bot.services import demo
+from bot.services.orders import OrderIntake
+from bot.outbox.effects import Target
+from bot.sources.registry import SourceRegistry
+from bot.sources.webhook import OrderWebhooks
+from flows.texts import text
 from bot.channels.web import server as web_chat
 from flows.schedule import SurveyPolicy
 from storage import settings
@@ -84,6 +89,7 @@ class FeedbotApp:
         self._tasks: list[asyncio.Task[Any]] = []
         self._sender_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.order_webhooks: OrderWebhooks | None = None
 
     async def start(self, *, scheduler: bool = True) -> None:
         cfg = self.config
@@ -115,6 +121,9 @@ class FeedbotApp:
         replayed = await self.engine.replay_unprocessed()
         if replayed:
             log.info("replayed %d update(s) recorded before the last stop", replayed)
+        replayed = await self.orders.replay(await self.order_sources.load())
+        if replayed:
+            log.info("handled %d order deliveries recorded before the last stop", replayed)
 
         await self._serve_http(policy, shop, webhook_secret, web_secrets)
 
@@ -209,6 +218,11 @@ class FeedbotApp:
                                start_token_days=cfg.get("privacy", "start_token_days"),
                                trust_first_token_chat=cfg.get("privacy", "trust_first_token_chat"), effects=self.effects)
         self.sender.failure_listeners.append(self.privacy.file_undelivered)
+        orders_cfg = cfg.section("orders")
+        self.order_sources = SourceRegistry(
+            self.db, cfg.sources, kiotviet_urls=(orders_cfg["kiotviet_token_url"], orders_cfg["kiotviet_api_url"]))
+        self.orders = OrderIntake(self.db, self.clock, policy, cfg.get("survey", "touchpoints"),
+                                  alert=self._tell_owners, kiotviet=self.order_sources.kiotviet)
         for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher):
             service.register(self.effects)
         self.engine = Engine(
@@ -253,6 +267,8 @@ class FeedbotApp:
                 max_event_age=cfg.get("zalo", "max_event_age"), clock=self.clock,
             )
             self.zalo_webhook.register(web_app)
+        self.order_webhooks = OrderWebhooks(self.orders, self.order_sources.get)
+        self.order_webhooks.register(web_app)
         if self.web is not None:
             chat = web_chat.WebChat(
                 db=self.db, clock=self.clock, receive=self.engine.receive, channel=self.web, secrets=web_secrets,
@@ -352,6 +368,10 @@ class FeedbotApp:
         self._tasks.clear()
         if self.zalo_webhook is not None:
             await self.zalo_webhook.drain()
+        if self.order_webhooks is not None:
+            await self.order_webhooks.drain()
+        if hasattr(self, "order_sources"):
+            await self.order_sources.close()
         if hasattr(self, "sender"):
             await self.sender.stop()
         if self._runner is not None:
@@ -364,6 +384,16 @@ class FeedbotApp:
         if self.zalo is not None:
             await self.zalo.close()
         await self.db.close()
+
+    async def _tell_owners(self, tx: Any, key: str, params: dict[str, str], now: datetime) -> None:
+        """An alert to the owners' Telegram chats (e.g. an order source refusing requests)."""
+        if self.telegram is None:
+            return
+        lang = self.config.get("agents", "language")
+        for owner in self.config.get("agents", "owner_chat_ids"):
+            await self.effects.enqueue(tx, Target("telegram", owner, None, None), "send_text",
+                                       {"text": text(lang, key, **params), "buttons": []}, now)
+        self.sender.wake()
 
     @property
     def base_url(self) -> str:

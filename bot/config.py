@@ -444,6 +444,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "anonymous_tickets_per_hour": (_int_range(1, 10_000), 3),
         "anonymous_tickets_per_hour_total": (_int_range(1, 100_000), 60),
     },
+    "orders": {
+        "kiotviet_token_url": (_url_or_empty, "https://id.kiotviet.vn/connect/token"),
+        "kiotviet_api_url": (_url_or_empty, "https://public.kiotapi.com"),
+    },
     "privacy": {
         "retention_days": (_int_range(1, 36500), 365),
         "purge_interval": (_positive_duration, "1h"),
@@ -457,6 +461,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
 class Config:
     values: Mapping[str, Mapping[str, Any]]
     source: str = "embedded defaults"
+    sources: tuple[Any, ...] = ()  # [[sources]]: bot.sources.settings.SourceSettings, one per sales system
 
     def database(self) -> Any:
         """The configured storage backend (not yet open): PostgreSQL if database.url is set."""
@@ -528,9 +533,16 @@ class Config:
 
 
 def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "<memory>") -> Config:
+    from bot.sources.settings import SourceError, parse_sources  # (it imports the platform modules)
+
+    raw = dict(raw)
+    try:
+        sources = parse_sources(raw.pop("sources", []))
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
     unknown_sections = set(raw) - set(SCHEMA)
     if unknown_sections:
-        raise ConfigError(f"{sorted(unknown_sections)[0]}: unknown section (known: {', '.join(SCHEMA)})")
+        raise ConfigError(f"{sorted(unknown_sections)[0]}: unknown section (known: {', '.join(SCHEMA)}, sources)")
     values: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
         given = raw.get(section, {})
@@ -551,7 +563,7 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
                 origin = f" (from ${env_name})" if env_name and env.get(env_name) else ""
                 raise ConfigError(f"{section}.{key}{origin}: {exc}") from None
     _check_consistency(values)
-    return Config(values, source)
+    return Config(values, source, sources)
 
 
 def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
