@@ -158,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _secrets(config: Config) -> list[str]:
-    return [config.get(section, key) for section, key in ENV_SECRETS]
+    sources = [value for s in config.sources for value in (s.secret, s.verify_token, s.client_secret) if value]
+    return [config.get(section, key) for section, key in ENV_SECRETS] + sources
 
 
 def _check_config(config: Config) -> int:

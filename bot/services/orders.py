@@ -108,6 +108,38 @@ class OrderIntake:
                 await self.alert(tx, "orders.refused", {"source": source.name, "platform": source.platform,
                                                         "reason": reason}, now)
 
+    async def ingest(self, source: SourceSettings, delivery_id: str, topic: str | None, body_text: str, body: Any,
+                     signature: str | None) -> tuple[int | None, bool]:
+        """A verified delivery: (its row, whether it still needs `process`); row None: seen before.
+        Most are recorded and handled in one transaction, committed before the platform gets its
+        answer (a crash before that: no answer, the platform sends it again). One that needs the
+        platform's API (a KiotViet customer) is recorded first and handled after the answer."""
+        now = self.clock.now()
+        try:
+            events = source.module.events(topic, body)
+        except (BadPayload, ValueError) as exc:
+            async with self.db.transaction() as tx:
+                row = await orders.record_delivery(tx, source.name, delivery_id[:200], topic, body_text, signature, now)
+                if row is not None:
+                    await orders.finish_delivery(tx, row, "failed", f"not an order payload: {exc}", now)
+            return row, False
+        if any(e.needs_customer_lookup for e in events) and self.kiotviet is not None:
+            return await self.record(source, delivery_id, topic, body_text, signature), True
+        prepared = [self.prepare(source.name, source.delivered_on, e, now) for e in events]
+        async with self.db.transaction() as tx:
+            row = await orders.record_delivery(tx, source.name, delivery_id[:200], topic, body_text, signature, now)
+            if row is not None:
+                await self._finish(tx, source.name, row, prepared, now)
+        return row, False
+
+    async def _finish(self, tx: Connection, source: str, row: int, prepared: list[Prepared], now: datetime) -> str:
+        outcomes = [await self.apply(tx, source, p, row, now) for p in prepared]
+        status = _status(outcomes)
+        summary = "; ".join(f"{p.purchase_order_id}: {o}" for p, o in zip(prepared, outcomes)) or "no order in it"
+        await orders.finish_delivery(tx, row, status, summary, now)
+        log.info("order source %s: delivery %s %s (%s)", source, row, status, summary[:200])
+        return status
+
     async def process(self, source: SourceSettings, delivery_row: int, topic: str | None, body_text: str) -> str:
         """Handle one recorded delivery; its final status ('done', 'ignored' or 'failed')."""
         now = self.clock.now()
@@ -120,12 +152,7 @@ class OrderIntake:
         events = [await self._with_customer(source, e) for e in events]
         prepared = [self.prepare(source.name, source.delivered_on, e, now) for e in events]
         async with self.db.transaction() as tx:
-            outcomes = [await self.apply(tx, source.name, p, delivery_row, now) for p in prepared]
-            status = _status(outcomes)
-            summary = "; ".join(f"{p.purchase_order_id}: {o}" for p, o in zip(prepared, outcomes)) or "no order in it"
-            await orders.finish_delivery(tx, delivery_row, status, summary, now)
-        log.info("order source %s: delivery %s %s (%s)", source.name, delivery_row, status, summary[:200])
-        return status
+            return await self._finish(tx, source.name, delivery_row, prepared, now)
 
     async def replay(self, sources: dict[str, SourceSettings]) -> int:
         """Deliveries recorded but not handled before the last stop."""

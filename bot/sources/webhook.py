@@ -1,8 +1,8 @@
 """/webhooks/orders/<source name>: the one inlet of every sales system. The platform's set-up
 requests are answered (Haravan's hub.challenge, WooCommerce's ping); a delivery is checked
-(size, signature, JSON), recorded (dedupe per delivery id) and answered at once; it is
-handled right after, within a short budget, or in the background (a KiotViet customer
-lookup may take longer). A refused request stores nothing but a count: answered 200 where
+(size, signature, JSON), then recorded (dedupe per delivery id) and handled in one
+transaction before the answer (milliseconds); one that needs the platform's API (a KiotViet
+customer lookup) is recorded, and handled within a short budget or in the background. A refused request stores nothing but a count: answered 200 where
 the platform stops sending on a 4xx (KiotViet, WooCommerce), else 401/400/413, and the
 owners are told once."""
 from __future__ import annotations
@@ -62,10 +62,11 @@ class OrderWebhooks:
             return await self._refuse(source, 400, "body is not JSON")
         if source.platform == "kiotviet":
             log.info("order source %s: X-Hub-Signature matched as %s", source.name, form)
-        row = await self.intake.record(source, platform.delivery_id(request.headers, raw, body),
-                                       platform.topic(request.headers, body), text, form)
-        if row is not None:
-            task = asyncio.create_task(self.intake.process(source, row, platform.topic(request.headers, body), text))
+        topic = platform.topic(request.headers, body)
+        row, pending = await self.intake.ingest(source, platform.delivery_id(request.headers, raw, body), topic, text,
+                                                body, form)
+        if row is not None and pending:
+            task = asyncio.create_task(self.intake.process(source, row, topic, text))
             self._background.add(task)
             task.add_done_callback(self._done)
             # Shielded: a slow one goes on after the answer (recorded first: a stop in between
