@@ -20,6 +20,7 @@ from bot.channels.zalo.channel import DbTokenStore, ZaloChannel
 from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, Config
+from bot.http.agent_orders import AgentOrders
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
 from bot.engine import Engine
@@ -278,6 +279,8 @@ class FeedbotApp:
             chat.add_routes(web_app)
             self.customer_desk.ticket_gate = chat.ticket_allowed
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.api_token)
+        if self.agent_page is not None:  # "Gửi khảo sát" and the order import form
+            AgentOrders(self.agent_page, self.orders, policy, cfg.get("survey", "touchpoints")).register(web_app)
         # Connection caps and read timeouts in front of aiohttp (see bot/http/connections.py).
         self.guard = ConnectionGuard(self.connection_limits)
         self.guard.fit_to_descriptors()
