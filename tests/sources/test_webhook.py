@@ -157,3 +157,33 @@ async def test_an_order_not_yet_delivered_waits(orders_app):
     assert (await orders_app.deliver("haravan", headers, raw))[0] == 200
     rows = await orders_app.purchases()
     assert [(r["order_id"], r["touchpoint"]) for r in rows] == [("haravan:#100811", "delivery")]
+
+
+async def test_the_same_delivery_five_times_at_once_makes_one_purchase(orders_app):
+    import asyncio
+
+    headers, raw = kit.signed("shopify", SECRETS["shopify"], kit.shopify_order(), delivery_id="same")
+    answers = await asyncio.gather(*(orders_app.deliver("shopify", headers, raw) for _ in range(5)))
+    assert [a[0] for a in answers] == [200] * 5
+    assert len(await orders_app.purchases()) == 1
+    assert len(await orders_app.rows("SELECT * FROM order_deliveries")) == 1
+
+
+async def test_a_delivery_recorded_before_a_stop_is_handled_at_start(orders_app):
+    """Recorded, then the bot stopped before handling it (a KiotViet lookup under way): at the
+    next start it is handled, once."""
+    from storage import orders as order_rows
+
+    body = json.dumps(kit.woocommerce_order(order_id=4750))
+    async with orders_app.app.db.transaction() as tx:
+        await order_rows.record_delivery(tx, "woocommerce", "left-pending", "order.updated", body, "sha256-base64",
+                                         orders_app.clock.now())
+    await orders_app.stop()
+    await orders_app.start()
+    rows = await orders_app.purchases()
+    assert [r["order_id"] for r in rows] == ["woocommerce:4750"]
+    [delivery] = await orders_app.rows("SELECT status FROM order_deliveries")
+    assert delivery["status"] == "done"
+    await orders_app.stop()
+    await orders_app.start()
+    assert len(await orders_app.purchases()) == 1
