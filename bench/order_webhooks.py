@@ -2,8 +2,8 @@
 """Benchmark: sales-system order webhooks ingested per second, end to end: signature check ->
 delivery recorded -> mapped -> purchase stored -> survey scheduled, at C deliveries in flight.
 
-The bot runs in a child process (`--serve`: the real FeedbotApp on a fresh SQLite file, or
-PostgreSQL with --database-url, one source per platform, no Telegram); this process signs N
+The bot runs in a child process (`--serve`: the real FeedbotApp on a fresh SQLite file, one
+source per platform, no Telegram); this process signs N
 distinct orders the way each platform does (testkit/orders.py), spread over the five
 platforms, and posts them C at a time. A request's latency is until its answer, which comes
 once the delivery is handled (within the 1 s budget). At the end the purchases and scheduled
@@ -141,13 +141,12 @@ async def main() -> None:
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--database-url", default="", help="PostgreSQL instead of a fresh SQLite file (emptied first)")
     args = parser.parse_args()
     print(h.host_line())
     print(f"{args.deliveries} signed order deliveries over 5 platforms, {args.concurrency} in flight, "
-          f"{args.rounds} rounds ({'PostgreSQL' if args.database_url else 'SQLite'})")
+          f"{args.rounds} rounds (SQLite)")
     for n in range(args.rounds):
-        r = await round_(args.deliveries, args.concurrency, args.database_url)
+        r = await round_(args.deliveries, args.concurrency, "")
         print(f"  round {n + 1}: {r['rate']:.0f} webhooks/s, p50 {r['p50'] * 1000:.1f} ms, p99 {r['p99'] * 1000:.1f} ms"
               f" (each made one purchase and one scheduled survey)")
     print(h.host_line())

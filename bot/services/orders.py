@@ -111,7 +111,7 @@ class OrderIntake:
     async def ingest(self, source: SourceSettings, delivery_id: str, topic: str | None, body_text: str, body: Any,
                      signature: str | None) -> tuple[int | None, bool]:
         """A verified delivery: (its row, whether it still needs `process`); row None: seen before.
-        Most are recorded and handled in one transaction, committed before the platform gets its
+        Most are recorded and handled in one unit of writes, committed before the platform gets its
         answer (a crash before that: no answer, the platform sends it again). One that needs the
         platform's API (a KiotViet customer) is recorded first and handled after the answer."""
         now = self.clock.now()
@@ -126,7 +126,9 @@ class OrderIntake:
         if any(e.needs_customer_lookup for e in events) and self.kiotviet is not None:
             return await self.record(source, delivery_id, topic, body_text, signature), True
         prepared = [self.prepare(source.name, source.delivered_on, e, now) for e in events]
-        async with self.db.transaction() as tx:
+        # A unit: deliveries arriving together share one COMMIT (group commit), each in its own
+        # savepoint; the answer waits for that COMMIT.
+        async with self.db.unit() as tx:
             row = await orders.record_delivery(tx, source.name, delivery_id[:200], topic, body_text, signature, now)
             if row is not None:
                 await self._finish(tx, source.name, row, prepared, now)
