@@ -223,7 +223,8 @@ class FeedbotApp:
         self.order_sources = SourceRegistry(
             self.db, cfg.sources, kiotviet_urls=(orders_cfg["kiotviet_token_url"], orders_cfg["kiotviet_api_url"]))
         self.orders = OrderIntake(self.db, self.clock, policy, cfg.get("survey", "touchpoints"),
-                                  alert=self._tell_owners, kiotviet=self.order_sources.kiotviet)
+                                  alert=self._tell_owners, kiotviet=self.order_sources.kiotviet,
+                                  wake_sender=self.sender.wake)
         for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher):
             service.register(self.effects)
         self.engine = Engine(
@@ -396,7 +397,6 @@ class FeedbotApp:
         for owner in self.config.get("agents", "owner_chat_ids"):
             await self.effects.enqueue(tx, Target("telegram", owner, None, None), "send_text",
                                        {"text": text(lang, key, **params), "buttons": []}, now)
-        self.sender.wake()
 
     @property
     def base_url(self) -> str:

@@ -81,6 +81,7 @@ class OrderIntake:
     def __init__(
         self, db: Any, clock: Clock, policy: SurveyPolicy, touchpoints: tuple[str, ...], *,
         alert: Alert | None = None, kiotviet: Callable[[SourceSettings], KiotVietClient | None] | None = None,
+        wake_sender: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -88,6 +89,7 @@ class OrderIntake:
         self.touchpoints = touchpoints
         self.alert = alert  # tells the owners (once per source) that requests are being refused
         self.kiotviet = kiotviet  # the source's API client, for invoices without a phone
+        self.wake_sender = wake_sender  # after an alert is committed
 
     # --- webhooks ------------------------------------------------------------------------
 
@@ -107,6 +109,8 @@ class OrderIntake:
             if first and self.alert is not None:
                 await self.alert(tx, "orders.refused", {"source": source.name, "platform": source.platform,
                                                         "reason": reason}, now)
+        if first and self.wake_sender is not None:
+            self.wake_sender()
 
     async def ingest(self, source: SourceSettings, delivery_id: str, topic: str | None, body_text: str, body: Any,
                      signature: str | None) -> tuple[int | None, bool]:

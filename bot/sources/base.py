@@ -72,6 +72,11 @@ def obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list field (anything else: none)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def text(value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None

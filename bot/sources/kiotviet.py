@@ -18,7 +18,7 @@ import hashlib
 import hmac
 from typing import Any, Mapping
 
-from bot.sources.base import BadPayload, Handshake, body_digest, first, header, obj, same, text
+from bot.sources.base import (BadPayload, Handshake, body_digest, dicts, first, header, obj, same, text)
 from flows.orders import OrderEvent, normalise_phone
 
 name = "kiotviet"
@@ -80,7 +80,7 @@ def delivery_id(headers: Mapping[str, str], raw: bytes, body: Any = None) -> str
 
 
 def topic(headers: Mapping[str, str], body: Any) -> str | None:
-    actions = [text(obj(n).get("Action")) for n in obj(body).get("Notifications") or []]
+    actions = [text(n.get("Action")) for n in dicts(obj(body).get("Notifications"))]
     return ",".join(sorted({_kind(a) for a in actions if a})) or None
 
 
@@ -97,9 +97,8 @@ def events(topic_name: str | None, body: Any) -> list[OrderEvent]:
         kind = _kind(text(obj(notification).get("Action")) or "")
         if kind not in WEBHOOK_TYPES:
             continue
-        for data in obj(notification).get("Data") or []:
-            if isinstance(data, dict):
-                found.append(_event(kind, data))
+        for data in dicts(obj(notification).get("Data")):
+            found.append(_event(kind, data))
     return found
 
 
@@ -118,7 +117,7 @@ def _event(kind: str, data: dict[str, Any]) -> OrderEvent:
     items = tuple(
         {k: v for k, v in (("sku", obj(i).get("ProductCode")), ("name", obj(i).get("ProductName")),
                            ("qty", obj(i).get("Quantity")), ("price", obj(i).get("Price"))) if v not in (None, "")}
-        for i in data.get("InvoiceDetails") or [] if isinstance(i, dict)
+        for i in dicts(data.get("InvoiceDetails"))
     )
     purchased = text(data.get("PurchaseDate")) or text(data.get("CreatedDate"))
     customer_id = text(data.get("CustomerId"))

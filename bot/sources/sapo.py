@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from bot.sources import shopify
-from bot.sources.base import (BadPayload, Handshake, body_digest, first, header, hmac_sha256_b64, obj, same, text)
+from bot.sources.base import (BadPayload, Handshake, body_digest, dicts, first, header, hmac_sha256_b64, obj, same,
+                              text)
 from flows.orders import OrderEvent, normalise_phone
 
 name = "sapo"
@@ -86,7 +87,7 @@ def _go_order(order: dict[str, Any]) -> OrderEvent:
     items = tuple(
         {k: v for k, v in (("sku", obj(i).get("sku")), ("name", obj(i).get("product_name") or obj(i).get("variant_name")),
                            ("qty", obj(i).get("quantity")), ("price", obj(i).get("price"))) if v not in (None, "")}
-        for i in lines if isinstance(i, dict)
+        for i in dicts(lines)
     )
     addresses = order.get("shipping_address") or order.get("fulfillments")
     return OrderEvent(

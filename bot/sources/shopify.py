@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.sources.base import (BadPayload, Handshake, body_digest, first, full_name, header, hmac_sha256_b64, obj,
+from bot.sources.base import (BadPayload, Handshake, body_digest, dicts, first, full_name, header, hmac_sha256_b64, obj,
                               same, text)
 from flows.orders import OrderEvent, normalise_phone
 
@@ -76,8 +76,7 @@ def body_signals(order: dict[str, Any]) -> set[str]:
         signals.add("fulfilled")
     if order.get("cancelled_at"):
         signals.add("cancelled")
-    for fulfillment in order.get("fulfillments") or []:
-        fulfillment = obj(fulfillment)
+    for fulfillment in dicts(order.get("fulfillments")):
         if "delivered" in (str(fulfillment.get("shipment_status") or "").lower(),
                            str(fulfillment.get("carrier_status_code") or "").lower()):
             signals.add("delivered")
@@ -103,7 +102,7 @@ def order_event(body: Any, signals: set[str]) -> OrderEvent:
     items = tuple(
         {k: v for k, v in (("sku", obj(i).get("sku")), ("name", obj(i).get("name") or obj(i).get("title")),
                            ("qty", obj(i).get("quantity")), ("price", obj(i).get("price"))) if v not in (None, "")}
-        for i in order.get("line_items") or [] if isinstance(i, dict)
+        for i in dicts(order.get("line_items"))
     )
     return OrderEvent(
         order_id=order_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.sources.base import (BadPayload, Handshake, body_digest, first, full_name, header, hmac_sha256_b64, obj,
+from bot.sources.base import (BadPayload, Handshake, body_digest, dicts, first, full_name, header, hmac_sha256_b64, obj,
                               same, text)
 from flows.orders import OrderEvent, normalise_phone
 
@@ -71,7 +71,7 @@ def events(topic_name: str | None, body: Any) -> list[OrderEvent]:
     items = tuple(
         {k: v for k, v in (("sku", obj(i).get("sku")), ("name", obj(i).get("name")), ("qty", obj(i).get("quantity")),
                            ("price", obj(i).get("price"))) if v not in (None, "")}
-        for i in order.get("line_items") or [] if isinstance(i, dict)
+        for i in dicts(order.get("line_items"))
     )
     created = text(order.get("date_created_gmt"))
     created = f"{created}+00:00" if created and "+" not in created and not created.endswith("Z") else created

@@ -187,3 +187,27 @@ async def test_a_delivery_recorded_before_a_stop_is_handled_at_start(orders_app)
     await orders_app.stop()
     await orders_app.start()
     assert len(await orders_app.purchases()) == 1
+
+
+@pytest.mark.sqlite_only
+async def test_owners_are_told_once_per_source_about_refused_requests(tmp_path, tg, clock):
+    import dataclasses
+
+    from bot.sources.settings import parse_sources
+    from tests.conftest import make_config
+    from tests.sources.conftest import OrdersHarness, sources
+
+    owner = 777001
+    config = make_config(tmp_path, tg, agents={"owner_chat_ids": [owner]})
+    h = OrdersHarness(dataclasses.replace(config, sources=parse_sources(sources())), tg, clock)
+    await h.start()
+    try:
+        for n in range(3):
+            headers, raw = kit.signed("kiotviet", "wrong-secret-0000", kit.kiotviet_invoice(notification_id=f"x{n}"))
+            assert (await h.deliver("kiotviet", headers, raw))[0] == 200
+        [alert] = await tg.wait_for_messages(owner, 1)
+        assert "kiotviet" in alert.text and "X-Hub-Signature" in alert.text
+        await h.outbox_settled()
+        assert len(await h.rows("SELECT * FROM outbox WHERE chat_id = ?", (str(owner),))) == 1
+    finally:
+        await h.close()
