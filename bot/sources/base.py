@@ -45,6 +45,18 @@ class Platform(Protocol):
         """The orders a delivery carries (BadPayload if it is not an order payload)."""
 
 
+def verify_sha256_base64(headers: Mapping[str, str], raw: bytes, secret: str, name: str) -> str | None:
+    """The common scheme (Shopify and those built like it): header `name` = base64(HMAC-SHA256(secret, raw))."""
+    given = header(headers, name)
+    return "sha256-base64" if given and same(given, hmac_sha256_b64(secret, raw)) else None
+
+
+def no_handshake(method: str, query: Mapping[str, str], headers: Mapping[str, str], raw: bytes,
+                 verify_token: str) -> Handshake | None:
+    """For platforms that send no set-up request."""
+    return None
+
+
 def hmac_sha256_b64(secret: str | bytes, raw: bytes) -> str:
     key = secret.encode() if isinstance(secret, str) else secret
     return base64.b64encode(hmac.new(key, raw, hashlib.sha256).digest()).decode()

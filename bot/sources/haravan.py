@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from bot.sources import shopify
-from bot.sources.base import Handshake, body_digest, header, hmac_sha256_b64, obj, same
+from bot.sources.base import Handshake, body_digest, header, obj, same, verify_sha256_base64
 from flows.orders import OrderEvent
 
 name = "haravan"
@@ -32,8 +32,7 @@ TOPIC_SIGNALS = {"orders/paid": "paid", "orders/fulfilled": "fulfilled", "orders
 
 
 def verify(headers: Mapping[str, str], raw: bytes, secret: str, form: str = "any") -> str | None:
-    given = header(headers, signature_header)
-    return "sha256-base64" if given and same(given, hmac_sha256_b64(secret, raw)) else None
+    return verify_sha256_base64(headers, raw, secret, signature_header)
 
 
 def handshake(method: str, query: Mapping[str, str], headers: Mapping[str, str], raw: bytes,

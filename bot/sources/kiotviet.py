@@ -18,7 +18,7 @@ import hashlib
 import hmac
 from typing import Any, Mapping
 
-from bot.sources.base import (BadPayload, Handshake, body_digest, dicts, first, header, obj, same, text)
+from bot.sources.base import BadPayload, body_digest, dicts, first, header, no_handshake, obj, same, text
 from flows.orders import OrderEvent, normalise_phone
 
 name = "kiotviet"
@@ -68,10 +68,7 @@ def verify(headers: Mapping[str, str], raw: bytes, secret: str, form: str = "any
                 return f"{name_} ({key_name})"
     return None
 
-
-def handshake(method: str, query: Mapping[str, str], headers: Mapping[str, str], raw: bytes,
-              verify_token: str) -> Handshake | None:
-    return None
+handshake = no_handshake
 
 
 def delivery_id(headers: Mapping[str, str], raw: bytes, body: Any = None) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.sources.base import (BadPayload, Handshake, body_digest, dicts, first, full_name, header, hmac_sha256_b64, obj,
-                              same, text)
+from bot.sources.base import (BadPayload, body_digest, dicts, first, full_name, header, no_handshake, obj, same, text,
+                              verify_sha256_base64)
 from flows.orders import OrderEvent, normalise_phone
 
 name = "shopify"
@@ -34,13 +34,9 @@ TOPIC_SIGNALS = {
 
 
 def verify(headers: Mapping[str, str], raw: bytes, secret: str, form: str = "any") -> str | None:
-    given = header(headers, signature_header)
-    return "sha256-base64" if given and same(given, hmac_sha256_b64(secret, raw)) else None
+    return verify_sha256_base64(headers, raw, secret, signature_header)
 
-
-def handshake(method: str, query: Mapping[str, str], headers: Mapping[str, str], raw: bytes,
-              verify_token: str) -> Handshake | None:
-    return None
+handshake = no_handshake
 
 
 def delivery_id(headers: Mapping[str, str], raw: bytes, body: Any = None) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.sources.base import (BadPayload, Handshake, body_digest, dicts, first, full_name, header, hmac_sha256_b64, obj,
-                              same, text)
+from bot.sources.base import (BadPayload, Handshake, body_digest, dicts, first, full_name, header, obj, text,
+                              verify_sha256_base64)
 from flows.orders import OrderEvent, normalise_phone
 
 name = "woocommerce"
@@ -32,8 +32,7 @@ STATUS_SIGNALS = {"completed": "completed", "processing": "paid", "cancelled": "
 
 
 def verify(headers: Mapping[str, str], raw: bytes, secret: str, form: str = "any") -> str | None:
-    given = header(headers, signature_header)
-    return "sha256-base64" if given and same(given, hmac_sha256_b64(secret, raw)) else None
+    return verify_sha256_base64(headers, raw, secret, signature_header)
 
 
 def handshake(method: str, query: Mapping[str, str], headers: Mapping[str, str], raw: bytes,
