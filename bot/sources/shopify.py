@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.sources.base import (BadPayload, body_digest, dicts, first, full_name, header, no_handshake, obj, same, text,
+from bot.sources.base import (BadPayload, body_digest, dicts, first, full_name, header, no_handshake, obj, text,
                               verify_sha256_base64)
 from flows.orders import OrderEvent, normalise_phone
 
