@@ -30,13 +30,14 @@ CREATE INDEX order_deliveries_source ON order_deliveries (source, received_at);
 -- kind: purchase | cancel. One row per order and kind: the same order re-sent with another
 -- status change (or the same one again) does nothing more.
 CREATE TABLE order_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL,
     order_id TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('purchase', 'cancel')),
     purchase_order_id TEXT NOT NULL,
     delivery_id INTEGER,
     created_at TEXT NOT NULL,
-    PRIMARY KEY (source, order_id, kind)
+    UNIQUE (source, order_id, kind)
 );
 
 -- Refused requests per source (bad signature, bad body): counted, the owner told once.

@@ -71,3 +71,13 @@ async def test_kiotviet_is_registered_through_its_api(tmp_path, capsys):
         assert code == 1 and "client id" in err
         code, out, _ = await run(config, capsys, "list")
         assert "kv2" not in out
+
+
+def test_help_of_the_new_commands(capsys):
+    import pytest
+
+    for argv in (["source", "--help"], ["source", "add", "--help"], ["source", "status", "--help"], ["import", "--help"]):
+        with pytest.raises(SystemExit) as exit_:
+            build_parser().parse_args(argv)
+        assert exit_.value.code == 0
+        assert capsys.readouterr().out.startswith("usage: feedbot")
