@@ -42,7 +42,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         return 2
     name = args.name or default_name(args.source)
     async with config.database() as db:
-        intake = OrderIntake(db, SystemClock(), config.survey_policy(), config.get("survey", "touchpoints"))
+        intake = OrderIntake(db, SystemClock(), config.survey_policy(), config.survey.touchpoints)
         try:
             report = await import_orders(intake, read_rows(path), kind=args.source, source=name,
                                          dry_run=args.dry_run, progress=_progress)

@@ -76,8 +76,8 @@ async def run(config: Config, args: argparse.Namespace) -> int:
 
 
 def _base_url(config: Config) -> tuple[str, bool]:
-    public = config.get("http", "public_url")
-    return (public, True) if public else (f"http://{config.get('http', 'host')}:{config.get('http', 'port')}", False)
+    public = config.http.public_url
+    return (public, True) if public else (f"http://{config.http.host}:{config.http.port}", False)
 
 
 async def _add(config: Config, db: Any, sources: dict[str, SourceSettings], args: argparse.Namespace) -> int:
@@ -116,8 +116,7 @@ async def _add(config: Config, db: Any, sources: dict[str, SourceSettings], args
             print("feedbot: http.public_url: KiotViet must reach the bot; set the public https address first",
                   file=sys.stderr)
             return EXIT_USAGE
-        orders_cfg = config.section("orders")
-        client = client_for(source, (orders_cfg["kiotviet_token_url"], orders_cfg["kiotviet_api_url"]))
+        client = client_for(source, (config.orders.kiotviet_token_url, config.orders.kiotviet_api_url))
         try:
             for kind in kiotviet.WEBHOOK_TYPES:
                 await client.register_webhook(kind, url, source.secret)
