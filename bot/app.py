@@ -6,6 +6,7 @@ import errno
 import logging
 import secrets
 import sqlite3
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,6 +21,8 @@ from bot.channels.zalo.channel import DbTokenStore, ZaloChannel
 from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, Config
+from bot.http.auth import WebAuth
+from bot.services.accounts import Accounts
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
 from bot.engine import Engine
@@ -63,6 +66,10 @@ def _telegram_start_error(exc: Exception, api_base_url: str) -> str:
             f"check the address and the network")
 
 
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
 class FeedbotApp:
     def __init__(self, config: Config, *, clock: Clock | None = None, sender_clock: Clock | None = None) -> None:
         self.config = config
@@ -84,6 +91,7 @@ class FeedbotApp:
         self._tasks: list[asyncio.Task[Any]] = []
         self._sender_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.setup_link: str | None = None
 
     async def start(self, *, scheduler: bool = True) -> None:
         cfg = self.config
@@ -261,7 +269,11 @@ class FeedbotApp:
             )
             chat.add_routes(web_app)
             self.customer_desk.ticket_gate = chat.ticket_allowed
-        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.api_token)
+        self.accounts = Accounts(self.db, self.clock, cfg.account_policy())
+        self.web_auth = WebAuth(self.accounts, api_token=self.api_token, shop_name=shop,
+                                language=cfg.get("agents", "language"), public_url=cfg.get("http", "public_url"))
+        self.web_auth.register(web_app)
+        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth)
         # Connection caps and read timeouts in front of aiohttp (see bot/http/connections.py).
         self.guard = ConnectionGuard(self.connection_limits)
         self.guard.fit_to_descriptors()
@@ -278,6 +290,19 @@ class FeedbotApp:
                 raise
             raise StartupError(f"port {cfg.get('http', 'port')} is in use: set http.port") from None
         self.port = self._runner.addresses[0][1]
+        await self._offer_setup()
+
+    async def _offer_setup(self) -> None:
+        """A fresh install has no account: print a one-time link that creates the first owner
+        (on the console, not in the log: it is a key until used)."""
+        cfg = self.config
+        base = cfg.get("http", "public_url") or f"http://{_display_host(cfg.get('http', 'host'))}:{self.port}"
+        self.setup_link = await self.web_auth.offer_setup(base)
+        if self.setup_link:
+            log.warning("no web accounts yet: create the first owner with the setup link printed on the console,"
+                        " or `feedbot user add <login> --role owner`")
+            print(f"\nfeedbot: no accounts yet. Create the first owner here (works once, until restart):\n  {self.setup_link}\n",
+                  file=sys.stderr, flush=True)
 
     async def _start_telegram(self) -> None:
         cfg = self.config

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +21,9 @@ from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
 from flows.tickets import DEFAULT_KEYWORDS, ComplaintPolicy
 from storage.db import open_database
+
+if TYPE_CHECKING:
+    from bot.services.accounts import AccountPolicy
 
 # Secrets that may come from the environment instead of the file (the env wins).
 ENV_SECRETS = {
@@ -422,6 +425,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "messages_per_second": (_positive_number, 10),
         "refresh_margin": (_positive_duration, "10m"),
     },
+    "accounts": {
+        "max_failed_logins": (_int_range(1, 100), 5),
+        "lockout": (_positive_duration, "15m"),
+    },
     "agent_page": {
         "enabled": (_bool, True),
         "session_lifetime": (_positive_duration, "12h"),
@@ -509,6 +516,14 @@ class Config:
             max_lateness=s["max_lateness"],
             comment_window=s["comment_window"],
         )
+
+    def account_policy(self) -> AccountPolicy:
+        """The accounts' sign-in rules, read here only ([accounts], agent_page.session_lifetime)."""
+        from bot.services.accounts import AccountPolicy
+
+        a = self.section("accounts")
+        return AccountPolicy(max_failed_logins=a["max_failed_logins"], lockout=a["lockout"],
+                             session_lifetime=self.get("agent_page", "session_lifetime"))
 
     def complaint_policy(self) -> ComplaintPolicy:
         c = self.section("complaints")
