@@ -23,6 +23,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, Config
 from bot.http.auth import WebAuth
 from bot.services.accounts import Accounts
+from bot.services import rollups as rollup_service
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
 from bot.engine import Engine
@@ -105,6 +106,8 @@ class FeedbotApp:
                 tx, "telegram_webhook_secret", lambda: secrets.token_urlsafe(32)
             )
             web_secrets = await web_chat.load_secrets(tx, cfg)
+        if await rollup_service.ensure_current(self.db, cfg.rollup_rule()):
+            log.info("CSAT rollups built for rule %s", rollup_service.rule_text(cfg.rollup_rule()))
         self.bot_username = cfg.get("telegram", "bot_username").lstrip("@") or None
         if cfg.telegram_enabled:
             await self._start_telegram()
@@ -171,7 +174,7 @@ class FeedbotApp:
         """The executor, the desk's roles, the sender, the dispatcher, privacy and the engine;
         every service registers its decision handlers with the executor."""
         cfg = self.config
-        self.effects = Effects(self.channels)  # carries out every decision type (one handler each)
+        self.effects = Effects(self.channels, cfg.rollup_rule())  # carries out every decision type (one handler each)
         self.desk = DeskGroup(
             self.effects,
             DeskConfig(

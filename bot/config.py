@@ -21,6 +21,7 @@ from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
 from flows.tickets import DEFAULT_KEYWORDS, ComplaintPolicy
 from storage.db import open_database
+from storage.rollups import RollupRule
 
 if TYPE_CHECKING:
     from bot.services.accounts import AccountPolicy
@@ -524,6 +525,11 @@ class Config:
         a = self.section("accounts")
         return AccountPolicy(max_failed_logins=a["max_failed_logins"], lockout=a["lockout"],
                              session_lifetime=self.get("agent_page", "session_lifetime"))
+
+    def rollup_rule(self) -> RollupRule:
+        """What the CSAT rollups' day and tier mean: shop time, the complaints' VIP rule."""
+        c = self.section("complaints")
+        return RollupRule(tz=self.tz, vip_spend=Decimal(c["vip_spend_12m"]), vip_orders=c["vip_orders_12m"])
 
     def complaint_policy(self) -> ComplaintPolicy:
         c = self.section("complaints")

@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from storage import rollups
 from storage.db import Connection, Row, fetch_one
+from storage.rollups import RollupRule
 from storage.timefmt import from_db, to_db
 
 OPEN_FOR_DISPATCH = ("scheduled", "awaiting_contact")
@@ -161,12 +163,16 @@ async def mark_awaiting_contact(conn: Connection, survey_id: int) -> None:
     await conn.execute("UPDATE surveys SET status = 'awaiting_contact' WHERE id = ?", (survey_id,))
 
 
-async def record_score(conn: Connection, survey_id: int, score: int, now: datetime) -> bool:
+async def record_score(conn: Connection, survey_id: int, score: int, now: datetime, rule: RollupRule) -> bool:
+    """The answer, and its count in the rollups, in the caller's one transaction."""
     cur = await conn.execute(
         "UPDATE surveys SET status = 'answered', score = ?, answered_at = ? WHERE id = ? AND status = 'sent'",
         (score, to_db(now), survey_id),
     )
-    return cur.rowcount == 1
+    if cur.rowcount != 1:
+        return False
+    await rollups.add_answer(conn, survey_id, now, rule)
+    return True
 
 
 async def record_comment(conn: Connection, survey_id: int, comment: str, now: datetime) -> bool:

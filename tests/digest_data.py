@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from decimal import Decimal
+
+from storage import rollups
 from storage.db import Database
+from storage.rollups import RollupRule
 from storage.timefmt import to_db
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+RULE = RollupRule(tz=VN, vip_spend=Decimal(10_000_000), vip_orders=10)  # the config's defaults
 
 
 def local(day: int, hour: int = 12, minute: int = 0, second: int = 0, month: int = 11) -> datetime:
@@ -78,7 +83,7 @@ class ShopData:
         bought = sent_at - timedelta(hours=3)
         purchase_id = await self.purchase(customer_id, bought, store=store, touchpoint=touchpoint)
         status = status or ("answered" if score is not None else "sent")
-        return await self._insert(
+        survey_id = await self._insert(
             "INSERT INTO surveys (purchase_id, customer_id, touchpoint, store, status, due_at, sent_at, answered_at,"
             " score, comment, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -86,6 +91,10 @@ class ShopData:
                 to_db(answered_at) if answered_at else None, score, comment, to_db(bought),
             ),
         )
+        if answered_at is not None and score is not None:  # the app counts an answer in the rollups as it records it
+            async with self.db.transaction() as tx:
+                await rollups.add_answer(tx, survey_id, answered_at, RULE)
+        return survey_id
 
     async def ticket(
         self,
