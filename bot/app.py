@@ -14,7 +14,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram.error import InvalidToken
 
-from bot.http import agent_page
+from bot.http import agent_page, dashboard
 from bot.channels.base import Channel
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.zalo.channel import DbTokenStore, ZaloChannel
@@ -108,6 +108,7 @@ class FeedbotApp:
             web_secrets = await web_chat.load_secrets(tx, cfg)
         if await rollup_service.ensure_current(self.db, cfg.rollup_rule()):
             log.info("CSAT rollups built for rule %s", rollup_service.rule_text(cfg.rollup_rule()))
+        await rollup_service.fold_old_comments(self.db)
         self.bot_username = cfg.get("telegram", "bot_username").lstrip("@") or None
         if cfg.telegram_enabled:
             await self._start_telegram()
@@ -277,6 +278,8 @@ class FeedbotApp:
                                 language=cfg.get("agents", "language"), public_url=cfg.get("http", "public_url"))
         self.web_auth.register(web_app)
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth)
+        self.dashboard = await dashboard.mount(web_app, db=self.db, clock=self.clock, auth=self.web_auth, timezone=cfg.tz,
+                                               language=cfg.get("agents", "language"), shop_name=shop)
         # Connection caps and read timeouts in front of aiohttp (see bot/http/connections.py).
         self.guard = ConnectionGuard(self.connection_limits)
         self.guard.fit_to_descriptors()

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from storage import rollups
 from storage.db import Connection, Row, fetch_one
+from storage.folding import fold
 from storage.rollups import RollupRule
 from storage.timefmt import from_db, to_db
 
@@ -177,8 +178,8 @@ async def record_score(conn: Connection, survey_id: int, score: int, now: dateti
 
 async def record_comment(conn: Connection, survey_id: int, comment: str, now: datetime) -> bool:
     cur = await conn.execute(
-        "UPDATE surveys SET comment = ?, commented_at = ? WHERE id = ? AND status = 'answered'",
-        (comment, to_db(now), survey_id),
+        "UPDATE surveys SET comment = ?, comment_folded = ?, commented_at = ? WHERE id = ? AND status = 'answered'",
+        (comment, fold(comment), to_db(now), survey_id),
     )
     return cur.rowcount == 1
 
@@ -224,3 +225,12 @@ async def undelivered_count(conn: Connection, start: datetime, end: datetime) ->
         (to_db(start), to_db(end), UNDELIVERABLE + "%"),
     )
     return row[0] if row else 0
+
+
+async def fold_missing_comments(conn: Connection, batch: int = 5000) -> int:
+    """Fold a batch of comments stored before the folded column existed; how many it did."""
+    rows = await conn.execute_fetchall(
+        "SELECT id, comment FROM surveys WHERE comment IS NOT NULL AND comment_folded IS NULL LIMIT ?", (batch,))
+    for survey_id, comment in rows:
+        await conn.execute("UPDATE surveys SET comment_folded = ? WHERE id = ?", (fold(comment), survey_id))
+    return len(rows)

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from storage import rollups
 from storage.db import Database
+from storage.folding import fold
 from storage.rollups import RollupRule
 from storage.timefmt import to_db
 
@@ -85,10 +86,10 @@ class ShopData:
         status = status or ("answered" if score is not None else "sent")
         survey_id = await self._insert(
             "INSERT INTO surveys (purchase_id, customer_id, touchpoint, store, status, due_at, sent_at, answered_at,"
-            " score, comment, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " score, comment, comment_folded, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 purchase_id, customer_id, touchpoint, store, status, to_db(sent_at), to_db(sent_at),
-                to_db(answered_at) if answered_at else None, score, comment, to_db(bought),
+                to_db(answered_at) if answered_at else None, score, comment, fold(comment) if comment else None, to_db(bought),
             ),
         )
         if answered_at is not None and score is not None:  # the app counts an answer in the rollups as it records it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from storage import rollups, settings
+from storage import rollups, settings, surveys
 from storage.db import Database
 from storage.rollups import RollupRule
 
@@ -34,3 +34,14 @@ async def ensure_current(db: Database, rule: RollupRule) -> bool:
         return False
     await rebuild(db, rule)
     return True
+
+
+async def fold_old_comments(db: Database) -> int:
+    """Comments stored before comment search get their folded form (once, at start)."""
+    done = 0
+    while True:
+        async with db.transaction() as tx:
+            n = await surveys.fold_missing_comments(tx)
+        done += n
+        if n == 0:
+            return done

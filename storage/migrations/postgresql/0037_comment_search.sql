@@ -1,0 +1,3 @@
+-- PostgreSQL twin of ../0037_comment_search.sql: the folded comment for Vietnamese search.
+ALTER TABLE surveys ADD COLUMN comment_folded TEXT;
+CREATE INDEX surveys_commented ON surveys (answered_at) WHERE comment IS NOT NULL;
