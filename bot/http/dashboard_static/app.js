@@ -42,12 +42,14 @@
       });
       body.appendChild(tr);
     });
-    return tb;
+    const wrap = el("div", { class: "scroll" });  // a wide table scrolls by itself; the page never does
+    wrap.appendChild(tb);
+    return wrap;
   }
 
   // A line chart: series = [{values: [...], cls: "line"}], labels along x; y from 0 to max.
   function lineChart(box, labels, series, yMax, label) {
-    const W = 640, H = 220, L = 36, B = 24, T = 8, R = 8;
+    const W = Math.max(300, Math.round(box.clientWidth || 640)), H = 220, L = 36, B = 24, T = 8, R = 20;
     const svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     svg.setAttribute("role", "img");
@@ -67,13 +69,13 @@
       add("text", { x: 2, y: y(max * frac) + 4 }, String(Math.round(max * frac)));
     }
     const step = Math.max(1, Math.ceil(n / 6));
-    labels.forEach((lab, i) => { if (i % step === 0) add("text", { x: x(i) - 14, y: H - 6 }, lab.slice(5)); });
+    labels.forEach((lab, i) => { if (i % step === 0) add("text", { x: x(i), y: H - 6, "text-anchor": i === n - 1 && n > 1 ? "end" : "middle" }, lab.slice(5)); });
     series.forEach((s) => {
       const pts = s.values.map((v, i) => (v === null ? null : `${x(i)},${y(v)}`));
       let d = "", pen = false;
       pts.forEach((p) => { if (p === null) { pen = false; return; } d += (pen ? " L" : " M") + p; pen = true; });
       if (d) add("path", { d: d.trim(), class: s.cls });
-      if (n === 1 && s.values[0] !== null) add("circle", { cx: x(0), cy: y(s.values[0]), r: 4, class: "dot" });
+      s.values.forEach((v, i) => { if (v !== null) add("circle", { cx: x(i), cy: y(v), r: 3, class: s.cls.replace("line", "dot") }); });
     });
     box.replaceChildren(svg);
   }
@@ -151,7 +153,7 @@
     panel.appendChild(table(["#", t("comments.when"), t("dim.store"), t("dim.touchpoint"), t("comments.score"), t("comments.text")],
       d.orders.map((o) => [o.order_id, o.purchased_at, o.store, o.touchpoint, o.score, o.comment])));
     panel.appendChild(el("h4", {}, t("customer.tickets")));
-    panel.appendChild(table(["#", t("comments.when"), t("complaints.category"), ""],
+    panel.appendChild(table(["#", t("comments.when"), t("category"), t("status")],
       d.tickets.map((k) => [el("a", { href: "/agent#/t/" + k.id }, k.number), k.created_at, k.category, k.status])));
     const close = el("button", { type: "button" }, t("customer.close"));
     close.addEventListener("click", () => { panel.hidden = true; });
@@ -174,7 +176,7 @@
       cards.appendChild(c);
     }
     const days = d.over_time.map((x) => x.day);
-    const max = Math.max(1, ...d.over_time.map((x) => Math.max(x.opened, x.resolved, x.open)));
+    const max = Math.max(4, ...d.over_time.map((x) => Math.max(x.opened, x.resolved, x.open)));
     lineChart($("complaints-chart"), days, [
       { values: d.over_time.map((x) => x.open), cls: "line" },
       { values: d.over_time.map((x) => x.opened), cls: "line b" },
@@ -183,8 +185,8 @@
     const headers = [t("csat.period"), t("complaints.opened"), t("complaints.resolved"), t("complaints.open")];
     shown.complaints = [headers, ...d.over_time.map((x) => [x.day, x.opened, x.resolved, x.open])];
     $("complaints-table").replaceChildren(table(headers, shown.complaints.slice(1), [false, true, true, true]));
-    $("categories").replaceChildren(table([t("complaints.category"), "#"], d.by_category.map((c) => [c.key, c.count]), [false, true]));
-    $("oldest").replaceChildren(table(["#", t("complaints.category"), t("complaints.age")],
+    $("categories").replaceChildren(table([t("category"), "#"], d.by_category.map((c) => [c.key, c.count]), [false, true]));
+    $("oldest").replaceChildren(table(["#", t("category"), t("complaints.age")],
       d.oldest_open.map((o) => [el("a", { href: "/agent#/t/" + o.id }, o.number), o.category, o.age_hours]), [false, false, true]));
   }
 
@@ -219,6 +221,7 @@
     if (info.role === "owner" || info.stores.length > 1) store.appendChild(el("option", { value: "" }, t("store.all")));
     info.stores.forEach((s) => store.appendChild(el("option", { value: s }, s)));
     store.value = chosen;
+    if (store.selectedIndex < 0) store.selectedIndex = 0;
   }
 
   async function start() {
@@ -232,6 +235,7 @@
     $("lang").addEventListener("click", () => {
       lang = lang === "vi" ? "en" : "vi";
       localStorage.setItem("feedbot.dashboard.lang", lang);
+      $("customer").hidden = true;
       applyLanguage();
       refresh();
     });
