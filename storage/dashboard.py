@@ -43,7 +43,8 @@ def _rollup_where(lo: str, hi: str, f: Filters) -> tuple[str, list[Any]]:
 
 
 async def csat_by_day(conn: Connection, lo: str, hi: str, f: Filters) -> list[tuple[str, int, int, int, int]]:
-    """(day, answers, satisfied, dissatisfied, score_sum) per shop day in [lo, hi)."""
+    """(day, answers, satisfied, dissatisfied, score_sum) per shop day in [lo, hi), from the
+    covering index: a range costs its days x the shop's combinations, whatever the answers."""
     where, params = _rollup_where(lo, hi, f)
     rows = await conn.execute_fetchall(
         f"SELECT day, SUM(answers), SUM(satisfied), SUM(dissatisfied), SUM(score_sum) FROM csat_rollups WHERE {where}"

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import Iterable
 
-from storage.db import Connection
+from storage.db import Connection, dialect
 from storage.timefmt import from_db, to_db
 
 TIER_WINDOW = timedelta(days=365)  # a customer's tier: spend and orders over the 12 months before the answer
@@ -71,47 +70,45 @@ async def add_answer(conn: Connection, survey_id: int, answered_at: datetime, ru
 
 # --- the raw aggregation (rebuild, and what tests compare against) --------------------------------
 
-_RAW = (
-    "SELECT s.answered_at, COALESCE(s.store, ''), s.touchpoint, s.customer_id, COALESCE(ct.channel, ''), s.score, s.id"
-    " FROM surveys s LEFT JOIN contacts ct ON ct.id = s.contact_id"
-    " WHERE s.answered_at IS NOT NULL AND s.score IS NOT NULL AND s.demo = 0 AND s.id > ? ORDER BY s.id LIMIT ?"
-)
+# A year before the answer, as stored text: each backend's own date arithmetic (SQLite's
+# strftime modifiers, PostgreSQL's intervals) on the fixed-width UTC text, fraction kept.
+_YEAR_BEFORE = {
+    "sqlite": "strftime('%Y-%m-%dT%H:%M:%S', substr(s.answered_at, 1, 19), '-365 days') || substr(s.answered_at, 20)",
+    "postgresql": "to_char(CAST(substr(s.answered_at, 1, 19) AS timestamp) - interval '365 days',"
+                  " 'YYYY-MM-DD\"T\"HH24:MI:SS') || substr(s.answered_at, 20)",
+}
 
 
-async def aggregate_raw(conn: Connection, rule: RollupRule, batch: int = 20_000) -> dict[Key, Cell]:
+def _raw_sql(backend: str) -> str:
+    return (
+        "SELECT s.answered_at, COALESCE(s.store, ''), s.touchpoint,"
+        " (SELECT CASE WHEN COALESCE(SUM(p.amount), 0) >= ? OR COUNT(*) >= ? THEN 'vip' ELSE 'regular' END"
+        f"  FROM purchases p WHERE p.customer_id = s.customer_id AND p.purchased_at >= {_YEAR_BEFORE[backend]}"
+        "  AND p.purchased_at < s.answered_at),"
+        " COALESCE(ct.channel, ''), s.score, s.id"
+        " FROM surveys s LEFT JOIN contacts ct ON ct.id = s.contact_id"
+        " WHERE s.answered_at IS NOT NULL AND s.score IS NOT NULL AND s.demo = 0 AND s.id > ? ORDER BY s.id LIMIT ?"
+    )
+
+
+async def aggregate_raw(conn: Connection, rule: RollupRule, batch: int = 50_000) -> dict[Key, Cell]:
     """The rollups computed from the surveys themselves, in batches of `batch` rows; a customer's
     tier as of each answer from their purchases in the 12 months before it."""
     cells: dict[Key, Cell] = {}
     after = 0
+    sql = _raw_sql(dialect(conn))
+    day_of: dict[str, str] = {}  # many answers share an hour: convert each distinct hour once
     while True:
-        rows = await conn.execute_fetchall(_RAW, (after, batch))
-        bought = await _purchases(conn, {r[3] for r in rows})
-        for answered_at, store, touchpoint, customer_id, channel, score, survey_id in rows:
-            at = from_db(answered_at)
-            tier = _tier(bought.get(customer_id, ()), at - TIER_WINDOW, at, rule)
-            cells.setdefault((rule.day(at), store, touchpoint, tier, channel), Cell()).add(score)
+        rows = await conn.execute_fetchall(sql, (_number(rule.vip_spend), rule.vip_orders, after, batch))
+        for answered_at, store, touchpoint, tier, channel, score, survey_id in rows:
+            hour = answered_at[:13]
+            day = day_of.get(hour)
+            if day is None:
+                day = day_of[hour] = rule.day(from_db(answered_at))
+            cells.setdefault((day, store, touchpoint, tier, channel), Cell()).add(score)
             after = survey_id
         if len(rows) < batch:
             return cells
-
-
-async def _purchases(conn: Connection, customers: set[int]) -> dict[int, list[tuple[str, Decimal]]]:
-    found: dict[int, list[tuple[str, Decimal]]] = {}
-    ids = sorted(customers)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        rows = await conn.execute_fetchall(
-            f"SELECT customer_id, purchased_at, amount FROM purchases WHERE customer_id IN ({', '.join('?' * len(chunk))})",
-            chunk)
-        for customer_id, purchased_at, amount in rows:
-            found.setdefault(customer_id, []).append((purchased_at, Decimal(str(amount))))
-    return found
-
-
-def _tier(purchases: Iterable[tuple[str, Decimal]], since: datetime, before: datetime, rule: RollupRule) -> str:
-    lo, hi = to_db(since), to_db(before)
-    inside = [amount for at, amount in purchases if lo <= at < hi]
-    return "vip" if sum(inside, Decimal(0)) >= rule.vip_spend or len(inside) >= rule.vip_orders else "regular"
 
 
 async def read(conn: Connection) -> dict[Key, Cell]:
@@ -124,10 +121,9 @@ async def rebuild(conn: Connection, rule: RollupRule) -> int:
     """Replace every rollup row by the raw aggregation (in the caller's transaction). Returns rows written."""
     cells = await aggregate_raw(conn, rule)
     await conn.execute("DELETE FROM csat_rollups")
-    for key, cell in sorted(cells.items()):
-        await conn.execute(
-            "INSERT INTO csat_rollups (day, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*key, *cell.as_tuple()))
+    await conn.executemany(
+        "INSERT INTO csat_rollups (day, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(*key, *cell.as_tuple()) for key, cell in sorted(cells.items())])
     return len(cells)
 
 

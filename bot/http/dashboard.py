@@ -132,7 +132,8 @@ class Dashboard:
         span = (hi - lo).days + 1
         p_lo, p_hi = lo - timedelta(days=span), lo - timedelta(days=1)
         conn = self.db.reader
-        days = await dashboard.csat_by_day(conn, p_lo.isoformat(), (hi + timedelta(days=1)).isoformat(), f)
+        end = (hi + timedelta(days=1)).isoformat()
+        days = await dashboard.csat_by_day(conn, p_lo.isoformat(), end, f)
         current = [d for d in days if d[0] >= lo.isoformat()]
         previous = [d for d in days if d[0] < lo.isoformat()]
         return {
@@ -141,7 +142,7 @@ class Dashboard:
             "totals": _figures(_sum(current)), "previous_totals": _figures(_sum(previous)),
             "series": _series(current, previous, lo, hi, p_lo, group),
             "breakdowns": {d: [{"key": k, **_figures(v)} for k, *v in await dashboard.csat_breakdown(
-                conn, lo.isoformat(), (hi + timedelta(days=1)).isoformat(), f, d)] for d in by},
+                conn, lo.isoformat(), end, f, d)] for d in by},
         }
 
     async def comments(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
