@@ -304,18 +304,18 @@ def _amount(raw: str, language: str) -> str:
 async def mount(app: web.Application, config: Config, db: Database, clock: Clock, desk: AgentDesk,
                 auth: WebAuth) -> AgentPage | None:
     """Add the agents' page to the bot's HTTP server (unless agent_page.enabled is false)."""
-    section = config.section("agent_page")
-    if not section["enabled"]:
+    section = config.agent_page
+    if not section.enabled:
         return None
     page = AgentPage(
         db=db,
         clock=clock,
         desk=desk,
         auth=auth,
-        shop_name=config.get("shop", "name"),
-        language=config.get("agents", "language"),
+        shop_name=config.shop.name,
+        language=config.agents.language,
         timezone=config.tz,
-        poll_seconds=section["poll_interval"].total_seconds(),
+        poll_seconds=section.poll_interval.total_seconds(),
     )
     page.register(app)
     return page
