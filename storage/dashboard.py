@@ -52,14 +52,14 @@ async def csat_by_day(conn: Connection, lo: str, hi: str, f: Filters) -> list[tu
     return [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
-async def csat_breakdown(conn: Connection, lo: str, hi: str, f: Filters, by: str) -> list[tuple[str, int, int, int, int]]:
-    """(value, answers, satisfied, dissatisfied, score_sum) per value of one dimension."""
-    assert by in DIMENSIONS
+async def csat_combinations(conn: Connection, lo: str, hi: str, f: Filters) -> list[tuple[str, str, str, str, int, int, int, int]]:
+    """(store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum) over shop days
+    [lo, hi): one row per combination the shop has (a few dozen), from which every breakdown is added up."""
     where, params = _rollup_where(lo, hi, f)
     rows = await conn.execute_fetchall(
-        f"SELECT {by}, SUM(answers), SUM(satisfied), SUM(dissatisfied), SUM(score_sum) FROM csat_rollups WHERE {where}"
-        f" GROUP BY {by} ORDER BY SUM(answers) DESC", params)
-    return [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+        "SELECT store, touchpoint, tier, channel, SUM(answers), SUM(satisfied), SUM(dissatisfied), SUM(score_sum)"
+        f" FROM csat_rollups WHERE {where} GROUP BY store, touchpoint, tier, channel", params)
+    return [(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in rows]
 
 
 async def stores(conn: Connection) -> list[str]:
@@ -180,13 +180,17 @@ def _ticket_scope(stores: tuple[str, ...] | None) -> tuple[str, list[Any]]:
 
 
 async def complaints(conn: Connection, start: datetime, end: datetime, stores: tuple[str, ...] | None) -> list[TicketRow]:
-    """Complaints opened in [start, end), or still open at its start (for open-over-time)."""
+    """Complaints opened in [start, end), or still open at its start (for open-over-time): three
+    index ranges (created in the range, resolved since its start, not resolved), not the table."""
     scope, params = _ticket_scope(stores)
+    columns = ("SELECT t.id, t.category, t.status, t.created_at, t.first_response_at, t.resolved_at,"
+               " t.first_response_due_at, t.resolution_due_at, t.reopened_count FROM tickets t"
+               " LEFT JOIN purchases p ON p.id = t.purchase_id WHERE t.kind = 'complaint' AND t.demo = 0" + scope)
+    s, e = to_db(start), to_db(end)
     rows = await conn.execute_fetchall(
-        "SELECT t.id, t.category, t.status, t.created_at, t.first_response_at, t.resolved_at, t.first_response_due_at,"
-        " t.resolution_due_at, t.reopened_count FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
-        " WHERE t.kind = 'complaint' AND t.demo = 0 AND t.created_at < ?"
-        " AND (t.created_at >= ? OR t.resolved_at IS NULL OR t.resolved_at >= ?)" + scope,
-        (to_db(end), to_db(start), to_db(start), *params))
+        f"{columns} AND t.created_at >= ? AND t.created_at < ?"
+        f" UNION {columns} AND t.resolved_at >= ? AND t.created_at < ?"
+        f" UNION {columns} AND t.resolved_at IS NULL AND t.created_at < ?",
+        (*params, s, e, *params, s, s, *params, e))
     return [TicketRow(r[0], r[1], r[2], from_db(r[3]), from_db(r[4]) if r[4] else None, from_db(r[5]) if r[5] else None,
                       from_db(r[6]), from_db(r[7]), r[8]) for r in rows]

@@ -141,8 +141,7 @@ class Dashboard:
             "previous_from": p_lo.isoformat(), "previous_to": p_hi.isoformat(),
             "totals": _figures(_sum(current)), "previous_totals": _figures(_sum(previous)),
             "series": _series(current, previous, lo, hi, p_lo, group),
-            "breakdowns": {d: [{"key": k, **_figures(v)} for k, *v in await dashboard.csat_breakdown(
-                conn, lo.isoformat(), end, f, d)] for d in by},
+            "breakdowns": _breakdowns(await dashboard.csat_combinations(conn, lo.isoformat(), end, f), by),
         }
 
     async def comments(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
@@ -223,6 +222,22 @@ class Dashboard:
 
 
 # --- figures -----------------------------------------------------------------------------------
+
+
+def _breakdowns(combinations: list[tuple], by: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each dimension's values, added up from the shop's combinations, most answers first."""
+    result = {}
+    for d in by:
+        cells: dict[str, list[int]] = {}
+        for combination in combinations:
+            cell = cells.setdefault(combination[DIMENSIONS_ORDER.index(d)], [0, 0, 0, 0])
+            for i in range(4):
+                cell[i] += combination[4 + i]
+        result[d] = [{"key": k, **_figures(v)} for k, v in sorted(cells.items(), key=lambda kv: (-kv[1][0], kv[0]))]
+    return result
+
+
+DIMENSIONS_ORDER = ("store", "touchpoint", "tier", "channel")  # a combination's columns
 
 
 def _sum(days: list[tuple[str, int, int, int, int]]) -> tuple[int, int, int, int]:
