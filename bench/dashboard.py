@@ -29,7 +29,7 @@ import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from datetime import date, timedelta  # noqa: E402
+from datetime import timedelta  # noqa: E402
 
 import aiohttp  # noqa: E402
 

@@ -21,7 +21,8 @@ from aiohttp import web
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.http.auth import WebAuth, as_json, error, redirect, secured
+from bot.http.static import StaticFiles
+from bot.http.auth import WebAuth, as_json, error, redirect
 from bot.services.accounts import ROLES
 from bot.services.desk import Actor, AgentDesk, desk_view
 from flows.agent_page import ACTIONS, catalog, page_text, refusal
@@ -37,7 +38,6 @@ from storage.tickets import TicketRecord
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "agent"
-STATIC_TYPES = {"app.js": "application/javascript", "app.css": "text/css"}
 RESOLVED_SHOWN = timedelta(days=2)  # resolved tickets stay in the list this long
 
 
@@ -65,7 +65,7 @@ class AgentPage:
         self.lang = language
         self.tz = timezone
         self.poll_seconds = poll_seconds
-        self.static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
+        self.static = StaticFiles(STATIC_DIR, ("app.js", "app.css"))
         index = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         self.index = index.replace("{{lang}}", html.escape(language)).replace(
             "{{title}}", html.escape(page_text(language, "title", shop=shop_name))
@@ -79,7 +79,7 @@ class AgentPage:
         r.add_get("/agent/login", self.to_login)  # the old sign-in address (bookmarks)
         r.add_post("/agent/login", auth.login)  # an old form: told what to do now
         r.add_post("/agent/logout", auth.guard(auth.logout, None, change=True))
-        r.add_get("/agent/static/{name}", self.static_file)
+        r.add_get("/agent/static/{name}", self.static.handle)
         r.add_get("/agent/api/session", auth.guard(self.session_info, roles))
         r.add_get("/agent/api/tickets", auth.guard(self.list_tickets, roles))
         r.add_get("/agent/api/tickets/{ticket_id}", auth.guard(self.ticket_detail, roles))
@@ -101,14 +101,6 @@ class AgentPage:
         response = web.Response(text=self.index, content_type="text/html")
         response.headers["Cache-Control"] = "no-store"
         return response
-
-    async def static_file(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        if name not in self.static:
-            return error(404, "not found")
-        response = web.Response(body=self.static[name], content_type=STATIC_TYPES[name], charset="utf-8")
-        response.headers["Cache-Control"] = "no-cache"
-        return secured(response)
 
     # --- JSON -----------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ to the web: who tries gets a message saying what to do instead.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import html
 import json

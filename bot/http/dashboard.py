@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.clock import Clock
-from bot.http.auth import WebAuth, as_json, error, secured
+from bot.http.static import StaticFiles
+from bot.http.auth import WebAuth, as_json, error
 from flows.dashboard import catalog
 from storage import dashboard
 from storage.accounts import SessionRow
@@ -21,7 +22,6 @@ from storage.dashboard import DIMENSIONS, Filters
 from storage.db import Database
 
 STATIC_DIR = Path(__file__).parent / "dashboard_static"
-STATIC_TYPES = {"app.js": "application/javascript", "app.css": "text/css"}
 ROLES = ("owner", "manager")
 MAX_DAYS = 366 * 2 + 1  # any range up to two years
 GROUPS = ("day", "week", "month")
@@ -39,13 +39,13 @@ class Dashboard:
         self.tz = timezone
         self.lang = language
         self.shop_name = shop_name
-        self.static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
+        self.static = StaticFiles(STATIC_DIR, ("app.js", "app.css"))
         self.index = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
 
     def register(self, app: web.Application) -> None:
         r, auth = app.router, self.auth
         r.add_get("/dashboard", auth.page(self.index_page, ROLES))
-        r.add_get("/dashboard/static/{name}", self.static_file)
+        r.add_get("/dashboard/static/{name}", self.static.handle)
         for path, handler in self.routes().items():
             r.add_get(path, auth.guard(self.checked(handler), ROLES))
 
@@ -69,14 +69,6 @@ class Dashboard:
 
     async def index_page(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
         return web.Response(text=self.index.replace("{{lang}}", self.lang), content_type="text/html")
-
-    async def static_file(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        if name not in self.static:
-            return error(404, "not found")
-        response = web.Response(body=self.static[name], content_type=STATIC_TYPES[name], charset="utf-8")
-        response.headers["Cache-Control"] = "no-cache"
-        return secured(response)
 
     # --- the request -------------------------------------------------------------------------
 
