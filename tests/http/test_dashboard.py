@@ -30,10 +30,13 @@ class Browser:
             return resp.status, json.loads(body) if resp.content_type == "application/json" else body
 
 
+BACKENDS = ("sqlite", "postgresql")  # every dashboard query on both
+
+
 @pytest.fixture
-async def shop(tmp_path, tg, clock):
+async def shop(tmp_path, tg, clock, database_url):
     """November 2026: answers in stores Q1 and Q3, comments in Vietnamese, complaints."""
-    h = Harness(make_config(tmp_path, tg), tg, clock)
+    h = Harness(make_config(tmp_path, tg, database_url=database_url), tg, clock)
     await h.start()
     data = ShopData(h.app.db)
     q1_customer = await data.customer("Nguyễn Thị Lan")
