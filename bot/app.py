@@ -6,6 +6,7 @@ import errno
 import logging
 import secrets
 import sqlite3
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,7 +14,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram.error import InvalidToken
 
-from bot.http import agent_page
+from bot.http import agent_page, dashboard
 from bot.channels.base import Channel
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.zalo.channel import DbTokenStore, ZaloChannel
@@ -21,6 +22,9 @@ from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, AgentsSection, Config
 from bot.http.agent_orders import AgentOrders
+from bot.http.auth import WebAuth
+from bot.services.accounts import Accounts
+from bot.services import rollups as rollup_service
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
 from bot.engine import Engine
@@ -69,6 +73,10 @@ def _telegram_start_error(exc: Exception, api_base_url: str) -> str:
             f"check the address and the network")
 
 
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
 class FeedbotApp:
     def __init__(self, config: Config, *, clock: Clock | None = None, sender_clock: Clock | None = None) -> None:
         self.config = config
@@ -91,6 +99,7 @@ class FeedbotApp:
         self._sender_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.order_webhooks: OrderWebhooks | None = None
+        self.setup_link: str | None = None
 
     async def start(self, *, scheduler: bool = True) -> None:
         cfg = self.config
@@ -104,6 +113,9 @@ class FeedbotApp:
                 tx, "telegram_webhook_secret", lambda: secrets.token_urlsafe(32)
             )
             web_secrets = await web_chat.load_secrets(tx, cfg)
+        if await rollup_service.ensure_current(self.db, cfg.rollup_rule()):
+            log.info("CSAT rollups built for rule %s", rollup_service.rule_text(cfg.rollup_rule()))
+        await rollup_service.fold_old_comments(self.db)
         self.bot_username = cfg.telegram.bot_username.lstrip("@") or None
         if cfg.telegram_enabled:
             await self._start_telegram()
@@ -173,7 +185,7 @@ class FeedbotApp:
         """The executor, the desk's roles, the sender, the dispatcher, privacy and the engine;
         every service registers its decision handlers with the executor."""
         cfg = self.config
-        self.effects = Effects(self.channels)  # carries out every decision type (one handler each)
+        self.effects = Effects(self.channels, cfg.rollup_rule())  # carries out every decision type (one handler each)
         self.desk = DeskGroup(
             self.effects,
             DeskConfig(
@@ -278,9 +290,15 @@ class FeedbotApp:
             )
             chat.add_routes(web_app)
             self.customer_desk.ticket_gate = chat.ticket_allowed
-        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.api_token)
+        self.accounts = Accounts(self.db, self.clock, cfg.account_policy())
+        self.web_auth = WebAuth(self.accounts, api_token=self.api_token, shop_name=shop,
+                                language=cfg.agents.language, public_url=cfg.http.public_url)
+        self.web_auth.register(web_app)
+        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth)
         if self.agent_page is not None:  # "Gửi khảo sát" and the order import form
             AgentOrders(self.agent_page, self.orders, policy, cfg.survey.touchpoints).register(web_app)
+        self.dashboard = await dashboard.mount(web_app, db=self.db, clock=self.clock, auth=self.web_auth, timezone=cfg.tz,
+                                               language=cfg.agents.language, shop_name=shop)
         # Connection caps and read timeouts in front of aiohttp (see bot/http/connections.py).
         self.guard = ConnectionGuard(self.connection_limits)
         self.guard.fit_to_descriptors()
@@ -297,6 +315,19 @@ class FeedbotApp:
                 raise
             raise StartupError(f"port {cfg.http.port} is in use: set http.port") from None
         self.port = self._runner.addresses[0][1]
+        await self._offer_setup()
+
+    async def _offer_setup(self) -> None:
+        """A fresh install has no account: print a one-time link that creates the first owner
+        (on the console, not in the log: it is a key until used)."""
+        cfg = self.config
+        base = cfg.http.public_url or f"http://{_display_host(cfg.http.host)}:{self.port}"
+        self.setup_link = await self.web_auth.offer_setup(base)
+        if self.setup_link:
+            log.warning("no web accounts yet: create the first owner with the setup link printed on the console,"
+                        " or `feedbot user add <login> --role owner`")
+            print(f"\nfeedbot: no accounts yet. Create the first owner here (works once, until restart):\n  {self.setup_link}\n",
+                  file=sys.stderr, flush=True)
 
     async def _start_telegram(self) -> None:
         cfg = self.config

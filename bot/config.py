@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +21,10 @@ from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
 from flows.tickets import DEFAULT_KEYWORDS, ComplaintPolicy
 from storage.db import open_database
+from storage.rollups import RollupRule
+
+if TYPE_CHECKING:
+    from bot.services.accounts import AccountPolicy
 
 # Secrets that may come from the environment instead of the file (the env wins).
 ENV_SECRETS = {
@@ -422,6 +426,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "messages_per_second": (_positive_number, 10),
         "refresh_margin": (_positive_duration, "10m"),
     },
+    "accounts": {
+        "max_failed_logins": (_int_range(1, 100), 5),
+        "lockout": (_positive_duration, "15m"),
+    },
     "agent_page": {
         "enabled": (_bool, True),
         "session_lifetime": (_positive_duration, "12h"),
@@ -625,6 +633,12 @@ class ZaloSection(Section):
 
 
 @dataclass(frozen=True)
+class AccountsSection(Section):
+    max_failed_logins: int
+    lockout: timedelta
+
+
+@dataclass(frozen=True)
 class AgentPageSection(Section):
     enabled: bool
     session_lifetime: timedelta
@@ -681,6 +695,7 @@ class Config:
     sender: SenderSection
     logging: LoggingSection
     zalo: ZaloSection
+    accounts: AccountsSection
     agent_page: AgentPageSection
     web: WebSection
     orders: OrdersSection
@@ -756,6 +771,19 @@ class Config:
             comment_window=s.comment_window,
         )
 
+    def account_policy(self) -> AccountPolicy:
+        """The accounts' sign-in rules, read here only ([accounts], agent_page.session_lifetime)."""
+        from bot.services.accounts import AccountPolicy
+
+        a = self.accounts
+        return AccountPolicy(max_failed_logins=a.max_failed_logins, lockout=a.lockout,
+                             session_lifetime=self.agent_page.session_lifetime)
+
+    def rollup_rule(self) -> RollupRule:
+        """What the CSAT rollups' day and tier mean: shop time, the complaints' VIP rule."""
+        c = self.complaints
+        return RollupRule(tz=self.tz, vip_spend=Decimal(c.vip_spend_12m), vip_orders=c.vip_orders_12m)
+
     def complaint_policy(self) -> ComplaintPolicy:
         c = self.complaints
         return ComplaintPolicy(
@@ -778,7 +806,7 @@ SECTION_TYPES: dict[str, type[Section]] = {
     "shop": ShopSection, "database": DatabaseSection, "http": HttpSection, "telegram": TelegramSection,
     "survey": SurveySection, "agents": AgentsSection, "complaints": ComplaintsSection,
     "questions": QuestionsSection, "sla": SlaSection, "digest": DigestSection, "sender": SenderSection,
-    "logging": LoggingSection, "zalo": ZaloSection, "agent_page": AgentPageSection, "web": WebSection,
+    "logging": LoggingSection, "zalo": ZaloSection, "accounts": AccountsSection, "agent_page": AgentPageSection, "web": WebSection,
     "orders": OrdersSection, "privacy": PrivacySection,
 }
 

@@ -34,8 +34,13 @@ class EventRecord:
     body: str | None
 
 
-async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 300) -> list[ListedTicket]:
-    """Unresolved tickets (most urgent, then earliest due first), then those resolved since."""
+async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 300,
+                       stores: tuple[str, ...] | None = None) -> list[ListedTicket]:
+    """Unresolved tickets (most urgent, then earliest due first), then those resolved since;
+    with `stores`, only tickets about an order of one of those stores (a manager's view)."""
+    in_stores = ""
+    if stores is not None:
+        in_stores = f" AND p.store IN ({', '.join('?' * len(stores))})" if stores else " AND 0 = 1"
     rows = await conn.execute_fetchall(
         "SELECT t.*, p.order_id, COALESCE(cu.name, ct.display_name, '') AS customer_name, ct.channel AS contact_channel,"
         " EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.action IN ('escalated', 'sla_breach'))"
@@ -44,16 +49,23 @@ async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 
         " t.customer_id IS NULL AND t.purchase_id IS NULL AND ct.channel = 'web' AS unverified, t.demo AS demo_flag"
         " FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
         " LEFT JOIN customers cu ON cu.id = t.customer_id JOIN contacts ct ON ct.id = t.contact_id"
-        " WHERE t.status != 'resolved' OR t.resolved_at >= ?"
+        f" WHERE (t.status != 'resolved' OR t.resolved_at >= ?){in_stores}"
         f" ORDER BY t.status = 'resolved', CASE WHEN t.status = 'resolved' THEN 0 ELSE {_PRIORITY_RANK} END,"
         " t.resolved_at DESC, t.first_response_due_at, t.id LIMIT ?",
-        (to_db(resolved_since), limit),
+        (to_db(resolved_since), *(stores or ()), limit),
     )
     return [
         ListedTicket(_record(r), r["customer_name"] or "?", r["contact_channel"], bool(r["escalated"]), r["last_event_id"],
                      bool(r["unverified"]), bool(r["demo_flag"]))
         for r in rows
     ]
+
+
+async def ticket_store(conn: Connection, ticket_id: int) -> str | None:
+    """The store of the order a ticket is about (None: no order, or an order without a store)."""
+    row = await fetch_one(conn, "SELECT p.store FROM tickets t JOIN purchases p ON p.id = t.purchase_id WHERE t.id = ?",
+                          (ticket_id,))
+    return row[0] if row else None
 
 
 async def is_demo(conn: Connection, ticket_id: int) -> bool:

@@ -198,7 +198,8 @@ async def _erase_surveys(conn: Connection, s: Subject, now: datetime) -> int:
     await conn.execute(
         "UPDATE surveys SET status = 'expired', closed_at = ? WHERE customer_id = ? AND status = 'sent'",
         (at, *_customer_id(s)))
-    cur = await conn.execute("UPDATE surveys SET comment = NULL WHERE customer_id = ? AND comment IS NOT NULL", _customer_id(s))
+    cur = await conn.execute("UPDATE surveys SET comment = NULL, comment_folded = NULL WHERE customer_id = ? AND comment IS NOT NULL",
+                             _customer_id(s))
     return cur.rowcount
 
 

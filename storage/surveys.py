@@ -4,7 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from storage import rollups
 from storage.db import Connection, Row, fetch_one
+from storage.folding import fold
+from storage.rollups import RollupRule
 from storage.timefmt import from_db, to_db
 
 OPEN_FOR_DISPATCH = ("scheduled", "awaiting_contact")
@@ -161,18 +164,22 @@ async def mark_awaiting_contact(conn: Connection, survey_id: int) -> None:
     await conn.execute("UPDATE surveys SET status = 'awaiting_contact' WHERE id = ?", (survey_id,))
 
 
-async def record_score(conn: Connection, survey_id: int, score: int, now: datetime) -> bool:
+async def record_score(conn: Connection, survey_id: int, score: int, now: datetime, rule: RollupRule) -> bool:
+    """The answer, and its count in the rollups, in the caller's one transaction."""
     cur = await conn.execute(
         "UPDATE surveys SET status = 'answered', score = ?, answered_at = ? WHERE id = ? AND status = 'sent'",
         (score, to_db(now), survey_id),
     )
-    return cur.rowcount == 1
+    if cur.rowcount != 1:
+        return False
+    await rollups.add_answer(conn, survey_id, now, rule)
+    return True
 
 
 async def record_comment(conn: Connection, survey_id: int, comment: str, now: datetime) -> bool:
     cur = await conn.execute(
-        "UPDATE surveys SET comment = ?, commented_at = ? WHERE id = ? AND status = 'answered'",
-        (comment, to_db(now), survey_id),
+        "UPDATE surveys SET comment = ?, comment_folded = ?, commented_at = ? WHERE id = ? AND status = 'answered'",
+        (comment, fold(comment), to_db(now), survey_id),
     )
     return cur.rowcount == 1
 
@@ -218,3 +225,12 @@ async def undelivered_count(conn: Connection, start: datetime, end: datetime) ->
         (to_db(start), to_db(end), UNDELIVERABLE + "%"),
     )
     return row[0] if row else 0
+
+
+async def fold_missing_comments(conn: Connection, batch: int = 5000) -> int:
+    """Fold a batch of comments stored before the folded column existed; how many it did."""
+    rows = await conn.execute_fetchall(
+        "SELECT id, comment FROM surveys WHERE comment IS NOT NULL AND comment_folded IS NULL LIMIT ?", (batch,))
+    for survey_id, comment in rows:
+        await conn.execute("UPDATE surveys SET comment_folded = ? WHERE id = ?", (fold(comment), survey_id))
+    return len(rows)

@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from decimal import Decimal
+
+from storage import rollups
 from storage.db import Database
+from storage.folding import fold
+from storage.rollups import RollupRule
 from storage.timefmt import to_db
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+RULE = RollupRule(tz=VN, vip_spend=Decimal(10_000_000), vip_orders=10)  # the config's defaults
 
 
 def local(day: int, hour: int = 12, minute: int = 0, second: int = 0, month: int = 11) -> datetime:
@@ -78,14 +84,18 @@ class ShopData:
         bought = sent_at - timedelta(hours=3)
         purchase_id = await self.purchase(customer_id, bought, store=store, touchpoint=touchpoint)
         status = status or ("answered" if score is not None else "sent")
-        return await self._insert(
+        survey_id = await self._insert(
             "INSERT INTO surveys (purchase_id, customer_id, touchpoint, store, status, due_at, sent_at, answered_at,"
-            " score, comment, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " score, comment, comment_folded, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 purchase_id, customer_id, touchpoint, store, status, to_db(sent_at), to_db(sent_at),
-                to_db(answered_at) if answered_at else None, score, comment, to_db(bought),
+                to_db(answered_at) if answered_at else None, score, comment, fold(comment) if comment else None, to_db(bought),
             ),
         )
+        if answered_at is not None and score is not None:  # the app counts an answer in the rollups as it records it
+            async with self.db.transaction() as tx:
+                await rollups.add_answer(tx, survey_id, answered_at, RULE)
+        return survey_id
 
     async def ticket(
         self,

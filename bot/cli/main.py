@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bot import logs
-from bot.cli import order_import as import_cli, privacy as privacy_cli, sources as sources_cli, web as web_cli
+from bot.cli import order_import as import_cli, privacy as privacy_cli, sources as sources_cli, users as users_cli, web as web_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
 from bot.config import Config, ConfigError, format_duration, load_config
@@ -98,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     privacy_cli.add_commands(sub, config_help)
     sources_cli.add_parsers(sub, config_help)
     import_cli.add_parsers(sub, config_help)
+    users_cli.add_commands(sub, config_help)
+    rollups = sub.add_parser("rollups", help="the dashboard's and digest's CSAT rollups",
+                             description="The CSAT rollups (answers per shop day, store, touchpoint, tier, channel).")
+    rollups_sub = rollups.add_subparsers(dest="rollups_command", required=True, metavar="ROLLUPS_COMMAND")
+    rebuild = rollups_sub.add_parser(
+        "rebuild", help="recompute every rollup row from the surveys",
+        description="Recompute the rollups from the surveys in one transaction (the bot does it by itself at start "
+        "when shop.timezone or the VIP rule changed). Safe while the bot runs: answers wait for it.")
+    rebuild.add_argument("--config", help=config_help)
     return parser
 
 
@@ -121,6 +130,15 @@ def _date_arg(value: str) -> date:
     if not FIRST_DAY <= day <= LAST_DAY:
         raise argparse.ArgumentTypeError(f"expected a date from {FIRST_DAY} to {LAST_DAY}, got {value[:40]!r}")
     return day
+
+
+async def _rebuild_rollups(config: Config) -> int:
+    from bot.services import rollups as rollup_service
+
+    async with config.database() as db:
+        written = await rollup_service.rebuild(db, config.rollup_rule())
+    print(f"rollups rebuilt: {written} rows")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(sources_cli.run(config, args))
     if args.command in import_cli.COMMANDS:
         return asyncio.run(import_cli.run(config, args))
+    if args.command == "rollups":
+        return asyncio.run(_rebuild_rollups(config))
+    if args.command in users_cli.COMMANDS:
+        return asyncio.run(users_cli.run(config, args))
     raise AssertionError(args.command)
 
 

@@ -3,24 +3,30 @@ chat) and an order import form (the same import as `feedbot import`). Plain serv
 forms (no script), behind the page's session and its CSRF token."""
 from __future__ import annotations
 
+import hmac
 import html
 import logging
 from typing import Any
 
 from aiohttp import web
 
-from bot.http.agent_page import AgentPage, Session, _secured
+from bot.http.agent_page import AgentPage
+from bot.http.auth import secured
+from bot.services.accounts import ROLES
 from bot.services.manual_survey import send_survey
 from bot.services.order_import import KINDS, ImportError_, import_orders, read_rows
 from bot.services.orders import OrderIntake
 from bot.services.purchases import InputError
 from flows.agent_page import catalog, page_text
 from flows.schedule import SurveyPolicy
+from storage.accounts import SessionRow as Session
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_LINES_SHOWN = 50
+# Importing writes many purchases at once: the shop's owner and store managers, not every agent.
+IMPORT_ROLES = ("owner", "manager")
 IMPORT_NAMES = {"kiotviet-export": "kiotviet", "sapo-export": "sapo", "haravan-export": "haravan", "generic": "import"}
 
 
@@ -32,16 +38,17 @@ class AgentOrders:
         self.touchpoints = touchpoints
 
     def register(self, app: web.Application) -> None:
-        app.router.add_get("/agent/orders", self.page.page(self.show))
-        app.router.add_post("/agent/orders/survey", self.page.page(self.survey))
-        app.router.add_post("/agent/orders/import", self.page.page(self.upload))
+        auth = self.page.auth
+        app.router.add_get("/agent/orders", auth.page(self.show, ROLES))
+        app.router.add_post("/agent/orders/survey", auth.page(self.survey, ROLES))
+        app.router.add_post("/agent/orders/import", auth.page(self.upload, IMPORT_ROLES))
 
     async def show(self, request: web.Request, session: Session) -> web.StreamResponse:
         return self._render(session)
 
     async def survey(self, request: web.Request, session: Session) -> web.StreamResponse:
         form = await request.post()
-        if not self.page.sessions.csrf_ok(session, str(form.get("csrf", ""))):
+        if not _csrf_ok(session, str(form.get("csrf", ""))):
             return self._render(session, error="missing or wrong CSRF token", status=403)
         lang = self.page.lang
         touchpoint = str(form.get("touchpoint", ""))
@@ -54,7 +61,7 @@ class AgentOrders:
         except InputError as exc:
             return self._render(session, error=exc.message, status=400, values=form)
         self.page.desk.wake_sender()
-        log.info("agent page: %s asked for a survey by hand (%s)", session.agent, outcome.order_id)
+        log.info("agent page: %s asked for a survey by hand (%s)", session.account.name, outcome.order_id)
         return self._render(session, message=page_text(lang, "orders.sent", order=outcome.order_id,
                                                       status=outcome.survey_status))
 
@@ -81,7 +88,7 @@ class AgentOrders:
                     fields[part.name] = (await part.text())[:200]
         except (ValueError, AssertionError):
             return self._render(session, error="expected a multipart form", status=400)
-        if not self.page.sessions.csrf_ok(session, fields.get("csrf", "")):
+        if not _csrf_ok(session, fields.get("csrf", "")):
             return self._render(session, error="missing or wrong CSRF token", status=403)
         if not data:
             return self._render(session, error=page_text(lang, "orders.no_file"), status=400)
@@ -96,7 +103,7 @@ class AgentOrders:
             return self._render(session, error=str(exc), status=400)
         if not dry_run:
             self.page.desk.wake_sender()
-        log.info("agent page: %s imported %s (%s): %d recorded", session.agent, kind, "dry run" if dry_run else "written",
+        log.info("agent page: %s imported %s (%s): %d recorded", session.account.name, kind, "dry run" if dry_run else "written",
                  report.recorded)
         t = catalog(lang)
         done = (t["orders.report_dry"].format(valid=report.valid) if dry_run else t["orders.report_done"].format(
@@ -117,7 +124,7 @@ class AgentOrders:
                 status: int = 200, values: Any = None) -> web.Response:
         t = catalog(self.page.lang)
         e = html.escape
-        csrf = e(self.page.sessions.csrf(session))
+        csrf = e(session.csrf)
         values = values or {}
         options = "".join(f'<option value="{e(tp)}">{e(tp)}</option>' for tp in self.touchpoints)
         kinds = "".join(f'<option value="{e(k)}">{e(k)}</option>' for k in KINDS)
@@ -135,7 +142,7 @@ class AgentOrders:
 <link rel="stylesheet" href="/agent/static/app.css"></head>
 <body class="orders">
 <header class="bar"><p><a href="/agent">{e(t["orders.back"])}</a></p>
-<p>{e(page_text(self.page.lang, "signed_in_as", agent=session.agent))}</p></header>
+<p>{e(page_text(self.page.lang, "signed_in_as", agent=session.account.name))}</p></header>
 <main id="main">
 {note}{listing}
 <section aria-labelledby="survey-heading">
@@ -171,5 +178,9 @@ class AgentOrders:
 </body></html>"""
         response = web.Response(text=body, content_type="text/html", status=status)
         response.headers["Cache-Control"] = "no-store"
-        return _secured(response)
+        return secured(response)
 
+
+
+def _csrf_ok(session: Session, given: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), session.csrf.encode())

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import segno
 from aiohttp import web
 
-from bot.http.agent_page import LoginThrottle
+from bot.http.auth import LoginThrottle
 from bot.clock import Clock
 from bot.services.digest import DigestService
 from bot.http.body import BodyError, read_json
@@ -70,7 +70,7 @@ class HttpApi:
         self.bot_username = bot_username
         self.reports = reports
         self.web_link = web_link  # the web chat's survey page for a link token (web channel on)
-        self.throttle = LoginThrottle()  # wrong bearer tokens per address, as on the agent page
+        self.throttle = LoginThrottle()  # wrong bearer tokens per address, as on the web sign-in
         self.liveness = liveness  # the sender's and the scheduler's status, for /healthz
         self._db_health: tuple[float, dict[str, str]] | None = None  # (monotonic time, status) of the last write test
         self._db_health_lock = asyncio.Lock()

@@ -28,6 +28,7 @@ from flows.texts import PRIVACY_NOTICE_VERSION
 from storage import contacts, conversations, customers, outbox, start_tokens, surveys
 from storage.contacts import ContactRecord
 from storage.db import Connection
+from storage.rollups import RollupRule
 from storage.tickets import TicketRecord
 
 # Handlers run phase by phase over a batch of decisions: first what the flow records and says,
@@ -118,8 +119,9 @@ def decision_types() -> tuple[type, ...]:
 class Effects:
     """The decision executor, and the one writer of outbox rows for decisions."""
 
-    def __init__(self, channels: Mapping[str, Channel]) -> None:
+    def __init__(self, channels: Mapping[str, Channel], rollup_rule: RollupRule = RollupRule()) -> None:
         self.channels = channels
+        self.rollup_rule = rollup_rule  # the shop's day and VIP rule, for the CSAT rollups
         self._handlers: dict[type, tuple[int, Handler]] = {}
         for kind, handler in (
             (Reply, self._reply), (AnswerChoice, self._answer_choice), (EditChoiceMessage, self._edit_choice_message),
@@ -226,7 +228,7 @@ class Effects:
         await conversations.put(tx, scope.target.contact_id, d.state, d.data, scope.now)
 
     async def _record_score(self, tx: Connection, d: RecordScore, scope: Scope) -> None:
-        await surveys.record_score(tx, d.survey_id, d.score, scope.now)
+        await surveys.record_score(tx, d.survey_id, d.score, scope.now, self.rollup_rule)
 
     async def _record_comment(self, tx: Connection, d: RecordComment, scope: Scope) -> None:
         await surveys.record_comment(tx, d.survey_id, d.text, scope.now)

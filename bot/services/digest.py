@@ -15,7 +15,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from datetime import time, tzinfo
+from datetime import datetime, time, tzinfo
 from typing import TYPE_CHECKING, Any, Callable
 
 from bot.clock import Clock
@@ -35,9 +35,9 @@ from flows.digest import (
     week_bounds,
 )
 from flows.texts import text
-from storage import digests, outbox, reports, surveys
+from storage import digests, outbox, reports, rollups, surveys
 from storage.db import Database
-from storage.reports import VipRule
+from storage.reports import CsatCell, Tally, VipRule
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -132,7 +132,8 @@ class DigestService:
             shop=self.shop_name,
             cells=this.cells,
             previous_cells=await reports.csat_cells(conn, previous_start, start, self.vip),
-            baseline_cells=await reports.csat_answered(conn, baseline_start, start),
+            baseline_cells=[CsatCell(tp, store, "", n, sat, total, 0, 0) for tp, store, n, sat, total
+                            in await rollups.by_touchpoint_and_store(conn, _day(baseline_start, tz), _day(start, tz))],
             complaints_now=this.complaints,
             complaints_before=await reports.complaint_stats(conn, previous_start, start),
             still_open=still_open,
@@ -141,7 +142,8 @@ class DigestService:
             high_comments=this.high_comments,
             complaint_texts=this.complaint_texts,
             series_weeks=chart_weeks,
-            series_tallies=await reports.csat_series(conn, [week_bounds(w, tz) for w in chart_weeks]),
+            series_tallies=[Tally(*t) for t in await rollups.series(
+                conn, [tuple(_day(b, tz) for b in week_bounds(w, tz)) for w in chart_weeks])],
             settings=Settings(drop=self.settings.alert_drop, min_answers=self.settings.alert_min_answers),
             questions=this.questions,
             undelivered=await surveys.undelivered_count(conn, start, end),
@@ -302,6 +304,11 @@ def chart_figure(d: Digest, language: str) -> "Figure":
     bottom.set_title(t("digest.chart_complaints", week=str(d.week)), fontsize=15, loc="left")
     fig.tight_layout()
     return fig
+
+
+def _day(at: datetime, tz: tzinfo) -> str:
+    """A week bound (shop midnight) as the rollups' shop day."""
+    return at.astimezone(tz).date().isoformat()
 
 
 def vip_rule(config: Config) -> VipRule:

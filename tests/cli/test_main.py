@@ -17,14 +17,16 @@ from tests.conftest import BOT_TOKEN, purchase_body
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def feedbot(*args: str, cwd: Path, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+def feedbot(*args: str, cwd: Path, env: dict | None = None, timeout: float = 30,
+            input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, input=input,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
 
 
-@pytest.mark.parametrize("args", [[], ["run"], ["check-config"], ["db"], ["db", "migrate"], ["db", "copy"], ["api-token"]])
+@pytest.mark.parametrize("args", [[], ["run"], ["check-config"], ["db"], ["db", "migrate"], ["db", "copy"], ["api-token"],
+                                  ["user"], ["user", "add"], ["user", "passwd"]])
 def test_help_on_every_command(tmp_path, args):
     result = feedbot(*args, "--help", cwd=tmp_path)
     assert result.returncode == 0

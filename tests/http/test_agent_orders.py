@@ -82,6 +82,9 @@ async def test_the_import_form_dry_run_then_for_real(page):
         data.add_field("file", KIOTVIET_CSV.encode(), filename="hoadon.csv", content_type="text/csv")
         return data
 
+    status, _ = await post_form(agent, "/agent/orders/import", form(True))
+    assert status == 403  # an agent may send a survey, not import a shop's orders
+    assert (await agent.login("Chủ Shop", role="owner"))[0] == 303
     status, text = await post_form(agent, "/agent/orders/import", form(True))
     assert status == 200 and "kiotviet:HD000101" in text and "Dòng 5" in text
     assert await h.rows("SELECT * FROM purchases") == []

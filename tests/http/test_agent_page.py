@@ -9,8 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.http.agent_page import COOKIE, CSRF_HEADER
+from bot.http.auth import COOKIE, CSRF_HEADER
 from tests.conftest import API_TOKEN, Harness, hours, make_config
+from tests.http.accounts import PASSWORD, ensure_account, login_of
 
 CUSTOMER = 555001
 GROUP = -1001234567890
@@ -28,8 +29,11 @@ class AgentClient:
     async def close(self) -> None:
         await self.http.close()
 
-    async def login(self, name: str = AGENT_NAME, token: str = API_TOKEN, **headers: str) -> tuple[int, str]:
-        async with self.http.post(f"{self.h.url}/agent/login", data={"name": name, "token": token},
+    async def login(self, name: str = AGENT_NAME, password: str = PASSWORD, role: str = "agent",
+                    stores: tuple[str, ...] = (), **headers: str) -> tuple[int, str]:
+        """Signs in as the account named `name` (created first, with PASSWORD, if missing)."""
+        await ensure_account(self.h, name, role, stores)
+        async with self.http.post(f"{self.h.url}/login", data={"login": login_of(name), "password": password},
                                   headers=headers, allow_redirects=False) as resp:
             body = await resp.text()
             if resp.status == 303:
@@ -98,19 +102,19 @@ async def events(h: Harness) -> list[dict]:
 async def test_pages_and_json_refuse_requests_without_a_session(solo):
     h, agent = solo
     async with agent.http.get(f"{h.url}/agent", allow_redirects=False) as resp:
-        assert resp.status == 303 and resp.headers["Location"] == "/agent/login"
+        assert resp.status == 303 and resp.headers["Location"] == "/login?next=/agent"
     for path in ("/agent/api/tickets", "/agent/api/tickets/1", "/agent/api/session"):
         status, body = await agent.get_json(path)
         assert status == 401 and body["error"]["status"] == 401, path
     status, _ = await agent.act(1, "claim", csrf="anything")
     assert status == 401
-    # A forged cookie (right shape, wrong MAC) is no session either.
+    # A made-up cookie is no session either (the server knows its sessions).
     agent.http.cookie_jar.update_cookies({COOKIE: "TGFu.9999999999.abc.0123"}, aiohttp.client.URL(h.url + "/agent"))
     assert (await agent.get_json("/agent/api/tickets"))[0] == 401
-    async with agent.http.get(f"{h.url}/agent/login") as resp:
+    async with agent.http.get(f"{h.url}/agent/login") as resp:  # the old address leads to the sign-in form
         form = await resp.text()
-    assert resp.status == 200 and '<html lang="vi">' in form
-    assert '<label for="name">' in form and '<label for="token">' in form and 'type="password"' in form
+    assert resp.status == 200 and '<html lang="vi">' in form and str(resp.url).endswith("/login?next=/agent")
+    assert '<label for="login">' in form and '<label for="password">' in form and 'type="password"' in form
     assert "Content-Security-Policy" in resp.headers
 
 
@@ -119,7 +123,7 @@ async def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_clears_it(solo
     status, _ = await agent.login()
     assert status == 303
     cookie = next(c for c in agent.http.cookie_jar if c.key == COOKIE)
-    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/agent" and int(cookie["max-age"]) == 12 * 3600
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/" and int(cookie["max-age"]) == 12 * 3600
     status, info = await agent.get_json("/agent/api/session")
     assert status == 200 and info["agent"] == AGENT_NAME and info["language"] == "vi"
     assert info["strings"]["action.resolve"] == "✅ Đã xong"
@@ -130,7 +134,7 @@ async def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_clears_it(solo
     async with agent.http.post(f"{h.url}/agent/logout", data={"csrf": "wrong"}, allow_redirects=False) as resp:
         assert resp.status == 403
     async with agent.http.post(f"{h.url}/agent/logout", data={"csrf": agent.csrf}, allow_redirects=False) as resp:
-        assert resp.status == 303 and resp.headers["Location"] == "/agent/login"
+        assert resp.status == 303 and resp.headers["Location"] == "/login"
     assert (await agent.get_json("/agent/api/tickets"))[0] == 401
     # Sessions expire.
     await agent.login()
@@ -139,23 +143,46 @@ async def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_clears_it(solo
     assert (await agent.get_json("/agent/api/tickets"))[0] == 401
 
 
-async def test_wrong_token_is_refused_and_repeated_failures_are_throttled(solo):
+async def test_wrong_password_is_refused_and_the_account_locks_after_five(solo):
     h, agent = solo
-    status, body = await agent.login(token="not-the-token")
-    assert status == 401 and "Sai mã truy cập" in body and 'value="Lan Anh"' in body
+    status, body = await agent.login(password="not-the-password")
+    assert status == 401 and "Sai tên đăng nhập hoặc mật khẩu" in body and 'value="lan.anh"' in body
     assert not [c for c in agent.http.cookie_jar if c.key == COOKIE]
     assert (await agent.get_json("/agent/api/tickets"))[0] == 401
-    status, body = await agent.login(name="   ")
-    assert status == 400 and "Hãy nhập tên" in body
     status, _ = await agent.login(Origin="http://evil.example")  # a cross-site form post
     assert status == 403
     status, _ = await agent.login(Origin="null")  # e.g. from a sandboxed frame
     assert status == 403
     for _ in range(4):
-        assert (await agent.login(token="guess"))[0] == 401
-    status, body = await agent.login()  # five failures: even the right token waits now
-    assert status == 429 and "Sai quá nhiều lần" in body
+        assert (await agent.login(password="guess-guess"))[0] in (401, 429)
+    status, body = await agent.login()  # five wrong passwords: even the right one waits now
+    assert status == 429 and "tạm khoá" in body
     assert not [c for c in agent.http.cookie_jar if c.key == COOKIE]
+    # Per account: a colleague signing in from the same place is not locked out.
+    other = AgentClient(h)
+    try:
+        assert (await other.login("Bình"))[0] == 303
+    finally:
+        await other.close()
+    h.clock.advance(hours(0.26))  # the lockout (15 min) is over
+    assert (await agent.login())[0] == 303
+    actions = [r["action"] for r in await h.rows("SELECT action FROM account_events WHERE login = 'lan.anh' ORDER BY id")]
+    assert actions == ["created", "wrong_password", "wrong_password", "wrong_password", "wrong_password", "locked",
+                       "sign_in_refused", "signed_in"]
+
+
+async def test_the_api_token_no_longer_signs_in_and_says_what_to_do(solo):
+    h, agent = solo
+    async with agent.http.post(f"{h.url}/agent/login", data={"name": "Lan Anh", "token": API_TOKEN}, allow_redirects=False) as resp:
+        body = await resp.text()  # the old form, e.g. a password manager filling it
+    assert resp.status == 401 and "Không còn đăng nhập bằng mã API" in body and "feedbot user add" in body
+    async with agent.http.post(f"{h.url}/login", data={"login": "lan", "password": API_TOKEN}, allow_redirects=False) as resp:
+        body = await resp.text()
+    assert resp.status == 401 and "Không còn đăng nhập bằng mã API" in body
+    assert not [c for c in agent.http.cookie_jar if c.key == COOKIE]
+    # The HTTP API still takes it.
+    async with agent.http.get(f"{h.url}/api/v1/reports/weekly", headers={"Authorization": f"Bearer {API_TOKEN}"}) as resp:
+        assert resp.status == 200
 
 
 async def test_state_changes_need_the_csrf_token(solo):
@@ -222,14 +249,14 @@ async def test_no_group_list_reply_note_claim_resolve(solo):
     assert not [r for r in tg.requests if str(r.params.get("chat_id", "")).startswith("-")]  # no group anywhere
 
     ticket = (await h.rows("SELECT status, assignee_id, assignee_name, first_response_at, resolved_at FROM tickets"))[0]
-    assert ticket["status"] == "resolved" and ticket["assignee_id"] == "web:Lan Anh" and ticket["assignee_name"] == "Lan Anh"
+    assert ticket["status"] == "resolved" and ticket["assignee_id"] == "account:1" and ticket["assignee_name"] == "Lan Anh"
     assert ticket["first_response_at"] and ticket["resolved_at"]
     assert [(e["action"], e["actor"], e["actor_id"], e["actor_name"]) for e in await events(h)] == [
         ("opened", "customer", "1", "Nguyễn Thị Lan"),
-        ("reply", "agent", "web:Lan Anh", "Lan Anh"),
+        ("reply", "agent", "account:1", "Lan Anh"),
         ("customer_message", "customer", "1", "Nguyễn Thị Lan"),
-        ("note", "agent", "web:Lan Anh", "Lan Anh"),
-        ("resolved", "agent", "web:Lan Anh", "Lan Anh"),
+        ("note", "agent", "account:1", "Lan Anh"),
+        ("resolved", "agent", "account:1", "Lan Anh"),
     ]
     [listed] = await agent.tickets()  # recently resolved tickets stay listed
     assert listed["status"] == "resolved" and listed["assignee"] == "Lan Anh"
@@ -318,7 +345,10 @@ async def test_customer_text_is_data_never_markup(solo):
         page = await resp.text()
     assert "<script>alert" not in page and "onerror" not in page
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]  # no inline script could run anyway
-    status, body = await AgentClient(h).login(name='<b onmouseover="x">', token="wrong")
+    stranger = AgentClient(h)
+    async with stranger.http.post(f"{h.url}/login", data={"login": '<b onmouseover="x">', "password": "wrong"}) as resp:
+        status, body = resp.status, await resp.text()
+    await stranger.close()
     assert status == 401 and '<b onmouseover' not in body and "&lt;b onmouseover=&quot;x&quot;&gt;" in body
     script = (await (await agent.http.get(f"{h.url}/agent/static/app.js")).text())
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script
@@ -365,7 +395,8 @@ async def test_behind_an_https_proxy_the_cookie_is_secure_and_the_public_origin_
     await h.start()
     agent = AgentClient(h)
     try:
-        async with agent.http.post(f"{h.url}/agent/login", data={"name": "An", "token": API_TOKEN},
+        await ensure_account(h, "An")
+        async with agent.http.post(f"{h.url}/login", data={"login": "an", "password": PASSWORD},
                                    headers={"Origin": "https://shop.example"}, allow_redirects=False) as resp:
             assert resp.status == 303
             assert "Secure" in resp.headers["Set-Cookie"] and "SameSite=Strict" in resp.headers["Set-Cookie"]
@@ -401,9 +432,9 @@ async def test_without_telegram_at_all_in_english(tmp_path, clock):
     try:
         async with agent.http.get(f"{h.url}/agent/login") as resp:
             form = await resp.text()
-        assert '<html lang="en">' in form and "Your name (customers see it)" in form
-        status, body = await agent.login(token="wrong")
-        assert status == 401 and "Wrong access token" in body
+        assert '<html lang="en">' in form and "Password" in form
+        status, body = await agent.login(password="wrong-password")
+        assert status == 401 and "Wrong login or password" in body
         assert (await agent.login())[0] == 303
         _, info = await agent.get_json("/agent/api/session")
         assert info["language"] == "en" and info["strings"]["action.claim"] == "✋ Claim"

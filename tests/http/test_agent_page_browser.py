@@ -6,7 +6,8 @@ import os
 import re
 
 from tests.browser import PHONE, chromium
-from tests.conftest import API_TOKEN, Harness, make_config
+from tests.conftest import Harness, make_config
+from tests.http.accounts import PASSWORD, ensure_account
 from tests.http.test_agent_page import CUSTOMER, file_complaint
 
 TIMEOUT_MS = 10_000
@@ -24,6 +25,7 @@ async def test_an_agent_signs_in_answers_and_resolves_on_a_phone_sized_screen(tm
     h = Harness(make_config(tmp_path, tg, agent_page={"poll_interval": "1s"}), tg, clock)
     await h.start()
     try:
+        await ensure_account(h, "Lan Anh")
         await file_complaint(h, tg, 'Hộp bị móp <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">')
         async with chromium() as browser:
             page = await browser.new_page(viewport=PHONE)
@@ -32,13 +34,13 @@ async def test_an_agent_signs_in_answers_and_resolves_on_a_phone_sized_screen(tm
             page.on("pageerror", lambda exc: errors.append(str(exc)))
 
             await page.goto(f"{h.url}/agent")
-            assert page.url.endswith("/agent/login")
-            await page.get_by_label("Tên của bạn").fill("Lan Anh")
-            await page.get_by_label("Mã truy cập").fill("wrong-token")
+            assert page.url.endswith("/login?next=/agent")
+            await page.get_by_label("Tên đăng nhập").fill("lan.anh")
+            await page.get_by_label("Mật khẩu").fill("wrong-password")
             await page.get_by_role("button", name="Đăng nhập").click()
-            await expect(page.get_by_role("alert")).to_have_text("Sai mã truy cập. Vui lòng thử lại.")
-            await page.get_by_label("Mã truy cập").fill(API_TOKEN)
-            await page.get_by_label("Mã truy cập").press("Enter")
+            await expect(page.get_by_role("alert")).to_have_text("Sai tên đăng nhập hoặc mật khẩu.")
+            await page.get_by_label("Mật khẩu").fill(PASSWORD)
+            await page.get_by_label("Mật khẩu").press("Enter")
             await page.wait_for_url(re.compile(r"/agent$"))
 
             link = page.get_by_role("link", name=re.compile("KN-0001"))

@@ -56,7 +56,7 @@
       throw e;
     }
     if (res.status === 401) {
-      location.assign("/agent/login");
+      location.assign("/login?next=/agent");
       throw new Error("session");
     }
     const body = await res.json().catch(() => ({}));

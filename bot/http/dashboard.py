@@ -1,0 +1,291 @@
+"""The owners' and store managers' dashboard at /dashboard: CSAT over time with the previous
+period and breakdowns (from the rollups), comments with Vietnamese search, a customer's history,
+and complaint figures. Static page + JSON; owners see every store, a manager only theirs (the
+scope is applied in every query, whatever the request asks); agents are refused."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.clock import Clock
+from bot.http.static import StaticFiles
+from bot.http.auth import WebAuth, as_json, error
+from flows.dashboard import catalog
+from storage import dashboard
+from storage.accounts import SessionRow
+from storage.dashboard import DIMENSIONS, Filters
+from storage.db import Database
+
+STATIC_DIR = Path(__file__).parent / "dashboard_static"
+ROLES = ("owner", "manager")
+MAX_DAYS = 366 * 2 + 1  # any range up to two years
+GROUPS = ("day", "week", "month")
+
+
+class BadRequest(ValueError):
+    pass
+
+
+class Dashboard:
+    def __init__(self, *, db: Database, clock: Clock, auth: WebAuth, timezone: tzinfo, language: str, shop_name: str) -> None:
+        self.db = db
+        self.clock = clock
+        self.auth = auth
+        self.tz = timezone
+        self.lang = language
+        self.shop_name = shop_name
+        self.static = StaticFiles(STATIC_DIR, ("app.js", "app.css"))
+        self.index = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+
+    def register(self, app: web.Application) -> None:
+        r, auth = app.router, self.auth
+        r.add_get("/dashboard", auth.page(self.index_page, ROLES))
+        r.add_get("/dashboard/static/{name}", self.static.handle)
+        for path, handler in self.routes().items():
+            r.add_get(path, auth.guard(self.checked(handler), ROLES))
+
+    def routes(self) -> dict[str, Any]:
+        """Every JSON route (tests walk them all)."""
+        return {
+            "/dashboard/api/session": self.session_info,
+            "/dashboard/api/csat": self.csat,
+            "/dashboard/api/comments": self.comments,
+            "/dashboard/api/complaints": self.complaints,
+            "/dashboard/api/customers/{customer_id}": self.customer,
+        }
+
+    def checked(self, handler: Any) -> Any:
+        async def run(request: web.Request, session: SessionRow) -> web.StreamResponse:
+            try:
+                return as_json(await handler(request, session))
+            except BadRequest as exc:
+                return error(400, str(exc))
+        return run
+
+    async def index_page(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
+        return web.Response(text=self.index.replace("{{lang}}", self.lang), content_type="text/html")
+
+    # --- the request -------------------------------------------------------------------------
+
+    def _scope(self, request: web.Request, session: SessionRow) -> tuple[str, ...] | None:
+        """The stores asked for (?store=), within the account's: a manager never gets more than theirs."""
+        asked = [s for s in request.query.getall("store", []) if s]
+        own = session.account.stores if session.account.role == "manager" else None
+        if own is None:
+            return tuple(asked) or None
+        return tuple(s for s in asked if s in own) if asked else own
+
+    def _range(self, request: web.Request) -> tuple[date, date]:
+        """[from, to] shop days, both included; default: the last 30 days."""
+        today = self.clock.now().astimezone(self.tz).date()
+        try:
+            hi = date.fromisoformat(request.query["to"]) if request.query.get("to") else today
+            lo = date.fromisoformat(request.query["from"]) if request.query.get("from") else hi - timedelta(days=29)
+        except ValueError:
+            raise BadRequest("from, to: dates like 2026-11-30") from None
+        if lo > hi:
+            raise BadRequest("from: after to")
+        if (hi - lo).days + 1 > MAX_DAYS:
+            raise BadRequest("from, to: at most two years")
+        return lo, hi
+
+    def _bounds(self, lo: date, hi: date) -> tuple[datetime, datetime]:
+        return (datetime.combine(lo, time(), self.tz), datetime.combine(hi + timedelta(days=1), time(), self.tz))
+
+    # --- JSON --------------------------------------------------------------------------------
+
+    async def session_info(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
+        account = session.account
+        all_stores = await dashboard.stores(self.db.reader)
+        return {
+            "login": account.login, "name": account.name, "role": account.role, "csrf": session.csrf,
+            "stores": list(account.stores) if account.role == "manager" else all_stores,
+            "shop": self.shop_name, "language": self.lang,
+            "strings": {"vi": catalog("vi"), "en": catalog("en")},
+            "today": self.clock.now().astimezone(self.tz).date().isoformat(),
+        }
+
+    async def csat(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
+        lo, hi = self._range(request)
+        group = request.query.get("group", "day")
+        if group not in GROUPS:
+            raise BadRequest(f"group: one of {', '.join(GROUPS)}")
+        by = [d for d in request.query.getall("by", []) if d] or list(DIMENSIONS)
+        if any(d not in DIMENSIONS for d in by):
+            raise BadRequest(f"by: one of {', '.join(DIMENSIONS)}")
+        q = request.query
+        f = Filters(stores=self._scope(request, session), touchpoint=q.get("touchpoint", ""), tier=q.get("tier", ""),
+                    channel=q.get("channel", ""))
+        span = (hi - lo).days + 1
+        p_lo, p_hi = lo - timedelta(days=span), lo - timedelta(days=1)
+        conn = self.db.reader
+        end = (hi + timedelta(days=1)).isoformat()
+        days = await dashboard.csat_by_day(conn, p_lo.isoformat(), end, f)
+        current = [d for d in days if d[0] >= lo.isoformat()]
+        previous = [d for d in days if d[0] < lo.isoformat()]
+        return {
+            "from": lo.isoformat(), "to": hi.isoformat(), "group": group,
+            "previous_from": p_lo.isoformat(), "previous_to": p_hi.isoformat(),
+            "totals": _figures(_sum(current)), "previous_totals": _figures(_sum(previous)),
+            "series": _series(current, previous, lo, hi, p_lo, group),
+            "breakdowns": _breakdowns(await dashboard.csat_combinations(conn, lo.isoformat(), end, f), by),
+        }
+
+    async def comments(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
+        lo, hi = self._range(request)
+        start, end = self._bounds(lo, hi)
+        q = request.query
+        try:
+            scores = [int(s) for s in q.getall("score", []) if s]
+        except ValueError:
+            raise BadRequest("score: 1 to 5") from None
+        if any(not 1 <= s <= 5 for s in scores):
+            raise BadRequest("score: 1 to 5")
+        complaint = {"yes": True, "no": False}.get(q.get("complaint", ""))
+        rows = await dashboard.comments(
+            self.db.reader, start, end, stores=self._scope(request, session), query=q.get("q", "")[:200], scores=scores,
+            touchpoint=q.get("touchpoint", ""), channel=q.get("channel", ""), has_complaint=complaint)
+        return {"comments": [{
+            "survey_id": c.survey_id, "answered_at": c.answered_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M"),
+            "score": c.score, "comment": c.comment, "touchpoint": c.touchpoint, "store": c.store, "channel": c.channel,
+            "customer_id": c.customer_id, "customer": c.customer_name, "order_id": c.order_id, "ticket_id": c.ticket_id,
+        } for c in rows]}
+
+    async def customer(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
+        try:
+            customer_id = int(request.match_info["customer_id"])
+        except ValueError:
+            raise BadRequest("customer: a number") from None
+        own = session.account.stores if session.account.role == "manager" else None
+        history = await dashboard.customer_history(self.db.reader, customer_id, own)
+        if history is None:
+            raise web.HTTPNotFound(text='{"error": {"status": 404, "message": "not found"}}', content_type="application/json")
+        fmt = "%Y-%m-%d %H:%M"
+        for o in history["orders"]:
+            o["purchased_at"] = o["purchased_at"].astimezone(self.tz).strftime(fmt)
+            o["answered_at"] = o["answered_at"].astimezone(self.tz).strftime(fmt) if o["answered_at"] else None
+        for t in history["tickets"]:
+            t["number"] = ("KN-" if t["kind"] == "complaint" else "CH-") + f"{t['id']:04d}"
+            t["created_at"] = t["created_at"].astimezone(self.tz).strftime(fmt)
+            t["resolved_at"] = t["resolved_at"].astimezone(self.tz).strftime(fmt) if t["resolved_at"] else None
+        return history
+
+    async def complaints(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
+        lo, hi = self._range(request)
+        start, end = self._bounds(lo, hi)
+        rows = await dashboard.complaints(self.db.reader, start, end, self._scope(request, session))
+        now = self.clock.now()
+        days = [lo + timedelta(days=i) for i in range((hi - lo).days + 1)]
+        day_of = lambda at: at.astimezone(self.tz).date()  # noqa: E731
+        opened_in = [t for t in rows if t.created_at >= start]
+        opened_on = Counter(day_of(t.created_at) for t in opened_in)
+        resolved_on = Counter(day_of(t.resolved_at) for t in rows if t.resolved_at and t.resolved_at >= start)
+        still_open = sum(1 for t in rows if t.created_at < start)  # open at the range's start (the query's rule)
+        over_time = []
+        for d in days:
+            still_open += opened_on[d] - resolved_on[d]
+            over_time.append({"day": d.isoformat(), "opened": opened_on[d], "resolved": resolved_on[d], "open": still_open})
+        categories: dict[str, int] = {}
+        for t in opened_in:
+            categories[t.category] = categories.get(t.category, 0) + 1
+        first = [(t.first_response_at - t.created_at).total_seconds() for t in opened_in if t.first_response_at]
+        resolved = [t for t in opened_in if t.resolved_at]
+        resolution = [(t.resolved_at - t.created_at).total_seconds() for t in resolved]  # type: ignore[operator]
+        met = sum(1 for t in resolved if t.resolved_at <= t.resolution_due_at  # type: ignore[operator]
+                  and t.first_response_at is not None and t.first_response_at <= t.first_response_due_at)
+        oldest = sorted((t for t in rows if t.resolved_at is None), key=lambda t: t.created_at)[:10]
+        return {
+            "from": lo.isoformat(), "to": hi.isoformat(),
+            "opened": len(opened_in), "resolved": len(resolved),
+            "over_time": over_time,
+            "by_category": [{"key": k, "count": v} for k, v in sorted(categories.items(), key=lambda kv: -kv[1])],
+            "first_response_hours": {"median": _hours(_quantile(first, 0.5)), "p90": _hours(_quantile(first, 0.9))},
+            "resolution_hours": {"median": _hours(_quantile(resolution, 0.5)), "p90": _hours(_quantile(resolution, 0.9))},
+            "sla_compliance": round(100 * met / len(resolved), 1) if resolved else None,
+            "reopen_rate": round(100 * sum(1 for t in opened_in if t.reopened) / len(opened_in), 1) if opened_in else None,
+            "oldest_open": [{"id": t.id, "number": f"KN-{t.id:04d}", "category": t.category,
+                             "age_hours": round((now - t.created_at).total_seconds() / 3600, 1)} for t in oldest],
+        }
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def _breakdowns(combinations: list[tuple], by: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each dimension's values, added up from the shop's combinations, most answers first."""
+    result = {}
+    for d in by:
+        cells: dict[str, list[int]] = {}
+        for combination in combinations:
+            cell = cells.setdefault(combination[DIMENSIONS_ORDER.index(d)], [0, 0, 0, 0])
+            for i in range(4):
+                cell[i] += combination[4 + i]
+        result[d] = [{"key": k, **_figures(v)} for k, v in sorted(cells.items(), key=lambda kv: (-kv[1][0], kv[0]))]
+    return result
+
+
+DIMENSIONS_ORDER = ("store", "touchpoint", "tier", "channel")  # a combination's columns
+
+
+def _sum(days: list[tuple[str, int, int, int, int]]) -> tuple[int, int, int, int]:
+    return (sum(d[1] for d in days), sum(d[2] for d in days), sum(d[3] for d in days), sum(d[4] for d in days))
+
+
+def _figures(cell: Any) -> dict[str, Any]:
+    answers, satisfied, dissatisfied, score_sum = cell
+    return {
+        "answers": answers,
+        "csat": round(100 * satisfied / answers, 1) if answers else None,  # % of 4-5
+        "mean": round(score_sum / answers, 2) if answers else None,
+        "dissatisfied": round(100 * dissatisfied / answers, 1) if answers else None,
+    }
+
+
+def _period_start(d: date, group: str) -> date:
+    if group == "week":
+        return d - timedelta(days=d.weekday())
+    if group == "month":
+        return d.replace(day=1)
+    return d
+
+
+def _series(current: list, previous: list, lo: date, hi: date, p_lo: date, group: str) -> list[dict[str, Any]]:
+    """One point per period of the range, each with the same-offset period of the previous range."""
+    offset = lo - p_lo
+    buckets: dict[date, list[int]] = {}
+    earlier: dict[date, list[int]] = {}
+    d = lo
+    while d <= hi:
+        buckets.setdefault(_period_start(d, group), [0, 0, 0, 0])
+        d += timedelta(days=1)
+    for rows, into, shift in ((current, buckets, timedelta(0)), (previous, earlier, offset)):
+        for day, *values in rows:
+            key = _period_start(date.fromisoformat(day) + shift, group)
+            cell = into.setdefault(key, [0, 0, 0, 0])
+            for i, v in enumerate(values):
+                cell[i] += v
+    return [{"period": k.isoformat(), **_figures(v), "previous": _figures(earlier.get(k, [0, 0, 0, 0]))}
+            for k, v in sorted(buckets.items())]
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 1)
+
+
+async def mount(app: web.Application, *, db: Database, clock: Clock, auth: WebAuth, timezone: tzinfo, language: str,
+                shop_name: str) -> Dashboard:
+    page = Dashboard(db=db, clock=clock, auth=auth, timezone=timezone, language=language, shop_name=shop_name)
+    page.register(app)
+    return page

@@ -1,0 +1,268 @@
+"""Accounts with roles: add, change, disable, remove; sign in with a password (argon2id), per-account
+lockout, server-side sessions, and every change in the accounts' audit trail.
+
+Passwords and session tokens never reach a log line or the database in clear: the database
+keeps argon2id hashes of passwords and SHA-256 of session tokens.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from bot.clock import Clock
+from storage import accounts
+from storage.accounts import Account, SessionRow
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+ROLES = ("owner", "manager", "agent")
+LOGIN_RE = re.compile(r"[a-z0-9][a-z0-9._@-]{1,39}")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+MAX_NAME = 40
+MAX_STORE = 100
+
+
+class AccountError(ValueError):
+    """Bad input for an account command: the message names what is wrong."""
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    max_failed_logins: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+    session_lifetime: timedelta = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """The outcome of a sign-in: `token` set on success, else `refused` is why."""
+    token: str = ""
+    session: SessionRow | None = None
+    refused: str = ""  # "wrong", "locked", "disabled"
+    locked_until: datetime | None = None
+
+
+def clean_login(raw: str) -> str:
+    login = raw.strip().lower()
+    if not LOGIN_RE.fullmatch(login):
+        raise AccountError(f"login {raw!r}: 2-40 characters of a-z 0-9 . _ @ -, starting with a letter or digit")
+    return login
+
+
+def clean_name(raw: str) -> str:
+    name = " ".join(raw.split())
+    if not 1 <= len(name) <= MAX_NAME or any(unicodedata.category(c).startswith("C") for c in name):
+        raise AccountError(f"name: 1-{MAX_NAME} printable characters")
+    return name
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise AccountError(f"password: at most {MAX_PASSWORD} characters")
+
+
+def clean_stores(role: str, stores: tuple[str, ...]) -> tuple[str, ...]:
+    cleaned = tuple(sorted({" ".join(s.split()) for s in stores if s.strip()}))
+    if any(len(s) > MAX_STORE for s in cleaned):
+        raise AccountError(f"--store: at most {MAX_STORE} characters")
+    if role == "manager" and not cleaned:
+        raise AccountError("--store: a manager needs at least one store (e.g. --store Q1)")
+    if role != "manager" and cleaned:
+        raise AccountError(f"--store: only managers have stores ({role}s see all stores)")
+    return cleaned
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    def __init__(self, db: Database, clock: Clock, policy: AccountPolicy = AccountPolicy(),
+                 hasher: PasswordHasher | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+        self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106's low-memory profile
+        self._dummy: str | None = None  # verified against for unknown logins: the same time either way
+
+    async def _hash(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def _verify(self, stored: str | None, password: str) -> bool:
+        if stored is None:
+            if self._dummy is None:
+                self._dummy = await self._hash(secrets.token_urlsafe(16))
+            stored = self._dummy
+            password = password + "\x00"  # never matches
+        try:
+            return await asyncio.to_thread(self.hasher.verify, stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    # --- management (CLI and the owners' page) -----------------------------------------------
+
+    async def count(self) -> int:
+        return await accounts.count(self.db.reader)
+
+    async def list(self) -> list[Account]:
+        return await accounts.all_accounts(self.db.reader)
+
+    async def get(self, login: str) -> Account | None:
+        return await accounts.by_login(self.db.reader, login.strip().lower())
+
+    async def add(self, login: str, role: str, password: str, stores: tuple[str, ...] = (), name: str = "",
+                  by: str = "cli", only_if_none: bool = False) -> Account:
+        login = clean_login(login)
+        if role not in ROLES:
+            raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")
+        stores = clean_stores(role, stores)
+        name = clean_name(name or login)
+        check_password(password)
+        hashed = await self._hash(password)
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            if only_if_none and await accounts.count(tx) > 0:
+                raise AccountError("there is an account already: sign in, or ask an owner")
+            if await accounts.by_login(tx, login) is not None:
+                raise AccountError(f"login {login!r}: taken")
+            account_id = await accounts.create(tx, login, name, role, hashed, stores, now)
+            detail = f"role {role}" + (f", stores {', '.join(stores)}" if stores else "")
+            await accounts.log_event(tx, account_id, login, "created", now, detail, by)
+        log.info("account %s created (%s) by %s", login, role, by)
+        account = await accounts.by_id(self.db.reader, account_id)
+        assert account is not None
+        return account
+
+    async def _existing(self, tx, login: str) -> Account:
+        account = await accounts.by_login(tx, login.strip().lower())
+        if account is None:
+            raise AccountError(f"no account {login!r}")
+        return account
+
+    async def set_password(self, login: str, password: str, by: str = "cli") -> int:
+        """New password; the account's sessions end and its lockout lifts. Returns sessions ended."""
+        check_password(password)
+        hashed = await self._hash(password)
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            account = await self._existing(tx, login)
+            await accounts.update(tx, account.id, password_hash=hashed, failed_logins=0, locked_until=None)
+            ended = await accounts.revoke_all(tx, account.id, now)
+            await accounts.log_event(tx, account.id, account.login, "password_changed", now, f"sessions ended: {ended}", by)
+        log.info("account %s: password changed by %s", account.login, by)
+        return ended
+
+    async def set_role(self, login: str, role: str, stores: tuple[str, ...], by: str = "cli") -> None:
+        if role not in ROLES:
+            raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")
+        stores = clean_stores(role, stores)
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            account = await self._existing(tx, login)
+            await accounts.update(tx, account.id, role=role)
+            await accounts.set_stores(tx, account.id, stores)
+            await accounts.log_event(tx, account.id, account.login, "role_changed",
+                                     now, f"role {role}" + (f", stores {', '.join(stores)}" if stores else ""), by)
+
+    async def disable(self, login: str, by: str = "cli") -> int:
+        """No more sign-ins; its sessions end at once. Returns sessions ended."""
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            account = await self._existing(tx, login)
+            await accounts.update(tx, account.id, disabled_at=now)
+            ended = await accounts.revoke_all(tx, account.id, now)
+            await accounts.log_event(tx, account.id, account.login, "disabled", now, f"sessions ended: {ended}", by)
+        log.info("account %s disabled by %s", account.login, by)
+        return ended
+
+    async def enable(self, login: str, by: str = "cli") -> None:
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            account = await self._existing(tx, login)
+            await accounts.update(tx, account.id, disabled_at=None, failed_logins=0, locked_until=None)
+            await accounts.log_event(tx, account.id, account.login, "enabled", now, "", by)
+
+    async def remove(self, login: str, by: str = "cli") -> None:
+        """Gone, with its sessions; its audit trail and its ticket events stay (under its login and name)."""
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            account = await self._existing(tx, login)
+            await accounts.remove(tx, account.id)
+            await accounts.log_event(tx, account.id, account.login, "removed", now, "", by)
+        log.info("account %s removed by %s", account.login, by)
+
+    async def events(self, login: str, limit: int = 50) -> list[accounts.AccountEvent]:
+        return await accounts.events(self.db.reader, login.strip().lower(), limit)
+
+    # --- signing in ----------------------------------------------------------------------------
+
+    async def sign_in(self, login: str, password: str, address: str = "") -> SignIn:
+        """Check a login and password; on success a new session. Wrong passwords count per account:
+        `max_failed_logins` in a row lock it for `lockout` (the right password waits too)."""
+        login = login.strip().lower()
+        account = await accounts.by_login(self.db.reader, login) if LOGIN_RE.fullmatch(login) else None
+        now = self.clock.now()
+        if account is not None and account.locked_until is not None and account.locked_until > now:
+            async with self.db.transaction() as tx:
+                await accounts.log_event(tx, account.id, account.login, "sign_in_refused", now, f"locked, from {address}")
+            return SignIn(refused="locked", locked_until=account.locked_until)
+        ok = await self._verify(account.password_hash if account else None, password)
+        if account is None:
+            return SignIn(refused="wrong")
+        if not ok:
+            async with self.db.transaction() as tx:
+                failures = await accounts.failed_login(tx, account.id, self.policy.max_failed_logins, now + self.policy.lockout)
+                locked = failures >= self.policy.max_failed_logins
+                await accounts.log_event(tx, account.id, account.login, "locked" if locked else "wrong_password", now,
+                                         f"from {address}")
+            if locked:
+                log.warning("account %s locked after %d wrong passwords", account.login, failures)
+                return SignIn(refused="locked", locked_until=now + self.policy.lockout)
+            return SignIn(refused="wrong")
+        if account.disabled_at is not None:
+            return SignIn(refused="disabled")
+        rehash = None
+        if self.hasher.check_needs_rehash(account.password_hash or ""):
+            rehash = await self._hash(password)
+        return await self._open_session(account, f"from {address}", rehash)
+
+    async def _open_session(self, account: Account, detail: str, rehash: str | None = None) -> SignIn:
+        now = self.clock.now()
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(24)
+        async with self.db.transaction() as tx:
+            fields: dict[str, object] = {"failed_logins": 0, "locked_until": None}
+            if rehash:
+                fields["password_hash"] = rehash
+            await accounts.update(tx, account.id, **fields)
+            await accounts.create_session(tx, token_hash(token), account.id, csrf, now, now + self.policy.session_lifetime)
+            await accounts.log_event(tx, account.id, account.login, "signed_in", now, detail)
+        session = await accounts.live_session(self.db.reader, token_hash(token), now)
+        assert session is not None
+        log.info("account %s signed in", account.login)
+        return SignIn(token=token, session=session)
+
+    async def session(self, token: str | None) -> SessionRow | None:
+        if not token or len(token) > 100:
+            return None
+        return await accounts.live_session(self.db.reader, token_hash(token), self.clock.now())
+
+    async def sign_out(self, session: SessionRow) -> None:
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            await accounts.revoke_session(tx, session.token_hash, now)
+            await accounts.log_event(tx, session.account.id, session.account.login, "signed_out", now)
+        log.info("account %s signed out", session.account.login)

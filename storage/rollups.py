@@ -1,0 +1,151 @@
+"""CSAT rollups: answers per shop-local day x store x touchpoint x tier x channel, kept up to date
+in the transaction that records each answer, read by the dashboard and the digest's chart, and
+rebuilt from the surveys by `feedbot rollups rebuild`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from decimal import Decimal
+
+from storage.db import Connection, dialect
+from storage.timefmt import from_db, to_db
+
+TIER_WINDOW = timedelta(days=365)  # a customer's tier: spend and orders over the 12 months before the answer
+DIMENSIONS = ("store", "touchpoint", "tier", "channel")
+Key = tuple[str, str, str, str, str]  # day, store, touchpoint, tier, channel
+
+
+@dataclass(frozen=True)
+class RollupRule:
+    """What a rollup row's day and tier mean: the shop's time zone and its VIP rule."""
+    tz: tzinfo = timezone.utc
+    vip_spend: Decimal = Decimal(10_000_000)
+    vip_orders: int = 10
+
+    def day(self, at: datetime) -> str:
+        return at.astimezone(self.tz).date().isoformat()
+
+
+@dataclass
+class Cell:
+    answers: int = 0
+    satisfied: int = 0
+    dissatisfied: int = 0
+    score_sum: int = 0
+
+    def add(self, score: int, n: int = 1) -> None:
+        self.answers += n
+        self.satisfied += n if score >= 4 else 0
+        self.dissatisfied += n if score <= 2 else 0
+        self.score_sum += n * score
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.answers, self.satisfied, self.dissatisfied, self.score_sum)
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+_TIER = ("(SELECT CASE WHEN COALESCE(SUM(p.amount), 0) >= ? OR COUNT(*) >= ? THEN 'vip' ELSE 'regular' END"
+         " FROM purchases p WHERE p.customer_id = s.customer_id AND p.purchased_at >= ? AND p.purchased_at < ?)")
+
+_ADD = (
+    "INSERT INTO csat_rollups (day, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum)"
+    f" SELECT ?, COALESCE(s.store, ''), s.touchpoint, {_TIER}, COALESCE(ct.channel, ''), 1,"
+    " CASE WHEN s.score >= 4 THEN 1 ELSE 0 END, CASE WHEN s.score <= 2 THEN 1 ELSE 0 END, s.score"
+    " FROM surveys s LEFT JOIN contacts ct ON ct.id = s.contact_id"
+    " WHERE s.id = ? AND s.demo = 0 AND s.score IS NOT NULL"
+    " ON CONFLICT (day, store, touchpoint, tier, channel) DO UPDATE SET"
+    " answers = csat_rollups.answers + excluded.answers, satisfied = csat_rollups.satisfied + excluded.satisfied,"
+    " dissatisfied = csat_rollups.dissatisfied + excluded.dissatisfied, score_sum = csat_rollups.score_sum + excluded.score_sum"
+)
+
+
+async def add_answer(conn: Connection, survey_id: int, answered_at: datetime, rule: RollupRule) -> None:
+    """Count one answer (call in the transaction that records it; demo surveys are not counted)."""
+    await conn.execute(_ADD, (rule.day(answered_at), _number(rule.vip_spend), rule.vip_orders,
+                              to_db(answered_at - TIER_WINDOW), to_db(answered_at), survey_id))
+
+
+# --- the raw aggregation (rebuild, and what tests compare against) --------------------------------
+
+# A year before the answer, as stored text: each backend's own date arithmetic (SQLite's
+# strftime modifiers, PostgreSQL's intervals) on the fixed-width UTC text, fraction kept.
+_YEAR_BEFORE = {
+    "sqlite": "strftime('%Y-%m-%dT%H:%M:%S', substr(s.answered_at, 1, 19), '-365 days') || substr(s.answered_at, 20)",
+    "postgresql": "to_char(CAST(substr(s.answered_at, 1, 19) AS timestamp) - interval '365 days',"
+                  " 'YYYY-MM-DD\"T\"HH24:MI:SS') || substr(s.answered_at, 20)",
+}
+
+
+def _raw_sql(backend: str) -> str:
+    return (
+        "SELECT s.answered_at, COALESCE(s.store, ''), s.touchpoint,"
+        " (SELECT CASE WHEN COALESCE(SUM(p.amount), 0) >= ? OR COUNT(*) >= ? THEN 'vip' ELSE 'regular' END"
+        f"  FROM purchases p WHERE p.customer_id = s.customer_id AND p.purchased_at >= {_YEAR_BEFORE[backend]}"
+        "  AND p.purchased_at < s.answered_at),"
+        " COALESCE(ct.channel, ''), s.score, s.id"
+        " FROM surveys s LEFT JOIN contacts ct ON ct.id = s.contact_id"
+        " WHERE s.answered_at IS NOT NULL AND s.score IS NOT NULL AND s.demo = 0 AND s.id > ? ORDER BY s.id LIMIT ?"
+    )
+
+
+async def aggregate_raw(conn: Connection, rule: RollupRule, batch: int = 50_000) -> dict[Key, Cell]:
+    """The rollups computed from the surveys themselves, in batches of `batch` rows; a customer's
+    tier as of each answer from their purchases in the 12 months before it."""
+    cells: dict[Key, Cell] = {}
+    after = 0
+    sql = _raw_sql(dialect(conn))
+    day_of: dict[str, str] = {}  # many answers share an hour: convert each distinct hour once
+    while True:
+        rows = await conn.execute_fetchall(sql, (_number(rule.vip_spend), rule.vip_orders, after, batch))
+        for answered_at, store, touchpoint, tier, channel, score, survey_id in rows:
+            hour = answered_at[:13]
+            day = day_of.get(hour)
+            if day is None:
+                day = day_of[hour] = rule.day(from_db(answered_at))
+            cells.setdefault((day, store, touchpoint, tier, channel), Cell()).add(score)
+            after = survey_id
+        if len(rows) < batch:
+            return cells
+
+
+async def read(conn: Connection) -> dict[Key, Cell]:
+    rows = await conn.execute_fetchall(
+        "SELECT day, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum FROM csat_rollups")
+    return {tuple(r[:5]): Cell(*r[5:]) for r in rows}  # type: ignore[misc]
+
+
+async def rebuild(conn: Connection, rule: RollupRule) -> int:
+    """Replace every rollup row by the raw aggregation (in the caller's transaction). Returns rows written."""
+    cells = await aggregate_raw(conn, rule)
+    await conn.execute("DELETE FROM csat_rollups")
+    await conn.executemany(
+        "INSERT INTO csat_rollups (day, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(*key, *cell.as_tuple()) for key, cell in sorted(cells.items())])
+    return len(cells)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+async def series(conn: Connection, ranges: list[tuple[str, str]]) -> list[tuple[int, int, int]]:
+    """(answers, satisfied, score_sum) per [first day, day after last) range of shop days."""
+    if not ranges:
+        return []
+    values = ", ".join("(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT))" for _ in ranges)
+    params = [p for i, (lo, hi) in enumerate(ranges) for p in (i, lo, hi)]
+    rows = await conn.execute_fetchall(
+        f"WITH w(i, lo, hi) AS (VALUES {values})"
+        " SELECT w.i, COALESCE(SUM(r.answers), 0), COALESCE(SUM(r.satisfied), 0), COALESCE(SUM(r.score_sum), 0)"
+        " FROM w LEFT JOIN csat_rollups r ON r.day >= w.lo AND r.day < w.hi GROUP BY w.i ORDER BY w.i", params)
+    return [(int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+async def by_touchpoint_and_store(conn: Connection, lo: str, hi: str) -> list[tuple[str, str, int, int, int]]:
+    """(touchpoint, store, answers, satisfied, score_sum) over shop days [lo, hi)."""
+    rows = await conn.execute_fetchall(
+        "SELECT touchpoint, store, SUM(answers), SUM(satisfied), SUM(score_sum) FROM csat_rollups"
+        " WHERE day >= ? AND day < ? GROUP BY touchpoint, store", (lo, hi))
+    return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]

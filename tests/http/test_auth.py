@@ -1,0 +1,64 @@
+"""Web sign-in by account (bot/http/auth.py): the fresh install's one-time setup link for the first
+owner, where each role lands, and pages a role is not for."""
+from __future__ import annotations
+
+import aiohttp
+
+from bot.http.auth import COOKIE
+from tests.conftest import Harness, make_config
+from tests.http.accounts import PASSWORD, ensure_account
+
+
+def jar() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def test_a_fresh_install_offers_a_one_time_setup_link_for_the_first_owner(tmp_path, tg, clock, capsys):
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    await h.start()
+    try:
+        link = h.app.setup_link
+        assert link and link.startswith(f"http://127.0.0.1:{h.app.port}/setup?code=")
+        assert link in capsys.readouterr().err  # on the console at start
+        path = link.split(str(h.app.port), 1)[1]
+        code = path.split("code=")[1]
+        async with jar() as browser:
+            async with browser.get(f"{h.url}/setup?code=wrong") as resp:
+                assert resp.status == 403
+            async with browser.get(f"{h.url}{path}") as resp:
+                form = await resp.text()
+            assert resp.status == 200 and "Tạo tài khoản chủ shop đầu tiên" in form
+            fields = {"code": code, "login": "chu.shop", "name": "Chị Hà", "password": PASSWORD, "password2": PASSWORD + "x"}
+            async with browser.post(f"{h.url}/setup", data=fields, allow_redirects=False) as resp:
+                assert resp.status == 400 and "không giống nhau" in await resp.text()
+            fields["password2"] = PASSWORD
+            async with browser.post(f"{h.url}/setup", data=fields, allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/dashboard"
+            assert any(c.key == COOKIE for c in browser.cookie_jar)
+        owner = await h.app.accounts.get("chu.shop")
+        assert owner.role == "owner" and owner.name == "Chị Hà"
+        async with jar() as again:  # used: the link is dead
+            async with again.post(f"{h.url}/setup", data={**fields, "login": "other"}, allow_redirects=False) as resp:
+                assert resp.status == 403
+            async with again.get(f"{h.url}{path}") as resp:
+                assert resp.status == 403
+        await h.stop()
+        await h.start()  # with an account, no link is offered any more
+        assert h.app.setup_link is None
+    finally:
+        await h.close()
+
+
+async def test_each_role_lands_on_its_page_and_the_next_page_is_only_ours(tmp_path, tg, clock):
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    await h.start()
+    try:
+        await ensure_account(h, "An")
+        async with jar() as browser:
+            data = {"login": "an", "password": PASSWORD, "next": "https://evil.example/"}
+            async with browser.post(f"{h.url}/login", data=data, allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/agent"
+            async with browser.get(f"{h.url}/login?next=/agent", allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/agent"  # signed in already
+    finally:
+        await h.close()

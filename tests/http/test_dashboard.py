@@ -1,0 +1,180 @@
+"""The dashboard's JSON and page against the real app: CSAT from the rollups with the previous
+period and breakdowns, comments with Vietnamese search, a customer's history, complaint figures;
+roles: a manager sees only their stores through every route, an agent none of it."""
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+
+from tests.conftest import Harness, make_config
+from tests.digest_data import ShopData, local
+from tests.http.accounts import PASSWORD, ensure_account, login_of
+
+
+class Browser:
+    def __init__(self, h: Harness) -> None:
+        self.h = h
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def sign_in(self, name: str, role: str, stores: tuple[str, ...] = ()) -> None:
+        await ensure_account(self.h, name, role, stores)
+        async with self.http.post(f"{self.h.url}/login", data={"login": login_of(name), "password": PASSWORD},
+                                  allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+
+    async def get(self, path: str) -> tuple[int, object]:
+        async with self.http.get(f"{self.h.url}{path}", allow_redirects=False) as resp:
+            body = await resp.text()
+            return resp.status, json.loads(body) if resp.content_type == "application/json" else body
+
+
+BACKENDS = ("sqlite", "postgresql")  # every dashboard query on both
+
+
+@pytest.fixture
+async def shop(tmp_path, tg, clock, database_url):
+    """November 2026: answers in stores Q1 and Q3, comments in Vietnamese, complaints."""
+    h = Harness(make_config(tmp_path, tg, database_url=database_url), tg, clock)
+    await h.start()
+    data = ShopData(h.app.db)
+    q1_customer = await data.customer("Nguyễn Thị Lan")
+    q3_customer = await data.customer("Trần Văn Bình")
+    await data.survey(sent_at=local(3, 9), answered_at=local(3, 10), score=5, comment="Đóng gói rất đẹp, giao nhanh",
+                      store="Q1", customer_id=q1_customer)
+    await data.survey(sent_at=local(10, 9), answered_at=local(10, 10), score=2, comment="Hộp bị móp, đợi lâu",
+                      store="Q1", customer_id=q1_customer, touchpoint="in_store")
+    await data.survey(sent_at=local(11, 9), answered_at=local(11, 10), score=1, comment="Bí mật của cửa hàng Q3",
+                      store="Q3", customer_id=q3_customer)
+    await data.survey(sent_at=local(20, 9), answered_at=local(20, 23, 30), score=4, store="Q3", customer_id=q3_customer)
+    await data.survey(sent_at=local(5, 9, month=10), answered_at=local(5, 10, month=10), score=3, store="Q1",
+                      customer_id=q1_customer)  # October: the previous period of November
+    yield h
+    await h.close()
+
+
+async def test_owner_sees_csat_previous_period_breakdowns_and_groups(shop):
+    h = shop
+    owner = Browser(h)
+    try:
+        await owner.sign_in("Chủ Shop", "owner")
+        status, d = await owner.get("/dashboard/api/csat?from=2026-11-01&to=2026-11-30&group=week")
+        assert status == 200
+        assert d["totals"] == {"answers": 4, "csat": 50.0, "mean": 3.0, "dissatisfied": 50.0}
+        assert (d["previous_from"], d["previous_to"]) == ("2026-10-02", "2026-10-31")
+        assert d["previous_totals"]["answers"] == 1 and d["previous_totals"]["mean"] == 3.0
+        assert d["series"][0]["period"] == "2026-10-26"  # weeks start on Monday
+        assert sum(p["answers"] for p in d["series"]) == 4
+        assert sum(p["previous"]["answers"] for p in d["series"]) == 1
+        stores = {r["key"]: r for r in d["breakdowns"]["store"]}
+        assert stores["Q1"]["answers"] == 2 and stores["Q3"]["csat"] == 50.0
+        assert {r["key"] for r in d["breakdowns"]["touchpoint"]} == {"delivery", "in_store"}
+        assert {r["key"] for r in d["breakdowns"]["channel"]} == {""} and {r["key"] for r in d["breakdowns"]["tier"]} == {"regular"}
+        # 23:30 shop time on the 20th counts on the 20th (shop days, not UTC days).
+        _, days = await owner.get("/dashboard/api/csat?from=2026-11-20&to=2026-11-20&group=day")
+        assert days["totals"]["answers"] == 1
+        _, months = await owner.get("/dashboard/api/csat?from=2026-11-01&to=2026-11-30&group=month&store=Q3")
+        assert [p["period"] for p in months["series"]] == ["2026-11-01"] and months["totals"]["answers"] == 2
+        for bad in ("from=2026-13-01", "from=2026-11-30&to=2026-11-01", "from=2023-01-01&to=2026-11-30", "group=year", "by=colour"):
+            status, body = await owner.get(f"/dashboard/api/csat?{bad}")
+            assert status == 400 and body["error"]["message"], bad
+    finally:
+        await owner.http.close()
+
+
+async def test_comment_search_matches_with_or_without_diacritics_and_d(shop):
+    owner = Browser(shop)
+    try:
+        await owner.sign_in("Chủ Shop", "owner")
+        for q in ("dong goi", "ĐÓNG GÓI", "đong gói", "Đóng   gói"):
+            _, d = await owner.get(f"/dashboard/api/comments?from=2026-11-01&to=2026-11-30&q={q}")
+            assert [c["comment"] for c in d["comments"]] == ["Đóng gói rất đẹp, giao nhanh"], q
+        _, d = await owner.get("/dashboard/api/comments?from=2026-11-01&to=2026-11-30&q=hop mop")
+        assert [c["score"] for c in d["comments"]] == [2]
+        _, d = await owner.get("/dashboard/api/comments?from=2026-11-01&to=2026-11-30&q=100%25")  # LIKE's % is literal
+        assert d["comments"] == []
+        _, d = await owner.get("/dashboard/api/comments?from=2026-11-01&to=2026-11-30&score=1&score=2")
+        assert sorted(c["score"] for c in d["comments"]) == [1, 2]
+        _, d = await owner.get("/dashboard/api/comments?from=2026-11-01&to=2026-11-30&complaint=yes")
+        assert d["comments"] == []
+        _, d = await owner.get("/dashboard/api/comments?from=2026-11-01&to=2026-11-30")
+        first = d["comments"][0]
+        assert first["comment"] == "Bí mật của cửa hàng Q3"  # newest first
+        status, history = await owner.get(f"/dashboard/api/customers/{first['customer_id']}")
+        assert status == 200 and history["name"] == "Trần Văn Bình" and len(history["orders"]) == 2
+        assert (await owner.get("/dashboard/api/customers/99999"))[0] == 404
+        assert (await owner.get("/dashboard/api/comments?score=9"))[0] == 400
+    finally:
+        await owner.http.close()
+
+
+async def test_complaint_figures(shop):
+    h = shop
+    data = ShopData(h.app.db)
+    await data.ticket(created_at=local(2, 10), first_response_at=local(2, 11), resolved_at=local(3, 10))
+    await data.ticket(created_at=local(4, 10), category="product", first_response_at=local(4, 15))  # late and still open
+    owner = Browser(h)
+    try:
+        await owner.sign_in("Chủ Shop", "owner")
+        _, d = await owner.get("/dashboard/api/complaints?from=2026-11-01&to=2026-11-10")
+        assert (d["opened"], d["resolved"]) == (2, 1)
+        assert d["first_response_hours"] == {"median": 1.0, "p90": 5.0}
+        assert d["resolution_hours"] == {"median": 24.0, "p90": 24.0} and d["sla_compliance"] == 100.0
+        assert [(x["day"], x["opened"], x["resolved"], x["open"]) for x in d["over_time"][1:5]] == [
+            ("2026-11-02", 1, 0, 1), ("2026-11-03", 0, 1, 0), ("2026-11-04", 1, 0, 1), ("2026-11-05", 0, 0, 1)]
+        assert {c["key"]: c["count"] for c in d["by_category"]} == {"delivery": 1, "product": 1}
+        assert [o["number"] for o in d["oldest_open"]] == ["KN-0002"] and d["reopen_rate"] == 0.0
+    finally:
+        await owner.http.close()
+
+
+async def test_a_manager_sees_only_their_stores_through_every_route(shop):
+    h = shop
+    manager = Browser(h)
+    try:
+        await manager.sign_in("Quản Lý Q1", "manager", ("Q1",))
+        q3_customer = 2
+        routes = h.app.dashboard.routes()
+        walked = set()
+        for store in ("", "&store=Q3", "&store=Q1&store=Q3"):
+            for path in routes:
+                url = path.replace("{customer_id}", str(q3_customer)) + "?from=2026-10-01&to=2026-11-30" + store
+                status, body = await manager.get(url)
+                walked.add(path)
+                text = json.dumps(body, ensure_ascii=False)
+                assert "Q3" not in text and "Bí mật" not in text and "Trần Văn Bình" not in text, (url, text[:300])
+                if path.endswith("{customer_id}"):
+                    assert status == 404
+                else:
+                    assert status == 200, (url, body)
+        assert walked == set(routes)
+        _, d = await manager.get("/dashboard/api/csat?from=2026-11-01&to=2026-11-30")
+        assert d["totals"]["answers"] == 2 and [r["key"] for r in d["breakdowns"]["store"]] == ["Q1"]
+        _, info = await manager.get("/dashboard/api/session")
+        assert info["stores"] == ["Q1"]
+        status, page = await manager.get("/dashboard")
+        assert status == 200 and "/dashboard/static/app.js" in page
+        # The agent page too: only tickets about orders of their stores.
+        _, tickets = await manager.get("/agent/api/tickets")
+        assert tickets["tickets"] == []
+    finally:
+        await manager.http.close()
+
+
+async def test_an_agent_cannot_reach_the_dashboard_and_nobody_without_a_session(shop):
+    h = shop
+    agent, nobody = Browser(h), Browser(h)
+    try:
+        await agent.sign_in("Minh", "agent")
+        status, _ = await agent.get("/dashboard")
+        assert status == 403
+        for path in h.app.dashboard.routes():
+            url = path.replace("{customer_id}", "1")
+            assert (await agent.get(url))[0] == 403, url
+            assert (await nobody.get(url))[0] == 401, url
+        async with nobody.http.get(f"{h.url}/dashboard", allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/login?next=/dashboard"
+    finally:
+        await agent.http.close()
+        await nobody.http.close()
