@@ -198,7 +198,7 @@ class Engine:
         contact_id = await self._handle(tx, event, now)
         return _Handled(
             now, contact_id, event.kind, event.choice or event.text,
-            forget=contact_id is not None and event.choice == privacy_flow.FORGET_CONFIRM,
+            forget=contact_id is not None and privacy_flow.confirms_forget(event),
         )
 
     def _is_agents_chat(self, chat_id: str) -> bool:
