@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S = 300  # expiry and reminders
 SENDER_STOP_TIMEOUT_S = 5.0  # for the sender's pass under way to end at stop
+# Every kind of channel, enabled or not (what the agents' page needs to know of old tickets' chats).
+CHANNEL_TYPES: tuple[type[Channel], ...] = (TelegramChannel, ZaloChannel, WebChannel)
 SCHEDULER_GRACE_S = 60.0  # /healthz: a periodic job this late (or its interval, if longer) means the scheduler is stuck
 
 
@@ -261,7 +263,8 @@ class FeedbotApp:
             )
             chat.add_routes(web_app)
             self.customer_desk.ticket_gate = chat.ticket_allowed
-        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.api_token)
+        anonymous = frozenset(kind.name for kind in CHANNEL_TYPES if not kind.proves_identity)
+        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.api_token, anonymous)
         # Connection caps and read timeouts in front of aiohttp (see bot/http/connections.py).
         self.guard = ConnectionGuard(self.connection_limits)
         self.guard.fit_to_descriptors()

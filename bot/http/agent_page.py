@@ -169,6 +169,7 @@ class AgentPage:
         timezone: tzinfo,
         public_url: str,
         poll_seconds: float,
+        anonymous_channels: frozenset[str] = frozenset(),
     ) -> None:
         self.db = db
         self.clock = clock
@@ -182,6 +183,7 @@ class AgentPage:
         self.public_origin = f"{public.scheme}://{public.netloc}" if public.netloc else ""
         self.secure_cookie = public.scheme == "https"
         self.poll_seconds = poll_seconds
+        self.anonymous_channels = anonymous_channels  # channels that do not prove who writes
         self.throttle = LoginThrottle()
         self.static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
         index = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
@@ -451,6 +453,11 @@ class AgentPage:
             "card_undelivered": t.card_undelivered is not None,  # agents see it here only
         }
 
+    def _unverified(self, ticket: TicketRecord, channel: str | None) -> bool:
+        """From a chat that does not prove who writes (Channel.proves_identity), with no shop
+        customer behind it and no receipt's link of the order it is about."""
+        return ticket.customer_id is None and ticket.purchase_id is None and channel in self.anonymous_channels
+
     def _listed(self, row: ListedTicket, now: datetime) -> dict[str, Any]:
         return {
             **self._ticket_fields(row.ticket, now),
@@ -458,7 +465,7 @@ class AgentPage:
             "channel": row.channel,
             "escalated": row.escalated,
             "last_event_id": row.last_event_id,
-            "unverified": row.unverified,
+            "unverified": self._unverified(row.ticket, row.channel),
             "demo": row.demo,
         }
 
@@ -483,8 +490,7 @@ class AgentPage:
                 "reopened": ticket.reopened_count,
                 "resolution_score": ticket.resolution_score,
                 "escalated": any(e.action in ("escalated", "sla_breach") for e in events),
-                # No shop customer behind the chat, and no receipt's link of the order it is about.
-                "unverified": ticket.customer_id is None and ticket.purchase_id is None and people["channel"] == "web",
+                "unverified": self._unverified(ticket, people["channel"]),
                 "demo": await agent_views.is_demo(reader, ticket.id),
             },
             "customer": {**people, "past_csat": list(past)},
@@ -533,8 +539,12 @@ def _json(body: Any) -> web.Response:
     return web.json_response(body, dumps=lambda b: json.dumps(b, ensure_ascii=False))
 
 
-async def mount(app: web.Application, config: Config, db: Database, clock: Clock, desk: AgentDesk, api_token: str) -> AgentPage | None:
-    """Add the agents' page to the bot's HTTP server (unless agent_page.enabled is false)."""
+async def mount(
+    app: web.Application, config: Config, db: Database, clock: Clock, desk: AgentDesk, api_token: str,
+    anonymous_channels: frozenset[str] = frozenset(),
+) -> AgentPage | None:
+    """Add the agents' page to the bot's HTTP server (unless agent_page.enabled is false);
+    `anonymous_channels`: the channels that do not prove who writes (Channel.proves_identity)."""
     section = config.agent_page
     if not section.enabled:
         return None
@@ -551,6 +561,7 @@ async def mount(app: web.Application, config: Config, db: Database, clock: Clock
         timezone=config.tz,
         public_url=config.http.public_url,
         poll_seconds=section.poll_interval.total_seconds(),
+        anonymous_channels=anonymous_channels,
     )
     page.register(app)
     return page
