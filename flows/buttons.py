@@ -31,11 +31,14 @@ class ButtonData:
         """Subclasses check their fields here (raise ValueError): unpack() turns that into None."""
 
     def pack(self) -> str:
-        values = [_pack_value(getattr(self, f.name)) for f in fields(self)]
-        if any(":" in v for v in values):
-            raise ButtonDataError(f"{type(self).__name__}: a field holds ':' ({values})")
+        # Several per message (a survey question has six): the field names are looked up
+        # once per class, and the checks are one count and one length.
+        names = _NAMES.get(type(self)) or _names(type(self))
+        values = [NONE if (v := getattr(self, name)) is None else str(v) for name in names]
         data = ":".join([self.PREFIX, *values])
-        if len(data.encode("utf-8")) > MAX_BYTES:
+        if data.count(":") != self.PREFIX.count(":") + len(values):
+            raise ButtonDataError(f"{type(self).__name__}: a field holds ':' ({values})")
+        if len(data) > MAX_BYTES // 4 and len(data.encode("utf-8")) > MAX_BYTES:  # 4 bytes at most per character
             raise ButtonDataError(f"{data!r} is longer than {MAX_BYTES} bytes")
         return data
 
@@ -48,7 +51,7 @@ class ButtonData:
     def unpack(cls: type[T], data: str) -> T | None:
         if not cls.owns(data):
             return None
-        kinds = fields(cls)  # type: ignore[arg-type]
+        kinds = _FIELDS.get(cls) or _fields(cls)
         parts = data[len(cls.PREFIX) + 1:].split(":") if data != cls.PREFIX else []
         if len(parts) != len(kinds):
             return None
@@ -59,10 +62,18 @@ class ButtonData:
 
 
 NONE = "-"  # an optional int field's "none" (e.g. "another order")
+_FIELDS: dict[type, tuple[Any, ...]] = {}  # per kind of button: its dataclass fields ...
+_NAMES: dict[type, tuple[str, ...]] = {}  # ... and their names, in order
 
 
-def _pack_value(value: Any) -> str:
-    return NONE if value is None else str(value)
+def _fields(cls: type) -> tuple[Any, ...]:
+    _FIELDS[cls] = fields(cls)
+    return _FIELDS[cls]
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    _NAMES[cls] = tuple(f.name for f in (_FIELDS.get(cls) or _fields(cls)))
+    return _NAMES[cls]
 
 
 def _unpack_value(kind: Any, raw: str) -> Any:
