@@ -269,30 +269,18 @@ class Engine:
         ctx = Context(
             now=now,
             contact=ContactView(
-                contact_id=contact.id,
-                customer_id=contact.customer_id,
-                language=contact.language,
+                contact.id, customer_id, contact.language,
                 opted_out=customer_opted_out if customer_id is not None else contact.opted_out,
                 customer_name=customer_name if customer_id is not None else None,
             ),
-            conversation=Conversation(state, data),
-            shop_name=self.shop_name,
-            survey=survey_view,
-            start=start_view,
-            policy=self.policy,
-            complaints=self.complaints,
-            recent_orders=recent_orders,
-            tickets=tuple(view(t) for t in own_tickets),
-            ticket=view(ticket_record) if ticket_record else None,
+            conversation=Conversation(state, data), shop_name=self.shop_name, survey=survey_view, start=start_view,
+            policy=self.policy, complaints=self.complaints, recent_orders=recent_orders,
+            tickets=tuple(view(t) for t in own_tickets), ticket=view(ticket_record) if ticket_record else None,
             agents_reachable=self.agents_reachable,
         )
         decisions = conversation.handle(event, ctx)
         target = Target(
-            channel=event.channel,
-            chat_id=event.chat_id,
-            contact_id=contact.id,
-            customer_id=contact.customer_id,
-            choice_id=event.choice_id,
+            event.channel, event.chat_id, contact.id, customer_id, choice_id=event.choice_id,
             choice_message_id=event.message_id if event.choice is not None else None,
             notice_current=contact.notice_version == PRIVACY_NOTICE_VERSION,
         )
