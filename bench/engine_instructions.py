@@ -6,9 +6,11 @@ The inbound bench's mix (bench/inbound_vs_ptb.py: /start, score tap, comment, co
 prepared once; then a child process starts the real FeedbotApp on a copy of the database and
 pushes the first N updates through `engine.receive` one after the other, in-process (no HTTP,
 the sender held), under callgrind. Run for two N; the difference over the difference in N is
-the cost of one update with the start-up cancelled out:
+the cost of one update with the start-up cancelled out. Then the same updates once more,
+without callgrind, counting the SQL statements SQLite runs per update (its trace callback:
+every statement, BEGIN and COMMIT included), by kind of update:
 
-    .venv/bin/python bench/engine_instructions.py [--small 200] [--large 1000]
+    .venv/bin/python bench/engine_instructions.py [--small 200] [--large 1000] [--show-sql]
 """
 from __future__ import annotations
 
@@ -51,12 +53,15 @@ async def prepare(workdir: Path, updates: int) -> None:
     prep = await prepare_mix(workdir / "template", updates // len(KINDS) + 1, 0, seed=7)
     (workdir / "updates.json").write_text(json.dumps({
         "clock": prep.clock, "updates": [body.decode() for _, body in prep.measured],
+        "kinds": [prep.kinds[update_id] for update_id, _ in prep.measured],
     }))
 
 
-async def run(workdir: Path, n: int) -> None:
+async def run(workdir: Path, n: int, statements: dict[str, list[list[str]]] | None = None) -> None:
+    """Push the first n updates through the engine; with `statements`, what SQLite ran for
+    each, by kind of update."""
     spec = json.loads((workdir / "updates.json").read_text())
-    tmp = workdir / f"run{n}"
+    tmp = workdir / f"run{n}{'-sql' if statements is not None else ''}"
     shutil.copytree(workdir / "template", tmp)
     tg = h.BenchTelegramServer(h.BOT_TOKEN)
     await tg.start()
@@ -68,10 +73,17 @@ async def run(workdir: Path, n: int) -> None:
         return 1.0
 
     app.sender.pump = hold  # type: ignore[method-assign]
+    ran: list[str] = []
+    if statements is not None:
+        for conn in {id(c): c for c in (app.db.writer, app.db.reader)}.values():
+            conn._conn.set_trace_callback(ran.append)
     try:
-        for body in spec["updates"][:n]:
+        for body, kind in zip(spec["updates"][:n], spec["kinds"][:n]):
+            before = len(ran)
             if not await app.engine.receive("telegram", json.loads(body)):
                 raise h.BenchError("an update was not new")
+            if statements is not None:
+                statements.setdefault(kind, []).append(ran[before:])
         failed = (await app.db.fetchone("SELECT COUNT(*) FROM inbox WHERE error IS NOT NULL"))[0]
         if failed:
             raise h.BenchError(f"{failed} update(s) failed")
@@ -94,10 +106,25 @@ def instructions(workdir: Path, n: int) -> int:
     return int(match.group(1))
 
 
+def count_statements(workdir: Path, n: int, show: bool) -> None:
+    by_kind: dict[str, list[list[str]]] = {}
+    asyncio.run(run(workdir, n, by_kind))
+    total = sum(len(s) for runs in by_kind.values() for s in runs)
+    updates = sum(len(runs) for runs in by_kind.values())
+    print(f"SQL statements per update: {total / updates:.1f} ({updates} updates)")
+    for kind, runs in sorted(by_kind.items()):
+        print(f"  {kind:>9}: {sum(len(s) for s in runs) / len(runs):.1f}")
+        if show:
+            for statement in runs[-1]:
+                print(f"             {' '.join(statement.split())[:150]}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--small", type=int, default=200)
     p.add_argument("--large", type=int, default=1000)
+    p.add_argument("--show-sql", action="store_true", help="print the statements of one update of each kind")
+    p.add_argument("--statements-only", action="store_true", help="only count SQL statements (no callgrind)")
     p.add_argument("--run", type=int, help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -107,13 +134,15 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="engine-ir-"))
     try:
         asyncio.run(prepare(workdir, args.large))
-        small, large = instructions(workdir, args.small), instructions(workdir, args.large)
+        print(h.host_line())
+        if not args.statements_only:
+            small, large = instructions(workdir, args.small), instructions(workdir, args.large)
+            per_update = (large - small) / (args.large - args.small)
+            print(f"Ir({args.small}) = {small:,}  Ir({args.large}) = {large:,}")
+            print(f"engine instructions per update: {per_update:,.0f}")
+        count_statements(workdir, args.large, args.show_sql)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    per_update = (large - small) / (args.large - args.small)
-    print(h.host_line())
-    print(f"Ir({args.small}) = {small:,}  Ir({args.large}) = {large:,}")
-    print(f"engine instructions per update: {per_update:,.0f}")
     return 0
 
 

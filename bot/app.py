@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S = 300  # expiry and reminders
 SENDER_STOP_TIMEOUT_S = 5.0  # for the sender's pass under way to end at stop
+# Every kind of channel, enabled or not (what the agents' page needs to know of old tickets' chats).
+CHANNEL_TYPES: tuple[type[Channel], ...] = (TelegramChannel, ZaloChannel, WebChannel)
 SCHEDULER_GRACE_S = 60.0  # /healthz: a periodic job this late (or its interval, if longer) means the scheduler is stuck
 
 
@@ -294,7 +296,9 @@ class FeedbotApp:
         self.web_auth = WebAuth(self.accounts, api_token=self.api_token, shop_name=shop,
                                 language=cfg.agents.language, public_url=cfg.http.public_url)
         self.web_auth.register(web_app)
-        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth)
+        anonymous = frozenset(kind.name for kind in CHANNEL_TYPES if not kind.proves_identity)
+        self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth,
+                                                 anonymous)
         if self.agent_page is not None:  # "Gửi khảo sát" and the order import form
             AgentOrders(self.agent_page, self.orders, policy, cfg.survey.touchpoints).register(web_app)
         self.dashboard = await dashboard.mount(web_app, db=self.db, clock=self.clock, auth=self.web_auth, timezone=cfg.tz,

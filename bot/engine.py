@@ -32,7 +32,7 @@ from flows.model import (
 from flows.schedule import SurveyPolicy
 from flows.texts import PRIVACY_NOTICE_VERSION, pick_language
 from flows.tickets import ComplaintPolicy
-from storage import contacts, conversations, customers, inbox, privacy, start_tokens, surveys, tickets, zalo
+from storage import contacts, customers, inbox, privacy, start_tokens, tickets, zalo
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database, savepoint
 
@@ -52,6 +52,10 @@ class _Handled:
 
 class _HandlingFailed(Exception):
     """Carries a handling error (its __cause__) out of the unit, which then rolls back."""
+
+
+class _Redelivered(Exception):
+    """The update was recorded before: out of the unit, which rolls back its handling."""
 
 
 class Engine:
@@ -103,22 +107,24 @@ class Engine:
         try:
             # A unit: updates that arrive together share one commit (storage/db.py).
             async with self.db.unit() as tx:
-                if await inbox.seen(tx, channel_name, update_id):
-                    inbox_id = None
-                else:
-                    try:
-                        handled = await self._handled(tx, channel, payload)
-                    except Exception as exc:
-                        raise _HandlingFailed from exc  # the unit rolls back what it wrote
-                    inbox_id = await inbox.record_processed(
-                        tx, channel_name, update_id, raw or payload, received_at, handled.at,
-                        contact_id=handled.contact_id, kind=handled.kind, text=handled.text,
-                    )
-                    if inbox_id is None:  # cannot be: the write lock was held since seen()
-                        raise RuntimeError(f"{channel_name} update {update_id} recorded twice at once")
-                    if handled.forget:
-                        await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
-                        erased = True
+                try:
+                    handled = await self._handled(tx, channel, payload)
+                except Exception as exc:
+                    raise _HandlingFailed from exc  # the unit rolls back what it wrote
+                # The inbox row last, and the dedupe with it: a redelivery (rare) is handled
+                # again, then found recorded here and its writes rolled back, which spares
+                # every other update a lookup before handling.
+                inbox_id = await inbox.record_processed(
+                    tx, channel_name, update_id, raw or payload, received_at, handled.at,
+                    contact_id=handled.contact_id, kind=handled.kind, text=handled.text,
+                )
+                if inbox_id is None:
+                    raise _Redelivered
+                if handled.forget:
+                    await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
+                    erased = True
+        except _Redelivered:
+            inbox_id = None
         except _HandlingFailed as failed:
             exc = failed.__cause__
             log.error("%s update %s failed", channel_name, update_id, exc_info=exc)
@@ -198,7 +204,7 @@ class Engine:
         contact_id = await self._handle(tx, event, now)
         return _Handled(
             now, contact_id, event.kind, event.choice or event.text,
-            forget=contact_id is not None and event.choice == privacy_flow.FORGET_CONFIRM,
+            forget=contact_id is not None and privacy_flow.confirms_forget(event),
         )
 
     def _is_agents_chat(self, chat_id: str) -> bool:
@@ -214,7 +220,10 @@ class Engine:
     # --- a customer in a private chat ------------------------------------------------------
 
     async def _handle_customer(self, tx: Connection, event: Inbound, now: datetime) -> int:
-        contact = await contacts.upsert_seen(
+        # Resolved tickets as far back as a complaint may be reopened or a question followed up.
+        tickets_since = now - max(self.complaints.reopen_window, self.complaints.question_window)
+        # The contact, its conversation, its customer and whether it has tickets: one statement.
+        seen = await contacts.upsert_seen_with_context(
             tx,
             channel=event.channel,
             platform_user_id=event.user_id,
@@ -222,53 +231,56 @@ class Engine:
             display_name=event.name,
             language=pick_language(event.language_code, self.default_language),
             now=now,
+            tickets_since=tickets_since,
         )
-        contact, newly_linked = await self._proved_link(tx, contact, event, now)
-        customer = await customers.by_id(tx, contact.customer_id) if contact.customer_id else None
-        state, data = await conversations.get(tx, contact.id)
+        contact, state, data = seen.contact, seen.state, seen.data
+        customer_name, customer_opted_out = seen.customer_name, seen.customer_opted_out
+        newly_linked = False
+        # Only what the event calls for is loaded, each by its own step (most updates need
+        # one or two of them: each step not taken is a coroutine not made).
+        if (
+            (contact.customer_id is None and seen.known_customer_id is not None)
+            or event.vouched_customer is not None or event.phone is not None
+        ):
+            contact, newly_linked = await self._proved_link(tx, contact, seen.known_customer_id, event, now)
+        if newly_linked and contact.customer_id is not None:
+            customer = await customers.by_id(tx, contact.customer_id)
+            customer_name = customer.name if customer else None
+            customer_opted_out = customer.opted_out if customer else False
+        customer_id = contact.customer_id
         await consent.on_inbound(tx, contact, event, now)
 
-        survey_view = await self._survey_view(tx, event, state, data, contact, customer, now)
-
-        start_view = await self._start_view(tx, event, contact, now)
-
-        # Resolved tickets as far back as a complaint may be reopened or a question followed up.
-        window = max(self.complaints.reopen_window, self.complaints.question_window)
-        own_tickets = await tickets.for_contact(tx, contact.id, now - window)
+        survey_id = csat.referenced_survey_id(event, state, data) or complaint.referenced_survey_id(event)
+        survey_view = await self._survey_view(tx, survey_id, contact, now) if survey_id is not None else None
+        token = conversation.start_token(event)
+        start_view = await self._start_view(tx, token, contact, now) if token is not None else None
+        own_tickets = await tickets.for_contact(tx, contact.id, tickets_since) if seen.has_tickets else []
         ticket_record = None
         ticket_id = complaint.referenced_ticket_id(event, state, data)
         if ticket_id is not None:
             # Only this contact's own tickets: a guessed number finds nothing.
             ticket_record = next((t for t in own_tickets if t.id == ticket_id), None)
-        recent_orders, granted = await self._orders(tx, event, contact, customer, now)
+        # The orders a complaint may be about: None when this event cannot start one.
+        recent_orders: tuple[OrderRef, ...] | None = None
+        granted: list[tuple[int, str, datetime]] = []
+        if conversation.may_start_complaint(event):
+            recent_orders, granted = await self._orders(tx, contact, now)
 
         ctx = Context(
             now=now,
             contact=ContactView(
-                contact_id=contact.id,
-                customer_id=contact.customer_id,
-                language=contact.language,
-                opted_out=customer.opted_out if customer else contact.opted_out,
-                customer_name=customer.name if customer else None,
+                contact.id, customer_id, contact.language,
+                opted_out=customer_opted_out if customer_id is not None else contact.opted_out,
+                customer_name=customer_name if customer_id is not None else None,
             ),
-            conversation=Conversation(state, data),
-            shop_name=self.shop_name,
-            survey=survey_view,
-            start=start_view,
-            policy=self.policy,
-            complaints=self.complaints,
-            recent_orders=recent_orders,
-            tickets=tuple(view(t) for t in own_tickets),
-            ticket=view(ticket_record) if ticket_record else None,
+            conversation=Conversation(state, data), shop_name=self.shop_name, survey=survey_view, start=start_view,
+            policy=self.policy, complaints=self.complaints, recent_orders=recent_orders,
+            tickets=tuple(view(t) for t in own_tickets), ticket=view(ticket_record) if ticket_record else None,
             agents_reachable=self.agents_reachable,
         )
         decisions = conversation.handle(event, ctx)
         target = Target(
-            channel=event.channel,
-            chat_id=event.chat_id,
-            contact_id=contact.id,
-            customer_id=contact.customer_id,
-            choice_id=event.choice_id,
+            event.channel, event.chat_id, contact.id, customer_id, choice_id=event.choice_id,
             choice_message_id=event.message_id if event.choice is not None else None,
             notice_current=contact.notice_version == PRIVACY_NOTICE_VERSION,
         )
@@ -285,75 +297,56 @@ class Engine:
         log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
 
-    async def _survey_view(
-        self, tx: Connection, event: Inbound, state: str, data: dict[str, Any], contact: ContactRecord,
-        customer: Any, now: datetime,
-    ) -> SurveyView | None:
-        """The survey the event refers to, if this chat may see it."""
-        ttl = self.privacy.start_token_ttl
-        survey_view = None
-        survey_id = csat.referenced_survey_id(event, state, data) or complaint.referenced_survey_id(event)
-        if survey_id is not None:
-            survey = await surveys.get(tx, survey_id)
-            # Never another customer's survey; from a chat not proved to be the customer's,
-            # only that of an order whose receipt link it opened.
-            if survey is not None and (
-                (customer is not None and survey.customer_id == customer.id)
-                or await start_tokens.is_granted(tx, contact.id, survey.purchase_id, now, ttl)
-            ):
-                survey_view = SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score)
-        return survey_view
+    async def _survey_view(self, tx: Connection, survey_id: int, contact: ContactRecord, now: datetime) -> SurveyView | None:
+        """The survey the event refers to, if this chat may see it: never another customer's;
+        from a chat not proved to be the customer's, only that of an order whose receipt link
+        it opened (one statement)."""
+        survey = await start_tokens.survey_for_chat(
+            tx, survey_id, contact.id, contact.customer_id, now, self.privacy.start_token_ttl
+        )
+        if survey is None:
+            return None
+        return SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score)
 
-    async def _start_view(self, tx: Connection, event: Inbound, contact: ContactRecord, now: datetime) -> StartView | None:
-        """The order behind a /start token (a receipt's link), if the event carries one."""
-        ttl = self.privacy.start_token_ttl
-        start_view = None
-        token = conversation.start_token(event)
-        if token is not None:
-            found = await start_tokens.lookup(tx, token, now, ttl)
-            if found is not None:
-                openers = await start_tokens.openers(tx, found.id)
-                others = [c for c in openers if c != contact.id]
-                start_view = StartView(
-                    found.id, found.customer_id, found.customer_name, found.order_id, found.usable,
-                    new_here=contact.id not in openers,
-                    # A demo customer is made up for whoever tries the demo: nothing of anyone's to protect.
-                    verifies=(self.privacy.trust_first_token_chat or is_demo_customer(found.external_id)) and not others,
-                )
-        return start_view
+    async def _start_view(self, tx: Connection, token: str, contact: ContactRecord, now: datetime) -> StartView | None:
+        """The order behind a /start token (a receipt's link)."""
+        found = await start_tokens.lookup(tx, token, now, self.privacy.start_token_ttl)
+        if found is None:
+            return None
+        openers = await start_tokens.openers(tx, found.id)
+        others = [c for c in openers if c != contact.id]
+        return StartView(
+            found.id, found.customer_id, found.customer_name, found.order_id, found.usable,
+            new_here=contact.id not in openers,
+            # A demo customer is made up for whoever tries the demo: nothing of anyone's to protect.
+            verifies=(self.privacy.trust_first_token_chat or is_demo_customer(found.external_id)) and not others,
+        )
 
     async def _orders(
-        self, tx: Connection, event: Inbound, contact: ContactRecord, customer: Any, now: datetime
-    ) -> tuple[tuple[OrderRef, ...] | None, list[tuple[int, str, datetime]]]:
-        """The orders a complaint may be about (None when this event cannot start one), and
-        those whose receipt link this chat opened (purchase id, order id, when)."""
-        ttl = self.privacy.start_token_ttl
-        recent_orders: tuple[OrderRef, ...] | None = None
-        granted: list[tuple[int, str, datetime]] = []
-        if conversation.may_start_complaint(event):
-            recent = await tickets.recent_orders(tx, customer.id) if customer else []
-            granted = await start_tokens.granted_orders(tx, contact.id, now, ttl)
-            orders = dict(recent)
-            for _, order_id, at in granted:  # orders whose receipt link this chat opened
-                orders.setdefault(order_id, at)
-            newest = sorted(orders.items(), key=lambda item: item[1], reverse=True)[:5]
-            recent_orders = tuple(OrderRef(order_id, at) for order_id, at in newest)
-        return recent_orders, granted
+        self, tx: Connection, contact: ContactRecord, now: datetime
+    ) -> tuple[tuple[OrderRef, ...], list[tuple[int, str, datetime]]]:
+        """The orders a complaint may be about (the customer's recent ones and those whose
+        receipt link this chat opened, newest first), and the latter (purchase id, order id, when)."""
+        recent = await tickets.recent_orders(tx, contact.customer_id) if contact.customer_id else []
+        granted = await start_tokens.granted_orders(tx, contact.id, now, self.privacy.start_token_ttl)
+        orders = dict(recent)
+        for _, order_id, at in granted:  # orders whose receipt link this chat opened
+            orders.setdefault(order_id, at)
+        newest = sorted(orders.items(), key=lambda item: item[1], reverse=True)[:5]
+        return tuple(OrderRef(order_id, at) for order_id, at in newest), granted
 
     async def _proved_link(
-        self, tx: Connection, contact: ContactRecord, event: Inbound, now: datetime
+        self, tx: Connection, contact: ContactRecord, known_customer_id: int | None, event: Inbound, now: datetime
     ) -> tuple[ContactRecord, bool]:
         """Link the chat to a customer on a proof the shop or the platform vouches for (never
         on a receipt's link: see _handle_customer); a phone claimed without proof links
         nothing, and the customer's chats are told. The contact, and whether it was linked now
         (surveys waiting for this chat then go out, as after /start)."""
         linked = contact.customer_id
-        if linked is None:
+        if linked is None and known_customer_id is not None:
             # The shop gave us this Telegram / Zalo user id with a purchase.
-            known = await customers.by_platform_user(tx, event.channel, event.user_id)
-            if known is not None:
-                await contacts.link(tx, contact.id, known.id, "shop")
-                linked = known.id
+            await contacts.link(tx, contact.id, known_customer_id, "shop")
+            linked = known_customer_id
         if event.vouched_customer is not None:  # the shop site's signed customer token
             vouched = await customers.by_external_id(tx, event.vouched_customer)
             if vouched is not None and vouched.id != linked:

@@ -10,6 +10,16 @@
 """
 from __future__ import annotations
 
+from flows.buttons import (
+    COMPLAINT as BUTTONS,
+    ComplaintCategory,
+    ComplaintOrder,
+    ComplaintStart,
+    ComplaintStep,
+    ReopenComplaint,
+    ResolutionScore,
+    family,
+)
 from flows.model import (
     AnswerChoice,
     Button,
@@ -24,12 +34,10 @@ from flows.model import (
     Reply,
     SetConversation,
     TicketView,
-    parse_id,
 )
 from flows.texts import category_label, local_time, plural, text
 from flows.tickets import COMPLAINT
 
-PREFIX = "kn:"
 ORDER, CATEGORY, DESCRIBE, PHOTOS, CONFIRM = (
     "complaint.order", "complaint.category", "complaint.describe", "complaint.photos", "complaint.confirm",
 )
@@ -40,12 +48,15 @@ MAX_ORDERS_OFFERED = 5
 SCORES = range(1, 6)
 
 
+MORE, SEND, CANCEL = (ComplaintStep(s).pack() for s in (ComplaintStep.MORE, ComplaintStep.SEND, ComplaintStep.CANCEL))
+
+
 def owns_choice(data: str) -> bool:
-    return data.startswith(PREFIX)
+    return family(data) == BUTTONS
 
 
 def start_choice(survey_id: int) -> str:
-    return f"{PREFIX}new:{survey_id}"
+    return ComplaintStart(survey_id).pack()
 
 
 def open_ticket_of(ctx: Context) -> TicketView | None:
@@ -60,14 +71,14 @@ def open_complaint_of(ctx: Context) -> TicketView | None:
 
 def referenced_survey_id(event: Inbound) -> int | None:
     """The survey behind a "File a complaint" button (its order is preselected)."""
-    if event.choice is not None and event.choice.startswith(f"{PREFIX}new:"):
-        return parse_id(event.choice[len(PREFIX) + 4:])
-    return None
+    start = ComplaintStart.unpack(event.choice) if event.choice is not None else None
+    return start.survey_id if start is not None else None
 
 
 def referenced_ticket_id(event: Inbound, state: str, data: dict) -> int | None:
-    if event.choice is not None and event.choice.startswith((f"{PREFIX}r:", f"{PREFIX}re:")):
-        return parse_id(event.choice[len(PREFIX):].split(":")[1])
+    if event.choice is not None and (ResolutionScore.owns(event.choice) or ReopenComplaint.owns(event.choice)):
+        pressed = ResolutionScore.unpack(event.choice) or ReopenComplaint.unpack(event.choice)
+        return pressed.ticket_id if pressed is not None else None
     if state in (TICKET_OPEN, RATE) and isinstance(data.get("ticket_id"), int):
         return data["ticket_id"]
     return None
@@ -108,8 +119,8 @@ def start(
 
 def _ask_order(ctx: Context, data: dict) -> list[Decision]:
     lang = ctx.contact.language
-    rows = [(Button(f"#{order}", f"{PREFIX}o:{i}"),) for i, order in enumerate(data["orders"])]
-    rows.append((Button(text(lang, "complaint.other_order"), f"{PREFIX}o:-"),))
+    rows = [(Button(f"#{order}", ComplaintOrder(i).pack()),) for i, order in enumerate(data["orders"])]
+    rows.append((Button(text(lang, "complaint.other_order"), ComplaintOrder(None).pack()),))
     rows.append(_cancel_row(lang))
     return [Reply(text(lang, "complaint.ask_order"), buttons=tuple(rows)), SetConversation(ORDER, data)]
 
@@ -117,7 +128,7 @@ def _ask_order(ctx: Context, data: dict) -> list[Decision]:
 def _ask_category(ctx: Context, data: dict) -> list[Decision]:
     lang = ctx.contact.language
     rows = [
-        (Button(category_label(lang, c), f"{PREFIX}c:{i}"),) for i, c in enumerate(ctx.complaints.categories)
+        (Button(category_label(lang, c), ComplaintCategory(i).pack()),) for i, c in enumerate(ctx.complaints.categories)
     ]
     rows.append(_cancel_row(lang))
     return [Reply(text(lang, "complaint.ask_category"), buttons=tuple(rows)), SetConversation(CATEGORY, data)]
@@ -133,7 +144,7 @@ def _ask_description(ctx: Context, data: dict) -> list[Decision]:
 
 def _ask_photos(ctx: Context, data: dict, key: str = "complaint.ask_photos") -> list[Decision]:
     lang = ctx.contact.language
-    buttons = ((Button(text(lang, "complaint.continue"), f"{PREFIX}more"),), _cancel_row(lang))
+    buttons = ((Button(text(lang, "complaint.continue"), MORE),), _cancel_row(lang))
     message = plural(lang, key, len(data["photos"]), max=ctx.complaints.max_photos, count=len(data["photos"]))
     return [Reply(message, buttons=buttons), SetConversation(PHOTOS, data)]
 
@@ -149,12 +160,12 @@ def _ask_confirm(ctx: Context, data: dict) -> list[Decision]:
         description=data["description"],
         photos=plural(lang, "photos.count", photos, count=photos) if photos else text(lang, "photos.none"),
     )
-    buttons = ((Button(text(lang, "complaint.submit"), f"{PREFIX}send"), Button(text(lang, "complaint.cancel"), f"{PREFIX}cancel")),)
+    buttons = ((Button(text(lang, "complaint.submit"), SEND), Button(text(lang, "complaint.cancel"), CANCEL)),)
     return [Reply(summary, buttons=buttons), SetConversation(CONFIRM, data)]
 
 
 def _cancel_row(lang: str) -> tuple[Button, ...]:
-    return (Button(text(lang, "complaint.cancel"), f"{PREFIX}cancel"),)
+    return (Button(text(lang, "complaint.cancel"), CANCEL),)
 
 
 def cancel(ctx: Context) -> list[Decision]:
@@ -166,40 +177,41 @@ def cancel(ctx: Context) -> list[Decision]:
 
 def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
     lang = ctx.contact.language
-    choice = (event.choice or "")[len(PREFIX):]
+    choice = event.choice or ""
     state, data = ctx.conversation.state, dict(ctx.conversation.data)
-    head, _, rest = choice.partition(":")
-    if head == "new":
+    if ComplaintStart.owns(choice):
         # Only a survey the engine verified as this customer's is linked to the ticket.
-        survey = ctx.survey if ctx.survey is not None and ctx.survey.survey_id == parse_id(rest) else None
+        pressed = ComplaintStart.unpack(choice)
+        survey = ctx.survey if ctx.survey is not None and pressed is not None and ctx.survey.survey_id == pressed.survey_id else None
         return [
             AnswerChoice(),
             *start(ctx, "low_score", survey_id=survey.survey_id if survey else None, order_id=survey.order_id if survey else None),
         ]
-    if head == "r":
-        return _on_rating(ctx, rest)
-    if head == "re":
-        return _on_reopen(ctx, rest)
-    if head == "cancel" and state in INTAKE:
+    if ResolutionScore.owns(choice):
+        return _on_rating(ctx, ResolutionScore.unpack(choice))
+    if ReopenComplaint.owns(choice):
+        return _on_reopen(ctx, ReopenComplaint.unpack(choice))
+    step = ComplaintStep.unpack(choice)
+    if step is not None and step.step == ComplaintStep.CANCEL and state in INTAKE:
         return [AnswerChoice(), EditChoiceMessage(text(lang, "complaint.cancelled")), SetConversation("idle")]
-    if head == "o" and state == ORDER:
+    order = ComplaintOrder.unpack(choice)
+    if order is not None and state == ORDER:
         orders = data.get("orders", [])
-        if rest == "-":
+        if order.index is None:
             return [AnswerChoice(), *_ask_category(ctx, {**data, "order": None})]
-        index = parse_id(rest)
-        if index is not None and index < len(orders):
-            return [AnswerChoice(), *_ask_category(ctx, {**data, "order": orders[index]})]
-    if head == "c" and state == CATEGORY:
+        if order.index < len(orders):
+            return [AnswerChoice(), *_ask_category(ctx, {**data, "order": orders[order.index]})]
+    category = ComplaintCategory.unpack(choice)
+    if category is not None and state == CATEGORY:
         categories = ctx.complaints.categories
-        index = parse_id(rest)
-        if index is not None and index < len(categories):
-            data["category"] = categories[index]
+        if category.index < len(categories):
+            data["category"] = categories[category.index]
             if data.get("description"):  # it started from the customer's own words
                 return [AnswerChoice(), *_ask_photos(ctx, data)]
             return [AnswerChoice(), *_ask_description(ctx, data)]
-    if head == "more" and state == PHOTOS:
+    if step is not None and step.step == ComplaintStep.MORE and state == PHOTOS:
         return [AnswerChoice(), *_ask_confirm(ctx, data)]
-    if head == "send" and state == CONFIRM:
+    if step is not None and step.step == ComplaintStep.SEND and state == CONFIRM:
         return [
             AnswerChoice(),
             OpenTicket(
@@ -230,7 +242,7 @@ def on_text(event: Inbound, ctx: Context) -> list[Decision] | None:
         return _ask_photos(ctx, data)
     if state == PHOTOS:
         if not event.photos and not event.text.strip():
-            return [Reply(text(lang, "complaint.reask_buttons"), buttons=((Button(text(lang, "complaint.continue"), f"{PREFIX}more"),), _cancel_row(lang)))]
+            return [Reply(text(lang, "complaint.reask_buttons"), buttons=((Button(text(lang, "complaint.continue"), MORE),), _cancel_row(lang)))]
         key = "complaint.description_added"
         if event.text.strip():  # more words about what happened: part of the description
             data["description"] = f"{data['description']}\n{event.text.strip()}".strip()
@@ -285,24 +297,22 @@ def status(ctx: Context) -> list[Decision]:
 
 
 def resolution_question(ticket: TicketView, language: str) -> list[Decision]:
-    buttons = (tuple(Button(str(s), f"{PREFIX}r:{ticket.ticket_id}:{s}") for s in SCORES),)
+    buttons = (tuple(Button(str(s), ResolutionScore(ticket.ticket_id, s).pack()) for s in SCORES),)
     return [
         Reply(text(language, "complaint.resolved", number=ticket.number), buttons=buttons),
         SetConversation(RATE, {"ticket_id": ticket.ticket_id}),
     ]
 
 
-def _on_rating(ctx: Context, rest: str) -> list[Decision]:
+def _on_rating(ctx: Context, pressed: ResolutionScore | None) -> list[Decision]:
+    """A resolution score; None: a malformed one (refused like someone else's)."""
     lang = ctx.contact.language
-    ticket_part, _, score_part = rest.partition(":")
     ticket = ctx.ticket
-    if ticket is None or ticket.ticket_id != parse_id(ticket_part) or ticket.status != "resolved":
-        return [AnswerChoice(text(lang, "complaint.not_yours"))]
-    if score_part not in {str(s) for s in SCORES}:
+    if pressed is None or ticket is None or ticket.ticket_id != pressed.ticket_id or ticket.status != "resolved":
         return [AnswerChoice(text(lang, "complaint.not_yours"))]
     if ticket.resolution_score is not None:
         return [AnswerChoice(text(lang, "csat.already_answered"))]
-    score = int(score_part)
+    score = pressed.score
     decisions: list[Decision] = [
         AnswerChoice(),
         EditChoiceMessage(f"{text(lang, 'complaint.resolved', number=ticket.number)}\n\n{text(lang, 'csat.chosen', score=score)}"),
@@ -312,7 +322,7 @@ def _on_rating(ctx: Context, rest: str) -> list[Decision]:
     thanks = text(lang, "complaint.rated", score=score)
     if score <= 3 and _can_reopen(ticket, ctx):
         days = ctx.complaints.reopen_window.days
-        button = ((Button(text(lang, "complaint.reopen"), f"{PREFIX}re:{ticket.ticket_id}"),),)
+        button = ((Button(text(lang, "complaint.reopen"), ReopenComplaint(ticket.ticket_id).pack()),),)
         decisions.append(Reply(f"{thanks}\n{text(lang, 'complaint.offer_reopen', days=days)}", buttons=button))
     else:
         decisions.append(Reply(thanks))
@@ -323,10 +333,10 @@ def _can_reopen(ticket: TicketView, ctx: Context) -> bool:
     return ticket.resolved_at is not None and ctx.now <= ticket.resolved_at + ctx.complaints.reopen_window
 
 
-def _on_reopen(ctx: Context, rest: str) -> list[Decision]:
+def _on_reopen(ctx: Context, pressed: ReopenComplaint | None) -> list[Decision]:
     lang = ctx.contact.language
     ticket = ctx.ticket
-    if ticket is None or ticket.ticket_id != parse_id(rest) or ticket.status != "resolved":
+    if pressed is None or ticket is None or ticket.ticket_id != pressed.ticket_id or ticket.status != "resolved":
         return [AnswerChoice(text(lang, "complaint.not_yours"))]
     if not _can_reopen(ticket, ctx) or open_ticket_of(ctx) is not None:
         return [AnswerChoice(), Reply(text(lang, "complaint.reopen_closed"))]

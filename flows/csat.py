@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flows.buttons import CsatChoice
+from flows.buttons import ComplaintStart, CsatChoice
 from flows.model import (
     AnswerChoice,
     Button,
@@ -29,15 +29,13 @@ from flows.tickets import looks_like_complaint
 
 
 def complaint_start_choice(survey_id: int) -> str:
-    # The complaint flow owns this button's data (complaint.start_choice); csat only
-    # places it, and importing complaint here would make a cycle.
-    return f"kn:new:{survey_id}"
+    # The complaint flow owns this button (complaint.start_choice); csat only places it.
+    return ComplaintStart(survey_id).pack()
 
 
 STATE_PREFIX = "csat."
 AWAITING_SCORE = "csat.awaiting_score"
 AWAITING_COMMENT = "csat.awaiting_comment"
-CHOICE_PREFIX = CsatChoice.PREFIX + ":"
 SKIP = CsatChoice.SKIP
 HIGH_SCORE = 4  # 4 and 5 count as satisfied, the standard CSAT cut
 SCORES = range(1, 6)

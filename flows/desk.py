@@ -27,7 +27,6 @@ from flows.model import (
 from flows.texts import category_label, fmt_number, local_time, plural, text
 from flows.tickets import PRIORITIES
 
-PREFIX = DeskAction.PREFIX + ":"
 ACTIONS = ("claim", "resolve", "esc")
 
 

@@ -4,18 +4,23 @@ consent notice itself is added by the bot to the first message a chat gets (bot/
 """
 from __future__ import annotations
 
+from flows.buttons import PrivacyChoice, family
 from flows.model import (
     AnswerChoice, Button, Context, Decision, EditChoiceMessage, EraseMyData, Inbound, Reply, SendMyData, TellOtherChats,
 )
 from flows.texts import text
 
-PREFIX = "privacy:"
-FORGET_CONFIRM = "privacy:forget"
-FORGET_CANCEL = "privacy:keep"
+FORGET_CONFIRM = PrivacyChoice(PrivacyChoice.FORGET).pack()
+FORGET_CANCEL = PrivacyChoice(PrivacyChoice.KEEP).pack()
 
 
 def owns_choice(choice: str) -> bool:
-    return choice.startswith(PREFIX)
+    return family(choice) == PrivacyChoice.PREFIX
+
+
+def confirms_forget(event: Inbound) -> bool:
+    """The press that confirms /forget (the engine loads what the erasure needs)."""
+    return event.choice is not None and PrivacyChoice.unpack(event.choice) == PrivacyChoice(PrivacyChoice.FORGET)
 
 
 def my_data(ctx: Context) -> list[Decision]:
@@ -34,11 +39,12 @@ def forget(ctx: Context) -> list[Decision]:
 
 def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
     lang = ctx.contact.language
-    if event.choice == FORGET_CONFIRM:
+    pressed = PrivacyChoice.unpack(event.choice or "")
+    if pressed is not None and pressed.answer == PrivacyChoice.FORGET:
         if ctx.contact.customer_id is None:  # a chat of its own: that chat only
             return [EraseMyData()]  # the goodbye comes after the erase: see erased()
         return [TellOtherChats(ctx.contact.customer_id, "erase"), EraseMyData()]
-    if event.choice == FORGET_CANCEL:
+    if pressed is not None and pressed.answer == PrivacyChoice.KEEP:
         return [AnswerChoice(), EditChoiceMessage(text(lang, "privacy.forget_cancelled"))]
     return [AnswerChoice()]
 

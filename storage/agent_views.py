@@ -20,7 +20,6 @@ class ListedTicket:
     channel: str
     escalated: bool
     last_event_id: int
-    unverified: bool = False  # an anonymous web visitor's: no shop customer, no receipt's order behind the chat
     demo: bool = False
 
 
@@ -46,7 +45,7 @@ async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 
         " EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.action IN ('escalated', 'sla_breach'))"
         " AS escalated,"
         " COALESCE((SELECT MAX(e.id) FROM ticket_events e WHERE e.ticket_id = t.id), 0) AS last_event_id,"
-        " t.customer_id IS NULL AND t.purchase_id IS NULL AND ct.channel = 'web' AS unverified, t.demo AS demo_flag"
+        " t.demo AS demo_flag"
         " FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
         " LEFT JOIN customers cu ON cu.id = t.customer_id JOIN contacts ct ON ct.id = t.contact_id"
         f" WHERE (t.status != 'resolved' OR t.resolved_at >= ?){in_stores}"
@@ -56,7 +55,7 @@ async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 
     )
     return [
         ListedTicket(_record(r), r["customer_name"] or "?", r["contact_channel"], bool(r["escalated"]), r["last_event_id"],
-                     bool(r["unverified"]), bool(r["demo_flag"]))
+                     bool(r["demo_flag"]))
         for r in rows
     ]
 

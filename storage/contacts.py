@@ -1,9 +1,10 @@
 """Chat identities on each channel and the customer each one is linked to."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Collection, Sequence
+from typing import Any, Collection, Sequence
 
 from storage.db import Connection, Row, fetch_one
 from storage.timefmt import to_db
@@ -47,6 +48,14 @@ def _record(row: Row) -> ContactRecord:
     )
 
 
+_UPSERT = (
+    "INSERT INTO contacts (channel, platform_user_id, chat_id, display_name, language, created_at, last_seen_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, platform_user_id) DO UPDATE SET"
+    " chat_id = excluded.chat_id, display_name = excluded.display_name, language = excluded.language,"
+    f" last_seen_at = excluded.last_seen_at RETURNING {_COLUMNS}"
+)
+
+
 async def upsert_seen(
     conn: Connection,
     *,
@@ -59,14 +68,76 @@ async def upsert_seen(
 ) -> ContactRecord:
     """Record that this user wrote to us (a new contact, or the one we know updated)."""
     at = to_db(now)
-    rows = await conn.execute_fetchall(
-        "INSERT INTO contacts (channel, platform_user_id, chat_id, display_name, language, created_at, last_seen_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, platform_user_id) DO UPDATE SET"
-        " chat_id = excluded.chat_id, display_name = excluded.display_name, language = excluded.language,"
-        f" last_seen_at = excluded.last_seen_at RETURNING {_COLUMNS}",
-        (channel, platform_user_id, chat_id, display_name, language, at, at),
-    )
+    rows = await conn.execute_fetchall(_UPSERT, (channel, platform_user_id, chat_id, display_name, language, at, at))
     return _record(rows[0])
+
+
+@dataclass(frozen=True)
+class SeenContact:
+    """A contact that just wrote, with what the engine needs of it, read in one statement."""
+
+    contact: ContactRecord
+    state: str  # the conversation's ("idle" when there is none)
+    data: dict[str, Any]
+    customer_name: str | None  # the linked customer's (None: not linked)
+    customer_opted_out: bool
+    # Not linked: the customer the shop told us has this chat identity (a purchase naming the
+    # Telegram / Zalo user id), if any.
+    known_customer_id: int | None
+    has_tickets: bool  # open, or resolved since `tickets_since`
+
+
+# The platform user id columns of customers, by channel (storage knows its columns).
+_CUSTOMER_COLUMN = {"telegram": "telegram_user_id", "zalo": "zalo_user_id"}
+
+
+def _seen_sql(channel: str) -> str:
+    column = _CUSTOMER_COLUMN.get(channel)
+    known = (
+        f"CASE WHEN contacts.customer_id IS NULL THEN (SELECT k.id FROM customers k WHERE k.{column} = ?"
+        " ORDER BY k.updated_at DESC LIMIT 1) END" if column else "NULL"
+    )
+    return (
+        f"{_UPSERT},"
+        " (SELECT v.state FROM conversations v WHERE v.contact_id = contacts.id),"
+        " (SELECT v.data FROM conversations v WHERE v.contact_id = contacts.id),"
+        " (SELECT c.name FROM customers c WHERE c.id = contacts.customer_id),"
+        " (SELECT c.opted_out_at FROM customers c WHERE c.id = contacts.customer_id),"
+        f" {known},"
+        " EXISTS (SELECT 1 FROM tickets t WHERE t.contact_id = contacts.id"
+        " AND (t.status != 'resolved' OR t.resolved_at >= ?))"
+    )
+
+
+_SEEN_SQL = {channel: _seen_sql(channel) for channel in (*_CUSTOMER_COLUMN, None)}
+
+
+async def upsert_seen_with_context(
+    conn: Connection,
+    *,
+    channel: str,
+    platform_user_id: str,
+    chat_id: str,
+    display_name: str,
+    language: str,
+    now: datetime,
+    tickets_since: datetime,
+) -> SeenContact:
+    """upsert_seen, and in the same statement the contact's conversation, its customer's name
+    and opt-out, the customer the shop named for this chat identity (when not linked), and
+    whether it has tickets worth loading (one statement for what took three or four)."""
+    at = to_db(now)
+    sql = _SEEN_SQL.get(channel) or _SEEN_SQL[None]
+    params: tuple[Any, ...] = (channel, platform_user_id, chat_id, display_name, language, at, at)
+    if channel in _CUSTOMER_COLUMN:
+        params += (platform_user_id,)
+    rows = await conn.execute_fetchall(sql, (*params, to_db(tickets_since)))
+    row = rows[0]
+    state, data, customer_name, customer_opted_out_at, known, has_tickets = row[11:]
+    return SeenContact(
+        _record(row[:11]), state or "idle", json.loads(data) if data else {}, customer_name,
+        customer_opted_out_at is not None, known, bool(has_tickets),
+    )
 
 
 async def by_platform_user(conn: Connection, channel: str, platform_user_id: str) -> ContactRecord | None:

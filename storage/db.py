@@ -655,7 +655,7 @@ class _Unit:
     does the work of, with the same rollback rule), as it runs once per inbound update: about
     4 us less per unit, ~1% of an update's CPU (40 units at a time, measured 2026-11-30)."""
 
-    __slots__ = ("_db", "_raw", "_waiters")
+    __slots__ = ("_db", "_raw", "_waiters", "_first")
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -665,15 +665,19 @@ class _Unit:
         await db._write_lock.acquire()
         try:
             conn = db.writer
-            if db._unit_waiters is None:
+            self._raw = conn._conn
+            # The first unit of a transaction needs no savepoint: should it fail, nothing else
+            # is in the transaction yet (the write lock is held), so all of it is rolled back.
+            self._first = db._unit_waiters is None
+            if self._first:
                 await db._begin(conn, inline=True)
                 db._unit_waiters = []
                 task = asyncio.create_task(db._commit_units_later())
                 db._group_tasks.add(task)
                 task.add_done_callback(db._group_tasks.discard)
+            else:
+                self._raw.execute("SAVEPOINT unit")
             self._waiters = db._unit_waiters
-            self._raw = conn._conn
-            self._raw.execute("SAVEPOINT unit")
         except BaseException:
             db._write_lock.release()
             raise
@@ -681,9 +685,15 @@ class _Unit:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
-            if exc_type is not None:  # this unit's writes only; the shared transaction goes on
-                self._raw.execute("ROLLBACK TO unit")
-            self._raw.execute("RELEASE unit")
+            if self._first:
+                if exc_type is not None:  # the transaction held this unit's writes only
+                    self._db._unit_waiters = None  # its COMMIT task finds nothing to commit
+                    if self._raw.in_transaction:
+                        self._raw.execute("ROLLBACK")
+            else:
+                if exc_type is not None:  # this unit's writes only; the shared transaction goes on
+                    self._raw.execute("ROLLBACK TO unit")
+                self._raw.execute("RELEASE unit")
         finally:
             self._db._write_lock.release()
         if exc_type is None:

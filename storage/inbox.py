@@ -42,14 +42,6 @@ async def record(
     return cur.lastrowid if cur.rowcount == 1 else None
 
 
-async def seen(conn: Connection, platform: str, update_id: str) -> bool:
-    """Whether this update is already recorded."""
-    rows = await conn.execute_fetchall(
-        "SELECT 1 FROM inbox WHERE platform = ? AND update_id = ?", (platform, update_id)
-    )
-    return bool(rows)
-
-
 async def record_processed(
     conn: Connection,
     platform: str,

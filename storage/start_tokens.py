@@ -9,7 +9,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from storage import surveys
 from storage.db import Connection, fetch_one
+from storage.surveys import SurveyRecord
 from storage.timefmt import from_db, to_db
 
 # A token's survey closed this long ago or more: expired. Unanswered surveys close too
@@ -104,6 +106,21 @@ async def granted_orders(
         (contact_id, to_db(now - ttl), limit),
     )
     return [(r[0], r[1], from_db(r[2])) for r in rows]  # type: ignore[misc]
+
+
+async def survey_for_chat(
+    conn: Connection, survey_id: int, contact_id: int, customer_id: int | None, now: datetime, ttl: timedelta
+) -> SurveyRecord | None:
+    """The survey, if this chat may see it: its customer's (the chat is linked to them), or
+    that of an order whose receipt link this chat opened (a usable token); else None."""
+    row = await fetch_one(
+        conn,
+        f"{surveys._SELECT} WHERE s.id = ? AND (s.customer_id = ? OR EXISTS (SELECT 1 FROM start_token_uses u"
+        f" JOIN start_tokens t ON t.id = u.token_id WHERE u.contact_id = ? AND u.purchase_id = s.purchase_id"
+        f" AND {_USABLE}))",
+        (survey_id, customer_id, contact_id, to_db(now - ttl)),
+    )
+    return surveys._record(row) if row else None
 
 
 async def is_granted(conn: Connection, contact_id: int, purchase_id: int, now: datetime, ttl: timedelta) -> bool:

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from storage import rollups
+from storage import customers
+from storage.customers import CustomerRecord
 from storage.db import Connection, Row, fetch_one
 from storage.folding import fold
 from storage.rollups import RollupRule
@@ -131,6 +133,24 @@ async def awaiting_contact_before(conn: Connection, due_before: datetime, limit:
         f"{_SELECT} WHERE s.status = 'awaiting_contact' AND s.due_at < ? ORDER BY s.due_at LIMIT ?",
         (to_db(due_before), limit),
     )]
+
+
+async def dispatch_facts(conn: Connection, customer_id: int) -> tuple[CustomerRecord | None, datetime | None, bool]:
+    """What deciding a survey's dispatch reads of its customer, in one statement: the
+    customer, when they were last sent a survey, and whether a complaint of theirs is open
+    (an open question does not hold back a survey)."""
+    row = await fetch_one(
+        conn,
+        f"{customers._SELECT.replace(' FROM customers', '')},"
+        " (SELECT MAX(s.sent_at) FROM surveys s WHERE s.customer_id = customers.id AND s.sent_at IS NOT NULL),"
+        " EXISTS (SELECT 1 FROM tickets t WHERE t.customer_id = customers.id AND t.status != 'resolved'"
+        " AND t.kind = 'complaint')"
+        " FROM customers WHERE id = ?",
+        (customer_id,),
+    )
+    if row is None:
+        return None, None, False
+    return customers._record(row[:8]), from_db(row[8]), bool(row[9])
 
 
 async def last_sent_at(conn: Connection, customer_id: int) -> datetime | None:

@@ -73,6 +73,11 @@ class Channel(Protocol):
     delivers_files: bool
     # An open page shows the conversation: after /forget a "reset_chat" row clears it.
     resets_after_erasure: bool
+    # The platform vouches for who writes (an account of theirs). False: anyone may write,
+    # as often as they like, as someone new (the web chat's visitors): the agents' page marks
+    # a ticket from such a chat "unverified" when no shop customer or receipt's order is
+    # behind it. A class attribute: tickets of a channel no longer enabled are marked too.
+    proves_identity: bool
 
     def update_id(self, payload: dict[str, Any]) -> str:
         """The platform's id of an update, the inbox dedupe key; ValueError if there is none."""

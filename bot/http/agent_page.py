@@ -56,6 +56,7 @@ class AgentPage:
         language: str,
         timezone: tzinfo,
         poll_seconds: float,
+        anonymous_channels: frozenset[str] = frozenset(),
     ) -> None:
         self.db = db
         self.clock = clock
@@ -65,6 +66,7 @@ class AgentPage:
         self.lang = language
         self.tz = timezone
         self.poll_seconds = poll_seconds
+        self.anonymous_channels = anonymous_channels  # channels that do not prove who writes
         self.static = StaticFiles(STATIC_DIR, ("app.js", "app.css"))
         index = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         self.index = index.replace("{{lang}}", html.escape(language)).replace(
@@ -225,6 +227,11 @@ class AgentPage:
             "card_undelivered": t.card_undelivered is not None,  # agents see it here only
         }
 
+    def _unverified(self, ticket: TicketRecord, channel: str | None) -> bool:
+        """From a chat that does not prove who writes (Channel.proves_identity), with no shop
+        customer behind it and no receipt's link of the order it is about."""
+        return ticket.customer_id is None and ticket.purchase_id is None and channel in self.anonymous_channels
+
     def _listed(self, row: ListedTicket, now: datetime) -> dict[str, Any]:
         return {
             **self._ticket_fields(row.ticket, now),
@@ -232,7 +239,7 @@ class AgentPage:
             "channel": row.channel,
             "escalated": row.escalated,
             "last_event_id": row.last_event_id,
-            "unverified": row.unverified,
+            "unverified": self._unverified(row.ticket, row.channel),
             "demo": row.demo,
         }
 
@@ -257,8 +264,7 @@ class AgentPage:
                 "reopened": ticket.reopened_count,
                 "resolution_score": ticket.resolution_score,
                 "escalated": any(e.action in ("escalated", "sla_breach") for e in events),
-                # No shop customer behind the chat, and no receipt's link of the order it is about.
-                "unverified": ticket.customer_id is None and ticket.purchase_id is None and people["channel"] == "web",
+                "unverified": self._unverified(ticket, people["channel"]),
                 "demo": await agent_views.is_demo(reader, ticket.id),
             },
             "customer": {**people, "past_csat": list(past)},
@@ -294,8 +300,9 @@ def _amount(raw: str, language: str) -> str:
 
 
 async def mount(app: web.Application, config: Config, db: Database, clock: Clock, desk: AgentDesk,
-                auth: WebAuth) -> AgentPage | None:
-    """Add the agents' page to the bot's HTTP server (unless agent_page.enabled is false)."""
+                auth: WebAuth, anonymous_channels: frozenset[str] = frozenset()) -> AgentPage | None:
+    """Add the agents' page to the bot's HTTP server (unless agent_page.enabled is false);
+    `anonymous_channels`: the channels that do not prove who writes (Channel.proves_identity)."""
     section = config.agent_page
     if not section.enabled:
         return None
@@ -308,6 +315,7 @@ async def mount(app: web.Application, config: Config, db: Database, clock: Clock
         language=config.agents.language,
         timezone=config.tz,
         poll_seconds=section.poll_interval.total_seconds(),
+        anonymous_channels=anonymous_channels,
     )
     page.register(app)
     return page

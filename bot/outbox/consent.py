@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from bot.channels.base import ONE_MESSAGE
 from flows.model import Inbound
-from flows.privacy import PREFIX as PRIVACY_CHOICES
+from flows.privacy import owns_choice as privacy_choice
 from flows.texts import PRIVACY_NOTICE_VERSION, text
 from storage import outbox, privacy
 from storage.contacts import ContactRecord
@@ -64,7 +64,7 @@ async def on_inbound(tx: Connection, contact: ContactRecord, event: Inbound, now
     if event.command == "stop":
         await privacy.withdraw_consent(tx, contact.id, now)
         return
-    if event.command in NEUTRAL_COMMANDS or (event.choice or "").startswith(PRIVACY_CHOICES):
+    if event.command in NEUTRAL_COMMANDS or privacy_choice(event.choice or ""):
         return
     renew = event.command == "start"
     # What record_consent would find to do, known from the row already read: most acts come

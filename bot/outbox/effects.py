@@ -243,8 +243,14 @@ class Effects:
         await start_tokens.use(tx, d.token_id, scope.target.contact_id, scope.now)
 
     async def _set_opt_out(self, tx: Connection, d: SetOptOut, scope: Scope) -> None:
+        """Only a change is written; what the engine read in this transaction tells whether
+        there is one (a /start from a chat that never opted out writes nothing)."""
         target = scope.target
         assert target.contact_id is not None
-        await contacts.set_opted_out(tx, target.contact_id, d.opted_out, scope.now)
+        contact = scope.contact
+        if contact is None or contact.id != target.contact_id or contact.opted_out != d.opted_out:
+            await contacts.set_opted_out(tx, target.contact_id, d.opted_out, scope.now)
         if target.customer_id is not None:
-            await customers.set_opted_out(tx, target.customer_id, d.opted_out, scope.now)
+            read = scope.ctx.contact if scope.ctx is not None else None  # opted_out: the customer's when linked
+            if read is None or read.customer_id != target.customer_id or read.opted_out != d.opted_out:
+                await customers.set_opted_out(tx, target.customer_id, d.opted_out, scope.now)

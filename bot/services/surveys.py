@@ -13,7 +13,7 @@ from bot.outbox.effects import AFTERWARDS, Effects, Scope, Target
 from flows import csat
 from flows.model import GrantOrder, SendPendingSurveys
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
-from storage import contacts, customers, start_tokens, surveys, tickets
+from storage import contacts, customers, start_tokens, surveys
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
 
@@ -93,7 +93,7 @@ class SurveyDispatcher:
     ) -> str:
         """`opener`: the chat that just opened the order's receipt link, which gets it. Else the
         customer's own (verified) chats, else the chat that opened the link last."""
-        customer = await customers.by_id(tx, survey.customer_id)
+        customer, last_sent_at, open_complaint = await surveys.dispatch_facts(tx, survey.customer_id)
         assert customer is not None
         contact = None
         if opener is None:
@@ -113,9 +113,9 @@ class SurveyDispatcher:
             due_at=survey.due_at,
             opted_out=opted_out,
             has_contact=contact is not None,
-            last_sent_at=await surveys.last_sent_at(tx, survey.customer_id),
+            last_sent_at=last_sent_at,
             policy=self.demo_policy if self.demo_policy and is_demo_customer(customer.external_id) else self.policy,
-            open_complaint=await tickets.has_open(tx, survey.customer_id),
+            open_complaint=open_complaint,
         )
         match decision:
             case Send():

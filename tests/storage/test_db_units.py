@@ -56,6 +56,20 @@ async def test_a_failing_unit_rolls_back_only_its_own_writes(db):
     assert await keys(db, "f%") == ["f0", "f1", "f2", "f4", "f5"]
 
 
+async def test_the_first_unit_of_a_transaction_takes_no_savepoint_and_a_failing_first_rolls_back_alone(db):
+    seen = await trace_statements(db)
+    results = await asyncio.gather(
+        *(write_unit(db, f"g{i}", fail=(i == 0)) for i in range(4)), return_exceptions=True
+    )
+    assert isinstance(results[0], RuntimeError) and results[1:] == ["g1", "g2", "g3"]
+    assert await keys(db, "g%") == ["g1", "g2", "g3"]
+    assert await write_unit(db, "alone") == "alone"  # one unit alone: BEGIN, its write, COMMIT
+    assert await keys(db, "alone") == ["alone"] and not db.writer._conn.in_transaction
+    # The first unit of each of the three transactions: no savepoint; the two units that
+    # joined the second transaction: one each.
+    assert count(seen, "SAVEPOINT UNIT") == 2 and count(seen, "BEGIN IMMEDIATE") == 3
+
+
 async def test_a_failed_commit_raises_in_every_unit_of_the_group_and_leaves_nothing(db):
     await db.writer.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
     await db.writer.execute(

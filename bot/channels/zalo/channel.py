@@ -183,6 +183,8 @@ class ZaloChannel:
     resend_after_crash = False
     delivers_files = False  # no file upload to a chat: /mydata goes as a short-lived link
     resets_after_erasure = False
+    proves_identity = True  # a Zalo account (its id is per Official Account)
+    messages_per_second: float | None  # zalo.messages_per_second (set at start)
 
     def __init__(
         self,
