@@ -444,6 +444,17 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "anonymous_tickets_per_hour": (_int_range(1, 10_000), 3),
         "anonymous_tickets_per_hour_total": (_int_range(1, 100_000), 60),
     },
+    "backup": {
+        "enabled": (_bool, True),
+        "interval": (_positive_duration, "24h"),
+        "folder": (_str, ""),
+        "keep_daily": (_int_range(1, 3650), 7),
+        "keep_weekly": (_int_range(0, 520), 4),
+        "retention_days": (_int_range(1, 36500), 35),
+        "post_command": (_str, ""),
+        "post_command_timeout": (_positive_duration, "10m"),
+        "before_migrations": (_bool, True),
+    },
     "privacy": {
         "retention_days": (_int_range(1, 36500), 365),
         "purge_interval": (_positive_duration, "1h"),
