@@ -388,7 +388,7 @@ class FeedbotApp:
         if self.backups.settings.enabled:
             # Not at start: one interval after the newest backup (at least a minute from now).
             scheduler.add_job(self.backups.run, "interval", seconds=self.backups.settings.interval.total_seconds(),
-                              id="backup", coalesce=True, max_instances=1, next_run_time=self.backups.first_run())
+                              id="backup", coalesce=True, max_instances=1, next_run_time=self.backups.first_run(datetime.now(timezone.utc)))
         scheduler.start()
         self.scheduler = scheduler
 

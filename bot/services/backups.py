@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -86,9 +86,9 @@ class Backups:
 
     # --- the scheduled job -----------------------------------------------------
 
-    def first_run(self) -> datetime:
-        """The newest backup's time + the interval, not sooner than a minute from now."""
-        now = self.clock.now()
+    def first_run(self, now: datetime) -> datetime:
+        """The newest backup's time + the interval, not sooner than a minute from now (the
+        scheduler's time: the real one)."""
         backups = files.list_backups(self.settings.folder)
         due = backups[-1].taken_at + self.settings.interval if backups else now
         return max(due, now + FIRST_RUN_DELAY)
@@ -237,6 +237,3 @@ def _duration(value: timedelta) -> str:
 
     return format_duration(value)
 
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
