@@ -119,6 +119,15 @@ def stem(now: datetime, label: str = "") -> str:
     return f"{name}-{label}" if label else name
 
 
+def _free_stem(folder: Path, now: datetime, label: str) -> str:
+    """The name for a backup taken now; a second one within the same second gets -2, -3, ..."""
+    name, n = stem(now, label), 1
+    while any((folder / (name + suffix)).exists() for suffix in (SQLITE_SUFFIX, PG_SUFFIX, MANIFEST_SUFFIX)):
+        n += 1
+        name = stem(now, f"{label}-{n}" if label else str(n))
+    return name
+
+
 def parse_name(name: str) -> tuple[datetime, str, str] | None:
     """(taken at, label, suffix) for a backup's file name, else None."""
     match = _NAME.match(name)
@@ -252,10 +261,8 @@ def backup_sqlite_sync(database: str | Path, folder: str | Path, now: datetime, 
         raise BackupError(f"{source_path}: no such database file")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    name = stem(now, label)
+    name = _free_stem(folder, now, label)
     target = folder / (name + SQLITE_SUFFIX)
-    if target.exists():
-        raise BackupError(f"{target} exists already (one backup per second)")
     raw = folder / (name + ".sqlite" + PARTIAL)
     packed = target.with_name(target.name + PARTIAL)
     timings: dict[str, float] = {}
@@ -471,10 +478,8 @@ async def backup_pg(url: str, folder: str | Path, now: datetime, *, label: str =
     dump = _pg_tool("pg_dump")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    name = stem(now, label)
+    name = _free_stem(folder, now, label)
     target = folder / (name + PG_SUFFIX)
-    if target.exists():
-        raise BackupError(f"{target} exists already (one backup per second)")
     partial = target.with_name(target.name + PARTIAL)
     started = time.perf_counter()
     try:

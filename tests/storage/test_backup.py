@@ -47,7 +47,7 @@ async def _pg_rows(url: str, sql: str) -> list[tuple]:
 async def test_a_backup_under_concurrent_writes_restores_every_row_committed_before_it(tmp_path, tg, clock, database_url):
     """Webhooks (inbound updates by long polling: inbox, conversation, outbox rows), the HTTP API
     (purchases) and the sender (outbox rows marked sent) write while the backup runs."""
-    h = Harness(make_config(tmp_path, tg, database_url=database_url), tg, clock)
+    h = Harness(make_config(tmp_path, tg, database_url=database_url, backup={"folder": str(tmp_path / "b")}), tg, clock)
     await h.start()
     try:
         async with h.app.db.transaction() as tx:  # some bulk, so the copy is not instantaneous
