@@ -44,14 +44,14 @@ class BackupSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> "BackupSettings":
-        b = config.section("backup")
-        path = Path(config.get("database", "path"))
-        url = config.get("database", "url")
-        folder = Path(b["folder"]) if b["folder"] else (Path("backups") if url else path.parent / "backups")
-        return cls(enabled=b["enabled"], interval=b["interval"], folder=folder, keep_daily=b["keep_daily"],
-                   keep_weekly=b["keep_weekly"], retention=timedelta(days=b["retention_days"]),
-                   post_command=b["post_command"], post_command_timeout=b["post_command_timeout"].total_seconds(),
-                   before_migrations=b["before_migrations"], database_path=path, database_url=url, tz=config.tz)
+        b = config.backup
+        path = Path(config.database.path)
+        url = config.database.url
+        folder = Path(b.folder) if b.folder else (Path("backups") if url else path.parent / "backups")
+        return cls(enabled=b.enabled, interval=b.interval, folder=folder, keep_daily=b.keep_daily,
+                   keep_weekly=b.keep_weekly, retention=timedelta(days=b.retention_days),
+                   post_command=b.post_command, post_command_timeout=b.post_command_timeout.total_seconds(),
+                   before_migrations=b.before_migrations, database_path=path, database_url=url, tz=config.tz)
 
 
 class Backups:

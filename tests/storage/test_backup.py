@@ -215,7 +215,7 @@ async def test_a_backup_from_a_newer_schema_is_refused(tmp_path, backend):
 async def test_a_migration_that_fails_midway_leaves_the_old_database_and_the_pre_migration_backup(
         tmp_path, clock, backend, database_url, monkeypatch):
     config = make_config(tmp_path, database_url=database_url, backup={"folder": str(tmp_path / "b")})
-    db = config.database()
+    db = config.database.open()
     if database_url is not None:  # the fixture's database is migrated: start from an empty schema
         conn = await asyncpg.connect(database_url)
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
@@ -240,7 +240,7 @@ async def test_a_migration_that_fails_midway_leaves_the_old_database_and_the_pre
     (backup,) = files.list_backups(tmp_path / "b")
     assert backup.label == "pre-migration-0014" and str(backup.path) in message
     monkeypatch.undo()
-    db = config.database()
+    db = config.database.open()
     await db.open(migrate=False)  # the old file, usable: 0014, 0015 (fine ones) were not applied either
     try:
         assert max(await db.applied_versions()) == 13
