@@ -37,7 +37,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 try:
     import fcntl
@@ -345,6 +345,24 @@ def _check_file(path: Path) -> Manifest:
     return manifest
 
 
+def _compare(name: str, manifest: Manifest, version: int, counts: dict[str, int]) -> None:
+    """The restored copy's schema version and row counts against the manifest."""
+    if version != manifest.schema_version:
+        raise BackupError(f"{name}: schema version {version}, the manifest says {manifest.schema_version}")
+    if counts != manifest.tables:
+        differ = sorted(t for t in set(counts) | set(manifest.tables) if counts.get(t) != manifest.tables.get(t))
+        raise BackupError(f"{name}: row counts differ from the manifest in {', '.join(differ)}")
+
+
+def _restorable(path: Path, manifest: Manifest, kind: str, known_version: int) -> None:
+    if manifest.kind != kind:
+        where = "database.path is a SQLite file" if kind == "sqlite" else "database.url is PostgreSQL"
+        raise BackupError(f"{path.name}: a {manifest.kind} backup; {where}")
+    if manifest.schema_version > known_version:
+        raise BackupError(f"{path.name}: schema version {manifest.schema_version}, this feedbot knows up to "
+                          f"{known_version}: it was taken by a newer feedbot; restore it with that version")
+
+
 @dataclass(frozen=True)
 class Verified:
     manifest: Manifest
@@ -382,11 +400,7 @@ def verify_sqlite_sync(path: Path, unpack_to: Path | None = None, *, keep: bool 
             version, counts = _contents(conn)
         finally:
             conn.close()
-        if version != manifest.schema_version:
-            raise BackupError(f"{data.name}: schema version {version}, the manifest says {manifest.schema_version}")
-        if counts != manifest.tables:
-            differ = sorted(t for t in set(counts) | set(manifest.tables) if counts.get(t) != manifest.tables.get(t))
-            raise BackupError(f"{data.name}: row counts differ from the manifest in {', '.join(differ)}")
+        _compare(data.name, manifest, version, counts)
         ok = True
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise BackupError(f"{data.name}: cannot decompress ({type(exc).__name__}: {exc}): truncated or damaged") from None
@@ -405,11 +419,7 @@ def restore_sqlite_sync(path: Path, database: str | Path, known_version: int, no
     as `<database>.replaced-<time>`; returns (the manifest, that path or None when there was no file)."""
     target = Path(database)
     manifest = _check_file(path)  # the cheap checks first: refuse a newer schema before unpacking
-    if manifest.kind != "sqlite":
-        raise BackupError(f"{path.name}: a {manifest.kind} backup; database.path is a SQLite file")
-    if manifest.schema_version > known_version:
-        raise BackupError(f"{path.name}: schema version {manifest.schema_version}, this feedbot knows up to "
-                          f"{known_version}: it was taken by a newer feedbot; restore it with that version")
+    _restorable(path, manifest, "sqlite", known_version)
     lock = RunLock(target)
     if not lock.acquire(exclusive=True):
         raise BackupError(f"{target}: feedbot is running on this database (it holds {lock.path.name}); "
@@ -446,12 +456,19 @@ def _pg_tool(name: str) -> str:
     return found
 
 
-def _pg_env(url: str) -> dict[str, str]:
-    return {**os.environ, "PGCONNECT_TIMEOUT": "10"}
-
-
 def _run_tool(args: list[str], url: str, what: str) -> subprocess.CompletedProcess[bytes]:
-    result = subprocess.run(args, env=_pg_env(url), capture_output=True)
+    """A PostgreSQL client tool; a password in the URL goes by $PGPASSWORD, not on the command
+    line (which any user of the machine may read in the process list)."""
+    from urllib.parse import unquote, urlsplit
+
+    from storage.pg import without_password
+
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    password = urlsplit(url).password
+    if password is not None:
+        env["PGPASSWORD"] = unquote(password)
+        args = [arg.replace(url, without_password(url)) for arg in args]
+    result = subprocess.run(args, env=env, capture_output=True)
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()
         raise BackupError(f"{what} failed (exit {result.returncode}): {' / '.join(message[-3:]) or 'no message'}")
@@ -544,11 +561,7 @@ async def verify_pg(path: Path, url: str) -> Verified:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
         await admin.close()
-    if version != manifest.schema_version:
-        raise BackupError(f"{data.name}: schema version {version}, the manifest says {manifest.schema_version}")
-    if counts != manifest.tables:
-        differ = sorted(t for t in set(counts) | set(manifest.tables) if counts.get(t) != manifest.tables.get(t))
-        raise BackupError(f"{data.name}: row counts differ from the manifest in {', '.join(differ)}")
+    _compare(data.name, manifest, version, counts)
     return Verified(manifest, data, None)
 
 
@@ -568,11 +581,7 @@ async def restore_pg(path: Path, url: str, known_version: int, now: datetime, as
     """Verify (scratch restore), refuse a newer schema or a database in use, dump the current
     database aside (a backup labelled before-restore), then pg_restore --clean in one transaction."""
     manifest = await asyncio.to_thread(_check_file, path)
-    if manifest.kind != "postgresql":
-        raise BackupError(f"{path.name}: a {manifest.kind} backup; database.url is PostgreSQL")
-    if manifest.schema_version > known_version:
-        raise BackupError(f"{path.name}: schema version {manifest.schema_version}, this feedbot knows up to "
-                          f"{known_version}: it was taken by a newer feedbot; restore it with that version")
+    _restorable(path, manifest, "postgresql", known_version)
     if await other_sessions(url):
         raise BackupError("the database has other connections (a running feedbot?): stop every bot "
                           "instance first, then restore")
@@ -582,13 +591,3 @@ async def restore_pg(path: Path, url: str, known_version: int, now: datetime, as
                                         "--single-transaction", "--exit-on-error", f"--dbname={url}",
                                         str(verified.path)], url, "pg_restore")
     return manifest, aside.path
-
-
-@contextlib.contextmanager
-def held(lock: RunLock, exclusive: bool) -> Iterator[bool]:
-    got = lock.acquire(exclusive)
-    try:
-        yield got
-    finally:
-        if got:
-            lock.release()
