@@ -30,10 +30,11 @@ from bot.services.digest import service_for
 from bot.engine import Engine
 from bot.http.api import HttpApi
 from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH, TelegramWebhook
+from bot.services.backups import Backups, BackupSettings
 from bot.services.data_rights import Privacy
 from bot.outbox.sender import Sender
 from bot.services.surveys import SurveyDispatcher
-from bot.outbox.effects import Effects
+from bot.outbox.effects import Effects, Target
 from bot.services.desk import AgentDesk, CustomerDesk, DeskConfig, DeskGroup
 from bot.services.sla import SlaWatchdog
 from bot.services.threads import TicketThreads
@@ -46,7 +47,9 @@ from bot.sources.webhook import OrderWebhooks
 from flows.texts import text
 from bot.channels.web import server as web_chat
 from flows.schedule import SurveyPolicy
+from flows.texts import text
 from storage import settings
+from storage.backup import BackupError, RunLock
 from storage.db import MigrationError
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,8 @@ class FeedbotApp:
         self.scheduler: AsyncIOScheduler | None = None
         self.order_webhooks: OrderWebhooks | None = None
         self.setup_link: str | None = None
+        self.backups = Backups(BackupSettings.from_config(config), self.clock, alert=self._backup_failed)
+        self.run_lock: RunLock | None = None
 
     async def start(self, *, scheduler: bool = True) -> None:
         cfg = self.config
@@ -158,16 +163,64 @@ class FeedbotApp:
         with a message naming database.path (not a bot that runs and fails every write)."""
         path = self.config.database.path
         key, path = ("database.url", "on PostgreSQL") if self.config.database.url else ("database.path", repr(path))
+        self._hold_run_lock()
+        before = None
         try:
-            await self.db.open()
+            await self.db.open(migrate=False)
+            before = await self.backups.before_migrating(self.db)
+            await self.db.migrate()
             await self.db.heartbeat(datetime.now(timezone.utc).isoformat())
-        except MigrationError as exc:  # e.g. migrated by a newer feedbot
+        except BackupError as exc:
             await self.db.close()
-            raise StartupError(str(exc)) from None
+            raise StartupError(f"new migrations to apply, but the backup before them failed: {exc}; nothing was "
+                               "changed. Fix it (or set backup.before_migrations = false) and start again") from None
+        except MigrationError as exc:  # e.g. migrated by a newer feedbot, or one that fails
+            await self.db.close()
+            back = ""
+            if before is not None:
+                back = (f". The backup taken just before is {before.path}: to go back, run the feedbot version you "
+                        f"had before (the database is unchanged), or `feedbot db restore {before.path}`")
+            raise StartupError(f"{exc}{back}") from None
         except (sqlite3.Error, OSError) as exc:
             await self.db.close()
             raise StartupError(f"{key}: cannot open or write the database {path} "
                                f"({type(exc).__name__}: {exc}); check the path, its permissions and free disk space") from None
+
+    def _hold_run_lock(self) -> None:
+        """A shared lock on `<database.path>.lock` while the bot runs: `feedbot db restore` refuses
+        to replace the file under it (storage/backup.py, RunLock)."""
+        path = self.config.database.path
+        if self.config.database.url or path == ":memory:" or self.run_lock is not None:
+            return
+        lock = RunLock(path)
+        try:
+            held = lock.acquire(exclusive=False)
+        except OSError as exc:
+            raise StartupError(f"database.path: cannot create {lock.path} ({exc}); check the folder's permissions") from None
+        if not held:
+            raise StartupError(f"database.path: a restore (`feedbot db restore`) is replacing {path} now; "
+                               "start the bot once it is done")
+        self.run_lock = lock
+
+    async def _backup_failed(self, error: str, last: str) -> None:
+        """A failed scheduled backup: one text to each owner chat (the job tells once per streak)."""
+        owners = self.desk.config.owner_chat_ids if hasattr(self, "desk") else ()
+        if not owners:
+            return
+        message = text(self.desk.config.language, "backup.failed", error=error, last=last)
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            for owner in owners:
+                await self.effects.enqueue(tx, Target(self.desk.channel_name, owner, None, None), "send_text",
+                                           {"text": message, "buttons": []}, now)
+        self.sender.wake()
+
+    async def _retention_purge(self) -> None:
+        """The privacy purge, and backups past backup.retention_days."""
+        await self.privacy.purge()
+        removed = await asyncio.to_thread(self.backups.purge_old)
+        if removed:
+            log.info("retention: %d backup(s) older than %d days deleted", len(removed), self.backups.settings.retention.days)
 
     def liveness(self) -> dict[str, dict[str, str]]:
         """For /healthz: the sender and the scheduler, each {"status": "ok" | "down" | "off"}."""
@@ -181,6 +234,7 @@ class FeedbotApp:
                 parts["sender"] = {"status": "ok"}
         if self.scheduler is not None:
             parts["scheduler"] = _scheduler_status(self.scheduler, datetime.now(timezone.utc))
+        parts["backup"] = self.backups.health() if self.scheduler is not None else {"status": "off"}
         return parts
 
     async def _build_services(self, policy: SurveyPolicy, shop: str, agents: AgentsSection) -> None:
@@ -372,7 +426,7 @@ class FeedbotApp:
             ("expire-surveys", self.dispatcher.expire, HOUSEKEEPING_INTERVAL_S),
             ("survey-reminders", self.dispatcher.remind, HOUSEKEEPING_INTERVAL_S),
             ("sla-watchdog", self.sla.watch_sla, self.config.sla.watchdog_interval.total_seconds()),
-            ("retention-purge", self.privacy.purge, self.config.privacy.purge_interval.total_seconds()),
+            ("retention-purge", self._retention_purge, self.config.privacy.purge_interval.total_seconds()),
         )
         if self.digests.can_send:
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a
@@ -385,6 +439,10 @@ class FeedbotApp:
                 func, "interval", seconds=seconds, id=job_id, coalesce=True, max_instances=1,
                 next_run_time=datetime.now(timezone.utc),
             )
+        if self.backups.settings.enabled:
+            # Not at start: one interval after the newest backup (at least a minute from now).
+            scheduler.add_job(self.backups.run, "interval", seconds=self.backups.settings.interval.total_seconds(),
+                              id="backup", coalesce=True, max_instances=1, next_run_time=self.backups.first_run(datetime.now(timezone.utc)))
         scheduler.start()
         self.scheduler = scheduler
 
@@ -422,6 +480,9 @@ class FeedbotApp:
         if self.zalo is not None:
             await self.zalo.close()
         await self.db.close()
+        if self.run_lock is not None:
+            self.run_lock.release()
+            self.run_lock = None
 
     async def _tell_owners(self, tx: Any, key: str, params: dict[str, str], now: datetime) -> None:
         """An alert to the owners' Telegram chats (e.g. an order source refusing requests)."""

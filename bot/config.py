@@ -456,6 +456,17 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "kiotviet_token_url": (_url_or_empty, "https://id.kiotviet.vn/connect/token"),
         "kiotviet_api_url": (_url_or_empty, "https://public.kiotapi.com"),
     },
+    "backup": {
+        "enabled": (_bool, True),
+        "interval": (_positive_duration, "24h"),
+        "folder": (_str, ""),
+        "keep_daily": (_int_range(1, 3650), 7),
+        "keep_weekly": (_int_range(0, 520), 4),
+        "retention_days": (_int_range(1, 36500), 35),
+        "post_command": (_str, ""),
+        "post_command_timeout": (_positive_duration, "10m"),
+        "before_migrations": (_bool, True),
+    },
     "privacy": {
         "retention_days": (_int_range(1, 36500), 365),
         "purge_interval": (_positive_duration, "1h"),
@@ -665,6 +676,19 @@ class WebSection(Section):
 
 
 @dataclass(frozen=True)
+class BackupSection(Section):
+    enabled: bool
+    interval: timedelta
+    folder: str  # "" = `backups` next to database.path
+    keep_daily: int
+    keep_weekly: int
+    retention_days: int
+    post_command: str
+    post_command_timeout: timedelta
+    before_migrations: bool
+
+
+@dataclass(frozen=True)
 class PrivacySection(Section):
     retention_days: int
     purge_interval: timedelta
@@ -699,6 +723,7 @@ class Config:
     agent_page: AgentPageSection
     web: WebSection
     orders: OrdersSection
+    backup: BackupSection
     privacy: PrivacySection
     values: Mapping[str, Mapping[str, Any]]  # every parsed value by section and key
     source: str = "embedded defaults"
@@ -807,7 +832,7 @@ SECTION_TYPES: dict[str, type[Section]] = {
     "survey": SurveySection, "agents": AgentsSection, "complaints": ComplaintsSection,
     "questions": QuestionsSection, "sla": SlaSection, "digest": DigestSection, "sender": SenderSection,
     "logging": LoggingSection, "zalo": ZaloSection, "accounts": AccountsSection, "agent_page": AgentPageSection, "web": WebSection,
-    "orders": OrdersSection, "privacy": PrivacySection,
+    "orders": OrdersSection, "backup": BackupSection, "privacy": PrivacySection,
 }
 
 

@@ -152,6 +152,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "priority.urgent": "khẩn",
         "desk.no_csat": "chưa có",
         "desk.already_top": "{number} đã ở mức ưu tiên cao nhất: đã ghi lại, không nhắc quản lý thêm lần nữa.",
+        "backup.failed": "⚠️ Sao lưu dữ liệu tự động không thành công ({error}). Dữ liệu hiện tại vẫn an toàn, "
+        "nhưng bản sao lưu mới nhất là {last}. Hãy kiểm tra máy chủ (dung lượng đĩa, thư mục sao lưu) và "
+        "chạy `feedbot check-config`.",
         "desk.card_undelivered": "⚠️ Thẻ {number} không gửi được vào nhóm nhân viên ({error}). "
         "Nội dung vẫn được lưu; hãy kiểm tra xem bot còn trong nhóm không.",
         "desk.card_unsure": "⚠️ Không chắc thẻ {number} đã tới nhóm nhân viên (Telegram không trả lời kịp). "
@@ -378,6 +381,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "priority.urgent": "urgent",
         "desk.no_csat": "none yet",
         "desk.already_top": "{number} is already at the top priority: recorded, nobody pinged again.",
+        "backup.failed": "⚠️ The automatic backup failed ({error}). The data itself is safe, but the newest "
+        "backup is {last}. Check the server (disk space, the backup folder) and run `feedbot check-config`.",
         "desk.card_undelivered": "⚠️ The card of {number} could not be posted in the agents' group ({error}). "
         "It is saved; check that the bot is still in the group.",
         "desk.card_unsure": "⚠️ The card of {number} may not have reached the agents' group (Telegram did not "

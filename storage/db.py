@@ -612,42 +612,77 @@ class Database:
         )
         return [row[0] for row in await conn.execute_fetchall("SELECT version FROM schema_migrations ORDER BY version")]
 
-    async def migrate(self) -> list[str]:
-        """Apply every migration not applied yet, each in its own transaction."""
+    async def pending_migrations(self) -> list[str]:
+        """The names of the migrations not applied yet."""
+        applied = set(await self.applied_versions())
+        return [name for version, name, _ in migration_files() if version not in applied]
+
+    async def migrate(self, up_to: int | None = None) -> list[str]:
+        """Apply every migration not applied yet (up to version up_to, if given), all in ONE
+        transaction: if one fails, none is applied and the file is as it was (SQLite's DDL is
+        transactional)."""
         applied = set(await self.applied_versions())
         files = migration_files()
         check_not_newer(applied, files, self.path)
-        done = []
-        for version, name, sql in files:
-            if version in applied:
-                continue
-            if await self._apply(version, name, sql):
-                log.info("applied migration %s", name)
-                done.append(name)
-        return done
-
-    async def _apply(self, version: int, name: str, sql: str) -> bool:
-        """Apply one migration; False when another process applied it first."""
+        pending = [(version, name, sql) for version, name, sql in files
+                   if version not in applied and (up_to is None or version <= up_to)]
+        if not pending:
+            return []
         async with self._locked():
             conn = self.writer
             now = to_db(datetime.now(timezone.utc))
-            # The version row goes in first: a second process racing to the same migration
-            # waits for our write lock, then fails on the primary key before running any DDL.
-            script = (
-                "BEGIN IMMEDIATE;\n"
-                f"INSERT INTO schema_migrations (version, name, applied_at) VALUES ({version}, '{name}', '{now}');\n"
-                f"{sql}\n;"
-                "COMMIT;"
-            )
             try:
-                await conn.executescript(script)
-            except Exception as exc:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
-                if version in await self.applied_versions():
-                    return False
-                raise MigrationError(f"migration {name} failed: {exc}") from exc
-            return True
+                await conn._execute(_run_migrations, conn._conn, pending, now)
+            except _MigrationFailed as failed:
+                exc = failed.__cause__
+                now_applied = set(await self.applied_versions())
+                if all(v in now_applied for v, _, _ in pending):
+                    return []  # another process applied them first (it held the write lock)
+                raise MigrationError(f"migration {failed.name} failed: {exc}; nothing was applied, the "
+                                     "database is as it was before") from exc
+        for _, name, _ in pending:
+            log.info("applied migration %s", name)
+        return [name for _, name, _ in pending]
+
+
+class _MigrationFailed(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _statements(script: str) -> list[str]:
+    """A SQL script cut into its statements (a trigger's body stays whole: sqlite3 says when a
+    statement is complete)."""
+    statements, start = [], 0
+    for end, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start:end + 1]):
+            statements.append(script[start:end + 1])
+            start = end + 1
+    if script[start:].strip():
+        statements.append(script[start:])
+    return statements
+
+
+def _run_migrations(raw: sqlite3.Connection, pending: list[tuple[int, str, str]], now: str) -> None:
+    """On the database thread: BEGIN IMMEDIATE, each migration's version row then its SQL, COMMIT;
+    ROLLBACK of all on any error. The version row goes in first: a second process racing to
+    the same migration waits for our write lock, then fails on the primary key before any DDL."""
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        for version, name, sql in pending:
+            try:
+                raw.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                            (version, name, now))
+                for statement in _statements(sql):
+                    raw.execute(statement)
+            except sqlite3.Error as exc:
+                raise _MigrationFailed(name) from exc
+        raw.execute("COMMIT")
+    except BaseException:
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        raise
 
 
 class _Unit:

@@ -551,6 +551,11 @@ class PgDatabase:
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
         return [r[0] for r in await raw.fetch("SELECT version FROM schema_migrations ORDER BY version")]
 
+    async def pending_migrations(self) -> list[str]:
+        """The names of the migrations not applied yet."""
+        applied = set(await self.applied_versions())
+        return [name for version, name, _ in migration_files() if version not in applied]
+
     async def _check_version(self) -> None:
         check_not_newer(await self.applied_versions(), migration_files(), self.path)
 
@@ -565,18 +570,21 @@ class PgDatabase:
                 applied = set(await self.applied_versions())
                 files = migration_files()
                 check_not_newer(applied, files, self.path)
-                for version, name, sql in files:
-                    if version in applied:
-                        continue
-                    now = to_db(datetime.now(timezone.utc))
-                    try:
-                        async with raw.transaction():
-                            await raw.execute(
-                                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                                version, name, now)
-                            await raw.execute(sql)
-                    except Exception as exc:
-                        raise MigrationError(f"migration postgresql/{name} failed: {exc}") from exc
+                now = to_db(datetime.now(timezone.utc))
+                pending = [(version, name, sql) for version, name, sql in files if version not in applied]
+                if pending:  # all in one transaction: one failing leaves the database as it was
+                    async with raw.transaction():
+                        for version, name, sql in pending:
+                            try:
+                                async with raw.transaction():  # a savepoint: names the one that failed
+                                    await raw.execute(
+                                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                                        version, name, now)
+                                    await raw.execute(sql)
+                            except Exception as exc:
+                                raise MigrationError(f"migration postgresql/{name} failed: {exc}; nothing was "
+                                                     "applied, the database is as it was before") from exc
+                for _, name, _ in pending:
                     log.info("applied migration postgresql/%s", name)
                     done.append(name)
             finally:

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Sequence
 
 from bot import logs
-from bot.cli import order_import as import_cli, privacy as privacy_cli, sources as sources_cli, users as users_cli, web as web_cli
+from bot.cli import backup as backup_cli, order_import as import_cli, privacy as privacy_cli, sources as sources_cli, users as users_cli, web as web_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
 from bot.config import Config, ConfigError, format_duration, load_config
 from flows.digest import Week, parse_week, render_text, to_json, week_bounds
 from flows.texts import SUPPORTED
 from storage import settings
+from bot.services.backups import Backups, BackupSettings
+from storage.backup import BackupError
 from storage.db import MigrationError
 
 log = logging.getLogger("feedbot")
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://user@host:5432/dbname")
     copy.add_argument("--batch", type=int, default=5000, help="rows per batch (default: 5000)")
     copy.add_argument("--config", help=config_help)
+    backup_cli.add_commands(db_sub, config_help)
 
     token = sub.add_parser("api-token", help="print the HTTP API bearer token",
                            description="Print the bearer token the shop's systems use for the HTTP API "
@@ -154,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(config)
     if args.command == "db":
+        if args.db_command in backup_cli.COMMANDS:
+            return asyncio.run(backup_cli.run(config, args))
         return asyncio.run(_db_copy(args) if args.db_command == "copy" else _migrate(config))
     if args.command == "api-token":
         return asyncio.run(_api_token(config))
@@ -199,16 +204,28 @@ def _check_config(config: Config) -> int:
     quiet = "none" if quiet_start == quiet_end else f"{quiet_start:%H:%M}-{quiet_end:%H:%M}"
     print(f"  surveys: {format_duration(s.delay)} after purchase, quiet hours {quiet},"
           f" expire after {format_duration(s.expires_after)}, at most one per {s.fatigue_days} days")
+    for line in Backups(BackupSettings.from_config(config), SystemClock()).describe():
+        print(line)
     return 0
 
 
 async def _migrate(config: Config) -> int:
     db = config.database.open()
+    before = None
     try:
         await db.open(migrate=False)
+        before = await Backups(BackupSettings.from_config(config), SystemClock()).before_migrating(db)
+        if before is not None:
+            print(f"backup taken before migrating: {before.path}")
         applied = await db.migrate()
+    except BackupError as exc:
+        print(f"feedbot: the backup before migrating failed, nothing was changed: {exc}", file=sys.stderr)
+        return 1
     except MigrationError as exc:
         print(f"feedbot: {exc}", file=sys.stderr)
+        if before is not None:
+            print(f"feedbot: to go back: run the feedbot version you had before, or `feedbot db restore {before.path}`",
+                  file=sys.stderr)
         return 1
     finally:
         await db.close()

@@ -9,7 +9,9 @@ from typing import Callable
 
 from bot.clock import SystemClock
 from bot.config import Config
+from bot.services.backups import Backups, BackupSettings
 from bot.services.data_rights import Privacy, to_json
+from storage import backup as files
 
 ID_HELP = "the shop's customer id (external_id, as posted with purchases), or contact:<n> for a chat never linked to one"
 
@@ -56,7 +58,8 @@ def add_commands(sub: argparse._SubParsersAction, config_help: str) -> None:
     purge = priv_sub.add_parser(
         "purge", help="run the retention purge now (the running bot does it every privacy.purge_interval)",
         description="Clear raw message payloads and message texts older than privacy.retention_days "
-        "(processed inbox rows, finished outbox rows, bodies of long-resolved complaints, idle conversations).",
+        "(processed inbox rows, finished outbox rows, bodies of long-resolved complaints, idle conversations), "
+        "and delete backups older than backup.retention_days.",
     )
     purge.add_argument("--config", help=config_help)
 
@@ -67,6 +70,10 @@ async def run(config: Config, args: argparse.Namespace, confirm: Callable[[str],
         if args.command == "privacy":
             counts = await service.purge()
             print("purged: " + ", ".join(f"{table} {n}" for table, n in counts.items()))
+            backups = _backups(config)
+            removed = backups.purge_old()
+            print(f"backups older than {backups.settings.retention.days} days deleted: {len(removed)}"
+                  f" (in {backups.settings.folder})")
             return 0
         if args.customer_command == "export":
             document = await service.export(args.id)
@@ -100,7 +107,17 @@ async def run(config: Config, args: argparse.Namespace, confirm: Callable[[str],
         if counts is None:  # erased meanwhile
             return _unknown(args.id)
         print(f"erased {args.id}: " + ", ".join(f"{table} {n}" for table, n in counts.items()))
+        backups = _backups(config)
+        held = len(files.list_backups(backups.settings.folder))
+        print(f"note: backups taken before now ({held} in {backups.settings.folder}, and any copies made of them) "
+              f"still hold this customer's data until they age out: backup.retention_days = "
+              f"{backups.settings.retention.days}, so by {backups.held_until():%Y-%m-%d}. `feedbot privacy purge` "
+              "deletes the ones older than that.", file=sys.stderr)
         return 0
+
+
+def _backups(config: Config) -> Backups:
+    return Backups(BackupSettings.from_config(config), SystemClock())
 
 
 def _unknown(ident: str) -> int:

@@ -296,7 +296,8 @@ async def test_healthz_tests_a_real_write_and_reports_each_part(tmp_path, clock,
     try:
         status, body = await health(h)
         assert status == 200 and body == {"ok": True, "parts": {
-            "database": {"status": "ok"}, "sender": {"status": "ok"}, "scheduler": {"status": "ok"}}}
+            "database": {"status": "ok"}, "sender": {"status": "ok"}, "scheduler": {"status": "ok"},
+            "backup": {"status": "pending"}}}
         # Every write fails (as on a read-only file or a full disk); reads still work.
         await h.app.db.writer.execute_fetchall("PRAGMA query_only=1")
         status, body = await health(h)

@@ -484,4 +484,4 @@ async def test_healthz(api):
     status, _, raw = await get(api, "/healthz", headers={})
     assert status == 200
     assert json.loads(raw) == {"ok": True, "parts": {"database": {"status": "ok"}, "sender": {"status": "ok"},
-                                                    "scheduler": {"status": "off"}}}
+                                                    "scheduler": {"status": "off"}, "backup": {"status": "off"}}}

@@ -79,15 +79,12 @@ async def test_demo_answers_tickets_and_comments_never_count_in_reports_digest_e
 
 async def test_old_demo_data_is_marked_by_the_migration(tmp_path):
     """Demo rows written before migration 0014 (customers "demo-…") are marked too."""
-    from storage.db import Database, migration_files
+    from storage.db import Database
 
     db = Database(str(tmp_path / "old.db"))
     await db.open(migrate=False)
     try:
-        await db.applied_versions()
-        for version, name, sql in migration_files():
-            if version < 14:
-                await db._apply(version, name, sql)  # noqa: SLF001 - the schema as main had it
+        await db.migrate(up_to=13)  # the schema as main had it
         async with db.transaction() as tx:
             for n, ext in enumerate(("demo-ab12", "C-1")):
                 await tx.execute(
