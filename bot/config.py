@@ -450,6 +450,13 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "start_token_days": (_int_range(1, 3650), 30),
         "trust_first_token_chat": (_bool, False),
     },
+    "webhooks": {
+        "enabled": (_bool, True),
+        "timeout": (_seconds_up_to(120), "15s"),
+        "concurrency": (_int_range(1, 256), 16),
+        "poll_interval": (_seconds_up_to(3600), "2s"),
+        "rotation_overlap": (_positive_duration, "24h"),
+    },
 }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bot import logs
-from bot.cli import privacy as privacy_cli, web as web_cli
+from bot.cli import privacy as privacy_cli, web as web_cli, webhooks as webhooks_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
 from bot.config import ENV_SECRETS, Config, ConfigError, format_duration, load_config
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config", help=config_help)
     web_cli.add_parsers(sub, config_help)
     privacy_cli.add_commands(sub, config_help)
+    webhooks_cli.add_commands(sub, config_help)
     return parser
 
 
@@ -148,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     if args.command in ("customer", "privacy"):
         return asyncio.run(privacy_cli.run(config, args))
+    if args.command == "webhooks":
+        return asyncio.run(webhooks_cli.run(config, args))
     raise AssertionError(args.command)
 
 
