@@ -24,6 +24,7 @@ class Endpoint:
     status: str
     disabled_reason: str | None
     created_at: datetime
+    redirect_ok: bool = False  # a 3xx answer counts as received (never followed)
 
     def secrets(self, now: datetime) -> tuple[str, ...]:
         """The keys a delivery is signed with now: the current one, and the previous one while
@@ -78,14 +79,14 @@ def _events_column(events: Sequence[str]) -> str:
 
 
 _ENDPOINT = ("SELECT id, url, description, events, secret, previous_secret, previous_until, status, disabled_reason,"
-             " created_at FROM webhook_endpoints")
+             " created_at, redirect_ok FROM webhook_endpoints")
 
 
 def _endpoint(r: Row) -> Endpoint:
     return Endpoint(
         r["id"], r["url"], r["description"], tuple(e for e in r["events"].split(",") if e), r["secret"],
         r["previous_secret"], from_db(r["previous_until"]) if r["previous_until"] else None, r["status"],
-        r["disabled_reason"], from_db(r["created_at"]),
+        r["disabled_reason"], from_db(r["created_at"]), bool(r["redirect_ok"]),
     )
 
 
@@ -93,10 +94,11 @@ def _endpoint(r: Row) -> Endpoint:
 
 
 async def add_endpoint(conn: Connection, url: str, events: Sequence[str], secret: str, description: str,
-                       now: datetime) -> int:
+                       now: datetime, *, redirect_ok: bool = False) -> int:
     cur = await conn.execute(
-        "INSERT INTO webhook_endpoints (url, description, events, secret, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)", (url, description, _events_column(events), secret, to_db(now), to_db(now)))
+        "INSERT INTO webhook_endpoints (url, description, events, secret, redirect_ok, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (url, description, _events_column(events), secret, int(redirect_ok), to_db(now), to_db(now)))
     assert cur.lastrowid is not None
     return cur.lastrowid
 
@@ -208,7 +210,7 @@ async def claim(conn: Connection, now: datetime, lease_until: datetime, limit: i
     marks = ",".join("?" * len(ids))
     detail = await conn.execute_fetchall(
         "SELECT d.id, d.attempts, m.msg_id, m.type, m.payload, e.id AS e_id, e.url, e.description, e.events,"
-        " e.secret, e.previous_secret, e.previous_until, e.status, e.disabled_reason, e.created_at"
+        " e.secret, e.previous_secret, e.previous_until, e.status, e.disabled_reason, e.created_at, e.redirect_ok"
         " FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id"
         f" JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id IN ({marks}) ORDER BY d.id", ids)
     out = []
@@ -216,7 +218,7 @@ async def claim(conn: Connection, now: datetime, lease_until: datetime, limit: i
         ep = Endpoint(
             r["e_id"], r["url"], r["description"], tuple(x for x in r["events"].split(",") if x), r["secret"],
             r["previous_secret"], from_db(r["previous_until"]) if r["previous_until"] else None, r["status"],
-            r["disabled_reason"], from_db(r["created_at"]))
+            r["disabled_reason"], from_db(r["created_at"]), bool(r["redirect_ok"]))
         out.append(Claimed(r["id"], r["attempts"], r["msg_id"], r["type"], r["payload"], ep))
     return out
 

@@ -48,6 +48,9 @@ def add_commands(sub: Any, config_help: str) -> None:
     p.add_argument("url", help="where to POST, https:// recommended")
     p.add_argument("--events", required=True, help="comma-separated event types, or * for all: " + ",".join(EVENT_TYPES))
     p.add_argument("--description", default="", help="a note for yourself (e.g. 'Google Sheet of answers')")
+    p.add_argument("--redirect-ok", action="store_true",
+                   help="count a 3xx answer as received (never followed): for a Google Apps Script web app, which "
+                   "answers a POST with a redirect after running the script")
     p = command("remove", "remove an endpoint and its queued deliveries", "Remove an endpoint; what it has not "
                 "received yet is dropped.")
     p.add_argument("id", type=_id)
@@ -120,7 +123,7 @@ async def _run(admin: WebhookAdmin, args: argparse.Namespace) -> int:
         if url.startswith("http://"):
             print("feedbot: warning: http:// sends customers' data unencrypted; use https:// outside your own network",
                   file=sys.stderr)
-        endpoint = await admin.add(url, parse_events(args.events), args.description.strip())
+        endpoint = await admin.add(url, parse_events(args.events), args.description.strip(), redirect_ok=args.redirect_ok)
         print(f"endpoint {endpoint.id}: {endpoint.url}")
         print(f"events: {', '.join(endpoint.events)}")
         print(f"secret: {endpoint.secret}")

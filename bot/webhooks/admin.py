@@ -56,10 +56,12 @@ class WebhookAdmin:
         self.clock = clock
         self.settings = settings
 
-    async def add(self, url: str, event_types: tuple[str, ...], description: str = "") -> Endpoint:
+    async def add(self, url: str, event_types: tuple[str, ...], description: str = "", *,
+                  redirect_ok: bool = False) -> Endpoint:
         secret = signing.new_secret()
         async with self.db.transaction() as tx:
-            endpoint_id = await webhooks.add_endpoint(tx, url, event_types, secret, description, self.clock.now())
+            endpoint_id = await webhooks.add_endpoint(tx, url, event_types, secret, description, self.clock.now(),
+                                                      redirect_ok=redirect_ok)
             found = await webhooks.endpoint(tx, endpoint_id)
         assert found is not None
         return found
@@ -95,7 +97,7 @@ class WebhookAdmin:
         other if it fails). None: no such endpoint."""
         now = self.clock.now()
         msg_id = signing.new_msg_id()
-        payload = events.body(events.TEST, {"endpoint_id": endpoint_id, "message": "Xin chào từ feedbot / Hello from feedbot"}, now)
+        payload = events.body(msg_id, events.TEST, {"endpoint_id": endpoint_id, "message": "Xin chào từ feedbot / Hello from feedbot"}, now)
         async with self.db.transaction() as tx:
             if await webhooks.endpoint(tx, endpoint_id) is None:
                 return None

@@ -30,9 +30,10 @@ EVENT_TYPES = (
 TEST = "webhook.test"  # `feedbot webhooks test`: to one endpoint, whatever it subscribed to
 
 
-def body(event_type: str, data: dict[str, Any], now: datetime) -> str:
-    """The exact text sent (and signed): minified JSON, Unicode as is."""
-    return json.dumps({"type": event_type, "timestamp": to_db(now), "data": data}, ensure_ascii=False,
+def body(msg_id: str, event_type: str, data: dict[str, Any], now: datetime) -> str:
+    """The exact text sent (and signed): minified JSON, Unicode as is. `id` repeats the
+    webhook-id header for receivers that cannot read headers (Google Apps Script)."""
+    return json.dumps({"id": msg_id, "type": event_type, "timestamp": to_db(now), "data": data}, ensure_ascii=False,
                       separators=(",", ":"), default=str)
 
 
@@ -44,7 +45,7 @@ async def emit(
     nobody wants it. `customer_id`/`contact_id`/`ticket_id`: whose data it carries (erasure)."""
     msg_id = new_msg_id()
     written = await webhooks.add_message(
-        tx, msg_id=msg_id, event_type=event_type, payload=body(event_type, data, now), now=now,
+        tx, msg_id=msg_id, event_type=event_type, payload=body(msg_id, event_type, data, now), now=now,
         customer_id=customer_id, contact_id=contact_id, ticket_id=ticket_id)
     return msg_id if written else None
 

@@ -226,7 +226,7 @@ class WebhookWorker:
     def _verdict(self, c: Claimed, attempt: Attempt | None, now: datetime, gone: dict[int, str]) -> Outcome:
         if attempt is None:  # held back: back in the queue, this claim does not count
             return Outcome(c.id, "pending", self._held[c.endpoint.id], refund_attempt=True, error="held back by the endpoint")
-        if attempt.ok:
+        if attempt.ok or (c.endpoint.redirect_ok and attempt.status is not None and 300 <= attempt.status < 400):
             self.delivered += 1
             return Outcome(c.id, "delivered", http_status=attempt.status)
         self.failed += 1

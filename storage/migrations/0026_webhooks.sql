@@ -13,6 +13,7 @@ CREATE TABLE webhook_endpoints (
     secret TEXT NOT NULL,                 -- whsec_<base64>
     previous_secret TEXT,
     previous_until TEXT,
+    redirect_ok INTEGER NOT NULL DEFAULT 0, -- 1: a 3xx answer counts as received (Apps Script answers a POST with 302)
     status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
     disabled_reason TEXT,
     created_at TEXT NOT NULL,

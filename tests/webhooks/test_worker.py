@@ -41,9 +41,9 @@ async def receiver():
         yield r
 
 
-async def endpoint(db, clock, url, types=("survey.answered",)) -> webhooks.Endpoint:
+async def endpoint(db, clock, url, types=("survey.answered",), **options) -> webhooks.Endpoint:
     async with db.transaction() as tx:
-        endpoint_id = await webhooks.add_endpoint(tx, url, types, signing.new_secret(), "", clock.now())
+        endpoint_id = await webhooks.add_endpoint(tx, url, types, signing.new_secret(), "", clock.now(), **options)
         return await webhooks.endpoint(tx, endpoint_id)
 
 
@@ -87,7 +87,7 @@ async def test_a_delivery_is_signed_as_the_reference_verifies_it(db, clock, rece
     # The reference verifier accepts it (and checks the timestamp's freshness too) ...
     body = Webhook(ep.secret).verify(got.body, got.headers)
     assert body["type"] == "survey.answered" and body["data"]["comment"] == "Rất ngon 🍰"
-    assert body["timestamp"].endswith("Z")
+    assert body["timestamp"].endswith("Z") and body["id"] == msg_id  # the id in the body too (Apps Script sees no headers)
     # ... and refuses it under another secret, or with one byte of the body changed.
     with pytest.raises(WebhookVerificationError):
         Webhook(signing.new_secret()).verify(got.body, got.headers)
@@ -175,7 +175,7 @@ async def test_5xx_is_retried_on_the_schedule_then_a_dead_letter(db, clock, rece
 
 async def test_a_receiver_that_does_not_answer_in_time_is_retried(db, clock, receiver):
     await endpoint(db, clock, receiver.url)
-    receiver.answers = [Answer(200, delay=2.0)]  # longer than the 0.3 s timeout
+    receiver.answers = [Answer(200, delay=0.8)]  # longer than the 0.3 s timeout
     msg_id = await emit(db, clock)
     w = worker(db, clock, timeout=timedelta(seconds=0.3))
     try:
@@ -201,6 +201,21 @@ async def test_redirects_are_failures_not_followed(db, clock, receiver):
     row = await delivery(db, msg_id)
     assert row["status"] == "pending" and row["last_status"] == 302
     assert [r.path for r in receiver.received] == ["/hook"]
+
+
+async def test_an_endpoint_may_take_a_redirect_as_received(db, clock, receiver):
+    """Google Apps Script runs doPost, then answers 302: such an endpoint is added --redirect-ok."""
+    await endpoint(db, clock, receiver.url + "/script", redirect_ok=True)
+    receiver.answers = [Answer(302, headers={"Location": receiver.url + "/echo"})]
+    msg_id = await emit(db, clock)
+    w = worker(db, clock)
+    try:
+        await w.drain_once()
+    finally:
+        await w.close()
+    row = await delivery(db, msg_id)
+    assert row["status"] == "delivered" and row["last_status"] == 302
+    assert [r.path for r in receiver.received] == ["/hook/script"]  # not followed
 
 
 async def test_410_gone_disables_the_endpoint_and_its_queue_is_dead(db, clock, receiver):

@@ -13,6 +13,7 @@ CREATE TABLE webhook_endpoints (
     secret TEXT COLLATE "C" NOT NULL,                 -- whsec_<base64>
     previous_secret TEXT COLLATE "C",
     previous_until TEXT COLLATE "C",
+    redirect_ok INTEGER NOT NULL DEFAULT 0, -- 1: a 3xx answer counts as received (Apps Script answers a POST with 302)
     status TEXT COLLATE "C" NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
     disabled_reason TEXT COLLATE "C",
     created_at TEXT COLLATE "C" NOT NULL,
