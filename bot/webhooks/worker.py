@@ -221,7 +221,8 @@ class WebhookWorker:
         except asyncio.TimeoutError:
             return Attempt(None, f"timed out after {self.settings.timeout.total_seconds():g}s")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return Attempt(None, f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
+            # Never the URL itself in the error (kept and logged): it may carry a token (?token=...).
+            return Attempt(None, f"{type(exc).__name__}: {exc}".replace(c.endpoint.url, "<endpoint URL>")[:ERROR_CHARS])
 
     def _verdict(self, c: Claimed, attempt: Attempt | None, now: datetime, gone: dict[int, str]) -> Outcome:
         if attempt is None:  # held back: back in the queue, this claim does not count

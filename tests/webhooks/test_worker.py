@@ -397,3 +397,48 @@ def test_signing_matches_the_specs_own_example_computation():
     assert signing.sign(secret, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", 1674087231, body) == "v1," + expected
     assert signing.sign(secret, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", 1674087231, body) == Webhook(secret).sign(
         "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", datetime.fromtimestamp(1674087231, timezone.utc), body)
+
+
+@pytest.mark.sqlite_only
+async def test_a_killed_worker_process_loses_nothing(tmp_path, clock, receiver):
+    """SIGKILL of a real worker process while the receiver holds its request: the restarted
+    worker sends the same webhook-id again once the lease has run out."""
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    async with open_db(tmp_path, None) as db:
+        ep = await endpoint(db, clock, receiver.url)
+        msg_id = await emit(db, clock)
+    receiver.hold = asyncio.Event()
+    root = Path(__file__).resolve().parents[2]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c",
+        "import asyncio, sys; from datetime import timedelta; sys.path.insert(0, sys.argv[1]);"
+        "from bot.clock import SystemClock; from bot.webhooks.worker import WebhookSettings, WebhookWorker;"
+        "from storage.db import open_database\n"
+        "async def main():\n"
+        "    async with open_database(sys.argv[2]) as db:\n"
+        "        await WebhookWorker(db, SystemClock(), WebhookSettings(timeout=timedelta(seconds=1))).drain_once()\n"
+        "asyncio.run(main())",
+        str(root), str(tmp_path / "feedbot.db"))
+    try:
+        await asyncio.wait_for(receiver.arrived.wait(), 20)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        await child.wait()
+    receiver.hold.set()
+    async with open_db(tmp_path, None) as db:
+        row = await delivery(db, msg_id)
+        assert row["status"] == "sending" and row["attempts"] == 1
+        w = worker(db, clock)
+        try:
+            clock.set(datetime.fromisoformat(row["next_attempt_at"]))  # the lease's end
+            assert await w.drain_once() == 1
+        finally:
+            await w.close()
+        assert (await delivery(db, msg_id))["status"] == "delivered"
+    first, second = await receiver.wait_for(2)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == msg_id and first.body == second.body
+    Webhook(ep.secret).verify(second.body, second.headers)
