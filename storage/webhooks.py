@@ -82,9 +82,9 @@ _ENDPOINT = ("SELECT id, url, description, events, secret, previous_secret, prev
              " created_at, redirect_ok FROM webhook_endpoints")
 
 
-def _endpoint(r: Row) -> Endpoint:
+def _endpoint(r: Row, id_column: str = "id") -> Endpoint:
     return Endpoint(
-        r["id"], r["url"], r["description"], tuple(e for e in r["events"].split(",") if e), r["secret"],
+        r[id_column], r["url"], r["description"], tuple(e for e in r["events"].split(",") if e), r["secret"],
         r["previous_secret"], from_db(r["previous_until"]) if r["previous_until"] else None, r["status"],
         r["disabled_reason"], from_db(r["created_at"]), bool(r["redirect_ok"]),
     )
@@ -213,14 +213,7 @@ async def claim(conn: Connection, now: datetime, lease_until: datetime, limit: i
         " e.secret, e.previous_secret, e.previous_until, e.status, e.disabled_reason, e.created_at, e.redirect_ok"
         " FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id"
         f" JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id IN ({marks}) ORDER BY d.id", ids)
-    out = []
-    for r in detail:
-        ep = Endpoint(
-            r["e_id"], r["url"], r["description"], tuple(x for x in r["events"].split(",") if x), r["secret"],
-            r["previous_secret"], from_db(r["previous_until"]) if r["previous_until"] else None, r["status"],
-            r["disabled_reason"], from_db(r["created_at"]), bool(r["redirect_ok"]))
-        out.append(Claimed(r["id"], r["attempts"], r["msg_id"], r["type"], r["payload"], ep))
-    return out
+    return [Claimed(r["id"], r["attempts"], r["msg_id"], r["type"], r["payload"], _endpoint(r, "e_id")) for r in detail]
 
 
 async def record(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import Any, Callable, Collection
 
-from bot.webhooks import events as webhook_events
 from bot.outbox.effects import SERVICES, SYSTEM, Actor, Effects, Scope, Target
+from bot.webhooks import events as webhook_events
 from flows import complaint, desk, questions
 from flows.model import (
     AddNote, AuditDenied, ClaimTicket, Decision, EscalateTicket, Inbound, OpenTicket, RateResolution, RelayToAgents,

@@ -64,6 +64,15 @@ def worker(db, clock, **changes) -> WebhookWorker:
     return WebhookWorker(db, clock, settings, rng=random.Random(7))
 
 
+async def one_pass(db, clock, **changes) -> int:
+    """One pass of a fresh worker; how many deliveries it claimed."""
+    w = worker(db, clock, **changes)
+    try:
+        return await w.drain_once()
+    finally:
+        await w.close()
+
+
 def reference_signature(secret: str, received) -> str:
     """What the reference implementation computes for this request (no clock check)."""
     ts = datetime.fromtimestamp(int(received.headers["webhook-timestamp"]), timezone.utc)
@@ -108,11 +117,7 @@ async def test_events_go_only_to_active_endpoints_subscribed_to_them(db, clock, 
         "SELECT d.endpoint_id FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id"
         " WHERE m.msg_id = ? ORDER BY d.endpoint_id", (msg_id,))
     assert [r[0] for r in rows] == [1, second.id, third.id]
-    w = worker(db, clock)
-    try:
-        await w.drain_once()
-    finally:
-        await w.close()
+    await one_pass(db, clock)
     got = await receiver.wait_for(3)
     assert sorted(r.path for r in got) == ["/hook", "/hook/2", "/hook/3"]
     assert {r.headers["webhook-id"] for r in got} == {msg_id}  # one event, one id, on every endpoint
@@ -193,11 +198,7 @@ async def test_redirects_are_failures_not_followed(db, clock, receiver):
     await endpoint(db, clock, receiver.url)
     receiver.answers = [Answer(302, headers={"Location": receiver.url + "/elsewhere"})]
     msg_id = await emit(db, clock)
-    w = worker(db, clock)
-    try:
-        await w.drain_once()
-    finally:
-        await w.close()
+    await one_pass(db, clock)
     row = await delivery(db, msg_id)
     assert row["status"] == "pending" and row["last_status"] == 302
     assert [r.path for r in receiver.received] == ["/hook"]
@@ -208,11 +209,7 @@ async def test_an_endpoint_may_take_a_redirect_as_received(db, clock, receiver):
     await endpoint(db, clock, receiver.url + "/script", redirect_ok=True)
     receiver.answers = [Answer(302, headers={"Location": receiver.url + "/echo"})]
     msg_id = await emit(db, clock)
-    w = worker(db, clock)
-    try:
-        await w.drain_once()
-    finally:
-        await w.close()
+    await one_pass(db, clock)
     row = await delivery(db, msg_id)
     assert row["status"] == "delivered" and row["last_status"] == 302
     assert [r.path for r in receiver.received] == ["/hook/script"]  # not followed
@@ -239,11 +236,7 @@ async def test_410_gone_disables_the_endpoint_and_its_queue_is_dead(db, clock, r
     assert {r[0] for r in await db.fetchall(
         "SELECT d.endpoint_id FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id WHERE m.msg_id = ?",
         (third,))} == {kept.id}
-    w = worker(db, clock)
-    try:
-        await w.drain_once()
-    finally:
-        await w.close()
+    await one_pass(db, clock)
     assert sorted(r.path for r in receiver.received) == ["/hook/gone"] + ["/hook/kept"] * 3
 
 
@@ -286,11 +279,7 @@ async def test_503_with_an_http_date_retry_after(db, clock, receiver):
     later = clock.now() + timedelta(minutes=7)
     receiver.answers = [Answer(503, headers={"Retry-After": later.strftime("%a, %d %b %Y %H:%M:%S GMT")})]
     msg_id = await emit(db, clock)
-    w = worker(db, clock)
-    try:
-        await w.drain_once()
-    finally:
-        await w.close()
+    await one_pass(db, clock)
     row = await delivery(db, msg_id)
     assert datetime.fromisoformat(row["next_attempt_at"]) == later and row["last_status"] == 503
 
