@@ -44,6 +44,7 @@ MAX_RETRY_AFTER = timedelta(hours=24)  # a receiver's Retry-After is honoured up
 THROTTLE_STATUSES = frozenset({429, 502, 503, 504})  # the endpoint is held back, not only this delivery
 LEASE_MARGIN = timedelta(seconds=15)  # a claim's lease: the request timeout and this
 ERROR_CHARS = 200
+IDLE_FLOOR_S = 0.05  # the shortest sleep between passes that found nothing to claim
 
 
 @dataclass(frozen=True)
@@ -143,26 +144,28 @@ class WebhookWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Pass after pass while there is work; between, sleep until the next due delivery,
-        a wake() or the poll interval (events written by other processes)."""
+        """Pass after pass while deliveries are due; between, sleep until the next one is due,
+        a wake() or the poll interval (events written by other processes). An idle worker
+        only reads (no write transaction while nothing is due)."""
         await self.open()
         try:
             while not self._stopping:
+                self._wake.clear()
                 try:
-                    done = await self.drain_once()
+                    due = await webhooks.next_due(self.db.reader)
+                    if due is not None and due <= self.clock.now() and await self.drain_once():
+                        continue
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("webhook delivery pass failed; trying again shortly")
-                    done = 0
+                    due = None
                     await asyncio.sleep(1.0)
-                if done or self._stopping:
-                    continue
+                if self._stopping:
+                    break
                 wait = self.settings.poll_interval.total_seconds()
-                due = await webhooks.next_due(self.db.reader)
-                if due is not None:
-                    wait = max(0.0, min(wait, (due - self.clock.now()).total_seconds()))
-                self._wake.clear()
+                if due is not None:  # (due already and nothing claimed: another worker has it; no busy loop)
+                    wait = max(IDLE_FLOOR_S, min(wait, (due - self.clock.now()).total_seconds()))
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
                 except asyncio.TimeoutError:

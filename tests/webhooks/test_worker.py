@@ -431,3 +431,28 @@ async def test_a_killed_worker_process_loses_nothing(tmp_path, clock, receiver):
     first, second = await receiver.wait_for(2)
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == msg_id and first.body == second.body
     Webhook(ep.secret).verify(second.body, second.headers)
+
+
+async def test_an_idle_worker_only_reads(db, clock, receiver):
+    """Nothing due: no claim (no write transaction) however often it looks; then an event
+    comes and goes out on the next look."""
+    await endpoint(db, clock, receiver.url)
+    w = worker(db, clock, poll_interval=timedelta(seconds=0.02))
+    passes = []
+    drain = w.drain_once
+
+    async def counted(*args, **kwargs):
+        passes.append(1)
+        return await drain(*args, **kwargs)
+
+    w.drain_once = counted
+    task = asyncio.create_task(w.run())
+    try:
+        await asyncio.sleep(0.3)
+        assert passes == []
+        msg_id = await emit(db, clock)
+        (got,) = await receiver.wait_for(1)
+        assert got.headers["webhook-id"] == msg_id and passes
+    finally:
+        w.stop()
+        await asyncio.wait_for(task, 5)
