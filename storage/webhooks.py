@@ -328,7 +328,7 @@ async def survey_facts(conn: Connection, survey_id: int) -> dict[str, Any] | Non
     row = await fetch_one(
         conn,
         "SELECT s.id, s.kind, s.touchpoint, s.store, s.score, s.comment, s.answered_at, s.commented_at, s.language,"
-        " s.customer_id, s.contact_id, p.order_id, p.amount, p.currency, p.purchased_at, c.external_id, c.name,"
+        " s.customer_id, s.contact_id, s.demo, p.order_id, p.amount, p.currency, p.purchased_at, c.external_id, c.name,"
         " c.phone, k.channel FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
         " JOIN customers c ON c.id = s.customer_id LEFT JOIN contacts k ON k.id = s.contact_id WHERE s.id = ?",
         (survey_id,))
@@ -340,7 +340,7 @@ async def ticket_facts(conn: Connection, ticket_id: int) -> dict[str, Any] | Non
         conn,
         "SELECT t.id, t.kind, t.source, t.category, t.description, t.tier, t.priority, t.status, t.created_at,"
         " t.first_response_at, t.resolved_at, t.assignee_name, t.reopened_count, t.survey_id, t.customer_id,"
-        " t.contact_id, p.order_id, c.external_id, c.name, c.phone, k.channel, k.display_name"
+        " t.contact_id, t.demo, p.order_id, c.external_id, c.name, c.phone, k.channel, k.display_name"
         " FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id LEFT JOIN customers c ON c.id = t.customer_id"
         " LEFT JOIN contacts k ON k.id = t.contact_id WHERE t.id = ?", (ticket_id,))
     return dict(row) if row else None

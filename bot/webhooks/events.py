@@ -75,7 +75,7 @@ async def _survey(tx: Connection, event_type: str, survey_id: int, now: datetime
         "comment": f["comment"], "touchpoint": f["touchpoint"], "store": f["store"], "channel": f["channel"],
         "language": f["language"], "answered_at": f["answered_at"], "commented_at": f["commented_at"],
         "order": {"amount": str(f["amount"]), "currency": f["currency"], "purchased_at": f["purchased_at"]},
-        "customer": _customer(f),
+        "customer": _customer(f), "demo": bool(f["demo"]),
     }
     await emit(tx, event_type, data, now, customer_id=f["customer_id"], contact_id=f["contact_id"])
 
@@ -101,7 +101,7 @@ async def _ticket(tx: Connection, event_type: str, ticket_id: int, now: datetime
         "priority": f["priority"], "tier": f["tier"], "order_id": f["order_id"], "survey_id": f["survey_id"],
         "opened_at": f["created_at"], "first_response_at": f["first_response_at"], "resolved_at": f["resolved_at"],
         "assignee": f["assignee_name"], "reopened_count": f["reopened_count"],
-        "channel": f["channel"], "contact_name": f["display_name"], "customer": _customer(f),
+        "channel": f["channel"], "contact_name": f["display_name"], "customer": _customer(f), "demo": bool(f["demo"]),
     }
     await emit(tx, event_type, data, now, customer_id=f["customer_id"], contact_id=f["contact_id"], ticket_id=f["id"])
 

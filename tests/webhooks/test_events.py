@@ -75,7 +75,7 @@ async def test_a_complaint_after_a_low_score_reaches_the_receiver_as_signed_even
     assert set(bodies) == {"survey.answered", "complaint.opened", "complaint.resolved"}
     answered = bodies["survey.answered"]["data"]
     assert answered["score"] == 1 and answered["order_id"] == "A-1001" and answered["channel"] == "telegram"
-    assert answered["customer"] == {"id": "C-42", "name": "Nguyễn Thị Lan", "phone": None}
+    assert answered["customer"] == {"id": "C-42", "name": "Nguyễn Thị Lan", "phone": None} and answered["demo"] is False
     opened = bodies["complaint.opened"]["data"]
     assert opened["number"] == "KN-0001" and opened["category"] == "delivery" and opened["source"] == "low_score"
     assert opened["description"] == "Shipper giao trễ 2 ngày, hộp bị móp" and opened["order_id"] == "A-1001"
