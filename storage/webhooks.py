@@ -224,13 +224,21 @@ async def claim(conn: Connection, now: datetime, lease_until: datetime, limit: i
 
 
 async def record(conn: Connection, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """The attempts' results, in the caller's transaction."""
+    """The attempts' results, in the caller's transaction. A customer.erased event that no
+    endpoint still waits for loses its body (the erased customer's id) at once."""
     for o in outcomes:
         await conn.execute(
             "UPDATE webhook_deliveries SET status = ?, next_attempt_at = COALESCE(?, next_attempt_at),"
             " last_status = ?, last_error = ?, delivered_at = ?, attempts = attempts - ? WHERE id = ? AND status = 'sending'",
             (o.status, to_db(o.next_attempt_at) if o.next_attempt_at else None, o.http_status, o.error,
              to_db(now) if o.status == "delivered" else None, 1 if o.refund_attempt else 0, o.delivery_id))
+    done = [o.delivery_id for o in outcomes if o.status in ("delivered", "dead")]
+    if done:
+        await conn.execute(
+            f"UPDATE webhook_messages SET payload = '{{}}' WHERE type = 'customer.erased' AND payload <> '{{}}'"
+            f" AND id IN (SELECT message_id FROM webhook_deliveries WHERE id IN ({_marks(done)}))"
+            " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.message_id = webhook_messages.id"
+            " AND d.status IN ('pending', 'sending'))", done)
 
 
 async def disable_endpoint(conn: Connection, endpoint_id: int, reason: str, now: datetime) -> int:

@@ -456,3 +456,26 @@ async def test_an_idle_worker_only_reads(db, clock, receiver):
     finally:
         w.stop()
         await asyncio.wait_for(task, 5)
+
+
+async def test_a_delivered_customer_erased_event_keeps_no_id(db, clock, receiver):
+    """customer.erased carries the shop's id of the erased customer for the receivers; once
+    every endpoint has it (or gave up), our copy goes."""
+    await endpoint(db, clock, receiver.url, ("customer.erased",))
+    await endpoint(db, clock, receiver.url + "/slow", ("customer.erased",))
+    receiver.answers = [Answer(200), Answer(500)]
+    w = worker(db, clock, batch=1)
+    msg_id = await emit(db, clock, {"subject": "C-42", "customer_id": "C-42", "via": "cli"}, event_type="customer.erased")
+    payload = "SELECT payload FROM webhook_messages WHERE msg_id = ?"
+    try:
+        await w.drain_once()  # the first endpoint has it; the second still waits
+        assert "C-42" in (await db.fetchone(payload, (msg_id,)))[0]
+        await w.drain_once()  # the second fails: a retry later
+        assert "C-42" in (await db.fetchone(payload, (msg_id,)))[0]
+        clock.advance(timedelta(minutes=1))
+        await w.drain_once()
+    finally:
+        await w.close()
+    assert (await db.fetchone(payload, (msg_id,)))[0] == "{}"
+    assert [r.headers["webhook-id"] for r in receiver.received] == [msg_id] * 3
+
