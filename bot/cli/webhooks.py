@@ -85,7 +85,7 @@ def _short(secret: str) -> str:
 
 async def run(config: Config, args: argparse.Namespace) -> int:
     settings = WebhookSettings.from_config(config)
-    async with config.database() as db:
+    async with config.database.open() as db:
         admin = WebhookAdmin(db, SystemClock(), settings)
         try:
             return await _run(admin, args)

@@ -60,10 +60,10 @@ class WebhookSettings:
 
     @staticmethod
     def from_config(config: "Config") -> "WebhookSettings":
-        s = config.section("webhooks")
+        s = config.webhooks
         return WebhookSettings(
-            enabled=s["enabled"], timeout=s["timeout"], concurrency=s["concurrency"],
-            poll_interval=s["poll_interval"], rotation_overlap=s["rotation_overlap"],
+            enabled=s.enabled, timeout=s.timeout, concurrency=s.concurrency,
+            poll_interval=s.poll_interval, rotation_overlap=s.rotation_overlap,
         )
 
 
