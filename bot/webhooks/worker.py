@@ -146,8 +146,7 @@ class WebhookWorker:
     async def run(self) -> None:
         """Pass after pass while deliveries are due; between, sleep until the next one is due,
         a wake() or the poll interval (events written by other processes). An idle worker
-        only reads (no write transaction while nothing is due)."""
-        await self.open()
+        only reads (no write transaction while nothing is due) and holds no HTTP client."""
         try:
             while not self._stopping:
                 self._wake.clear()
@@ -177,14 +176,14 @@ class WebhookWorker:
 
     async def drain_once(self, delivery_id: int | None = None) -> int:
         """Claim due deliveries (or only `delivery_id`, due or not), attempt each, record the
-        verdicts; how many were claimed."""
-        await self.open()
+        verdicts; how many were claimed. The HTTP client is made on the first delivery."""
         now = self.clock.now()
         lease = now + self.settings.timeout + LEASE_MARGIN
         async with self.db.transaction() as tx:
             claimed = await webhooks.claim(tx, now, lease, self.settings.batch, delivery_id=delivery_id)
         if not claimed:
             return 0
+        await self.open()
         gate = asyncio.Semaphore(self.settings.concurrency)
 
         async def one(c: Claimed) -> tuple[Claimed, Attempt | None]:
