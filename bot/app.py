@@ -33,6 +33,7 @@ from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH,
 from bot.services.backups import Backups, BackupSettings
 from bot.services.data_rights import Privacy
 from bot.outbox.sender import Sender
+from bot.webhooks.worker import WebhookSettings, WebhookWorker
 from bot.services.surveys import SurveyDispatcher
 from bot.outbox.effects import Effects, Target
 from bot.services.desk import AgentDesk, CustomerDesk, DeskConfig, DeskGroup
@@ -101,6 +102,7 @@ class FeedbotApp:
         self.connection_limits = ConnectionLimits.from_config(config)
         self.guard: ConnectionGuard | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.webhooks: WebhookWorker | None = None
         self._sender_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.order_webhooks: OrderWebhooks | None = None
@@ -148,6 +150,11 @@ class FeedbotApp:
         await self._serve_http(policy, shop, webhook_secret, web_secrets)
 
         self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
+        webhook_settings = WebhookSettings.from_config(cfg)
+        if webhook_settings.enabled:
+            # Delivery times are real time, like the sender's (sender_clock in tests).
+            self.webhooks = WebhookWorker(self.db, self.sender_clock or SystemClock(), webhook_settings)
+            self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
         if self.telegram is not None:
             if cfg.telegram_webhook:
                 await self.telegram.use_webhook(cfg.http.public_url + TELEGRAM_WEBHOOK_PATH, webhook_secret)
@@ -428,7 +435,7 @@ class FeedbotApp:
             ("sla-watchdog", self.sla.watch_sla, self.config.sla.watchdog_interval.total_seconds()),
             ("retention-purge", self._retention_purge, self.config.privacy.purge_interval.total_seconds()),
         )
-        if self.digests.can_send:
+        if self.digests.settings.enabled:  # to the owners' chats, and/or as the digest.ready webhook event
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a
             # Monday missed while the bot was down is sent as soon as it is back.
             jobs += (("weekly-digest", self.digests.send_due, self.config.digest.check_interval.total_seconds()),)
@@ -451,6 +458,8 @@ class FeedbotApp:
             if self.scheduler.running:  # it may have stopped on its own (/healthz says so)
                 self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if self.webhooks is not None:
+            self.webhooks.stop()  # a pass under way ends with the sender's; else cancelled (leases redeliver)
         if self._sender_task is not None:
             # Asked, not cancelled: a cancel between claiming a row and starting its send
             # would leave the row 'sending' (then 'unknown' at the next start: never sent).

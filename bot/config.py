@@ -473,6 +473,13 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "start_token_days": (_int_range(1, 3650), 30),
         "trust_first_token_chat": (_bool, False),
     },
+    "webhooks": {
+        "enabled": (_bool, True),
+        "timeout": (_seconds_up_to(120), "15s"),
+        "concurrency": (_int_range(1, 256), 16),
+        "poll_interval": (_seconds_up_to(3600), "2s"),
+        "rotation_overlap": (_positive_duration, "24h"),
+    },
 }
 
 
@@ -703,6 +710,15 @@ class OrdersSection(Section):
 
 
 @dataclass(frozen=True)
+class WebhooksSection(Section):
+    enabled: bool
+    timeout: timedelta
+    concurrency: int
+    poll_interval: timedelta
+    rotation_overlap: timedelta
+
+
+@dataclass(frozen=True)
 class Config:
     """The parsed config: one typed section per SCHEMA section (`config.survey.delay`)."""
 
@@ -725,6 +741,7 @@ class Config:
     orders: OrdersSection
     backup: BackupSection
     privacy: PrivacySection
+    webhooks: WebhooksSection
     values: Mapping[str, Mapping[str, Any]]  # every parsed value by section and key
     source: str = "embedded defaults"
     sources: tuple[Any, ...] = ()  # [[sources]]: bot.sources.settings.SourceSettings, one per sales system
@@ -832,7 +849,7 @@ SECTION_TYPES: dict[str, type[Section]] = {
     "survey": SurveySection, "agents": AgentsSection, "complaints": ComplaintsSection,
     "questions": QuestionsSection, "sla": SlaSection, "digest": DigestSection, "sender": SenderSection,
     "logging": LoggingSection, "zalo": ZaloSection, "accounts": AccountsSection, "agent_page": AgentPageSection, "web": WebSection,
-    "orders": OrdersSection, "backup": BackupSection, "privacy": PrivacySection,
+    "orders": OrdersSection, "backup": BackupSection, "privacy": PrivacySection, "webhooks": WebhooksSection,
 }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Sequence
 
-from storage import web_messages
+from storage import web_messages, webhooks
 from storage.db import Connection, Database, dialect, fetch_one
 from storage.timefmt import to_db
 
@@ -326,6 +326,44 @@ async def _erase_start_tokens(conn: Connection, s: Subject, now: datetime) -> in
     return count + cur.rowcount
 
 
+# What names, reaches or quotes a person in a webhook event's data (bot/webhooks/events.py):
+# set to null on erasure; the rest (ids, scores, times, categories) stays.
+WEBHOOK_PERSONAL = frozenset({"customer", "comment", "description", "contact_name"})
+
+
+def _blank_webhook(value: Any, quotes: Sequence[str], personal: bool) -> Any:
+    """`value` with the personal keys (when it is the subject's event) and any text quoting
+    one of `quotes` set to null."""
+    if isinstance(value, dict):
+        return {k: None if personal and k in WEBHOOK_PERSONAL else _blank_webhook(v, quotes, personal)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_blank_webhook(v, quotes, personal) for v in value]
+    if isinstance(value, str) and any(q in " ".join(value.split()) or q in value for q in quotes):
+        return None
+    return value
+
+
+async def _erase_webhooks(conn: Connection, s: Subject, now: datetime) -> int:
+    """Their events (delivered or not: a redelivery sends what is left) lose what names or
+    quotes them; so do undelivered events of nobody in particular (a digest) that quote them.
+    Same webhook-id, same type: receivers still dedupe, and the body says less."""
+    quotes = [q for q in {" ".join(t.split()) for t in s.quotes} | set(s.quotes) if len(q) >= MIN_QUOTE_CHARS]
+    own = await webhooks.messages_of(conn, s.customer_id, s.contact_ids, s.ticket_ids)
+    others = await webhooks.unfinished_quoting(conn, sorted(_quote_forms(s.quotes)))
+    count = 0
+    for rows, personal in ((own, True), (others, False)):
+        for message_id, payload in rows:
+            if payload == PURGED:
+                continue
+            blanked = json.dumps(_blank_webhook(json.loads(payload), quotes, personal), ensure_ascii=False,
+                                 separators=(",", ":"))
+            if blanked != payload:
+                await webhooks.set_payload(conn, message_id, blanked)
+                count += 1
+    return count
+
+
 @dataclass(frozen=True)
 class Step:
     table: str
@@ -366,6 +404,10 @@ STEPS: tuple[Step, ...] = (
     Step("outbox", _select(
         "SELECT * FROM outbox WHERE contact_id IN ({contacts}) OR ticket_id IN ({tickets}) ORDER BY id",
         lambda s: (*s.contact_ids, *s.ticket_ids)), _erase_outbox),
+    Step("webhook_messages", _select(
+        "SELECT id, msg_id, type, payload, created_at FROM webhook_messages WHERE customer_id = ?"
+        " OR contact_id IN ({contacts}) OR ticket_id IN ({tickets}) ORDER BY id",
+        lambda s: (s.customer_id, *s.contact_ids, *s.ticket_ids)), _erase_webhooks),
 )
 
 
@@ -440,6 +482,11 @@ PURGES: tuple[tuple[str, str], ...] = (
     # one until this (a pending one is handled at the next start).
     ("order_deliveries", "UPDATE order_deliveries SET body = NULL WHERE id IN (SELECT id FROM order_deliveries"
                          " WHERE body IS NOT NULL AND status = 'failed' AND received_at < ? ORDER BY id LIMIT ?)"),
+    # Webhook events nobody still has to deliver (a purged one cannot be redelivered).
+    ("webhook_messages", f"UPDATE webhook_messages SET payload = '{PURGED}' WHERE id IN ("
+                         f"SELECT m.id FROM webhook_messages m WHERE m.payload <> '{PURGED}' AND m.created_at < ?"
+                         " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.message_id = m.id"
+                         " AND d.status IN ('pending', 'sending')) ORDER BY m.created_at LIMIT ?)"),
     ("conversations", "DELETE FROM conversations WHERE contact_id IN ("
                       "SELECT contact_id FROM conversations WHERE updated_at < ? LIMIT ?)"),
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bot import logs
-from bot.cli import backup as backup_cli, order_import as import_cli, privacy as privacy_cli, sources as sources_cli, users as users_cli, web as web_cli
+from bot.cli import backup as backup_cli, order_import as import_cli, privacy as privacy_cli, sources as sources_cli, users as users_cli, web as web_cli, webhooks as webhooks_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
 from bot.config import Config, ConfigError, format_duration, load_config
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recompute the rollups from the surveys in one transaction (the bot does it by itself at start "
         "when shop.timezone or the VIP rule changed). Safe while the bot runs: answers wait for it.")
     rebuild.add_argument("--config", help=config_help)
+    webhooks_cli.add_commands(sub, config_help)
     return parser
 
 
@@ -181,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_rebuild_rollups(config))
     if args.command in users_cli.COMMANDS:
         return asyncio.run(users_cli.run(config, args))
+    if args.command == "webhooks":
+        return asyncio.run(webhooks_cli.run(config, args))
     raise AssertionError(args.command)
 
 

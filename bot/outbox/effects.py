@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence, get_args
 
 from bot.channels.base import Channel
 from bot.outbox import consent
+from bot.webhooks import events as webhook_events
 from flows.model import (
     AnswerChoice,
     Context,
@@ -228,10 +229,12 @@ class Effects:
         await conversations.put(tx, scope.target.contact_id, d.state, d.data, scope.now)
 
     async def _record_score(self, tx: Connection, d: RecordScore, scope: Scope) -> None:
-        await surveys.record_score(tx, d.survey_id, d.score, scope.now, self.rollup_rule)
+        if await surveys.record_score(tx, d.survey_id, d.score, scope.now, self.rollup_rule):
+            await webhook_events.survey_answered(tx, d.survey_id, scope.now)
 
     async def _record_comment(self, tx: Connection, d: RecordComment, scope: Scope) -> None:
-        await surveys.record_comment(tx, d.survey_id, d.text, scope.now)
+        if await surveys.record_comment(tx, d.survey_id, d.text, scope.now):
+            await webhook_events.survey_commented(tx, d.survey_id, scope.now)
 
     async def _link_customer(self, tx: Connection, d: LinkCustomer, scope: Scope) -> Target:
         assert scope.target.contact_id is not None

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.clock import Clock
 from bot.outbox.effects import SERVICES, Effects, Scope, Target
+from bot.webhooks import events as webhook_events
 from flows import privacy as privacy_flow
 from flows.model import EraseMyData, SendMyData, TellOtherChats
 from flows.texts import PRIVACY_NOTICE_VERSION, text
@@ -37,6 +38,11 @@ async def export_document(conn: Connection, subject: privacy.Subject, now: datet
         "privacy_notice_version": PRIVACY_NOTICE_VERSION,
         "tables": await privacy.export(conn, subject),
     }
+
+
+def _shop_id(subject: privacy.Subject) -> str | None:
+    """The shop's own id of an erased customer (for its other tools to erase theirs), None for a chat alone."""
+    return subject.label if subject.customer_id is not None else None
 
 
 def to_json(document: dict[str, Any]) -> str:
@@ -75,7 +81,9 @@ class Privacy:
             subject = await privacy.find(tx, ident)
             if subject is None:
                 return None
-            counts = await privacy.erase(tx, subject, self.clock.now())
+            now = self.clock.now()
+            counts = await privacy.erase(tx, subject, now)
+            await webhook_events.customer_erased(tx, subject.label, _shop_id(subject), "cli", now)
         await self.db.checkpoint()  # old page images in the WAL go too
         log.info("erased %s: %s", "customer" if subject.customer_id else "contact", counts)
         return counts
@@ -134,6 +142,7 @@ class Privacy:
         assert target.contact_id is not None and scope.contact is not None
         subject = await privacy.of_contact(tx, target.contact_id)
         counts = await privacy.erase(tx, subject, now)
+        await webhook_events.customer_erased(tx, subject.label, _shop_id(subject), "chat", now)
         log.info("contact %s erased their data (/forget): %s", target.contact_id, counts)
         channel = effects.channels.get(target.channel)
         if channel is not None and channel.resets_after_erasure:  # open pages clear the conversation they show

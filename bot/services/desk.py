@@ -12,6 +12,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Callable, Collection
 
 from bot.outbox.effects import SERVICES, SYSTEM, Actor, Effects, Scope, Target
+from bot.webhooks import events as webhook_events
 from flows import complaint, desk, questions
 from flows.model import (
     AddNote, AuditDenied, ClaimTicket, Decision, EscalateTicket, Inbound, OpenTicket, RateResolution, RelayToAgents,
@@ -240,6 +241,7 @@ class CustomerDesk:
                                 body=d.description, now=now)
         ticket = await tickets.get(tx, ticket_id)
         assert ticket is not None
+        await webhook_events.ticket_opened(tx, ticket_id, d.kind, now)
         log.info("ticket %s opened by contact %s (%s, priority %s)", ticket_number(ticket_id, d.kind), contact.id, d.category, priority)
         if self.config.chat_id:
             if self.use_topics():  # its own row, before the card: retried like any send
@@ -417,6 +419,8 @@ class AgentDesk:
         await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="resolved", now=now)
         resolved = await tickets.get(tx, ticket.id)
         assert resolved is not None
+        if ticket.kind != QUESTION:
+            await webhook_events.complaint_resolved(tx, ticket.id, now)
         contact, target = await self.group.customer_chat(tx, ticket)
         if ticket.kind == QUESTION:  # closed: no rating, a follow-up within the window reopens it
             await self.effects.apply(tx, questions.closed(view(resolved), contact.language), target, now)

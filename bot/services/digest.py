@@ -19,6 +19,7 @@ from datetime import datetime, time, tzinfo
 from typing import TYPE_CHECKING, Any, Callable
 
 from bot.clock import Clock
+from bot.webhooks import events as webhook_events
 from bot.config import Config
 from flows.digest import (
     BASELINE_WEEKS,
@@ -35,7 +36,7 @@ from flows.digest import (
     week_bounds,
 )
 from flows.texts import text
-from storage import digests, outbox, reports, rollups, surveys
+from storage import digests, outbox, reports, rollups, surveys, webhooks
 from storage.db import Database
 from storage.reports import CsatCell, Tally, VipRule
 
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 OLDEST_OPEN = 3
 PHOTO_METHOD = "send_photo_file"
+# Where digests.mark_sent records that a week went out as the digest.ready webhook event.
+WEBHOOK_RECIPIENT = "webhooks"
 CHART_SIZE_IN = (8.0, 9.0)  # inches at CHART_DPI: 960 x 1080 px, portrait for a phone
 CHART_DPI = 120
 
@@ -163,7 +166,9 @@ class DigestService:
         who has not had it. A week missed while the bot was down goes out now; older missed
         weeks are skipped (the latest digest says what matters, and there is no flood). Weeks
         that ended before the database's first survey, complaint or message are never sent."""
-        if not self.can_send:
+        if not self.settings.enabled:
+            return 0
+        if not self.owner_chat_ids and not await webhooks.subscribed(self.db.reader, webhook_events.DIGEST_READY):
             return 0
         now = self.clock.now()
         week = latest_due_week(now, self.tz, self.settings.weekday, self.settings.at)
@@ -178,7 +183,10 @@ class DigestService:
         language_for = (lambda _owner: language) if language else self.settings.language_for
         name = str(week)
         owners = [o for o in self.owner_chat_ids if not await digests.was_sent(self.db.reader, o, name)]
-        if not owners:
+        # digest.ready goes once per week too: recorded like an owner's chat.
+        hook = (await webhooks.subscribed(self.db.reader, webhook_events.DIGEST_READY)
+                and not await digests.was_sent(self.db.reader, WEBHOOK_RECIPIENT, name))
+        if not owners and not hook:
             return 0
         digest = await self.build(week)
         messages: dict[str, tuple[str, bytes | None]] = {}
@@ -192,6 +200,9 @@ class DigestService:
         now = self.clock.now()
         queued = 0
         async with self.db.transaction() as tx:
+            if hook and await digests.mark_sent(tx, WEBHOOK_RECIPIENT, name, "json", now):
+                await webhook_events.digest_ready(tx, name, to_json(digest), now)
+                log.info("weekly digest %s written for the webhooks (digest.ready)", name)
             for owner in owners:
                 lang = language_for(owner)
                 if not await digests.mark_sent(tx, owner, name, lang, now):

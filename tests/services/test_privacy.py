@@ -13,7 +13,8 @@ import pytest
 from testkit.clock import FakeClock
 from flows.digest import to_json, week_of
 from flows.texts import PRIVACY_NOTICE_VERSION
-from storage import customers, privacy, surveys
+from bot.webhooks.events import EVENT_TYPES
+from storage import customers, privacy, surveys, webhooks
 from storage.db import Database
 from storage.timefmt import to_db
 from tests.conftest import BOTH, START, VN, Harness, hours, make_config
@@ -256,6 +257,8 @@ SECRETS = (NAME, PHONE, CHAT_NAME, COMMENT, DESCRIPTION, RELAYED, AGENT_REPLY, "
 
 async def test_export_has_every_tables_rows_and_erase_leaves_only_anonymous_statistics(desk):
     h = desk
+    async with h.app.db.transaction() as tx:  # her events for the shop's other tools (never delivered: refused)
+        await webhooks.add_endpoint(tx, "http://127.0.0.1:9/", EVENT_TYPES, "whsec_" + "A" * 32, "", h.clock.now())
     _, week = await build_history(h)
     before = await file_bytes(h)
     assert [s for s in SECRETS if s.encode() not in before] == []  # the check below can fail
@@ -422,11 +425,25 @@ async def test_retention_purges_old_payloads_only_in_batches(tmp_path, database_
             await tx.execute("INSERT INTO order_deliveries (source, delivery_id, body, status, received_at)"
                              " VALUES ('shop', ?, '{\"phone\": \"0912345678\"}', ?, ?)", (delivery, status, old))
 
+        # Webhook events: an old one delivered (its body goes), an old one still pending (kept).
+        cur = await tx.execute("INSERT INTO webhook_endpoints (url, events, secret, created_at, updated_at)"
+                               " VALUES ('http://127.0.0.1:9/', ',survey.answered,', 'whsec_x', ?, ?)", (old, old))
+        endpoint_id = cur.lastrowid
+        for n, status in enumerate(("delivered", "pending")):
+            cur = await tx.execute("INSERT INTO webhook_messages (msg_id, type, payload, created_at)"
+                                   " VALUES (?, 'survey.answered', '{\"n\": 1}', ?)", (f"msg_old{n}", old))
+            await tx.execute("INSERT INTO webhook_deliveries (message_id, endpoint_id, status, next_attempt_at, created_at)"
+                             " VALUES (?, ?, ?, ?, ?)", (cur.lastrowid, endpoint_id, status, "9999", old))
+
+
     counts = await privacy.purge(app.db, clock.now() - timedelta(days=30), clock.now(), batch=2)
     assert counts == {"my_data": 0, "my_data_web": 0, "my_data_links": 0, "web_messages": 0, "inbox": 5, "outbox": 2,
-                      "ticket_events": 1, "order_deliveries": 1, "conversations": 1, "erased_chats": 0}
+                      "ticket_events": 1, "order_deliveries": 1, "webhook_messages": 1, "conversations": 1,
+                      "erased_chats": 0}
     deliveries = {r["delivery_id"]: r["body"] for r in await h.rows("SELECT delivery_id, body FROM order_deliveries")}
     assert deliveries["failed-old"] is None and deliveries["pending-old"] is not None  # a pending one is handled at start
+    hooks = {r["msg_id"]: r["payload"] for r in await h.rows("SELECT msg_id, payload FROM webhook_messages")}
+    assert hooks == {"msg_old0": "{}", "msg_old1": '{"n": 1}'}
     inbox = {r["update_id"]: r for r in await h.rows("SELECT update_id, payload, text FROM inbox")}
     assert all(inbox[f"o{i}"]["payload"] == "{}" and inbox[f"o{i}"]["text"] is None for i in range(5))
     assert inbox["unprocessed"]["payload"] == '{"keep": 1}' and inbox["recent"]["payload"] == '{"keep": 2}'
