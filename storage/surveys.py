@@ -214,7 +214,7 @@ async def undelivered_count(conn: Connection, start: datetime, end: datetime) ->
     row = await fetch_one(
         conn,
         "SELECT COUNT(*) FROM surveys WHERE status = 'skipped' AND closed_at >= ? AND closed_at < ?"
-        " AND skip_reason LIKE ? AND demo = 0",
+        " AND (skip_reason LIKE ? OR skip_reason IN ('unreachable', 'zns_daily_quota', 'zns_daily_budget')) AND demo = 0",
         (to_db(start), to_db(end), UNDELIVERABLE + "%"),
     )
     return row[0] if row else 0
