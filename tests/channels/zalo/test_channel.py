@@ -43,8 +43,9 @@ def zalo_section(fake: FakeZaloServer, **overrides) -> dict:
 def config(tmp_path, tg, fake, zalo=None, **sections):
     return make_config(
         tmp_path, tg,
-        agents={"chat_id": GROUP}, sender={"group_messages_per_minute": 600, "request_timeout": 1.0},
-        zalo=zalo_section(fake, **(zalo or {})), **sections,
+        **{"agents": {"chat_id": GROUP}, "sender": {"group_messages_per_minute": 600, "request_timeout": 1.0},
+           **sections},
+        zalo=zalo_section(fake, **(zalo or {})),
     )
 
 
