@@ -27,7 +27,7 @@ from bot.http.api import HttpApi
 from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH, TelegramWebhook
 from bot.services.data_rights import Privacy
 from bot.outbox.sender import Sender
-from bot.services.routes import Owners, SurveyRoutes
+from bot.services.survey_routes import Owners, SurveyRoutes
 from bot.services.surveys import SurveyDispatcher
 from bot.outbox.effects import Effects
 from bot.services.desk import AgentDesk, CustomerDesk, DeskConfig, DeskGroup
@@ -36,7 +36,7 @@ from bot.services.threads import TicketThreads
 from bot.channels.zalo.webhook import ZaloWebhook
 from bot.services import demo
 from bot.channels.web import server as web_chat
-from flows import routing
+from flows import survey_routes as routing
 from flows.schedule import SurveyPolicy
 from storage import settings
 from storage.db import MigrationError

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flows.routing import ZnsPolicy
+from flows.survey_routes import ZnsPolicy
 from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
 from flows.tickets import DEFAULT_KEYWORDS, ComplaintPolicy

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bot.config import Config
-from flows import routing
+from flows import survey_routes as routing
 from storage import zns
 from storage import zalo as zalo_store
 

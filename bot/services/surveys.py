@@ -12,14 +12,14 @@ from bot.services.demo import is_demo_customer
 from bot.outbox.effects import AFTERWARDS, Effects, Scope, Target
 from flows import csat
 from flows.model import GrantOrder, SendPendingSurveys
-from flows.routing import CS, ZNS, Route, Unreachable
+from flows.survey_routes import CS, ZNS, Route, Unreachable
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
 from storage import contacts, customers, start_tokens, surveys, tickets, zns
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
 
 if TYPE_CHECKING:
-    from bot.services.routes import SurveyRoutes
+    from bot.services.survey_routes import SurveyRoutes
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class SurveyDispatcher:
         self.effects = effects
         # Chats we can send on now (other contacts are unreachable); ZNS is a route, not a chat.
         self.channels = frozenset(effects.channels) - {ZNS}
-        self.routes = routes  # Zalo on: CS inside the interaction window, ZNS outside it (flows/routing.py)
+        self.routes = routes  # Zalo on: CS inside the interaction window, ZNS outside it (flows/survey_routes.py)
         self.wake_sender = wake_sender
         self.demo_policy = demo_policy  # demo mode: demo customers' surveys ignore quiet hours
 
@@ -107,7 +107,7 @@ class SurveyDispatcher:
     ) -> str:
         """`opener`: the chat that just opened the order's receipt link, which gets it. Else the
         customer's own (verified) chats, else the chat that opened the link last. With Zalo on,
-        the route (flows/routing.py) picks among the customer's chats and ZNS."""
+        the route (flows/survey_routes.py) picks among the customer's chats and ZNS."""
         customer = await customers.by_id(tx, survey.customer_id)
         assert customer is not None
         contact = None

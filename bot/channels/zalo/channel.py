@@ -81,7 +81,7 @@ import aiohttp
 from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient, send_in_parts, split_command, split_text
 from bot.clock import Clock
 from flows.model import Inbound
-from flows.routing import RatingItem
+from flows.survey_routes import RatingItem
 from storage import zalo as zalo_store
 from storage.db import Connection, Database
 from storage.zalo import TokenPair

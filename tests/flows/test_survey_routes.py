@@ -1,8 +1,8 @@
-"""Survey routes and the ZNS rules (flows/routing.py): plain data in, a decision out."""
+"""Survey routes and the ZNS rules (flows/survey_routes.py): plain data in, a decision out."""
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from flows.routing import (
+from flows.survey_routes import (
     CS, ZNS, Candidate, Route, Spent, Unreachable, ZnsPolicy, choose_route, in_night_ban, may_spend,
     next_quota_day, night_ban_ends, template_data,
 )

@@ -2,7 +2,7 @@
 transaction), queues ZNS templates within the night ban, the day's quota and the owner's
 budget (told once when reached), reads ratings back (each stored once; a low one opens a
 complaint), keeps the token pair alive on a schedule and asks unlinked followers for their
-phone once. The decisions themselves are flows/routing.py's."""
+phone once. The decisions themselves are flows/survey_routes.py's."""
 from __future__ import annotations
 
 import asyncio
@@ -14,9 +14,9 @@ from typing import Any, Callable
 from bot.channels.zalo.channel import RefreshFailed, ZaloChannel, ZnsChannel
 from bot.clock import Clock
 from bot.outbox.effects import Target
-from flows import routing
+from flows import survey_routes as routing
 from flows.model import Inbound, OpenTicket
-from flows.routing import CS, ZNS, Candidate, Route, Unreachable, ZnsPolicy
+from flows.survey_routes import CS, ZNS, Candidate, Route, Unreachable, ZnsPolicy
 from flows.texts import fmt_number, text
 from storage import contacts, outbox, purchases, surveys, zns
 from storage import zalo as zalo_store
