@@ -6,7 +6,7 @@ import argparse
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bot.config import Config
+from bot.config import Config, format_duration
 from flows import survey_routes as routing
 from storage import zns
 from storage import zalo as zalo_store
@@ -31,12 +31,12 @@ def _age(at: datetime | None, now: datetime) -> str:
     return f"{at.isoformat(timespec='minutes')} ({hours:.1f} h ago)"
 
 
-async def run(config: Config, args: argparse.Namespace) -> int:
+async def run(config: Config, args: argparse.Namespace | None, now: datetime | None = None) -> int:
     if not config.zalo_enabled:
         print("zalo: off (no zalo.app_id)")
         return 0
     policy = config.zns_policy()
-    now = datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
     db = config.database()
     await db.open()
     try:
@@ -45,10 +45,10 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             rotated = await zalo_store.tokens_updated_at(tx)
             health = await zns.health(tx)
             spent = await zns.spend_of(tx, routing.quota_day(now, policy))
-            routes = await zns.route_counts(tx, now - timedelta(days=7), now)
+            routes = await zns.route_counts(tx, now - timedelta(days=7), now + timedelta(minutes=1))
     finally:
         await db.close()
-    every = config.get("zalo", "refresh_every")
+    every = format_duration(config.get("zalo", "refresh_every"))
     print(f"token pair: {'stored (rotated)' if pair else 'from the config (never rotated)'}, rotated {_age(rotated, now)}")
     if pair and pair.expires_at:
         print(f"access token expires: {pair.expires_at.isoformat(timespec='minutes')}")

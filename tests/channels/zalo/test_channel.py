@@ -40,18 +40,18 @@ def zalo_section(fake: FakeZaloServer, **overrides) -> dict:
     }
 
 
-def config(tmp_path, tg, fake, zalo=None, **sections):
+def config(tmp_path, tg, fake, zalo=None, database_url=None, **sections):
     return make_config(
-        tmp_path, tg,
+        tmp_path, tg, database_url=database_url,
         **{"agents": {"chat_id": GROUP}, "sender": {"group_messages_per_minute": 600, "request_timeout": 1.0},
            **sections},
         zalo=zalo_section(fake, **(zalo or {})),
     )
 
 
-async def started(tmp_path, tg, clock, zfake, zalo=None, **sections) -> Harness:
+async def started(tmp_path, tg, clock, zfake, zalo=None, database_url=None, **sections) -> Harness:
     tg.make_group(GROUP, "Agents", is_forum=False, members={AGENT: AGENT_NAME})
-    h = Harness(config(tmp_path, tg, zfake, zalo, **sections), tg, clock)
+    h = Harness(config(tmp_path, tg, zfake, zalo, database_url, **sections), tg, clock)
     await h.start()
     return h
 
@@ -232,7 +232,10 @@ def test_phone_numbers_in_any_form_match():
     ("-230", Permanent, "window_closed"),
     ("-213", Permanent, "unfollowed"),
     ("-211", Permanent, "quota_exceeded"),
+    ("-217", Permanent, "window_closed"),
     ("-32", RetryLater, ""),
+    ("-248", Transient, "Zalo error -248"),
+    ("-100", Transient, "Zalo error -100"),
     ("500", Transient, ""),
     ("-999", Permanent, "Zalo error -999"),
 ])
@@ -676,3 +679,23 @@ def test_zalo_config_needs_the_oa_secret_and_a_token_and_secrets_are_redacted():
     with pytest.raises(ConfigError, match="survey.channel_order"):
         parse_config({"survey": {"channel_order": ["sms"]}}, {})
 
+
+
+async def test_an_unlinked_follower_is_asked_for_their_phone_once(zh, zfake):
+    await zfake.send_event(zh.url, zfake.make_event("follow", USER))
+    await settled(zh)
+    await say(zh, zfake, "xin chào")
+    await say(zh, zfake, "còn đó không")
+    await outbox_settled(zh)
+    forms = [m for m in zfake.sent_to(USER) if m.is_info_request]
+    assert len(forms) == 1  # once, after the follow
+    payload = forms[0].message["attachment"]["payload"]
+    assert payload["template_type"] == "request_user_info" and payload["elements"][0]["title"]
+    # One who shares their number unasked is not asked afterwards.
+    other = "5170627724267093299"
+    event = zfake.make_event("user_submit_info", other, info={"name": "B", "phone": "84900000001"})
+    assert await zfake.send_event(zh.url, event) == 200
+    await settled(zh)
+    await say(zh, zfake, "hi", user=other)
+    await outbox_settled(zh)
+    assert not any(m.is_info_request for m in zfake.sent_to(other))

@@ -9,10 +9,17 @@ from datetime import timedelta
 
 import pytest
 
+from bot.channels.base import Permanent, RetryLater, Transient
+from bot.channels.zalo.channel import ZnsChannel
+from bot.cli import zalo as zalo_cli
 from bot.config import ConfigError, parse_config
-from tests.channels.zalo.test_channel import GROUP, USER, settled, started
-from tests.conftest import hours
+from flows.digest import render_text, week_of
+from flows.survey_routes import ZnsPolicy, night_ban_ends
+from tests.channels.zalo.test_channel import GROUP, USER, channel_for, started
+from tests.conftest import BOTH, hours
 from testkit.zalo_api import FakeZaloServer
+
+BACKENDS = BOTH  # routes, spend and ratings on SQLite and on PostgreSQL
 
 OWNER = 777001
 TEMPLATE, RATING = "1001", "2002"
@@ -33,10 +40,10 @@ def zns(**overrides) -> dict:
             "api_base_url": "", **overrides}
 
 
-async def zns_app(tmp_path, tg, clock, fake, **overrides):
+async def zns_app(tmp_path, tg, clock, fake, database_url=None, **overrides):
     section = zns(**overrides)
     section["api_base_url"] = fake.api_root
-    return await started(tmp_path, tg, clock, fake, zalo={"zns": section},
+    return await started(tmp_path, tg, clock, fake, zalo={"zns": section}, database_url=database_url,
                          agents={"chat_id": GROUP, "owner_chat_ids": [OWNER]}, http={"public_url": "https://shop.example"})
 
 
@@ -46,8 +53,8 @@ async def buy(h, order: str, phone: str | None = "+84 912 345 678", **customer) 
     assert status == 202, body
 
 
-async def test_a_buyer_who_never_followed_gets_the_zns_survey_rates_2_and_a_complaint_opens(tmp_path, tg, clock, zfake):
-    h = await zns_app(tmp_path, tg, clock, zfake)
+async def test_a_buyer_who_never_followed_gets_the_zns_survey_rates_2_and_a_complaint_opens(tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
     try:
         await buy(h, "A-1")
         clock.advance(hours(3))
@@ -69,12 +76,18 @@ async def test_a_buyer_who_never_followed_gets_the_zns_survey_rates_2_and_a_comp
         assert len(ticket) == 1 and ticket[0]["source"] == "low_score" and "giao trễ" in ticket[0]["description"]
         card = (await tg.wait_for_messages(GROUP, 1))[0]
         assert "A-1" in card.text
+
+        # The digest: surveys per route and the week's ZNS spend.
+        week = week_of(clock.now(), h.config.tz)
+        report = await h.app.digests.report_json(week)
+        assert report["csat"]["by_route"] == {"zns": 1} and report["csat"]["zns_spend"] == {"messages": 1, "vnd": 200}
+        assert "ZNS" in render_text(await h.app.digests.build(week), "en")
     finally:
         await h.close()
 
 
-async def test_a_follower_inside_the_window_gets_cs_and_one_outside_gets_zns(tmp_path, tg, clock, zfake):
-    h = await zns_app(tmp_path, tg, clock, zfake)
+async def test_a_follower_inside_the_window_gets_cs_and_one_outside_gets_zns(tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
     try:
         other = "5170627724267093299"
         zfake.add_follower(USER)  # wrote to the OA today
@@ -94,8 +107,8 @@ async def test_a_follower_inside_the_window_gets_cs_and_one_outside_gets_zns(tmp
         await h.close()
 
 
-async def test_quota_reached_the_rest_wait_and_the_owner_is_told_once(tmp_path, tg, clock, zfake):
-    h = await zns_app(tmp_path, tg, clock, zfake, daily_messages=2)
+async def test_quota_reached_the_rest_wait_and_the_owner_is_told_once(tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, daily_messages=2)
     try:
         for i in range(4):
             await buy(h, f"A-{i}", phone=f"09123456{i:02d}")
@@ -116,8 +129,8 @@ async def test_quota_reached_the_rest_wait_and_the_owner_is_told_once(tmp_path, 
         await h.close()
 
 
-async def test_no_zns_send_in_the_night_ban(tmp_path, tg, clock, zfake):
-    h = await zns_app(tmp_path, tg, clock, zfake, night_ban="12:00-13:00")
+async def test_no_zns_send_in_the_night_ban(tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, night_ban="12:00-13:00")
     try:
         await buy(h, "A-1")
         clock.advance(hours(3) + timedelta(minutes=30))  # 12:30 shop time
@@ -129,8 +142,8 @@ async def test_no_zns_send_in_the_night_ban(tmp_path, tg, clock, zfake):
         await h.close()
 
 
-async def test_a_timeout_is_retried_with_the_same_tracking_id_and_charged_once(tmp_path, tg, clock, zfake):
-    h = await zns_app(tmp_path, tg, clock, zfake)
+async def test_a_timeout_is_retried_with_the_same_tracking_id_and_charged_once(tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
     try:
         await buy(h, "A-1")
         clock.advance(hours(3))
@@ -150,8 +163,8 @@ async def test_a_timeout_is_retried_with_the_same_tracking_id_and_charged_once(t
         await h.close()
 
 
-async def test_the_scheduler_refreshes_an_old_pair_with_no_sends_and_a_failure_alerts_once(tmp_path, tg, clock, zfake):
-    h = await zns_app(tmp_path, tg, clock, zfake)
+async def test_the_scheduler_refreshes_an_old_pair_with_no_sends_and_a_failure_alerts_once(tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
     try:
         assert await h.app.routes.keep_token_alive()  # never rotated: the config's pair is refreshed
         assert zfake.counters.refreshes == 1
@@ -179,3 +192,78 @@ def test_zns_config_is_checked_and_buttons_default_off():
         with pytest.raises(ConfigError) as caught:
             parse_config({"zalo": {**base, "zns": bad}}, {})
         assert str(caught.value).startswith(f"zalo.zns: {key}")
+
+
+@pytest.mark.parametrize("fault,error,start", [
+    ("-118", Permanent, "zns_not_on_zalo"),
+    ("-108", Permanent, "zns_phone_invalid"),
+    ("-115", RetryLater, "ZNS error -115"),  # out of balance: the channel waits, nothing is lost
+    ("-144", RetryLater, "ZNS error -144"),
+    ("-133", RetryLater, "ZNS error -133"),
+    ("-100", Transient, "ZNS error -100"),
+    ("500", Transient, "zalo: HTTP 500"),
+])
+async def test_zns_error_codes_map_to_what_the_sender_does(zfake, clock, fault, error, start):
+    zalo = channel_for(zfake, clock)
+    await zalo.start()
+    zns_channel = ZnsChannel(zalo, api_base_url=zfake.api_root, messages_per_second=5,
+                             night_ban=lambda at: at, clock=clock)
+    try:
+        zfake.zns_fail_next(fault)
+        with pytest.raises(error) as caught:
+            await zns_channel.deliver("send_template", PHONE, {"template_id": TEMPLATE, "tracking_id": "1",
+                                                               "template_data": {p: "x" for p in PARAMS}})
+        assert str(caught.value).startswith(start)
+        assert zfake.zns_messages == []
+    finally:
+        await zalo.close()
+
+
+async def test_the_fake_checks_templates_phones_and_the_night_ban_and_a_rejected_token_is_refreshed(zfake, clock):
+    zalo = channel_for(zfake, clock)
+    await zalo.start()
+    zns_channel = ZnsChannel(zalo, api_base_url=zfake.api_root, messages_per_second=5, night_ban=lambda at: at, clock=clock)
+    good = {p: "x" for p in PARAMS}
+    try:
+        with pytest.raises(Permanent, match="-112"):  # a parameter missing
+            await zns_channel.deliver("send_template", PHONE, {"template_id": TEMPLATE, "tracking_id": "1",
+                                                               "template_data": {"order_code": "A"}})
+        with pytest.raises(Permanent, match="-109"):
+            await zns_channel.deliver("send_template", PHONE, {"template_id": "999", "tracking_id": "2", "template_data": good})
+        zfake.zalo_phones = {"84900000000"}
+        with pytest.raises(Permanent, match="zns_not_on_zalo"):
+            await zns_channel.deliver("send_template", PHONE, {"template_id": TEMPLATE, "tracking_id": "3", "template_data": good})
+        zfake.zalo_phones = None
+        zfake.revoke("AT-initial-0000000000")  # -124: refreshed once, sent
+        assert await zns_channel.deliver("send_template", PHONE, {"template_id": TEMPLATE, "tracking_id": "4",
+                                                                  "template_data": good})
+        assert zfake.counters.refreshes == 1 and zns_channel.quota is not None
+        clock.advance(hours(14))  # 23:00 in Vietnam: Zalo refuses (-133)
+        with pytest.raises(RetryLater, match="-133"):
+            await zns_channel.deliver("send_template", PHONE, {"template_id": TEMPLATE, "tracking_id": "5", "template_data": good})
+        banned = ZnsChannel(zalo, api_base_url=zfake.api_root, messages_per_second=5, clock=clock,
+                            night_ban=lambda at: night_ban_ends(at, ZnsPolicy(timezone=clock.now().tzinfo)))
+        requests = zfake.zns_requests
+        with pytest.raises(RetryLater) as caught:  # ours: not even asked
+            await banned.deliver("send_template", PHONE, {"template_id": TEMPLATE, "tracking_id": "6", "template_data": good})
+        assert zfake.zns_requests == requests and 6 * 3600 < caught.value.seconds <= 7 * 3600
+        with pytest.raises(Permanent):  # an agent's text to a phone-only customer
+            await banned.deliver("send_text", PHONE, {"text": "hi"})
+    finally:
+        await zalo.close()
+
+
+async def test_zalo_status_prints_tokens_spend_and_routes(tmp_path, tg, clock, zfake, capsys):
+    h = await zns_app(tmp_path, tg, clock, zfake, daily_messages=10, daily_budget_vnd=5000)
+    try:
+        await buy(h, "A-1")
+        clock.advance(hours(3))
+        await h.app.dispatcher.dispatch_due()
+        await h.app.routes.keep_token_alive()
+        assert await zalo_cli.run(h.config, None, now=clock.now()) == 0
+    finally:
+        await h.close()
+    out = capsys.readouterr().out
+    assert "token pair: stored (rotated)" in out and "(0.0 h ago) (every 20h)" in out
+    assert "ZNS today:" in out and "left: 9 messages, 4800 VND" in out
+    assert "surveys sent per route (7 days): zns 1" in out
