@@ -28,6 +28,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import time as _time
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
@@ -53,6 +54,7 @@ class SentMessage:
     message: dict[str, Any]
     message_id: str
     at: datetime
+    wall: float = field(default_factory=_time.monotonic)  # when it arrived, on the machine's clock (benches)
 
     @property
     def text(self) -> str:
@@ -78,6 +80,7 @@ class ZnsMessage:
     tracking_id: str
     msg_id: str
     at: datetime
+    wall: float = field(default_factory=_time.monotonic)
 
 
 @dataclass
