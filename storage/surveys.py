@@ -218,3 +218,22 @@ async def undelivered_count(conn: Connection, start: datetime, end: datetime) ->
         (to_db(start), to_db(end), UNDELIVERABLE + "%"),
     )
     return row[0] if row else 0
+
+
+async def sent_by_zns_for_token(conn: Connection, token_id: int) -> list[SurveyRecord]:
+    """The unanswered survey of a start token's order that went out as a ZNS template: the chat
+    that opens the receipt link (the template's button) gets its question there."""
+    rows = await conn.execute_fetchall(
+        f"{_SELECT} WHERE s.purchase_id = (SELECT purchase_id FROM start_tokens WHERE id = ?)"
+        " AND +s.status = 'sent' AND s.route = 'zns'", (token_id,),
+    )
+    return [_record(r) for r in rows]
+
+
+async def move_to_chat(conn: Connection, survey_id: int, from_contact: int, to_contact: int) -> bool:
+    """The survey's conversation moves to this chat, once (False if it moved already)."""
+    cur = await conn.execute(
+        "UPDATE surveys SET contact_id = ? WHERE id = ? AND contact_id = ? AND status = 'sent'",
+        (to_contact, survey_id, from_contact),
+    )
+    return cur.rowcount == 1

@@ -73,6 +73,9 @@ class Channel(Protocol):
     delivers_files: bool
     # An open page shows the conversation: after /forget a "reset_chat" row clears it.
     resets_after_erasure: bool
+    # A chat our texts can be written to (False: ZNS, approved templates to a phone only): a
+    # survey's question, a tell to the customer's chats and the like go only to these.
+    conversational: bool
 
     def update_id(self, payload: dict[str, Any]) -> str:
         """The platform's id of an update, the inbox dedupe key; ValueError if there is none."""

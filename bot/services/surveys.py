@@ -48,7 +48,7 @@ class SurveyDispatcher:
         self.shop_name = shop_name
         self.effects = effects
         # Chats we can send on now (other contacts are unreachable); ZNS is a route, not a chat.
-        self.channels = frozenset(effects.channels) - {ZNS}
+        self.channels = frozenset(name for name, channel in effects.channels.items() if channel.conversational)
         self.routes = routes  # Zalo on: CS inside the interaction window, ZNS outside it (flows/survey_routes.py)
         self.wake_sender = wake_sender
         self.demo_policy = demo_policy  # demo mode: demo customers' surveys ignore quiet hours
@@ -99,7 +99,28 @@ class SurveyDispatcher:
         sent = 0
         for survey in await surveys.open_for_token(tx, token_id, now):
             sent += await self._dispatch_one(tx, survey, now, priority=0, opener=contact_id) == "sent"
+        if self.routes is not None:
+            sent += await self._continue_zns_survey(tx, token_id, contact_id, now)
         return sent
+
+    async def _continue_zns_survey(self, tx: Connection, token_id: int, contact_id: int, now: datetime) -> int:
+        """The ZNS template's button opened the receipt link in a chat: the question is asked
+        there, once (the survey's conversation moves to that chat)."""
+        asked = 0
+        contact = await contacts.by_id(tx, contact_id)
+        if contact is None or contact.channel not in self.channels:
+            return 0
+        for survey in await surveys.sent_by_zns_for_token(tx, token_id):
+            held_by = await contacts.by_id(tx, survey.contact_id) if survey.contact_id else None
+            if held_by is None or held_by.channel != ZNS:  # asked in a chat already
+                continue
+            if not await surveys.move_to_chat(tx, survey.id, held_by.id, contact.id):
+                continue
+            decisions = csat.question(survey_id=survey.id, order_id=survey.order_id, shop=self.shop_name,
+                                      language=contact.language)
+            await self.effects.apply(tx, decisions, Target.of_contact(contact, priority=0), now)
+            asked += 1
+        return asked
 
     async def _dispatch_one(
         self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1, opener: int | None = None,

@@ -59,6 +59,7 @@ class TelegramChannel:
     resend_after_crash = False  # sendMessage has no idempotency key
     delivers_files = True
     resets_after_erasure = False
+    conversational = True
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ class WebChannel:
     resend_after_crash = True  # delivery is our own database write: resending is safe (sender.recover)
     delivers_files = True  # the page offers the download
     resets_after_erasure = True  # the open page clears the conversation it shows
+    conversational = True
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db

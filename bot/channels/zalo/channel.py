@@ -261,6 +261,7 @@ class ZaloChannel:
     resend_after_crash = False
     delivers_files = False  # no file upload to a chat: /mydata goes as a short-lived link
     resets_after_erasure = False
+    conversational = True
 
     def __init__(
         self,
@@ -648,6 +649,7 @@ class ZnsChannel:
     resend_after_crash = False
     delivers_files = False
     resets_after_erasure = False
+    conversational = False  # approved templates to a phone: no texts, no buttons
 
     def __init__(self, zalo: ZaloChannel, *, api_base_url: str, messages_per_second: float,
                  night_ban: Callable[[datetime], datetime], clock: Clock) -> None:

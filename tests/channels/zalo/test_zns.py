@@ -15,7 +15,7 @@ from bot.cli import zalo as zalo_cli
 from bot.config import ConfigError, parse_config
 from flows.digest import render_text, week_of
 from flows.survey_routes import ZnsPolicy, night_ban_ends
-from tests.channels.zalo.test_channel import GROUP, USER, channel_for, started
+from tests.channels.zalo.test_channel import GROUP, TG_USER, USER, channel_for, started
 from tests.conftest import BOTH, hours
 from testkit.zalo_api import FakeZaloServer
 
@@ -44,7 +44,8 @@ async def zns_app(tmp_path, tg, clock, fake, database_url=None, **overrides):
     section = zns(**overrides)
     section["api_base_url"] = fake.api_root
     return await started(tmp_path, tg, clock, fake, zalo={"zns": section}, database_url=database_url,
-                         agents={"chat_id": GROUP, "owner_chat_ids": [OWNER]}, http={"public_url": "https://shop.example"})
+                         agents={"chat_id": GROUP, "owner_chat_ids": [OWNER]},
+                         http={"public_url": "https://shop.example"}, telegram={"mode": "polling"})
 
 
 async def buy(h, order: str, phone: str | None = "+84 912 345 678", **customer) -> None:
@@ -267,3 +268,24 @@ async def test_zalo_status_prints_tokens_spend_and_routes(tmp_path, tg, clock, z
     assert "token pair: stored (rotated)" in out and "(0.0 h ago) (every 20h)" in out
     assert "ZNS today:" in out and "left: 9 messages, 4800 VND" in out
     assert "surveys sent per route (7 days): zns 1" in out
+
+
+async def test_the_templates_link_opened_in_a_chat_asks_the_survey_there_once(tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
+    try:
+        await buy(h, "A-1")
+        clock.advance(hours(3))
+        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        await h.outbox_settled()
+        [message] = zfake.zns_to(PHONE)
+        token = message.data["survey_link"].rsplit("start=", 1)[1]
+        await h.customer_says(TG_USER, f"/start {token}")
+        await h.customer_says(TG_USER, f"/start {token}")  # twice: asked once
+        await h.outbox_settled()
+        questions = [m for m in tg.sent_messages(TG_USER) if "csat:" in str(m.params.get("reply_markup"))]
+        assert len(questions) == 1, [m.text for m in tg.sent_messages(TG_USER)]
+        survey = (await h.rows("SELECT status, route, contact_id FROM surveys"))[0]
+        chat = (await h.rows("SELECT id FROM contacts WHERE channel = 'telegram'"))[0]["id"]
+        assert survey["status"] == "sent" and survey["route"] == "zns" and survey["contact_id"] == chat
+    finally:
+        await h.close()
