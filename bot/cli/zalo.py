@@ -37,7 +37,7 @@ async def run(config: Config, args: argparse.Namespace | None, now: datetime | N
         return 0
     policy = config.zns_policy()
     now = now or datetime.now(timezone.utc)
-    db = config.database()
+    db = config.database.open()
     await db.open()
     try:
         async with db.transaction() as tx:
@@ -48,7 +48,7 @@ async def run(config: Config, args: argparse.Namespace | None, now: datetime | N
             routes = await zns.route_counts(tx, now - timedelta(days=7), now + timedelta(minutes=1))
     finally:
         await db.close()
-    every = format_duration(config.get("zalo", "refresh_every"))
+    every = format_duration(config.zalo.refresh_every)
     print(f"token pair: {'stored (rotated)' if pair else 'from the config (never rotated)'}, rotated {_age(rotated, now)}")
     if pair and pair.expires_at:
         print(f"access token expires: {pair.expires_at.isoformat(timespec='minutes')}")
