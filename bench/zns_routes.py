@@ -122,10 +122,7 @@ async def run(args: argparse.Namespace) -> int:
             try:
                 sender = app.sender
 
-                async def hold() -> float:
-                    return 1.0
-
-                sender.pump = hold  # type: ignore[method-assign]
+                h.hold_sender(app)
                 print(f"zns_routes: setting up {args.surveys} customers ...", flush=True)
                 t0 = time.monotonic()
                 cs_n, zns_n = await setup(app, fake, clock, args.surveys)
@@ -146,8 +143,7 @@ async def run(args: argparse.Namespace) -> int:
                         await asyncio.sleep(max(0.2, zns_n / args.zns_rate / max(1, args.timeouts) / 2))
 
                 injector = asyncio.create_task(inject())
-                del sender.pump
-                sender.wake()
+                h.release_sender(app)
                 deadline = time.monotonic() + max(zns_n / args.zns_rate, cs_n / args.cs_rate) * 2 + 120
                 while True:
                     left = (await app.db.fetchone("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')"))[0]

@@ -54,12 +54,17 @@ async def buy(h, order: str, phone: str | None = "+84 912 345 678", **customer) 
     assert status == 202, body
 
 
+async def survey_by_zns(h, clock) -> None:
+    """Order A-1 of a phone-only buyer; 3 h later its survey goes by ZNS."""
+    await buy(h, "A-1")
+    clock.advance(hours(3))
+    assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+
+
 async def test_a_buyer_who_never_followed_gets_the_zns_survey_rates_2_and_a_complaint_opens(tmp_path, tg, clock, zfake, database_url):
     h = await zns_app(tmp_path, tg, clock, zfake, database_url)
     try:
-        await buy(h, "A-1")
-        clock.advance(hours(3))
-        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        await survey_by_zns(h, clock)
         rows = await h.outbox_settled()
         assert [(r["channel"], r["status"]) for r in rows] == [("zns", "sent")]
         [message] = zfake.zns_to(PHONE)
@@ -273,9 +278,7 @@ async def test_zalo_status_prints_tokens_spend_and_routes(tmp_path, tg, clock, z
 async def test_the_templates_link_opened_in_a_chat_asks_the_survey_there_once(tmp_path, tg, clock, zfake, database_url):
     h = await zns_app(tmp_path, tg, clock, zfake, database_url)
     try:
-        await buy(h, "A-1")
-        clock.advance(hours(3))
-        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        await survey_by_zns(h, clock)
         await h.outbox_settled()
         [message] = zfake.zns_to(PHONE)
         token = message.data["survey_link"].rsplit("start=", 1)[1]
