@@ -292,3 +292,15 @@ async def test_the_templates_link_opened_in_a_chat_asks_the_survey_there_once(tm
         assert survey["status"] == "sent" and survey["route"] == "zns" and survey["contact_id"] == chat
     finally:
         await h.close()
+
+
+def test_check_config_lists_the_survey_routes(capsys):
+    from bot.cli.main import _check_config
+
+    base = {"app_id": "1", "oa_secret_key": "k", "access_token": "t"}
+    _check_config(parse_config({"zalo": {**base, "zns": zns(daily_messages=300, api_base_url="https://z.example")}}, {}))
+    out = capsys.readouterr().out
+    assert "Zalo CS message (inside the 7-day interaction window)" in out
+    assert "ZNS template by phone (vi=1001; 300/day; no sends 22:00-06:00)" in out
+    _check_config(parse_config({"zalo": base}, {}))
+    assert "ZNS off: buyers outside the window are skipped as unreachable" in capsys.readouterr().out
