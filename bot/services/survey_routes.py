@@ -16,7 +16,7 @@ from bot.clock import Clock
 from bot.outbox.effects import Target
 from flows import survey_routes as routing
 from flows.model import Inbound, OpenTicket
-from flows.survey_routes import CS, ZNS, Candidate, Route, Unreachable, ZnsPolicy
+from flows.survey_routes import Candidate, Route, Unreachable, ZnsPolicy
 from flows.texts import fmt_number, text
 from storage import contacts, outbox, purchases, surveys, zns
 from storage import zalo as zalo_store
@@ -257,9 +257,3 @@ class SurveyRoutes:
         }, now)
         return True
 
-
-def route_label(route: Route | Unreachable) -> tuple[str | None, str]:
-    return (route.kind, route.reason) if isinstance(route, Route) else (None, route.reason)
-
-
-__all__ = ["CS", "ZNS", "SurveyRoutes", "Owners", "route_label"]
