@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-inbound bench-outbound bench-memory bench-postgres bench-all clean
+.PHONY: run test bench bench-inbound bench-outbound bench-memory bench-postgres bench-zns bench-all clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench-inbound: $(BIN)/.bench-installed
 
 bench-outbound: $(BIN)/.installed
 	$(BIN)/python bench/outbound_drain.py
+
+bench-zns: $(BIN)/.installed
+	$(BIN)/python bench/zns_routes.py
 
 bench-memory: $(BIN)/.installed
 	$(BIN)/python bench/memory.py
