@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-inbound bench-outbound bench-memory bench-postgres bench-backup bench-all clean
+.PHONY: run test bench bench-inbound bench-outbound bench-memory bench-postgres bench-backup bench-zns bench-all clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-outbound: $(BIN)/.installed
 
 bench-backup: $(BIN)/.installed
 	$(BIN)/python bench/backup.py
+
+bench-zns: $(BIN)/.installed
+	$(BIN)/python bench/zns_routes.py
 
 bench-memory: $(BIN)/.installed
 	$(BIN)/python bench/memory.py

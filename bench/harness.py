@@ -222,6 +222,19 @@ async def gather_limited(items: Iterable[Any], concurrency: int, fn: Callable[[A
 # ----------------------------------------------------------------- customers in a state
 
 
+def hold_sender(app: FeedbotApp) -> None:
+    """The sender sends nothing until `release_sender` (set-up writes outbox rows not measured)."""
+    async def hold() -> float:
+        return 1.0
+
+    app.sender.pump = hold  # type: ignore[method-assign]
+
+
+def release_sender(app: FeedbotApp) -> None:
+    del app.sender.pump
+    app.sender.wake()
+
+
 async def wait_outbox_empty(app: FeedbotApp, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:

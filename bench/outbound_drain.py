@@ -80,10 +80,7 @@ async def run(args: argparse.Namespace) -> int:
         try:
             sender = app.sender
 
-            async def hold() -> float:
-                return 1.0
-
-            sender.pump = hold  # type: ignore[method-assign]
+            h.hold_sender(app)
             print(f"outbound_drain: setting up {args.surveys} customers with a linked chat ...", flush=True)
             t0 = time.monotonic()
             users = await setup(app, tg, clock, args.surveys)
@@ -99,8 +96,7 @@ async def run(args: argparse.Namespace) -> int:
                 problems.append(f"dispatch_due: {dict(outcome)} (expected {args.surveys} sent)")
             print(f"  dispatch_due: {dict(outcome)} in {dispatch_s:.1f} s; draining at up to {args.rate:g} msg/s ...",
                   flush=True)
-            del sender.pump
-            sender.wake()
+            h.release_sender(app)
             deadline = time.monotonic() + args.surveys / args.rate * 2 + 120
             last_report = time.monotonic()
             while True:

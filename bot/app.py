@@ -17,7 +17,7 @@ from telegram.error import InvalidToken
 from bot.http import agent_page, dashboard
 from bot.channels.base import Channel
 from bot.channels.telegram.channel import TelegramChannel
-from bot.channels.zalo.channel import DbTokenStore, ZaloChannel
+from bot.channels.zalo.channel import DbTokenStore, ZaloChannel, ZnsChannel
 from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, AgentsSection, Config
@@ -34,6 +34,7 @@ from bot.services.backups import Backups, BackupSettings
 from bot.services.data_rights import Privacy
 from bot.outbox.sender import Sender
 from bot.webhooks.worker import WebhookSettings, WebhookWorker
+from bot.services.survey_routes import Owners, SurveyRoutes
 from bot.services.surveys import SurveyDispatcher
 from bot.outbox.effects import Effects, Target
 from bot.services.desk import AgentDesk, CustomerDesk, DeskConfig, DeskGroup
@@ -47,6 +48,7 @@ from bot.sources.registry import SourceRegistry
 from bot.sources.webhook import OrderWebhooks
 from flows.texts import text
 from bot.channels.web import server as web_chat
+from flows import survey_routes as routing
 from flows.schedule import SurveyPolicy
 from flows.texts import text
 from storage import settings
@@ -56,6 +58,7 @@ from storage.db import MigrationError
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S = 300  # expiry and reminders
+TOKEN_CHECK_S = 1800  # how often the Zalo token pair's age is checked
 SENDER_STOP_TIMEOUT_S = 5.0  # for the sender's pass under way to end at stop
 # Every kind of channel, enabled or not (what the agents' page needs to know of old tickets' chats).
 CHANNEL_TYPES: tuple[type[Channel], ...] = (TelegramChannel, ZaloChannel, WebChannel)
@@ -91,6 +94,8 @@ class FeedbotApp:
         self.db = config.database.open()
         self.telegram: TelegramChannel | None = None
         self.zalo: ZaloChannel | None = None
+        self.zns: ZnsChannel | None = None
+        self.routes: SurveyRoutes | None = None
         self.zalo_webhook: ZaloWebhook | None = None
         self.telegram_webhook: TelegramWebhook | None = None
         self.web: WebChannel | None = None
@@ -283,11 +288,19 @@ class FeedbotApp:
         self.customer_desk = CustomerDesk(self.desk, cfg.complaint_policy(), self.threads.use_topics)
         self.agent_desk = AgentDesk(self.desk, wake_sender=self.sender.wake)
         self.sla = SlaWatchdog(self.db, self.clock, self.agent_desk, wake_sender=self.sender.wake)
+        if self.zalo is not None:
+            self.routes = SurveyRoutes(
+                self.db, self.clock, cfg.zns_policy(), zalo=self.zalo, zns_channel=self.zns, effects=self.effects,
+                owners=Owners(self.desk.channel_name, self.desk.config.owner_chat_ids, agents.language),
+                shop_name=shop, web_link=self.web_chat_url if cfg.web.enabled else None,
+                desk=self.customer_desk, wake_sender=self.sender.wake, refresh_every=cfg.zalo.refresh_every,
+            )
         self.dispatcher = SurveyDispatcher(
             self.db, self.clock, policy, shop, self.effects, wake_sender=self.sender.wake,
             channel_order=cfg.survey.channel_order,
             demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
             start_token_ttl=timedelta(days=cfg.privacy.start_token_days),
+            routes=self.routes,
         )
         self.privacy = Privacy(self.db, self.clock, retention_days=cfg.privacy.retention_days, shop_name=shop,
                                public_url=cfg.http.public_url,
@@ -316,6 +329,8 @@ class FeedbotApp:
             privacy=self.privacy,
             agents_reachable=self.desk.config.chat_id is not None or cfg.agent_page.enabled,
         )
+        if self.routes is not None:
+            self.engine.link_request = self.routes.request_info
 
     async def _serve_http(self, policy: SurveyPolicy, shop: str, webhook_secret: str, web_secrets: Any) -> None:
         """One aiohttp app: the shop's API, the webhooks, the web chat, the agent page."""
@@ -424,6 +439,12 @@ class FeedbotApp:
         )
         await self.zalo.start()
         self.channels["zalo"] = self.zalo
+        policy = self.config.zns_policy()
+        if policy.enabled:
+            self.zns = ZnsChannel(self.zalo, api_base_url=policy.api_base_url,
+                                  messages_per_second=policy.messages_per_second,
+                                  night_ban=lambda at: routing.night_ban_ends(at, policy), clock=self.clock)
+            self.channels["zns"] = self.zns
 
     def _start_scheduler(self) -> None:
         interval = self.config.survey.dispatch_interval.total_seconds()
@@ -435,6 +456,11 @@ class FeedbotApp:
             ("sla-watchdog", self.sla.watch_sla, self.config.sla.watchdog_interval.total_seconds()),
             ("retention-purge", self._retention_purge, self.config.privacy.purge_interval.total_seconds()),
         )
+        if self.routes is not None:
+            # Checked every half hour; a pair older than zalo.refresh_every is refreshed (sends or not).
+            jobs += (("zalo-token-keepalive", self.routes.keep_token_alive, TOKEN_CHECK_S),)
+            if self.zns is not None and self.routes.policy.rating_templates:
+                jobs += (("zns-ratings", self.routes.poll_ratings, self.routes.policy.rating_poll_interval.total_seconds()),)
         if self.digests.settings.enabled:  # to the owners' chats, and/or as the digest.ready webhook event
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a
             # Monday missed while the bot was down is sent as soon as it is back.

@@ -9,7 +9,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flows.survey_routes import ZnsPolicy
 from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
 from flows.tickets import DEFAULT_KEYWORDS, ComplaintPolicy
@@ -237,6 +238,60 @@ def _channel_order(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+_ZNS_FIELDS = ("customer_name", "order_id", "shop", "link", "date")
+_ZNS_KEYS = ("enabled", "survey_templates", "rating_templates", "params", "daily_messages", "daily_budget_vnd",
+             "price_vnd", "night_ban", "api_base_url", "messages_per_second", "rating_poll_interval")
+
+
+def _zns(value: Any) -> ZnsPolicy:
+    """The [zalo.zns] table, parsed once: templates per language, parameter names, limits."""
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a [zalo.zns] table, got {value!r}")
+    unknown = sorted(set(value) - set(_ZNS_KEYS))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown key (known: {', '.join(_ZNS_KEYS)})")
+
+    def templates(key: str) -> tuple[tuple[str, str], ...]:
+        given = value.get(key, {})
+        if not isinstance(given, dict) or not all(
+            lang in SUPPORTED and isinstance(t, (str, int)) and not isinstance(t, bool) and re.fullmatch(r"[0-9]{0,20}", str(t))
+            for lang, t in given.items()
+        ):
+            raise ValueError(f"{key}: expected template ids per language like {{ vi = \"123456\", en = \"123457\" }}, got {given!r}")
+        return tuple((lang, str(t)) for lang, t in given.items() if str(t))
+
+    params = value.get("params", {"customer_name": "customer_name", "order_id": "order_code", "shop": "shop_name",
+                                  "link": "survey_link"})
+    if not isinstance(params, dict) or not all(
+        k in _ZNS_FIELDS and isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_]{0,64}", v) for k, v in params.items()
+    ):
+        raise ValueError(f"params: expected our fields ({', '.join(_ZNS_FIELDS)}) mapped to the template's parameter"
+                         f" names, like {{ order_id = \"order_code\" }}, got {params!r}")
+    try:
+        night_start, night_end = _quiet_hours(value.get("night_ban", "22:00-06:00"))
+    except ValueError as exc:
+        raise ValueError(f"night_ban: {exc}") from None
+    checks: list[tuple[str, Callable[[Any], Any], Any]] = [
+        ("enabled", _bool, False), ("daily_messages", _int_range(0, 10**9), 0),
+        ("daily_budget_vnd", _int_range(0, 10**15), 0), ("price_vnd", _int_range(0, 10**9), 200),
+        ("api_base_url", _url_or_empty, "https://business.openapi.zalo.me"),
+        ("messages_per_second", _positive_number, 5), ("rating_poll_interval", _positive_duration, "10m"),
+    ]
+    parsed: dict[str, Any] = {}
+    for key, parse, default in checks:
+        try:
+            parsed[key] = parse(value.get(key, default))
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    policy = ZnsPolicy(
+        survey_templates=templates("survey_templates"), rating_templates=templates("rating_templates"),
+        params=tuple(params.items()), night_start=night_start, night_end=night_end, **parsed,
+    )
+    if policy.enabled and not policy.survey_template("vi"):
+        raise ValueError("enabled: ZNS is on but survey_templates names no template (e.g. { vi = \"123456\" })")
+    return policy
+
+
 def _sla_pair(value: Any) -> tuple[timedelta, timedelta]:
     if isinstance(value, str) and value.count("/") == 1:
         first, resolution = (_positive_duration(part.strip()) for part in value.split("/"))
@@ -422,9 +477,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "api_base_url": (_url_or_empty, "https://openapi.zalo.me"),
         "oauth_base_url": (_url_or_empty, "https://oauth.zaloapp.com"),
         "max_event_age": (_positive_duration, "2h"),
-        "buttons": (_bool, True),
+        "buttons": (_bool, False),
         "messages_per_second": (_positive_number, 10),
         "refresh_margin": (_positive_duration, "10m"),
+        "refresh_every": (_positive_duration, "20h"),
+        "zns": (_zns, {}),
     },
     "accounts": {
         "max_failed_logins": (_int_range(1, 100), 5),
@@ -648,6 +705,8 @@ class ZaloSection(Section):
     buttons: bool
     messages_per_second: float
     refresh_margin: timedelta
+    refresh_every: timedelta
+    zns: ZnsPolicy  # [zalo.zns]; Config.zns_policy() adds the shop's time zone
 
 
 @dataclass(frozen=True)
@@ -825,6 +884,11 @@ class Config:
         """What the CSAT rollups' day and tier mean: shop time, the complaints' VIP rule."""
         c = self.complaints
         return RollupRule(tz=self.tz, vip_spend=Decimal(c.vip_spend_12m), vip_orders=c.vip_orders_12m)
+
+    def zns_policy(self) -> ZnsPolicy:
+        """[zalo.zns] with the shop's time zone (its night ban and quota day); off without Zalo."""
+        policy = self.zalo.zns
+        return replace(policy, timezone=self.tz, enabled=policy.enabled and self.zalo_enabled)
 
     def complaint_policy(self) -> ComplaintPolicy:
         c = self.complaints

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from bot.channels.base import Channel
 from bot.clock import Clock
@@ -90,6 +90,8 @@ class Engine:
         # Receipt links' rules (start_token_ttl, trust_first_token_chat) and telling a customer's chats.
         self.privacy = privacy or Privacy(db, clock, retention_days=365, shop_name=shop_name)
         self.agents_reachable = agents_reachable  # an agents' group or the agent page: questions reach someone
+        # After a customer's event: e.g. ask an unlinked Zalo follower to share their phone (once).
+        self.link_request: Callable[[Connection, ContactRecord, Inbound, datetime], Awaitable[bool]] | None = None
 
     async def receive(self, channel_name: str, payload: dict[str, Any], *, raw: str | None = None) -> bool:
         """Record an update and handle it, committed together before this returns (so the
@@ -294,6 +296,8 @@ class Engine:
         )
         if newly_linked and target.customer_id is not None and not any(isinstance(d, SendPendingSurveys) for d in decisions):
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
+        if target.customer_id is None and self.link_request is not None:
+            await self.link_request(tx, contact, event, now)  # a Zalo follower not linked yet: asked for the phone once
         log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
 

@@ -330,6 +330,8 @@ class Digest:
     series: tuple[WeekPoint, ...]  # CSAT per week, oldest first, this week last
     undelivered: int = 0  # surveys whose question never reached the customer (not in `sent`)
     questions: QuestionFigures = QuestionFigures()
+    routes: tuple[tuple[str, int], ...] = ()  # surveys sent per route (cs, zns), when ZNS is in use
+    zns_spend: tuple[int, int] = (0, 0)  # ZNS messages and VND this week
 
     @property
     def empty(self) -> bool:
@@ -339,6 +341,9 @@ class Digest:
         q = self.questions
         return not (now.answers or now.sent or c.opened or c.resolved or c.reopened or self.undelivered
                     or q.opened or q.first_response.count)
+
+
+ROUTE_LABELS = {"cs": "chat", "zns": "ZNS"}
 
 
 # --- building it -----------------------------------------------------------------------------
@@ -549,6 +554,8 @@ def make_digest(
     settings: Settings = Settings(),
     undelivered: int = 0,
     questions: QuestionStatsLike | None = None,
+    routes: Sequence[tuple[str, int]] = (),
+    zns_spend: tuple[int, int] = (0, 0),
 ) -> Digest:
     start, end = week_bounds(week, tz)
     return Digest(
@@ -573,6 +580,8 @@ def make_digest(
         alerts=alerts(cells, baseline_cells, drop=settings.drop, min_answers=settings.min_answers),
         series=series(series_weeks, series_tallies),
         undelivered=undelivered,
+        routes=tuple(sorted(routes)),
+        zns_spend=zns_spend,
         questions=QuestionFigures() if questions is None else QuestionFigures(
             questions.opened, Durations.of(questions.first_response_s)
         ),
@@ -649,6 +658,8 @@ def to_json(d: Digest) -> dict[str, Any]:
             "by_store": [_line_json(line) for line in d.csat.by_store],
             "by_tier": [_line_json(line) for line in d.csat.by_tier],
             "undelivered": d.undelivered,
+            "by_route": dict(d.routes),
+            "zns_spend": {"messages": d.zns_spend[0], "vnd": d.zns_spend[1]},
         },
         "complaints": {
             **_complaints_json(now_c),
@@ -779,6 +790,9 @@ def render_text(d: Digest, language: str) -> str:
         out.append(t("digest.csat_none", sent=plural(language, "digest.n_sent", csat.now.sent, n=n(csat.now.sent))))
     if d.undelivered:
         out.append(t("digest.undelivered", count=n(d.undelivered)))
+    if any(route == "zns" for route, _ in d.routes) or d.zns_spend[0]:
+        out.append(t("digest.routes", routes=", ".join(f"{ROUTE_LABELS.get(r, r)} {n(c)}" for r, c in d.routes)))
+        out.append(t("digest.zns_spend", messages=n(d.zns_spend[0]), vnd=n(d.zns_spend[1])))
 
     c, before = d.complaints.now, d.complaints.before
     out.append("")

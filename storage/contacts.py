@@ -162,15 +162,26 @@ async def reachable_for_customer(
     channel names in preference ("last_used" = the most recent of the rest); `channels`,
     if given, are the ones we can send on now. A customer on none of the listed channels
     gets the chat they used last."""
+    found = await ordered_for_customer(conn, customer_id, channels, order)
+    return found[0] if found else None
+
+
+async def ordered_for_customer(
+    conn: Connection,
+    customer_id: int,
+    channels: Collection[str] | None = None,
+    order: Sequence[str] = ("last_used",),
+) -> list[ContactRecord]:
+    """The customer's chats in the order `reachable_for_customer` prefers them (the first is
+    its answer), each once: the survey route tries them in turn."""
     rows = await conn.execute_fetchall(
         f"SELECT {_COLUMNS} FROM contacts WHERE customer_id = ? ORDER BY last_seen_at DESC, id DESC", (customer_id,)
     )
     found = [c for c in map(_record, rows) if channels is None or c.channel in channels]
+    ordered: list[ContactRecord] = []
     for wanted in order:
-        for contact in found:
-            if wanted in ("last_used", contact.channel):
-                return contact
-    return found[0] if found else None
+        ordered += [c for c in found if wanted in ("last_used", c.channel) and c not in ordered]
+    return ordered + [c for c in found if c not in ordered]
 
 
 NEVER_SEEN = "1970-01-01T00:00:00.000000Z"  # a contact the shop told us of: never "used last"

@@ -241,7 +241,7 @@ async def undelivered_count(conn: Connection, start: datetime, end: datetime) ->
     row = await fetch_one(
         conn,
         "SELECT COUNT(*) FROM surveys WHERE status = 'skipped' AND closed_at >= ? AND closed_at < ?"
-        " AND skip_reason LIKE ? AND demo = 0",
+        " AND (skip_reason LIKE ? OR skip_reason IN ('unreachable', 'zns_daily_quota', 'zns_daily_budget')) AND demo = 0",
         (to_db(start), to_db(end), UNDELIVERABLE + "%"),
     )
     return row[0] if row else 0
@@ -254,3 +254,22 @@ async def fold_missing_comments(conn: Connection, batch: int = 5000) -> int:
     for survey_id, comment in rows:
         await conn.execute("UPDATE surveys SET comment_folded = ? WHERE id = ?", (fold(comment), survey_id))
     return len(rows)
+
+
+async def sent_by_zns_for_token(conn: Connection, token_id: int) -> list[SurveyRecord]:
+    """The unanswered survey of a start token's order that went out as a ZNS template: the chat
+    that opens the receipt link (the template's button) gets its question there."""
+    rows = await conn.execute_fetchall(
+        f"{_SELECT} WHERE s.purchase_id = (SELECT purchase_id FROM start_tokens WHERE id = ?)"
+        " AND +s.status = 'sent' AND s.route = 'zns'", (token_id,),
+    )
+    return [_record(r) for r in rows]
+
+
+async def move_to_chat(conn: Connection, survey_id: int, from_contact: int, to_contact: int) -> bool:
+    """The survey's conversation moves to this chat, once (False if it moved already)."""
+    cur = await conn.execute(
+        "UPDATE surveys SET contact_id = ? WHERE id = ? AND contact_id = ? AND status = 'sent'",
+        (to_contact, survey_id, from_contact),
+    )
+    return cur.rowcount == 1

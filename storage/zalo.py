@@ -73,3 +73,9 @@ async def last_buttons(conn: Connection, chat_id: str) -> tuple[list[str], str |
         return [], None
     payload = json.loads(row["payload"])
     return [b["data"] for r in payload.get("buttons") or [] for b in r], row["platform_message_id"]
+
+
+async def tokens_updated_at(conn: Connection) -> datetime | None:
+    """When the stored pair was last rotated (None: the config's pair, never rotated)."""
+    row = await fetch_one(conn, "SELECT updated_at FROM zalo_tokens WHERE id = 1")
+    return from_db(row[0]) if row else None

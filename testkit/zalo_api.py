@@ -11,7 +11,15 @@ It behaves like the platform as its documentation describes it (see bot/channels
 - `send_event` POSTs a webhook event to the bot, signed as Zalo signs it
   (X-ZEvent-Signature: mac=sha256(app_id + body + timestamp + OA secret key)); it also
   counts as the user's interaction (the window) and a follow makes them a follower.
-  `post_raw` sends anything (bad signatures, stale timestamps, malformed bodies).
+  `post_raw` sends anything (bad signatures, stale timestamps, malformed bodies);
+  `post_test_ping` is Zalo's unsigned test POST ({}) sent when a webhook URL is saved.
+- ZNS (business.openapi.zalo.me): POST /message/template checks the token (-124), the
+  template registry (-109 unknown template, -112 a missing or unknown parameter), the phone
+  (-108 not a phone, -118 not on Zalo), the night ban (-133, 22:00-06:00 Vietnam time), the
+  OA's daily quota (-144) and the account's balance (-115); a tracking_id already sent
+  answers the same msg_id and is not charged again. GET /rating/get answers the ratings
+  given (`rate`) by submit time; GET /v3.0/oa/user/detail answers user_is_follower and
+  user_last_interaction_date ("dd/MM/yyyy", Vietnam's day).
 """
 from __future__ import annotations
 
@@ -20,8 +28,9 @@ import asyncio
 import hashlib
 import itertools
 import json
+import time as _time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -31,6 +40,8 @@ from bot.clock import Clock
 from tests.secrets_guard import add_secret
 
 TOKEN_LIFETIME = timedelta(seconds=90000)  # 25 h, as the platform gives
+VIETNAM = timezone(timedelta(hours=7))
+NIGHT_BAN = (time(22, 0), time(6, 0))
 WINDOW = timedelta(days=7)
 
 
@@ -43,6 +54,7 @@ class SentMessage:
     message: dict[str, Any]
     message_id: str
     at: datetime
+    wall: float = field(default_factory=_time.monotonic)  # when it arrived, on the machine's clock (benches)
 
     @property
     def text(self) -> str:
@@ -52,8 +64,23 @@ class SentMessage:
         return payload.get("text", "")
 
     @property
+    def is_info_request(self) -> bool:
+        return self.message.get("attachment", {}).get("payload", {}).get("template_type") == "request_user_info"
+
+    @property
     def buttons(self) -> list[dict[str, Any]]:
         return self.message.get("attachment", {}).get("payload", {}).get("buttons", [])
+
+
+@dataclass
+class ZnsMessage:
+    phone: str
+    template_id: str
+    data: dict[str, Any]
+    tracking_id: str
+    msg_id: str
+    at: datetime
+    wall: float = field(default_factory=_time.monotonic)
 
 
 @dataclass
@@ -95,6 +122,20 @@ class FakeZaloServer:
         self._taken: dict[str, int] = {}  # per user: how many messages next_to has handed out
         self.counters = Counters()
         self.refuse_buttons = False  # answer -233 to button templates (an OA without them)
+        # ZNS
+        self.templates: dict[str, tuple[frozenset[str], bool]] = {}  # id -> (parameter names, rating template?)
+        self.zns_messages: list[ZnsMessage] = []
+        self.charges: dict[str, int] = {}  # tracking_id -> times charged (a second charge is a bug of ours or theirs)
+        self.zns_requests = 0
+        self.zns_price = 200
+        self.balance_vnd: int | None = None  # None: unlimited
+        self.zns_daily_quota: int | None = None
+        self._zns_day_count: dict[str, int] = {}
+        self.zalo_phones: set[str] | None = None  # phones with a Zalo account; None: every phone
+        self.ratings: list[dict[str, Any]] = []
+        self.night_ban = True
+        self.detail_requests = 0
+        self._zns_faults: list[str] = []
         self._faults: list[str] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -105,6 +146,9 @@ class FakeZaloServer:
         app = web.Application()
         app.router.add_post("/v3.0/oa/message/cs", self._message)
         app.router.add_post("/v4/oa/access_token", self._token)
+        app.router.add_post("/message/template", self._zns_send)
+        app.router.add_get("/rating/get", self._rating_get)
+        app.router.add_get("/v3.0/oa/user/detail", self._user_detail)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -129,6 +173,31 @@ class FakeZaloServer:
         """'500' (HTTP 500), 'timeout' (answers after 3 s, message delivered) or an error code like '-32'."""
         self._faults.extend(faults)
 
+    def zns_fail_next(self, *faults: str) -> None:
+        """For the next ZNS sends: 'timeout' (charged and recorded, the answer comes after 3 s),
+        '500', or an error code like '-100'."""
+        self._zns_faults.extend(faults)
+
+    def register_template(self, template_id: str, params: set[str] | frozenset[str], *, rating: bool = False) -> None:
+        self.templates[str(template_id)] = (frozenset(params), rating)
+
+    def zns_to(self, phone: str) -> list[ZnsMessage]:
+        return [m for m in self.zns_messages if m.phone == phone]
+
+    def rate(self, message: ZnsMessage, score: int, note: str = "", feedbacks: tuple[str, ...] = ()) -> None:
+        """The customer answers a rating template."""
+        self.ratings.append({"msgId": message.msg_id, "rate": score, "note": note, "feedbacks": list(feedbacks),
+                             "submitDate": str(int(self.clock.now().timestamp() * 1000)),
+                             "trackingId": message.tracking_id, "template_id": message.template_id})
+
+    @property
+    def double_charges(self) -> int:
+        return sum(n - 1 for n in self.charges.values() if n > 1)
+
+    async def post_test_ping(self, bot_url: str) -> int:
+        """What Zalo sends when a webhook URL is saved: an unsigned {}."""
+        return await self.post_raw(bot_url, b"{}", {})
+
     def revoke(self, access_token: str) -> None:
         self.access_tokens.pop(access_token, None)
 
@@ -140,13 +209,16 @@ class FakeZaloServer:
     def sent_to(self, user_id: str) -> list[SentMessage]:
         return [m for m in self.messages if m.user_id == user_id]
 
-    async def next_to(self, user_id: str, timeout: float = 5.0) -> SentMessage:
+    async def next_to(self, user_id: str, timeout: float = 5.0, *, info_requests: bool = False) -> SentMessage:
         """The first message to this user that a test has not taken yet (a cursor, so a
-        message that arrived before the test asked is not skipped)."""
-        index = self._taken.get(user_id, 0)
-        message = (await self.wait_for_messages(user_id, index + 1, timeout))[index]
-        self._taken[user_id] = index + 1
-        return message
+        message that arrived before the test asked is not skipped). The bot's one-time
+        request_user_info form is passed over unless asked for."""
+        while True:
+            index = self._taken.get(user_id, 0)
+            message = (await self.wait_for_messages(user_id, index + 1, timeout))[index]
+            self._taken[user_id] = index + 1
+            if info_requests or not message.is_info_request:
+                return message
 
     async def wait_for_messages(self, user_id: str, count: int, timeout: float = 5.0) -> list[SentMessage]:
         loop = asyncio.get_running_loop()
@@ -252,6 +324,92 @@ class FakeZaloServer:
         if fault == "timeout":
             await asyncio.sleep(3.0)  # delivered, but the answer comes too late
         return web.json_response({"error": 0, "message": "Success", "data": {"message_id": sent.message_id, "user_id": user_id}})
+
+    def _token_ok(self, request: web.Request) -> bool:
+        token = request.headers.get("access_token", "")
+        if token not in self.access_tokens:
+            return False
+        expires = self.access_tokens[token]
+        return expires is None or self.clock.now() < expires
+
+    async def _zns_send(self, request: web.Request) -> web.StreamResponse:
+        self.zns_requests += 1
+        fault = self._zns_faults.pop(0) if self._zns_faults else None
+        if fault == "500":
+            return web.json_response({"error": -500, "message": "internal"}, status=500)
+        if fault is not None and fault.startswith("-"):
+            return self._error(int(fault), "injected error")
+        if not self._token_ok(request):
+            return self._error(-124, "Access token is invalid")
+        try:
+            body = await request.json()
+            phone, template_id, data = body["phone"], str(body["template_id"]), body.get("template_data") or {}
+            tracking_id = str(body.get("tracking_id") or "")
+            assert isinstance(phone, str) and isinstance(data, dict)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return self._error(-121, "Body is invalid")
+        if not (phone.isdigit() and phone.startswith("84") and 10 <= len(phone) <= 12):
+            return self._error(-108, "Phone number invalid")
+        if template_id not in self.templates:
+            return self._error(-109, "Template ID invalid")
+        params, _ = self.templates[template_id]
+        if set(data) != set(params) or not all(isinstance(v, str) and v for v in data.values()):
+            return self._error(-112, f"Template data invalid: expected {sorted(params)}, got {sorted(data)}")
+        if tracking_id and tracking_id in self.charges:  # the same message again: not sent or charged twice
+            sent = next(m for m in self.zns_messages if m.tracking_id == tracking_id)
+            return web.json_response({"error": 0, "message": "Success", "data": {"msg_id": sent.msg_id}})
+        now_local = self.clock.now().astimezone(VIETNAM).time()
+        if self.night_ban and (now_local >= NIGHT_BAN[0] or now_local < NIGHT_BAN[1]):
+            return self._error(-133, "Sending ZNS during night time is not allowed")
+        if self.zalo_phones is not None and phone not in self.zalo_phones:
+            return self._error(-118, "Zalo account not existed")
+        day = self.clock.now().astimezone(VIETNAM).date().isoformat()
+        if self.zns_daily_quota is not None and self._zns_day_count.get(day, 0) >= self.zns_daily_quota:
+            return self._error(-144, "OA has exceeded daily quota")
+        if self.balance_vnd is not None:
+            if self.balance_vnd < self.zns_price:
+                return self._error(-115, "Out of quota")
+            self.balance_vnd -= self.zns_price
+        self._zns_day_count[day] = self._zns_day_count.get(day, 0) + 1
+        message = ZnsMessage(phone, template_id, data, tracking_id, f"zns-{next(self._ids)}", self.clock.now())
+        self.zns_messages.append(message)
+        self.charges[tracking_id or message.msg_id] = self.charges.get(tracking_id or message.msg_id, 0) + 1
+        if fault == "timeout":
+            await asyncio.sleep(3.0)  # sent and charged; the answer comes too late
+        quota = {"dailyQuota": str(self.zns_daily_quota or 500),
+                 "remainingQuota": str((self.zns_daily_quota or 500) - self._zns_day_count[day])}
+        return web.json_response({"error": 0, "message": "Success", "data": {
+            "msg_id": message.msg_id, "sent_time": str(int(self.clock.now().timestamp() * 1000)), "quota": quota}})
+
+    async def _rating_get(self, request: web.Request) -> web.Response:
+        if not self._token_ok(request):
+            return self._error(-124, "Access token is invalid")
+        q = request.query
+        try:
+            template_id, start, end = q["template_id"], int(q["from_time"]), int(q["to_time"])
+            offset, limit = int(q.get("offset", "0")), int(q.get("limit", "100"))
+        except (KeyError, ValueError):
+            return self._error(-201, "Invalid parameter")
+        found = [{k: v for k, v in r.items() if k != "template_id"} for r in self.ratings
+                 if r["template_id"] == template_id and start <= int(r["submitDate"]) <= end]
+        return web.json_response({"error": 0, "message": "Success",
+                                  "data": {"total": len(found), "data": found[offset:offset + limit]}})
+
+    async def _user_detail(self, request: web.Request) -> web.Response:
+        self.detail_requests += 1
+        if not self._token_ok(request):
+            return self._error(-216, "Access token is invalid")
+        try:
+            user_id = str(json.loads(request.query["data"])["user_id"])
+        except (KeyError, ValueError, TypeError):
+            return self._error(-201, "Invalid parameter")
+        last = self.last_interaction.get(user_id)
+        if last is None and user_id not in self.followers:
+            return self._error(-213, "User has not followed OA")
+        day = last.astimezone(VIETNAM).strftime("%d/%m/%Y") if last else ""
+        return web.json_response({"error": 0, "message": "Success", "data": {
+            "user_id": user_id, "display_name": "Khách", "user_is_follower": user_id in self.followers,
+            "user_last_interaction_date": day}})
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()

@@ -78,6 +78,9 @@ class Channel(Protocol):
     # a ticket from such a chat "unverified" when no shop customer or receipt's order is
     # behind it. A class attribute: tickets of a channel no longer enabled are marked too.
     proves_identity: bool
+    # A chat our texts can be written to (False: ZNS, approved templates to a phone only): a
+    # survey's question, a tell to the customer's chats and the like go only to these.
+    conversational: bool
 
     def update_id(self, payload: dict[str, Any]) -> str:
         """The platform's id of an update, the inbox dedupe key; ValueError if there is none."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bot import logs
-from bot.cli import backup as backup_cli, order_import as import_cli, privacy as privacy_cli, sources as sources_cli, users as users_cli, web as web_cli, webhooks as webhooks_cli
+from bot.cli import backup as backup_cli, order_import as import_cli, privacy as privacy_cli, sources as sources_cli, users as users_cli, web as web_cli, webhooks as webhooks_cli, zalo as zalo_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
 from bot.config import Config, ConfigError, format_duration, load_config
@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "when shop.timezone or the VIP rule changed). Safe while the bot runs: answers wait for it.")
     rebuild.add_argument("--config", help=config_help)
     webhooks_cli.add_commands(sub, config_help)
+    zalo_cli.register(sub, config_help)
     return parser
 
 
@@ -172,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The reader went away (`feedbot export ... | head`): stop quietly like other tools.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
+    if args.command in zalo_cli.COMMANDS:
+        return asyncio.run(zalo_cli.run(config, args))
     if args.command in ("customer", "privacy"):
         return asyncio.run(privacy_cli.run(config, args))
     if args.command in sources_cli.COMMANDS:
@@ -209,7 +212,29 @@ def _check_config(config: Config) -> int:
           f" expire after {format_duration(s.expires_after)}, at most one per {s.fatigue_days} days")
     for line in Backups(BackupSettings.from_config(config), SystemClock()).describe():
         print(line)
+    print(f"  survey routes: {', '.join(_routes(config))}")
     return 0
+
+
+def _routes(config: Config) -> list[str]:
+    """What a survey can take: the chats, Zalo CS inside the window, ZNS by phone."""
+    routes = []
+    if config.telegram_enabled:
+        routes.append("Telegram chat")
+    if config.zalo_enabled:
+        routes.append("Zalo CS message (inside the 7-day interaction window)")
+        zns = config.zns_policy()
+        if zns.enabled:
+            limits = [f"{zns.daily_messages}/day" if zns.daily_messages else "",
+                      f"{zns.daily_budget_vnd} VND/day" if zns.daily_budget_vnd else ""]
+            shown = ", ".join(x for x in limits if x) or "no daily limit of ours"
+            routes.append(f"ZNS template by phone ({', '.join(f'{l}={t}' for l, t in zns.survey_templates)};"
+                          f" {shown}; no sends {zns.night_start:%H:%M}-{zns.night_end:%H:%M})")
+        else:
+            routes.append("ZNS off: buyers outside the window are skipped as unreachable")
+    if config.web.enabled:
+        routes.append("web chat (receipt link)")
+    return routes or ["none"]
 
 
 async def _migrate(config: Config) -> int:

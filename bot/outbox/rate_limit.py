@@ -40,6 +40,7 @@ LAST_SENT_PRUNE_EVERY = 1.0  # ... at most once a second
 RATE_MARGIN = 0.98  # starts are spread 1/(rate * RATE_MARGIN) apart, kept to that schedule ...
 CATCH_UP = 3  # ... up to this many intervals of lag made up, never closer than half an interval ...
 WINDOW_MARGIN = 0.010  # ... and at most `rate` starts in any (1 s + this + a slow request's delay)
+MAX_SLEEP_IN_PASS = 0.05  # s: Telegram's 30/s interval (34 ms) is slept, a 5/s channel's 200 ms is not
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,9 @@ class RateLimiter:
         if ready_at > self.monotonic():
             return ready_at - self.monotonic()
         opens = self._slot_opens(channel, ch)
-        if opens is not None and opens[0] - self.monotonic() > opens[1]:
+        # Slept here only up to one interval, and never long: a slow channel (ZNS at a few per
+        # second) must not hold the pass, and with it a faster channel's rows, for its interval.
+        if opens is not None and opens[0] - self.monotonic() > min(opens[1], MAX_SLEEP_IN_PASS):
             return opens[0] - self.monotonic()
         turn = await self._take_slot(channel, chat_id, ch)
         left = self._pause_left(channel)

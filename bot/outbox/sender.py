@@ -151,38 +151,52 @@ class Sender:
         pauses = await self.limiter.pauses()
         # Rows of a paused channel are not even read: a long Telegram pause with a big
         # backlog must not keep the web chat's messages out of the batch.
-        rows = await outbox.ready(self.db.reader, self.clock.now(), READY_BATCH, skip_channels=tuple(pauses))
+        skip = tuple(pauses)
         wait = min([IDLE_WAIT, *pauses.values()])
         held: set[tuple[str, str]] = set()  # chats whose next message must wait: keep their order
-        for row in rows:
-            if self._stopping:
+        for _ in range(2):
+            rows = await outbox.ready(self.db.reader, self.clock.now(), READY_BATCH, skip_channels=skip)
+            waiting: set[str] = set()  # channels with a row that must wait ...
+            started: set[str] = set()  # ... and channels with a row started in this pass
+            for row in rows:
+                if self._stopping:
+                    break
+                key = (row.channel, row.chat_id)
+                if key in held or key in self._in_flight:
+                    held.add(key)
+                    waiting.add(row.channel)
+                    continue
+                channel = self.channels.get(row.channel)
+                if channel is None:
+                    await self._finish([row.id], "failed", f"channel {row.channel} is not enabled")
+                    continue
+                # A button acknowledgement is not a chat message: no pacing, not in the ~30/s budget.
+                turn = await self.limiter.wait_turn(row.channel, row.chat_id, paced=row.method != "answer_choice")
+                if not isinstance(turn, Turn):
+                    # The chat's pacing, the platform's window (not slept here, so the rows of
+                    # other channels, the web chat, go on meanwhile) or a 429's pause.
+                    held.add(key)
+                    waiting.add(row.channel)
+                    wait = min(wait, turn)
+                    continue
+                await self._slots.acquire()
+                async with self.db.transaction() as tx:
+                    claimed = await outbox.mark_sending(tx, row.id)
+                    # Messages piling up for a busy chat (a group allows ~20 a minute) go as one.
+                    merged = await outbox.take_coalescable(tx, row, COALESCE_MAX_CHARS) if claimed else []
+                if not claimed:
+                    self._slots.release()
+                    await self.limiter.unused(turn)
+                    continue
+                started.add(row.channel)
+                self._in_flight[key] = asyncio.create_task(self._send(channel, row, merged, turn))
+            # A full batch held up by a slower channel (ZNS at 5/s in front of Zalo's CS rows)
+            # would hold the faster one to its pace: read once more without the channels
+            # none of whose rows could start.
+            blocked = waiting - started
+            if len(rows) < READY_BATCH or not blocked or self._stopping:
                 break
-            key = (row.channel, row.chat_id)
-            if key in held or key in self._in_flight:
-                held.add(key)
-                continue
-            channel = self.channels.get(row.channel)
-            if channel is None:
-                await self._finish([row.id], "failed", f"channel {row.channel} is not enabled")
-                continue
-            # A button acknowledgement is not a chat message: no pacing, not in the ~30/s budget.
-            turn = await self.limiter.wait_turn(row.channel, row.chat_id, paced=row.method != "answer_choice")
-            if not isinstance(turn, Turn):
-                # The chat's pacing, the platform's window (not slept here, so the rows of
-                # other channels, the web chat, go on meanwhile) or a 429's pause.
-                held.add(key)
-                wait = min(wait, turn)
-                continue
-            await self._slots.acquire()
-            async with self.db.transaction() as tx:
-                claimed = await outbox.mark_sending(tx, row.id)
-                # Messages piling up for a busy chat (a group allows ~20 a minute) go as one.
-                merged = await outbox.take_coalescable(tx, row, COALESCE_MAX_CHARS) if claimed else []
-            if not claimed:
-                self._slots.release()
-                await self.limiter.unused(turn)
-                continue
-            self._in_flight[key] = asyncio.create_task(self._send(channel, row, merged, turn))
+            skip = (*skip, *sorted(blocked))
         if len(rows) == READY_BATCH:
             return min(wait, self.limiter.interval)
         retry_at = from_db(await outbox.next_retry_at(self.db.reader))

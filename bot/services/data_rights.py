@@ -170,6 +170,9 @@ class Privacy:
             other = await contacts.by_id(tx, other_id) if other_id != contact_id else None
             if other is None or not other.chat_id:
                 continue
+            channel = self._effects().channels.get(other.channel)
+            if channel is not None and not channel.conversational:
+                continue  # a phone reached by ZNS templates only: no text can go there
             body = text(other.language, f"privacy.told_{tell.reason}", shop=self.shop_name, order=tell.order_id)
             out.append((Target.of_contact(other), body))
         log.info("customer %s: %s; %d other chat(s) told", tell.customer_id, tell.reason, len(out))

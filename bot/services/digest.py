@@ -15,7 +15,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from datetime import datetime, time, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Callable
 
 from bot.clock import Clock
@@ -36,7 +36,7 @@ from flows.digest import (
     week_bounds,
 )
 from flows.texts import text
-from storage import digests, outbox, reports, rollups, surveys, webhooks
+from storage import digests, outbox, reports, rollups, surveys, webhooks, zns
 from storage.db import Database
 from storage.reports import CsatCell, Tally, VipRule
 
@@ -150,6 +150,8 @@ class DigestService:
             settings=Settings(drop=self.settings.alert_drop, min_answers=self.settings.alert_min_answers),
             questions=this.questions,
             undelivered=await surveys.undelivered_count(conn, start, end),
+            routes=tuple((await zns.route_counts(conn, start, end)).items()),
+            zns_spend=await zns.spend_between(conn, start.astimezone(tz).date(), (end.astimezone(tz) - timedelta(days=1)).date()),
         )
 
     async def report_json(self, week: Week) -> dict[str, Any]:

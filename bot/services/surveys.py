@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from bot.clock import Clock
 from bot.services.demo import is_demo_customer
 from bot.outbox.effects import AFTERWARDS, Effects, Scope, Target
 from flows import csat
 from flows.model import GrantOrder, SendPendingSurveys
+from flows.survey_routes import CS, ZNS, Route, Unreachable
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
-from storage import contacts, customers, start_tokens, surveys
+from storage import contacts, customers, start_tokens, surveys, zns
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
+
+if TYPE_CHECKING:
+    from bot.services.survey_routes import SurveyRoutes
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ class SurveyDispatcher:
         channel_order: tuple[str, ...] = ("last_used",),
         demo_policy: SurveyPolicy | None = None,
         start_token_ttl: timedelta = timedelta(days=30),
+        routes: SurveyRoutes | None = None,
     ) -> None:
         self.db = db
         self.start_token_ttl = start_token_ttl  # how long a receipt's link grants its order (bot/privacy.py)
@@ -42,7 +47,9 @@ class SurveyDispatcher:
         self.policy = policy
         self.shop_name = shop_name
         self.effects = effects
-        self.channels = frozenset(effects.channels)  # channels we can send on now; other contacts are unreachable
+        # Chats we can send on now (other contacts are unreachable); ZNS is a route, not a chat.
+        self.channels = frozenset(name for name, channel in effects.channels.items() if channel.conversational)
+        self.routes = routes  # Zalo on: CS inside the interaction window, ZNS outside it (flows/survey_routes.py)
         self.wake_sender = wake_sender
         self.demo_policy = demo_policy  # demo mode: demo customers' surveys ignore quiet hours
 
@@ -51,10 +58,16 @@ class SurveyDispatcher:
         outcomes: Counter[str] = Counter()
         while True:
             now = self.clock.now()
+            zalo_said: dict[str, datetime | None] = {}
+            if self.routes is not None:
+                # Zalo is asked for last interactions before the write transaction, never inside it.
+                async with self.db.transaction() as tx:
+                    ask = await self.routes.to_ask(tx, await surveys.due(tx, now, BATCH), now)
+                zalo_said = await self.routes.ask_zalo(ask)
             async with self.db.transaction() as tx:
                 batch = await surveys.due(tx, now, BATCH)
                 for survey in batch:
-                    outcomes[await self._dispatch_one(tx, survey, now)] += 1
+                    outcomes[await self._dispatch_one(tx, survey, now, zalo_said=zalo_said)] += 1
             if len(batch) < BATCH:
                 break
         if outcomes["sent"]:
@@ -86,20 +99,54 @@ class SurveyDispatcher:
         sent = 0
         for survey in await surveys.open_for_token(tx, token_id, now):
             sent += await self._dispatch_one(tx, survey, now, priority=0, opener=contact_id) == "sent"
+        if self.routes is not None:
+            sent += await self._continue_zns_survey(tx, token_id, contact_id, now)
         return sent
 
+    async def _continue_zns_survey(self, tx: Connection, token_id: int, contact_id: int, now: datetime) -> int:
+        """The ZNS template's button opened the receipt link in a chat: the question is asked
+        there, once (the survey's conversation moves to that chat)."""
+        asked = 0
+        contact = await contacts.by_id(tx, contact_id)
+        if contact is None or contact.channel not in self.channels:
+            return 0
+        for survey in await surveys.sent_by_zns_for_token(tx, token_id):
+            held_by = await contacts.by_id(tx, survey.contact_id) if survey.contact_id else None
+            if held_by is None or held_by.channel != ZNS:  # asked in a chat already
+                continue
+            if not await surveys.move_to_chat(tx, survey.id, held_by.id, contact.id):
+                continue
+            decisions = csat.question(survey_id=survey.id, order_id=survey.order_id, shop=self.shop_name,
+                                      language=contact.language)
+            await self.effects.apply(tx, decisions, Target.of_contact(contact, priority=0), now)
+            asked += 1
+        return asked
+
     async def _dispatch_one(
-        self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1, opener: int | None = None
+        self, tx: Connection, survey: SurveyRecord, now: datetime, priority: int = 1, opener: int | None = None,
+        zalo_said: dict[str, datetime | None] | None = None,
     ) -> str:
         """`opener`: the chat that just opened the order's receipt link, which gets it. Else the
-        customer's own (verified) chats, else the chat that opened the link last."""
+        customer's own (verified) chats, else the chat that opened the link last. With Zalo on,
+        the route (flows/survey_routes.py) picks among the customer's chats and ZNS."""
         customer, last_sent_at, open_complaint = await surveys.dispatch_facts(tx, survey.customer_id)
         assert customer is not None
         contact = None
+        route: Route | Unreachable | None = None
+        language = "vi"
         if opener is None:
-            contact = await contacts.reachable_for_customer(tx, survey.customer_id, self.channels, self.channel_order)
-            if contact is None:
+            if self.routes is not None:
+                chats = await contacts.ordered_for_customer(tx, survey.customer_id, self.channels, self.channel_order)
+                language = chats[0].language if chats else language
+                route = await self.routes.route(tx, survey, customer, chats, zalo_said or {}, now)
+                if isinstance(route, Route) and route.kind == CS:
+                    contact = next(c for c in chats if c.id == route.contact_id)
+            else:
+                contact = await contacts.reachable_for_customer(tx, survey.customer_id, self.channels, self.channel_order)
+            if contact is None and not (isinstance(route, Route) and route.kind == ZNS):
                 opener = await start_tokens.latest_chat(tx, survey.purchase_id, now, self.start_token_ttl)
+                if opener is not None:
+                    route = Route(CS, "receipt_link_chat", opener)
         opted_out = customer.opted_out
         if opener is not None:
             contact = await contacts.by_id(tx, opener)
@@ -108,15 +155,32 @@ class SurveyDispatcher:
                 contact is not None and contact.customer_id != survey.customer_id and contact.opted_out)
         if contact is not None and contact.channel not in self.channels:
             contact = None
+        by_zns = isinstance(route, Route) and route.kind == ZNS
         decision = decide_dispatch(
             now=now,
             due_at=survey.due_at,
             opted_out=opted_out,
-            has_contact=contact is not None,
+            has_contact=contact is not None or by_zns,
             last_sent_at=last_sent_at,
             policy=self.demo_policy if self.demo_policy and is_demo_customer(customer.external_id) else self.policy,
             open_complaint=open_complaint,
         )
+        if route is not None:
+            await zns.set_route(tx, survey.id, route.kind if isinstance(route, Route) else None, route.reason)
+        if isinstance(decision, AwaitContact) and isinstance(route, Unreachable) and route.reason.startswith("zalo_"):
+            # Known on Zalo but not writable (window closed, no ZNS): no chat will come of waiting.
+            decision = Skip("unreachable")
+        if isinstance(decision, Send) and by_zns:
+            assert self.routes is not None
+            outcome = await self.routes.send_zns(tx, survey, customer, language, now, priority=priority)
+            if outcome.sent:
+                log.info("survey %s sent by ZNS (%s)", survey.id, route.reason if route else "")
+                return "sent"
+            assert outcome.postpone_until is not None
+            if outcome.postpone_until > survey.due_at + self.policy.max_lateness:
+                decision = Skip(outcome.skip_reason or "too_late")
+            else:
+                decision = Postpone(outcome.postpone_until)
         match decision:
             case Send():
                 assert contact is not None

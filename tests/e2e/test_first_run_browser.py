@@ -1,12 +1,12 @@
 """Issue 5's promise, in a real browser: the README's run command with NO tokens configured
 starts the bot with its web chat and prints the local URL; a new visitor opens it, tries
 the demo survey, answers it with a low score, files a complaint; an agent signs in to
-/agent with the API token, opens the ticket, replies and resolves it; the visitor sees the
+/agent with the account the printed setup link made, opens the ticket, replies and resolves it; the visitor sees the
 reply and the resolution question in the chat page and rates the handling.
 
 Everything runs for real: `python -m bot.cli run` as a child process on the embedded
 defaults (a config file that only picks a free port; the database is the default
-./feedbot.db in a tmp folder), `feedbot api-token` for the agent's token, and Debian's
+./feedbot.db in a tmp folder), the first owner's setup link printed at start, and Debian's
 headless Chromium (tests/browser.py; skipped with the reason where it is missing).
 """
 from __future__ import annotations
@@ -47,9 +47,9 @@ async def test_first_run_without_tokens_demo_survey_complaint_and_agent_page(tmp
         assert printed, log_path.read_text()
         chat_url = printed.group(1)
         assert chat_url == f"http://127.0.0.1:{port}/chat"
-        token = await asyncio.to_thread(feedbot, "api-token", cwd=tmp_path)
-        assert token.returncode == 0, token.stderr
-        api_token = token.stdout.strip()
+        offered = re.search(r"(http://\S+/setup\?code=\S+)", log_path.read_text())
+        assert offered, log_path.read_text()
+        setup_link = offered.group(1)
 
         async with chromium() as browser:
             visitor = await (await browser.new_context(viewport=PHONE)).new_page()
@@ -81,15 +81,20 @@ async def test_first_run_without_tokens_demo_survey_complaint_and_agent_page(tmp
             await tap(re.compile(r"^Gửi$"), "Gửi khiếu nại này?")
             await shown("Đã ghi nhận khiếu nại KN-0001")
 
-            # An agent, in another browser (no shared cookies), on /agent with the API token.
+            # The owner, in another browser (no shared cookies): the one-time setup link the
+            # bot printed (no account yet) makes their account; then /agent. The API token
+            # no longer signs anyone in to the web.
             agent = await (await browser.new_context(viewport=PHONE)).new_page()
             agent.set_default_timeout(TIMEOUT_MS)
             agent.on("pageerror", lambda exc: errors.append(f"agent: {exc}"))
-            await agent.goto(chat_url.replace("/chat", "/agent"))
-            await agent.get_by_label("Tên của bạn").fill("Lan Anh")
-            await agent.get_by_label("Mã truy cập").fill(api_token)
+            await agent.goto(setup_link)
+            await agent.get_by_label("Tên đăng nhập").fill("lananh")
+            await agent.get_by_label("Tên hiển thị").fill("Lan Anh")
+            await agent.get_by_label("Mật khẩu", exact=True).fill("mat-khau-cua-lan-anh")
+            await agent.get_by_label("Nhập lại mật khẩu").fill("mat-khau-cua-lan-anh")
             await agent.get_by_role("button", name="Đăng nhập").click()
-            await agent.wait_for_url(re.compile(r"/agent$"))
+            await agent.wait_for_url(re.compile(r"/dashboard$"))
+            await agent.goto(chat_url.replace("/chat", "/agent"))
             await agent.get_by_role("link", name=re.compile("KN-0001")).click()
             await expect(agent.locator("#facts")).to_contain_text(DESCRIPTION)
             await agent.get_by_label("Trả lời khách").fill(REPLY)

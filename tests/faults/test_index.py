@@ -41,8 +41,9 @@ Zalo), and the ones that fit nowhere else.
    test_oversized_messages_and_frames (1009 far over the limit), test_rate_limit_per_session_across_tabs,
    test_a_visitor_never_reads_another_visitors_conversation, test_widget_origins.
    Zalo: tests/faults/test_channels.py: test_zalo_sql_nfc_nfd_and_10000_characters_are_stored_whole_and_relayed_unchanged;
-   tests/channels/zalo/test_channel.py: test_bad_signatures_are_401_and_nothing_is_recorded, test_stale_or_future_events_are_refused,
-   test_malformed_bodies_and_wrong_content_type, test_a_broken_event_is_acknowledged_and_kept_with_its_error.
+   tests/channels/zalo/test_channel.py: test_bad_signatures_are_401_and_nothing_is_recorded, test_stale_or_future_signed_events_get_200_and_are_dropped,
+   test_malformed_bodies_and_wrong_content_type, test_a_broken_event_is_acknowledged_and_kept_with_its_error,
+   test_the_test_post_of_a_saved_webhook_gets_200_and_changes_nothing.
 7. Authorization: tests/e2e/test_complaints.py: test_only_agents_act_and_refusals_are_audited (non-agent
    buttons and replies, anonymous admin, a customer crafting the agents' button: refused and audited),
    test_a_customer_cannot_see_or_rate_another_customers_ticket; here:

@@ -317,3 +317,24 @@ async def test_rate_limit_a_long_wait_for_the_window_does_not_hold_other_channel
     assert fake.now - before <= limiter.interval  # no long sleep in the pass
     assert web.sent == ["to the web"] and telegram.sent == []
     assert slow.at + 1.0 + 0.49 <= fake.now + wait <= slow.at + 1.0 + 0.5
+
+
+async def test_a_full_batch_of_a_waiting_channel_does_not_hold_another_channels_rows(db):
+    """READY_BATCH rows of a channel whose window is closed (ZNS at a few per second) in front
+    of another channel's rows: the pass reads again without it, so the other's rows start."""
+    from bot.outbox.sender import READY_BATCH
+
+    fake = FakeMonotonic()
+    slow, fast = RecordingChannel(1), RecordingChannel(None)
+    sender = Sender(db, {"telegram": slow, "web": fast}, monotonic=fake, sleep=fake.sleep)
+    await sender.limiter.answered(await sender.limiter.wait_turn("telegram", "0"), fake.now)  # its window: used
+    for chat in range(1, READY_BATCH + 1):
+        await enqueue(db, chat, f"slow {chat}")
+    async with db.transaction() as tx:
+        await outbox.enqueue(
+            tx, channel="web", chat_id="visitor-session-0004", contact_id=None, method="send_text",
+            payload={"text": "behind the batch", "buttons": []}, now=NOW,
+        )
+    await sender.pump()
+    await sender.stop()
+    assert fast.sent == ["behind the batch"] and slow.sent == []

@@ -60,6 +60,7 @@ class TelegramChannel:
     delivers_files = True
     resets_after_erasure = False
     proves_identity = True  # a Telegram account
+    conversational = True
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ class WebChannel:
     delivers_files = True  # the page offers the download
     resets_after_erasure = True  # the open page clears the conversation it shows
     proves_identity = False  # an anonymous visitor: anyone, any number of sessions
+    conversational = True
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db

@@ -28,9 +28,38 @@ and chatwoot/chatwoot's Zalo OA channel):
   answers a NEW access token and a NEW refresh token (single use: the old one is dead),
   expires_in in seconds (sometimes a string).
 
+ZNS (template messages by phone) and routing, added for issue 17. What we confirmed, and where
+(search over public integrations and Zalo Cloud's pages; the official developer site is not
+reachable from here):
+- Confirmed by several independent integrations: POST {zns}/message/template, header
+  access_token (the OA token), JSON {"phone": "84...", "template_id", "template_data": {...},
+  "tracking_id"}; answer {"error": 0, "message", "data": {"msg_id", "sent_time", "quota":
+  {"dailyQuota", "remainingQuota"}}} (the quota part we read when present, never rely on).
+- Confirmed (zalo.cloud/zns/guidelines/handle-error-code): -100 unknown error, "try again
+  later" (retried); -108 phone number invalid; -109 template id invalid; -111/-112 template
+  data empty/invalid. From the same list's order (helpdesk.getfly.vn copies it): the user
+  inactive or refusing ZNS, out of balance (quota), not a Zalo account, cannot receive.
+- Uncertain (the facts file, not confirmed here): -124 invalid access token on the ZNS API;
+  -133 sent in the night ban (22:00-06:00); -144 the OA's daily quota. We never send in the
+  night ban ourselves, so -133 only pauses the channel; the price per message (~200 VND).
+- Confirmed by many integrations: GET {zns}/rating/get?template_id&from_time&to_time
+  (ms)&offset&limit, header access_token; answer data.data = [{"msgId", "rate", "note",
+  "feedbacks": [...], "submitDate", "trackingId"}] (eSMS's GetRating mirrors these fields).
+- Confirmed by many integrations: GET {api}/v3.0/oa/user/detail?data={"user_id"} answers
+  data.user_is_follower and data.user_last_interaction_date as "dd/MM/yyyy" (a day, not a
+  time: we take its first moment in Vietnam's time, the safe side of the 7-day window).
+  (The facts file's POST /v3.0/oa/quota/message is unconfirmed: not used.)
+- Confirmed (eSMS's documented payload, which wraps Zalo's): a CS attachment template
+  {"template_type": "request_user_info", "elements": [{"title", "subtitle", "image_url"}]}.
+- tracking_id is our outbox row id. Zalo echoes it back; that Zalo refuses to charge a second
+  message with the same tracking_id is NOT documented anywhere we could read: a ZNS send that
+  timed out is retried with the same tracking_id (the fake server dedupes by it), which is
+  the issue's contract; see README for the risk.
+
 Where the documents were unclear we chose the safe side (said again where it applies):
 an event with neither msg_id nor mid gets a hash of its fields as dedupe key; a stale
-event is refused (400) rather than handled late; a button tap may arrive as
+event is acknowledged (200) and dropped, logged (non-2xx brings retries, then Zalo disables
+the webhook); a button tap may arrive as
 user_send_text or user_click_button, so both are read; a button message the API refuses
 (-201 / -233) is sent again as numbered text; no delivery is ever retried after a
 timeout once the request was sent (Zalo has no idempotency key either).
@@ -45,13 +74,14 @@ import logging
 import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import aiohttp
 
 from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient, send_in_parts, split_command, split_text
 from bot.clock import Clock
 from flows.model import Inbound
+from flows.survey_routes import RatingItem
 from storage import zalo as zalo_store
 from storage.db import Connection, Database
 from storage.zalo import TokenPair
@@ -67,18 +97,38 @@ CHOICE_PREFIX = "fb:"  # our buttons' postback payload: prefix + the flow's choi
 MAX_TEMPLATE_BUTTONS = 5  # more choices than this: numbered text (a safe reading of the limits)
 MAX_TEXT = 2000  # characters of a customer-care text message
 
+ZNS_TEMPLATE_PATH = "/message/template"
+ZNS_RATING_PATH = "/rating/get"
+USER_DETAIL_PATH = "/v3.0/oa/user/detail"
+VIETNAM = timezone(timedelta(hours=7))  # Zalo's dates (user_last_interaction_date) are Vietnam's
+
 TOKEN_ERRORS = frozenset({-216, -220})
+ZNS_TOKEN_ERRORS = frozenset({-124, -216, -220})
 # Not sendable now and not on a retry either: recorded as failed with the reason, never retried.
 NOT_SENDABLE = {
     -213: "unfollowed",
     -230: "window_closed",
     -232: "window_closed",
+    -217: "window_closed",  # per Chatwoot's Zalo channel
     -211: "quota_exceeded",
     -218: "quota_exceeded",
     -227: "user_inactive",
     -244: "user_restricted",
 }
+RETRYABLE = frozenset({-100, -248})  # unknown error / temporary: "try again later"
 BUTTONS_REFUSED = frozenset({-201, -233})
+ZNS_NIGHT_BAN = -133
+ZNS_DAILY_QUOTA = -144
+ZNS_OUT_OF_BALANCE = -115
+# ZNS answers that mean this phone cannot get it: not retried, the survey is not delivered.
+ZNS_NOT_SENDABLE = {
+    -108: "zns_phone_invalid",
+    -114: "zns_user_unavailable",
+    -118: "zns_not_on_zalo",
+    -119: "zns_cannot_receive",
+    -139: "zns_user_refused",
+}
+ZNS_TEMPLATE_ERRORS = frozenset({-109, -111, -112, -117})  # the owner's config: logged as an error
 RATE_LIMITED = -32
 RATE_LIMIT_PAUSE = 60.0  # -32 is a per-minute limit
 
@@ -107,11 +157,30 @@ _TIMESTAMP = re.compile(rb'"timestamp"\s*:\s*"?([0-9]{1,20})"?')
 MAX_TIMESTAMPS_TRIED = 4
 
 
+class WebhookPing(Exception):
+    """Zalo's unsigned test POST (body {}) when the webhook URL is saved: answered 200, nothing stored."""
+
+
+class Stale(Exception):
+    """A correctly signed event too far from now: answered 200 and dropped (a non-2xx answer
+    brings Zalo's retries, then a disabled webhook)."""
+
+
+_OA_ID = re.compile(rb'"(?:oa_id)"\s*:\s*"([0-9]{1,30})"')
+
+
+def is_test_ping(raw_body: bytes, header: str) -> bool:
+    return not header.strip() and raw_body.strip() in (b"{}", b"")
+
+
 def verify(
     raw_body: bytes, header: str, *, app_id: str, oa_secret_key: str, max_age: timedelta, now: datetime
 ) -> dict[str, Any]:
-    """The event if its signature is right and it is fresh; Rejected(400/401) otherwise.
-    The signature is checked on the raw bytes before any JSON is parsed."""
+    """The event if its signature is right and it is fresh; WebhookPing for Zalo's unsigned test
+    POST, Stale for a signed event too old, Rejected(400/401) otherwise. The signature is
+    checked on the raw bytes before any JSON is parsed."""
+    if is_test_ping(raw_body, header):
+        raise WebhookPing()
     candidates = list(dict.fromkeys(m.group(1).decode("ascii") for m in _TIMESTAMP.finditer(raw_body)))
     if not candidates:
         raise Rejected(400, "timestamp: missing or not milliseconds")
@@ -122,7 +191,16 @@ def verify(
     signed = next((t for t in candidates[:MAX_TIMESTAMPS_TRIED]
                    if hmac.compare_digest(given_bytes, signature(app_id, raw_body, t, oa_secret_key).encode())), None)
     if signed is None:
-        raise Rejected(401, "missing or wrong X-ZEvent-Signature")
+        # Some community code signs with the OA id first: compute it too and say which matched.
+        oa_ids = [m.group(1).decode("ascii") for m in _OA_ID.finditer(raw_body)][:2]
+        signed = next((t for o in oa_ids for t in candidates[:MAX_TIMESTAMPS_TRIED]
+                       if hmac.compare_digest(given_bytes, signature(o, raw_body, t, oa_secret_key).encode())), None)
+        if signed is None:
+            log.warning("zalo webhook: the signature matched neither variant (app_id first, oa_id first)")
+            raise Rejected(401, "missing or wrong X-ZEvent-Signature")
+        log.warning("zalo webhook: the signature matched the oa_id-first variant, not Zalo's documented app_id-first")
+    else:
+        log.debug("zalo webhook: the signature matched the app_id-first variant")
     try:
         payload = json.loads(raw_body.decode("utf-8"))
     except (ValueError, RecursionError):  # signed, yet not JSON: Zalo's own bug, or our secret leaked
@@ -143,7 +221,7 @@ def verify(
     if abs(now - at) > max_age:
         # A replayed or very late event. Zalo stops redelivering after ~2 h, so the default
         # max age (zalo.max_event_age) covers its retries.
-        raise Rejected(400, "stale event: timestamp too far from now")
+        raise Stale(f"event {payload.get('event_name')!r} at {at.isoformat()} is more than {max_age} from now")
     return payload
 
 
@@ -185,6 +263,7 @@ class ZaloChannel:
     resets_after_erasure = False
     proves_identity = True  # a Zalo account (its id is per Official Account)
     messages_per_second: float | None  # zalo.messages_per_second (set at start)
+    conversational = True
 
     def __init__(
         self,
@@ -319,6 +398,8 @@ class ZaloChannel:
                 return await self._send(chat_id, _image_message(photo, caption))
             # A Telegram file id (an agent's photo) means nothing on Zalo: the caption says one was sent.
             return await self._send(chat_id, {"text": _clip(caption or "[ảnh]")})
+        if method == "request_user_info":
+            return await self._send(chat_id, _request_user_info(payload))
         raise Permanent(f"zalo: outbox method {method!r} is not supported on Zalo")
 
     async def _send_in_parts(self, chat_id: str, text: str, buttons: list[list[dict[str, str]]]) -> str | None:
@@ -350,15 +431,17 @@ class ZaloChannel:
             raise Permanent(f"{NOT_SENDABLE[code]}: {detail}")
         if code == RATE_LIMITED:
             raise RetryLater(RATE_LIMIT_PAUSE, detail)
+        if code in RETRYABLE:
+            raise Transient(detail)
         if code in BUTTONS_REFUSED and "attachment" in message:
             raise _ButtonsRefused(detail)
         raise Permanent(detail)
 
-    async def _post_message(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post_message(self, token: str, body: dict[str, Any], url: str | None = None) -> dict[str, Any]:
         session = self._require_session()
         try:
             async with session.post(
-                self.api_base_url + MESSAGE_PATH, json=body, headers={"access_token": token}
+                url or self.api_base_url + MESSAGE_PATH, json=body, headers={"access_token": token}
             ) as response:
                 if response.status == 429:
                     raise RetryLater(_retry_after(response.headers.get("Retry-After")), "zalo: HTTP 429")
@@ -381,6 +464,52 @@ class ZaloChannel:
         if not isinstance(answer, dict) or not isinstance(answer.get("error"), int):
             raise Ambiguous("zalo: answer without an error code; the message may have been delivered")
         return answer
+
+    # --- asking Zalo ----------------------------------------------------------------------------
+
+    async def _get(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        """A read (user detail, ratings) with one refresh on a rejected token; {} on any failure."""
+        session = self._require_session()
+        token = await self._fresh_token()
+        for attempt in range(2):
+            try:
+                async with session.get(url, params=params, headers={"access_token": token}) as response:
+                    if response.status != 200:
+                        return {}
+                    answer = await response.json(content_type=None)
+            except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, UnicodeDecodeError):
+                return {}
+            if not isinstance(answer, dict):
+                return {}
+            if answer.get("error") in ZNS_TOKEN_ERRORS and attempt == 0:
+                token = await self._refresh(stale=token)
+                continue
+            return answer
+        return {}
+
+    async def last_interaction(self, user_id: str) -> tuple[bool, datetime | None] | None:
+        """(follows the OA, the first moment of the day of their last interaction) from Zalo's
+        user detail; None when Zalo did not say (then we go by what we saw ourselves)."""
+        answer = await self._get(self.api_base_url + USER_DETAIL_PATH, {"data": json.dumps({"user_id": user_id})})
+        data = answer.get("data") if answer.get("error") == 0 else None
+        if not isinstance(data, dict):
+            return None
+        follower = data.get("user_is_follower") is True
+        day = data.get("user_last_interaction_date")
+        try:
+            at = datetime.strptime(day, "%d/%m/%Y").replace(tzinfo=VIETNAM) if isinstance(day, str) and day else None
+        except ValueError:
+            at = None
+        return follower, at
+
+    async def refresh_now(self) -> datetime | None:
+        """The scheduled keep-alive: a new pair whether or not anything was sent; RefreshFailed if refused."""
+        await self._refresh(stale=self._pair.access_token)
+        return self._pair.expires_at
+
+    @property
+    def token_expires_at(self) -> datetime | None:
+        return self._pair.expires_at
 
     # --- the access token ----------------------------------------------------------------------
 
@@ -467,6 +596,14 @@ def _button_message(text: str, buttons: list[dict[str, str]]) -> dict[str, Any]:
     }
 
 
+def _request_user_info(payload: dict[str, Any]) -> dict[str, Any]:
+    """Zalo's form asking a follower to share their name and phone (answered by user_submit_info)."""
+    element = {"title": _clip(payload.get("title", ""))[:100], "subtitle": _clip(payload.get("subtitle", ""))[:500]}
+    if payload.get("image_url"):
+        element["image_url"] = payload["image_url"]
+    return {"attachment": {"type": "template", "payload": {"template_type": "request_user_info", "elements": [element]}}}
+
+
 def _numbered(text: str, buttons: list[dict[str, str]]) -> str:
     """Choices as a numbered list; a reply with the number is that choice (see resolve)."""
     return _clip(_with_numbers(text, buttons))
@@ -499,3 +636,128 @@ def _retry_after(value: str | None) -> float:
         return max(1.0, float(value)) if value else RATE_LIMIT_PAUSE
     except ValueError:
         return RATE_LIMIT_PAUSE
+
+
+# --- ZNS: template messages by phone ------------------------------------------------------------
+
+
+class ZnsChannel:
+    """ZNS templates to phone numbers, on the OA's token (the Zalo channel's, refreshed there).
+    Outbox method "send_template": {"template_id", "template_data", "tracking_id"}, chat id =
+    the phone as 84...; the sender's rates and retries apply. No text, no buttons: a survey's
+    conversation happens where the template's button leads (the web chat or the OA chat)."""
+
+    name = "zns"
+    resend_after_crash = False
+    delivers_files = False
+    resets_after_erasure = False
+    conversational = False  # approved templates to a phone: no texts, no buttons
+
+    def __init__(self, zalo: ZaloChannel, *, api_base_url: str, messages_per_second: float,
+                 night_ban: Callable[[datetime], datetime], clock: Clock) -> None:
+        self.zalo = zalo
+        self.api_base_url = api_base_url.rstrip("/")
+        self.messages_per_second = messages_per_second
+        self.night_ban_ends = night_ban  # now -> the end of the ban (now itself outside it)
+        self.clock = clock
+        self.quota: tuple[int, int] | None = None  # (daily, remaining) as Zalo last said
+
+    def update_id(self, payload: dict[str, Any]) -> str:
+        raise ValueError("zns: no inbound updates")
+
+    def parse(self, payload: dict[str, Any]) -> Inbound | None:
+        return None
+
+    async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:
+        return event
+
+    def fits(self, text: str, buttons: list[list[dict[str, str]]]) -> bool:
+        return True
+
+    def pacing(self, chat_id: str) -> float:
+        return 0.0
+
+    async def deliver(self, method: str, chat_id: str, payload: dict[str, Any]) -> str | None:
+        if method != "send_template":
+            # An agent's reply to a customer known only by phone: ZNS carries approved templates only.
+            raise Permanent(f"zns: cannot send {method!r} (ZNS carries approved templates only)")
+        now = self.clock.now()
+        resume = self.night_ban_ends(now)
+        if resume > now:  # never into the night ban: the whole channel waits for its end
+            raise RetryLater((resume - now).total_seconds(), "zns: night ban")
+        body = {"phone": chat_id, "template_id": payload["template_id"], "template_data": payload.get("template_data", {}),
+                "tracking_id": payload["tracking_id"]}
+        url = self.api_base_url + ZNS_TEMPLATE_PATH
+        token = await self.zalo._fresh_token()
+        try:
+            answer = await self.zalo._post_message(token, body, url)
+        except Ambiguous as exc:
+            # The same tracking_id goes again: the platform's idempotency key (see the module doc).
+            raise Transient(f"zns: {exc}; resent with the same tracking_id") from None
+        if answer.get("error") in ZNS_TOKEN_ERRORS:
+            token = await self.zalo._refresh(stale=token)
+            answer = await self.zalo._post_message(token, body, url)
+        code = answer.get("error")
+        if code == 0:
+            data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+            quota = data.get("quota") if isinstance(data.get("quota"), dict) else {}
+            try:
+                self.quota = (int(quota["dailyQuota"]), int(quota["remainingQuota"]))
+            except (KeyError, TypeError, ValueError):
+                pass
+            msg_id = data.get("msg_id")
+            return str(msg_id) if msg_id is not None else None
+        detail = f"ZNS error {code}: {answer.get('message', '')}".strip()
+        if code == ZNS_NIGHT_BAN:
+            resume = self.night_ban_ends(self.clock.now())
+            raise RetryLater(max(60.0, (resume - self.clock.now()).total_seconds()), detail)
+        if code == ZNS_DAILY_QUOTA:
+            raise RetryLater(3600.0, f"{detail} (Zalo's daily quota for this OA)")
+        if code == ZNS_OUT_OF_BALANCE:
+            log.error("zns: the Zalo Cloud Account is out of balance; ZNS sends wait (top it up)")
+            raise RetryLater(3600.0, detail)
+        if code == RATE_LIMITED:
+            raise RetryLater(RATE_LIMIT_PAUSE, detail)
+        if code in RETRYABLE:
+            raise Transient(detail)
+        if code in ZNS_NOT_SENDABLE:
+            raise Permanent(f"{ZNS_NOT_SENDABLE[code]}: {detail}")
+        if code in ZNS_TEMPLATE_ERRORS:
+            log.error("zns: template %s refused (%s): check [zalo.zns] templates and params", body["template_id"], detail)
+        raise Permanent(detail)
+
+    async def ratings(self, template_id: str, since: datetime, until: datetime) -> list[RatingItem]:
+        """Answers to a rating template submitted in [since, until], every page."""
+        items: list[RatingItem] = []
+        offset, limit = 0, 100
+        while True:
+            answer = await self.zalo._get(self.api_base_url + ZNS_RATING_PATH, {
+                "template_id": template_id, "from_time": str(int(since.timestamp() * 1000)),
+                "to_time": str(int(until.timestamp() * 1000)), "offset": str(offset), "limit": str(limit)})
+            data = answer.get("data") if answer.get("error") == 0 else None
+            page = data.get("data") if isinstance(data, dict) else None
+            if not isinstance(page, list):
+                return items
+            for raw in page:
+                item = _rating_item(raw)
+                if item is not None:
+                    items.append(item)
+            if len(page) < limit:
+                return items
+            offset += limit
+
+
+def _rating_item(raw: Any) -> RatingItem | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        score = int(raw.get("rate"))
+    except (TypeError, ValueError):
+        return None
+    rating_id, tracking = raw.get("msgId"), raw.get("trackingId")
+    if not isinstance(rating_id, str) or not rating_id or not 1 <= score <= 5:
+        return None
+    feedbacks = raw.get("feedbacks") if isinstance(raw.get("feedbacks"), list) else []
+    note = raw.get("note") if isinstance(raw.get("note"), str) else ""
+    return RatingItem(rating_id, str(tracking or ""), score, note[:1000],
+                      tuple(f[:200] for f in feedbacks if isinstance(f, str))[:10])

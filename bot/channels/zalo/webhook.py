@@ -1,4 +1,6 @@
-"""POST /webhooks/zalo: verify the signature on the raw body, refuse stale events, record
+"""POST /webhooks/zalo: verify the signature on the raw body, drop stale events (200, logged:
+a non-2xx answer brings retries and then a disabled webhook), answer Zalo's unsigned test
+POST ({} when the URL is saved) with 200 and nothing stored, record
 the event in the inbox (dedupe) and answer 200 fast; the event is handled right after,
 within a short time budget, or in the background when it takes longer (Zalo wants its
 answer within ~2 s and disables webhooks that keep failing)."""
@@ -12,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.base import Process, Record
-from bot.channels.zalo.channel import SIGNATURE_HEADER, WEBHOOK_PATH, Rejected, ZaloChannel, verify
+from bot.channels.zalo.channel import SIGNATURE_HEADER, WEBHOOK_PATH, Rejected, Stale, WebhookPing, ZaloChannel, verify
 from bot.clock import Clock
 from bot.http.body import BodyError, read_bytes
 
@@ -49,6 +51,12 @@ class ZaloWebhook:
                 oa_secret_key=self.oa_secret_key, max_age=self.max_event_age, now=self.clock.now(),
             )
             inbox_id = await self.record("zalo", payload)
+        except WebhookPing:
+            log.info("zalo webhook: Zalo's test POST (the URL was saved): answered 200, nothing stored")
+            return web.json_response({"error": 0, "message": "ok"})
+        except Stale as exc:
+            log.warning("zalo webhook: signed event dropped as stale (answered 200 so Zalo does not retry): %s", exc)
+            return web.json_response({"error": 0, "message": "stale event dropped"})
         except Rejected as exc:
             log.warning("zalo webhook refused (%s): %s", exc.status, exc.message)
             return _answer(exc.status, exc.message)

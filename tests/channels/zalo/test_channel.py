@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
-from bot.channels.zalo.channel import CHOICE_PREFIX, Rejected, ZaloChannel, signature, verify
+from bot.channels.zalo.channel import CHOICE_PREFIX, Rejected, Stale, WebhookPing, ZaloChannel, signature, verify
 from bot.cli.main import _secrets
 from bot.config import ConfigError, parse_config
 from flows.digest import render_text, week_of
@@ -36,21 +36,22 @@ def zalo_section(fake: FakeZaloServer, **overrides) -> dict:
     return {
         "app_id": fake.app_id, "oa_secret_key": fake.oa_secret_key, "app_secret": fake.app_secret,
         "access_token": "AT-initial-0000000000", "refresh_token": "RT-initial-0000000000",
-        "api_base_url": fake.api_root, "oauth_base_url": fake.api_root, **overrides,
+        "api_base_url": fake.api_root, "oauth_base_url": fake.api_root, "buttons": True, **overrides,
     }
 
 
-def config(tmp_path, tg, fake, zalo=None, **sections):
+def config(tmp_path, tg, fake, zalo=None, database_url=None, **sections):
     return make_config(
-        tmp_path, tg,
-        agents={"chat_id": GROUP}, sender={"group_messages_per_minute": 600, "request_timeout": 1.0},
-        zalo=zalo_section(fake, **(zalo or {})), **sections,
+        tmp_path, tg, database_url=database_url,
+        **{"agents": {"chat_id": GROUP}, "sender": {"group_messages_per_minute": 600, "request_timeout": 1.0},
+           **sections},
+        zalo=zalo_section(fake, **(zalo or {})),
     )
 
 
-async def started(tmp_path, tg, clock, zfake, zalo=None, **sections) -> Harness:
+async def started(tmp_path, tg, clock, zfake, zalo=None, database_url=None, **sections) -> Harness:
     tg.make_group(GROUP, "Agents", is_forum=False, members={AGENT: AGENT_NAME})
-    h = Harness(config(tmp_path, tg, zfake, zalo, **sections), tg, clock)
+    h = Harness(config(tmp_path, tg, zfake, zalo, database_url, **sections), tg, clock)
     await h.start()
     return h
 
@@ -134,14 +135,31 @@ def test_verify_accepts_signed_events_and_rejects_the_rest(clock):
         (raw, "", 401),
         (raw, fake.sign(raw, event["timestamp"], secret="other"), 401),
         (raw.replace(b"xin", b"xim"), header, 401),
-        (raw, header, 400),  # stale: checked with a clock 3 h later
         (b"{not json", header, 400),
         (b"[1]", header, 400),
     ]:
-        now = clock.now() + hours(3) if bad_raw == raw and bad_header == header else clock.now()
         with pytest.raises(Rejected) as caught:
-            verify(bad_raw, bad_header, **{**kw, "now": now})
+            verify(bad_raw, bad_header, **kw)
         assert caught.value.status == status
+    with pytest.raises(Stale):  # signed but 3 h old: dropped with a 200 by the webhook, not refused
+        verify(raw, header, **{**kw, "now": clock.now() + hours(3)})
+    with pytest.raises(WebhookPing):  # Zalo's unsigned test POST when the URL is saved
+        verify(b"{}", "", **kw)
+
+
+def test_the_oa_id_first_signature_variant_is_accepted_and_logged(clock, caplog):
+    fake = FakeZaloServer(clock)
+    event = fake.make_event("follow", USER)
+    raw = json.dumps(event).encode()
+    digest = hashlib.sha256(fake.oa_id.encode() + raw + event["timestamp"].encode() + fake.oa_secret_key.encode())
+    kw = dict(app_id=fake.app_id, oa_secret_key=fake.oa_secret_key, max_age=timedelta(hours=2), now=clock.now())
+    with caplog.at_level("WARNING"):
+        assert verify(raw, "mac=" + digest.hexdigest(), **kw) == event
+    assert "oa_id-first variant" in caplog.text
+    caplog.clear()
+    with pytest.raises(Rejected), caplog.at_level("WARNING"):
+        verify(raw, "mac=" + "0" * 64, **kw)
+    assert "matched neither variant" in caplog.text
 
 
 def channel_for(fake: FakeZaloServer, clock, store=None, **kw) -> ZaloChannel:
@@ -214,7 +232,10 @@ def test_phone_numbers_in_any_form_match():
     ("-230", Permanent, "window_closed"),
     ("-213", Permanent, "unfollowed"),
     ("-211", Permanent, "quota_exceeded"),
+    ("-217", Permanent, "window_closed"),
     ("-32", RetryLater, ""),
+    ("-248", Transient, "Zalo error -248"),
+    ("-100", Transient, "Zalo error -100"),
     ("500", Transient, ""),
     ("-999", Permanent, "Zalo error -999"),
 ])
@@ -376,11 +397,22 @@ async def test_bad_signatures_are_401_and_nothing_is_recorded(zh, zfake):
     assert await inbox_count(zh) == 0 and zfake.messages == []
 
 
-async def test_stale_or_future_events_are_refused(zh, zfake, clock):
+async def test_stale_or_future_signed_events_get_200_and_are_dropped(zh, zfake, clock, caplog):
     for at in (clock.now() - hours(3), clock.now() + hours(3)):
         event = zfake.make_event("user_send_text", USER, text="cũ", timestamp=at)
-        assert await zfake.send_event(zh.url, event) == 400
+        with caplog.at_level("WARNING"):
+            assert await zfake.send_event(zh.url, event) == 200  # non-2xx brings retries, then a disabled webhook
     assert await inbox_count(zh) == 0
+    assert caplog.text.count("dropped as stale") == 2
+    assert zfake.sent_to(USER) == []
+
+
+async def test_the_test_post_of_a_saved_webhook_gets_200_and_changes_nothing(zh, zfake):
+    assert await zfake.post_test_ping(zh.url) == 200
+    assert await inbox_count(zh) == 0
+    assert await zh.rows("SELECT id FROM contacts") == []
+    assert await zfake.post_raw(zh.url, b'{"app_id": "1"}', {}) == 400  # unsigned but not the test POST: refused
+    assert await zfake.post_raw(zh.url, b"{}", {"X-ZEvent-Signature": "mac=00"}) == 400  # signed {}: not the ping
 
 
 async def test_malformed_bodies_and_wrong_content_type(zh, zfake):
@@ -405,9 +437,10 @@ async def test_redelivered_events_are_processed_once(zh, zfake):
     assert [await zfake.send_event(zh.url, event) for _ in range(2)] == [200, 200]
     assert await asyncio.gather(*(zfake.send_event(zh.url, event) for _ in range(4))) == [200] * 4
     await settled(zh)
-    await zfake.wait_for_messages(USER, 1)
+    await zfake.wait_for_messages(USER, 2)
     await asyncio.sleep(0.2)
-    assert len(zfake.sent_to(USER)) == 1 and await inbox_count(zh) == 1
+    # The answer, and the one-time request_user_info to a follower not linked yet.
+    assert [m.is_info_request for m in zfake.sent_to(USER)] == [False, True] and await inbox_count(zh) == 1
 
 
 async def test_a_broken_event_is_acknowledged_and_kept_with_its_error(zh, zfake):
@@ -477,13 +510,30 @@ async def test_csat_and_complaint_over_zalo_with_the_agent_on_telegram(zh, zfake
 
 
 async def test_window_closed_is_not_sent_not_retried_and_shows_in_the_digest(zh, zfake):
+    """Zalo says the last interaction is 8 days old and ZNS is off: no route, skipped as
+    unreachable with the reason, never sent (no -230 from Zalo), counted as not delivered."""
     zfake.add_follower(USER, interacted_at=zh.clock.now() - timedelta(days=8))
     await post_zalo_purchase(zh, zalo_user_id=USER)
     zh.clock.advance(hours(3))
+    assert await zh.app.dispatcher.dispatch_due() == {"skipped_unreachable": 1}
+    assert await outbox_settled(zh) == []
+    assert zfake.counters.message_requests == 0 and zfake.detail_requests == 1  # asked, not tried
+    survey = (await zh.rows("SELECT status, skip_reason, sent_at, closed_at, route, route_reason FROM surveys"))[0]
+    assert survey["status"] == "skipped" and survey["skip_reason"] == "unreachable"
+    assert survey["route"] is None and survey["route_reason"] == "zalo_window_closed_no_phone"
+    assert survey["sent_at"] is None
+
+
+async def test_a_send_refused_for_the_window_is_failed_not_retried(zh, zfake):
+    """Zalo's own -230 (our view of the window was wrong) still fails the row once, never retried."""
+    zfake.add_follower(USER)
+    await post_zalo_purchase(zh, zalo_user_id=USER)
+    zh.clock.advance(hours(3))
+    zfake.fail_next("-217")
     assert await zh.app.dispatcher.dispatch_due() == {"sent": 1}
     rows = await outbox_settled(zh)
     assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1)]
-    assert rows[0]["last_error"].startswith("window_closed: Zalo error -230")
+    assert rows[0]["last_error"].startswith("window_closed: Zalo error -217")
     await asyncio.sleep(0.3)
     assert zfake.counters.message_requests == 1  # never retried
     survey = (await zh.rows("SELECT status, skip_reason, sent_at, closed_at FROM surveys"))[0]
@@ -629,3 +679,23 @@ def test_zalo_config_needs_the_oa_secret_and_a_token_and_secrets_are_redacted():
     with pytest.raises(ConfigError, match="survey.channel_order"):
         parse_config({"survey": {"channel_order": ["sms"]}}, {})
 
+
+
+async def test_an_unlinked_follower_is_asked_for_their_phone_once(zh, zfake):
+    await zfake.send_event(zh.url, zfake.make_event("follow", USER))
+    await settled(zh)
+    await say(zh, zfake, "xin chào")
+    await say(zh, zfake, "còn đó không")
+    await outbox_settled(zh)
+    forms = [m for m in zfake.sent_to(USER) if m.is_info_request]
+    assert len(forms) == 1  # once, after the follow
+    payload = forms[0].message["attachment"]["payload"]
+    assert payload["template_type"] == "request_user_info" and payload["elements"][0]["title"]
+    # One who shares their number unasked is not asked afterwards.
+    other = "5170627724267093299"
+    event = zfake.make_event("user_submit_info", other, info={"name": "B", "phone": "84900000001"})
+    assert await zfake.send_event(zh.url, event) == 200
+    await settled(zh)
+    await say(zh, zfake, "hi", user=other)
+    await outbox_settled(zh)
+    assert not any(m.is_info_request for m in zfake.sent_to(other))
