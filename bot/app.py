@@ -28,6 +28,7 @@ from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH,
 from bot.services.data_rights import Privacy
 from bot.outbox.sender import Sender
 from bot.services.surveys import SurveyDispatcher
+from bot.services.programs import ProgramService
 from bot.outbox.effects import Effects
 from bot.services.desk import AgentDesk, CustomerDesk, DeskConfig, DeskGroup
 from bot.services.sla import SlaWatchdog
@@ -198,18 +199,28 @@ class FeedbotApp:
         self.customer_desk = CustomerDesk(self.desk, cfg.complaint_policy(), self.threads.use_topics)
         self.agent_desk = AgentDesk(self.desk, wake_sender=self.sender.wake)
         self.sla = SlaWatchdog(self.db, self.clock, self.agent_desk, wake_sender=self.sender.wake)
+        feedback = cfg.feedback
+        complaints = cfg.complaint_policy()
+        self.programs = ProgramService(
+            self.db, self.clock, feedback, policy, shop, self.effects, wake_sender=self.sender.wake,
+            vip=(float(complaints.vip_spend_12m), complaints.vip_orders_12m),
+            channel_order=cfg.get("survey", "channel_order"),
+        )
+        global_limit = feedback.enabled or feedback.max_per_period > 1  # else the purchase CSAT's own fatigue, as before
         self.dispatcher = SurveyDispatcher(
             self.db, self.clock, policy, shop, self.effects, wake_sender=self.sender.wake,
             channel_order=cfg.get("survey", "channel_order"),
             demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
             start_token_ttl=timedelta(days=cfg.get("privacy", "start_token_days")),
+            wording=feedback.wording,
+            limit_reached_since=self.programs.limit_reached_since if global_limit else None,
         )
         self.privacy = Privacy(self.db, self.clock, retention_days=cfg.get("privacy", "retention_days"), shop_name=shop,
                                public_url=cfg.get("http", "public_url"),
                                start_token_days=cfg.get("privacy", "start_token_days"),
                                trust_first_token_chat=cfg.get("privacy", "trust_first_token_chat"), effects=self.effects)
         self.sender.failure_listeners.append(self.privacy.file_undelivered)
-        for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher):
+        for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher, self.programs):
             service.register(self.effects)
         self.engine = Engine(
             self.db,
@@ -225,6 +236,7 @@ class FeedbotApp:
             wake_sender=self.sender.wake,
             privacy=self.privacy,
             agents_reachable=self.desk.config.chat_id is not None or cfg.get("agent_page", "enabled"),
+            feedback=feedback,
         )
 
     async def _serve_http(self, policy: SurveyPolicy, shop: str, webhook_secret: str, web_secrets: Any) -> None:
@@ -241,6 +253,8 @@ class FeedbotApp:
             reports=self.digests,
             web_link=self.web_chat_url if self.web else None,
             liveness=self.liveness,
+            programs=self.programs,
+            stages=cfg.get("survey", "stages"),
         )
         web_app = http.make_app()
         self.privacy.add_routes(web_app)  # /mydata/<token>: the download link on Zalo
@@ -317,6 +331,9 @@ class FeedbotApp:
             ("dispatch-due-surveys", self.dispatcher.dispatch_due, interval),
             ("expire-surveys", self.dispatcher.expire, HOUSEKEEPING_INTERVAL_S),
             ("survey-reminders", self.dispatcher.remind, HOUSEKEEPING_INTERVAL_S),
+            ("dispatch-program-surveys", self.programs.dispatch_due, interval),
+            ("expire-program-surveys", self.programs.expire, HOUSEKEEPING_INTERVAL_S),
+            ("route-complaints", self.programs.route_new_complaints, interval),
             ("sla-watchdog", self.sla.watch_sla, self.config.get("sla", "watchdog_interval").total_seconds()),
             ("retention-purge", self.privacy.purge, self.config.get("privacy", "purge_interval").total_seconds()),
         )

@@ -9,14 +9,15 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass
-from datetime import time, timedelta
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.feedback_settings import ARRAY_SECTIONS, FeedbackSettings, SettingError, parse_settings
 from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
 from flows.tickets import DEFAULT_KEYWORDS, ComplaintPolicy
@@ -217,6 +218,13 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _dates(value: Any) -> tuple[Any, ...]:
+    """Checked in bot/feedback_settings.py (each date named by its index); here only the list."""
+    if not isinstance(value, list) or not all(isinstance(v, (str, date)) for v in value):
+        raise ValueError(f"expected a list of dates like ['2026-04-30', '09-02'], got {value!r}")
+    return tuple(value)
+
+
 def _keywords(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError(f"expected a list of words, got {value!r}")
@@ -357,6 +365,21 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "touchpoints": (_touchpoints, ["delivery", "in_store", "online"]),
         "dispatch_interval": (_positive_duration, "30s"),
         "channel_order": (_channel_order, ["last_used"]),
+        # The global limit (issue 21): at most this many questions per customer per fatigue_days,
+        # across every program and channel; the most valuable pending one wins.
+        "max_per_period": (_int_range(1, 100), 1),
+        # The journey's stages in the order a customer lives them: a purchase may name its
+        # stage; the digest's journey view shows them side by side.
+        "stages": (_names, ["consult", "order", "payment", "delivery", "after_sales"]),
+    },
+    "holidays": {
+        "tet": (_bool, True),
+        "tet_days_before": (_int_range(0, 10), 1),
+        "tet_days_after": (_int_range(0, 15), 4),
+        "dates": (_dates, []),
+    },
+    "ideas": {
+        "topics": (_names, ["product", "price", "service", "delivery", "other"]),
     },
     "agents": {
         "chat_id": (_chat_id, 0),
@@ -457,6 +480,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
 class Config:
     values: Mapping[str, Mapping[str, Any]]
     source: str = "embedded defaults"
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)  # programs, holidays, ideas, routing, wording
 
     def database(self) -> Any:
         """The configured storage backend (not yet open): PostgreSQL if database.url is set."""
@@ -508,6 +532,7 @@ class Config:
             fatigue=timedelta(days=s["fatigue_days"]),
             max_lateness=s["max_lateness"],
             comment_window=s["comment_window"],
+            blackouts=self.feedback.blackouts,
         )
 
     def complaint_policy(self) -> ComplaintPolicy:
@@ -528,12 +553,14 @@ class Config:
 
 
 def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "<memory>") -> Config:
-    unknown_sections = set(raw) - set(SCHEMA)
+    unknown_sections = set(raw) - set(SCHEMA) - set(ARRAY_SECTIONS)
     if unknown_sections:
         raise ConfigError(f"{sorted(unknown_sections)[0]}: unknown section (known: {', '.join(SCHEMA)})")
     values: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
         given = raw.get(section, {})
+        if isinstance(given, list) and section not in ARRAY_SECTIONS:
+            raise ConfigError(f"{section}: expected a [{section}] table, not [[{section}]]")
         if not isinstance(given, dict):
             raise ConfigError(f"{section}: expected a [{section}] table")
         unknown = set(given) - set(keys)
@@ -551,7 +578,11 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
                 origin = f" (from ${env_name})" if env_name and env.get(env_name) else ""
                 raise ConfigError(f"{section}.{key}{origin}: {exc}") from None
     _check_consistency(values)
-    return Config(values, source)
+    try:
+        feedback = parse_settings(raw, values)
+    except SettingError as exc:
+        raise ConfigError(str(exc)) from None
+    return Config(values, source, feedback)
 
 
 def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from bot.services.desk import DeskGroup, desk_view, view
 from bot.services.data_rights import Privacy
 from bot.services.surveys import SurveyDispatcher
 from flows import complaint, conversation, csat
+from flows import programs as programs_flow
 from flows import privacy as privacy_flow
 from flows import desk as desk_flow
 from flows.model import (
@@ -25,6 +26,7 @@ from flows.model import (
     Inbound,
     OrderRef,
     AuditDenied,
+    ProgramSurveyView,
     SendPendingSurveys,
     StartView,
     SurveyView,
@@ -32,7 +34,8 @@ from flows.model import (
 from flows.schedule import SurveyPolicy
 from flows.texts import PRIVACY_NOTICE_VERSION, pick_language
 from flows.tickets import ComplaintPolicy
-from storage import contacts, conversations, customers, inbox, privacy, start_tokens, surveys, tickets, zalo
+from bot.feedback_settings import FeedbackSettings
+from storage import contacts, conversations, customers, inbox, privacy, programs, start_tokens, surveys, tickets, zalo
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database, savepoint
 
@@ -71,8 +74,10 @@ class Engine:
         wake_sender: Callable[[], None] = lambda: None,
         privacy: Privacy | None = None,
         agents_reachable: bool = True,
+        feedback: FeedbackSettings | None = None,
     ) -> None:
         self.db = db
+        self.feedback = feedback or FeedbackSettings()  # programs, idea topics, CSAT wording (issue 21)
         self.clock = clock
         self.channels = channels
         self.dispatcher = dispatcher
@@ -229,6 +234,7 @@ class Engine:
         await consent.on_inbound(tx, contact, event, now)
 
         survey_view = await self._survey_view(tx, event, state, data, contact, customer, now)
+        program_view = await self._program_view(tx, event, state, data, customer)
 
         start_view = await self._start_view(tx, event, contact, now)
 
@@ -261,6 +267,9 @@ class Engine:
             tickets=tuple(view(t) for t in own_tickets),
             ticket=view(ticket_record) if ticket_record else None,
             agents_reachable=self.agents_reachable,
+            program_survey=program_view,
+            idea_topics=self.feedback.idea_topics,
+            wording=self.feedback.wording,
         )
         decisions = conversation.handle(event, ctx)
         target = Target(
@@ -301,8 +310,23 @@ class Engine:
                 (customer is not None and survey.customer_id == customer.id)
                 or await start_tokens.is_granted(tx, contact.id, survey.purchase_id, now, ttl)
             ):
-                survey_view = SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score)
+                survey_view = SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score,
+                                         survey.touchpoint, survey.store)
         return survey_view
+
+    async def _program_view(
+        self, tx: Connection, event: Inbound, state: str, data: dict[str, Any], customer: Any,
+    ) -> ProgramSurveyView | None:
+        """The program survey the event refers to: only the customer's own, of a program still configured."""
+        survey_id = programs_flow.referenced_survey_id(event, state, data)
+        if survey_id is None or customer is None:
+            return None
+        record = await programs.get(tx, survey_id)
+        spec = self.feedback.program(record.program) if record is not None else None
+        if record is None or spec is None or record.customer_id != customer.id:
+            return None
+        return ProgramSurveyView(record.id, record.customer_id, record.status, spec, record.order_id, record.score,
+                                 record.choice)
 
     async def _start_view(self, tx: Connection, event: Inbound, contact: ContactRecord, now: datetime) -> StartView | None:
         """The order behind a /start token (a receipt's link), if the event carries one."""

@@ -28,13 +28,14 @@ class SurveyRecord:
     answered_at: datetime | None
     score: int | None
     comment: str | None
+    store: str | None = None
 
 
 # The record's fields, in its order: built by position, not by column name (this runs for
 # most inbound updates; a sqlite3.Row looks a name up by comparing it with each column's).
 _SELECT = (
     "SELECT s.id, s.purchase_id, s.customer_id, p.order_id, s.touchpoint, s.status, s.skip_reason, s.due_at,"
-    " s.contact_id, s.language, s.sent_at, s.reminded_at, s.answered_at, s.score, s.comment"
+    " s.contact_id, s.language, s.sent_at, s.reminded_at, s.answered_at, s.score, s.comment, s.store"
     " FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
 )
 
@@ -42,7 +43,7 @@ _SELECT = (
 def _record(row: Row) -> SurveyRecord:
     (
         id_, purchase_id, customer_id, order_id, touchpoint, status, skip_reason, due_at,
-        contact_id, language, sent_at, reminded_at, answered_at, score, comment,
+        contact_id, language, sent_at, reminded_at, answered_at, score, comment, store,
     ) = row
     due = from_db(due_at)
     assert due is not None  # NOT NULL
@@ -50,7 +51,7 @@ def _record(row: Row) -> SurveyRecord:
         id=id_, purchase_id=purchase_id, customer_id=customer_id, order_id=order_id, touchpoint=touchpoint,
         status=status, skip_reason=skip_reason, due_at=due, contact_id=contact_id, language=language,
         sent_at=from_db(sent_at), reminded_at=from_db(reminded_at), answered_at=from_db(answered_at),
-        score=score, comment=comment,
+        score=score, comment=comment, store=store,
     )
 
 

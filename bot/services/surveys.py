@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Awaitable, Callable
 
 from bot.clock import Clock
 from bot.services.demo import is_demo_customer
 from bot.outbox.effects import AFTERWARDS, Effects, Scope, Target
 from flows import csat
 from flows.model import GrantOrder, SendPendingSurveys
+from flows.wording import DEFAULT as DEFAULT_WORDING, Wording
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
 from storage import contacts, customers, start_tokens, surveys, tickets
 from storage.db import Connection, Database
@@ -34,8 +35,14 @@ class SurveyDispatcher:
         channel_order: tuple[str, ...] = ("last_used",),
         demo_policy: SurveyPolicy | None = None,
         start_token_ttl: timedelta = timedelta(days=30),
+        wording: Wording = DEFAULT_WORDING,
+        limit_reached_since: Callable[[Connection, int, datetime], Awaitable[datetime | None]] | None = None,
     ) -> None:
         self.db = db
+        self.wording = wording  # the question and follow-ups per touchpoint and store (flows/wording.py)
+        # The global per-customer limit across survey programs (bot/services/programs.py): the
+        # send that fills it, else (no programs) the customer's last survey.
+        self.limit_reached_since = limit_reached_since
         self.start_token_ttl = start_token_ttl  # how long a receipt's link grants its order (bot/privacy.py)
         self.channel_order = channel_order  # which of a customer's chats gets the survey
         self.clock = clock
@@ -113,7 +120,7 @@ class SurveyDispatcher:
             due_at=survey.due_at,
             opted_out=opted_out,
             has_contact=contact is not None,
-            last_sent_at=await surveys.last_sent_at(tx, survey.customer_id),
+            last_sent_at=await self._last_sent_at(tx, survey.customer_id, now),
             policy=self.demo_policy if self.demo_policy and is_demo_customer(customer.external_id) else self.policy,
             open_complaint=await tickets.has_open(tx, survey.customer_id),
         )
@@ -121,7 +128,8 @@ class SurveyDispatcher:
             case Send():
                 assert contact is not None
                 decisions = csat.question(
-                    survey_id=survey.id, order_id=survey.order_id, shop=self.shop_name, language=contact.language
+                    survey_id=survey.id, order_id=survey.order_id, shop=self.shop_name, language=contact.language,
+                    touchpoint=survey.touchpoint, store=survey.store, wording=self.wording,
                 )
                 target = Target.of_contact(contact, priority=priority)
                 await self.effects.apply(tx, decisions, target, now)
@@ -139,6 +147,11 @@ class SurveyDispatcher:
                 await surveys.mark_awaiting_contact(tx, survey.id)
                 return "awaiting_contact"
         raise AssertionError(decision)
+
+    async def _last_sent_at(self, tx: Connection, customer_id: int, now: datetime) -> datetime | None:
+        if self.limit_reached_since is not None:
+            return await self.limit_reached_since(tx, customer_id, now)
+        return await surveys.last_sent_at(tx, customer_id)
 
     async def expire(self) -> Counter[str]:
         """Close sent surveys nobody answered in time, and give up on customers who never
@@ -173,6 +186,9 @@ class SurveyDispatcher:
                     shop=self.shop_name,
                     language=survey.language or contact.language,
                     reminder=True,
+                    touchpoint=survey.touchpoint,
+                    store=survey.store,
+                    wording=self.wording,
                 )
                 target = Target.of_contact(contact, priority=1)
                 await self.effects.apply(tx, decisions, target, now)
