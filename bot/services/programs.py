@@ -175,8 +175,9 @@ class ProgramService:
         for reason, ids in skip.items():
             await store.mark_skipped(tx, ids, reason, now)
             outcomes[f"skipped_{reason}"] += len(ids)
-        await store.postpone(tx, moves)
-        outcomes["postponed"] += len(moves)
+        if moves:
+            await store.postpone(tx, moves)
+            outcomes["postponed"] += len(moves)
 
     async def _decide(
         self, tx: Connection, customer_id: int, records: list[store.ProgramSurveyRecord], sent: list[datetime],
