@@ -53,8 +53,8 @@ def _record(row: Sequence) -> ProgramSurveyRecord:
 async def insert(
     conn: Connection, *, program: str, kind: str, customer_id: int, priority: int, due_at: datetime,
     deadline_at: datetime, now: datetime, purchase_id: int | None = None, ticket_id: int | None = None,
-) -> bool:
-    """Schedule one; False when this program already follows that purchase or ticket."""
+) -> int | None:
+    """Schedule one: its id; None when this program already follows that purchase or ticket."""
     cur = await conn.execute(
         "INSERT OR IGNORE INTO program_surveys (program, kind, customer_id, purchase_id, ticket_id, status, priority,"
         " due_at, deadline_at, created_at, demo) VALUES (?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?,"
@@ -62,7 +62,7 @@ async def insert(
         (program, kind, customer_id, purchase_id, ticket_id, priority, to_db(due_at), to_db(deadline_at), to_db(now),
          customer_id),
     )
-    return cur.rowcount == 1
+    return cur.lastrowid if cur.rowcount == 1 else None
 
 
 async def schedule_after_resolved(
@@ -82,7 +82,7 @@ async def schedule_after_resolved(
         assert resolved is not None
         due = resolved + timedelta(seconds=delay_s)
         made += await insert(conn, program=program, kind="ces", customer_id=customer_id, priority=priority,
-                             due_at=due, deadline_at=due + timedelta(seconds=lateness_s), now=now, ticket_id=ticket_id)
+                             due_at=due, deadline_at=due + timedelta(seconds=lateness_s), now=now, ticket_id=ticket_id) is not None
     return made
 
 

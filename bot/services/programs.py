@@ -86,7 +86,7 @@ class ProgramService:
                 continue  # an old purchase posted late: its moment has passed
             made += await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=customer_id,
                                        priority=spec.priority, due_at=due, deadline_at=due + spec.max_lateness,
-                                       now=now, purchase_id=purchase_id)
+                                       now=now, purchase_id=purchase_id) is not None
         return made
 
     async def on_demand(self, program: str, external_ids: Sequence[str]) -> dict[str, str]:
