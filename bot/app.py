@@ -7,6 +7,7 @@ import logging
 import secrets
 import sqlite3
 from datetime import datetime, timedelta, timezone
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, Config
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
+from bot.services.feedback_digest import FeedbackDigestService
 from bot.engine import Engine
 from bot.http.api import HttpApi
 from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH, TelegramWebhook
@@ -36,6 +38,7 @@ from bot.services.threads import TicketThreads
 from bot.channels.zalo.webhook import ZaloWebhook
 from bot.services import demo
 from bot.channels.web import server as web_chat
+from flows.routing import NO_ROUTES
 from flows.schedule import SurveyPolicy
 from storage import settings
 from storage.db import MigrationError
@@ -113,6 +116,8 @@ class FeedbotApp:
         await self._build_services(policy, shop, agents)
         # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
         self.digests = service_for(cfg, self.db, self.clock, owners=self.telegram is not None, wake_sender=self.sender.wake)
+        self.feedback_digests = feedback_digest_for(cfg, self.db, self.clock, telegram=self.telegram is not None,
+                                                    wake_sender=self.sender.wake)
         replayed = await self.engine.replay_unprocessed()
         if replayed:
             log.info("replayed %d update(s) recorded before the last stop", replayed)
@@ -341,6 +346,9 @@ class FeedbotApp:
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a
             # Monday missed while the bot was down is sent as soon as it is back.
             jobs += (("weekly-digest", self.digests.send_due, self.config.get("digest", "check_interval").total_seconds()),)
+        if self.feedback_digests.can_send:  # the owners' feedback page, departments' and store managers' slices
+            jobs += (("weekly-feedback-digests", self.feedback_digests.send_due,
+                      self.config.get("digest", "check_interval").total_seconds()),)
         for job_id, func, seconds in jobs:
             # coalesce + max_instances=1: a slow run is never doubled up; the first run is
             # now, so surveys that came due while the bot was down go out at start.
@@ -406,3 +414,17 @@ def _scheduler_status(scheduler: AsyncIOScheduler, now: datetime) -> dict[str, s
         if job.next_run_time is not None and (now - job.next_run_time).total_seconds() > grace:
             return {"status": "down", "error": f"job {job.id} overdue since {job.next_run_time.isoformat()}"}
     return {"status": "ok"}
+
+
+def feedback_digest_for(cfg: Config, db: Any, clock: Clock, *, telegram: bool,
+                        wake_sender: Any = lambda: None) -> FeedbackDigestService:
+    """The digests of issue 21 as the config describes them; without Telegram there is no
+    chat to send them to (pages are still built for reports)."""
+    d = cfg.section("digest")
+    return FeedbackDigestService(
+        db, clock, cfg.feedback if telegram else replace(cfg.feedback, routes=NO_ROUTES), timezone=cfg.tz,
+        shop_name=cfg.get("shop", "name"), stages=cfg.get("survey", "stages"),
+        owner_chat_ids=cfg.get("agents", "owner_chat_ids") if telegram else (), language=d["language"],
+        weekday=d["weekday"], at=d["time"], drop_points=d["alert_drop"], min_answers=d["alert_min_answers"],
+        enabled=d["enabled"], wake_sender=wake_sender,
+    )
