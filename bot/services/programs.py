@@ -97,7 +97,7 @@ class ProgramService:
         now = self.clock.now()
         outcome: dict[str, str] = {}
         async with self.db.transaction() as tx:
-            for external_id in external_ids:
+            for external_id in dict.fromkeys(external_ids):  # the same id twice: asked once
                 customer = await customers.by_external_id(tx, external_id)
                 if customer is None:
                     outcome[external_id] = "unknown_customer"
