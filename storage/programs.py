@@ -239,6 +239,26 @@ async def open_of_program(conn: Connection, customer_id: int, program: str) -> b
         " LIMIT 1", (customer_id, program)) is not None
 
 
+async def opted_out_of(conn: Connection, customer_ids: Sequence[int]) -> set[int]:
+    """Which of these customers opted out (or are unknown: erased rows are kept, so none)."""
+    if not customer_ids:
+        return set()
+    rows = await conn.execute_fetchall(
+        f"SELECT id FROM customers WHERE id IN ({', '.join('?' * len(customer_ids))}) AND opted_out_at IS NOT NULL",
+        tuple(customer_ids))
+    return {r[0] for r in rows}
+
+
+async def with_open_complaint(conn: Connection, customer_ids: Sequence[int]) -> set[int]:
+    """Which of these customers have a complaint not resolved yet (tickets.has_open, for many)."""
+    if not customer_ids:
+        return set()
+    rows = await conn.execute_fetchall(
+        f"SELECT DISTINCT customer_id FROM tickets WHERE customer_id IN ({', '.join('?' * len(customer_ids))})"
+        " AND status != 'resolved' AND kind = 'complaint'", tuple(customer_ids))
+    return {r[0] for r in rows}
+
+
 async def spend_12m(conn: Connection, customer_id: int, since: datetime) -> tuple[float, int]:
     row = await fetch_one(
         conn, "SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM purchases WHERE customer_id = ? AND purchased_at >= ?",

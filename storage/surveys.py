@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 from datetime import datetime
 
 from storage.db import Connection, Row, fetch_one
@@ -112,6 +113,17 @@ async def open_for_customer(conn: Connection, customer_id: int, now: datetime) -
         f"{_SELECT} WHERE s.customer_id = ? AND +s.status IN ('scheduled', 'awaiting_contact')"
         " AND s.due_at <= ? ORDER BY s.due_at, s.id",
         (customer_id, to_db(now)),
+    )]
+
+
+async def open_for_customers(conn: Connection, customer_ids: Sequence[int], now: datetime) -> list[SurveyRecord]:
+    """open_for_customer for many customers in one query (a program dispatch pass's page)."""
+    if not customer_ids:
+        return []
+    return [_record(r) for r in await conn.execute_fetchall(
+        f"{_SELECT} WHERE s.customer_id IN ({', '.join('?' * len(customer_ids))})"
+        " AND +s.status IN ('scheduled', 'awaiting_contact') AND s.due_at <= ? ORDER BY s.due_at, s.id",
+        (*customer_ids, to_db(now)),
     )]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
@@ -18,8 +19,10 @@ from flows.programs import Pending, ProgramSpec
 from flows.schedule import SurveyPolicy, end_of_quiet_hours, in_quiet_hours
 from flows.texts import category_label, text
 from flows.tickets import ticket_number
-from storage import contacts, customers, programs as store, settings as kv, surveys, tickets
+from storage import contacts, customers, programs as store, settings as kv, surveys
+from storage.contacts import ContactRecord
 from storage.db import Connection, Database
+from storage.surveys import SurveyRecord
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,14 @@ PAGE = 500  # customers per transaction in a dispatch pass
 NO_CONTACT_RETRY = timedelta(hours=1)  # a customer without a reachable chat: looked at again this much later
 ROUTED_TICKET_KEY = "routing.last_ticket_id"
 ROUTE_MAX_CHARS = 1500
+
+
+@dataclass
+class _Page:
+    opted_out: set[int]
+    complaining: set[int]
+    contacts: dict[int, ContactRecord]
+    csat: dict[int, list[SurveyRecord]]  # each customer's purchase CSAT surveys that are due
 
 
 class ProgramService:
@@ -170,8 +181,18 @@ class ProgramService:
                 last_of[name] = await store.last_of_program(tx, customer_ids, name)
         skip: dict[str, list[int]] = {}
         moves: list[tuple[int, datetime]] = []
+        ids = list(by_customer)
+        page = _Page(  # what each customer's decision looks at, read for the whole page at once
+            opted_out=await store.opted_out_of(tx, ids),
+            complaining=await store.with_open_complaint(tx, ids),
+            contacts=await contacts.reachable_for_customers(tx, ids, self.channels, self.channel_order),
+            csat={},
+        )
+        for survey in await surveys.open_for_customers(tx, ids, now):
+            page.csat.setdefault(survey.customer_id, []).append(survey)
         for customer_id, records in by_customer.items():
-            await self._decide(tx, customer_id, records, sends.get(customer_id, []), last_of, now, skip, moves, outcomes)
+            await self._decide(tx, customer_id, records, sends.get(customer_id, []), last_of, page, now, skip, moves,
+                               outcomes)
         for reason, ids in skip.items():
             await store.mark_skipped(tx, ids, reason, now)
             outcomes[f"skipped_{reason}"] += len(ids)
@@ -181,7 +202,7 @@ class ProgramService:
 
     async def _decide(
         self, tx: Connection, customer_id: int, records: list[store.ProgramSurveyRecord], sent: list[datetime],
-        last_of: dict[str, dict[int, datetime]], now: datetime, skip: dict[str, list[int]],
+        last_of: dict[str, dict[int, datetime]], page: "_Page", now: datetime, skip: dict[str, list[int]],
         moves: list[tuple[int, datetime]], outcomes: Counter[str],
     ) -> None:
         specs = {r.id: self.settings.program(r.program) for r in records}
@@ -198,14 +219,13 @@ class ProgramService:
                 live.append(r)
         if not live:
             return
-        customer = await customers.by_id(tx, customer_id)
-        if customer is None or customer.opted_out:
+        if customer_id in page.opted_out:
             skip.setdefault("opted_out", []).extend(r.id for r in live)
             return
-        if await tickets.has_open(tx, customer_id):  # asking about anything mid-complaint reads as not listening
+        if customer_id in page.complaining:  # asking about anything mid-complaint reads as not listening
             skip.setdefault("open_complaint", []).extend(r.id for r in live)
             return
-        contact = await contacts.reachable_for_customer(tx, customer_id, self.channels, self.channel_order)
+        contact = page.contacts.get(customer_id)
         if contact is None:
             moves.extend((r.id, now + NO_CONTACT_RETRY) for r in live)
             return
@@ -225,7 +245,7 @@ class ProgramService:
             return
         pending = [Pending(r.id, "program", r.priority, r.due_at, r.deadline_at) for r in eligible]
         pending += [Pending(s.id, "csat", self.settings.csat_priority(), s.due_at, s.due_at + self.policy.max_lateness)
-                    for s in await surveys.open_for_customer(tx, customer_id, now)]
+                    for s in page.csat.get(customer_id, [])]
         choice = flow.choose(pending, sent, now, self.settings.max_per_period, self.settings.period)
         by_id = {r.id: r for r in eligible}
         if choice.send is not None and choice.send.source == "program":
@@ -241,7 +261,8 @@ class ProgramService:
             if p.source == "program":
                 skip.setdefault("fatigue", []).append(p.id)
 
-    async def _send(self, tx: Connection, record: store.ProgramSurveyRecord, spec: ProgramSpec, contact, now: datetime) -> None:
+    async def _send(self, tx: Connection, record: store.ProgramSurveyRecord, spec: ProgramSpec, contact: ContactRecord,
+                    now: datetime) -> None:
         decisions = flow.question(survey_id=record.id, spec=spec, shop=self.shop_name, order=record.order_id or "",
                                   language=contact.language)
         await self.effects.apply(tx, decisions, Target.of_contact(contact, priority=1), now)
