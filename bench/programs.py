@@ -40,7 +40,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
-from bench.digest import ANSWERS_PER_WEEK, LAST_WEEK, TICKETS_PER_WEEK, _case, _ts, generate  # noqa: E402
+from bench.digest import ANSWERS_PER_WEEK, LAST_WEEK, TICKETS_PER_WEEK, _case, _migrate, _ts, _tz, generate  # noqa: E402
 from bot.app import feedback_digest_for  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from bot.outbox.effects import Effects  # noqa: E402
@@ -174,12 +174,6 @@ def fill_programs(path: Path, answers: int, weeks: int) -> None:
           flush=True)
 
 
-def _tz():
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo("Asia/Ho_Chi_Minh")
-
-
 async def time_digests(path: Path, runs: int) -> tuple[list[float], list[float], str]:
     extra = {
         "agents": {"owner_chat_ids": [900]},
@@ -243,11 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
-
-
-async def _migrate(path: Path) -> None:
-    async with Database(path):
-        pass
 
 
 if __name__ == "__main__":

@@ -191,30 +191,27 @@ async def _erase_purchases(conn: Connection, s: Subject, now: datetime) -> int:
 
 async def _erase_surveys(conn: Connection, s: Subject, now: datetime) -> int:
     # Scores, touchpoints, stores and times stay for the reports; the comment goes.
+    return await _close_and_blank("surveys", "'scheduled', 'awaiting_contact'", conn, s, now)
+
+
+async def _close_and_blank(table: str, unsent: str, conn: Connection, s: Subject, now: datetime) -> int:
+    """A survey table's rows of the subject: nothing more is asked (unsent ones skipped, sent
+    ones expired), and what the person wrote goes."""
     at = to_db(now)
     await conn.execute(
-        "UPDATE surveys SET status = 'skipped', skip_reason = 'erased', closed_at = ?"
-        " WHERE customer_id = ? AND status IN ('scheduled', 'awaiting_contact')", (at, *_customer_id(s)))
+        f"UPDATE {table} SET status = 'skipped', skip_reason = 'erased', closed_at = ?"
+        f" WHERE customer_id = ? AND status IN ({unsent})", (at, *_customer_id(s)))
     await conn.execute(
-        "UPDATE surveys SET status = 'expired', closed_at = ? WHERE customer_id = ? AND status = 'sent'",
+        f"UPDATE {table} SET status = 'expired', closed_at = ? WHERE customer_id = ? AND status = 'sent'",
         (at, *_customer_id(s)))
-    cur = await conn.execute("UPDATE surveys SET comment = NULL WHERE customer_id = ? AND comment IS NOT NULL", _customer_id(s))
+    cur = await conn.execute(f"UPDATE {table} SET comment = NULL WHERE customer_id = ? AND comment IS NOT NULL",
+                             _customer_id(s))
     return cur.rowcount
 
 
 async def _erase_program_surveys(conn: Connection, s: Subject, now: datetime) -> int:
-    # Scores and chosen options stay for the reports (an option is the shop's own text); what
-    # the person wrote goes, and nothing more is asked of them.
-    at = to_db(now)
-    await conn.execute(
-        "UPDATE program_surveys SET status = 'skipped', skip_reason = 'erased', closed_at = ?"
-        " WHERE customer_id = ? AND status = 'scheduled'", (at, *_customer_id(s)))
-    await conn.execute(
-        "UPDATE program_surveys SET status = 'expired', closed_at = ? WHERE customer_id = ? AND status = 'sent'",
-        (at, *_customer_id(s)))
-    cur = await conn.execute(
-        "UPDATE program_surveys SET comment = NULL WHERE customer_id = ? AND comment IS NOT NULL", _customer_id(s))
-    return cur.rowcount
+    # Scores and chosen options stay for the reports (an option is the shop's own text).
+    return await _close_and_blank("program_surveys", "'scheduled'", conn, s, now)
 
 
 async def _erase_ideas(conn: Connection, s: Subject, now: datetime) -> int:
