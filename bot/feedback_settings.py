@@ -180,8 +180,9 @@ def _date(key: str, value: Any) -> tuple[date | None, tuple[int, int] | None]:
     raise SettingError(key, f"expected a date 'YYYY-MM-DD', or 'MM-DD' for every year, got {value!r}")
 
 
-def parse_settings(raw: Mapping[str, Any], values: Mapping[str, Mapping[str, Any]]) -> FeedbackSettings:
-    touchpoints = values["survey"]["touchpoints"]
+def parse_settings(raw: Mapping[str, Any], config: Any) -> FeedbackSettings:
+    """`raw`: the TOML file's tables; `config`: the typed sections parsed from it (bot/config.py)."""
+    touchpoints = config.survey.touchpoints
     programs_raw = raw.get("programs", [])
     if not isinstance(programs_raw, list):
         raise SettingError("programs", "expected [[programs]] tables")
@@ -191,17 +192,17 @@ def parse_settings(raw: Mapping[str, Any], values: Mapping[str, Mapping[str, Any
         if p.name in seen:
             raise SettingError(f"programs.{p.name}", "two programs have this name")
         seen.add(p.name)
-    h = values["holidays"]
+    h = config.holidays
     single, yearly = set(), set()
-    for i, d in enumerate(h["dates"]):
+    for i, d in enumerate(h.dates):
         one, every = _date(f"holidays.dates[{i}]", d)
         if one:
             single.add(one)
         if every:
             yearly.add(every)
-    blackouts = Blackouts(tet=h["tet"], tet_before=h["tet_days_before"], tet_after=h["tet_days_after"],
+    blackouts = Blackouts(tet=h.tet, tet_before=h.tet_days_before, tet_after=h.tet_days_after,
                           dates=frozenset(single), yearly=frozenset(yearly))
-    topics = values["ideas"]["topics"]
+    topics = config.ideas.topics
     departments = []
     for i, d in enumerate(_list(raw, "departments")):
         key = f"departments[{i}]"
@@ -210,7 +211,7 @@ def parse_settings(raw: Mapping[str, Any], values: Mapping[str, Mapping[str, Any
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise SettingError(f"{key}.name", f"required, a name like 'logistics', got {name!r}")
         categories = _names(f"departments.{name}.categories", d.get("categories", []))
-        unknown = set(categories) - set(values["complaints"]["categories"])
+        unknown = set(categories) - set(config.complaints.categories)
         if unknown:
             raise SettingError(f"departments.{name}.categories", f"{sorted(unknown)[0]!r} is not in complaints.categories")
         own_topics = _names(f"departments.{name}.idea_topics", d.get("idea_topics", []))
@@ -242,8 +243,8 @@ def parse_settings(raw: Mapping[str, Any], values: Mapping[str, Mapping[str, Any
         rules.append(WordingRule(touchpoint, store, texts))
     return FeedbackSettings(
         programs=programs,
-        max_per_period=values["survey"]["max_per_period"],
-        period=timedelta(days=values["survey"]["fatigue_days"]),
+        max_per_period=config.survey.max_per_period,
+        period=timedelta(days=config.survey.fatigue_days),
         blackouts=blackouts,
         idea_topics=topics,
         routes=Routes(tuple(departments), tuple(stores)),
