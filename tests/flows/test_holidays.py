@@ -81,3 +81,10 @@ def test_dispatch_in_a_blackout_postpones_or_skips_when_too_late():
     short = SurveyPolicy(timezone=VN, blackouts=Blackouts(), max_lateness=timedelta(hours=48))
     assert decide_dispatch(now=now, due_at=now, opted_out=False, has_contact=True, last_sent_at=None,
                            policy=short).reason == "too_late"
+
+
+def test_the_demo_ignores_holidays_like_quiet_hours():
+    from bot.services.demo import demo_policy
+
+    policy = demo_policy(SurveyPolicy(timezone=VN, blackouts=Blackouts()))
+    assert not in_quiet_hours(datetime(2027, 2, 7, 23, 0, tzinfo=VN), policy)
