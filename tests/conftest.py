@@ -73,6 +73,15 @@ def open_db(tmp_path, url: str | None):
     return open_database(tmp_path / "feedbot.db", url)
 
 
+@pytest.fixture
+async def db(tmp_path, database_url):
+    """A fresh migrated database of the module's backend, open (modules may define their own)."""
+    database = open_db(tmp_path, database_url)
+    await database.open()
+    yield database
+    await database.close()
+
+
 def make_config(tmp_path, fake_telegram: FakeTelegramServer | None = None, *, database_url: str | None = None,
                 arrays: dict[str, list[dict[str, Any]]] | None = None, **sections: dict[str, Any]) -> Config:
     """`arrays`: [[programs]], [[departments]], ... tables; `sections`: keys of [section] tables."""

@@ -4,9 +4,6 @@ shown to owners and to that store's manager only, and each digest queued once.""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import AsyncIterator
-
-import pytest
 
 from bot.services.feedback_digest import FeedbackDigestService
 from bot.feedback_settings import FeedbackSettings
@@ -17,7 +14,6 @@ from storage import programs
 from storage.db import Database
 from storage.timefmt import to_db
 from testkit.clock import FakeClock
-from tests.conftest import open_db
 from tests.digest_data import VN, ShopData, local
 
 BACKENDS = ("sqlite", "postgresql")
@@ -28,14 +24,6 @@ ROUTES = Routes(
                  Department("product", "-1002", categories=("product_quality",), idea_topics=("product", "price"))),
     stores=(StoreManager("Q1", "501"), StoreManager("Q7", "507")),
 )
-
-
-@pytest.fixture
-async def db(tmp_path, database_url) -> AsyncIterator[Database]:
-    database = open_db(tmp_path, database_url)
-    await database.open()
-    yield database
-    await database.close()
 
 
 def service(db: Database, owners=("900",)) -> FeedbackDigestService:

@@ -4,9 +4,6 @@ customer without a chat, expiry, and complaints routed to their department once.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import AsyncIterator
-
-import pytest
 
 from bot.config import parse_config
 from bot.outbox.effects import Effects
@@ -15,7 +12,7 @@ from storage import programs, settings
 from storage.db import Database
 from storage.timefmt import to_db
 from testkit.clock import FakeClock
-from tests.conftest import VN, open_db
+from tests.conftest import VN
 
 BACKENDS = ("sqlite", "postgresql")
 NOON = datetime(2026, 11, 24, 12, 0, tzinfo=VN)
@@ -26,14 +23,6 @@ class _Channel:
 
     def fits(self, text: str, buttons: list) -> bool:
         return True
-
-
-@pytest.fixture
-async def db(tmp_path, database_url) -> AsyncIterator[Database]:
-    database = open_db(tmp_path, database_url)
-    await database.open()
-    yield database
-    await database.close()
 
 
 def service(db: Database, clock: FakeClock, programs_: list[dict], **extra) -> ProgramService:
