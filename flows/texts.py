@@ -344,8 +344,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "csat.skipped": "Got it. Thank you for your time!",
         "csat.already_answered": "You already answered this survey. Thank you!",
         "csat.closed": "This survey is closed. Thank you!",
-        "csat.question.delivery": "Your order #{order} has arrived. {shop} here: how satisfied are you with order "
-        "#{order} and its delivery?\n(1 = very unsatisfied, 5 = very satisfied)",
+        "csat.question.delivery": "{shop} here: how satisfied are you with order #{order}? We hope it reached you "
+        "safe and sound: tell us about the order and its delivery.\n(1 = very unsatisfied, 5 = very satisfied)",
         "csat.question.in_store": "Thank you for visiting {shop}! How satisfied are you with order #{order} and how "
         "the store served you today?\n(1 = very unsatisfied, 5 = very satisfied)",
         "csat.question.online": "Thank you for ordering online at {shop}! How satisfied are you with order #{order} "

@@ -106,7 +106,9 @@ class FeedbackDigestService:
         out = []
         if self.owner_chat_ids:
             page = await self.owner_page(week)
-            if page.programs or page.ideas or page.journey.stages or page.staff:
+            # Only a shop that uses issue 21's features gets the page (programs, ideas, named
+            # stages or staff): without them its CSAT digest says it all, as before.
+            if page.programs or page.ideas or page.staff or any(s.stage for s in page.journey.stages):
                 body = render_owner(page, self.language, self.shop_name)
                 out += [(owner, OWNER_SLICE, self.language, body) for owner in self.owner_chat_ids]
         for department in self.settings.routes.departments:
