@@ -29,7 +29,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "csat.already_answered": "Bạn đã trả lời khảo sát này rồi. Cảm ơn bạn!",
         "csat.closed": "Khảo sát này đã đóng. Cảm ơn bạn!",
         # Per touchpoint (flows/wording.py): what the customer just lived through, in its words.
-        "csat.question.delivery": "Đơn hàng #{order} đã đến tay bạn rồi ạ. {shop} xin hỏi: bạn hài lòng thế nào với "
+        "csat.question.delivery": "Đơn hàng của bạn đã đến tay rồi ạ. {shop} xin hỏi: bạn hài lòng thế nào với "
         "đơn hàng #{order} và việc giao hàng?\n(1 = rất không hài lòng, 5 = rất hài lòng)",
         "csat.question.in_store": "Cảm ơn bạn đã ghé {shop}! Bạn hài lòng thế nào với đơn hàng #{order} và cách "
         "cửa hàng phục vụ bạn hôm nay?\n(1 = rất không hài lòng, 5 = rất hài lòng)",
