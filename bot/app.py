@@ -21,6 +21,7 @@ from bot.channels.zalo.channel import DbTokenStore, ZaloChannel
 from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, AgentsSection, Config
+from bot.http.agent_orders import AgentOrders
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
 from bot.services.feedback_digest import FeedbackDigestService
@@ -37,6 +38,11 @@ from bot.services.sla import SlaWatchdog
 from bot.services.threads import TicketThreads
 from bot.channels.zalo.webhook import ZaloWebhook
 from bot.services import demo
+from bot.services.orders import OrderIntake
+from bot.outbox.effects import Target
+from bot.sources.registry import SourceRegistry
+from bot.sources.webhook import OrderWebhooks
+from flows.texts import text
 from bot.channels.web import server as web_chat
 from flows.routing import NO_ROUTES
 from flows.schedule import SurveyPolicy
@@ -88,6 +94,7 @@ class FeedbotApp:
         self._tasks: list[asyncio.Task[Any]] = []
         self._sender_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.order_webhooks: OrderWebhooks | None = None
 
     async def start(self, *, scheduler: bool = True) -> None:
         cfg = self.config
@@ -121,6 +128,9 @@ class FeedbotApp:
         replayed = await self.engine.replay_unprocessed()
         if replayed:
             log.info("replayed %d update(s) recorded before the last stop", replayed)
+        replayed = await self.orders.replay(await self.order_sources.load())
+        if replayed:
+            log.info("handled %d order deliveries recorded before the last stop", replayed)
 
         await self._serve_http(policy, shop, webhook_secret, web_secrets)
 
@@ -225,6 +235,11 @@ class FeedbotApp:
                                start_token_days=cfg.privacy.start_token_days,
                                trust_first_token_chat=cfg.privacy.trust_first_token_chat, effects=self.effects)
         self.sender.failure_listeners.append(self.privacy.file_undelivered)
+        self.order_sources = SourceRegistry(
+            self.db, cfg.sources, kiotviet_urls=(cfg.orders.kiotviet_token_url, cfg.orders.kiotviet_api_url))
+        self.orders = OrderIntake(self.db, self.clock, policy, cfg.survey.touchpoints,
+                                  alert=self._tell_owners, kiotviet=self.order_sources.kiotviet,
+                                  wake_sender=self.sender.wake)
         for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher, self.programs):
             service.register(self.effects)
         self.engine = Engine(
@@ -272,6 +287,8 @@ class FeedbotApp:
                 max_event_age=cfg.zalo.max_event_age, clock=self.clock,
             )
             self.zalo_webhook.register(web_app)
+        self.order_webhooks = OrderWebhooks(self.orders, self.order_sources.get)
+        self.order_webhooks.register(web_app)
         if self.web is not None:
             chat = web_chat.WebChat(
                 db=self.db, clock=self.clock, receive=self.engine.receive, channel=self.web, secrets=web_secrets,
@@ -281,6 +298,8 @@ class FeedbotApp:
             chat.add_routes(web_app)
             self.customer_desk.ticket_gate = chat.ticket_allowed
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.api_token)
+        if self.agent_page is not None:  # "Gửi khảo sát" and the order import form
+            AgentOrders(self.agent_page, self.orders, policy, cfg.survey.touchpoints).register(web_app)
         # Connection caps and read timeouts in front of aiohttp (see bot/http/connections.py).
         self.guard = ConnectionGuard(self.connection_limits)
         self.guard.fit_to_descriptors()
@@ -377,6 +396,10 @@ class FeedbotApp:
         self._tasks.clear()
         if self.zalo_webhook is not None:
             await self.zalo_webhook.drain()
+        if self.order_webhooks is not None:
+            await self.order_webhooks.drain()
+        if hasattr(self, "order_sources"):
+            await self.order_sources.close()
         if hasattr(self, "sender"):
             await self.sender.stop()
         if self._runner is not None:
@@ -389,6 +412,15 @@ class FeedbotApp:
         if self.zalo is not None:
             await self.zalo.close()
         await self.db.close()
+
+    async def _tell_owners(self, tx: Any, key: str, params: dict[str, str], now: datetime) -> None:
+        """An alert to the owners' Telegram chats (e.g. an order source refusing requests)."""
+        if self.telegram is None:
+            return
+        lang = self.config.agents.language
+        for owner in self.config.agents.owner_chat_ids:
+            await self.effects.enqueue(tx, Target("telegram", owner, None, None), "send_text",
+                                       {"text": text(lang, key, **params), "buttons": []}, now)
 
     @property
     def base_url(self) -> str:

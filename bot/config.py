@@ -467,6 +467,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "anonymous_tickets_per_hour": (_int_range(1, 10_000), 3),
         "anonymous_tickets_per_hour_total": (_int_range(1, 100_000), 60),
     },
+    "orders": {
+        "kiotviet_token_url": (_url_or_empty, "https://id.kiotviet.vn/connect/token"),
+        "kiotviet_api_url": (_url_or_empty, "https://public.kiotapi.com"),
+    },
     "privacy": {
         "retention_days": (_int_range(1, 36500), 365),
         "purge_interval": (_positive_duration, "1h"),
@@ -693,6 +697,12 @@ class PrivacySection(Section):
 
 
 @dataclass(frozen=True)
+class OrdersSection(Section):
+    kiotviet_token_url: str
+    kiotviet_api_url: str
+
+
+@dataclass(frozen=True)
 class Config:
     """The parsed config: one typed section per SCHEMA section (`config.survey.delay`)."""
 
@@ -713,15 +723,18 @@ class Config:
     zalo: ZaloSection
     agent_page: AgentPageSection
     web: WebSection
+    orders: OrdersSection
     privacy: PrivacySection
     values: Mapping[str, Mapping[str, Any]]  # every parsed value by section and key
     source: str = "embedded defaults"
+    sources: tuple[Any, ...] = ()  # [[sources]]: bot.sources.settings.SourceSettings, one per sales system
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)  # programs, holidays, ideas, routing, wording
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Mapping[str, Any]], source: str) -> "Config":
-        names = [f.name for f in fields(cls) if f.name not in ("values", "source", "feedback")]
-        return cls(**{name: SECTION_TYPES[name].of(values[name]) for name in names}, values=values, source=source)
+    def from_values(cls, values: Mapping[str, Mapping[str, Any]], source: str, sources: tuple[Any, ...] = ()) -> "Config":
+        names = [f.name for f in fields(cls) if f.name not in ("values", "source", "sources", "feedback")]
+        return cls(**{name: SECTION_TYPES[name].of(values[name]) for name in names}, values=values, source=source,
+                   sources=sources)
 
     def get(self, section: str, key: str) -> Any:
         """TRANSITIONAL, for feature code written this session before the typed sections:
@@ -734,8 +747,9 @@ class Config:
         return self.values[name]
 
     def secrets(self) -> list[str]:
-        """Every value that may be a secret (ENV_SECRETS), to keep them out of logs."""
-        return [self.values[section][key] for section, key in ENV_SECRETS]
+        """Every value that may be a secret (ENV_SECRETS, the order sources' keys), to keep them out of logs."""
+        sources = [value for s in self.sources for value in (s.secret, s.verify_token, s.client_secret) if value]
+        return [self.values[section][key] for section, key in ENV_SECRETS] + sources
 
     @property
     def telegram_enabled(self) -> bool:
@@ -807,14 +821,21 @@ SECTION_TYPES: dict[str, type[Section]] = {
     "survey": SurveySection, "holidays": HolidaysSection, "ideas": IdeasSection, "agents": AgentsSection, "complaints": ComplaintsSection,
     "questions": QuestionsSection, "sla": SlaSection, "digest": DigestSection, "sender": SenderSection,
     "logging": LoggingSection, "zalo": ZaloSection, "agent_page": AgentPageSection, "web": WebSection,
-    "privacy": PrivacySection,
+    "orders": OrdersSection, "privacy": PrivacySection,
 }
 
 
 def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "<memory>") -> Config:
+    from bot.sources.settings import SourceError, parse_sources  # (it imports the platform modules)
+
+    raw = dict(raw)
+    try:
+        sources = parse_sources(raw.pop("sources", []))
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
     unknown_sections = set(raw) - set(SCHEMA) - set(ARRAY_SECTIONS)
     if unknown_sections:
-        raise ConfigError(f"{sorted(unknown_sections)[0]}: unknown section (known: {', '.join(SCHEMA)})")
+        raise ConfigError(f"{sorted(unknown_sections)[0]}: unknown section (known: {', '.join(SCHEMA)}, sources)")
     values: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
         given = raw.get(section, {})
@@ -836,7 +857,7 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
             except ValueError as exc:
                 origin = f" (from ${env_name})" if env_name and env.get(env_name) else ""
                 raise ConfigError(f"{section}.{key}{origin}: {exc}") from None
-    config = Config.from_values(values, source)
+    config = Config.from_values(values, source, sources)
     _check_consistency(config)
     try:
         feedback = parse_settings(raw, config)

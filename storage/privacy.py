@@ -462,6 +462,10 @@ PURGES: tuple[tuple[str, str], ...] = (
                       "SELECT e.id FROM ticket_events e LEFT JOIN tickets t ON t.id = e.ticket_id"
                       " WHERE e.body IS NOT NULL AND e.at < ?1 AND (t.id IS NULL OR (t.status = 'resolved'"
                       " AND t.resolved_at < ?1)) ORDER BY e.at LIMIT ?2)"),
+    # Order deliveries keep their body only while pending or failed (names, phones): a failed
+    # one until this (a pending one is handled at the next start).
+    ("order_deliveries", "UPDATE order_deliveries SET body = NULL WHERE id IN (SELECT id FROM order_deliveries"
+                         " WHERE body IS NOT NULL AND status = 'failed' AND received_at < ? ORDER BY id LIMIT ?)"),
     ("conversations", "DELETE FROM conversations WHERE contact_id IN ("
                       "SELECT contact_id FROM conversations WHERE updated_at < ? LIMIT ?)"),
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bot import logs
-from bot.cli import privacy as privacy_cli, web as web_cli
+from bot.cli import order_import as import_cli, privacy as privacy_cli, sources as sources_cli, web as web_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
 from bot.config import Config, ConfigError, format_duration, load_config
@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config", help=config_help)
     web_cli.add_parsers(sub, config_help)
     privacy_cli.add_commands(sub, config_help)
+    sources_cli.add_parsers(sub, config_help)
+    import_cli.add_parsers(sub, config_help)
     return parser
 
 
@@ -151,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     if args.command in ("customer", "privacy"):
         return asyncio.run(privacy_cli.run(config, args))
+    if args.command in sources_cli.COMMANDS:
+        return asyncio.run(sources_cli.run(config, args))
+    if args.command in import_cli.COMMANDS:
+        return asyncio.run(import_cli.run(config, args))
     raise AssertionError(args.command)
 
 

@@ -187,7 +187,7 @@ class AgentPage:
         index = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         self.index = index.replace("{{lang}}", html.escape(language)).replace(
             "{{title}}", html.escape(page_text(language, "title", shop=shop_name))
-        )
+        ).replace("{{orders_link}}", html.escape(page_text(language, "orders.link")))
 
     def register(self, app: web.Application) -> None:
         r = app.router

@@ -18,9 +18,10 @@ class BodyError(Exception):
         self.field = field
 
 
-async def read_bytes(request: web.Request, limit: int) -> bytes:
-    """The raw body of a JSON request, at most `limit` bytes (413 past it, 415 for another type)."""
-    if request.content_type != "application/json":
+async def read_bytes(request: web.Request, limit: int, *, any_type: bool = False) -> bytes:
+    """The raw body of a JSON request, at most `limit` bytes (413 past it, 415 for another type;
+    `any_type`: a platform that also sends form bodies, like WooCommerce's ping)."""
+    if not any_type and request.content_type != "application/json":
         raise BodyError(415, "expected Content-Type: application/json")
     if request.content_length is not None and request.content_length > limit:
         raise BodyError(413, f"body larger than {limit} bytes")

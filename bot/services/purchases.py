@@ -256,72 +256,81 @@ async def record_purchase(
     A re-post (same details) answers the same link, or with `revoke_link` a new one: the old
     one stops working and the chats that opened it lose what it gave them. A new order always
     gets a new link; `revoke_link` on it changes nothing."""
-    now = clock.now()
-    fingerprint = data.fingerprint()
     async with db.transaction() as tx:
-        existing = await purchases.by_order_id(tx, data.order_id)
-        if existing is not None:
-            if existing.fingerprint != fingerprint:
-                raise PurchaseConflict(f"order {data.order_id} was already posted with different details")
-            survey = await surveys.by_purchase(tx, existing.id)
-            assert survey is not None
-            token = await start_tokens.current(tx, existing.id) if not revoke_link else None
-            if token is None:
-                token = await start_tokens.rotate(tx, existing.id, existing.customer_id, now)
-            return PurchaseOutcome(
-                data.order_id, False, survey.id, survey.status, survey.skip_reason, survey.due_at, token
-            )
-        customer = await customers.upsert(
-            tx,
-            external_id=data.customer_external_id,
-            name=data.customer_name,
-            phone=data.phone,
-            telegram_user_id=data.telegram_user_id,
-            now=now,
-            zalo_user_id=data.zalo_user_id,
+        return await record_purchase_in(tx, clock.now(), policy, data, demo=demo, revoke_link=revoke_link,
+                                        programs=programs)
+
+
+async def record_purchase_in(
+    tx: Any, now: datetime, policy: SurveyPolicy, data: PurchaseInput, *, demo: bool = False, revoke_link: bool = False,
+    programs: PurchasePrograms | None = None,
+) -> PurchaseOutcome:
+    """record_purchase inside the caller's transaction (order webhooks and imports write their
+    own records in the same one)."""
+    fingerprint = data.fingerprint()
+    existing = await purchases.by_order_id(tx, data.order_id)
+    if existing is not None:
+        if existing.fingerprint != fingerprint:
+            raise PurchaseConflict(f"order {data.order_id} was already posted with different details")
+        survey = await surveys.by_purchase(tx, existing.id)
+        assert survey is not None
+        token = await start_tokens.current(tx, existing.id) if not revoke_link else None
+        if token is None:
+            token = await start_tokens.rotate(tx, existing.id, existing.customer_id, now)
+        return PurchaseOutcome(
+            data.order_id, False, survey.id, survey.status, survey.skip_reason, survey.due_at, token
         )
-        if data.telegram_user_id is not None:
-            # A customer who already chats with the bot is linked now: the survey goes to that chat.
-            await contacts.link_existing(tx, "telegram", data.telegram_user_id, customer.id)
-        if demo:
-            await customers.mark_demo(tx, customer.id)
-        if customer.zalo_user_id is not None:
-            # A Zalo follower can get customer-care messages without writing to us first.
-            await contacts.ensure_linked(tx, "zalo", customer.zalo_user_id, customer.id, now)
-        purchase_id = await purchases.insert(
-            tx,
-            order_id=data.order_id,
-            customer_id=customer.id,
-            amount=data.amount,
-            currency=data.currency,
-            items=data.items,
-            store=data.store,
-            touchpoint=data.touchpoint,
-            purchased_at=data.purchased_at,
-            fingerprint=fingerprint,
-            now=now,
-            staff=data.staff,
-            stage=data.stage,
-        )
-        token = await start_tokens.create(tx, purchase_id, customer.id, now)
-        delay = programs.csat_delay(data.touchpoint, data.store) if programs is not None else policy.delay
-        due_at = due_time(data.purchased_at, replace(policy, delay=delay if delay is not None else policy.delay))
-        too_late = is_too_late(now, due_at, policy)
-        status, reason = ("skipped", "too_late") if too_late else ("scheduled", None)
-        if delay is None:  # programs are configured and none asks about this purchase
-            status, reason = "skipped", "no_program"
-        survey_id = await surveys.insert(
-            tx,
-            purchase_id=purchase_id,
-            customer_id=customer.id,
-            touchpoint=data.touchpoint,
-            store=data.store,
-            due_at=due_at,
-            status=status,
-            skip_reason=reason,
-            now=now,
-        )
-        if programs is not None:
-            await programs.on_purchase(tx, purchase_id=purchase_id, customer_id=customer.id, touchpoint=data.touchpoint,
-                                       store_name=data.store, purchased_at=data.purchased_at, now=now)
+    customer = await customers.upsert(
+        tx,
+        external_id=data.customer_external_id,
+        name=data.customer_name,
+        phone=data.phone,
+        telegram_user_id=data.telegram_user_id,
+        now=now,
+        zalo_user_id=data.zalo_user_id,
+    )
+    if data.telegram_user_id is not None:
+        # A customer who already chats with the bot is linked now: the survey goes to that chat.
+        await contacts.link_existing(tx, "telegram", data.telegram_user_id, customer.id)
+    if demo:
+        await customers.mark_demo(tx, customer.id)
+    if customer.zalo_user_id is not None:
+        # A Zalo follower can get customer-care messages without writing to us first.
+        await contacts.ensure_linked(tx, "zalo", customer.zalo_user_id, customer.id, now)
+    purchase_id = await purchases.insert(
+        tx,
+        order_id=data.order_id,
+        customer_id=customer.id,
+        amount=data.amount,
+        currency=data.currency,
+        items=data.items,
+        store=data.store,
+        touchpoint=data.touchpoint,
+        purchased_at=data.purchased_at,
+        fingerprint=fingerprint,
+        now=now,
+        staff=data.staff,
+        stage=data.stage,
+    )
+    token = await start_tokens.create(tx, purchase_id, customer.id, now)
+    delay = programs.csat_delay(data.touchpoint, data.store) if programs is not None else policy.delay
+    due_at = due_time(data.purchased_at, replace(policy, delay=delay if delay is not None else policy.delay))
+    too_late = is_too_late(now, due_at, policy)
+    status, reason = ("skipped", "too_late") if too_late else ("scheduled", None)
+    if delay is None:  # programs are configured and none asks about this purchase
+        status, reason = "skipped", "no_program"
+    survey_id = await surveys.insert(
+        tx,
+        purchase_id=purchase_id,
+        customer_id=customer.id,
+        touchpoint=data.touchpoint,
+        store=data.store,
+        due_at=due_at,
+        status=status,
+        skip_reason=reason,
+        now=now,
+    )
+    if programs is not None:
+        await programs.on_purchase(tx, purchase_id=purchase_id, customer_id=customer.id, touchpoint=data.touchpoint,
+                                   store_name=data.store, purchased_at=data.purchased_at, now=now)
     return PurchaseOutcome(data.order_id, True, survey_id, status, reason, due_at, token)

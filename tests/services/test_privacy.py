@@ -428,10 +428,15 @@ async def test_retention_purges_old_payloads_only_in_batches(tmp_path, database_
             await tx.execute("INSERT INTO ticket_events (ticket_id, at, actor, action, body) VALUES"
                              " (?, ?, 'customer', 'customer_message', 'a message')", (cur.lastrowid, old))
         await tx.execute("INSERT INTO conversations (contact_id, state, data, updated_at) VALUES (1, 'kn:describe', '{}', ?)", (old,))
+        for delivery, status in (("failed-old", "failed"), ("pending-old", "pending")):
+            await tx.execute("INSERT INTO order_deliveries (source, delivery_id, body, status, received_at)"
+                             " VALUES ('shop', ?, '{\"phone\": \"0912345678\"}', ?, ?)", (delivery, status, old))
 
     counts = await privacy.purge(app.db, clock.now() - timedelta(days=30), clock.now(), batch=2)
     assert counts == {"my_data": 0, "my_data_web": 0, "my_data_links": 0, "web_messages": 0, "inbox": 5, "outbox": 2,
-                      "ticket_events": 1, "conversations": 1, "erased_chats": 0}
+                      "ticket_events": 1, "order_deliveries": 1, "conversations": 1, "erased_chats": 0}
+    deliveries = {r["delivery_id"]: r["body"] for r in await h.rows("SELECT delivery_id, body FROM order_deliveries")}
+    assert deliveries["failed-old"] is None and deliveries["pending-old"] is not None  # a pending one is handled at start
     inbox = {r["update_id"]: r for r in await h.rows("SELECT update_id, payload, text FROM inbox")}
     assert all(inbox[f"o{i}"]["payload"] == "{}" and inbox[f"o{i}"]["text"] is None for i in range(5))
     assert inbox["unprocessed"]["payload"] == '{"keep": 1}' and inbox["recent"]["payload"] == '{"keep": 2}'
