@@ -8,6 +8,7 @@ import secrets
 import sqlite3
 import sys
 from datetime import datetime, timedelta, timezone
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from bot.services.accounts import Accounts
 from bot.services import rollups as rollup_service
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
+from bot.services.feedback_digest import FeedbackDigestService
 from bot.engine import Engine
 from bot.http.api import HttpApi
 from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH, TelegramWebhook
@@ -36,7 +38,8 @@ from bot.outbox.sender import Sender
 from bot.webhooks.worker import WebhookSettings, WebhookWorker
 from bot.services.survey_routes import Owners, SurveyRoutes
 from bot.services.surveys import SurveyDispatcher
-from bot.outbox.effects import Effects, Target
+from bot.services.programs import ProgramService
+from bot.outbox.effects import Effects
 from bot.services.desk import AgentDesk, CustomerDesk, DeskConfig, DeskGroup
 from bot.services.sla import SlaWatchdog
 from bot.services.threads import TicketThreads
@@ -49,8 +52,8 @@ from bot.sources.webhook import OrderWebhooks
 from flows.texts import text
 from bot.channels.web import server as web_chat
 from flows import survey_routes as routing
+from flows.routing import NO_ROUTES
 from flows.schedule import SurveyPolicy
-from flows.texts import text
 from storage import settings
 from storage.backup import BackupError, RunLock
 from storage.db import MigrationError
@@ -145,6 +148,8 @@ class FeedbotApp:
         await self._build_services(policy, shop, agents)
         # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
         self.digests = service_for(cfg, self.db, self.clock, owners=self.telegram is not None, wake_sender=self.sender.wake)
+        self.feedback_digests = feedback_digest_for(cfg, self.db, self.clock, telegram=self.telegram is not None,
+                                                    wake_sender=self.sender.wake)
         replayed = await self.engine.replay_unprocessed()
         if replayed:
             log.info("replayed %d update(s) recorded before the last stop", replayed)
@@ -288,6 +293,14 @@ class FeedbotApp:
         self.customer_desk = CustomerDesk(self.desk, cfg.complaint_policy(), self.threads.use_topics)
         self.agent_desk = AgentDesk(self.desk, wake_sender=self.sender.wake)
         self.sla = SlaWatchdog(self.db, self.clock, self.agent_desk, wake_sender=self.sender.wake)
+        feedback = cfg.feedback
+        complaints = cfg.complaint_policy()
+        self.programs = ProgramService(
+            self.db, self.clock, feedback, policy, shop, self.effects, wake_sender=self.sender.wake,
+            vip=(float(complaints.vip_spend_12m), complaints.vip_orders_12m),
+            channel_order=cfg.survey.channel_order,
+        )
+        global_limit = feedback.enabled or feedback.max_per_period > 1  # else the purchase CSAT's own fatigue, as before
         if self.zalo is not None:
             self.routes = SurveyRoutes(
                 self.db, self.clock, cfg.zns_policy(), zalo=self.zalo, zns_channel=self.zns, effects=self.effects,
@@ -301,6 +314,8 @@ class FeedbotApp:
             demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
             start_token_ttl=timedelta(days=cfg.privacy.start_token_days),
             routes=self.routes,
+            wording=feedback.wording,
+            limit_reached_since=self.programs.limit_reached_since if global_limit else None,
         )
         self.privacy = Privacy(self.db, self.clock, retention_days=cfg.privacy.retention_days, shop_name=shop,
                                public_url=cfg.http.public_url,
@@ -312,7 +327,7 @@ class FeedbotApp:
         self.orders = OrderIntake(self.db, self.clock, policy, cfg.survey.touchpoints,
                                   alert=self._tell_owners, kiotviet=self.order_sources.kiotviet,
                                   wake_sender=self.sender.wake)
-        for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher):
+        for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher, self.programs):
             service.register(self.effects)
         self.engine = Engine(
             self.db,
@@ -328,6 +343,7 @@ class FeedbotApp:
             wake_sender=self.sender.wake,
             privacy=self.privacy,
             agents_reachable=self.desk.config.chat_id is not None or cfg.agent_page.enabled,
+            feedback=feedback,
         )
         if self.routes is not None:
             self.engine.link_request = self.routes.request_info
@@ -346,6 +362,8 @@ class FeedbotApp:
             reports=self.digests,
             web_link=self.web_chat_url if self.web else None,
             liveness=self.liveness,
+            programs=self.programs,
+            stages=cfg.survey.stages,
         )
         web_app = http.make_app()
         self.privacy.add_routes(web_app)  # /mydata/<token>: the download link on Zalo
@@ -453,6 +471,9 @@ class FeedbotApp:
             ("dispatch-due-surveys", self.dispatcher.dispatch_due, interval),
             ("expire-surveys", self.dispatcher.expire, HOUSEKEEPING_INTERVAL_S),
             ("survey-reminders", self.dispatcher.remind, HOUSEKEEPING_INTERVAL_S),
+            ("dispatch-program-surveys", self.programs.dispatch_due, interval),
+            ("expire-program-surveys", self.programs.expire, HOUSEKEEPING_INTERVAL_S),
+            ("route-complaints", self.programs.route_new_complaints, interval),
             ("sla-watchdog", self.sla.watch_sla, self.config.sla.watchdog_interval.total_seconds()),
             ("retention-purge", self._retention_purge, self.config.privacy.purge_interval.total_seconds()),
         )
@@ -465,6 +486,9 @@ class FeedbotApp:
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a
             # Monday missed while the bot was down is sent as soon as it is back.
             jobs += (("weekly-digest", self.digests.send_due, self.config.digest.check_interval.total_seconds()),)
+        if self.feedback_digests.can_send:  # the owners' feedback page, departments' and store managers' slices
+            jobs += (("weekly-feedback-digests", self.feedback_digests.send_due,
+                      self.config.digest.check_interval.total_seconds()),)
         for job_id, func, seconds in jobs:
             # coalesce + max_instances=1: a slow run is never doubled up; the first run is
             # now, so surveys that came due while the bot was down go out at start.
@@ -552,3 +576,17 @@ def _scheduler_status(scheduler: AsyncIOScheduler, now: datetime) -> dict[str, s
         if job.next_run_time is not None and (now - job.next_run_time).total_seconds() > grace:
             return {"status": "down", "error": f"job {job.id} overdue since {job.next_run_time.isoformat()}"}
     return {"status": "ok"}
+
+
+def feedback_digest_for(cfg: Config, db: Any, clock: Clock, *, telegram: bool,
+                        wake_sender: Any = lambda: None) -> FeedbackDigestService:
+    """The digests of issue 21 as the config describes them; without Telegram there is no
+    chat to send them to (pages are still built for reports)."""
+    d = cfg.digest
+    return FeedbackDigestService(
+        db, clock, cfg.feedback if telegram else replace(cfg.feedback, routes=NO_ROUTES), timezone=cfg.tz,
+        shop_name=cfg.shop.name, stages=cfg.survey.stages,
+        owner_chat_ids=cfg.agents.owner_chat_ids if telegram else (), language=d.language,
+        weekday=d.weekday, at=d.time, drop_points=d.alert_drop, min_answers=d.alert_min_answers,
+        enabled=d.enabled, wake_sender=wake_sender,
+    )

@@ -9,8 +9,8 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, fields, replace
-from datetime import time, timedelta
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flows.survey_routes import ZnsPolicy
+from bot.feedback_settings import ARRAY_SECTIONS, FeedbackSettings, SettingError, parse_settings
 from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
 from flows.tickets import DEFAULT_KEYWORDS, ComplaintPolicy
@@ -222,6 +223,13 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _dates(value: Any) -> tuple[Any, ...]:
+    """Checked in bot/feedback_settings.py (each date named by its index); here only the list."""
+    if not isinstance(value, list) or not all(isinstance(v, (str, date)) for v in value):
+        raise ValueError(f"expected a list of dates like ['2026-04-30', '09-02'], got {value!r}")
+    return tuple(value)
+
+
 def _keywords(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ValueError(f"expected a list of words, got {value!r}")
@@ -416,6 +424,21 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "touchpoints": (_touchpoints, ["delivery", "in_store", "online"]),
         "dispatch_interval": (_positive_duration, "30s"),
         "channel_order": (_channel_order, ["last_used"]),
+        # The global limit (issue 21): at most this many questions per customer per fatigue_days,
+        # across every program and channel; the most valuable pending one wins.
+        "max_per_period": (_int_range(1, 100), 1),
+        # The journey's stages in the order a customer lives them: a purchase may name its
+        # stage; the digest's journey view shows them side by side.
+        "stages": (_names, ["consult", "order", "payment", "delivery", "after_sales"]),
+    },
+    "holidays": {
+        "tet": (_bool, True),
+        "tet_days_before": (_int_range(0, 10), 1),
+        "tet_days_after": (_int_range(0, 15), 4),
+        "dates": (_dates, []),
+    },
+    "ideas": {
+        "topics": (_names, ["product", "price", "service", "delivery", "other"]),
     },
     "agents": {
         "chat_id": (_chat_id, 0),
@@ -625,6 +648,21 @@ class SurveySection(Section):
     touchpoints: tuple[str, ...]
     dispatch_interval: timedelta
     channel_order: tuple[str, ...]
+    max_per_period: int  # the global limit: questions per customer per fatigue_days, every program and channel
+    stages: tuple[str, ...]  # the journey's stages in order (a purchase's "stage")
+
+
+@dataclass(frozen=True)
+class HolidaysSection(Section):
+    tet: bool
+    tet_days_before: int
+    tet_days_after: int
+    dates: tuple[Any, ...]  # checked by bot/feedback_settings.py
+
+
+@dataclass(frozen=True)
+class IdeasSection(Section):
+    topics: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -786,6 +824,8 @@ class Config:
     http: HttpSection
     telegram: TelegramSection
     survey: SurveySection
+    holidays: HolidaysSection
+    ideas: IdeasSection
     agents: AgentsSection
     complaints: ComplaintsSection
     questions: QuestionsSection
@@ -804,10 +844,11 @@ class Config:
     values: Mapping[str, Mapping[str, Any]]  # every parsed value by section and key
     source: str = "embedded defaults"
     sources: tuple[Any, ...] = ()  # [[sources]]: bot.sources.settings.SourceSettings, one per sales system
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)  # programs, holidays, ideas, routing, wording
 
     @classmethod
     def from_values(cls, values: Mapping[str, Mapping[str, Any]], source: str, sources: tuple[Any, ...] = ()) -> "Config":
-        names = [f.name for f in fields(cls) if f.name not in ("values", "source", "sources")]
+        names = [f.name for f in fields(cls) if f.name not in ("values", "source", "sources", "feedback")]
         return cls(**{name: SECTION_TYPES[name].of(values[name]) for name in names}, values=values, source=source,
                    sources=sources)
 
@@ -870,6 +911,7 @@ class Config:
             fatigue=timedelta(days=s.fatigue_days),
             max_lateness=s.max_lateness,
             comment_window=s.comment_window,
+            blackouts=self.feedback.blackouts,
         )
 
     def account_policy(self) -> AccountPolicy:
@@ -910,7 +952,7 @@ class Config:
 # Each section's class, by its SCHEMA name.
 SECTION_TYPES: dict[str, type[Section]] = {
     "shop": ShopSection, "database": DatabaseSection, "http": HttpSection, "telegram": TelegramSection,
-    "survey": SurveySection, "agents": AgentsSection, "complaints": ComplaintsSection,
+    "survey": SurveySection, "holidays": HolidaysSection, "ideas": IdeasSection, "agents": AgentsSection, "complaints": ComplaintsSection,
     "questions": QuestionsSection, "sla": SlaSection, "digest": DigestSection, "sender": SenderSection,
     "logging": LoggingSection, "zalo": ZaloSection, "accounts": AccountsSection, "agent_page": AgentPageSection, "web": WebSection,
     "orders": OrdersSection, "backup": BackupSection, "privacy": PrivacySection, "webhooks": WebhooksSection,
@@ -925,12 +967,14 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
         sources = parse_sources(raw.pop("sources", []))
     except SourceError as exc:
         raise ConfigError(str(exc)) from None
-    unknown_sections = set(raw) - set(SCHEMA)
+    unknown_sections = set(raw) - set(SCHEMA) - set(ARRAY_SECTIONS)
     if unknown_sections:
         raise ConfigError(f"{sorted(unknown_sections)[0]}: unknown section (known: {', '.join(SCHEMA)}, sources)")
     values: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
         given = raw.get(section, {})
+        if isinstance(given, list) and section not in ARRAY_SECTIONS:
+            raise ConfigError(f"{section}: expected a [{section}] table, not [[{section}]]")
         if not isinstance(given, dict):
             raise ConfigError(f"{section}: expected a [{section}] table")
         unknown = set(given) - set(keys)
@@ -949,7 +993,11 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
                 raise ConfigError(f"{section}.{key}{origin}: {exc}") from None
     config = Config.from_values(values, source, sources)
     _check_consistency(config)
-    return config
+    try:
+        feedback = parse_settings(raw, config)
+    except SettingError as exc:
+        raise ConfigError(str(exc)) from None
+    return replace(config, feedback=feedback)
 
 
 def _check_consistency(config: Config) -> None:

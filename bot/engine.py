@@ -16,6 +16,7 @@ from bot.services.desk import DeskGroup, desk_view, view
 from bot.services.data_rights import Privacy
 from bot.services.surveys import SurveyDispatcher
 from flows import complaint, conversation, csat
+from flows import programs as programs_flow
 from flows import privacy as privacy_flow
 from flows import desk as desk_flow
 from flows.model import (
@@ -25,6 +26,7 @@ from flows.model import (
     Inbound,
     OrderRef,
     AuditDenied,
+    ProgramSurveyView,
     SendPendingSurveys,
     StartView,
     SurveyView,
@@ -32,7 +34,8 @@ from flows.model import (
 from flows.schedule import SurveyPolicy
 from flows.texts import PRIVACY_NOTICE_VERSION, pick_language
 from flows.tickets import ComplaintPolicy
-from storage import contacts, customers, inbox, privacy, start_tokens, tickets, zalo
+from bot.feedback_settings import FeedbackSettings
+from storage import contacts, customers, inbox, privacy, programs, start_tokens, tickets, zalo
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database, savepoint
 
@@ -75,8 +78,10 @@ class Engine:
         wake_sender: Callable[[], None] = lambda: None,
         privacy: Privacy | None = None,
         agents_reachable: bool = True,
+        feedback: FeedbackSettings | None = None,
     ) -> None:
         self.db = db
+        self.feedback = feedback or FeedbackSettings()  # programs, idea topics, CSAT wording (issue 21)
         self.clock = clock
         self.channels = channels
         self.dispatcher = dispatcher
@@ -254,6 +259,7 @@ class Engine:
 
         survey_id = csat.referenced_survey_id(event, state, data) or complaint.referenced_survey_id(event)
         survey_view = await self._survey_view(tx, survey_id, contact, now) if survey_id is not None else None
+        program_view = await self._program_view(tx, event, state, data, contact.customer_id)
         token = conversation.start_token(event)
         start_view = await self._start_view(tx, token, contact, now) if token is not None else None
         own_tickets = await tickets.for_contact(tx, contact.id, tickets_since) if seen.has_tickets else []
@@ -279,6 +285,9 @@ class Engine:
             policy=self.policy, complaints=self.complaints, recent_orders=recent_orders,
             tickets=tuple(view(t) for t in own_tickets), ticket=view(ticket_record) if ticket_record else None,
             agents_reachable=self.agents_reachable,
+            program_survey=program_view,
+            idea_topics=self.feedback.idea_topics,
+            wording=self.feedback.wording,
         )
         decisions = conversation.handle(event, ctx)
         target = Target(
@@ -310,7 +319,22 @@ class Engine:
         )
         if survey is None:
             return None
-        return SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score)
+        return SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score,
+                          survey.touchpoint, survey.store)
+
+    async def _program_view(
+        self, tx: Connection, event: Inbound, state: str, data: dict[str, Any], customer_id: int | None,
+    ) -> ProgramSurveyView | None:
+        """The program survey the event refers to: only the customer's own, of a program still configured."""
+        survey_id = programs_flow.referenced_survey_id(event, state, data)
+        if survey_id is None or customer_id is None:
+            return None
+        record = await programs.get(tx, survey_id)
+        spec = self.feedback.program(record.program) if record is not None else None
+        if record is None or spec is None or record.customer_id != customer_id:
+            return None
+        return ProgramSurveyView(record.id, record.customer_id, record.status, spec, record.order_id, record.score,
+                                 record.choice)
 
     async def _start_view(self, tx: Connection, token: str, contact: ContactRecord, now: datetime) -> StartView | None:
         """The order behind a /start token (a receipt's link)."""

@@ -109,6 +109,37 @@ class CsatChoice(ButtonData):
 
 
 @dataclass(frozen=True)
+class ProgramChoice(ButtonData):
+    """A tap on a program survey's question: a score ("0"-"10"), an option ("o2"), "other" or "skip"."""
+
+    PREFIX: ClassVar[str] = "pg"
+    SKIP: ClassVar[str] = "skip"
+    OTHER: ClassVar[str] = "other"
+    survey_id: int
+    value: str
+
+    def __post_init__(self) -> None:
+        v = self.value
+        ok = v in (self.SKIP, self.OTHER) or (v.isascii() and v.isdigit() and int(v) <= 10 and len(v) <= 2) or (
+            v[:1] == "o" and v[1:].isascii() and v[1:].isdigit() and len(v) <= 3)
+        if not ok:
+            raise ValueError(f"not a program answer: {v!r}")
+
+
+@dataclass(frozen=True)
+class IdeaTopic(ButtonData):
+    """/gopy: the topic of the idea about to be written (an index into ideas.topics), or "skip"."""
+
+    PREFIX: ClassVar[str] = "idea"
+    MENU: ClassVar[str] = "menu"
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.value not in ("skip", self.MENU) and not (self.value.isascii() and self.value.isdigit() and len(self.value) <= 2):
+            raise ValueError(f"not an idea topic: {self.value!r}")
+
+
+@dataclass(frozen=True)
 class DeskAction(ButtonData):
     """A button on a ticket's card in the agents' group (claim, resolve, esc)."""
 

@@ -2,7 +2,7 @@
 what no flow waits for goes to a person as a question (flows/questions.py)."""
 from __future__ import annotations
 
-from flows import complaint, csat, desk, privacy, questions
+from flows import complaint, csat, desk, ideas, privacy, programs, questions
 from flows.model import (
     AnswerChoice,
     AuditDenied,
@@ -32,6 +32,10 @@ def handle(event: Inbound, ctx: Context) -> list[Decision]:
             return csat.on_choice(event, ctx)
         if complaint.owns_choice(event.choice):
             return complaint.on_choice(event, ctx)
+        if programs.owns_choice(event.choice):
+            return programs.on_choice(event, ctx)
+        if ideas.owns_choice(event.choice):
+            return ideas.on_choice(event, ctx)
         if privacy.owns_choice(event.choice):
             return privacy.on_choice(event, ctx)
         if desk.owns_choice(event.choice):  # an agents' button pressed (or crafted) in a private chat
@@ -40,6 +44,14 @@ def handle(event: Inbound, ctx: Context) -> list[Decision]:
     state = ctx.conversation.state
     if state.startswith(csat.STATE_PREFIX):
         decisions = csat.on_text(event, ctx)
+        if decisions is not None:
+            return decisions
+    if state.startswith(programs.STATE_PREFIX):
+        decisions = programs.on_text(event, ctx)
+        if decisions is not None:
+            return decisions
+    if state == ideas.AWAITING_TEXT:  # an idea is never read as a complaint
+        decisions = ideas.on_text(event, ctx)
         if decisions is not None:
             return decisions
     decisions = complaint.on_text(event, ctx)
@@ -87,7 +99,9 @@ def _on_command(event: Inbound, ctx: Context) -> list[Decision]:
     if event.command == "forget":
         return privacy.forget(ctx)
     if event.command == "help":
-        return [Reply(text(lang, "help", shop=shop))]
+        return [Reply(text(lang, "help", shop=shop), buttons=((ideas.menu_button(lang),),))]
+    if event.command in ideas.COMMANDS:
+        return ideas.start(event, ctx)
     if event.command == "complaint":
         return complaint.start(ctx, "command")
     if event.command == "status":

@@ -26,6 +26,7 @@ from flows.model import (
 )
 from flows.texts import text
 from flows.tickets import looks_like_complaint
+from flows.wording import DEFAULT as DEFAULT_WORDING, Wording
 
 
 def complaint_start_choice(survey_id: int) -> str:
@@ -75,12 +76,13 @@ def referenced_survey_id(event: Inbound, state: str, data: dict) -> int | None:
 
 
 def question(
-    *, survey_id: int, order_id: str, shop: str, language: str, reminder: bool = False
+    *, survey_id: int, order_id: str, shop: str, language: str, reminder: bool = False,
+    touchpoint: str = "", store: str | None = None, wording: Wording = DEFAULT_WORDING,
 ) -> list[Decision]:
-    key = "csat.reminder" if reminder else "csat.question"
+    key = "reminder" if reminder else "question"
     return [
         Reply(
-            text(language, key, shop=shop, order=order_id),
+            wording.text(language, key, touchpoint=touchpoint, store=store, shop=shop, order=order_id),
             buttons=(_score_buttons(survey_id),),
             survey_id=survey_id,
         ),
@@ -110,7 +112,8 @@ def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
     if survey.status != "sent":
         return [AnswerChoice(text(lang, "csat.closed")), EditChoiceMessage(text(lang, "csat.closed"))]
     score = int(value)
-    chosen = text(lang, "csat.question", shop=ctx.shop_name, order=survey.order_id)
+    chosen = _wording(ctx).text(lang, "question", touchpoint=survey.touchpoint, store=survey.store,
+                                shop=ctx.shop_name, order=survey.order_id)
     return [
         AnswerChoice(),
         *_record_score(survey, score, ctx),
@@ -128,22 +131,30 @@ def _record_score(survey: SurveyView, score: int, ctx: Context) -> list[Decision
         buttons = (Button(text(lang, "csat.complain"), complaint_start_choice(survey.survey_id)), *buttons)
     return [
         RecordScore(survey.survey_id, score),
-        Reply(_followup_text(lang, score), buttons=(buttons,), survey_id=survey.survey_id),
+        Reply(_followup_text(lang, score, survey, ctx), buttons=(buttons,), survey_id=survey.survey_id),
         SetConversation(AWAITING_COMMENT, {"survey_id": survey.survey_id, "until": until.isoformat()}),
     ]
 
 
-def _followup_text(lang: str, score: int) -> str:
+def _wording(ctx: Context) -> Wording:
+    return ctx.wording if isinstance(ctx.wording, Wording) else DEFAULT_WORDING
+
+
+def _followup_text(lang: str, score: int, survey: SurveyView, ctx: Context) -> str:
+    def say(key: str) -> str:
+        return _wording(ctx).text(lang, key, touchpoint=survey.touchpoint, store=survey.store, score=score,
+                                  shop=ctx.shop_name, order=survey.order_id)
+
     if score >= HIGH_SCORE:
-        return f"{text(lang, 'csat.thanks_high', score=score)}\n{text(lang, 'csat.followup_high')}"
-    return f"{text(lang, 'csat.thanks_low')}\n{text(lang, 'csat.followup_low')}"
+        return f"{say('thanks_high')}\n{say('followup_high')}"
+    return f"{say('thanks_low')}\n{say('followup_low')}"
 
 
 def _on_skip(survey: SurveyView, ctx: Context) -> list[Decision]:
     lang = ctx.contact.language
     decisions: list[Decision] = [AnswerChoice()]
     if survey.score is not None:
-        decisions.append(EditChoiceMessage(_followup_text(lang, survey.score)))
+        decisions.append(EditChoiceMessage(_followup_text(lang, survey.score, survey, ctx)))
     if _awaiting_comment_for(survey, ctx):
         decisions += [SetConversation("idle"), Reply(text(lang, "csat.skipped"))]
     return decisions

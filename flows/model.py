@@ -84,6 +84,21 @@ class SurveyView:
     order_id: str
     status: str  # scheduled | awaiting_contact | sent | answered | expired | skipped
     score: int | None = None
+    touchpoint: str = ""
+    store: str | None = None
+
+
+@dataclass(frozen=True)
+class ProgramSurveyView:
+    """A program survey the event or state refers to, with its program (flows/programs.py)."""
+
+    survey_id: int
+    customer_id: int
+    status: str  # scheduled | sent | answered | expired | skipped
+    spec: Any  # flows.programs.ProgramSpec (imported there: programs imports this module)
+    order_id: str | None = None
+    score: int | None = None
+    choice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +218,26 @@ class SendPendingSurveys:
     """The customer just became reachable: send surveys that are already due."""
 
 
+@dataclass(frozen=True)
+class RecordProgramAnswer:
+    """A program survey's answer: the scale score or the option chosen (the first answer), or
+    the free text (the follow-up, or an ideas program's answer)."""
+
+    survey_id: int
+    score: int | None = None
+    choice: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordIdea:
+    """An idea or a wish left with /gopy: its own kind, never a complaint; routed to the
+    department that owns its topic."""
+
+    topic: str
+    text: str
+
+
 # --- complaint decisions (customer side) ----------------------------------------
 
 
@@ -306,6 +341,8 @@ Decision = (
     | TellOtherChats
     | SetOptOut
     | SendPendingSurveys
+    | RecordProgramAnswer
+    | RecordIdea
     | OpenTicket
     | RelayToAgents
     | RateResolution
@@ -339,4 +376,7 @@ class Context:
     recent_orders: tuple[OrderRef, ...] | None = ()
     tickets: tuple[TicketView, ...] = ()  # this contact's tickets: open ones and recently resolved
     ticket: TicketView | None = None  # the ticket the event or state refers to, if it is this contact's
+    program_survey: ProgramSurveyView | None = None  # the program survey the event or state refers to
+    idea_topics: tuple[str, ...] = ()  # /gopy's topics (config ideas.topics)
+    wording: Any = None  # flows.wording.Wording: the CSAT texts per touchpoint and store
     agents_reachable: bool = True  # an agents' group or the agent page exists: someone can read a question

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from flows.holidays import NO_BLACKOUTS, Blackouts
+
 
 @dataclass(frozen=True)
 class SurveyPolicy:
@@ -17,10 +19,15 @@ class SurveyPolicy:
     fatigue: timedelta = timedelta(days=7)  # at most one survey per customer per this period
     max_lateness: timedelta = timedelta(hours=48)  # a survey this late after its due time is skipped
     comment_window: timedelta = timedelta(hours=24)  # how long a score's follow-up waits for text
+    blackouts: Blackouts = NO_BLACKOUTS  # whole days without surveys (Tết, config dates), on top of quiet hours
 
 
 def in_quiet_hours(at: datetime, policy: SurveyPolicy) -> bool:
-    local = at.astimezone(policy.timezone).time()
+    """Quiet hours, or a blackout day."""
+    local_at = at.astimezone(policy.timezone)
+    if policy.blackouts is not NO_BLACKOUTS and policy.blackouts.is_blackout(local_at.date()):
+        return True
+    local = local_at.time()
     start, end = policy.quiet_start, policy.quiet_end
     if start == end:
         return False  # no quiet hours
@@ -30,9 +37,19 @@ def in_quiet_hours(at: datetime, policy: SurveyPolicy) -> bool:
 
 
 def end_of_quiet_hours(at: datetime, policy: SurveyPolicy) -> datetime:
-    """The first moment at or after `at` outside quiet hours."""
-    if not in_quiet_hours(at, policy):
-        return at
+    """The first moment at or after `at` outside quiet hours and blackout days."""
+    for _ in range(4):  # quiet hours may end on a blackout day, and a blackout at a quiet midnight
+        if not in_quiet_hours(at, policy):
+            return at
+        if policy.blackouts is not NO_BLACKOUTS:
+            at = policy.blackouts.end_of(at, policy.timezone)  # the midnight after the last blackout day
+            if not in_quiet_hours(at, policy):
+                return at
+        at = _end_of_clock_quiet(at, policy)
+    return at
+
+
+def _end_of_clock_quiet(at: datetime, policy: SurveyPolicy) -> datetime:
     local = at.astimezone(policy.timezone)
     end = local.replace(
         hour=policy.quiet_end.hour, minute=policy.quiet_end.minute, second=0, microsecond=0

@@ -28,6 +28,94 @@ CATALOG: dict[str, dict[str, str]] = {
         "csat.skipped": "Không sao ạ. Cảm ơn bạn đã dành thời gian!",
         "csat.already_answered": "Bạn đã trả lời khảo sát này rồi. Cảm ơn bạn!",
         "csat.closed": "Khảo sát này đã đóng. Cảm ơn bạn!",
+        # Per touchpoint (flows/wording.py): what the customer just lived through, in its words.
+        "csat.question.delivery": "Đơn hàng của bạn đã đến tay rồi ạ. {shop} xin hỏi: bạn hài lòng thế nào với "
+        "đơn hàng #{order} và việc giao hàng?\n(1 = rất không hài lòng, 5 = rất hài lòng)",
+        "csat.question.in_store": "Cảm ơn bạn đã ghé {shop}! Bạn hài lòng thế nào với đơn hàng #{order} và cách "
+        "cửa hàng phục vụ bạn hôm nay?\n(1 = rất không hài lòng, 5 = rất hài lòng)",
+        "csat.question.online": "Cảm ơn bạn đã đặt hàng online tại {shop}! Bạn hài lòng thế nào với đơn hàng #{order} "
+        "và việc đặt hàng trên mạng?\n(1 = rất không hài lòng, 5 = rất hài lòng)",
+        "csat.followup_low.delivery": "Chuyện gì đã xảy ra khi giao hàng vậy ạ: giao trễ, hàng bị móp vỡ, hay người giao "
+        "chưa chu đáo? Bạn kể giúp để cửa hàng khắc phục nhé. Bạn cứ nhắn trả lời ngay tại đây, hoặc bấm Bỏ qua "
+        "nếu không muốn trả lời.",
+        "csat.followup_low.in_store": "Điều gì ở cửa hàng làm bạn chưa vui: phải chờ lâu, nhân viên, hay sản phẩm? "
+        "Bạn kể giúp để cửa hàng khắc phục nhé. Bạn cứ nhắn trả lời ngay tại đây, hoặc bấm Bỏ qua nếu không muốn trả lời.",
+        "csat.followup_low.online": "Bạn gặp khó ở bước nào: tìm sản phẩm, thanh toán, hay xác nhận đơn? Bạn kể giúp "
+        "để cửa hàng khắc phục nhé. Bạn cứ nhắn trả lời ngay tại đây, hoặc bấm Bỏ qua nếu không muốn trả lời.",
+        # Survey programs (flows/programs.py): the shop may replace any of these in [[programs]].
+        "program.other": "Khác…",
+        "program.chosen": "Bạn đã chọn: {answer}",
+        "program.pick": "Bạn bấm chọn một câu trả lời ở các nút bên dưới nhé.",
+        "program.csat.question": "{shop} xin hỏi: gần đây bạn hài lòng thế nào với {shop}?\n"
+        "(1 = rất không hài lòng, 5 = rất hài lòng)",
+        "program.csat.thanks": "Cảm ơn bạn đã trả lời! 💚",
+        "program.csat.follow_up": "Bạn thích điều gì nhất, và chúng tôi nên làm gì để tốt hơn nữa? Bạn cứ nhắn ngay "
+        "tại đây, hoặc bấm Bỏ qua.",
+        "program.csat.follow_up_low": "Điều gì làm bạn chưa hài lòng? Bạn kể giúp để {shop} khắc phục nhé, hoặc bấm Bỏ qua.",
+        "program.nps.question": "Bạn có sẵn lòng giới thiệu {shop} cho bạn bè hay người thân không?\n"
+        "(0 = chắc chắn không, 10 = chắc chắn có)",
+        "program.nps.thanks": "Cảm ơn bạn! 💚",
+        "program.nps.follow_up": "Vì sao bạn chọn điểm này? Bạn cứ nhắn ngay tại đây, hoặc bấm Bỏ qua.",
+        "program.nps.follow_up_low": "Điều gì khiến bạn chưa muốn giới thiệu chúng tôi? Bạn kể giúp nhé, hoặc bấm Bỏ qua.",
+        "program.ces.question": "Khiếu nại vừa rồi của bạn đã được xử lý. Bạn thấy việc được giải quyết vấn đề có dễ "
+        "dàng không?\n(1 = rất khó khăn, 7 = rất dễ dàng)",
+        "program.ces.thanks": "Cảm ơn bạn đã cho chúng tôi biết!",
+        "program.ces.follow_up": "Có điều gì chúng tôi có thể làm để việc này dễ hơn nữa không? Bạn cứ nhắn ngay tại "
+        "đây, hoặc bấm Bỏ qua.",
+        "program.ces.follow_up_low": "Xin lỗi vì đã làm bạn vất vả. Bước nào làm bạn mất công nhất? Bạn kể giúp nhé, "
+        "hoặc bấm Bỏ qua.",
+        "program.usage.question": "Đã được ít lâu kể từ đơn hàng #{order}. Bạn dùng sản phẩm chủ yếu vào việc gì?",
+        "program.usage.options": "Dùng hằng ngày|Làm quà tặng|Cho công việc|Cho gia đình",
+        "program.usage.other": "Bạn dùng vào việc gì? Bạn cứ nhắn ngay tại đây nhé.",
+        "program.usage.thanks": "Cảm ơn bạn đã chia sẻ! 💚",
+        "program.usage.follow_up": "",
+        "program.brand.question": "Bạn biết đến {shop} lần đầu qua đâu?",
+        "program.brand.options": "Bạn bè, người thân|Facebook|TikTok|Google|Đi ngang cửa hàng",
+        "program.brand.other": "Bạn biết đến chúng tôi qua đâu? Bạn cứ nhắn ngay tại đây nhé.",
+        "program.brand.thanks": "Cảm ơn bạn!",
+        "program.brand.follow_up": "Khi nghĩ đến {shop}, từ nào hiện ra đầu tiên trong đầu bạn? Bạn nhắn một từ thôi, "
+        "hoặc bấm Bỏ qua.",
+        "program.ideas.question": "{shop} luôn muốn làm tốt hơn: bạn muốn cửa hàng bán thêm gì, thay đổi điều gì, hay "
+        "có góp ý gì về giá không? Bạn cứ nhắn ngay tại đây.",
+        "program.ideas.thanks": "Cảm ơn bạn đã góp ý! {shop} đã ghi lại và sẽ chuyển tới người phụ trách.",
+        # Ideas and wishes (/gopy): their own kind, never a complaint.
+        "idea.ask_topic": "Cảm ơn bạn muốn góp ý cho {shop}! Ý tưởng của bạn về điều gì?",
+        "idea.ask_text": "Bạn cứ viết ý tưởng hoặc mong muốn của mình vào đây nhé: muốn cửa hàng bán thêm gì, thay đổi "
+        "điều gì, giá thế nào…",
+        "idea.thanks": "Cảm ơn bạn đã góp ý! {shop} đã ghi lại và sẽ chuyển tới người phụ trách. 💡",
+        "idea.cancelled": "Không sao ạ. Khi nào có ý tưởng, bạn gửi /gopy nhé.",
+        "idea.button": "💡 Góp ý",
+        "idea.topic.product": "Sản phẩm mới",
+        "idea.topic.price": "Giá cả",
+        "idea.topic.service": "Phục vụ",
+        "idea.topic.delivery": "Giao hàng",
+        "idea.topic.other": "Khác",
+        "idea.routed": "💡 Góp ý mới ({topic}) từ khách hàng:\n{text}",
+        "complaint.routed": "📌 Khiếu nại {number} ({category}) thuộc bộ phận của bạn:\n{text}",
+        # The weekly digests of issue 21 (flows/feedback_digest.py).
+        "fd.owner_title": "📋 {shop}: lắng nghe khách hàng, tuần {week}",
+        "fd.programs": "Các chương trình khảo sát:",
+        "fd.nps": "{name}: NPS {score} ({answers} trả lời; {promoters} ủng hộ, {detractors} không hài lòng)",
+        "fd.ces": "{name}: mức dễ dàng {mean}/7, {easy}% thấy dễ ({answers} trả lời)",
+        "fd.csat": "{name}: {pct} hài lòng ({answers} trả lời)",
+        "fd.choices": "{name}: {top} ({answers} trả lời)",
+        "fd.answers": "{name}: {answers} trả lời",
+        "fd.journey": "Hành trình khách hàng (hài lòng · số trả lời):",
+        "fd.journey_empty": "Chưa có đánh giá nào gắn với một giai đoạn.",
+        "fd.stage_complaints": " · {count} khiếu nại, nhiều nhất: {category}",
+        "fd.drop_started": "⚠️ Mức hài lòng tuần này giảm bắt đầu từ giai đoạn {stage}: nên sửa từ đó, không chỉ ở điểm cuối.",
+        "fd.ideas": "💡 Góp ý mới: {count}",
+        "fd.staff": "Hài lòng theo nhân viên (chỉ chủ shop và quản lý cửa hàng xem):",
+        "fd.department_title": "📋 Bộ phận {name} ({shop}), tuần {week}",
+        "fd.dept_complaints": "Khiếu nại: {count}",
+        "fd.store_title": "🏬 Cửa hàng {store} ({shop}), tuần {week}",
+        "fd.store_csat": "Hài lòng: {pct} ({answers} trả lời; tuần trước {before})",
+        "stage.consult": "Tư vấn",
+        "stage.order": "Đặt hàng",
+        "stage.payment": "Thanh toán",
+        "stage.delivery": "Giao hàng",
+        "stage.after_sales": "Hậu mãi",
+        "stage.none": "Chưa ghi giai đoạn",
         "start.linked": "Xin chào {name}! Bạn đã kết nối với {shop}. Sau mỗi đơn hàng, chúng tôi sẽ "
         "hỏi bạn một câu ngắn về trải nghiệm mua hàng. Nếu không muốn nhận khảo sát, bạn gửi /stop nhé.",
         "start.welcome": "Xin chào! Đây là kênh chăm sóc khách hàng của {shop}. "
@@ -46,7 +134,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "phone.not_proved": "Cảm ơn bạn! Chỉ số điện thoại của chính tài khoản này (nút chia sẻ số điện thoại) "
         "mới giúp {shop} nhận ra bạn, nên cuộc trò chuyện này chưa được kết nối với hồ sơ khách hàng nào.",
         "stop.done": "Bạn sẽ không nhận khảo sát từ {shop} nữa. Khi nào muốn nhận lại, bạn gửi /start nhé.",
-        "help": "Các lệnh:\n/complaint: gửi khiếu nại\n/status: xem khiếu nại của bạn\n/start: bắt đầu, nhận lại khảo sát\n"
+        "help": "Các lệnh:\n/complaint: gửi khiếu nại\n/gopy: góp ý, mong muốn của bạn\n/status: xem khiếu nại của bạn\n/start: bắt đầu, nhận lại khảo sát\n"
         "/stop: không nhận khảo sát nữa\n/mydata: xem dữ liệu của bạn\n/forget: xoá dữ liệu của bạn\n/help: trợ giúp\nBạn cũng có thể nhắn tin trực tiếp cho {shop} tại đây.",
         "idle.received": "Cảm ơn bạn đã nhắn tin! {shop} đã nhận được và sẽ phản hồi sớm.",
         "unknown_command": "Xin lỗi, chúng tôi chưa hiểu lệnh này. Gửi /help để xem các lệnh.",
@@ -267,6 +355,84 @@ CATALOG: dict[str, dict[str, str]] = {
         "csat.skipped": "Got it. Thank you for your time!",
         "csat.already_answered": "You already answered this survey. Thank you!",
         "csat.closed": "This survey is closed. Thank you!",
+        "csat.question.delivery": "{shop} here: how satisfied are you with order #{order}? We hope it reached you "
+        "safe and sound: tell us about the order and its delivery.\n(1 = very unsatisfied, 5 = very satisfied)",
+        "csat.question.in_store": "Thank you for visiting {shop}! How satisfied are you with order #{order} and how "
+        "the store served you today?\n(1 = very unsatisfied, 5 = very satisfied)",
+        "csat.question.online": "Thank you for ordering online at {shop}! How satisfied are you with order #{order} "
+        "and ordering online?\n(1 = very unsatisfied, 5 = very satisfied)",
+        "csat.followup_low.delivery": "What went wrong with the delivery: late, damaged, or the courier? Tell us so "
+        "the shop can put it right. Just reply here, or tap Skip.",
+        "csat.followup_low.in_store": "What was not right at the store: the wait, the staff, or the products? Tell us "
+        "so the shop can put it right. Just reply here, or tap Skip.",
+        "csat.followup_low.online": "Which step was hard: finding the product, paying, or confirming the order? Tell "
+        "us so the shop can put it right. Just reply here, or tap Skip.",
+        "program.other": "Other…",
+        "program.chosen": "Your answer: {answer}",
+        "program.pick": "Please pick an answer with the buttons below.",
+        "program.csat.question": "{shop} here: how satisfied are you with {shop} lately?\n"
+        "(1 = very unsatisfied, 5 = very satisfied)",
+        "program.csat.thanks": "Thank you for answering! 💚",
+        "program.csat.follow_up": "What do you like most, and what could we do better? Just reply here, or tap Skip.",
+        "program.csat.follow_up_low": "What was not right? Tell us so {shop} can fix it, or tap Skip.",
+        "program.nps.question": "How likely are you to recommend {shop} to a friend or family member?\n"
+        "(0 = not at all, 10 = extremely likely)",
+        "program.nps.thanks": "Thank you! 💚",
+        "program.nps.follow_up": "Why that score? Just reply here, or tap Skip.",
+        "program.nps.follow_up_low": "What keeps you from recommending us? Tell us, or tap Skip.",
+        "program.ces.question": "Your complaint was resolved. How easy was it to get your problem solved?\n"
+        "(1 = very difficult, 7 = very easy)",
+        "program.ces.thanks": "Thank you for telling us!",
+        "program.ces.follow_up": "Is there anything that would have made it even easier? Just reply here, or tap Skip.",
+        "program.ces.follow_up_low": "Sorry it took so much effort. Which step was hardest? Tell us, or tap Skip.",
+        "program.usage.question": "It has been a while since order #{order}. What do you mostly use it for?",
+        "program.usage.options": "Every day|As a gift|For work|For the family",
+        "program.usage.other": "What do you use it for? Just reply here.",
+        "program.usage.thanks": "Thank you for telling us! 💚",
+        "program.usage.follow_up": "",
+        "program.brand.question": "How did you first hear of {shop}?",
+        "program.brand.options": "Friends or family|Facebook|TikTok|Google|Walked past the store",
+        "program.brand.other": "Where did you hear of us? Just reply here.",
+        "program.brand.thanks": "Thank you!",
+        "program.brand.follow_up": "What one word comes to mind when you think of {shop}? Just one word, or tap Skip.",
+        "program.ideas.question": "{shop} always wants to do better: what should we sell next, what should we change, "
+        "what about our prices? Just reply here.",
+        "program.ideas.thanks": "Thank you for your idea! {shop} noted it and will pass it on to the right person.",
+        "idea.ask_topic": "Thank you for sharing an idea with {shop}! What is it about?",
+        "idea.ask_text": "Write your idea or wish here: what we should sell next, what to change, prices…",
+        "idea.thanks": "Thank you for your idea! {shop} noted it and will pass it on to the right person. 💡",
+        "idea.cancelled": "No problem. Whenever you have an idea, send /gopy.",
+        "idea.button": "💡 Share an idea",
+        "idea.topic.product": "New products",
+        "idea.topic.price": "Prices",
+        "idea.topic.service": "Service",
+        "idea.topic.delivery": "Delivery",
+        "idea.topic.other": "Other",
+        "idea.routed": "💡 New idea ({topic}) from a customer:\n{text}",
+        "complaint.routed": "📌 Complaint {number} ({category}) for your department:\n{text}",
+        "fd.owner_title": "📋 {shop}: listening to customers, week {week}",
+        "fd.programs": "Survey programs:",
+        "fd.nps": "{name}: NPS {score} ({answers} answers; {promoters} promoters, {detractors} detractors)",
+        "fd.ces": "{name}: ease {mean}/7, {easy}% found it easy ({answers} answers)",
+        "fd.csat": "{name}: {pct} satisfied ({answers} answers)",
+        "fd.choices": "{name}: {top} ({answers} answers)",
+        "fd.answers": "{name}: {answers} answers",
+        "fd.journey": "The customer journey (satisfied · answers):",
+        "fd.journey_empty": "No rating is tied to a stage yet.",
+        "fd.stage_complaints": " · {count} complaints, mostly: {category}",
+        "fd.drop_started": "⚠️ This week's drop in satisfaction started at the {stage} stage: fix it there, not only at the last touchpoint.",
+        "fd.ideas": "💡 New ideas: {count}",
+        "fd.staff": "Satisfaction per staff member (owners and the store's manager only):",
+        "fd.department_title": "📋 Department {name} ({shop}), week {week}",
+        "fd.dept_complaints": "Complaints: {count}",
+        "fd.store_title": "🏬 Store {store} ({shop}), week {week}",
+        "fd.store_csat": "Satisfied: {pct} ({answers} answers; week before {before})",
+        "stage.consult": "Consultation",
+        "stage.order": "Ordering",
+        "stage.payment": "Payment",
+        "stage.delivery": "Delivery",
+        "stage.after_sales": "After-sales",
+        "stage.none": "No stage given",
         "start.linked": "Hello {name}! You are now connected to {shop}. After each order we will ask "
         "you one short question about it. Send /stop if you do not want surveys.",
         "start.welcome": "Hello! This is the customer care chat of {shop}. "
@@ -284,7 +450,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "phone.not_proved": "Thank you! Only this account's own number (the share phone number button) lets "
         "{shop} recognise you, so this chat is not connected to any customer record.",
         "stop.done": "You will not get surveys from {shop} any more. Send /start to turn them back on.",
-        "help": "Commands:\n/complaint: file a complaint\n/status: see your complaints\n/start: start, receive surveys again\n"
+        "help": "Commands:\n/complaint: file a complaint\n/gopy: share an idea or a wish\n/status: see your complaints\n/start: start, receive surveys again\n"
         "/stop: stop receiving surveys\n/mydata: see your data\n/forget: delete your data\n/help: this help\nYou can also write to {shop} directly here.",
         "idle.received": "Thank you for your message! {shop} has received it and will reply soon.",
         "unknown_command": "Sorry, we do not know that command. Send /help to see the commands.",

@@ -177,7 +177,30 @@ async def ordered_for_customer(
     rows = await conn.execute_fetchall(
         f"SELECT {_COLUMNS} FROM contacts WHERE customer_id = ? ORDER BY last_seen_at DESC, id DESC", (customer_id,)
     )
-    found = [c for c in map(_record, rows) if channels is None or c.channel in channels]
+    return _ordered(list(map(_record, rows)), channels, order)
+
+
+async def reachable_for_customers(
+    conn: Connection, customer_ids: Sequence[int], channels: Collection[str] | None = None,
+    order: Sequence[str] = ("last_used",),
+) -> dict[int, ContactRecord]:
+    """reachable_for_customer for many customers in one query (a dispatch pass's page)."""
+    if not customer_ids:
+        return {}
+    rows = await conn.execute_fetchall(
+        f"SELECT {_COLUMNS} FROM contacts WHERE customer_id IN ({', '.join('?' * len(customer_ids))})"
+        " ORDER BY customer_id, last_seen_at DESC, id DESC", tuple(customer_ids),
+    )
+    by_customer: dict[int, list[ContactRecord]] = {}
+    for contact in map(_record, rows):
+        assert contact.customer_id is not None
+        by_customer.setdefault(contact.customer_id, []).append(contact)
+    found = {cid: _ordered(contacts, channels, order) for cid, contacts in by_customer.items()}
+    return {cid: chats[0] for cid, chats in found.items() if chats}
+
+
+def _ordered(newest_first: list[ContactRecord], channels: Collection[str] | None, order: Sequence[str]) -> list[ContactRecord]:
+    found = [c for c in newest_first if channels is None or c.channel in channels]
     ordered: list[ContactRecord] = []
     for wanted in order:
         ordered += [c for c in found if wanted in ("last_used", c.channel) and c not in ordered]

@@ -191,15 +191,36 @@ async def _erase_purchases(conn: Connection, s: Subject, now: datetime) -> int:
 
 async def _erase_surveys(conn: Connection, s: Subject, now: datetime) -> int:
     # Scores, touchpoints, stores and times stay for the reports; the comment goes.
+    return await _close_and_blank("surveys", "'scheduled', 'awaiting_contact'", conn, s, now)
+
+
+async def _close_and_blank(table: str, unsent: str, conn: Connection, s: Subject, now: datetime) -> int:
+    """A survey table's rows of the subject: nothing more is asked (unsent ones skipped, sent
+    ones expired), and what the person wrote goes."""
     at = to_db(now)
     await conn.execute(
-        "UPDATE surveys SET status = 'skipped', skip_reason = 'erased', closed_at = ?"
-        " WHERE customer_id = ? AND status IN ('scheduled', 'awaiting_contact')", (at, *_customer_id(s)))
+        f"UPDATE {table} SET status = 'skipped', skip_reason = 'erased', closed_at = ?"
+        f" WHERE customer_id = ? AND status IN ({unsent})", (at, *_customer_id(s)))
     await conn.execute(
-        "UPDATE surveys SET status = 'expired', closed_at = ? WHERE customer_id = ? AND status = 'sent'",
+        f"UPDATE {table} SET status = 'expired', closed_at = ? WHERE customer_id = ? AND status = 'sent'",
         (at, *_customer_id(s)))
-    cur = await conn.execute("UPDATE surveys SET comment = NULL, comment_folded = NULL WHERE customer_id = ? AND comment IS NOT NULL",
+    # surveys keep a folded copy of the comment for the dashboard's search: it goes too.
+    blank = "comment = NULL, comment_folded = NULL" if table == "surveys" else "comment = NULL"
+    cur = await conn.execute(f"UPDATE {table} SET {blank} WHERE customer_id = ? AND comment IS NOT NULL",
                              _customer_id(s))
+    return cur.rowcount
+
+
+async def _erase_program_surveys(conn: Connection, s: Subject, now: datetime) -> int:
+    # Scores and chosen options stay for the reports (an option is the shop's own text).
+    return await _close_and_blank("program_surveys", "'scheduled'", conn, s, now)
+
+
+async def _erase_ideas(conn: Connection, s: Subject, now: datetime) -> int:
+    # The topic and the time stay (how many ideas on prices this week); the text and who wrote it go.
+    cur = await conn.execute(
+        f"UPDATE ideas SET text = NULL, customer_id = NULL, contact_id = NULL WHERE customer_id = ?"
+        f" OR contact_id IN ({_marks(s.contact_ids)})", (*_customer_id(s), *s.contact_ids))
     return cur.rowcount
 
 
@@ -391,6 +412,10 @@ STEPS: tuple[Step, ...] = (
         " WHERE u.contact_id IN ({contacts}) ORDER BY 1, 5",
         lambda s: (*_customer_id(s), *s.contact_ids)), _erase_start_tokens),
     Step("surveys", _select("SELECT * FROM surveys WHERE customer_id = ? ORDER BY id", _customer_id), _erase_surveys),
+    Step("program_surveys", _select("SELECT * FROM program_surveys WHERE customer_id = ? ORDER BY id", _customer_id),
+         _erase_program_surveys),
+    Step("ideas", _select(f"SELECT * FROM ideas WHERE customer_id = ? OR contact_id IN ({{contacts}}) ORDER BY id",
+                          lambda s: (*_customer_id(s), *s.contact_ids)), _erase_ideas),
     Step("conversations", _select("SELECT * FROM conversations WHERE contact_id IN ({contacts})", lambda s: s.contact_ids),
          _erase_conversations),
     Step("tickets", _select("SELECT * FROM tickets WHERE id IN ({tickets}) ORDER BY id", lambda s: s.ticket_ids),
@@ -422,10 +447,13 @@ async def _quotes(conn: Connection, s: Subject) -> tuple[str, ...]:
         "SELECT name FROM customers WHERE id = ? UNION SELECT phone FROM customers WHERE id = ?"
         f" UNION SELECT display_name FROM contacts WHERE id IN ({_marks(s.contact_ids)})"
         " UNION SELECT comment FROM surveys WHERE customer_id = ? AND comment IS NOT NULL"
+        " UNION SELECT comment FROM program_surveys WHERE customer_id = ? AND comment IS NOT NULL"
+        f" UNION SELECT text FROM ideas WHERE contact_id IN ({_marks(s.contact_ids)}) AND text IS NOT NULL"
         f" UNION SELECT description FROM tickets WHERE id IN ({_marks(s.ticket_ids)})"
         f" UNION SELECT body FROM ticket_events WHERE ticket_id IN ({_marks(s.ticket_ids)}) AND actor = 'customer'"
         " AND body IS NOT NULL",
-        (*_customer_id(s), *_customer_id(s), *s.contact_ids, *_customer_id(s), *s.ticket_ids, *s.ticket_ids),
+        (*_customer_id(s), *_customer_id(s), *s.contact_ids, *_customer_id(s), *_customer_id(s), *s.contact_ids,
+         *s.ticket_ids, *s.ticket_ids),
     )
     return tuple(r[0] for r in rows if r[0])
 

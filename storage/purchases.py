@@ -60,11 +60,13 @@ async def insert(
     purchased_at: datetime,
     fingerprint: str,
     now: datetime,
+    staff: str | None = None,
+    stage: str | None = None,
 ) -> int:
     # Decimal goes in as text: SQLite's NUMERIC affinity keeps integers exact.
     cur = await conn.execute(
         "INSERT INTO purchases (order_id, customer_id, amount, currency, items, store, touchpoint,"
-        " purchased_at, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " purchased_at, fingerprint, created_at, staff, stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             order_id,
             customer_id,
@@ -76,6 +78,8 @@ async def insert(
             to_db(purchased_at),
             fingerprint,
             to_db(now),
+            staff,
+            stage,
         ),
     )
     assert cur.lastrowid is not None

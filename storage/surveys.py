@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 from datetime import datetime
 
 from storage import rollups
@@ -33,13 +34,14 @@ class SurveyRecord:
     answered_at: datetime | None
     score: int | None
     comment: str | None
+    store: str | None = None
 
 
 # The record's fields, in its order: built by position, not by column name (this runs for
 # most inbound updates; a sqlite3.Row looks a name up by comparing it with each column's).
 _SELECT = (
     "SELECT s.id, s.purchase_id, s.customer_id, p.order_id, s.touchpoint, s.status, s.skip_reason, s.due_at,"
-    " s.contact_id, s.language, s.sent_at, s.reminded_at, s.answered_at, s.score, s.comment"
+    " s.contact_id, s.language, s.sent_at, s.reminded_at, s.answered_at, s.score, s.comment, s.store"
     " FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
 )
 
@@ -47,7 +49,7 @@ _SELECT = (
 def _record(row: Row) -> SurveyRecord:
     (
         id_, purchase_id, customer_id, order_id, touchpoint, status, skip_reason, due_at,
-        contact_id, language, sent_at, reminded_at, answered_at, score, comment,
+        contact_id, language, sent_at, reminded_at, answered_at, score, comment, store,
     ) = row
     due = from_db(due_at)
     assert due is not None  # NOT NULL
@@ -55,7 +57,7 @@ def _record(row: Row) -> SurveyRecord:
         id=id_, purchase_id=purchase_id, customer_id=customer_id, order_id=order_id, touchpoint=touchpoint,
         status=status, skip_reason=skip_reason, due_at=due, contact_id=contact_id, language=language,
         sent_at=from_db(sent_at), reminded_at=from_db(reminded_at), answered_at=from_db(answered_at),
-        score=score, comment=comment,
+        score=score, comment=comment, store=store,
     )
 
 
@@ -116,6 +118,17 @@ async def open_for_customer(conn: Connection, customer_id: int, now: datetime) -
         f"{_SELECT} WHERE s.customer_id = ? AND +s.status IN ('scheduled', 'awaiting_contact')"
         " AND s.due_at <= ? ORDER BY s.due_at, s.id",
         (customer_id, to_db(now)),
+    )]
+
+
+async def open_for_customers(conn: Connection, customer_ids: Sequence[int], now: datetime) -> list[SurveyRecord]:
+    """open_for_customer for many customers in one query (a program dispatch pass's page)."""
+    if not customer_ids:
+        return []
+    return [_record(r) for r in await conn.execute_fetchall(
+        f"{_SELECT} WHERE s.customer_id IN ({', '.join('?' * len(customer_ids))})"
+        " AND +s.status IN ('scheduled', 'awaiting_contact') AND s.due_at <= ? ORDER BY s.due_at, s.id",
+        (*customer_ids, to_db(now)),
     )]
 
 

@@ -73,8 +73,18 @@ def open_db(tmp_path, url: str | None):
     return open_database(tmp_path / "feedbot.db", url)
 
 
+@pytest.fixture
+async def db(tmp_path, database_url):
+    """A fresh migrated database of the module's backend, open (modules may define their own)."""
+    database = open_db(tmp_path, database_url)
+    await database.open()
+    yield database
+    await database.close()
+
+
 def make_config(tmp_path, fake_telegram: FakeTelegramServer | None = None, *, database_url: str | None = None,
-                **sections: dict[str, Any]) -> Config:
+                arrays: dict[str, list[dict[str, Any]]] | None = None, **sections: dict[str, Any]) -> Config:
+    """`arrays`: [[programs]], [[departments]], ... tables; `sections`: keys of [section] tables."""
     database: dict[str, Any] = {"path": str(tmp_path / "feedbot.db")}
     if database_url:
         database["url"] = database_url
@@ -89,7 +99,7 @@ def make_config(tmp_path, fake_telegram: FakeTelegramServer | None = None, *, da
         raw["telegram"] = {"token": BOT_TOKEN, "api_base_url": fake_telegram.api_root, "poll_timeout": 1}
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
-    return parse_config(raw, {})
+    return parse_config({**raw, **(arrays or {})}, {})
 
 
 @pytest.fixture

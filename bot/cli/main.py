@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     digest.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (png: default digests/digest-<week>.png next to the database)")
     digest.add_argument("--send", action="store_true",
                         help="also queue it for every owner chat (agents.owner_chat_ids) that has not had this week")
+    digest.add_argument("--slices", action="store_true",
+                        help="print the owners' feedback page and each department's and store's digest instead "
+                        "(survey programs, ideas, the journey view, staff; text only)")
     digest.add_argument("--config", help=config_help)
 
     export = sub.add_parser(
@@ -209,7 +212,26 @@ def _check_config(config: Config) -> int:
     quiet_start, quiet_end = s.quiet_hours
     quiet = "none" if quiet_start == quiet_end else f"{quiet_start:%H:%M}-{quiet_end:%H:%M}"
     print(f"  surveys: {format_duration(s.delay)} after purchase, quiet hours {quiet},"
-          f" expire after {format_duration(s.expires_after)}, at most one per {s.fatigue_days} days")
+          f" expire after {format_duration(s.expires_after)}, at most {s.max_per_period} per {s.fatigue_days} days"
+          " across every program and channel")
+    feedback = config.feedback
+    for p in feedback.programs:
+        print(f"  program {p.name}: {p.kind}, {p.trigger.kind}, priority {p.priority}")
+    if not feedback.programs:
+        print("  programs: none (the purchase CSAT only)")
+    h = config.holidays
+    if h.tet:
+        from flows.holidays import lunar_new_year
+
+        year = SystemClock().now().year
+        tet = [lunar_new_year(y) for y in (year, year + 1)]
+        print(f"  holidays: Tết ({', '.join(d.isoformat() for d in tet)}; {h.tet_days_before} day(s) before,"
+              f" {h.tet_days_after} after) and {len(h.dates)} other date(s)")
+    for d in feedback.routes.departments:
+        print(f"  department {d.name}: chat {d.chat_id}, categories {', '.join(d.categories) or '-'},"
+              f" idea topics {', '.join(d.idea_topics) or '-'}")
+    for m in feedback.routes.stores:
+        print(f"  store {m.store}: manager chat {m.chat_id}")
     for line in Backups(BackupSettings.from_config(config), SystemClock()).describe():
         print(line)
     print(f"  survey routes: {', '.join(_routes(config))}")
@@ -312,6 +334,13 @@ async def _digest(config: Config, args: argparse.Namespace) -> int:
         if args.send and week_bounds(week, config.tz)[1] > clock.now():
             print(f"feedbot: --send: week {week} is not over yet", file=sys.stderr)
             return EXIT_CONFIG
+        if args.slices:
+            from bot.app import feedback_digest_for
+
+            pages = await feedback_digest_for(config, db, clock, telegram=True).texts(week)
+            print("\n\n".join(f"--- {slice_} ({recipient})\n{body}" for recipient, slice_, _, body in pages)
+                  or f"nothing to show for {week}: no programs, stages, staff, departments or stores")
+            return 0
         language = args.language or config.digest.language
         digest = await service.build(week)
         if args.format == "png":

@@ -60,7 +60,11 @@ class HttpApi:
         reports: DigestService | None = None,
         web_link: Callable[[str], str] | None = None,
         liveness: Callable[[], dict[str, dict[str, str]]] | None = None,
+        programs: Any = None,  # bot.services.programs.ProgramService: purchases start programs; on-demand sends
+        stages: tuple[str, ...] = (),  # survey.stages: a purchase's "stage" is one of these
     ) -> None:
+        self.programs = programs
+        self.stages = stages
         self.db = db
         self.clock = clock
         self.policy = policy
@@ -84,6 +88,8 @@ class HttpApi:
         app.router.add_get("/api/v1/purchases/{order_id}/qr.png", self._authorized(self.purchase_qr))
         if self.reports is not None:
             app.router.add_get("/api/v1/reports/weekly", self._authorized(self.weekly_report))
+        if self.programs is not None:
+            app.router.add_post("/api/v1/programs/{name}/send", self._authorized(self.program_send))
         return app
 
     @web.middleware
@@ -163,14 +169,16 @@ class HttpApi:
     async def post_purchase(self, request: web.Request) -> web.Response:
         try:
             body, _ = await read_json(request, self.max_body_bytes)
-            data = parse_purchase(body, touchpoints=self.touchpoints, timezone=self.policy.timezone, now=self.clock.now())
+            data = parse_purchase(body, touchpoints=self.touchpoints, timezone=self.policy.timezone, now=self.clock.now(),
+                                  stages=self.stages)
             revoke_link = parse_revoke_link(body)
         except BodyError as exc:
             return error(exc.status, exc.message, exc.field)
         except InputError as exc:
             return error(400, str(exc), exc.field)
         try:
-            outcome = await record_purchase(self.db, self.clock, self.policy, data, revoke_link=revoke_link)
+            outcome = await record_purchase(self.db, self.clock, self.policy, data, revoke_link=revoke_link,
+                                            programs=self.programs)
         except PurchaseConflict as exc:
             return error(409, str(exc), "order_id")
         return web.json_response(
@@ -187,6 +195,24 @@ class HttpApi:
             },
             status=202 if outcome.created else 200,
         )
+
+    async def program_send(self, request: web.Request) -> web.Response:
+        """A program's question to these customers now (an "on demand" trigger), within the
+        global limit: {"customers": ["C-42", ...]} -> each id's outcome."""
+        name = request.match_info["name"]
+        try:
+            body, _ = await read_json(request, self.max_body_bytes)
+        except BodyError as exc:
+            return error(exc.status, exc.message, exc.field)
+        ids = body.get("customers") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not ids or len(ids) > 1000 or not all(
+                isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
+            return error(400, "customers: expected a list of 1-1000 customer external ids", "customers")
+        try:
+            outcome = await self.programs.on_demand(name, ids)
+        except KeyError:
+            return error(404, f"no program named {name[:64]!r} in [[programs]]")
+        return web.json_response({"program": name, "customers": outcome}, status=202)
 
     def _shop_time(self, at: datetime | None) -> str | None:
         """One format for every time the API answers: ISO 8601 in shop time, with its offset."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from bot.clock import Clock
 from flows.schedule import SurveyPolicy, due_time, is_too_late
@@ -54,17 +54,22 @@ class PurchaseInput:
     touchpoint: str
     purchased_at: datetime
     zalo_user_id: str | None = None
+    staff: str | None = None  # who served: a cashier, a shipper, a consultant (their name or code)
+    stage: str | None = None  # the journey stage the purchase's survey is about (survey.stages)
 
     def fingerprint(self) -> str:
         canonical = asdict(self)
-        if canonical["zalo_user_id"] is None:
-            del canonical["zalo_user_id"]  # fingerprints of orders posted before Zalo stay the same
+        for later in ("zalo_user_id", "staff", "stage"):  # fingerprints of orders posted before these stay the same
+            if canonical[later] is None:
+                del canonical[later]
         canonical["amount"] = str(self.amount)
         canonical["purchased_at"] = self.purchased_at.isoformat()
         return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def parse_purchase(body: Any, *, touchpoints: tuple[str, ...], timezone: tzinfo, now: datetime) -> PurchaseInput:
+def parse_purchase(
+    body: Any, *, touchpoints: tuple[str, ...], timezone: tzinfo, now: datetime, stages: tuple[str, ...] = (),
+) -> PurchaseInput:
     if not isinstance(body, dict):
         raise InputError("body", "expected a JSON object")
     if not encodable(body):  # (a Telegram update like that is kept, with its error: not here)
@@ -94,7 +99,17 @@ def parse_purchase(body: Any, *, touchpoints: tuple[str, ...], timezone: tzinfo,
         touchpoint=touchpoint,
         purchased_at=purchased_at,
         zalo_user_id=_zalo_user_id(customer.get("zalo_user_id")),
+        staff=_optional_str(body, "staff", max_len=100),
+        stage=_stage(body.get("stage"), stages),
     )
+
+
+def _stage(value: Any, stages: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in stages:
+        raise InputError("stage", f"expected one of {', '.join(stages) or '(none configured: survey.stages)'}, got {value!r}")
+    return value
 
 
 def _identifier(obj: dict, key: str, name: str | None = None) -> str:
@@ -222,9 +237,19 @@ def parse_revoke_link(body: Any) -> bool:
     return value
 
 
+class PurchasePrograms(Protocol):
+    """What survey programs (bot/services/programs.py) add to a purchase: whether its CSAT is
+    asked (and when), and the other programs it starts."""
+
+    def csat_delay(self, touchpoint: str, store: str | None) -> timedelta | None: ...
+
+    async def on_purchase(self, tx: Any, *, purchase_id: int, customer_id: int, touchpoint: str,
+                          store_name: str | None, purchased_at: datetime, now: datetime) -> int: ...
+
+
 async def record_purchase(
     db: Database, clock: Clock, policy: SurveyPolicy, data: PurchaseInput, *, demo: bool = False,
-    revoke_link: bool = False,
+    revoke_link: bool = False, programs: PurchasePrograms | None = None,
 ) -> PurchaseOutcome:
     """Store the purchase and schedule its survey; the same order twice schedules one survey.
     A demo purchase marks its customer: their surveys and tickets stay out of every figure.
@@ -232,11 +257,13 @@ async def record_purchase(
     one stops working and the chats that opened it lose what it gave them. A new order always
     gets a new link; `revoke_link` on it changes nothing."""
     async with db.transaction() as tx:
-        return await record_purchase_in(tx, clock.now(), policy, data, demo=demo, revoke_link=revoke_link)
+        return await record_purchase_in(tx, clock.now(), policy, data, demo=demo, revoke_link=revoke_link,
+                                        programs=programs)
 
 
 async def record_purchase_in(
     tx: Any, now: datetime, policy: SurveyPolicy, data: PurchaseInput, *, demo: bool = False, revoke_link: bool = False,
+    programs: PurchasePrograms | None = None,
 ) -> PurchaseOutcome:
     """record_purchase inside the caller's transaction (order webhooks and imports write their
     own records in the same one)."""
@@ -282,11 +309,16 @@ async def record_purchase_in(
         purchased_at=data.purchased_at,
         fingerprint=fingerprint,
         now=now,
+        staff=data.staff,
+        stage=data.stage,
     )
     token = await start_tokens.create(tx, purchase_id, customer.id, now)
-    due_at = due_time(data.purchased_at, policy)
+    delay = programs.csat_delay(data.touchpoint, data.store) if programs is not None else policy.delay
+    due_at = due_time(data.purchased_at, replace(policy, delay=delay if delay is not None else policy.delay))
     too_late = is_too_late(now, due_at, policy)
     status, reason = ("skipped", "too_late") if too_late else ("scheduled", None)
+    if delay is None:  # programs are configured and none asks about this purchase
+        status, reason = "skipped", "no_program"
     survey_id = await surveys.insert(
         tx,
         purchase_id=purchase_id,
@@ -298,4 +330,7 @@ async def record_purchase_in(
         skip_reason=reason,
         now=now,
     )
+    if programs is not None:
+        await programs.on_purchase(tx, purchase_id=purchase_id, customer_id=customer.id, touchpoint=data.touchpoint,
+                                   store_name=data.store, purchased_at=data.purchased_at, now=now)
     return PurchaseOutcome(data.order_id, True, survey_id, status, reason, due_at, token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from bot.clock import Clock
 from bot.services.demo import is_demo_customer
@@ -13,6 +13,7 @@ from bot.outbox.effects import AFTERWARDS, Effects, Scope, Target
 from flows import csat
 from flows.model import GrantOrder, SendPendingSurveys
 from flows.survey_routes import CS, ZNS, Route, Unreachable
+from flows.wording import DEFAULT as DEFAULT_WORDING, Wording
 from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
 from storage import contacts, customers, start_tokens, surveys, zns
 from storage.db import Connection, Database
@@ -39,8 +40,14 @@ class SurveyDispatcher:
         demo_policy: SurveyPolicy | None = None,
         start_token_ttl: timedelta = timedelta(days=30),
         routes: SurveyRoutes | None = None,
+        wording: Wording = DEFAULT_WORDING,
+        limit_reached_since: Callable[[Connection, int, datetime], Awaitable[datetime | None]] | None = None,
     ) -> None:
         self.db = db
+        self.wording = wording  # the question and follow-ups per touchpoint and store (flows/wording.py)
+        # The global per-customer limit across survey programs (bot/services/programs.py): the
+        # send that fills it, else (no programs) the customer's last survey.
+        self.limit_reached_since = limit_reached_since
         self.start_token_ttl = start_token_ttl  # how long a receipt's link grants its order (bot/privacy.py)
         self.channel_order = channel_order  # which of a customer's chats gets the survey
         self.clock = clock
@@ -161,7 +168,7 @@ class SurveyDispatcher:
             due_at=survey.due_at,
             opted_out=opted_out,
             has_contact=contact is not None or by_zns,
-            last_sent_at=last_sent_at,
+            last_sent_at=await self._last_sent_at(tx, survey.customer_id, now, last_sent_at),
             policy=self.demo_policy if self.demo_policy and is_demo_customer(customer.external_id) else self.policy,
             open_complaint=open_complaint,
         )
@@ -185,7 +192,8 @@ class SurveyDispatcher:
             case Send():
                 assert contact is not None
                 decisions = csat.question(
-                    survey_id=survey.id, order_id=survey.order_id, shop=self.shop_name, language=contact.language
+                    survey_id=survey.id, order_id=survey.order_id, shop=self.shop_name, language=contact.language,
+                    touchpoint=survey.touchpoint, store=survey.store, wording=self.wording,
                 )
                 target = Target.of_contact(contact, priority=priority)
                 await self.effects.apply(tx, decisions, target, now)
@@ -203,6 +211,14 @@ class SurveyDispatcher:
                 await surveys.mark_awaiting_contact(tx, survey.id)
                 return "awaiting_contact"
         raise AssertionError(decision)
+
+    async def _last_sent_at(self, tx: Connection, customer_id: int, now: datetime,
+                            purchase_csat_last: datetime | None) -> datetime | None:
+        """What the fatigue rule counts from: with survey programs, when the customer's global
+        limit was reached; else the purchase CSAT's last send (read with the dispatch facts)."""
+        if self.limit_reached_since is not None:
+            return await self.limit_reached_since(tx, customer_id, now)
+        return purchase_csat_last
 
     async def expire(self) -> Counter[str]:
         """Close sent surveys nobody answered in time, and give up on customers who never
@@ -237,6 +253,9 @@ class SurveyDispatcher:
                     shop=self.shop_name,
                     language=survey.language or contact.language,
                     reminder=True,
+                    touchpoint=survey.touchpoint,
+                    store=survey.store,
+                    wording=self.wording,
                 )
                 target = Target.of_contact(contact, priority=1)
                 await self.effects.apply(tx, decisions, target, now)

@@ -14,7 +14,7 @@ from testkit.clock import FakeClock
 from flows.digest import to_json, week_of
 from flows.texts import PRIVACY_NOTICE_VERSION
 from bot.webhooks.events import EVENT_TYPES
-from storage import customers, privacy, surveys, webhooks
+from storage import customers, privacy, programs, surveys, webhooks
 from storage.db import Database
 from storage.timefmt import to_db
 from tests.conftest import BOTH, START, VN, Harness, hours, make_config
@@ -27,6 +27,8 @@ NAME, PHONE = "Nguyễn Thị Lan", "+84 912 345 678"
 CHAT_NAME = "Bích Ngọc"  # the customer's name on Telegram
 COMMENT = "Bánh kem chảy hết vì giao giữa trưa nắng gắt"
 DESCRIPTION = "Shipper giao trễ 2 ngày, hộp bị móp"
+IDEA = "Nên bán thêm bánh pía sầu riêng cho Lan"
+NPS_WHY = "Vì chị chủ quán nhớ tên Lan"
 RELAYED = "Địa chỉ nhà tôi là 12 ngõ Trúc Lạc, Ba Đình"
 AGENT_REPLY = "Chào chị Lan, shop gửi bù hộp mới ngay hôm nay ạ"
 
@@ -240,6 +242,14 @@ async def build_history(h):
         assert await surveys.record_comment(tx, survey_id, COMMENT, h.clock.now())
         # ... and the phone the shop's system sends with her next order
         await customers.upsert(tx, external_id="C-42", name=NAME, phone=PHONE, telegram_user_id=None, now=h.clock.now())
+        # ... an NPS program's answer with its "why" (issue 21)
+        now = h.clock.now()
+        nps_id = await programs.insert(tx, program="nps", kind="nps", customer_id=1, priority=40, due_at=now,
+                                       deadline_at=now, now=now)
+        await programs.mark_sent(tx, nps_id, 1, "vi", now)
+        await programs.record_answer(tx, nps_id, now, score=9)
+        await programs.record_answer(tx, nps_id, now, text=NPS_WHY)
+    await h.customer_says(CUSTOMER, f"/gopy {IDEA}")  # ... and an idea
     await link(h, OTHER_CUSTOMER, external="C-43", order="B-2002", name="Trần Văn Bình", phone="+84 988 111 222")
     h.clock.advance(hours(3))
     await h.app.dispatcher.dispatch_due()
@@ -252,7 +262,7 @@ async def build_history(h):
 
 
 CHANNEL_TABLES = {"web_messages", "my_data_links"}
-SECRETS = (NAME, PHONE, CHAT_NAME, COMMENT, DESCRIPTION, RELAYED, AGENT_REPLY, "PHOTO-BOX-1")
+SECRETS = (NAME, PHONE, CHAT_NAME, COMMENT, DESCRIPTION, RELAYED, AGENT_REPLY, "PHOTO-BOX-1", IDEA, NPS_WHY)
 
 
 async def test_export_has_every_tables_rows_and_erase_leaves_only_anonymous_statistics(desk):
