@@ -13,6 +13,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram.error import InvalidToken
 
+from bot import cluster
 from bot.http import agent_page
 from bot.channels.base import Channel
 from bot.channels.telegram.channel import TelegramChannel
@@ -37,7 +38,7 @@ from bot.services import demo
 from bot.channels.web import server as web_chat
 from flows.schedule import SurveyPolicy
 from storage import settings
-from storage.db import MigrationError
+from storage.db import MigrationError, dialect
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,10 @@ class FeedbotApp:
         self.guard: ConnectionGuard | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._sender_task: asyncio.Task[None] | None = None
+        self._polling_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.cluster_settings = cluster.Settings.from_config(config)
+        self.cluster: cluster.Cluster | cluster.Solo = cluster.Solo(self.cluster_settings.instance)
 
     async def start(self, *, scheduler: bool = True) -> None:
         cfg = self.config
@@ -118,16 +122,69 @@ class FeedbotApp:
 
         await self._serve_http(policy, shop, webhook_secret, web_secrets)
 
-        self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
         if self.telegram is not None:
             if cfg.telegram_webhook:
                 await self.telegram.use_webhook(cfg.get("http", "public_url") + TELEGRAM_WEBHOOK_PATH, webhook_secret)
             else:
                 await self.telegram.use_polling()
-                receive = lambda raw: self.engine.receive("telegram", raw)  # noqa: E731
-                self._tasks.append(asyncio.create_task(self.telegram.poll(receive), name="telegram-polling"))
+        if dialect(self.db) == "postgresql":
+            # Several instances may share this database: the leader sends, polls and runs
+            # the periodic jobs (bot/cluster.py); this one may be it now or later.
+            self.cluster = cluster.Cluster(
+                self.db, self.cluster_settings.instance, self.cluster_settings.lease,
+                lead=self._lead, follow=self._follow, while_leading=self._recover_expired,
+                on_outbox=self.sender.wake,
+            )
+            self.sender.wake_others = self.cluster.wake_leader
+            if self.web is not None:
+                await self.web.share(self.db, self.cluster_settings.instance)
+            await self.cluster.start()
+        else:
+            await self._lead()
         if scheduler:
             self._start_scheduler()
+
+    async def _lead(self) -> None:
+        """This instance leads (always, on SQLite): it sends, polls Telegram, runs the jobs."""
+        if self.cluster.enabled:
+            await self._recover_expired()  # what a dead leader was sending
+            if self.zalo is not None:
+                await self.zalo.reload_tokens()  # the last leader may have rotated them
+        self.sender.resume()
+        self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
+        if self.telegram is not None and not self.config.telegram_webhook:
+            receive = lambda raw: self.engine.receive("telegram", raw)  # noqa: E731
+            self._polling_task = asyncio.create_task(self.telegram.poll(receive), name="telegram-polling")
+        if self.scheduler is not None:  # at once: what came due while nobody led goes now
+            for job in self.scheduler.get_jobs():
+                job.modify(next_run_time=datetime.now(timezone.utc))
+
+    async def _follow(self) -> None:
+        """No longer the leader: stop sending (in-flight sends finish and are recorded) and polling."""
+        if self._polling_task is not None:
+            self._polling_task.cancel()
+            await asyncio.gather(self._polling_task, return_exceptions=True)
+            self._polling_task = None
+        if self._sender_task is not None:
+            # Asked, not cancelled: a cancel between claiming a row and starting its send
+            # would leave the row 'sending' (then 'unknown' at the next start: never sent).
+            self.sender.finish_soon()
+            _, late = await asyncio.wait({self._sender_task}, timeout=SENDER_STOP_TIMEOUT_S)
+            self._tasks.extend(late)  # stuck past the deadline: cancelled with the rest
+            self._sender_task = None
+            await self.sender.stop()
+
+    async def _recover_expired(self) -> None:
+        await self.sender.recover(expired_only=True)
+
+    def _leader_only(self, job: Any) -> Any:
+        """A periodic job that runs on the leader only: once per period for the whole cluster."""
+        async def run() -> None:
+            if self.cluster.is_leader:
+                await job()
+
+        run.__name__ = getattr(job, "__name__", "job")
+        return run
 
     async def _open_database(self) -> None:
         """Open, migrate and write once: a database the bot cannot write to stops start-up
@@ -193,8 +250,12 @@ class FeedbotApp:
             backoff_max=sender_cfg["backoff_max"],
             clock=self.sender_clock,
             hooks=self.threads,
+            instance=self.cluster_settings.instance,
+            claim_lease=self.cluster_settings.lease,
         )
-        await self.sender.recover()
+        # Alone on the database (SQLite), whatever is 'sending' was this bot's before a crash;
+        # with other instances, only rows whose claim ran out.
+        await self.sender.recover(expired_only=dialect(self.db) == "postgresql")
         self.customer_desk = CustomerDesk(self.desk, cfg.complaint_policy(), self.threads.use_topics)
         self.agent_desk = AgentDesk(self.desk, wake_sender=self.sender.wake)
         self.sla = SlaWatchdog(self.db, self.clock, self.agent_desk, wake_sender=self.sender.wake)
@@ -241,6 +302,7 @@ class FeedbotApp:
             reports=self.digests,
             web_link=self.web_chat_url if self.web else None,
             liveness=self.liveness,
+            role=lambda: self.cluster.role,
         )
         web_app = http.make_app()
         self.privacy.add_routes(web_app)  # /mydata/<token>: the download link on Zalo
@@ -328,7 +390,7 @@ class FeedbotApp:
             # coalesce + max_instances=1: a slow run is never doubled up; the first run is
             # now, so surveys that came due while the bot was down go out at start.
             scheduler.add_job(
-                func, "interval", seconds=seconds, id=job_id, coalesce=True, max_instances=1,
+                self._leader_only(func), "interval", seconds=seconds, id=job_id, coalesce=True, max_instances=1,
                 next_run_time=datetime.now(timezone.utc),
             )
         scheduler.start()
@@ -339,13 +401,8 @@ class FeedbotApp:
             if self.scheduler.running:  # it may have stopped on its own (/healthz says so)
                 self.scheduler.shutdown(wait=False)
             self.scheduler = None
-        if self._sender_task is not None:
-            # Asked, not cancelled: a cancel between claiming a row and starting its send
-            # would leave the row 'sending' (then 'unknown' at the next start: never sent).
-            self.sender.finish_soon()
-            _, late = await asyncio.wait({self._sender_task}, timeout=SENDER_STOP_TIMEOUT_S)
-            self._tasks.extend(late)  # stuck past the deadline: cancelled with the rest
-            self._sender_task = None
+        await self.cluster.stop()  # a leader stops leading and hands the lease over at once
+        await self._follow()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -363,6 +420,8 @@ class FeedbotApp:
             await self.telegram.close()
         if self.zalo is not None:
             await self.zalo.close()
+        if self.web is not None:
+            await self.web.close()
         await self.db.close()
 
     @property

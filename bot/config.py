@@ -304,6 +304,16 @@ def _seconds_up_to(high: int) -> Callable[[Any], timedelta]:
     return parse
 
 
+def _seconds_between(low: int, high: int) -> Callable[[Any], timedelta]:
+    def parse(value: Any) -> timedelta:
+        parsed = _positive_duration(value)
+        if not timedelta(seconds=low) <= parsed <= timedelta(seconds=high):
+            raise ValueError(f"expected {low} s to {high} s, got {value!r}")
+        return parsed
+
+    return parse
+
+
 def _auto_bool(value: Any) -> bool | None:
     if value == "auto":
         return None
@@ -443,6 +453,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "demos_per_minute_total": (_int_range(1, 100_000), 30),
         "anonymous_tickets_per_hour": (_int_range(1, 10_000), 3),
         "anonymous_tickets_per_hour_total": (_int_range(1, 100_000), 60),
+    },
+    "cluster": {
+        "lease": (_seconds_between(1, 300), "10s"),
+        "instance_name": (_str, ""),
     },
     "privacy": {
         "retention_days": (_int_range(1, 36500), 365),

@@ -50,6 +50,11 @@ class _Handled:
     forget: bool  # a confirmed /forget: the row itself is blanked if the erasure ran
 
 
+class _RecordedElsewhere(Exception):
+    """The same update was recorded by another instance while this one handled it (a webhook
+    redelivered to two instances at once): its commit stands, ours is rolled back."""
+
+
 class _HandlingFailed(Exception):
     """Carries a handling error (its __cause__) out of the unit, which then rolls back."""
 
@@ -114,11 +119,13 @@ class Engine:
                         tx, channel_name, update_id, raw or payload, received_at, handled.at,
                         contact_id=handled.contact_id, kind=handled.kind, text=handled.text,
                     )
-                    if inbox_id is None:  # cannot be: the write lock was held since seen()
-                        raise RuntimeError(f"{channel_name} update {update_id} recorded twice at once")
+                    if inbox_id is None:  # another instance recorded it meanwhile (this one's lock
+                        raise _RecordedElsewhere  # covers this process only): undo our handling
                     if handled.forget:
                         await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
                         erased = True
+        except _RecordedElsewhere:
+            inbox_id = None
         except _HandlingFailed as failed:
             exc = failed.__cause__
             log.error("%s update %s failed", channel_name, update_id, exc_info=exc)
@@ -166,6 +173,8 @@ class Engine:
         committed together, or on any error none of them and the error on the row."""
         erased = False
         async with self.db.unit() as tx:
+            if not await inbox.claim(tx, inbox_id, self.clock.now()):
+                return  # another instance handled it (both replayed it at start)
             try:
                 async with savepoint(tx, "handling"):
                     handled = await self._handled(tx, channel, payload)

@@ -88,6 +88,14 @@ async def record_committed(
     return rowid if count == 1 else None
 
 
+async def claim(conn: Connection, inbox_id: int, now: datetime) -> bool:
+    """Take a recorded update to process; False when it was processed already (by another
+    instance replaying it: on PostgreSQL this waits for that one's transaction to end)."""
+    cur = await conn.execute(
+        "UPDATE inbox SET processed_at = ? WHERE id = ? AND processed_at IS NULL", (to_db(now), inbox_id))
+    return cur.rowcount == 1
+
+
 async def mark_processed(
     conn: Connection,
     inbox_id: int,

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from storage.db import Connection, Row, fetch_one, to_json
+from storage.db import Connection, Row, dialect, fetch_one, to_json
+from storage.leases import clock_sql
 from storage.timefmt import to_db
 
 
@@ -136,13 +137,33 @@ async def next_retry_at(conn: Connection) -> str | None:
     return row[0] if row else None
 
 
-async def mark_sending(conn: Connection, item_id: int) -> bool:
-    """Claim a pending row; False if someone else claimed it first."""
+CLAIM_LEASE_S = 60.0  # a claim's default lease (an instance renews its claims while it lives)
+
+
+async def mark_sending(conn: Connection, item_id: int, claimed_by: str | None = None,
+                       lease_seconds: float = CLAIM_LEASE_S) -> bool:
+    """Claim a pending row for `lease_seconds`; False if someone else claimed it first. On
+    PostgreSQL a row another instance is claiming right now is skipped, not waited for
+    (FOR UPDATE SKIP LOCKED): the loser moves on to its next row at once."""
+    lease, lease_args = clock_sql(conn, lease_seconds)
+    where = ("id = (SELECT id FROM outbox WHERE id = ? AND status = 'pending' FOR UPDATE SKIP LOCKED)"
+             if dialect(conn) == "postgresql" else "id = ? AND status = 'pending'")
     cur = await conn.execute(
-        "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ? AND status = 'pending'",
-        (item_id,),
+        f"UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?, lease_until = {lease}"
+        f" WHERE {where}",
+        (claimed_by, *lease_args, item_id),
     )
     return cur.rowcount == 1
+
+
+async def renew_claims(conn: Connection, claimed_by: str, lease_seconds: float) -> int:
+    """Move the lease of every row this instance is sending forward (it is alive)."""
+    lease, lease_args = clock_sql(conn, lease_seconds)
+    cur = await conn.execute(
+        f"UPDATE outbox SET lease_until = {lease} WHERE status = 'sending' AND claimed_by = ?",
+        (*lease_args, claimed_by),
+    )
+    return cur.rowcount
 
 
 def _in(ids: list[int]) -> str:
@@ -173,25 +194,38 @@ async def mark_final(conn: Connection, ids: list[int], status: str, error: str) 
     )
 
 
-async def requeue_in_flight(conn: Connection, resend_channels: Sequence[str] = ()) -> int:
+def _expired(conn: Connection, expired_only: bool) -> tuple[str, tuple[Any, ...]]:
+    """The condition for rows whose sender is gone: every 'sending' row at a lone instance's
+    start; with `expired_only` (several instances), those whose claim ran out (or that were
+    claimed before claims had leases)."""
+    if not expired_only:
+        return "", ()
+    now, now_args = clock_sql(conn, 0)
+    return f" AND (lease_until IS NULL OR lease_until < {now})", now_args
+
+
+async def requeue_in_flight(conn: Connection, resend_channels: Sequence[str] = (), *, expired_only: bool = False) -> int:
     """Rows left 'sending' by a crash that go out again; call before recover_in_flight.
     Scheduled survey questions (bulk, priority 1): a question that never arrived is lost
     feedback, one that arrives twice is one extra message (the rule: every due survey is
     sent, at most the in-flight ones twice). Rows on `resend_channels`, whose delivery is our
     own write (the web chat): a resend costs at most a repeated line in the chat log."""
+    expired, expired_args = _expired(conn, expired_only)
     cur = await conn.execute(
         "UPDATE outbox SET status = 'pending', last_error = 'in flight when the bot stopped; sent again'"
         " WHERE status = 'sending' AND ((survey_id IS NOT NULL AND priority = 1 AND method = 'send_text')"
-        f" OR channel IN ({','.join('?' * len(resend_channels)) or 'NULL'}))", tuple(resend_channels),
+        f" OR channel IN ({','.join('?' * len(resend_channels)) or 'NULL'})){expired}",
+        (*resend_channels, *expired_args),
     )
     return cur.rowcount
 
 
-async def recover_in_flight(conn: Connection) -> int:
+async def recover_in_flight(conn: Connection, *, expired_only: bool = False) -> int:
     """Rows left 'sending' by a crash: we cannot know whether they arrived, so never resend."""
+    expired, expired_args = _expired(conn, expired_only)
     cur = await conn.execute(
         "UPDATE outbox SET status = 'unknown', last_error = 'in flight when the bot stopped'"
-        " WHERE status = 'sending'"
+        f" WHERE status = 'sending'{expired}", expired_args,
     )
     return cur.rowcount
 

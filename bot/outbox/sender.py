@@ -105,8 +105,14 @@ class Sender:
         jitter: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         hooks: OutboxHooks | None = None,
+        instance: str | None = None,
+        claim_lease: float = outbox.CLAIM_LEASE_S,
     ) -> None:
         self.db = db
+        # Rows this sender claims carry its instance's name and a lease (renewed by the
+        # cluster while the instance lives): another instance recovers them once it ran out.
+        self.instance = instance
+        self.claim_lease = claim_lease
         self.channels = channels
         # A little under the platform's limit: requests spaced exactly 1/rate apart still
         # arrive bunched by network jitter, and one extra in a second is a 429 that pauses
@@ -128,6 +134,8 @@ class Sender:
         self.failure_listeners: list[Callable[[Connection, list[int]], Awaitable[None]]] = []
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
+        # Rows written here may be another instance's to send (the cluster's leader): tell it.
+        self.wake_others: Callable[[], None] | None = None
         self._stopping = False
         self._next_slot: dict[str, float] = {}  # per channel: when its next start is due
         self._starts: dict[str, deque[_Start]] = {}  # per channel: its last `limit` starts
@@ -140,14 +148,18 @@ class Sender:
 
     def wake(self) -> None:
         self._wake.set()
+        if self.wake_others is not None:
+            self.wake_others()
 
-    async def recover(self) -> int:
+    async def recover(self, *, expired_only: bool = False) -> int:
         """At start: rows a crash left 'sending' may have arrived; mark them unknown (survey
-        questions and web chat rows excepted: they are sent again, see outbox.requeue_in_flight)."""
+        questions and web chat rows excepted: they are sent again, see outbox.requeue_in_flight).
+        With several instances (`expired_only`): only rows whose claim ran out (their
+        instance died); the others are being sent."""
         async with self.db.transaction() as tx:
             local = [name for name, ch in self.channels.items() if ch.resend_after_crash]
-            requeued = await outbox.requeue_in_flight(tx, local)
-            count = await outbox.recover_in_flight(tx)
+            requeued = await outbox.requeue_in_flight(tx, local, expired_only=expired_only)
+            count = await outbox.recover_in_flight(tx, expired_only=expired_only)
         if requeued:
             log.warning("outbox: %d survey question(s) or web chat message(s) were in flight when the bot "
                         "stopped; sending them again (one may arrive twice)", requeued)
@@ -157,9 +169,14 @@ class Sender:
 
     async def run(self) -> None:
         """Until stop(): it is asked to end, never cancelled mid-pass (a cancel between
-        claiming a row and starting its send would leave the row 'sending', then 'unknown')."""
+        claiming a row and starting its send would leave the row 'sending', then 'unknown').
+        May run again after it returned and resume() (an instance that is the leader again)."""
         while not self._stopping:
             await self._step()
+
+    def resume(self) -> None:
+        """After finish_soon(): run() may be started again."""
+        self._stopping = False
 
     def finish_soon(self) -> None:
         """Start no new sends; run() returns after the pass under way."""
@@ -235,7 +252,7 @@ class Sender:
                 continue
             await self._slots.acquire()
             async with self.db.transaction() as tx:
-                claimed = await outbox.mark_sending(tx, row.id)
+                claimed = await outbox.mark_sending(tx, row.id, self.instance, self.claim_lease)
                 # Messages piling up for a busy chat (a group allows ~20 a minute) go as one.
                 merged = await outbox.take_coalescable(tx, row, COALESCE_MAX_CHARS) if claimed else []
             if not claimed:

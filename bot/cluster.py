@@ -1,0 +1,185 @@
+"""Several `feedbot run` instances on one PostgreSQL database: who leads, and who is alive.
+
+One instance at a time is the leader, by a lease in the database (storage/leases.py, the
+server's clock) renewed every third of `cluster.lease`. The leader runs what must run once
+for the bot as a whole: the periodic jobs, Telegram long polling and the sender (one sender
+keeps Telegram's per-bot limits, 30 messages/s, 1/s per chat, 20/min per group, and a 429's
+pause, for the bot as a whole, exactly as on one instance). Every instance takes webhooks, web
+chat sockets and API calls. A leader that dies (kill -9) stops renewing; another takes the
+lease once it ran out, recovers the rows the dead one was sending (their claims ran out too)
+and carries on. A leader that cannot reach the database steps down before its lease can run
+out, so two leaders never overlap by their own clocks; outbox claims (FOR UPDATE SKIP LOCKED,
+storage/outbox.py) keep even an overlap from sending a row twice.
+
+On SQLite there is one instance, always the leader (`Solo`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from storage import leases, outbox
+
+log = logging.getLogger(__name__)
+
+OUTBOX_CHANNEL = "feedbot_outbox"  # NOTIFY: rows were written, the leader's sender has work
+STEP_DOWN_AT = 0.8  # of the lease since the last renewal that got through: step down
+
+
+def instance_name(configured: str = "") -> str:
+    """This process's name in the database (claims, leases): the configured one, else host, pid, random."""
+    return configured or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The [cluster] section, read in one place."""
+
+    lease: float  # seconds
+    instance: str
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Settings":
+        section = config.section("cluster")
+        return cls(section["lease"].total_seconds(), instance_name(section["instance_name"]))
+
+
+class Solo:
+    """One instance (SQLite): always the leader."""
+
+    enabled = False
+    is_leader = True
+    role = "leader"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def wake_leader(self) -> None:
+        return None
+
+
+class Cluster:
+    """Leader election by lease, claim renewal, and the leader's wake-ups, on PostgreSQL."""
+
+    enabled = True
+
+    def __init__(
+        self,
+        db: Any,
+        name: str,
+        lease: float,
+        *,
+        lead: Callable[[], Awaitable[None]],
+        follow: Callable[[], Awaitable[None]],
+        while_leading: Callable[[], Awaitable[None]] | None = None,
+        on_outbox: Callable[[], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.name = name
+        self.lease = lease
+        self.tick_every = lease / 3
+        self._lead = lead  # became the leader: start the leader's work
+        self._follow = follow  # no longer the leader: stop it
+        self._while_leading = while_leading  # every tick while leading (recover expired claims)
+        self._on_outbox = on_outbox
+        self.monotonic = monotonic
+        self.is_leader = False
+        self._renewed_at = float("-inf")
+        self._task: asyncio.Task[None] | None = None
+        self._notifying: asyncio.Task[None] | None = None
+        self._changing = asyncio.Lock()
+        self.leader_since: float | None = None
+
+    @property
+    def role(self) -> str:
+        return "leader" if self.is_leader else "follower"
+
+    async def start(self) -> None:
+        if self._on_outbox is not None:
+            await self.db.listen(OUTBOX_CHANNEL, lambda _payload: self._on_outbox())  # type: ignore[misc]
+        await self.tick()
+        self._task = asyncio.create_task(self._run(), name="cluster")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_every)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("cluster: a tick failed")
+
+    async def tick(self) -> None:
+        """Renew (or try to take) the leader's lease and this instance's outbox claims."""
+        try:
+            async with self.db.transaction() as tx:
+                held = await leases.acquire(tx, leases.LEADER, self.name, self.lease)
+                await outbox.renew_claims(tx, self.name, self.lease)
+            self._renewed_at = self.monotonic()
+            if await self.db.keep_listening() and self._on_outbox is not None:
+                self._on_outbox()  # notifications may have been missed meanwhile
+        except Exception as exc:
+            log.warning("cluster: cannot renew the leader's lease: %s: %s", type(exc).__name__, exc)
+            # Not knowing whether we still lead: step down before our lease can run out.
+            held = self.is_leader and self.monotonic() - self._renewed_at < STEP_DOWN_AT * self.lease
+        await self._become(held)
+        if self.is_leader and self._while_leading is not None:
+            try:
+                await self._while_leading()
+            except Exception:
+                log.exception("cluster: the leader's periodic work failed")
+
+    async def _become(self, leader: bool) -> None:
+        async with self._changing:
+            if leader == self.is_leader:
+                return
+            self.is_leader = leader
+            if leader:
+                self.leader_since = self.monotonic()
+                log.info("cluster: %s is now the leader", self.name)
+                await self._lead()
+            else:
+                self.leader_since = None
+                log.warning("cluster: %s is no longer the leader", self.name)
+                await self._follow()
+
+    def wake_leader(self) -> None:
+        """Rows were written here: tell the leader's sender (at most one NOTIFY in flight)."""
+        if self.is_leader or (self._notifying is not None and not self._notifying.done()):
+            return
+        self._notifying = asyncio.create_task(self._notify())
+
+    async def _notify(self) -> None:
+        try:
+            await self.db.notify(OUTBOX_CHANNEL)
+        except Exception as exc:  # the leader's sender looks again within its idle wait anyway
+            log.warning("cluster: could not wake the leader: %s: %s", type(exc).__name__, exc)
+
+    async def stop(self) -> None:
+        """Stop leading and give the lease up, so another instance takes over at once."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._notifying is not None:
+            await asyncio.gather(self._notifying, return_exceptions=True)
+        was_leader = self.is_leader
+        await self._become(False)
+        if was_leader:
+            try:
+                async with self.db.transaction() as tx:
+                    await leases.release(tx, leases.LEADER, self.name)
+            except Exception as exc:
+                log.warning("cluster: could not give the lease up (it runs out by itself): %s", exc)
