@@ -60,7 +60,7 @@ async def serve(args: argparse.Namespace) -> None:
         rss, hwm = h.rss_mib()
         return {
             "rss": rss, "hwm": hwm, "cpu_s": h.cpu_seconds(), "states": states, "inbox": inbox,
-            "last_sent": len(app.sender._last_sent), "in_flight": len(app.sender._in_flight),
+            "last_sent": len(app.sender.limiter), "in_flight": len(app.sender._in_flight),
         }
 
     try:

@@ -139,7 +139,7 @@ async def run(args: argparse.Namespace) -> int:
                 problems.append(f"fake Bot API internal errors: {tg.internal_errors[:3]}")
             busiest = max(sum(1 for t in times if s <= t < s + 1.0) for s in times[:: max(1, len(times) // 500)]) if times else 0
             lines = [
-                f"surveys: {args.surveys} due at once; sender {args.rate:g} msg/s overall (paces {h.fmt_s(sender.interval)} "
+                f"surveys: {args.surveys} due at once; sender {args.rate:g} msg/s overall (paces {h.fmt_s(sender.limiter.interval)} "
                 f"apart), 1 s per chat; fake Bot API: 30 msg/s overall, 3 per 3 s per chat, 429 above",
                 "process: one (bot + fake Bot API in-process; the fake costs little at 30 msg/s)",
                 f"before: {load_before}",
@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace) -> int:
                 f"achieved: {achieved:.2f} msg/s = {achieved / CAP:.3f} of the {CAP:g} msg/s cap (goal >= 0.95: "
                 f"{'met' if achieved / CAP >= 0.95 else 'NOT met'}); busiest 1-s window {busiest}",
                 f"429 answers: {tg.count_429} (goal 0: {'met' if tg.count_429 == 0 else 'NOT met'}); sender {dict(sender.stats)}",
-                f"sender per-chat memory after the drain: {len(sender._last_sent)} entries",
+                f"sender per-chat memory after the drain: {len(sender.limiter)} entries",
             ]
         finally:
             await app.stop()

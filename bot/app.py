@@ -27,6 +27,7 @@ from bot.engine import Engine
 from bot.http.api import HttpApi
 from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH, TelegramWebhook
 from bot.services.data_rights import Privacy
+from bot.outbox.rate_limit import ClusterRateLimiter
 from bot.outbox.sender import Sender
 from bot.services.surveys import SurveyDispatcher
 from bot.outbox.effects import Effects
@@ -148,6 +149,10 @@ class FeedbotApp:
         """This instance leads (always, on SQLite): it sends, polls Telegram, runs the jobs."""
         if self.cluster.enabled:
             await self._recover_expired()  # what a dead leader was sending
+            if isinstance(self.sender.limiter, ClusterRateLimiter):
+                paused = await self.sender.limiter.restore()  # a 429's pause the last leader got
+                if paused:
+                    log.warning("cluster: taking over pauses after 429s: %s", paused)
             if self.zalo is not None:
                 await self.zalo.reload_tokens()  # the last leader may have rotated them
         self.sender.resume()
@@ -241,9 +246,14 @@ class FeedbotApp:
             forum = await self.telegram.is_forum(agents["chat_id"])
         await self.threads.start(is_forum=forum)
         sender_cfg = cfg.section("sender")
+        limiter = None
+        if dialect(self.db) == "postgresql":  # other instances may lead later: a 429's pause is shared
+            limiter = ClusterRateLimiter(self.channels, db=self.db, instance=self.cluster_settings.instance,
+                                         messages_per_second=sender_cfg["messages_per_second"])
         self.sender = Sender(
             self.db,
             self.channels,
+            limiter=limiter,
             messages_per_second=sender_cfg["messages_per_second"],
             max_attempts=sender_cfg["max_attempts"],
             backoff_base=sender_cfg["backoff_base"],

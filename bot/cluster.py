@@ -101,6 +101,7 @@ class Cluster:
         self._task: asyncio.Task[None] | None = None
         self._notifying: asyncio.Task[None] | None = None
         self._changing = asyncio.Lock()
+        self._stopping = False  # stop(): keep the lease while the leader's work winds down, lead no more
         self.leader_since: float | None = None
 
     @property
@@ -134,6 +135,8 @@ class Cluster:
             log.warning("cluster: cannot renew the leader's lease: %s: %s", type(exc).__name__, exc)
             # Not knowing whether we still lead: step down before our lease can run out.
             held = self.is_leader and self.monotonic() - self._renewed_at < STEP_DOWN_AT * self.lease
+        if self._stopping:
+            return
         await self._become(held)
         if self.is_leader and self._while_leading is not None:
             try:
@@ -168,15 +171,18 @@ class Cluster:
             log.warning("cluster: could not wake the leader: %s: %s", type(exc).__name__, exc)
 
     async def stop(self) -> None:
-        """Stop leading and give the lease up, so another instance takes over at once."""
+        """Stop leading and give the lease up, so another instance takes over at once. The lease
+        is renewed until the leader's work has wound down (sends in flight answered, a 429's
+        pause recorded): the next leader starts from what this one finished."""
+        self._stopping = True
+        was_leader = self.is_leader
+        await self._become(False)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self._notifying is not None:
             await asyncio.gather(self._notifying, return_exceptions=True)
-        was_leader = self.is_leader
-        await self._become(False)
         if was_leader:
             try:
                 async with self.db.transaction() as tx:

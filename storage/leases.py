@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from storage.db import Connection, dialect
-from storage.timefmt import to_db
+from storage.timefmt import from_db, to_db
 
 LEADER = "leader"
 
@@ -58,3 +58,27 @@ async def current(conn: Any, name: str) -> Holder | None:
     rows = await conn.execute_fetchall(
         f"SELECT holder, until, since FROM leases WHERE name = ? AND until >= {now}", (name, *now_args))
     return Holder(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+
+async def extend(conn: Connection, name: str, holder: str, seconds: float) -> None:
+    """Hold `name` at least until now + seconds (a later time already set stays): a mark
+    every instance can read, such as a platform's 429 pause."""
+    until, until_args = clock_sql(conn, seconds)
+    now, now_args = clock_sql(conn, 0)
+    await conn.execute(
+        f"INSERT INTO leases (name, holder, until, since) VALUES (?, ?, {until}, {now})"
+        " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until, since = excluded.since"
+        " WHERE leases.until < excluded.until",
+        (name, holder, *until_args, *now_args),
+    )
+
+
+async def remaining(conn: Any, prefix: str) -> dict[str, float]:
+    """The leases whose name starts with `prefix` (no LIKE wildcards in it) that still run:
+    name -> seconds left."""
+    now, now_args = clock_sql(conn, 0)
+    rows = await conn.execute_fetchall(
+        f"SELECT name, until, {now} FROM leases WHERE name LIKE ? AND until > {now}",
+        (*now_args, prefix + "%", *now_args),
+    )
+    return {r[0]: (from_db(r[1]) - from_db(r[2])).total_seconds() for r in rows}  # type: ignore[operator]

@@ -126,3 +126,20 @@ async def post(h: Harness, body: dict) -> int:
     async with h.http.post(f"{h.url}/webhooks/telegram", json=body,
                            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
         return resp.status
+
+
+async def test_a_429_pause_outlives_the_leader_that_got_it(pair, tg):
+    """The leader hits a 429 (retry_after 4 s) and stops; the new leader waits out the rest of
+    the pause before its first Telegram send (bot/outbox/rate_limit.py: ClusterRateLimiter)."""
+    leader, follower = pair
+    tg.fail_next("sendMessage", 429, retry_after=4)
+    await post(leader, tg.make_message_update(777002, "xin chào"))
+    await tg.wait_for_requests("sendMessage", 1, timeout=5)
+    paused_at = time.monotonic()
+    await leader.stop()
+    await until(lambda: follower.app.liveness()["sender"]["status"] == "ok", timeout=3, what="takeover")
+    assert "telegram" in await follower.app.sender.limiter.pauses()
+    reply = (await tg.wait_for_messages(777002, 1, timeout=10))[0]
+    assert reply.text
+    assert time.monotonic() - paused_at >= 3.5  # not before the pause ran out
+    assert len(tg.requests_for("sendMessage")) == 2  # the 429, then the reply: no second 429

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 from collections import Counter
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Any
 
 import pytest
 
@@ -15,6 +13,7 @@ from bot.channels.telegram.channel import TelegramChannel
 from bot.outbox.sender import Sender
 from storage import outbox
 from storage.db import Database
+from testkit.clock import FakeMonotonic
 from tests.conftest import BOT_TOKEN
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
@@ -211,10 +210,10 @@ async def test_a_telegram_429_pause_does_not_hold_web_chat_messages(db, channel,
 async def test_per_chat_send_times_of_idle_chats_are_forgotten(db, channel, tg, monkeypatch):
     import asyncio
 
-    import bot.outbox.sender as sender_module
+    import bot.outbox.rate_limit as rate_limit
 
-    monkeypatch.setattr(sender_module, "LAST_SENT_PRUNE_AT", 4)
-    monkeypatch.setattr(sender_module, "LAST_SENT_PRUNE_EVERY", 0.0)
+    monkeypatch.setattr(rate_limit, "LAST_SENT_PRUNE_AT", 4)
+    monkeypatch.setattr(rate_limit, "LAST_SENT_PRUNE_EVERY", 0.0)
     for chat in range(1, 13):
         await enqueue(db, chat, "survey")
     sender = make_sender(db, channel, messages_per_second=1000)
@@ -222,7 +221,7 @@ async def test_per_chat_send_times_of_idle_chats_are_forgotten(db, channel, tg, 
     assert len(tg.sent_messages()) == 12
     await asyncio.sleep(0.25)  # past per_chat_interval (0.2 s): every chat may be sent to again
     await sender.pump()
-    assert len(sender._last_sent) <= 4  # not one entry per chat ever sent to
+    assert len(sender.limiter) <= 4  # not one entry per chat ever sent to
     await enqueue(db, 3, "again")  # a forgotten chat is still paced from its next send on
     await enqueue(db, 3, "and again")
     await sender.drain(10)
@@ -277,119 +276,8 @@ async def test_web_chat_rows_caught_mid_delivery_by_a_crash_are_sent_again(db, c
 
 
 
-# ---------------------------------------------------------------- the overall rate limit
-# Driven the way pump() drives it, on a fake monotonic clock that the sender's waits move:
-# request k reaches the platform `delay(k)` s after its start and is answered 1 ms later.
-
-
-class FakeTime:
-    def __init__(self, late: float = 0.0) -> None:
-        self.now = 1000.0
-        self.late = late  # every wake-up comes this much after the time asked for
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds) + self.late
-        await asyncio.sleep(0)
-
-
-class LimitedChannel:
-    def __init__(self, messages_per_second: float | None) -> None:
-        self.messages_per_second = messages_per_second
-
-
-def limited_sender(fake: FakeTime, rate: float | None = 30) -> Sender:
-    return Sender(None, {"telegram": LimitedChannel(rate)}, monotonic=fake, sleep=fake.sleep)  # type: ignore[arg-type]
-
-
-async def start_messages(sender: Sender, fake: FakeTime, n: int, delay=lambda k: 0.002) -> tuple[list[float], list[float]]:
-    """Start n messages; returns their start times and the times they reached the platform."""
-    channel = sender.channels["telegram"]
-    starts: list[float] = []
-    arrivals: list[float] = []
-    in_flight: list[tuple[float, Any]] = []
-    for k in range(n):
-        for answer_at, start in [f for f in in_flight if f[0] <= fake.now]:  # answers that came in
-            start.answered(answer_at)
-            in_flight.remove((answer_at, start))
-        start = await sender._global_slot("telegram", channel)
-        starts.append(start.at)
-        arrivals.append(start.at + delay(k))
-        in_flight.append((arrivals[-1] + 0.001, start))
-        fake.now += 0.0005  # claiming the row
-    return starts, arrivals
-
-
-def busiest_second(arrivals: list[float]) -> int:
-    """Most arrivals the fake Bot API would count in its sliding window (t - 1 s, t]."""
-    times = sorted(arrivals)
-    return max(bisect.bisect_right(times, t) - bisect.bisect_right(times, t - 1.0) for t in times)
-
-
-def achieved_rate(arrivals: list[float]) -> float:
-    times = sorted(arrivals)
-    return (len(times) - 1) / (times[-1] - times[0])
-
-
-async def test_rate_limit_counts_arrivals_so_a_request_held_up_on_its_way_draws_no_429():
-    """Evenly spaced starts alone put 31 arrivals in a second when one request arrives 90 ms
-    late (what the bench saw as 2-5 429s per 10,000): the window rule absorbs it."""
-    fake = FakeTime()
-    sender = limited_sender(fake)
-    _, arrivals = await start_messages(sender, fake, 900, delay=lambda k: 0.09 if k % 37 == 5 else 0.002)
-    assert busiest_second(arrivals) <= 30
-    assert achieved_rate(arrivals) >= 0.95 * 30  # the held-up requests cost a little, not a window each
-
-
-async def test_rate_limit_late_wake_ups_do_not_lower_the_long_run_rate():
-    fake = FakeTime(late=0.001)  # asyncio.sleep is ~1 ms late
-    sender = limited_sender(fake)
-    _, arrivals = await start_messages(sender, fake, 1500)
-    # Counted from each wake-up, 1 ms per start compounds: 0.952 of the rate. Kept to the
-    # schedule: RATE_MARGIN (0.98).
-    assert achieved_rate(arrivals) >= 0.975 * 30
-    assert busiest_second(arrivals) <= 30
-
-
-async def test_rate_limit_after_a_stall_sends_stay_spread_and_within_the_window():
-    fake = FakeTime()
-    sender = limited_sender(fake)
-    before, arrivals = await start_messages(sender, fake, 100)
-    fake.now += 0.5  # the event loop was busy elsewhere
-    after, more = await start_messages(sender, fake, 100)
-    gaps = [b - a for a, b in zip(after, after[1:])]
-    assert min(gaps) >= sender.interval / 2 - 1e-9  # at most half an interval caught up, no burst
-    assert busiest_second(arrivals + more) <= 30
-
-
-async def test_rate_limit_a_request_still_in_flight_counts_from_its_start():
-    """Never answered (in flight for longer than the window): the next window still waits
-    for the window plus WINDOW_MARGIN after its start."""
-    import bot.outbox.sender as sender_module
-
-    fake = FakeTime()
-    sender = limited_sender(fake)
-    channel = sender.channels["telegram"]
-    (await sender._global_slot("telegram", channel)).answered(fake.now)
-    fake.now += 2.5 * sender.interval  # late: the next starts make up the lag, closer together
-    first = await sender._global_slot("telegram", channel)  # never answered
-    for _ in range(29):
-        (await sender._global_slot("telegram", channel)).answered(fake.now)
-    fake.now += 0.0005
-    thirty_first = await sender._global_slot("telegram", channel)
-    assert thirty_first.at >= first.at + 1.0 + sender_module.WINDOW_MARGIN
-
-
-async def test_rate_limit_none_means_no_overall_limit_and_a_slow_rate_spreads_over_its_window():
-    fake = FakeTime()
-    unlimited = limited_sender(fake, rate=None)
-    assert await unlimited._global_slot("telegram", unlimited.channels["telegram"]) is None
-    assert fake.now == 1000.0  # no wait
-    slow = limited_sender(fake, rate=0.5)  # one message every 2 s
-    starts, arrivals = await start_messages(slow, fake, 6)
-    assert all(b - a >= 2.0 for a, b in zip(starts, starts[1:]))
+# ---------------------------------------------------------------- the overall rate limit in a pass
+# (the limiter itself: tests/outbox/test_rate_limit.py)
 
 
 class RecordingChannel:
@@ -408,14 +296,15 @@ class RecordingChannel:
 async def test_rate_limit_a_long_wait_for_the_window_does_not_hold_other_channels(db):
     """After a slow request the window opens late; the pass does not sleep through it, so the
     web chat's messages go on meanwhile, and the Telegram row waits for its window."""
-    fake = FakeTime()
+    fake = FakeMonotonic()
     telegram, web = RecordingChannel(30), RecordingChannel(None)
     sender = Sender(db, {"telegram": telegram, "web": web}, monotonic=fake, sleep=fake.sleep)
-    slow = await sender._global_slot("telegram", telegram)
-    slow.answered(slow.at + 0.5)  # a request that took half a second
-    for _ in range(29):
-        (await sender._global_slot("telegram", telegram)).answered(fake.now + 0.002)
-    fake.now += sender.interval
+    limiter = sender.limiter
+    slow = await limiter.wait_turn("telegram", "1")
+    await limiter.answered(slow, slow.at + 0.5)  # a request that took half a second
+    for chat in range(2, 31):
+        await limiter.answered(await limiter.wait_turn("telegram", str(chat)), fake.now + 0.002)
+    fake.now += limiter.interval
     await enqueue(db, 42, "to telegram")
     async with db.transaction() as tx:
         await outbox.enqueue(
@@ -425,6 +314,6 @@ async def test_rate_limit_a_long_wait_for_the_window_does_not_hold_other_channel
     before = fake.now
     wait = await sender.pump()
     await sender.stop()
-    assert fake.now - before <= sender.interval  # no long sleep in the pass
+    assert fake.now - before <= limiter.interval  # no long sleep in the pass
     assert web.sent == ["to the web"] and telegram.sent == []
     assert slow.at + 1.0 + 0.49 <= fake.now + wait <= slow.at + 1.0 + 0.5
