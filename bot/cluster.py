@@ -129,12 +129,15 @@ class Cluster:
                 held = await leases.acquire(tx, leases.LEADER, self.name, self.lease)
                 await outbox.renew_claims(tx, self.name, self.lease)
             self._renewed_at = self.monotonic()
-            if await self.db.keep_listening() and self._on_outbox is not None:
-                self._on_outbox()  # notifications may have been missed meanwhile
         except Exception as exc:
             log.warning("cluster: cannot renew the leader's lease: %s: %s", type(exc).__name__, exc)
             # Not knowing whether we still lead: step down before our lease can run out.
             held = self.is_leader and self.monotonic() - self._renewed_at < STEP_DOWN_AT * self.lease
+        try:
+            if await self.db.keep_listening() and self._on_outbox is not None:
+                self._on_outbox()  # notifications may have been missed meanwhile
+        except Exception as exc:  # the leader's sender still looks every IDLE_WAIT
+            log.warning("cluster: cannot listen for the other instances: %s: %s", type(exc).__name__, exc)
         if self._stopping:
             return
         await self._become(held)
@@ -152,7 +155,12 @@ class Cluster:
             if leader:
                 self.leader_since = self.monotonic()
                 log.info("cluster: %s is now the leader", self.name)
-                await self._lead()
+                try:
+                    await self._lead()
+                except Exception:  # e.g. the database went away meanwhile: the next tick tries again
+                    log.exception("cluster: %s could not start the leader's work", self.name)
+                    self.is_leader, self.leader_since = False, None
+                    await self._follow()
             else:
                 self.leader_since = None
                 log.warning("cluster: %s is no longer the leader", self.name)

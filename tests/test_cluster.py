@@ -143,3 +143,31 @@ async def test_a_429_pause_outlives_the_leader_that_got_it(pair, tg):
     assert reply.text
     assert time.monotonic() - paused_at >= 3.5  # not before the pause ran out
     assert len(tg.requests_for("sendMessage")) == 2  # the 429, then the reply: no second 429
+
+
+async def test_a_leader_cut_off_from_the_database_steps_down_before_its_lease_runs_out(pair):
+    first, _ = pair
+    cluster = first.app.cluster
+    cluster._task.cancel()  # ticks by hand, on a hand-moved clock
+    now = [cluster.monotonic()]
+    cluster.monotonic = lambda: now[0]
+    cluster._renewed_at = now[0]
+
+    class Unreachable:
+        def transaction(self):
+            raise OSError("connection refused")
+
+        async def keep_listening(self) -> bool:
+            return False
+
+    real, cluster.db = cluster.db, Unreachable()
+    try:
+        now[0] += 0.5 * cluster.lease
+        await cluster.tick()
+        assert cluster.is_leader  # a failed renewal or two: it may still hold the lease
+        now[0] += 0.35 * cluster.lease
+        await cluster.tick()
+        assert not cluster.is_leader  # 0.85 of the lease without a renewal: it steps down
+        assert first.app.liveness()["sender"]["status"] == "off"
+    finally:
+        cluster.db = real
