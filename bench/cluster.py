@@ -395,16 +395,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="cluster.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--parts", nargs="+", choices=("inbound", "outbound", "failover"),
                    default=["inbound", "outbound", "failover"])
-    p.add_argument("--updates", "-n", type=int, default=1000, help="measured updates per inbound round (default 1000)")
-    p.add_argument("--concurrency", "-c", type=int, default=40, help="webhook requests in flight (default 40)")
-    p.add_argument("--rounds", "-r", type=int, default=3, help="inbound rounds per configuration (default 3)")
-    p.add_argument("--warmup", type=int, default=200, help="warm-up updates per round (default 200)")
-    p.add_argument("--timeout", type=float, default=300.0)
+    pg.add_inbound_arguments(p)
     p.add_argument("--surveys", type=int, default=900, help="due surveys for the outbound part (default 900: ~30 s)")
     p.add_argument("--kills", type=int, default=10, help="leader kills in the failover part (default 10)")
     p.add_argument("--lease", type=float, default=3.0, help="cluster.lease in seconds for parts 2 and 3 (default 3)")
     p.add_argument("--failover-rate", type=float, default=10.0, help="sender msg/s in the failover part (default 10)")
-    p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     args.profile = None
     return args

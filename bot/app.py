@@ -137,6 +137,7 @@ class FeedbotApp:
                 on_outbox=self.sender.wake,
             )
             self.sender.wake_others = self.cluster.wake_leader
+            self.sender.may_send = self.cluster.holds
             if self.web is not None:
                 await self.web.share(self.db, self.cluster_settings.instance)
             await self.cluster.start()
@@ -185,7 +186,7 @@ class FeedbotApp:
     def _leader_only(self, job: Any) -> Any:
         """A periodic job that runs on the leader only: once per period for the whole cluster."""
         async def run() -> None:
-            if self.cluster.is_leader:
+            if self.cluster.holds():
                 await job()
 
         run.__name__ = getattr(job, "__name__", "job")

@@ -60,6 +60,9 @@ class Solo:
     def __init__(self, name: str) -> None:
         self.name = name
 
+    def holds(self) -> bool:
+        return True
+
     async def start(self) -> None:
         return None
 
@@ -100,6 +103,7 @@ class Cluster:
         self._renewed_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._notifying: asyncio.Task[None] | None = None
+        self._work: asyncio.Task[None] | None = None
         self._changing = asyncio.Lock()
         self._stopping = False  # stop(): keep the lease while the leader's work winds down, lead no more
         self.leader_since: float | None = None
@@ -107,6 +111,13 @@ class Cluster:
     @property
     def role(self) -> str:
         return "leader" if self.is_leader else "follower"
+
+    def holds(self) -> bool:
+        """Leader, and sure of it by this process's own clock: the last renewal that got through
+        is less than 0.8 of the lease ago. A process that stalled (a starved event loop, a
+        paused VM) past that may have lost the lease without having run a tick to learn it:
+        the leader's work asks this before each step (a job, a send), not only is_leader."""
+        return self.is_leader and self.monotonic() - self._renewed_at < STEP_DOWN_AT * self.lease
 
     async def start(self) -> None:
         if self._on_outbox is not None:
@@ -124,11 +135,14 @@ class Cluster:
 
     async def tick(self) -> None:
         """Renew (or try to take) the leader's lease and this instance's outbox claims."""
+        was_sure = self.holds()
         try:
-            async with self.db.transaction() as tx:
+            # On a connection of its own: a long write of this process must not hold it up.
+            async with self.db.side_transaction() as tx:
                 held = await leases.acquire(tx, leases.LEADER, self.name, self.lease)
-                await outbox.renew_claims(tx, self.name, self.lease)
             self._renewed_at = self.monotonic()
+            async with self.db.side_transaction() as tx:
+                await outbox.renew_claims(tx, self.name, self.lease)
         except Exception as exc:
             log.warning("cluster: cannot renew the leader's lease: %s: %s", type(exc).__name__, exc)
             # Not knowing whether we still lead: step down before our lease can run out.
@@ -141,11 +155,18 @@ class Cluster:
         if self._stopping:
             return
         await self._become(held)
-        if self.is_leader and self._while_leading is not None:
-            try:
-                await self._while_leading()
-            except Exception:
-                log.exception("cluster: the leader's periodic work failed")
+        if self.is_leader and not was_sure and self._on_outbox is not None:
+            self._on_outbox()  # the sender may have held back (holds() was false): it may go on
+        if self.is_leader and self._while_leading is not None and (self._work is None or self._work.done()):
+            # Beside the ticks, not in them: it waits for the writer, the next renewal must not.
+            self._work = asyncio.create_task(self._leading_work())
+
+    async def _leading_work(self) -> None:
+        assert self._while_leading is not None
+        try:
+            await self._while_leading()
+        except Exception:
+            log.exception("cluster: the leader's periodic work failed")
 
     async def _become(self, leader: bool) -> None:
         async with self._changing:
@@ -189,11 +210,12 @@ class Cluster:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._notifying is not None:
-            await asyncio.gather(self._notifying, return_exceptions=True)
+        for task in (self._notifying, self._work):
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
         if was_leader:
             try:
-                async with self.db.transaction() as tx:
+                async with self.db.side_transaction() as tx:
                     await leases.release(tx, leases.LEADER, self.name)
             except Exception as exc:
                 log.warning("cluster: could not give the lease up (it runs out by itself): %s", exc)

@@ -157,10 +157,14 @@ async def mark_sending(conn: Connection, item_id: int, claimed_by: str | None = 
 
 
 async def renew_claims(conn: Connection, claimed_by: str, lease_seconds: float) -> int:
-    """Move the lease of every row this instance is sending forward (it is alive)."""
+    """Move the lease of every row this instance is sending forward (it is alive). On
+    PostgreSQL rows locked right now are left as they are (their send is being recorded):
+    the renewal, on a connection of its own, never waits for the instance's own writes."""
     lease, lease_args = clock_sql(conn, lease_seconds)
+    skip = " FOR UPDATE SKIP LOCKED" if dialect(conn) == "postgresql" else ""
     cur = await conn.execute(
-        f"UPDATE outbox SET lease_until = {lease} WHERE status = 'sending' AND claimed_by = ?",
+        f"UPDATE outbox SET lease_until = {lease} WHERE id IN (SELECT id FROM outbox"
+        f" WHERE status = 'sending' AND claimed_by = ?{skip})",
         (*lease_args, claimed_by),
     )
     return cur.rowcount

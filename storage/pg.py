@@ -349,6 +349,9 @@ class PgDatabase:
         # LISTEN: one connection of its own, reopened by keep_listening() when it was lost.
         self._listener: asyncpg.Connection | None = None
         self._listening: dict[str, list[Callable[[str], None]]] = {}
+        # side_transaction(): a connection of its own for the cluster's lease, beside the writer.
+        self._side: asyncpg.Connection | None = None
+        self._side_lock = asyncio.Lock()
 
     def sql(self, text: str) -> _Sql:
         """The translation of one SQL text, made once per text."""
@@ -383,6 +386,10 @@ class PgDatabase:
         listener, self._listener = self._listener, None
         if listener is not None:
             await _settled(listener.close())
+        async with self._side_lock:
+            side, self._side = self._side, None
+            if side is not None:
+                await _settled(side.close())
         if self._writer is not None:
             async with self._write_lock:
                 await self._commit_units()
@@ -521,6 +528,19 @@ class PgDatabase:
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
         return list(await self.reader.execute_fetchall(sql, params))
+
+    @asynccontextmanager
+    async def side_transaction(self) -> AsyncIterator[PgConnection]:
+        """A short transaction on a connection of its own, not behind this process's writer
+        lock: the cluster's lease renewal must not wait for a long write (a dispatch batch, a
+        group of units) or the lease could run out while the process is busy, not dead."""
+        async with self._side_lock:
+            if self._side is None or self._side.is_closed():
+                self._side = await asyncpg.connect(self.url)
+                await _setup(self._side)
+            conn = PgConnection(self, self._side)
+            async with self._side.transaction():
+                yield conn
 
     # --- LISTEN / NOTIFY between processes ------------------------------------
 

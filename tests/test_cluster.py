@@ -154,7 +154,7 @@ async def test_a_leader_cut_off_from_the_database_steps_down_before_its_lease_ru
     cluster._renewed_at = now[0]
 
     class Unreachable:
-        def transaction(self):
+        def side_transaction(self):
             raise OSError("connection refused")
 
         async def keep_listening(self) -> bool:
@@ -171,3 +171,12 @@ async def test_a_leader_cut_off_from_the_database_steps_down_before_its_lease_ru
         assert first.app.liveness()["sender"]["status"] == "off"
     finally:
         cluster.db = real
+
+
+async def test_a_leader_busy_with_a_long_write_keeps_its_lease(pair):
+    """The lease is renewed beside the writer: a write transaction longer than the lease (a
+    big dispatch batch on a loaded machine) does not hand the lead to another instance."""
+    first, second = pair
+    async with first.app.db.transaction():
+        await asyncio.sleep(2.5)  # the lease is 1 s
+    assert first.app.cluster.holds() and not second.app.cluster.is_leader

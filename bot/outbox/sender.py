@@ -103,6 +103,8 @@ class Sender:
         self._wake = asyncio.Event()
         # Rows written here may be another instance's to send (the cluster's leader): tell it.
         self.wake_others: Callable[[], None] | None = None
+        # With several instances: whether this one still surely leads (checked before each claim).
+        self.may_send: Callable[[], bool] | None = None
         self._stopping = False
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.stats = {"sent": 0, "retried": 0, "failed": 0, "unknown": 0, "rate_limited": 0}
@@ -173,7 +175,7 @@ class Sender:
         wait = min([IDLE_WAIT, *pauses.values()])
         held: set[tuple[str, str]] = set()  # chats whose next message must wait: keep their order
         for row in rows:
-            if self._stopping:
+            if self._stopping or (self.may_send is not None and not self.may_send()):
                 break
             key = (row.channel, row.chat_id)
             if key in held or key in self._in_flight:
