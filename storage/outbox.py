@@ -145,15 +145,23 @@ async def mark_sending(conn: Connection, item_id: int, claimed_by: str | None = 
     """Claim a pending row for `lease_seconds`; False if someone else claimed it first. On
     PostgreSQL a row another instance is claiming right now is skipped, not waited for
     (FOR UPDATE SKIP LOCKED): the loser moves on to its next row at once."""
+    cur = await conn.execute(*_claim(conn, item_id, claimed_by, lease_seconds))
+    return cur.rowcount == 1
+
+
+async def claim(db: Any, item_id: int, claimed_by: str | None = None, lease_seconds: float = CLAIM_LEASE_S) -> bool:
+    """mark_sending as a write of its own, committed before this returns (db.write_grouped:
+    one round trip on PostgreSQL, grouped with other writes on SQLite)."""
+    _, count = await db.write_grouped(*_claim(db, item_id, claimed_by, lease_seconds))
+    return count == 1
+
+
+def _claim(conn: Any, item_id: int, claimed_by: str | None, lease_seconds: float) -> tuple[str, tuple[Any, ...]]:
     lease, lease_args = clock_sql(conn, lease_seconds)
     where = ("id = (SELECT id FROM outbox WHERE id = ? AND status = 'pending' FOR UPDATE SKIP LOCKED)"
              if dialect(conn) == "postgresql" else "id = ? AND status = 'pending'")
-    cur = await conn.execute(
-        f"UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?, lease_until = {lease}"
-        f" WHERE {where}",
-        (claimed_by, *lease_args, item_id),
-    )
-    return cur.rowcount == 1
+    return (f"UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?, lease_until = {lease}"
+            f" WHERE {where}", (claimed_by, *lease_args, item_id))
 
 
 async def renew_claims(conn: Connection, claimed_by: str, lease_seconds: float) -> int:
@@ -175,10 +183,17 @@ def _in(ids: list[int]) -> str:
 
 
 async def mark_sent(conn: Connection, ids: list[int], platform_message_id: str | None, now: datetime) -> None:
-    await conn.execute(
-        f"UPDATE outbox SET status = 'sent', platform_message_id = ?, sent_at = ? WHERE id IN ({_in(ids)})",
-        (platform_message_id, to_db(now), *ids),
-    )
+    await conn.execute(*_sent(ids, platform_message_id, now))
+
+
+async def record_sent(db: Any, ids: list[int], platform_message_id: str | None, now: datetime) -> None:
+    """mark_sent as a write of its own (db.write_grouped, as claim())."""
+    await db.write_grouped(*_sent(ids, platform_message_id, now))
+
+
+def _sent(ids: list[int], platform_message_id: str | None, now: datetime) -> tuple[str, tuple[Any, ...]]:
+    return (f"UPDATE outbox SET status = 'sent', platform_message_id = ?, sent_at = ? WHERE id IN ({_in(ids)})",
+            (platform_message_id, to_db(now), *ids))
 
 
 async def mark_retry(conn: Connection, ids: list[int], at: datetime, error: str, count_attempt: bool = True) -> None:

@@ -469,9 +469,11 @@ class PgDatabase:
                 waiter.set_result(None)
 
     async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
-        """One write statement, committed before this returns: (lastrowid, rowcount)."""
-        async with self.transaction() as tx:
-            cur = await tx.execute(sql, params)
+        """One write statement, committed before this returns: (lastrowid, rowcount). The
+        statement is its own transaction: one round trip, not three (BEGIN, it, COMMIT)."""
+        async with self._write_lock:
+            await self._commit_units()
+            cur = await self.writer._execute(sql, params)
         return cur.lastrowid, cur.rowcount
 
     async def heartbeat(self, at: str) -> None:
