@@ -43,7 +43,7 @@ CAP = 30.0
 async def setup(app: FeedbotApp, tg: h.BenchTelegramServer, clock: FakeClock, n: int) -> list[int]:
     """N customers with a linked chat and a survey due SURVEY_DELAY after now; returns user ids."""
     policy = app.config.survey_policy()
-    touchpoints = app.config.get("survey", "touchpoints")
+    touchpoints = app.config.survey.touchpoints
     users = [h.FIRST_USER_ID + i for i in range(n)]
 
     async def customer(i: int) -> None:

@@ -20,7 +20,7 @@ from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.zalo.channel import DbTokenStore, ZaloChannel
 from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
-from bot.config import API_BASE_URL_EXAMPLE, Config
+from bot.config import API_BASE_URL_EXAMPLE, AgentsSection, Config
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from bot.services.digest import service_for
 from bot.engine import Engine
@@ -70,7 +70,7 @@ class FeedbotApp:
         self.config = config
         self.clock = clock or SystemClock()
         self.sender_clock = sender_clock
-        self.db = config.database()
+        self.db = config.database.open()
         self.telegram: TelegramChannel | None = None
         self.zalo: ZaloChannel | None = None
         self.zalo_webhook: ZaloWebhook | None = None
@@ -95,25 +95,25 @@ class FeedbotApp:
         await self._open_database()
         async with self.db.transaction() as tx:
             # No token configured: generate one once and keep it (`feedbot api-token` shows it).
-            self.api_token = cfg.get("http", "api_token") or await settings.get_or_create(
+            self.api_token = cfg.http.api_token or await settings.get_or_create(
                 tx, "api_token", lambda: secrets.token_urlsafe(24)
             )
-            webhook_secret = cfg.get("telegram", "webhook_secret") or await settings.get_or_create(
+            webhook_secret = cfg.telegram.webhook_secret or await settings.get_or_create(
                 tx, "telegram_webhook_secret", lambda: secrets.token_urlsafe(32)
             )
             web_secrets = await web_chat.load_secrets(tx, cfg)
-        self.bot_username = cfg.get("telegram", "bot_username").lstrip("@") or None
+        self.bot_username = cfg.telegram.bot_username.lstrip("@") or None
         if cfg.telegram_enabled:
             await self._start_telegram()
         if cfg.zalo_enabled:
             await self._start_zalo()
-        if cfg.get("web", "enabled"):
+        if cfg.web.enabled:
             self.web = WebChannel(self.db, self.clock)
             self.channels["web"] = self.web
 
         policy = cfg.survey_policy()
-        shop = cfg.get("shop", "name")
-        agents = cfg.section("agents")
+        shop = cfg.shop.name
+        agents = cfg.agents
         await self._build_services(policy, shop, agents)
         # Reports work without Telegram (CLI, HTTP); sending needs the channel and owners.
         self.digests = service_for(cfg, self.db, self.clock, owners=self.telegram is not None, wake_sender=self.sender.wake)
@@ -125,7 +125,7 @@ class FeedbotApp:
 
         if self.telegram is not None:
             if cfg.telegram_webhook:
-                await self.telegram.use_webhook(cfg.get("http", "public_url") + TELEGRAM_WEBHOOK_PATH, webhook_secret)
+                await self.telegram.use_webhook(cfg.http.public_url + TELEGRAM_WEBHOOK_PATH, webhook_secret)
             else:
                 await self.telegram.use_polling()
         if dialect(self.db) == "postgresql":
@@ -195,8 +195,8 @@ class FeedbotApp:
     async def _open_database(self) -> None:
         """Open, migrate and write once: a database the bot cannot write to stops start-up
         with a message naming database.path (not a bot that runs and fails every write)."""
-        path = self.config.get("database", "path")
-        key, path = ("database.url", "on PostgreSQL") if self.config.get("database", "url") else ("database.path", repr(path))
+        path = self.config.database.path
+        key, path = ("database.url", "on PostgreSQL") if self.config.database.url else ("database.path", repr(path))
         try:
             await self.db.open()
             await self.db.heartbeat(datetime.now(timezone.utc).isoformat())
@@ -222,7 +222,7 @@ class FeedbotApp:
             parts["scheduler"] = _scheduler_status(self.scheduler, datetime.now(timezone.utc))
         return parts
 
-    async def _build_services(self, policy: SurveyPolicy, shop: str, agents: dict[str, Any]) -> None:
+    async def _build_services(self, policy: SurveyPolicy, shop: str, agents: AgentsSection) -> None:
         """The executor, the desk's roles, the sender, the dispatcher, privacy and the engine;
         every service registers its decision handlers with the executor."""
         cfg = self.config
@@ -230,35 +230,35 @@ class FeedbotApp:
         self.desk = DeskGroup(
             self.effects,
             DeskConfig(
-                chat_id=agents["chat_id"] if self.telegram else None,
-                agent_ids=frozenset(agents["agent_ids"]),
-                supervisor=agents["supervisor"],
-                owner_chat_ids=agents["owner_chat_ids"] if self.telegram else (),
-                language=agents["language"],
-                topics=agents["topics"],
-                agent_page=cfg.get("agent_page", "enabled"),
+                chat_id=agents.chat_id if self.telegram else None,
+                agent_ids=frozenset(agents.agent_ids),
+                supervisor=agents.supervisor,
+                owner_chat_ids=agents.owner_chat_ids if self.telegram else (),
+                language=agents.language,
+                topics=agents.topics,
+                agent_page=cfg.agent_page.enabled,
             ),
             shop_name=shop,
             timezone=cfg.tz,
         )
         self.threads = TicketThreads(self.db, self.clock, self.desk)
         forum = None
-        if self.telegram is not None and agents["chat_id"] and agents["topics"]:
-            forum = await self.telegram.is_forum(agents["chat_id"])
+        if self.telegram is not None and agents.chat_id and agents.topics:
+            forum = await self.telegram.is_forum(agents.chat_id)
         await self.threads.start(is_forum=forum)
-        sender_cfg = cfg.section("sender")
+        sender_cfg = cfg.sender
         limiter = None
         if dialect(self.db) == "postgresql":  # other instances may lead later: a 429's pause is shared
             limiter = ClusterRateLimiter(self.channels, db=self.db, instance=self.cluster_settings.instance,
-                                         messages_per_second=sender_cfg["messages_per_second"])
+                                         messages_per_second=sender_cfg.messages_per_second)
         self.sender = Sender(
             self.db,
             self.channels,
             limiter=limiter,
-            messages_per_second=sender_cfg["messages_per_second"],
-            max_attempts=sender_cfg["max_attempts"],
-            backoff_base=sender_cfg["backoff_base"],
-            backoff_max=sender_cfg["backoff_max"],
+            messages_per_second=sender_cfg.messages_per_second,
+            max_attempts=sender_cfg.max_attempts,
+            backoff_base=sender_cfg.backoff_base,
+            backoff_max=sender_cfg.backoff_max,
             clock=self.sender_clock,
             hooks=self.threads,
             instance=self.cluster_settings.instance,
@@ -272,14 +272,14 @@ class FeedbotApp:
         self.sla = SlaWatchdog(self.db, self.clock, self.agent_desk, wake_sender=self.sender.wake)
         self.dispatcher = SurveyDispatcher(
             self.db, self.clock, policy, shop, self.effects, wake_sender=self.sender.wake,
-            channel_order=cfg.get("survey", "channel_order"),
+            channel_order=cfg.survey.channel_order,
             demo_policy=demo.demo_policy(policy) if cfg.web_demo else None,
-            start_token_ttl=timedelta(days=cfg.get("privacy", "start_token_days")),
+            start_token_ttl=timedelta(days=cfg.privacy.start_token_days),
         )
-        self.privacy = Privacy(self.db, self.clock, retention_days=cfg.get("privacy", "retention_days"), shop_name=shop,
-                               public_url=cfg.get("http", "public_url"),
-                               start_token_days=cfg.get("privacy", "start_token_days"),
-                               trust_first_token_chat=cfg.get("privacy", "trust_first_token_chat"), effects=self.effects)
+        self.privacy = Privacy(self.db, self.clock, retention_days=cfg.privacy.retention_days, shop_name=shop,
+                               public_url=cfg.http.public_url,
+                               start_token_days=cfg.privacy.start_token_days,
+                               trust_first_token_chat=cfg.privacy.trust_first_token_chat, effects=self.effects)
         self.sender.failure_listeners.append(self.privacy.file_undelivered)
         for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher):
             service.register(self.effects)
@@ -290,13 +290,13 @@ class FeedbotApp:
             self.dispatcher,
             self.effects,
             shop_name=shop,
-            default_language=cfg.get("shop", "language"),
+            default_language=cfg.shop.language,
             policy=policy,
             complaints=cfg.complaint_policy(),
             desk=self.desk,
             wake_sender=self.sender.wake,
             privacy=self.privacy,
-            agents_reachable=self.desk.config.chat_id is not None or cfg.get("agent_page", "enabled"),
+            agents_reachable=self.desk.config.chat_id is not None or cfg.agent_page.enabled,
         )
 
     async def _serve_http(self, policy: SurveyPolicy, shop: str, webhook_secret: str, web_secrets: Any) -> None:
@@ -306,9 +306,9 @@ class FeedbotApp:
             db=self.db,
             clock=self.clock,
             policy=policy,
-            touchpoints=cfg.get("survey", "touchpoints"),
+            touchpoints=cfg.survey.touchpoints,
             api_token=self.api_token,
-            max_body_bytes=cfg.get("http", "max_body_bytes"),
+            max_body_bytes=cfg.http.max_body_bytes,
             bot_username=lambda: self.bot_username,
             reports=self.digests,
             web_link=self.web_chat_url if self.web else None,
@@ -322,14 +322,14 @@ class FeedbotApp:
             self.telegram_webhook.register(web_app)
         if self.zalo is not None:
             self.zalo_webhook = ZaloWebhook(
-                self.engine.record, self.engine.process, self.zalo, oa_secret_key=cfg.get("zalo", "oa_secret_key"),
-                max_event_age=cfg.get("zalo", "max_event_age"), clock=self.clock,
+                self.engine.record, self.engine.process, self.zalo, oa_secret_key=cfg.zalo.oa_secret_key,
+                max_event_age=cfg.zalo.max_event_age, clock=self.clock,
             )
             self.zalo_webhook.register(web_app)
         if self.web is not None:
             chat = web_chat.WebChat(
                 db=self.db, clock=self.clock, receive=self.engine.receive, channel=self.web, secrets=web_secrets,
-                limits=web_chat.WebLimits.from_config(cfg), shop_name=shop, public_url=cfg.get("http", "public_url"),
+                limits=web_chat.WebLimits.from_config(cfg), shop_name=shop, public_url=cfg.http.public_url,
                 demo=self.demo_purchase if cfg.web_demo else None,
             )
             chat.add_routes(web_app)
@@ -343,60 +343,60 @@ class FeedbotApp:
         self._runner = web.AppRunner(web_app, access_log=None,
                                      keepalive_timeout=self.connection_limits.keepalive_timeout)
         await self._runner.setup()
-        site = GuardedSite(self._runner, cfg.get("http", "host"), cfg.get("http", "port"), self.guard)
+        site = GuardedSite(self._runner, cfg.http.host, cfg.http.port, self.guard)
         try:
             await site.start()
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
-            raise StartupError(f"port {cfg.get('http', 'port')} is in use: set http.port") from None
+            raise StartupError(f"port {cfg.http.port} is in use: set http.port") from None
         self.port = self._runner.addresses[0][1]
 
     async def _start_telegram(self) -> None:
         cfg = self.config
-        sender_cfg = cfg.section("sender")
+        sender_cfg = cfg.sender
         self.telegram = TelegramChannel(
-            cfg.get("telegram", "token"),
-            api_base_url=cfg.get("telegram", "api_base_url"),
-            request_timeout=sender_cfg["request_timeout"],
-            per_chat_interval=sender_cfg["per_chat_interval"],
-            group_messages_per_minute=sender_cfg["group_messages_per_minute"],
-            poll_timeout=cfg.get("telegram", "poll_timeout"),
+            cfg.telegram.token,
+            api_base_url=cfg.telegram.api_base_url,
+            request_timeout=sender_cfg.request_timeout,
+            per_chat_interval=sender_cfg.per_chat_interval,
+            group_messages_per_minute=sender_cfg.group_messages_per_minute,
+            poll_timeout=cfg.telegram.poll_timeout,
         )
         try:
             username = await self.telegram.start()
         except Exception as exc:
-            raise StartupError(_telegram_start_error(exc, cfg.get("telegram", "api_base_url"))) from None
+            raise StartupError(_telegram_start_error(exc, cfg.telegram.api_base_url)) from None
         self.bot_username = self.bot_username or username
         self.channels["telegram"] = self.telegram
 
     async def _start_zalo(self) -> None:
-        z = self.config.section("zalo")
+        z = self.config.zalo
         self.zalo = ZaloChannel(
-            app_id=z["app_id"], app_secret=z["app_secret"], access_token=z["access_token"],
-            refresh_token=z["refresh_token"], tokens=DbTokenStore(self.db, self.clock), clock=self.clock,
-            api_base_url=z["api_base_url"], oauth_base_url=z["oauth_base_url"],
-            request_timeout=self.config.get("sender", "request_timeout"),
-            per_chat_interval=self.config.get("sender", "per_chat_interval"),
-            messages_per_second=z["messages_per_second"], buttons=z["buttons"], refresh_margin=z["refresh_margin"],
+            app_id=z.app_id, app_secret=z.app_secret, access_token=z.access_token,
+            refresh_token=z.refresh_token, tokens=DbTokenStore(self.db, self.clock), clock=self.clock,
+            api_base_url=z.api_base_url, oauth_base_url=z.oauth_base_url,
+            request_timeout=self.config.sender.request_timeout,
+            per_chat_interval=self.config.sender.per_chat_interval,
+            messages_per_second=z.messages_per_second, buttons=z.buttons, refresh_margin=z.refresh_margin,
         )
         await self.zalo.start()
         self.channels["zalo"] = self.zalo
 
     def _start_scheduler(self) -> None:
-        interval = self.config.get("survey", "dispatch_interval").total_seconds()
+        interval = self.config.survey.dispatch_interval.total_seconds()
         scheduler = AsyncIOScheduler(timezone=self.config.tz)
         jobs = (
             ("dispatch-due-surveys", self.dispatcher.dispatch_due, interval),
             ("expire-surveys", self.dispatcher.expire, HOUSEKEEPING_INTERVAL_S),
             ("survey-reminders", self.dispatcher.remind, HOUSEKEEPING_INTERVAL_S),
-            ("sla-watchdog", self.sla.watch_sla, self.config.get("sla", "watchdog_interval").total_seconds()),
-            ("retention-purge", self.privacy.purge, self.config.get("privacy", "purge_interval").total_seconds()),
+            ("sla-watchdog", self.sla.watch_sla, self.config.sla.watchdog_interval.total_seconds()),
+            ("retention-purge", self.privacy.purge, self.config.privacy.purge_interval.total_seconds()),
         )
         if self.digests.can_send:
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a
             # Monday missed while the bot was down is sent as soon as it is back.
-            jobs += (("weekly-digest", self.digests.send_due, self.config.get("digest", "check_interval").total_seconds()),)
+            jobs += (("weekly-digest", self.digests.send_due, self.config.digest.check_interval.total_seconds()),)
         for job_id, func, seconds in jobs:
             # coalesce + max_instances=1: a slow run is never doubled up; the first run is
             # now, so surveys that came due while the bot was down go out at start.
@@ -437,15 +437,15 @@ class FeedbotApp:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.config.get('http', 'host')}:{self.port}"
+        return f"http://{self.config.http.host}:{self.port}"
 
     def web_chat_url(self, link_token: str | None = None) -> str:
         """The web chat page (with a link token: the customer's survey), public address first."""
-        return web_chat.chat_url(self.config.get("http", "public_url") or self.base_url, link_token)
+        return web_chat.chat_url(self.config.http.public_url or self.base_url, link_token)
 
     async def demo_purchase(self) -> demo.PurchaseOutcome:
         cfg = self.config
-        return await demo.create_demo_purchase(self.db, self.clock, cfg.survey_policy(), cfg.get("survey", "touchpoints"))
+        return await demo.create_demo_purchase(self.db, self.clock, cfg.survey_policy(), cfg.survey.touchpoints)
 
 
 def _scheduler_status(scheduler: AsyncIOScheduler, now: datetime) -> dict[str, str]:

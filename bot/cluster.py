@@ -46,8 +46,7 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: Any) -> "Settings":
-        section = config.section("cluster")
-        return cls(section["lease"].total_seconds(), instance_name(section["instance_name"]))
+        return cls(config.cluster.lease.total_seconds(), instance_name(config.cluster.instance_name))
 
 
 class Solo:

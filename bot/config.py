@@ -9,7 +9,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -467,78 +467,327 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
 }
 
 
+# --- typed sections: one frozen dataclass per SCHEMA section, its fields named as its keys ---
+# Built from SCHEMA's parsed values (`Section.of`); SCHEMA stays the one table of parsers and
+# defaults. A key added to SCHEMA gets its field here too (tests/test_config.py checks both
+# agree), and code reads it as `config.<section>.<key>`.
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Section:
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> Any:
+        """The section from its parsed values (keys SCHEMA has and this class does not are
+        left out: see Config.get)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class ShopSection(Section):
+    name: str
+    timezone: str
+    language: str
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class DatabaseSection(Section):
+    path: str
+    url: str  # PostgreSQL when set, else SQLite at `path`
+
+    def open(self) -> Any:
+        """The configured storage backend (not yet open)."""
+        return open_database(self.path, self.url or None)
+
+    def __call__(self) -> Any:
+        """TRANSITIONAL, like Config.get: `config.database()` from before the typed sections;
+        use `config.database.open()`."""
+        return self.open()
+
+    def describe(self) -> str:
+        """Where the data is, for messages (never the URL: it may carry a password)."""
+        return "PostgreSQL" if self.url else self.path
+
+
+@dataclass(frozen=True)
+class HttpSection(Section):
+    host: str
+    port: int
+    api_token: str
+    max_body_bytes: int
+    public_url: str
+    header_timeout: timedelta
+    body_timeout: timedelta
+    keepalive_timeout: timedelta
+    max_connections: int
+    max_connections_per_address: int
+    trusted_proxies: tuple[Network, ...]
+
+
+@dataclass(frozen=True)
+class TelegramSection(Section):
+    token: str
+    api_base_url: str
+    bot_username: str
+    mode: str  # auto, polling, webhook
+    webhook_secret: str
+    poll_timeout: int
+
+
+@dataclass(frozen=True)
+class SurveySection(Section):
+    delay: timedelta
+    quiet_hours: tuple[time, time]
+    expires_after: timedelta
+    reminder: bool
+    reminder_after: timedelta
+    fatigue_days: int
+    max_lateness: timedelta
+    comment_window: timedelta
+    touchpoints: tuple[str, ...]
+    dispatch_interval: timedelta
+    channel_order: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AgentsSection(Section):
+    chat_id: str | None  # the agents' group, None: none
+    agent_ids: tuple[str, ...]
+    supervisor: str
+    owner_chat_ids: tuple[str, ...]
+    language: str
+    topics: bool
+
+
+@dataclass(frozen=True)
+class ComplaintsSection(Section):
+    low_score: int
+    categories: tuple[str, ...]
+    severe_categories: tuple[str, ...]
+    keywords: tuple[str, ...]
+    reopen_window: timedelta
+    max_photos: int
+    vip_spend_12m: int
+    vip_orders_12m: int
+
+
+@dataclass(frozen=True)
+class QuestionsSection(Section):
+    first_response: timedelta
+    follow_up_window: timedelta
+
+
+@dataclass(frozen=True)
+class SlaSection(Section):
+    normal: tuple[timedelta, timedelta]  # first response, resolution
+    high: tuple[timedelta, timedelta]
+    urgent: tuple[timedelta, timedelta]
+    watchdog_interval: timedelta
+
+
+@dataclass(frozen=True)
+class DigestSection(Section):
+    enabled: bool
+    weekday: int  # 0 = Monday
+    time: time
+    language: str
+    english_owner_chat_ids: tuple[str, ...]
+    weeks_in_chart: int
+    alert_drop: float
+    alert_min_answers: int
+    check_interval: timedelta
+
+
+@dataclass(frozen=True)
+class SenderSection(Section):
+    messages_per_second: float
+    per_chat_interval: float
+    group_messages_per_minute: float
+    max_attempts: int
+    backoff_base: float
+    backoff_max: float
+    request_timeout: float
+
+
+@dataclass(frozen=True)
+class LoggingSection(Section):
+    level: str
+
+
+@dataclass(frozen=True)
+class ZaloSection(Section):
+    app_id: str
+    oa_secret_key: str
+    app_secret: str
+    access_token: str
+    refresh_token: str
+    api_base_url: str
+    oauth_base_url: str
+    max_event_age: timedelta
+    buttons: bool
+    messages_per_second: float
+    refresh_margin: timedelta
+
+
+@dataclass(frozen=True)
+class AgentPageSection(Section):
+    enabled: bool
+    session_lifetime: timedelta
+    poll_interval: timedelta
+
+
+@dataclass(frozen=True)
+class WebSection(Section):
+    enabled: bool
+    demo: bool | None  # None: 'auto'
+    max_message_chars: int
+    max_frame_bytes: int
+    messages_per_minute: int
+    allowed_origins: tuple[str, ...]
+    customer_token_secret: str
+    max_sockets_per_session: int
+    max_sockets_per_address: int
+    new_sessions_per_minute: int
+    new_sessions_per_minute_total: int
+    demos_per_minute: int
+    demos_per_minute_total: int
+    anonymous_tickets_per_hour: int
+    anonymous_tickets_per_hour_total: int
+
+
+@dataclass(frozen=True)
+class ClusterSection(Section):
+    lease: timedelta  # the leader's lease and an outbox claim's (PostgreSQL; bot/cluster.py)
+    instance_name: str  # empty: host-pid-random
+
+
+@dataclass(frozen=True)
+class PrivacySection(Section):
+    retention_days: int
+    purge_interval: timedelta
+    start_token_days: int
+    trust_first_token_chat: bool
+
+
 @dataclass(frozen=True)
 class Config:
-    values: Mapping[str, Mapping[str, Any]]
+    """The parsed config: one typed section per SCHEMA section (`config.survey.delay`)."""
+
+    shop: ShopSection
+    database: DatabaseSection
+    http: HttpSection
+    telegram: TelegramSection
+    survey: SurveySection
+    agents: AgentsSection
+    complaints: ComplaintsSection
+    questions: QuestionsSection
+    sla: SlaSection
+    digest: DigestSection
+    sender: SenderSection
+    logging: LoggingSection
+    zalo: ZaloSection
+    agent_page: AgentPageSection
+    web: WebSection
+    cluster: ClusterSection
+    privacy: PrivacySection
+    values: Mapping[str, Mapping[str, Any]]  # every parsed value by section and key
     source: str = "embedded defaults"
 
-    def database(self) -> Any:
-        """The configured storage backend (not yet open): PostgreSQL if database.url is set."""
-        return open_database(self.get("database", "path"), self.get("database", "url") or None)
+    @classmethod
+    def from_values(cls, values: Mapping[str, Mapping[str, Any]], source: str) -> "Config":
+        names = [f.name for f in fields(cls) if f.name not in ("values", "source")]
+        return cls(**{name: SECTION_TYPES[name].of(values[name]) for name in names}, values=values, source=source)
 
     def get(self, section: str, key: str) -> Any:
+        """TRANSITIONAL, for feature code written this session before the typed sections:
+        read `config.<section>.<key>` instead (give a new key its field in the section's
+        class). To be removed once no caller is left."""
         return self.values[section][key]
 
     def section(self, name: str) -> Mapping[str, Any]:
+        """TRANSITIONAL, like get(): a section's values by key."""
         return self.values[name]
+
+    def secrets(self) -> list[str]:
+        """Every value that may be a secret (ENV_SECRETS), to keep them out of logs."""
+        return [self.values[section][key] for section, key in ENV_SECRETS]
 
     @property
     def telegram_enabled(self) -> bool:
-        return bool(self.get("telegram", "token"))
+        return bool(self.telegram.token)
 
     @property
     def telegram_webhook(self) -> bool:
-        mode = self.get("telegram", "mode")
+        mode = self.telegram.mode
         if mode == "auto":
-            return bool(self.get("http", "public_url"))
+            return bool(self.http.public_url)
         return mode == "webhook"
 
     @property
     def zalo_enabled(self) -> bool:
-        return bool(self.get("zalo", "app_id"))
+        return bool(self.zalo.app_id)
 
     @property
     def web_demo(self) -> bool:
         """Demo mode of the web chat: on by default only in the first-run setup (no Telegram
         token and no Zalo app): a shop that serves real customers gets no anonymous demo button."""
-        demo = self.get("web", "demo")
+        demo = self.web.demo
         first_run = not self.telegram_enabled and not self.zalo_enabled
-        return self.get("web", "enabled") and (first_run if demo is None else demo)
+        return self.web.enabled and (first_run if demo is None else demo)
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.get("shop", "timezone"))
+        return self.shop.tz
+
+    def local_url(self) -> str:
+        """This server's address as configured: http.public_url, else http://host:port."""
+        return self.http.public_url or f"http://{self.http.host}:{self.http.port}"
 
     def survey_policy(self) -> SurveyPolicy:
-        s = self.section("survey")
-        quiet_start, quiet_end = s["quiet_hours"]
+        s = self.survey
+        quiet_start, quiet_end = s.quiet_hours
         return SurveyPolicy(
             timezone=self.tz,
-            delay=s["delay"],
+            delay=s.delay,
             quiet_start=quiet_start,
             quiet_end=quiet_end,
-            expires_after=s["expires_after"],
-            reminder_after=s["reminder_after"] if s["reminder"] else None,
-            fatigue=timedelta(days=s["fatigue_days"]),
-            max_lateness=s["max_lateness"],
-            comment_window=s["comment_window"],
+            expires_after=s.expires_after,
+            reminder_after=s.reminder_after if s.reminder else None,
+            fatigue=timedelta(days=s.fatigue_days),
+            max_lateness=s.max_lateness,
+            comment_window=s.comment_window,
         )
 
     def complaint_policy(self) -> ComplaintPolicy:
-        c = self.section("complaints")
+        c = self.complaints
         return ComplaintPolicy(
-            low_score=c["low_score"],
-            categories=c["categories"],
-            severe_categories=c["severe_categories"],
-            keywords=c["keywords"],
-            reopen_window=c["reopen_window"],
-            max_photos=c["max_photos"],
-            vip_spend_12m=Decimal(c["vip_spend_12m"]),
-            vip_orders_12m=c["vip_orders_12m"],
-            sla={level: self.get("sla", level) for level in ("normal", "high", "urgent")},
-            question_first_response=self.get("questions", "first_response"),
-            question_window=self.get("questions", "follow_up_window"),
+            low_score=c.low_score,
+            categories=c.categories,
+            severe_categories=c.severe_categories,
+            keywords=c.keywords,
+            reopen_window=c.reopen_window,
+            max_photos=c.max_photos,
+            vip_spend_12m=Decimal(c.vip_spend_12m),
+            vip_orders_12m=c.vip_orders_12m,
+            sla={"normal": self.sla.normal, "high": self.sla.high, "urgent": self.sla.urgent},
+            question_first_response=self.questions.first_response,
+            question_window=self.questions.follow_up_window,
         )
+
+
+# Each section's class, by its SCHEMA name.
+SECTION_TYPES: dict[str, type[Section]] = {
+    "shop": ShopSection, "database": DatabaseSection, "http": HttpSection, "telegram": TelegramSection,
+    "survey": SurveySection, "agents": AgentsSection, "complaints": ComplaintsSection,
+    "questions": QuestionsSection, "sla": SlaSection, "digest": DigestSection, "sender": SenderSection,
+    "logging": LoggingSection, "zalo": ZaloSection, "agent_page": AgentPageSection, "web": WebSection,
+    "cluster": ClusterSection, "privacy": PrivacySection,
+}
 
 
 def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "<memory>") -> Config:
@@ -564,37 +813,38 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
             except ValueError as exc:
                 origin = f" (from ${env_name})" if env_name and env.get(env_name) else ""
                 raise ConfigError(f"{section}.{key}{origin}: {exc}") from None
-    _check_consistency(values)
-    return Config(values, source)
+    config = Config.from_values(values, source)
+    _check_consistency(config)
+    return config
 
 
-def _check_consistency(values: Mapping[str, Mapping[str, Any]]) -> None:
-    tg = values["telegram"]
-    if tg["token"]:
-        _check_bot_token(tg["token"])
-    if re.search(r"/bot(\d+:[^/]*)?$", tg["api_base_url"], re.IGNORECASE):
+def _check_consistency(config: Config) -> None:
+    tg = config.telegram
+    if tg.token:
+        _check_bot_token(tg.token)
+    if re.search(r"/bot(\d+:[^/]*)?$", tg.api_base_url, re.IGNORECASE):
         raise ConfigError(f"telegram.api_base_url: give the server's address without the /bot suffix"
                           f" (the bot adds /bot<token>/ itself), like {API_BASE_URL_EXAMPLE!r}")
-    if tg["mode"] == "webhook" and not values["http"]["public_url"]:
+    if tg.mode == "webhook" and not config.http.public_url:
         raise ConfigError("http.public_url: telegram.mode = 'webhook' needs the public https URL of this server")
-    if tg["bot_username"] and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", tg["bot_username"].lstrip("@")):
-        raise ConfigError(f"telegram.bot_username: not a Telegram username: {tg['bot_username']!r}")
-    unknown = set(values["complaints"]["severe_categories"]) - set(values["complaints"]["categories"])
+    if tg.bot_username and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", tg.bot_username.lstrip("@")):
+        raise ConfigError(f"telegram.bot_username: not a Telegram username: {tg.bot_username!r}")
+    unknown = set(config.complaints.severe_categories) - set(config.complaints.categories)
     if unknown:
         raise ConfigError(f"complaints.severe_categories: {sorted(unknown)[0]!r} is not in complaints.categories")
-    if values["agents"]["chat_id"] is not None and not values["agents"]["chat_id"].startswith("-"):
+    if config.agents.chat_id is not None and not config.agents.chat_id.startswith("-"):
         raise ConfigError("agents.chat_id: the agents' chat must be a group (its id is negative, e.g. -1001234567890)")
-    english = set(values["digest"]["english_owner_chat_ids"]) - set(values["agents"]["owner_chat_ids"])
+    english = set(config.digest.english_owner_chat_ids) - set(config.agents.owner_chat_ids)
     if english:
         raise ConfigError(f"digest.english_owner_chat_ids: {sorted(english)[0]} is not in agents.owner_chat_ids")
-    zalo = values["zalo"]
-    if zalo["app_id"]:
-        if not zalo["oa_secret_key"]:
+    zalo = config.zalo
+    if zalo.app_id:
+        if not zalo.oa_secret_key:
             raise ConfigError("zalo.oa_secret_key: required when zalo.app_id is set (or $FEEDBOT_ZALO_OA_SECRET_KEY)")
-        if not (zalo["access_token"] or zalo["refresh_token"]):
+        if not (zalo.access_token or zalo.refresh_token):
             raise ConfigError("zalo.access_token: zalo.app_id is set but no access or refresh token is given"
                               " (or $FEEDBOT_ZALO_ACCESS_TOKEN / $FEEDBOT_ZALO_REFRESH_TOKEN)")
-    if tg["webhook_secret"] and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tg["webhook_secret"]):
+    if tg.webhook_secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", tg.webhook_secret):
         raise ConfigError("telegram.webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - only")
 
 

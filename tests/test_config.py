@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SCHEMA, ConfigError, load_config, parse_config, parse_duration
+from dataclasses import fields
+
+from bot.config import SCHEMA, SECTION_TYPES, Config, ConfigError, load_config, parse_config, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:" + "A" * 35
@@ -20,6 +22,33 @@ def test_embedded_defaults_are_valid(tmp_path, monkeypatch):
     policy = config.survey_policy()
     assert policy.delay == timedelta(hours=3) and policy.expires_after == timedelta(hours=72)
     assert policy.reminder_after is None and policy.fatigue == timedelta(days=7)
+
+
+def test_every_schema_key_is_a_typed_field_and_every_field_a_schema_key():
+    """SCHEMA (parsers, defaults) and the typed sections (config.<section>.<key>) agree: a key
+    added to SCHEMA gets its field in the section's class in bot/config.py, a new section its
+    class in SECTION_TYPES and its field on Config."""
+    assert set(SECTION_TYPES) == set(SCHEMA), "a section of SCHEMA without its class in SECTION_TYPES, or the reverse"
+    on_config = {f.name for f in fields(Config)} - {"values", "source"}
+    assert on_config == set(SCHEMA), "Config's section fields differ from SCHEMA's sections"
+    for section, keys in SCHEMA.items():
+        declared = {f.name for f in fields(SECTION_TYPES[section])}
+        assert declared == set(keys), (
+            f"[{section}]: SCHEMA keys without a field in {SECTION_TYPES[section].__name__}: "
+            f"{sorted(set(keys) - declared)}; fields not in SCHEMA: {sorted(declared - set(keys))}"
+        )
+
+
+def test_typed_sections_hold_the_parsed_values():
+    config = parse_config({"survey": {"delay": "90m"}, "agents": {"chat_id": -1001, "agent_ids": [5, 6]},
+                           "database": {"path": "shop.db"}}, {})
+    assert config.survey.delay == timedelta(minutes=90)
+    assert config.agents.chat_id == "-1001" and config.agents.agent_ids == ("5", "6")
+    assert config.sla.normal == (timedelta(hours=2), timedelta(hours=48))
+    assert config.database.describe() == "shop.db"
+    for section in SCHEMA:  # the same values as the mapping the transitional get() reads
+        for key in SCHEMA[section]:
+            assert getattr(getattr(config, section), key) == config.values[section][key]
 
 
 def test_example_file_documents_every_key_and_loads():
@@ -63,8 +92,8 @@ def test_secrets_from_environment_win(tmp_path):
     file = tmp_path / "c.toml"
     file.write_text('[telegram]\ntoken = ""\n[http]\napi_token = "from-file"\n')
     config = load_config(file, env={"FEEDBOT_TELEGRAM_TOKEN": TOKEN, "FEEDBOT_API_TOKEN": "token-from-the-environment-1"})
-    assert config.get("telegram", "token") == TOKEN and config.telegram_enabled
-    assert config.get("http", "api_token") == "token-from-the-environment-1"
+    assert config.telegram.token == TOKEN and config.telegram_enabled
+    assert config.http.api_token == "token-from-the-environment-1"
 
 
 def test_bad_env_secret_names_key_and_variable():
@@ -84,7 +113,7 @@ def test_missing_and_malformed_files(tmp_path):
 def test_config_path_from_environment(tmp_path):
     file = tmp_path / "c.toml"
     file.write_text('[shop]\nname = "Tiệm Hoa"\n')
-    assert load_config(env={"FEEDBOT_CONFIG": str(file)}).get("shop", "name") == "Tiệm Hoa"
+    assert load_config(env={"FEEDBOT_CONFIG": str(file)}).shop.name == "Tiệm Hoa"
 
 
 def test_webhook_mode_follows_public_url():

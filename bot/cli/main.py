@@ -17,7 +17,7 @@ from bot import logs
 from bot.cli import privacy as privacy_cli, web as web_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
-from bot.config import ENV_SECRETS, Config, ConfigError, format_duration, load_config
+from bot.config import Config, ConfigError, format_duration, load_config
 from flows.digest import Week, parse_week, render_text, to_json, week_bounds
 from flows.texts import SUPPORTED
 from storage import settings
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"feedbot: invalid config: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.setup(config.get("logging", "level"), _secrets(config))
+    logs.setup(config.logging.level, _secrets(config))
     if args.command == "run":
         return asyncio.run(_run(config))
     if args.command == "check-config":
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _secrets(config: Config) -> list[str]:
-    return [config.get(section, key) for section, key in ENV_SECRETS]
+    return config.secrets()
 
 
 def _check_config(config: Config) -> int:
@@ -160,22 +160,22 @@ def _check_config(config: Config) -> int:
     if config.telegram_enabled:
         telegram = "webhook" if config.telegram_webhook else "long polling"
     print(f"config OK ({config.source})")
-    print(f"  shop: {config.get('shop', 'name')} ({config.get('shop', 'timezone')}, {config.get('shop', 'language')})")
-    print(f"  database: {'PostgreSQL' if config.get('database', 'url') else config.get('database', 'path')}")
-    print(f"  HTTP API: http://{config.get('http', 'host')}:{config.get('http', 'port')}")
+    print(f"  shop: {config.shop.name} ({config.shop.timezone}, {config.shop.language})")
+    print(f"  database: {config.database.describe()}")
+    print(f"  HTTP API: http://{config.http.host}:{config.http.port}")
     print(f"  telegram: {telegram}")
-    if config.get("web", "enabled"):
+    if config.web.enabled:
         print(f"  web chat: /chat and /widget.js{', demo mode' if config.web_demo else ''}")
-    s = config.section("survey")
-    quiet_start, quiet_end = s["quiet_hours"]
+    s = config.survey
+    quiet_start, quiet_end = s.quiet_hours
     quiet = "none" if quiet_start == quiet_end else f"{quiet_start:%H:%M}-{quiet_end:%H:%M}"
-    print(f"  surveys: {format_duration(s['delay'])} after purchase, quiet hours {quiet},"
-          f" expire after {format_duration(s['expires_after'])}, at most one per {s['fatigue_days']} days")
+    print(f"  surveys: {format_duration(s.delay)} after purchase, quiet hours {quiet},"
+          f" expire after {format_duration(s.expires_after)}, at most one per {s.fatigue_days} days")
     return 0
 
 
 async def _migrate(config: Config) -> int:
-    db = config.database()
+    db = config.database.open()
     try:
         await db.open(migrate=False)
         applied = await db.migrate()
@@ -214,12 +214,12 @@ async def _db_copy(args: argparse.Namespace) -> int:
 
 
 async def _api_token(config: Config) -> int:
-    if config.get("http", "api_token"):
-        print(config.get("http", "api_token"))
+    if config.http.api_token:
+        print(config.http.api_token)
         return 0
     import secrets as random_secrets
 
-    async with config.database() as db:
+    async with config.database.open() as db:
         async with db.transaction() as tx:
             token = await settings.get_or_create(tx, "api_token", lambda: random_secrets.token_urlsafe(24))
     print(token)
@@ -229,20 +229,20 @@ async def _api_token(config: Config) -> int:
 async def _digest(config: Config, args: argparse.Namespace) -> int:
     from bot.services.digest import default_png_path, service_for  # matplotlib only when asked for
 
-    if args.send and not (config.telegram_enabled and config.get("agents", "owner_chat_ids")):
+    if args.send and not (config.telegram_enabled and config.agents.owner_chat_ids):
         print("feedbot: --send needs telegram.token and agents.owner_chat_ids", file=sys.stderr)
         return EXIT_CONFIG
     clock = SystemClock()
-    async with config.database() as db:
+    async with config.database.open() as db:
         service = service_for(config, db, clock, owners=args.send)
         week = args.week or service.default_week()
         if args.send and week_bounds(week, config.tz)[1] > clock.now():
             print(f"feedbot: --send: week {week} is not over yet", file=sys.stderr)
             return EXIT_CONFIG
-        language = args.language or config.get("digest", "language")
+        language = args.language or config.digest.language
         digest = await service.build(week)
         if args.format == "png":
-            path = Path(args.output) if args.output else default_png_path(week, config.get("database", "path"))
+            path = Path(args.output) if args.output else default_png_path(week, config.database.path)
             path.write_bytes(await service.chart(digest, language))
             print(f"chart for {week} written to {path}")
         else:
@@ -267,7 +267,7 @@ async def _export(config: Config, args: argparse.Namespace) -> int:
     tz = config.tz
     start = datetime.combine(args.start, datetime.min.time(), tzinfo=tz).astimezone(timezone.utc)
     end = datetime.combine(args.end + timedelta(days=1), datetime.min.time(), tzinfo=tz).astimezone(timezone.utc)
-    async with config.database() as db:
+    async with config.database.open() as db:
         if not args.output:
             count = await export(db, args.what, args.format, start, end, sys.stdout, tz)
         else:
@@ -301,7 +301,7 @@ async def _run(config: Config) -> int:
     if app.telegram is not None:
         telegram = f"@{app.bot_username} by {'webhook' if config.telegram_webhook else 'long polling'}"
     log.info("feedbot is running: HTTP API on %s, Telegram %s, database %s (config: %s)",
-             app.base_url, telegram, "PostgreSQL" if config.get("database", "url") else config.get("database", "path"),
+             app.base_url, telegram, config.database.describe(),
              config.source)
     log.info("the API bearer token: run `feedbot api-token`; post purchases to %s/api/v1/purchases", app.base_url)
     if app.web is not None:

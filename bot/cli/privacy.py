@@ -62,8 +62,8 @@ def add_commands(sub: argparse._SubParsersAction, config_help: str) -> None:
 
 
 async def run(config: Config, args: argparse.Namespace, confirm: Callable[[str], bool] | None = None) -> int:
-    async with config.database() as db:
-        service = Privacy(db, SystemClock(), retention_days=config.get("privacy", "retention_days"))
+    async with config.database.open() as db:
+        service = Privacy(db, SystemClock(), retention_days=config.privacy.retention_days)
         if args.command == "privacy":
             counts = await service.purge()
             print("purged: " + ", ".join(f"{table} {n}" for table, n in counts.items()))

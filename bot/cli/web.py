@@ -34,11 +34,11 @@ def add_parsers(sub: Any, config_help: str) -> None:
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:
-    if not config.get("web", "enabled"):
+    if not config.web.enabled:
         print("feedbot: the web chat is off (web.enabled = false)", file=sys.stderr)
         return 2
     clock = SystemClock()
-    async with config.database() as db:
+    async with config.database.open() as db:
         async with db.transaction() as tx:
             secrets = await load_secrets(tx, config)
         if args.command == "web-token":
@@ -50,11 +50,11 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             else:
                 print(customer_token(secrets.customer, args.external_id, expiry(clock.now(), args.days)))
             return 0
-        outcome = await create_demo_purchase(db, clock, config.survey_policy(), config.get("survey", "touchpoints"))
-    base = config.get("http", "public_url") or f"http://{config.get('http', 'host')}:{config.get('http', 'port')}"
+        outcome = await create_demo_purchase(db, clock, config.survey_policy(), config.survey.touchpoints)
+    base = config.local_url()
     print(f"demo order {outcome.order_id}: survey due now")
     print(f"web: {chat_url(base, outcome.link_token)}")
-    username = config.get("telegram", "bot_username").lstrip("@")
+    username = config.telegram.bot_username.lstrip("@")
     if username:
         print(f"telegram: https://t.me/{username}?start={outcome.link_token}")
     return 0

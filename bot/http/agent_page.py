@@ -535,8 +535,8 @@ def _json(body: Any) -> web.Response:
 
 async def mount(app: web.Application, config: Config, db: Database, clock: Clock, desk: AgentDesk, api_token: str) -> AgentPage | None:
     """Add the agents' page to the bot's HTTP server (unless agent_page.enabled is false)."""
-    section = config.section("agent_page")
-    if not section["enabled"]:
+    section = config.agent_page
+    if not section.enabled:
         return None
     async with db.transaction() as tx:
         secret = await settings.get_or_create(tx, SECRET_SETTING, lambda: secrets.token_urlsafe(32))
@@ -544,13 +544,13 @@ async def mount(app: web.Application, config: Config, db: Database, clock: Clock
         db=db,
         clock=clock,
         desk=desk,
-        sessions=Sessions(secret, api_token, section["session_lifetime"]),
+        sessions=Sessions(secret, api_token, section.session_lifetime),
         api_token=api_token,
-        shop_name=config.get("shop", "name"),
-        language=config.get("agents", "language"),
+        shop_name=config.shop.name,
+        language=config.agents.language,
         timezone=config.tz,
-        public_url=config.get("http", "public_url"),
-        poll_seconds=section["poll_interval"].total_seconds(),
+        public_url=config.http.public_url,
+        poll_seconds=section.poll_interval.total_seconds(),
     )
     page.register(app)
     return page

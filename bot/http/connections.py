@@ -50,11 +50,11 @@ class ConnectionLimits:
 
     @classmethod
     def from_config(cls, config: Config) -> "ConnectionLimits":
-        h = config.section("http")
+        h = config.http
         return cls(
-            header_timeout=h["header_timeout"].total_seconds(), body_timeout=h["body_timeout"].total_seconds(),
-            keepalive_timeout=h["keepalive_timeout"].total_seconds(), max_connections=h["max_connections"],
-            max_connections_per_address=h["max_connections_per_address"], trusted_proxies=h["trusted_proxies"],
+            header_timeout=h.header_timeout.total_seconds(), body_timeout=h.body_timeout.total_seconds(),
+            keepalive_timeout=h.keepalive_timeout.total_seconds(), max_connections=h.max_connections,
+            max_connections_per_address=h.max_connections_per_address, trusted_proxies=h.trusted_proxies,
         )
 
 

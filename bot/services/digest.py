@@ -63,16 +63,16 @@ class DigestSettings:
 
     @staticmethod
     def from_config(config: Config) -> "DigestSettings":
-        d = config.section("digest")
+        d = config.digest
         return DigestSettings(
-            enabled=d["enabled"],
-            weekday=d["weekday"],
-            at=d["time"],
-            language=d["language"],
-            english_owner_chat_ids=frozenset(d["english_owner_chat_ids"]),
-            weeks_in_chart=d["weeks_in_chart"],
-            alert_drop=d["alert_drop"],
-            alert_min_answers=d["alert_min_answers"],
+            enabled=d.enabled,
+            weekday=d.weekday,
+            at=d.time,
+            language=d.language,
+            english_owner_chat_ids=frozenset(d.english_owner_chat_ids),
+            weeks_in_chart=d.weeks_in_chart,
+            alert_drop=d.alert_drop,
+            alert_min_answers=d.alert_min_answers,
         )
 
     def language_for(self, owner_chat_id: str) -> str:
@@ -314,8 +314,8 @@ def service_for(config: Config, db: Database, clock: Clock, *, owners: bool, wak
     send on (reports only: CLI and HTTP)."""
     return DigestService(
         db, clock, DigestSettings.from_config(config),
-        timezone=config.tz, shop_name=config.get("shop", "name"), vip=vip_rule(config),
-        owner_chat_ids=config.get("agents", "owner_chat_ids") if owners else (),
+        timezone=config.tz, shop_name=config.shop.name, vip=vip_rule(config),
+        owner_chat_ids=config.agents.owner_chat_ids if owners else (),
         wake_sender=wake_sender,
     )
 

@@ -269,7 +269,7 @@ async def test_update_recorded_before_a_crash_is_handled_at_restart(tmp_path, tg
 
     config = make_config(tmp_path, tg, database_url=database_url)
     update = tg.make_message_update(USER, "xin chào")
-    async with config.database() as db:
+    async with config.database.open() as db:
         async with db.transaction() as tx:
             assert await inbox.record(tx, "telegram", str(update["update_id"]), update, clock.now())
     h = Harness(config, tg, clock)

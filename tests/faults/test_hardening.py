@@ -122,8 +122,8 @@ def test_weak_configured_api_tokens_are_a_config_error_naming_the_key(token, tmp
 
 
 def test_strong_and_empty_tokens_are_fine():
-    assert parse_config({"http": {"api_token": API_TOKEN}}, {}).get("http", "api_token") == API_TOKEN
-    assert parse_config({}, {}).get("http", "api_token") == ""
+    assert parse_config({"http": {"api_token": API_TOKEN}}, {}).http.api_token == API_TOKEN
+    assert parse_config({}, {}).http.api_token == ""
 
 
 # --- item 10: malformed input without authentication ---------------------------------------------

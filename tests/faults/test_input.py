@@ -171,7 +171,7 @@ async def test_vietnamese_nfc_and_nfd_and_sql_text_are_stored_as_received(hook, 
     texts = [VI_NFC, VI_NFD, INJECTION]
     for text in texts:
         await _webhook(hook, tg.make_message_update(USER, text))
-    with sqlite3.connect(hook.config.get("database", "path")) as conn:
+    with sqlite3.connect(hook.config.database.path) as conn:
         stored = conn.execute("SELECT CAST(text AS BLOB), payload FROM inbox ORDER BY id").fetchall()
     assert [blob for blob, _ in stored] == [t.encode() for t in texts]
     assert [json.loads(p)["message"]["text"] for _, p in stored] == texts
@@ -262,7 +262,7 @@ async def test_sql_injection_in_every_purchase_field_is_refused_or_stored_verbat
         assert (await api.rows("SELECT COUNT(*) AS n FROM purchases"))[0]["n"] == 0
         return
     assert status == 202, answer
-    with sqlite3.connect(api.config.get("database", "path")) as conn:
+    with sqlite3.connect(api.config.database.path) as conn:
         name, store, items = conn.execute(
             "SELECT c.name, p.store, p.items FROM purchases p JOIN customers c ON c.id = p.customer_id"
         ).fetchone()
@@ -285,7 +285,7 @@ async def test_the_webhook_body_is_stored_byte_for_byte_as_telegram_sent_it(hook
     update = tg.make_message_update(USER, VI_NFD + " 🙏")
     body = json.dumps(update, ensure_ascii=True, separators=(",", ":")).encode()
     assert await post_raw(hook, body, {**JSON, "X-Telegram-Bot-Api-Secret-Token": SECRET}) == 200
-    with sqlite3.connect(hook.config.get("database", "path")) as conn:
+    with sqlite3.connect(hook.config.database.path) as conn:
         [(payload, text)] = conn.execute("SELECT CAST(payload AS BLOB), text FROM inbox").fetchall()
     assert payload == body and text == VI_NFD + " 🙏"
 

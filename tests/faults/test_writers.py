@@ -113,7 +113,7 @@ async def test_eight_concurrent_writers_never_see_database_is_locked(tmp_path, t
     stop = asyncio.Event()
     try:
         app = await h.start()
-        db_path = config.get("database", "path")
+        db_path = config.database.path
         other = subprocess.Popen(
             [sys.executable, "-c", OTHER_PROCESS, db_path, str(SECONDS)],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -168,7 +168,7 @@ async def test_eight_concurrent_writers_never_see_database_is_locked(tmp_path, t
                 n = next(second_orders)
                 body = purchase_body(f"X-{n}", customer={"external_id": f"C-X{n % 500}", "name": "Minh"},
                                      purchased_at=clock.now().isoformat())
-                data = parse_purchase(body, touchpoints=config.get("survey", "touchpoints"), timezone=config.tz,
+                data = parse_purchase(body, touchpoints=config.survey.touchpoints, timezone=config.tz,
                                       now=clock.now())
                 await record_purchase(second, clock, policy, data)
                 return 1

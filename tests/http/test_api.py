@@ -94,7 +94,7 @@ async def in_chunks(data: bytes, size: int = 4096) -> AsyncIterator[bytes]:
 
 
 def db_file(h: Harness) -> str:
-    return h.config.get("database", "path")
+    return h.config.database.path
 
 
 @pytest.fixture

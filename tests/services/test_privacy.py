@@ -441,4 +441,4 @@ def test_privacy_config_is_checked(tmp_path):
 
     with pytest.raises(ConfigError, match="privacy.retention_days"):
         make_config(tmp_path, privacy={"retention_days": 0})
-    assert make_config(tmp_path).get("privacy", "retention_days") == 365
+    assert make_config(tmp_path).privacy.retention_days == 365

@@ -138,13 +138,13 @@ class WebLimits:
 
     @classmethod
     def from_config(cls, config: Config) -> "WebLimits":
-        w = config.section("web")
+        w = config.web
         return cls(
-            w["max_message_chars"], w["max_frame_bytes"], w["messages_per_minute"], w["allowed_origins"],
-            w["max_sockets_per_session"], w["max_sockets_per_address"], w["new_sessions_per_minute"],
-            w["new_sessions_per_minute_total"], w["demos_per_minute"], w["demos_per_minute_total"],
-            w["anonymous_tickets_per_hour"], w["anonymous_tickets_per_hour_total"],
-            config.get("http", "trusted_proxies"),
+            w.max_message_chars, w.max_frame_bytes, w.messages_per_minute, w.allowed_origins,
+            w.max_sockets_per_session, w.max_sockets_per_address, w.new_sessions_per_minute,
+            w.new_sessions_per_minute_total, w.demos_per_minute, w.demos_per_minute_total,
+            w.anonymous_tickets_per_hour, w.anonymous_tickets_per_hour_total,
+            config.http.trusted_proxies,
         )
 
 
@@ -157,7 +157,7 @@ class WebSecrets:
 async def load_secrets(tx: Connection, config: Config) -> WebSecrets:
     """The configured customer-token secret, else generated once and kept (like the API token)."""
     session = await settings.get_or_create(tx, "web_session_secret", lambda: secrets.token_urlsafe(32))
-    customer = config.get("web", "customer_token_secret") or await settings.get_or_create(
+    customer = config.web.customer_token_secret or await settings.get_or_create(
         tx, "web_customer_token_secret", lambda: secrets.token_urlsafe(32)
     )
     return WebSecrets(session, customer)
