@@ -137,9 +137,9 @@ class Engine:
         if inbox_id is None:
             log.info("%s update %s already recorded; ignoring the redelivery", channel_name, update_id)
             return False
+        self.wake_sender()  # the goodbye goes out while the erased rows' old copies are scrubbed
         if erased:
             await self.db.checkpoint()  # committed: now no older copy of the erased rows in the WAL either
-        self.wake_sender()
         return True
 
     async def record(self, channel_name: str, payload: dict[str, Any]) -> int | None:
@@ -188,9 +188,9 @@ class Engine:
                 log.exception("%s update (inbox %s) failed", channel.name, inbox_id)
                 await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now())
                 erased = False
+        self.wake_sender()
         if erased:
             await self.db.checkpoint()  # committed: now no older copy of the erased rows in the WAL either
-        self.wake_sender()
 
     async def _handled(self, tx: Connection, channel: Channel, payload: dict[str, Any]) -> "_Handled":
         """Handle an update inside tx; what its inbox row keeps of it. Raises on any failure."""

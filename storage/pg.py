@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 DIALECT = "postgresql"
 READER_POOL = 4
+VACUUM_WAIT_SECONDS = 10.0  # after an erasure: how long VACUUM FULL waits for older snapshots to end
 # pg_advisory_lock key held while migrating: instances starting at once migrate one by one.
 MIGRATION_LOCK = 0x6665_6462_6F74  # "fedbot"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -520,6 +521,10 @@ class PgDatabase:
             tables = [r[0] for r in await conn.fetch(
                 "SELECT quote_ident(table_name) FROM information_schema.tables"
                 " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")]
+            if full and not await self._older_snapshots_gone(conn):
+                self.erased = True  # the next checkpoint() (hourly purge) rewrites again
+                log.warning("VACUUM FULL after an erasure ran while an older transaction was still "
+                            "open; the erased rows may stay on disk until the next purge")
             await conn.execute(f"VACUUM {'FULL ' if full else ''}{', '.join(tables)}")
             try:
                 await conn.execute("CHECKPOINT")
@@ -527,6 +532,25 @@ class PgDatabase:
                 pass  # needs pg_checkpoint (or superuser): the server's own comes within checkpoint_timeout
         finally:
             await conn.close()
+
+    @staticmethod
+    async def _older_snapshots_gone(conn: asyncpg.Connection, wait: float = VACUUM_WAIT_SECONDS) -> bool:
+        """Wait (up to `wait` s) until no other session holds a snapshot from before the
+        erasure: VACUUM FULL copies rows still visible to one ("recently dead"), so the erased
+        rows would survive the rewrite. Sessions of every database count: one still connecting
+        holds the horizon back for all of them (seen with other databases being created)."""
+        horizon = await conn.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            older = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL"
+                " AND age(backend_xmin) >= age($1::text::xid)", str(horizon % 2**32))
+            if not older:
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
         return list(await self.reader.execute_fetchall(sql, params))

@@ -224,3 +224,32 @@ async def test_start_up_without_a_reachable_postgresql_names_database_url(tmp_pa
     message = str(info.value)
     assert message.startswith("database.url: cannot open or write the database on PostgreSQL")
     assert "cannot connect" in message and "s3cret" not in message
+
+
+@pytest.mark.postgresql_only
+async def test_vacuum_after_an_erasure_waits_for_an_older_snapshot_held_in_another_database(tmp_path, backend, database_url):
+    """VACUUM FULL keeps rows an open snapshot may still see, and a session of *any* database
+    holds that horizon back; the rewrite after an erasure waits for it to end."""
+    from pathlib import Path
+
+    import asyncpg
+
+    from tests.pg import url_of
+
+    other = await asyncpg.connect(url_of("postgres"))
+    async with open_db(tmp_path, database_url) as db:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO settings (key, value) VALUES ('probe', 'ERASED-SECRET-7731')")
+        holder = other.transaction(isolation="repeatable_read")
+        await holder.start()
+        await other.fetchval("SELECT 1")  # the snapshot is taken here, before the erasure
+        async with db.transaction() as tx:
+            await tx.execute("DELETE FROM settings WHERE key = 'probe'")
+        db.erased = True
+        asyncio.get_running_loop().call_later(0.3, lambda: asyncio.ensure_future(holder.rollback()))
+        await db.checkpoint()
+        assert not db.erased  # the rewrite ran after the snapshot ended: nothing left to redo
+        row = await db.fetchone(
+            "SELECT current_setting('data_directory') || '/' || pg_relation_filepath('settings')")
+        assert b"ERASED-SECRET-7731" not in Path(row[0]).read_bytes()
+    await other.close()
