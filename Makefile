@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-inbound bench-outbound bench-memory bench-postgres bench-backup bench-zns bench-all clean
+.PHONY: run test bench bench-inbound bench-outbound bench-memory bench-postgres bench-backup bench-zns bench-cluster bench-all clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-memory: $(BIN)/.installed
 # One instance on PostgreSQL (the local server) vs SQLite, and db copy's cost.
 bench-postgres: $(BIN)/.installed
 	$(BIN)/python bench/postgres.py
+
+bench-cluster: $(BIN)/.installed
+	$(BIN)/python bench/cluster.py
 
 bench-all: bench bench-inbound bench-outbound bench-memory
 

@@ -155,15 +155,20 @@ async def main_async(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="postgres.py", description=__doc__.split("\n\n")[0])
+def add_inbound_arguments(p: argparse.ArgumentParser) -> None:
+    """The inbound load's options (bench/inbound_vs_ptb.py's mix), shared with bench/cluster.py."""
     p.add_argument("--updates", "-n", type=int, default=1000, help="measured updates per round (default 1000)")
     p.add_argument("--concurrency", "-c", type=int, default=40, help="connections in flight (default 40)")
-    p.add_argument("--rounds", "-r", type=int, default=3, help="rounds per backend (default 3)")
+    p.add_argument("--rounds", "-r", type=int, default=3, help="rounds per configuration (default 3)")
     p.add_argument("--warmup", type=int, default=200, help="warm-up updates per round (default 200)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a round (default 300)")
-    p.add_argument("--copy-rows", type=int, default=50_000, help="inbox rows (and as many outbox rows) to copy (default 50000)")
     p.add_argument("--seed", type=int, default=1)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="postgres.py", description=__doc__.split("\n\n")[0])
+    add_inbound_arguments(p)
+    p.add_argument("--copy-rows", type=int, default=50_000, help="inbox rows (and as many outbox rows) to copy (default 50000)")
     args = p.parse_args(argv)
     args.profile = None
     return args

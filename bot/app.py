@@ -15,6 +15,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram.error import InvalidToken
 
+from bot import cluster
 from bot.http import agent_page, dashboard
 from bot.channels.base import Channel
 from bot.channels.telegram.channel import TelegramChannel
@@ -34,6 +35,7 @@ from bot.http.api import HttpApi
 from bot.channels.telegram.webhook import WEBHOOK_PATH as TELEGRAM_WEBHOOK_PATH, TelegramWebhook
 from bot.services.backups import Backups, BackupSettings
 from bot.services.data_rights import Privacy
+from bot.outbox.rate_limit import ClusterRateLimiter
 from bot.outbox.sender import Sender
 from bot.webhooks.worker import WebhookSettings, WebhookWorker
 from bot.services.survey_routes import Owners, SurveyRoutes
@@ -56,7 +58,7 @@ from flows.routing import NO_ROUTES
 from flows.schedule import SurveyPolicy
 from storage import settings
 from storage.backup import BackupError, RunLock
-from storage.db import MigrationError
+from storage.db import MigrationError, dialect
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +114,14 @@ class FeedbotApp:
         self._tasks: list[asyncio.Task[Any]] = []
         self.webhooks: WebhookWorker | None = None
         self._sender_task: asyncio.Task[None] | None = None
+        self._polling_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.order_webhooks: OrderWebhooks | None = None
         self.setup_link: str | None = None
         self.backups = Backups(BackupSettings.from_config(config), self.clock, alert=self._backup_failed)
         self.run_lock: RunLock | None = None
+        self.cluster_settings = cluster.Settings.from_config(config)
+        self.cluster: cluster.Cluster | cluster.Solo = cluster.Solo(self.cluster_settings.instance)
 
     async def start(self, *, scheduler: bool = True) -> None:
         cfg = self.config
@@ -159,7 +164,6 @@ class FeedbotApp:
 
         await self._serve_http(policy, shop, webhook_secret, web_secrets)
 
-        self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
         webhook_settings = WebhookSettings.from_config(cfg)
         if webhook_settings.enabled:
             # Delivery times are real time, like the sender's (sender_clock in tests).
@@ -170,10 +174,69 @@ class FeedbotApp:
                 await self.telegram.use_webhook(cfg.http.public_url + TELEGRAM_WEBHOOK_PATH, webhook_secret)
             else:
                 await self.telegram.use_polling()
-                receive = lambda raw: self.engine.receive("telegram", raw)  # noqa: E731
-                self._tasks.append(asyncio.create_task(self.telegram.poll(receive), name="telegram-polling"))
+        if dialect(self.db) == "postgresql":
+            # Several instances may share this database: the leader sends, polls and runs
+            # the periodic jobs (bot/cluster.py); this one may be it now or later.
+            self.cluster = cluster.Cluster(
+                self.db, self.cluster_settings.instance, self.cluster_settings.lease,
+                lead=self._lead, follow=self._follow, while_leading=self._recover_expired,
+                on_outbox=self.sender.wake,
+            )
+            self.sender.wake_others = self.cluster.wake_leader
+            self.sender.may_send = self.cluster.holds
+            if self.web is not None:
+                await self.web.share(self.db, self.cluster_settings.instance)
+            await self.cluster.start()
+        else:
+            await self._lead()
         if scheduler:
             self._start_scheduler()
+
+    async def _lead(self) -> None:
+        """This instance leads (always, on SQLite): it sends, polls Telegram, runs the jobs."""
+        if self.cluster.enabled:
+            await self._recover_expired()  # what a dead leader was sending
+            if isinstance(self.sender.limiter, ClusterRateLimiter):
+                paused = await self.sender.limiter.restore()  # a 429's pause the last leader got
+                if paused:
+                    log.warning("cluster: taking over pauses after 429s: %s", paused)
+            if self.zalo is not None:
+                await self.zalo.reload_tokens()  # the last leader may have rotated them
+        self.sender.resume()
+        self._sender_task = asyncio.create_task(self.sender.run(), name="sender")
+        if self.telegram is not None and not self.config.telegram_webhook:
+            receive = lambda raw: self.engine.receive("telegram", raw)  # noqa: E731
+            self._polling_task = asyncio.create_task(self.telegram.poll(receive), name="telegram-polling")
+        if self.scheduler is not None:  # at once: what came due while nobody led goes now
+            for job in self.scheduler.get_jobs():
+                job.modify(next_run_time=datetime.now(timezone.utc))
+
+    async def _follow(self) -> None:
+        """No longer the leader: stop sending (in-flight sends finish and are recorded) and polling."""
+        if self._polling_task is not None:
+            self._polling_task.cancel()
+            await asyncio.gather(self._polling_task, return_exceptions=True)
+            self._polling_task = None
+        if self._sender_task is not None:
+            # Asked, not cancelled: a cancel between claiming a row and starting its send
+            # would leave the row 'sending' (then 'unknown' at the next start: never sent).
+            self.sender.finish_soon()
+            _, late = await asyncio.wait({self._sender_task}, timeout=SENDER_STOP_TIMEOUT_S)
+            self._tasks.extend(late)  # stuck past the deadline: cancelled with the rest
+            self._sender_task = None
+            await self.sender.stop()
+
+    async def _recover_expired(self) -> None:
+        await self.sender.recover(expired_only=True)
+
+    def _leader_only(self, job: Any) -> Any:
+        """A periodic job that runs on the leader only: once per period for the whole cluster."""
+        async def run() -> None:
+            if self.cluster.holds():
+                await job()
+
+        run.__name__ = getattr(job, "__name__", "job")
+        return run
 
     async def _open_database(self) -> None:
         """Open, migrate and write once: a database the bot cannot write to stops start-up
@@ -279,17 +342,26 @@ class FeedbotApp:
             forum = await self.telegram.is_forum(agents.chat_id)
         await self.threads.start(is_forum=forum)
         sender_cfg = cfg.sender
+        limiter = None
+        if dialect(self.db) == "postgresql":  # other instances may lead later: a 429's pause is shared
+            limiter = ClusterRateLimiter(self.channels, db=self.db, instance=self.cluster_settings.instance,
+                                         messages_per_second=sender_cfg.messages_per_second)
         self.sender = Sender(
             self.db,
             self.channels,
+            limiter=limiter,
             messages_per_second=sender_cfg.messages_per_second,
             max_attempts=sender_cfg.max_attempts,
             backoff_base=sender_cfg.backoff_base,
             backoff_max=sender_cfg.backoff_max,
             clock=self.sender_clock,
             hooks=self.threads,
+            instance=self.cluster_settings.instance,
+            claim_lease=self.cluster_settings.lease,
         )
-        await self.sender.recover()
+        # Alone on the database (SQLite), whatever is 'sending' was this bot's before a crash;
+        # with other instances, only rows whose claim ran out.
+        await self.sender.recover(expired_only=dialect(self.db) == "postgresql")
         self.customer_desk = CustomerDesk(self.desk, cfg.complaint_policy(), self.threads.use_topics)
         self.agent_desk = AgentDesk(self.desk, wake_sender=self.sender.wake)
         self.sla = SlaWatchdog(self.db, self.clock, self.agent_desk, wake_sender=self.sender.wake)
@@ -364,6 +436,7 @@ class FeedbotApp:
             liveness=self.liveness,
             programs=self.programs,
             stages=cfg.survey.stages,
+            role=lambda: self.cluster.role,
         )
         web_app = http.make_app()
         self.privacy.add_routes(web_app)  # /mydata/<token>: the download link on Zalo
@@ -493,7 +566,7 @@ class FeedbotApp:
             # coalesce + max_instances=1: a slow run is never doubled up; the first run is
             # now, so surveys that came due while the bot was down go out at start.
             scheduler.add_job(
-                func, "interval", seconds=seconds, id=job_id, coalesce=True, max_instances=1,
+                self._leader_only(func), "interval", seconds=seconds, id=job_id, coalesce=True, max_instances=1,
                 next_run_time=datetime.now(timezone.utc),
             )
         if self.backups.settings.enabled:
@@ -510,13 +583,8 @@ class FeedbotApp:
             self.scheduler = None
         if self.webhooks is not None:
             self.webhooks.stop()  # a pass under way ends with the sender's; else cancelled (leases redeliver)
-        if self._sender_task is not None:
-            # Asked, not cancelled: a cancel between claiming a row and starting its send
-            # would leave the row 'sending' (then 'unknown' at the next start: never sent).
-            self.sender.finish_soon()
-            _, late = await asyncio.wait({self._sender_task}, timeout=SENDER_STOP_TIMEOUT_S)
-            self._tasks.extend(late)  # stuck past the deadline: cancelled with the rest
-            self._sender_task = None
+        await self.cluster.stop()  # a leader stops leading and hands the lease over at once
+        await self._follow()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -538,6 +606,8 @@ class FeedbotApp:
             await self.telegram.close()
         if self.zalo is not None:
             await self.zalo.close()
+        if self.web is not None:
+            await self.web.close()
         await self.db.close()
         if self.run_lock is not None:
             self.run_lock.release()

@@ -371,6 +371,16 @@ def _seconds_up_to(high: int) -> Callable[[Any], timedelta]:
     return parse
 
 
+def _seconds_between(low: int, high: int) -> Callable[[Any], timedelta]:
+    def parse(value: Any) -> timedelta:
+        parsed = _positive_duration(value)
+        if not timedelta(seconds=low) <= parsed <= timedelta(seconds=high):
+            raise ValueError(f"expected {low} s to {high} s, got {value!r}")
+        return parsed
+
+    return parse
+
+
 def _auto_bool(value: Any) -> bool | None:
     if value == "auto":
         return None
@@ -546,6 +556,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "post_command": (_str, ""),
         "post_command_timeout": (_positive_duration, "10m"),
         "before_migrations": (_bool, True),
+    },
+    "cluster": {
+        "lease": (_seconds_between(1, 300), "10s"),
+        "instance_name": (_str, ""),
     },
     "privacy": {
         "retention_days": (_int_range(1, 36500), 365),
@@ -793,6 +807,12 @@ class BackupSection(Section):
 
 
 @dataclass(frozen=True)
+class ClusterSection(Section):
+    lease: timedelta  # the leader's lease and an outbox claim's (PostgreSQL; bot/cluster.py)
+    instance_name: str  # empty: host-pid-random
+
+
+@dataclass(frozen=True)
 class PrivacySection(Section):
     retention_days: int
     purge_interval: timedelta
@@ -839,6 +859,7 @@ class Config:
     web: WebSection
     orders: OrdersSection
     backup: BackupSection
+    cluster: ClusterSection
     privacy: PrivacySection
     webhooks: WebhooksSection
     values: Mapping[str, Mapping[str, Any]]  # every parsed value by section and key
@@ -955,7 +976,8 @@ SECTION_TYPES: dict[str, type[Section]] = {
     "survey": SurveySection, "holidays": HolidaysSection, "ideas": IdeasSection, "agents": AgentsSection, "complaints": ComplaintsSection,
     "questions": QuestionsSection, "sla": SlaSection, "digest": DigestSection, "sender": SenderSection,
     "logging": LoggingSection, "zalo": ZaloSection, "accounts": AccountsSection, "agent_page": AgentPageSection, "web": WebSection,
-    "orders": OrdersSection, "backup": BackupSection, "privacy": PrivacySection, "webhooks": WebhooksSection,
+    "orders": OrdersSection, "backup": BackupSection, "cluster": ClusterSection, "privacy": PrivacySection,
+    "webhooks": WebhooksSection,
 }
 
 

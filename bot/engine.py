@@ -58,7 +58,8 @@ class _HandlingFailed(Exception):
 
 
 class _Redelivered(Exception):
-    """The update was recorded before: out of the unit, which rolls back its handling."""
+    """The update was recorded before (or by another instance meanwhile, a webhook redelivered
+    to two at once): out of the unit, which rolls back its handling."""
 
 
 class Engine:
@@ -179,6 +180,8 @@ class Engine:
         committed together, or on any error none of them and the error on the row."""
         erased = False
         async with self.db.unit() as tx:
+            if not await inbox.claim(tx, inbox_id, self.clock.now()):
+                return  # another instance handled it (both replayed it at start)
             try:
                 async with savepoint(tx, "handling"):
                     handled = await self._handled(tx, channel, payload)

@@ -260,6 +260,16 @@ def open_database(path: str | Path, url: str | None = None) -> Any:
     return Database(path)
 
 
+async def schema_versions(db: Any) -> tuple[int, int]:
+    """(applied, known): the newest migration applied to the database, the newest this code has."""
+    if dialect(db) == "postgresql":
+        from storage.pg import migration_files as files
+    else:
+        files = migration_files
+    rows = await db.reader.execute_fetchall("SELECT MAX(version) FROM schema_migrations")
+    return (rows[0][0] or 0) if rows else 0, max((v for v, _, _ in files()), default=0)
+
+
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) for every packaged migration, in order."""
     found = []

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.db import Connection, Database, to_json
+from storage.db import Connection, Database, dialect, to_json
 from storage.timefmt import to_db
 
 
@@ -78,6 +78,17 @@ async def record_committed(
         _INSERT, (platform, update_id, _as_json(payload), to_db(now))
     )
     return rowid if count == 1 else None
+
+
+async def claim(conn: Connection, inbox_id: int, now: datetime) -> bool:
+    """Take a recorded update to process; False when it was processed already (by another
+    instance replaying it: on PostgreSQL this waits for that one's transaction to end). On
+    SQLite one instance runs, and its own replay and webhook never overlap: nothing to take."""
+    if dialect(conn) != "postgresql":
+        return True
+    cur = await conn.execute(
+        "UPDATE inbox SET processed_at = ? WHERE id = ? AND processed_at IS NULL", (to_db(now), inbox_id))
+    return cur.rowcount == 1
 
 
 async def mark_processed(

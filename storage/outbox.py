@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from storage.db import Connection, Row, fetch_one, to_json
+from storage.db import Connection, Row, dialect, fetch_one, to_json
+from storage.leases import clock_sql
 from storage.timefmt import to_db
 
 
@@ -136,13 +137,48 @@ async def next_retry_at(conn: Connection) -> str | None:
     return row[0] if row else None
 
 
-async def mark_sending(conn: Connection, item_id: int) -> bool:
-    """Claim a pending row; False if someone else claimed it first."""
-    cur = await conn.execute(
-        "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ? AND status = 'pending'",
-        (item_id,),
-    )
+CLAIM_LEASE_S = 60.0  # a claim's default lease (an instance renews its claims while it lives)
+
+
+async def mark_sending(conn: Connection, item_id: int, claimed_by: str | None = None,
+                       lease_seconds: float = CLAIM_LEASE_S) -> bool:
+    """Claim a pending row for `lease_seconds`; False if someone else claimed it first. On
+    PostgreSQL a row another instance is claiming right now is skipped, not waited for
+    (FOR UPDATE SKIP LOCKED): the loser moves on to its next row at once."""
+    cur = await conn.execute(*_claim(conn, item_id, claimed_by, lease_seconds))
     return cur.rowcount == 1
+
+
+async def claim(db: Any, item_id: int, claimed_by: str | None = None, lease_seconds: float = CLAIM_LEASE_S) -> bool:
+    """mark_sending in a transaction of its own, committed before this returns; on PostgreSQL
+    the statement alone (db.write_grouped: one round trip instead of three)."""
+    if dialect(db) != "postgresql":
+        async with db.transaction() as tx:
+            return await mark_sending(tx, item_id, claimed_by, lease_seconds)
+    _, count = await db.write_grouped(*_claim(db, item_id, claimed_by, lease_seconds))
+    return count == 1
+
+
+def _claim(conn: Any, item_id: int, claimed_by: str | None, lease_seconds: float) -> tuple[str, tuple[Any, ...]]:
+    lease, lease_args = clock_sql(conn, lease_seconds)
+    where = ("id = (SELECT id FROM outbox WHERE id = ? AND status = 'pending' FOR UPDATE SKIP LOCKED)"
+             if dialect(conn) == "postgresql" else "id = ? AND status = 'pending'")
+    return (f"UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?, lease_until = {lease}"
+            f" WHERE {where}", (claimed_by, *lease_args, item_id))
+
+
+async def renew_claims(conn: Connection, claimed_by: str, lease_seconds: float) -> int:
+    """Move the lease of every row this instance is sending forward (it is alive). On
+    PostgreSQL rows locked right now are left as they are (their send is being recorded):
+    the renewal, on a connection of its own, never waits for the instance's own writes."""
+    lease, lease_args = clock_sql(conn, lease_seconds)
+    skip = " FOR UPDATE SKIP LOCKED" if dialect(conn) == "postgresql" else ""
+    cur = await conn.execute(
+        f"UPDATE outbox SET lease_until = {lease} WHERE id IN (SELECT id FROM outbox"
+        f" WHERE status = 'sending' AND claimed_by = ?{skip})",
+        (*lease_args, claimed_by),
+    )
+    return cur.rowcount
 
 
 def _in(ids: list[int]) -> str:
@@ -150,10 +186,21 @@ def _in(ids: list[int]) -> str:
 
 
 async def mark_sent(conn: Connection, ids: list[int], platform_message_id: str | None, now: datetime) -> None:
-    await conn.execute(
-        f"UPDATE outbox SET status = 'sent', platform_message_id = ?, sent_at = ? WHERE id IN ({_in(ids)})",
-        (platform_message_id, to_db(now), *ids),
-    )
+    await conn.execute(*_sent(ids, platform_message_id, now))
+
+
+async def record_sent(db: Any, ids: list[int], platform_message_id: str | None, now: datetime) -> None:
+    """mark_sent in a transaction of its own (on PostgreSQL the statement alone, as claim())."""
+    if dialect(db) != "postgresql":
+        async with db.transaction() as tx:
+            await mark_sent(tx, ids, platform_message_id, now)
+        return
+    await db.write_grouped(*_sent(ids, platform_message_id, now))
+
+
+def _sent(ids: list[int], platform_message_id: str | None, now: datetime) -> tuple[str, tuple[Any, ...]]:
+    return (f"UPDATE outbox SET status = 'sent', platform_message_id = ?, sent_at = ? WHERE id IN ({_in(ids)})",
+            (platform_message_id, to_db(now), *ids))
 
 
 async def mark_retry(conn: Connection, ids: list[int], at: datetime, error: str, count_attempt: bool = True) -> None:
@@ -173,25 +220,38 @@ async def mark_final(conn: Connection, ids: list[int], status: str, error: str) 
     )
 
 
-async def requeue_in_flight(conn: Connection, resend_channels: Sequence[str] = ()) -> int:
+def _expired(conn: Connection, expired_only: bool) -> tuple[str, tuple[Any, ...]]:
+    """The condition for rows whose sender is gone: every 'sending' row at a lone instance's
+    start; with `expired_only` (several instances), those whose claim ran out (or that were
+    claimed before claims had leases)."""
+    if not expired_only:
+        return "", ()
+    now, now_args = clock_sql(conn, 0)
+    return f" AND (lease_until IS NULL OR lease_until < {now})", now_args
+
+
+async def requeue_in_flight(conn: Connection, resend_channels: Sequence[str] = (), *, expired_only: bool = False) -> int:
     """Rows left 'sending' by a crash that go out again; call before recover_in_flight.
     Scheduled survey questions (bulk, priority 1): a question that never arrived is lost
     feedback, one that arrives twice is one extra message (the rule: every due survey is
     sent, at most the in-flight ones twice). Rows on `resend_channels`, whose delivery is our
     own write (the web chat): a resend costs at most a repeated line in the chat log."""
+    expired, expired_args = _expired(conn, expired_only)
     cur = await conn.execute(
         "UPDATE outbox SET status = 'pending', last_error = 'in flight when the bot stopped; sent again'"
         " WHERE status = 'sending' AND ((survey_id IS NOT NULL AND priority = 1 AND method = 'send_text')"
-        f" OR channel IN ({','.join('?' * len(resend_channels)) or 'NULL'}))", tuple(resend_channels),
+        f" OR channel IN ({','.join('?' * len(resend_channels)) or 'NULL'})){expired}",
+        (*resend_channels, *expired_args),
     )
     return cur.rowcount
 
 
-async def recover_in_flight(conn: Connection) -> int:
+async def recover_in_flight(conn: Connection, *, expired_only: bool = False) -> int:
     """Rows left 'sending' by a crash: we cannot know whether they arrived, so never resend."""
+    expired, expired_args = _expired(conn, expired_only)
     cur = await conn.execute(
         "UPDATE outbox SET status = 'unknown', last_error = 'in flight when the bot stopped'"
-        " WHERE status = 'sending'"
+        f" WHERE status = 'sending'{expired}", expired_args,
     )
     return cur.rowcount
 

@@ -6,10 +6,12 @@ with an `id` column gets `RETURNING id` for its lastrowid. SQLite functions the 
 (julianday, instr, printf, json_extract) exist in the PostgreSQL schema as small SQL
 functions (storage/migrations/postgresql/0001_initial.sql), so report SQL is the same text.
 
-Phase 1 keeps SQLite's concurrency model: one writer connection, serialised by a lock (every
-transaction() / unit() / write_grouped() of this process goes through it), and a small pool
-of reader connections. Several processes on one database are phase 2: the writer becomes a
-pool, outbox and survey claims take `FOR UPDATE SKIP LOCKED`, periodic jobs an advisory lock.
+Each process keeps SQLite's concurrency model: one writer connection, serialised by a lock
+(every transaction() / unit() / write_grouped() of this process goes through it), and a small
+pool of reader connections. Several processes share one database (bot/cluster.py): each has
+its own writer, outbox claims skip rows another process is claiming (FOR UPDATE SKIP LOCKED,
+storage/outbox.py) and carry a lease (storage/leases.py), and processes tell each other
+about new work through LISTEN/NOTIFY (listen(), notify() below).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import re
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import resources
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -345,6 +347,12 @@ class PgDatabase:
         self._tasks: set[asyncio.Task[None]] = set()
         self.erased = False  # an erasure since the last checkpoint(): see there
         self._vacuum_lock = asyncio.Lock()  # one VACUUM at a time: a checkpoint() waits for one under way
+        # LISTEN: one connection of its own, reopened by keep_listening() when it was lost.
+        self._listener: asyncpg.Connection | None = None
+        self._listening: dict[str, list[Callable[[str], None]]] = {}
+        # side_transaction(): a connection of its own for the cluster's lease, beside the writer.
+        self._side: asyncpg.Connection | None = None
+        self._side_lock = asyncio.Lock()
 
     def sql(self, text: str) -> _Sql:
         """The translation of one SQL text, made once per text."""
@@ -376,6 +384,13 @@ class PgDatabase:
         self._sql.clear()
 
     async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await _settled(listener.close())
+        async with self._side_lock:
+            side, self._side = self._side, None
+            if side is not None:
+                await _settled(side.close())
         if self._writer is not None:
             async with self._write_lock:
                 await self._commit_units()
@@ -455,9 +470,11 @@ class PgDatabase:
                 waiter.set_result(None)
 
     async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
-        """One write statement, committed before this returns: (lastrowid, rowcount)."""
-        async with self.transaction() as tx:
-            cur = await tx.execute(sql, params)
+        """One write statement, committed before this returns: (lastrowid, rowcount). The
+        statement is its own transaction: one round trip, not three (BEGIN, it, COMMIT)."""
+        async with self._write_lock:
+            await self._commit_units()
+            cur = await self.writer._execute(sql, params)
         return cur.lastrowid, cur.rowcount
 
     async def heartbeat(self, at: str) -> None:
@@ -538,6 +555,51 @@ class PgDatabase:
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
         return list(await self.reader.execute_fetchall(sql, params))
 
+    @asynccontextmanager
+    async def side_transaction(self) -> AsyncIterator[PgConnection]:
+        """A short transaction on a connection of its own, not behind this process's writer
+        lock: the cluster's lease renewal must not wait for a long write (a dispatch batch, a
+        group of units) or the lease could run out while the process is busy, not dead."""
+        async with self._side_lock:
+            if self._side is None or self._side.is_closed():
+                self._side = await asyncpg.connect(self.url)
+                await _setup(self._side)
+            conn = PgConnection(self, self._side)
+            async with self._side.transaction():
+                yield conn
+
+    # --- LISTEN / NOTIFY between processes ------------------------------------
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """callback(payload) for every NOTIFY on `channel` (this process's own included)."""
+        self._listening.setdefault(channel, []).append(callback)
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.add_listener(channel, self._dispatch)
+        else:
+            await self.keep_listening()
+
+    async def keep_listening(self) -> bool:
+        """Reopen the listening connection if it was lost (a server restart, a network cut);
+        True when it was reopened: notifications in between were missed."""
+        if not self._listening or (self._listener is not None and not self._listener.is_closed()):
+            return False
+        conn = await asyncpg.connect(self.url)
+        for channel in self._listening:
+            await conn.add_listener(channel, self._dispatch)
+        self._listener = conn
+        return True
+
+    def _dispatch(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        for callback in self._listening.get(channel, ()):
+            try:
+                callback(payload)
+            except Exception:
+                log.exception("a NOTIFY handler on %s failed", channel)
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """Tell every listening process (payloads up to 8000 bytes)."""
+        await self.reader.execute_fetchall("SELECT pg_notify(?, ?)", (channel, payload))
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> asyncpg.Record | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
@@ -546,9 +608,14 @@ class PgDatabase:
 
     async def applied_versions(self) -> list[int]:
         raw = self.writer.raw
-        await raw.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        if await raw.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            # Under the migrations' lock: two instances starting at once on an empty database
+            # would both CREATE (IF NOT EXISTS does not stop the race on the type's name).
+            async with raw.transaction():
+                await raw.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                await raw.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
         return [r[0] for r in await raw.fetch("SELECT version FROM schema_migrations ORDER BY version")]
 
     async def pending_migrations(self) -> list[str]:

@@ -12,10 +12,14 @@ async def get(conn: Connection, key: str) -> str | None:
 
 
 async def get_or_create(conn: Connection, key: str, make: Callable[[], str]) -> str:
+    """The stored value, or `make()`'s stored now. Two instances starting at once on a new
+    database both make one: the first stored wins, and both return it (on PostgreSQL the
+    second INSERT waits for the first's commit, then does nothing)."""
     value = await get(conn, key)
     if value is None:
-        value = make()
-        await conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (key, value))
+        await conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, make()))
+        value = await get(conn, key)
+        assert value is not None
     return value
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from storage import rollups
 from storage import customers
 from storage.customers import CustomerRecord
-from storage.db import Connection, Row, fetch_one
+from storage.db import Connection, Row, dialect, fetch_one
 from storage.folding import fold
 from storage.rollups import RollupRule
 from storage.timefmt import from_db, to_db
@@ -102,10 +102,18 @@ async def by_purchase(conn: Connection, purchase_id: int) -> SurveyRecord | None
     return _record(row) if row else None
 
 
+def _claim(conn: Connection) -> str:
+    """On PostgreSQL, where another instance may decide the same surveys at the same time (the
+    leader's dispatch, a customer's /start on another instance): the rows are locked for this
+    transaction, and rows another one holds are skipped (it decides them; nobody waits, so two
+    transactions never wait on each other)."""
+    return " FOR UPDATE OF s SKIP LOCKED" if dialect(conn) == "postgresql" else ""
+
+
 async def due(conn: Connection, now: datetime, limit: int) -> list[SurveyRecord]:
     """Scheduled surveys whose time has come, oldest first."""
     return [_record(r) for r in await conn.execute_fetchall(
-        f"{_SELECT} WHERE s.status = 'scheduled' AND s.due_at <= ? ORDER BY s.due_at, s.id LIMIT ?",
+        f"{_SELECT} WHERE s.status = 'scheduled' AND s.due_at <= ? ORDER BY s.due_at, s.id LIMIT ?{_claim(conn)}",
         (to_db(now), limit),
     )]
 
@@ -116,7 +124,7 @@ async def open_for_customer(conn: Connection, customer_id: int, now: datetime) -
     # customer's surveys awaiting a chat (thousands, on every /start); a customer has a few.
     return [_record(r) for r in await conn.execute_fetchall(
         f"{_SELECT} WHERE s.customer_id = ? AND +s.status IN ('scheduled', 'awaiting_contact')"
-        " AND s.due_at <= ? ORDER BY s.due_at, s.id",
+        f" AND s.due_at <= ? ORDER BY s.due_at, s.id{_claim(conn)}",
         (customer_id, to_db(now)),
     )]
 
@@ -136,7 +144,7 @@ async def open_for_token(conn: Connection, token_id: int, now: datetime) -> list
     """The survey of a start token's order, if it is due and not sent yet."""
     rows = await conn.execute_fetchall(
         f"{_SELECT} WHERE s.purchase_id = (SELECT purchase_id FROM start_tokens WHERE id = ?)"
-        " AND +s.status IN ('scheduled', 'awaiting_contact') AND s.due_at <= ?", (token_id, to_db(now)),
+        f" AND +s.status IN ('scheduled', 'awaiting_contact') AND s.due_at <= ?{_claim(conn)}", (token_id, to_db(now)),
     )
     return [_record(r) for r in rows]
 

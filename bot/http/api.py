@@ -27,7 +27,7 @@ from bot.services.purchases import InputError, PurchaseConflict, parse_purchase,
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
 from storage import purchases
-from storage.db import Database
+from storage.db import Database, schema_versions
 from storage.timefmt import from_db
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class HttpApi:
         liveness: Callable[[], dict[str, dict[str, str]]] | None = None,
         programs: Any = None,  # bot.services.programs.ProgramService: purchases start programs; on-demand sends
         stages: tuple[str, ...] = (),  # survey.stages: a purchase's "stage" is one of these
+        role: Callable[[], str] | None = None,
     ) -> None:
         self.programs = programs
         self.stages = stages
@@ -76,12 +77,14 @@ class HttpApi:
         self.web_link = web_link  # the web chat's survey page for a link token (web channel on)
         self.throttle = LoginThrottle()  # wrong bearer tokens per address, as on the web sign-in
         self.liveness = liveness  # the sender's and the scheduler's status, for /healthz
+        self.role = role  # this instance's part in a cluster ("leader" / "follower"), for /readyz
         self._db_health: tuple[float, dict[str, str]] | None = None  # (monotonic time, status) of the last write test
         self._db_health_lock = asyncio.Lock()
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=max(self.max_body_bytes, WEBHOOK_MAX_BYTES), middlewares=[self._errors])
         app.router.add_get("/healthz", self.health)
+        app.router.add_get("/readyz", self.ready)
         app.router.add_get(OPENAPI_PATH, self.openapi)
         app.router.add_post("/api/v1/purchases", self._authorized(self.post_purchase))
         app.router.add_get("/api/v1/purchases/{order_id}", self._authorized(self.get_purchase))
@@ -145,6 +148,25 @@ class HttpApi:
         ok = all(part["status"] != "down" for part in parts.values())
         return web.json_response({"ok": ok, "parts": parts}, status=200 if ok else 503,
                                  headers={"Cache-Control": "no-store"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """For a load balancer: may this instance take traffic? The database reachable and
+        writable (the same write test as /healthz) and at the schema this code knows; and
+        its role (a follower takes webhooks, chat and API calls like the leader)."""
+        parts = {"database": await self._database_health(), "migrations": await self._migrations()}
+        ok = all(part["status"] == "ok" for part in parts.values())
+        body = {"ok": ok, "role": self.role() if self.role is not None else "leader", "parts": parts}
+        return web.json_response(body, status=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+    async def _migrations(self) -> dict[str, Any]:
+        try:
+            applied, known = await asyncio.wait_for(schema_versions(self.db), HEALTH_WRITE_TIMEOUT_S)
+        except Exception as exc:
+            return {"status": "down", "error": f"cannot read the schema version: {type(exc).__name__}: {exc}"}
+        if applied != known:
+            return {"status": "down", "applied": applied, "known": known,
+                    "error": f"the database is at schema version {applied}, this feedbot's is {known}"}
+        return {"status": "ok", "applied": applied, "known": known}
 
     async def _database_health(self) -> dict[str, str]:
         async with self._db_health_lock:  # callers at the same time share one write

@@ -27,13 +27,17 @@ holds them too.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from bot.channels.base import SENDER_RATE, Channel
+from storage import leases
+
+log = logging.getLogger(__name__)
 
 LAST_SENT_PRUNE_AT = 1024  # per-chat send times kept before idle chats are forgotten ...
 LAST_SENT_PRUNE_EVERY = 1.0  # ... at most once a second
@@ -237,3 +241,37 @@ class RateLimiter:
         fastest = min((s.round_trip for s in starts if s.sent and s.round_trip is not None), default=0.0)
         late = WINDOW_MARGIN if oldest.round_trip is None else max(WINDOW_MARGIN, oldest.round_trip - fastest)
         return oldest.at + limit.window + late
+
+
+PAUSE_PREFIX = "pause:"
+
+
+class ClusterRateLimiter(RateLimiter):
+    """The limits of a bot whose instances share one database (bot/cluster.py).
+
+    Only the cluster's leader sends, so the limits this process keeps in memory (the overall
+    rate, each chat's pacing) are the bot's as a whole, exactly as with one instance: no
+    database round trip per message, and nothing to agree on between instances. What must
+    outlive the leader is a 429's pause: it is also written to the database (`leases`, name
+    "pause:<channel>", the server's clock), and a new leader loads it (`restore`) before its
+    first send, so a takeover in the middle of a pause does not walk into another 429."""
+
+    def __init__(self, channels: Mapping[str, Channel], *, db: Any, instance: str, **kwargs: Any) -> None:
+        super().__init__(channels, **kwargs)
+        self.db = db
+        self.instance = instance
+
+    async def pause(self, channel: str, seconds: float) -> None:
+        await super().pause(channel, seconds)
+        try:
+            async with self.db.transaction() as tx:
+                await leases.extend(tx, PAUSE_PREFIX + channel, self.instance, seconds)
+        except Exception as exc:  # this process still keeps the pause
+            log.warning("could not share a %s pause with the other instances: %s", channel, exc)
+
+    async def restore(self) -> dict[str, float]:
+        """Take over the pauses another instance recorded (a new leader, before sending)."""
+        left = await leases.remaining(self.db.reader, PAUSE_PREFIX)
+        for name, seconds in left.items():
+            await super().pause(name[len(PAUSE_PREFIX):], seconds)
+        return left

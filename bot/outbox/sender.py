@@ -73,12 +73,19 @@ class Sender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         hooks: OutboxHooks | None = None,
         limiter: RateLimiter | None = None,
+        instance: str | None = None,
+        claim_lease: float = outbox.CLAIM_LEASE_S,
     ) -> None:
         self.db = db
+        # Rows this sender claims carry its instance's name and a lease (renewed by the
+        # cluster while the instance lives): another instance recovers them once it ran out.
+        self.instance = instance
+        self.claim_lease = claim_lease
         self.channels = channels
         # The platforms' limits (messages_per_second: the configured overall rate, for the
         # channels that take it); `monotonic` and `sleep` are the limiter's time.
-        self.limiter = limiter or RateLimiter(
+        # `is None`, not `or`: a limiter has a length (the chats it keeps), 0 when fresh.
+        self.limiter = limiter if limiter is not None else RateLimiter(
             channels, messages_per_second=messages_per_second, monotonic=monotonic, sleep=sleep
         )
         self.max_attempts = max_attempts
@@ -94,20 +101,28 @@ class Sender:
         self.failure_listeners: list[Callable[[Connection, list[int]], Awaitable[None]]] = []
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wake = asyncio.Event()
+        # Rows written here may be another instance's to send (the cluster's leader): tell it.
+        self.wake_others: Callable[[], None] | None = None
+        # With several instances: whether this one still surely leads (checked before each claim).
+        self.may_send: Callable[[], bool] | None = None
         self._stopping = False
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.stats = {"sent": 0, "retried": 0, "failed": 0, "unknown": 0, "rate_limited": 0}
 
     def wake(self) -> None:
         self._wake.set()
+        if self.wake_others is not None:
+            self.wake_others()
 
-    async def recover(self) -> int:
+    async def recover(self, *, expired_only: bool = False) -> int:
         """At start: rows a crash left 'sending' may have arrived; mark them unknown (survey
-        questions and web chat rows excepted: they are sent again, see outbox.requeue_in_flight)."""
+        questions and web chat rows excepted: they are sent again, see outbox.requeue_in_flight).
+        With several instances (`expired_only`): only rows whose claim ran out (their
+        instance died); the others are being sent."""
         async with self.db.transaction() as tx:
             local = [name for name, ch in self.channels.items() if ch.resend_after_crash]
-            requeued = await outbox.requeue_in_flight(tx, local)
-            count = await outbox.recover_in_flight(tx)
+            requeued = await outbox.requeue_in_flight(tx, local, expired_only=expired_only)
+            count = await outbox.recover_in_flight(tx, expired_only=expired_only)
         if requeued:
             log.warning("outbox: %d survey question(s) or web chat message(s) were in flight when the bot "
                         "stopped; sending them again (one may arrive twice)", requeued)
@@ -117,9 +132,14 @@ class Sender:
 
     async def run(self) -> None:
         """Until stop(): it is asked to end, never cancelled mid-pass (a cancel between
-        claiming a row and starting its send would leave the row 'sending', then 'unknown')."""
+        claiming a row and starting its send would leave the row 'sending', then 'unknown').
+        May run again after it returned and resume() (an instance that is the leader again)."""
         while not self._stopping:
             await self._step()
+
+    def resume(self) -> None:
+        """After finish_soon(): run() may be started again."""
+        self._stopping = False
 
     def finish_soon(self) -> None:
         """Start no new sends; run() returns after the pass under way."""
@@ -159,7 +179,7 @@ class Sender:
             waiting: set[str] = set()  # channels with a row that must wait ...
             started: set[str] = set()  # ... and channels with a row started in this pass
             for row in rows:
-                if self._stopping:
+                if self._stopping or (self.may_send is not None and not self.may_send()):
                     break
                 key = (row.channel, row.chat_id)
                 if key in held or key in self._in_flight:
@@ -180,10 +200,13 @@ class Sender:
                     wait = min(wait, turn)
                     continue
                 await self._slots.acquire()
-                async with self.db.transaction() as tx:
-                    claimed = await outbox.mark_sending(tx, row.id)
-                    # Messages piling up for a busy chat (a group allows ~20 a minute) go as one.
-                    merged = await outbox.take_coalescable(tx, row, COALESCE_MAX_CHARS) if claimed else []
+                if row.coalesce_key is None:  # the claim alone: one write (one round trip on PostgreSQL)
+                    claimed, merged = await outbox.claim(self.db, row.id, self.instance, self.claim_lease), []
+                else:
+                    async with self.db.transaction() as tx:
+                        claimed = await outbox.mark_sending(tx, row.id, self.instance, self.claim_lease)
+                        # Messages piling up for a busy chat (a group allows ~20 a minute) go as one.
+                        merged = await outbox.take_coalescable(tx, row, COALESCE_MAX_CHARS) if claimed else []
                 if not claimed:
                     self._slots.release()
                     await self.limiter.unused(turn)
@@ -247,8 +270,7 @@ class Sender:
             log.exception("outbox %s: unexpected error", row.id)
             await self._finish(ids, "failed", f"{type(exc).__name__}: {exc}", row, exc)
         else:
-            async with self.db.transaction() as tx:
-                await outbox.mark_sent(tx, ids, message_id, self.clock.now())
+            await outbox.record_sent(self.db, ids, message_id, self.clock.now())
             self.stats["sent"] += 1
             if self.hooks is not None:
                 try:

@@ -240,14 +240,14 @@ SURVEY_USERS = [620000 + i for i in range(40)]
 LATE_USERS = [630000 + i for i in range(3)]
 
 
-async def _due_surveys(bot: BotProcess, tg: FakeTelegramServer) -> None:
-    """Customers linked to their chats, surveys scheduled; then the bot "was down" across their
-    due times: 40 came due a minute ago, 3 are past survey.max_lateness (48 h)."""
-    h = Harness(bot.config(), tg, SystemClock())  # the real clock: the process uses it too
+async def link_customers(config, tg: FakeTelegramServer, users: list[int]) -> None:
+    """Each user bought (order S-<user>) and linked their chat; their surveys are scheduled.
+    Done by an in-process app on the bot's database, with the real clock (the process's)."""
+    h = Harness(config, tg, SystemClock())
     try:
         await h.start()
         bought = (datetime.now(timezone.utc) - timedelta(minutes=10)).isoformat()
-        for user in SURVEY_USERS + LATE_USERS:
+        for user in users:
             async with h.http.post(
                 f"{h.url}/api/v1/purchases",
                 json={"order_id": f"S-{user}", "customer": {"external_id": f"C-{user}", "name": f"Khách {user}"},
@@ -257,9 +257,15 @@ async def _due_surveys(bot: BotProcess, tg: FakeTelegramServer) -> None:
                 assert resp.status == 202
                 token = (await resp.json())["links"]["telegram"].split("start=")[1]
             await h.app.engine.receive("telegram", tg.make_message_update(user, f"/start {token}"))
-        await h.app.sender.drain(30)
+        await h.app.sender.drain(60)
     finally:
         await h.close()
+
+
+async def _due_surveys(bot: BotProcess, tg: FakeTelegramServer) -> None:
+    """Customers linked to their chats, surveys scheduled; then the bot "was down" across their
+    due times: 40 came due a minute ago, 3 are past survey.max_lateness (48 h)."""
+    await link_customers(bot.config(), tg, SURVEY_USERS + LATE_USERS)
     now = datetime.now(timezone.utc)
     with sqlite3.connect(bot.db_path) as conn:
         conn.execute("UPDATE surveys SET due_at = ?", (to_db(now - timedelta(minutes=1)),))

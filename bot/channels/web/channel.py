@@ -5,9 +5,13 @@ the inbox records ({"session", "id", "text" | "choice" + "message_id", "lang"});
 session in it is always the server-verified one, never a value the client claimed.
 Outbound: `deliver` appends to the session's log (web_messages) and pushes the entry to
 the session's open sockets; a page that was offline asks for what it missed by id.
+Several instances (share()): every push is also announced by NOTIFY, and each instance
+pushes it to the sockets of that session open on it (the visitor may be on any of them).
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 from datetime import datetime
@@ -22,6 +26,8 @@ from storage.db import Connection, Database
 log = logging.getLogger(__name__)
 
 NAME = "web"
+NOTIFY_CHANNEL = "feedbot_web"
+NOTIFY_MAX_BYTES = 7000  # PostgreSQL's limit is 8000; a bigger frame goes by its seq, read back
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 Push = Callable[[dict[str, Any]], None]
 
@@ -39,6 +45,10 @@ class WebChannel:
         self.db = db
         self.clock = clock or SystemClock()
         self._live: dict[str, set[Push]] = {}
+        self._shared: Any = None  # the database that carries pushes between instances, once share()d
+        self._origin = ""
+        self._arrivals: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._relay: asyncio.Task[None] | None = None
 
     # --- live sockets -------------------------------------------------------------
 
@@ -55,6 +65,50 @@ class WebChannel:
     def push(self, session_id: str, frame: dict[str, Any]) -> None:
         for push in list(self._live.get(session_id, ())):
             push(frame)
+        if self._shared is not None:
+            self._announce(session_id, frame)
+
+    # --- several instances ---------------------------------------------------------------
+
+    async def share(self, db: Any, origin: str) -> None:
+        """Pushes reach this session's sockets on every instance (LISTEN/NOTIFY on `db`)."""
+        self._shared, self._origin = db, origin
+        await db.listen(NOTIFY_CHANNEL, self._arrived)
+        self._relay = asyncio.create_task(self._relay_arrivals(), name="web-relay")
+
+    async def close(self) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
+            await asyncio.gather(self._relay, return_exceptions=True)
+            self._relay = None
+
+    def _announce(self, session_id: str, frame: dict[str, Any]) -> None:
+        note = json.dumps({"o": self._origin, "s": session_id, "f": frame}, ensure_ascii=False)
+        if len(note.encode()) > NOTIFY_MAX_BYTES:  # a /mydata file: the others read it back
+            note = json.dumps({"o": self._origin, "s": session_id, "seq": frame["seq"]})
+        task = asyncio.create_task(self._shared.notify(NOTIFY_CHANNEL, note))
+        task.add_done_callback(_log_failure)
+
+    def _arrived(self, payload: str) -> None:
+        try:
+            note = json.loads(payload)
+        except ValueError:
+            return
+        if note.get("o") != self._origin and note.get("s") in self._live:
+            self._arrivals.put_nowait(note)  # in order: a page drops a seq older than the last it got
+
+    async def _relay_arrivals(self) -> None:
+        while True:
+            note = await self._arrivals.get()
+            try:
+                frames = [note["f"]] if "f" in note else [
+                    entry.frame() for entry in await web_messages.after(self.db.reader, note["s"], note["seq"] - 1, 1)]
+            except Exception:
+                log.exception("web chat: could not read a pushed entry back")
+                continue
+            for frame in frames:
+                for push in list(self._live.get(note["s"], ())):
+                    push(frame)
 
     # --- receiving ------------------------------------------------------------------
 
@@ -144,3 +198,8 @@ class WebChannel:
         self.push(session_id, entry.frame())
         return entry.id
 
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("web chat: could not tell the other instances: %s", task.exception())

@@ -304,6 +304,13 @@ class ZaloChannel:
             self._pair = stored  # rotated since the config was written: the config's pair is dead
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.request_timeout))
 
+    async def reload_tokens(self) -> None:
+        """Another instance may have rotated the pair (the cluster's last leader): use the stored one."""
+        async with self._lock:
+            stored = await self.tokens.load()
+            if stored is not None:
+                self._pair = stored
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -1,0 +1,235 @@
+"""Issue 22, phase 2: several REAL `feedbot run` processes on one PostgreSQL database.
+
+The processes point at the fake Bot API served from this test's event loop (telegram.api_base_url)
+and at one fresh PostgreSQL database. We start them at once on an empty database, kill -9 the
+leader while due surveys are going out, redeliver webhooks to every instance, and chat over a
+follower's WebSocket. Everything waits with asyncio.sleep: the fake lives in this loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from typing import Any, AsyncIterator
+
+import aiohttp
+import asyncpg
+import pytest
+
+from storage.pg import migration_files as pg_migration_files
+
+from storage.timefmt import to_db
+from testkit.telegram_api import FakeTelegramServer
+from tests.faults.test_process import BotProcess, link_customers
+from tests.pg import SERVER, require_server
+
+pytestmark = [pytest.mark.postgresql_only, pytest.mark.cluster]
+LEASE = "2s"  # short for the test; ticks every 0.67 s
+SECRET = "cluster-webhook-secret-0123456789"
+
+
+class Instance(BotProcess):
+    """One `feedbot run` of the cluster: its own folder, port and log; the shared database."""
+
+    def __init__(self, tmp_path, tg: FakeTelegramServer, url: str, name: str, **sections: dict[str, Any]) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        super().__init__(folder, tg, database={"url": url}, cluster={"lease": LEASE, "instance_name": name},
+                         **sections)
+        self.name = name
+        self.database_url = url
+
+    async def ready(self) -> dict:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{self.url}/readyz") as resp:
+                return {"status": resp.status, **(await resp.json())}
+
+
+class Cluster:
+    def __init__(self, tmp_path, tg: FakeTelegramServer, url: str, n: int, **sections: dict[str, Any]) -> None:
+        self.url = url
+        self.instances = [Instance(tmp_path, tg, url, f"i{k}", **sections) for k in range(n)]
+
+    async def start(self) -> None:
+        await asyncio.gather(*(i.start() for i in self.instances))
+
+    async def rows(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    async def leader(self) -> str | None:
+        rows = await self.rows("SELECT holder FROM leases WHERE name = 'leader' AND until >= feedbot_clock(0)")
+        return rows[0]["holder"] if rows else None
+
+    def named(self, name: str) -> Instance:
+        return next(i for i in self.instances if i.name == name)
+
+    def close(self) -> None:
+        for i in self.instances:
+            i.close()
+
+
+async def until(predicate, timeout: float = 20.0, what: str = "condition", every: float = 0.05) -> float:
+    began = time.monotonic()
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(every)
+
+
+@pytest.fixture
+async def empty_url() -> AsyncIterator[str]:
+    await require_server()
+    url = await SERVER.empty_database()
+    yield url
+    await SERVER.drop(url)
+
+
+@pytest.fixture
+async def cluster_of(tmp_path, tg, empty_url):
+    made: list[Cluster] = []
+
+    def make(n: int, **sections: dict[str, Any]) -> Cluster:
+        made.append(Cluster(tmp_path, tg, empty_url, n, **sections))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
+async def test_two_instances_starting_at_once_on_an_empty_database(cluster_of):
+    cluster = cluster_of(2)
+    await cluster.start()  # both migrate under the advisory lock: one does it, the other finds it done
+    versions = [r["version"] for r in await cluster.rows("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == sorted(set(versions)) and versions[-1] == max(v for v, _, _ in pg_migration_files())
+    await until(cluster.leader, what="a leader")
+    answers = [await i.ready() for i in cluster.instances]
+    assert all(a["status"] == 200 and a["ok"] for a in answers), answers
+    assert sorted(a["role"] for a in answers) == ["follower", "leader"]
+    assert {a["role"]: i.name for a, i in zip(answers, cluster.instances)}["leader"] == await cluster.leader()
+    for i in cluster.instances:
+        await i.terminate()
+
+
+async def _link_customers(cluster: Cluster, tg: FakeTelegramServer, users: list[int]) -> None:
+    """Customers bought and linked their chats (by an in-process instance on the same database);
+    their surveys are made due now."""
+    await link_customers(cluster.instances[0].config(), tg, users)
+    due = to_db(datetime.now(timezone.utc) - timedelta(minutes=1))
+    await cluster.rows("UPDATE surveys SET due_at = $1", due)
+    await cluster.rows("DELETE FROM leases")  # the set-up instance's
+
+
+SURVEY_USERS = [650000 + i for i in range(120)]
+
+
+async def test_due_surveys_go_out_once_in_total_and_a_killed_leader_is_replaced(cluster_of, tg):
+    """Three instances, 120 due surveys; kill -9 of the leader mid-drain: another takes over
+    within the lease, every survey goes out, a duplicate only for a row in flight at the kill."""
+    cluster = cluster_of(3)
+    await _link_customers(cluster, tg, SURVEY_USERS)
+    before = {u: len(tg.sent_messages(u)) for u in SURVEY_USERS}
+
+    def survey_sends() -> int:
+        return sum(len(tg.sent_messages(u)) - before[u] for u in SURVEY_USERS)
+
+    tg.delay_next("sendMessage", 0.3, times=40)  # slow answers: sends in flight at the kill
+    await cluster.start()
+    leader_name = await cluster.leader()
+    assert leader_name is not None
+    leader = cluster.named(leader_name)
+    await until(lambda: survey_sends() >= 30, what="30 surveys reached Telegram")
+    await leader.kill()
+    killed_at = time.monotonic()
+    in_flight = await cluster.rows("SELECT id FROM outbox WHERE status = 'sending'")
+    sent_at_kill = survey_sends()
+    await until(lambda: survey_sends() > sent_at_kill, timeout=15, what="a send after the kill", every=0.01)
+    failover = time.monotonic() - killed_at
+    new_leader = await cluster.leader()
+    assert new_leader not in (None, leader_name)
+    await until(_drained(cluster), timeout=40, what="outbox drained")
+
+    got = {u: len(tg.sent_messages(u)) - before[u] for u in SURVEY_USERS}
+    duplicates = sum(max(0, n - 1) for n in got.values())
+    never = [u for u, n in got.items() if n == 0]
+    senders = Counter(r["claimed_by"] for r in await cluster.rows(
+        "SELECT claimed_by FROM outbox WHERE survey_id IS NOT NULL AND status = 'sent'"))
+    print(f"\ncluster: {len(SURVEY_USERS)} due surveys, 3 instances; kill -9 of {leader_name} after "
+          f"{sent_at_kill} sent, {len(in_flight)} in flight; next send {failover:.2f}s after the kill "
+          f"(by {new_leader}); duplicates {duplicates}, never {len(never)}; sent by {dict(senders)}")
+    assert never == []
+    assert duplicates <= len(in_flight)
+    assert all(n <= 2 for n in got.values())
+    assert failover < 2.0 + 2.0 + 1.0  # the lease, a tick, the slack of a loaded machine
+    statuses = Counter((r["status"], r["skip_reason"]) for r in await cluster.rows("SELECT status, skip_reason FROM surveys"))
+    assert statuses == {("sent", None): len(SURVEY_USERS)}
+    assert set(senders) <= {leader_name, new_leader}  # only leaders sent
+    for i in cluster.instances:
+        if i is not leader:
+            await i.terminate()
+
+
+def _drained(cluster: Cluster):
+    async def check() -> bool:
+        return not await cluster.rows("SELECT id FROM outbox WHERE status IN ('pending', 'sending')")
+    return check
+
+
+async def post_update(instance: Instance, update: dict) -> int:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{instance.url}/webhooks/telegram", json=update,
+                             headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
+            return resp.status
+
+
+async def test_webhooks_redelivered_to_every_instance_are_handled_once_and_web_chat_crosses(cluster_of, tg):
+    cluster = cluster_of(2, http={"public_url": "http://127.0.0.1"},
+                         telegram={"mode": "webhook", "webhook_secret": SECRET})
+    await cluster.start()
+    await until(cluster.leader, what="a leader")
+    users = [660001, 660002, 660003]
+    updates = [tg.make_message_update(u, "xin chào") for u in users]
+    # Each update to both instances, three times, all at once (Telegram retrying, a balancer spreading).
+    statuses = await asyncio.gather(*(post_update(i, u) for u in updates for i in cluster.instances for _ in range(3)))
+    assert set(statuses) == {200}
+    for u in users:
+        await tg.wait_for_messages(u, 1, timeout=10)
+    inbox = await cluster.rows("SELECT update_id, processed_at, error FROM inbox WHERE platform = 'telegram'")
+    assert sorted(r["update_id"] for r in inbox) == sorted(str(u["update_id"]) for u in updates)
+    assert all(r["processed_at"] and r["error"] is None for r in inbox)
+    await asyncio.sleep(0.5)
+    assert [len(tg.sent_messages(u)) for u in users] == [1, 1, 1]  # one reply each
+
+    # A visitor on the follower: the leader's sender writes the reply, the follower's socket gets it.
+    leader_name = await cluster.leader()
+    follower = next(i for i in cluster.instances if i.name != leader_name)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{follower.url}/chat/ws")
+        await ws.send_json({"type": "hello"})
+        frames = []
+        began = time.monotonic()
+        async with asyncio.timeout(10):
+            while not any(f.get("type") == "message" for f in frames):
+                frames.append(json.loads((await ws.receive()).data))
+        greeting_after = time.monotonic() - began
+        await ws.send_json({"type": "text", "id": "t-1", "text": "/help"})
+        async with asyncio.timeout(10):
+            while sum(f.get("type") == "message" for f in frames) < 2:
+                frames.append(json.loads((await ws.receive()).data))
+        await ws.close()
+    sent_by = {r["claimed_by"] for r in await cluster.rows("SELECT claimed_by FROM outbox WHERE channel = 'web'")}
+    assert sent_by == {leader_name} != {follower.name}
+    print(f"\ncluster: web chat greeting on the follower's socket {greeting_after * 1000:.0f} ms after hello")
+    for i in cluster.instances:
+        await i.terminate()
