@@ -94,6 +94,8 @@ def make_config(tmp_path, fake_telegram: FakeTelegramServer | None = None, *, da
         "http": {"port": 0, "api_token": API_TOKEN},
         # Fast pacing keeps end-to-end tests quick; test_sender checks the real pacing.
         "sender": {"backoff_base": 0.05, "request_timeout": 2.0, "per_chat_interval": 0.05},
+        # On PostgreSQL the default folder is ./backups of the working directory: not the checkout's.
+        "backup": {"folder": str(tmp_path / "backups")},
     }
     if fake_telegram is not None:
         raw["telegram"] = {"token": BOT_TOKEN, "api_base_url": fake_telegram.api_root, "poll_timeout": 1}

@@ -408,7 +408,7 @@ async def _run(config: Config) -> int:
     log.info("the API bearer token: run `feedbot api-token`; post purchases to %s/api/v1/purchases", app.base_url)
     if app.web is not None:
         print(f"Web chat: {app.web_chat_url()}", flush=True)
-        log.info("web chat: open %s (agents: %s/agent, sign in with the token `feedbot api-token` prints); "
+        log.info("web chat: open %s (agents: %s/agent, sign in with an account: `feedbot user add`, or the setup link above); "
                  "a demo survey: `feedbot demo`%s", app.web_chat_url(),
                  app.base_url, " or the page's demo button" if config.web_demo else "")
     await stop.wait()
