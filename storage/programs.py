@@ -250,7 +250,7 @@ async def opted_out_of(conn: Connection, customer_ids: Sequence[int]) -> set[int
 
 
 async def with_open_complaint(conn: Connection, customer_ids: Sequence[int]) -> set[int]:
-    """Which of these customers have a complaint not resolved yet (tickets.has_open, for many)."""
+    """Which of these customers have a complaint not resolved yet (as surveys.dispatch_facts asks it, for many)."""
     if not customer_ids:
         return set()
     rows = await conn.execute_fetchall(

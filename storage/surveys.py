@@ -174,12 +174,6 @@ async def dispatch_facts(conn: Connection, customer_id: int) -> tuple[CustomerRe
     return customers._record(row[:8]), from_db(row[8]), bool(row[9])
 
 
-async def last_sent_at(conn: Connection, customer_id: int) -> datetime | None:
-    row = await fetch_one(conn, 
-        "SELECT MAX(sent_at) FROM surveys WHERE customer_id = ? AND sent_at IS NOT NULL", (customer_id,)
-    )
-    return from_db(row[0]) if row else None
-
 
 async def mark_sent(conn: Connection, survey_id: int, contact_id: int, language: str, now: datetime) -> None:
     await conn.execute(

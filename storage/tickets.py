@@ -122,13 +122,6 @@ async def for_contact(conn: Connection, contact_id: int, resolved_since: datetim
     )]
 
 
-async def has_open(conn: Connection, customer_id: int) -> bool:
-    """An open complaint (an open question does not hold back a survey)."""
-    return await fetch_one(conn, 
-        "SELECT 1 FROM tickets WHERE customer_id = ? AND status != 'resolved' AND kind = 'complaint' LIMIT 1",
-        (customer_id,),
-    ) is not None
-
 
 async def by_thread(conn: Connection, chat_id: str, thread_id: str) -> TicketRecord | None:
     row = await fetch_one(conn, 
