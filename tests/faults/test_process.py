@@ -390,7 +390,10 @@ async def test_sigterm_with_webhook_requests_in_flight_loses_and_repeats_nothing
     os.environ["FEEDBOT_TELEGRAM_WEBHOOK_SECRET"] = WEBHOOK_SECRET
     try:
         await bot.start()
-        assert tg.requests_for("setWebhook")[-1].params["secret_token"] == WEBHOOK_SECRET
+        # The bot serves HTTP before it registers the webhook (Telegram may post at once), so
+        # the port opening does not mean setWebhook was sent yet.
+        registered = await tg.wait_for_requests("setWebhook", 1, timeout=15)
+        assert registered[-1].params["secret_token"] == WEBHOOK_SECRET
         tg.delay_next("sendMessage", 1.0, times=len(HOOK_USERS))
         updates = [tg.make_message_update(u, "xin chào") for u in HOOK_USERS]
 
