@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import sqlite3
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import aiosqlite
 
+from storage.backend import CREATE_SCHEMA_MIGRATIONS, Backend, MigrationError, check_not_newer, load_migrations
+from storage.backend import settled as _settled
 from storage.timefmt import to_db
+
+__all__ = ["MigrationError", "check_not_newer"]  # shared with storage/pg.py, imported from here too
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,6 @@ SCRUB_TIMEOUT_S = 30.0
 # The WAL file is cut back to this many bytes when it starts over after a checkpoint: without
 # it, a burst of writes leaves a WAL file as large as the burst on disk for good.
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Connection = aiosqlite.Connection
 Row = aiosqlite.Row
@@ -142,20 +143,6 @@ def _commit(raw: sqlite3.Connection) -> None:
         raise
 
 
-async def _settled(statement: Awaitable[Any]) -> None:
-    """Await a transaction-control statement even if we are cancelled meanwhile, then pass the
-    cancellation on. The statement runs on the database thread whatever happens to the
-    awaiting task; releasing the write lock before it has finished would leave the next
-    caller a connection in an unknown state (an open transaction: 'cannot start a
-    transaction within a transaction' on every later write)."""
-    pending = asyncio.ensure_future(statement)
-    try:
-        await asyncio.shield(pending)
-    except asyncio.CancelledError:
-        await pending
-        raise
-
-
 @asynccontextmanager
 async def savepoint(tx: aiosqlite.Connection, name: str = "step") -> AsyncIterator[None]:
     """Inside a transaction: an error in the block undoes the block's writes only, then
@@ -232,20 +219,6 @@ class _InlineResult:
         await self._cursor.close()
 
 
-class MigrationError(RuntimeError):
-    pass
-
-
-def check_not_newer(applied: Any, files: list[tuple[int, str, str]], where: str) -> None:
-    """Refuse a database migrated by a newer feedbot: this code does not know its schema."""
-    known = max((v for v, _, _ in files), default=0)
-    newest = max(applied, default=0)
-    if newest > known:
-        raise MigrationError(
-            f"{where}: the database is at schema version {newest}, this feedbot knows up to {known}:"
-            " it was migrated by a newer feedbot; run that version (or restore a backup)")
-
-
 def dialect(conn: Any) -> str:
     """"sqlite" or "postgresql": which SQL variant a repository gives this connection."""
     return getattr(conn, "dialect", "sqlite")
@@ -262,29 +235,17 @@ def open_database(path: str | Path, url: str | None = None) -> Any:
 
 async def schema_versions(db: Any) -> tuple[int, int]:
     """(applied, known): the newest migration applied to the database, the newest this code has."""
-    if dialect(db) == "postgresql":
-        from storage.pg import migration_files as files
-    else:
-        files = migration_files
-    rows = await db.reader.execute_fetchall("SELECT MAX(version) FROM schema_migrations")
-    return (rows[0][0] or 0) if rows else 0, max((v for v, _, _ in files()), default=0)
+    return await db.schema_versions()
 
 
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) for every packaged migration, in order."""
-    found = []
-    for entry in resources.files("storage").joinpath("migrations").iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if len(set(versions)) != len(versions):
-        raise MigrationError(f"two migrations share a version: {versions}")
-    return found
+    return load_migrations("migrations")
 
 
-class Database:
+class Database(Backend):
+    migration_files = staticmethod(migration_files)
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._writer: aiosqlite.Connection | None = None
@@ -323,7 +284,7 @@ class Database:
         if migrate:
             await self.migrate()
         else:
-            check_not_newer(await self.applied_versions(), migration_files(), self.path)
+            await self._check_version()
         self._reader = await self._connect()
         if self.path != ":memory:":
             # Our commits never checkpoint (that would stall the event loop, inline commits
@@ -410,24 +371,6 @@ class Database:
             except sqlite3.Error as exc:  # e.g. a disk error: the next write tries again
                 log.warning("WAL checkpoint failed: %s", exc)
             await asyncio.sleep(CHECKPOINT_SPACING_S)
-
-    async def __aenter__(self) -> "Database":
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def writer(self) -> aiosqlite.Connection:
-        if self._writer is None:
-            raise RuntimeError("database is not open")
-        return self._writer
-
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        """For reads outside a transaction: sees every committed write, never blocks one."""
-        return self._reader or self.writer
 
     @asynccontextmanager
     async def transaction(self, *, inline: bool = False) -> AsyncIterator[aiosqlite.Connection]:
@@ -597,35 +540,12 @@ class Database:
         self._scrub_pending = False
         return True
 
-    async def heartbeat(self, at: str) -> None:
-        """A tiny committed write (the settings row 'heartbeat'): raises when the database
-        cannot take writes now (a read-only file or directory, a full disk, an I/O error)."""
-        await self.write_grouped(
-            "INSERT INTO settings (key, value) VALUES ('heartbeat', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (at,),
-        )
-
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        return list(await self.reader.execute_fetchall(sql, params))
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
     # --- migrations -----------------------------------------------------------
 
     async def applied_versions(self) -> list[int]:
         conn = self.writer
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
+        await conn.execute(CREATE_SCHEMA_MIGRATIONS)
         return [row[0] for row in await conn.execute_fetchall("SELECT version FROM schema_migrations ORDER BY version")]
-
-    async def pending_migrations(self) -> list[str]:
-        """The names of the migrations not applied yet."""
-        applied = set(await self.applied_versions())
-        return [name for version, name, _ in migration_files() if version not in applied]
 
     async def migrate(self, up_to: int | None = None) -> list[str]:
         """Apply every migration not applied yet (up to version up_to, if given), all in ONE

@@ -20,13 +20,13 @@ import logging
 import re
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from importlib import resources
 from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from storage.db import MigrationError, check_not_newer
+from storage.backend import CREATE_SCHEMA_MIGRATIONS, Backend, MigrationError, check_not_newer, load_migrations
+from storage.backend import settled as _settled
 from storage.timefmt import to_db
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ READER_POOL = 4
 VACUUM_WAIT_SECONDS = 10.0  # after an erasure: how long VACUUM FULL waits for older snapshots to end
 # pg_advisory_lock key held while migrating: instances starting at once migrate one by one.
 MIGRATION_LOCK = 0x6665_6462_6F74  # "fedbot"
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # A string literal or quoted name (left alone), `?NNN`, `?`, `:name` (not `::type`), or SQLite's
 # NULL-safe `IS [NOT] <value>` (PostgreSQL: IS [NOT] DISTINCT FROM).
 _TOKEN = re.compile(
@@ -327,10 +326,16 @@ class _ServerCursor:
         return rows
 
 
-class PgDatabase:
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every PostgreSQL migration, in order."""
+    return load_migrations("migrations", "postgresql", label="PostgreSQL ")
+
+
+class PgDatabase(Backend):
     """The PostgreSQL backend: the same public surface as storage.db.Database."""
 
     dialect = DIALECT
+    migration_files = staticmethod(migration_files)
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -401,24 +406,6 @@ class PgDatabase:
             await self._pool.close()
         self._writer = self._reader = self._pool = None
 
-    async def __aenter__(self) -> "PgDatabase":
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def writer(self) -> PgConnection:
-        if self._writer is None:
-            raise RuntimeError("database is not open")
-        return self._writer
-
-    @property
-    def reader(self) -> PgConnection | _PoolReader:
-        """For reads outside a transaction: sees every committed write, never blocks one."""
-        return self._reader or self.writer
-
     @asynccontextmanager
     async def transaction(self, *, inline: bool = False) -> AsyncIterator[PgConnection]:
         """A write transaction on the writer connection (inline: accepted, the same here)."""
@@ -476,13 +463,6 @@ class PgDatabase:
             await self._commit_units()
             cur = await self.writer._execute(sql, params)
         return cur.lastrowid, cur.rowcount
-
-    async def heartbeat(self, at: str) -> None:
-        """A tiny committed write (the settings row 'heartbeat'): raises when writes fail."""
-        await self.write_grouped(
-            "INSERT INTO settings (key, value) VALUES ('heartbeat', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (at,),
-        )
 
     def vacuum_after_commit(self) -> None:
         """A checkpoint() as soon as the writer's current transaction (or units') is committed."""
@@ -552,9 +532,6 @@ class PgDatabase:
                 return False
             await asyncio.sleep(0.05)
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
-        return list(await self.reader.execute_fetchall(sql, params))
-
     @asynccontextmanager
     async def side_transaction(self) -> AsyncIterator[PgConnection]:
         """A short transaction on a connection of its own, not behind this process's writer
@@ -600,10 +577,6 @@ class PgDatabase:
         """Tell every listening process (payloads up to 8000 bytes)."""
         await self.reader.execute_fetchall("SELECT pg_notify(?, ?)", (channel, payload))
 
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> asyncpg.Record | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
     # --- migrations -----------------------------------------------------------
 
     async def applied_versions(self) -> list[int]:
@@ -613,18 +586,8 @@ class PgDatabase:
             # would both CREATE (IF NOT EXISTS does not stop the race on the type's name).
             async with raw.transaction():
                 await raw.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-                await raw.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+                await raw.execute(CREATE_SCHEMA_MIGRATIONS)
         return [r[0] for r in await raw.fetch("SELECT version FROM schema_migrations ORDER BY version")]
-
-    async def pending_migrations(self) -> list[str]:
-        """The names of the migrations not applied yet."""
-        applied = set(await self.applied_versions())
-        return [name for version, name, _ in migration_files() if version not in applied]
-
-    async def _check_version(self) -> None:
-        check_not_newer(await self.applied_versions(), migration_files(), self.path)
 
     async def migrate(self) -> list[str]:
         """Apply every migration not applied yet, each in its own transaction, holding an
@@ -698,27 +661,3 @@ class _PgUnit:
             committed = asyncio.get_running_loop().create_future()
             self._waiters.append(committed)
             await committed
-
-
-async def _settled(statement: Any) -> None:
-    """Finish a transaction-control statement even if cancelled meanwhile (see storage/db.py)."""
-    pending = asyncio.ensure_future(statement)
-    try:
-        await asyncio.shield(pending)
-    except asyncio.CancelledError:
-        await pending
-        raise
-
-
-def migration_files() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of every PostgreSQL migration, in order."""
-    found = []
-    for entry in resources.files("storage").joinpath("migrations", "postgresql").iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if len(set(versions)) != len(versions):
-        raise MigrationError(f"two PostgreSQL migrations share a version: {versions}")
-    return found
