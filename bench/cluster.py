@@ -163,7 +163,8 @@ def _toml(raw: dict[str, dict[str, Any]]) -> str:
 class Instance:
     """`feedbot run` as a child process on the shared database."""
 
-    def __init__(self, workdir: Path, name: str, tg: h.BenchTelegramServer, url: str, lease: float, rate: float) -> None:
+    def __init__(self, workdir: Path, name: str, tg: h.BenchTelegramServer, url: str, lease: float, rate: float,
+                 level: str = "WARNING") -> None:
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -176,7 +177,7 @@ class Instance:
             "survey": {"quiet_hours": "00:00-00:00", "dispatch_interval": "1s"},
             "sender": {"messages_per_second": rate, "per_chat_interval": 1.0, "request_timeout": 10.0},
             "cluster": {"lease": f"{lease:g}s", "instance_name": name},
-            "logging": {"level": "WARNING"},
+            "logging": {"level": level},
         }
         (self.dir / "config.toml").write_text(_toml(raw))
         self.proc: subprocess.Popen | None = None
@@ -262,6 +263,34 @@ def exactly_once(tg: h.BenchTelegramServer, users: list[int]) -> tuple[int, int]
     return sum(1 for u in users if questions.get(u, 0) == 0), sum(max(0, questions.get(u, 0) - 1) for u in users)
 
 
+def outbound_diagnostics(tg: h.BenchTelegramServer, instances: list["Instance"]) -> list[str]:
+    """Where the time went: 429s (when, how many arrivals in the second before), long gaps
+    between arrivals, leadership changes in the instances' logs."""
+    reqs = sorted((r for r in tg.requests if r.method == "sendMessage"), key=lambda r: r.time)
+    if not reqs:
+        return []
+    t0 = reqs[0].time
+    out = []
+    for r in reqs:
+        if r.status == 429:
+            before = sum(1 for q in reqs if r.time - 1.0 < q.time <= r.time and q.status == 200)
+            out.append(f"    429 at +{r.time - t0:.3f} s ({before} accepted in the second before)")
+    ok = [r.time for r in reqs if r.ok]
+    gaps = [b - a for a, b in zip(ok, ok[1:])]
+    long = [g for g in gaps if g > 0.1]
+    out.append(f"    gaps between accepted sends > 100 ms: {len(long)}, {sum(long):.2f} s in all"
+               f" (longest {max(gaps, default=0):.3f} s)")
+    for i in instances:
+        text = (i.dir / "bot.log").read_text(errors="replace") if (i.dir / "bot.log").exists() else ""
+        changes = [line for line in text.splitlines() if "leader" in line and "cluster:" in line]
+        if changes:
+            out.append(f"    {i.name}: {len(changes)} leadership change(s), the last: {changes[-1][:120]}")
+        waits = [line.partition("sender: ")[2] for line in text.splitlines() if "seconds waiting for the limiter" in line]
+        if waits:
+            out.append(f"    {i.name}'s sender: {waits[-1]}")
+    return out
+
+
 async def measure_outbound(args: argparse.Namespace, workdir: Path, lines: list[str], problems: list[str]) -> None:
     tg = h.BenchTelegramServer(h.BOT_TOKEN)
     await tg.start()
@@ -274,7 +303,7 @@ async def measure_outbound(args: argparse.Namespace, workdir: Path, lines: list[
         tg.enforce_limits()
         tg.requests.clear()
         tg.count_429 = 0
-        instances = [Instance(workdir / "out", f"o{k}", tg, url, args.lease, CAP) for k in range(2)]
+        instances = [Instance(workdir / "out", f"o{k}", tg, url, args.lease, CAP, level="INFO") for k in range(2)]
         (workdir / "out").mkdir(exist_ok=True)
         await asyncio.gather(*(i.start() for i in instances))
         deadline = time.monotonic() + args.surveys / CAP * 2 + 120
@@ -295,6 +324,9 @@ async def measure_outbound(args: argparse.Namespace, workdir: Path, lines: list[
                 "SELECT claimed_by FROM outbox WHERE status = 'sent' AND survey_id IS NOT NULL")))
         finally:
             await conn.close()
+        for i in instances:
+            i.stop()  # the sender logs where its time went as it stops
+        lines += outbound_diagnostics(tg, instances)
         lines.append(f"outbound: {args.surveys} due surveys, 2 instances, fake Bot API enforcing 30/s overall and "
                      f"1/s per chat")
         lines.append(f"  {len(sends)} sendMessage in {span:.1f} s: {achieved:.2f} msg/s = {achieved / CAP:.3f} of the cap "

@@ -9,6 +9,8 @@ message and reports back. Its interface is small and async so that another imple
 - `wait_turn(channel, chat_id, paced=)`: a `Turn` when the message may start now (it may sleep
   up to one start interval for the platform's overall rate), or the seconds to wait before
   asking again (the chat's pacing, the platform's window, a pause);
+- `sending(turn)`: the request leaves now (after the row's claim: what the claim took is not
+  the network's);
 - `answered(turn)`: the request's answer came in (bounds when it reached the platform);
 - `finished(turn)`: the message is done; a paced chat's next one is counted from now;
 - `unused(turn)`: nothing went out on this turn after all.
@@ -44,6 +46,7 @@ LAST_SENT_PRUNE_EVERY = 1.0  # ... at most once a second
 RATE_MARGIN = 0.98  # starts are spread 1/(rate * RATE_MARGIN) apart, kept to that schedule ...
 CATCH_UP = 3  # ... up to this many intervals of lag made up, never closer than half an interval ...
 WINDOW_MARGIN = 0.010  # ... and at most `rate` starts in any (1 s + this + a slow request's delay)
+IN_FLIGHT_LATE_MAX = 1.0  # s: a request still unanswered may arrive late; waited for up to this much more
 MAX_SLEEP_IN_PASS = 0.05  # s: Telegram's 30/s interval (34 ms) is slept, a 5/s channel's 200 ms is not
 
 
@@ -57,7 +60,7 @@ class _Limit:
 class Turn:
     """One message's permission to start, and how long its request took."""
 
-    __slots__ = ("channel", "chat_id", "paced", "counted", "at", "round_trip", "sent")
+    __slots__ = ("channel", "chat_id", "paced", "counted", "at", "left_at", "round_trip", "network", "sent")
 
     def __init__(self, channel: str, chat_id: str, paced: bool, at: float, counted: bool) -> None:
         self.channel = channel
@@ -65,7 +68,9 @@ class Turn:
         self.paced = paced
         self.counted = counted  # it took a slot of the platform's overall rate
         self.at = at
-        self.round_trip: float | None = None  # None while in flight
+        self.left_at: float | None = None  # when the request left (sending()); None: at `at`
+        self.round_trip: float | None = None  # from the turn to the answer; None while in flight
+        self.network: float | None = None  # from the request leaving to its answer
         self.sent = True
 
 
@@ -139,10 +144,17 @@ class RateLimiter:
             return left
         return turn
 
+    async def sending(self, turn: Turn, at: float | None = None) -> None:
+        """The turn's request leaves now (or at `at`): after the claim, which may have waited
+        for the database; the time between is the request's delay, not the network's."""
+        turn.left_at = self.monotonic() if at is None else at
+
     async def answered(self, turn: Turn, at: float | None = None) -> None:
         """The turn's request was answered (now, or at `at`)."""
         if turn.round_trip is None:
-            turn.round_trip = (self.monotonic() if at is None else at) - turn.at
+            answer = self.monotonic() if at is None else at
+            turn.round_trip = answer - turn.at
+            turn.network = answer - (turn.at if turn.left_at is None else turn.left_at)
 
     async def finished(self, turn: Turn) -> None:
         """The message is done (sent or not). A paced chat's next message is counted from
@@ -155,7 +167,7 @@ class RateLimiter:
 
     async def unused(self, turn: Turn) -> None:
         """Nothing went out on this turn: its start still counts, with no delay."""
-        turn.round_trip, turn.sent = 0.0, False
+        turn.round_trip, turn.network, turn.sent = 0.0, 0.0, False
 
     def _pause_left(self, channel: str) -> float:
         until = self._paused_until.get(channel)
@@ -218,8 +230,11 @@ class RateLimiter:
         # most CATCH_UP intervals of lag are made up (after a stall or an idle spell: no burst).
         # (2) What the platform counts is arrivals: at most `count` in any `window` (1 s).
         # A start may follow the `count`-th start before it by no less than the window plus
-        # that request's delay beyond the fastest recent round trip (it may have arrived that
-        # late; for a request still in flight, WINDOW_MARGIN). Based on actual start and answer
+        # that request's delay beyond the fastest recent network round trip (it may have
+        # arrived that late: the claim's wait for the database counts in its delay, not in the
+        # fastest, else a stretch of slow claims followed by fast ones drew 429s on PostgreSQL;
+        # for a request still in flight, as late as it has been so far, up to
+        # IN_FLIGHT_LATE_MAX: a platform's stalled event loop may count it any moment). Based on actual start and answer
         # times, so lateness does not compound, and a request held up on its way delays the
         # next window instead of landing in it: in bench/outbound_drain.py a start reaches the
         # fake Bot API ~2 ms later, but 40-90 ms later a few times per 3,000 (event-loop
@@ -238,8 +253,12 @@ class RateLimiter:
     def _window_opens(self, starts: deque[Turn], limit: _Limit) -> float:
         """When one more start keeps at most `count` arrivals in any window."""
         oldest = starts[0]
-        fastest = min((s.round_trip for s in starts if s.sent and s.round_trip is not None), default=0.0)
-        late = WINDOW_MARGIN if oldest.round_trip is None else max(WINDOW_MARGIN, oldest.round_trip - fastest)
+        fastest = min((s.network for s in starts if s.sent and s.network is not None), default=0.0)
+        if oldest.round_trip is None:  # still in flight: it may yet arrive
+            so_far = self.monotonic() - oldest.at - fastest
+            late = max(WINDOW_MARGIN, min(so_far, IN_FLIGHT_LATE_MAX))
+        else:
+            late = max(WINDOW_MARGIN, oldest.round_trip - fastest)
         return oldest.at + limit.window + late
 
 

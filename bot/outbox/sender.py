@@ -108,6 +108,12 @@ class Sender:
         self._stopping = False
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.stats = {"sent": 0, "retried": 0, "failed": 0, "unknown": 0, "rate_limited": 0}
+        # Where the sender's passes spent their time, in seconds (logged at stop, read by
+        # bench/cluster.py): waiting for the limiter (its sleeps, and the waits between passes
+        # while a row was held by a limit), for the database (reading ready rows, claiming),
+        # for a free in-flight slot, and idle (nothing to send).
+        self.waited = {"limiter": 0.0, "database": 0.0, "in_flight": 0.0, "idle": 0.0}
+        self._held_by_limiter = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -151,6 +157,7 @@ class Sender:
         (a new row, or a send finishing: both call wake())."""
         self._wake.clear()  # before pump: a wake() during its awaits must not be lost
         wait = min(await self.pump(), max_wait)
+        started = self.monotonic()
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
             # that races with the event being set, and the task never stops.
@@ -158,6 +165,7 @@ class Sender:
                 await self._wake.wait()
         except TimeoutError:
             pass
+        self.waited["limiter" if self._held_by_limiter else "idle"] += self.monotonic() - started
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Let in-flight requests finish (or time out) so their outcome is recorded."""
@@ -165,6 +173,9 @@ class Sender:
         tasks = list(self._in_flight.values())
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        if self.stats["sent"]:
+            log.info("sender: %d sent; seconds waiting for the limiter %.2f, the database %.2f, an in-flight slot %.2f,"
+                     " idle %.2f", self.stats["sent"], *self.waited.values())
 
     async def pump(self) -> float:
         """Start every send the limits allow now; returns how long to wait before trying again."""
@@ -174,8 +185,12 @@ class Sender:
         skip = tuple(pauses)
         wait = min([IDLE_WAIT, *pauses.values()])
         held: set[tuple[str, str]] = set()  # chats whose next message must wait: keep their order
+        self._held_by_limiter = False
+        waited, mono = self.waited, self.monotonic
         for _ in range(2):
+            at = mono()
             rows = await outbox.ready(self.db.reader, self.clock.now(), READY_BATCH, skip_channels=skip)
+            waited["database"] += mono() - at
             waiting: set[str] = set()  # channels with a row that must wait ...
             started: set[str] = set()  # ... and channels with a row started in this pass
             for row in rows:
@@ -191,15 +206,21 @@ class Sender:
                     await self._finish([row.id], "failed", f"channel {row.channel} is not enabled")
                     continue
                 # A button acknowledgement is not a chat message: no pacing, not in the ~30/s budget.
+                at = mono()
                 turn = await self.limiter.wait_turn(row.channel, row.chat_id, paced=row.method != "answer_choice")
+                waited["limiter"] += mono() - at
                 if not isinstance(turn, Turn):
                     # The chat's pacing, the platform's window (not slept here, so the rows of
                     # other channels, the web chat, go on meanwhile) or a 429's pause.
                     held.add(key)
                     waiting.add(row.channel)
                     wait = min(wait, turn)
+                    self._held_by_limiter = True
                     continue
+                at = mono()
                 await self._slots.acquire()
+                waited["in_flight"] += mono() - at
+                at = mono()
                 if row.coalesce_key is None:  # the claim alone: one write (one round trip on PostgreSQL)
                     claimed, merged = await outbox.claim(self.db, row.id, self.instance, self.claim_lease), []
                 else:
@@ -207,6 +228,7 @@ class Sender:
                         claimed = await outbox.mark_sending(tx, row.id, self.instance, self.claim_lease)
                         # Messages piling up for a busy chat (a group allows ~20 a minute) go as one.
                         merged = await outbox.take_coalescable(tx, row, COALESCE_MAX_CHARS) if claimed else []
+                waited["database"] += mono() - at
                 if not claimed:
                     self._slots.release()
                     await self.limiter.unused(turn)
@@ -222,7 +244,9 @@ class Sender:
             skip = (*skip, *sorted(blocked))
         if len(rows) == READY_BATCH:
             return min(wait, self.limiter.interval)
+        at = mono()
         retry_at = from_db(await outbox.next_retry_at(self.db.reader))
+        waited["database"] += mono() - at
         if retry_at is not None:
             wait = min(wait, max(0.0, (retry_at - self.clock.now()).total_seconds()))
         return wait
@@ -239,6 +263,7 @@ class Sender:
             if self.hooks is not None:
                 payload = await self.hooks.prepare(OutboxItem(**{**row.__dict__, "payload": payload}))
             try:
+                await self.limiter.sending(turn)
                 message_id = await channel.deliver(row.method, row.chat_id, payload)
             finally:
                 await self.limiter.answered(turn)

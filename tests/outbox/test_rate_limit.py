@@ -42,22 +42,32 @@ async def turn_now(limiter: RateLimiter, fake: FakeMonotonic, channel: str = "te
 
 
 async def start_messages(
-    limiter: RateLimiter, fake: FakeMonotonic, n: int, delay=lambda k: 0.002
+    limiter: RateLimiter, fake: FakeMonotonic, n: int, delay=lambda k: 0.002, claim=lambda k: 0.0005
 ) -> tuple[list[float], list[float]]:
     """Start n messages (each to its own chat); returns their start times and the times they
-    reached the platform."""
+    reached the platform. Each turn is followed by its row's claim (`claim(k)` s, the pass
+    waits for it), then the request leaves and reaches the platform `delay(k)` s later; its
+    answer comes 1 ms after that (answers are taken in while the pass waits)."""
     starts: list[float] = []
     arrivals: list[float] = []
     in_flight: list[tuple[float, Turn]] = []
-    for k in range(n):
-        for answer_at, turn in [f for f in in_flight if f[0] <= fake.now]:  # answers that came in
+
+    async def take_answers() -> None:
+        for answer_at, turn in [f for f in in_flight if f[0] <= fake.now]:
             await limiter.answered(turn, answer_at)
             in_flight.remove((answer_at, turn))
-        turn = await turn_now(limiter, fake, chat=str(k))
+
+    for k in range(n):
+        await take_answers()
+        while not isinstance(turn := await limiter.wait_turn("telegram", str(k)), Turn):
+            next_answer = min((f[0] for f in in_flight), default=float("inf"))
+            await fake.sleep(min(turn, max(0.0, next_answer - fake.now)))
+            await take_answers()
         starts.append(turn.at)
-        arrivals.append(turn.at + delay(k))
+        fake.now += claim(k)  # claiming the row
+        await limiter.sending(turn)
+        arrivals.append(fake.now + delay(k))
         in_flight.append((arrivals[-1] + 0.001, turn))
-        fake.now += 0.0005  # claiming the row
     return starts, arrivals
 
 
@@ -119,6 +129,37 @@ async def test_rate_limit_a_request_still_in_flight_counts_from_its_start():
     fake.now += 0.0005
     thirty_first = await turn_now(limiter, fake, chat="31")
     assert thirty_first.at >= first.at + 1.0 + rate_limit.WINDOW_MARGIN
+
+
+async def test_rate_limit_a_claim_that_waited_for_the_database_does_not_shrink_the_window():
+    """Claims slow for a while (the writer busy with a dispatch batch: 30 ms each), then fast
+    again: each slow request reached the platform 30 ms after its turn. Subtracting the
+    fastest round trip that included those claims (all slow) left no margin for it, and the
+    first fast requests landed in its window (31 arrivals in a second, a 429)."""
+    fake = FakeMonotonic()
+    limiter = limiter_for(fake)
+    _, arrivals = await start_messages(limiter, fake, 300, claim=lambda k: 0.030 if 60 <= k < 150 else 0.0005)
+    assert busiest_second(arrivals) <= 30
+    assert achieved_rate(arrivals) >= 0.95 * 30
+
+
+async def test_rate_limit_a_request_held_up_past_its_window_is_waited_for():
+    """A request unanswered for longer than the window (the platform's event loop stalled: it
+    counts the request only when it reads it, 1.2 s after it left): the start 30 after it
+    waits for its answer instead of assuming it arrived on time."""
+    fake = FakeMonotonic()
+    limiter = limiter_for(fake)
+    _, arrivals = await start_messages(limiter, fake, 200, delay=lambda k: 1.2 if k == 100 else 0.002)
+    assert busiest_second(arrivals) <= 30
+
+
+async def test_rate_limit_a_request_never_answered_holds_its_window_a_bounded_time():
+    fake = FakeMonotonic()
+    limiter = limiter_for(fake)
+    _, arrivals = await start_messages(limiter, fake, 100, delay=lambda k: 3600.0 if k == 40 else 0.002)
+    starts_after = sorted(arrivals)[:99]  # all but the lost one
+    gaps = [b - a for a, b in zip(starts_after, starts_after[1:])]
+    assert max(gaps) <= rate_limit.IN_FLIGHT_LATE_MAX + 0.1  # waited for it, not for the request timeout
 
 
 async def test_rate_limit_none_means_no_overall_limit_and_a_slow_rate_spreads_over_its_window():
