@@ -225,6 +225,8 @@ class FeedbotApp:
             self._tasks.extend(late)  # stuck past the deadline: cancelled with the rest
             self._sender_task = None
             await self.sender.stop()
+            if isinstance(self.sender.limiter, ClusterRateLimiter):
+                await self.sender.limiter.hand_over()  # the next leader keeps to our last window
 
     async def _recover_expired(self) -> None:
         await self.sender.recover(expired_only=True)
@@ -345,6 +347,7 @@ class FeedbotApp:
         limiter = None
         if dialect(self.db) == "postgresql":  # other instances may lead later: a 429's pause is shared
             limiter = ClusterRateLimiter(self.channels, db=self.db, instance=self.cluster_settings.instance,
+                                         silent_for=(1 - cluster.STEP_DOWN_AT) * self.cluster_settings.lease,
                                          messages_per_second=sender_cfg.messages_per_second)
         self.sender = Sender(
             self.db,

@@ -151,11 +151,12 @@ async def mark_sending(conn: Connection, item_id: int, claimed_by: str | None = 
 
 async def claim(db: Any, item_id: int, claimed_by: str | None = None, lease_seconds: float = CLAIM_LEASE_S) -> bool:
     """mark_sending in a transaction of its own, committed before this returns; on PostgreSQL
-    the statement alone (db.write_grouped: one round trip instead of three)."""
+    the statement alone (one round trip instead of three) beside the process's writer
+    (db.write_beside: a long transaction of ours, a dispatch batch, does not hold up the sends)."""
     if dialect(db) != "postgresql":
         async with db.transaction() as tx:
             return await mark_sending(tx, item_id, claimed_by, lease_seconds)
-    _, count = await db.write_grouped(*_claim(db, item_id, claimed_by, lease_seconds))
+    _, count = await db.write_beside(*_claim(db, item_id, claimed_by, lease_seconds))
     return count == 1
 
 
@@ -190,12 +191,13 @@ async def mark_sent(conn: Connection, ids: list[int], platform_message_id: str |
 
 
 async def record_sent(db: Any, ids: list[int], platform_message_id: str | None, now: datetime) -> None:
-    """mark_sent in a transaction of its own (on PostgreSQL the statement alone, as claim())."""
+    """mark_sent in a transaction of its own (on PostgreSQL the statement alone beside the
+    writer, as claim())."""
     if dialect(db) != "postgresql":
         async with db.transaction() as tx:
             await mark_sent(tx, ids, platform_message_id, now)
         return
-    await db.write_grouped(*_sent(ids, platform_message_id, now))
+    await db.write_beside(*_sent(ids, platform_message_id, now))
 
 
 def _sent(ids: list[int], platform_message_id: str | None, now: datetime) -> tuple[str, tuple[Any, ...]]:

@@ -456,6 +456,15 @@ class PgDatabase(Backend):
             if not waiter.done():
                 waiter.set_result(None)
 
+    async def write_beside(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
+        """One write statement, committed before this returns, on a connection of the pool:
+        not behind this process's writer lock, so it never waits for a long transaction of
+        this process (a dispatch batch of 200 surveys holds the writer for a second or more
+        under load). For the sender's claims and sent marks: single statements on outbox rows
+        that no open writer transaction of ours holds, whose waits would stall the sends."""
+        cur = await self.reader._execute(sql, params)
+        return cur.lastrowid, cur.rowcount
+
     async def write_grouped(self, sql: str, params: Sequence[Any] = ()) -> tuple[int | None, int]:
         """One write statement, committed before this returns: (lastrowid, rowcount). The
         statement is its own transaction: one round trip, not three (BEGIN, it, COMMIT)."""

@@ -180,3 +180,36 @@ async def test_a_leader_busy_with_a_long_write_keeps_its_lease(pair):
     async with first.app.db.transaction():
         await asyncio.sleep(2.5)  # the lease is 1 s
     assert first.app.cluster.holds() and not second.app.cluster.is_leader
+
+
+async def test_the_next_leader_keeps_to_the_window_of_the_last_ones_sends(tmp_path, tg, clock, database_url):
+    """A leader sends its second's worth (3 messages at 3/s) and stops; the next takes over at
+    once, its limiter empty: it starts only once the last leader's starts have left the
+    window (ClusterRateLimiter.hand_over / restore), never 6 arrivals in a second."""
+    tg.enforce_limits(global_per_second=3, per_chat_burst=100)
+    pair = []
+    for n in range(2):
+        (tmp_path / str(n)).mkdir()
+        config = make_config(
+            tmp_path / str(n), tg, database_url=database_url, cluster={"lease": "5s", "instance_name": f"w{n}"},
+            http={"public_url": "http://127.0.0.1"}, telegram={"mode": "webhook", "webhook_secret": SECRET},
+            sender={"messages_per_second": 3},
+        )
+        h = Harness(config, tg, clock)
+        await h.start(scheduler=True)
+        pair.append(h)
+    leader, follower = pair
+    try:
+        await asyncio.gather(*(post(leader, tg.make_message_update(778000 + k, "/help")) for k in range(3)))
+        await tg.wait_for_requests("sendMessage", 3, timeout=10)
+        await leader.stop()
+        await follower.app.cluster.tick()  # takes over now, not at its next tick
+        assert follower.app.cluster.is_leader
+        await asyncio.gather(*(post(follower, tg.make_message_update(778010 + k, "/help")) for k in range(3)))
+        await tg.wait_for_requests("sendMessage", 6, timeout=10)
+        times = sorted(r.time for r in tg.requests_for("sendMessage"))
+        assert tg.count_429 == 0
+        assert all(b - a > 1.0 for a, b in zip(times, times[3:])), times  # at most 3 in any second
+    finally:
+        for h in pair:
+            await h.close()

@@ -263,6 +263,7 @@ class RateLimiter:
 
 
 PAUSE_PREFIX = "pause:"
+WINDOW_PREFIX = "window:"  # a leader that stepped down: until when its last sends fill the platform's window
 
 
 class ClusterRateLimiter(RateLimiter):
@@ -273,12 +274,20 @@ class ClusterRateLimiter(RateLimiter):
     database round trip per message, and nothing to agree on between instances. What must
     outlive the leader is a 429's pause: it is also written to the database (`leases`, name
     "pause:<channel>", the server's clock), and a new leader loads it (`restore`) before its
-    first send, so a takeover in the middle of a pause does not walk into another 429."""
+    first send, so a takeover in the middle of a pause does not walk into another 429.
 
-    def __init__(self, channels: Mapping[str, Channel], *, db: Any, instance: str, **kwargs: Any) -> None:
+    The other thing a new leader cannot know is the last leader's sends of the past second:
+    its limiter starts empty. A leader that steps down records until when its last starts
+    fill each platform's window (`hand_over`, "window:<channel>"); one that died (kill -9)
+    stopped sending at least `silent_for` before its lease ran out (it steps down at 0.8 of
+    the lease without a renewal), so the new one holds back for what is left of a window."""
+
+    def __init__(self, channels: Mapping[str, Channel], *, db: Any, instance: str, silent_for: float = 0.0,
+                 **kwargs: Any) -> None:
         super().__init__(channels, **kwargs)
         self.db = db
         self.instance = instance
+        self.silent_for = silent_for
 
     async def pause(self, channel: str, seconds: float) -> None:
         await super().pause(channel, seconds)
@@ -289,8 +298,34 @@ class ClusterRateLimiter(RateLimiter):
             log.warning("could not share a %s pause with the other instances: %s", channel, exc)
 
     async def restore(self) -> dict[str, float]:
-        """Take over the pauses another instance recorded (a new leader, before sending)."""
+        """Take over the pauses another instance recorded (a new leader, before sending): a
+        429's, and the window of the last leader's sends. Returns the 429 pauses."""
+        for name, channel in self.channels.items():  # a dead leader's last sends
+            limit = self._limit(name, channel)
+            if limit is not None and limit.window + WINDOW_MARGIN > self.silent_for:
+                await super().pause(name, limit.window + WINDOW_MARGIN - self.silent_for)
+        windows = await leases.remaining(self.db.reader, WINDOW_PREFIX)
+        for name, seconds in windows.items():
+            await super().pause(name[len(WINDOW_PREFIX):], seconds)
         left = await leases.remaining(self.db.reader, PAUSE_PREFIX)
         for name, seconds in left.items():
             await super().pause(name[len(PAUSE_PREFIX):], seconds)
         return left
+
+    async def hand_over(self) -> None:
+        """Stepping down (its sends finished): record until when this leader's last starts fill
+        each platform's window, for the next leader's restore()."""
+        mono = self.monotonic()
+        try:
+            async with self.db.transaction() as tx:
+                for name, starts in self._starts.items():
+                    limit = self._limits.get(name)
+                    if limit is None or not starts:
+                        continue
+                    last = starts[-1]
+                    late = WINDOW_MARGIN if last.round_trip is None else max(WINDOW_MARGIN, last.round_trip)
+                    left = last.at + limit.window + late - mono
+                    if left > 0:
+                        await leases.extend(tx, WINDOW_PREFIX + name, self.instance, left)
+        except Exception as exc:  # the next leader holds back by silent_for's rule only
+            log.warning("could not hand the send windows over to the next leader: %s", exc)
