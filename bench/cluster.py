@@ -285,7 +285,7 @@ def outbound_diagnostics(tg: h.BenchTelegramServer, instances: list["Instance"])
         changes = [line for line in text.splitlines() if "leader" in line and "cluster:" in line]
         if changes:
             out.append(f"    {i.name}: {len(changes)} leadership change(s), the last: {changes[-1][:120]}")
-        waits = [line.partition("sender: ")[2] for line in text.splitlines() if "seconds waiting for the limiter" in line]
+        waits = [line[line.rindex("sender: ") + 8:] for line in text.splitlines() if "seconds waiting for the limiter" in line]
         if waits:
             out.append(f"    {i.name}'s sender: {waits[-1]}")
     return out
