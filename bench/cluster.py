@@ -103,11 +103,7 @@ async def inbound_round(prep: inbound.Prepared, args: argparse.Namespace, workdi
         spans = await fire(prep.measured)
         rate = len(prep.measured) / spans[-1]
         if url is not None:
-            conn = await asyncpg.connect(url)
-            try:
-                bad = await conn.fetchval("SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL OR error IS NOT NULL")
-            finally:
-                await conn.close()
+            bad = (await pg.query(url, "SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL OR error IS NOT NULL"))[0][0]
             if bad:
                 problems.append(f"{bad} inbox row(s) unprocessed or failed")
         return rate, problems
@@ -126,16 +122,12 @@ async def measure_inbound(args: argparse.Namespace, workdir: Path, lines: list[s
     for rnd in range(1, args.rounds + 1):
         order = kinds if rnd % 2 else list(reversed(kinds))
         for backend, n in order:
-            url = None
-            name = f"feedbot_cbench_{os.getpid()}_{rnd}_{n}"
             if backend == "postgresql":
-                url = await pg._fresh_database(name)
-                await pg._copy(prep.db_file, url)
-            try:
-                rate, bad = await inbound_round(prep, args, workdir, url, n, rnd)
-            finally:
-                if url:
-                    await pg._drop(name)
+                async with pg.scratch_database(f"feedbot_cbench_{os.getpid()}_{rnd}_{n}") as url:
+                    await pg._copy(prep.db_file, url)
+                    rate, bad = await inbound_round(prep, args, workdir, url, n, rnd)
+            else:
+                rate, bad = await inbound_round(prep, args, workdir, None, n, rnd)
             rates[(backend, n)].append(rate)
             problems += [f"inbound {backend} x{n} round {rnd}: {p}" for p in bad]
             print(f"  round {rnd} {backend:10} x{n}: {rate:6.0f} updates/s", flush=True)
@@ -231,30 +223,18 @@ async def due_surveys(url: str, tg: h.BenchTelegramServer, workdir: Path, n: int
         users = await setup_surveys(app, tg, clock, n)
     finally:
         await app.stop()
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("UPDATE surveys SET due_at = $1",
-                           to_db(datetime.now(timezone.utc) - timedelta(minutes=1)))
-        await conn.execute("DELETE FROM leases")
-    finally:
-        await conn.close()
+    await pg.query(url, "UPDATE surveys SET due_at = $1", to_db(datetime.now(timezone.utc) - timedelta(minutes=1)))
+    await pg.query(url, "DELETE FROM leases")
     return users
 
 
 async def leader_of(url: str) -> str | None:
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetchval("SELECT holder FROM leases WHERE name = 'leader' AND until >= feedbot_clock(0)")
-    finally:
-        await conn.close()
+    rows = await pg.query(url, "SELECT holder FROM leases WHERE name = 'leader' AND until >= feedbot_clock(0)")
+    return rows[0][0] if rows else None
 
 
 async def left_to_send(url: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetchval("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
-    finally:
-        await conn.close()
+    return (await pg.query(url, "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')"))[0][0]
 
 
 def exactly_once(tg: h.BenchTelegramServer, users: list[int]) -> tuple[int, int]:
@@ -318,12 +298,8 @@ async def measure_outbound(args: argparse.Namespace, workdir: Path, lines: list[
         never, extra = exactly_once(tg, users)
         if never or extra:
             problems.append(f"outbound: {never} customer(s) without a survey, {extra} extra copies")
-        conn = await asyncpg.connect(url)
-        try:
-            senders = dict(Counter(r[0] for r in await conn.fetch(
-                "SELECT claimed_by FROM outbox WHERE status = 'sent' AND survey_id IS NOT NULL")))
-        finally:
-            await conn.close()
+        senders = dict(Counter(r[0] for r in await pg.query(
+            url, "SELECT claimed_by FROM outbox WHERE status = 'sent' AND survey_id IS NOT NULL")))
         for i in instances:
             i.stop()  # the sender logs where its time went as it stops
         lines += outbound_diagnostics(tg, instances)

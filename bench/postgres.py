@@ -32,6 +32,8 @@ import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from contextlib import asynccontextmanager  # noqa: E402
+from typing import Any, AsyncIterator  # noqa: E402
 from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
 import asyncpg  # noqa: E402
@@ -60,6 +62,25 @@ async def _drop(name: str) -> None:
     conn = await asyncpg.connect(SERVER_URL)
     try:
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def scratch_database(name: str) -> AsyncIterator[str]:
+    """A fresh database on the bench server (its URL), dropped afterwards (bench/cluster.py too)."""
+    url = await _fresh_database(name)
+    try:
+        yield url
+    finally:
+        await _drop(name)
+
+
+async def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """One statement on a connection of its own (the benches' checks and set-up steps)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql, *args)
     finally:
         await conn.close()
 
@@ -110,17 +131,13 @@ async def main_async(args: argparse.Namespace) -> int:
         for rnd in range(1, args.rounds + 1):
             order = ["sqlite", "postgresql"] if rnd % 2 else ["postgresql", "sqlite"]
             for backend in order:
-                url = None
-                name = f"feedbot_bench_{os.getpid()}_{rnd}"
-                if backend == "postgresql":
-                    url = await _fresh_database(name)
-                    copies.append(await _copy(prep.db_file, url))
                 (workdir / backend).mkdir(exist_ok=True)
-                try:
-                    run = await inbound.run_one("ours", rnd, prep, args, workdir / backend, database_url=url)
-                finally:
-                    if url:
-                        await _drop(name)
+                if backend == "postgresql":
+                    async with scratch_database(f"feedbot_bench_{os.getpid()}_{rnd}") as url:
+                        copies.append(await _copy(prep.db_file, url))
+                        run = await inbound.run_one("ours", rnd, prep, args, workdir / backend, database_url=url)
+                else:
+                    run = await inbound.run_one("ours", rnd, prep, args, workdir / backend)
                 rates[backend].append(run.updates_per_s)
                 cpu[backend].append(run.cpu_per_update)
                 problems += [f"{backend} round {rnd}: {p}" for p in run.problems]
@@ -139,12 +156,8 @@ async def main_async(args: argparse.Namespace) -> int:
         big = workdir / "big.db"
         print(f"postgres bench: writing a SQLite file of {2 * args.copy_rows} inbox/outbox rows ...", flush=True)
         await _big_file(big, args.copy_rows)
-        name = f"feedbot_bench_{os.getpid()}_copy"
-        url = await _fresh_database(name)
-        try:
+        async with scratch_database(f"feedbot_bench_{os.getpid()}_copy") as url:
             rows, seconds = await _copy(big, url)
-        finally:
-            await _drop(name)
         lines.append(f"db copy: {rows} rows in {seconds:.1f} s ({rows / seconds:.0f} rows/s, copy + verify);"
                      f" per million rows: {seconds * 1_000_000 / rows:.0f} s (extrapolated)")
     lines.append(f"before: {load_before}")

@@ -22,7 +22,7 @@ from storage.db import Database
 from storage.pg import PgDatabase
 
 BATCH = 5000
-SKIPPED = {"schema_migrations", "leases"}  # each database keeps its own (the target is migrated by PgDatabase; leases are live state)
+SKIPPED = {"schema_migrations", "leases", "rate_counts"}  # each database keeps its own (the target is migrated by PgDatabase; leases and limits are live state)
 
 
 class CopyError(Exception):

@@ -34,7 +34,7 @@ import logging
 import re
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -48,6 +48,8 @@ from bot.channels.web.channel import NAME, SESSION_RE, WebChannel
 from bot.clock import Clock
 from bot.config import Config
 from bot.http.connections import client_address
+from bot.limits import MemoryWindow
+from bot.limits import window as limit_window
 from storage import contacts, customers, settings, web_messages
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database, encodable
@@ -163,38 +165,35 @@ async def load_secrets(tx: Connection, config: Config) -> WebSecrets:
     return WebSecrets(session, customer)
 
 
-class RateLimiter:
-    """Events per key in a sliding window (frames per session: all of a visitor's tabs
-    together; new sessions per address; ...)."""
-
-    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic, window: float = 60.0) -> None:
-        self.per_minute = per_minute  # per window
-        self.monotonic = monotonic
-        self.window = window
-        self._seen: dict[str, deque[float]] = {}
-
-    def allow(self, session_id: str) -> bool:
-        now = self.monotonic()
-        seen = self._seen.setdefault(session_id, deque())
-        while seen and seen[0] <= now - self.window:
-            seen.popleft()
-        if len(seen) >= self.per_minute:
-            return False
-        seen.append(now)
-        if len(self._seen) > 10_000:  # forget idle keys
-            self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - self.window}
-        return True
+RateLimiter = MemoryWindow  # events per key in a sliding window, in this process (bot/limits.py)
 
 
 class AddressAndTotal:
-    """One limit per client address and one for everyone together."""
+    """One limit per client address and one for everyone together (shared by the instances
+    on PostgreSQL: bot/limits.py)."""
+
+    def __init__(self, per_address: int, total: int, window: float, db: Any = None, name: str = "") -> None:
+        self.per_address = limit_window(db, f"{name}.address", per_address, window)
+        self.total = limit_window(db, f"{name}.total", total, window)
+
+    async def allow(self, address: str) -> str | None:
+        """None when allowed, else which limit refused ("address" or "total")."""
+        if not await self.per_address.hit(address):
+            return "address"
+        if not await self.total.hit(""):
+            return "total"
+        return None
+
+
+class _Hourly:
+    """The anonymous tickets' limit: asked synchronously inside the engine's transaction, so
+    counted in this process (bot/limits.py says why)."""
 
     def __init__(self, per_address: int, total: int, window: float) -> None:
-        self.per_address = RateLimiter(per_address, window=window)
-        self.total = RateLimiter(total, window=window)
+        self.per_address = MemoryWindow(per_address, window)
+        self.total = MemoryWindow(total, window)
 
     def allow(self, address: str) -> str | None:
-        """None when allowed, else which limit refused ("address" or "total")."""
         if not self.per_address.allow(address):
             return "address"
         if not self.total.allow(""):
@@ -242,15 +241,17 @@ class WebChat:
         self.shop_name = shop_name
         self.public_url = public_url
         self.demo = demo
-        self.rate = RateLimiter(limits.messages_per_minute)
+        # Per session (all of a visitor's tabs, on any instance), per address, in total.
+        self.rate = limit_window(db, "web.messages", limits.messages_per_minute, 60.0)
         self._sockets: set[web.WebSocketResponse] = set()
         self._by_address: Counter[str] = Counter()
         self._by_session: Counter[str] = Counter()
         self._address_of: dict[str, str] = {}  # session -> the address of its latest socket
         self._said: dict[str, float] = {}  # limit -> when it was last logged
-        self.new_sessions = AddressAndTotal(limits.new_sessions_per_minute, limits.new_sessions_per_minute_total, 60.0)
-        self.demos = AddressAndTotal(limits.demos_per_minute, limits.demos_per_minute_total, 60.0)
-        self.tickets = AddressAndTotal(limits.anonymous_tickets_per_hour, limits.anonymous_tickets_per_hour_total, 3600.0)
+        self.new_sessions = AddressAndTotal(limits.new_sessions_per_minute, limits.new_sessions_per_minute_total, 60.0,
+                                            db, "web.new_sessions")
+        self.demos = AddressAndTotal(limits.demos_per_minute, limits.demos_per_minute_total, 60.0, db, "web.demos")
+        self.tickets = _Hourly(limits.anonymous_tickets_per_hour, limits.anonymous_tickets_per_hour_total, 3600.0)
         self._static = resources.files("bot.channels.web").joinpath("static")
 
     def add_routes(self, app: web.Application) -> None:
@@ -337,7 +338,7 @@ class WebChat:
             # New: no session, or a signed one with nothing stored yet (the page hands out
             # signed ids freely: GET /chat sets one in its cookie).
             if fresh or await web_messages.count(self.db.reader, session_id) == 0:  # type: ignore[arg-type]
-                refused = self.new_sessions.allow(address)
+                refused = await self.new_sessions.allow(address)
                 if refused is not None:
                     self._log_limit(f"new sessions ({refused})", address)
                     await _refuse(ws, "rate_limited", "too many new chat sessions from here; try again in a minute")
@@ -462,7 +463,7 @@ class WebChat:
                 send({"type": "pong"})
                 return
             frame_id = frame.get("id") if isinstance(frame.get("id"), str) else None
-            if not self.rate.allow(session_id):
+            if not await self.rate.hit(session_id):
                 raise _Reject("rate_limited", f"more than {self.limits.messages_per_minute} messages a minute; "
                               "wait a moment", frame_id)
             if kind == "demo":
@@ -502,7 +503,7 @@ class WebChat:
     async def _demo(self, session_id: str, lang: Any, address: str) -> None:
         if self.demo is None:
             raise _Reject("unavailable", "demo mode is off (web.demo)")
-        refused = self.demos.allow(address)
+        refused = await self.demos.allow(address)
         if refused is not None:
             self._log_limit(f"demo surveys ({refused})", address)
             raise _Reject("rate_limited", "too many demo surveys from here; try again in a minute")
