@@ -9,7 +9,10 @@
    PostgreSQL/SQLite.
 2. Outbound: two `feedbot run` processes on one database drain N due surveys against the
    fake Bot API enforcing Telegram's limits (30/s overall, 1/s per chat, 429 above): the
-   achieved rate as a share of the 30 msg/s cap, the 429s, every survey exactly once.
+   achieved rate as a share of the 30 msg/s cap, the 429s, every survey exactly once; where
+   the time went: the 429s' times, gaps over 100 ms between accepted sends, leadership
+   changes, and the leader's sender's own tally (seconds waiting for the limiter, the
+   database, an in-flight slot, idle; logged at its stop).
 3. Failover: two processes sending a steady stream (sender at --failover-rate msg/s); the
    leader is killed (SIGKILL) --kills times, each time restarted as a follower: kill -> the
    next sendMessage the fake receives, and that nothing was lost.
