@@ -398,7 +398,7 @@ class FeedbotApp:
             self.db, cfg.sources, kiotviet_urls=(cfg.orders.kiotviet_token_url, cfg.orders.kiotviet_api_url))
         self.orders = OrderIntake(self.db, self.clock, policy, cfg.survey.touchpoints,
                                   alert=self._tell_owners, kiotviet=self.order_sources.kiotviet,
-                                  wake_sender=self.sender.wake)
+                                  wake_sender=self.sender.wake, programs=self.programs)
         for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher, self.programs):
             service.register(self.effects)
         self.engine = Engine(

@@ -40,36 +40,14 @@ class _Page:
     csat: dict[int, list[SurveyRecord]]  # each customer's purchase CSAT surveys that are due
 
 
-class ProgramService:
-    def __init__(
-        self,
-        db: Database,
-        clock: Clock,
-        settings: FeedbackSettings,
-        policy: SurveyPolicy,
-        shop_name: str,
-        effects: Effects,
-        *,
-        vip: tuple[float, int] = (10_000_000, 10),
-        channel_order: tuple[str, ...] = ("last_used",),
-        wake_sender: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.db = db
-        self.clock = clock
+class ProgramSchedule:
+    """What a purchase asks of the programs (PurchasePrograms in bot/services/purchases.py):
+    whether its CSAT is asked and when, and which programs it starts. Needs no channel, so the
+    CLI's order import uses it alone; ProgramService hands its calls here."""
+
+    def __init__(self, settings: FeedbackSettings, policy: SurveyPolicy) -> None:
         self.settings = settings
         self.policy = policy
-        self.shop_name = shop_name
-        self.effects = effects
-        self.channels = frozenset(effects.channels)
-        self.vip_spend, self.vip_orders = vip
-        self.channel_order = channel_order
-        self.wake_sender = wake_sender
-
-    def register(self, effects: Effects) -> None:
-        effects.register(RecordProgramAnswer, self._record_answer, RECORDS)
-        effects.register(RecordIdea, self._record_idea, SERVICES)
-
-    # --- scheduling ----------------------------------------------------------------------------
 
     def csat_delay(self, touchpoint: str, store_name: str | None) -> timedelta | None:
         """When a purchase's CSAT is asked: survey.delay without programs; with programs, the
@@ -99,6 +77,50 @@ class ProgramService:
                                        priority=spec.priority, due_at=due, deadline_at=due + spec.max_lateness,
                                        now=now, purchase_id=purchase_id) is not None
         return made
+
+
+class ProgramService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: FeedbackSettings,
+        policy: SurveyPolicy,
+        shop_name: str,
+        effects: Effects,
+        *,
+        vip: tuple[float, int] = (10_000_000, 10),
+        channel_order: tuple[str, ...] = ("last_used",),
+        wake_sender: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.policy = policy
+        self.shop_name = shop_name
+        self.effects = effects
+        self.channels = frozenset(effects.channels)
+        self.vip_spend, self.vip_orders = vip
+        self.channel_order = channel_order
+        self.wake_sender = wake_sender
+        self.schedule = ProgramSchedule(settings, policy)
+
+    def register(self, effects: Effects) -> None:
+        effects.register(RecordProgramAnswer, self._record_answer, RECORDS)
+        effects.register(RecordIdea, self._record_idea, SERVICES)
+
+    # --- scheduling ----------------------------------------------------------------------------
+
+    def csat_delay(self, touchpoint: str, store_name: str | None) -> timedelta | None:
+        return self.schedule.csat_delay(touchpoint, store_name)
+
+    async def on_purchase(
+        self, tx: Connection, *, purchase_id: int, customer_id: int, touchpoint: str, store_name: str | None,
+        purchased_at: datetime, now: datetime,
+    ) -> int:
+        return await self.schedule.on_purchase(tx, purchase_id=purchase_id, customer_id=customer_id,
+                                               touchpoint=touchpoint, store_name=store_name,
+                                               purchased_at=purchased_at, now=now)
 
     async def on_demand(self, program: str, external_ids: Sequence[str]) -> dict[str, str]:
         """The API's "ask these customers now": each id -> scheduled | unknown_customer | already_scheduled."""
