@@ -372,6 +372,7 @@ class FeedbotApp:
             vip=(float(complaints.vip_spend_12m), complaints.vip_orders_12m),
             channel_order=cfg.survey.channel_order,
         )
+        self.agent_desk.resolution_survey = self.programs.ask_instead_of_rating
         global_limit = feedback.enabled or feedback.max_per_period > 1  # else the purchase CSAT's own fatigue, as before
         if self.zalo is not None:
             self.routes = SurveyRoutes(

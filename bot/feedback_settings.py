@@ -42,6 +42,10 @@ class FeedbackSettings:
         return next((p for p in self.programs if p.kind == "csat" and p.trigger.kind == "after_purchase"
                      and p.audience.takes_purchase(touchpoint, store)), None)
 
+    def replacing_resolution_rating(self) -> ProgramSpec | None:
+        """The ces program asked instead of a resolved complaint's 1-5 rating, if one is set so."""
+        return next((p for p in self.programs if p.resolution_rating == "replace"), None)
+
     def csat_priority(self) -> int:
         found = next((p for p in self.programs if p.kind == "csat" and p.trigger.kind == "after_purchase"), None)
         return found.priority if found else DEFAULT_PRIORITY["csat"]
@@ -111,7 +115,9 @@ def _texts(key: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> tupl
 
 
 PROGRAM_KEYS = ("name", "kind", "trigger", "delay", "days", "every_days", "active_days", "touchpoints", "stores",
-                "tiers", "channels", "fatigue_days", "priority", "max_lateness", "expires_after", *SUPPORTED)
+                "tiers", "channels", "fatigue_days", "priority", "max_lateness", "expires_after", "resolution_rating",
+                *SUPPORTED)
+RESOLUTION_RATING = ("follow", "replace")
 
 
 def parse_program(i: int, raw: Any, touchpoints: tuple[str, ...]) -> ProgramSpec:
@@ -152,6 +158,11 @@ def parse_program(i: int, raw: Any, touchpoints: tuple[str, ...]) -> ProgramSpec
         raise SettingError(f"{key}.tiers", "expected 'vip' and/or 'regular'")
     if set(audience.channels) - {"telegram", "zalo", "web"}:
         raise SettingError(f"{key}.channels", "expected some of 'telegram', 'zalo', 'web'")
+    resolution_rating = raw.get("resolution_rating", "follow")
+    if resolution_rating not in RESOLUTION_RATING:
+        raise SettingError(f"{key}.resolution_rating", f"expected 'follow' or 'replace', got {resolution_rating!r}")
+    if resolution_rating == "replace" and (kind != "ces" or trigger_kind != "complaint_resolved"):
+        raise SettingError(f"{key}.resolution_rating", "only a ces program after complaint_resolved replaces the rating")
     texts, options = _texts(key, raw, PROGRAM_TEXT_KEYS)
     if options and kind not in CHOICE_KINDS:
         raise SettingError(f"{key}.vi.options", f"only {' and '.join(CHOICE_KINDS)} programs have options")
@@ -161,6 +172,7 @@ def parse_program(i: int, raw: Any, touchpoints: tuple[str, ...]) -> ProgramSpec
         priority=_int(f"{key}.priority", raw.get("priority", DEFAULT_PRIORITY[kind]), 0, 1000),
         max_lateness=_duration(f"{key}.max_lateness", raw.get("max_lateness", "3d")),
         expires_after=_duration(f"{key}.expires_after", raw.get("expires_after", "72h")),
+        resolution_rating=resolution_rating,
     )
 
 

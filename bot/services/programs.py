@@ -14,7 +14,7 @@ from bot.outbox.effects import RECORDS, SERVICES, Effects, Scope, Target
 from bot.feedback_settings import FeedbackSettings
 from flows import programs as flow
 from flows.ideas import topic_label
-from flows.model import RecordIdea, RecordProgramAnswer
+from flows.model import RecordIdea, RecordProgramAnswer, Reply
 from flows.programs import Pending, ProgramSpec
 from flows.schedule import SurveyPolicy, end_of_quiet_hours, in_quiet_hours
 from flows.texts import category_label, text
@@ -23,6 +23,7 @@ from storage import contacts, customers, programs as store, settings as kv, surv
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
+from storage.tickets import TicketRecord
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +303,29 @@ class ProgramService:
                 outcomes["expired"] += await store.expire_sent_before(tx, spec.name, now - spec.expires_after, now)
             outcomes["skipped_too_late"] += await store.skip_too_late(tx, now)
         return +outcomes
+
+    # --- a CES in place of the resolution rating ------------------------------------------------
+
+    async def ask_instead_of_rating(self, tx: Connection, ticket: TicketRecord, contact: ContactRecord, target: Target,
+                                    now: datetime) -> bool:
+        """AgentDesk.resolve's hook: with a ces program set to `resolution_rating = "replace"`, the
+        customer is told the complaint is resolved and asked the CES at once, in the rating's
+        place (like the rating, not held by the global limit: it answers what just happened).
+        False (the rating is asked) without such a program or without a known customer."""
+        spec = self.settings.replacing_resolution_rating()
+        if spec is None or ticket.customer_id is None:
+            return False
+        survey_id = await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=ticket.customer_id,
+                                       priority=spec.priority, due_at=now, deadline_at=now + spec.max_lateness, now=now,
+                                       ticket_id=ticket.id)
+        if survey_id is None:  # resolved before, reopened, resolved again: asked once per complaint
+            return False
+        lang = contact.language
+        told = [Reply(text(lang, "complaint.resolved_plain", number=ticket_number(ticket.id, ticket.kind)))]
+        decisions = flow.question(survey_id=survey_id, spec=spec, shop=self.shop_name, order="", language=lang)
+        await self.effects.apply(tx, told + decisions, target, now)
+        await store.mark_sent(tx, survey_id, contact.id, lang, now)
+        return True
 
     # --- the global limit, for the purchase CSAT's dispatcher ----------------------------------
 
