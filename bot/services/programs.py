@@ -16,7 +16,7 @@ from flows import programs as flow
 from flows.ideas import topic_label
 from flows.model import RecordIdea, RecordProgramAnswer, Reply
 from flows.programs import Pending, ProgramSpec
-from flows.schedule import SurveyPolicy, end_of_quiet_hours, in_quiet_hours
+from flows.schedule import SurveyPolicy, deadline, due_cutoff, end_of_quiet_hours, in_quiet_hours
 from flows.texts import category_label, text
 from flows.tickets import ticket_number
 from storage import contacts, customers, programs as store, settings as kv, surveys
@@ -72,10 +72,11 @@ class ProgramSchedule:
                 continue  # the purchase CSAT itself (bot/services/purchases.py)
             delay = trigger.delay if trigger.kind == "after_purchase" else timedelta(days=trigger.days)
             due = end_of_quiet_hours(purchased_at + delay, self.policy)
-            if due + spec.max_lateness < now:
+            late = deadline(due, spec.max_lateness, self.policy)
+            if late < now:
                 continue  # an old purchase posted late: its moment has passed
             made += await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=customer_id,
-                                       priority=spec.priority, due_at=due, deadline_at=due + spec.max_lateness,
+                                       priority=spec.priority, due_at=due, deadline_at=late,
                                        now=now, purchase_id=purchase_id) is not None
         return made
 
@@ -140,7 +141,8 @@ class ProgramService:
                     outcome[external_id] = "already_scheduled"
                     continue
                 await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=customer.id,
-                                   priority=spec.priority, due_at=now, deadline_at=now + spec.max_lateness, now=now)
+                                   priority=spec.priority, due_at=now,
+                                   deadline_at=deadline(now, spec.max_lateness, self.policy), now=now)
                 outcome[external_id] = "scheduled"
         return outcome
 
@@ -154,14 +156,15 @@ class ProgramService:
                 if trigger.kind == "complaint_resolved":
                     made[spec.name] += await store.schedule_after_resolved(
                         tx, program=spec.name, priority=spec.priority, delay_s=int(trigger.delay.total_seconds()),
-                        lateness_s=int(spec.max_lateness.total_seconds()), since=now - spec.max_lateness - trigger.delay,
+                        deadline=lambda due, s=spec: deadline(due, s.max_lateness, self.policy),
+                        since=due_cutoff(now, spec.max_lateness, self.policy) - trigger.delay,
                         now=now)
                 elif trigger.kind == "every":
                     due = end_of_quiet_hours(now, self.policy)
                     made[spec.name] += await store.schedule_every(
                         tx, program=spec.name, kind=spec.kind, priority=spec.priority,
                         every_since=now - timedelta(days=trigger.days), active_since=now - timedelta(days=trigger.active_days),
-                        due_at=due, deadline_at=due + spec.max_lateness, now=now,
+                        due_at=due, deadline_at=deadline(due, spec.max_lateness, self.policy), now=now,
                         stores=spec.audience.stores, touchpoints=spec.audience.touchpoints)
         return +made
 
@@ -267,7 +270,8 @@ class ProgramService:
                 (moves.append((r.id, resume)) if resume <= r.deadline_at else skip.setdefault("too_late", []).append(r.id))
             return
         pending = [Pending(r.id, "program", r.priority, r.due_at, r.deadline_at) for r in eligible]
-        pending += [Pending(s.id, "csat", self.settings.csat_priority(), s.due_at, s.due_at + self.policy.max_lateness)
+        pending += [Pending(s.id, "csat", self.settings.csat_priority(), s.due_at,
+                             deadline(s.due_at, self.policy.max_lateness, self.policy))
                     for s in page.csat.get(customer_id, [])]
         choice = flow.choose(pending, sent, now, self.settings.max_per_period, self.settings.period)
         by_id = {r.id: r for r in eligible}
@@ -316,7 +320,8 @@ class ProgramService:
         if spec is None or ticket.customer_id is None:
             return False
         survey_id = await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=ticket.customer_id,
-                                       priority=spec.priority, due_at=now, deadline_at=now + spec.max_lateness, now=now,
+                                       priority=spec.priority, due_at=now,
+                                       deadline_at=deadline(now, spec.max_lateness, self.policy), now=now,
                                        ticket_id=ticket.id)
         if survey_id is None:  # resolved before, reopened, resolved again: asked once per complaint
             return False
