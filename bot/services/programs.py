@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 from bot.clock import Clock
 from bot.outbox.effects import RECORDS, SERVICES, Effects, Scope, Target
-from bot.feedback_settings import FeedbackSettings
+from bot.feedback_settings import FeedbackSettings, with_overrides
 from flows import programs as flow
 from flows.ideas import topic_label
 from flows.model import RecordIdea, RecordProgramAnswer, Reply
@@ -19,7 +19,7 @@ from flows.programs import Pending, ProgramSpec
 from flows.schedule import SurveyPolicy, deadline, due_cutoff, end_of_quiet_hours, in_quiet_hours
 from flows.texts import category_label, text
 from flows.tickets import ticket_number
-from storage import contacts, customers, programs as store, settings as kv, surveys
+from storage import contacts, customers, program_overrides, programs as store, settings as kv, surveys
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
@@ -106,6 +106,28 @@ class ProgramService:
         self.channel_order = channel_order
         self.wake_sender = wake_sender
         self.schedule = ProgramSchedule(settings, policy)
+        self.config_settings = settings  # as the config file has them; the dashboard's edits go over these
+        self.overrides: dict[str, tuple[bool, dict]] = {}
+        self.listeners: list[Callable[[FeedbackSettings], None]] = []  # the engine: the texts of answers
+
+    # --- the owners' edits (program_overrides, the dashboard) -----------------------------------
+
+    async def refresh(self) -> bool:
+        """Read the owners' edits and use them if they changed (at start, before each dispatch pass,
+        and after an edit: another instance's edit reaches the leader by its next pass)."""
+        async with self.db.transaction() as tx:
+            found = {name: (o.enabled, o.changes) for name, o in (await program_overrides.all_(tx)).items()}
+        if found == self.overrides:
+            return False
+        self.overrides = found
+        self.use(with_overrides(self.config_settings, found))
+        return True
+
+    def use(self, settings: FeedbackSettings) -> None:
+        self.settings = settings
+        self.schedule.settings = settings
+        for listener in self.listeners:
+            listener(settings)
 
     def register(self, effects: Effects) -> None:
         effects.register(RecordProgramAnswer, self._record_answer, RECORDS)
@@ -177,6 +199,7 @@ class ProgramService:
         outcomes: Counter[str] = Counter()
         if not self.settings.enabled:
             return outcomes
+        await self.refresh()
         now = self.clock.now()
         outcomes.update({f"scheduled_{k}": v for k, v in (await self.schedule_periodic(now)).items()})
         after = 0
@@ -236,7 +259,8 @@ class ProgramService:
         for r in records:
             spec = specs[r.id]
             if spec is None:
-                skip.setdefault("program_removed", []).append(r.id)
+                paused = self.settings.known_program(r.program) is not None
+                skip.setdefault("program_disabled" if paused else "program_removed", []).append(r.id)
             elif r.deadline_at < now:
                 skip.setdefault("too_late", []).append(r.id)
             elif (last := last_of.get(r.program, {}).get(customer_id)) is not None and now - last < spec.fatigue:
@@ -303,7 +327,7 @@ class ProgramService:
         now = self.clock.now()
         outcomes: Counter[str] = Counter()
         async with self.db.transaction() as tx:
-            for spec in self.settings.programs:
+            for spec in (*self.settings.programs, *self.settings.paused):
                 outcomes["expired"] += await store.expire_sent_before(tx, spec.name, now - spec.expires_after, now)
             outcomes["skipped_too_late"] += await store.skip_too_late(tx, now)
         return +outcomes
