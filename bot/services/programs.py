@@ -16,6 +16,7 @@ from flows import programs as flow
 from flows.ideas import topic_label
 from flows.model import RecordIdea, RecordProgramAnswer, Reply
 from flows.programs import Pending, ProgramSpec
+from flows.survey_routes import CS_WINDOW
 from flows.schedule import SurveyPolicy, deadline, due_cutoff, end_of_quiet_hours, in_quiet_hours
 from flows.texts import category_label, text
 from flows.tickets import ticket_number
@@ -39,6 +40,14 @@ class _Page:
     complaining: set[int]
     contacts: dict[int, ContactRecord]
     csat: dict[int, list[SurveyRecord]]  # each customer's purchase CSAT surveys that are due
+
+
+def _writable(contact: ContactRecord, last_seen: datetime | None, now: datetime) -> bool:
+    """Zalo takes customer-care messages only within 7 days of the user's last message: a program
+    writes on a Zalo chat only inside that window (its last message to us), else the next chat in
+    survey.channel_order. (The purchase CSAT also asks Zalo's user detail and may use ZNS; a
+    program does neither.)"""
+    return contact.channel != "zalo" or (last_seen is not None and now - last_seen <= CS_WINDOW)
 
 
 class ProgramSchedule:
@@ -234,7 +243,8 @@ class ProgramService:
         page = _Page(  # what each customer's decision looks at, read for the whole page at once
             opted_out=await store.opted_out_of(tx, ids),
             complaining=await store.with_open_complaint(tx, ids),
-            contacts=await contacts.reachable_for_customers(tx, ids, self.channels, self.channel_order),
+            contacts=await contacts.reachable_for_customers(tx, ids, self.channels, self.channel_order,
+                                                            usable=lambda c, seen: _writable(c, seen, now)),
             csat={},
         )
         for survey in await surveys.open_for_customers(tx, ids, now):
