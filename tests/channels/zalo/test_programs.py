@@ -6,8 +6,17 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from tests.channels.zalo.test_channel import USER, post_zalo_purchase, say, zalo_section, zfake  # noqa: F401 (the fixture)
+import pytest
+
+from testkit.zalo_api import FakeZaloServer
+from tests.channels.zalo.test_channel import USER, post_zalo_purchase, say, zalo_section
 from tests.conftest import API_TOKEN, Harness, make_config
+
+@pytest.fixture
+async def zfake(clock):
+    async with FakeZaloServer(clock) as fake:
+        yield fake
+
 
 PROGRAMS = [{"name": "nps", "kind": "nps", "trigger": "on_demand", "max_lateness": "10d"}]
 
