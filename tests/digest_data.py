@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from decimal import Decimal
 
-from storage import rollups
+from storage import rollups, ticket_rollups
 from storage.db import Database
 from storage.folding import fold
 from storage.rollups import RollupRule
@@ -121,6 +121,8 @@ class ShopData:
                 to_db(created_at + first_target), to_db(created_at + resolution_target),
             ),
         )
+        async with self.db.transaction() as tx:  # the app counts a ticket in the rollups as it writes it
+            await ticket_rollups.added(tx, ticket_id)
         await self.event(ticket_id, "opened", created_at, description)
         return ticket_id
 
