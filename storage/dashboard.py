@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from storage.db import Connection, fetch_one
+from storage.db import Connection, dialect, fetch_one
 from storage.folding import fold
 from storage.timefmt import from_db, to_db
 
@@ -89,17 +89,24 @@ async def comments(conn: Connection, start: datetime, end: datetime, *, stores: 
                    scores: Sequence[int] = (), touchpoint: str = "", channel: str = "", has_complaint: bool | None = None,
                    limit: int = 100) -> list[CommentRow]:
     """Comments answered in [start, end), newest first; `query` matches the folded comment (with or
-    without diacritics, đ or d)."""
+    without diacritics, đ or d): every word a substring of it. A search with few matches reads
+    only them (the trigram index); one with many walks the range newest first and stops at `limit`."""
     where = "s.answered_at >= ? AND s.answered_at < ? AND s.comment IS NOT NULL AND s.demo = 0"
     params: list[Any] = [to_db(start), to_db(end)]
     if stores is not None:
         sql, values = _in("s.store", stores)
         where += sql
         params += values
-    if query.strip():
-        for word in fold(query).split()[:8]:
-            where += " AND s.comment_folded LIKE ? ESCAPE '!'"
-            params.append("%" + word.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%")
+    words = fold(query).split()[:8]
+    candidates = await _indexed_matches(conn, words) if words else None
+    if candidates is not None:  # few matches in the whole history: only those rows are read
+        if not candidates:
+            return []
+        where += f" AND s.id IN ({', '.join('?' * len(candidates))})"
+        params += candidates
+    for word in words:  # exact: the index finds candidates, LIKE decides (and covers words under 3 characters)
+        where += " AND s.comment_folded LIKE ? ESCAPE '!'"
+        params.append(_like(word))
     if scores:
         sql, values = _in("s.score", [int(s) for s in scores])  # type: ignore[list-item]
         where += sql
@@ -120,6 +127,34 @@ async def comments(conn: Connection, start: datetime, end: datetime, *, stores: 
         f" LEFT JOIN contacts ct ON ct.id = s.contact_id WHERE {where} ORDER BY s.answered_at DESC, s.id DESC LIMIT ?",
         (*params, limit))
     return [CommentRow(r[0], from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]) for r in rows]
+
+
+MAX_CANDIDATES = 2000  # more matches than this: walking the range newest first finds 100 soon enough
+
+
+def _like(word: str) -> str:
+    return "%" + word.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+async def _indexed_matches(conn: Connection, words: list[str]) -> list[int] | None:
+    """The ids of every comment containing all of `words` (of 3 characters or more), from the
+    trigram index (SQLite: FTS5 comments_fts; PostgreSQL: pg_trgm's GIN index), when there are at
+    most MAX_CANDIDATES; None when there are more, or no word is long enough to use the index."""
+    long = [w for w in words if len(w) >= 3]
+    if not long:
+        return None
+    if dialect(conn) == "sqlite":
+        match = " ".join('"' + w.replace('"', '""') + '"' for w in long)
+        rows = await conn.execute_fetchall(
+            "SELECT rowid FROM comments_fts WHERE comments_fts MATCH ? LIMIT ?", (match, MAX_CANDIDATES + 1))
+    else:
+        rows = await conn.execute_fetchall(
+            "SELECT id FROM surveys WHERE comment_folded IS NOT NULL"
+            + " AND comment_folded LIKE ? ESCAPE '!'" * len(long) + " LIMIT ?",
+            (*(_like(w) for w in long), MAX_CANDIDATES + 1))
+    if len(rows) > MAX_CANDIDATES:
+        return None
+    return [r[0] for r in rows]
 
 
 # --- a customer's history ----------------------------------------------------------------------

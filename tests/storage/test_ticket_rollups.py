@@ -20,6 +20,7 @@ from storage.timefmt import to_db
 from tests.conftest import open_db
 from testkit.clock import FakeClock
 
+BACKENDS = ("sqlite", "postgresql")
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 START = datetime(2026, 3, 1, 15, 0, tzinfo=timezone.utc)  # 22:00 in Vietnam: tickets straddle shop midnights
 
