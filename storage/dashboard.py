@@ -62,6 +62,23 @@ async def csat_combinations(conn: Connection, lo: str, hi: str, f: Filters) -> l
     return [(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in rows]
 
 
+async def csat_sends(conn: Connection, p_lo: str, lo: str, hi: str, f: Filters) -> list[tuple[str, str, int, int]]:
+    """(store, touchpoint, sent in [lo, hi), sent in [p_lo, lo)) from survey_sends: the response
+    rate's denominator (sends are not split by tier or channel; with those filters there is none)."""
+    where, params = "day >= ? AND day < ?", [p_lo, hi]
+    if f.stores is not None:
+        sql, values = _in("store", f.stores)
+        where += sql
+        params += values
+    if f.touchpoint:
+        where += " AND touchpoint = ?"
+        params.append(f.touchpoint)
+    rows = await conn.execute_fetchall(
+        "SELECT store, touchpoint, SUM(CASE WHEN day >= ? THEN sent ELSE 0 END), SUM(CASE WHEN day < ? THEN sent ELSE 0 END)"
+        f" FROM survey_sends WHERE {where} GROUP BY store, touchpoint", (lo, lo, *params))
+    return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+
 async def stores(conn: Connection) -> list[str]:
     rows = await conn.execute_fetchall("SELECT DISTINCT store FROM csat_rollups WHERE store != '' ORDER BY store")
     return [r[0] for r in rows]

@@ -6,7 +6,7 @@ A ticket contributes, as it stands now:
 - `ticket_rollups`, on its opening day: opened, reopened (reopened at least once), responded (has a
   first response), closed (resolved now) and sla_met (closed within both targets); on the day of
   its resolution: resolved.
-- `ticket_durations`, on its opening day: one count in the bucket of its first-response time and
+- `ticket_durations`, on its opening day (by store and kind, not category): one count in the bucket of its first-response time and
   one in that of its resolution time (fixed buckets, `EDGES`), from which the median and p90 are
   read within a bucket's precision.
 - `rating_rollups`, on the day of its resolution: the customer's rating of the resolution, by agent.
@@ -89,7 +89,7 @@ class Cells:
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0] * len(COUNTS))
-        self.durations: dict[tuple[str, str, str, str, str, int], int] = defaultdict(int)
+        self.durations: dict[tuple[str, str, str, str, int], int] = defaultdict(int)
         self.ratings: dict[tuple[str, str, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
 
     def add(self, row: Sequence[Any], tz: tzinfo, sign: int = 1) -> None:
@@ -106,13 +106,13 @@ class Cells:
         cell[2] += sign if reopened else 0
         if first_at is not None:
             cell[3] += sign
-            self.durations[(*key, "first_response", bucket((first_at - created_at).total_seconds()))] += sign
+            self.durations[(key[0], store, kind, "first_response", bucket((first_at - created_at).total_seconds()))] += sign
         if resolved_at is not None:
             self.counts[(day(resolved_at), store, category, kind)][1] += sign
             cell[4] += sign
             met = (resolved_at <= from_db(resolution_due) and first_at is not None and first_at <= from_db(first_due))
             cell[5] += sign if met else 0
-            self.durations[(*key, "resolution", bucket((resolved_at - created_at).total_seconds()))] += sign
+            self.durations[(key[0], store, kind, "resolution", bucket((resolved_at - created_at).total_seconds()))] += sign
         if score is not None:
             rating = self.ratings[(day(resolved_at or created_at), store, kind, agent_id, agent_name)]
             rating[0] += sign
@@ -141,8 +141,8 @@ async def _write(conn: Connection, cells: Cells) -> None:
             [(*k, *v) for k, v in counts.items()])
     if durations:
         await conn.executemany(
-            "INSERT INTO ticket_durations (day, store, category, kind, measure, bucket, tickets) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (day, store, category, kind, measure, bucket) DO UPDATE SET"
+            "INSERT INTO ticket_durations (day, store, kind, measure, bucket, tickets) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (day, store, kind, measure, bucket) DO UPDATE SET"
             " tickets = ticket_durations.tickets + excluded.tickets", [(*k, v) for k, v in durations.items()])
     if ratings:
         await conn.executemany(
@@ -203,8 +203,8 @@ async def read(conn: Connection) -> tuple[dict, dict, dict]:
     """Every rollup row, zero rows left out (a retracted contribution can leave one)."""
     counts = {tuple(r[:4]): tuple(int(x) for x in r[4:]) for r in await conn.execute_fetchall(
         f"SELECT day, store, category, kind, {', '.join(COUNTS)} FROM ticket_rollups")}
-    durations = {tuple(r[:6]): int(r[6]) for r in await conn.execute_fetchall(
-        "SELECT day, store, category, kind, measure, bucket, tickets FROM ticket_durations")}
+    durations = {tuple(r[:5]): int(r[5]) for r in await conn.execute_fetchall(
+        "SELECT day, store, kind, measure, bucket, tickets FROM ticket_durations")}
     ratings = {tuple(r[:5]): tuple(int(x) for x in r[5:]) for r in await conn.execute_fetchall(
         "SELECT day, store, kind, agent_id, agent_name, ratings, satisfied, dissatisfied, score_sum FROM rating_rollups")}
     return ({k: v for k, v in counts.items() if any(v)}, {k: v for k, v in durations.items() if v},

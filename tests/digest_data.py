@@ -92,8 +92,9 @@ class ShopData:
                 to_db(answered_at) if answered_at else None, score, comment, fold(comment) if comment else None, to_db(bought),
             ),
         )
-        if answered_at is not None and score is not None:  # the app counts an answer in the rollups as it records it
-            async with self.db.transaction() as tx:
+        async with self.db.transaction() as tx:  # the app counts a send and an answer in the rollups as it records them
+            await rollups.sends_added(tx, [survey_id])
+            if answered_at is not None and score is not None:
                 await rollups.add_answer(tx, survey_id, answered_at, RULE)
         return survey_id
 

@@ -128,13 +128,16 @@ class Dashboard:
         days = await dashboard.csat_by_day(conn, p_lo.isoformat(), end, f)
         current = [d for d in days if d[0] >= lo.isoformat()]
         previous = [d for d in days if d[0] < lo.isoformat()]
-        return {
+        result = {
             "from": lo.isoformat(), "to": hi.isoformat(), "group": group,
             "previous_from": p_lo.isoformat(), "previous_to": p_hi.isoformat(),
             "totals": _figures(_sum(current)), "previous_totals": _figures(_sum(previous)),
             "series": _series(current, previous, lo, hi, p_lo, group),
             "breakdowns": _breakdowns(await dashboard.csat_combinations(conn, lo.isoformat(), end, f), by),
         }
+        _add_response_rates(result, None if f.tier or f.channel else
+                            await dashboard.csat_sends(conn, p_lo.isoformat(), lo.isoformat(), end, f))
+        return result
 
     async def comments(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
         lo, hi = self._range(request)
@@ -237,6 +240,20 @@ def _breakdowns(combinations: list[tuple], by: list[str]) -> dict[str, list[dict
 
 
 DIMENSIONS_ORDER = ("store", "touchpoint", "tier", "channel")  # a combination's columns
+
+
+def _add_response_rates(result: dict[str, Any], sends: list[tuple[str, str, int, int]] | None) -> None:
+    """Surveys sent and the response rate (answers / sent, %) in the totals and the store and
+    touchpoint breakdowns; None where sends are not known (a tier or channel filter)."""
+    def rate(figures: dict[str, Any], sent: int | None) -> None:
+        figures["sent"] = sent
+        figures["response_rate"] = round(100 * figures["answers"] / sent, 1) if sent else None
+
+    rate(result["totals"], None if sends is None else sum(s[2] for s in sends))
+    rate(result["previous_totals"], None if sends is None else sum(s[3] for s in sends))
+    for dimension, column in (("store", 0), ("touchpoint", 1)):
+        for row in result["breakdowns"].get(dimension, []):
+            rate(row, None if sends is None else sum(s[2] for s in sends if s[column] == row["key"]))
 
 
 def _sum(days: list[tuple[str, int, int, int, int]]) -> tuple[int, int, int, int]:

@@ -15,12 +15,11 @@ CREATE TABLE ticket_rollups (
 CREATE TABLE ticket_durations (
     day TEXT COLLATE "C" NOT NULL,
     store TEXT COLLATE "C" NOT NULL,
-    category TEXT COLLATE "C" NOT NULL,
     kind TEXT COLLATE "C" NOT NULL,
     measure TEXT COLLATE "C" NOT NULL,
     bucket INTEGER NOT NULL,
     tickets BIGINT NOT NULL,
-    PRIMARY KEY (day, store, category, kind, measure, bucket)
+    PRIMARY KEY (day, store, kind, measure, bucket)
 );
 CREATE TABLE rating_rollups (
     day TEXT COLLATE "C" NOT NULL,
