@@ -6,9 +6,9 @@ A ticket contributes, as it stands now:
 - `ticket_rollups`, on its opening day: opened, reopened (reopened at least once), responded (has a
   first response), closed (resolved now) and sla_met (closed within both targets); on the day of
   its resolution: resolved.
-- `ticket_durations`, on its opening day (by store and kind, not category): one count in the bucket of its first-response time and
-  one in that of its resolution time (fixed buckets, `EDGES`), from which the median and p90 are
-  read within a bucket's precision.
+- `ticket_durations`, on its opening day (by store and kind, not category): one count in the
+  bucket of its first-response time and one in that of its resolution time (fixed buckets,
+  `EDGES`; a column per bucket), from which the median and p90 are read within a bucket's precision.
 - `rating_rollups`, on the day of its resolution: the customer's rating of the resolution, by agent.
 
 A change retracts the ticket's old contribution and adds its new one (`Tally.before` / `after`
@@ -36,7 +36,9 @@ EDGES: tuple[int, ...] = (
     900, 1800, 2700, 3600, 2 * HOUR, 3 * HOUR, 4 * HOUR, 6 * HOUR, 8 * HOUR, 12 * HOUR, 16 * HOUR, 20 * HOUR, 24 * HOUR,
     36 * HOUR, 48 * HOUR, 72 * HOUR, 96 * HOUR, 120 * HOUR, 168 * HOUR, 240 * HOUR, 336 * HOUR, 504 * HOUR, 720 * HOUR,
 )
+BUCKETS = len(EDGES) + 1  # columns b0 .. b23 of ticket_durations
 MEASURES = ("first_response", "resolution")
+_B = ", ".join(f"b{i}" for i in range(BUCKETS))
 COUNTS = ("opened", "resolved", "reopened", "responded", "closed", "sla_met")
 
 _COLUMNS = ("t.id, t.kind, t.category, COALESCE(p.store, ''), t.demo, t.created_at, t.first_response_at, t.resolved_at,"
@@ -89,7 +91,7 @@ class Cells:
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0] * len(COUNTS))
-        self.durations: dict[tuple[str, str, str, str, int], int] = defaultdict(int)
+        self.durations: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0] * BUCKETS)
         self.ratings: dict[tuple[str, str, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
 
     def add(self, row: Sequence[Any], tz: tzinfo, sign: int = 1) -> None:
@@ -106,13 +108,13 @@ class Cells:
         cell[2] += sign if reopened else 0
         if first_at is not None:
             cell[3] += sign
-            self.durations[(key[0], store, kind, "first_response", bucket((first_at - created_at).total_seconds()))] += sign
+            self.durations[(key[0], store, kind, "first_response")][bucket((first_at - created_at).total_seconds())] += sign
         if resolved_at is not None:
             self.counts[(day(resolved_at), store, category, kind)][1] += sign
             cell[4] += sign
             met = (resolved_at <= from_db(resolution_due) and first_at is not None and first_at <= from_db(first_due))
             cell[5] += sign if met else 0
-            self.durations[(key[0], store, kind, "resolution", bucket((resolved_at - created_at).total_seconds()))] += sign
+            self.durations[(key[0], store, kind, "resolution")][bucket((resolved_at - created_at).total_seconds())] += sign
         if score is not None:
             rating = self.ratings[(day(resolved_at or created_at), store, kind, agent_id, agent_name)]
             rating[0] += sign
@@ -122,7 +124,7 @@ class Cells:
 
     def nonzero(self) -> tuple[dict, dict, dict]:
         return ({k: tuple(v) for k, v in self.counts.items() if any(v)},
-                {k: v for k, v in self.durations.items() if v},
+                {k: tuple(v) for k, v in self.durations.items() if any(v)},
                 {k: tuple(v) for k, v in self.ratings.items() if any(v)})
 
 
@@ -141,9 +143,10 @@ async def _write(conn: Connection, cells: Cells) -> None:
             [(*k, *v) for k, v in counts.items()])
     if durations:
         await conn.executemany(
-            "INSERT INTO ticket_durations (day, store, kind, measure, bucket, tickets) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (day, store, kind, measure, bucket) DO UPDATE SET"
-            " tickets = ticket_durations.tickets + excluded.tickets", [(*k, v) for k, v in durations.items()])
+            f"INSERT INTO ticket_durations (day, store, kind, measure, {_B}) VALUES (?, ?, ?, ?, {', '.join('?' * BUCKETS)})"
+            " ON CONFLICT (day, store, kind, measure) DO UPDATE SET "
+            + ", ".join(f"b{i} = ticket_durations.b{i} + excluded.b{i}" for i in range(BUCKETS)),
+            [(*k, *v) for k, v in durations.items()])
     if ratings:
         await conn.executemany(
             "INSERT INTO rating_rollups (day, store, kind, agent_id, agent_name, ratings, satisfied, dissatisfied, score_sum)"
@@ -203,11 +206,11 @@ async def read(conn: Connection) -> tuple[dict, dict, dict]:
     """Every rollup row, zero rows left out (a retracted contribution can leave one)."""
     counts = {tuple(r[:4]): tuple(int(x) for x in r[4:]) for r in await conn.execute_fetchall(
         f"SELECT day, store, category, kind, {', '.join(COUNTS)} FROM ticket_rollups")}
-    durations = {tuple(r[:5]): int(r[5]) for r in await conn.execute_fetchall(
-        "SELECT day, store, kind, measure, bucket, tickets FROM ticket_durations")}
+    durations = {tuple(r[:4]): tuple(int(x) for x in r[4:]) for r in await conn.execute_fetchall(
+        f"SELECT day, store, kind, measure, {_B} FROM ticket_durations")}
     ratings = {tuple(r[:5]): tuple(int(x) for x in r[5:]) for r in await conn.execute_fetchall(
         "SELECT day, store, kind, agent_id, agent_name, ratings, satisfied, dissatisfied, score_sum FROM rating_rollups")}
-    return ({k: v for k, v in counts.items() if any(v)}, {k: v for k, v in durations.items() if v},
+    return ({k: v for k, v in counts.items() if any(v)}, {k: v for k, v in durations.items() if any(v)},
             {k: v for k, v in ratings.items() if any(v)})
 
 
@@ -236,13 +239,24 @@ def _scope(stores: tuple[str, ...] | None, kind: str) -> tuple[str, list[Any]]:
     return where, params
 
 
-async def by_day(conn: Connection, lo: str, hi: str, stores: tuple[str, ...] | None, kind: str = "complaint") -> list[tuple]:
-    """(day, category, opened, resolved, reopened, responded, closed, sla_met) over shop days [lo, hi)."""
+async def by_day(conn: Connection, lo: str, hi: str, stores: tuple[str, ...] | None,
+                 kind: str = "complaint") -> list[tuple[str, int, int]]:
+    """(day, opened, resolved) per shop day in [lo, hi) that has any."""
     where, params = _scope(stores, kind)
     rows = await conn.execute_fetchall(
-        f"SELECT day, category, {', '.join(f'SUM({c})' for c in COUNTS)} FROM ticket_rollups"
-        f" WHERE day >= ? AND day < ?{where} GROUP BY day, category", (lo, hi, *params))
-    return [(r[0], r[1], *(int(x) for x in r[2:])) for r in rows]
+        f"SELECT day, SUM(opened), SUM(resolved) FROM ticket_rollups WHERE day >= ? AND day < ?{where} GROUP BY day",
+        (lo, hi, *params))
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+async def by_category(conn: Connection, lo: str, hi: str, stores: tuple[str, ...] | None,
+                      kind: str = "complaint") -> list[tuple[str, int, int, int, int, int]]:
+    """(category, opened, reopened, responded, closed, sla_met) of the tickets opened in shop days [lo, hi)."""
+    where, params = _scope(stores, kind)
+    rows = await conn.execute_fetchall(
+        "SELECT category, SUM(opened), SUM(reopened), SUM(responded), SUM(closed), SUM(sla_met) FROM ticket_rollups"
+        f" WHERE day >= ? AND day < ?{where} GROUP BY category", (lo, hi, *params))
+    return [(r[0], *(int(x) for x in r[1:])) for r in rows]  # type: ignore[misc]
 
 
 async def open_before(conn: Connection, lo: str, stores: tuple[str, ...] | None, kind: str = "complaint") -> int:
@@ -258,12 +272,11 @@ async def durations(conn: Connection, lo: str, hi: str, stores: tuple[str, ...] 
     """measure -> bucket -> tickets opened in shop days [lo, hi)."""
     where, params = _scope(stores, kind)
     rows = await conn.execute_fetchall(
-        f"SELECT measure, bucket, SUM(tickets) FROM ticket_durations WHERE day >= ? AND day < ?{where}"
-        " GROUP BY measure, bucket", (lo, hi, *params))
+        f"SELECT measure, {', '.join(f'SUM(b{i})' for i in range(BUCKETS))} FROM ticket_durations"
+        f" WHERE day >= ? AND day < ?{where} GROUP BY measure", (lo, hi, *params))
     result: dict[str, dict[int, int]] = {m: {} for m in MEASURES}
-    for measure, b, n in rows:
-        if int(n):
-            result[measure][int(b)] = int(n)
+    for measure, *counts in rows:
+        result[measure] = {b: int(n) for b, n in enumerate(counts) if n and int(n)}
     return result
 
 

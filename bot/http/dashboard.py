@@ -185,23 +185,17 @@ class Dashboard:
         scope = self._scope(request, session)
         conn = self.db.reader
         first, end = lo.isoformat(), (hi + timedelta(days=1)).isoformat()
-        rows = await ticket_rollups.by_day(conn, first, end, scope)
+        days = {day: (n_opened, n_resolved) for day, n_opened, n_resolved in await ticket_rollups.by_day(conn, first, end, scope)}
+        by_category = await ticket_rollups.by_category(conn, first, end, scope)
         still_open = await ticket_rollups.open_before(conn, first, scope)
-        opened_on: Counter[str] = Counter()
-        resolved_on: Counter[str] = Counter()
-        categories: Counter[str] = Counter()
-        opened = reopened = closed = met = 0
-        for day, category, n_opened, n_resolved, n_reopened, _responded, n_closed, n_met in rows:
-            opened_on[day] += n_opened
-            resolved_on[day] += n_resolved
-            if n_opened:
-                categories[category] += n_opened
-            opened, reopened, closed, met = opened + n_opened, reopened + n_reopened, closed + n_closed, met + n_met
+        categories = {c[0]: c[1] for c in by_category if c[1]}
+        opened, reopened, _responded, closed, met = (sum(c[i] for c in by_category) for i in range(1, 6))
         over_time = []
         for i in range((hi - lo).days + 1):
             d = (lo + timedelta(days=i)).isoformat()
-            still_open += opened_on[d] - resolved_on[d]
-            over_time.append({"day": d, "opened": opened_on[d], "resolved": resolved_on[d], "open": still_open})
+            n_opened, n_resolved = days.get(d, (0, 0))
+            still_open += n_opened - n_resolved
+            over_time.append({"day": d, "opened": n_opened, "resolved": n_resolved, "open": still_open})
         times = await ticket_rollups.durations(conn, first, end, scope)
         agents = await ticket_rollups.ratings_by_agent(conn, first, end, scope)
         now = self.clock.now()

@@ -16,15 +16,39 @@ CREATE TABLE ticket_rollups (
 ) WITHOUT ROWID;
 -- First-response and resolution times of the tickets opened on a day, counted in fixed buckets
 -- (storage/ticket_rollups.py EDGES): the median and p90 to a bucket's precision. Not by category
--- (the page shows times for all categories): a fifth of the rows a two-year range reads.
+-- (the page shows times for all categories).
 CREATE TABLE ticket_durations (
     day TEXT NOT NULL,
     store TEXT NOT NULL,
     kind TEXT NOT NULL,
     measure TEXT NOT NULL,           -- first_response | resolution
-    bucket INTEGER NOT NULL,
-    tickets INTEGER NOT NULL,
-    PRIMARY KEY (day, store, kind, measure, bucket)
+    -- tickets whose time fell in bucket i (storage/ticket_rollups.py EDGES): one row per day and
+    -- measure, so a two-year range adds up 730 rows per store, not one per bucket
+    b0 INTEGER NOT NULL DEFAULT 0,
+    b1 INTEGER NOT NULL DEFAULT 0,
+    b2 INTEGER NOT NULL DEFAULT 0,
+    b3 INTEGER NOT NULL DEFAULT 0,
+    b4 INTEGER NOT NULL DEFAULT 0,
+    b5 INTEGER NOT NULL DEFAULT 0,
+    b6 INTEGER NOT NULL DEFAULT 0,
+    b7 INTEGER NOT NULL DEFAULT 0,
+    b8 INTEGER NOT NULL DEFAULT 0,
+    b9 INTEGER NOT NULL DEFAULT 0,
+    b10 INTEGER NOT NULL DEFAULT 0,
+    b11 INTEGER NOT NULL DEFAULT 0,
+    b12 INTEGER NOT NULL DEFAULT 0,
+    b13 INTEGER NOT NULL DEFAULT 0,
+    b14 INTEGER NOT NULL DEFAULT 0,
+    b15 INTEGER NOT NULL DEFAULT 0,
+    b16 INTEGER NOT NULL DEFAULT 0,
+    b17 INTEGER NOT NULL DEFAULT 0,
+    b18 INTEGER NOT NULL DEFAULT 0,
+    b19 INTEGER NOT NULL DEFAULT 0,
+    b20 INTEGER NOT NULL DEFAULT 0,
+    b21 INTEGER NOT NULL DEFAULT 0,
+    b22 INTEGER NOT NULL DEFAULT 0,
+    b23 INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, store, kind, measure)
 ) WITHOUT ROWID;
 -- Customers' ratings of a resolution, on the day it was resolved, by the agent it was assigned to.
 CREATE TABLE rating_rollups (
