@@ -1,7 +1,10 @@
 -- Complaint rollups (issue 20): the dashboard's complaint figures per shop day x store x category x
 -- kind, kept in the transaction of every ticket change (storage/ticket_rollups.py), rebuilt from
 -- the tickets by `feedbot rollups rebuild` (and at start, once, for a database from before them).
+-- An id column as in csat_rollups: `db copy` copies a table by a single-column key; the UNIQUE key
+-- (day first) is what upserts and day ranges use.
 CREATE TABLE ticket_rollups (
+    id INTEGER PRIMARY KEY,
     day TEXT NOT NULL,               -- YYYY-MM-DD in shop time
     store TEXT NOT NULL,             -- the ticket's order's store, '' for none
     category TEXT NOT NULL,
@@ -12,12 +15,13 @@ CREATE TABLE ticket_rollups (
     responded INTEGER NOT NULL,      -- opened on this day, with a first response
     closed INTEGER NOT NULL,         -- opened on this day, resolved now
     sla_met INTEGER NOT NULL,        -- of those closed: first response and resolution within their targets
-    PRIMARY KEY (day, store, category, kind)
-) WITHOUT ROWID;
+    UNIQUE (day, store, category, kind)
+);
 -- First-response and resolution times of the tickets opened on a day, counted in fixed buckets
 -- (storage/ticket_rollups.py EDGES): the median and p90 to a bucket's precision. Not by category
 -- (the page shows times for all categories).
 CREATE TABLE ticket_durations (
+    id INTEGER PRIMARY KEY,
     day TEXT NOT NULL,
     store TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -48,10 +52,11 @@ CREATE TABLE ticket_durations (
     b21 INTEGER NOT NULL DEFAULT 0,
     b22 INTEGER NOT NULL DEFAULT 0,
     b23 INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, store, kind, measure)
-) WITHOUT ROWID;
+    UNIQUE (day, store, kind, measure)
+);
 -- Customers' ratings of a resolution, on the day it was resolved, by the agent it was assigned to.
 CREATE TABLE rating_rollups (
+    id INTEGER PRIMARY KEY,
     day TEXT NOT NULL,
     store TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -61,7 +66,7 @@ CREATE TABLE rating_rollups (
     satisfied INTEGER NOT NULL,      -- 4-5
     dissatisfied INTEGER NOT NULL,   -- 1-2
     score_sum INTEGER NOT NULL,
-    PRIMARY KEY (day, store, kind, agent_id, agent_name)
-) WITHOUT ROWID;
+    UNIQUE (day, store, kind, agent_id, agent_name)
+);
 -- "Oldest open" reads the first rows of this.
 CREATE INDEX tickets_unresolved ON tickets (created_at) WHERE resolved_at IS NULL;

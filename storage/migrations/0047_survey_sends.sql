@@ -3,9 +3,10 @@
 -- question that never arrived), rebuilt with the CSAT rollups (storage/rollups.py). Demo surveys
 -- are not counted.
 CREATE TABLE survey_sends (
+    id INTEGER PRIMARY KEY,
     day TEXT NOT NULL,          -- the day it was sent, shop time
     store TEXT NOT NULL,        -- '' for none
     touchpoint TEXT NOT NULL,
     sent INTEGER NOT NULL,
-    PRIMARY KEY (day, store, touchpoint)
-) WITHOUT ROWID;
+    UNIQUE (day, store, touchpoint)
+);
