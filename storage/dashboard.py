@@ -4,7 +4,7 @@ stores (owners), else only those (a manager's), applied in SQL."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Sequence
 
 from storage.db import Connection, dialect, fetch_one
@@ -52,13 +52,35 @@ async def csat_by_day(conn: Connection, lo: str, hi: str, f: Filters) -> list[tu
     return [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
+def _whole_months(lo: str, hi: str) -> tuple[str, str] | None:
+    """The first days of the first whole month in shop days [lo, hi) and of the month after the
+    last whole one; None when no month lies wholly inside."""
+    d_lo, d_hi = date.fromisoformat(lo), date.fromisoformat(hi)
+    first = d_lo if d_lo.day == 1 else (d_lo.replace(day=1) + timedelta(days=32)).replace(day=1)
+    after = d_hi.replace(day=1)
+    return (first.isoformat(), after.isoformat()) if first < after else None
+
+
 async def csat_combinations(conn: Connection, lo: str, hi: str, f: Filters) -> list[tuple[str, str, str, str, int, int, int, int]]:
     """(store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum) over shop days
-    [lo, hi): one row per combination the shop has (a few dozen), from which every breakdown is added up."""
-    where, params = _rollup_where(lo, hi, f)
+    [lo, hi): one row per combination the shop has (a few dozen), from which every breakdown is added up.
+    Whole months come from csat_months, the days around them from csat_rollups."""
+    columns = "store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum"
+    months = _whole_months(lo, hi)
+    parts, params = [], []
+    for a, b in ((lo, months[0]), (months[1], hi)) if months else ((lo, hi),):
+        if a < b:
+            where, values = _rollup_where(a, b, f)
+            parts.append(f"SELECT {columns} FROM csat_rollups WHERE {where}")
+            params += values
+    if months:
+        where, values = _rollup_where(months[0][:7], months[1][:7], f)
+        where = where.replace("day >= ? AND day < ?", "month >= ? AND month < ?", 1)
+        parts.append(f"SELECT {columns} FROM csat_months WHERE {where}")
+        params += values
     rows = await conn.execute_fetchall(
         "SELECT store, touchpoint, tier, channel, SUM(answers), SUM(satisfied), SUM(dissatisfied), SUM(score_sum)"
-        f" FROM csat_rollups WHERE {where} GROUP BY store, touchpoint, tier, channel", params)
+        f" FROM ({' UNION ALL '.join(parts)}) AS r GROUP BY store, touchpoint, tier, channel", params)
     return [(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in rows]
 
 

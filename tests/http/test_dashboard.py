@@ -82,6 +82,11 @@ async def test_owner_sees_csat_previous_period_breakdowns_and_groups(shop):
         # 23:30 shop time on the 20th counts on the 20th (shop days, not UTC days).
         _, days = await owner.get("/dashboard/api/csat?from=2026-11-20&to=2026-11-20&group=day")
         assert days["totals"]["answers"] == 1
+        # Breakdowns add whole months (csat_months) to the days around them (csat_rollups).
+        _, wide = await owner.get("/dashboard/api/csat?from=2026-10-05&to=2026-12-02")
+        assert {r["key"]: r["answers"] for r in wide["breakdowns"]["store"]} == {"Q1": 3, "Q3": 2}
+        _, edge = await owner.get("/dashboard/api/csat?from=2026-10-06&to=2026-11-30")
+        assert {r["key"]: r["answers"] for r in edge["breakdowns"]["store"]} == {"Q1": 2, "Q3": 2}
         _, months = await owner.get("/dashboard/api/csat?from=2026-11-01&to=2026-11-30&group=month&store=Q3")
         assert [p["period"] for p in months["series"]] == ["2026-11-01"] and months["totals"]["answers"] == 2
         for bad in ("from=2026-13-01", "from=2026-11-30&to=2026-11-01", "from=2023-01-01&to=2026-11-30", "group=year", "by=colour"):

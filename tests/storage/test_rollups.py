@@ -39,7 +39,8 @@ answer = st.fixed_dictionaries({
     "touchpoint": st.sampled_from(["delivery", "in_store"]),
     "channel": st.integers(0, 2),
     "score": st.integers(1, 5),
-    "minutes": st.integers(0, 60 * 24 * 6),  # six days: answers around shop-time midnights (UTC+7)
+    "minutes": st.integers(0, 60 * 24 * 6) | st.integers(60 * 24 * 29, 60 * 24 * 32),  # around shop midnights and
+    # the end of March (shop time UTC+7): days and months
     "amount": st.sampled_from([100_000, 600_000]),
     "crash": st.booleans(),
     "demo": st.integers(0, 9).map(lambda n: n == 0),
@@ -49,7 +50,9 @@ answer = st.fixed_dictionaries({
 
 
 async def same(db: Database) -> None:
-    assert await rollups.read(db.reader) == await rollups.aggregate_raw(db.reader, RULE)
+    raw = await rollups.aggregate_raw(db.reader, RULE)
+    assert await rollups.read(db.reader) == raw
+    assert await rollups.read_months(db.reader) == rollups.by_month(raw)  # the months' triggers
     assert await rollups.read_sends(db.reader) == await rollups.sends_raw(db.reader, RULE.tz)
 
 
@@ -115,6 +118,7 @@ async def scenario(db: Database, answers: list[dict], erase: int | None) -> None
     async with db.transaction() as tx:
         await rollups.rebuild(tx, RULE)
     assert await rollups.read(db.reader) == expected and await rollups.read_sends(db.reader) == sends
+    assert await rollups.read_months(db.reader) == rollups.by_month(expected)
     counted = [a for a in answers if not a["demo"] and not a.get("lost")]
     assert sum(c.answers for c in expected.values()) == sum(1 for a in counted if not a["crash"])
     assert sum(sends.values()) == len(counted)  # a crashed answer's survey was still sent
@@ -138,7 +142,7 @@ def test_rollups_equal_the_raw_aggregation_for_random_answers(answers, erase):
 async def test_rollups_on_both_backends(tmp_path, database_url):
     fixed = [
         {"customer": c % 4, "store": [None, "Q1", "Q3"][c % 3], "touchpoint": ["delivery", "in_store"][c % 2],
-         "channel": c % 3, "score": c % 5 + 1, "minutes": c * 397, "amount": [100_000, 600_000][c % 2],
+         "channel": c % 3, "score": c % 5 + 1, "minutes": c * 1597, "amount": [100_000, 600_000][c % 2],
          "crash": c % 7 == 3, "demo": c % 11 == 5, "comment": "Giao hàng nhanh" if c % 2 else None, "lost": c % 9 == 4}
         for c in range(30)
     ]
