@@ -609,8 +609,6 @@ class FeedbotApp:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self.guard is not None:
-            self.guard.remove_accept_log(asyncio.get_running_loop())
         if self.telegram is not None:
             await self.telegram.close()
         if self.zalo is not None:
@@ -618,6 +616,8 @@ class FeedbotApp:
         if self.web is not None:
             await self.web.close()
         await self.db.close()
+        if self.guard is not None:  # last: an accept() retry may still fire while the rest closes
+            self.guard.remove_accept_log(asyncio.get_running_loop())
         if self.run_lock is not None:
             self.run_lock.release()
             self.run_lock = None
