@@ -268,8 +268,21 @@ class ConnectionGuard:
         loop.set_exception_handler(self._exception_handler)
 
     def remove_accept_log(self, loop: asyncio.AbstractEventLoop) -> None:
-        if loop.get_exception_handler() == self._exception_handler:
-            loop.set_exception_handler(self._previous_handler)
+        if loop.get_exception_handler() != self._exception_handler:
+            return
+        previous = self._previous_handler
+
+        # A retry asyncio scheduled after the last failed accept() may fire after this (the
+        # loop runs on while the process ends): it still needs no traceback.
+        def after_stop(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            if _stale_accept_retry(context):
+                return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(after_stop)
 
     def _exception_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if context.get("message") == ACCEPT_FAILED:
