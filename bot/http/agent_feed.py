@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "feedbot_desk"  # the trigger of migration 0048 (PostgreSQL)
 QUEUE_MAX = 2000  # events waiting for one stream; beyond, the stream is closed (it catches up)
+DISCONNECT_CHECK = 1.0  # seconds between looks at whether the page is still connected
 BACKLOG_MAX = 1000  # events sent again on a reconnect; beyond, the page is told to reload
 
 Batch = tuple[int, list[FeedEvent]]  # (the low-water mark before the read, the events read)
@@ -206,10 +207,17 @@ class DeskStream:
                 if _visible(event, stores):
                     await response.write(_message(after, "ticket", _data(event)))
                 sent.add(event.id)
+        quiet_since = time.monotonic()
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), self.keepalive)
+                item = await asyncio.wait_for(queue.get(), min(self.keepalive, DISCONNECT_CHECK))
             except TimeoutError:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return  # the page went away (aiohttp does not cancel the handler): free its slot now
+                if time.monotonic() - quiet_since < self.keepalive:
+                    continue
+                quiet_since = time.monotonic()
                 again = await self.session(request.cookies.get(COOKIE))
                 if again is None:  # signed out, disabled, removed: the stream ends
                     await response.write(_message(None, "signed_out", {}))
@@ -219,6 +227,7 @@ class DeskStream:
                 continue
             if item is None:
                 return  # the server stops, or this stream fell too far behind
+            quiet_since = time.monotonic()
             resume, events = item
             for event in events:
                 if event.id in sent or not _visible(event, stores):
