@@ -469,7 +469,7 @@ class FeedbotApp:
         self.web_auth.register(web_app)
         anonymous = frozenset(kind.name for kind in CHANNEL_TYPES if not kind.proves_identity)
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth,
-                                                 anonymous)
+                                                 anonymous, self.telegram.download if self.telegram else None)
         if self.agent_page is not None:  # "Gửi khảo sát" and the order import form
             AgentOrders(self.agent_page, self.orders, policy, cfg.survey.touchpoints).register(web_app)
         self.dashboard = await dashboard.mount(web_app, db=self.db, clock=self.clock, auth=self.web_auth, timezone=cfg.tz,
