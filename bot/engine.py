@@ -305,6 +305,7 @@ class Engine:
         granted_ids = {order_id: purchase_id for purchase_id, order_id, _ in granted}
         target = await self.effects.apply(
             tx, decisions, target, now, contact=contact, ctx=ctx, event=event, actor=customer_actor, granted=granted_ids,
+            webhooks=seen.webhooks_active,
         )
         if newly_linked and target.customer_id is not None and not any(isinstance(d, SendPendingSurveys) for d in decisions):
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
