@@ -589,8 +589,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class Section:
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> Any:
-        """The section from its parsed values (keys SCHEMA has and this class does not are
-        left out: see Config.get)."""
+        """The section from its parsed values (tests/test_config.py checks the class has a
+        field for every key SCHEMA has)."""
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
@@ -613,11 +613,6 @@ class DatabaseSection(Section):
     def open(self) -> Any:
         """The configured storage backend (not yet open)."""
         return open_database(self.path, self.url or None)
-
-    def __call__(self) -> Any:
-        """TRANSITIONAL, like Config.get: `config.database()` from before the typed sections;
-        use `config.database.open()`."""
-        return self.open()
 
     def describe(self) -> str:
         """Where the data is, for messages (never the URL: it may carry a password)."""
@@ -872,16 +867,6 @@ class Config:
         names = [f.name for f in fields(cls) if f.name not in ("values", "source", "sources", "feedback")]
         return cls(**{name: SECTION_TYPES[name].of(values[name]) for name in names}, values=values, source=source,
                    sources=sources)
-
-    def get(self, section: str, key: str) -> Any:
-        """TRANSITIONAL, for feature code written this session before the typed sections:
-        read `config.<section>.<key>` instead (give a new key its field in the section's
-        class). To be removed once no caller is left."""
-        return self.values[section][key]
-
-    def section(self, name: str) -> Mapping[str, Any]:
-        """TRANSITIONAL, like get(): a section's values by key."""
-        return self.values[name]
 
     def secrets(self) -> list[str]:
         """Every value that may be a secret (ENV_SECRETS, the order sources' keys), to keep them out of logs."""

@@ -47,7 +47,7 @@ def test_typed_sections_hold_the_parsed_values():
     assert config.agents.chat_id == "-1001" and config.agents.agent_ids == ("5", "6")
     assert config.sla.normal == (timedelta(hours=2), timedelta(hours=48))
     assert config.database.describe() == "shop.db"
-    for section in SCHEMA:  # the same values as the mapping the transitional get() reads
+    for section in SCHEMA:  # the same values as the parsed mapping (Config.values)
         for key in SCHEMA[section]:
             assert getattr(getattr(config, section), key) == config.values[section][key]
 

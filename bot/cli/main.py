@@ -143,7 +143,7 @@ def _date_arg(value: str) -> date:
 async def _rebuild_rollups(config: Config) -> int:
     from bot.services import rollups as rollup_service
 
-    async with config.database() as db:
+    async with config.database.open() as db:
         written = await rollup_service.rebuild(db, config.rollup_rule())
     print(f"rollups rebuilt: {written} rows")
     return 0

@@ -41,7 +41,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         print(f"feedbot: {path}: no such file", file=sys.stderr)
         return 2
     name = args.name or default_name(args.source)
-    async with config.database() as db:
+    async with config.database.open() as db:
         intake = OrderIntake(db, SystemClock(), config.survey_policy(), config.survey.touchpoints)
         try:
             report = await import_orders(intake, read_rows(path), kind=args.source, source=name,
