@@ -117,6 +117,10 @@ class FeedbotApp:
         self._polling_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.order_webhooks: OrderWebhooks | None = None
+        # Built by start(); None until then (stop() after a failed start undoes what was built).
+        self.sender: Sender | None = None
+        self.order_sources: SourceRegistry | None = None
+        self.desk: DeskGroup | None = None
         self.setup_link: str | None = None
         self.backups = Backups(BackupSettings.from_config(config), self.clock, alert=self._backup_failed)
         self.run_lock: RunLock | None = None
@@ -284,7 +288,7 @@ class FeedbotApp:
 
     async def _backup_failed(self, error: str, last: str) -> None:
         """A failed scheduled backup: one text to each owner chat (the job tells once per streak)."""
-        owners = self.desk.config.owner_chat_ids if hasattr(self, "desk") else ()
+        owners = self.desk.config.owner_chat_ids if self.desk is not None else ()
         if not owners:
             return
         message = text(self.desk.config.language, "backup.failed", error=error, last=last)
@@ -593,9 +597,9 @@ class FeedbotApp:
             await self.zalo_webhook.drain()
         if self.order_webhooks is not None:
             await self.order_webhooks.drain()
-        if hasattr(self, "order_sources"):
+        if self.order_sources is not None:
             await self.order_sources.close()
-        if hasattr(self, "sender"):
+        if self.sender is not None:
             await self.sender.stop()
         if self._runner is not None:
             await self._runner.cleanup()
