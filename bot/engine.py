@@ -311,7 +311,8 @@ class Engine:
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
         if target.customer_id is None and self.link_request is not None:
             await self.link_request(tx, contact, event, now)  # a Zalo follower not linked yet: asked for the phone once
-        log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
+        if log.isEnabledFor(logging.DEBUG):  # its arguments are not even computed otherwise
+            log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
 
     async def _survey_view(self, tx: Connection, survey_id: int, contact: ContactRecord, now: datetime) -> SurveyView | None:

@@ -151,7 +151,7 @@ class Effects:
     ) -> Target:
         """Carry out the decisions, phase by phase; returns the target as it is afterwards (a
         LinkCustomer changes its customer). `scope`: the other fields of Scope."""
-        phases: tuple[list[tuple[Handler, Decision]], ...] = tuple([] for _ in PHASES)
+        phases: tuple[list[tuple[Handler, Decision]], ...] = ([], [], [])  # RECORDS, SERVICES, AFTERWARDS
         for decision in decisions:
             found = self._handlers.get(type(decision))
             if found is None:
