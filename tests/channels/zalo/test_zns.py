@@ -191,7 +191,7 @@ async def test_the_scheduler_refreshes_an_old_pair_with_no_sends_and_a_failure_a
 
 def test_zns_config_is_checked_and_buttons_default_off():
     base = {"app_id": "1", "oa_secret_key": "k", "access_token": "t"}
-    assert parse_config({"zalo": base}, {}).get("zalo", "buttons") is False
+    assert parse_config({"zalo": base}, {}).zalo.buttons is False
     for bad, key in [({"enabled": True}, "enabled"), ({"night_ban": "22-06"}, "night_ban"),
                      ({"params": {"nonsense": "x"}}, "params"), ({"survey_templates": {"fr": "1"}}, "survey_templates"),
                      ({"daily_budget_vnd": -1}, "daily_budget_vnd"), ({"typo": 1}, "typo")]:
