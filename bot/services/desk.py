@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
-from typing import Any, Callable, Collection
+from typing import Any, Awaitable, Callable, Collection
 
 from bot.outbox.effects import SERVICES, SYSTEM, Actor, Effects, Scope, Target
 from bot.webhooks import events as webhook_events
@@ -316,6 +316,9 @@ class CustomerDesk:
         return reopened
 
 
+ResolutionSurvey = Callable[[Connection, TicketRecord, ContactRecord, Target, datetime], Awaitable[bool]]
+
+
 class AgentDesk:
     """The agents' side of a ticket (the group's buttons and replies, the agent page):
     carries out RelayToCustomer, AddNote, ClaimTicket, ResolveTicket, EscalateTicket,
@@ -329,6 +332,9 @@ class AgentDesk:
         self.tz = group.tz
         self.channel_name = group.channel_name
         self.wake_sender = wake_sender
+        # Survey programs (ProgramService.ask_instead_of_rating): a CES asked in place of the
+        # resolution rating; returns False when no program does, and the rating is asked.
+        self.resolution_survey: ResolutionSurvey | None = None
 
     def register(self, effects: Effects) -> None:
         for kind, handler in (
@@ -424,7 +430,7 @@ class AgentDesk:
         contact, target = await self.group.customer_chat(tx, ticket)
         if ticket.kind == QUESTION:  # closed: no rating, a follow-up within the window reopens it
             await self.effects.apply(tx, questions.closed(view(resolved), contact.language), target, now)
-        else:
+        elif self.resolution_survey is None or not await self.resolution_survey(tx, resolved, contact, target, now):
             await self.effects.apply(tx, complaint.resolution_question(view(resolved), contact.language), target, now)
         number = ticket_number(ticket.id, ticket.kind)
         await self.group.to_group(tx, resolved, text(self.config.language, "desk.resolved", agent=agent.name, number=number), now=now)
