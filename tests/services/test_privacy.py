@@ -242,6 +242,10 @@ async def build_history(h):
         assert await surveys.record_comment(tx, survey_id, COMMENT, h.clock.now())
         # ... and the phone the shop's system sends with her next order
         await customers.upsert(tx, external_id="C-42", name=NAME, phone=PHONE, telegram_user_id=None, now=h.clock.now())
+        # ... and that system's next delivery about her, which failed: its body is kept until the purge
+        body = json.dumps({"customer": {"name": NAME, "phone": "0912.345.678"}, "note": PHONE}, ensure_ascii=False)
+        await tx.execute("INSERT INTO order_deliveries (source, delivery_id, body, status, received_at)"
+                         " VALUES ('shop', 'failed-1', ?, 'failed', ?)", (body, to_db(h.clock.now())))
         # ... an NPS program's answer with its "why" (issue 21)
         now = h.clock.now()
         nps_id = await programs.insert(tx, program="nps", kind="nps", customer_id=1, priority=40, due_at=now,
