@@ -379,7 +379,10 @@ class FeedbotApp:
                 owners=Owners(self.desk.channel_name, self.desk.config.owner_chat_ids, agents.language),
                 shop_name=shop, web_link=self.web_chat_url if cfg.web.enabled else None,
                 desk=self.customer_desk, wake_sender=self.sender.wake, refresh_every=cfg.zalo.refresh_every,
+                channel_order=cfg.survey.channel_order, comment_window=policy.comment_window, wording=feedback.wording,
             )
+            if self.routes.policy.resolution_usable:  # a resolved complaint's rating by ZNS where its chat is closed
+                self.agent_desk.ask_resolution = self.routes.ask_resolution
         self.dispatcher = SurveyDispatcher(
             self.db, self.clock, policy, shop, self.effects, wake_sender=self.sender.wake,
             channel_order=cfg.survey.channel_order,
@@ -553,7 +556,7 @@ class FeedbotApp:
         if self.routes is not None:
             # Checked every half hour; a pair older than zalo.refresh_every is refreshed (sends or not).
             jobs += (("zalo-token-keepalive", self.routes.keep_token_alive, TOKEN_CHECK_S),)
-            if self.zns is not None and self.routes.policy.rating_templates:
+            if self.zns is not None and self.routes.policy.read_back:
                 jobs += (("zns-ratings", self.routes.poll_ratings, self.routes.policy.rating_poll_interval.total_seconds()),)
         if self.digests.settings.enabled:  # to the owners' chats, and/or as the digest.ready webhook event
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
-from typing import Any, Callable, Collection
+from typing import Any, Awaitable, Callable, Collection
 
 from bot.outbox.effects import SERVICES, SYSTEM, Actor, Effects, Scope, Target
 from bot.webhooks import events as webhook_events
@@ -329,6 +329,9 @@ class AgentDesk:
         self.tz = group.tz
         self.channel_name = group.channel_name
         self.wake_sender = wake_sender
+        # A resolved complaint's rating by another route where its chat cannot take it (the ZNS
+        # resolution template: SurveyRoutes.ask_resolution); True: taken there.
+        self.ask_resolution: Callable[[Connection, TicketRecord, ContactRecord, datetime], Awaitable[bool]] | None = None
 
     def register(self, effects: Effects) -> None:
         for kind, handler in (
@@ -424,7 +427,7 @@ class AgentDesk:
         contact, target = await self.group.customer_chat(tx, ticket)
         if ticket.kind == QUESTION:  # closed: no rating, a follow-up within the window reopens it
             await self.effects.apply(tx, questions.closed(view(resolved), contact.language), target, now)
-        else:
+        elif self.ask_resolution is None or not await self.ask_resolution(tx, resolved, contact, now):
             await self.effects.apply(tx, complaint.resolution_question(view(resolved), contact.language), target, now)
         number = ticket_number(ticket.id, ticket.kind)
         await self.group.to_group(tx, resolved, text(self.config.language, "desk.resolved", agent=agent.name, number=number), now=now)
