@@ -39,18 +39,21 @@ _SQL = {
         " WHERE t.created_at >= ? AND t.created_at < ? AND t.demo = 0 ORDER BY t.created_at, t.id"
     ),
     # What customers sent (inbox, as understood) and what the bot sent (outbox), in time
-    # order: each side comes sorted from its own index and SQLite merges the two.
+    # order: each side comes sorted from its own index and SQLite merges the two. Rows with
+    # the same time keep their written order (side, then id: the two trailing sort columns,
+    # cut off in rows()), so an export reads the same on both backends and every run.
     "messages": (
         "SELECT i.received_at AS at, 'in', i.platform, ct.chat_id, i.contact_id, ct.display_name, i.kind, i.text,"
-        " CASE WHEN i.error IS NOT NULL THEN 'error' WHEN i.processed_at IS NULL THEN 'pending' ELSE 'processed' END"
+        " CASE WHEN i.error IS NOT NULL THEN 'error' WHEN i.processed_at IS NULL THEN 'pending' ELSE 'processed' END,"
+        " 0 AS side, i.id AS seq"
         " FROM inbox i LEFT JOIN contacts ct ON ct.id = i.contact_id"
         " WHERE i.received_at >= ? AND i.received_at < ?"
         " UNION ALL"
         " SELECT o.created_at AS at, 'out', o.channel, o.chat_id, o.contact_id, ct.display_name, o.method,"
-        " json_extract(o.payload, '$.text'), o.status"
+        " json_extract(o.payload, '$.text'), o.status, 1, o.id"
         " FROM outbox o LEFT JOIN contacts ct ON ct.id = o.contact_id"
         " WHERE o.created_at >= ? AND o.created_at < ?"
-        " ORDER BY at"
+        " ORDER BY at, side, seq"
     ),
 }
 
@@ -82,9 +85,10 @@ async def count(conn: Connection, kind: str, start: datetime, end: datetime) -> 
 async def rows(conn: Connection, kind: str, start: datetime, end: datetime, batch: int = 1000) -> AsyncIterator[list[tuple]]:
     """Rows created in [start, end), oldest first, `batch` at a time (a cursor, not
     execute_fetchall: an export may not fit in memory)."""
+    width = len(COLUMNS[kind])  # without any trailing sort-only columns
     async with conn.execute(_SQL[kind], _params(kind, start, end)) as cur:
         while True:
             chunk = await cur.fetchmany(batch)
             if not chunk:
                 return
-            yield [tuple(r) for r in chunk]
+            yield [tuple(r)[:width] for r in chunk]

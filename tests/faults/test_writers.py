@@ -200,7 +200,7 @@ async def test_eight_concurrent_writers_never_see_database_is_locked(tmp_path, t
         if proc["errors"]:
             tally.errors["other-process"] = proc["errors"]
 
-        await app.sender.drain(60)
+        await app.sender.drain(180)  # the contract is "never locked", not the drain speed (CI may be loaded)
         inbox_locked = await h.rows("SELECT COUNT(*) AS n FROM inbox WHERE error LIKE '%locked%'")
         outbox_locked = await h.rows("SELECT COUNT(*) AS n FROM outbox WHERE last_error LIKE '%locked%'")
         integrity = await h.rows("PRAGMA integrity_check")
