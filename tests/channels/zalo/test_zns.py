@@ -353,6 +353,31 @@ async def test_a_zns_rating_is_followed_up_on_a_chat_open_by_then_as_a_tap_would
         await h.close()
 
 
+async def test_a_zns_rating_is_followed_up_on_the_customers_telegram_chat_when_one_is_linked_by_then(
+        tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
+    try:
+        await buy(h, "A-1", telegram_user_id=TG_USER)  # the shop knows her Telegram id; she never wrote to the bot
+        clock.advance(hours(3))
+        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        await h.outbox_settled()
+        [message] = zfake.zns_to(PHONE)  # so the survey went by ZNS
+        await h.customer_says(TG_USER, "/start")  # now she has a chat with the bot
+        await h.outbox_settled()
+        before = len(tg.sent_messages(TG_USER))
+        zfake.rate(message, 5)
+        assert await h.app.routes.poll_ratings() == 1
+        await h.outbox_settled()
+        [followup] = tg.sent_messages(TG_USER)[before:]
+        assert "Gửi khiếu nại" not in str(followup.params.get("reply_markup"))  # a happy score: no complaint offered
+        assert "csat:" in str(followup.params.get("reply_markup"))  # its Skip button, as after a tap
+        state = await h.rows("SELECT c.state FROM conversations c JOIN contacts k ON k.id = c.contact_id"
+                             " WHERE k.channel = 'telegram'")
+        assert state == [{"state": "csat.awaiting_comment"}]
+    finally:
+        await h.close()
+
+
 async def test_a_zns_rating_with_no_chat_open_opens_the_complaint_and_says_nothing(tmp_path, tg, clock, zfake, database_url):
     h = await zns_app(tmp_path, tg, clock, zfake, database_url)
     try:
