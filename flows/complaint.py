@@ -320,6 +320,7 @@ def _on_rating(ctx: Context, pressed: ResolutionScore | None) -> list[Decision]:
         AnswerChoice(),
         EditChoiceMessage(f"{text(lang, 'complaint.resolved', number=ticket.number)}\n\n{text(lang, 'csat.chosen', score=score)}"),
         RateResolution(ticket.ticket_id, score),
+        SetConversation("idle"),
         *rating_followup(ticket, score, language=lang, now=ctx.now, reopen_window=ctx.complaints.reopen_window),
     ]
 
@@ -334,7 +335,7 @@ def rating_followup(ticket: TicketView, score: int, *, language: str, now: datet
         reply = Reply(f"{thanks}\n{text(language, 'complaint.offer_reopen', days=reopen_window.days)}", buttons=button)
     else:
         reply = Reply(thanks)
-    return [SetConversation("idle"), reply]
+    return [reply]
 
 
 def offers_reopen(ticket: TicketView, score: int, *, now: datetime, reopen_window: timedelta) -> bool:
