@@ -16,7 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram.error import InvalidToken
 
 from bot import cluster
-from bot.http import agent_page, dashboard
+from bot.http import agent_page, dashboard, dashboard_programs
 from bot.channels.base import Channel
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.zalo.channel import DbTokenStore, ZaloChannel, ZnsChannel
@@ -40,6 +40,7 @@ from bot.outbox.sender import Sender
 from bot.webhooks.worker import WebhookSettings, WebhookWorker
 from bot.services.survey_routes import Owners, SurveyRoutes
 from bot.services.surveys import SurveyDispatcher
+from bot.services.program_admin import ProgramAdmin
 from bot.services.programs import ProgramService
 from bot.outbox.effects import Effects
 from bot.services.desk import AgentDesk, CustomerDesk, DeskConfig, DeskGroup
@@ -372,6 +373,7 @@ class FeedbotApp:
             vip=(float(complaints.vip_spend_12m), complaints.vip_orders_12m),
             channel_order=cfg.survey.channel_order,
         )
+        self.agent_desk.resolution_survey = self.programs.ask_instead_of_rating
         global_limit = feedback.enabled or feedback.max_per_period > 1  # else the purchase CSAT's own fatigue, as before
         if self.zalo is not None:
             self.routes = SurveyRoutes(
@@ -401,7 +403,7 @@ class FeedbotApp:
             self.db, cfg.sources, kiotviet_urls=(cfg.orders.kiotviet_token_url, cfg.orders.kiotviet_api_url))
         self.orders = OrderIntake(self.db, self.clock, policy, cfg.survey.touchpoints,
                                   alert=self._tell_owners, kiotviet=self.order_sources.kiotviet,
-                                  wake_sender=self.sender.wake)
+                                  wake_sender=self.sender.wake, programs=self.programs)
         for service in (self.customer_desk, self.agent_desk, self.privacy, self.dispatcher, self.programs):
             service.register(self.effects)
         self.engine = Engine(
@@ -422,6 +424,8 @@ class FeedbotApp:
         )
         if self.routes is not None:
             self.engine.link_request = self.routes.request_info
+        self.programs.listeners.append(lambda settings: setattr(self.engine, "feedback", settings))
+        await self.programs.refresh()  # the owners' edits of programs, from the dashboard
 
     async def _serve_http(self, policy: SurveyPolicy, shop: str, webhook_secret: str, web_secrets: Any) -> None:
         """One aiohttp app: the shop's API, the webhooks, the web chat, the agent page."""
@@ -473,6 +477,11 @@ class FeedbotApp:
             AgentOrders(self.agent_page, self.orders, policy, cfg.survey.touchpoints).register(web_app)
         self.dashboard = await dashboard.mount(web_app, db=self.db, clock=self.clock, auth=self.web_auth, timezone=cfg.tz,
                                                language=cfg.agents.language, shop_name=shop)
+        self.dashboard_programs = await dashboard_programs.mount(
+            web_app, db=self.db, clock=self.clock, auth=self.web_auth, dashboard=self.dashboard,
+            admin=ProgramAdmin(self.db, self.clock, self.programs) if cfg.feedback.program_tables else None,
+            stages=cfg.survey.stages, drop_points=cfg.digest.alert_drop, min_answers=cfg.digest.alert_min_answers,
+            language=cfg.agents.language)
         # Connection caps and read timeouts in front of aiohttp (see bot/http/connections.py).
         self.guard = ConnectionGuard(self.connection_limits)
         self.guard.fit_to_descriptors()

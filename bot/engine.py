@@ -328,12 +328,13 @@ class Engine:
     async def _program_view(
         self, tx: Connection, event: Inbound, state: str, data: dict[str, Any], customer_id: int | None,
     ) -> ProgramSurveyView | None:
-        """The program survey the event refers to: only the customer's own, of a program still configured."""
+        """The program survey the event refers to: only the customer's own, of a program still configured
+        (turned off on the dashboard counts: a question already sent is still answered)."""
         survey_id = programs_flow.referenced_survey_id(event, state, data)
         if survey_id is None or customer_id is None:
             return None
         record = await programs.get(tx, survey_id)
-        spec = self.feedback.program(record.program) if record is not None else None
+        spec = self.feedback.known_program(record.program) if record is not None else None
         if record is None or spec is None or record.customer_id != customer_id:
             return None
         return ProgramSurveyView(record.id, record.customer_id, record.status, spec, record.order_id, record.score,

@@ -3,8 +3,9 @@
 Every other module gets its part from here (config.feedback()), never from the raw values."""
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any, Mapping
 
@@ -17,6 +18,7 @@ from flows.wording import KEYS as WORDING_KEYS, Wording, WordingRule
 ARRAY_SECTIONS = ("programs", "departments", "stores", "wording")
 PROGRAM_TEXT_KEYS = ("question", "follow_up", "follow_up_low", "thanks", "other", "options")
 _NAME = re.compile(r"[a-z0-9_]{1,32}")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,19 +30,35 @@ class FeedbackSettings:
     idea_topics: tuple[str, ...] = ()
     routes: Routes = field(default_factory=Routes)
     wording: Wording = field(default_factory=Wording)
+    # Programs an owner turned off on the dashboard: nothing new is scheduled or sent, but a
+    # question already sent is still answered (and expires) with its texts.
+    paused: tuple[ProgramSpec, ...] = ()
+    # The [[programs]] tables as written and survey.touchpoints: what a dashboard edit is applied
+    # over and checked against (with_overrides).
+    program_tables: tuple[Mapping[str, Any], ...] = field(default=(), compare=False, repr=False)
+    touchpoints: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> bool:
         """Programs configured; without any the purchase CSAT is the one program, as before."""
-        return bool(self.programs)
+        return bool(self.programs or self.paused)
 
     def program(self, name: str) -> ProgramSpec | None:
+        """A program that runs (configured, not turned off)."""
         return next((p for p in self.programs if p.name == name), None)
+
+    def known_program(self, name: str) -> ProgramSpec | None:
+        """A program that runs or is turned off: its questions already sent are still answered."""
+        return self.program(name) or next((p for p in self.paused if p.name == name), None)
 
     def purchase_csat(self, touchpoint: str, store: str | None) -> ProgramSpec | None:
         """The csat program that asks about this purchase (first match), if programs are configured."""
         return next((p for p in self.programs if p.kind == "csat" and p.trigger.kind == "after_purchase"
                      and p.audience.takes_purchase(touchpoint, store)), None)
+
+    def replacing_resolution_rating(self) -> ProgramSpec | None:
+        """The ces program asked instead of a resolved complaint's 1-5 rating, if one is set so."""
+        return next((p for p in self.programs if p.resolution_rating == "replace"), None)
 
     def csat_priority(self) -> int:
         found = next((p for p in self.programs if p.kind == "csat" and p.trigger.kind == "after_purchase"), None)
@@ -111,7 +129,9 @@ def _texts(key: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> tupl
 
 
 PROGRAM_KEYS = ("name", "kind", "trigger", "delay", "days", "every_days", "active_days", "touchpoints", "stores",
-                "tiers", "channels", "fatigue_days", "priority", "max_lateness", "expires_after", *SUPPORTED)
+                "tiers", "channels", "fatigue_days", "priority", "max_lateness", "expires_after", "resolution_rating",
+                *SUPPORTED)
+RESOLUTION_RATING = ("follow", "replace")
 
 
 def parse_program(i: int, raw: Any, touchpoints: tuple[str, ...]) -> ProgramSpec:
@@ -152,6 +172,11 @@ def parse_program(i: int, raw: Any, touchpoints: tuple[str, ...]) -> ProgramSpec
         raise SettingError(f"{key}.tiers", "expected 'vip' and/or 'regular'")
     if set(audience.channels) - {"telegram", "zalo", "web"}:
         raise SettingError(f"{key}.channels", "expected some of 'telegram', 'zalo', 'web'")
+    resolution_rating = raw.get("resolution_rating", "follow")
+    if resolution_rating not in RESOLUTION_RATING:
+        raise SettingError(f"{key}.resolution_rating", f"expected 'follow' or 'replace', got {resolution_rating!r}")
+    if resolution_rating == "replace" and (kind != "ces" or trigger_kind != "complaint_resolved"):
+        raise SettingError(f"{key}.resolution_rating", "only a ces program after complaint_resolved replaces the rating")
     texts, options = _texts(key, raw, PROGRAM_TEXT_KEYS)
     if options and kind not in CHOICE_KINDS:
         raise SettingError(f"{key}.vi.options", f"only {' and '.join(CHOICE_KINDS)} programs have options")
@@ -161,6 +186,7 @@ def parse_program(i: int, raw: Any, touchpoints: tuple[str, ...]) -> ProgramSpec
         priority=_int(f"{key}.priority", raw.get("priority", DEFAULT_PRIORITY[kind]), 0, 1000),
         max_lateness=_duration(f"{key}.max_lateness", raw.get("max_lateness", "3d")),
         expires_after=_duration(f"{key}.expires_after", raw.get("expires_after", "72h")),
+        resolution_rating=resolution_rating,
     )
 
 
@@ -243,6 +269,8 @@ def parse_settings(raw: Mapping[str, Any], config: Any) -> FeedbackSettings:
         rules.append(WordingRule(touchpoint, store, texts))
     return FeedbackSettings(
         programs=programs,
+        program_tables=tuple(programs_raw),
+        touchpoints=touchpoints,
         max_per_period=config.survey.max_per_period,
         period=timedelta(days=config.survey.fatigue_days),
         blackouts=blackouts,
@@ -269,3 +297,37 @@ def _language(key: str, value: Any) -> str:
     if value not in SUPPORTED:
         raise SettingError(key, f"expected one of {', '.join(SUPPORTED)}, got {value!r}")
     return value
+
+
+# --- edits from the dashboard (bot/services/program_admin.py) --------------------------------
+# The config defines each program (its name, kind and trigger); an owner may turn it off and
+# change these keys, kept in the database and applied over the config's table with the same
+# checks. "Reset to config" deletes the edit. A program removed from the config is gone, edit or not.
+EDITABLE_KEYS = ("delay", "days", "every_days", "touchpoints", "stores", "tiers", "channels", *SUPPORTED)
+
+
+def edited_program(settings: FeedbackSettings, name: str, changes: Mapping[str, Any]) -> ProgramSpec:
+    """The program as the config defines it with these changes (SettingError if a change is bad)."""
+    unknown = set(changes) - set(EDITABLE_KEYS)
+    if unknown:
+        raise SettingError(sorted(unknown)[0], f"not editable here (editable: {', '.join(EDITABLE_KEYS)})")
+    for i, table in enumerate(settings.program_tables):
+        if table.get("name") == name:
+            return parse_program(i, {**table, **changes}, settings.touchpoints)
+    raise KeyError(name)
+
+
+def with_overrides(settings: FeedbackSettings, overrides: Mapping[str, tuple[bool, Mapping[str, Any]]]) -> FeedbackSettings:
+    """The settings with the owners' edits: name -> (enabled, changes). An edit that no longer
+    passes the checks (the config changed under it) is left out: the config's program runs."""
+    running, paused = [], []
+    for table in settings.program_tables:
+        name = table.get("name")
+        enabled, changes = overrides.get(name, (True, {}))
+        try:
+            spec = edited_program(settings, name, changes)
+        except (SettingError, KeyError):
+            log.warning("program %s: the dashboard's edit no longer fits the config; the config's is used", name)
+            spec = edited_program(settings, name, {})
+        (running if enabled else paused).append(spec)
+    return replace(settings, programs=tuple(running), paused=tuple(paused))

@@ -84,6 +84,9 @@ class ProgramSpec:
     priority: int = 0
     max_lateness: timedelta = timedelta(days=3)  # due this long ago and still not sent: skipped
     expires_after: timedelta = timedelta(hours=72)
+    # ces after a resolved complaint: "follow" the resolution rating (asked after `delay`, under
+    # the global limit) or "replace" it (asked at once, where the rating would have been)
+    resolution_rating: str = "follow"
 
     def wording(self, language: str, key: str, **params: object) -> str:
         own = self.texts.get(language, {}).get(key)  # none in this language: the catalog's, in it

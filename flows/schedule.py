@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 from flows.holidays import NO_BLACKOUTS, Blackouts
@@ -95,7 +95,56 @@ Dispatch = Send | Skip | Postpone | AwaitContact
 
 
 def is_too_late(now: datetime, due_at: datetime, policy: SurveyPolicy) -> bool:
-    return now > due_at + policy.max_lateness
+    return now > deadline(due_at, policy.max_lateness, policy)
+
+
+# --- lateness and blackouts -----------------------------------------------------------
+# A survey may go out until `max_lateness` after its due time, but blackout days (Tết, the
+# shop's holidays) do not count: the clock stops on them. A CSAT due the evening before the
+# eve waits through Tết and goes out the first morning after with the lateness it had left,
+# instead of being skipped as too late; one due far from a blackout is unchanged.
+
+
+def deadline(due_at: datetime, lateness: timedelta, policy: SurveyPolicy) -> datetime:
+    """The moment `lateness` of time outside blackout days has passed since `due_at`."""
+    return _open_time(due_at, lateness, policy, forward=True)
+
+
+def due_cutoff(now: datetime, lateness: timedelta, policy: SurveyPolicy) -> datetime:
+    """The inverse: a survey due before this is too late at `now` (for queries by due time)."""
+    return _open_time(now, lateness, policy, forward=False)
+
+
+def _open_time(at: datetime, span: timedelta, policy: SurveyPolicy, *, forward: bool) -> datetime:
+    blackouts = policy.blackouts
+    if blackouts is NO_BLACKOUTS or not (blackouts.tet or blackouts.dates or blackouts.yearly):
+        return at + span if forward else at - span
+    tz = policy.timezone
+    t = at.astimezone(timezone.utc)
+    left = span
+    for _ in range(4000):  # days of the span plus the blackout days met (a year at most: a config mistake)
+        if forward:
+            day = t.astimezone(tz).date()
+            boundary = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).astimezone(timezone.utc)
+        else:
+            day = (t - timedelta(microseconds=1)).astimezone(tz).date()
+            boundary = datetime.combine(day, time(), tzinfo=tz).astimezone(timezone.utc)
+        if blackouts.is_blackout(day):
+            t = boundary
+            continue
+        step = abs(boundary - t)
+        if step >= left:
+            t = t + left if forward else t - left
+            break
+        left -= step
+        t = boundary
+    while not forward:  # ended where a blackout ends: a due anywhere in it has this same deadline
+        day = (t - timedelta(microseconds=1)).astimezone(tz).date()
+        start = datetime.combine(day, time(), tzinfo=tz).astimezone(timezone.utc)
+        if t.astimezone(tz).time() != time() or not blackouts.is_blackout(day):
+            break
+        t = start
+    return t.astimezone(at.tzinfo)
 
 
 def decide_dispatch(

@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from storage.db import Connection, Row, fetch_one
-from storage.timefmt import to_db
+from storage.timefmt import from_db, to_db
 
 
 @dataclass(frozen=True)
@@ -182,20 +182,25 @@ async def ordered_for_customer(
 
 async def reachable_for_customers(
     conn: Connection, customer_ids: Sequence[int], channels: Collection[str] | None = None,
-    order: Sequence[str] = ("last_used",),
+    order: Sequence[str] = ("last_used",), usable: Callable[[ContactRecord, datetime | None], bool] | None = None,
 ) -> dict[int, ContactRecord]:
-    """reachable_for_customer for many customers in one query (a dispatch pass's page)."""
+    """reachable_for_customer for many customers in one query (a dispatch pass's page);
+    `usable(chat, last_seen_at)`: a chat it returns false for is passed over for the next one."""
     if not customer_ids:
         return {}
     rows = await conn.execute_fetchall(
-        f"SELECT {_COLUMNS} FROM contacts WHERE customer_id IN ({', '.join('?' * len(customer_ids))})"
+        f"SELECT {_COLUMNS}, last_seen_at FROM contacts WHERE customer_id IN ({', '.join('?' * len(customer_ids))})"
         " ORDER BY customer_id, last_seen_at DESC, id DESC", tuple(customer_ids),
     )
     by_customer: dict[int, list[ContactRecord]] = {}
-    for contact in map(_record, rows):
+    seen: dict[int, datetime | None] = {}
+    for row in rows:
+        contact = _record(tuple(row)[:-1])
         assert contact.customer_id is not None
         by_customer.setdefault(contact.customer_id, []).append(contact)
-    found = {cid: _ordered(contacts, channels, order) for cid, contacts in by_customer.items()}
+        seen[contact.id] = from_db(row[-1])
+    found = {cid: [c for c in _ordered(contacts, channels, order) if usable is None or usable(c, seen[c.id])]
+             for cid, contacts in by_customer.items()}
     return {cid: chats[0] for cid, chats in found.items() if chats}
 
 

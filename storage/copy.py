@@ -22,7 +22,10 @@ from storage.db import Database
 from storage.pg import PgDatabase
 
 BATCH = 5000
-SKIPPED = {"schema_migrations", "leases"}  # each database keeps its own (the target is migrated by PgDatabase; leases are live state)
+# Each database keeps its own schema_migrations (the target is migrated by PgDatabase); leases are
+# live state; csat_months is kept by the target's own triggers from the csat_rollups rows copied
+# (copying it too would count every answer twice).
+SKIPPED = {"schema_migrations", "leases", "csat_months"}
 
 
 class CopyError(Exception):
@@ -71,8 +74,12 @@ def _row_text(row: Any) -> bytes:
 async def _tables(source: Database) -> list[_Table]:
     """The source's tables, each after the tables its foreign keys point to."""
     conn = source.reader
-    names = [r[0] for r in await conn.execute_fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    rows = await conn.execute_fetchall(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+    # A search index (FTS5) and its shadow tables are not data: the target's own index is kept
+    # by its own triggers (SQLite) or is an ordinary index (PostgreSQL).
+    virtual = [r[0] for r in rows if (r[1] or "").upper().startswith("CREATE VIRTUAL TABLE")]
+    names = [r[0] for r in rows if not any(r[0] == v or r[0].startswith(v + "_") for v in virtual)]
     tables: dict[str, _Table] = {}
     depends: dict[str, set[str]] = {}
     for name in names:

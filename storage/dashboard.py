@@ -4,10 +4,10 @@ stores (owners), else only those (a manager's), applied in SQL."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Sequence
 
-from storage.db import Connection, fetch_one
+from storage.db import Connection, dialect, fetch_one
 from storage.folding import fold
 from storage.timefmt import from_db, to_db
 
@@ -52,14 +52,53 @@ async def csat_by_day(conn: Connection, lo: str, hi: str, f: Filters) -> list[tu
     return [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
+def _whole_months(lo: str, hi: str) -> tuple[str, str] | None:
+    """The first days of the first whole month in shop days [lo, hi) and of the month after the
+    last whole one; None when no month lies wholly inside."""
+    d_lo, d_hi = date.fromisoformat(lo), date.fromisoformat(hi)
+    first = d_lo if d_lo.day == 1 else (d_lo.replace(day=1) + timedelta(days=32)).replace(day=1)
+    after = d_hi.replace(day=1)
+    return (first.isoformat(), after.isoformat()) if first < after else None
+
+
 async def csat_combinations(conn: Connection, lo: str, hi: str, f: Filters) -> list[tuple[str, str, str, str, int, int, int, int]]:
     """(store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum) over shop days
-    [lo, hi): one row per combination the shop has (a few dozen), from which every breakdown is added up."""
-    where, params = _rollup_where(lo, hi, f)
+    [lo, hi): one row per combination the shop has (a few dozen), from which every breakdown is added up.
+    Whole months come from csat_months, the days around them from csat_rollups."""
+    columns = "store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum"
+    months = _whole_months(lo, hi)
+    parts, params = [], []
+    for a, b in ((lo, months[0]), (months[1], hi)) if months else ((lo, hi),):
+        if a < b:
+            where, values = _rollup_where(a, b, f)
+            parts.append(f"SELECT {columns} FROM csat_rollups WHERE {where}")
+            params += values
+    if months:
+        where, values = _rollup_where(months[0][:7], months[1][:7], f)
+        where = where.replace("day >= ? AND day < ?", "month >= ? AND month < ?", 1)
+        parts.append(f"SELECT {columns} FROM csat_months WHERE {where}")
+        params += values
     rows = await conn.execute_fetchall(
         "SELECT store, touchpoint, tier, channel, SUM(answers), SUM(satisfied), SUM(dissatisfied), SUM(score_sum)"
-        f" FROM csat_rollups WHERE {where} GROUP BY store, touchpoint, tier, channel", params)
+        f" FROM ({' UNION ALL '.join(parts)}) AS r GROUP BY store, touchpoint, tier, channel", params)
     return [(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in rows]
+
+
+async def csat_sends(conn: Connection, p_lo: str, lo: str, hi: str, f: Filters) -> list[tuple[str, str, int, int]]:
+    """(store, touchpoint, sent in [lo, hi), sent in [p_lo, lo)) from survey_sends: the response
+    rate's denominator (sends are not split by tier or channel; with those filters there is none)."""
+    where, params = "day >= ? AND day < ?", [p_lo, hi]
+    if f.stores is not None:
+        sql, values = _in("store", f.stores)
+        where += sql
+        params += values
+    if f.touchpoint:
+        where += " AND touchpoint = ?"
+        params.append(f.touchpoint)
+    rows = await conn.execute_fetchall(
+        "SELECT store, touchpoint, SUM(CASE WHEN day >= ? THEN sent ELSE 0 END), SUM(CASE WHEN day < ? THEN sent ELSE 0 END)"
+        f" FROM survey_sends WHERE {where} GROUP BY store, touchpoint", (lo, lo, *params))
+    return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
 
 async def stores(conn: Connection) -> list[str]:
@@ -89,17 +128,24 @@ async def comments(conn: Connection, start: datetime, end: datetime, *, stores: 
                    scores: Sequence[int] = (), touchpoint: str = "", channel: str = "", has_complaint: bool | None = None,
                    limit: int = 100) -> list[CommentRow]:
     """Comments answered in [start, end), newest first; `query` matches the folded comment (with or
-    without diacritics, đ or d)."""
+    without diacritics, đ or d): every word a substring of it. A search with few matches reads
+    only them (the trigram index); one with many walks the range newest first and stops at `limit`."""
     where = "s.answered_at >= ? AND s.answered_at < ? AND s.comment IS NOT NULL AND s.demo = 0"
     params: list[Any] = [to_db(start), to_db(end)]
     if stores is not None:
         sql, values = _in("s.store", stores)
         where += sql
         params += values
-    if query.strip():
-        for word in fold(query).split()[:8]:
-            where += " AND s.comment_folded LIKE ? ESCAPE '!'"
-            params.append("%" + word.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%")
+    words = fold(query).split()[:8]
+    candidates = await _indexed_matches(conn, words) if words else None
+    if candidates is not None:  # few matches in the whole history: only those rows are read
+        if not candidates:
+            return []
+        where += f" AND s.id IN ({', '.join('?' * len(candidates))})"
+        params += candidates
+    for word in words:  # exact: the index finds candidates, LIKE decides (and covers words under 3 characters)
+        where += " AND s.comment_folded LIKE ? ESCAPE '!'"
+        params.append(_like(word))
     if scores:
         sql, values = _in("s.score", [int(s) for s in scores])  # type: ignore[list-item]
         where += sql
@@ -120,6 +166,34 @@ async def comments(conn: Connection, start: datetime, end: datetime, *, stores: 
         f" LEFT JOIN contacts ct ON ct.id = s.contact_id WHERE {where} ORDER BY s.answered_at DESC, s.id DESC LIMIT ?",
         (*params, limit))
     return [CommentRow(r[0], from_db(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]) for r in rows]
+
+
+MAX_CANDIDATES = 2000  # more matches than this: walking the range newest first finds 100 soon enough
+
+
+def _like(word: str) -> str:
+    return "%" + word.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+async def _indexed_matches(conn: Connection, words: list[str]) -> list[int] | None:
+    """The ids of every comment containing all of `words` (of 3 characters or more), from the
+    trigram index (SQLite: FTS5 comments_fts; PostgreSQL: pg_trgm's GIN index), when there are at
+    most MAX_CANDIDATES; None when there are more, or no word is long enough to use the index."""
+    long = [w for w in words if len(w) >= 3]
+    if not long:
+        return None
+    if dialect(conn) == "sqlite":
+        match = " ".join('"' + w.replace('"', '""') + '"' for w in long)
+        rows = await conn.execute_fetchall(
+            "SELECT rowid FROM comments_fts WHERE comments_fts MATCH ? LIMIT ?", (match, MAX_CANDIDATES + 1))
+    else:
+        rows = await conn.execute_fetchall(
+            "SELECT id FROM surveys WHERE comment_folded IS NOT NULL"
+            + " AND comment_folded LIKE ? ESCAPE '!'" * len(long) + " LIMIT ?",
+            (*(_like(w) for w in long), MAX_CANDIDATES + 1))
+    if len(rows) > MAX_CANDIDATES:
+        return None
+    return [r[0] for r in rows]
 
 
 # --- a customer's history ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Sequence
 
-from storage import web_messages, webhooks
+from storage import ticket_rollups, web_messages, webhooks
 from storage.db import Connection, Database, dialect, fetch_one
 from storage.timefmt import to_db
 
@@ -209,6 +209,11 @@ async def _close_and_blank(table: str, unsent: str, conn: Connection, s: Subject
     blank = "comment = NULL, comment_folded = NULL" if table == "surveys" else "comment = NULL"
     cur = await conn.execute(f"UPDATE {table} SET {blank} WHERE customer_id = ? AND comment IS NOT NULL",
                              _customer_id(s))
+    if table == "surveys" and cur.rowcount and dialect(conn) == "sqlite":
+        # The search index's triggers deleted the comments' entries, but FTS5 only marks them
+        # deleted in a newer segment: merging every segment into one drops the erased trigrams
+        # (their pages are zeroed by secure_delete, the WAL by the erasure's checkpoint).
+        await conn.execute("INSERT INTO comments_fts (comments_fts) VALUES ('optimize')")
     return cur.rowcount
 
 
@@ -234,9 +239,11 @@ async def _erase_tickets(conn: Connection, s: Subject, now: datetime) -> int:
     # Category, priority, tier, status and times stay; what the customer wrote and sent goes.
     # An open ticket is closed: nobody is left to answer.
     at = to_db(now)
+    tally = await ticket_rollups.Tally(conn, s.ticket_ids).before()  # closing one moves the complaint rollups
     await conn.execute(
         f"UPDATE tickets SET status = 'resolved', resolved_at = ? WHERE id IN ({_marks(s.ticket_ids)}) AND status != 'resolved'",
         (at, *s.ticket_ids))
+    await tally.after()
     cur = await conn.execute(
         f"UPDATE tickets SET description = '', photos = '[]' WHERE id IN ({_marks(s.ticket_ids)})", s.ticket_ids)
     return cur.rowcount

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Callable, Sequence
 
 from storage.db import Connection, fetch_one
 from storage.timefmt import from_db, to_db
@@ -66,7 +66,8 @@ async def insert(
 
 
 async def schedule_after_resolved(
-    conn: Connection, *, program: str, priority: int, delay_s: int, lateness_s: int, since: datetime, now: datetime,
+    conn: Connection, *, program: str, priority: int, delay_s: int, deadline: Callable[[datetime], datetime],
+    since: datetime, now: datetime,
 ) -> int:
     """A CES program: one survey per complaint resolved since `since` that it does not follow yet
     (due `delay_s` after the resolution), for tickets of a known customer."""
@@ -82,7 +83,7 @@ async def schedule_after_resolved(
         assert resolved is not None
         due = resolved + timedelta(seconds=delay_s)
         made += await insert(conn, program=program, kind="ces", customer_id=customer_id, priority=priority,
-                             due_at=due, deadline_at=due + timedelta(seconds=lateness_s), now=now, ticket_id=ticket_id) is not None
+                             due_at=due, deadline_at=deadline(due), now=now, ticket_id=ticket_id) is not None
     return made
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
+from storage import ticket_rollups
 from storage.db import Connection, dialect
 from storage.timefmt import from_db, to_db
 
@@ -111,6 +112,23 @@ async def aggregate_raw(conn: Connection, rule: RollupRule, batch: int = 50_000)
             return cells
 
 
+async def read_months(conn: Connection) -> dict[Key, Cell]:
+    """csat_months (kept from the day rows by triggers: migration 0047), zero rows left out."""
+    rows = await conn.execute_fetchall(
+        "SELECT month, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum FROM csat_months")
+    return {tuple(r[:5]): Cell(*r[5:]) for r in rows if any(r[5:])}  # type: ignore[misc]
+
+
+def by_month(cells: dict[Key, Cell]) -> dict[Key, Cell]:
+    """Day cells added up per month (what csat_months must hold)."""
+    months: dict[Key, Cell] = {}
+    for (day, *rest), cell in cells.items():
+        m = months.setdefault((day[:7], *rest), Cell())  # type: ignore[arg-type]
+        m.answers, m.satisfied = m.answers + cell.answers, m.satisfied + cell.satisfied
+        m.dissatisfied, m.score_sum = m.dissatisfied + cell.dissatisfied, m.score_sum + cell.score_sum
+    return {k: v for k, v in months.items() if v.answers}
+
+
 async def read(conn: Connection) -> dict[Key, Cell]:
     rows = await conn.execute_fetchall(
         "SELECT day, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum FROM csat_rollups")
@@ -118,13 +136,91 @@ async def read(conn: Connection) -> dict[Key, Cell]:
 
 
 async def rebuild(conn: Connection, rule: RollupRule) -> int:
-    """Replace every rollup row by the raw aggregation (in the caller's transaction). Returns rows written."""
+    """Replace every rollup row (answers and sends) by the raw aggregation (in the caller's
+    transaction), and record the shop's time zone for the sends' days. Returns rows written."""
     cells = await aggregate_raw(conn, rule)
     await conn.execute("DELETE FROM csat_rollups")
+    await conn.execute("DELETE FROM csat_months")  # the triggers add the months up again from the inserts
     await conn.executemany(
         "INSERT INTO csat_rollups (day, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(*key, *cell.as_tuple()) for key, cell in sorted(cells.items())])
-    return len(cells)
+    sends = await sends_raw(conn, rule.tz)
+    await conn.execute("DELETE FROM survey_sends")
+    await _write_sends(conn, sends)
+    await conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       (ticket_rollups.TZ_SETTING, ticket_rollups.tz_text(rule.tz)))
+    return len(cells) + len(sends)
+
+
+# --- surveys sent (the response rate's denominator) -------------------------------------------------
+
+SendKey = tuple[str, str, str]  # day sent, store, touchpoint
+_SENT = "SELECT sent_at, COALESCE(store, ''), touchpoint FROM surveys WHERE sent_at IS NOT NULL AND demo = 0"
+
+
+def _count_sends(rows: list, tz: tzinfo, into: dict[SendKey, int], sign: int = 1) -> None:
+    for sent_at, store, touchpoint in rows:
+        key = (from_db(sent_at).astimezone(tz).date().isoformat(), store, touchpoint)  # type: ignore[union-attr]
+        into[key] = into.get(key, 0) + sign
+
+
+async def _write_sends(conn: Connection, sends: dict[SendKey, int]) -> None:
+    changed = [(*k, v) for k, v in sends.items() if v]
+    if changed:
+        await conn.executemany(
+            "INSERT INTO survey_sends (day, store, touchpoint, sent) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (day, store, touchpoint) DO UPDATE SET sent = survey_sends.sent + excluded.sent", changed)
+
+
+class SendTally:
+    """Around a write that may set or clear surveys' sent_at: `before` reads what they count as
+    sent now, `after` writes the difference (both in the write's transaction)."""
+
+    def __init__(self, conn: Connection, survey_ids: list[int]) -> None:
+        self.conn, self.ids = conn, survey_ids
+        self.sends: dict[SendKey, int] = {}
+        self.tz: tzinfo = timezone.utc
+
+    async def _rows(self) -> list:
+        marks = ", ".join("?" * len(self.ids))
+        return list(await self.conn.execute_fetchall(f"{_SENT} AND id IN ({marks})", self.ids))
+
+    async def before(self) -> "SendTally":
+        if self.ids:
+            self.tz = await ticket_rollups.shop_tz(self.conn)
+            _count_sends(await self._rows(), self.tz, self.sends, -1)
+        return self
+
+    async def after(self) -> None:
+        if self.ids:
+            _count_sends(await self._rows(), self.tz, self.sends)
+            await _write_sends(self.conn, self.sends)
+
+
+async def sends_added(conn: Connection, survey_ids: list[int]) -> None:
+    """Count surveys written as sent already (call after inserting them, in that transaction)."""
+    tally = SendTally(conn, survey_ids)
+    tally.tz = await ticket_rollups.shop_tz(conn)
+    await tally.after()
+
+
+async def sends_raw(conn: Connection, tz: tzinfo, batch: int = 50_000) -> dict[SendKey, int]:
+    """The sends counted from the surveys themselves, in batches of `batch` rows."""
+    sends: dict[SendKey, int] = {}
+    after = 0
+    while True:
+        rows = await conn.execute_fetchall(
+            "SELECT sent_at, COALESCE(store, ''), touchpoint, id FROM surveys WHERE sent_at IS NOT NULL AND demo = 0"
+            " AND id > ? ORDER BY id LIMIT ?", (after, batch))
+        _count_sends([r[:3] for r in rows], tz, sends)
+        if len(rows) < batch:
+            return {k: v for k, v in sends.items() if v}
+        after = rows[-1][3]
+
+
+async def read_sends(conn: Connection) -> dict[SendKey, int]:
+    rows = await conn.execute_fetchall("SELECT day, store, touchpoint, sent FROM survey_sends")
+    return {(r[0], r[1], r[2]): int(r[3]) for r in rows if int(r[3])}
 
 
 # --- reading -----------------------------------------------------------------------------------

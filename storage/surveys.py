@@ -176,10 +176,12 @@ async def dispatch_facts(conn: Connection, customer_id: int) -> tuple[CustomerRe
 
 
 async def mark_sent(conn: Connection, survey_id: int, contact_id: int, language: str, now: datetime) -> None:
+    tally = await rollups.SendTally(conn, [survey_id]).before()  # the response rate's sends, in this transaction
     await conn.execute(
         "UPDATE surveys SET status = 'sent', sent_at = ?, contact_id = ?, language = ? WHERE id = ?",
         (to_db(now), contact_id, language, survey_id),
     )
+    await tally.after()
 
 
 async def mark_skipped(conn: Connection, survey_id: int, reason: str, now: datetime) -> None:
@@ -243,12 +245,17 @@ async def mark_undeliverable(conn: Connection, outbox_ids: list[int], reason: st
     """Surveys whose question (these failed outbox rows) never reached the customer: closed
     as skipped, not counted as sent and unanswered, nor against the customer's fatigue."""
     marks = ", ".join("?" * len(outbox_ids))
+    which = (f" WHERE status = 'sent' AND reminded_at IS NULL AND id IN (SELECT survey_id FROM outbox WHERE id IN ({marks})"
+             " AND survey_id IS NOT NULL AND method = 'send_text')")
+    ids = [r[0] for r in await conn.execute_fetchall(f"SELECT id FROM surveys{which}", outbox_ids)]
+    if not ids:
+        return 0
+    tally = await rollups.SendTally(conn, ids).before()  # no longer counted as sent
     cur = await conn.execute(
-        "UPDATE surveys SET status = 'skipped', skip_reason = ?, closed_at = ?, sent_at = NULL"
-        f" WHERE status = 'sent' AND reminded_at IS NULL AND id IN (SELECT survey_id FROM outbox WHERE id IN ({marks})"
-        " AND survey_id IS NOT NULL AND method = 'send_text')",
+        "UPDATE surveys SET status = 'skipped', skip_reason = ?, closed_at = ?, sent_at = NULL" + which,
         (UNDELIVERABLE + reason[:200], to_db(now), *outbox_ids),
     )
+    await tally.after()
     return cur.rowcount
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from storage import ticket_rollups
 from storage.db import Connection, Row, fetch_one
 from storage.timefmt import from_db, to_db
 
@@ -106,6 +107,7 @@ async def insert(
         ),
     )
     assert cur.lastrowid is not None
+    await ticket_rollups.added(conn, cur.lastrowid)  # the complaint rollups, in this transaction
     return cur.lastrowid
 
 
@@ -149,10 +151,22 @@ async def update(conn: Connection, ticket_id: int, **fields: object) -> None:
     assert fields and set(fields) <= allowed, fields
     values = [to_db(v) if isinstance(v, datetime) else v for v in fields.values()]
     assignments = ", ".join(f"{name} = ?" for name in fields)
+    if not set(fields) & ROLLUP_FIELDS:
+        await conn.execute(f"UPDATE tickets SET {assignments} WHERE id = ?", (*values, ticket_id))
+        return
+    tally = await ticket_rollups.Tally(conn, [ticket_id]).before()
     await conn.execute(f"UPDATE tickets SET {assignments} WHERE id = ?", (*values, ticket_id))
+    await tally.after()
+
+
+# The columns a ticket's complaint rollups depend on (storage/ticket_rollups.py): a change of any
+# of them retracts the ticket's old contribution and adds its new one.
+ROLLUP_FIELDS = frozenset({"first_response_at", "resolved_at", "first_response_due_at", "resolution_due_at",
+                           "resolution_score", "assignee_id", "assignee_name"})
 
 
 async def reopen(conn: Connection, ticket_id: int, first_due: datetime, resolution_due: datetime) -> None:
+    tally = await ticket_rollups.Tally(conn, [ticket_id]).before()
     await conn.execute(
         "UPDATE tickets SET status = 'open', resolved_at = NULL, resolution_score = NULL, assignee_id = NULL,"
         " assignee_name = NULL, first_response_at = NULL, first_response_due_at = ?, resolution_due_at = ?,"
@@ -160,6 +174,7 @@ async def reopen(conn: Connection, ticket_id: int, first_due: datetime, resoluti
         " WHERE id = ?",
         (to_db(first_due), to_db(resolution_due), ticket_id),
     )
+    await tally.after()
 
 
 async def add_event(

@@ -75,6 +75,18 @@ async def last_buttons(conn: Connection, chat_id: str) -> tuple[list[str], str |
     return [b["data"] for r in payload.get("buttons") or [] for b in r], row["platform_message_id"]
 
 
+async def last_button_labels(conn: Connection, chat_id: str) -> list[str]:
+    """The labels of last_buttons' choices, in the same order."""
+    row = await fetch_one(
+        conn,
+        "SELECT payload FROM outbox WHERE channel = 'zalo' AND chat_id = ? AND method = 'send_text' ORDER BY id DESC LIMIT 1",
+        (chat_id,),
+    )
+    if row is None:
+        return []
+    return [b["label"] for r in json.loads(row["payload"]).get("buttons") or [] for b in r]
+
+
 async def tokens_updated_at(conn: Connection) -> datetime | None:
     """When the stored pair was last rotated (None: the config's pair, never rotated)."""
     row = await fetch_one(conn, "SELECT updated_at FROM zalo_tokens WHERE id = 1")

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from decimal import Decimal
 
-from storage import rollups
+from storage import rollups, ticket_rollups
 from storage.db import Database
 from storage.folding import fold
 from storage.rollups import RollupRule
@@ -92,8 +92,9 @@ class ShopData:
                 to_db(answered_at) if answered_at else None, score, comment, fold(comment) if comment else None, to_db(bought),
             ),
         )
-        if answered_at is not None and score is not None:  # the app counts an answer in the rollups as it records it
-            async with self.db.transaction() as tx:
+        async with self.db.transaction() as tx:  # the app counts a send and an answer in the rollups as it records them
+            await rollups.sends_added(tx, [survey_id])
+            if answered_at is not None and score is not None:
                 await rollups.add_answer(tx, survey_id, answered_at, RULE)
         return survey_id
 
@@ -121,6 +122,8 @@ class ShopData:
                 to_db(created_at + first_target), to_db(created_at + resolution_target),
             ),
         )
+        async with self.db.transaction() as tx:  # the app counts a ticket in the rollups as it writes it
+            await ticket_rollups.added(tx, ticket_id)
         await self.event(ticket_id, "opened", created_at, description)
         return ticket_id
 

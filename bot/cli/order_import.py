@@ -10,6 +10,7 @@ from bot.clock import SystemClock
 from bot.config import Config
 from bot.services.order_import import KINDS, ImportError_, ImportReport, import_orders, read_rows
 from bot.services.orders import OrderIntake
+from bot.services.programs import ProgramSchedule
 
 COMMANDS = ("import",)
 
@@ -42,7 +43,9 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         return 2
     name = args.name or default_name(args.source)
     async with config.database() as db:
-        intake = OrderIntake(db, SystemClock(), config.survey_policy(), config.survey.touchpoints)
+        policy = config.survey_policy()
+        intake = OrderIntake(db, SystemClock(), policy, config.survey.touchpoints,
+                             programs=ProgramSchedule(config.feedback, policy))
         try:
             report = await import_orders(intake, read_rows(path), kind=args.source, source=name,
                                          dry_run=args.dry_run, progress=_progress)

@@ -16,7 +16,7 @@ from bot.clock import Clock
 from bot.http.static import StaticFiles
 from bot.http.auth import WebAuth, as_json, error
 from flows.dashboard import catalog
-from storage import dashboard
+from storage import dashboard, ticket_rollups
 from storage.accounts import SessionRow
 from storage.dashboard import DIMENSIONS, Filters
 from storage.db import Database
@@ -128,13 +128,16 @@ class Dashboard:
         days = await dashboard.csat_by_day(conn, p_lo.isoformat(), end, f)
         current = [d for d in days if d[0] >= lo.isoformat()]
         previous = [d for d in days if d[0] < lo.isoformat()]
-        return {
+        result = {
             "from": lo.isoformat(), "to": hi.isoformat(), "group": group,
             "previous_from": p_lo.isoformat(), "previous_to": p_hi.isoformat(),
             "totals": _figures(_sum(current)), "previous_totals": _figures(_sum(previous)),
             "series": _series(current, previous, lo, hi, p_lo, group),
             "breakdowns": _breakdowns(await dashboard.csat_combinations(conn, lo.isoformat(), end, f), by),
         }
+        _add_response_rates(result, None if f.tier or f.channel else
+                            await dashboard.csat_sends(conn, p_lo.isoformat(), lo.isoformat(), end, f))
+        return result
 
     async def comments(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
         lo, hi = self._range(request)
@@ -176,40 +179,41 @@ class Dashboard:
         return history
 
     async def complaints(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
+        """Complaint figures from the complaint rollups (storage/ticket_rollups.py): days x stores x
+        categories rows, not tickets; times to a bucket's precision; the oldest open from an index."""
         lo, hi = self._range(request)
-        start, end = self._bounds(lo, hi)
-        rows = await dashboard.complaints(self.db.reader, start, end, self._scope(request, session))
-        now = self.clock.now()
-        days = [lo + timedelta(days=i) for i in range((hi - lo).days + 1)]
-        day_of = lambda at: at.astimezone(self.tz).date()  # noqa: E731
-        opened_in = [t for t in rows if t.created_at >= start]
-        opened_on = Counter(day_of(t.created_at) for t in opened_in)
-        resolved_on = Counter(day_of(t.resolved_at) for t in rows if t.resolved_at and t.resolved_at >= start)
-        still_open = sum(1 for t in rows if t.created_at < start)  # open at the range's start (the query's rule)
+        scope = self._scope(request, session)
+        conn = self.db.reader
+        first, end = lo.isoformat(), (hi + timedelta(days=1)).isoformat()
+        days = {day: (n_opened, n_resolved) for day, n_opened, n_resolved in await ticket_rollups.by_day(conn, first, end, scope)}
+        by_category = await ticket_rollups.by_category(conn, first, end, scope)
+        still_open = await ticket_rollups.open_before(conn, first, scope)
+        categories = {c[0]: c[1] for c in by_category if c[1]}
+        opened, reopened, _responded, closed, met = (sum(c[i] for c in by_category) for i in range(1, 6))
         over_time = []
-        for d in days:
-            still_open += opened_on[d] - resolved_on[d]
-            over_time.append({"day": d.isoformat(), "opened": opened_on[d], "resolved": resolved_on[d], "open": still_open})
-        categories: dict[str, int] = {}
-        for t in opened_in:
-            categories[t.category] = categories.get(t.category, 0) + 1
-        first = [(t.first_response_at - t.created_at).total_seconds() for t in opened_in if t.first_response_at]
-        resolved = [t for t in opened_in if t.resolved_at]
-        resolution = [(t.resolved_at - t.created_at).total_seconds() for t in resolved]  # type: ignore[operator]
-        met = sum(1 for t in resolved if t.resolved_at <= t.resolution_due_at  # type: ignore[operator]
-                  and t.first_response_at is not None and t.first_response_at <= t.first_response_due_at)
-        oldest = sorted((t for t in rows if t.resolved_at is None), key=lambda t: t.created_at)[:10]
+        for i in range((hi - lo).days + 1):
+            d = (lo + timedelta(days=i)).isoformat()
+            n_opened, n_resolved = days.get(d, (0, 0))
+            still_open += n_opened - n_resolved
+            over_time.append({"day": d, "opened": n_opened, "resolved": n_resolved, "open": still_open})
+        times = await ticket_rollups.durations(conn, first, end, scope)
+        agents = await ticket_rollups.ratings_by_agent(conn, first, end, scope)
+        now = self.clock.now()
+        oldest = await ticket_rollups.oldest_open(conn, scope)
         return {
             "from": lo.isoformat(), "to": hi.isoformat(),
-            "opened": len(opened_in), "resolved": len(resolved),
+            "opened": opened, "resolved": closed,
             "over_time": over_time,
-            "by_category": [{"key": k, "count": v} for k, v in sorted(categories.items(), key=lambda kv: -kv[1])],
-            "first_response_hours": {"median": _hours(_quantile(first, 0.5)), "p90": _hours(_quantile(first, 0.9))},
-            "resolution_hours": {"median": _hours(_quantile(resolution, 0.5)), "p90": _hours(_quantile(resolution, 0.9))},
-            "sla_compliance": round(100 * met / len(resolved), 1) if resolved else None,
-            "reopen_rate": round(100 * sum(1 for t in opened_in if t.reopened) / len(opened_in), 1) if opened_in else None,
-            "oldest_open": [{"id": t.id, "number": f"KN-{t.id:04d}", "category": t.category,
-                             "age_hours": round((now - t.created_at).total_seconds() / 3600, 1)} for t in oldest],
+            "by_category": [{"key": k, "count": v} for k, v in sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))],
+            "first_response_hours": {"median": _hours(_bucket_quantile(times["first_response"], 0.5)),
+                                     "p90": _hours(_bucket_quantile(times["first_response"], 0.9))},
+            "resolution_hours": {"median": _hours(_bucket_quantile(times["resolution"], 0.5)),
+                                 "p90": _hours(_bucket_quantile(times["resolution"], 0.9))},
+            "sla_compliance": round(100 * met / closed, 1) if closed else None,
+            "reopen_rate": round(100 * reopened / opened, 1) if opened else None,
+            "by_agent": _agents(agents),
+            "oldest_open": [{"id": i, "number": f"KN-{i:04d}", "category": category,
+                             "age_hours": round((now - created).total_seconds() / 3600, 1)} for i, category, created in oldest],
         }
 
 
@@ -230,6 +234,20 @@ def _breakdowns(combinations: list[tuple], by: list[str]) -> dict[str, list[dict
 
 
 DIMENSIONS_ORDER = ("store", "touchpoint", "tier", "channel")  # a combination's columns
+
+
+def _add_response_rates(result: dict[str, Any], sends: list[tuple[str, str, int, int]] | None) -> None:
+    """Surveys sent and the response rate (answers / sent, %) in the totals and the store and
+    touchpoint breakdowns; None where sends are not known (a tier or channel filter)."""
+    def rate(figures: dict[str, Any], sent: int | None) -> None:
+        figures["sent"] = sent
+        figures["response_rate"] = round(100 * figures["answers"] / sent, 1) if sent else None
+
+    rate(result["totals"], None if sends is None else sum(s[2] for s in sends))
+    rate(result["previous_totals"], None if sends is None else sum(s[3] for s in sends))
+    for dimension, column in (("store", 0), ("touchpoint", 1)):
+        for row in result["breakdowns"].get(dimension, []):
+            rate(row, None if sends is None else sum(s[2] for s in sends if s[column] == row["key"]))
 
 
 def _sum(days: list[tuple[str, int, int, int, int]]) -> tuple[int, int, int, int]:
@@ -273,11 +291,37 @@ def _series(current: list, previous: list, lo: date, hi: date, p_lo: date, group
             for k, v in sorted(buckets.items())]
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
+def _bucket_quantile(counts: dict[int, int], q: float) -> float | None:
+    """The q-quantile (seconds) of durations counted in buckets (storage/ticket_rollups.py EDGES):
+    the rank's bucket, and within it a linear interpolation (a bucket's only value: its middle; the
+    last, open bucket: its lower edge).
+    The true value lies in the same bucket as the one given."""
+    total = sum(counts.values())
+    if not total:
         return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+    rank = max(1, math.ceil(q * total))  # the rank-th smallest, as the exact quantile over the tickets
+    seen = 0
+    for b in sorted(counts):
+        if seen + counts[b] >= rank:
+            lower, upper = ticket_rollups.bucket_bounds(b)
+            if upper is None:
+                return lower
+            return lower + (upper - lower) * (rank - seen - 0.5) / counts[b]
+        seen += counts[b]
+    return None  # not reached
+
+
+def _agents(rows: list[tuple[str, str, int, int, int, int]]) -> list[dict[str, Any]]:
+    """Resolution ratings by agent (one agent under several names: the name with most ratings)."""
+    cells: dict[str, list[int]] = {}
+    names: dict[str, Counter[str]] = {}
+    for agent_id, name, *values in rows:
+        cell = cells.setdefault(agent_id, [0, 0, 0, 0])
+        for i, v in enumerate(values):
+            cell[i] += v
+        names.setdefault(agent_id, Counter())[name] += values[0]
+    return [{"key": agent_id, "name": names[agent_id].most_common(1)[0][0] or agent_id, **_figures(v)}
+            for agent_id, v in sorted(cells.items(), key=lambda kv: (-kv[1][0], kv[0]))]
 
 
 def _hours(seconds: float | None) -> float | None:

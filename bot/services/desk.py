@@ -316,6 +316,9 @@ class CustomerDesk:
         return reopened
 
 
+ResolutionSurvey = Callable[[Connection, TicketRecord, ContactRecord, Target, datetime], Awaitable[bool]]
+
+
 class AgentDesk:
     """The agents' side of a ticket (the group's buttons and replies, the agent page):
     carries out RelayToCustomer, AddNote, ClaimTicket, ResolveTicket, EscalateTicket,
@@ -329,8 +332,11 @@ class AgentDesk:
         self.tz = group.tz
         self.channel_name = group.channel_name
         self.wake_sender = wake_sender
-        # A resolved complaint's rating by another route where its chat cannot take it (the ZNS
-        # resolution template: SurveyRoutes.ask_resolution); True: taken there.
+        # Survey programs (ProgramService.ask_instead_of_rating): a CES asked in place of the
+        # resolution rating; returns False when no program does, and the rating is asked.
+        self.resolution_survey: ResolutionSurvey | None = None
+        # The rating by another route where the chat cannot take it (the ZNS resolution
+        # template: SurveyRoutes.ask_resolution); True: taken there.
         self.ask_resolution: Callable[[Connection, TicketRecord, ContactRecord, datetime], Awaitable[bool]] | None = None
 
     def register(self, effects: Effects) -> None:
@@ -427,11 +433,19 @@ class AgentDesk:
         contact, target = await self.group.customer_chat(tx, ticket)
         if ticket.kind == QUESTION:  # closed: no rating, a follow-up within the window reopens it
             await self.effects.apply(tx, questions.closed(view(resolved), contact.language), target, now)
-        elif self.ask_resolution is None or not await self.ask_resolution(tx, resolved, contact, now):
+        elif not await self._asked_elsewhere(tx, resolved, contact, target, now):
             await self.effects.apply(tx, complaint.resolution_question(view(resolved), contact.language), target, now)
         number = ticket_number(ticket.id, ticket.kind)
         await self.group.to_group(tx, resolved, text(self.config.language, "desk.resolved", agent=agent.name, number=number), now=now)
         await self.group.edit_card(tx, resolved, now)
+
+    async def _asked_elsewhere(
+        self, tx: Connection, resolved: TicketRecord, contact: ContactRecord, target: Target, now: datetime,
+    ) -> bool:
+        """A program's CES in place of the rating, else the rating by ZNS where the chat is closed."""
+        if self.resolution_survey is not None and await self.resolution_survey(tx, resolved, contact, target, now):
+            return True
+        return self.ask_resolution is not None and await self.ask_resolution(tx, resolved, contact, now)
 
     async def escalate(self, tx: Connection, ticket: TicketRecord, actor: Actor, now: datetime, breach: str | None = None) -> None:
         priority = raised(ticket.priority)

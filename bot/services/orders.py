@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 from bot.clock import Clock
-from bot.services.purchases import InputError, PurchaseConflict, PurchaseInput, parse_purchase, record_purchase_in
+from bot.services.purchases import (InputError, PurchaseConflict, PurchaseInput, PurchasePrograms, parse_purchase,
+                                    record_purchase_in)
 from bot.sources.base import BadPayload
 from bot.sources.kiotviet_api import KiotVietClient, KiotVietError
 from bot.sources.settings import SourceSettings
@@ -81,7 +82,7 @@ class OrderIntake:
     def __init__(
         self, db: Any, clock: Clock, policy: SurveyPolicy, touchpoints: tuple[str, ...], *,
         alert: Alert | None = None, kiotviet: Callable[[SourceSettings], KiotVietClient | None] | None = None,
-        wake_sender: Callable[[], None] | None = None,
+        wake_sender: Callable[[], None] | None = None, programs: PurchasePrograms | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -90,6 +91,7 @@ class OrderIntake:
         self.alert = alert  # tells the owners (once per source) that requests are being refused
         self.kiotviet = kiotviet  # the source's API client, for invoices without a phone
         self.wake_sender = wake_sender  # after an alert is committed
+        self.programs = programs  # survey programs: whether the CSAT is asked, and the programs a purchase starts
 
     # --- webhooks ------------------------------------------------------------------------
 
@@ -227,7 +229,7 @@ class OrderIntake:
         if await orders.event_exists(tx, source, p.event.order_id, "cancel"):
             return "ignored: the order was cancelled before"
         try:
-            outcome = await record_purchase_in(tx, now, self.policy, p.data)
+            outcome = await record_purchase_in(tx, now, self.policy, p.data, programs=self.programs)
         except PurchaseConflict as exc:
             return f"failed: {exc}"
         await orders.claim_event(tx, source, p.event.order_id, "purchase", p.purchase_order_id, delivery_row, now)

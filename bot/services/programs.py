@@ -11,18 +11,20 @@ from typing import Callable, Sequence
 
 from bot.clock import Clock
 from bot.outbox.effects import RECORDS, SERVICES, Effects, Scope, Target
-from bot.feedback_settings import FeedbackSettings
+from bot.feedback_settings import FeedbackSettings, with_overrides
 from flows import programs as flow
 from flows.ideas import topic_label
-from flows.model import RecordIdea, RecordProgramAnswer
+from flows.model import RecordIdea, RecordProgramAnswer, Reply
 from flows.programs import Pending, ProgramSpec
-from flows.schedule import SurveyPolicy, end_of_quiet_hours, in_quiet_hours
+from flows.survey_routes import CS_WINDOW
+from flows.schedule import SurveyPolicy, deadline, due_cutoff, end_of_quiet_hours, in_quiet_hours
 from flows.texts import category_label, text
 from flows.tickets import ticket_number
-from storage import contacts, customers, programs as store, settings as kv, surveys
+from storage import contacts, customers, program_overrides, programs as store, settings as kv, surveys
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
+from storage.tickets import TicketRecord
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,54 @@ class _Page:
     complaining: set[int]
     contacts: dict[int, ContactRecord]
     csat: dict[int, list[SurveyRecord]]  # each customer's purchase CSAT surveys that are due
+
+
+def _writable(contact: ContactRecord, last_seen: datetime | None, now: datetime) -> bool:
+    """Zalo takes customer-care messages only within 7 days of the user's last message: a program
+    writes on a Zalo chat only inside that window (its last message to us), else the next chat in
+    survey.channel_order. (The purchase CSAT also asks Zalo's user detail and may use ZNS; a
+    program does neither.)"""
+    return contact.channel != "zalo" or (last_seen is not None and now - last_seen <= CS_WINDOW)
+
+
+class ProgramSchedule:
+    """What a purchase asks of the programs (PurchasePrograms in bot/services/purchases.py):
+    whether its CSAT is asked and when, and which programs it starts. Needs no channel, so the
+    CLI's order import uses it alone; ProgramService hands its calls here."""
+
+    def __init__(self, settings: FeedbackSettings, policy: SurveyPolicy) -> None:
+        self.settings = settings
+        self.policy = policy
+
+    def csat_delay(self, touchpoint: str, store_name: str | None) -> timedelta | None:
+        """When a purchase's CSAT is asked: survey.delay without programs; with programs, the
+        delay of the csat program that takes this purchase, or None when none does."""
+        if not self.settings.enabled:
+            return self.policy.delay
+        spec = self.settings.purchase_csat(touchpoint, store_name)
+        return spec.trigger.delay if spec is not None else None
+
+    async def on_purchase(
+        self, tx: Connection, *, purchase_id: int, customer_id: int, touchpoint: str, store_name: str | None,
+        purchased_at: datetime, now: datetime,
+    ) -> int:
+        """The programs a purchase starts (other than the purchase CSAT, which stays a `surveys` row)."""
+        made = 0
+        for spec in self.settings.programs:
+            trigger = spec.trigger
+            if trigger.kind not in ("after_purchase", "days_after_purchase") or not spec.audience.takes_purchase(touchpoint, store_name):
+                continue
+            if spec.kind == "csat" and trigger.kind == "after_purchase":
+                continue  # the purchase CSAT itself (bot/services/purchases.py)
+            delay = trigger.delay if trigger.kind == "after_purchase" else timedelta(days=trigger.days)
+            due = end_of_quiet_hours(purchased_at + delay, self.policy)
+            late = deadline(due, spec.max_lateness, self.policy)
+            if late < now:
+                continue  # an old purchase posted late: its moment has passed
+            made += await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=customer_id,
+                                       priority=spec.priority, due_at=due, deadline_at=late,
+                                       now=now, purchase_id=purchase_id) is not None
+        return made
 
 
 class ProgramService:
@@ -64,6 +114,29 @@ class ProgramService:
         self.vip_spend, self.vip_orders = vip
         self.channel_order = channel_order
         self.wake_sender = wake_sender
+        self.schedule = ProgramSchedule(settings, policy)
+        self.config_settings = settings  # as the config file has them; the dashboard's edits go over these
+        self.overrides: dict[str, tuple[bool, dict]] = {}
+        self.listeners: list[Callable[[FeedbackSettings], None]] = []  # the engine: the texts of answers
+
+    # --- the owners' edits (program_overrides, the dashboard) -----------------------------------
+
+    async def refresh(self) -> bool:
+        """Read the owners' edits and use them if they changed (at start, before each dispatch pass,
+        and after an edit: another instance's edit reaches the leader by its next pass)."""
+        async with self.db.transaction() as tx:
+            found = {name: (o.enabled, o.changes) for name, o in (await program_overrides.all_(tx)).items()}
+        if found == self.overrides:
+            return False
+        self.overrides = found
+        self.use(with_overrides(self.config_settings, found))
+        return True
+
+    def use(self, settings: FeedbackSettings) -> None:
+        self.settings = settings
+        self.schedule.settings = settings
+        for listener in self.listeners:
+            listener(settings)
 
     def register(self, effects: Effects) -> None:
         effects.register(RecordProgramAnswer, self._record_answer, RECORDS)
@@ -72,33 +145,15 @@ class ProgramService:
     # --- scheduling ----------------------------------------------------------------------------
 
     def csat_delay(self, touchpoint: str, store_name: str | None) -> timedelta | None:
-        """When a purchase's CSAT is asked: survey.delay without programs; with programs, the
-        delay of the csat program that takes this purchase, or None when none does."""
-        if not self.settings.enabled:
-            return self.policy.delay
-        spec = self.settings.purchase_csat(touchpoint, store_name)
-        return spec.trigger.delay if spec is not None else None
+        return self.schedule.csat_delay(touchpoint, store_name)
 
     async def on_purchase(
         self, tx: Connection, *, purchase_id: int, customer_id: int, touchpoint: str, store_name: str | None,
         purchased_at: datetime, now: datetime,
     ) -> int:
-        """The programs a purchase starts (other than the purchase CSAT, which stays a `surveys` row)."""
-        made = 0
-        for spec in self.settings.programs:
-            trigger = spec.trigger
-            if trigger.kind not in ("after_purchase", "days_after_purchase") or not spec.audience.takes_purchase(touchpoint, store_name):
-                continue
-            if spec.kind == "csat" and trigger.kind == "after_purchase":
-                continue  # the purchase CSAT itself (bot/services/purchases.py)
-            delay = trigger.delay if trigger.kind == "after_purchase" else timedelta(days=trigger.days)
-            due = end_of_quiet_hours(purchased_at + delay, self.policy)
-            if due + spec.max_lateness < now:
-                continue  # an old purchase posted late: its moment has passed
-            made += await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=customer_id,
-                                       priority=spec.priority, due_at=due, deadline_at=due + spec.max_lateness,
-                                       now=now, purchase_id=purchase_id) is not None
-        return made
+        return await self.schedule.on_purchase(tx, purchase_id=purchase_id, customer_id=customer_id,
+                                               touchpoint=touchpoint, store_name=store_name,
+                                               purchased_at=purchased_at, now=now)
 
     async def on_demand(self, program: str, external_ids: Sequence[str]) -> dict[str, str]:
         """The API's "ask these customers now": each id -> scheduled | unknown_customer | already_scheduled."""
@@ -117,7 +172,8 @@ class ProgramService:
                     outcome[external_id] = "already_scheduled"
                     continue
                 await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=customer.id,
-                                   priority=spec.priority, due_at=now, deadline_at=now + spec.max_lateness, now=now)
+                                   priority=spec.priority, due_at=now,
+                                   deadline_at=deadline(now, spec.max_lateness, self.policy), now=now)
                 outcome[external_id] = "scheduled"
         return outcome
 
@@ -131,14 +187,15 @@ class ProgramService:
                 if trigger.kind == "complaint_resolved":
                     made[spec.name] += await store.schedule_after_resolved(
                         tx, program=spec.name, priority=spec.priority, delay_s=int(trigger.delay.total_seconds()),
-                        lateness_s=int(spec.max_lateness.total_seconds()), since=now - spec.max_lateness - trigger.delay,
+                        deadline=lambda due, s=spec: deadline(due, s.max_lateness, self.policy),
+                        since=due_cutoff(now, spec.max_lateness, self.policy) - trigger.delay,
                         now=now)
                 elif trigger.kind == "every":
                     due = end_of_quiet_hours(now, self.policy)
                     made[spec.name] += await store.schedule_every(
                         tx, program=spec.name, kind=spec.kind, priority=spec.priority,
                         every_since=now - timedelta(days=trigger.days), active_since=now - timedelta(days=trigger.active_days),
-                        due_at=due, deadline_at=due + spec.max_lateness, now=now,
+                        due_at=due, deadline_at=deadline(due, spec.max_lateness, self.policy), now=now,
                         stores=spec.audience.stores, touchpoints=spec.audience.touchpoints)
         return +made
 
@@ -151,6 +208,7 @@ class ProgramService:
         outcomes: Counter[str] = Counter()
         if not self.settings.enabled:
             return outcomes
+        await self.refresh()
         now = self.clock.now()
         outcomes.update({f"scheduled_{k}": v for k, v in (await self.schedule_periodic(now)).items()})
         after = 0
@@ -185,7 +243,8 @@ class ProgramService:
         page = _Page(  # what each customer's decision looks at, read for the whole page at once
             opted_out=await store.opted_out_of(tx, ids),
             complaining=await store.with_open_complaint(tx, ids),
-            contacts=await contacts.reachable_for_customers(tx, ids, self.channels, self.channel_order),
+            contacts=await contacts.reachable_for_customers(tx, ids, self.channels, self.channel_order,
+                                                            usable=lambda c, seen: _writable(c, seen, now)),
             csat={},
         )
         for survey in await surveys.open_for_customers(tx, ids, now):
@@ -210,7 +269,8 @@ class ProgramService:
         for r in records:
             spec = specs[r.id]
             if spec is None:
-                skip.setdefault("program_removed", []).append(r.id)
+                paused = self.settings.known_program(r.program) is not None
+                skip.setdefault("program_disabled" if paused else "program_removed", []).append(r.id)
             elif r.deadline_at < now:
                 skip.setdefault("too_late", []).append(r.id)
             elif (last := last_of.get(r.program, {}).get(customer_id)) is not None and now - last < spec.fatigue:
@@ -244,7 +304,8 @@ class ProgramService:
                 (moves.append((r.id, resume)) if resume <= r.deadline_at else skip.setdefault("too_late", []).append(r.id))
             return
         pending = [Pending(r.id, "program", r.priority, r.due_at, r.deadline_at) for r in eligible]
-        pending += [Pending(s.id, "csat", self.settings.csat_priority(), s.due_at, s.due_at + self.policy.max_lateness)
+        pending += [Pending(s.id, "csat", self.settings.csat_priority(), s.due_at,
+                             deadline(s.due_at, self.policy.max_lateness, self.policy))
                     for s in page.csat.get(customer_id, [])]
         choice = flow.choose(pending, sent, now, self.settings.max_per_period, self.settings.period)
         by_id = {r.id: r for r in eligible}
@@ -276,10 +337,34 @@ class ProgramService:
         now = self.clock.now()
         outcomes: Counter[str] = Counter()
         async with self.db.transaction() as tx:
-            for spec in self.settings.programs:
+            for spec in (*self.settings.programs, *self.settings.paused):
                 outcomes["expired"] += await store.expire_sent_before(tx, spec.name, now - spec.expires_after, now)
             outcomes["skipped_too_late"] += await store.skip_too_late(tx, now)
         return +outcomes
+
+    # --- a CES in place of the resolution rating ------------------------------------------------
+
+    async def ask_instead_of_rating(self, tx: Connection, ticket: TicketRecord, contact: ContactRecord, target: Target,
+                                    now: datetime) -> bool:
+        """AgentDesk.resolve's hook: with a ces program set to `resolution_rating = "replace"`, the
+        customer is told the complaint is resolved and asked the CES at once, in the rating's
+        place (like the rating, not held by the global limit: it answers what just happened).
+        False (the rating is asked) without such a program or without a known customer."""
+        spec = self.settings.replacing_resolution_rating()
+        if spec is None or ticket.customer_id is None:
+            return False
+        survey_id = await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=ticket.customer_id,
+                                       priority=spec.priority, due_at=now,
+                                       deadline_at=deadline(now, spec.max_lateness, self.policy), now=now,
+                                       ticket_id=ticket.id)
+        if survey_id is None:  # resolved before, reopened, resolved again: asked once per complaint
+            return False
+        lang = contact.language
+        told = [Reply(text(lang, "complaint.resolved_plain", number=ticket_number(ticket.id, ticket.kind)))]
+        decisions = flow.question(survey_id=survey_id, spec=spec, shop=self.shop_name, order="", language=lang)
+        await self.effects.apply(tx, told + decisions, target, now)
+        await store.mark_sent(tx, survey_id, contact.id, lang, now)
+        return True
 
     # --- the global limit, for the purchase CSAT's dispatcher ----------------------------------
 

@@ -1,28 +1,31 @@
-"""Keeping the CSAT rollups true: rebuilt by `feedbot rollups rebuild`, and at start when they were
-built under another rule (a new shop.timezone or VIP rule) or never (a database from before them)."""
+"""Keeping the rollups true (CSAT: storage/rollups.py; complaints: storage/ticket_rollups.py): rebuilt
+by `feedbot rollups rebuild`, and at start when they were built under another rule (a new
+shop.timezone or VIP rule), by an older version (a kind of rollup added since) or never."""
 from __future__ import annotations
 
 import logging
 import time
 
-from storage import rollups, settings, surveys
+from storage import rollups, settings, surveys, ticket_rollups
 from storage.db import Database
 from storage.rollups import RollupRule
 
 log = logging.getLogger(__name__)
 
 RULE_SETTING = "rollups.rule"
+VERSION = 2  # 2: the complaint rollups (a database built by version 1 is rebuilt once)
 
 
 def rule_text(rule: RollupRule) -> str:
-    return f"{getattr(rule.tz, 'key', str(rule.tz))}|{rule.vip_spend}|{rule.vip_orders}"
+    return f"{getattr(rule.tz, 'key', str(rule.tz))}|{rule.vip_spend}|{rule.vip_orders}|v{VERSION}"
 
 
 async def rebuild(db: Database, rule: RollupRule) -> int:
-    """Every rollup row again from the surveys, in one transaction (answers wait meanwhile). Rows written."""
+    """Every rollup row again from the surveys and tickets, in one transaction (answers wait meanwhile). Rows written."""
     started = time.monotonic()
     async with db.transaction() as tx:
         written = await rollups.rebuild(tx, rule)
+        written += await ticket_rollups.rebuild(tx, rule.tz)
         await settings.put(tx, RULE_SETTING, rule_text(rule))
     log.info("rollups rebuilt: %d rows in %.1f s", written, time.monotonic() - started)
     return written

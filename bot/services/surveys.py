@@ -14,7 +14,8 @@ from flows import csat
 from flows.model import GrantOrder, SendPendingSurveys
 from flows.survey_routes import CS, ZNS, Route, Unreachable
 from flows.wording import DEFAULT as DEFAULT_WORDING, Wording
-from flows.schedule import AwaitContact, Postpone, Send, Skip, SurveyPolicy, decide_dispatch, reminder_due
+from flows.schedule import (AwaitContact, Postpone, Send, Skip, SurveyPolicy, deadline, decide_dispatch, due_cutoff,
+                            reminder_due)
 from storage import contacts, customers, start_tokens, surveys, zns
 from storage.db import Connection, Database
 from storage.surveys import SurveyRecord
@@ -184,7 +185,7 @@ class SurveyDispatcher:
                 log.info("survey %s sent by ZNS (%s)", survey.id, route.reason if route else "")
                 return "sent"
             assert outcome.postpone_until is not None
-            if outcome.postpone_until > survey.due_at + self.policy.max_lateness:
+            if outcome.postpone_until > deadline(survey.due_at, self.policy.max_lateness, self.policy):
                 decision = Skip(outcome.skip_reason or "too_late")
             else:
                 decision = Postpone(outcome.postpone_until)
@@ -227,7 +228,8 @@ class SurveyDispatcher:
         outcomes: Counter[str] = Counter()
         async with self.db.transaction() as tx:
             outcomes["expired"] = await surveys.expire_sent_before(tx, now - self.policy.expires_after, now)
-            for survey in await surveys.awaiting_contact_before(tx, now - self.policy.max_lateness, BATCH):
+            for survey in await surveys.awaiting_contact_before(
+                    tx, due_cutoff(now, self.policy.max_lateness, self.policy), BATCH):
                 await surveys.mark_skipped(tx, survey.id, "too_late", now)
                 outcomes["skipped_too_late"] += 1
         return +outcomes

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from flows.holidays import Blackouts, lunar_new_year
-from flows.schedule import SurveyPolicy, decide_dispatch, due_time, end_of_quiet_hours, in_quiet_hours, Postpone
+from flows.schedule import (Postpone, SurveyPolicy, deadline, decide_dispatch, due_cutoff, due_time, end_of_quiet_hours,
+                            in_quiet_hours, is_too_late)
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -73,14 +74,41 @@ def test_a_survey_due_in_tet_waits_for_the_first_morning_after_it():
     assert end_of_quiet_hours(datetime(2027, 2, 7, 12, 0, tzinfo=VN), open_all_day) == datetime(2027, 2, 11, 0, 0, tzinfo=VN)
 
 
-def test_dispatch_in_a_blackout_postpones_or_skips_when_too_late():
-    policy = SurveyPolicy(timezone=VN, blackouts=Blackouts(), max_lateness=timedelta(days=10))
+def test_dispatch_in_a_blackout_postpones_and_the_blackout_does_not_count_as_lateness():
+    policy = SurveyPolicy(timezone=VN, blackouts=Blackouts(), max_lateness=timedelta(hours=48))
     now = datetime(2027, 2, 6, 10, 0, tzinfo=VN)
+    # Due on Tết's first day: the clock only starts when Tết ends, so it goes out the first morning after.
     decision = decide_dispatch(now=now, due_at=now, opted_out=False, has_contact=True, last_sent_at=None, policy=policy)
     assert decision == Postpone(datetime(2027, 2, 11, 8, 0, tzinfo=VN))
-    short = SurveyPolicy(timezone=VN, blackouts=Blackouts(), max_lateness=timedelta(hours=48))
-    assert decide_dispatch(now=now, due_at=now, opted_out=False, has_contact=True, last_sent_at=None,
-                           policy=short).reason == "too_late"
+    # Due the evening before the eve, caught by quiet hours: 4 h of lateness used, 44 h left after Tết.
+    evening = datetime(2027, 2, 4, 20, 0, tzinfo=VN)
+    night = datetime(2027, 2, 4, 21, 30, tzinfo=VN)
+    assert decide_dispatch(now=night, due_at=evening, opted_out=False, has_contact=True, last_sent_at=None,
+                           policy=policy) == Postpone(datetime(2027, 2, 11, 8, 0, tzinfo=VN))
+    assert deadline(evening, policy.max_lateness, policy) == datetime(2027, 2, 12, 20, 0, tzinfo=VN)
+    assert not is_too_late(datetime(2027, 2, 12, 20, 0, tzinfo=VN), evening, policy)
+    assert is_too_late(datetime(2027, 2, 12, 20, 1, tzinfo=VN), evening, policy)
+    # Due long enough before the blackout that its lateness ran out before it: still too late.
+    early = datetime(2027, 2, 2, 10, 0, tzinfo=VN)
+    assert decide_dispatch(now=now, due_at=early, opted_out=False, has_contact=True, last_sent_at=None,
+                           policy=policy).reason == "too_late"
+
+
+def test_lateness_far_from_a_blackout_is_plain_and_the_cutoff_inverts_the_deadline():
+    policy = SurveyPolicy(timezone=VN, blackouts=Blackouts(dates=frozenset({date(2027, 5, 20)})),
+                          max_lateness=timedelta(hours=48))
+    june = datetime(2027, 6, 10, 15, 30, tzinfo=VN)
+    assert deadline(june, timedelta(hours=48), policy) == june + timedelta(hours=48)
+    assert deadline(june, timedelta(hours=48), SurveyPolicy(timezone=VN)) == june + timedelta(hours=48)
+    # A one-day holiday in the window adds that day.
+    may = datetime(2027, 5, 19, 12, 0, tzinfo=VN)
+    assert deadline(may, timedelta(hours=48), policy) == datetime(2027, 5, 22, 12, 0, tzinfo=VN)
+    for due in (may, june, datetime(2027, 2, 4, 20, 0, tzinfo=VN), datetime(2027, 2, 7, 9, 0, tzinfo=VN)):
+        for p in (policy, SurveyPolicy(timezone=VN, blackouts=Blackouts())):
+            end = deadline(due, timedelta(hours=48), p)
+            cutoff = due_cutoff(end, timedelta(hours=48), p)
+            assert deadline(cutoff, timedelta(hours=48), p) == end
+            assert cutoff <= due  # a due inside a blackout maps back to where the blackout began
 
 
 def test_the_demo_ignores_holidays_like_quiet_hours():

@@ -8,6 +8,8 @@ import json
 import aiohttp
 import pytest
 
+from storage import tickets
+
 from tests.conftest import Harness, make_config
 from tests.digest_data import ShopData, local
 from tests.http.accounts import PASSWORD, ensure_account, login_of
@@ -50,6 +52,7 @@ async def shop(tmp_path, tg, clock, database_url):
     await data.survey(sent_at=local(20, 9), answered_at=local(20, 23, 30), score=4, store="Q3", customer_id=q3_customer)
     await data.survey(sent_at=local(5, 9, month=10), answered_at=local(5, 10, month=10), score=3, store="Q1",
                       customer_id=q1_customer)  # October: the previous period of November
+    await data.survey(sent_at=local(25, 9), store="Q1", customer_id=q1_customer)  # sent, never answered
     yield h
     await h.close()
 
@@ -61,7 +64,8 @@ async def test_owner_sees_csat_previous_period_breakdowns_and_groups(shop):
         await owner.sign_in("Chủ Shop", "owner")
         status, d = await owner.get("/dashboard/api/csat?from=2026-11-01&to=2026-11-30&group=week")
         assert status == 200
-        assert d["totals"] == {"answers": 4, "csat": 50.0, "mean": 3.0, "dissatisfied": 50.0}
+        # 5 surveys sent in November (one unanswered), 4 answers: a response rate of 80 %.
+        assert d["totals"] == {"answers": 4, "csat": 50.0, "mean": 3.0, "dissatisfied": 50.0, "sent": 5, "response_rate": 80.0}
         assert (d["previous_from"], d["previous_to"]) == ("2026-10-02", "2026-10-31")
         assert d["previous_totals"]["answers"] == 1 and d["previous_totals"]["mean"] == 3.0
         assert d["series"][0]["period"] == "2026-10-26"  # weeks start on Monday
@@ -69,11 +73,20 @@ async def test_owner_sees_csat_previous_period_breakdowns_and_groups(shop):
         assert sum(p["previous"]["answers"] for p in d["series"]) == 1
         stores = {r["key"]: r for r in d["breakdowns"]["store"]}
         assert stores["Q1"]["answers"] == 2 and stores["Q3"]["csat"] == 50.0
+        assert (stores["Q1"]["sent"], stores["Q1"]["response_rate"]) == (3, 66.7) and stores["Q3"]["response_rate"] == 100.0
+        assert d["previous_totals"]["response_rate"] == 100.0
+        _, vip = await owner.get("/dashboard/api/csat?from=2026-11-01&to=2026-11-30&tier=regular")
+        assert vip["totals"]["answers"] == 4 and vip["totals"]["response_rate"] is None  # sends are not split by tier
         assert {r["key"] for r in d["breakdowns"]["touchpoint"]} == {"delivery", "in_store"}
         assert {r["key"] for r in d["breakdowns"]["channel"]} == {""} and {r["key"] for r in d["breakdowns"]["tier"]} == {"regular"}
         # 23:30 shop time on the 20th counts on the 20th (shop days, not UTC days).
         _, days = await owner.get("/dashboard/api/csat?from=2026-11-20&to=2026-11-20&group=day")
         assert days["totals"]["answers"] == 1
+        # Breakdowns add whole months (csat_months) to the days around them (csat_rollups).
+        _, wide = await owner.get("/dashboard/api/csat?from=2026-10-05&to=2026-12-02")
+        assert {r["key"]: r["answers"] for r in wide["breakdowns"]["store"]} == {"Q1": 3, "Q3": 2}
+        _, edge = await owner.get("/dashboard/api/csat?from=2026-10-06&to=2026-11-30")
+        assert {r["key"]: r["answers"] for r in edge["breakdowns"]["store"]} == {"Q1": 2, "Q3": 2}
         _, months = await owner.get("/dashboard/api/csat?from=2026-11-01&to=2026-11-30&group=month&store=Q3")
         assert [p["period"] for p in months["series"]] == ["2026-11-01"] and months["totals"]["answers"] == 2
         for bad in ("from=2026-13-01", "from=2026-11-30&to=2026-11-01", "from=2023-01-01&to=2026-11-30", "group=year", "by=colour"):
@@ -114,17 +127,28 @@ async def test_complaint_figures(shop):
     data = ShopData(h.app.db)
     await data.ticket(created_at=local(2, 10), first_response_at=local(2, 11), resolved_at=local(3, 10))
     await data.ticket(created_at=local(4, 10), category="product", first_response_at=local(4, 15))  # late and still open
+    for i, (agent, name, score) in enumerate([("a1", "Lan", 5), ("a1", "Lan", 2), ("a2", "Bình", 4)]):  # rated resolutions
+        rated = await data.ticket(created_at=local(15 + i, 10), first_response_at=local(15 + i, 10, 30),
+                                  resolved_at=local(15 + i, 12))
+        async with h.app.db.transaction() as tx:
+            await tickets.update(tx, rated, assignee_id=agent, assignee_name=name, resolution_score=score)
     owner = Browser(h)
     try:
         await owner.sign_in("Chủ Shop", "owner")
         _, d = await owner.get("/dashboard/api/complaints?from=2026-11-01&to=2026-11-10")
         assert (d["opened"], d["resolved"]) == (2, 1)
-        assert d["first_response_hours"] == {"median": 1.0, "p90": 5.0}
-        assert d["resolution_hours"] == {"median": 24.0, "p90": 24.0} and d["sla_compliance"] == 100.0
+        # 1 h and 5 h, 24 h: read from the rollups' buckets ([1 h, 2 h), [4 h, 6 h), [24 h, 36 h)), each given as its middle.
+        assert d["first_response_hours"] == {"median": 1.5, "p90": 5.0}
+        assert d["resolution_hours"] == {"median": 30.0, "p90": 30.0} and d["sla_compliance"] == 100.0
         assert [(x["day"], x["opened"], x["resolved"], x["open"]) for x in d["over_time"][1:5]] == [
             ("2026-11-02", 1, 0, 1), ("2026-11-03", 0, 1, 0), ("2026-11-04", 1, 0, 1), ("2026-11-05", 0, 0, 1)]
         assert {c["key"]: c["count"] for c in d["by_category"]} == {"delivery": 1, "product": 1}
         assert [o["number"] for o in d["oldest_open"]] == ["KN-0002"] and d["reopen_rate"] == 0.0
+        assert d["by_agent"] == []  # the rated ones were resolved on the 15th to 17th
+        _, d = await owner.get("/dashboard/api/complaints?from=2026-11-01&to=2026-11-30")
+        assert (d["opened"], d["resolved"]) == (5, 4) and 0.5 <= d["first_response_hours"]["median"] < 0.75  # 30 min: [30, 45) min
+        assert [(a["key"], a["name"], a["answers"], a["csat"], a["mean"]) for a in d["by_agent"]] == [
+            ("a1", "Lan", 2, 50.0, 3.5), ("a2", "Bình", 1, 100.0, 4.0)]
     finally:
         await owner.http.close()
 

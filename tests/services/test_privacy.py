@@ -16,6 +16,7 @@ from flows.texts import PRIVACY_NOTICE_VERSION
 from bot.webhooks.events import EVENT_TYPES
 from storage import customers, privacy, programs, surveys, webhooks
 from storage.db import Database
+from storage.folding import fold
 from storage.timefmt import to_db
 from tests.conftest import BOTH, START, VN, Harness, hours, make_config
 from tests.cli.test_main import feedbot
@@ -294,6 +295,12 @@ async def test_export_has_every_tables_rows_and_erase_leaves_only_anonymous_stat
     leaked = [s for s in SECRETS if s.encode() in after]
     assert leaked == []
     assert "Trần Văn Bình".encode() in after  # the other customer is untouched
+    # Nor the comment search's index (its trigrams, not the text, lie in its pages: the page-level
+    # check is tests/storage/test_comment_index.py): nothing of hers is found through it.
+    folded = fold(COMMENT)
+    if getattr(h.app.db, "dialect", "sqlite") == "sqlite":
+        assert await h.rows("SELECT rowid FROM comments_fts WHERE comments_fts MATCH ?", ('"' + folded[:14] + '"',)) == []
+    assert await h.rows("SELECT id FROM surveys WHERE comment_folded LIKE ?", (f"%{folded[:14]}%",)) == []
 
     # Scores still count, anonymously; the complaint stays as a category and times.
     report_after = to_json(await h.app.digests.build(week))

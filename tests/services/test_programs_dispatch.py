@@ -163,3 +163,24 @@ async def test_complaints_routed_to_their_department_once_and_not_the_history(db
     assert len(sent) == 1 and "Giao trễ 3 ngày" in sent[0] and "KN-" in sent[0]
     async with db.transaction() as tx:
         assert await settings.get(tx, "routing.last_ticket_id") == "3"
+
+
+async def test_a_program_turned_off_on_the_dashboard_skips_what_it_had_scheduled(db):
+    from storage import program_overrides
+
+    clock = FakeClock(NOON)
+    svc = service(db, clock, [{"name": "nps", "kind": "nps", "trigger": "on_demand"},
+                              {"name": "brand", "kind": "brand", "trigger": "on_demand"}])
+    c = await customer(db, 1)
+    await due(db, c, "nps")
+    async with db.transaction() as tx:
+        await program_overrides.put(tx, "nps", False, {}, NOON, "chu.shop")
+        await program_overrides.put(tx, "brand", True, {"vi": {"question": "Bạn biết đến {shop} từ đâu vậy?"}}, NOON, "chu.shop")
+    outcome = await svc.dispatch_due()  # the pass rereads the owners' edits first
+    assert outcome["skipped_program_disabled"] == 1 and "sent" not in outcome
+    assert svc.settings.program("nps") is None and svc.settings.known_program("nps") is not None
+    assert svc.settings.program("brand").texts == {"vi": {"question": "Bạn biết đến {shop} từ đâu vậy?"}}
+    async with db.transaction() as tx:
+        await program_overrides.delete(tx, "nps")
+    await svc.dispatch_due()
+    assert svc.settings.program("nps") is not None

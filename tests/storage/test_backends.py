@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from storage import customers, purchases, reports, surveys
+from storage.rollups import RollupRule
 from storage.db import Database, MigrationError, migration_files
 from storage.pg import PgDatabase, translate
 from storage.pg import migration_files as pg_migration_files
@@ -125,6 +126,7 @@ async def _shop_file(path) -> None:
     """A SQLite file with rows in most tables, awkward values included."""
     from storage import inbox, outbox, settings
 
+    survey_ids: list[int] = []
     async with Database(path) as db:
         async with db.transaction() as tx:
             await settings.get_or_create(tx, "api_token", lambda: "tok\tline\nbreak")
@@ -134,11 +136,14 @@ async def _shop_file(path) -> None:
                 pid = await purchases.insert(tx, order_id=f"A-{i}", customer_id=c.id, amount=Decimal("1500.5") if i % 2 else Decimal(250000),
                                              currency="VND", items=[{"sku": "TEA", "name": "Trà sen"}], store=None,
                                              touchpoint="delivery", purchased_at=START, fingerprint="f", now=START)
-                await surveys.insert(tx, purchase_id=pid, customer_id=c.id, touchpoint="delivery", store="Q1",
-                                     due_at=START, status="scheduled", skip_reason=None, now=START)
+                survey_ids.append(await surveys.insert(tx, purchase_id=pid, customer_id=c.id, touchpoint="delivery", store="Q1",
+                                                       due_at=START, status="scheduled", skip_reason=None, now=START))
             await tx.execute(
                 "INSERT INTO contacts (channel, platform_user_id, chat_id, customer_id, language, created_at, last_seen_at)"
                 " VALUES ('telegram', '7', '7', ?, 'vi', 'a', 'a')", (c.id,))
+            for survey_id in survey_ids[:2]:  # answers in the rollups (csat_months follows csat_rollups by triggers)
+                await surveys.mark_sent(tx, survey_id, 1, "vi", START)
+                assert await surveys.record_score(tx, survey_id, 5, START, RollupRule())
             await tx.execute("INSERT INTO conversations (contact_id, state, data, updated_at) VALUES (1, 's', '{}', 'a')")
             for i in range(23):
                 await inbox.record(tx, "telegram", str(i), f'{{"text": "xin chào {i}"}}', START)
@@ -172,6 +177,8 @@ async def test_db_copy_moves_every_row_verified_resumes_and_sets_the_sequences(t
             assert resumed.returncode == 0 and "copy inbox: 10/23 rows" in resumed.stderr, resumed.stderr
             again = await pg.fetchall("SELECT id, payload FROM inbox ORDER BY id")
             assert [r[0] for r in again] == list(range(1, 24)) and again[0][1] == '{"text": "xin chào 0"}'
+            # The month rollups are the target's own (its triggers), not copied on top: each answer once.
+            assert [tuple(r) for r in await pg.fetchall("SELECT month, answers FROM csat_months")] == [(START.strftime("%Y-%m"), 2)]
             amounts = [r[0] for r in await pg.fetchall("SELECT amount FROM purchases ORDER BY id")]
             assert amounts[:2] == [250000, 1500.5]
             async with pg.transaction() as tx:

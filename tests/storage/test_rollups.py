@@ -1,6 +1,7 @@
-"""The CSAT rollups equal the raw aggregation of the surveys: for random answers (property test,
-SQLite), after erasure, after the retention purge, after a crash mid-transaction, and after a
-rebuild; and on PostgreSQL for a fixed set."""
+"""The CSAT rollups (answers, and surveys sent for the response rate) equal the raw aggregation of
+the surveys: for random answers (property test, SQLite), after erasure, after the retention purge,
+after a crash mid-transaction, after a send taken back (undeliverable), and after a rebuild; and on
+PostgreSQL for a fixed set."""
 from __future__ import annotations
 
 import asyncio
@@ -38,18 +39,28 @@ answer = st.fixed_dictionaries({
     "touchpoint": st.sampled_from(["delivery", "in_store"]),
     "channel": st.integers(0, 2),
     "score": st.integers(1, 5),
-    "minutes": st.integers(0, 60 * 24 * 6),  # six days: answers around shop-time midnights (UTC+7)
+    "minutes": st.integers(0, 60 * 24 * 6) | st.integers(60 * 24 * 29, 60 * 24 * 32),  # around shop midnights and
+    # the end of March (shop time UTC+7): days and months
     "amount": st.sampled_from([100_000, 600_000]),
     "crash": st.booleans(),
     "demo": st.integers(0, 9).map(lambda n: n == 0),
     "comment": st.sampled_from([None, "Giao hàng nhanh", "đóng gói kém"]),
+    "lost": st.integers(0, 5).map(lambda n: n == 0),  # the question never arrived: not sent after all
 })
+
+
+async def same(db: Database) -> None:
+    raw = await rollups.aggregate_raw(db.reader, RULE)
+    assert await rollups.read(db.reader) == raw
+    assert await rollups.read_months(db.reader) == rollups.by_month(raw)  # the months' triggers
+    assert await rollups.read_sends(db.reader) == await rollups.sends_raw(db.reader, RULE.tz)
 
 
 async def scenario(db: Database, answers: list[dict], erase: int | None) -> None:
     clock = FakeClock(START)
     at = to_db(START)
     async with db.transaction() as tx:
+        await rollups.rebuild(tx, RULE)  # records the shop's time zone, as the app's start does
         for n in range(4):
             await tx.execute("INSERT INTO customers (external_id, name, link_token, created_at, updated_at)"
                              " VALUES (?, ?, ?, ?, ?)", (f"C-{n}", f"Khách {n}", f"tok{n}", at, at))
@@ -60,7 +71,9 @@ async def scenario(db: Database, answers: list[dict], erase: int | None) -> None
     # In time order, as answers arrive (a customer's tier is as of each answer).
     for i, a in enumerate(sorted(answers, key=lambda a: a["minutes"])):
         answered = START + timedelta(minutes=a["minutes"], seconds=i)
-        bought = answered - timedelta(hours=3)
+        # Just before the answer: a purchase written later is never dated before an earlier answer
+        # (its tier as of then would count it in the raw aggregation but not when it was recorded).
+        bought = answered - timedelta(seconds=1)
         customer_id = a["customer"] + 1
         async with db.transaction() as tx:
             cur = await tx.execute(
@@ -69,11 +82,20 @@ async def scenario(db: Database, answers: list[dict], erase: int | None) -> None
                 (f"A-{i}", customer_id, a["amount"], a["store"], a["touchpoint"], to_db(bought), to_db(bought)))
             contact_id = a["customer"] * 3 + a["channel"] + 1
             cur = await tx.execute(
-                "INSERT INTO surveys (purchase_id, customer_id, touchpoint, store, status, due_at, sent_at, contact_id,"
-                " created_at, demo) VALUES (?, ?, ?, ?, 'sent', ?, ?, ?, ?, ?)",
-                (cur.lastrowid, customer_id, a["touchpoint"], a["store"], to_db(bought), to_db(bought), contact_id,
+                "INSERT INTO surveys (purchase_id, customer_id, touchpoint, store, status, due_at, contact_id,"
+                " created_at, demo) VALUES (?, ?, ?, ?, 'scheduled', ?, ?, ?, ?)",
+                (cur.lastrowid, customer_id, a["touchpoint"], a["store"], to_db(bought), contact_id,
                  to_db(bought), int(a["demo"])))
             survey_id = cur.lastrowid
+            await surveys.mark_sent(tx, survey_id, contact_id, "vi", bought)
+        if a.get("lost"):
+            async with db.transaction() as tx:
+                cur = await tx.execute(
+                    "INSERT INTO outbox (channel, chat_id, contact_id, method, payload, survey_id, created_at)"
+                    " VALUES ('telegram', '1', ?, 'send_text', '{}', ?, ?)", (contact_id, survey_id, to_db(bought)))
+                assert await surveys.mark_undeliverable(tx, [cur.lastrowid], "blocked", answered) == 1
+            await same(db)
+            continue
         try:
             async with db.transaction() as tx:
                 assert await surveys.record_score(tx, survey_id, a["score"], answered, RULE)
@@ -83,18 +105,23 @@ async def scenario(db: Database, answers: list[dict], erase: int | None) -> None
                     raise Crash
         except Crash:
             pass
-        assert await rollups.read(db.reader) == await rollups.aggregate_raw(db.reader, RULE)
+        await same(db)
     if erase is not None:
         await Privacy(db, clock, retention_days=30).erase(f"C-{erase}")
-        assert await rollups.read(db.reader) == await rollups.aggregate_raw(db.reader, RULE)
+        await same(db)
     clock.advance(timedelta(days=400))
     await Privacy(db, clock, retention_days=30).purge()
     expected = await rollups.aggregate_raw(db.reader, RULE)
     assert await rollups.read(db.reader) == expected
+    sends = await rollups.read_sends(db.reader)
+    await same(db)
     async with db.transaction() as tx:
         await rollups.rebuild(tx, RULE)
-    assert await rollups.read(db.reader) == expected
-    assert sum(c.answers for c in expected.values()) == sum(1 for a in answers if not a["crash"] and not a["demo"])
+    assert await rollups.read(db.reader) == expected and await rollups.read_sends(db.reader) == sends
+    assert await rollups.read_months(db.reader) == rollups.by_month(expected)
+    counted = [a for a in answers if not a["demo"] and not a.get("lost")]
+    assert sum(c.answers for c in expected.values()) == sum(1 for a in counted if not a["crash"])
+    assert sum(sends.values()) == len(counted)  # a crashed answer's survey was still sent
 
 
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -115,8 +142,8 @@ def test_rollups_equal_the_raw_aggregation_for_random_answers(answers, erase):
 async def test_rollups_on_both_backends(tmp_path, database_url):
     fixed = [
         {"customer": c % 4, "store": [None, "Q1", "Q3"][c % 3], "touchpoint": ["delivery", "in_store"][c % 2],
-         "channel": c % 3, "score": c % 5 + 1, "minutes": c * 397, "amount": [100_000, 600_000][c % 2],
-         "crash": c % 7 == 3, "demo": c % 11 == 5, "comment": "Giao hàng nhanh" if c % 2 else None}
+         "channel": c % 3, "score": c % 5 + 1, "minutes": c * 1597, "amount": [100_000, 600_000][c % 2],
+         "crash": c % 7 == 3, "demo": c % 11 == 5, "comment": "Giao hàng nhanh" if c % 2 else None, "lost": c % 9 == 4}
         for c in range(30)
     ]
     db = open_db(tmp_path, database_url)

@@ -377,7 +377,11 @@ class ZaloChannel:
         number = event.text.strip()
         if event.choice is None and event.command is None and re.fullmatch(r"[0-9]{1,2}", number):
             choices, message_id = await zalo_store.last_buttons(tx, event.chat_id)
-            if 1 <= int(number) <= len(choices):
+            labels = await zalo_store.last_button_labels(tx, event.chat_id)
+            if is_scale(labels):  # the number itself
+                if str(int(number)) in labels:
+                    return replace(event, choice=choices[labels.index(str(int(number)))], text="", message_id=message_id)
+            elif 1 <= int(number) <= len(choices):
                 return replace(event, choice=choices[int(number) - 1], text="", message_id=message_id)
         return event
 
@@ -621,9 +625,19 @@ def _numbered(text: str, buttons: list[dict[str, str]]) -> str:
     return _clip(_with_numbers(text, buttons))
 
 
+def is_scale(labels: list[str]) -> bool:
+    """Choices that are numbers other than their positions (an NPS 0-10): written out as they
+    are, and a reply is the number itself, never a position ("9" is 9, not the 9th choice,
+    which would be 8). A 1-5 scale numbers the same either way and stays a numbered list."""
+    return (bool(labels) and all(x.isdigit() for x in labels) and len(set(labels)) == len(labels)
+            and labels != [str(i) for i in range(1, len(labels) + 1)])
+
+
 def _with_numbers(text: str, buttons: list[dict[str, str]]) -> str:
     if not buttons:
         return text
+    if is_scale([b["label"] for b in buttons]):
+        return "\n".join([text, "", " · ".join(b["label"] for b in buttons), "(Trả lời bằng số / reply with the number)"])
     lines = [f"{i}. {b['label']}" for i, b in enumerate(buttons, start=1)]
     hint = "(Trả lời bằng số / reply with the number)"
     return "\n".join([text, "", *lines, hint])

@@ -106,7 +106,8 @@
     last.csat = d;
     const cards = $("totals");
     cards.replaceChildren();
-    for (const [key, field, suffix] of [["csat.pct", "csat", "%"], ["csat.mean", "mean", ""], ["csat.answers", "answers", ""]]) {
+    for (const [key, field, suffix] of [["csat.pct", "csat", "%"], ["csat.mean", "mean", ""], ["csat.answers", "answers", ""],
+      ["csat.response_rate", "response_rate", "%"]]) {
       const c = el("div", { class: "card" });
       c.appendChild(el("div", {}, t(key)));
       c.appendChild(el("div", { class: "value" }, fmt(d.totals[field], suffix)));
@@ -186,6 +187,8 @@
     shown.complaints = [headers, ...d.over_time.map((x) => [x.day, x.opened, x.resolved, x.open])];
     $("complaints-table").replaceChildren(table(headers, shown.complaints.slice(1), [false, true, true, true]));
     $("categories").replaceChildren(table([t("category"), "#"], d.by_category.map((c) => [c.key, c.count]), [false, true]));
+    $("agents").replaceChildren(table([t("complaints.agent"), t("csat.pct"), t("csat.mean"), t("complaints.ratings")],
+      d.by_agent.map((a) => [a.name, fmt(a.csat, "%"), fmt(a.mean), a.answers]), [false, true, true, true]));
     $("oldest").replaceChildren(table(["#", t("category"), t("complaints.age")],
       d.oldest_open.map((o) => [el("a", { href: "/agent#/t/" + o.id }, o.number), o.category, o.age_hours]), [false, false, true]));
   }
