@@ -472,7 +472,7 @@ class FeedbotApp:
         self.web_auth.register(web_app)
         anonymous = frozenset(kind.name for kind in CHANNEL_TYPES if not kind.proves_identity)
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth,
-                                                 anonymous)
+                                                 anonymous, self.telegram.download if self.telegram else None)
         if self.agent_page is not None:  # "Gửi khảo sát" and the order import form
             AgentOrders(self.agent_page, self.orders, policy, cfg.survey.touchpoints).register(web_app)
         self.dashboard = await dashboard.mount(web_app, db=self.db, clock=self.clock, auth=self.web_auth, timezone=cfg.tz,
@@ -612,8 +612,6 @@ class FeedbotApp:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self.guard is not None:
-            self.guard.remove_accept_log(asyncio.get_running_loop())
         if self.telegram is not None:
             await self.telegram.close()
         if self.zalo is not None:
@@ -621,6 +619,8 @@ class FeedbotApp:
         if self.web is not None:
             await self.web.close()
         await self.db.close()
+        if self.guard is not None:  # last: an accept() retry may still fire while the rest closes
+            self.guard.remove_accept_log(asyncio.get_running_loop())
         if self.run_lock is not None:
             self.run_lock.release()
             self.run_lock = None

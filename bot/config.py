@@ -531,7 +531,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "agent_page": {
         "enabled": (_bool, True),
         "session_lifetime": (_positive_duration, "12h"),
-        "poll_interval": (_positive_duration, "5s"),
+        "poll_interval": (_positive_duration, "30s"),
+        "streams_per_account": (_int_range(1, 50), 4),
     },
     "web": {
         "enabled": (_bool, True),
@@ -780,6 +781,7 @@ class AgentPageSection(Section):
     enabled: bool
     session_lifetime: timedelta
     poll_interval: timedelta
+    streams_per_account: int
 
 
 @dataclass(frozen=True)
