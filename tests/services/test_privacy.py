@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from testkit.clock import FakeClock
@@ -98,7 +99,13 @@ async def file_bytes(h) -> bytes:
     if getattr(h.app.db, "dialect", "sqlite") == "postgresql":
         # No checkpoint() of ours: every erasure path must have its VACUUM FULL run by itself.
         await asyncio.gather(*h.app.db._tasks)
-        await h.app.db.writer.execute("CHECKPOINT")  # the files on disk up to date (superuser here)
+        # The files on disk up to date (superuser here). Its own connection: the app's writer
+        # may be in use by the sender meanwhile ("another operation is in progress").
+        conn = await asyncpg.connect(h.app.db.url)
+        try:
+            await conn.execute("CHECKPOINT")
+        finally:
+            await conn.close()
         files = [Path(r[0]) for r in await h.app.db.fetchall(PG_FILES)]
         return b"".join(f.read_bytes() for f in files if f.exists())
     await h.app.db.checkpoint()
