@@ -385,7 +385,10 @@ class FeedbotApp:
                 owners=Owners(self.desk.channel_name, self.desk.config.owner_chat_ids, agents.language),
                 shop_name=shop, web_link=self.web_chat_url if cfg.web.enabled else None,
                 desk=self.customer_desk, wake_sender=self.sender.wake, refresh_every=cfg.zalo.refresh_every,
+                channel_order=cfg.survey.channel_order, comment_window=policy.comment_window, wording=feedback.wording,
             )
+            if self.routes.policy.resolution_usable:  # a resolved complaint's rating by ZNS where its chat is closed
+                self.agent_desk.ask_resolution = self.routes.ask_resolution
         self.dispatcher = SurveyDispatcher(
             self.db, self.clock, policy, shop, self.effects, wake_sender=self.sender.wake,
             channel_order=cfg.survey.channel_order,
@@ -473,7 +476,7 @@ class FeedbotApp:
         self.web_auth.register(web_app)
         anonymous = frozenset(kind.name for kind in CHANNEL_TYPES if not kind.proves_identity)
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth,
-                                                 anonymous)
+                                                 anonymous, self.telegram.download if self.telegram else None)
         if self.agent_page is not None:  # "Gửi khảo sát" and the order import form
             AgentOrders(self.agent_page, self.orders, policy, cfg.survey.touchpoints).register(web_app)
         self.dashboard = await dashboard.mount(web_app, db=self.db, clock=self.clock, auth=self.web_auth, timezone=cfg.tz,
@@ -566,7 +569,7 @@ class FeedbotApp:
         if self.routes is not None:
             # Checked every half hour; a pair older than zalo.refresh_every is refreshed (sends or not).
             jobs += (("zalo-token-keepalive", self.routes.keep_token_alive, TOKEN_CHECK_S),)
-            if self.zns is not None and self.routes.policy.rating_templates:
+            if self.zns is not None and self.routes.policy.read_back:
                 jobs += (("zns-ratings", self.routes.poll_ratings, self.routes.policy.rating_poll_interval.total_seconds()),)
         if self.digests.settings.enabled:  # to the owners' chats, and/or as the digest.ready webhook event
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a
@@ -613,8 +616,6 @@ class FeedbotApp:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self.guard is not None:
-            self.guard.remove_accept_log(asyncio.get_running_loop())
         if self.telegram is not None:
             await self.telegram.close()
         if self.zalo is not None:
@@ -622,6 +623,8 @@ class FeedbotApp:
         if self.web is not None:
             await self.web.close()
         await self.db.close()
+        if self.guard is not None:  # last: an accept() retry may still fire while the rest closes
+            self.guard.remove_accept_log(asyncio.get_running_loop())
         if self.run_lock is not None:
             self.run_lock.release()
             self.run_lock = None

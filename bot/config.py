@@ -246,9 +246,10 @@ def _channel_order(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-_ZNS_FIELDS = ("customer_name", "order_id", "shop", "link", "date")
-_ZNS_KEYS = ("enabled", "survey_templates", "rating_templates", "params", "daily_messages", "daily_budget_vnd",
-             "price_vnd", "night_ban", "api_base_url", "messages_per_second", "rating_poll_interval")
+_ZNS_FIELDS = ("customer_name", "order_id", "shop", "link", "date", "ticket")
+_ZNS_KEYS = ("enabled", "survey_templates", "rating_templates", "params", "resolution_templates", "resolution_params",
+             "daily_messages", "daily_budget_vnd", "price_vnd", "night_ban", "api_base_url", "messages_per_second",
+             "rating_poll_interval")
 
 
 def _zns(value: Any) -> ZnsPolicy:
@@ -268,13 +269,19 @@ def _zns(value: Any) -> ZnsPolicy:
             raise ValueError(f"{key}: expected template ids per language like {{ vi = \"123456\", en = \"123457\" }}, got {given!r}")
         return tuple((lang, str(t)) for lang, t in given.items() if str(t))
 
-    params = value.get("params", {"customer_name": "customer_name", "order_id": "order_code", "shop": "shop_name",
-                                  "link": "survey_link"})
-    if not isinstance(params, dict) or not all(
-        k in _ZNS_FIELDS and isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_]{0,64}", v) for k, v in params.items()
-    ):
-        raise ValueError(f"params: expected our fields ({', '.join(_ZNS_FIELDS)}) mapped to the template's parameter"
-                         f" names, like {{ order_id = \"order_code\" }}, got {params!r}")
+    def param_names(key: str, default: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        params = value.get(key, default)
+        if not isinstance(params, dict) or not all(
+            k in _ZNS_FIELDS and isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_]{0,64}", v) for k, v in params.items()
+        ):
+            raise ValueError(f"{key}: expected our fields ({', '.join(_ZNS_FIELDS)}) mapped to the template's parameter"
+                             f" names, like {{ order_id = \"order_code\" }}, got {params!r}")
+        return tuple(params.items())
+
+    params = param_names("params", {"customer_name": "customer_name", "order_id": "order_code", "shop": "shop_name",
+                                    "link": "survey_link"})
+    resolution_params = param_names("resolution_params", {"customer_name": "customer_name", "ticket": "ticket_code",
+                                                          "shop": "shop_name"})
     try:
         night_start, night_end = _quiet_hours(value.get("night_ban", "22:00-06:00"))
     except ValueError as exc:
@@ -293,7 +300,8 @@ def _zns(value: Any) -> ZnsPolicy:
             raise ValueError(f"{key}: {exc}") from None
     policy = ZnsPolicy(
         survey_templates=templates("survey_templates"), rating_templates=templates("rating_templates"),
-        params=tuple(params.items()), night_start=night_start, night_end=night_end, **parsed,
+        params=params, resolution_templates=templates("resolution_templates"), resolution_params=resolution_params,
+        night_start=night_start, night_end=night_end, **parsed,
     )
     if policy.enabled and not policy.survey_template("vi"):
         raise ValueError("enabled: ZNS is on but survey_templates names no template (e.g. { vi = \"123456\" })")
@@ -523,7 +531,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "agent_page": {
         "enabled": (_bool, True),
         "session_lifetime": (_positive_duration, "12h"),
-        "poll_interval": (_positive_duration, "5s"),
+        "poll_interval": (_positive_duration, "30s"),
+        "streams_per_account": (_int_range(1, 50), 4),
     },
     "web": {
         "enabled": (_bool, True),
@@ -767,6 +776,7 @@ class AgentPageSection(Section):
     enabled: bool
     session_lifetime: timedelta
     poll_interval: timedelta
+    streams_per_account: int
 
 
 @dataclass(frozen=True)

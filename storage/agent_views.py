@@ -12,6 +12,14 @@ from storage.timefmt import from_db, to_db
 
 _PRIORITY_RANK = "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END"
 
+# The store a ticket belongs to, for a store manager's view (`t` a ticket, `p` its order, joined
+# LEFT): the store of the order it is about; with no order (or one without a store), the store
+# of the customer's latest purchase that names one. NULL (no store): owners and agents only.
+TICKET_STORE = (
+    "COALESCE(p.store, (SELECT lp.store FROM purchases lp WHERE lp.customer_id = t.customer_id"
+    " AND lp.store IS NOT NULL ORDER BY lp.purchased_at DESC, lp.id DESC LIMIT 1))"
+)
+
 
 @dataclass(frozen=True)
 class ListedTicket:
@@ -36,10 +44,10 @@ class EventRecord:
 async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 300,
                        stores: tuple[str, ...] | None = None) -> list[ListedTicket]:
     """Unresolved tickets (most urgent, then earliest due first), then those resolved since;
-    with `stores`, only tickets about an order of one of those stores (a manager's view)."""
+    with `stores`, only tickets of one of those stores (TICKET_STORE: a manager's view)."""
     in_stores = ""
     if stores is not None:
-        in_stores = f" AND p.store IN ({', '.join('?' * len(stores))})" if stores else " AND 0 = 1"
+        in_stores = f" AND {TICKET_STORE} IN ({', '.join('?' * len(stores))})" if stores else " AND 0 = 1"
     rows = await conn.execute_fetchall(
         "SELECT t.*, p.order_id, COALESCE(cu.name, ct.display_name, '') AS customer_name, ct.channel AS contact_channel,"
         " EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id AND e.action IN ('escalated', 'sla_breach'))"
@@ -61,10 +69,35 @@ async def desk_tickets(conn: Connection, resolved_since: datetime, limit: int = 
 
 
 async def ticket_store(conn: Connection, ticket_id: int) -> str | None:
-    """The store of the order a ticket is about (None: no order, or an order without a store)."""
-    row = await fetch_one(conn, "SELECT p.store FROM tickets t JOIN purchases p ON p.id = t.purchase_id WHERE t.id = ?",
-                          (ticket_id,))
+    """The store a ticket belongs to (TICKET_STORE; None: no store, or no such ticket)."""
+    row = await fetch_one(conn, f"SELECT {TICKET_STORE} FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
+                                " WHERE t.id = ?", (ticket_id,))
     return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """One ticket event as the page's push stream tells it (bot/http/agent_feed.py)."""
+    id: int
+    ticket_id: int
+    kind: str
+    action: str
+    actor: str
+    store: str | None  # TICKET_STORE: who may see it
+
+
+async def last_event_id(conn: Connection) -> int:
+    row = await fetch_one(conn, "SELECT COALESCE(MAX(id), 0) FROM ticket_events")
+    return int(row[0]) if row else 0
+
+
+async def events_after(conn: Connection, after: int, limit: int = 500) -> list[FeedEvent]:
+    """Ticket events with an id above `after`, oldest first, each with its ticket's store."""
+    rows = await conn.execute_fetchall(
+        f"SELECT e.id, e.ticket_id, t.kind, e.action, e.actor, {TICKET_STORE} AS store"
+        " FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id LEFT JOIN purchases p ON p.id = t.purchase_id"
+        " WHERE e.id > ? ORDER BY e.id LIMIT ?", (after, limit))
+    return [FeedEvent(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
 async def is_demo(conn: Connection, ticket_id: int) -> bool:

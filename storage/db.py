@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 import aiosqlite
 
@@ -309,6 +309,10 @@ class Database:
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._wrote = asyncio.Event()
+        # Called (no arguments, must not block) after every write transaction of this process
+        # ended: SQLite has one process, so this is how a reader learns of new rows at once
+        # (the agents' page push, bot/http/agent_feed.py). PostgreSQL uses NOTIFY instead.
+        self.write_listeners: list[Callable[[], None]] = []
         self._checkpoint_lock = asyncio.Lock()  # one at a time: a second would find SQLite busy
         self._scrub_pending = False  # a TRUNCATE checkpoint (checkpoint()) has not completed yet
 
@@ -496,6 +500,8 @@ class Database:
                 yield
             finally:
                 self._wrote.set()
+                for listener in self.write_listeners:
+                    listener()
 
     def unit(self) -> "_Unit":
         """A small unit of writes, committed before this returns, sharing its transaction with

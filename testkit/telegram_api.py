@@ -28,6 +28,13 @@ Forum quirks reproduced on purpose, because real bots trip over them:
   (``forum_topic_created``, sent *by whoever created the topic*, often the bot itself);
   set ``server.topic_root_replies = False`` to drop that,
 * a reply to a topic message lands in that topic even without ``message_thread_id``.
+
+Files: ``getFile`` answers a File with a ``file_path`` for every photo or document the fake
+knows (a customer's photo, one the bot sent, ``register_file_id``); the bytes are then served
+at ``/file/bot<token>/<file_path>`` as on ``api.telegram.org`` (``application/octet-stream``;
+404 for an unknown path or a wrong token). A photo's bytes are a small PNG made from its
+file_id unless ``set_file_content`` gave others; ``getFile`` refuses files over 20 MB like
+Telegram ("Bad Request: file is too big").
 """
 
 from __future__ import annotations
@@ -177,6 +184,23 @@ _COMMAND_RE: Final = re.compile(r"[a-z0-9_]{1,32}")
 _SECRET_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _TOKEN_RE: Final = re.compile(r"\d+:[A-Za-z0-9_-]+")
 _PATH_RE: Final = re.compile(r"/bot([^/]+)/([^/]*)")
+_FILE_PATH_RE: Final = re.compile(r"/file/bot([^/]+)/(.+)")
+GET_FILE_MAX_BYTES: Final = 20 * 1024 * 1024  # getFile's limit for bots on api.telegram.org
+
+
+def placeholder_png(seed: str, size: int = 64) -> bytes:
+    """A small solid-colour PNG whose colour comes from `seed` (stands in for a photo's bytes)."""
+    import struct
+
+    tag = zlib.crc32(seed.encode())
+    rgb = bytes(((tag >> 16) & 0xFF, (tag >> 8) & 0xFF, tag & 0xFF))
+    raw = b"".join(b"\x00" + rgb * size for _ in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 _NGINX_PAGE: Final = (
     "<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
@@ -687,6 +711,8 @@ class FakeTelegramServer:
         self._photos: dict[str, list[JSONDict]] = {}  # every known file_id -> its PhotoSizes
         self._documents: dict[str, JSONDict] = {}  # file_id -> Document of every document sent
         self._disabled: set[str] = set()  # canonical method names answering 404
+        self._file_contents: dict[str, bytes] = {}  # file_id -> bytes (set_file_content)
+        self._file_paths: dict[str, str] = {}  # file_path -> file_id, given out by getFile
 
         self._updates: deque[JSONDict] = deque()
         self._next_update_id = 100_000_001
@@ -731,6 +757,7 @@ class FakeTelegramServer:
                 "deleteMyCommands": self._delete_my_commands,
                 "getMyCommands": self._get_my_commands,
                 "getChat": self._get_chat,
+                "getFile": self._get_file,
                 "getChatMember": self._get_chat_member,
                 "getChatAdministrators": self._get_chat_administrators,
                 "createForumTopic": self._create_forum_topic,
@@ -1052,6 +1079,40 @@ class FakeTelegramServer:
             t.thread_id: {"name": t.name, "icon_color": t.icon_color, "is_closed": t.is_closed}
             for t in group.topics.values()
         }
+
+    def set_file_content(self, file_id: str, data: bytes) -> None:
+        """The bytes a download of this file returns (the file_id becomes known as a photo)."""
+        self.register_file_id(file_id)
+        self._file_contents[file_id] = data
+
+    def _file_bytes(self, file_id: str) -> bytes:
+        if file_id in self._file_contents:
+            return self._file_contents[file_id]
+        return placeholder_png(file_id)
+
+    def _get_file(self, call: _Call) -> JSONDict:
+        file_id = call.params.get("file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise _bad_request("Bad Request: file_id is empty" if not file_id else "Bad Request: invalid file_id")
+        if file_id not in self._photos and file_id not in self._documents:
+            raise _bad_request("Bad Request: invalid file_id")
+        size = len(self._file_bytes(file_id))
+        if size > GET_FILE_MAX_BYTES:
+            raise _bad_request("Bad Request: file is too big")
+        folder = "documents" if file_id in self._documents else "photos"
+        path = next((p for p, f in self._file_paths.items() if f == file_id), None)
+        if path is None:
+            path = f"{folder}/file_{len(self._file_paths)}.{'jpg' if folder == 'photos' else 'bin'}"
+            self._file_paths[path] = file_id
+        return {"file_id": file_id, "file_unique_id": _file_unique_id(file_id), "file_size": size, "file_path": path}
+
+    async def _download(self, request: web.Request, token: str, path: str) -> web.StreamResponse:
+        self.requests.append(RecordedRequest(method="<download>", params={"file_path": path}, time=time.monotonic(),
+                                             http_method=request.method))
+        file_id = self._file_paths.get(path)
+        if token != self.token or file_id is None:
+            return self._respond(_Answer(404, self._error_body(404, "Not Found")))
+        return web.Response(body=self._file_bytes(file_id), content_type="application/octet-stream")
 
     def register_file_id(self, file_id: str) -> None:
         """Declares a photo file_id as known (e.g. one from the bot's configuration)."""
@@ -1471,6 +1532,9 @@ class FakeTelegramServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         arrived = time.monotonic()
+        download = _FILE_PATH_RE.fullmatch(request.path)
+        if download is not None and request.method in ("GET", "HEAD"):
+            return await self._download(request, download.group(1), download.group(2))
         match = _PATH_RE.fullmatch(request.path)
         if match is None or not match.group(2):
             return self._respond(_Answer(404, self._error_body(404, "Not Found")))

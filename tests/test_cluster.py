@@ -180,3 +180,26 @@ async def test_a_leader_busy_with_a_long_write_keeps_its_lease(pair):
     async with first.app.db.transaction():
         await asyncio.sleep(2.5)  # the lease is 1 s
     assert first.app.cluster.holds() and not second.app.cluster.is_leader
+
+
+async def test_a_complaint_recorded_by_one_instance_is_pushed_to_an_agent_on_the_other(pair):
+    """The agents' page's push crosses instances: the ticket_events trigger NOTIFYs at COMMIT
+    (migration 0048), every instance's DeskFeed listens (bot/http/agent_feed.py)."""
+    from tests.digest_data import local
+    from tests.http.agent_data import Desk, Sse
+    from tests.http.test_agent_page import AgentClient
+
+    leader, follower = pair
+    agent = AgentClient(follower)
+    try:
+        await agent.login("Lan Anh")
+        stream = await Sse.open(agent.http, f"{follower.url}/agent/api/stream")
+        assert stream.resp.status == 200
+        desk = Desk(leader.app.db)  # written through the other instance's connection
+        customer = await desk.customer("Nguyễn Thị Lan")
+        ticket = await desk.complaint(customer_id=customer, purchase_id=await desk.purchase(customer, local(20)), user=900)
+        [opened] = await stream.tickets(1)
+        assert (opened["ticket"], opened["action"]) == (ticket, "opened")
+        stream.close()
+    finally:
+        await agent.close()

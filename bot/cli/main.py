@@ -252,6 +252,11 @@ def _routes(config: Config) -> list[str]:
             shown = ", ".join(x for x in limits if x) or "no daily limit of ours"
             routes.append(f"ZNS template by phone ({', '.join(f'{l}={t}' for l, t in zns.survey_templates)};"
                           f" {shown}; no sends {zns.night_start:%H:%M}-{zns.night_end:%H:%M})")
+            if zns.resolution_usable:
+                routes.append("resolution rating by ZNS where the chat is closed"
+                              f" ({', '.join(f'{l}={t}' for l, t in zns.resolution_templates)})")
+            else:
+                routes.append("resolution rating: in the ticket's chat only (no zalo.zns.resolution_templates)")
         else:
             routes.append("ZNS off: buyers outside the window are skipped as unreachable")
     if config.web.enabled:

@@ -6,7 +6,21 @@ Telegram group (the customer gets the same messages; the group's card, if there 
 group, is kept in sync), as Actor("agent", "account:<id>", <the account's name>).
 
 Signing in is the accounts' (bot/http/auth.py): every role may use this page; a store
-manager sees only the tickets of their stores.
+manager sees only the tickets of their stores (storage/agent_views.TICKET_STORE: the store of
+the order a ticket is about, else of the customer's latest purchase; a ticket with no store
+at all is for owners and agents).
+
+News is pushed (bot/http/agent_feed.py: Server-Sent Events at /agent/api/stream); the page
+reloads its list every agent_page.poll_interval only while that stream is down.
+
+Photos: a Telegram complaint's photos are shown through /agent/api/tickets/<id>/photos/<n>,
+which asks Telegram for the file (getFile, then the download, inside the bot: the token never
+reaches the browser) on every view and keeps no copy: a disk cache would be one more copy of a
+customer's photo for /forget to find, and a ticket's photos are looked at a few times at most.
+Zalo's photos are links on Zalo's servers: counted, not shown.
+
+Canned replies: owners add, change and delete them here (audited under their account); every
+role may insert one into the reply box, its placeholders filled (flows/canned.py).
 """
 from __future__ import annotations
 
@@ -15,21 +29,24 @@ import logging
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.http.agent_feed import DeskFeed, DeskStream
 from bot.http.static import StaticFiles
 from bot.http.auth import WebAuth, as_json, error, redirect
 from bot.services.accounts import ROLES
 from bot.services.desk import Actor, AgentDesk, desk_view
+from flows import canned
 from flows.agent_page import ACTIONS, catalog, page_text, refusal
 from flows.model import parse_id
 from flows.texts import category_label, local_time, text
 from flows.tickets import PRIORITIES, QUESTION, TicketClock, breaches, ticket_number
-from storage import agent_views, tickets
+from storage import accounts as account_rows
+from storage import agent_views, canned_replies, tickets
 from storage.accounts import SessionRow
 from storage.agent_views import EventRecord, ListedTicket
 from storage.db import Database
@@ -39,6 +56,23 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "agent"
 RESOLVED_SHOWN = timedelta(days=2)  # resolved tickets stay in the list this long
+PHOTO_MAX_BYTES = 10 * 1024 * 1024  # Telegram's own limit for a photo
+OWNERS = ("owner",)
+
+Download = Callable[[str, int], Awaitable[bytes | None]]  # (file id, max bytes) -> the file
+
+
+def image_type(data: bytes) -> str | None:
+    """The image type of these bytes by their signature; None for anything else (never served)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return None
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -57,6 +91,9 @@ class AgentPage:
         timezone: tzinfo,
         poll_seconds: float,
         anonymous_channels: frozenset[str] = frozenset(),
+        feed: DeskFeed | None = None,
+        download: Download | None = None,
+        streams_per_account: int = 4,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -67,6 +104,10 @@ class AgentPage:
         self.tz = timezone
         self.poll_seconds = poll_seconds
         self.anonymous_channels = anonymous_channels  # channels that do not prove who writes
+        self.feed = feed or DeskFeed(db)
+        self.stream = DeskStream(self.feed, scope=self._scope, session=auth.accounts.session, language=language,
+                                 per_account=streams_per_account)
+        self.download = download  # Telegram's files, when Telegram is on
         self.static = StaticFiles(STATIC_DIR, ("app.js", "app.css"))
         index = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         self.index = index.replace("{{lang}}", html.escape(language)).replace(
@@ -85,7 +126,13 @@ class AgentPage:
         r.add_get("/agent/api/session", auth.guard(self.session_info, roles))
         r.add_get("/agent/api/tickets", auth.guard(self.list_tickets, roles))
         r.add_get("/agent/api/tickets/{ticket_id}", auth.guard(self.ticket_detail, roles))
+        r.add_get("/agent/api/stream", auth.guard(self.stream.handle, roles))
+        r.add_get("/agent/api/tickets/{ticket_id}/photos/{n}", auth.guard(self.photo, roles))
         r.add_post("/agent/api/tickets/{ticket_id}/{action}", auth.guard(self.act, roles, change=True))
+        r.add_get("/agent/api/canned", auth.guard(self.canned_list, roles))
+        r.add_post("/agent/api/canned", auth.guard(self.canned_add, OWNERS, change=True))
+        r.add_post("/agent/api/canned/{reply_id}", auth.guard(self.canned_change, OWNERS, change=True))
+        r.add_post("/agent/api/canned/{reply_id}/delete", auth.guard(self.canned_delete, OWNERS, change=True))
 
     async def to_index(self, request: web.Request) -> web.StreamResponse:
         return redirect("/agent")
@@ -114,16 +161,19 @@ class AgentPage:
             "csrf": session.csrf,
             "language": self.lang,
             "shop": self.shop_name,
-            "poll_seconds": self.poll_seconds,
+            "poll_seconds": self.poll_seconds,  # only while the push stream is down
+            "owner": session.account.role == "owner",  # manages the canned replies
             "strings": catalog(self.lang),
         })
 
     async def list_tickets(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
         now = self.clock.now()
+        cursor = self.feed.cursor  # read before the list: the stream starts here, nothing between is lost
         rows = await agent_views.desk_tickets(self.db.reader, now - RESOLVED_SHOWN, stores=self._scope(session))
         return as_json({
             "updated_at": local_time(now, self.tz, self.lang),
             "tickets": [self._listed(row, now) for row in rows],
+            "cursor": cursor,
         })
 
     async def ticket_detail(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
@@ -196,6 +246,94 @@ class AgentPage:
         stores = self._scope(session)
         return stores is None or await agent_views.ticket_store(self.db.reader, ticket_id) in stores
 
+    # --- photos ---------------------------------------------------------------------------
+
+    async def photo(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
+        """One of a Telegram complaint's photos, fetched from Telegram now (no copy is kept)."""
+        ticket_id = parse_id(request.match_info["ticket_id"])
+        raw = request.match_info["n"]
+        n = int(raw) if raw.isdigit() and len(raw) < 4 else -1
+        ticket = None
+        if ticket_id is not None and await self._visible(ticket_id, session):
+            ticket = await tickets.get(self.db.reader, ticket_id)
+        if ticket is None or self.download is None or not 0 <= n < len(ticket.photos):
+            return error(404, page_text(self.lang, "not_found"))
+        people = await agent_views.ticket_people(self.db.reader, ticket)
+        if people["channel"] != "telegram":
+            return error(404, page_text(self.lang, "not_found"))
+        data = await self.download(ticket.photos[n], PHOTO_MAX_BYTES)
+        kind = image_type(data) if data is not None else None
+        if data is None or kind is None:  # gone from Telegram, too big, or not an image: never served as is
+            return error(502, page_text(self.lang, "photo.unavailable", n=n + 1))
+        return web.Response(body=data, content_type=kind, headers={"Content-Disposition": "inline"})
+
+    # --- canned replies -------------------------------------------------------------------
+
+    async def canned_list(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
+        """The replies as written (placeholders unfilled), for the owners' settings."""
+        replies = await canned_replies.all_replies(self.db.reader)
+        return as_json({"replies": [{"id": r.id, "title": r.title, "body": r.body} for r in replies],
+                        "placeholders": list(canned.PLACEHOLDERS),
+                        "title_max": canned.TITLE_MAX, "body_max": canned.BODY_MAX})
+
+    async def _canned_input(self, request: web.Request) -> tuple[str, str] | web.StreamResponse:
+        if request.content_type != "application/json":
+            return error(415, "expected Content-Type: application/json")
+        try:
+            data = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return error(400, "body: not valid JSON")
+        if not isinstance(data, dict) or not isinstance(data.get("title"), str) or not isinstance(data.get("body"), str):
+            return error(400, "title, body: required")
+        title, body = data["title"].strip(), data["body"].strip()
+        why = canned.problem(title, body)
+        if why is not None:
+            return error(400, page_text(self.lang, why, names=", ".join(canned.unknown_placeholders(body)),
+                                        title_max=canned.TITLE_MAX, body_max=canned.BODY_MAX,
+                                        ten_khach="{ten_khach}", ma_phieu="{ma_phieu}"))
+        return title, body
+
+    async def canned_add(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
+        given = await self._canned_input(request)
+        if not isinstance(given, tuple):
+            return given
+        title, body = given
+        account, now = session.account, self.clock.now()
+        async with self.db.transaction() as tx:
+            reply_id = await canned_replies.add(tx, title, body, account.login, now)
+            await account_rows.log_event(tx, account.id, account.login, "canned_reply.added", now,
+                                         detail=f"#{reply_id} {title}", by=account.login)
+        return as_json({"id": reply_id, "message": page_text(self.lang, "canned.added", title=title)})
+
+    async def canned_change(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
+        reply_id = parse_id(request.match_info["reply_id"])
+        given = await self._canned_input(request)
+        if not isinstance(given, tuple):
+            return given
+        title, body = given
+        account, now = session.account, self.clock.now()
+        async with self.db.transaction() as tx:
+            found = reply_id is not None and await canned_replies.update(tx, reply_id, title, body, now)
+            if found:
+                await account_rows.log_event(tx, account.id, account.login, "canned_reply.changed", now,
+                                             detail=f"#{reply_id} {title}", by=account.login)
+        if not found:
+            return error(404, page_text(self.lang, "not_found"))
+        return as_json({"id": reply_id, "message": page_text(self.lang, "canned.saved", title=title)})
+
+    async def canned_delete(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
+        reply_id = parse_id(request.match_info["reply_id"])
+        account, now = session.account, self.clock.now()
+        async with self.db.transaction() as tx:
+            reply = await canned_replies.get(tx, reply_id) if reply_id is not None else None
+            if reply is not None:
+                await canned_replies.delete(tx, reply.id)
+                await account_rows.log_event(tx, account.id, account.login, "canned_reply.deleted", now,
+                                             detail=f"#{reply.id} {reply.title}", by=account.login)
+        if reply is None:
+            return error(404, page_text(self.lang, "not_found"))
+        return as_json({"id": reply.id, "message": page_text(self.lang, "canned.deleted", title=reply.title)})
+
     # --- what the page shows --------------------------------------------------------------
 
     def _ticket_fields(self, t: TicketRecord, now: datetime) -> dict[str, Any]:
@@ -256,11 +394,15 @@ class AgentPage:
             order["amount"] = _amount(order["amount"], self.lang)
         past = await tickets.past_scores(reader, ticket.customer_id) if ticket.customer_id else ()
         events = await agent_views.events(reader, ticket.id)  # a ticket's events are few: all, then the new ones
+        shown = self.download is not None and people["channel"] == "telegram"
+        number = ticket_number(ticket.id, ticket.kind)
+        replies = await canned_replies.all_replies(reader)
         return {
             "ticket": {
                 **self._ticket_fields(ticket, now),
                 "description": ticket.description,
-                "photos": len(ticket.photos),
+                "photos": [f"/agent/api/tickets/{ticket.id}/photos/{n}" for n in range(len(ticket.photos))] if shown else [],
+                "photos_elsewhere": 0 if shown else len(ticket.photos),
                 "reopened": ticket.reopened_count,
                 "resolution_score": ticket.resolution_score,
                 "escalated": any(e.action in ("escalated", "sla_breach") for e in events),
@@ -270,6 +412,9 @@ class AgentPage:
             "customer": {**people, "past_csat": list(past)},
             "order": order,
             "events": [self._event(e, ticket.kind) for e in events if e.id > since],
+            "canned": [{"id": r.id, "title": r.title,
+                        "text": canned.fill(r.body, customer_name=people["name"], ticket_number=number)}
+                       for r in replies],
         }
 
     def _event(self, e: EventRecord, kind: str = "complaint") -> dict[str, Any]:
@@ -300,9 +445,12 @@ def _amount(raw: str, language: str) -> str:
 
 
 async def mount(app: web.Application, config: Config, db: Database, clock: Clock, desk: AgentDesk,
-                auth: WebAuth, anonymous_channels: frozenset[str] = frozenset()) -> AgentPage | None:
+                auth: WebAuth, anonymous_channels: frozenset[str] = frozenset(),
+                download: Download | None = None) -> AgentPage | None:
     """Add the agents' page to the bot's HTTP server (unless agent_page.enabled is false);
-    `anonymous_channels`: the channels that do not prove who writes (Channel.proves_identity)."""
+    `anonymous_channels`: the channels that do not prove who writes (Channel.proves_identity);
+    `download`: Telegram's files (TelegramChannel.download), None without Telegram.
+    Its push feed starts here and stops with the HTTP server (on_shutdown ends the streams)."""
     section = config.agent_page
     if not section.enabled:
         return None
@@ -316,6 +464,15 @@ async def mount(app: web.Application, config: Config, db: Database, clock: Clock
         timezone=config.tz,
         poll_seconds=section.poll_interval.total_seconds(),
         anonymous_channels=anonymous_channels,
+        feed=DeskFeed(db),
+        download=download,
+        streams_per_account=section.streams_per_account,
     )
     page.register(app)
+    await page.feed.start()
+
+    async def stop_feed(_app: web.Application) -> None:
+        await page.feed.close()
+
+    app.on_shutdown.append(stop_feed)
     return page

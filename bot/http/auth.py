@@ -157,7 +157,7 @@ class WebAuth:
         session = await self.session(request)
         if session is not None:
             return redirect(_next(request.query.get("next"), session))
-        return self._page()
+        return self._page(nxt=request.query.get("next", "")[:200])  # kept by the form: back there once signed in
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         if self._cross_site(request):

@@ -20,6 +20,7 @@ import asyncio
 import ipaddress
 import logging
 import resource
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -267,8 +268,21 @@ class ConnectionGuard:
         loop.set_exception_handler(self._exception_handler)
 
     def remove_accept_log(self, loop: asyncio.AbstractEventLoop) -> None:
-        if loop.get_exception_handler() == self._exception_handler:
-            loop.set_exception_handler(self._previous_handler)
+        if loop.get_exception_handler() != self._exception_handler:
+            return
+        previous = self._previous_handler
+
+        # A retry asyncio scheduled after the last failed accept() may fire after this (the
+        # loop runs on while the process ends): it still needs no traceback.
+        def after_stop(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            if _stale_accept_retry(context):
+                return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(after_stop)
 
     def _exception_handler(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if context.get("message") == ACCEPT_FAILED:
@@ -282,10 +296,27 @@ class ConnectionGuard:
                     "or lower http.max_connections", exc, count, len(self.open), soft,
                 )
             return
+        if _stale_accept_retry(context):
+            log.debug("http: an accept() retry found the server closed; nothing to do")
+            return
         if self._previous_handler is not None:
             self._previous_handler(loop, context)
         else:
             loop.default_exception_handler(context)
+
+
+def _stale_accept_retry(context: dict[str, Any]) -> bool:
+    """asyncio retries accept() a second after it failed for lack of descriptors; if the
+    server closed meanwhile (the bot stopping), that retry finds the socket closed (fd -1)
+    and raises. The server is gone, so nothing is lost: not worth a traceback."""
+    handle = context.get("handle")
+    callback = getattr(handle, "_callback", None)
+    args = getattr(handle, "_args", None) or ()
+    return (
+        isinstance(context.get("exception"), (ValueError, OSError))
+        and getattr(callback, "__name__", "") == "_start_serving"
+        and any(isinstance(a, socket.socket) and a.fileno() == -1 for a in args)
+    )
 
 
 class GuardedSite(web.TCPSite):

@@ -19,7 +19,7 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.http.connections import address_key
+from bot.http.connections import ConnectionGuard, ConnectionLimits, address_key
 from tests.conftest import Harness, make_config
 
 
@@ -232,4 +232,28 @@ def test_running_out_of_descriptors_is_logged_once_without_tracebacks(tmp_path):
     lines = [line for line in err.splitlines() if "cannot accept connections" in line]
     assert len(lines) == 1, err[-3000:]
     assert "Too many open files" in lines[0] and "LimitNOFILE" in lines[0]
-    assert "Traceback" not in err and "out of system resource" not in err
+    assert "Traceback" not in err and "out of system resource" not in err, err[-4000:]
+
+
+async def test_an_accept_retry_after_the_server_closed_is_not_a_traceback(caplog):
+    """asyncio retries accept() a second after EMFILE; when the bot stopped meanwhile, that
+    retry (asyncio's own callback) finds the listening socket closed. It is not an error."""
+    loop = asyncio.get_running_loop()
+    guard = ConnectionGuard(ConnectionLimits())
+    guard.install_accept_log(loop)
+    try:
+        closed = socket.socket()
+        closed.close()
+        done = asyncio.Event()
+        # What asyncio schedules after a failed accept(): _start_serving on the same socket.
+        loop.call_soon(loop._start_serving, lambda: asyncio.Protocol(), closed)  # type: ignore[attr-defined]
+        loop.call_soon(done.set)
+        await done.wait()
+        other = asyncio.Event()
+        loop.call_soon(lambda: 1 / 0)  # any other callback's error still reaches the log
+        loop.call_soon(other.set)
+        await other.wait()
+    finally:
+        guard.remove_accept_log(loop)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "ZeroDivisionError" in (errors[0].exc_text or repr(errors[0].exc_info)), errors

@@ -834,3 +834,37 @@ async def test_ptb_application_replies_in_the_topic(server: FakeTelegramServer) 
             await app.updater.stop()
             await app.stop()
     assert reply.text == "got it" and reply.thread_id == thread
+
+
+# ------------------------------------------------------------------ files
+
+
+@pytest.mark.asyncio
+async def test_get_file_and_its_download_like_the_bot_api(server: FakeTelegramServer) -> None:
+    """getFile gives a file_path; the bytes are at /file/bot<token>/<file_path> (PTB's
+    File.download_* builds that URL from base_file_url); unknown ids and paths are refused."""
+    server.set_file_content("AgACPhotoOfABox", b"\xff\xd8\xff\xe0 a jpeg")
+    async with Bot(TOKEN, base_url=server.base_url, base_file_url=f"{server.api_root}/file/bot") as bot:
+        file = await bot.get_file("AgACPhotoOfABox")
+        assert file.file_size == len(b"\xff\xd8\xff\xe0 a jpeg") and file.file_path.endswith(".jpg")
+        assert "/file/bot" + TOKEN + "/photos/" in file.file_path
+        assert bytes(await file.download_as_bytearray()) == b"\xff\xd8\xff\xe0 a jpeg"
+        with pytest.raises(BadRequest, match="invalid file_id"):
+            await bot.get_file("AgACNeverSeen")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.api_root}/file/bot{TOKEN}/photos/file_99.jpg") as resp:
+            assert resp.status == 404
+        async with http.get(file.file_path.replace(TOKEN, "123456789:AAWrongToken")) as resp:
+            assert resp.status == 404
+
+
+@pytest.mark.asyncio
+async def test_a_customers_photo_is_downloadable_as_a_png_by_default(server: FakeTelegramServer, bot: Bot) -> None:
+    update = server.make_message_update(USER, "", photo_file_ids="AgACCustomerPhoto")
+    largest = update["message"]["photo"][-1]["file_id"]
+    file = await bot.get_file(largest)
+    assert file.file_size > 0
+    assert file.file_path.startswith(server.api_root) or file.file_path.startswith("http")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.api_root}/file/bot{TOKEN}/{file.file_path.split('/file/bot' + TOKEN + '/')[1]}") as resp:
+            assert resp.status == 200 and (await resp.read()).startswith(b"\x89PNG\r\n\x1a\n")

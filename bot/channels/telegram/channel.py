@@ -79,6 +79,7 @@ class TelegramChannel:
         self.bot = telegram.Bot(
             token,
             base_url=f"{api_base_url}/bot",
+            base_file_url=f"{api_base_url}/file/bot",
             request=HTTPXRequest(
                 connection_pool_size=64,
                 connect_timeout=request_timeout,
@@ -106,6 +107,21 @@ class TelegramChannel:
 
     async def close(self) -> None:
         await self.bot.shutdown()
+
+    async def download(self, file_id: str, max_bytes: int) -> bytes | None:
+        """A file the bot received (getFile, then its download), or None when Telegram has no
+        such file, it is larger than `max_bytes`, or it cannot be fetched now. The file's URL
+        holds the bot token: it never leaves this process."""
+        try:
+            file = await self.bot.get_file(file_id)
+            if file.file_size is not None and file.file_size > max_bytes:
+                log.info("telegram: a file of %d bytes is over the %d bytes shown", file.file_size, max_bytes)
+                return None
+            data = bytes(await file.download_as_bytearray())
+        except TelegramError as exc:
+            log.warning("telegram: could not fetch a file (%s)", exc.message)
+            return None
+        return data if len(data) <= max_bytes else None
 
     # --- receiving ------------------------------------------------------------
 

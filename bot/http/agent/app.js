@@ -1,11 +1,21 @@
-// The agents' page: ticket list and one ticket at a time (#/t/<id>), refreshed by polling.
+// The agents' page: ticket list and one ticket at a time (#/t/<id>). News is pushed by the
+// server (Server-Sent Events at /agent/api/stream); only while that stream is down does the
+// page ask for news itself, every poll_seconds.
 // Everything that comes from customers is put on the page with textContent, never as HTML.
 "use strict";
 
 (() => {
   let S = {};
   let csrf = "";
-  let pollMs = 5000;
+  let pollMs = 30000;
+  let cursor = null; // the list's feed position: the stream starts there
+  let stream = null; // the EventSource while it is open or reconnecting
+  let streamUp = false;
+  let pollTimer = null;
+  let refreshTimer = null;
+  let refreshOpen = false; // the open ticket has news too
+  const seenEvents = new Set(); // pushed event ids already handled (a reconnect may repeat some)
+  let isOwner = false;
   let current = null; // the open ticket's id
   let lastEventId = 0; // the open ticket's newest event shown
   let known = null; // ticket ids seen in the list (null until the first load)
@@ -132,7 +142,9 @@
   }
 
   async function refreshList() {
-    renderList(await api("/agent/api/tickets"));
+    const data = await api("/agent/api/tickets");
+    if (cursor === null) cursor = data.cursor;
+    renderList(data);
   }
 
   // --- one ticket -------------------------------------------------------------------
@@ -161,14 +173,74 @@
       add(t("detail.order"), t("detail.no_order"));
     }
     add(t("detail.description"), x.description, true);
-    add(t("detail.photos"), String(x.photos));
+    const photos = el("dd", { class: "photos" });
+    x.photos.forEach((url, i) => {
+      const img = el("img", { src: url, alt: t("photo.alt", { n: i + 1 }), loading: "lazy" });
+      img.addEventListener("error", () => img.parentNode.replaceWith(el("span", { class: "photo-missing", text: t("photo.unavailable", { n: i + 1 }) })));
+      photos.append(el("a", { href: url, target: "_blank", rel: "noopener" }, img));
+    });
+    if (x.photos_elsewhere) photos.append(el("span", { text: t("photo.elsewhere", { count: x.photos_elsewhere }) }));
+    if (!x.photos.length && !x.photos_elsewhere) photos.textContent = t("photo.none");
+    facts.append(el("div", { class: "wide" }, el("dt", { text: t("detail.photos") }), photos));
     add(t("detail.opened_at"), x.created_at);
     add(t("col.first_due"), x.first_response_at ? "✓ " + x.first_response_at : x.first_response_due);
     add(t("col.resolution_due"), x.resolution_due);
     add(t("col.assignee"), x.assignee);
     const resolved = x.status === "resolved";
-    for (const id of ["do-claim", "do-resolve", "do-escalate", "reply-send"]) $(id).disabled = resolved;
+    for (const id of ["do-claim", "do-resolve", "do-escalate", "reply-send", "canned-pick"]) $(id).disabled = resolved;
     $("reply-text").disabled = resolved;
+    renderCanned(d.canned || []);
+  }
+
+  // --- canned replies -----------------------------------------------------------------
+
+  let cannedTexts = [];
+
+  function renderCanned(replies) {
+    cannedTexts = replies.map((r) => r.text);
+    const pick = $("canned-pick");
+    pick.replaceChildren(el("option", { value: "", text: replies.length ? t("canned.choose") : t("canned.none") }),
+      ...replies.map((r, i) => el("option", { value: String(i), text: r.title })));
+    $("canned-row").hidden = replies.length === 0;
+  }
+
+  function insertCanned() {
+    const pick = $("canned-pick");
+    if (pick.value === "") return;
+    const box = $("reply-text");
+    const add = cannedTexts[Number(pick.value)];
+    const at = box.selectionStart ?? box.value.length;
+    box.value = box.value.slice(0, at) + add + box.value.slice(box.selectionEnd ?? at);
+    pick.value = "";
+    box.focus();
+    box.setSelectionRange(at + add.length, at + add.length);
+  }
+
+  async function loadCannedAdmin() {
+    const data = await api("/agent/api/canned");
+    const list = $("canned-admin-list");
+    list.replaceChildren(...data.replies.map((r) => {
+      const title = el("input", { value: r.title, maxlength: String(data.title_max), "aria-label": t("canned.title") });
+      const body = el("textarea", { rows: "2", maxlength: String(data.body_max), "aria-label": t("canned.body") });
+      body.value = r.body;
+      const save = el("button", { type: "button", text: t("canned.save") });
+      const del = el("button", { type: "button", class: "secondary", text: t("canned.delete") });
+      save.addEventListener("click", () => cannedChange("/agent/api/canned/" + r.id, { title: title.value, body: body.value }));
+      del.addEventListener("click", () => cannedChange("/agent/api/canned/" + r.id + "/delete", {}));
+      return el("li", { class: "canned-item" }, title, body, el("span", { class: "row-buttons" }, save, del));
+    }));
+  }
+
+  async function cannedChange(path, data) {
+    try {
+      const done = await post(path, data);
+      setStatus(done.message, false);
+      await loadCannedAdmin();
+      return true;
+    } catch (e) {
+      if (e.message !== "session") setStatus(e.message, true);
+      return false;
+    }
   }
 
   function eventItem(e) {
@@ -259,15 +331,63 @@
     }
   }
 
-  async function tick() {
+  async function refresh(withTicket) {
     try {
       await refreshList(); // also while a ticket is open: new complaints are announced
-      await refreshTicket();
+      if (withTicket) await refreshTicket();
       if ($("status").classList.contains("error") && $("status").textContent === t("error.network")) setStatus("");
     } catch (e) {
       /* shown by api() */
     }
-    setTimeout(tick, pollMs);
+  }
+
+  // The fallback: only while the stream is down.
+  function schedulePoll() {
+    if (pollTimer) return; // one at a time: the stream's reconnect errors come every few seconds
+    pollTimer = setTimeout(async () => {
+      pollTimer = null;
+      if (streamUp) return;
+      await refresh(true);
+      if (stream === null) openStream(); // closed for good (a 429, a restart): try again
+      schedulePoll();
+    }, pollMs);
+  }
+
+  // News for the list (and the open ticket): one refresh for a burst of events.
+  function soon(withTicket) {
+    refreshOpen = refreshOpen || withTicket;
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(async () => {
+      const open = refreshOpen;
+      refreshTimer = null;
+      refreshOpen = false;
+      await refresh(open);
+    }, 100);
+  }
+
+  function openStream() {
+    if (!window.EventSource) return;
+    stream = new EventSource("/agent/api/stream" + (cursor !== null ? "?after=" + cursor : ""));
+    stream.addEventListener("open", () => {
+      streamUp = true;
+      $("list-meta").classList.remove("offline");
+    });
+    stream.addEventListener("ticket", (ev) => {
+      const e = JSON.parse(ev.data);
+      if (seenEvents.has(e.id)) return;
+      seenEvents.add(e.id);
+      soon(e.ticket === current);
+    });
+    stream.addEventListener("reload", () => soon(true));
+    stream.addEventListener("signed_out", () => location.assign("/login?next=/agent"));
+    stream.addEventListener("error", () => {
+      streamUp = false;
+      $("list-meta").classList.add("offline");
+      if (stream.readyState === EventSource.CLOSED) {
+        stream = null; // refused (429) or gone: the fallback asks, and retries the stream
+      }
+      schedulePoll();
+    });
   }
 
   function wireForm(formId, textId, action) {
@@ -305,6 +425,25 @@
     $("do-claim").textContent = t("action.claim");
     $("do-resolve").textContent = t("action.resolve");
     $("do-escalate").textContent = t("action.escalate");
+    $("canned-label").textContent = t("canned.label");
+    $("canned-pick").addEventListener("change", insertCanned);
+    isOwner = Boolean(info.owner);
+    if (isOwner) {
+      $("canned-admin").hidden = false;
+      $("canned-admin-heading").textContent = t("canned.heading");
+      $("canned-admin-help").textContent = t("canned.help");
+      $("canned-new-title-label").textContent = t("canned.title");
+      $("canned-new-body-label").textContent = t("canned.body");
+      $("canned-new-add").textContent = t("canned.add");
+      $("canned-new").addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        if (await cannedChange("/agent/api/canned", { title: $("canned-new-title").value, body: $("canned-new-body").value })) {
+          $("canned-new-title").value = "";
+          $("canned-new-body").value = "";
+        }
+      });
+      loadCannedAdmin().catch(() => {});
+    }
     wireForm("reply-form", "reply-text", "reply");
     wireForm("note-form", "note-text", "note");
     for (const id of ["do-claim", "do-resolve", "do-escalate"]) {
@@ -316,8 +455,10 @@
     });
     window.addEventListener("hashchange", route);
     await route();
+    if (cursor === null) await refreshList().catch(() => {}); // opened on a ticket: the stream needs the cursor
+    openStream();
     document.body.classList.add("ready");
-    setTimeout(tick, pollMs);
+    if (!window.EventSource) schedulePoll();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
