@@ -540,7 +540,7 @@ STEPS: tuple[Step, ...] = (
     Step("surveys", _select("SELECT * FROM surveys WHERE customer_id = ? ORDER BY id", _customer_id), _erase_surveys),
     Step("program_surveys", _select("SELECT * FROM program_surveys WHERE customer_id = ? ORDER BY id", _customer_id),
          _erase_program_surveys),
-    Step("ideas", _select(f"SELECT * FROM ideas WHERE customer_id = ? OR contact_id IN ({{contacts}}) ORDER BY id",
+    Step("ideas", _select("SELECT * FROM ideas WHERE customer_id = ? OR contact_id IN ({contacts}) ORDER BY id",
                           lambda s: (*_customer_id(s), *s.contact_ids)), _erase_ideas),
     Step("conversations", _select("SELECT * FROM conversations WHERE contact_id IN ({contacts})", lambda s: s.contact_ids),
          _erase_conversations),

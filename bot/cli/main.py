@@ -17,7 +17,8 @@ from bot import logs
 from bot.cli import backup as backup_cli, order_import as import_cli, privacy as privacy_cli, sources as sources_cli, users as users_cli, web as web_cli, webhooks as webhooks_cli, zalo as zalo_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
-from bot.config import Config, ConfigError, format_duration, load_config
+from bot.config import Config, ConfigError, load_config
+from bot.durations import format_duration
 from flows.digest import Week, parse_week, render_text, to_json, week_bounds
 from flows.texts import SUPPORTED
 from storage import settings

@@ -7,7 +7,8 @@ import argparse
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bot.config import Config, format_duration
+from bot.config import Config
+from bot.durations import format_duration
 from flows import survey_routes as routing
 from storage import zns
 from storage import zalo as zalo_store
