@@ -48,7 +48,6 @@ from bot.services.digest import service_for  # noqa: E402
 from bot.services.programs import ProgramService  # noqa: E402
 from flows.digest import week_bounds  # noqa: E402
 from storage.db import Database  # noqa: E402
-from storage.timefmt import to_db  # noqa: E402
 from testkit.clock import FakeClock  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 4, 0, tzinfo=timezone.utc)  # Monday 11:00 shop time: outside quiet hours
@@ -149,7 +148,7 @@ def fill_programs(path: Path, answers: int, weeks: int) -> None:
     conn.execute(f"UPDATE purchases SET stage = {_case(STAGES, 'id')},"
                  f" staff = 'NV-' || (1 + abs(random()) % 40)")
     seq = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count) "
-    at = f"(:start + (i * :span) / :count + abs(random()) % 3600)"
+    at = "(:start + (i * :span) / :count + abs(random()) % 3600)"
     kinds = (("nps_quarterly", "nps", "abs(random()) % 11", "NULL"),
              ("ces_resolved", "ces", "1 + abs(random()) % 7", "NULL"),
              ("usage_14d", "usage", "NULL", _case(("Uống hằng ngày", "Tiếp khách", "Làm quà", "other"), "abs(random())")),

@@ -82,6 +82,8 @@ def main() -> int:
     print(f"import arrows between them: {len(arrows)}")
     print(f"import floors: {max(floors.values(), default=0)}")
     print(f"import cycles: {len(cycles)}")
+    for cycle in cycles:
+        print(f"  {cycle}")
     print(f"longest function: {longest[0]} ({longest[1]} lines)")
     print(f"largest class: {largest[0]} ({largest[1]} lines, {largest[2]} methods)")
     return 0

@@ -65,7 +65,7 @@ def config(tmp: Path, fake: FakeZaloServer, args: argparse.Namespace, zns_share:
 
 async def setup(app: FeedbotApp, fake: FakeZaloServer, clock: FakeClock, n: int) -> tuple[int, int]:
     policy = app.config.survey_policy()
-    touchpoints = app.config.get("survey", "touchpoints")
+    touchpoints = app.config.survey.touchpoints
     cs = 0
 
     async def customer(i: int) -> None:

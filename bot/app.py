@@ -118,6 +118,10 @@ class FeedbotApp:
         self._polling_task: asyncio.Task[None] | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.order_webhooks: OrderWebhooks | None = None
+        # Built by start(); None until then (stop() after a failed start undoes what was built).
+        self.sender: Sender | None = None
+        self.order_sources: SourceRegistry | None = None
+        self.desk: DeskGroup | None = None
         self.setup_link: str | None = None
         self.backups = Backups(BackupSettings.from_config(config), self.clock, alert=self._backup_failed)
         self.run_lock: RunLock | None = None
@@ -287,7 +291,7 @@ class FeedbotApp:
 
     async def _backup_failed(self, error: str, last: str) -> None:
         """A failed scheduled backup: one text to each owner chat (the job tells once per streak)."""
-        owners = self.desk.config.owner_chat_ids if hasattr(self, "desk") else ()
+        owners = self.desk.config.owner_chat_ids if self.desk is not None else ()
         if not owners:
             return
         message = text(self.desk.config.language, "backup.failed", error=error, last=last)
@@ -384,7 +388,10 @@ class FeedbotApp:
                 owners=Owners(self.desk.channel_name, self.desk.config.owner_chat_ids, agents.language),
                 shop_name=shop, web_link=self.web_chat_url if cfg.web.enabled else None,
                 desk=self.customer_desk, wake_sender=self.sender.wake, refresh_every=cfg.zalo.refresh_every,
+                channel_order=cfg.survey.channel_order, comment_window=policy.comment_window, wording=feedback.wording,
             )
+            if self.routes.policy.resolution_usable:  # a resolved complaint's rating by ZNS where its chat is closed
+                self.agent_desk.ask_resolution = self.routes.ask_resolution
         self.dispatcher = SurveyDispatcher(
             self.db, self.clock, policy, shop, self.effects, wake_sender=self.sender.wake,
             channel_order=cfg.survey.channel_order,
@@ -565,7 +572,7 @@ class FeedbotApp:
         if self.routes is not None:
             # Checked every half hour; a pair older than zalo.refresh_every is refreshed (sends or not).
             jobs += (("zalo-token-keepalive", self.routes.keep_token_alive, TOKEN_CHECK_S),)
-            if self.zns is not None and self.routes.policy.rating_templates:
+            if self.zns is not None and self.routes.policy.read_back:
                 jobs += (("zns-ratings", self.routes.poll_ratings, self.routes.policy.rating_poll_interval.total_seconds()),)
         if self.digests.settings.enabled:  # to the owners' chats, and/or as the digest.ready webhook event
             # A frequent check, not a cron: whatever week is due and unsent goes out, so a
@@ -605,9 +612,9 @@ class FeedbotApp:
             await self.zalo_webhook.drain()
         if self.order_webhooks is not None:
             await self.order_webhooks.drain()
-        if hasattr(self, "order_sources"):
+        if self.order_sources is not None:
             await self.order_sources.close()
-        if hasattr(self, "sender"):
+        if self.sender is not None:
             await self.sender.stop()
         if self._runner is not None:
             await self._runner.cleanup()

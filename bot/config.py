@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flows.survey_routes import ZnsPolicy
+from bot.durations import parse_duration
 from bot.feedback_settings import ARRAY_SECTIONS, FeedbackSettings, SettingError, parse_settings
 from flows.schedule import SurveyPolicy
 from flows.texts import SUPPORTED
@@ -49,34 +50,6 @@ class ConfigError(ValueError):
 
 
 # --- value parsers: each raises ValueError with what it expected ---------------------
-
-_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
-
-
-MAX_DURATION = timedelta(days=3650)  # longer: a typo (and times this far ahead overflow)
-
-
-def parse_duration(value: Any) -> timedelta:
-    if isinstance(value, str) and value.strip() and len(value) <= 40:
-        match = _DURATION.match(value)
-        if match and any(match.groups()):
-            d, h, m, s = (int(g or 0) for g in match.groups())
-            # Compared before timedelta() is built: it overflows past ~2.7 million years.
-            if d * 86400 + h * 3600 + m * 60 + s > MAX_DURATION.total_seconds():
-                raise ValueError(f"longer than {MAX_DURATION.days} days: {value!r}")
-            return timedelta(days=d, hours=h, minutes=m, seconds=s)
-    shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
-    raise ValueError(f"expected a duration like '3h', '90m' or '1h30m', got {shown!r}")
-
-
-def format_duration(value: timedelta) -> str:
-    """A duration the way the config writes it: '3h', '1h30m', '72h', '7d' (the inverse of
-    parse_duration; days from a week up, as config.example.toml writes its defaults)."""
-    seconds = int(value.total_seconds())
-    days, rest = divmod(seconds, 86400) if seconds >= 7 * 86400 else (0, seconds)
-    parts = [(days, "d"), (rest // 3600, "h"), (rest % 3600 // 60, "m"), (rest % 60, "s")]
-    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0m"
-
 
 def _positive_duration(value: Any) -> timedelta:
     parsed = parse_duration(value)
@@ -246,9 +219,10 @@ def _channel_order(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-_ZNS_FIELDS = ("customer_name", "order_id", "shop", "link", "date")
-_ZNS_KEYS = ("enabled", "survey_templates", "rating_templates", "params", "daily_messages", "daily_budget_vnd",
-             "price_vnd", "night_ban", "api_base_url", "messages_per_second", "rating_poll_interval")
+_ZNS_FIELDS = ("customer_name", "order_id", "shop", "link", "date", "ticket")
+_ZNS_KEYS = ("enabled", "survey_templates", "rating_templates", "params", "resolution_templates", "resolution_params",
+             "daily_messages", "daily_budget_vnd", "price_vnd", "night_ban", "api_base_url", "messages_per_second",
+             "rating_poll_interval")
 
 
 def _zns(value: Any) -> ZnsPolicy:
@@ -268,13 +242,19 @@ def _zns(value: Any) -> ZnsPolicy:
             raise ValueError(f"{key}: expected template ids per language like {{ vi = \"123456\", en = \"123457\" }}, got {given!r}")
         return tuple((lang, str(t)) for lang, t in given.items() if str(t))
 
-    params = value.get("params", {"customer_name": "customer_name", "order_id": "order_code", "shop": "shop_name",
-                                  "link": "survey_link"})
-    if not isinstance(params, dict) or not all(
-        k in _ZNS_FIELDS and isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_]{0,64}", v) for k, v in params.items()
-    ):
-        raise ValueError(f"params: expected our fields ({', '.join(_ZNS_FIELDS)}) mapped to the template's parameter"
-                         f" names, like {{ order_id = \"order_code\" }}, got {params!r}")
+    def param_names(key: str, default: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        params = value.get(key, default)
+        if not isinstance(params, dict) or not all(
+            k in _ZNS_FIELDS and isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_]{0,64}", v) for k, v in params.items()
+        ):
+            raise ValueError(f"{key}: expected our fields ({', '.join(_ZNS_FIELDS)}) mapped to the template's parameter"
+                             f" names, like {{ order_id = \"order_code\" }}, got {params!r}")
+        return tuple(params.items())
+
+    params = param_names("params", {"customer_name": "customer_name", "order_id": "order_code", "shop": "shop_name",
+                                    "link": "survey_link"})
+    resolution_params = param_names("resolution_params", {"customer_name": "customer_name", "ticket": "ticket_code",
+                                                          "shop": "shop_name"})
     try:
         night_start, night_end = _quiet_hours(value.get("night_ban", "22:00-06:00"))
     except ValueError as exc:
@@ -293,7 +273,8 @@ def _zns(value: Any) -> ZnsPolicy:
             raise ValueError(f"{key}: {exc}") from None
     policy = ZnsPolicy(
         survey_templates=templates("survey_templates"), rating_templates=templates("rating_templates"),
-        params=tuple(params.items()), night_start=night_start, night_end=night_end, **parsed,
+        params=params, resolution_templates=templates("resolution_templates"), resolution_params=resolution_params,
+        night_start=night_start, night_end=night_end, **parsed,
     )
     if policy.enabled and not policy.survey_template("vi"):
         raise ValueError("enabled: ZNS is on but survey_templates names no template (e.g. { vi = \"123456\" })")
@@ -590,8 +571,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class Section:
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> Any:
-        """The section from its parsed values (keys SCHEMA has and this class does not are
-        left out: see Config.get)."""
+        """The section from its parsed values (tests/test_config.py checks the class has a
+        field for every key SCHEMA has)."""
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
@@ -614,11 +595,6 @@ class DatabaseSection(Section):
     def open(self) -> Any:
         """The configured storage backend (not yet open)."""
         return open_database(self.path, self.url or None)
-
-    def __call__(self) -> Any:
-        """TRANSITIONAL, like Config.get: `config.database()` from before the typed sections;
-        use `config.database.open()`."""
-        return self.open()
 
     def describe(self) -> str:
         """Where the data is, for messages (never the URL: it may carry a password)."""
@@ -874,16 +850,6 @@ class Config:
         names = [f.name for f in fields(cls) if f.name not in ("values", "source", "sources", "feedback")]
         return cls(**{name: SECTION_TYPES[name].of(values[name]) for name in names}, values=values, source=source,
                    sources=sources)
-
-    def get(self, section: str, key: str) -> Any:
-        """TRANSITIONAL, for feature code written this session before the typed sections:
-        read `config.<section>.<key>` instead (give a new key its field in the section's
-        class). To be removed once no caller is left."""
-        return self.values[section][key]
-
-    def section(self, name: str) -> Mapping[str, Any]:
-        """TRANSITIONAL, like get(): a section's values by key."""
-        return self.values[name]
 
     def secrets(self) -> list[str]:
         """Every value that may be a secret (ENV_SECRETS, the order sources' keys), to keep them out of logs."""

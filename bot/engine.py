@@ -305,12 +305,14 @@ class Engine:
         granted_ids = {order_id: purchase_id for purchase_id, order_id, _ in granted}
         target = await self.effects.apply(
             tx, decisions, target, now, contact=contact, ctx=ctx, event=event, actor=customer_actor, granted=granted_ids,
+            webhooks=seen.webhooks_active,
         )
         if newly_linked and target.customer_id is not None and not any(isinstance(d, SendPendingSurveys) for d in decisions):
             await self.dispatcher.dispatch_for_customer(tx, target.customer_id, now)
         if target.customer_id is None and self.link_request is not None:
             await self.link_request(tx, contact, event, now)  # a Zalo follower not linked yet: asked for the phone once
-        log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
+        if log.isEnabledFor(logging.DEBUG):  # its arguments are not even computed otherwise
+            log.debug("contact %s: %s -> %d decisions", contact.id, event.kind, len(decisions))
         return contact.id
 
     async def _survey_view(self, tx: Connection, survey_id: int, contact: ContactRecord, now: datetime) -> SurveyView | None:
@@ -320,10 +322,7 @@ class Engine:
         survey = await start_tokens.survey_for_chat(
             tx, survey_id, contact.id, contact.customer_id, now, self.privacy.start_token_ttl
         )
-        if survey is None:
-            return None
-        return SurveyView(survey.id, survey.customer_id, survey.order_id, survey.status, survey.score,
-                          survey.touchpoint, survey.store)
+        return SurveyView(*survey) if survey is not None else None  # the same fields, in order
 
     async def _program_view(
         self, tx: Connection, event: Inbound, state: str, data: dict[str, Any], customer_id: int | None,
@@ -342,16 +341,15 @@ class Engine:
 
     async def _start_view(self, tx: Connection, token: str, contact: ContactRecord, now: datetime) -> StartView | None:
         """The order behind a /start token (a receipt's link)."""
-        found = await start_tokens.lookup(tx, token, now, self.privacy.start_token_ttl)
+        found = await start_tokens.lookup(tx, token, now, self.privacy.start_token_ttl, contact.id)
         if found is None:
             return None
-        openers = await start_tokens.openers(tx, found.id)
-        others = [c for c in openers if c != contact.id]
         return StartView(
             found.id, found.customer_id, found.customer_name, found.order_id, found.usable,
-            new_here=contact.id not in openers,
+            new_here=not found.opened_here,
             # A demo customer is made up for whoever tries the demo: nothing of anyone's to protect.
-            verifies=(self.privacy.trust_first_token_chat or is_demo_customer(found.external_id)) and not others,
+            verifies=(self.privacy.trust_first_token_chat or is_demo_customer(found.external_id))
+            and not found.opened_elsewhere,
         )
 
     async def _orders(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any, Mapping
 
+from bot.durations import parse_duration
 from flows.holidays import Blackouts
 from flows.programs import CHOICE_KINDS, DEFAULT_PRIORITY, KINDS, TRIGGERS, Audience, ProgramSpec, Trigger
 from flows.routing import Department, Routes, StoreManager
@@ -91,8 +92,6 @@ def _int(key: str, value: Any, low: int, high: int) -> int:
 
 
 def _duration(key: str, value: Any) -> timedelta:
-    from bot.config import parse_duration  # the one duration syntax
-
     try:
         return parse_duration(value)
     except ValueError as exc:

@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from flows.buttons import (
     COMPLAINT as BUTTONS,
     ComplaintCategory,
@@ -46,6 +48,7 @@ TICKET_OPEN = "ticket.open"
 RATE = "ticket.rate"
 MAX_ORDERS_OFFERED = 5
 SCORES = range(1, 6)
+UNHAPPY_RESOLUTION = 3  # a resolution score at or below this is offered the reopening
 
 
 MORE, SEND, CANCEL = (ComplaintStep(s).pack() for s in (ComplaintStep.MORE, ComplaintStep.SEND, ComplaintStep.CANCEL))
@@ -313,24 +316,39 @@ def _on_rating(ctx: Context, pressed: ResolutionScore | None) -> list[Decision]:
     if ticket.resolution_score is not None:
         return [AnswerChoice(text(lang, "csat.already_answered"))]
     score = pressed.score
-    decisions: list[Decision] = [
+    return [
         AnswerChoice(),
         EditChoiceMessage(f"{text(lang, 'complaint.resolved', number=ticket.number)}\n\n{text(lang, 'csat.chosen', score=score)}"),
         RateResolution(ticket.ticket_id, score),
         SetConversation("idle"),
+        *rating_followup(ticket, score, language=lang, now=ctx.now, reopen_window=ctx.complaints.reopen_window),
     ]
-    thanks = text(lang, "complaint.rated", score=score)
-    if score <= 3 and _can_reopen(ticket, ctx):
-        days = ctx.complaints.reopen_window.days
-        button = ((Button(text(lang, "complaint.reopen"), ReopenComplaint(ticket.ticket_id).pack()),),)
-        decisions.append(Reply(f"{thanks}\n{text(lang, 'complaint.offer_reopen', days=days)}", buttons=button))
+
+
+def rating_followup(ticket: TicketView, score: int, *, language: str, now: datetime, reopen_window: timedelta) -> list[Decision]:
+    """What follows a resolution score on the ticket's chat: thanks, and for an unhappy one
+    the offer to reopen (within the window). A tap gets it; so does a rating read back from
+    the ZNS resolution template when the chat is open (bot/services/survey_routes.py)."""
+    thanks = text(language, "complaint.rated", score=score)
+    if offers_reopen(ticket, score, now=now, reopen_window=reopen_window):
+        button = ((Button(text(language, "complaint.reopen"), ReopenComplaint(ticket.ticket_id).pack()),),)
+        reply = Reply(f"{thanks}\n{text(language, 'complaint.offer_reopen', days=reopen_window.days)}", buttons=button)
     else:
-        decisions.append(Reply(thanks))
-    return decisions
+        reply = Reply(thanks)
+    return [reply]
+
+
+def offers_reopen(ticket: TicketView, score: int, *, now: datetime, reopen_window: timedelta) -> bool:
+    """An unhappy resolution score (3 or less) within the reopen window."""
+    return score <= UNHAPPY_RESOLUTION and _within_window(ticket, now, reopen_window)
 
 
 def _can_reopen(ticket: TicketView, ctx: Context) -> bool:
-    return ticket.resolved_at is not None and ctx.now <= ticket.resolved_at + ctx.complaints.reopen_window
+    return _within_window(ticket, ctx.now, ctx.complaints.reopen_window)
+
+
+def _within_window(ticket: TicketView, now: datetime, reopen_window: timedelta) -> bool:
+    return ticket.resolved_at is not None and now <= ticket.resolved_at + reopen_window
 
 
 def _on_reopen(ctx: Context, pressed: ReopenComplaint | None) -> list[Decision]:

@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flows.buttons import ComplaintStart, CsatChoice
 from flows.model import (
@@ -123,15 +123,27 @@ def on_choice(event: Inbound, ctx: Context) -> list[Decision]:
 
 
 def _record_score(survey: SurveyView, score: int, ctx: Context) -> list[Decision]:
-    until = ctx.now + ctx.policy.comment_window
-    lang = ctx.contact.language
-    buttons: tuple[Button, ...] = (Button(text(lang, "csat.skip"), skip_choice(survey.survey_id)),)
-    if score <= ctx.complaints.low_score:
-        # A very unhappy customer is offered a complaint: a human will answer it.
-        buttons = (Button(text(lang, "csat.complain"), complaint_start_choice(survey.survey_id)), *buttons)
     return [
         RecordScore(survey.survey_id, score),
-        Reply(_followup_text(lang, score, survey, ctx), buttons=(buttons,), survey_id=survey.survey_id),
+        *followup(survey, score, language=ctx.contact.language, now=ctx.now, comment_window=ctx.policy.comment_window,
+                  low_score=ctx.complaints.low_score, shop=ctx.shop_name, wording=_wording(ctx)),
+    ]
+
+
+def followup(
+    survey: SurveyView, score: int, *, language: str, now: datetime, comment_window: timedelta, low_score: int,
+    shop: str, wording: Wording = DEFAULT_WORDING,
+) -> list[Decision]:
+    """What follows a score, on the chat that gets it: thanks, the optional question for a
+    comment (with Skip), and for a low score the complaint button. A tap gets it; so does a
+    rating read back from ZNS when the customer has a chat open (bot/services/survey_routes.py)."""
+    until = now + comment_window
+    buttons: tuple[Button, ...] = (Button(text(language, "csat.skip"), skip_choice(survey.survey_id)),)
+    if score <= low_score:
+        # A very unhappy customer is offered a complaint: a human will answer it.
+        buttons = (Button(text(language, "csat.complain"), complaint_start_choice(survey.survey_id)), *buttons)
+    return [
+        Reply(_followup_text(language, score, survey, wording, shop), buttons=(buttons,), survey_id=survey.survey_id),
         SetConversation(AWAITING_COMMENT, {"survey_id": survey.survey_id, "until": until.isoformat()}),
     ]
 
@@ -140,10 +152,10 @@ def _wording(ctx: Context) -> Wording:
     return ctx.wording if isinstance(ctx.wording, Wording) else DEFAULT_WORDING
 
 
-def _followup_text(lang: str, score: int, survey: SurveyView, ctx: Context) -> str:
+def _followup_text(lang: str, score: int, survey: SurveyView, wording: Wording, shop: str) -> str:
     def say(key: str) -> str:
-        return _wording(ctx).text(lang, key, touchpoint=survey.touchpoint, store=survey.store, score=score,
-                                  shop=ctx.shop_name, order=survey.order_id)
+        return wording.text(lang, key, touchpoint=survey.touchpoint, store=survey.store, score=score,
+                            shop=shop, order=survey.order_id)
 
     if score >= HIGH_SCORE:
         return f"{say('thanks_high')}\n{say('followup_high')}"
@@ -154,7 +166,7 @@ def _on_skip(survey: SurveyView, ctx: Context) -> list[Decision]:
     lang = ctx.contact.language
     decisions: list[Decision] = [AnswerChoice()]
     if survey.score is not None:
-        decisions.append(EditChoiceMessage(_followup_text(lang, survey.score, survey, ctx)))
+        decisions.append(EditChoiceMessage(_followup_text(lang, survey.score, survey, _wording(ctx), ctx.shop_name)))
     if _awaiting_comment_for(survey, ctx):
         decisions += [SetConversation("idle"), Reply(text(lang, "csat.skipped"))]
     return decisions

@@ -332,6 +332,7 @@ class Digest:
     questions: QuestionFigures = QuestionFigures()
     routes: tuple[tuple[str, int], ...] = ()  # surveys sent per route (cs, zns), when ZNS is in use
     zns_spend: tuple[int, int] = (0, 0)  # ZNS messages and VND this week
+    resolution_zns: tuple[int, int] = (0, 0)  # resolved complaints' ratings by ZNS: asked, answered
 
     @property
     def empty(self) -> bool:
@@ -556,6 +557,7 @@ def make_digest(
     questions: QuestionStatsLike | None = None,
     routes: Sequence[tuple[str, int]] = (),
     zns_spend: tuple[int, int] = (0, 0),
+    resolution_zns: tuple[int, int] = (0, 0),
 ) -> Digest:
     start, end = week_bounds(week, tz)
     return Digest(
@@ -582,6 +584,7 @@ def make_digest(
         undelivered=undelivered,
         routes=tuple(sorted(routes)),
         zns_spend=zns_spend,
+        resolution_zns=resolution_zns,
         questions=QuestionFigures() if questions is None else QuestionFigures(
             questions.opened, Durations.of(questions.first_response_s)
         ),
@@ -663,6 +666,7 @@ def to_json(d: Digest) -> dict[str, Any]:
         },
         "complaints": {
             **_complaints_json(now_c),
+            "resolution_by_zns": {"asked": d.resolution_zns[0], "answered": d.resolution_zns[1]},
             "still_open": d.complaints.still_open,
             "oldest_open": [
                 {"number": o.number, "category": o.category, "opened_at": local(o.opened_at)}
@@ -820,6 +824,8 @@ def render_text(d: Digest, language: str) -> str:
             resolution_csat=fmt_pct(c.resolution_csat.csat_pct, language) + f" ({n(c.resolution_csat.answers)})",
             reopened=n(c.reopened),
         ))
+    if d.resolution_zns[0] or d.resolution_zns[1]:
+        out.append(t("digest.resolution_zns", asked=n(d.resolution_zns[0]), answered=n(d.resolution_zns[1])))
     if d.complaints.oldest_open:
         items = " · ".join(
             t("digest.open_item", number=o.number, category=label(language, "category", o.category),

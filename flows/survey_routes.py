@@ -25,6 +25,10 @@ class ZnsPolicy:
     survey_templates: tuple[tuple[str, str], ...] = ()  # (language, template id)
     rating_templates: tuple[tuple[str, str], ...] = ()  # the "service rating" templates read back
     params: tuple[tuple[str, str], ...] = ()  # (our field, the template's parameter name)
+    # A resolved complaint's rating ("service rating" templates, read back like the survey's)
+    # where its chat cannot take a message now; and their parameter names.
+    resolution_templates: tuple[tuple[str, str], ...] = ()
+    resolution_params: tuple[tuple[str, str], ...] = ()
     daily_messages: int = 0  # 0: no limit of ours (Zalo's own quota still answers)
     daily_budget_vnd: int = 0  # 0: no limit
     price_vnd: int = 200
@@ -37,12 +41,28 @@ class ZnsPolicy:
     window: timedelta = CS_WINDOW
 
     def survey_template(self, language: str) -> str | None:
-        templates = dict(self.survey_templates)
-        return templates.get(language) or templates.get("vi") or next(iter(templates.values()), None)
+        return _by_language(self.survey_templates, language)
+
+    def resolution_template(self, language: str) -> str | None:
+        return _by_language(self.resolution_templates, language)
 
     @property
     def usable(self) -> bool:
         return self.enabled and bool(self.survey_template("vi"))
+
+    @property
+    def resolution_usable(self) -> bool:
+        return self.enabled and bool(self.resolution_template("vi"))
+
+    @property
+    def read_back(self) -> tuple[str, ...]:
+        """The rating templates whose answers are read back: the surveys' and the resolutions'."""
+        return tuple(dict.fromkeys(t for _, t in (*self.rating_templates, *self.resolution_templates)))
+
+
+def _by_language(templates: tuple[tuple[str, str], ...], language: str) -> str | None:
+    found = dict(templates)
+    return found.get(language) or found.get("vi") or next(iter(found.values()), None)
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,22 @@ def choose_route(
     if closed is not None:
         return Unreachable("zalo_window_closed_no_zns" if phone else "zalo_window_closed_no_phone")
     return Unreachable("no_chat_no_zns" if phone else "no_chat_no_phone")
+
+
+def resolution_route(
+    *, now: datetime, chat: Candidate | None, phone: str | None, zns_usable: bool, window: timedelta = CS_WINDOW,
+) -> Route | Unreachable:
+    """Where a resolved complaint's rating question goes: its own chat if that can take a
+    conversational message now (`chat`: None when it cannot take any, a phone-only contact),
+    else the resolution template to the phone; Unreachable when neither."""
+    return choose_route(now=now, candidates=[chat] if chat else [], phone=phone, zns_usable=zns_usable, window=window)
+
+
+def open_chat(*, now: datetime, candidates: list[Candidate], window: timedelta = CS_WINDOW) -> int | None:
+    """The first of the customer's chats that can take a conversational message now (a
+    rating read back from ZNS is followed up there as a tap would be); None: no such chat."""
+    route = choose_route(now=now, candidates=candidates, phone=None, zns_usable=False, window=window)
+    return route.contact_id if isinstance(route, Route) else None
 
 
 # --- ZNS rules ----------------------------------------------------------------------------
@@ -145,12 +181,13 @@ def may_spend(spent: Spent, policy: ZnsPolicy) -> BudgetCheck:
     return BudgetCheck(True)
 
 
-def template_data(policy: ZnsPolicy, values: dict[str, str]) -> dict[str, str]:
-    """The template's parameters from our fields (`params` maps field -> parameter name);
-    fields the template does not name are left out. Zalo caps parameter values (30 characters
-    for names, 200 for others as its templates are commonly set up): clipped, never refused."""
+def template_data(policy: ZnsPolicy, values: dict[str, str], *, resolution: bool = False) -> dict[str, str]:
+    """The template's parameters from our fields (`params`, or `resolution_params` for the
+    resolution template, map field -> parameter name); fields the template does not name are
+    left out. Zalo caps parameter values (30 characters for names, 200 for others as its
+    templates are commonly set up): clipped, never refused."""
     out: dict[str, str] = {}
-    for ours, theirs in policy.params:
+    for ours, theirs in policy.resolution_params if resolution else policy.params:
         if ours in values and theirs:
             limit = 200 if ours == "link" else 30 if ours == "customer_name" else 100
             out[theirs] = values[ours][:limit]

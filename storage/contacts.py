@@ -85,6 +85,9 @@ class SeenContact:
     # Telegram / Zalo user id), if any.
     known_customer_id: int | None
     has_tickets: bool  # open, or resolved since `tickets_since`
+    # Whether any outgoing webhook endpoint is active (else no event of this update is built
+    # or looked up: bot/webhooks/events.py), read in this transaction.
+    webhooks_active: bool = True
 
 
 # The platform user id columns of customers, by channel (storage knows its columns).
@@ -105,7 +108,8 @@ def _seen_sql(channel: str) -> str:
         " (SELECT c.opted_out_at FROM customers c WHERE c.id = contacts.customer_id),"
         f" {known},"
         " EXISTS (SELECT 1 FROM tickets t WHERE t.contact_id = contacts.id"
-        " AND (t.status != 'resolved' OR t.resolved_at >= ?))"
+        " AND (t.status != 'resolved' OR t.resolved_at >= ?)),"
+        " EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.status = 'active')"
     )
 
 
@@ -124,8 +128,9 @@ async def upsert_seen_with_context(
     tickets_since: datetime,
 ) -> SeenContact:
     """upsert_seen, and in the same statement the contact's conversation, its customer's name
-    and opt-out, the customer the shop named for this chat identity (when not linked), and
-    whether it has tickets worth loading (one statement for what took three or four)."""
+    and opt-out, the customer the shop named for this chat identity (when not linked),
+    whether it has tickets worth loading, and whether any webhook endpoint is active (one
+    statement for what took three or four)."""
     at = to_db(now)
     sql = _SEEN_SQL.get(channel) or _SEEN_SQL[None]
     params: tuple[Any, ...] = (channel, platform_user_id, chat_id, display_name, language, at, at)
@@ -133,10 +138,10 @@ async def upsert_seen_with_context(
         params += (platform_user_id,)
     rows = await conn.execute_fetchall(sql, (*params, to_db(tickets_since)))
     row = rows[0]
-    state, data, customer_name, customer_opted_out_at, known, has_tickets = row[11:]
+    state, data, customer_name, customer_opted_out_at, known, has_tickets, webhooks_active = row[11:]
     return SeenContact(
         _record(row[:11]), state or "idle", json.loads(data) if data else {}, customer_name,
-        customer_opted_out_at is not None, known, bool(has_tickets),
+        customer_opted_out_at is not None, known, bool(has_tickets), bool(webhooks_active),
     )
 
 

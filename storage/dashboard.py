@@ -218,7 +218,7 @@ async def customer_history(conn: Connection, customer_id: int, stores: tuple[str
         return None
     tickets = await conn.execute_fetchall(
         "SELECT t.id, t.kind, t.category, t.status, t.created_at, t.resolved_at, COALESCE(p.store, '')"
-        f" FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id WHERE t.customer_id = ?"
+        " FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id WHERE t.customer_id = ?"
         + (_in("p.store", stores)[0] if stores is not None else "") + " ORDER BY t.created_at DESC LIMIT 200",
         [customer_id, *(stores or ())])
     return {

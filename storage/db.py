@@ -93,7 +93,7 @@ async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] 
 
 def _run_in_transaction(raw: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[int | None, int]]:
     """On the database thread: BEGIN IMMEDIATE, every statement, COMMIT (ROLLBACK on error)."""
-    raw.execute("BEGIN IMMEDIATE")
+    _begin_waiting(raw)
     try:
         results = []
         for sql, params in statements:
@@ -115,14 +115,14 @@ def _truncate_wal(raw: sqlite3.Connection) -> bool:
     try:
         busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     finally:
-        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").fetchall()
+        raw.execute("PRAGMA busy_timeout=0").fetchall()  # the writer's (Database._open)
     return bool(busy)
 
 
 def _begin_if_free(raw: sqlite3.Connection) -> bool:
     """BEGIN IMMEDIATE right here if SQLite's write lock is free now; False, without
-    waiting, if another process holds it (waiting here would stall the event loop)."""
-    raw.execute("PRAGMA busy_timeout=0").fetchall()
+    waiting, if another process holds it (waiting here would stall the event loop). The
+    writer's busy timeout is 0 (Database._open), so SQLite answers at once."""
     try:
         raw.execute("BEGIN IMMEDIATE")
         return True
@@ -130,8 +130,19 @@ def _begin_if_free(raw: sqlite3.Connection) -> bool:
         if raw.in_transaction or "locked" not in str(exc):
             raise
         return False
+
+
+def _begin_waiting(raw: sqlite3.Connection) -> None:
+    """On the database thread: BEGIN IMMEDIATE, waiting up to BUSY_TIMEOUT_MS for another
+    process's write lock. The writer's busy timeout is 0 (set once, in Database._open, so an
+    inline BEGIN costs no PRAGMA): the wait is turned on only when the lock is taken."""
+    if _begin_if_free(raw):
+        return
+    raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").fetchall()
+    try:
+        raw.execute("BEGIN IMMEDIATE")
     finally:
-        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}").fetchall()
+        raw.execute("PRAGMA busy_timeout=0").fetchall()
 
 
 def _commit(raw: sqlite3.Connection) -> None:
@@ -290,6 +301,11 @@ class Database(Backend):
         else:
             await self._check_version()
         self._reader = await self._connect()
+        # Once migrated, the writer never waits inside SQLite: every transaction begins by
+        # _begin_if_free (inline, on the loop) or _begin_waiting (on its thread, where it turns
+        # the busy timeout on for that one BEGIN when another process holds the write lock);
+        # past BEGIN IMMEDIATE, WAL has nothing left to wait for.
+        await self.writer.execute_fetchall("PRAGMA busy_timeout=0")
         if self.path != ":memory:":
             # Our commits never checkpoint (that would stall the event loop, inline commits
             # run on it): _checkpoints does it on its own connection and thread.
@@ -411,7 +427,7 @@ class Database(Backend):
         if inline and _begin_if_free(conn._conn):
             return
         try:
-            await _settled(conn.execute("BEGIN IMMEDIATE"))
+            await _settled(conn._execute(_begin_waiting, conn._conn))
         except asyncio.CancelledError:
             if conn._conn.in_transaction:  # it ran on the database thread all the same
                 await _settled(conn.execute("ROLLBACK"))
@@ -604,7 +620,7 @@ def _run_migrations(raw: sqlite3.Connection, pending: list[tuple[int, str, str]]
     """On the database thread: BEGIN IMMEDIATE, each migration's version row then its SQL, COMMIT;
     ROLLBACK of all on any error. The version row goes in first: a second process racing to
     the same migration waits for our write lock, then fails on the primary key before any DDL."""
-    raw.execute("BEGIN IMMEDIATE")
+    _begin_waiting(raw)
     try:
         for version, name, sql in pending:
             try:

@@ -429,7 +429,8 @@ class PgDatabase(Backend):
     def unit(self) -> "_PgUnit":
         """A small unit of writes, committed before the block returns, sharing its transaction
         (and its one COMMIT, the one fsync) with the units queued behind it: group commit, as
-        storage/db.py's unit() does; each unit in a savepoint, so one failing undoes only its own."""
+        storage/db.py's unit() does; each unit after the first in a savepoint, so one failing undoes
+        only its own (the first, failing, rolls back the transaction, which holds nothing else yet)."""
         return _PgUnit(self)
 
     async def _commit_units_later(self) -> None:
@@ -633,9 +634,10 @@ class PgDatabase(Backend):
 
 
 class _PgUnit:
-    """PgDatabase.unit(): the write lock, a savepoint in the shared transaction, the wait for its COMMIT."""
+    """PgDatabase.unit(): the write lock, a savepoint in the shared transaction (none for its
+    first unit, as on SQLite), the wait for its COMMIT."""
 
-    __slots__ = ("_db", "_waiters")
+    __slots__ = ("_db", "_waiters", "_first")
 
     def __init__(self, db: PgDatabase) -> None:
         self._db = db
@@ -645,27 +647,37 @@ class _PgUnit:
         await db._write_lock.acquire()
         try:
             raw = db.writer.raw
-            if db._unit_waiters is None:
+            # The first unit of a transaction needs no savepoint: should it fail, nothing else
+            # is in the transaction yet (the write lock is held), so all of it is rolled back.
+            self._first = db._unit_waiters is None
+            if self._first:
                 await _settled(raw.execute("BEGIN"))
                 db._unit_waiters = []
                 task = asyncio.create_task(db._commit_units_later())
                 db._tasks.add(task)
                 task.add_done_callback(db._tasks.discard)
+            else:
+                await _settled(raw.execute("SAVEPOINT unit"))
             self._waiters = db._unit_waiters
-            await _settled(raw.execute("SAVEPOINT unit"))
         except BaseException:
             db._write_lock.release()
             raise
         return db.writer
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        raw = self._db.writer.raw
+        db = self._db
+        raw = db.writer.raw
         try:
-            if exc_type is not None:  # this unit's writes only; the shared transaction goes on
-                await _settled(raw.execute("ROLLBACK TO SAVEPOINT unit"))
-            await _settled(raw.execute("RELEASE SAVEPOINT unit"))
+            if self._first:
+                if exc_type is not None:  # the transaction held this unit's writes only
+                    db._unit_waiters = None  # its COMMIT task finds nothing to commit
+                    await _settled(raw.execute("ROLLBACK"))
+            else:
+                if exc_type is not None:  # this unit's writes only; the shared transaction goes on
+                    await _settled(raw.execute("ROLLBACK TO SAVEPOINT unit"))
+                await _settled(raw.execute("RELEASE SAVEPOINT unit"))
         finally:
-            self._db._write_lock.release()
+            db._write_lock.release()
         if exc_type is None:
             committed = asyncio.get_running_loop().create_future()
             self._waiters.append(committed)

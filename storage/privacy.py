@@ -12,6 +12,7 @@ customer ("contact:<n>").
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -354,6 +355,122 @@ async def _erase_start_tokens(conn: Connection, s: Subject, now: datetime) -> in
     return count + cur.rowcount
 
 
+# --- order deliveries a sales system sent that could not be handled -----------------------
+# A failed delivery keeps its raw body (names, phones, addresses) for a look until the
+# retention purge (PURGES below); a person's erasure cannot wait for that. The body is the
+# sales system's own JSON, so the person is found by what identifies them in it: their phone
+# in any writing (0912 345 678, +84912345678, 84-912-345-678, a number), their name, and the
+# customer and order numbers that system gave them (our external id and order ids keep them
+# after "<source>:"). Deliveries still pending are left to be handled (the person's new order
+# makes a new customer, as any order after an erasure does).
+
+_DIGIT_RUN = re.compile(r"\+?\d[\d\s().\-/]{5,24}\d")
+DELIVERY_PAGE = 500
+
+
+def _phone_digits(raw: Any) -> str | None:
+    """A phone number's national digits (912345678 for 0912 345 678, +84 912 345 678 or
+    0084912345678); None when it cannot be one."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        return None
+    digits = re.sub(r"\D", "", str(raw))
+    if digits.startswith("0084"):
+        digits = digits[4:]
+    elif digits.startswith("84") and len(digits) >= 11:
+        digits = digits[2:]
+    digits = digits.lstrip("0")
+    return digits if 8 <= len(digits) <= 10 else None
+
+
+@dataclass(frozen=True)
+class _Marks:
+    """What identifies the subject in a sales system's delivery."""
+
+    phones: frozenset[str]
+    names: frozenset[str]  # folded (case, whitespace)
+    ids: frozenset[tuple[str, str]]  # (source, the system's own customer or order number)
+
+    def __bool__(self) -> bool:
+        return bool(self.phones or self.names or self.ids)
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _after_source(value: str) -> tuple[str, str] | None:
+    source, sep, own = value.partition(":")
+    return (source, own) if sep and own and not source.startswith(ERASED) else None
+
+
+async def _delivery_marks(conn: Connection, s: Subject) -> _Marks:
+    if s.customer_id is None:
+        return _Marks(frozenset(), frozenset(), frozenset())
+    row = await fetch_one(conn, "SELECT name, phone, external_id FROM customers WHERE id = ?", (s.customer_id,))
+    orders = await conn.execute_fetchall("SELECT order_id FROM purchases WHERE customer_id = ?", (s.customer_id,))
+    phone = _phone_digits(row["phone"]) if row and row["phone"] else None
+    name = _fold(row["name"]) if row and row["name"] else ""
+    ids = [_after_source(v) for v in [row["external_id"] if row else "", *(r[0] for r in orders)] if v]
+    return _Marks(frozenset({phone} if phone else ()), frozenset({name} if len(name) >= 4 else ()),
+                  frozenset(i for i in ids if i is not None))
+
+
+def _mentions(body: str, source: str, marks: _Marks) -> bool:
+    """Whether a delivery's body names the subject (its JSON values; the raw text if it is not JSON)."""
+    own_ids = {own for src, own in marks.ids if src == source}
+    try:
+        values: list[Any] = [json.loads(body)]
+    except ValueError:
+        values = [body]
+        texts = [body]
+    else:
+        texts = []
+    while values:
+        value = values.pop()
+        if isinstance(value, dict):
+            values.extend(value.values())
+        elif isinstance(value, list):
+            values.extend(value)
+        elif isinstance(value, (str, int)) and not isinstance(value, bool):
+            text = str(value)
+            if _phone_digits(text) in marks.phones or text.lstrip("#") in {i.lstrip("#") for i in own_ids}:
+                return True
+            folded = _fold(text)
+            if any(name == folded or (len(name) >= 8 and name in folded) for name in marks.names):
+                return True
+            texts.append(text)
+    # A phone inside a longer text (an address line, a note): every run of digits.
+    return any(_phone_digits(m.group(0)) in marks.phones for t in texts for m in _DIGIT_RUN.finditer(t))
+
+
+async def _failed_deliveries(conn: Connection, s: Subject) -> list[dict[str, Any]]:
+    marks = await _delivery_marks(conn, s)
+    found: list[dict[str, Any]] = []
+    if not marks:
+        return found
+    after = 0
+    while True:
+        rows = await conn.execute_fetchall(
+            "SELECT id, source, delivery_id, topic, status, outcome, body, received_at FROM order_deliveries"
+            " WHERE id > ? AND body IS NOT NULL AND status = 'failed' ORDER BY id LIMIT ?", (after, DELIVERY_PAGE))
+        found += [dict(r) for r in rows if _mentions(r["body"], r["source"], marks)]
+        if len(rows) < DELIVERY_PAGE:
+            return found
+        after = rows[-1]["id"]
+
+
+async def _export_deliveries(conn: Connection, s: Subject) -> list[dict[str, Any]]:
+    return await _failed_deliveries(conn, s)
+
+
+async def _erase_deliveries(conn: Connection, s: Subject, now: datetime) -> int:
+    ids = [d["id"] for d in await _failed_deliveries(conn, s)]
+    if not ids:
+        return 0
+    cur = await conn.execute(f"UPDATE order_deliveries SET body = NULL WHERE id IN ({_marks(ids)})", ids)
+    return cur.rowcount
+
+
 # What names, reaches or quotes a person in a webhook event's data (bot/webhooks/events.py):
 # set to null on erasure; the rest (ids, scores, times, categories) stays.
 WEBHOOK_PERSONAL = frozenset({"customer", "comment", "description", "contact_name"})
@@ -401,6 +518,8 @@ class Step:
 
 # One entry per table holding personal data. Adding a table = adding a Step.
 STEPS: tuple[Step, ...] = (
+    # First: it finds the deliveries by the customer's name, phone and order numbers.
+    Step("order_deliveries", _export_deliveries, _erase_deliveries),
     Step("customers", _select("SELECT * FROM customers WHERE id = ?", _customer_id), _erase_customer),
     # Before "contacts", which blanks the chat ids (a web contact's chat id is its session).
     Step("web_messages", _export_web, _erase_web),
@@ -421,7 +540,7 @@ STEPS: tuple[Step, ...] = (
     Step("surveys", _select("SELECT * FROM surveys WHERE customer_id = ? ORDER BY id", _customer_id), _erase_surveys),
     Step("program_surveys", _select("SELECT * FROM program_surveys WHERE customer_id = ? ORDER BY id", _customer_id),
          _erase_program_surveys),
-    Step("ideas", _select(f"SELECT * FROM ideas WHERE customer_id = ? OR contact_id IN ({{contacts}}) ORDER BY id",
+    Step("ideas", _select("SELECT * FROM ideas WHERE customer_id = ? OR contact_id IN ({contacts}) ORDER BY id",
                           lambda s: (*_customer_id(s), *s.contact_ids)), _erase_ideas),
     Step("conversations", _select("SELECT * FROM conversations WHERE contact_id IN ({contacts})", lambda s: s.contact_ids),
          _erase_conversations),

@@ -8,10 +8,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from storage import surveys
 from storage.db import Connection, fetch_one
-from storage.surveys import SurveyRecord
 from storage.timefmt import from_db, to_db
 
 # A token's survey closed this long ago or more: expired. Unanswered surveys close too
@@ -31,6 +30,8 @@ class StartToken:
     customer_name: str
     usable: bool  # not revoked, not expired
     external_id: str = ""  # the shop's id of the customer
+    opened_here: bool = False  # the chat lookup() was given opened this token before
+    opened_elsewhere: bool = False  # another chat did
 
 
 def new_token() -> str:
@@ -64,18 +65,21 @@ async def rotate(conn: Connection, purchase_id: int, customer_id: int, now: date
     return await create(conn, purchase_id, customer_id, now)
 
 
-async def lookup(conn: Connection, token: str, now: datetime, ttl: timedelta) -> StartToken | None:
+async def lookup(conn: Connection, token: str, now: datetime, ttl: timedelta, contact_id: int) -> StartToken | None:
+    """The token, and whether this chat (`contact_id`) or another opened it before (one statement)."""
     row = await fetch_one(
         conn,
-        f"SELECT t.id, t.purchase_id, t.customer_id, p.order_id, c.name, {_USABLE}, c.external_id"
+        f"SELECT t.id, t.purchase_id, t.customer_id, p.order_id, c.name, {_USABLE}, c.external_id,"
+        " EXISTS (SELECT 1 FROM start_token_uses u WHERE u.token_id = t.id AND u.contact_id = ?),"
+        " EXISTS (SELECT 1 FROM start_token_uses u WHERE u.token_id = t.id AND u.contact_id != ?)"
         " FROM start_tokens t JOIN purchases p ON p.id = t.purchase_id JOIN customers c ON c.id = t.customer_id"
         " WHERE t.token = ? AND c.erased_at IS NULL",
-        (to_db(now - ttl), token),
+        (to_db(now - ttl), contact_id, contact_id, token),
     )
     if row is None:
         return None
-    id_, purchase_id, customer_id, order_id, name, usable, external_id = row
-    return StartToken(id_, purchase_id, customer_id, order_id, name, bool(usable), external_id)
+    id_, purchase_id, customer_id, order_id, name, usable, external_id, here, elsewhere = row
+    return StartToken(id_, purchase_id, customer_id, order_id, name, bool(usable), external_id, bool(here), bool(elsewhere))
 
 
 async def use(conn: Connection, token_id: int, contact_id: int, now: datetime) -> None:
@@ -85,14 +89,6 @@ async def use(conn: Connection, token_id: int, contact_id: int, now: datetime) -
         " SELECT id, purchase_id, ?, ? FROM start_tokens WHERE id = ? ON CONFLICT (token_id, contact_id) DO NOTHING",
         (contact_id, to_db(now), token_id),
     )
-
-
-async def openers(conn: Connection, token_id: int) -> list[int]:
-    """The chats that opened this token, first first."""
-    rows = await conn.execute_fetchall(
-        "SELECT contact_id FROM start_token_uses WHERE token_id = ? ORDER BY used_at, id", (token_id,)
-    )
-    return [r[0] for r in rows]
 
 
 async def granted_orders(
@@ -108,19 +104,34 @@ async def granted_orders(
     return [(r[0], r[1], from_db(r[2])) for r in rows]  # type: ignore[misc]
 
 
+class ChatSurvey(NamedTuple):
+    """What a chat is shown of a survey it refers to (the engine's SurveyView, field for field)."""
+
+    id: int
+    customer_id: int
+    order_id: str
+    status: str
+    score: int | None
+    touchpoint: str
+    store: str | None
+
+
 async def survey_for_chat(
     conn: Connection, survey_id: int, contact_id: int, customer_id: int | None, now: datetime, ttl: timedelta
-) -> SurveyRecord | None:
+) -> ChatSurvey | None:
     """The survey, if this chat may see it: its customer's (the chat is linked to them), or
-    that of an order whose receipt link this chat opened (a usable token); else None."""
+    that of an order whose receipt link this chat opened (a usable token); else None. Only
+    the columns a chat is shown (most inbound updates read one: no times parsed, no record)."""
     row = await fetch_one(
         conn,
-        f"{surveys._SELECT} WHERE s.id = ? AND (s.customer_id = ? OR EXISTS (SELECT 1 FROM start_token_uses u"
+        "SELECT s.id, s.customer_id, p.order_id, s.status, s.score, s.touchpoint, s.store"
+        " FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
+        " WHERE s.id = ? AND (s.customer_id = ? OR EXISTS (SELECT 1 FROM start_token_uses u"
         f" JOIN start_tokens t ON t.id = u.token_id WHERE u.contact_id = ? AND u.purchase_id = s.purchase_id"
         f" AND {_USABLE}))",
         (survey_id, customer_id, contact_id, to_db(now - ttl)),
     )
-    return surveys._record(row) if row else None
+    return ChatSurvey(*row) if row else None
 
 
 async def is_granted(conn: Connection, contact_id: int, purchase_id: int, now: datetime, ttl: timedelta) -> bool:

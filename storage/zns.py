@@ -78,26 +78,52 @@ async def set_tracking_id(conn: Connection, outbox_id: int, payload: dict[str, A
     )
 
 
-async def survey_of_tracking_id(conn: Connection, tracking_id: str) -> int | None:
+@dataclass(frozen=True)
+class Tracked:
+    """What a ZNS message was about, found by its tracking_id (our outbox row's id)."""
+
+    survey_id: int | None
+    ticket_id: int | None  # a resolved complaint's rating
+    queued_at: datetime
+
+
+async def of_tracking_id(conn: Connection, tracking_id: str) -> Tracked | None:
     if not tracking_id.isdigit() or len(tracking_id) > 18:
         return None
     row = await fetch_one(
-        conn, "SELECT survey_id FROM outbox WHERE id = ? AND channel = 'zns'", (int(tracking_id),)
+        conn, "SELECT survey_id, ticket_id, created_at FROM outbox WHERE id = ? AND channel = 'zns'", (int(tracking_id),)
     )
-    return row[0] if row else None
+    return Tracked(row[0], row[1], from_db(row[2])) if row else None  # type: ignore[arg-type]
 
 
 # --- ratings ------------------------------------------------------------------------------------
 
 
-async def record_rating(conn: Connection, rating_id: str, survey_id: int | None, score: int, now: datetime) -> bool:
+async def record_rating(conn: Connection, rating_id: str, survey_id: int | None, score: int, now: datetime,
+                        ticket_id: int | None = None) -> bool:
     """True the first time this rating is seen (it is handled once, however often it is read)."""
     cur = await conn.execute(
-        "INSERT INTO zns_ratings (rating_id, survey_id, score, received_at) VALUES (?, ?, ?, ?)"
+        "INSERT INTO zns_ratings (rating_id, survey_id, ticket_id, score, received_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (rating_id) DO NOTHING",
-        (rating_id[:100], survey_id, score, to_db(now)),
+        (rating_id[:100], survey_id, ticket_id, score, to_db(now)),
     )
     return cur.rowcount == 1
+
+
+# Resolution ratings by ZNS: asked (the templates queued) and answered (read back) in [start, end).
+RESOLUTIONS_ASKED = ("SELECT COUNT(*) FROM outbox WHERE created_at >= ? AND created_at < ? AND channel = 'zns'"
+                     " AND ticket_id IS NOT NULL")
+RESOLUTIONS_ANSWERED = ("SELECT COUNT(*) FROM zns_ratings WHERE received_at >= ? AND received_at < ?"
+                        " AND ticket_id IS NOT NULL")
+
+
+async def resolution_counts(conn: Connection, start: datetime, end: datetime) -> tuple[int, int]:
+    """(asked, answered): resolved complaints' ratings by the ZNS template in [start, end)."""
+    counts = []
+    for sql in (RESOLUTIONS_ASKED, RESOLUTIONS_ANSWERED):
+        row = await fetch_one(conn, sql, (to_db(start), to_db(end)))
+        counts.append(int(row[0]) if row else 0)
+    return counts[0], counts[1]
 
 
 async def last_rating_at(conn: Connection) -> datetime | None:
@@ -159,3 +185,9 @@ async def zalo_last_seen(conn: Connection, customer_id: int) -> dict[int, tuple[
         (customer_id,),
     )
     return {row[0]: (row[1], None if row[2].startswith("1970-") else from_db(row[2])) for row in rows}
+
+
+async def last_seen_of(conn: Connection, contact_id: int) -> datetime | None:
+    """When this chat last wrote to us (None: never)."""
+    row = await fetch_one(conn, "SELECT last_seen_at FROM contacts WHERE id = ?", (contact_id,))
+    return None if row is None or row[0].startswith("1970-") else from_db(row[0])

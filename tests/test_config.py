@@ -47,7 +47,7 @@ def test_typed_sections_hold_the_parsed_values():
     assert config.agents.chat_id == "-1001" and config.agents.agent_ids == ("5", "6")
     assert config.sla.normal == (timedelta(hours=2), timedelta(hours=48))
     assert config.database.describe() == "shop.db"
-    for section in SCHEMA:  # the same values as the mapping the transitional get() reads
+    for section in SCHEMA:  # the same values as the parsed mapping (Config.values)
         for key in SCHEMA[section]:
             assert getattr(getattr(config, section), key) == config.values[section][key]
 
@@ -138,7 +138,7 @@ def test_bad_durations(text):
 
 @pytest.mark.parametrize("text", ["3h", "90m", "1h30m", "2d", "45s", "72h", "1d2h3m4s"])
 def test_durations_print_as_the_config_writes_them(text):
-    from bot.config import format_duration
+    from bot.durations import format_duration
 
     printed = format_duration(parse_duration(text))
     assert re.fullmatch(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?", printed) and parse_duration(printed) == parse_duration(text)
@@ -147,7 +147,7 @@ def test_durations_print_as_the_config_writes_them(text):
 
 
 def test_every_default_duration_prints_as_the_example_file_writes_it():
-    from bot.config import format_duration
+    from bot.durations import format_duration
 
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     for section, keys in SCHEMA.items():

@@ -17,7 +17,8 @@ from bot import logs
 from bot.cli import backup as backup_cli, order_import as import_cli, privacy as privacy_cli, sources as sources_cli, users as users_cli, web as web_cli, webhooks as webhooks_cli, zalo as zalo_cli
 from bot.app import FeedbotApp, StartupError
 from bot.clock import SystemClock
-from bot.config import Config, ConfigError, format_duration, load_config
+from bot.config import Config, ConfigError, load_config
+from bot.durations import format_duration
 from flows.digest import Week, parse_week, render_text, to_json, week_bounds
 from flows.texts import SUPPORTED
 from storage import settings
@@ -143,7 +144,7 @@ def _date_arg(value: str) -> date:
 async def _rebuild_rollups(config: Config) -> int:
     from bot.services import rollups as rollup_service
 
-    async with config.database() as db:
+    async with config.database.open() as db:
         written = await rollup_service.rebuild(db, config.rollup_rule())
     print(f"rollups rebuilt (CSAT, sends, complaints): {written} rows")
     return 0
@@ -252,6 +253,11 @@ def _routes(config: Config) -> list[str]:
             shown = ", ".join(x for x in limits if x) or "no daily limit of ours"
             routes.append(f"ZNS template by phone ({', '.join(f'{l}={t}' for l, t in zns.survey_templates)};"
                           f" {shown}; no sends {zns.night_start:%H:%M}-{zns.night_end:%H:%M})")
+            if zns.resolution_usable:
+                routes.append("resolution rating by ZNS where the chat is closed"
+                              f" ({', '.join(f'{l}={t}' for l, t in zns.resolution_templates)})")
+            else:
+                routes.append("resolution rating: in the ticket's chat only (no zalo.zns.resolution_templates)")
         else:
             routes.append("ZNS off: buyers outside the window are skipped as unreachable")
     if config.web.enabled:

@@ -42,7 +42,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         print(f"feedbot: {path}: no such file", file=sys.stderr)
         return 2
     name = args.name or default_name(args.source)
-    async with config.database() as db:
+    async with config.database.open() as db:
         policy = config.survey_policy()
         intake = OrderIntake(db, SystemClock(), policy, config.survey.touchpoints,
                              programs=ProgramSchedule(config.feedback, policy))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import secrets
 import sys
 from typing import Any
@@ -62,7 +61,7 @@ def add_parsers(sub: Any, config_help: str) -> None:
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:
-    async with config.database() as db:
+    async with config.database.open() as db:
         registry = SourceRegistry(db, config.sources)
         sources = await registry.load()
         command = args.source_command

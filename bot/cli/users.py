@@ -72,7 +72,7 @@ def _password(args: argparse.Namespace, read: Callable[[str], str] | None) -> st
 
 
 async def run(config: Config, args: argparse.Namespace, read_password: Callable[[str], str] | None = None) -> int:
-    async with config.database() as db:
+    async with config.database.open() as db:
         service = Accounts(db, SystemClock(), config.account_policy())
         command = args.user_command
         try:

@@ -1,12 +1,14 @@
 """`feedbot zalo status`: the token pair's age and last refresh, today's ZNS spend against the
-limits, and the survey routes of the last 7 days (read from the database; nothing is sent)."""
+limits, the survey routes of the last 7 days and the resolution ratings asked and answered by
+ZNS (read from the database; nothing is sent)."""
 from __future__ import annotations
 
 import argparse
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bot.config import Config, format_duration
+from bot.config import Config
+from bot.durations import format_duration
 from flows import survey_routes as routing
 from storage import zns
 from storage import zalo as zalo_store
@@ -46,6 +48,7 @@ async def run(config: Config, args: argparse.Namespace | None, now: datetime | N
             health = await zns.health(tx)
             spent = await zns.spend_of(tx, routing.quota_day(now, policy))
             routes = await zns.route_counts(tx, now - timedelta(days=7), now + timedelta(minutes=1))
+            resolutions = await zns.resolution_counts(tx, now - timedelta(days=7), now + timedelta(minutes=1))
     finally:
         await db.close()
     every = format_duration(config.zalo.refresh_every)
@@ -62,4 +65,6 @@ async def run(config: Config, args: argparse.Namespace | None, now: datetime | N
     else:
         print("ZNS: off ([zalo.zns] enabled = false)")
     print("surveys sent per route (7 days): " + (", ".join(f"{k} {v}" for k, v in sorted(routes.items())) or "none"))
+    if policy.resolution_usable or any(resolutions):
+        print(f"resolution ratings by ZNS (7 days): {resolutions[0]} asked, {resolutions[1]} answered")
     return 0

@@ -82,7 +82,7 @@ class Scope:
     read before the flow ran (the customer's contact and context, or the agent and ticket).
     A plain class with slots: one is made per batch, on the hot path."""
 
-    __slots__ = ("target", "now", "contact", "ctx", "event", "actor", "ticket", "granted", "batch", "deferred")
+    __slots__ = ("target", "now", "contact", "ctx", "event", "actor", "ticket", "granted", "batch", "deferred", "webhooks")
 
     def __init__(
         self,
@@ -96,6 +96,9 @@ class Scope:
         ticket: TicketRecord | None = None,  # the ticket an agent acted on
         granted: Mapping[str, int] | None = None,  # order id -> purchase id of receipt links this chat opened
         batch: tuple[Any, ...] = (),  # every decision of this batch (a handler may look at the others)
+        # False when the engine read, in this transaction, that no webhook endpoint is active:
+        # no event is looked up or built (bot/webhooks/events.py).
+        webhooks: bool = True,
     ) -> None:
         self.target = target  # as it is now (a LinkCustomer changes its customer)
         self.now = now
@@ -106,6 +109,7 @@ class Scope:
         self.ticket = ticket
         self.granted: Mapping[str, int] = granted or {}
         self.batch = batch
+        self.webhooks = webhooks
         self.deferred: list[Callable[[], Awaitable[None]]] = []  # run when the phase ends
 
 
@@ -147,7 +151,7 @@ class Effects:
     ) -> Target:
         """Carry out the decisions, phase by phase; returns the target as it is afterwards (a
         LinkCustomer changes its customer). `scope`: the other fields of Scope."""
-        phases: tuple[list[tuple[Handler, Decision]], ...] = tuple([] for _ in PHASES)
+        phases: tuple[list[tuple[Handler, Decision]], ...] = ([], [], [])  # RECORDS, SERVICES, AFTERWARDS
         for decision in decisions:
             found = self._handlers.get(type(decision))
             if found is None:
@@ -229,11 +233,11 @@ class Effects:
         await conversations.put(tx, scope.target.contact_id, d.state, d.data, scope.now)
 
     async def _record_score(self, tx: Connection, d: RecordScore, scope: Scope) -> None:
-        if await surveys.record_score(tx, d.survey_id, d.score, scope.now, self.rollup_rule):
+        if await surveys.record_score(tx, d.survey_id, d.score, scope.now, self.rollup_rule) and scope.webhooks:
             await webhook_events.survey_answered(tx, d.survey_id, scope.now)
 
     async def _record_comment(self, tx: Connection, d: RecordComment, scope: Scope) -> None:
-        if await surveys.record_comment(tx, d.survey_id, d.text, scope.now):
+        if await surveys.record_comment(tx, d.survey_id, d.text, scope.now) and scope.webhooks:
             await webhook_events.survey_commented(tx, d.survey_id, scope.now)
 
     async def _link_customer(self, tx: Connection, d: LinkCustomer, scope: Scope) -> Target:

@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.durations import format_duration
 from flows.backups import to_keep
 from storage import backup as files
 from storage.backup import BackupError, BackupResult
@@ -233,7 +234,5 @@ class Backups:
 
 
 def _duration(value: timedelta) -> str:
-    from bot.config import format_duration
-
     return format_duration(value)
 

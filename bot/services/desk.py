@@ -335,6 +335,9 @@ class AgentDesk:
         # Survey programs (ProgramService.ask_instead_of_rating): a CES asked in place of the
         # resolution rating; returns False when no program does, and the rating is asked.
         self.resolution_survey: ResolutionSurvey | None = None
+        # The rating by another route where the chat cannot take it (the ZNS resolution
+        # template: SurveyRoutes.ask_resolution); True: taken there.
+        self.ask_resolution: Callable[[Connection, TicketRecord, ContactRecord, datetime], Awaitable[bool]] | None = None
 
     def register(self, effects: Effects) -> None:
         for kind, handler in (
@@ -430,11 +433,19 @@ class AgentDesk:
         contact, target = await self.group.customer_chat(tx, ticket)
         if ticket.kind == QUESTION:  # closed: no rating, a follow-up within the window reopens it
             await self.effects.apply(tx, questions.closed(view(resolved), contact.language), target, now)
-        elif self.resolution_survey is None or not await self.resolution_survey(tx, resolved, contact, target, now):
+        elif not await self._asked_elsewhere(tx, resolved, contact, target, now):
             await self.effects.apply(tx, complaint.resolution_question(view(resolved), contact.language), target, now)
         number = ticket_number(ticket.id, ticket.kind)
         await self.group.to_group(tx, resolved, text(self.config.language, "desk.resolved", agent=agent.name, number=number), now=now)
         await self.group.edit_card(tx, resolved, now)
+
+    async def _asked_elsewhere(
+        self, tx: Connection, resolved: TicketRecord, contact: ContactRecord, target: Target, now: datetime,
+    ) -> bool:
+        """A program's CES in place of the rating, else the rating by ZNS where the chat is closed."""
+        if self.resolution_survey is not None and await self.resolution_survey(tx, resolved, contact, target, now):
+            return True
+        return self.ask_resolution is not None and await self.ask_resolution(tx, resolved, contact, now)
 
     async def escalate(self, tx: Connection, ticket: TicketRecord, actor: Actor, now: datetime, breach: str | None = None) -> None:
         priority = raised(ticket.priority)

@@ -152,6 +152,7 @@ class DigestService:
             undelivered=await surveys.undelivered_count(conn, start, end),
             routes=tuple((await zns.route_counts(conn, start, end)).items()),
             zns_spend=await zns.spend_between(conn, start.astimezone(tz).date(), (end.astimezone(tz) - timedelta(days=1)).date()),
+            resolution_zns=await zns.resolution_counts(conn, start, end),
         )
 
     async def report_json(self, week: Week) -> dict[str, Any]:

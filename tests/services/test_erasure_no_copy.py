@@ -1,21 +1,30 @@
 """Issue 19 item 5: after an erasure (chat /forget, `feedbot customer erase`, the retention
 purge) no file of the database (main file, -wal, -shm) keeps a copy of the erased text, even
-while other writes go on and a reader holds an old snapshot; on the real app and real SQLite."""
+while other writes go on and a reader holds an old snapshot; on the real app and real SQLite.
+Issue 18's review: the body a sales system sent in a delivery that failed is erased with its
+customer, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from pathlib import Path
+import dataclasses
 from typing import AsyncIterator
 
 import aiosqlite
+import pytest
 
+from bot.sources.settings import parse_sources
 from storage.db import Database
+from testkit import orders as kit
+from tests.conftest import BOTH, make_config
+from tests.sources.conftest import SECRETS as SOURCE_SECRETS, OrdersHarness, sources
 from tests.e2e.test_complaints import CUSTOMER
-from tests.services.test_privacy import SECRETS, build_history, buttons, desk  # noqa: F401 - the fixture
+from tests.services.test_privacy import SECRETS, build_history, buttons, desk, file_bytes  # noqa: F401 - the fixture
 from tests.channels.web.test_server import Visitor, web  # noqa: F401 - the fixture
 from tests.channels.zalo.test_channel import USER, next_message, post_zalo_purchase, say, tap, zfake, zh  # noqa: F401 - fixtures
 
+BACKENDS = BOTH  # the order deliveries' test; the others read SQLite's own files (sqlite_only)
 OTHERS = range(700_001, 700_013)  # other chats that keep writing meanwhile
 
 
@@ -58,6 +67,7 @@ async def burst(h) -> AsyncIterator[list[int]]:
         await asyncio.gather(*tasks)
 
 
+@pytest.mark.sqlite_only
 async def test_chat_forget_leaves_no_copy_in_any_database_file_during_a_burst(desk):
     h = desk
     await build_history(h)
@@ -77,6 +87,7 @@ async def test_chat_forget_leaves_no_copy_in_any_database_file_during_a_burst(de
         r["text"].encode() for r in await h.rows("SELECT text FROM inbox WHERE text IS NOT NULL"))
 
 
+@pytest.mark.sqlite_only
 async def test_cli_erase_and_purge_leave_no_copy_during_a_burst(desk):
     h = desk
     await build_history(h)
@@ -140,6 +151,7 @@ async def api_burst(h) -> AsyncIterator[None]:
 WEB_SECRET = "Số nhà tôi là 12 ngõ Trúc Lạc, Ba Đình, gọi 0912 345 678"
 
 
+@pytest.mark.sqlite_only
 async def test_web_chat_forget_leaves_no_copy_during_a_burst(web):
     v = await Visitor.connect(web)
     await v.message("Xin chào")
@@ -155,6 +167,7 @@ async def test_web_chat_forget_leaves_no_copy_during_a_burst(web):
     assert WEB_SECRET.encode() not in database_files(web.app.db)
 
 
+@pytest.mark.sqlite_only
 async def test_zalo_forget_leaves_no_copy_during_a_burst(zh, zfake):
     await post_zalo_purchase(zh, zalo_user_id=USER, phone="+84 912 345 678")
     for n in range(3):
@@ -172,3 +185,62 @@ async def test_zalo_forget_leaves_no_copy_during_a_burst(zh, zfake):
     await zh.outbox_settled()
     await zh.app.privacy.purge()  # the goodbye went to the chat id: the purge drops it once sent
     assert USER.encode() not in database_files(zh.app.db)
+
+
+# --- failed order deliveries (issue 18's review) ----------------------------------------------
+
+ADDRESS = "Số 7 ngõ 12 phố Trúc Khê, Đống Đa"  # only in the failed delivery's body
+OTHER_ADDRESS = "Số 99 đường Lê Văn Sỹ, Quận 3"  # another person's failed delivery
+
+
+@pytest.fixture
+async def orders_app(tmp_path, clock, database_url) -> AsyncIterator[OrdersHarness]:
+    config = make_config(tmp_path, None, database_url=database_url)
+    h = OrdersHarness(dataclasses.replace(config, sources=parse_sources(sources())), None, clock)
+    await h.start()
+    yield h
+    await h.close()
+
+
+async def deliver(h: OrdersHarness, body: dict, delivery_id: str) -> None:
+    headers, raw = kit.signed("haravan", SOURCE_SECRETS["haravan"], body, topic="orders/paid", delivery_id=delivery_id)
+    status, text = await h.deliver("haravan", headers, raw)
+    assert status == 200, text
+
+
+async def test_erasing_a_customer_scrubs_the_bodies_of_their_failed_order_deliveries(orders_app):
+    h = orders_app
+    await deliver(h, kit.haravan_order(), "d-1")  # her order: customer haravan:1002345, phone 0909090909
+    # Her next order fails (no order id), with her phone written another way and her address:
+    # its body is kept for a look until the retention purge.
+    broken = kit.haravan_order(phone="090 909 0909") | {"id": None, "note": f"Giao tới {ADDRESS}"}
+    await deliver(h, broken, "d-2")
+    # Found by her customer number alone (no phone in it), and by her phone inside a note.
+    by_number = kit.haravan_order(name="#100812", phone=None) | {"id": None, "note": ADDRESS + " (2)"}
+    await deliver(h, by_number, "d-3")
+    by_note = kit.haravan_order(name="#100813", phone=None) | {"id": None, "customer": {"first_name": "Khách"},
+                                                "note": f"{ADDRESS} (3), gọi +84 90 909 0909"}
+    await deliver(h, by_note, "d-4")
+    # Someone else's failed delivery stays until the purge.
+    other = kit.haravan_order(name="#200900", phone="0988111222") | {"id": None, "customer": {"id": 777, "first_name": "Bình"},
+                                                      "billing_address": {"name": "Bình", "phone": "0988111222"},
+                                                      "note": OTHER_ADDRESS}
+    await deliver(h, other, "d-5")
+    deliveries = await h.rows("SELECT delivery_id, status, body FROM order_deliveries ORDER BY id")
+    assert [(d["delivery_id"], d["status"], d["body"] is None) for d in deliveries] == [
+        ("d-1", "done", True), ("d-2", "failed", False), ("d-3", "failed", False), ("d-4", "failed", False),
+        ("d-5", "failed", False)]
+    secrets = [ADDRESS.encode(), "090 909 0909".encode(), "+84 90 909 0909".encode()]
+    before = await file_bytes(h)
+    assert [s for s in secrets if s not in before] == []  # the check below can fail
+
+    exported = (await h.app.privacy.export("haravan:1002345"))["tables"]["order_deliveries"]
+    assert [d["delivery_id"] for d in exported] == ["d-2", "d-3", "d-4"]
+    counts = await h.app.privacy.erase("haravan:1002345")
+    assert counts["order_deliveries"] == 3 and counts["customers"] == 1
+    after = await file_bytes(h)
+    assert [s for s in secrets if s in after] == []
+    assert OTHER_ADDRESS.encode() in after  # not hers: kept for the purge
+    kept = await h.rows("SELECT delivery_id, status, outcome FROM order_deliveries WHERE body IS NOT NULL")
+    assert [d["delivery_id"] for d in kept] == ["d-5"]
+    assert all(d["status"] for d in await h.rows("SELECT status FROM order_deliveries"))  # the counts stay

@@ -33,7 +33,7 @@ HD000104,23/11/2026 08:30:00,KH004,Phạm Bình,0903 000 999,Chi nhánh Q1,"70.0
 async def intake(tmp_path, clock, database_url):
     config = make_config(tmp_path, database_url=database_url)
     async with open_db(tmp_path, database_url) as db:
-        yield OrderIntake(db, clock, config.survey_policy(), config.get("survey", "touchpoints"))
+        yield OrderIntake(db, clock, config.survey_policy(), config.survey.touchpoints)
 
 
 async def purchases(db) -> list[dict]:

@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from testkit.clock import FakeClock
@@ -98,7 +99,13 @@ async def file_bytes(h) -> bytes:
     if getattr(h.app.db, "dialect", "sqlite") == "postgresql":
         # No checkpoint() of ours: every erasure path must have its VACUUM FULL run by itself.
         await asyncio.gather(*h.app.db._tasks)
-        await h.app.db.writer.execute("CHECKPOINT")  # the files on disk up to date (superuser here)
+        # The files on disk up to date (superuser here). Its own connection: the app's writer
+        # may be in use by the sender meanwhile ("another operation is in progress").
+        conn = await asyncpg.connect(h.app.db.url)
+        try:
+            await conn.execute("CHECKPOINT")
+        finally:
+            await conn.close()
         files = [Path(r[0]) for r in await h.app.db.fetchall(PG_FILES)]
         return b"".join(f.read_bytes() for f in files if f.exists())
     await h.app.db.checkpoint()
@@ -243,6 +250,10 @@ async def build_history(h):
         assert await surveys.record_comment(tx, survey_id, COMMENT, h.clock.now())
         # ... and the phone the shop's system sends with her next order
         await customers.upsert(tx, external_id="C-42", name=NAME, phone=PHONE, telegram_user_id=None, now=h.clock.now())
+        # ... and that system's next delivery about her, which failed: its body is kept until the purge
+        body = json.dumps({"customer": {"name": NAME, "phone": "0912.345.678"}, "note": PHONE}, ensure_ascii=False)
+        await tx.execute("INSERT INTO order_deliveries (source, delivery_id, body, status, received_at)"
+                         " VALUES ('shop', 'failed-1', ?, 'failed', ?)", (body, to_db(h.clock.now())))
         # ... an NPS program's answer with its "why" (issue 21)
         now = h.clock.now()
         nps_id = await programs.insert(tx, program="nps", kind="nps", customer_id=1, priority=40, due_at=now,

@@ -39,9 +39,13 @@ reachable from here):
   later" (retried); -108 phone number invalid; -109 template id invalid; -111/-112 template
   data empty/invalid. From the same list's order (helpdesk.getfly.vn copies it): the user
   inactive or refusing ZNS, out of balance (quota), not a Zalo account, cannot receive.
-- Uncertain (the facts file, not confirmed here): -124 invalid access token on the ZNS API;
-  -133 sent in the night ban (22:00-06:00); -144 the OA's daily quota. We never send in the
-  night ban ourselves, so -133 only pauses the channel; the price per message (~200 VND).
+- Still uncertain after a second search (docs/zalo-facts.md has the sources): -124 invalid
+  access token on the ZNS API; -133 sent in the night ban (22:00-06:00); -144 the OA's daily
+  quota. No page we could read gives these numbers (Zalo Cloud's table, as stored, stops at
+  -112; its copy at helpdesk.getfly.vn lists the later errors by name only). We never send in
+  the night ban ourselves, so -133 only pauses the channel. The price per message is not one
+  figure: 150-350 VND by template type plus paid buttons (resellers quoting VNG's policy),
+  charged only when processed successfully; price_vnd is the owner's.
 - Confirmed by many integrations: GET {zns}/rating/get?template_id&from_time&to_time
   (ms)&offset&limit, header access_token; answer data.data = [{"msgId", "rate", "note",
   "feedbacks": [...], "submitDate", "trackingId"}] (eSMS's GetRating mirrors these fields).
@@ -52,9 +56,10 @@ reachable from here):
 - Confirmed (eSMS's documented payload, which wraps Zalo's): a CS attachment template
   {"template_type": "request_user_info", "elements": [{"title", "subtitle", "image_url"}]}.
 - tracking_id is our outbox row id. Zalo echoes it back; that Zalo refuses to charge a second
-  message with the same tracking_id is NOT documented anywhere we could read: a ZNS send that
-  timed out is retried with the same tracking_id (the fake server dedupes by it), which is
-  the issue's contract; see README for the risk.
+  message with the same tracking_id is NOT documented anywhere we could read (one integration
+  calls it a reconciliation id): a ZNS send that timed out is retried with the same
+  tracking_id (the fake server dedupes by it), which is the issue's contract; see README for
+  the risk.
 
 Where the documents were unclear we chose the safe side (said again where it applies):
 an event with neither msg_id nor mid gets a hash of its fields as dedupe key; a stale
@@ -103,7 +108,7 @@ USER_DETAIL_PATH = "/v3.0/oa/user/detail"
 VIETNAM = timezone(timedelta(hours=7))  # Zalo's dates (user_last_interaction_date) are Vietnam's
 
 TOKEN_ERRORS = frozenset({-216, -220})
-ZNS_TOKEN_ERRORS = frozenset({-124, -216, -220})
+ZNS_TOKEN_ERRORS = frozenset({-124, -216, -220})  # -124 unconfirmed (docs/zalo-facts.md): refreshed once
 # Not sendable now and not on a retry either: recorded as failed with the reason, never retried.
 NOT_SENDABLE = {
     -213: "unfollowed",
@@ -117,8 +122,8 @@ NOT_SENDABLE = {
 }
 RETRYABLE = frozenset({-100, -248})  # unknown error / temporary: "try again later"
 BUTTONS_REFUSED = frozenset({-201, -233})
-ZNS_NIGHT_BAN = -133
-ZNS_DAILY_QUOTA = -144
+ZNS_NIGHT_BAN = -133  # unconfirmed (docs/zalo-facts.md): waits for the ban's end
+ZNS_DAILY_QUOTA = -144  # unconfirmed: waits an hour
 ZNS_OUT_OF_BALANCE = -115
 # ZNS answers that mean this phone cannot get it: not retried, the survey is not delivered.
 ZNS_NOT_SENDABLE = {

@@ -12,18 +12,22 @@ import pytest
 from bot.channels.base import Permanent, RetryLater, Transient
 from bot.channels.zalo.channel import ZnsChannel
 from bot.cli import zalo as zalo_cli
+from bot.outbox.effects import Actor
 from bot.config import ConfigError, parse_config
 from flows.digest import render_text, week_of
+from flows.model import OpenTicket
 from flows.survey_routes import ZnsPolicy, night_ban_ends
-from tests.channels.zalo.test_channel import GROUP, TG_USER, USER, channel_for, started
+from storage import contacts, tickets
+from tests.channels.zalo.test_channel import GROUP, TG_USER, USER, channel_for, say, started
 from tests.conftest import BOTH, hours
 from testkit.zalo_api import FakeZaloServer
 
 BACKENDS = BOTH  # routes, spend and ratings on SQLite and on PostgreSQL
 
 OWNER = 777001
-TEMPLATE, RATING = "1001", "2002"
+TEMPLATE, RATING, RESOLUTION = "1001", "2002", "3003"
 PARAMS = {"customer_name", "order_code", "shop_name", "survey_link"}
+RESOLUTION_PARAMS = {"customer_name", "ticket_code", "shop_name"}
 PHONE = "84912345678"  # the default purchase's "+84 912 345 678"
 
 
@@ -32,6 +36,7 @@ async def zfake(clock):
     async with FakeZaloServer(clock) as fake:
         fake.register_template(TEMPLATE, PARAMS)
         fake.register_template(RATING, PARAMS, rating=True)
+        fake.register_template(RESOLUTION, RESOLUTION_PARAMS, rating=True)
         yield fake
 
 
@@ -191,7 +196,7 @@ async def test_the_scheduler_refreshes_an_old_pair_with_no_sends_and_a_failure_a
 
 def test_zns_config_is_checked_and_buttons_default_off():
     base = {"app_id": "1", "oa_secret_key": "k", "access_token": "t"}
-    assert parse_config({"zalo": base}, {}).get("zalo", "buttons") is False
+    assert parse_config({"zalo": base}, {}).zalo.buttons is False
     for bad, key in [({"enabled": True}, "enabled"), ({"night_ban": "22-06"}, "night_ban"),
                      ({"params": {"nonsense": "x"}}, "params"), ({"survey_templates": {"fr": "1"}}, "survey_templates"),
                      ({"daily_budget_vnd": -1}, "daily_budget_vnd"), ({"typo": 1}, "typo")]:
@@ -304,3 +309,196 @@ def test_check_config_lists_the_survey_routes(capsys):
     assert "ZNS template by phone (vi=1001; 300/day; no sends 22:00-06:00)" in out
     _check_config(parse_config({"zalo": base}, {}))
     assert "ZNS off: buyers outside the window are skipped as unreachable" in capsys.readouterr().out
+
+
+# --- ratings read back: the follow-up where a chat is open; resolution ratings by ZNS -----------
+
+OTHER = "5170627724267093299"  # a follower who last wrote 9 days ago
+OTHER_PHONE = "84987654321"
+
+
+async def zns_survey_to_a_closed_zalo_chat(h, zfake, clock):
+    """A follower outside the window gets their survey by ZNS (their chat is known to us)."""
+    zfake.add_follower(OTHER, interacted_at=clock.now() - timedelta(days=9))
+    await buy(h, "A-2", phone="0987654321", zalo_user_id=OTHER)
+    clock.advance(hours(3))
+    assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+    await h.outbox_settled()
+    [message] = zfake.zns_to(OTHER_PHONE)
+    return message
+
+
+async def test_a_zns_rating_is_followed_up_on_a_chat_open_by_then_as_a_tap_would_be(tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
+    try:
+        message = await zns_survey_to_a_closed_zalo_chat(h, zfake, clock)
+        await say(h, zfake, "Shop ơi cho mình hỏi", user=OTHER)  # the window opens again
+        await h.outbox_settled()
+        before = len(zfake.sent_to(OTHER))
+        zfake.rate(message, 2)
+        assert await h.app.routes.poll_ratings() == 1
+        await h.outbox_settled()
+        followup = zfake.sent_to(OTHER)[before:]
+        assert len(followup) == 1  # thanks, what went wrong, and the complaint offered (not opened)
+        assert "Cảm ơn bạn đã chia sẻ" in followup[0].text
+        assert [b["title"] for b in followup[0].buttons][:1] == ["Gửi khiếu nại"]
+        assert await h.rows("SELECT id FROM tickets WHERE kind = 'complaint'") == []
+        assert zfake.zns_to(OTHER_PHONE) == [message]  # nothing more by ZNS
+        # The chat waits for the comment, as after a tap: the next text is stored as it.
+        await say(h, zfake, "Hàng giao trễ hai ngày", user=OTHER)
+        survey = (await h.rows("SELECT score, comment FROM surveys"))[0]
+        assert survey == {"score": 2, "comment": "Hàng giao trễ hai ngày"}
+        assert await h.app.routes.poll_ratings() == 0  # read again: stored and followed up once
+    finally:
+        await h.close()
+
+
+async def test_a_zns_rating_is_followed_up_on_the_customers_telegram_chat_when_one_is_linked_by_then(
+        tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
+    try:
+        await buy(h, "A-1", telegram_user_id=TG_USER)  # the shop knows her Telegram id; she never wrote to the bot
+        clock.advance(hours(3))
+        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        await h.outbox_settled()
+        [message] = zfake.zns_to(PHONE)  # so the survey went by ZNS
+        await h.customer_says(TG_USER, "/start")  # now she has a chat with the bot
+        await h.outbox_settled()
+        before = len(tg.sent_messages(TG_USER))
+        zfake.rate(message, 5)
+        assert await h.app.routes.poll_ratings() == 1
+        await h.outbox_settled()
+        [followup] = tg.sent_messages(TG_USER)[before:]
+        assert "Gửi khiếu nại" not in str(followup.params.get("reply_markup"))  # a happy score: no complaint offered
+        assert "csat:" in str(followup.params.get("reply_markup"))  # its Skip button, as after a tap
+        state = await h.rows("SELECT c.state FROM conversations c JOIN contacts k ON k.id = c.contact_id"
+                             " WHERE k.channel = 'telegram'")
+        assert state == [{"state": "csat.awaiting_comment"}]
+    finally:
+        await h.close()
+
+
+async def test_a_zns_rating_with_no_chat_open_opens_the_complaint_and_says_nothing(tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
+    try:
+        message = await zns_survey_to_a_closed_zalo_chat(h, zfake, clock)  # their chat stays closed
+        zfake.rate(message, 2, note="hộp bị móp")
+        assert await h.app.routes.poll_ratings() == 1
+        await h.outbox_settled()
+        assert zfake.sent_to(OTHER) == []  # a CS message would be refused: nothing tried
+        ticket = await h.rows("SELECT source, description FROM tickets")
+        assert ticket == [{"source": "low_score", "description": "hộp bị móp"}]
+    finally:
+        await h.close()
+
+
+async def open_ticket(h, contact_id: int, order: str | None = None) -> int:
+    async with h.app.db.transaction() as tx:
+        contact = await contacts.by_id(tx, contact_id)
+        ticket = await h.app.customer_desk.open(tx, OpenTicket("delivery", "Giao thiếu hàng", order_id=order), contact,
+                                                h.clock.now())
+    return ticket.id
+
+
+async def resolve(h, ticket_id: int) -> None:
+    async with h.app.db.transaction() as tx:
+        ticket = await tickets.get(tx, ticket_id)
+        await h.app.agent_desk.resolve(tx, ticket, Actor("agent", "1", "Minh"), h.clock.now())
+    h.app.sender.wake()
+    await h.outbox_settled()
+
+
+async def test_a_phone_only_customers_resolved_complaint_is_rated_by_zns_once_and_a_low_score_reopens_it(
+        tmp_path, tg, clock, zfake, database_url, capsys):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, resolution_templates={"vi": RESOLUTION})
+    try:
+        await survey_by_zns(h, clock)
+        await h.outbox_settled()
+        [survey_message] = zfake.zns_to(PHONE)
+        zfake.rate(survey_message, 2)
+        assert await h.app.routes.poll_ratings() == 1  # no chat: the complaint opens (phone only)
+        [ticket] = await h.rows("SELECT id, contact_id FROM tickets")
+        await resolve(h, ticket["id"])
+        asked = [m for m in zfake.zns_to(PHONE) if m.template_id == RESOLUTION]
+        assert len(asked) == 1 and asked[0].data["ticket_code"].startswith("KN-")
+        assert asked[0].data["customer_name"] == "Nguyễn Thị Lan"
+        rows = await h.rows("SELECT channel, method, status FROM outbox WHERE contact_id = ?", (ticket["contact_id"],))
+        assert ("zns", "send_text", "failed") not in [(r["channel"], r["method"], r["status"]) for r in rows]
+
+        zfake.rate(asked[0], 1, note="vẫn chưa nhận được hàng bù")
+        assert await h.app.routes.poll_ratings() == 1
+        assert await h.app.routes.poll_ratings() == 0  # read again: stored once
+        stored = (await h.rows("SELECT status, resolution_score, reopened_count FROM tickets"))[0]
+        # Unhappy, no chat to offer the reopening in: it is reopened, as the tap would.
+        assert stored == {"status": "open", "resolution_score": None, "reopened_count": 1}
+        events = [e["action"] for e in await h.rows("SELECT action FROM ticket_events ORDER BY id")]
+        assert events[-3:] == ["rated", "customer_message", "reopened"]
+        assert (await h.rows("SELECT score, ticket_id FROM zns_ratings WHERE ticket_id IS NOT NULL")) == [
+            {"score": 1, "ticket_id": ticket["id"]}]
+
+        week = week_of(clock.now(), h.config.tz)
+        report = await h.app.digests.report_json(week)
+        assert report["complaints"]["resolution_by_zns"] == {"asked": 1, "answered": 1}
+        assert report["csat"]["zns_spend"] == {"messages": 2, "vnd": 400}  # the survey and the rating
+        assert "Đánh giá sau xử lý gửi qua ZNS: 1 tin, 1 lượt trả lời" in render_text(await h.app.digests.build(week), "vi")
+        assert await zalo_cli.run(h.config, None, now=clock.now()) == 0
+        assert "resolution ratings by ZNS (7 days): 1 asked, 1 answered" in capsys.readouterr().out
+    finally:
+        await h.close()
+
+
+async def test_a_zalo_complaint_is_rated_in_the_chat_inside_the_window_and_by_zns_outside_it(
+        tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, resolution_templates={"vi": RESOLUTION})
+    try:
+        zfake.add_follower(USER)
+        await buy(h, "A-1", zalo_user_id=USER)
+        await say(h, zfake, "Shop ơi đơn A-1 giao thiếu")
+        [chat] = await h.rows("SELECT id FROM contacts WHERE channel = 'zalo'")
+        first = await open_ticket(h, chat["id"], "A-1")
+        await resolve(h, first)  # the chat wrote just now: asked there, with its buttons
+        assert "đã được xử lý xong" in zfake.sent_to(USER)[-1].text
+        assert [m for m in zfake.zns_messages if m.template_id == RESOLUTION] == []
+
+        second = await open_ticket(h, chat["id"], "A-1")
+        clock.advance(timedelta(days=8))  # no word from them since: the chat is closed
+        before = len(zfake.sent_to(USER))
+        await resolve(h, second)
+        [asked] = [m for m in zfake.zns_messages if m.template_id == RESOLUTION]
+        assert asked.phone == PHONE and asked.data["ticket_code"] == f"KN-{second:04d}"
+        assert not any("đã được xử lý xong" in m.text for m in zfake.sent_to(USER)[before:])
+
+        await say(h, zfake, "Mình nhận được hàng rồi")  # they write again: the window is open
+        await h.outbox_settled()
+        before = len(zfake.sent_to(USER))
+        zfake.rate(asked, 2)
+        assert await h.app.routes.poll_ratings() == 1
+        await h.outbox_settled()
+        stored = (await h.rows("SELECT status, resolution_score FROM tickets WHERE id = ?", (second,)))[0]
+        assert stored == {"status": "resolved", "resolution_score": 2}  # offered, not reopened
+        sent = zfake.sent_to(USER)[before:]
+        assert len(sent) == 1, [m.message for m in sent]
+        thanks = sent[0]
+        assert "Cảm ơn bạn đã đánh giá 2/5" in thanks.text and [b["title"] for b in thanks.buttons] == ["Mở lại khiếu nại"]
+    finally:
+        await h.close()
+
+
+def test_resolution_templates_are_configured_checked_and_shown(tmp_path, capsys):
+    base = {"app_id": "1", "oa_secret_key": "k", "access_token": "t"}
+    config = parse_config({"zalo": {**base, "zns": zns(resolution_templates={"vi": "3003", "en": "3004"})}}, {})
+    policy = config.zns_policy()
+    assert policy.resolution_usable and policy.resolution_template("en") == "3004"
+    assert policy.read_back == (TEMPLATE, RATING, "3003", "3004")
+    assert dict(policy.resolution_params) == {"customer_name": "customer_name", "ticket": "ticket_code", "shop": "shop_name"}
+    for bad, key in [({"resolution_templates": {"fr": "1"}}, "resolution_templates"),
+                     ({"resolution_params": {"ticket": "bad name"}}, "resolution_params")]:
+        with pytest.raises(ConfigError) as caught:
+            parse_config({"zalo": {**base, "zns": zns(**bad)}}, {})
+        assert str(caught.value).startswith(f"zalo.zns: {key}")
+    from bot.cli.main import _check_config
+
+    _check_config(config)
+    assert "resolution rating by ZNS where the chat is closed (vi=3003, en=3004)" in capsys.readouterr().out
+    _check_config(parse_config({"zalo": {**base, "zns": zns()}}, {}))
+    assert "resolution rating: in the ticket's chat only" in capsys.readouterr().out
