@@ -67,10 +67,22 @@ class DeskFeed:
         self._poked = asyncio.Event()
         self._queues: set[asyncio.Queue[Batch | None]] = set()
         self._task: asyncio.Task[None] | None = None
+        # SQLite pokes after every write transaction (one process, ids commit in order): with no
+        # page open the read is skipped and the mark catches up when a page asks for it.
+        self._skip_when_idle = False
+        self._behind = False
 
     @property
     def cursor(self) -> int:
         """Every event at or below it has been handed to the streams (or never committed)."""
+        return self._low
+
+    async def fresh_cursor(self) -> int:
+        """The cursor, first caught up if reads were skipped while no page was open."""
+        if self._behind and not self._queues:
+            self._behind = False
+            self._low = await agent_views.last_event_id(self.db.reader)
+            self._seen.clear()
         return self._low
 
     async def start(self) -> None:
@@ -78,6 +90,7 @@ class DeskFeed:
         if dialect(self.db) == "postgresql":
             await self.db.listen(NOTIFY_CHANNEL, lambda _payload: self.poke())
         else:
+            self._skip_when_idle = True
             self.db.write_listeners.append(self.poke)
         self._task = asyncio.create_task(self._run(), name="agent-feed")
 
@@ -109,6 +122,9 @@ class DeskFeed:
             except TimeoutError:
                 pass
             self._poked.clear()
+            if self._skip_when_idle and not self._queues:
+                self._behind = True  # no page to tell: fresh_cursor() catches up when one opens
+                continue
             try:
                 await self.read()
             except Exception:  # the database away for a moment: try again at the next wake-up
@@ -174,7 +190,7 @@ class DeskStream:
         account = session.account.id
         if self.open[account] >= self.per_account:
             return error(429, page_text(self.lang, "stream.too_many"))
-        after = _start(request, self.feed.cursor)
+        after = _start(request, await self.feed.fresh_cursor())
         queue = self.feed.subscribe()  # before the catch-up read: nothing falls in between
         self.open[account] += 1
         try:

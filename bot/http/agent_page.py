@@ -168,7 +168,7 @@ class AgentPage:
 
     async def list_tickets(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
         now = self.clock.now()
-        cursor = self.feed.cursor  # read before the list: the stream starts here, nothing between is lost
+        cursor = await self.feed.fresh_cursor()  # read before the list: the stream starts here, nothing between is lost
         rows = await agent_views.desk_tickets(self.db.reader, now - RESOLVED_SHOWN, stores=self._scope(session))
         return as_json({
             "updated_at": local_time(now, self.tz, self.lang),

@@ -213,3 +213,39 @@ async def test_ids_committed_out_of_order_are_all_handed_out(monkeypatch):
 async def _first(conn, sql, params):
     rows = await conn.execute_fetchall(sql, params)
     return rows[0] if rows else None
+
+
+@pytest.mark.sqlite_only  # PostgreSQL wakes the feed only for ticket events (NOTIFY)
+async def test_with_no_page_open_writes_cost_no_feed_read_and_a_page_opening_later_misses_nothing(shop, monkeypatch):
+    """SQLite wakes the feed after every write transaction; with no stream open it reads
+    nothing (every customer message would pay for it) and catches up when a page asks."""
+    h, desk = shop
+    import storage.agent_views as views
+
+    reads = 0
+    real = views.events_after
+
+    async def counted(*args, **kwargs):
+        nonlocal reads
+        reads += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "events_after", counted)
+    customer = await desk.customer("Nguyễn Thị Lan")
+    ticket = await desk.complaint(customer_id=customer, purchase_id=await desk.purchase(customer, local(20), store="Q1"), user=704)
+    for n in range(5):
+        await desk.event(ticket, "customer_message", local(22, n), f"tin nhắn {n}")
+    await asyncio.sleep(0.3)  # the feed's task has run on each wake-up meanwhile
+    assert reads == 0
+    agent = AgentClient(h)
+    try:
+        await agent.login("Lan Anh")
+        _, listed = await agent.get_json("/agent/api/tickets")
+        last = (await h.app.db.fetchone("SELECT MAX(id) FROM ticket_events"))[0]
+        assert listed["cursor"] == last  # caught up: the page does not start from before the list
+        stream = await Sse.open(agent.http, f"{h.url}{STREAM}?after={listed['cursor']}")
+        await desk.event(ticket, "customer_message", local(23), "còn ai không?")
+        assert [e["action"] for e in await stream.tickets(1)] == ["customer_message"]
+        stream.close()
+    finally:
+        await agent.close()
