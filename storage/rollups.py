@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from storage import ticket_rollups
 from storage.db import Connection, dialect
+from storage.rollup_lock import serialize
 from storage.timefmt import from_db, to_db
 
 TIER_WINDOW = timedelta(days=365)  # a customer's tier: spend and orders over the 12 months before the answer
@@ -65,6 +66,7 @@ _ADD = (
 
 async def add_answer(conn: Connection, survey_id: int, answered_at: datetime, rule: RollupRule) -> None:
     """Count one answer (call in the transaction that records it; demo surveys are not counted)."""
+    await serialize(conn)
     await conn.execute(_ADD, (rule.day(answered_at), _number(rule.vip_spend), rule.vip_orders,
                               to_db(answered_at - TIER_WINDOW), to_db(answered_at), survey_id))
 
@@ -139,6 +141,7 @@ async def rebuild(conn: Connection, rule: RollupRule) -> int:
     """Replace every rollup row (answers and sends) by the raw aggregation (in the caller's
     transaction), and record the shop's time zone for the sends' days. Returns rows written."""
     cells = await aggregate_raw(conn, rule)
+    await serialize(conn)
     await conn.execute("DELETE FROM csat_rollups")
     await conn.execute("DELETE FROM csat_months")  # the triggers add the months up again from the inserts
     await conn.executemany(
@@ -165,8 +168,9 @@ def _count_sends(rows: list, tz: tzinfo, into: dict[SendKey, int], sign: int = 1
 
 
 async def _write_sends(conn: Connection, sends: dict[SendKey, int]) -> None:
-    changed = [(*k, v) for k, v in sends.items() if v]
+    changed = sorted((*k, v) for k, v in sends.items() if v)
     if changed:
+        await serialize(conn)
         await conn.executemany(
             "INSERT INTO survey_sends (day, store, touchpoint, sent) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (day, store, touchpoint) DO UPDATE SET sent = survey_sends.sent + excluded.sent", changed)

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 from storage.db import Connection, fetch_one
+from storage.rollup_lock import serialize
 from storage.timefmt import from_db
 
 TZ_SETTING = "rollups.timezone"
@@ -135,6 +136,8 @@ async def _rows(conn: Connection, ticket_ids: Sequence[int]) -> list:
 
 async def _write(conn: Connection, cells: Cells) -> None:
     counts, durations, ratings = cells.nonzero()
+    if counts or durations or ratings:
+        await serialize(conn)
     if counts:
         await conn.executemany(
             f"INSERT INTO ticket_rollups (day, store, category, kind, {', '.join(COUNTS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -218,6 +221,7 @@ async def rebuild(conn: Connection, tz: tzinfo) -> int:
     """Replace every complaint rollup row by the raw aggregation (in the caller's transaction) and
     record the time zone the incremental writes use from now on. Returns rows written."""
     cells = await aggregate_raw(conn, tz)
+    await serialize(conn)
     for table in ("ticket_rollups", "ticket_durations", "rating_rollups"):
         await conn.execute(f"DELETE FROM {table}")
     await _write(conn, cells)

@@ -1,0 +1,50 @@
+"""Two instances on one PostgreSQL database add to the same hot rollup rows in opposite orders
+(group commit puts several updates in one transaction): without one lock for rollup writes
+PostgreSQL found a deadlock and failed one of them (an update lost its handling)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from storage import rollups
+from tests.conftest import open_db
+
+BACKENDS = ("postgresql",)
+DAY, OTHER_DAY = ("2026-12-05", "Q1", "delivery"), ("2026-12-05", "Q3", "store")
+
+
+@pytest.fixture
+async def two(tmp_path, database_url):
+    first, second = open_db(tmp_path, database_url), open_db(tmp_path, database_url)
+    await first.open()
+    await second.open()
+    yield first, second
+    await second.close()
+    await first.close()
+
+
+async def test_rollup_writes_in_opposite_orders_in_two_transactions_both_commit(two):
+    first, second = two
+    first_wrote, second_wrote = asyncio.Event(), asyncio.Event()
+
+    async def one() -> None:
+        async with first.transaction() as tx:
+            await rollups._write_sends(tx, {DAY: 1})
+            first_wrote.set()
+            try:  # with the lock the other waits for this commit, so it never gets here first
+                await asyncio.wait_for(second_wrote.wait(), 2.0)
+            except TimeoutError:
+                pass
+            await rollups._write_sends(tx, {OTHER_DAY: 1})
+
+    async def other() -> None:
+        await first_wrote.wait()
+        async with second.transaction() as tx:
+            await rollups._write_sends(tx, {OTHER_DAY: 1})
+            second_wrote.set()
+            await rollups._write_sends(tx, {DAY: 1})
+
+    results = await asyncio.gather(one(), other(), return_exceptions=True)
+    assert results == [None, None], results
+    assert await rollups.read_sends(first.reader) == {DAY: 2, OTHER_DAY: 2}
