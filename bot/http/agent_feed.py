@@ -118,7 +118,10 @@ class DeskFeed:
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._poked.wait(), 1.0 if self._seen else self.recheck)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands as
+                # the wait ends (a poke: every SQLite write), and close() then waits forever.
+                async with asyncio.timeout(1.0 if self._seen else self.recheck):
+                    await self._poked.wait()
             except TimeoutError:
                 pass
             self._poked.clear()
@@ -226,7 +229,8 @@ class DeskStream:
         quiet_since = time.monotonic()
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), min(self.keepalive, DISCONNECT_CHECK))
+                async with asyncio.timeout(min(self.keepalive, DISCONNECT_CHECK)):  # not wait_for: see _run
+                    item = await queue.get()
             except TimeoutError:
                 transport = request.transport
                 if transport is None or transport.is_closing():

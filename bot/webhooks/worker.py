@@ -166,8 +166,9 @@ class WebhookWorker:
                 if due is not None:  # (due already and nothing claimed: another worker has it; no busy loop)
                     wait = max(IDLE_FLOOR_S, min(wait, (due - self.clock.now()).total_seconds()))
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(wait):  # not wait_for: on 3.11 it can swallow a cancel
+                        await self._wake.wait()
+                except TimeoutError:
                     pass
         finally:
             await self.close()

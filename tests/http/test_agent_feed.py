@@ -249,3 +249,21 @@ async def test_with_no_page_open_writes_cost_no_feed_read_and_a_page_opening_lat
         stream.close()
     finally:
         await agent.close()
+
+
+async def test_a_wake_up_landing_as_the_feed_stops_does_not_keep_it_running(db):
+    """Every SQLite write pokes the feed. A poke that ends its wait just as close() cancels it
+    must not eat the cancel (3.11's asyncio.wait_for did: the bot never exited on SIGTERM).
+    Each round lets the poke get a different number of loop turns ahead of the cancel."""
+    for turns in range(8):
+        feed = DeskFeed(db)
+        await feed.start()
+        await asyncio.sleep(0.01)  # the feed is waiting
+        feed.poke()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        try:
+            async with asyncio.timeout(5):
+                await feed.close()
+        except TimeoutError:
+            raise AssertionError(f"the feed ignored its stop ({turns} loop turns after the poke)") from None
