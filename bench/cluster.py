@@ -63,6 +63,49 @@ ROOT = Path(__file__).resolve().parent.parent
 # ------------------------------------------------------------------------------ inbound
 
 
+class CpuMeter:
+    """CPU seconds (user + system, from /proc through psutil) spent since it was made, per part:
+    each instance, the PostgreSQL backends of the round's database, the rest of PostgreSQL (its
+    WAL writer, checkpointer...), this process (the load generator) and the whole machine."""
+
+    def __init__(self, instance_pids: list[int], url: str | None) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._instances = [psutil.Process(pid) for pid in instance_pids]
+        self._db = url.rsplit("/", 1)[-1] if url else None
+        self._start = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        def secs(proc: Any) -> float:
+            try:
+                t = proc.cpu_times()
+                return t.user + t.system
+            except self._psutil.Error:
+                return 0.0
+
+        out = {f"instance {k}": secs(p) for k, p in enumerate(self._instances)}
+        backends = server = 0.0
+        for proc in self._psutil.process_iter(["name", "cmdline"]):
+            if proc.info["name"] != "postgres":
+                continue
+            title = " ".join(proc.info["cmdline"] or [])
+            if self._db and f" {self._db} " in title:
+                backends += secs(proc)
+            else:
+                server += secs(proc)
+        out["pg backends"] = backends
+        out["pg other"] = server
+        out["load generator"] = secs(self._psutil.Process())
+        total = self._psutil.cpu_times()
+        out["machine"] = total.user + total.system + getattr(total, "irq", 0) + getattr(total, "softirq", 0)
+        return out
+
+    def report(self, span: float) -> str:
+        end = self._sample()
+        return ", ".join(f"{k} {(end[k] - v) / span:.2f}" for k, v in self._start.items()) + " cores"
+
+
 async def inbound_round(prep: inbound.Prepared, args: argparse.Namespace, workdir: Path, url: str | None,
                         instances: int, rnd: int) -> tuple[float, list[str]]:
     """One round against `instances` servers on one database: (updates/s, problems)."""
@@ -103,8 +146,11 @@ async def inbound_round(prep: inbound.Prepared, args: argparse.Namespace, workdi
 
         if prep.warmup:
             await fire(prep.warmup)
+        cpu = CpuMeter([c.pid for c in children], url)
         spans = await fire(prep.measured)
         rate = len(prep.measured) / spans[-1]
+        if args.cpu:
+            print(f"    cpu over {spans[-1]:.1f} s: {cpu.report(spans[-1])}", flush=True)
         if url is not None:
             bad = (await pg.query(url, "SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL OR error IS NOT NULL"))[0][0]
             if bad:
@@ -411,6 +457,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kills", type=int, default=10, help="leader kills in the failover part (default 10)")
     p.add_argument("--lease", type=float, default=3.0, help="cluster.lease in seconds for parts 2 and 3 (default 3)")
     p.add_argument("--failover-rate", type=float, default=10.0, help="sender msg/s in the failover part (default 10)")
+    p.add_argument("--cpu", action="store_true", help="inbound: print the CPU each part used per round")
     args = p.parse_args(argv)
     args.profile = None
     return args

@@ -2,6 +2,7 @@
 transaction with state, records and outbox."""
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,7 @@ from flows.tickets import ComplaintPolicy
 from bot.feedback_settings import FeedbackSettings
 from storage import contacts, customers, inbox, privacy, programs, start_tokens, tickets, zalo
 from storage.contacts import ContactRecord
+from storage.backend import CONFLICT_RETRIES, conflict_backoff, conflicted
 from storage.db import Connection, Database, savepoint
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,11 @@ class _Handled:
 
 class _HandlingFailed(Exception):
     """Carries a handling error (its __cause__) out of the unit, which then rolls back."""
+
+
+class _Conflict(Exception):
+    """A deadlock (or serialization failure) inside an update's handling: out of the unit, which
+    rolls back, to handle the update again (its __cause__ is PostgreSQL's error)."""
 
 
 class _Redelivered(Exception):
@@ -111,36 +118,48 @@ class Engine:
         channel = self.channels[channel_name]
         update_id = channel.update_id(payload)
         received_at = self.clock.now()
-        erased = False
-        try:
-            # A unit: updates that arrive together share one commit (storage/db.py).
-            async with self.db.unit() as tx:
-                try:
-                    handled = await self._handled(tx, channel, payload)
-                except Exception as exc:
-                    raise _HandlingFailed from exc  # the unit rolls back what it wrote
-                # The inbox row last, and the dedupe with it: a redelivery (rare) is handled
-                # again, then found recorded here and its writes rolled back, which spares
-                # every other update a lookup before handling.
-                inbox_id = await inbox.record_processed(
-                    tx, channel_name, update_id, raw or payload, received_at, handled.at,
-                    contact_id=handled.contact_id, kind=handled.kind, text=handled.text,
-                )
-                if inbox_id is None:
-                    raise _Redelivered
-                if handled.forget:
-                    await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
-                    erased = True
-        except _Redelivered:
-            inbox_id = None
-        except _HandlingFailed as failed:
-            exc = failed.__cause__
-            log.error("%s update %s failed", channel_name, update_id, exc_info=exc)
-            async with self.db.unit() as tx:
-                inbox_id = await inbox.record_processed(
-                    tx, channel_name, update_id, raw or payload, received_at, self.clock.now(),
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+        for attempt in itertools.count():
+            erased = False
+            try:
+                # A unit: updates that arrive together share one commit (storage/db.py). A
+                # retry begins a transaction of its own (see below).
+                async with self.db.unit(fresh=attempt > 0) as tx:
+                    try:
+                        handled = await self._handled(tx, channel, payload)
+                    except Exception as exc:
+                        raise _HandlingFailed from exc  # the unit rolls back what it wrote
+                    # The inbox row last, and the dedupe with it: a redelivery (rare) is handled
+                    # again, then found recorded here and its writes rolled back, which spares
+                    # every other update a lookup before handling.
+                    inbox_id = await inbox.record_processed(
+                        tx, channel_name, update_id, raw or payload, received_at, handled.at,
+                        contact_id=handled.contact_id, kind=handled.kind, text=handled.text,
+                    )
+                    if inbox_id is None:
+                        raise _Redelivered
+                    if handled.forget:
+                        await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
+                        erased = True
+            except _Redelivered:
+                inbox_id = None
+            except Exception as failure:
+                exc = failure.__cause__ if isinstance(failure, _HandlingFailed) else failure
+                if attempt < CONFLICT_RETRIES and conflicted(exc):
+                    # PostgreSQL gave this transaction up against another instance's (a deadlock):
+                    # nothing of it was kept, so the update is handled again, from the start.
+                    log.warning("%s update %s: %s; handling it again (retry %d)", channel_name, update_id,
+                                type(exc).__name__, attempt + 1)
+                    await conflict_backoff(attempt)
+                    continue
+                if not isinstance(failure, _HandlingFailed):
+                    raise  # storing failed (the disk, the server): the platform delivers again
+                log.error("%s update %s failed", channel_name, update_id, exc_info=exc)
+                async with self.db.unit() as tx:
+                    inbox_id = await inbox.record_processed(
+                        tx, channel_name, update_id, raw or payload, received_at, self.clock.now(),
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+            break
         if inbox_id is None:
             log.info("%s update %s already recorded; ignoring the redelivery", channel_name, update_id)
             return False
@@ -178,23 +197,36 @@ class Engine:
     async def process(self, inbox_id: int, channel: Channel, payload: dict[str, Any]) -> None:
         """Handle an update recorded earlier (record()): its writes and its inbox row's outcome
         committed together, or on any error none of them and the error on the row."""
-        erased = False
-        async with self.db.unit() as tx:
-            if not await inbox.claim(tx, inbox_id, self.clock.now()):
-                return  # another instance handled it (both replayed it at start)
+        for attempt in itertools.count():
+            erased = False
             try:
-                async with savepoint(tx, "handling"):
-                    handled = await self._handled(tx, channel, payload)
-                    await inbox.mark_processed(
-                        tx, inbox_id, handled.at, contact_id=handled.contact_id, kind=handled.kind, text=handled.text
-                    )
-                    if handled.forget:
-                        await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
-                        erased = True
-            except Exception as exc:  # one bad update never stops the bot
-                log.exception("%s update (inbox %s) failed", channel.name, inbox_id)
-                await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now())
-                erased = False
+                async with self.db.unit(fresh=attempt > 0) as tx:
+                    if not await inbox.claim(tx, inbox_id, self.clock.now()):
+                        return  # another instance handled it (both replayed it at start)
+                    try:
+                        async with savepoint(tx, "handling"):
+                            handled = await self._handled(tx, channel, payload)
+                            await inbox.mark_processed(
+                                tx, inbox_id, handled.at, contact_id=handled.contact_id, kind=handled.kind,
+                                text=handled.text,
+                            )
+                            if handled.forget:
+                                await privacy.scrub_if_erased(tx, inbox_id, handled.contact_id)
+                                erased = True
+                    except Exception as exc:  # one bad update never stops the bot
+                        if attempt < CONFLICT_RETRIES and conflicted(exc):
+                            raise _Conflict from exc  # all of it again, the claim included
+                        log.exception("%s update (inbox %s) failed", channel.name, inbox_id)
+                        await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now())
+                        erased = False
+            except Exception as exc:
+                if attempt < CONFLICT_RETRIES and conflicted(exc):
+                    log.warning("%s update (inbox %s): %s; handling it again (retry %d)", channel.name, inbox_id,
+                                type(exc.__cause__ or exc).__name__, attempt + 1)
+                    await conflict_backoff(attempt)
+                    continue
+                raise
+            break
         self.wake_sender()
         if erased:
             await self.db.checkpoint()  # committed: now no older copy of the erased rows in the WAL either

@@ -8,6 +8,7 @@ table, pending migrations, refusing a database migrated by a newer feedbot).
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from importlib import resources
 from typing import Any, Awaitable, Sequence
@@ -21,6 +22,33 @@ CREATE_SCHEMA_MIGRATIONS = (
 
 class MigrationError(RuntimeError):
     pass
+
+
+# PostgreSQL gives up a transaction when it cannot order it against another: deadlock_detected
+# (two instances locking the same rows in opposite orders) and serialization_failure. The work
+# itself was fine; done again once the other has committed, it succeeds. (SQLite has one
+# writer: it never answers either.)
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+CONFLICT_RETRIES = 3  # tries after the first
+CONFLICT_BACKOFF_S = 0.02  # the first retry waits up to this long (random), each next one twice as long
+
+
+def conflicted(exc: BaseException | None) -> bool:
+    """The error (or one it was raised from) is a deadlock or serialization failure: the
+    transaction was rolled back and may be run again as it was."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+async def conflict_backoff(attempt: int) -> None:
+    """Before retry number `attempt` (0 for the first): a short random wait, so that the two
+    transactions that collided do not meet again in step."""
+    await asyncio.sleep(random.uniform(0.5, 1.0) * CONFLICT_BACKOFF_S * 2 ** attempt)
 
 
 def check_not_newer(applied: Any, files: list[tuple[int, str, str]], where: str) -> None:

@@ -426,12 +426,15 @@ class PgDatabase(Backend):
                         await _settled(conn.raw.execute("ROLLBACK"))
                     raise
 
-    def unit(self) -> "_PgUnit":
+    def unit(self, *, fresh: bool = False) -> "_PgUnit":
         """A small unit of writes, committed before the block returns, sharing its transaction
         (and its one COMMIT, the one fsync) with the units queued behind it: group commit, as
         storage/db.py's unit() does; each unit after the first in a savepoint, so one failing undoes
-        only its own (the first, failing, rolls back the transaction, which holds nothing else yet)."""
-        return _PgUnit(self)
+        only its own (the first, failing, rolls back the transaction, which holds nothing else yet).
+
+        fresh=True: the unit begins a transaction of its own (the open one is committed first),
+        for a retry after a deadlock: the locks the earlier units hold are let go first."""
+        return _PgUnit(self, fresh)
 
     async def _commit_units_later(self) -> None:
         async with self._write_lock:
@@ -637,16 +640,19 @@ class _PgUnit:
     """PgDatabase.unit(): the write lock, a savepoint in the shared transaction (none for its
     first unit, as on SQLite), the wait for its COMMIT."""
 
-    __slots__ = ("_db", "_waiters", "_first")
+    __slots__ = ("_db", "_waiters", "_first", "_fresh")
 
-    def __init__(self, db: PgDatabase) -> None:
+    def __init__(self, db: PgDatabase, fresh: bool = False) -> None:
         self._db = db
+        self._fresh = fresh
 
     async def __aenter__(self) -> PgConnection:
         db = self._db
         await db._write_lock.acquire()
         try:
             raw = db.writer.raw
+            if self._fresh:
+                await db._commit_units()
             # The first unit of a transaction needs no savepoint: should it fail, nothing else
             # is in the transaction yet (the write lock is held), so all of it is rolled back.
             self._first = db._unit_waiters is None
