@@ -66,7 +66,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class CpuMeter:
     """CPU seconds (user + system, from /proc through psutil) spent since it was made, per part:
     each instance, the PostgreSQL backends of the round's database, the rest of PostgreSQL (its
-    WAL writer, checkpointer...), this process (the load generator) and the whole machine."""
+    WAL writer, checkpointer..., and other databases' backends), this process (the load
+    generator). With it, what the round's backends were doing, sampled every 10 ms from
+    pg_stat_activity: running, waiting for their instance (ClientRead), for a lock, for I/O."""
 
     def __init__(self, instance_pids: list[int], url: str | None) -> None:
         import psutil
@@ -74,7 +76,20 @@ class CpuMeter:
         self._psutil = psutil
         self._instances = [psutil.Process(pid) for pid in instance_pids]
         self._db = url.rsplit("/", 1)[-1] if url else None
+        self._url = url
         self._start = self._sample()
+
+    @staticmethod
+    def _queued(pid: int) -> float:
+        """Seconds the process's threads were runnable but waiting for a core (/proc schedstat)."""
+        total = 0
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+        return total / 1e9
 
     def _sample(self) -> dict[str, float]:
         def secs(proc: Any) -> float:
@@ -85,25 +100,50 @@ class CpuMeter:
                 return 0.0
 
         out = {f"instance {k}": secs(p) for k, p in enumerate(self._instances)}
-        backends = server = 0.0
+        backends = server = queued = 0.0
         for proc in self._psutil.process_iter(["name", "cmdline"]):
             if proc.info["name"] != "postgres":
                 continue
             title = " ".join(proc.info["cmdline"] or [])
             if self._db and f" {self._db} " in title:
                 backends += secs(proc)
+                queued += self._queued(proc.pid)
             else:
                 server += secs(proc)
         out["pg backends"] = backends
         out["pg other"] = server
         out["load generator"] = secs(self._psutil.Process())
-        total = self._psutil.cpu_times()
-        out["machine"] = total.user + total.system + getattr(total, "irq", 0) + getattr(total, "softirq", 0)
+        out["instances waiting for a core"] = sum(self._queued(p.pid) for p in self._instances)
+        out["backends waiting for a core"] = queued
         return out
+
+    async def watch(self) -> None:
+        """Sample the round's backends' states until cancelled."""
+        import asyncpg
+
+        self.states: Counter[str] = Counter()
+        if self._db is None:
+            return
+        conn = await asyncpg.connect(self._url)
+        try:
+            while True:
+                for state, kind, event in await conn.fetch(
+                        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        " AND backend_type = 'client backend' AND state <> 'idle'"):
+                    self.states["running" if kind is None else f"{kind}:{event}"] += 1
+                await asyncio.sleep(0.01)
+        finally:
+            await conn.close()
 
     def report(self, span: float) -> str:
         end = self._sample()
-        return ", ".join(f"{k} {(end[k] - v) / span:.2f}" for k, v in self._start.items()) + " cores"
+        cpu = ", ".join(f"{k} {(end[k] - v) / span:.2f}" for k, v in self._start.items()) + " cores"
+        total = sum(getattr(self, "states", {}).values())
+        if not total:
+            return cpu
+        top = ", ".join(f"{k} {n / total:.0%}" for k, n in self.states.most_common(6))
+        return f"{cpu}; busy backends: {top}"
 
 
 async def inbound_round(prep: inbound.Prepared, args: argparse.Namespace, workdir: Path, url: str | None,
@@ -147,7 +187,11 @@ async def inbound_round(prep: inbound.Prepared, args: argparse.Namespace, workdi
         if prep.warmup:
             await fire(prep.warmup)
         cpu = CpuMeter([c.pid for c in children], url)
+        watching = asyncio.create_task(cpu.watch()) if args.cpu else None
         spans = await fire(prep.measured)
+        if watching is not None:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
         rate = len(prep.measured) / spans[-1]
         if args.cpu:
             print(f"    cpu over {spans[-1]:.1f} s: {cpu.report(spans[-1])}", flush=True)

@@ -27,6 +27,7 @@ import asyncpg
 
 from storage.backend import CREATE_SCHEMA_MIGRATIONS, Backend, MigrationError, check_not_newer, load_migrations
 from storage.backend import settled as _settled
+from storage.rollup_lock import Pending
 from storage.timefmt import to_db
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,9 @@ class PgConnection:
     """One asyncpg connection with the methods the repositories call on an aiosqlite one."""
 
     dialect = DIALECT
+    # Inside a writer transaction (a unit's, transaction()'s): its rollup deltas, written at its
+    # COMMIT in one order (storage/rollup_lock.py). None elsewhere: written at once.
+    rollups: Pending | None = None
 
     def __init__(self, db: "PgDatabase", conn: asyncpg.Connection) -> None:
         self._db = db
@@ -349,6 +353,7 @@ class PgDatabase(Backend):
         # While units (unit()) share an open transaction: one future per unit that has run,
         # each told of the shared COMMIT (as in storage/db.py).
         self._unit_waiters: list[asyncio.Future[None]] | None = None
+        self._unit_rollups = Pending()  # the rollup deltas of the units' transaction so far
         self._tasks: set[asyncio.Task[None]] = set()
         self.erased = False  # an erasure since the last checkpoint(): see there
         self._vacuum_lock = asyncio.Lock()  # one VACUUM at a time: a checkpoint() waits for one under way
@@ -413,12 +418,16 @@ class PgDatabase(Backend):
             await self._commit_units()
             conn = self.writer
             await conn.raw.execute("BEGIN")
+            conn.rollups = Pending()
             try:
                 yield conn
+                await conn.rollups.flush(conn)
             except BaseException:
+                conn.rollups = None
                 await _settled(conn.raw.execute("ROLLBACK"))
                 raise
             else:
+                conn.rollups = None
                 try:
                     await _settled(conn.raw.execute("COMMIT"))
                 except Exception:
@@ -447,8 +456,11 @@ class PgDatabase(Backend):
             return
         raw = self.writer.raw
         try:
+            if self._unit_rollups:
+                await self._unit_rollups.flush(self.writer)
             await _settled(raw.execute("COMMIT"))
         except Exception as exc:
+            self._unit_rollups = Pending()
             log.error("a shared transaction of units: COMMIT failed, rolled back: %s", exc)
             if raw.is_in_transaction():
                 await _settled(raw.execute("ROLLBACK"))
@@ -658,6 +670,7 @@ class _PgUnit:
             self._first = db._unit_waiters is None
             if self._first:
                 await _settled(raw.execute("BEGIN"))
+                db._unit_rollups = Pending()
                 db._unit_waiters = []
                 task = asyncio.create_task(db._commit_units_later())
                 db._tasks.add(task)
@@ -668,12 +681,16 @@ class _PgUnit:
         except BaseException:
             db._write_lock.release()
             raise
+        db.writer.rollups = Pending()  # this unit's; they join the transaction's if it succeeds
         return db.writer
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         db = self._db
         raw = db.writer.raw
+        mine, db.writer.rollups = db.writer.rollups, None
         try:
+            if exc_type is None and mine:
+                db._unit_rollups.merge(mine)
             if self._first:
                 if exc_type is not None:  # the transaction held this unit's writes only
                     db._unit_waiters = None  # its COMMIT task finds nothing to commit

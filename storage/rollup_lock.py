@@ -1,17 +1,99 @@
-"""One lock for every rollup write (CSAT, sends, complaints).
+"""Rollup writes (CSAT answers, survey sends, complaints) without deadlocks between instances.
 
-Several instances on PostgreSQL: transactions adding to the same hot rows (today's, this
-month's) in different orders deadlocked, e.g. a /start's send count and a tap's answer in one
-group commit against the other instance's. Every rollup write takes this lock first, held to
-the commit, so rollup writers take turns instead. SQLite has one writer anyway."""
+Several instances on PostgreSQL add to the same hot rows (today's, this month's), and group
+commit puts several updates in one transaction: two transactions adding to those rows in
+opposite orders deadlocked (a /start's send count and a tap's answer). One lock for every rollup
+write, held from a transaction's first rollup write to its commit, stopped that, but made the
+instances' transactions take turns.
+
+Now a PostgreSQL writer transaction (a unit's, transaction()'s: storage/pg.py) gathers its
+rollup deltas in a `Pending` (the connection's `rollups`) and writes them just before its
+COMMIT, summed per row, every table in one order (RANKS) and its rows in one order (by month,
+then the rest of the key, then the day: csat_months, which a trigger keeps from csat_rollups,
+is locked in that order too). Transactions meet on hot rows only at their end and always in the
+same order: no cycle, and the rows are held only from there to the COMMIT. A unit's deltas join
+its transaction's only if it succeeds. Rebuilding the rollups takes ROLLUP_LOCK exclusively
+(serialize()); the gathered writes take it shared, so they never wait for each other, only for
+a rebuild. Without a gathering transaction (SQLite, which has one writer) they are written at
+once, in the same order."""
 from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
 
 from storage.db import Connection, dialect
 
 ROLLUP_LOCK = 0x6665_6564_726F_6C6C  # "feedroll"
 
+# The order the tables are written in at a commit.
+CSAT, SENDS, TICKET_COUNTS, TICKET_DURATIONS, RATINGS = range(5)
+
+
+def _order(key: tuple[str, ...]) -> tuple[Any, ...]:
+    """Rows' write order: every rollup key starts with its day; the month first, as csat_months'
+    rows (by month) are locked in the order of the csat_rollups rows that move them."""
+    return (key[0][:7], key[1:], key[0])
+
+
+class Pending:
+    """Rollup deltas gathered by a transaction: per table (its upsert), per key, the values
+    added up."""
+
+    __slots__ = ("tables",)
+
+    def __init__(self) -> None:
+        self.tables: dict[tuple[int, str], dict[tuple[str, ...], list[int]]] = {}
+
+    def add(self, rank: int, upsert: str, rows: Iterable[tuple[Sequence[str], Sequence[int]]]) -> None:
+        cells = self.tables.setdefault((rank, upsert), {})
+        for key, values in rows:
+            cell = cells.get(tuple(key))
+            if cell is None:
+                cells[tuple(key)] = list(values)
+            else:
+                for i, v in enumerate(values):
+                    cell[i] += v
+
+    def merge(self, other: "Pending") -> None:
+        for (rank, upsert), cells in other.tables.items():
+            self.add(rank, upsert, cells.items())
+
+    def __bool__(self) -> bool:
+        return bool(self.tables)
+
+    async def flush(self, conn: Connection) -> None:
+        """Write everything gathered (in the transaction about to commit), in the one order."""
+        tables, self.tables = self.tables, {}
+        locked = False
+        for (_, upsert), cells in sorted(tables.items()):
+            rows = [(*key, *values) for key, values in sorted(cells.items(), key=lambda kv: _order(kv[0]))
+                    if any(values)]
+            if not rows:
+                continue
+            if not locked and dialect(conn) == "postgresql":
+                await conn.execute("SELECT pg_advisory_xact_lock_shared(?)", (ROLLUP_LOCK,))  # only a rebuild waits
+                locked = True
+            await conn.executemany(upsert, rows)
+
+
+def gathers(conn: Connection) -> bool:
+    """The connection's transaction gathers rollup writes for its commit."""
+    return getattr(conn, "rollups", None) is not None
+
+
+async def add(conn: Connection, rank: int, upsert: str, rows: Iterable[tuple[Sequence[str], Sequence[int]]]) -> None:
+    """Add to a rollup table: `upsert` takes each key's columns then its values (adding them to
+    a row already there). Gathered for the commit where the transaction does, else now."""
+    pending = getattr(conn, "rollups", None)
+    if pending is not None:
+        pending.add(rank, upsert, rows)
+        return
+    now = Pending()
+    now.add(rank, upsert, rows)
+    await now.flush(conn)
+
 
 async def serialize(conn: Connection) -> None:
-    """Before writing rollup rows in a transaction (again in the same one: a no-op)."""
+    """Before replacing rollup rows wholesale (a rebuild): no other transaction writes any until
+    this one commits (again in the same transaction: a no-op)."""
     if dialect(conn) == "postgresql":
         await conn.execute("SELECT pg_advisory_xact_lock(?)", (ROLLUP_LOCK,))

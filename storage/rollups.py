@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from storage import ticket_rollups
 from storage.db import Connection, dialect
+from storage import rollup_lock
 from storage.rollup_lock import serialize
 from storage.timefmt import from_db, to_db
 
@@ -64,11 +65,33 @@ _ADD = (
 )
 
 
+# The answer's row of csat_rollups and its values (where the transaction gathers its rollup
+# writes for its commit: storage/rollup_lock.py).
+_ANSWER = (
+    f"SELECT COALESCE(s.store, ''), s.touchpoint, {_TIER}, COALESCE(ct.channel, ''), s.score"
+    " FROM surveys s LEFT JOIN contacts ct ON ct.id = s.contact_id"
+    " WHERE s.id = ? AND s.demo = 0 AND s.score IS NOT NULL"
+)
+_UPSERT = (
+    "INSERT INTO csat_rollups (day, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (day, store, touchpoint, tier, channel) DO UPDATE SET"
+    " answers = csat_rollups.answers + excluded.answers, satisfied = csat_rollups.satisfied + excluded.satisfied,"
+    " dissatisfied = csat_rollups.dissatisfied + excluded.dissatisfied, score_sum = csat_rollups.score_sum + excluded.score_sum"
+)
+
+
 async def add_answer(conn: Connection, survey_id: int, answered_at: datetime, rule: RollupRule) -> None:
     """Count one answer (call in the transaction that records it; demo surveys are not counted)."""
-    await serialize(conn)
-    await conn.execute(_ADD, (rule.day(answered_at), _number(rule.vip_spend), rule.vip_orders,
-                              to_db(answered_at - TIER_WINDOW), to_db(answered_at), survey_id))
+    params = (_number(rule.vip_spend), rule.vip_orders, to_db(answered_at - TIER_WINDOW), to_db(answered_at), survey_id)
+    if not rollup_lock.gathers(conn):  # SQLite: at once, in one statement
+        await conn.execute(_ADD, (rule.day(answered_at), *params))
+        return
+    rows = await conn.execute_fetchall(_ANSWER, params)
+    for store, touchpoint, tier, channel, score in rows:
+        await rollup_lock.add(conn, rollup_lock.CSAT, _UPSERT, [(
+            (rule.day(answered_at), store, touchpoint, tier, channel),
+            (1, 1 if score >= 4 else 0, 1 if score <= 2 else 0, score))])
 
 
 # --- the raw aggregation (rebuild, and what tests compare against) --------------------------------
@@ -167,13 +190,14 @@ def _count_sends(rows: list, tz: tzinfo, into: dict[SendKey, int], sign: int = 1
         into[key] = into.get(key, 0) + sign
 
 
+_SENDS_UPSERT = ("INSERT INTO survey_sends (day, store, touchpoint, sent) VALUES (?, ?, ?, ?)"
+                 " ON CONFLICT (day, store, touchpoint) DO UPDATE SET sent = survey_sends.sent + excluded.sent")
+
+
 async def _write_sends(conn: Connection, sends: dict[SendKey, int]) -> None:
-    changed = sorted((*k, v) for k, v in sends.items() if v)
+    changed = [(k, (v,)) for k, v in sends.items() if v]
     if changed:
-        await serialize(conn)
-        await conn.executemany(
-            "INSERT INTO survey_sends (day, store, touchpoint, sent) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (day, store, touchpoint) DO UPDATE SET sent = survey_sends.sent + excluded.sent", changed)
+        await rollup_lock.add(conn, rollup_lock.SENDS, _SENDS_UPSERT, changed)
 
 
 class SendTally:

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 from storage.db import Connection, fetch_one
+from storage import rollup_lock
 from storage.rollup_lock import serialize
 from storage.timefmt import from_db
 
@@ -134,29 +135,30 @@ async def _rows(conn: Connection, ticket_ids: Sequence[int]) -> list:
     return list(await conn.execute_fetchall(f"SELECT {_COLUMNS}{_FROM} WHERE t.id IN ({marks})", tuple(ticket_ids)))
 
 
+_COUNTS_UPSERT = (
+    f"INSERT INTO ticket_rollups (day, store, category, kind, {', '.join(COUNTS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (day, store, category, kind) DO UPDATE SET "
+    + ", ".join(f"{c} = ticket_rollups.{c} + excluded.{c}" for c in COUNTS))
+_DURATIONS_UPSERT = (
+    f"INSERT INTO ticket_durations (day, store, kind, measure, {_B}) VALUES (?, ?, ?, ?, {', '.join('?' * BUCKETS)})"
+    " ON CONFLICT (day, store, kind, measure) DO UPDATE SET "
+    + ", ".join(f"b{i} = ticket_durations.b{i} + excluded.b{i}" for i in range(BUCKETS)))
+_RATINGS_UPSERT = (
+    "INSERT INTO rating_rollups (day, store, kind, agent_id, agent_name, ratings, satisfied, dissatisfied, score_sum)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, store, kind, agent_id, agent_name) DO UPDATE SET"
+    " ratings = rating_rollups.ratings + excluded.ratings, satisfied = rating_rollups.satisfied + excluded.satisfied,"
+    " dissatisfied = rating_rollups.dissatisfied + excluded.dissatisfied,"
+    " score_sum = rating_rollups.score_sum + excluded.score_sum")
+
+
 async def _write(conn: Connection, cells: Cells) -> None:
+    """Add the cells (gathered for the commit where the transaction does: storage/rollup_lock.py)."""
     counts, durations, ratings = cells.nonzero()
-    if counts or durations or ratings:
-        await serialize(conn)
-    if counts:
-        await conn.executemany(
-            f"INSERT INTO ticket_rollups (day, store, category, kind, {', '.join(COUNTS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (day, store, category, kind) DO UPDATE SET "
-            + ", ".join(f"{c} = ticket_rollups.{c} + excluded.{c}" for c in COUNTS),
-            [(*k, *v) for k, v in counts.items()])
-    if durations:
-        await conn.executemany(
-            f"INSERT INTO ticket_durations (day, store, kind, measure, {_B}) VALUES (?, ?, ?, ?, {', '.join('?' * BUCKETS)})"
-            " ON CONFLICT (day, store, kind, measure) DO UPDATE SET "
-            + ", ".join(f"b{i} = ticket_durations.b{i} + excluded.b{i}" for i in range(BUCKETS)),
-            [(*k, *v) for k, v in durations.items()])
-    if ratings:
-        await conn.executemany(
-            "INSERT INTO rating_rollups (day, store, kind, agent_id, agent_name, ratings, satisfied, dissatisfied, score_sum)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, store, kind, agent_id, agent_name) DO UPDATE SET"
-            " ratings = rating_rollups.ratings + excluded.ratings, satisfied = rating_rollups.satisfied + excluded.satisfied,"
-            " dissatisfied = rating_rollups.dissatisfied + excluded.dissatisfied,"
-            " score_sum = rating_rollups.score_sum + excluded.score_sum", [(*k, *v) for k, v in ratings.items()])
+    for rank, upsert, rows in ((rollup_lock.TICKET_COUNTS, _COUNTS_UPSERT, counts),
+                               (rollup_lock.TICKET_DURATIONS, _DURATIONS_UPSERT, durations),
+                               (rollup_lock.RATINGS, _RATINGS_UPSERT, ratings)):
+        if rows:
+            await rollup_lock.add(conn, rank, upsert, rows.items())
 
 
 class Tally:

@@ -285,3 +285,106 @@ async def test_webhooks_redelivered_to_every_instance_are_handled_once_and_web_c
     print(f"\ncluster: web chat greeting on the follower's socket {greeting_after * 1000:.0f} ms after hello")
     for i in cluster.instances:
         await i.terminate()
+
+
+START_USERS = [670000 + i for i in range(120)]
+TAP_USERS = [671000 + i for i in range(120)]
+STORES = ("Q1", "Q3", "Q7")
+
+
+async def _customers_with_surveys(config, tg: FakeTelegramServer) -> tuple[dict[int, str], dict[int, tuple[str, int]]]:
+    """Every user bought (store and touchpoint varied: several hot rollup rows); their surveys are
+    due. TAP_USERS opened their receipt link and got their question (sent by an in-process app on
+    the cluster's database). The START_USERS' link tokens, the TAP_USERS' 4-button data and message."""
+    h = Harness(config, tg, SystemClock())
+    await h.start()
+    try:
+        policy, touchpoints = h.app.config.survey_policy(), h.app.config.survey.touchpoints
+        bought = datetime.now(timezone.utc) - timedelta(minutes=10)
+        tokens: dict[int, str] = {}
+        for k, user in enumerate(START_USERS + TAP_USERS):
+            body = {"order_id": f"S-{user}", "customer": {"external_id": f"C-{user}", "name": f"Khách {user}"},
+                    "amount": 100000, "store": STORES[k % len(STORES)], "touchpoint": touchpoints[k % 2],
+                    "purchased_at": bought.isoformat()}
+            data = parse_purchase(body, touchpoints=touchpoints, timezone=policy.timezone, now=bought)
+            tokens[user] = (await record_purchase(h.app.db, h.app.clock, policy, data)).link_token
+        async with h.app.db.transaction() as tx:
+            await tx.execute("UPDATE surveys SET due_at = ?", (to_db(datetime.now(timezone.utc) - timedelta(minutes=1)),))
+        # Linked now, after the due time: the question goes out at once (welcome, then question).
+        await asyncio.gather(*(h.app.engine.receive("telegram", tg.make_message_update(u, f"/start {tokens[u]}"))
+                               for u in TAP_USERS))
+        taps = {}
+        for user in TAP_USERS:
+            question = (await tg.wait_for_messages(user, 2, timeout=20))[1]
+            taps[user] = (question.reply_markup["inline_keyboard"][0][3]["callback_data"], question.message_id)
+        await h.outbox_settled(timeout=20)
+    finally:
+        await h.close()
+    return {u: tokens[u] for u in START_USERS}, taps
+
+
+async def test_starts_and_taps_spread_over_two_instances_are_each_handled_once_and_counted(cluster_of, tg):
+    """What bench/cluster.py found and no test did: /start links (each sends a survey: a send
+    counted in survey_sends) and score taps (an answer counted in csat_rollups) from many chats,
+    alternating between two instances at once. Every update handled exactly once, none left with
+    an error (a deadlock between the instances' group commits is retried: bot/engine.py), and
+    the rollups equal the raw counts."""
+    from storage import rollups
+    from storage.pg import PgDatabase
+
+    cluster = cluster_of(2, http={"public_url": "http://127.0.0.1"},
+                         telegram={"mode": "webhook", "webhook_secret": SECRET})
+    config = cluster.instances[0].config()
+    tokens, taps = await _customers_with_surveys(config, tg)
+    await cluster.rows("DELETE FROM leases")  # the set-up app's
+    await cluster.start()
+    updates = []
+    for start_user, tap_user in zip(START_USERS, TAP_USERS):
+        updates.append(tg.make_message_update(start_user, f"/start {tokens[start_user]}"))
+        data, message_id = taps[tap_user]
+        updates.append(tg.make_callback_update(tap_user, data, message_id))
+    async with aiohttp.ClientSession() as http:
+        async def post(instance: Instance, update: dict) -> int:
+            async with http.post(f"{instance.url}/webhooks/telegram", json=update,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
+                return resp.status
+
+        began = time.monotonic()
+        statuses = await asyncio.gather(*(post(cluster.instances[k % 2], u) for k, u in enumerate(updates)))
+        took = time.monotonic() - began
+    assert statuses == [200] * len(updates)
+
+    ids = [str(u["update_id"]) for u in updates]
+    inbox = await cluster.rows("SELECT update_id, processed_at, error, kind FROM inbox WHERE update_id = ANY($1::text[])", ids)
+    assert sorted(r["update_id"] for r in inbox) == sorted(ids)  # each recorded once
+    assert [r for r in inbox if r["error"] is not None or r["processed_at"] is None] == []
+    assert Counter(r["kind"] for r in inbox) == {"command": len(START_USERS), "choice": len(TAP_USERS)}
+
+    surveys = {int(r["chat"]): r for r in await cluster.rows(
+        "SELECT c.chat_id AS chat, s.status, s.score, s.sent_at FROM surveys s JOIN contacts c ON c.id = s.contact_id")}
+    assert all(surveys[u]["status"] == "answered" and surveys[u]["score"] == 4 for u in TAP_USERS)
+    assert all(surveys[u]["sent_at"] is not None for u in START_USERS)
+    # Each effect once: one question per /start, one answer to each tap.
+    per_chat = Counter((int(r["chat_id"]), r["method"], r["survey"]) for r in await cluster.rows(
+        "SELECT chat_id, method, survey_id IS NOT NULL AS survey FROM outbox WHERE chat_id = ANY($1::text[])",
+        [str(u) for u in START_USERS + TAP_USERS]))
+    assert all(per_chat[(u, "send_text", True)] == 1 for u in START_USERS), per_chat
+    assert all(per_chat[(u, "answer_choice", False)] == 1 for u in TAP_USERS), per_chat
+
+    db = PgDatabase(cluster.url)
+    await db.open(migrate=False)
+    try:
+        rule = config.rollup_rule()
+        answers = await rollups.read(db.reader)
+        assert answers == await rollups.aggregate_raw(db.reader, rule)
+        assert sum(cell.answers for cell in answers.values()) == len(TAP_USERS)
+        sends = await rollups.read_sends(db.reader)
+        assert sends == await rollups.sends_raw(db.reader, rule.tz)
+        assert sum(sends.values()) == len(START_USERS) + len(TAP_USERS)
+    finally:
+        await db.close()
+    retried = sum(i.log().count("handling it again") for i in cluster.instances)
+    print(f"\ncluster: {len(updates)} /start and taps over 2 instances; retried after a deadlock: {retried}, "
+          f"{took:.2f} s")
+    for i in cluster.instances:
+        await i.terminate()

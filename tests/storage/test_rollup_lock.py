@@ -1,6 +1,7 @@
 """Two instances on one PostgreSQL database add to the same hot rollup rows in opposite orders
-(group commit puts several updates in one transaction): without one lock for rollup writes
-PostgreSQL found a deadlock and failed one of them (an update lost its handling)."""
+(group commit puts several updates in one transaction): written at once, PostgreSQL found a
+deadlock and failed one of them (an update lost its handling). Gathered for the commit and
+written there in one order (storage/rollup_lock.py), both commit."""
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +33,7 @@ async def test_rollup_writes_in_opposite_orders_in_two_transactions_both_commit(
         async with first.transaction() as tx:
             await rollups._write_sends(tx, {DAY: 1})
             first_wrote.set()
-            try:  # with the lock the other waits for this commit, so it never gets here first
+            try:  # written at the commits: neither waits here for the other
                 await asyncio.wait_for(second_wrote.wait(), 2.0)
             except TimeoutError:
                 pass
@@ -48,3 +49,20 @@ async def test_rollup_writes_in_opposite_orders_in_two_transactions_both_commit(
     results = await asyncio.gather(one(), other(), return_exceptions=True)
     assert results == [None, None], results
     assert await rollups.read_sends(first.reader) == {DAY: 2, OTHER_DAY: 2}
+
+
+async def test_a_failing_units_rollup_writes_go_with_it_and_the_others_are_summed(two):
+    db, _ = two
+
+    async def ok() -> None:
+        async with db.unit() as tx:
+            await rollups._write_sends(tx, {DAY: 1, OTHER_DAY: 1})
+
+    async def bad() -> None:
+        with pytest.raises(RuntimeError):
+            async with db.unit() as tx:
+                await rollups._write_sends(tx, {DAY: 5})
+                raise RuntimeError("this update fails")
+
+    await asyncio.gather(ok(), bad(), ok(), bad())  # one transaction: the first and the third units' writes
+    assert await rollups.read_sends(db.reader) == {DAY: 2, OTHER_DAY: 2}
