@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from storage.backend import CREATE_SCHEMA_MIGRATIONS, Backend, MigrationError, check_not_newer, load_migrations
+from storage.backend import CREATE_SCHEMA_MIGRATIONS, Backend, MigrationError, check_not_newer, conflicted, load_migrations
 from storage.backend import settled as _settled
 from storage.rollup_lock import Pending
 from storage.timefmt import to_db
@@ -699,6 +699,11 @@ class _PgUnit:
                 if exc_type is not None:  # this unit's writes only; the shared transaction goes on
                     await _settled(raw.execute("ROLLBACK TO SAVEPOINT unit"))
                 await _settled(raw.execute("RELEASE SAVEPOINT unit"))
+                if conflicted(exc):
+                    # A deadlock: the other transaction may be waiting for rows the earlier units
+                    # hold. Committed now, not after the units queued behind this one, which could
+                    # meet it again (each after deadlock_timeout).
+                    await db._commit_units()
         finally:
             db._write_lock.release()
         if exc_type is None:

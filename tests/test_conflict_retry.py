@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import pytest
 
 from tests.conftest import hours
 
@@ -35,7 +36,10 @@ async def _waiting_for_a_lock(conn: asyncpg.Connection) -> bool:
         " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"))
 
 
-async def test_a_tap_failed_by_a_deadlock_is_handled_again_once(harness, database_url):
+@pytest.mark.parametrize("behind", [False, True], ids=["alone", "in-a-savepoint"])
+async def test_a_tap_failed_by_a_deadlock_is_handled_again_once(harness, database_url, behind):
+    """`behind`: the tap is the second unit of a shared transaction (group commit), after a
+    stranger's hello: its savepoint is rolled back, the hello committed."""
     await harness.start()
     buttons, question = await _survey_question(harness)
     survey_id = (await harness.rows("SELECT id FROM surveys"))[0]["id"]
@@ -47,6 +51,8 @@ async def test_a_tap_failed_by_a_deadlock_is_handled_again_once(harness, databas
         tx = other.transaction()
         await tx.start()
         await other.execute("SELECT id FROM surveys WHERE id = $1 FOR UPDATE", survey_id)
+        hello = harness.tg.make_message_update(USER + 1, "xin chào")
+        first = asyncio.create_task(harness.app.engine.receive("telegram", hello)) if behind else None
         handling = asyncio.create_task(harness.app.engine.receive("telegram", tap))
         async with asyncio.timeout(10):  # the engine holds the contact's row and waits for the survey's
             while not await _waiting_for_a_lock(other):
@@ -55,6 +61,10 @@ async def test_a_tap_failed_by_a_deadlock_is_handled_again_once(harness, databas
         await other.execute("SELECT id FROM contacts WHERE id = $1 FOR UPDATE", contact_id)
         await tx.commit()
         assert await handling is True
+        if first is not None:
+            assert await first is True
+            assert (await harness.rows("SELECT error FROM inbox WHERE update_id = ?", (str(hello["update_id"]),))) == [
+                {"error": None}]
     finally:
         await other.close()
 
