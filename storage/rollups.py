@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
 from storage import ticket_rollups
-from storage.db import Connection, dialect
+from storage.db import Connection, dialect, fetch_one
 from storage.rollup_lock import serialize
 from storage.timefmt import from_db, to_db
 
@@ -221,6 +221,25 @@ class SendTally:
         if self.ids:
             _count_sends(await self._rows(), self.tz, self.sends)
             await _write_sends(self.conn, self.sends)
+
+
+async def send_before(conn: Connection, survey_id: int) -> tuple[str | None, str, str] | None:
+    """Before one survey's sent_at is set (and nothing else the count reads): what it counts as
+    now (None: a demo, not counted). With `count_send` after the write, one read where
+    SendTally reads twice (it serves any change; this is on every /start)."""
+    row = await fetch_one(conn, "SELECT sent_at, COALESCE(store, ''), touchpoint, demo FROM surveys WHERE id = ?",
+                          (survey_id,))
+    return None if row is None or row[3] else (row[0], row[1], row[2])
+
+
+async def count_send(conn: Connection, before: tuple[str | None, str, str], sent_at: datetime) -> None:
+    old, store, touchpoint = before
+    tz = await ticket_rollups.shop_tz(conn)
+    sends: dict[SendKey, int] = {}
+    if old is not None:
+        _count_sends([before], tz, sends, -1)
+    _count_sends([(to_db(sent_at), store, touchpoint)], tz, sends)
+    await _write_sends(conn, sends)
 
 
 async def sends_added(conn: Connection, survey_ids: list[int]) -> None:

@@ -47,6 +47,7 @@ answer = st.fixed_dictionaries({
     "demo": st.integers(0, 9).map(lambda n: n == 0),
     "comment": st.sampled_from([None, "Giao hàng nhanh", "đóng gói kém"]),
     "lost": st.integers(0, 5).map(lambda n: n == 0),  # the question never arrived: not sent after all
+    "resent_hours": st.none() | st.integers(1, 30),  # marked sent again at another time: the count moves to its day
 })
 
 
@@ -122,6 +123,10 @@ async def scenario(db: Database, answers: list[dict], erase: int | None) -> None
                  to_db(bought), int(a["demo"])))
             survey_id = cur.lastrowid
             await surveys.mark_sent(tx, survey_id, contact_id, "vi", bought)
+        if a.get("resent_hours") is not None:
+            async with db.transaction() as tx:
+                await surveys.mark_sent(tx, survey_id, contact_id, "vi", bought - timedelta(hours=a["resent_hours"]))
+            await same(db)
         if a.get("lost"):
             async with db.transaction() as tx:
                 cur = await tx.execute(
