@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from aiohttp import web
 
@@ -216,7 +216,12 @@ class WebAuth:
 
     async def telegram_login(self, request: web.Request) -> web.StreamResponse:
         """The Telegram widget's auth URL: its signed data in the query (and our `next`)."""
-        nxt = request.query.get("next", "")[:200]
+        pairs = list(request.query.items())
+        nxt = request.query.get("next", "")
+        if "?" in nxt:  # its fields appended after a second "?" (our auth URL's next never has one)
+            nxt, _, appended = nxt.partition("?")
+            pairs += parse_qsl(appended, keep_blank_values=True)
+        nxt = nxt[:200]
         if self.telegram is None:
             return self._page(page_text(self.lang, "login.telegram_off"), nxt=nxt, status=404)
         address = request.remote or "?"
@@ -224,7 +229,7 @@ class WebAuth:
         if wait > 0:
             return self._too_many(wait, "", nxt)
         try:
-            who = login_widget.check(request.query.items(), self.telegram.bot_token, self.accounts.clock.now())
+            who = login_widget.check(pairs, self.telegram.bot_token, self.accounts.clock.now())
         except login_widget.LoginRejected as exc:
             self.throttle.failed(address)
             await asyncio.sleep(self.failure_delay)
@@ -354,7 +359,8 @@ class WebAuth:
         if self.telegram is None or request is None:
             return ""
         origin = self.public_origin or f"{request.scheme}://{request.host}"
-        auth_url = f"{origin}/login/telegram" + (f"?next={quote(nxt, safe='/')}" if nxt else "")
+        path = nxt.split("?")[0]  # Telegram adds its fields to this URL: no query of ours but next
+        auth_url = f"{origin}/login/telegram" + (f"?next={quote(path, safe='/')}" if path else "")
         return (f'<div class="telegram-login"><p>{html.escape(page_text(self.lang, "login.telegram_or"))}</p>\n'
                 f'{login_widget.widget_html(self.telegram.bot_username, auth_url)}</div>\n')
 

@@ -90,6 +90,15 @@ async def test_next_is_checked_like_the_password_form(shop):
     assert status == 200 and 'content="0;url=/agent"' in page and "evil" not in page
 
 
+async def test_fields_appended_after_a_second_question_mark_still_sign_in(shop):
+    """Whether Telegram adds its fields to the auth URL with '&' or, naively, with another '?'."""
+    h = shop
+    async with jar() as browser:
+        url = f"{h.url}/login/telegram?next=/agent?{urlencode(login_data(h))}"
+        async with browser.get(url, allow_redirects=False) as resp:
+            assert resp.status == 200 and 'content="0;url=/agent"' in await resp.text()
+
+
 @pytest.mark.parametrize("case", ["wrong_hash", "changed_field", "added_field", "other_bot", "no_hash", "stale", "future"])
 async def test_data_telegram_did_not_sign_or_that_is_old_is_refused(shop, case):
     h = shop
