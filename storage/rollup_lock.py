@@ -2,20 +2,19 @@
 
 Several instances on PostgreSQL add to the same hot rows (today's, this month's), and group
 commit puts several updates in one transaction: two transactions adding to those rows in
-opposite orders deadlocked (a /start's send count and a tap's answer). One lock for every rollup
-write, held from a transaction's first rollup write to its commit, stopped that, but made the
-instances' transactions take turns.
+opposite orders deadlocked (a /start's send count and a tap's answer). One lock taken at a
+transaction's first rollup write and held to its commit stopped that, but made the instances'
+whole transactions (a group of updates) take turns.
 
 Now a PostgreSQL writer transaction (a unit's, transaction()'s: storage/pg.py) gathers its
 rollup deltas in a `Pending` (the connection's `rollups`) and writes them just before its
-COMMIT, summed per row, every table in one order (RANKS) and its rows in one order (by month,
-then the rest of the key, then the day: csat_months, which a trigger keeps from csat_rollups,
-is locked in that order too). Transactions meet on hot rows only at their end and always in the
-same order: no cycle, and the rows are held only from there to the COMMIT. A unit's deltas join
-its transaction's only if it succeeds. Rebuilding the rollups takes ROLLUP_LOCK exclusively
-(serialize()); the gathered writes take it shared, so they never wait for each other, only for
-a rebuild. Without a gathering transaction (SQLite, which has one writer) they are written at
-once, in the same order."""
+COMMIT, summed per row, the tables and their rows in one order (CSAT..RATINGS; by month, then the rest
+of the key, then the day). The lock (ROLLUP_LOCK) is taken there, for those last statements and
+the COMMIT only: row order alone cannot rule cycles out, as triggers add every answer to rows
+of other keys too (csat_days: one row per day, csat_store_days, the months). A unit's deltas
+join its transaction's only if it succeeds. A rebuild takes the same lock (serialize()).
+Without a gathering transaction (SQLite, which has one writer) they are written at once, in
+the same order."""
 from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
@@ -70,7 +69,7 @@ class Pending:
             if not rows:
                 continue
             if not locked and dialect(conn) == "postgresql":
-                await conn.execute("SELECT pg_advisory_xact_lock_shared(?)", (ROLLUP_LOCK,))  # only a rebuild waits
+                await serialize(conn)  # held to the COMMIT, which follows
                 locked = True
             await conn.executemany(upsert, rows)
 
@@ -93,7 +92,7 @@ async def add(conn: Connection, rank: int, upsert: str, rows: Iterable[tuple[Seq
 
 
 async def serialize(conn: Connection) -> None:
-    """Before replacing rollup rows wholesale (a rebuild): no other transaction writes any until
-    this one commits (again in the same transaction: a no-op)."""
+    """Before writing rollup rows: no other transaction writes any until this one commits
+    (again in the same transaction: a no-op)."""
     if dialect(conn) == "postgresql":
         await conn.execute("SELECT pg_advisory_xact_lock(?)", (ROLLUP_LOCK,))

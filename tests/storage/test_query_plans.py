@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage import customers, dashboard, surveys, web_messages
+from storage import customers, dashboard, surveys, ticket_rollups, web_messages
 from storage.db import Database
 from tests.conftest import START
 
@@ -65,3 +65,13 @@ async def test_the_silent_web_session_purge_reads_by_index(db):
             await web_messages.purge_silent_sessions(tx, START, 500)
     for sql, plan in await _plans(db, purge):
         assert not _scans(plan), f"{plan}\n{sql}"
+
+
+async def test_the_oldest_open_complaints_come_from_the_partial_index_in_order(db):
+    """Not every open ticket read and sorted (the dashboard's complaints, any range)."""
+    async def oldest():
+        async with db.transaction() as tx:
+            assert await ticket_rollups.oldest_open(tx, None) == []
+    for sql, plan in await _plans(db, oldest):
+        assert any("tickets_unresolved" in step for step in plan) and not any("TEMP B-TREE" in s for s in plan), \
+            f"{plan}\n{sql}"
