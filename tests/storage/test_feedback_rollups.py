@@ -3,8 +3,9 @@ program answers per program, kind, score and choice) equal the raw aggregation o
 for random answers on both backends (property test: CSAT answers with and without a store,
 stage or staff; nps, ces, usage, brand and ideas answers about a purchase, a complaint or nothing;
 an "other" answered again on a later day; demo answers; a crash before the commit), after an
-erasure, after the retention purge and after a rebuild. Each example adds to the same database
-(the rollups must equal the raw aggregation whatever is there already)."""
+erasure, after the retention purge and after a rebuild (each example adds to the same database:
+the rollups must equal the raw aggregation whatever is there already); and the pages' reads use
+the rollups' indexes."""
 from __future__ import annotations
 
 import asyncio
@@ -12,15 +13,17 @@ import itertools
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bot.services import rollups as rollup_service
 from bot.services.data_rights import Privacy
-from storage import feedback_rollups, programs, surveys, ticket_rollups
+from storage import feedback_reports, feedback_rollups, programs, surveys, ticket_rollups
 from storage.db import Database
 from storage.rollups import RollupRule
 from storage.timefmt import to_db
 from tests.conftest import open_db
+from tests.storage.test_query_plans import _plans, _scans
 from testkit.clock import FakeClock
 
 BACKENDS = ("sqlite", "postgresql")
@@ -213,3 +216,18 @@ async def test_what_the_pages_read_on_both_backends(db):
         ("ideas_ask", "ideas", None, None, 1), ("usage_14d", "usage", None, "Làm quà", 1)]
     assert await feedback_rollups.program_answers(conn, "2026-03-03", "2026-03-04", ("Q3",)) == [
         ("usage_14d", "usage", None, "Làm quà", 1)]  # the complaint's purchase's store; the idea has none
+
+
+@pytest.mark.sqlite_only
+async def test_the_pages_read_a_range_of_days_by_index(db):
+    """The feedback pages' reads search the rollups' indexes by day (or store and day); never a scan."""
+    async def reads() -> None:
+        async with db.transaction() as tx:
+            await feedback_rollups.csat_by(tx, "stage", "2026-03-01", "2026-03-08")
+            await feedback_rollups.csat_by(tx, "staff", "2026-03-01", "2026-03-08", ("Q1", "Q3"))
+            await feedback_rollups.program_answers(tx, "2026-03-01", "2026-03-08", ("Q1",))
+            await feedback_reports.store_csat(tx, "Q1", "2026-03-01", "2026-03-08")
+    plans = await _plans(db, reads)
+    assert len(plans) == 4
+    for sql, plan in plans:
+        assert not _scans(plan), f"{plan}\n{sql}"
