@@ -87,12 +87,24 @@ _JOURNEY = ("SELECT s.answered_at, COALESCE(p.store, ''), COALESCE(p.stage, ''),
             " WHERE s.answered_at IS NOT NULL AND s.score IS NOT NULL AND s.demo = 0")
 
 
+# One statement per answer: its stage's row and its staff member's row.
+_ADD = (
+    "INSERT INTO journey_rollups (day, store, dimension, name, answers, satisfied, score_sum)"
+    " SELECT ?, COALESCE(p.store, ''), d.dimension,"
+    " COALESCE(CASE d.dimension WHEN 'stage' THEN p.stage ELSE p.staff END, ''), 1,"
+    f" CASE WHEN s.score >= {HIGH} THEN 1 ELSE 0 END, s.score"
+    " FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
+    " CROSS JOIN (SELECT 'stage' AS dimension UNION ALL SELECT 'staff') d"
+    " WHERE s.id = ? AND s.demo = 0 AND s.score IS NOT NULL"
+    " ON CONFLICT (day, store, dimension, name) DO UPDATE SET answers = journey_rollups.answers + excluded.answers,"
+    " satisfied = journey_rollups.satisfied + excluded.satisfied, score_sum = journey_rollups.score_sum + excluded.score_sum"
+)
+
+
 async def add_answer(conn: Connection, survey_id: int, day: str) -> None:
     """Count one purchase CSAT answer on its shop `day` (call in the transaction that records it)."""
-    cells: dict[JourneyKey, list[int]] = {}
-    for _, store, stage, staff, score, _ in await conn.execute_fetchall(f"{_JOURNEY} AND s.id = ?", (survey_id,)):
-        _add_journey(cells, day, store, stage, staff, score)
-    await _write_journey(conn, cells)
+    await serialize(conn)
+    await conn.execute(_ADD, (day, survey_id))
 
 
 # --- program answers -----------------------------------------------------------------------------
