@@ -1,11 +1,11 @@
-"""Per-customer reads that run on every survey dispatch or page view use an index, never a
-scan of a whole table (which grows with the shop: 100,000 tickets made each dispatch scan
-them all). The statements are captured as SQLite runs them, then explained."""
+"""Reads that run on every survey dispatch, page view or purge pass use an index, never a scan
+of a whole table (which grows with the shop: 100,000 tickets made each dispatch scan them
+all). The statements are captured as SQLite runs them, then explained."""
 from __future__ import annotations
 
 import pytest
 
-from storage import customers, dashboard, surveys
+from storage import customers, dashboard, surveys, ticket_rollups, web_messages
 from storage.db import Database
 from tests.conftest import START
 
@@ -57,3 +57,21 @@ async def test_the_customer_history_reads_by_index(db):
             assert await dashboard.customer_history(tx, customer_id, None) is not None
     for sql, plan in await _plans(db, history):
         assert not _scans(plan), f"{plan}\n{sql}"
+
+
+async def test_the_silent_web_session_purge_reads_by_index(db):
+    async def purge():
+        async with db.transaction() as tx:
+            await web_messages.purge_silent_sessions(tx, START, 500)
+    for sql, plan in await _plans(db, purge):
+        assert not _scans(plan), f"{plan}\n{sql}"
+
+
+async def test_the_oldest_open_complaints_come_from_the_partial_index_in_order(db):
+    """Not every open ticket read and sorted (the dashboard's complaints, any range)."""
+    async def oldest():
+        async with db.transaction() as tx:
+            assert await ticket_rollups.oldest_open(tx, None) == []
+    for sql, plan in await _plans(db, oldest):
+        assert any("tickets_unresolved" in step for step in plan) and not any("TEMP B-TREE" in s for s in plan), \
+            f"{plan}\n{sql}"
