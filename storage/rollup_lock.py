@@ -8,7 +8,7 @@ whole transactions (a group of updates) take turns.
 
 Now a PostgreSQL writer transaction (a unit's, transaction()'s: storage/pg.py) gathers its
 rollup deltas in a `Pending` (the connection's `rollups`) and writes them just before its
-COMMIT, summed per row, the tables and their rows in one order (CSAT..RATINGS; by month, then the rest
+COMMIT, summed per row, the tables and their rows in one order (CSAT..PROGRAMS; by month, then the rest
 of the key, then the day). The lock (ROLLUP_LOCK) is taken there, for those last statements and
 the COMMIT only: row order alone cannot rule cycles out, as triggers add every answer to rows
 of other keys too (csat_days: one row per day, csat_store_days, the months). A unit's deltas
@@ -24,7 +24,7 @@ from storage.db import Connection, dialect
 ROLLUP_LOCK = 0x6665_6564_726F_6C6C  # "feedroll"
 
 # The order the tables are written in at a commit.
-CSAT, SENDS, TICKET_COUNTS, TICKET_DURATIONS, RATINGS = range(5)
+CSAT, SENDS, TICKET_COUNTS, TICKET_DURATIONS, RATINGS, JOURNEY, PROGRAMS = range(7)
 
 
 def _order(key: tuple[str, ...]) -> tuple[Any, ...]:
