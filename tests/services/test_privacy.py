@@ -273,7 +273,7 @@ async def build_history(h):
     return opened, week
 
 
-CHANNEL_TABLES = {"web_messages", "my_data_links"}
+CHANNEL_TABLES = {"web_messages", "web_uploads", "my_data_links"}
 SECRETS = (NAME, PHONE, CHAT_NAME, COMMENT, DESCRIPTION, RELAYED, AGENT_REPLY, "PHOTO-BOX-1", IDEA, NPS_WHY)
 
 
