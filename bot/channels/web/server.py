@@ -21,6 +21,14 @@ Server -> client: {"type": "welcome", "session", ...}; log entries {"type": "mes
 A frame that is malformed, too large or over the rate limit gets an error frame, is not
 recorded, and the connection stays usable; a frame far over the size limit closes the
 socket with 1009 (message too big).
+
+Images (HTTP, not the socket): POST /chat/upload, the raw image as the body, the session in
+the cookie or X-Feedbot-Session (the welcome's token: the widget), a client id in X-Feedbot-Id;
+the same Origin check as the socket (CORS answers for the allowed origins). Refused with
+{"type": "error", "code", "message"}: 401 no_session, 403 origin, 400 malformed, 413 too_large,
+415 not_image (told by the bytes, never the Content-Type), 429 rate_limited. Accepted: stored
+(web_uploads), a "visitor" entry {"text": "", "id", "upload": <id>} in the log, and the engine
+gets it as the message's photos; GET /chat/upload/<seq> gives the visitor their own back.
 """
 from __future__ import annotations
 

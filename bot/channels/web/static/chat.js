@@ -212,7 +212,8 @@
         .then(function (r) {
           return r.json().catch(function () { return {}; }).then(function (body) {
             if (r.ok) { item.setAttribute("data-state", "sent"); return; }
-            item.setAttribute("data-state", "failed");
+            URL.revokeObjectURL(img.src);
+            item.remove(); // refused: not in the conversation; the notice says why
             refuse(body.code || "", fmt(t.error, {m: body.message || r.status}));
           });
         }).catch(function () { item.setAttribute("data-state", "failed"); notice(t.upload_failed); });
