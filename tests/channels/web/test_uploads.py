@@ -5,6 +5,7 @@ photos, a question, an open ticket's relay), shown on the agent page under the t
 visibility rules, sent to the agents' Telegram group as an upload, erased with the customer."""
 from __future__ import annotations
 
+import base64
 import struct
 from datetime import timedelta
 from typing import Any, AsyncIterator
@@ -232,6 +233,12 @@ async def test_the_agents_telegram_group_gets_the_image_uploaded(tmp_path, tg, c
         photo = (await tg.wait_for_messages(int(GROUP), 2))[-1]  # the question's card, then the image
         assert photo.method == "sendPhoto" and isinstance(photo.params["photo"], UploadedFile)
         assert photo.params["photo"].data == IMAGE and photo.params["photo"].filename == "photo.png"
+        # The copy in the group's outbox row goes with the customer's erasure too.
+        copy = base64.b64encode(IMAGE).decode()
+        assert any(copy in r["payload"] for r in await h.rows("SELECT payload FROM outbox"))
+        contact = (await h.rows("SELECT id FROM contacts WHERE channel = 'web'"))[0]["id"]
+        await h.app.privacy.erase(f"contact:{contact}")
+        assert not any(copy in r["payload"] for r in await h.rows("SELECT payload FROM outbox"))
     finally:
         await h.close()
 
