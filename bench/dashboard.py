@@ -108,6 +108,7 @@ async def time_api(path: Path, runs: int) -> None:
                 ("csat 1 year by week", f"/dashboard/api/csat?{span(365)}&group=week"),
                 ("csat 2 years by day", f"/dashboard/api/csat?{span(730)}&group=day"),
                 ("csat 2 years by month, store Q1", f"/dashboard/api/csat?{span(730)}&group=month&store=Q1"),
+                ("csat 2 years by day, store Q1", f"/dashboard/api/csat?{span(730)}&group=day&store=Q1"),
                 ("comments 30 days, no search", f"/dashboard/api/comments?{span(30)}"),
                 ("comments 30 days, search 'dong goi'", f"/dashboard/api/comments?{span(30)}&q=dong+goi"),
                 ("comments 2 years, search 'giao hang cham'", f"/dashboard/api/comments?{span(730)}&q=giao+hang+cham"),

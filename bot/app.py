@@ -24,7 +24,7 @@ from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, AgentsSection, Config
 from bot.http.agent_orders import AgentOrders
-from bot.http.auth import WebAuth
+from bot.http.auth import TelegramSignIn, WebAuth
 from bot.services.accounts import Accounts
 from bot.services import rollups as rollup_service
 from bot.http.connections import ConnectionGuard, ConnectionLimits, GuardedSite
@@ -474,8 +474,11 @@ class FeedbotApp:
             chat.add_routes(web_app)
             self.customer_desk.ticket_gate = chat.ticket_allowed
         self.accounts = Accounts(self.db, self.clock, cfg.account_policy())
+        telegram_sign_in = None
+        if cfg.accounts.telegram_login and self.telegram is not None and self.bot_username:
+            telegram_sign_in = TelegramSignIn(bot_username=self.bot_username, bot_token=cfg.telegram.token)
         self.web_auth = WebAuth(self.accounts, api_token=self.api_token, shop_name=shop,
-                                language=cfg.agents.language, public_url=cfg.http.public_url)
+                                language=cfg.agents.language, public_url=cfg.http.public_url, telegram=telegram_sign_in)
         self.web_auth.register(web_app)
         anonymous = frozenset(kind.name for kind in CHANNEL_TYPES if not kind.proves_identity)
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth,

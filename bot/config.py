@@ -500,6 +500,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "accounts": {
         "max_failed_logins": (_int_range(1, 100), 5),
         "lockout": (_positive_duration, "15m"),
+        "telegram_login": (_bool, False),
     },
     "agent_page": {
         "enabled": (_bool, True),
@@ -746,6 +747,7 @@ class ZaloSection(Section):
 class AccountsSection(Section):
     max_failed_logins: int
     lockout: timedelta
+    telegram_login: bool  # "Log in with Telegram" on the sign-in page (needs telegram.token)
 
 
 @dataclass(frozen=True)
@@ -1009,6 +1011,9 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError("http.public_url: telegram.mode = 'webhook' needs the public https URL of this server")
     if tg.bot_username and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", tg.bot_username.lstrip("@")):
         raise ConfigError(f"telegram.bot_username: not a Telegram username: {tg.bot_username!r}")
+    if config.accounts.telegram_login and not tg.token:
+        raise ConfigError("accounts.telegram_login: \"Log in with Telegram\" checks the sign-in with the bot's token:"
+                          " set telegram.token, or turn telegram_login off")
     unknown = set(config.complaints.severe_categories) - set(config.complaints.categories)
     if unknown:
         raise ConfigError(f"complaints.severe_categories: {sorted(unknown)[0]!r} is not in complaints.categories")

@@ -64,6 +64,11 @@ async def by_id(conn: Connection, account_id: int) -> Account | None:
     return _account(row, await _stores(conn, row[0])) if row else None
 
 
+async def by_telegram_user(conn: Connection, telegram_user_id: int) -> Account | None:
+    row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM accounts WHERE telegram_user_id = ?", (telegram_user_id,))
+    return _account(row, await _stores(conn, row[0])) if row else None
+
+
 async def all_accounts(conn: Connection) -> list[Account]:
     rows = await conn.execute_fetchall(f"SELECT {_COLUMNS} FROM accounts ORDER BY login")
     return [_account(r, await _stores(conn, r[0])) for r in rows]

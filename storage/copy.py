@@ -23,9 +23,11 @@ from storage.pg import PgDatabase
 
 BATCH = 5000
 # Each database keeps its own schema_migrations (the target is migrated by PgDatabase); leases and
-# rate_counts (the shared abuse limits) are live state; csat_months is kept by the target's own
-# triggers from the csat_rollups rows copied (copying it too would count every answer twice).
-SKIPPED = {"schema_migrations", "leases", "rate_counts", "csat_months"}
+# rate_counts (the shared abuse limits) are live state; csat_months, csat_days, csat_store_days and
+# survey_sends_months are kept by the target's own triggers from the csat_rollups and survey_sends
+# rows copied (copying them too would count everything twice).
+SKIPPED = {"schema_migrations", "leases", "rate_counts", "csat_months", "csat_days", "csat_store_days",
+           "survey_sends_months"}
 
 
 class CopyError(Exception):

@@ -43,13 +43,23 @@ def _rollup_where(lo: str, hi: str, f: Filters) -> tuple[str, list[Any]]:
 
 
 async def csat_by_day(conn: Connection, lo: str, hi: str, f: Filters) -> list[tuple[str, int, int, int, int]]:
-    """(day, answers, satisfied, dissatisfied, score_sum) per shop day in [lo, hi), from the
-    covering index: a range costs its days x the shop's combinations, whatever the answers."""
-    where, params = _rollup_where(lo, hi, f)
-    rows = await conn.execute_fetchall(
-        f"SELECT day, SUM(answers), SUM(satisfied), SUM(dissatisfied), SUM(score_sum) FROM csat_rollups WHERE {where}"
-        " GROUP BY day ORDER BY day", params)
-    return [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+    """(day, answers, satisfied, dissatisfied, score_sum) per shop day in [lo, hi). Without a
+    touchpoint, tier or channel filter from the day totals (csat_days: a row per day; a store's,
+    csat_store_days: a row per store and day), else from csat_rollups' covering index (the days x
+    the shop's combinations)."""
+    if f.touchpoint or f.tier or f.channel:
+        where, params = _rollup_where(lo, hi, f)
+        sql = (f"SELECT day, SUM(answers), SUM(satisfied), SUM(dissatisfied), SUM(score_sum) FROM csat_rollups WHERE {where}"
+               " GROUP BY day ORDER BY day")
+    elif f.stores is None:
+        sql, params = ("SELECT day, answers, satisfied, dissatisfied, score_sum FROM csat_days WHERE day >= ? AND day < ?"
+                       " ORDER BY day", [lo, hi])
+    else:
+        stores, params = _in("store", f.stores)
+        sql = ("SELECT day, SUM(answers), SUM(satisfied), SUM(dissatisfied), SUM(score_sum) FROM csat_store_days"
+               f" WHERE day >= ? AND day < ?{stores} GROUP BY day ORDER BY day")
+        params = [lo, hi, *params]
+    return [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in await conn.execute_fetchall(sql, params)]
 
 
 def _whole_months(lo: str, hi: str) -> tuple[str, str] | None:
@@ -86,18 +96,28 @@ async def csat_combinations(conn: Connection, lo: str, hi: str, f: Filters) -> l
 
 async def csat_sends(conn: Connection, p_lo: str, lo: str, hi: str, f: Filters) -> list[tuple[str, str, int, int]]:
     """(store, touchpoint, sent in [lo, hi), sent in [p_lo, lo)) from survey_sends: the response
-    rate's denominator (sends are not split by tier or channel; with those filters there is none)."""
-    where, params = "day >= ? AND day < ?", [p_lo, hi]
+    rate's denominator (sends are not split by tier or channel; with those filters there is none).
+    Each range's whole months come from survey_sends_months, the days around them from survey_sends."""
+    filters, values = "", []
     if f.stores is not None:
-        sql, values = _in("store", f.stores)
-        where += sql
-        params += values
+        filters, values = _in("store", f.stores)
     if f.touchpoint:
-        where += " AND touchpoint = ?"
-        params.append(f.touchpoint)
+        filters += " AND touchpoint = ?"
+        values.append(f.touchpoint)
+    parts, params = [], []
+    for current, (a, b) in ((1, (lo, hi)), (0, (p_lo, lo))):
+        months = _whole_months(a, b)
+        for x, y in ((a, months[0]), (months[1], b)) if months else ((a, b),):
+            if x < y:
+                parts.append(f"SELECT {current} AS cur, store, touchpoint, sent FROM survey_sends WHERE day >= ? AND day < ?{filters}")
+                params += [x, y, *values]
+        if months:
+            parts.append(f"SELECT {current} AS cur, store, touchpoint, sent FROM survey_sends_months"
+                         f" WHERE month >= ? AND month < ?{filters}")
+            params += [months[0][:7], months[1][:7], *values]
     rows = await conn.execute_fetchall(
-        "SELECT store, touchpoint, SUM(CASE WHEN day >= ? THEN sent ELSE 0 END), SUM(CASE WHEN day < ? THEN sent ELSE 0 END)"
-        f" FROM survey_sends WHERE {where} GROUP BY store, touchpoint", (lo, lo, *params))
+        "SELECT store, touchpoint, SUM(CASE WHEN cur = 1 THEN sent ELSE 0 END), SUM(CASE WHEN cur = 0 THEN sent ELSE 0 END)"
+        f" FROM ({' UNION ALL '.join(parts)}) AS s GROUP BY store, touchpoint", params)
     return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
 

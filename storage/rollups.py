@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
 from storage import ticket_rollups
-from storage.db import Connection, dialect
+from storage.db import Connection, dialect, fetch_one
 from storage.rollup_lock import serialize
 from storage.timefmt import from_db, to_db
 
@@ -121,6 +121,26 @@ async def read_months(conn: Connection) -> dict[Key, Cell]:
     return {tuple(r[:5]): Cell(*r[5:]) for r in rows if any(r[5:])}  # type: ignore[misc]
 
 
+async def read_days(conn: Connection) -> dict[tuple[str, ...], Cell]:
+    """csat_days and csat_store_days (kept by triggers: migration 0059) as {(day,): cell, (day, store): cell},
+    zero rows left out."""
+    days = await conn.execute_fetchall("SELECT day, answers, satisfied, dissatisfied, score_sum FROM csat_days")
+    stores = await conn.execute_fetchall(
+        "SELECT day, store, answers, satisfied, dissatisfied, score_sum FROM csat_store_days")
+    return {tuple(r[:n]): Cell(*r[n:]) for rows, n in ((days, 1), (stores, 2)) for r in rows if any(r[n:])}  # type: ignore[misc]
+
+
+def by_day(cells: dict[Key, Cell]) -> dict[tuple[str, ...], Cell]:
+    """Day cells added up per day and per day and store (what csat_days and csat_store_days must hold)."""
+    totals: dict[tuple[str, ...], Cell] = {}
+    for (day, store, *_), cell in cells.items():
+        for key in ((day,), (day, store)):
+            t = totals.setdefault(key, Cell())
+            t.answers, t.satisfied = t.answers + cell.answers, t.satisfied + cell.satisfied
+            t.dissatisfied, t.score_sum = t.dissatisfied + cell.dissatisfied, t.score_sum + cell.score_sum
+    return {k: v for k, v in totals.items() if v.answers}
+
+
 def by_month(cells: dict[Key, Cell]) -> dict[Key, Cell]:
     """Day cells added up per month (what csat_months must hold)."""
     months: dict[Key, Cell] = {}
@@ -143,12 +163,14 @@ async def rebuild(conn: Connection, rule: RollupRule) -> int:
     cells = await aggregate_raw(conn, rule)
     await serialize(conn)
     await conn.execute("DELETE FROM csat_rollups")
-    await conn.execute("DELETE FROM csat_months")  # the triggers add the months up again from the inserts
+    for kept in ("csat_months", "csat_days", "csat_store_days"):  # the triggers add them up again from the inserts
+        await conn.execute(f"DELETE FROM {kept}")
     await conn.executemany(
         "INSERT INTO csat_rollups (day, store, touchpoint, tier, channel, answers, satisfied, dissatisfied, score_sum)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(*key, *cell.as_tuple()) for key, cell in sorted(cells.items())])
     sends = await sends_raw(conn, rule.tz)
     await conn.execute("DELETE FROM survey_sends")
+    await conn.execute("DELETE FROM survey_sends_months")  # the triggers add them up again from the inserts
     await _write_sends(conn, sends)
     await conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                        (ticket_rollups.TZ_SETTING, ticket_rollups.tz_text(rule.tz)))
@@ -201,6 +223,25 @@ class SendTally:
             await _write_sends(self.conn, self.sends)
 
 
+async def send_before(conn: Connection, survey_id: int) -> tuple[str | None, str, str] | None:
+    """Before one survey's sent_at is set (and nothing else the count reads): what it counts as
+    now (None: a demo, not counted). With `count_send` after the write, one read where
+    SendTally reads twice (it serves any change; this is on every /start)."""
+    row = await fetch_one(conn, "SELECT sent_at, COALESCE(store, ''), touchpoint, demo FROM surveys WHERE id = ?",
+                          (survey_id,))
+    return None if row is None or row[3] else (row[0], row[1], row[2])
+
+
+async def count_send(conn: Connection, before: tuple[str | None, str, str], sent_at: datetime) -> None:
+    old, store, touchpoint = before
+    tz = await ticket_rollups.shop_tz(conn)
+    sends: dict[SendKey, int] = {}
+    if old is not None:
+        _count_sends([before], tz, sends, -1)
+    _count_sends([(to_db(sent_at), store, touchpoint)], tz, sends)
+    await _write_sends(conn, sends)
+
+
 async def sends_added(conn: Connection, survey_ids: list[int]) -> None:
     """Count surveys written as sent already (call after inserting them, in that transaction)."""
     tally = SendTally(conn, survey_ids)
@@ -220,6 +261,19 @@ async def sends_raw(conn: Connection, tz: tzinfo, batch: int = 50_000) -> dict[S
         if len(rows) < batch:
             return {k: v for k, v in sends.items() if v}
         after = rows[-1][3]
+
+
+async def read_sends_months(conn: Connection) -> dict[SendKey, int]:
+    """survey_sends_months (kept from survey_sends by triggers: migration 0059), zero rows left out."""
+    rows = await conn.execute_fetchall("SELECT month, store, touchpoint, sent FROM survey_sends_months")
+    return {(r[0], r[1], r[2]): int(r[3]) for r in rows if int(r[3])}
+
+
+def sends_by_month(sends: dict[SendKey, int]) -> dict[SendKey, int]:
+    months: dict[SendKey, int] = {}
+    for (day, store, touchpoint), sent in sends.items():
+        months[(day[:7], store, touchpoint)] = months.get((day[:7], store, touchpoint), 0) + sent
+    return {k: v for k, v in months.items() if v}
 
 
 async def read_sends(conn: Connection) -> dict[SendKey, int]:

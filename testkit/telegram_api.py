@@ -886,7 +886,8 @@ class FakeTelegramServer:
                 raise TimeoutError
             changed = self._changed
             try:
-                await asyncio.wait_for(changed.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: on 3.11 it can eat a cancel
+                    await changed.wait()
             except TimeoutError:
                 pass
 
@@ -1702,7 +1703,8 @@ class FakeTelegramServer:
     async def _sleep(self, seconds: float) -> None:
         """Sleeps, but returns at once when the server stops (so stop() never hangs)."""
         try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: on 3.11 it can eat a cancel
+                await self._stopping.wait()
         except TimeoutError:
             pass
 
@@ -2292,7 +2294,8 @@ class FakeTelegramServer:
                 return []
             changed = self._changed
             try:
-                await asyncio.wait_for(changed.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: on 3.11 it can eat a cancel
+                    await changed.wait()
             except TimeoutError:
                 pass
             if self.webhook is not None:

@@ -1,4 +1,4 @@
-"""`feedbot user add|list|passwd|role|disable|enable|remove|log` (registered by bot/cli/main.py)."""
+"""`feedbot user add|list|passwd|role|telegram|disable|enable|remove|log` (registered by bot/cli/main.py)."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +31,10 @@ def add_commands(sub: argparse._SubParsersAction, config_help: str) -> None:
                      help="a store the manager sees (repeat for several; as posted with purchases)")
     add.add_argument("--name", default="", help="the name customers and colleagues see (default: the login)")
     add.add_argument("--password-stdin", action="store_true", help=PASSWORD_HELP)
+    add.add_argument("--telegram-id", type=int, metavar="N",
+                     help="link the account to this Telegram user id for \"Log in with Telegram\" (accounts.telegram_login)")
+    add.add_argument("--no-password", action="store_true",
+                     help="no password: the account signs in with Telegram only (needs --telegram-id)")
     add.add_argument("--config", help=config_help)
 
     lst = user_sub.add_parser("list", help="list the accounts", description="List the accounts, their roles and stores.")
@@ -48,6 +52,17 @@ def add_commands(sub: argparse._SubParsersAction, config_help: str) -> None:
     role.add_argument("--role", required=True, choices=ROLES)
     role.add_argument("--store", action="append", default=[], metavar="STORE")
     role.add_argument("--config", help=config_help)
+
+    tg = user_sub.add_parser(
+        "telegram", help="link an account to a Telegram user id for \"Log in with Telegram\", or unlink it",
+        description="Link the account to a Telegram user id (the number, as in agents.agent_ids), so that it can sign "
+        "in with \"Log in with Telegram\" when accounts.telegram_login is on; --unlink ends that (the password stays). "
+        "Example: feedbot user telegram lan 123456789")
+    tg.add_argument("login")
+    which = tg.add_mutually_exclusive_group(required=True)
+    which.add_argument("telegram_id", nargs="?", type=int, metavar="TELEGRAM_ID")
+    which.add_argument("--unlink", action="store_true", help="no more Telegram sign-ins for this account")
+    tg.add_argument("--config", help=config_help)
 
     for name, what in (("disable", "no more sign-ins; open sessions end at once"),
                        ("enable", "allow sign-ins again"),
@@ -77,23 +92,34 @@ async def run(config: Config, args: argparse.Namespace, read_password: Callable[
         command = args.user_command
         try:
             if command == "add":
-                password = _password(args, read_password)
-                account = await service.add(args.login, args.role, password, tuple(args.store), name=args.name)
+                if args.no_password and args.telegram_id is None:
+                    raise AccountError("--no-password: only with --telegram-id (the account signs in with Telegram only)")
+                password = None if args.no_password else _password(args, read_password)
+                account = await service.add(args.login, args.role, password, tuple(args.store), name=args.name,
+                                            telegram_user_id=args.telegram_id)
                 stores = f" (stores: {', '.join(account.stores)})" if account.stores else ""
-                print(f"created {account.role} {account.login}{stores}")
+                linked = f", Telegram id {account.telegram_user_id}" if account.telegram_user_id else ""
+                print(f"created {account.role} {account.login}{stores}{linked}")
             elif command == "list":
                 rows = await service.list()
                 if not rows:
                     print("no accounts yet: feedbot user add <login> --role owner")
                 for a in rows:
                     state = "disabled" if a.disabled_at else ("locked" if a.locked_until and a.locked_until > service.clock.now() else "active")
-                    print(f"{a.login}\t{a.role}\t{state}\t{a.name}\t{','.join(a.stores)}")
+                    print(f"{a.login}\t{a.role}\t{state}\t{a.name}\t{','.join(a.stores)}\t{a.telegram_user_id or '-'}")
             elif command == "passwd":
                 ended = await service.set_password(args.login, _password(args, read_password))
                 print(f"password of {args.login} changed; {ended} session(s) ended")
             elif command == "role":
                 await service.set_role(args.login, args.role, tuple(args.store))
                 print(f"{args.login} is now {args.role}")
+            elif command == "telegram":
+                if args.unlink:
+                    done = await service.unlink_telegram(args.login)
+                    print(f"{args.login}: Telegram sign-in unlinked" if done else f"{args.login}: was not linked to Telegram")
+                else:
+                    await service.link_telegram(args.login, args.telegram_id)
+                    print(f"{args.login} may sign in with Telegram as user {args.telegram_id}")
             elif command == "disable":
                 ended = await service.disable(args.login)
                 print(f"{args.login} disabled; {ended} session(s) ended")

@@ -40,7 +40,7 @@ from bot.config import Config
 from bot.http.agent_feed import DeskFeed, DeskStream
 from bot.http.static import StaticFiles
 from bot.http.auth import WebAuth, as_json, error, redirect
-from bot.http.body import image_type
+from bot.http.body import BodyError, image_type, read_json
 from bot.services.accounts import ROLES
 from bot.services.desk import Actor, AgentDesk, desk_view
 from flows import canned
@@ -56,6 +56,8 @@ from storage.db import Database
 from storage.tickets import TicketRecord
 
 log = logging.getLogger(__name__)
+
+AGENT_BODY_MAX = 64 * 1024  # bytes of an agent's JSON body
 
 STATIC_DIR = Path(__file__).parent / "agent"
 RESOLVED_SHOWN = timedelta(days=2)  # resolved tickets stay in the list this long
@@ -183,12 +185,9 @@ class AgentPage:
             return error(404, page_text(self.lang, "not_found"))
         body = ""
         if action in ("reply", "note"):
-            if request.content_type != "application/json":
-                return error(415, "expected Content-Type: application/json")
-            try:
-                data = await request.json()
-            except (ValueError, UnicodeDecodeError):
-                return error(400, "body: not valid JSON")
+            data = await _json_body(request)
+            if isinstance(data, web.StreamResponse):
+                return data
             if not isinstance(data, dict) or not isinstance(data.get("text"), str):
                 return error(400, "text: required")
             body = data["text"].strip()
@@ -288,12 +287,9 @@ class AgentPage:
                         "title_max": canned.TITLE_MAX, "body_max": canned.BODY_MAX})
 
     async def _canned_input(self, request: web.Request) -> tuple[str, str] | web.StreamResponse:
-        if request.content_type != "application/json":
-            return error(415, "expected Content-Type: application/json")
-        try:
-            data = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return error(400, "body: not valid JSON")
+        data = await _json_body(request)
+        if isinstance(data, web.StreamResponse):
+            return data
         if not isinstance(data, dict) or not isinstance(data.get("title"), str) or not isinstance(data.get("body"), str):
             return error(400, "title, body: required")
         title, body = data["title"].strip(), data["body"].strip()
@@ -487,3 +483,13 @@ async def mount(app: web.Application, config: Config, db: Database, clock: Clock
 
     app.on_shutdown.append(stop_feed)
     return page
+
+
+async def _json_body(request: web.Request) -> Any:
+    """An agent's JSON body (a reply, a note, a canned reply), or the error response: the same
+    reader and limits as the shop's API (a reply is at most a few KB; 64 KB leaves room)."""
+    try:
+        value, _ = await read_json(request, AGENT_BODY_MAX)
+    except BodyError as exc:
+        return error(exc.status, exc.message)
+    return value

@@ -7,6 +7,10 @@ and reads it on every request, so signing out, a disabled or removed account, or
 password ends the session at once. State-changing requests also need the session's CSRF
 token (header X-CSRF-Token, or form field csrf). The shared API token no longer signs in
 to the web: who tries gets a message saying what to do instead.
+
+"Log in with Telegram" (accounts.telegram_login): the sign-in page also shows the Telegram Login
+Widget; /login/telegram checks its signed data (bot/channels/telegram/login_widget.py) and opens
+the same session as a password for the account linked to that Telegram user.
 """
 from __future__ import annotations
 
@@ -18,11 +22,13 @@ import logging
 import secrets
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from aiohttp import web
 
+from bot.channels.telegram import login_widget
 from bot.services.accounts import AccountError, Accounts
 from flows.agent_page import catalog, page_text
 from storage.accounts import SessionRow
@@ -40,6 +46,12 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+
+# The sign-in page with the Telegram widget also lets the browser load it from telegram.org.
+WIDGET_CSP = "; ".join(
+    f"{d} {login_widget.CSP_SOURCES['script-src']}" if d.startswith("script-src") else d
+    for d in SECURITY_HEADERS["Content-Security-Policy"].split("; ")
+) + f"; frame-src {login_widget.CSP_SOURCES['frame-src']}"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SessionHandler = Callable[[web.Request, SessionRow], Awaitable[web.StreamResponse]]
@@ -75,11 +87,21 @@ class LoginThrottle:
         self.failures.pop(address, None)
 
 
+@dataclass(frozen=True)
+class TelegramSignIn:
+    """"Log in with Telegram" is on: the bot whose token signs the widget's data, and its username
+    (from getMe) that the widget names."""
+    bot_username: str
+    bot_token: str = field(repr=False)
+
+
 class WebAuth:
     failure_delay = 0.3  # seconds added to every refused sign-in, against guessing
 
-    def __init__(self, accounts: Accounts, *, api_token: str, shop_name: str, language: str, public_url: str) -> None:
+    def __init__(self, accounts: Accounts, *, api_token: str, shop_name: str, language: str, public_url: str,
+                 telegram: TelegramSignIn | None = None) -> None:
         self.accounts = accounts
+        self.telegram = telegram
         self.api_token = api_token
         self.shop_name = shop_name
         self.lang = language
@@ -93,6 +115,7 @@ class WebAuth:
         r = app.router
         r.add_get("/login", self.login_form)
         r.add_post("/login", self.login)
+        r.add_get("/login/telegram", self.telegram_login)
         r.add_post("/logout", self.guard(self.logout, roles=None, change=True))
         r.add_get("/setup", self.setup_form)
         r.add_post("/setup", self.setup)
@@ -157,19 +180,18 @@ class WebAuth:
         session = await self.session(request)
         if session is not None:
             return redirect(_next(request.query.get("next"), session))
-        return self._page(nxt=request.query.get("next", "")[:200])  # kept by the form: back there once signed in
+        return self._page(nxt=request.query.get("next", "")[:200], request=request)  # kept by the form: back there once signed in
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         if self._cross_site(request):
             return self._page(page_text(self.lang, "login.forbidden"), status=403)
         form = await request.post()
         login = str(form.get("login", form.get("name", "")))[:100]
-        nxt = str(form.get("next", request.query.get("next", "")))
+        nxt = str(form.get("next", request.query.get("next", "")))[:200]
         address = request.remote or "?"
         wait = self.throttle.wait_left(address)
         if wait > 0:
-            return self._page(page_text(self.lang, "login.too_many", minutes=max(1, round(wait / 60))), login, nxt,
-                              status=429, headers={"Retry-After": str(int(wait) + 1)})
+            return self._too_many(wait, login, nxt)
         password = str(form.get("password", ""))
         old_token = str(form.get("token", ""))
         if "token" in form or (password and hmac.compare_digest(password.encode(), self.api_token.encode())):
@@ -185,17 +207,68 @@ class WebAuth:
             self.throttle.failed(address)
             await asyncio.sleep(self.failure_delay)
             if result.refused == "locked":
-                assert result.locked_until is not None
-                left = (result.locked_until - self.accounts.clock.now()).total_seconds()
-                return self._page(page_text(self.lang, "login.locked", minutes=max(1, round(left / 60))), login, nxt,
-                                  status=429, headers={"Retry-After": str(int(left) + 1)})
+                return self._locked(result.locked_until, login, nxt)
             key = "login.disabled" if result.refused == "disabled" else "login.wrong"
-            return self._page(page_text(self.lang, key), login, nxt, status=401 if key == "login.wrong" else 403)
+            return self._page(page_text(self.lang, key), login, nxt, status=401 if key == "login.wrong" else 403,
+                              request=request)
         self.throttle.succeeded(address)
         return self._signed_in(result.token, _next(nxt, result.session))
 
-    def _signed_in(self, token: str, location: str) -> web.Response:
-        response = redirect(location)
+    async def telegram_login(self, request: web.Request) -> web.StreamResponse:
+        """The Telegram widget's auth URL: its signed data in the query (and our `next`)."""
+        pairs = list(request.query.items())
+        nxt = request.query.get("next", "")
+        if "?" in nxt:  # its fields appended after a second "?" (our auth URL's next never has one)
+            nxt, _, appended = nxt.partition("?")
+            pairs += parse_qsl(appended, keep_blank_values=True)
+        nxt = nxt[:200]
+        if self.telegram is None:
+            return self._page(page_text(self.lang, "login.telegram_off"), nxt=nxt, status=404)
+        address = request.remote or "?"
+        wait = self.throttle.wait_left(address)
+        if wait > 0:
+            return self._too_many(wait, "", nxt)
+        try:
+            who = login_widget.check(pairs, self.telegram.bot_token, self.accounts.clock.now())
+        except login_widget.LoginRejected as exc:
+            self.throttle.failed(address)
+            await asyncio.sleep(self.failure_delay)
+            log.warning("Telegram sign-in refused from %s: %s", address, exc)
+            key = "login.telegram_stale" if exc.reason in ("stale", "future") else "login.telegram_invalid"
+            return self._page(page_text(self.lang, key), nxt=nxt, status=401, request=request)
+        result = await self.accounts.sign_in_telegram(who.user_id, address)
+        if result.session is None:
+            await asyncio.sleep(self.failure_delay)
+            if result.refused == "locked":
+                return self._locked(result.locked_until, "", nxt)
+            if result.refused == "unlinked":
+                log.info("Telegram sign-in from %s by a Telegram user linked to no account", address)
+                message = page_text(self.lang, "login.telegram_unlinked", id=who.user_id)
+            else:
+                message = page_text(self.lang, "login.disabled")
+            return self._page(message, nxt=nxt, status=403, request=request)
+        self.throttle.succeeded(address)
+        # Not a redirect: this request came from telegram.org's frame, and the SameSite=Strict
+        # cookie would not go with a redirect in that navigation; a page of ours that moves on does.
+        return self._signed_in(result.token, _next(nxt, result.session), moving_page=True)
+
+    def _too_many(self, wait: float, login: str, nxt: str) -> web.Response:
+        return self._page(page_text(self.lang, "login.too_many", minutes=max(1, round(wait / 60))), login, nxt,
+                          status=429, headers={"Retry-After": str(int(wait) + 1)})
+
+    def _locked(self, until: Any, login: str, nxt: str) -> web.Response:
+        assert until is not None
+        left = (until - self.accounts.clock.now()).total_seconds()
+        return self._page(page_text(self.lang, "login.locked", minutes=max(1, round(left / 60))), login, nxt,
+                          status=429, headers={"Retry-After": str(int(left) + 1)})
+
+    def _signed_in(self, token: str, location: str, moving_page: bool = False) -> web.Response:
+        if moving_page:
+            e = html.escape
+            response = self._shell(f'<p><a href="{e(location)}">{e(page_text(self.lang, "login.continue"))}</a></p>', 200,
+                                   head=f'<meta http-equiv="refresh" content="0;url={e(location)}">')
+        else:
+            response = redirect(location)
         response.set_cookie(COOKIE, token, max_age=int(self.accounts.policy.session_lifetime.total_seconds()), path="/",
                             httponly=True, samesite="Strict", secure=self.secure_cookie)
         return response
@@ -238,13 +311,13 @@ class WebAuth:
 
     # --- HTML --------------------------------------------------------------------------------
 
-    def _shell(self, body: str, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    def _shell(self, body: str, status: int, headers: dict[str, str] | None = None, head: str = "") -> web.Response:
         e = html.escape
         text = f"""<!doctype html>
 <html lang="{e(self.lang)}">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(page_text(self.lang, "title", shop=self.shop_name))}</title>
-<link rel="stylesheet" href="/agent/static/app.css"></head>
+<link rel="stylesheet" href="/agent/static/app.css">{head}</head>
 <body class="login">
 <main>
 {body}
@@ -255,7 +328,9 @@ class WebAuth:
         return secured(response)
 
     def _page(self, message: str = "", login: str = "", nxt: str = "", status: int = 200,
-              headers: dict[str, str] | None = None, signed_in: SessionRow | None = None) -> web.Response:
+              headers: dict[str, str] | None = None, signed_in: SessionRow | None = None,
+              request: web.Request | None = None) -> web.Response:
+        """The sign-in form (with the Telegram widget when that is on and `request` is given)."""
         t = catalog(self.lang)
         e = html.escape
         alert = f'<p class="alert" role="alert" id="login-error">{e(message)}</p>' if message else ""
@@ -265,7 +340,7 @@ class WebAuth:
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="{e(signed_in.csrf)}">
 <button type="submit">{e(t["logout"])}</button></form>""", status, headers)
         described = ' aria-describedby="login-error"' if message else ""
-        return self._shell(f"""<h1>{e(t["login.heading"])}</h1>
+        response = self._shell(f"""<h1>{e(t["login.heading"])}</h1>
 {alert}
 <form method="post" action="/login">
 <input type="hidden" name="next" value="{e(nxt)}">
@@ -275,7 +350,19 @@ class WebAuth:
 <input id="password" name="password" type="password" autocomplete="current-password" required{described}>
 <button type="submit">{e(t["login.submit"])}</button>
 </form>
-<p class="help">{e(t["login.help"])}</p>""", status, headers)
+{self._widget(request, nxt)}<p class="help">{e(t["login.help"])}</p>""", status, headers)
+        if self.telegram is not None and request is not None:
+            response.headers["Content-Security-Policy"] = WIDGET_CSP
+        return response
+
+    def _widget(self, request: web.Request | None, nxt: str) -> str:
+        if self.telegram is None or request is None:
+            return ""
+        origin = self.public_origin or f"{request.scheme}://{request.host}"
+        path = nxt.split("?")[0]  # Telegram adds its fields to this URL: no query of ours but next
+        auth_url = f"{origin}/login/telegram" + (f"?next={quote(path, safe='/')}" if path else "")
+        return (f'<div class="telegram-login"><p>{html.escape(page_text(self.lang, "login.telegram_or"))}</p>\n'
+                f'{login_widget.widget_html(self.telegram.bot_username, auth_url)}</div>\n')
 
     def _setup_page(self, code: str, message: str = "", login: str = "", name: str = "", status: int = 200) -> web.Response:
         t = catalog(self.lang)

@@ -256,11 +256,13 @@ def _sum(days: list[tuple[str, int, int, int, int]]) -> tuple[int, int, int, int
 
 def _figures(cell: Any) -> dict[str, Any]:
     answers, satisfied, dissatisfied, score_sum = cell
+    if not answers:
+        return {"answers": 0, "csat": None, "mean": None, "dissatisfied": None}
     return {
         "answers": answers,
-        "csat": round(100 * satisfied / answers, 1) if answers else None,  # % of 4-5
-        "mean": round(score_sum / answers, 2) if answers else None,
-        "dissatisfied": round(100 * dissatisfied / answers, 1) if answers else None,
+        "csat": round(100 * satisfied / answers, 1),  # % of 4-5
+        "mean": round(score_sum / answers, 2),
+        "dissatisfied": round(100 * dissatisfied / answers, 1),
     }
 
 
@@ -273,22 +275,30 @@ def _period_start(d: date, group: str) -> date:
 
 
 def _series(current: list, previous: list, lo: date, hi: date, p_lo: date, group: str) -> list[dict[str, Any]]:
-    """One point per period of the range, each with the same-offset period of the previous range."""
-    offset = lo - p_lo
-    buckets: dict[date, list[int]] = {}
-    earlier: dict[date, list[int]] = {}
-    d = lo
-    while d <= hi:
-        buckets.setdefault(_period_start(d, group), [0, 0, 0, 0])
-        d += timedelta(days=1)
-    for rows, into, shift in ((current, buckets, timedelta(0)), (previous, earlier, offset)):
-        for day, *values in rows:
-            key = _period_start(date.fromisoformat(day) + shift, group)
-            cell = into.setdefault(key, [0, 0, 0, 0])
-            for i, v in enumerate(values):
-                cell[i] += v
-    return [{"period": k.isoformat(), **_figures(v), "previous": _figures(earlier.get(k, [0, 0, 0, 0]))}
-            for k, v in sorted(buckets.items())]
+    """One point per period of the range, each with the same-offset period of the previous range.
+    Two years by day are 730 points: each day's period is found by its offset from `lo` (a list
+    index), not by date arithmetic per row."""
+    lo_ordinal, offset = lo.toordinal(), (lo - p_lo).days
+    starts: list[date] = []
+    slot: list[int] = []  # the period of lo + i
+    for i in range((hi - lo).days + 1):
+        start = _period_start(lo + timedelta(days=i), group) if group != "day" else lo + timedelta(days=i)
+        if not starts or starts[-1] != start:
+            starts.append(start)
+        slot.append(len(starts) - 1)
+    cells = [[0, 0, 0, 0] for _ in starts]
+    earlier = [[0, 0, 0, 0] for _ in starts]
+    for rows, into, shift in ((current, cells, 0), (previous, earlier, offset)):
+        for day, answers, satisfied, dissatisfied, score_sum in rows:
+            i = date.fromisoformat(day).toordinal() + shift - lo_ordinal
+            if 0 <= i < len(slot):
+                cell = into[slot[i]]
+                cell[0] += answers
+                cell[1] += satisfied
+                cell[2] += dissatisfied
+                cell[3] += score_sum
+    return [{"period": start.isoformat(), **_figures(cell), "previous": _figures(before)}
+            for start, cell, before in zip(starts, cells, earlier)]
 
 
 def _bucket_quantile(counts: dict[int, int], q: float) -> float | None:

@@ -49,7 +49,7 @@ class SignIn:
     """The outcome of a sign-in: `token` set on success, else `refused` is why."""
     token: str = ""
     session: SessionRow | None = None
-    refused: str = ""  # "wrong", "locked", "disabled"
+    refused: str = ""  # "wrong", "locked", "disabled"; with Telegram also "unlinked"
     locked_until: datetime | None = None
 
 
@@ -83,6 +83,11 @@ def clean_stores(role: str, stores: tuple[str, ...]) -> tuple[str, ...]:
     if role != "manager" and cleaned:
         raise AccountError(f"--store: only managers have stores ({role}s see all stores)")
     return cleaned
+
+
+def check_telegram_id(telegram_user_id: int) -> None:
+    if not 0 < telegram_user_id < 2**53:  # Telegram's user ids fit in 52 bits
+        raise AccountError(f"Telegram id {telegram_user_id}: a positive number (the user's id, as in agents.agent_ids)")
 
 
 def token_hash(token: str) -> str:
@@ -123,23 +128,35 @@ class Accounts:
     async def get(self, login: str) -> Account | None:
         return await accounts.by_login(self.db.reader, login.strip().lower())
 
-    async def add(self, login: str, role: str, password: str, stores: tuple[str, ...] = (), name: str = "",
-                  by: str = "cli", only_if_none: bool = False) -> Account:
+    async def add(self, login: str, role: str, password: str | None, stores: tuple[str, ...] = (), name: str = "",
+                  by: str = "cli", only_if_none: bool = False, telegram_user_id: int | None = None) -> Account:
+        """A new account. `password` None: it signs in only with Telegram (needs `telegram_user_id`)."""
         login = clean_login(login)
         if role not in ROLES:
             raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")
         stores = clean_stores(role, stores)
         name = clean_name(name or login)
-        check_password(password)
-        hashed = await self._hash(password)
+        if telegram_user_id is not None:
+            check_telegram_id(telegram_user_id)
+        if password is None:
+            if telegram_user_id is None:
+                raise AccountError("password: an account without one needs --telegram-id (it signs in with Telegram only)")
+            hashed = None
+        else:
+            check_password(password)
+            hashed = await self._hash(password)
         now = self.clock.now()
         async with self.db.transaction() as tx:
             if only_if_none and await accounts.count(tx) > 0:
                 raise AccountError("there is an account already: sign in, or ask an owner")
             if await accounts.by_login(tx, login) is not None:
                 raise AccountError(f"login {login!r}: taken")
-            account_id = await accounts.create(tx, login, name, role, hashed, stores, now)
+            if telegram_user_id is not None:
+                await self._telegram_id_free(tx, telegram_user_id)
+            account_id = await accounts.create(tx, login, name, role, hashed, stores, now, telegram_user_id)
             detail = f"role {role}" + (f", stores {', '.join(stores)}" if stores else "")
+            if telegram_user_id is not None:
+                detail += f", Telegram id {telegram_user_id}" + ("" if hashed else ", no password")
             await accounts.log_event(tx, account_id, login, "created", now, detail, by)
         log.info("account %s created (%s) by %s", login, role, by)
         account = await accounts.by_id(self.db.reader, account_id)
@@ -204,6 +221,42 @@ class Accounts:
             await accounts.log_event(tx, account.id, account.login, "removed", now, "", by)
         log.info("account %s removed by %s", account.login, by)
 
+    async def _telegram_id_free(self, tx, telegram_user_id: int) -> None:
+        holder = await accounts.by_telegram_user(tx, telegram_user_id)
+        if holder is not None:
+            raise AccountError(f"Telegram id {telegram_user_id}: linked to the account {holder.login!r} already"
+                               f" (unlink it there first: feedbot user telegram {holder.login} --unlink)")
+
+    async def link_telegram(self, login: str, telegram_user_id: int, by: str = "cli") -> None:
+        """The account may sign in with "Log in with Telegram" as this Telegram user."""
+        check_telegram_id(telegram_user_id)
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            account = await self._existing(tx, login)
+            if account.telegram_user_id == telegram_user_id:
+                return
+            await self._telegram_id_free(tx, telegram_user_id)
+            await accounts.update(tx, account.id, telegram_user_id=telegram_user_id)
+            detail = f"Telegram id {telegram_user_id}" + (f", was {account.telegram_user_id}" if account.telegram_user_id else "")
+            await accounts.log_event(tx, account.id, account.login, "telegram_linked", now, detail, by)
+        log.info("account %s: Telegram sign-in linked by %s", account.login, by)
+
+    async def unlink_telegram(self, login: str, by: str = "cli") -> bool:
+        """No more Telegram sign-ins for the account (its password stays). False: it was not linked."""
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            account = await self._existing(tx, login)
+            if account.telegram_user_id is None:
+                return False
+            if account.password_hash is None:
+                raise AccountError(f"{account.login!r} has no password: set one first (feedbot user passwd"
+                                   f" {account.login}), or it could not sign in at all")
+            await accounts.update(tx, account.id, telegram_user_id=None)
+            await accounts.log_event(tx, account.id, account.login, "telegram_unlinked", now,
+                                     f"Telegram id {account.telegram_user_id}", by)
+        log.info("account %s: Telegram sign-in unlinked by %s", account.login, by)
+        return True
+
     async def events(self, login: str, limit: int = 50) -> list[accounts.AccountEvent]:
         return await accounts.events(self.db.reader, login.strip().lower(), limit)
 
@@ -238,6 +291,25 @@ class Accounts:
         if self.hasher.check_needs_rehash(account.password_hash or ""):
             rehash = await self._hash(password)
         return await self._open_session(account, f"from {address}", rehash)
+
+    async def sign_in_telegram(self, telegram_user_id: int, address: str = "") -> SignIn:
+        """A sign-in by "Log in with Telegram", its signed data already checked (bot/http/auth.py):
+        the linked account gets a session like a password sign-in; a locked or disabled one does not."""
+        account = await accounts.by_telegram_user(self.db.reader, telegram_user_id)
+        if account is None:
+            return SignIn(refused="unlinked")
+        now = self.clock.now()
+        refused = ""
+        if account.locked_until is not None and account.locked_until > now:
+            refused = "locked"
+        elif account.disabled_at is not None:
+            refused = "disabled"
+        if refused:
+            async with self.db.transaction() as tx:
+                await accounts.log_event(tx, account.id, account.login, "sign_in_refused", now,
+                                         f"{refused}, with Telegram, from {address}")
+            return SignIn(refused=refused, locked_until=account.locked_until if refused == "locked" else None)
+        return await self._open_session(account, f"with Telegram, from {address}")
 
     async def _open_session(self, account: Account, detail: str, rehash: str | None = None) -> SignIn:
         now = self.clock.now()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bot.http.agent_page import AGENT_BODY_MAX
 from bot.http.auth import CSRF_HEADER
 from testkit.telegram_api import placeholder_png
 from tests.conftest import BOTH, Harness, make_config
@@ -211,3 +212,26 @@ async def _get(client: AgentClient, url: str) -> tuple[int, object]:
         if resp.content_type == "application/json":
             return resp.status, json.loads(body)
         return resp.status, body.decode("latin-1")
+
+
+async def test_agent_bodies_are_read_with_the_apis_reader_and_limit(shop):
+    """Replies, notes and canned replies: JSON only (415), valid JSON (400), at most
+    AGENT_BODY_MAX bytes (413, refused before it is read whole)."""
+    h, ids = shop
+    owner = AgentClient(h)
+    try:
+        await owner.login("Chủ Shop", role="owner")
+        headers = {CSRF_HEADER: owner.csrf}
+        for path in (f"/agent/api/tickets/{ids['q1']}/note", "/agent/api/canned"):
+            async def send(data: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+                async with owner.http.post(f"{h.url}{path}", data=data,
+                                           headers={**headers, "Content-Type": content_type}) as resp:
+                    return resp.status, await resp.json()
+            status, body = await send(b'{"text": "x"}', "text/plain")
+            assert status == 415, path
+            status, body = await send(b'{"text": ')
+            assert status == 400 and "not valid JSON" in body["error"]["message"], path
+            status, body = await send(b'{"text": "' + b"a" * AGENT_BODY_MAX + b'"}')
+            assert status == 413, path
+    finally:
+        await owner.close()

@@ -142,3 +142,32 @@ async def test_role_change_and_the_first_owner_only_once(service):
     assert (await service.get("lan")).stores == ()
     with pytest.raises(AccountError, match="no account"):
         await service.disable("ghost")
+
+
+async def test_telegram_links_are_one_to_one_audited_and_a_telegram_only_account_has_no_password(service):
+    await service.add("lan", "agent", PASSWORD)
+    await service.add("minh", "agent", None, telegram_user_id=555_000_111)  # signs in with Telegram only
+    with pytest.raises(AccountError, match="needs --telegram-id"):
+        await service.add("hoa", "agent", None)
+    with pytest.raises(AccountError, match="positive"):
+        await service.link_telegram("lan", 0)
+    with pytest.raises(AccountError, match="linked to the account 'minh' already"):
+        await service.link_telegram("lan", 555_000_111)
+    with pytest.raises(AccountError, match="linked to the account 'minh' already"):
+        await service.add("hoa", "agent", PASSWORD, telegram_user_id=555_000_111)
+    await service.link_telegram("lan", 555_000_222)
+    assert (await service.get("lan")).telegram_user_id == 555_000_222
+    assert (await service.sign_in_telegram(555_000_222, "10.0.0.1")).session.account.login == "lan"
+    assert (await service.sign_in_telegram(555_000_333)).refused == "unlinked"
+    # Minh has no password: no password signs in, and Telegram cannot be unlinked before one is set.
+    assert (await service.sign_in("minh", "anything-at-all")).refused == "wrong"
+    with pytest.raises(AccountError, match="no password"):
+        await service.unlink_telegram("minh")
+    assert await service.unlink_telegram("lan") and not await service.unlink_telegram("lan")
+    assert (await service.sign_in_telegram(555_000_222)).refused == "unlinked"
+    [(hashed,)] = await rows(service.db, "SELECT password_hash FROM accounts WHERE login = 'minh'")
+    assert hashed is None
+    actions = [(a.action, a.detail) for a in reversed(await service.events("lan"))]
+    assert actions == [("created", "role agent"), ("telegram_linked", "Telegram id 555000222"),
+                       ("signed_in", "with Telegram, from 10.0.0.1"), ("telegram_unlinked", "Telegram id 555000222")]
+    assert (await service.events("minh"))[-1].detail == "role agent, Telegram id 555000111, no password"

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bot.services.data_rights import Privacy
-from storage import rollups, surveys
+from storage import dashboard, rollups, surveys
+from storage.dashboard import Filters
 from storage.db import Database
 from storage.rollups import RollupRule
 from storage.timefmt import to_db
@@ -46,6 +47,7 @@ answer = st.fixed_dictionaries({
     "demo": st.integers(0, 9).map(lambda n: n == 0),
     "comment": st.sampled_from([None, "Giao hàng nhanh", "đóng gói kém"]),
     "lost": st.integers(0, 5).map(lambda n: n == 0),  # the question never arrived: not sent after all
+    "resent_hours": st.none() | st.integers(1, 30),  # marked sent again at another time: the count moves to its day
 })
 
 
@@ -53,7 +55,40 @@ async def same(db: Database) -> None:
     raw = await rollups.aggregate_raw(db.reader, RULE)
     assert await rollups.read(db.reader) == raw
     assert await rollups.read_months(db.reader) == rollups.by_month(raw)  # the months' triggers
-    assert await rollups.read_sends(db.reader) == await rollups.sends_raw(db.reader, RULE.tz)
+    assert await rollups.read_days(db.reader) == rollups.by_day(raw)  # the days' and store days' triggers
+    sends = await rollups.sends_raw(db.reader, RULE.tz)
+    assert await rollups.read_sends(db.reader) == sends
+    assert await rollups.read_sends_months(db.reader) == rollups.sends_by_month(sends)  # the sends' months' triggers
+    await dashboard_reads_agree(db)
+
+
+# (previous from, from, to): ranges with and without whole months, across the end of March
+RANGES = (("2026-01-15", "2026-03-01", "2026-04-01"), ("2026-02-27", "2026-03-02", "2026-04-03"),
+          ("2026-03-01", "2026-03-31", "2026-05-01"), ("2026-03-02", "2026-03-03", "2026-03-04"))
+
+
+async def dashboard_reads_agree(db: Database) -> None:
+    """The dashboard's CSAT by day and sends, read from the day totals and the months, equal the
+    same figures added up from the day rows."""
+    cells, sends = await rollups.read(db.reader), await rollups.read_sends(db.reader)
+    for stores in (None, ("Q1",), ("Q1", "Q3"), ("",)):
+        for touchpoint in ("", "delivery"):
+            f = Filters(stores=stores, touchpoint=touchpoint)
+            for p_lo, lo, hi in RANGES:
+                by_day: dict[str, list[int]] = {}
+                for (day, store, tp, *_), cell in cells.items():
+                    if p_lo <= day < hi and (stores is None or store in stores) and touchpoint in ("", tp):
+                        row = by_day.setdefault(day, [0, 0, 0, 0])
+                        for i, v in enumerate(cell.as_tuple()):
+                            row[i] += v
+                read = await dashboard.csat_by_day(db.reader, p_lo, hi, f)
+                assert [r for r in read if r[1]] == [(d, *v) for d, v in sorted(by_day.items()) if v[0]]
+                sent: dict[tuple[str, str], list[int]] = {}
+                for (day, store, tp), n in sends.items():
+                    if p_lo <= day < hi and (stores is None or store in stores) and touchpoint in ("", tp):
+                        sent.setdefault((store, tp), [0, 0])[0 if day >= lo else 1] += n
+                read_sends = await dashboard.csat_sends(db.reader, p_lo, lo, hi, f)
+                assert {(s, t): [a, b] for s, t, a, b in read_sends if a or b} == {k: v for k, v in sent.items() if any(v)}
 
 
 async def scenario(db: Database, answers: list[dict], erase: int | None) -> None:
@@ -88,6 +123,10 @@ async def scenario(db: Database, answers: list[dict], erase: int | None) -> None
                  to_db(bought), int(a["demo"])))
             survey_id = cur.lastrowid
             await surveys.mark_sent(tx, survey_id, contact_id, "vi", bought)
+        if a.get("resent_hours") is not None:
+            async with db.transaction() as tx:
+                await surveys.mark_sent(tx, survey_id, contact_id, "vi", bought - timedelta(hours=a["resent_hours"]))
+            await same(db)
         if a.get("lost"):
             async with db.transaction() as tx:
                 cur = await tx.execute(
@@ -119,6 +158,8 @@ async def scenario(db: Database, answers: list[dict], erase: int | None) -> None
         await rollups.rebuild(tx, RULE)
     assert await rollups.read(db.reader) == expected and await rollups.read_sends(db.reader) == sends
     assert await rollups.read_months(db.reader) == rollups.by_month(expected)
+    assert await rollups.read_days(db.reader) == rollups.by_day(expected)
+    assert await rollups.read_sends_months(db.reader) == rollups.sends_by_month(sends)
     counted = [a for a in answers if not a["demo"] and not a.get("lost")]
     assert sum(c.answers for c in expected.values()) == sum(1 for a in counted if not a["crash"])
     assert sum(sends.values()) == len(counted)  # a crashed answer's survey was still sent
