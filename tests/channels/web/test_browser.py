@@ -64,7 +64,8 @@ async def test_survey_and_complaint_in_a_real_browser(tmp_path, clock):
         await h.close()
 
 
-async def test_widget_on_the_shops_site_keeps_the_conversation_across_reloads(tmp_path, clock):
+async def shop_site() -> tuple[web.AppRunner, str, dict[str, str]]:
+    """The shop's own site on another origin than the bot's: its page is shop_html["page"]."""
     shop = web.Application()
     shop_html: dict[str, str] = {}
 
@@ -74,9 +75,12 @@ async def test_widget_on_the_shops_site_keeps_the_conversation_across_reloads(tm
     shop.router.add_get("/", shop_page)
     runner = web.AppRunner(shop)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    shop_origin = f"http://localhost:{runner.addresses[0][1]}"  # another origin than the bot's
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://localhost:{runner.addresses[0][1]}", shop_html
+
+
+async def test_widget_on_the_shops_site_keeps_the_conversation_across_reloads(tmp_path, clock):
+    runner, shop_origin, shop_html = await shop_site()
     h = Harness(make_config(tmp_path, web={"allowed_origins": [shop_origin]}), None, clock)
     await h.start()
     try:
@@ -127,18 +131,7 @@ async def test_a_visitor_attaches_images_in_the_widget_and_the_agent_page_shows_
     from tests.http.accounts import PASSWORD, ensure_account
     from tests.http.test_agent_page_browser import shot
 
-    shop = web.Application()
-    shop_html: dict[str, str] = {}
-
-    async def shop_page(request: web.Request) -> web.Response:
-        return web.Response(text=shop_html["page"], content_type="text/html")
-
-    shop.router.add_get("/", shop_page)
-    runner = web.AppRunner(shop)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    shop_origin = f"http://localhost:{runner.addresses[0][1]}"
+    runner, shop_origin, shop_html = await shop_site()
     h = Harness(make_config(tmp_path, web={"allowed_origins": [shop_origin]}), None, clock)
     await h.start()
     chosen, pasted = placeholder_png("ảnh chọn", 48), placeholder_png("ảnh dán", 40)
