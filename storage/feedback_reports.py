@@ -1,11 +1,14 @@
 """The report queries of issue 21's digests: program answers, ideas, CSAT per journey stage,
-per staff member and per store, complaints per stage and per category. Each reads an index
-range of one week (answered_at, created_at), like storage/reports.py; never the history."""
+per staff member and per store, complaints per stage and per category. Answers are counted from
+the rollups of the week's shop days (storage/feedback_rollups.py, csat_rollups); complaints,
+ideas and quoted texts read an index range of one week (created_at, answered_at), like
+storage/reports.py; never the history."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Sequence
 
+from storage import feedback_rollups
 from storage.db import Connection, fetch_one
 from storage.timefmt import to_db
 
@@ -16,45 +19,30 @@ def _marks(items: Sequence[object]) -> str:
     return ", ".join("?" * len(items))
 
 
-async def program_answers(conn: Connection, start: datetime, end: datetime) -> dict[tuple[str, str], dict]:
-    """(program, kind) -> {(score, choice): count} of the week's first answers."""
-    rows = await conn.execute_fetchall(
-        "SELECT program, kind, score, choice, COUNT(*) FROM program_surveys WHERE answered_at >= ? AND answered_at < ?"
-        " AND demo = 0 GROUP BY program, kind, score, choice",
-        (to_db(start), to_db(end)),
-    )
+async def program_answers(conn: Connection, lo: str, hi: str) -> dict[tuple[str, str], dict]:
+    """(program, kind) -> {(score, choice): count} of the answers over shop days [lo, hi) (the rollups)."""
     out: dict[tuple[str, str], dict] = {}
-    for program, kind, score, choice, n in rows:
+    for program, kind, score, choice, n in await feedback_rollups.program_answers(conn, lo, hi):
         out.setdefault((program, kind), {})[(score, choice)] = n
     return out
 
 
-async def csat_by(
-    conn: Connection, column: str, start: datetime, end: datetime, *, store: str | None = None,
-) -> dict[str, tuple[int, int]]:
-    """The purchase CSAT of the week per purchase `column` (stage | staff): name -> (answers,
-    satisfied); "" for purchases that named none. `store`: that store's purchases only."""
-    assert column in ("stage", "staff")
-    where = " AND p.store = ?" if store is not None else ""
-    params: tuple = (to_db(start), to_db(end), *((store,) if store is not None else ()))
-    rows = await conn.execute_fetchall(
-        f"SELECT COALESCE(p.{column}, ''), COUNT(*), SUM(CASE WHEN s.score >= {HIGH} THEN 1 ELSE 0 END)"
-        " FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
-        f" WHERE s.answered_at >= ? AND s.answered_at < ? AND s.score IS NOT NULL AND s.demo = 0{where}"
-        f" GROUP BY COALESCE(p.{column}, '')",
-        params,
-    )
-    return {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}
+async def csat_by(conn: Connection, column: str, lo: str, hi: str, *, store: str | None = None) -> dict[str, tuple[int, int]]:
+    """The purchase CSAT over shop days [lo, hi) per purchase `column` (stage | staff): name -> (answers,
+    satisfied); "" for purchases that named none. `store`: that store's purchases only (the rollups)."""
+    out: dict[str, tuple[int, int]] = {}
+    for _, name, n, satisfied, _ in await feedback_rollups.csat_by(conn, column, lo, hi, None if store is None else (store,)):
+        had = out.get(name, (0, 0))
+        out[name] = (had[0] + n, had[1] + satisfied)
+    return out
 
 
-async def store_csat(conn: Connection, store: str, start: datetime, end: datetime) -> tuple[int, int]:
+async def store_csat(conn: Connection, store: str, lo: str, hi: str) -> tuple[int, int]:
+    """A store's CSAT (answers, satisfied) over shop days [lo, hi), from the CSAT rollups."""
     row = await fetch_one(
-        conn,
-        f"SELECT COUNT(*), SUM(CASE WHEN score >= {HIGH} THEN 1 ELSE 0 END) FROM surveys"
-        " WHERE answered_at >= ? AND answered_at < ? AND score IS NOT NULL AND demo = 0 AND store = ?",
-        (to_db(start), to_db(end), store),
-    )
-    return (int(row[0]), int(row[1] or 0)) if row else (0, 0)
+        conn, "SELECT COALESCE(SUM(answers), 0), COALESCE(SUM(satisfied), 0) FROM csat_rollups"
+        " WHERE store = ? AND day >= ? AND day < ?", (store, lo, hi))
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 async def store_low_comments(conn: Connection, store: str, start: datetime, end: datetime, limit: int = 3) -> list[str]:

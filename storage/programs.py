@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
+from storage import feedback_rollups
 from storage.db import Connection, fetch_one
 from storage.timefmt import from_db, to_db
 
@@ -201,6 +202,7 @@ async def record_answer(
     conn: Connection, survey_id: int, now: datetime, *, score: int | None = None, choice: str | None = None,
     text: str | None = None,
 ) -> bool:
+    tally = await feedback_rollups.ProgramTally(conn, [survey_id]).before()  # the program rollups, in this transaction
     if text is not None:  # the follow-up (or an ideas program's answer)
         cur = await conn.execute(
             "UPDATE program_surveys SET comment = ?, status = 'answered', answered_at = COALESCE(answered_at, ?)"
@@ -213,7 +215,10 @@ async def record_answer(
             " WHERE id = ? AND (status = 'sent' OR (status = 'answered' AND choice = 'other' AND comment IS NULL))",
             (score, choice, to_db(now), survey_id),
         )
-    return cur.rowcount == 1
+    if cur.rowcount != 1:
+        return False
+    await tally.after()
+    return True
 
 
 async def expire_sent_before(conn: Connection, program: str, sent_before: datetime, now: datetime) -> int:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Sequence
 from datetime import datetime
 
-from storage import rollups
+from storage import feedback_rollups, rollups
 from storage import customers
 from storage.customers import CustomerRecord
 from storage.db import Connection, Row, dialect, fetch_one
@@ -211,6 +211,7 @@ async def record_score(conn: Connection, survey_id: int, score: int, now: dateti
     if cur.rowcount != 1:
         return False
     await rollups.add_answer(conn, survey_id, now, rule)
+    await feedback_rollups.add_answer(conn, survey_id, rule.day(now))  # per journey stage and staff
     return True
 
 

@@ -106,12 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     sources_cli.add_parsers(sub, config_help)
     import_cli.add_parsers(sub, config_help)
     users_cli.add_commands(sub, config_help)
-    rollups = sub.add_parser("rollups", help="the dashboard's and digest's CSAT rollups",
-                             description="The CSAT rollups (answers per shop day, store, touchpoint, tier, channel).")
+    rollups = sub.add_parser("rollups", help="the dashboard's and digests' rollups",
+                             description="The rollups: CSAT answers per shop day, store, touchpoint, tier, channel;"
+                             " surveys sent; complaints; the purchase CSAT per journey stage and staff; program answers.")
     rollups_sub = rollups.add_subparsers(dest="rollups_command", required=True, metavar="ROLLUPS_COMMAND")
     rebuild = rollups_sub.add_parser(
-        "rebuild", help="recompute every rollup row from the surveys",
-        description="Recompute the rollups from the surveys in one transaction (the bot does it by itself at start "
+        "rebuild", help="recompute every rollup row from the surveys and tickets",
+        description="Recompute the rollups from the surveys, program surveys and tickets in one transaction (the bot does it by itself at start "
         "when shop.timezone or the VIP rule changed). Safe while the bot runs: answers wait for it.")
     rebuild.add_argument("--config", help=config_help)
     webhooks_cli.add_commands(sub, config_help)
@@ -146,7 +147,7 @@ async def _rebuild_rollups(config: Config) -> int:
 
     async with config.database.open() as db:
         written = await rollup_service.rebuild(db, config.rollup_rule())
-    print(f"rollups rebuilt (CSAT, sends, complaints): {written} rows")
+    print(f"rollups rebuilt (CSAT, sends, complaints, journey and staff, programs): {written} rows")
     return 0
 
 

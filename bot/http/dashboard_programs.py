@@ -10,8 +10,9 @@ range and store scope are the main dashboard's (bot/http/dashboard.py)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -32,6 +33,13 @@ STATIC_DIR = Path(__file__).parent / "dashboard_static"
 VIEWERS = ("owner", "manager")
 OWNERS = ("owner",)
 MAX_EDIT_BYTES = 32 * 1024
+
+
+class Days(NamedTuple):
+    """A range's shop days as the rollups key them: [first, after), and the period before it [previous, first)."""
+    previous: str
+    first: str
+    after: str
 
 
 class DashboardPrograms:
@@ -72,17 +80,19 @@ class DashboardPrograms:
     async def index_page(self, request: web.Request, session: SessionRow) -> web.StreamResponse:
         return web.Response(text=self.page.replace("{{lang}}", self.lang), content_type="text/html")
 
-    def _window(self, request: web.Request) -> tuple[str, str, Any, Any, Any]:
+    def _window(self, request: web.Request) -> tuple[str, str, Any, Any, Days]:
+        """The range (first and last day, shop midnights around it) and its shop days for the rollups."""
         lo, hi = self.dashboard._range(request)
         start, end = self.dashboard._bounds(lo, hi)
-        span = end - start
-        return lo.isoformat(), hi.isoformat(), start, end, start - span
+        span = hi - lo + timedelta(days=1)
+        return lo.isoformat(), hi.isoformat(), start, end, Days((lo - span).isoformat(), lo.isoformat(),
+                                                              (hi + timedelta(days=1)).isoformat())
 
     # --- figures -------------------------------------------------------------------------------
 
     async def figures(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
-        lo, hi, start, end, _ = self._window(request)
-        rows = await q.program_answers(self.db.reader, start, end, self.dashboard._scope(request, session))
+        lo, hi, _, _, days = self._window(request)
+        rows = await q.program_answers(self.db.reader, days.first, days.after, self.dashboard._scope(request, session))
         by_program: dict[tuple[str, str], dict[tuple[int | None, str | None], int]] = {}
         for program, kind, score, choice, n in rows:
             by_program.setdefault((program, kind), {})[(score, choice)] = n
@@ -90,11 +100,11 @@ class DashboardPrograms:
                                                   for (name, kind), counts in sorted(by_program.items())]}
 
     async def journey(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
-        lo, hi, start, end, before = self._window(request)
+        lo, hi, start, end, days = self._window(request)
         scope = self.dashboard._scope(request, session)
         conn = self.db.reader
-        now_rows = await q.csat_by(conn, "stage", start, end, scope)
-        before_rows = await q.csat_by(conn, "stage", before, start, scope)
+        now_rows = await q.csat_by(conn, "stage", days.first, days.after, scope)
+        before_rows = await q.csat_by(conn, "stage", days.previous, days.first, scope)
         complaints = await q.complaints_by_stage(conn, start, end, scope)
         view = journey(self.stages, _by_name(now_rows), _by_name(before_rows), complaints,
                        drop_points=self.drop_points, min_answers=self.min_answers)
@@ -111,8 +121,8 @@ class DashboardPrograms:
 
     async def staff(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
         """CSAT per staff member and store: owners every store's, a manager their stores' only."""
-        lo, hi, start, end, _ = self._window(request)
-        rows = await q.csat_by(self.db.reader, "staff", start, end, self.dashboard._scope(request, session))
+        lo, hi, _, _, days = self._window(request)
+        rows = await q.csat_by(self.db.reader, "staff", days.first, days.after, self.dashboard._scope(request, session))
         staff = [{"store": store, "staff": name, "answers": n, "csat": _round(100 * sat / n if n else None),
                   "mean": round(total / n, 2) if n else None}
                  for store, name, n, sat, total in rows if name]

@@ -65,21 +65,26 @@ class FeedbackDigestService:
 
     # --- the pages -------------------------------------------------------------------------------
 
+    def _days(self, bound: datetime) -> str:
+        """A week bound (shop midnight) as the rollups' shop day: answers are counted from them."""
+        return bound.astimezone(self.tz).date().isoformat()
+
     async def owner_page(self, week: Week) -> OwnerPage:
         start, end = week_bounds(week, self.tz)
         before, _ = week_bounds(week.shift(-1), self.tz)
+        lo, hi, previous = self._days(start), self._days(end), self._days(before)
         conn = self.db.reader
-        answers = await fr.program_answers(conn, start, end)
+        answers = await fr.program_answers(conn, lo, hi)
         programs = tuple(ProgramFigures(name, kind, counts) for (name, kind), counts in sorted(answers.items()))
         ideas, _ = await fr.ideas_in(conn, start, end)
         view = journey(
             self.stages,
-            _tallies(await fr.csat_by(conn, "stage", start, end)),
-            _tallies(await fr.csat_by(conn, "stage", before, start)),
+            _tallies(await fr.csat_by(conn, "stage", lo, hi)),
+            _tallies(await fr.csat_by(conn, "stage", previous, lo)),
             await fr.complaints_by_stage(conn, start, end),
             drop_points=self.drop_points, min_answers=self.min_answers,
         )
-        staff = {k: v for k, v in _tallies(await fr.csat_by(conn, "staff", start, end)).items() if k}
+        staff = {k: v for k, v in _tallies(await fr.csat_by(conn, "staff", lo, hi)).items() if k}
         return OwnerPage(week, programs, ideas, view, staff)
 
     async def department_page(self, week: Week, department: Department) -> DepartmentPage:
@@ -92,12 +97,13 @@ class FeedbackDigestService:
     async def store_page(self, week: Week, manager: StoreManager) -> StorePage:
         start, end = week_bounds(week, self.tz)
         before, _ = week_bounds(week.shift(-1), self.tz)
+        lo, hi, previous = self._days(start), self._days(end), self._days(before)
         conn = self.db.reader
         complaints, _ = await fr.complaints_in(conn, start, end, store=manager.store)
-        staff = {k: v for k, v in _tallies(await fr.csat_by(conn, "staff", start, end, store=manager.store)).items() if k}
+        staff = {k: v for k, v in _tallies(await fr.csat_by(conn, "staff", lo, hi, store=manager.store)).items() if k}
         return StorePage(
-            week, manager.store, Tally(*await fr.store_csat(conn, manager.store, start, end)),
-            Tally(*await fr.store_csat(conn, manager.store, before, start)), complaints,
+            week, manager.store, Tally(*await fr.store_csat(conn, manager.store, lo, hi)),
+            Tally(*await fr.store_csat(conn, manager.store, previous, lo)), complaints,
             tuple(await fr.store_low_comments(conn, manager.store, start, end)), staff,
         )
 

@@ -1,4 +1,5 @@
-"""Keeping the rollups true (CSAT: storage/rollups.py; complaints: storage/ticket_rollups.py): rebuilt
+"""Keeping the rollups true (CSAT: storage/rollups.py; complaints: storage/ticket_rollups.py; journey
+stages, staff and program answers: storage/feedback_rollups.py): rebuilt
 by `feedbot rollups rebuild`, and at start when they were built under another rule (a new
 shop.timezone or VIP rule), by an older version (a kind of rollup added since) or never."""
 from __future__ import annotations
@@ -6,14 +7,14 @@ from __future__ import annotations
 import logging
 import time
 
-from storage import rollups, settings, surveys, ticket_rollups
+from storage import feedback_rollups, rollups, settings, surveys, ticket_rollups
 from storage.db import Database
 from storage.rollups import RollupRule
 
 log = logging.getLogger(__name__)
 
 RULE_SETTING = "rollups.rule"
-VERSION = 2  # 2: the complaint rollups (a database built by version 1 is rebuilt once)
+VERSION = 3  # 2: the complaint rollups; 3: the feedback rollups (a database built by an older version is rebuilt once)
 
 
 def rule_text(rule: RollupRule) -> str:
@@ -21,11 +22,12 @@ def rule_text(rule: RollupRule) -> str:
 
 
 async def rebuild(db: Database, rule: RollupRule) -> int:
-    """Every rollup row again from the surveys and tickets, in one transaction (answers wait meanwhile). Rows written."""
+    """Every rollup row again from the surveys, program surveys and tickets, in one transaction (answers wait meanwhile). Rows written."""
     started = time.monotonic()
     async with db.transaction() as tx:
         written = await rollups.rebuild(tx, rule)
         written += await ticket_rollups.rebuild(tx, rule.tz)
+        written += await feedback_rollups.rebuild(tx, rule.tz)
         await settings.put(tx, RULE_SETTING, rule_text(rule))
     log.info("rollups rebuilt: %d rows in %.1f s", written, time.monotonic() - started)
     return written

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.services import rollups as rollup_service
 from bot.services.feedback_digest import FeedbackDigestService
 from bot.feedback_settings import FeedbackSettings
 from flows.digest import Week
@@ -14,7 +15,7 @@ from storage import programs
 from storage.db import Database
 from storage.timefmt import to_db
 from testkit.clock import FakeClock
-from tests.digest_data import VN, ShopData, local
+from tests.digest_data import RULE, VN, ShopData, local
 
 BACKENDS = ("sqlite", "postgresql")
 W47 = Week(2026, 47)  # 16-22 Nov 2026
@@ -70,6 +71,9 @@ async def history(db: Database) -> ShopData:
                                         due_at=local(17), deadline_at=local(20), now=local(17))
             await tx.execute("UPDATE program_surveys SET status = 'answered', score = ?, answered_at = ? WHERE id = ?",
                              (score, to_db(local(18)), sid))
+    # Stages, staff and program answers were written here past the app's writes: the rollups the
+    # digests read are counted again from them.
+    await rollup_service.rebuild(db, RULE)
     return shop
 
 
