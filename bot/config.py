@@ -524,6 +524,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "demos_per_minute_total": (_int_range(1, 100_000), 30),
         "anonymous_tickets_per_hour": (_int_range(1, 10_000), 3),
         "anonymous_tickets_per_hour_total": (_int_range(1, 100_000), 60),
+        "max_upload_bytes": (_int_range(1024, 20 * 1024 * 1024), 5 * 1024 * 1024),
+        "uploads_per_minute": (_int_range(1, 600), 5),
+        "uploads_per_minute_per_address": (_int_range(1, 100_000), 20),
+        "uploads_per_minute_total": (_int_range(1, 1_000_000), 120),
     },
     "orders": {
         "kiotviet_token_url": (_url_or_empty, "https://id.kiotviet.vn/connect/token"),
@@ -771,6 +775,10 @@ class WebSection(Section):
     demos_per_minute_total: int
     anonymous_tickets_per_hour: int
     anonymous_tickets_per_hour_total: int
+    max_upload_bytes: int
+    uploads_per_minute: int
+    uploads_per_minute_per_address: int
+    uploads_per_minute_total: int
 
 
 @dataclass(frozen=True)

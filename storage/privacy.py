@@ -340,6 +340,22 @@ async def _erase_web(conn: Connection, s: Subject, now: datetime) -> int:
     return kept + cur.rowcount
 
 
+async def _export_uploads(conn: Connection, s: Subject) -> list[dict[str, Any]]:
+    """The images they attached in the web chat: what and when, not the bytes (a reference: the
+    log entry that showed it, and the "web:<id>" their tickets name it by)."""
+    rows = await conn.execute_fetchall(
+        "SELECT id, message_id, mime_type, size, created_at FROM web_uploads WHERE session_id IN"
+        f" ({WEB_SESSIONS.format(contacts=_marks(s.contact_ids))}) ORDER BY id", s.contact_ids)
+    return [{**dict(r), "ref": f"web:{r['id']}"} for r in rows]
+
+
+async def _erase_uploads(conn: Connection, s: Subject, now: datetime) -> int:
+    cur = await conn.execute(
+        f"DELETE FROM web_uploads WHERE session_id IN ({WEB_SESSIONS.format(contacts=_marks(s.contact_ids))})",
+        s.contact_ids)
+    return cur.rowcount
+
+
 async def _erase_links(conn: Connection, s: Subject, now: datetime) -> int:
     cur = await conn.execute(f"DELETE FROM my_data_links WHERE contact_id IN ({_marks(s.contact_ids)})", s.contact_ids)
     return cur.rowcount
@@ -522,6 +538,7 @@ STEPS: tuple[Step, ...] = (
     Step("order_deliveries", _export_deliveries, _erase_deliveries),
     Step("customers", _select("SELECT * FROM customers WHERE id = ?", _customer_id), _erase_customer),
     # Before "contacts", which blanks the chat ids (a web contact's chat id is its session).
+    Step("web_uploads", _export_uploads, _erase_uploads),
     Step("web_messages", _export_web, _erase_web),
     Step("my_data_links", _select(
         "SELECT id, contact_id, created_at, expires_at FROM my_data_links WHERE contact_id IN ({contacts}) ORDER BY id",
@@ -622,6 +639,9 @@ PURGES: tuple[tuple[str, str], ...] = (
     # a page resuming after an id that is gone just gets what came after it.
     ("web_messages", "DELETE FROM web_messages WHERE id IN (SELECT id FROM web_messages WHERE created_at < ?1"
                      " AND id < (SELECT MAX(id) FROM web_messages) ORDER BY created_at LIMIT ?2)"),
+    # The web chat's images: as old as the log entries that showed them.
+    ("web_uploads", "DELETE FROM web_uploads WHERE id IN (SELECT id FROM web_uploads WHERE created_at < ?"
+                    " ORDER BY created_at LIMIT ?)"),
     ("inbox", f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE id IN ("
               f"SELECT id FROM inbox WHERE payload <> '{PURGED}' AND received_at < ? AND processed_at IS NOT NULL"
               " ORDER BY received_at LIMIT ?)"),

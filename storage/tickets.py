@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Sequence
 
 from storage import ticket_rollups
 from storage.db import Connection, Row, fetch_one
@@ -157,6 +158,19 @@ async def update(conn: Connection, ticket_id: int, **fields: object) -> None:
     tally = await ticket_rollups.Tally(conn, [ticket_id]).before()
     await conn.execute(f"UPDATE tickets SET {assignments} WHERE id = ?", (*values, ticket_id))
     await tally.after()
+
+
+MAX_PHOTOS = 50  # a ticket's photos kept for the agent page; a customer writing on sends no more
+
+
+async def add_photos(conn: Connection, ticket_id: int, photos: Sequence[str]) -> None:
+    """Photos the customer sent while the ticket was open, after those it was opened with."""
+    row = await fetch_one(conn, "SELECT photos FROM tickets WHERE id = ?", (ticket_id,))
+    if row is None or not photos:
+        return
+    kept = json.loads(row["photos"])
+    kept += list(photos)[: max(MAX_PHOTOS - len(kept), 0)]
+    await conn.execute("UPDATE tickets SET photos = ? WHERE id = ?", (json.dumps(kept), ticket_id))
 
 
 # The columns a ticket's complaint rollups depend on (storage/ticket_rollups.py): a change of any

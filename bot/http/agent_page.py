@@ -17,6 +17,8 @@ Photos: a Telegram complaint's photos are shown through /agent/api/tickets/<id>/
 which asks Telegram for the file (getFile, then the download, inside the bot: the token never
 reaches the browser) on every view and keeps no copy: a disk cache would be one more copy of a
 customer's photo for /forget to find, and a ticket's photos are looked at a few times at most.
+A web chat visitor's images (POST /chat/upload) are in our database (web_uploads): the same
+route serves them from there, only for the ticket of the session that sent them.
 Zalo's photos are links on Zalo's servers: counted, not shown.
 
 Canned replies: owners add, change and delete them here (audited under their account); every
@@ -38,7 +40,7 @@ from bot.config import Config
 from bot.http.agent_feed import DeskFeed, DeskStream
 from bot.http.static import StaticFiles
 from bot.http.auth import WebAuth, as_json, error, redirect
-from bot.http.body import BodyError, read_json
+from bot.http.body import BodyError, image_type, read_json
 from bot.services.accounts import ROLES
 from bot.services.desk import Actor, AgentDesk, desk_view
 from flows import canned
@@ -47,7 +49,7 @@ from flows.model import parse_id
 from flows.texts import category_label, local_time, text
 from flows.tickets import PRIORITIES, QUESTION, TicketClock, breaches, ticket_number
 from storage import accounts as account_rows
-from storage import agent_views, canned_replies, tickets
+from storage import agent_views, canned_replies, contacts, tickets, web_uploads
 from storage.accounts import SessionRow
 from storage.agent_views import EventRecord, ListedTicket
 from storage.db import Database
@@ -63,19 +65,6 @@ PHOTO_MAX_BYTES = 10 * 1024 * 1024  # Telegram's own limit for a photo
 OWNERS = ("owner",)
 
 Download = Callable[[str, int], Awaitable[bytes | None]]  # (file id, max bytes) -> the file
-
-
-def image_type(data: bytes) -> str | None:
-    """The image type of these bytes by their signature; None for anything else (never served)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return None
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -256,16 +245,37 @@ class AgentPage:
         ticket = None
         if ticket_id is not None and await self._visible(ticket_id, session):
             ticket = await tickets.get(self.db.reader, ticket_id)
-        if ticket is None or self.download is None or not 0 <= n < len(ticket.photos):
+        if ticket is None or not 0 <= n < len(ticket.photos):
             return error(404, page_text(self.lang, "not_found"))
         people = await agent_views.ticket_people(self.db.reader, ticket)
-        if people["channel"] != "telegram":
+        if not self._shown(ticket.photos[n], people["channel"]):
             return error(404, page_text(self.lang, "not_found"))
+        upload_id = web_uploads.parse_ref(ticket.photos[n])
+        if upload_id is not None:
+            return await self._web_upload(ticket, upload_id, n)
+        assert self.download is not None
         data = await self.download(ticket.photos[n], PHOTO_MAX_BYTES)
         kind = image_type(data) if data is not None else None
         if data is None or kind is None:  # gone from Telegram, too big, or not an image: never served as is
             return error(502, page_text(self.lang, "photo.unavailable", n=n + 1))
         return web.Response(body=data, content_type=kind, headers={"Content-Disposition": "inline"})
+
+    def _shown(self, photo: str, channel: str | None) -> bool:
+        """Telegram's photos (fetched through the bot) and the web chat's images (ours) are shown."""
+        if channel == "web":
+            return web_uploads.parse_ref(photo) is not None
+        return channel == "telegram" and self.download is not None
+
+    async def _web_upload(self, ticket: TicketRecord, upload_id: int, n: int) -> web.StreamResponse:
+        """A web chat visitor's image, from the database: only one their own session sent."""
+        reader = self.db.reader
+        upload = await web_uploads.get(reader, upload_id)
+        contact = await contacts.by_id(reader, ticket.contact_id)
+        if upload is None or contact is None or upload.session_id != contact.platform_user_id:
+            return error(404, page_text(self.lang, "photo.unavailable", n=n + 1))  # erased or purged
+        return web.Response(body=upload.data, content_type=upload.mime_type, headers={
+            "Content-Disposition": "inline", "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox"})
 
     # --- canned replies -------------------------------------------------------------------
 
@@ -391,15 +401,15 @@ class AgentPage:
             order["amount"] = _amount(order["amount"], self.lang)
         past = await tickets.past_scores(reader, ticket.customer_id) if ticket.customer_id else ()
         events = await agent_views.events(reader, ticket.id)  # a ticket's events are few: all, then the new ones
-        shown = self.download is not None and people["channel"] == "telegram"
+        shown = [self._shown(photo, people["channel"]) for photo in ticket.photos]
         number = ticket_number(ticket.id, ticket.kind)
         replies = await canned_replies.all_replies(reader)
         return {
             "ticket": {
                 **self._ticket_fields(ticket, now),
                 "description": ticket.description,
-                "photos": [f"/agent/api/tickets/{ticket.id}/photos/{n}" for n in range(len(ticket.photos))] if shown else [],
-                "photos_elsewhere": 0 if shown else len(ticket.photos),
+                "photos": [f"/agent/api/tickets/{ticket.id}/photos/{n}" for n, ok in enumerate(shown) if ok],
+                "photos_elsewhere": shown.count(False),
                 "reopened": ticket.reopened_count,
                 "resolution_score": ticket.resolution_score,
                 "escalated": any(e.action in ("escalated", "sla_breach") for e in events),

@@ -6,6 +6,7 @@ where a group message goes at send time (its forum topic, a reply to its card) i
 bot/services/threads.py."""
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
@@ -20,7 +21,7 @@ from flows.model import (
 )
 from flows.texts import category_label, local_time, text
 from flows.tickets import COMPLAINT, QUESTION, ComplaintPolicy, priority_for, raised, sla_due, ticket_number, tier_for
-from storage import contacts, customers, outbox, purchases, tickets
+from storage import contacts, customers, outbox, purchases, tickets, web_uploads
 from storage.contacts import ContactRecord
 from storage.db import Connection
 from storage.tickets import TicketRecord, since_12_months
@@ -117,7 +118,17 @@ class DeskGroup:
     async def photo_to_group(self, tx: Connection, ticket: TicketRecord, file_id: str, caption: str, now: datetime) -> None:
         if not self.config.chat_id:
             return
-        await self.effects.enqueue(tx, self.target_for(ticket), "send_photo", {"file_id": file_id, "text": caption}, now)
+        upload_id = web_uploads.parse_ref(file_id)
+        if upload_id is None:  # a Telegram file id (or a Zalo photo's URL): Telegram fetches it
+            await self.effects.enqueue(tx, self.target_for(ticket), "send_photo", {"file_id": file_id, "text": caption}, now)
+            return
+        # A web chat visitor's image lives only in our database: the group gets a copy uploaded.
+        upload = await web_uploads.get(tx, upload_id)
+        if upload is None:
+            return
+        payload = {"png_base64": base64.b64encode(upload.data).decode(), "text": caption,
+                   "filename": f"photo.{upload.mime_type.split('/')[1]}"}
+        await self.effects.enqueue(tx, self.target_for(ticket), "send_photo_file", payload, now)
 
     async def to_customer(self, tx: Connection, ticket: TicketRecord, say: Callable[[str], str], now: datetime) -> None:
         contact, target = await self.customer_chat(tx, ticket)
@@ -285,6 +296,7 @@ class CustomerDesk:
         name = self.group.customer_name(contact, customer)  # the name on the card, not a chat nickname
         await tickets.add_event(tx, ticket.id, actor="customer", actor_id=str(contact.id), actor_name=name,
                                 action="customer_message", body=body or f"[{len(photos)} photo(s)]", now=now)
+        await tickets.add_photos(tx, ticket.id, photos)  # the agent page shows them with the ticket's first ones
         if not self.config.chat_id:
             return
         lang = self.config.language

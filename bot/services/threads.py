@@ -53,7 +53,7 @@ class TicketThreads:
         payload = row.payload
         if row.ticket_id is None or not self.group.is_agents_chat(row.chat_id):
             return payload
-        if row.method not in ("send_text", "send_photo", "edit_text"):
+        if row.method not in ("send_text", "send_photo", "send_photo_file", "edit_text"):
             return payload
         async with self.db.transaction() as tx:
             ticket = await tickets.get(tx, row.ticket_id)

@@ -1,7 +1,8 @@
 """The web chat: a page and an embeddable widget talk to the bot over a WebSocket.
 
 Inbound: bot/channels/web/server.py verifies the visitor's signed session and builds the payload
-the inbox records ({"session", "id", "text" | "choice" + "message_id", "lang"}); the
+the inbox records ({"session", "id", "text" | "choice" + "message_id", "lang"}; an image the
+visitor attached: "text": "" and "photos": ["web:<web_uploads id>"], never its bytes); the
 session in it is always the server-verified one, never a value the client claimed.
 Outbound: `deliver` appends to the session's log (web_messages) and pushes the entry to
 the session's open sockets; a page that was offline asks for what it missed by id.
@@ -20,7 +21,7 @@ from typing import Any, Callable
 from bot.channels.base import ONE_MESSAGE, Permanent, split_command
 from bot.clock import Clock, SystemClock
 from flows.model import Inbound
-from storage import web_messages
+from storage import web_messages, web_uploads
 from storage.db import Connection, Database
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,10 @@ class WebChannel:
         command, args = split_command(text)
         # Set only by the server, from a customer token it verified (bot/web_chat.py), never from a frame.
         vouched = payload.get("customer") if isinstance(payload.get("customer"), str) else None
-        return Inbound(**common, text=text, command=command, args=args, vouched_customer=vouched)
+        # Images the server stored (POST /chat/upload): "web:<id>" of web_uploads, like Telegram's file ids.
+        photos = payload.get("photos") if isinstance(payload.get("photos"), list) else []
+        return Inbound(**common, text=text, command=command, args=args, vouched_customer=vouched,
+                       photos=tuple(p for p in photos if web_uploads.parse_ref(p) is not None))
 
     async def resolve(self, tx: Connection, event: Inbound, payload: dict[str, Any], now: datetime) -> Inbound:
         return event

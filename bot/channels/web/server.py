@@ -21,6 +21,14 @@ Server -> client: {"type": "welcome", "session", ...}; log entries {"type": "mes
 A frame that is malformed, too large or over the rate limit gets an error frame, is not
 recorded, and the connection stays usable; a frame far over the size limit closes the
 socket with 1009 (message too big).
+
+Images (HTTP, not the socket): POST /chat/upload, the raw image as the body, the session in
+the cookie or X-Feedbot-Session (the welcome's token: the widget), a client id in X-Feedbot-Id;
+the same Origin check as the socket (CORS answers for the allowed origins). Refused with
+{"type": "error", "code", "message"}: 401 no_session, 403 origin, 400 malformed, 413 too_large,
+415 not_image (told by the bytes, never the Content-Type), 429 rate_limited. Accepted: stored
+(web_uploads), a "visitor" entry {"text": "", "id", "upload": <id>} in the log, and the engine
+gets it as the message's photos; GET /chat/upload/<seq> gives the visitor their own back.
 """
 from __future__ import annotations
 
@@ -47,10 +55,11 @@ from bot.channels.base import Receive
 from bot.channels.web.channel import NAME, SESSION_RE, WebChannel
 from bot.clock import Clock
 from bot.config import Config
+from bot.http.body import BodyError, read_bytes, whole_image_type
 from bot.http.connections import client_address
 from bot.limits import MemoryWindow
 from bot.limits import window as limit_window
-from storage import contacts, customers, settings, web_messages
+from storage import contacts, customers, settings, web_messages, web_uploads
 from storage.contacts import ContactRecord
 from storage.db import Connection, Database, encodable
 
@@ -61,6 +70,11 @@ CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HELLO_TIMEOUT = 15.0
 MAX_CHOICE_CHARS = 64  # Telegram's callback_data limit; our buttons fit it
+SESSION_HEADER = "X-Feedbot-Session"  # an upload's session token when no cookie is sent (the widget)
+ID_HEADER = "X-Feedbot-Id"  # an upload's client id, like a frame's: a retried upload is stored once
+# An image goes back only as an image: never sniffed into a page, never cached by the way.
+IMAGE_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
+                 "Content-Security-Policy": "default-src 'none'; sandbox", "Content-Disposition": "inline"}
 STATIC_TYPES = {".js": "application/javascript", ".css": "text/css", ".html": "text/html"}
 
 
@@ -137,6 +151,11 @@ class WebLimits:
     anonymous_tickets_per_hour: int = 3
     anonymous_tickets_per_hour_total: int = 60
     trusted_proxies: tuple[Any, ...] = ()
+    # Images (POST /chat/upload): the largest, and how many a minute per session, per address, in total.
+    max_upload_bytes: int = 5 * 1024 * 1024
+    uploads_per_minute: int = 5
+    uploads_per_minute_per_address: int = 20
+    uploads_per_minute_total: int = 120
 
     @classmethod
     def from_config(cls, config: Config) -> "WebLimits":
@@ -146,7 +165,8 @@ class WebLimits:
             w.max_sockets_per_session, w.max_sockets_per_address, w.new_sessions_per_minute,
             w.new_sessions_per_minute_total, w.demos_per_minute, w.demos_per_minute_total,
             w.anonymous_tickets_per_hour, w.anonymous_tickets_per_hour_total,
-            config.http.trusted_proxies,
+            config.http.trusted_proxies, w.max_upload_bytes, w.uploads_per_minute,
+            w.uploads_per_minute_per_address, w.uploads_per_minute_total,
         )
 
 
@@ -201,6 +221,20 @@ class _Hourly:
         return None
 
 
+class _Refused(Exception):
+    """An upload refused: the HTTP status and the page's error code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class _Duplicate(Exception):
+    """An upload whose client id was stored before: its transaction is undone."""
+
+
 class _Reject(Exception):
     def __init__(self, code: str, message: str, frame_id: str | None = None) -> None:
         super().__init__(message)
@@ -251,6 +285,9 @@ class WebChat:
         self.new_sessions = AddressAndTotal(limits.new_sessions_per_minute, limits.new_sessions_per_minute_total, 60.0,
                                             db, "web.new_sessions")
         self.demos = AddressAndTotal(limits.demos_per_minute, limits.demos_per_minute_total, 60.0, db, "web.demos")
+        self.upload_rate = limit_window(db, "web.uploads.session", limits.uploads_per_minute, 60.0)
+        self.uploads = AddressAndTotal(limits.uploads_per_minute_per_address, limits.uploads_per_minute_total, 60.0,
+                                       db, "web.uploads")
         self.tickets = _Hourly(limits.anonymous_tickets_per_hour, limits.anonymous_tickets_per_hour_total, 3600.0)
         self._static = resources.files("bot.channels.web").joinpath("static")
 
@@ -259,6 +296,10 @@ class WebChat:
         app.router.add_get("/chat/ws", self.websocket)
         app.router.add_get("/chat/static/{name}", self.static)
         app.router.add_get("/widget.js", self.widget)
+        app.router.add_post("/chat/upload", self.upload)
+        app.router.add_get("/chat/upload/{seq}", self.uploaded)
+        app.router.add_route("OPTIONS", "/chat/upload", self.preflight)
+        app.router.add_route("OPTIONS", "/chat/upload/{seq}", self.preflight)
         app.on_shutdown.append(self._close_sockets)
 
     async def _close_sockets(self, app: web.Application) -> None:
@@ -360,7 +401,7 @@ class WebChat:
             last_seq = resume if _is_seq(resume) else 0
             await ws.send_json({
                 "type": "welcome", "session": token, "demo": self.demo is not None,
-                "max_message_chars": self.limits.max_message_chars,
+                "max_message_chars": self.limits.max_message_chars, "max_upload_bytes": self.limits.max_upload_bytes,
             })
             for entry in await web_messages.after(self.db.reader, session_id, last_seq, limit=10_000):
                 await ws.send_json(entry.frame())
@@ -387,6 +428,108 @@ class WebChat:
                 outgoing.put_nowait(None)
                 await asyncio.gather(writer, return_exceptions=True)
         return ws
+
+    # --- images (HTTP: a WebSocket frame is no place for megabytes) --------------------------
+
+    def _cors(self, request: web.Request) -> dict[str, str]:
+        """The widget runs on the shop's site: its origin (when allowed) may read our answers."""
+        origin = request.headers.get("Origin")
+        if origin is None or not self.origin_allowed(request):
+            return {}
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        if not self.origin_allowed(request):
+            raise web.HTTPForbidden(reason="origin not allowed (web.allowed_origins)")
+        return web.Response(status=204, headers={
+            **self._cors(request), "Access-Control-Allow-Methods": "GET, POST",
+            "Access-Control-Allow-Headers": f"Content-Type, {SESSION_HEADER}, {ID_HEADER}",
+            "Access-Control-Max-Age": "600",
+        })
+
+    def _session_of(self, request: web.Request) -> str | None:
+        """The visitor's signed session: the page's cookie, else the token the socket's welcome
+        gave (the widget, on another site, has no cookie of ours)."""
+        return verify_session(self.session_secret, request.cookies.get(COOKIE)) or verify_session(
+            self.session_secret, request.headers.get(SESSION_HEADER))
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """One image from a visitor: checked, stored (web_uploads), echoed in their log, and
+        handed to the engine like a Telegram photo (payload "photos": ["web:<id>"])."""
+        cors = self._cors(request)
+        try:
+            session_id, frame_id, address = await self._upload_allowed(request)
+            try:
+                data = await read_bytes(request, self.limits.max_upload_bytes, any_type=True)
+            except BodyError as exc:
+                raise _Refused(exc.status, "too_large" if exc.status == 413 else "malformed", exc.message) from None
+            kind = whole_image_type(data)
+            if kind is None:
+                raise _Refused(415, "not_image", "not a JPEG, PNG, WebP or GIF image")
+            echo = await self._store_upload(session_id, frame_id, kind, data)
+        except _Refused as exc:
+            return web.json_response(_error(exc.code, exc.message), status=exc.status, headers=cors)
+        if echo is not None:  # None: this id was stored before (a retry): nothing new to do
+            self.channel.push(session_id, echo.frame())
+            upload_id = echo.body["upload"]
+            lang = request.query.get("lang")
+            await self._receive(session_id, lang, frame_id, text="", photos=[web_uploads.ref(upload_id)])
+            log.info("web chat: an image of %d bytes (%s) from a visitor", len(data), kind)
+        return web.json_response({"type": "accepted", "id": frame_id, "seq": echo.id if echo else None}, headers=cors)
+
+    async def _upload_allowed(self, request: web.Request) -> tuple[str, str, str]:
+        """(session, client id, address) of an upload that may be read; else _Refused."""
+        if not self.origin_allowed(request):
+            log.info("web chat: refused an upload from origin %r", request.headers.get("Origin"))
+            raise _Refused(403, "origin", "origin not allowed (web.allowed_origins)")
+        session_id = self._session_of(request)
+        # Only a session that has talked over the socket (its contact exists): the socket's
+        # limit on new sessions stays the one way in.
+        if session_id is None or await contacts.by_platform_user(self.db.reader, NAME, session_id) is None:
+            raise _Refused(401, "no_session", "no chat session: open the chat first")
+        frame_id = request.headers.get(ID_HEADER, "")
+        if not CLIENT_ID.fullmatch(frame_id):
+            raise _Refused(400, "malformed", f"{ID_HEADER}: expected 1-64 characters of A-Z a-z 0-9 _ -")
+        if request.content_length is not None and request.content_length > self.limits.max_upload_bytes:
+            raise _Refused(413, "too_large", f"larger than {self.limits.max_upload_bytes} bytes (web.max_upload_bytes)")
+        address = client_address(request, self.limits.trusted_proxies)
+        if not await self.upload_rate.hit(session_id):
+            raise _Refused(429, "rate_limited", f"more than {self.limits.uploads_per_minute} images a minute; wait a moment")
+        refused = await self.uploads.allow(address)
+        if refused is not None:
+            self._log_limit(f"images ({refused})", address)
+            raise _Refused(429, "rate_limited", "too many images from here; try again in a minute")
+        if not await self.rate.hit(session_id):
+            raise _Refused(429, "rate_limited", f"more than {self.limits.messages_per_minute} messages a minute; "
+                           "wait a moment")
+        return session_id, frame_id, address
+
+    async def _store_upload(self, session_id: str, frame_id: str, kind: str, data: bytes) -> Any:
+        """The image and the log entry that shows it, in one transaction; None for an id stored before."""
+        try:
+            async with self.db.transaction() as tx:
+                upload_id = await web_uploads.add(tx, session_id, kind, data, self.clock.now())
+                echo = await web_messages.append(tx, session_id, "visitor", {"text": "", "id": frame_id,
+                                                                             "upload": upload_id}, self.clock.now(),
+                                                 client_id=frame_id)
+                if echo is None:
+                    raise _Duplicate()
+                await web_uploads.link(tx, upload_id, echo.id)
+        except _Duplicate:
+            return None
+        return echo
+
+    async def uploaded(self, request: web.Request) -> web.Response:
+        """A visitor's own image, as their log shows it (their session only)."""
+        cors = self._cors(request)
+        raw = request.match_info["seq"]
+        session_id = self._session_of(request)
+        found = None
+        if session_id is not None and raw.isascii() and raw.isdigit() and len(raw) < 19:
+            found = await web_uploads.of_message(self.db.reader, session_id, int(raw))
+        if found is None:
+            return web.json_response(_error("not_found", "no such image"), status=404, headers=cors)
+        return web.Response(body=found.data, content_type=found.mime_type, headers={**cors, **IMAGE_HEADERS})
 
     async def _hello(self, ws: web.WebSocketResponse) -> dict[str, Any] | None:
         try:

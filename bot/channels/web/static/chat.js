@@ -11,7 +11,11 @@
       too_long: "Tin nhắn quá dài (tối đa {n} ký tự).", too_large: "Tin nhắn quá lớn.",
       rate_limited: "Bạn gửi hơi nhanh, vui lòng chờ một chút rồi gửi lại.", error: "Không gửi được: {m}",
       you: "Bạn", bot: "{shop}", download: "Tải xuống {name}", download_label: "Tải xuống dữ liệu của bạn ({name})",
-      expired: "(Tệp đã hết hạn, gửi /mydata để nhận lại.)"
+      expired: "(Tệp đã hết hạn, gửi /mydata để nhận lại.)",
+      attach: "Gửi ảnh", image_alt: "Ảnh bạn gửi", image_too_large: "Ảnh quá lớn (tối đa {mb} MB).",
+      not_image: "Chỉ gửi được ảnh JPEG, PNG, WebP hoặc GIF.",
+      no_session: "Chat chưa kết nối xong, vui lòng thử lại sau giây lát.",
+      origin: "Trang này không được phép gửi ảnh cho cửa hàng.", upload_failed: "Không gửi được ảnh, vui lòng thử lại."
     },
     en: {
       chat: "Chat with {shop}", connecting: "Connecting…", online: "Connected",
@@ -21,7 +25,11 @@
       too_long: "Message too long (at most {n} characters).", too_large: "Message too large.",
       rate_limited: "You are sending quickly; please wait a moment and try again.", error: "Not sent: {m}",
       you: "You", bot: "{shop}", download: "Download {name}", download_label: "Download your data ({name})",
-      expired: "(This file has expired; send /mydata to get it again.)"
+      expired: "(This file has expired; send /mydata to get it again.)",
+      attach: "Attach an image", image_alt: "Your image", image_too_large: "Image too large (at most {mb} MB).",
+      not_image: "Only JPEG, PNG, WebP or GIF images can be sent.",
+      no_session: "The chat is not connected yet; please try again in a moment.",
+      origin: "This site may not send images to the shop.", upload_failed: "The image could not be sent; please try again."
     }
   };
 
@@ -52,6 +60,9 @@
     var storeKey = "feedbot-session:" + opts.wsUrl;
     var session = opts.persist ? stored(storeKey) : null;
     var lastSeq = 0, ws = null, attempt = 0, timer = null, pinger = null, maxChars = 2000;
+    var maxUpload = 5 * 1024 * 1024;
+    var uploadUrl = opts.wsUrl.replace(/^ws/, "http").replace(/\/chat\/ws$/, "/chat/upload");
+    var IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif"];
     var pending = {}; // client id -> frame not yet accepted by the server
     var pendingOrder = [];
     var byChoice = {}; // client id of a button press -> the message element
@@ -84,6 +95,12 @@
     var input = el("textarea"); input.id = inputId; input.rows = 1; input.placeholder = t.placeholder;
     input.setAttribute("enterkeyhint", "send");
     var send = el("button", "fb-send", t.send); send.type = "submit";
+    // An image: the 📎 button opens the file picker (keyboard: Tab to it, Enter), or paste one.
+    var attach = el("button", "fb-attach", "📎"); attach.type = "button";
+    attach.setAttribute("aria-label", t.attach); attach.title = t.attach;
+    var picker = el("input", "fb-sr"); picker.type = "file"; picker.accept = IMAGE_TYPES.join(",");
+    picker.tabIndex = -1; picker.setAttribute("aria-hidden", "true");
+    form.appendChild(attach); form.appendChild(picker);
     form.appendChild(label); form.appendChild(input); form.appendChild(send);
     root.appendChild(head); root.appendChild(log); root.appendChild(actions); root.appendChild(form);
 
@@ -156,6 +173,63 @@
       log.appendChild(item);
       return item;
     }
+    function imageItem(id, state) {
+      var item = el("li", "fb-msg fb-me fb-image");
+      item.setAttribute("data-client-id", id);
+      item.setAttribute("data-state", state);
+      item.appendChild(el("span", "fb-sr", t.you + ": "));
+      var img = el("img"); img.alt = t.image_alt;
+      item.appendChild(img);
+      log.appendChild(item);
+      return img;
+    }
+    function showUploaded(id, seq) { // sent from another tab, or before a reload: fetched with the session
+      var img = imageItem(id, "sent");
+      var headers = {}; if (session) headers["X-Feedbot-Session"] = session;
+      fetch(uploadUrl + "/" + seq, {headers: headers, credentials: "same-origin"}).then(function (r) {
+        if (!r.ok) throw new Error(String(r.status));
+        return r.blob();
+      }).then(function (b) { img.src = URL.createObjectURL(b); scroll(); }).catch(function () {
+        img.replaceWith(el("span", "fb-note", t.upload_failed));
+      });
+    }
+    function refuse(code, fallback) {
+      notice(code === "too_large" ? fmt(t.image_too_large, {mb: Math.floor(maxUpload / 1048576 * 10) / 10})
+             : t[code] && code !== "error" ? t[code] : fallback);
+    }
+    function upload(file) {
+      if (!file) return;
+      if (IMAGE_TYPES.indexOf(file.type) < 0) { refuse("not_image"); return; }
+      if (file.size > maxUpload) { refuse("too_large"); return; }
+      var id = newId();
+      var img = imageItem(id, "pending");
+      img.src = URL.createObjectURL(file);
+      scroll();
+      var item = mineFor(id);
+      var headers = {"Content-Type": "application/octet-stream", "X-Feedbot-Id": id};
+      if (session) headers["X-Feedbot-Session"] = session;
+      fetch(uploadUrl + "?lang=" + lang, {method: "POST", headers: headers, body: file, credentials: "same-origin"})
+        .then(function (r) {
+          return r.json().catch(function () { return {}; }).then(function (body) {
+            if (r.ok) { item.setAttribute("data-state", "sent"); return; }
+            URL.revokeObjectURL(img.src);
+            item.remove(); // refused: not in the conversation; the notice says why
+            refuse(body.code || "", fmt(t.error, {m: body.message || r.status}));
+          });
+        }).catch(function () { item.setAttribute("data-state", "failed"); notice(t.upload_failed); });
+    }
+    attach.addEventListener("click", function () { picker.click(); });
+    picker.addEventListener("change", function () {
+      var file = picker.files && picker.files[0];
+      picker.value = "";
+      upload(file);
+    });
+    input.addEventListener("paste", function (ev) {
+      var items = (ev.clipboardData && ev.clipboardData.items) || [];
+      for (var i = 0; i < items.length; i++) {
+        if (items[i].kind === "file" && /^image\//.test(items[i].type)) { ev.preventDefault(); upload(items[i].getAsFile()); return; }
+      }
+    });
     function notice(text) { log.appendChild(el("li", "fb-notice", text)); scroll(); }
     function mineFor(id) { return log.querySelector('[data-client-id="' + id + '"]'); }
     function settle(id) {
@@ -173,6 +247,7 @@
           session = f.session;
           if (opts.persist) stored(storeKey, session);
           if (f.max_message_chars) maxChars = f.max_message_chars;
+          if (f.max_upload_bytes) maxUpload = f.max_upload_bytes;
           demo.hidden = !f.demo;
           attempt = 0;
           setStatus("online");
@@ -191,6 +266,7 @@
         case "visitor":
           var mineItem = mineFor(f.id);
           if (mineItem) mineItem.setAttribute("data-state", "sent");
+          else if (f.upload) showUploaded(f.id, f.seq);
           else myMessage(f.id, f.text, "sent");
           break;
         case "ack":
