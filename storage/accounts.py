@@ -69,6 +69,15 @@ async def by_telegram_user(conn: Connection, telegram_user_id: int) -> Account |
     return _account(row, await _stores(conn, row[0])) if row else None
 
 
+async def spend_login(conn: Connection, key: str, expires_at: datetime, now: datetime) -> bool:
+    """Signed login data is used once: False if `key` was spent before (rows past their expiry,
+    whose data is refused as stale anyway, are forgotten here)."""
+    await conn.execute("DELETE FROM spent_logins WHERE expires_at < ?", (to_db(now),))
+    cur = await conn.execute("INSERT INTO spent_logins (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                             (key, to_db(expires_at)))
+    return cur.rowcount == 1
+
+
 async def all_accounts(conn: Connection) -> list[Account]:
     rows = await conn.execute_fetchall(f"SELECT {_COLUMNS} FROM accounts ORDER BY login")
     return [_account(r, await _stores(conn, r[0])) for r in rows]

@@ -236,11 +236,15 @@ class WebAuth:
             log.warning("Telegram sign-in refused from %s: %s", address, exc)
             key = "login.telegram_stale" if exc.reason in ("stale", "future") else "login.telegram_invalid"
             return self._page(page_text(self.lang, key), nxt=nxt, status=401, request=request)
-        result = await self.accounts.sign_in_telegram(who.user_id, address)
+        result = await self.accounts.sign_in_telegram(
+            who.user_id, address, spent=(who.spent_key, who.auth_date + login_widget.MAX_AGE))
         if result.session is None:
             await asyncio.sleep(self.failure_delay)
             if result.refused == "locked":
                 return self._locked(result.locked_until, "", nxt)
+            if result.refused == "spent":
+                log.warning("Telegram sign-in refused from %s: its data was used before", address)
+                return self._page(page_text(self.lang, "login.telegram_stale"), nxt=nxt, status=401, request=request)
             if result.refused == "unlinked":
                 log.info("Telegram sign-in from %s by a Telegram user linked to no account", address)
                 message = page_text(self.lang, "login.telegram_unlinked", id=who.user_id)

@@ -49,7 +49,7 @@ class SignIn:
     """The outcome of a sign-in: `token` set on success, else `refused` is why."""
     token: str = ""
     session: SessionRow | None = None
-    refused: str = ""  # "wrong", "locked", "disabled"; with Telegram also "unlinked"
+    refused: str = ""  # "wrong", "locked", "disabled"; with Telegram also "unlinked", "spent"
     locked_until: datetime | None = None
 
 
@@ -292,9 +292,11 @@ class Accounts:
             rehash = await self._hash(password)
         return await self._open_session(account, f"from {address}", rehash)
 
-    async def sign_in_telegram(self, telegram_user_id: int, address: str = "") -> SignIn:
+    async def sign_in_telegram(self, telegram_user_id: int, address: str = "",
+                               spent: tuple[str, datetime] | None = None) -> SignIn:
         """A sign-in by "Log in with Telegram", its signed data already checked (bot/http/auth.py):
-        the linked account gets a session like a password sign-in; a locked or disabled one does not."""
+        the linked account gets a session like a password sign-in; a locked or disabled one does
+        not. `spent`: the data's key and when it goes stale; data already used opens nothing."""
         account = await accounts.by_telegram_user(self.db.reader, telegram_user_id)
         if account is None:
             return SignIn(refused="unlinked")
@@ -309,6 +311,14 @@ class Accounts:
                 await accounts.log_event(tx, account.id, account.login, "sign_in_refused", now,
                                          f"{refused}, with Telegram, from {address}")
             return SignIn(refused=refused, locked_until=account.locked_until if refused == "locked" else None)
+        if spent is not None:
+            async with self.db.transaction() as tx:
+                fresh = await accounts.spend_login(tx, spent[0], spent[1], now)
+                if not fresh:
+                    await accounts.log_event(tx, account.id, account.login, "sign_in_refused", now,
+                                             f"Telegram data used before, from {address}")
+            if not fresh:
+                return SignIn(refused="spent")
         return await self._open_session(account, f"with Telegram, from {address}")
 
     async def _open_session(self, account: Account, detail: str, rehash: str | None = None) -> SignIn:

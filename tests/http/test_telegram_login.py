@@ -126,6 +126,24 @@ async def test_data_telegram_did_not_sign_or_that_is_old_is_refused(shop, case):
     assert not [e for e in await h.app.accounts.events("an") if e.action == "signed_in"]
 
 
+async def test_signed_data_opens_one_session_only(shop):
+    """A sign-in URL found later (a browser's history, a proxy's log) is refused, though its data
+    is still within the day; the widget's next sign-in (data signed again) works."""
+    h = shop
+    data = login_data(h)
+    async with jar() as browser:
+        assert (await telegram_callback(browser, h, data))[0] == 200
+    async with jar() as other:
+        status, page, _ = await telegram_callback(other, h, data)
+        assert status == 401 and "hết hạn" in page and not any(c.key == COOKIE for c in other.cookie_jar)
+        h.clock.advance(timedelta(seconds=30))
+        assert (await telegram_callback(other, h, login_data(h, age=timedelta(seconds=5))))[0] == 200
+    events = [(e.action, e.detail.split(",")[0]) for e in await h.app.accounts.events("an")
+              if e.action in ("signed_in", "sign_in_refused")]
+    assert sorted(events) == [("sign_in_refused", "Telegram data used before"),
+                              ("signed_in", "with Telegram"), ("signed_in", "with Telegram")]
+
+
 async def test_a_telegram_user_linked_to_no_account_is_told_their_id(shop):
     h = shop
     async with jar() as browser:

@@ -42,6 +42,11 @@ class TelegramLogin:
     user_id: int
     name: str
     auth_date: datetime
+    signature: str  # the data's `hash`: what makes one sign-in's data unique (spent once)
+
+    @property
+    def spent_key(self) -> str:
+        return hashlib.sha256(self.signature.encode()).hexdigest()
 
 
 def data_check_string(fields: dict[str, str]) -> str:
@@ -77,7 +82,8 @@ def check(pairs: Iterable[tuple[str, str]], bot_token: str, now: datetime, max_a
     if signed_at > now + FUTURE_SKEW:
         raise LoginRejected("future", f"signed at {signed_at.isoformat()}, in the future")
     name = " ".join(part for part in (fields.get("first_name", ""), fields.get("last_name", "")) if part)
-    return TelegramLogin(user_id=user_id, name=name or fields.get("username", ""), auth_date=signed_at)
+    return TelegramLogin(user_id=user_id, name=name or fields.get("username", ""), auth_date=signed_at,
+                         signature=given.lower())
 
 
 def widget_html(bot_username: str, auth_url: str) -> str:
