@@ -113,7 +113,7 @@ _ANSWER = ("SELECT COALESCE(p.store, ''), COALESCE(p.stage, ''), COALESCE(p.staf
 
 async def add_answer(conn: Connection, survey_id: int, day: str) -> None:
     """Count one purchase CSAT answer on its shop `day` (call in the transaction that records it)."""
-    if not rollup_lock.gathers(conn):  # SQLite: at once, in one statement
+    if not rollup_lock.gathers(conn):  # at once, in one statement (SQLite, outside a unit)
         await serialize(conn)
         await conn.execute(_ADD, (day, survey_id))
         return

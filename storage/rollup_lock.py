@@ -13,13 +13,24 @@ of the key, then the day). The lock (ROLLUP_LOCK) is taken there, for those last
 the COMMIT only: row order alone cannot rule cycles out, as triggers add every answer to rows
 of other keys too (csat_days: one row per day, csat_store_days, the months). A unit's deltas
 join its transaction's only if it succeeds. A rebuild takes the same lock (serialize()).
-Without a gathering transaction (SQLite, which has one writer) they are written at once, in
-the same order."""
+
+SQLite has one writer, so no deadlock there, but its units gather the same way
+(storage/db.py): the updates sharing a group commit mostly add to the same rows (today's, the
+same store), and one upsert per row at the COMMIT replaces one per update with its triggers'
+statements (an answer's CSAT upsert and the trigger statements it sets off: 5 statements
+more per answer). Other transactions (transaction(), the jobs' bulk work) have no `rollups`
+and write at once, in the same order."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from storage.db import Connection, dialect
+# Not storage.db's Connection and dialect: that module imports this one (its units gather).
+Connection = Any
+
+
+def dialect(conn: Any) -> str:
+    return getattr(conn, "dialect", "sqlite")
+
 
 ROLLUP_LOCK = 0x6665_6564_726F_6C6C  # "feedroll"
 
@@ -59,15 +70,19 @@ class Pending:
     def __bool__(self) -> bool:
         return bool(self.tables)
 
-    async def flush(self, conn: Connection) -> None:
-        """Write everything gathered (in the transaction about to commit), in the one order."""
+    def drain(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+        """Each table's upsert and its rows (key then values), in the one order; emptied."""
         tables, self.tables = self.tables, {}
-        locked = False
         for (_, upsert), cells in sorted(tables.items()):
             rows = [(*key, *values) for key, values in sorted(cells.items(), key=lambda kv: _order(kv[0]))
                     if any(values)]
-            if not rows:
-                continue
+            if rows:
+                yield upsert, rows
+
+    async def flush(self, conn: Connection) -> None:
+        """Write everything gathered (in the transaction about to commit), in the one order."""
+        locked = False
+        for upsert, rows in self.drain():
             if not locked and dialect(conn) == "postgresql":
                 await serialize(conn)  # held to the COMMIT, which follows
                 locked = True

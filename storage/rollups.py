@@ -84,7 +84,7 @@ _UPSERT = (
 async def add_answer(conn: Connection, survey_id: int, answered_at: datetime, rule: RollupRule) -> None:
     """Count one answer (call in the transaction that records it; demo surveys are not counted)."""
     params = (_number(rule.vip_spend), rule.vip_orders, to_db(answered_at - TIER_WINDOW), to_db(answered_at), survey_id)
-    if not rollup_lock.gathers(conn):  # SQLite: at once, in one statement
+    if not rollup_lock.gathers(conn):  # at once, in one statement (SQLite, outside a unit)
         await conn.execute(_ADD, (rule.day(answered_at), *params))
         return
     rows = await conn.execute_fetchall(_ANSWER, params)
