@@ -481,8 +481,10 @@ class FeedbotApp:
                                 language=cfg.agents.language, public_url=cfg.http.public_url, telegram=telegram_sign_in)
         self.web_auth.register(web_app)
         anonymous = frozenset(kind.name for kind in CHANNEL_TYPES if not kind.proves_identity)
+        photo_stores = {kind.name: kind.photos for kind in CHANNEL_TYPES if kind.photos is not None}
         self.agent_page = await agent_page.mount(web_app, cfg, self.db, self.clock, self.agent_desk, self.web_auth,
-                                                 anonymous, self.telegram.download if self.telegram else None)
+                                                 anonymous, self.telegram.download if self.telegram else None,
+                                                 photo_stores)
         if self.agent_page is not None:  # "Gửi khảo sát" and the order import form
             AgentOrders(self.agent_page, self.orders, policy, cfg.survey.touchpoints).register(web_app)
         self.dashboard = await dashboard.mount(web_app, db=self.db, clock=self.clock, auth=self.web_auth, timezone=cfg.tz,

@@ -81,6 +81,11 @@ class Channel(Protocol):
     # A chat our texts can be written to (False: ZNS, approved templates to a phone only): a
     # survey's question, a tell to the customer's chats and the like go only to these.
     conversational: bool
+    # Where the photos a customer sends are kept, for the agents' page: "platform" (a file id
+    # the bot fetches through the platform's API when an agent looks: Telegram), "ours" (an
+    # upload in our database, a "web:<id>" reference: the web chat), None (not shown: a Zalo
+    # photo is a link to Zalo's servers, opened there). A class attribute, like proves_identity.
+    photos: Literal["platform", "ours"] | None
 
     def update_id(self, payload: dict[str, Any]) -> str:
         """The platform's id of an update, the inbox dedupe key; ValueError if there is none."""

@@ -31,7 +31,7 @@ import logging
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -86,6 +86,7 @@ class AgentPage:
         feed: DeskFeed | None = None,
         download: Download | None = None,
         streams_per_account: int = 4,
+        photo_stores: Mapping[str, str] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -100,6 +101,8 @@ class AgentPage:
         self.stream = DeskStream(self.feed, scope=self._scope, session=auth.accounts.session, language=language,
                                  per_account=streams_per_account)
         self.download = download  # Telegram's files, when Telegram is on
+        # Where each channel's customer photos are kept (Channel.photos): "platform", "ours".
+        self.photo_stores = photo_stores if photo_stores is not None else {}
         self.static = StaticFiles(STATIC_DIR, ("app.js", "app.css"))
         index = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         self.index = index.replace("{{lang}}", html.escape(language)).replace(
@@ -261,10 +264,12 @@ class AgentPage:
         return web.Response(body=data, content_type=kind, headers={"Content-Disposition": "inline"})
 
     def _shown(self, photo: str, channel: str | None) -> bool:
-        """Telegram's photos (fetched through the bot) and the web chat's images (ours) are shown."""
-        if channel == "web":
+        """Photos a platform keeps (fetched through the bot) and uploads we keep are shown, each
+        from the channel that keeps them that way (Channel.photos)."""
+        store = self.photo_stores.get(channel or "")
+        if store == "ours":
             return web_uploads.parse_ref(photo) is not None
-        return channel == "telegram" and self.download is not None
+        return store == "platform" and self.download is not None
 
     async def _web_upload(self, ticket: TicketRecord, upload_id: int, n: int) -> web.StreamResponse:
         """A web chat visitor's image, from the database: only one their own session sent."""
@@ -453,10 +458,11 @@ def _amount(raw: str, language: str) -> str:
 
 async def mount(app: web.Application, config: Config, db: Database, clock: Clock, desk: AgentDesk,
                 auth: WebAuth, anonymous_channels: frozenset[str] = frozenset(),
-                download: Download | None = None) -> AgentPage | None:
+                download: Download | None = None, photo_stores: Mapping[str, str] | None = None) -> AgentPage | None:
     """Add the agents' page to the bot's HTTP server (unless agent_page.enabled is false);
     `anonymous_channels`: the channels that do not prove who writes (Channel.proves_identity);
-    `download`: Telegram's files (TelegramChannel.download), None without Telegram.
+    `download`: Telegram's files (TelegramChannel.download), None without Telegram;
+    `photo_stores`: where each channel keeps its customers' photos (Channel.photos).
     Its push feed starts here and stops with the HTTP server (on_shutdown ends the streams)."""
     section = config.agent_page
     if not section.enabled:
@@ -474,6 +480,7 @@ async def mount(app: web.Application, config: Config, db: Database, clock: Clock
         feed=DeskFeed(db),
         download=download,
         streams_per_account=section.streams_per_account,
+        photo_stores=photo_stores,
     )
     page.register(app)
     await page.feed.start()

@@ -17,3 +17,21 @@ def test_every_channel_kind_declares_every_member_of_the_protocol():
 
 def test_only_the_web_chat_does_not_prove_who_writes():
     assert {kind.name: kind.proves_identity for kind in CHANNEL_TYPES} == {"telegram": True, "zalo": True, "web": False}
+
+
+def test_each_channel_says_where_its_customers_photos_are_kept():
+    assert {kind.name: kind.photos for kind in CHANNEL_TYPES} == {"telegram": "platform", "zalo": None, "web": "ours"}
+
+
+def test_no_module_outside_the_web_channel_asks_whether_a_channel_is_the_web_chat():
+    import re
+    from pathlib import Path
+
+    bot = Path(__file__).resolve().parents[2] / "bot"
+    web = bot / "channels" / "web"
+    asks = re.compile(r"""(==|!=)\s*["']web["']|["']web["']\s*(==|!=)""")
+    found = [
+        f"{path.relative_to(bot.parent)}:{n}" for path in bot.rglob("*.py") if web not in path.parents
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if asks.search(line)
+    ]
+    assert not found, f"declare it on the Channel protocol instead: {found}"

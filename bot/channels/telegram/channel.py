@@ -61,6 +61,7 @@ class TelegramChannel:
     resets_after_erasure = False
     proves_identity = True  # a Telegram account
     conversational = True
+    photos = "platform"  # file ids: fetched with getFile when an agent opens one
 
     def __init__(
         self,

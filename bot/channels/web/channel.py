@@ -41,6 +41,7 @@ class WebChannel:
     resets_after_erasure = True  # the open page clears the conversation it shows
     proves_identity = False  # an anonymous visitor: anyone, any number of sessions
     conversational = True
+    photos = "ours"  # uploads kept in the database (storage/web_uploads.py)
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db

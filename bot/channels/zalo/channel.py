@@ -267,6 +267,7 @@ class ZaloChannel:
     delivers_files = False  # no file upload to a chat: /mydata goes as a short-lived link
     resets_after_erasure = False
     proves_identity = True  # a Zalo account (its id is per Official Account)
+    photos = None  # links to Zalo's servers: the agents open them in Zalo
     messages_per_second: float | None  # zalo.messages_per_second (set at start)
     conversational = True
 
@@ -678,6 +679,7 @@ class ZnsChannel:
     delivers_files = False
     resets_after_erasure = False
     conversational = False  # approved templates to a phone: no texts, no buttons
+    photos = None  # nobody writes back on ZNS
 
     def __init__(self, zalo: ZaloChannel, *, api_base_url: str, messages_per_second: float,
                  night_ban: Callable[[datetime], datetime], clock: Clock) -> None:
