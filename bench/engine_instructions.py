@@ -8,9 +8,13 @@ pushes the first N updates through `engine.receive` one after the other, in-proc
 the sender held), under callgrind. Run for two N; the difference over the difference in N is
 the cost of one update with the start-up cancelled out. Then the same updates once more,
 without callgrind, counting the SQL statements SQLite runs per update (its trace callback:
-every statement, BEGIN and COMMIT included), by kind of update:
+every statement, BEGIN and COMMIT included), by kind of update.
 
-    .venv/bin/python bench/engine_instructions.py [--small 200] [--large 1000] [--show-sql]
+--in-flight K pushes K updates at a time (as a webhook under load: they share a group commit,
+storage/db.py) instead of one after the other; the statements are then counted per update
+over all kinds (those of K updates at a time cannot be told apart):
+
+    .venv/bin/python bench/engine_instructions.py [--small 200] [--large 1000] [--show-sql] [--in-flight K]
 """
 from __future__ import annotations
 
@@ -57,9 +61,11 @@ async def prepare(workdir: Path, updates: int) -> None:
     }))
 
 
-async def run(workdir: Path, n: int, statements: dict[str, list[list[str]]] | None = None) -> None:
-    """Push the first n updates through the engine; with `statements`, what SQLite ran for
-    each, by kind of update."""
+async def run(workdir: Path, n: int, statements: dict[str, list[tuple[list[str], int]]] | None = None,
+              in_flight: int = 1) -> None:
+    """Push the first n updates through the engine, `in_flight` at a time; with `statements`,
+    what SQLite ran for each batch and its number of updates, by kind of update ("all" when
+    several at a time)."""
     spec = json.loads((workdir / "updates.json").read_text())
     tmp = workdir / f"run{n}{'-sql' if statements is not None else ''}"
     shutil.copytree(workdir / "template", tmp)
@@ -78,12 +84,16 @@ async def run(workdir: Path, n: int, statements: dict[str, list[list[str]]] | No
         for conn in {id(c): c for c in (app.db.writer, app.db.reader)}.values():
             conn._conn.set_trace_callback(ran.append)
     try:
-        for body, kind in zip(spec["updates"][:n], spec["kinds"][:n]):
+        items = list(zip(spec["updates"][:n], spec["kinds"][:n]))
+        for start in range(0, len(items), in_flight):
+            batch = items[start:start + in_flight]
             before = len(ran)
-            if not await app.engine.receive("telegram", json.loads(body)):
+            new = await asyncio.gather(*(app.engine.receive("telegram", json.loads(body)) for body, _ in batch))
+            if not all(new):
                 raise h.BenchError("an update was not new")
             if statements is not None:
-                statements.setdefault(kind, []).append(ran[before:])
+                kind = batch[0][1] if in_flight == 1 else "all"
+                statements.setdefault(kind, []).append((ran[before:], len(batch)))
         failed = (await app.db.fetchone("SELECT COUNT(*) FROM inbox WHERE error IS NOT NULL"))[0]
         if failed:
             raise h.BenchError(f"{failed} update(s) failed")
@@ -92,11 +102,11 @@ async def run(workdir: Path, n: int, statements: dict[str, list[list[str]]] | No
         await tg.stop()
 
 
-def instructions(workdir: Path, n: int) -> int:
+def instructions(workdir: Path, n: int, in_flight: int) -> int:
     out = workdir / f"callgrind.{n}.out"
     subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, SCRIPT,
-         "--run", str(n), "--dir", str(workdir)],
+         "--run", str(n), "--dir", str(workdir), "--in-flight", str(in_flight)],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONHASHSEED": "0"},  # the same dict layouts in every run
     )
@@ -106,16 +116,16 @@ def instructions(workdir: Path, n: int) -> int:
     return int(match.group(1))
 
 
-def count_statements(workdir: Path, n: int, show: bool) -> None:
-    by_kind: dict[str, list[list[str]]] = {}
-    asyncio.run(run(workdir, n, by_kind))
-    total = sum(len(s) for runs in by_kind.values() for s in runs)
-    updates = sum(len(runs) for runs in by_kind.values())
-    print(f"SQL statements per update: {total / updates:.1f} ({updates} updates)")
+def count_statements(workdir: Path, n: int, show: bool, in_flight: int) -> None:
+    by_kind: dict[str, list[tuple[list[str], int]]] = {}
+    asyncio.run(run(workdir, n, by_kind, in_flight))
+    total = sum(len(s) for runs in by_kind.values() for s, _ in runs)
+    updates = sum(k for runs in by_kind.values() for _, k in runs)
+    print(f"SQL statements per update: {total / updates:.1f} ({updates} updates, {in_flight} at a time)")
     for kind, runs in sorted(by_kind.items()):
-        print(f"  {kind:>9}: {sum(len(s) for s in runs) / len(runs):.1f}")
+        print(f"  {kind:>9}: {sum(len(s) for s, _ in runs) / sum(k for _, k in runs):.1f}")
         if show:
-            for statement in runs[-1]:
+            for statement in runs[-1][0]:
                 print(f"             {' '.join(statement.split())[:150]}")
 
 
@@ -125,22 +135,26 @@ def main() -> int:
     p.add_argument("--large", type=int, default=1000)
     p.add_argument("--show-sql", action="store_true", help="print the statements of one update of each kind")
     p.add_argument("--statements-only", action="store_true", help="only count SQL statements (no callgrind)")
+    p.add_argument("--in-flight", type=int, default=1, metavar="K",
+                   help="updates pushed at a time, sharing group commits as under load (default 1: one after the other)")
     p.add_argument("--run", type=int, help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.in_flight < 1:
+        p.error("--in-flight: at least 1")
     if args.run is not None:
-        asyncio.run(run(Path(args.dir), args.run))
+        asyncio.run(run(Path(args.dir), args.run, in_flight=args.in_flight))
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="engine-ir-"))
     try:
         asyncio.run(prepare(workdir, args.large))
         print(h.host_line())
         if not args.statements_only:
-            small, large = instructions(workdir, args.small), instructions(workdir, args.large)
+            small, large = instructions(workdir, args.small, args.in_flight), instructions(workdir, args.large, args.in_flight)
             per_update = (large - small) / (args.large - args.small)
             print(f"Ir({args.small}) = {small:,}  Ir({args.large}) = {large:,}")
             print(f"engine instructions per update: {per_update:,.0f}")
-        count_statements(workdir, args.large, args.show_sql)
+        count_statements(workdir, args.large, args.show_sql, args.in_flight)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
