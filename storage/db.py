@@ -158,15 +158,26 @@ def _commit(raw: sqlite3.Connection) -> None:
 @asynccontextmanager
 async def savepoint(tx: aiosqlite.Connection, name: str = "step") -> AsyncIterator[None]:
     """Inside a transaction: an error in the block undoes the block's writes only, then
-    propagates; the transaction goes on."""
-    await tx.execute(f"SAVEPOINT {name}")
+    propagates; the transaction goes on. Rollup deltas the transaction gathers for its COMMIT
+    (storage/rollup_lock.py) are undone with them: the block gathers its own, which join the
+    transaction's only if it succeeds (on both backends: storage/pg.py uses this one too)."""
+    outer: Pending | None = getattr(tx, "rollups", None)
+    if outer is not None:
+        tx.rollups = Pending()  # type: ignore[attr-defined]
     try:
-        yield
-    except BaseException:
-        await tx.execute(f"ROLLBACK TO {name}")
+        await tx.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            await tx.execute(f"ROLLBACK TO {name}")
+            await tx.execute(f"RELEASE {name}")
+            raise
         await tx.execute(f"RELEASE {name}")
-        raise
-    await tx.execute(f"RELEASE {name}")
+        if outer is not None:
+            outer.merge(tx.rollups)  # type: ignore[attr-defined]
+    finally:
+        if outer is not None:
+            tx.rollups = outer  # type: ignore[attr-defined]
 
 
 class _Inline:

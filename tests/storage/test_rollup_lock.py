@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from storage import rollups
-from storage.db import dialect
+from storage.db import dialect, savepoint
 from tests.conftest import BOTH, open_db
 
 BACKENDS = BOTH
@@ -92,3 +92,19 @@ async def test_units_rollup_writes_reach_the_table_at_the_shared_commit_in_one_u
         db.writer._conn.set_trace_callback(None)
         assert per_row >= 1
         assert len(ran) == 2 * per_row, ran  # one upsert per row (written at once: 8 upserts)
+
+
+async def test_a_savepoint_rolled_back_inside_a_unit_takes_its_rollup_writes_back_too(two):
+    """The engine handles a recorded update in a savepoint of its unit (bot/engine.py process):
+    a failure there undoes the handling's rows, and must undo the rollup deltas gathered for
+    the COMMIT as well, or the rollups count an answer the survey rows do not have."""
+    db, _ = two
+    async with db.unit() as tx:
+        await rollups._write_sends(tx, {DAY: 1})
+        with pytest.raises(RuntimeError):
+            async with savepoint(tx, "handling"):
+                await rollups._write_sends(tx, {DAY: 5, OTHER_DAY: 5})
+                raise RuntimeError("the handling fails")
+        async with savepoint(tx, "handling"):
+            await rollups._write_sends(tx, {OTHER_DAY: 2})
+    assert await rollups.read_sends(db.reader) == {DAY: 1, OTHER_DAY: 2}
