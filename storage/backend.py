@@ -20,6 +20,11 @@ CREATE_SCHEMA_MIGRATIONS = (
 )
 
 
+def dialect(conn: Any) -> str:
+    """"sqlite" or "postgresql": which SQL variant a repository gives this connection."""
+    return getattr(conn, "dialect", "sqlite")
+
+
 class MigrationError(RuntimeError):
     pass
 

@@ -17,12 +17,12 @@ from typing import Any, AsyncIterator, Callable, Sequence
 
 import aiosqlite
 
-from storage.backend import CREATE_SCHEMA_MIGRATIONS, Backend, MigrationError, check_not_newer, load_migrations
+from storage.backend import CREATE_SCHEMA_MIGRATIONS, Backend, MigrationError, check_not_newer, dialect, load_migrations
 from storage.backend import settled as _settled
 from storage.rollup_lock import Pending
 from storage.timefmt import to_db
 
-__all__ = ["MigrationError", "check_not_newer"]  # shared with storage/pg.py, imported from here too
+__all__ = ["MigrationError", "check_not_newer", "dialect"]  # shared with storage/pg.py, imported from here too
 
 log = logging.getLogger(__name__)
 
@@ -244,11 +244,6 @@ class _InlineResult:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._cursor.close()
-
-
-def dialect(conn: Any) -> str:
-    """"sqlite" or "postgresql": which SQL variant a repository gives this connection."""
-    return getattr(conn, "dialect", "sqlite")
 
 
 def open_database(path: str | Path, url: str | None = None) -> Any:

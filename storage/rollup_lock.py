@@ -24,12 +24,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Sequence
 
-# Not storage.db's Connection and dialect: that module imports this one (its units gather).
+from storage.backend import dialect
+
+# Not storage.db's Connection: that module imports this one (its units gather).
 Connection = Any
-
-
-def dialect(conn: Any) -> str:
-    return getattr(conn, "dialect", "sqlite")
 
 
 ROLLUP_LOCK = 0x6665_6564_726F_6C6C  # "feedroll"
