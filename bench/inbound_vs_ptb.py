@@ -10,6 +10,11 @@ generator the other):
   its Bot API base URL on an in-process fake Bot API (getMe and setWebhook stay offline);
   default settings otherwise (updates handled one at a time). An update counts when the
   no-op handler has run for it (not when the webhook answered 200: PTB answers first).
+* PTB + store (--with-store, a third server per round): the same PTB application whose one
+  handler stores what a hand-rolled bot keeps, the way such bots usually do: aiosqlite on a
+  SQLite file in WAL mode (synchronous=NORMAL, as ours), per update an upsert of the user and
+  an insert of the update (its JSON), then a commit. No reply is sent (ours sends none either).
+  An update counts when its commit is done. Not the goal's floor: what a shop's own bot costs.
 * ours: the real FeedbotApp in webhook mode on a real SQLite file; an update counts when it
   is processed: inbox row committed, flow run, state + outbox rows committed (the webhook
   answers 200 only then). The sender is held so nothing leaves the outbox: this measures the
@@ -24,7 +29,7 @@ sent, ...), copied for every round. Each round starts each server fresh, sends a
 batch (not measured), then the measured updates with C connections in flight; the order of
 the two servers alternates between rounds and the median round is reported.
 
-    .venv/bin/python bench/inbound_vs_ptb.py [--updates N] [--concurrency C] [--rounds R]
+    .venv/bin/python bench/inbound_vs_ptb.py [--updates N] [--concurrency C] [--rounds R] [--with-store]
 """
 from __future__ import annotations
 
@@ -247,6 +252,26 @@ async def serve_ours(args: argparse.Namespace) -> None:
         await tg.stop()
 
 
+STORE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, last_seen TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS updates (update_id INTEGER PRIMARY KEY, user_id INTEGER, text TEXT,"
+    " payload TEXT NOT NULL, received_at TEXT NOT NULL)",
+)
+
+
+async def open_store(path: Path) -> Any:
+    """A hand-rolled bot's database: one aiosqlite connection, WAL, synchronous=NORMAL."""
+    import aiosqlite
+
+    db = await aiosqlite.connect(path)
+    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute("PRAGMA synchronous=NORMAL")
+    for statement in STORE_SCHEMA:
+        await db.execute(statement)
+    await db.commit()
+    return db
+
+
 async def serve_ptb(args: argparse.Namespace) -> None:
     from telegram import Update
     from telegram.ext import Application, ContextTypes, TypeHandler
@@ -254,12 +279,29 @@ async def serve_ptb(args: argparse.Namespace) -> None:
     tg = h.BenchTelegramServer(h.BOT_TOKEN)
     await tg.start()
     served = Served()
+    store = await open_store(Path(args.dir) / "ptb-store.db") if args.store else None
 
     async def noop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         served.mark(update.update_id)
 
+    async def keep(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = update.effective_user
+        message = update.effective_message
+        now = datetime.now().astimezone().isoformat()
+        await store.execute(
+            "INSERT INTO users (id, name, last_seen) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_seen = excluded.last_seen",
+            (user.id, user.full_name, now),
+        )
+        await store.execute(
+            "INSERT INTO updates (update_id, user_id, text, payload, received_at) VALUES (?, ?, ?, ?, ?)",
+            (update.update_id, user.id, message.text if message else None, json.dumps(update.to_dict()), now),
+        )
+        await store.commit()
+        served.mark(update.update_id)
+
     application = Application.builder().token(h.BOT_TOKEN).base_url(f"{tg.api_root}/bot").build()
-    application.add_handler(TypeHandler(Update, noop))
+    application.add_handler(TypeHandler(Update, keep if store is not None else noop))
     port = free_port()
     path = h.TELEGRAM_WEBHOOK_PATH.lstrip("/")
     await application.initialize()
@@ -274,6 +316,8 @@ async def serve_ptb(args: argparse.Namespace) -> None:
         await application.updater.stop()
         await application.stop()
         await application.shutdown()
+        if store is not None:
+            await store.close()
         await tg.stop()
 
 
@@ -296,6 +340,10 @@ class Run:
 async def run_one(server: str, rnd: int, prep: Prepared, args: argparse.Namespace, workdir: Path,
                   database_url: str | None = None) -> Run:
     child_args = [server] + (["--database-url", database_url] if database_url else [])
+    if server == "ptb-store":
+        store_dir = workdir / f"store-{rnd}"
+        store_dir.mkdir()
+        child_args = ["ptb", "--store", "--dir", str(store_dir)]
     if server == "ours":
         round_dir = workdir / f"round-{rnd}"
         round_dir.mkdir()
@@ -377,6 +425,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a round's updates (default 300)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--only", choices=("ours", "ptb"), help="run one server only (profiling)")
+    p.add_argument("--with-store", action="store_true",
+                   help="also run PTB with a handler that stores each update in SQLite (what a hand-rolled bot costs)")
     p.add_argument("--profile", metavar="FILE",
                    help="record our server with py-spy (on PATH) during the measured updates, collapsed stacks to FILE")
     p.add_argument("--verbose", "-v", action="store_true", help="latencies by kind of update, every round")
@@ -384,6 +434,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dir", help=argparse.SUPPRESS)
     p.add_argument("--clock", help=argparse.SUPPRESS)
     p.add_argument("--database-url", help=argparse.SUPPRESS)  # bench/postgres.py: ours on PostgreSQL
+    p.add_argument("--store", action="store_true", help=argparse.SUPPRESS)  # the PTB child: store each update
     args = p.parse_args(argv)
     if args.updates < len(KINDS) or args.concurrency < 1 or args.rounds < 1:
         p.error(f"--updates at least {len(KINDS)}, --concurrency and --rounds at least 1")
@@ -396,7 +447,9 @@ def report(args: argparse.Namespace, runs: list[Run], load_before: str, n: int) 
              "processes: load generator = this process; each server in its own child process",
              f"before: {load_before}", f"after:  {h.host_line()}"]
     medians: dict[str, float] = {}
-    for server in ("ptb", "ours"):
+    labels = {"ptb": "PTB webhook + no-op handler", "ptb-store": "PTB webhook + a handler storing each update (aiosqlite)",
+              "ours": "ours (webhook -> SQLite -> outbox)"}
+    for server in labels:
         mine = [r for r in runs if r.server == server]
         if not mine:
             continue
@@ -405,8 +458,7 @@ def report(args: argparse.Namespace, runs: list[Run], load_before: str, n: int) 
         lat = [x for r in mine for x in r.latencies]
         http = [x for r in mine for x in r.http_latencies]
         cpu = statistics.median(r.cpu_per_update for r in mine)
-        label = "PTB webhook + no-op handler" if server == "ptb" else "ours (webhook -> SQLite -> outbox)"
-        lines.append(f"{label}:")
+        lines.append(f"{labels[server]}:")
         lines.append(f"  updates/s: median {medians[server]:.0f} (rounds: {', '.join(f'{x:.0f}' for x in [r.updates_per_s for r in mine])})")
         lines.append(f"  request -> handled: {h.p50_p99(lat)}; HTTP answer: {h.p50_p99(http)}")
         lines.append(f"  server CPU: {cpu * 1000:.2f} ms per update; server peak RSS {max(r.rss_mib for r in mine):.0f} MiB")
@@ -429,6 +481,9 @@ def report(args: argparse.Namespace, runs: list[Run], load_before: str, n: int) 
                 f"{', '.join(f'{b:.2f}' for _, b in pairs)} (median {statistics.median(b for _, b in pairs):.2f}, "
                 "the least load-sensitive figure on a busy machine)"
             )
+    if "ptb-store" in medians and "ours" in medians:
+        lines.append(f"ratio ours / PTB storing each update: {medians['ours'] / medians['ptb-store']:.2f} "
+                     "(medians of updates/s; for context, not the goal)")
     problems = [f"{r.server} round {r.round}: {p}" for r in runs for p in r.problems]
     return lines, problems
 
@@ -447,13 +502,13 @@ async def main_async(args: argparse.Namespace) -> int:
         prep = await prepare(workdir / "template", per_kind, args.warmup, args.seed)
         print(f"  prepared in {time.monotonic() - t0:.1f} s", flush=True)
         runs: list[Run] = []
-        servers = [args.only] if args.only else ["ptb", "ours"]
+        servers = [args.only] if args.only else ["ptb", "ours"] + (["ptb-store"] if args.with_store else [])
         for rnd in range(1, args.rounds + 1):
             order = servers if rnd % 2 else servers[::-1]
             for server in order:
                 run = await run_one(server, rnd, prep, args, workdir)
                 runs.append(run)
-                print(f"  round {rnd} {server:4}: {run.updates_per_s:6.0f} updates/s, "
+                print(f"  round {rnd} {server:9}: {run.updates_per_s:6.0f} updates/s, "
                       f"request -> handled {h.p50_p99(run.latencies)}, CPU {run.cpu_per_update * 1000:.2f} ms/update"
                       + (f"  PROBLEMS: {run.problems[:2]}" if run.problems else ""), flush=True)
     lines, problems = report(args, runs, load_before, len(prep.measured))
