@@ -68,6 +68,8 @@ class _Channel:
     """The sender is not part of the pass: questions stop at the outbox."""
 
     name = "telegram"
+    conversational = True
+    reply_window = None
 
     def fits(self, text: str, buttons: list) -> bool:
         return True

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Final, Literal, Protocol
 
 from flows.model import Inbound
@@ -86,6 +86,10 @@ class Channel(Protocol):
     # upload in our database, a "web:<id>" reference: the web chat), None (not shown: a Zalo
     # photo is a link to Zalo's servers, opened there). A class attribute, like proves_identity.
     photos: Literal["platform", "ours"] | None
+    # How long after the customer's last message the platform lets us write to them (Zalo's
+    # customer-care window: 7 days); None: any time. A chat outside it is passed over, as one
+    # we cannot reach, by what picks a chat for a message nobody asked for (a program's question).
+    reply_window: timedelta | None
 
     def update_id(self, payload: dict[str, Any]) -> str:
         """The platform's id of an update, the inbox dedupe key; ValueError if there is none."""

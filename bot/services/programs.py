@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from bot.clock import Clock
 from bot.outbox.effects import RECORDS, SERVICES, Effects, Scope, Target
@@ -16,7 +16,6 @@ from flows import programs as flow
 from flows.ideas import topic_label
 from flows.model import RecordIdea, RecordProgramAnswer, Reply
 from flows.programs import Pending, ProgramSpec
-from flows.survey_routes import CS_WINDOW
 from flows.schedule import SurveyPolicy, deadline, due_cutoff, end_of_quiet_hours, in_quiet_hours
 from flows.texts import category_label, text
 from flows.tickets import ticket_number
@@ -42,12 +41,13 @@ class _Page:
     csat: dict[int, list[SurveyRecord]]  # each customer's purchase CSAT surveys that are due
 
 
-def _writable(contact: ContactRecord, last_seen: datetime | None, now: datetime) -> bool:
-    """Zalo takes customer-care messages only within 7 days of the user's last message: a program
-    writes on a Zalo chat only inside that window (its last message to us), else the next chat in
-    survey.channel_order. (The purchase CSAT also asks Zalo's user detail and may use ZNS; a
-    program does neither.)"""
-    return contact.channel != "zalo" or (last_seen is not None and now - last_seen <= CS_WINDOW)
+def _writable(contact: ContactRecord, last_seen: datetime | None, now: datetime, windows: Mapping[str, timedelta]) -> bool:
+    """A channel with a reply window (Channel.reply_window: Zalo takes customer-care messages only
+    within 7 days of the user's last message) gets a program's question only inside it, by its
+    last message to us; else the next chat in survey.channel_order. (The purchase CSAT also asks
+    Zalo's user detail and may use ZNS; a program does neither.)"""
+    window = windows.get(contact.channel)
+    return window is None or (last_seen is not None and now - last_seen <= window)
 
 
 class ProgramSchedule:
@@ -110,7 +110,10 @@ class ProgramService:
         self.policy = policy
         self.shop_name = shop_name
         self.effects = effects
-        self.channels = frozenset(effects.channels)
+        # The chats a question (a text) can be written to: not ZNS, whose contact is a phone.
+        self.channels = frozenset(name for name, channel in effects.channels.items() if channel.conversational)
+        self.reply_windows = {name: channel.reply_window for name, channel in effects.channels.items()
+                              if channel.reply_window is not None}
         self.vip_spend, self.vip_orders = vip
         self.channel_order = channel_order
         self.wake_sender = wake_sender
@@ -244,7 +247,7 @@ class ProgramService:
             opted_out=await store.opted_out_of(tx, ids),
             complaining=await store.with_open_complaint(tx, ids),
             contacts=await contacts.reachable_for_customers(tx, ids, self.channels, self.channel_order,
-                                                            usable=lambda c, seen: _writable(c, seen, now)),
+                                                            usable=lambda c, seen: _writable(c, seen, now, self.reply_windows)),
             csat={},
         )
         for survey in await surveys.open_for_customers(tx, ids, now):

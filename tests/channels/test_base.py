@@ -35,3 +35,28 @@ def test_no_module_outside_the_web_channel_asks_whether_a_channel_is_the_web_cha
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if asks.search(line)
     ]
     assert not found, f"declare it on the Channel protocol instead: {found}"
+
+
+def test_each_channel_says_how_long_after_a_customers_last_message_it_may_be_written_to():
+    from datetime import timedelta
+
+    from bot.channels.zalo.channel import ZnsChannel
+
+    assert {kind.name: kind.reply_window for kind in CHANNEL_TYPES} == {
+        "telegram": None, "zalo": timedelta(days=7), "web": None}
+    assert ZnsChannel.reply_window is None and not ZnsChannel.conversational  # templates, by their own rules
+
+
+def test_zalos_rules_live_in_the_zalo_channel_and_the_zalo_survey_routes_only():
+    import re
+    from pathlib import Path
+
+    bot = Path(__file__).resolve().parents[2] / "bot"
+    allowed = {bot / "services" / "survey_routes.py"}  # the routes between Zalo's CS messages and ZNS
+    asks = re.compile(r"""(==|!=)\s*["']zalo["']|["']zalo["']\s*(==|!=)""")
+    found = [
+        f"{path.relative_to(bot.parent)}:{n}" for path in bot.rglob("*.py")
+        if bot / "channels" / "zalo" not in path.parents and path not in allowed
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if asks.search(line)
+    ]
+    assert not found, f"declare it on the Channel protocol instead: {found}"

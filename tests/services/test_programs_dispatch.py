@@ -20,6 +20,8 @@ NOON = datetime(2026, 11, 24, 12, 0, tzinfo=VN)
 
 class _Channel:
     name = "telegram"
+    conversational = True
+    reply_window = None
 
     def fits(self, text: str, buttons: list) -> bool:
         return True

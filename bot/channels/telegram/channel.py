@@ -62,6 +62,7 @@ class TelegramChannel:
     proves_identity = True  # a Telegram account
     conversational = True
     photos = "platform"  # file ids: fetched with getFile when an agent opens one
+    reply_window = None  # a bot may write to a user who started it at any time
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ class WebChannel:
     proves_identity = False  # an anonymous visitor: anyone, any number of sessions
     conversational = True
     photos = "ours"  # uploads kept in the database (storage/web_uploads.py)
+    reply_window = None  # what we write waits in the chat's history for the next visit
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db

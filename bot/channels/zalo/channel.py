@@ -86,7 +86,7 @@ import aiohttp
 from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient, send_in_parts, split_command, split_text
 from bot.clock import Clock
 from flows.model import Inbound
-from flows.survey_routes import RatingItem
+from flows.survey_routes import CS_WINDOW, RatingItem
 from storage import zalo as zalo_store
 from storage.db import Connection, Database
 from storage.zalo import TokenPair
@@ -268,6 +268,7 @@ class ZaloChannel:
     resets_after_erasure = False
     proves_identity = True  # a Zalo account (its id is per Official Account)
     photos = None  # links to Zalo's servers: the agents open them in Zalo
+    reply_window = CS_WINDOW  # CS messages only within 7 days of the user's last interaction
     messages_per_second: float | None  # zalo.messages_per_second (set at start)
     conversational = True
 
@@ -680,6 +681,7 @@ class ZnsChannel:
     resets_after_erasure = False
     conversational = False  # approved templates to a phone: no texts, no buttons
     photos = None  # nobody writes back on ZNS
+    reply_window = None  # templates to a phone: the night ban and quota rule it (flows/survey_routes.py)
 
     def __init__(self, zalo: ZaloChannel, *, api_base_url: str, messages_per_second: float,
                  night_ban: Callable[[datetime], datetime], clock: Clock) -> None:

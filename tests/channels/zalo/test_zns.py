@@ -19,7 +19,7 @@ from flows.model import OpenTicket
 from flows.survey_routes import ZnsPolicy, night_ban_ends
 from storage import contacts, tickets
 from tests.channels.zalo.test_channel import GROUP, TG_USER, USER, channel_for, say, started
-from tests.conftest import BOTH, hours
+from tests.conftest import API_TOKEN, BOTH, hours
 from testkit.zalo_api import FakeZaloServer
 
 BACKENDS = BOTH  # routes, spend and ratings on SQLite and on PostgreSQL
@@ -45,12 +45,12 @@ def zns(**overrides) -> dict:
             "api_base_url": "", **overrides}
 
 
-async def zns_app(tmp_path, tg, clock, fake, database_url=None, **overrides):
+async def zns_app(tmp_path, tg, clock, fake, database_url=None, arrays=None, **overrides):
     section = zns(**overrides)
     section["api_base_url"] = fake.api_root
     return await started(tmp_path, tg, clock, fake, zalo={"zns": section}, database_url=database_url,
                          agents={"chat_id": GROUP, "owner_chat_ids": [OWNER]},
-                         http={"public_url": "https://shop.example"}, telegram={"mode": "polling"})
+                         http={"public_url": "https://shop.example"}, telegram={"mode": "polling"}, arrays=arrays)
 
 
 async def buy(h, order: str, phone: str | None = "+84 912 345 678", **customer) -> None:
@@ -502,3 +502,23 @@ def test_resolution_templates_are_configured_checked_and_shown(tmp_path, capsys)
     assert "resolution rating by ZNS where the chat is closed (vi=3003, en=3004)" in capsys.readouterr().out
     _check_config(parse_config({"zalo": {**base, "zns": zns()}}, {}))
     assert "resolution rating: in the ticket's chat only" in capsys.readouterr().out
+
+
+async def test_a_program_never_writes_a_text_to_a_phone_only_customers_zns_contact(tmp_path, tg, clock, zfake, database_url):
+    # A ZNS survey leaves the buyer a "zns" contact (their phone): templates only, no texts. A
+    # program's question is a text, so it waits for a chat as for a customer with none.
+    programs = [{"name": "csat", "kind": "csat", "trigger": "after_purchase", "delay": "3h"},
+                {"name": "nps", "kind": "nps", "trigger": "on_demand", "max_lateness": "10d"}]
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, arrays={"programs": programs})
+    try:
+        await survey_by_zns(h, clock)
+        await h.outbox_settled()
+        clock.advance(timedelta(days=8))  # past the purchase CSAT's fatigue
+        async with h.http.post(f"{h.url}/api/v1/programs/nps/send", json={"customers": ["C-A-1"]},
+                               headers={"Authorization": f"Bearer {API_TOKEN}"}) as resp:
+            assert resp.status == 202, await resp.text()
+        assert await h.app.programs.dispatch_due() == {"postponed": 1}
+        rows = await h.rows("SELECT channel, method FROM outbox ORDER BY id")
+        assert rows == [{"channel": "zns", "method": "send_template"}]
+    finally:
+        await h.close()
