@@ -109,6 +109,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "action.resolve": "✅ Đã xong",
         "action.escalate": "⏫ Chuyển cấp",
         "done.reply": "Đã gửi cho khách.",
+        "done.reply_no_chat": "Đã lưu {number}, nhưng khách chỉ có số điện thoại, không có cuộc trò chuyện để "
+        "nhận tin: hãy gọi điện cho khách.",
         "done.note": "Đã lưu ghi chú.",
         "done.claim": "Bạn đã nhận xử lý {number}.",
         "done.resolve": "Đã đóng {number}; khách được mời chấm điểm.",
@@ -142,6 +144,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "done.close_question": "Đã đóng {number}.",
         "event.topic_failed": "Không mở được chủ đề: trả lời thẻ trong nhóm",
         "event.card_undelivered": "Thẻ không gửi được vào nhóm",
+        "event.reply_undelivered": "Tin tới khách không gửi được",
         "actor.customer": "Khách",
         "actor.system": "Hệ thống",
         "photo.alt": "Ảnh {n} khách gửi",
@@ -266,6 +269,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "action.resolve": "✅ Resolve",
         "action.escalate": "⏫ Escalate",
         "done.reply": "Sent to the customer.",
+        "done.reply_no_chat": "Saved on {number}, but the customer is known by phone only, with no chat to "
+        "receive it: please call them.",
         "done.note": "Note saved.",
         "done.claim": "You claimed {number}.",
         "done.resolve": "{number} resolved; the customer is asked to rate it.",
@@ -299,6 +304,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "done.close_question": "{number} closed.",
         "event.topic_failed": "No forum topic: answer by replying to the card",
         "event.card_undelivered": "The card could not be posted in the group",
+        "event.reply_undelivered": "A message to the customer was not delivered",
         "actor.customer": "Customer",
         "actor.system": "System",
         "photo.alt": "Photo {n} from the customer",

@@ -246,6 +246,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "chạy `feedbot check-config`.",
         "desk.card_undelivered": "⚠️ Thẻ {number} không gửi được vào nhóm nhân viên ({error}). "
         "Nội dung vẫn được lưu; hãy kiểm tra xem bot còn trong nhóm không.",
+        "desk.reply_undelivered": "⚠️ {number}: tin nhắn tới khách không gửi được ({error}). Khách chưa nhận "
+        "được; hãy liên hệ khách cách khác.",
+        "desk.reply_no_chat": "⚠️ {number}: khách chỉ có số điện thoại, không có cuộc trò chuyện nào với shop, "
+        "nên tin trả lời không gửi được (đã lưu vào khiếu nại). Hãy gọi điện cho khách.",
         "desk.card_unsure": "⚠️ Không chắc thẻ {number} đã tới nhóm nhân viên (Telegram không trả lời kịp). "
         "Hãy kiểm tra lại nhóm.",
         "desk.see_agent_page": "Nhân viên vẫn xem và xử lý được trên trang /agent.",
@@ -561,6 +565,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "backup is {last}. Check the server (disk space, the backup folder) and run `feedbot check-config`.",
         "desk.card_undelivered": "⚠️ The card of {number} could not be posted in the agents' group ({error}). "
         "It is saved; check that the bot is still in the group.",
+        "desk.reply_undelivered": "⚠️ {number}: a message to the customer could not be delivered ({error}). "
+        "They did not get it; please reach them another way.",
+        "desk.reply_no_chat": "⚠️ {number}: the customer is known by phone only, with no chat with the shop, so "
+        "the reply could not be sent (it is saved on the ticket). Please call them.",
         "desk.card_unsure": "⚠️ The card of {number} may not have reached the agents' group (Telegram did not "
         "answer in time). Please check the group.",
         "desk.see_agent_page": "Agents can still see and handle it on the /agent page.",

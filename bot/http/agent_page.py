@@ -196,13 +196,14 @@ class AgentPage:
             body = data["text"].strip()
         agent = Actor("agent", f"account:{session.account.id}", session.account.name)
         why = None
+        done = None  # the message for the agent, when not the action's usual one
         async with self.db.transaction() as tx:
             ticket = await tickets.get(tx, ticket_id)
             if ticket is not None:
                 now = self.clock.now()
                 why = refusal(action, desk_view(ticket), agent.id or "", body)
                 if why is None:
-                    await self._carry_out(tx, action, ticket, agent, body, now)
+                    done = await self._carry_out(tx, action, ticket, agent, body, now)
                 elif why[0] in ("refused.resolved", "refused.claimed"):
                     await self.desk.deny(tx, ticket.id, agent, action, now)  # audited like the group's refusals
         if ticket is None:
@@ -216,14 +217,19 @@ class AgentPage:
         detail = await self._detail(ticket.id, 0)
         assert detail is not None
         at_top = action == "escalate" and ticket.priority == PRIORITIES[-1]  # recorded, nobody pinged again
-        done = "done.close_question" if action == "resolve" and ticket.kind == QUESTION else f"done.{action}"
+        if done is None:
+            done = "done.close_question" if action == "resolve" and ticket.kind == QUESTION else f"done.{action}"
         detail["message"] = page_text(self.lang, "done.escalate_top" if at_top else done, number=number)
         return as_json(detail)
 
-    async def _carry_out(self, tx: Any, action: str, ticket: TicketRecord, agent: Actor, body: str, now: datetime) -> None:
+    async def _carry_out(
+        self, tx: Any, action: str, ticket: TicketRecord, agent: Actor, body: str, now: datetime,
+    ) -> str | None:
+        """Carry the action out; the key of the message for the agent when not the usual one."""
         match action:
             case "reply":
-                await self.desk.relay_to_customer(tx, ticket, agent, body, (), now)
+                if not await self.desk.relay_to_customer(tx, ticket, agent, body, (), now):
+                    return "done.reply_no_chat"
             case "note":
                 await self.desk.note(tx, ticket, agent, body, now)
             case "claim":
@@ -233,6 +239,7 @@ class AgentPage:
                 await self.desk.resolve(tx, ticket, agent, now)
             case "escalate":
                 await self.desk.escalate(tx, ticket, agent, now)
+        return None
 
     async def _visible(self, ticket_id: int, session: SessionRow) -> bool:
         stores = self._scope(session)

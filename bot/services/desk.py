@@ -132,7 +132,21 @@ class DeskGroup:
 
     async def to_customer(self, tx: Connection, ticket: TicketRecord, say: Callable[[str], str], now: datetime) -> None:
         contact, target = await self.customer_chat(tx, ticket)
-        await self.effects.enqueue(tx, target, "send_text", {"text": say(contact.language), "buttons": []}, now)
+        if self.has_chat(contact):  # else nothing to tell: the agents reach them by phone
+            await self.effects.enqueue(tx, target, "send_text", {"text": say(contact.language), "buttons": []}, now)
+
+    def has_chat(self, contact: ContactRecord) -> bool:
+        """False when no text can be written to the customer's chat: a contact known by phone
+        only (a ZNS survey's: Channel.conversational False). A channel turned off since is
+        tried as before (the sender fails its rows)."""
+        channel = self.effects.channels.get(contact.channel)
+        return channel is None or channel.conversational
+
+    async def undelivered(self, tx: Connection, ticket: TicketRecord, alert: str, reason: str, now: datetime) -> None:
+        """A message to the customer that cannot reach them: the ticket's history says so, and
+        the agents' group is told (an agent must reach them another way)."""
+        await tickets.add_event(tx, ticket.id, actor="system", action="reply_undelivered", body=reason[:500], now=now)
+        await self.to_group(tx, ticket, alert, now=now)
 
     async def customer_chat(self, tx: Connection, ticket: TicketRecord) -> tuple[ContactRecord, Target]:
         """The ticket's customer chat, and a target whose messages are linked to the ticket."""
@@ -401,17 +415,24 @@ class AgentDesk:
 
     async def relay_to_customer(
         self, tx: Connection, ticket: TicketRecord, agent: Actor, body: str, photos: tuple[str, ...], now: datetime
-    ) -> None:
+    ) -> bool:
+        """The agent's words (and photos) to the customer's chat; recorded on the ticket either
+        way. False: the customer has no chat to take them (known by phone only), and the agents
+        are told so."""
         contact, target = await self.group.customer_chat(tx, ticket)
         number = ticket_number(ticket.id, ticket.kind)
-        if body.strip():
+        reachable = self.group.has_chat(contact)
+        if reachable and body.strip():
             says = text(contact.language, "complaint.agent_says", shop=self.shop_name, number=number, text=body)
             await self.effects.enqueue(tx, target, "send_text", {"text": says, "buttons": []}, now)
-        for file_id in photos:
+        for file_id in photos if reachable else ():
             caption = text(contact.language, "complaint.agent_photo", shop=self.shop_name, number=number)
             await self.effects.enqueue(tx, target, "send_photo", {"file_id": file_id, "text": caption}, now)
         await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="reply",
                                 body=body or f"[{len(photos)} photo(s)]", now=now)
+        if not reachable:
+            alert = text(self.config.language, "desk.reply_no_chat", number=number)
+            await self.group.undelivered(tx, ticket, alert, f"{contact.channel}: no chat, phone only", now)
         changes: dict[str, object] = {}
         if ticket.first_response_at is None:
             changes["first_response_at"] = now
@@ -421,6 +442,7 @@ class AgentDesk:
             await tickets.update(tx, ticket.id, **changes)
             if "status" in changes:
                 await self.group.edit_card(tx, await tickets.get(tx, ticket.id), now)  # type: ignore[arg-type]
+        return reachable
 
     async def note(self, tx: Connection, ticket: TicketRecord, agent: Actor, body: str, now: datetime) -> None:
         await tickets.add_event(tx, ticket.id, actor="agent", actor_id=agent.id, actor_name=agent.name, action="note", body=body, now=now)
@@ -443,9 +465,11 @@ class AgentDesk:
         if ticket.kind != QUESTION:
             await webhook_events.complaint_resolved(tx, ticket.id, now)
         contact, target = await self.group.customer_chat(tx, ticket)
+        chat = self.group.has_chat(contact)  # else only ZNS's rating template can ask her
         if ticket.kind == QUESTION:  # closed: no rating, a follow-up within the window reopens it
-            await self.effects.apply(tx, questions.closed(view(resolved), contact.language), target, now)
-        elif not await self._asked_elsewhere(tx, resolved, contact, target, now):
+            if chat:
+                await self.effects.apply(tx, questions.closed(view(resolved), contact.language), target, now)
+        elif not await self._asked_elsewhere(tx, resolved, contact, target, now) and chat:
             await self.effects.apply(tx, complaint.resolution_question(view(resolved), contact.language), target, now)
         number = ticket_number(ticket.id, ticket.kind)
         await self.group.to_group(tx, resolved, text(self.config.language, "desk.resolved", agent=agent.name, number=number), now=now)

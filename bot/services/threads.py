@@ -83,17 +83,29 @@ class TicketThreads:
             async with self.db.transaction() as tx:
                 await tickets.update(tx, row.ticket_id, card_message_id=message_id, card_undelivered=None)
 
+    @staticmethod
+    async def _to_customer(tx: Connection, ticket: tickets.TicketRecord, row: OutboxItem) -> bool:
+        contact = await contacts.by_id(tx, ticket.contact_id)
+        return contact is not None and (contact.channel, contact.chat_id) == (row.channel, row.chat_id)
+
     async def on_failed(self, tx: Connection, row: OutboxItem, status: str, error: Exception) -> None:
         """A ticket's topic that cannot be opened: the ticket goes on in reply mode (its card
         next, as a plain group message). A card that cannot be delivered: the ticket says so
         (the agent page shows it), the owners are told, and a customer still waiting for the
-        confirmation is told the truth instead."""
-        if row.ticket_id is None or not self.group.is_agents_chat(row.chat_id):
+        confirmation is told the truth instead. A message of the ticket to the customer that
+        failed for good (the bot blocked, Zalo's window closed...): the ticket says so and the
+        agents are told, who would otherwise believe the customer has their answer."""
+        if row.ticket_id is None:
             return
         now = self.clock.now()
         ticket = await tickets.get(tx, row.ticket_id)
         kind = ticket.kind if ticket else COMPLAINT
         number = ticket_number(row.ticket_id, kind)
+        if not self.group.is_agents_chat(row.chat_id):
+            if ticket is not None and status == "failed" and await self._to_customer(tx, ticket, row):
+                alert = text(self.group.config.language, "desk.reply_undelivered", number=number, error=str(error)[:200])
+                await self.group.undelivered(tx, ticket, alert, f"{row.channel}: {error}", now)
+            return  # "unknown": it may have arrived; an owner's alert: nothing for the agents
         if row.method == "open_topic":
             log.warning("ticket %s: no forum topic (%s: %s); its card goes as a reply-mode message", number, status, error)
             await tickets.add_event(tx, row.ticket_id, actor="system", action="topic_failed", body=str(error)[:500], now=now)

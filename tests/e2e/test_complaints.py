@@ -338,3 +338,19 @@ async def test_agent_photo_reaches_the_customer_and_escalate_raises_priority(des
     assert "Minh đã chuyển cấp KN-0001" in group[2].text and "ưu tiên cao" in group[2].text and "@shop_lead" in group[2].text
     assert (await desk.rows("SELECT priority FROM tickets"))[0]["priority"] == "high"
     assert (await tg.wait_for_messages(777, 1))[0].text == group[2].text
+
+
+async def test_a_reply_that_cannot_reach_the_customer_is_told_to_the_agents(desk, tg):
+    await file_complaint_after_low_score(desk, tg)
+    card = (await tg.wait_for_messages(GROUP, 1))[0]
+    tg.forbid_chat(CUSTOMER)  # she blocked the bot after complaining
+    await desk.deliver(tg.make_message_update(AGENT, "Chị cho em xin số điện thoại ạ", chat_id=GROUP,
+                                              reply_to_message_id=card.message_id))
+    await desk.outbox_settled()
+    group = await tg.wait_for_messages(GROUP, 3)
+    alert = group[-1]
+    assert "KN-0001" in alert.text and "không gửi được" in alert.text and "blocked" in alert.text
+    assert alert.reply_to_message_id == card.message_id  # threaded under the ticket's card
+    events = await desk.rows("SELECT actor, action FROM ticket_events WHERE action IN ('reply', 'reply_undelivered')"
+                             " ORDER BY id")
+    assert events == [{"actor": "agent", "action": "reply"}, {"actor": "system", "action": "reply_undelivered"}]

@@ -19,6 +19,7 @@ from flows.model import OpenTicket
 from flows.survey_routes import ZnsPolicy, night_ban_ends
 from storage import contacts, tickets
 from tests.channels.zalo.test_channel import GROUP, TG_USER, USER, channel_for, say, started
+from tests.http.test_agent_page import AgentClient
 from tests.conftest import API_TOKEN, BOTH, hours
 from testkit.zalo_api import FakeZaloServer
 
@@ -45,12 +46,13 @@ def zns(**overrides) -> dict:
             "api_base_url": "", **overrides}
 
 
-async def zns_app(tmp_path, tg, clock, fake, database_url=None, arrays=None, **overrides):
+async def zns_app(tmp_path, tg, clock, fake, database_url=None, arrays=None, public_url="https://shop.example",
+                  **overrides):
     section = zns(**overrides)
     section["api_base_url"] = fake.api_root
     return await started(tmp_path, tg, clock, fake, zalo={"zns": section}, database_url=database_url,
                          agents={"chat_id": GROUP, "owner_chat_ids": [OWNER]},
-                         http={"public_url": "https://shop.example"}, telegram={"mode": "polling"}, arrays=arrays)
+                         http={"public_url": public_url}, telegram={"mode": "polling"}, arrays=arrays)
 
 
 async def buy(h, order: str, phone: str | None = "+84 912 345 678", **customer) -> None:
@@ -520,5 +522,35 @@ async def test_a_program_never_writes_a_text_to_a_phone_only_customers_zns_conta
         assert await h.app.programs.dispatch_due() == {"postponed": 1}
         rows = await h.rows("SELECT channel, method FROM outbox ORDER BY id")
         assert rows == [{"channel": "zns", "method": "send_template"}]
+    finally:
+        await h.close()
+
+
+async def test_an_agents_reply_to_a_phone_only_customers_complaint_is_kept_and_the_agents_are_told_to_call(
+        tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, public_url="")  # plain http: the page's cookie
+    try:
+        await survey_by_zns(h, clock)
+        await h.outbox_settled()
+        [message] = zfake.zns_to(PHONE)
+        zfake.rate(message, 2, note="hộp bị móp")
+        assert await h.app.routes.poll_ratings() == 1  # no chat: the complaint opens on her phone-only contact
+        await h.outbox_settled()
+        agent = AgentClient(h)  # the agents' page: the reply is kept, and the agent told to call
+        try:
+            await agent.login()
+            status, body = await agent.act(1, "reply", "Chào chị, em gọi lại nhé")
+            assert status == 200 and "gọi điện" in body["message"] and body["ticket"]["status"] == "claimed"
+            assert (await agent.act(1, "resolve"))[0] == 200  # nothing to tell her in a chat either
+        finally:
+            await agent.close()
+        rows = await h.outbox_settled()
+        assert [(r["channel"], r["method"]) for r in rows if r["chat_id"] == PHONE] == [("zns", "send_template")]
+        assert all(r["status"] == "sent" for r in rows)  # nothing written to ZNS that it cannot carry
+        alert = [m for m in await tg.wait_for_messages(GROUP, 2) if "gọi điện" in m.text]
+        assert len(alert) == 1 and "KN-0001" in alert[0].text
+        events = await h.rows("SELECT action, body FROM ticket_events WHERE action IN ('reply', 'reply_undelivered')")
+        assert events == [{"action": "reply", "body": "Chào chị, em gọi lại nhé"},
+                          {"action": "reply_undelivered", "body": "zns: no chat, phone only"}]
     finally:
         await h.close()
