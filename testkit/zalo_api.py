@@ -137,6 +137,7 @@ class FakeZaloServer:
         self.detail_requests = 0
         self._zns_faults: list[str] = []
         self._faults: list[str] = []
+        self._token_faults: list[bytes] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -177,6 +178,11 @@ class FakeZaloServer:
         """For the next ZNS sends: 'timeout' (charged and recorded, the answer comes after 3 s),
         '500', or an error code like '-100'."""
         self._zns_faults.extend(faults)
+
+    def token_fail_next(self, *bodies: bytes) -> None:
+        """The next token requests are answered HTTP 200 with these raw bodies (odd answers like
+        b"true", b"[]", b"null" or HTML); the refresh token is not used up."""
+        self._token_faults.extend(bodies)
 
     def register_template(self, template_id: str, params: set[str] | frozenset[str], *, rating: bool = False) -> None:
         self.templates[str(template_id)] = (frozenset(params), rating)
@@ -413,6 +419,8 @@ class FakeZaloServer:
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
+        if self._token_faults:
+            return web.Response(body=self._token_faults.pop(0), content_type="application/json")
         if request.headers.get("secret_key") != self.app_secret or form.get("app_id") != self.app_id:
             self.counters.refused_refreshes += 1
             return web.json_response({"error": -14003, "error_name": "Invalid app", "error_description": "wrong app"})

@@ -559,11 +559,13 @@ class ZaloChannel:
                 if response.status != 200:
                     raise RefreshFailed(f"zalo: token refresh answered HTTP {response.status}")
                 answer = await response.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RefreshFailed(f"zalo: token refresh failed ({type(exc).__name__})") from None
+        if not isinstance(answer, dict):  # true, [], null: no pair (and the old refresh token still works)
+            raise RefreshFailed(f"zalo: token refresh answered a JSON {type(answer).__name__}, not an object")
         access, refresh = answer.get("access_token"), answer.get("refresh_token")
         if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
-            code = answer.get("error") if isinstance(answer, dict) else None
+            code = answer.get("error")
             log.error("zalo: the refresh token was refused (%s); a new authorization may be needed", code)
             raise RefreshFailed(f"zalo: token refresh refused (error {code})")
         try:

@@ -360,6 +360,24 @@ async def test_concurrent_sends_refresh_once(zfake, clock):
         await channel.close()
 
 
+@pytest.mark.parametrize("body", [b"true", b"[]", b"null", b'"ok"', b"<html>502 Bad Gateway</html>", b"\xff\xfe{"])
+async def test_an_odd_answer_from_the_token_endpoint_is_a_failed_refresh_retried_later(zfake, clock, body):
+    # An answer that is not a JSON object is no new pair: the message waits and is retried
+    # (RefreshFailed is Transient), never failed for good by an AttributeError.
+    zfake.add_follower(USER)
+    channel = channel_for(zfake, clock)
+    await channel.start()
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        zfake.token_fail_next(body)
+        with pytest.raises(Transient, match="refresh"):
+            await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})
+        assert await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})  # the refresh token still works
+        assert zfake.counters.refreshes == 1
+    finally:
+        await channel.close()
+
+
 async def test_rotated_pair_is_stored_and_survives_a_restart(tmp_path, tg, clock, zfake):
     h = await started(tmp_path, tg, clock, zfake)
     try:
