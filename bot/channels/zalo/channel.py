@@ -300,6 +300,7 @@ class ZaloChannel:
         self.buttons = buttons
         self.refresh_margin = refresh_margin
         self._pair = TokenPair(access_token, refresh_token, None)
+        self._unsaved = False  # a rotated pair the store refused: kept here, stored again before use
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self.refreshes = 0
@@ -313,11 +314,17 @@ class ZaloChannel:
     async def reload_tokens(self) -> None:
         """Another instance may have rotated the pair (the cluster's last leader): use the stored one."""
         async with self._lock:
+            if self._unsaved:  # ours is newer than the stored one (whose refresh token is dead)
+                await self._store()
+                return
             stored = await self.tokens.load()
             if stored is not None:
                 self._pair = stored
 
     async def close(self) -> None:
+        if self._unsaved:
+            async with self._lock:
+                await self._store()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -531,6 +538,10 @@ class ZaloChannel:
     # --- the access token ----------------------------------------------------------------------
 
     async def _fresh_token(self) -> str:
+        if self._unsaved:
+            async with self._lock:
+                if self._unsaved:
+                    await self._store()
         pair = self._pair
         if pair.expires_at is not None and self.clock.now() >= pair.expires_at - self.refresh_margin:
             return await self._refresh(stale=pair.access_token)
@@ -542,12 +553,24 @@ class ZaloChannel:
             if self._pair.access_token != stale:
                 return self._pair.access_token  # someone else refreshed while we waited
             pair = await self._request_new_pair(self._pair.refresh_token)
-            # Stored before it is used: the old refresh token is dead from this moment on.
-            await self.tokens.save(pair)
+            # The old refresh token is dead from this moment on: the new pair is kept whatever
+            # the save does (a failed save is tried again before the next send, and at close).
             self._pair = pair
+            self._unsaved = True
             self.refreshes += 1
             log.info("zalo: access token refreshed; valid until %s", pair.expires_at)
+            await self._store()
             return pair.access_token
+
+    async def _store(self) -> None:
+        """Save the rotated pair (under the lock); a failure is logged and leaves it to the next try."""
+        try:
+            await self.tokens.save(self._pair)
+        except Exception as exc:  # noqa: BLE001 - the database may be what fails; the pair must survive it
+            log.error("zalo: could not store the rotated token pair (%s: %s); kept in memory, stored again"
+                      " before the next send (a restart before that needs a new authorization)", type(exc).__name__, exc)
+            return
+        self._unsaved = False
 
     async def _request_new_pair(self, refresh_token: str) -> TokenPair:
         session = self._require_session()

@@ -378,6 +378,42 @@ async def test_an_odd_answer_from_the_token_endpoint_is_a_failed_refresh_retried
         await channel.close()
 
 
+class FlakyTokens(MemoryTokens):
+    """A store whose first saves fail (the database locked or gone for a moment)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def save(self, pair: TokenPair) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("database is locked")
+        await super().save(pair)
+
+
+async def test_a_rotated_pair_that_could_not_be_stored_is_kept_and_stored_later(zfake, clock):
+    # Zalo's refresh token is single use: once a refresh answered, only the new pair works.
+    # A failed save must not throw it away (the next refresh would send the dead one and
+    # need a person to authorize the app again).
+    zfake.add_follower(USER)
+    store = FlakyTokens(failures=1)
+    channel = channel_for(zfake, clock, store=store)
+    await channel.start()
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        await channel.deliver("send_text", USER, {"text": "1", "buttons": []})  # refreshed; the save fails
+        assert len(zfake.messages) == 1 and store.pair is None
+        await channel.deliver("send_text", USER, {"text": "2", "buttons": []})  # the save is tried again
+        assert store.pair is not None and store.pair.refresh_token in zfake.refresh_tokens
+        clock.advance(timedelta(hours=26))  # the rotated access token expired: refresh again
+        await channel.deliver("send_text", USER, {"text": "3", "buttons": []})
+        assert zfake.counters.refreshes == 2 and zfake.counters.refused_refreshes == 0
+        assert store.pair.refresh_token in zfake.refresh_tokens and len(zfake.messages) == 3
+    finally:
+        await channel.close()
+
+
 async def test_rotated_pair_is_stored_and_survives_a_restart(tmp_path, tg, clock, zfake):
     h = await started(tmp_path, tg, clock, zfake)
     try:
