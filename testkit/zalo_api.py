@@ -176,7 +176,7 @@ class FakeZaloServer:
 
     def zns_fail_next(self, *faults: str) -> None:
         """For the next ZNS sends: 'timeout' (charged and recorded, the answer comes after 3 s),
-        '500', or an error code like '-100'."""
+        '500', an error code like '-100', or 'none' (no fault: the one after it is for a later send)."""
         self._zns_faults.extend(faults)
 
     def token_fail_next(self, *bodies: bytes) -> None:

@@ -742,14 +742,13 @@ class ZnsChannel:
                 "tracking_id": payload["tracking_id"]}
         url = self.api_base_url + ZNS_TEMPLATE_PATH
         token = await self.zalo._fresh_token()
-        try:
-            answer = await self.zalo._post_message(token, body, url)
-        except Ambiguous as exc:
-            # The same tracking_id goes again: the platform's idempotency key (see the module doc).
-            raise Transient(f"zns: {exc}; resent with the same tracking_id") from None
+        answer = await self._post(token, body, url)
         if answer.get("error") in ZNS_TOKEN_ERRORS:
+            # One refresh and one retry (the same send: it fails as the first would).
             token = await self.zalo._refresh(stale=token)
-            answer = await self.zalo._post_message(token, body, url)
+            answer = await self._post(token, body, url)
+            if answer.get("error") in ZNS_TOKEN_ERRORS:
+                raise Transient(f"zns: access token rejected again after a refresh ({answer.get('error')})")
         code = answer.get("error")
         if code == 0:
             data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
@@ -778,6 +777,13 @@ class ZnsChannel:
         if code in ZNS_TEMPLATE_ERRORS:
             log.error("zns: template %s refused (%s): check [zalo.zns] templates and params", body["template_id"], detail)
         raise Permanent(detail)
+
+    async def _post(self, token: str, body: dict[str, Any], url: str) -> dict[str, Any]:
+        try:
+            return await self.zalo._post_message(token, body, url)
+        except Ambiguous as exc:
+            # The same tracking_id goes again: the platform's idempotency key (see the module doc).
+            raise Transient(f"zns: {exc}; resent with the same tracking_id") from None
 
     async def ratings(self, template_id: str, since: datetime, until: datetime) -> list[RatingItem]:
         """Answers to a rating template submitted in [since, until], every page."""

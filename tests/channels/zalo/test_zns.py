@@ -264,6 +264,28 @@ async def test_the_fake_checks_templates_phones_and_the_night_ban_and_a_rejected
         await zalo.close()
 
 
+async def test_the_send_after_a_token_refresh_fails_like_the_first_would(zfake, clock):
+    # The retry after a refresh is the same send: a timeout on it goes again with the same
+    # tracking_id (never "outcome unknown", which drops the survey), and a token still
+    # refused is retried later, not failed for good.
+    zalo = channel_for(zfake, clock, request_timeout=0.5)
+    await zalo.start()
+    zns_channel = ZnsChannel(zalo, api_base_url=zfake.api_root, messages_per_second=5, night_ban=lambda at: at, clock=clock)
+    payload = {"template_id": TEMPLATE, "tracking_id": "7", "template_data": {p: "x" for p in PARAMS}}
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        zfake.zns_fail_next("none", "timeout")  # -124, refresh, then the answer comes too late
+        with pytest.raises(Transient, match="same tracking_id"):
+            await zns_channel.deliver("send_template", PHONE, payload)
+        assert await zns_channel.deliver("send_template", PHONE, payload) == zfake.zns_messages[0].msg_id
+        assert zfake.double_charges == 0
+        zfake.zns_fail_next("-124", "-124")  # refused, refreshed, refused again
+        with pytest.raises(Transient, match="-124"):
+            await zns_channel.deliver("send_template", PHONE, {**payload, "tracking_id": "8"})
+    finally:
+        await zalo.close()
+
+
 async def test_zalo_status_prints_tokens_spend_and_routes(tmp_path, tg, clock, zfake, capsys):
     h = await zns_app(tmp_path, tg, clock, zfake, daily_messages=10, daily_budget_vnd=5000)
     try:
