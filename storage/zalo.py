@@ -36,11 +36,19 @@ async def save_tokens(conn: Connection, pair: TokenPair, now: datetime) -> None:
 
 
 def phone_key(phone: str) -> str | None:
-    """A Vietnamese phone number in one form: '+84 912 345 678', '0912345678' and Zalo's
-    '84912345678' all give '84912345678'."""
-    digits = re.sub(r"\D", "", phone or "")
-    if digits.startswith("0"):
+    """A Vietnamese phone number in one form: '+84 912 345 678', '0912345678', Zalo's
+    '84912345678', '0084 912 345 678', '+84 (0) 912 345 678' and '912345678' (the 0 a
+    spreadsheet dropped, a form Zalo Cloud names for ZNS) all give '84912345678'."""
+    written = (phone or "").strip()
+    digits = re.sub(r"\D", "", written)
+    if digits.startswith("00"):  # the international prefix
+        digits = digits[2:]
+    elif digits.startswith("0"):
         digits = "84" + digits[1:]
+    elif len(digits) == 9 and digits[0] in "35789" and not written.startswith("+"):
+        digits = "84" + digits  # a mobile number without its 0 (a "+" would say a country code is there)
+    if digits.startswith("840"):  # the trunk 0 kept after the country code: no Vietnamese number starts so
+        digits = "84" + digits[3:]
     return digits if len(digits) >= 9 else None
 
 

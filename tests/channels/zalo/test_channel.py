@@ -225,6 +225,17 @@ def test_phone_numbers_in_any_form_match():
     assert phone_key("12") is None
 
 
+def test_phone_numbers_written_with_00_a_trunk_zero_or_without_their_zero_are_the_same_number():
+    # Zalo Cloud (ZNS error -108) names the forms a phone arrives in: 84xxx, 0xxx and xxx (the
+    # 0 dropped by a spreadsheet); shops also write 0084 (the international prefix) and
+    # +84 (0)912 (the trunk 0 kept). All are 84912345678, the one form ZNS and matching use.
+    for written in ("912345678", "0084 912 345 678", "+84 (0) 912 345 678", "840912345678", "00840912345678"):
+        assert phone_key(written) == "84912345678", written
+    assert phone_key("0243 826 1234") == phone_key("84 24 3826 1234") == "842438261234"  # a Hà Nội landline
+    assert phone_key("+1 415 555 0100") == "14155550100"  # another country's number stays as written
+    assert phone_key("+376 123 456") == "376123456"  # a "+" says the country code is there: not Vietnam's
+
+
 # --- sending: errors and the token pair -------------------------------------------------------------
 
 

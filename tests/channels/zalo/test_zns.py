@@ -97,6 +97,20 @@ async def test_a_buyer_who_never_followed_gets_the_zns_survey_rates_2_and_a_comp
         await h.close()
 
 
+async def test_a_phone_written_with_the_international_prefix_gets_the_zns_survey(tmp_path, tg, clock, zfake, database_url):
+    # "0084 912 345 678" is 84912345678: sent there, not to 84084912345678 (-108, never delivered).
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
+    try:
+        await buy(h, "A-1", phone="0084 912 345 678")
+        clock.advance(hours(3))
+        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        rows = await h.outbox_settled()
+        assert [(r["channel"], r["chat_id"], r["status"]) for r in rows] == [("zns", PHONE, "sent")]
+        assert len(zfake.zns_to(PHONE)) == 1 and zfake.counters.errors == {}
+    finally:
+        await h.close()
+
+
 async def test_a_follower_inside_the_window_gets_cs_and_one_outside_gets_zns(tmp_path, tg, clock, zfake, database_url):
     h = await zns_app(tmp_path, tg, clock, zfake, database_url)
     try:
