@@ -242,7 +242,12 @@ class FakeZaloServer:
     def make_event(
         self, event_name: str, user_id: str, *, text: str | None = None, image_urls: tuple[str, ...] = (),
         msg_id: str | None = None, timestamp: datetime | None = None, info: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        """An event as Zalo sends it. `attachments` as Zalo writes them, for the other user_send_*
+        events: {"type": "sticker", "payload": {"id", "url"}}, {"type": "link", "payload": {"url",
+        "description", "thumbnail"}}, "audio" / "video" / "file" / "gif" ({"url"}), "location"
+        ({"coordinates": {"latitude", "longitude"}})."""
         at = timestamp or self.clock.now()
         event: dict[str, Any] = {"app_id": self.app_id, "user_id_by_app": f"app-{user_id}", "event_name": event_name,
                                  "timestamp": str(int(at.timestamp() * 1000))}
@@ -258,6 +263,8 @@ class FakeZaloServer:
             message["text"] = text
         if image_urls:
             message["attachments"] = [{"type": "image", "payload": {"url": u, "thumbnail": u}} for u in image_urls]
+        if attachments is not None:
+            message["attachments"] = attachments
         event["message"] = message
         return event
 

@@ -138,6 +138,10 @@ RATE_LIMITED = -32
 RATE_LIMIT_PAUSE = 60.0  # -32 is a per-minute limit
 
 _HANDLED = ("user_send_text", "user_click_button", "user_send_image", "follow", "unfollow", "user_submit_info")
+# The user's other messages to the OA: messages without text (a link: its URL), as Telegram's
+# stickers and voice notes are, so the customer hears what we can read instead of nothing.
+_OTHER_MESSAGES = ("user_send_link", "user_send_sticker", "user_send_gif", "user_send_audio", "user_send_video",
+                   "user_send_file", "user_send_location", "user_send_business_card")
 
 
 # --- the webhook's signature -----------------------------------------------------------------
@@ -345,7 +349,7 @@ class ZaloChannel:
 
     def parse(self, payload: dict[str, Any]) -> Inbound | None:
         name = payload.get("event_name")
-        if name not in _HANDLED or name == "unfollow":
+        if (name not in _HANDLED and name not in _OTHER_MESSAGES) or name == "unfollow":
             return None  # unfollow: later sends answer -213 and are recorded as not sent
         user_id = _user_id(payload)
         if not user_id:
@@ -367,12 +371,16 @@ class ZaloChannel:
         base = replace(base, message_id=str(msg_id) if msg_id else None)
         if text.startswith(CHOICE_PREFIX):
             return replace(base, choice=text[len(CHOICE_PREFIX):])
-        photos = tuple(
+        attachments = message.get("attachments") if isinstance(message.get("attachments"), list) else []
+        urls = {kind: tuple(
             a["payload"]["url"]
-            for a in message.get("attachments") or []
-            if isinstance(a, dict) and a.get("type") == "image" and isinstance(a.get("payload"), dict)
-            and isinstance(a["payload"].get("url"), str)
-        )
+            for a in attachments
+            if isinstance(a, dict) and a.get("type") == kind and isinstance(a.get("payload"), dict)
+            and isinstance(a["payload"].get("url"), str) and a["payload"]["url"]
+        ) for kind in ("image", "link")}
+        photos = urls["image"]
+        if name == "user_send_link":  # the link is what the user sent: read as text
+            text = "\n".join([text, *(u for u in urls["link"] if u not in text)]).strip()
         command, args = split_command(text)
         return replace(base, text=text, command=command, args=args, photos=photos)
 

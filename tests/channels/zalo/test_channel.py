@@ -13,6 +13,7 @@ from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
 from bot.channels.zalo.channel import CHOICE_PREFIX, Rejected, Stale, WebhookPing, ZaloChannel, signature, verify
 from bot.cli.main import _secrets
 from bot.config import ConfigError, parse_config
+from flows import texts
 from flows.digest import render_text, week_of
 from storage.timefmt import from_db
 from storage.zalo import TokenPair, phone_key
@@ -204,6 +205,28 @@ def test_parse_of_each_event_kind(clock):
     assert channel.parse({**fake.make_event("user_send_text", USER, text="x"), "event_name": "user_seen_message"}) is None
     with pytest.raises(ValueError):
         channel.parse({"event_name": "user_send_text", "timestamp": "1", "message": {"text": "no sender"}})
+
+
+STICKER = {"type": "sticker", "payload": {"id": "7a1e2b", "url": "https://zalo-api.zadn.vn/api/emoticon/sticker/webpc?eid=7a1e2b"}}
+LINK = {"type": "link", "payload": {"url": "https://shop.example/p/ao-thun", "description": "Áo thun", "thumbnail": ""}}
+
+
+def test_the_other_user_messages_are_messages_too(clock):
+    # Zalo's other user_send_* events (sticker, link, audio, video, file, gif, location,
+    # business card) are the user writing to the OA: parsed like Telegram's stickers and voice
+    # notes (no text: "we read text and photos" is the answer), a link read as its URL.
+    fake = FakeZaloServer(clock)
+    channel = channel_for(fake, clock)
+    sticker = channel.parse(fake.make_event("user_send_sticker", USER, attachments=[STICKER], msg_id="s1"))
+    assert (sticker.user_id, sticker.text, sticker.photos, sticker.message_id) == (USER, "", (), "s1")
+    link = channel.parse(fake.make_event("user_send_link", USER, attachments=[LINK]))
+    assert link.text == "https://shop.example/p/ao-thun" and link.photos == ()
+    with_text = channel.parse(fake.make_event("user_send_link", USER, text="xem giúp mình", attachments=[LINK]))
+    assert with_text.text == "xem giúp mình\nhttps://shop.example/p/ao-thun"
+    for name, attachment in [("user_send_audio", {"type": "audio", "payload": {"url": "https://a.zdn.vn/v.aac"}}),
+                             ("user_send_location", {"type": "location", "payload": {"coordinates": {"latitude": "10.7"}}})]:
+        event = channel.parse(fake.make_event(name, USER, attachments=[attachment]))
+        assert event is not None and event.text == "" and event.photos == ()
 
 
 def test_update_ids_are_stable_and_distinct(clock):
@@ -506,6 +529,15 @@ async def test_redelivered_events_are_processed_once(zh, zfake):
     await asyncio.sleep(0.2)
     # The answer, and the one-time request_user_info to a follower not linked yet.
     assert [m.is_info_request for m in zfake.sent_to(USER)] == [False, True] and await inbox_count(zh) == 1
+
+
+async def test_a_sticker_gets_the_answer_a_telegram_sticker_gets(zh, zfake):
+    event = zfake.make_event("user_send_sticker", USER, attachments=[STICKER])
+    assert await zfake.send_event(zh.url, event) == 200
+    await settled(zh)
+    reply = await next_message(zfake)
+    assert reply.text.startswith(texts.text("vi", "idle.unsupported"))  # (the first message: the privacy notice follows)
+    assert (await zh.rows("SELECT kind FROM inbox"))[0]["kind"] != "ignored"
 
 
 async def test_a_broken_event_is_acknowledged_and_kept_with_its_error(zh, zfake):
