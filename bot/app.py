@@ -19,7 +19,7 @@ from bot import cluster
 from bot.http import agent_page, dashboard, dashboard_programs
 from bot.channels.base import Channel
 from bot.channels.telegram.channel import TelegramChannel
-from bot.channels.zalo.channel import DbTokenStore, ZaloChannel, ZnsChannel
+from bot.channels.zalo.channel import DbLastMessage, DbTokenStore, ZaloChannel, ZnsChannel
 from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, AgentsSection, Config
@@ -551,6 +551,7 @@ class FeedbotApp:
             request_timeout=self.config.sender.request_timeout,
             per_chat_interval=self.config.sender.per_chat_interval,
             messages_per_second=z.messages_per_second, buttons=z.buttons, refresh_margin=z.refresh_margin,
+            last_message=DbLastMessage(self.db),
         )
         await self.zalo.start()
         self.channels["zalo"] = self.zalo

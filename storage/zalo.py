@@ -68,6 +68,20 @@ async def customer_id_by_phone(conn: Connection, phone: str) -> int | None:
     return None
 
 
+async def last_message(conn: Connection, user_id: str) -> tuple[str, datetime] | None:
+    """The msg_id of the last message this Zalo user sent us, and when we got it (a reply names it)."""
+    row = await fetch_one(
+        conn,
+        "SELECT update_id, received_at FROM inbox WHERE contact_id = (SELECT id FROM contacts WHERE channel = 'zalo'"
+        " AND platform_user_id = ?) AND platform = 'zalo' AND update_id LIKE 'user%' ORDER BY id DESC LIMIT 1",
+        (user_id,),
+    )
+    if row is None or ":" not in row["update_id"]:
+        return None
+    at = from_db(row["received_at"])
+    return (row["update_id"].split(":", 1)[1], at) if at is not None else None
+
+
 async def last_buttons(conn: Connection, chat_id: str) -> tuple[list[str], str | None]:
     """The button data of the last message queued for this Zalo chat, flattened in the
     order they were numbered (empty if that message had none), and its platform id."""

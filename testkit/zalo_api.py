@@ -4,7 +4,10 @@ It behaves like the platform as its documentation describes it (see bot/channels
 - POST /v3.0/oa/message/cs: checks the access_token header (unknown or revoked: -216,
   expired: -216), that the user follows the OA (-213), the customer-care window (no
   interaction within `window`: -230) and the OA's quota (-211); records what was sent and
-  answers {"error": 0, "data": {"message_id"}}. It can be told to answer HTTP 5xx, to
+  answers {"error": 0, "data": {"message_id", "quota"}}. A recipient {"message_id"} (a
+  message the user sent, within 48 h, up to 8 times) is a free reply (quota_type "reply");
+  one by {"user_id"} only is a proactive message, billed (Zalo OA's support: "a message with
+  only user_id and no message_id is counted as a proactive message"). It can be told to answer HTTP 5xx, to
   time out, or an error code, for the next requests.
 - POST /v4/oa/access_token: header secret_key must be the app secret; the refresh token is
   single use (a used one is refused); answers a new pair with expires_in "90000".
@@ -55,6 +58,7 @@ class SentMessage:
     message_id: str
     at: datetime
     wall: float = field(default_factory=_time.monotonic)  # when it arrived, on the machine's clock (benches)
+    reply_to: str | None = None  # the user's message it answered (recipient.message_id), if any
 
     @property
     def text(self) -> str:
@@ -86,6 +90,8 @@ class ZnsMessage:
 @dataclass
 class Counters:
     message_requests: int = 0
+    replies: int = 0  # CS messages sent as replies to a user's message (free)
+    proactive: int = 0  # CS messages by user id only (billed, and only for a verified OA)
     refreshes: int = 0
     refused_refreshes: int = 0
     errors: dict[int, int] = field(default_factory=dict)
@@ -119,6 +125,7 @@ class FakeZaloServer:
         self.last_interaction: dict[str, datetime] = {}
         self.quota: int | None = None  # messages the OA may still send; None: unlimited
         self.messages: list[SentMessage] = []
+        self.user_messages: dict[str, tuple[str, datetime, int]] = {}  # msg_id -> (user, sent at, replies used)
         self._taken: dict[str, int] = {}  # per user: how many messages next_to has handed out
         self.counters = Counters()
         self.refuse_buttons = False  # answer -233 to button templates (an OA without them)
@@ -277,6 +284,9 @@ class FakeZaloServer:
         raw = json.dumps(event, ensure_ascii=False).encode()
         status = await self.post_raw(bot_url, raw, {"X-ZEvent-Signature": self.sign(raw, event["timestamp"])})
         user = (event.get("sender") or event.get("follower") or {}).get("id")
+        msg_id = (event.get("message") or {}).get("msg_id")
+        if user and msg_id and status == 200 and event["event_name"].startswith("user_send_"):
+            self.user_messages[msg_id] = (user, self.clock.now(), 0)
         if user and status == 200:
             if event["event_name"] == "unfollow":
                 self.followers.discard(user)
@@ -314,10 +324,12 @@ class FakeZaloServer:
             return self._error(-216, "Access token is invalid")
         try:
             body = await request.json()
-            user_id = body["recipient"]["user_id"]
+            recipient = body["recipient"]
+            reply_to = recipient.get("message_id")
+            user_id = recipient["user_id"] if reply_to is None else self.user_messages[reply_to][0]
             message = body["message"]
             assert isinstance(user_id, str) and isinstance(message, dict) and ("text" in message or "attachment" in message)
-        except (ValueError, KeyError, TypeError, AssertionError):
+        except (ValueError, KeyError, TypeError, AssertionError, AttributeError):
             return self._error(-201, "message is invalid")
         if len(SentMessage(user_id, message, "", self.clock.now()).text) > MAX_TEXT:
             return self._error(-201, "message is invalid (text longer than 2000 characters)")
@@ -332,11 +344,22 @@ class FakeZaloServer:
             if self.quota <= 0:
                 return self._error(-211, "Out of quota")
             self.quota -= 1
-        sent = SentMessage(user_id, message, f"zmsg-{next(self._ids)}", self.clock.now())
+        quota: dict[str, Any] = {}
+        if reply_to is not None:
+            _, at, used = self.user_messages[reply_to]
+            if self.clock.now() - at <= timedelta(hours=48) and used < 8:
+                self.user_messages[reply_to] = (user_id, at, used + 1)
+                quota = {"quota_type": "reply", "remain": str(7 - used), "total": "8"}
+        if quota:
+            self.counters.replies += 1
+        else:  # by user id only, or past the reply's 48 h / 8 messages: proactive, billed
+            self.counters.proactive += 1
+        sent = SentMessage(user_id, message, f"zmsg-{next(self._ids)}", self.clock.now(), reply_to=reply_to)
         self.messages.append(sent)
         if fault == "timeout":
             await asyncio.sleep(3.0)  # delivered, but the answer comes too late
-        return web.json_response({"error": 0, "message": "Success", "data": {"message_id": sent.message_id, "user_id": user_id}})
+        data: dict[str, Any] = {"message_id": sent.message_id, "user_id": user_id, **({"quota": quota} if quota else {})}
+        return web.json_response({"error": 0, "message": "Success", "data": data})
 
     def _token_ok(self, request: web.Request) -> bool:
         token = request.headers.get("access_token", "")

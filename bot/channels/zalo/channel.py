@@ -18,7 +18,10 @@ and chatwoot/chatwoot's Zalo OA channel):
   (30 s, 5 min, 15 min, 30 min, 1 h) and then disables the webhook: we verify, record
   and acknowledge, and handle the event after the answer when it takes longer.
 - Sending: POST {api}/v3.0/oa/message/cs, header access_token, body {"recipient":
-  {"user_id"}, "message": {"text"}} or an attachment template with buttons; answer
+  {"user_id"}, "message": {"text"}} or an attachment template with buttons; within 48 h of
+  the user's last message the recipient is {"message_id": <that msg_id>} instead (Zalo OA's
+  support, zalooa.freshdesk.com article 64000263278: a message with only user_id and no
+  message_id is counted as proactive, i.e. billed; a reply is free, 8 per message); answer
   {"error": 0, "message": "Success", "data": {"message_id"}}. Errors we act on: -216
   (invalid access token) and -220 (expired): refresh once and retry once; -213 (user not
   following the OA); -230 / -232 (no interaction in the last 7 days: the customer-care
@@ -79,7 +82,7 @@ import logging
 import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import aiohttp
 
@@ -135,6 +138,7 @@ ZNS_NOT_SENDABLE = {
 }
 ZNS_TEMPLATE_ERRORS = frozenset({-109, -111, -112, -117})  # the owner's config: logged as an error
 RATE_LIMITED = -32
+REPLY_WINDOW = timedelta(hours=48)  # a message naming the user's message within this is a reply
 RATE_LIMIT_PAUSE = 60.0  # -32 is a per-minute limit
 
 _HANDLED = ("user_send_text", "user_click_button", "user_send_image", "follow", "unfollow", "user_submit_info")
@@ -258,6 +262,16 @@ class DbTokenStore:
             await zalo_store.save_tokens(tx, pair, self.clock.now())
 
 
+class DbLastMessage:
+    """The user's last message (msg_id, when we got it), from the inbox: what a reply names."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def __call__(self, user_id: str) -> tuple[str, datetime] | None:
+        return await zalo_store.last_message(self.db.reader, user_id)
+
+
 class RefreshFailed(Transient):
     """The token endpoint did not give a new pair: messages wait and retry with backoff."""
 
@@ -291,6 +305,7 @@ class ZaloChannel:
         messages_per_second: float | None = 10.0,
         buttons: bool = True,
         refresh_margin: timedelta = timedelta(minutes=10),
+        last_message: Callable[[str], Awaitable[tuple[str, datetime] | None]] | None = None,
     ) -> None:
         self.app_id = app_id
         self.app_secret = app_secret
@@ -303,6 +318,7 @@ class ZaloChannel:
         self.messages_per_second = messages_per_second  # the sender's per-channel rate (shared contract)
         self.buttons = buttons
         self.refresh_margin = refresh_margin
+        self.last_message = last_message
         self._pair = TokenPair(access_token, refresh_token, None)
         self._unsaved = False  # a rotated pair the store refused: kept here, stored again before use
         self._lock = asyncio.Lock()
@@ -442,10 +458,29 @@ class ZaloChannel:
         return await send_in_parts(parts, lambda i, part: self.deliver(
             "send_text", chat_id, {"text": part, "buttons": buttons if i == len(parts) - 1 else []}))
 
+    async def _recipient(self, chat_id: str) -> dict[str, str]:
+        """The user's last message within 48 h if there is one: Zalo counts a message that names
+        it as a reply (free, 8 per message), one by user_id only as proactive (billed)."""
+        if self.last_message is not None:
+            try:
+                last = await self.last_message(chat_id)
+            except Exception as exc:  # noqa: BLE001 - by user id it still goes, only billed
+                log.warning("zalo: the user's last message not known (%s); sent by user id", type(exc).__name__)
+                last = None
+            if last is not None and self.clock.now() - last[1] < REPLY_WINDOW:
+                return {"message_id": last[0]}
+        return {"user_id": chat_id}
+
     async def _send(self, chat_id: str, message: dict[str, Any]) -> str | None:
-        body = {"recipient": {"user_id": chat_id}, "message": message}
+        recipient = await self._recipient(chat_id)
+        body = {"recipient": recipient, "message": message}
         token = await self._fresh_token()
         answer = await self._post_message(token, body)
+        if "message_id" in recipient and answer.get("error") not in (0, RATE_LIMITED, *TOKEN_ERRORS, *RETRYABLE, *NOT_SENDABLE):
+            # Refused as a reply (the message unknown to Zalo, say): the same message by user id.
+            log.warning("zalo: a reply naming the user's message was refused (%s); sent by user id", answer.get("error"))
+            body = {"recipient": {"user_id": chat_id}, "message": message}
+            answer = await self._post_message(token, body)
         if answer.get("error") in TOKEN_ERRORS:
             # One refresh and one retry; a refresh by a concurrent send counts as ours.
             log.info("zalo: access token rejected (%s); refreshing", answer.get("error"))

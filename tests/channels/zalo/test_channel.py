@@ -540,6 +540,46 @@ async def test_a_sticker_gets_the_answer_a_telegram_sticker_gets(zh, zfake):
     assert (await zh.rows("SELECT kind FROM inbox"))[0]["kind"] != "ignored"
 
 
+async def test_an_answer_to_a_customers_message_is_a_reply_to_it_and_a_later_message_goes_by_user_id(zh, zfake):
+    # Zalo OA's support: a CS message sent by the API with only user_id and no message_id is
+    # counted as a proactive message (billed; a verified OA only); one naming the user's
+    # message (recipient.message_id) is a reply, free up to 8 within 48 h of it.
+    event = await say(zh, zfake, "cho mình hỏi shop mở cửa mấy giờ?")
+    await zfake.wait_for_messages(USER, 2)  # the answer, and the one-time phone form
+    assert {m.reply_to for m in zfake.sent_to(USER)} == {event["message"]["msg_id"]}
+    assert (zfake.counters.replies, zfake.counters.proactive) == (2, 0)
+    zh.clock.advance(hours(46))  # past the reply's 48 h by the time the survey goes
+    await post_zalo_purchase(zh, zalo_user_id=USER)
+    zh.clock.advance(hours(3))
+    assert await zh.app.dispatcher.dispatch_due() == {"sent": 1}
+    question = (await zfake.wait_for_messages(USER, 3))[-1]
+    assert question.reply_to is None and zfake.counters.proactive == 1  # inside the 7 days: by user id
+
+
+async def test_a_reply_goes_by_user_id_when_the_message_is_old_unknown_to_zalo_or_not_found(zfake, clock):
+    zfake.add_follower(USER)
+    last: list = [("msg-unknown", clock.now() - hours(1))]
+
+    async def last_message(user_id: str):
+        if isinstance(last[0], Exception):
+            raise last[0]
+        return last[0]
+
+    channel = channel_for(zfake, clock, last_message=last_message)
+    await channel.start()
+    try:
+        assert await channel.deliver("send_text", USER, {"text": "1", "buttons": []})  # refused as a reply (-201)
+        assert zfake.messages[-1].reply_to is None and zfake.counters.message_requests == 2
+        last[0] = ("msg-old", clock.now() - hours(49))  # past the 48 h: by user id at once
+        assert await channel.deliver("send_text", USER, {"text": "2", "buttons": []})
+        assert zfake.messages[-1].reply_to is None and zfake.counters.message_requests == 3
+        last[0] = OSError("database is locked")
+        assert await channel.deliver("send_text", USER, {"text": "3", "buttons": []})
+        assert zfake.counters.message_requests == 4 and zfake.counters.proactive == 3
+    finally:
+        await channel.close()
+
+
 async def test_a_broken_event_is_acknowledged_and_kept_with_its_error(zh, zfake):
     event = zfake.make_event("user_send_text", USER, text="x")
     event["message"]["text"] = 42  # signed, but not what Zalo sends
