@@ -546,7 +546,7 @@ class FeedbotApp:
         z = self.config.zalo
         self.zalo = ZaloChannel(
             app_id=z.app_id, app_secret=z.app_secret, access_token=z.access_token,
-            refresh_token=z.refresh_token, tokens=DbTokenStore(self.db, self.clock), clock=self.clock,
+            refresh_token=z.refresh_token, tokens=DbTokenStore(self.db, self.clock, z.refresh_token), clock=self.clock,
             api_base_url=z.api_base_url, oauth_base_url=z.oauth_base_url,
             request_timeout=self.config.sender.request_timeout,
             per_chat_interval=self.config.sender.per_chat_interval,

@@ -2,6 +2,7 @@
 the last message a Zalo user got (for numbered replies)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -33,6 +34,13 @@ async def save_tokens(conn: Connection, pair: TokenPair, now: datetime) -> None:
         " refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
         (pair.access_token, pair.refresh_token, to_db(pair.expires_at) if pair.expires_at else None, to_db(now)),
     )
+
+
+CONFIGURED_KEY = "zalo.configured_refresh_sha256"  # settings: the config's pair the stored one came from
+
+
+def fingerprint(refresh_token: str) -> str:
+    return hashlib.sha256(refresh_token.encode()).hexdigest()
 
 
 def phone_key(phone: str) -> str | None:

@@ -90,6 +90,7 @@ from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient, send_
 from bot.clock import Clock
 from flows.model import Inbound
 from flows.survey_routes import RatingItem
+from storage import settings
 from storage import zalo as zalo_store
 from storage.db import Connection, Database
 from storage.zalo import TokenPair
@@ -247,19 +248,32 @@ class TokenStore(Protocol):
 
 
 class DbTokenStore:
-    """The rotated pair in the database (it wins over the config's initial pair)."""
+    """The rotated pair in the database. It wins over the config's pair it was rotated from,
+    not over a new pair put in the config (the app re-authorized after a lapsed refresh token):
+    the settings keep a hash of the configured refresh token each rotation started from."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, configured_refresh_token: str = "") -> None:
         self.db = db
         self.clock = clock
+        self.configured = zalo_store.fingerprint(configured_refresh_token)
 
     async def load(self) -> TokenPair | None:
         async with self.db.transaction() as tx:
-            return await zalo_store.load_tokens(tx)
+            stored = await zalo_store.load_tokens(tx)
+            if stored is None:
+                return None
+            rotated_from = await settings.get(tx, zalo_store.CONFIGURED_KEY)
+            if rotated_from is None:  # stored before the hash was kept: from the config's pair, as we assume
+                await settings.put(tx, zalo_store.CONFIGURED_KEY, self.configured)
+            elif rotated_from != self.configured:
+                log.warning("zalo: the configured token pair is new (re-authorized?): used instead of the stored one")
+                return None
+            return stored
 
     async def save(self, pair: TokenPair) -> None:
         async with self.db.transaction() as tx:
             await zalo_store.save_tokens(tx, pair, self.clock.now())
+            await settings.put(tx, zalo_store.CONFIGURED_KEY, self.configured)
 
 
 class DbLastMessage:

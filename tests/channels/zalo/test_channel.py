@@ -18,6 +18,7 @@ from flows.digest import render_text, week_of
 from storage.timefmt import from_db
 from storage.zalo import TokenPair, phone_key
 from tests.conftest import Harness, hours, make_config
+from tests.secrets_guard import add_secret
 from testkit.zalo_api import FakeZaloServer, SentMessage
 
 USER = "5170627724267093288"
@@ -462,6 +463,39 @@ async def test_rotated_pair_is_stored_and_survives_a_restart(tmp_path, tg, clock
         await zfake.wait_for_messages(USER, 2)
         assert zfake.counters.refreshes == 1 and zfake.counters.refused_refreshes == 0
         assert zfake.counters.errors == {-216: 1}
+    finally:
+        await h.close()
+
+
+async def test_a_new_pair_put_in_the_config_after_a_re_authorization_is_used(tmp_path, tg, clock, zfake):
+    # The owners' alert on a failed refresh says: re-authorize the app, put the new
+    # access_token / refresh_token in [zalo] and restart. The stored (dead) pair must not
+    # win over that new pair, or the bot never recovers.
+    h = await started(tmp_path, tg, clock, zfake)
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        await zfake.send_event(h.url, zfake.make_event("follow", USER))
+        await zfake.wait_for_messages(USER, 1)  # refreshed: the stored pair wins over the config's now
+        await h.stop()
+        zfake.access_tokens.clear()
+        zfake.refresh_tokens.clear()  # the pair lapsed (a refresh token unused for months)
+        add_secret("AT-reauthorized-000000", "a re-authorized Zalo access token")
+        add_secret("RT-reauthorized-000000", "a re-authorized Zalo refresh token")
+        zfake.access_tokens["AT-reauthorized-000000"] = None
+        zfake.refresh_tokens.add("RT-reauthorized-000000")
+        h.config = config(tmp_path, tg, zfake, {"access_token": "AT-reauthorized-000000",
+                                                "refresh_token": "RT-reauthorized-000000"})
+        await h.start()
+        sent = len(zfake.sent_to(USER))
+        await say(h, zfake, "còn đó không?")
+        await zfake.wait_for_messages(USER, sent + 1)
+        assert zfake.counters.refused_refreshes == 0
+        await h.stop()
+        await h.start()  # the same config again: the pair it gave is still the one in use
+        sent = len(zfake.sent_to(USER))
+        await say(h, zfake, "shop ơi")
+        await zfake.wait_for_messages(USER, sent + 1)
+        assert zfake.counters.refused_refreshes == 0 and zfake.counters.refreshes == 1
     finally:
         await h.close()
 
