@@ -330,8 +330,9 @@ async def test_a_zalo_users_last_message_is_read_from_the_inbox(db):
         other = await contacts.upsert_seen(tx, channel="zalo", platform_user_id="517002", chat_id="517002",
                                            display_name="Minh", language="vi", now=START)
         assert await zalo.last_message(tx, "517001") is None
-        for update_id, contact, at in [("user_send_text:m-1", lan, START), ("user_send_sticker:m-2", lan, START + timedelta(minutes=1)),
-                                       ("h:0123abcd", lan, START + timedelta(minutes=2)),
+        for update_id, contact, at in [("user_send_text:m-1", lan, START),
+                                       ("user_send_sticker:m-2", lan, START + timedelta(minutes=1)),
+                                       ("h:0123abcd", lan, START + timedelta(minutes=2)),  # a follow: no msg_id
                                        ("user_send_text:m-3", other, START + timedelta(minutes=3))]:
             row = await inbox.record(tx, "zalo", update_id, {}, at)
             await inbox.mark_processed(tx, row, at, contact_id=contact.id, kind="text")

@@ -141,6 +141,8 @@ ZNS_TEMPLATE_ERRORS = frozenset({-109, -111, -112, -117})  # the owner's config:
 RATE_LIMITED = -32
 REPLY_WINDOW = timedelta(hours=48)  # a message naming the user's message within this is a reply
 RATE_LIMIT_PAUSE = 60.0  # -32 is a per-minute limit
+# Answers a reply would get by user id too (sent, the token, the rate, the user): no resend by user id.
+_NOT_ABOUT_THE_RECIPIENT = frozenset({0, RATE_LIMITED, *TOKEN_ERRORS, *RETRYABLE, *NOT_SENDABLE})
 
 _HANDLED = ("user_send_text", "user_click_button", "user_send_image", "follow", "unfollow", "user_submit_info")
 # The user's other messages to the OA: messages without text (a link: its URL), as Telegram's
@@ -490,7 +492,7 @@ class ZaloChannel:
         body = {"recipient": recipient, "message": message}
         token = await self._fresh_token()
         answer = await self._post_message(token, body)
-        if "message_id" in recipient and answer.get("error") not in (0, RATE_LIMITED, *TOKEN_ERRORS, *RETRYABLE, *NOT_SENDABLE):
+        if "message_id" in recipient and answer.get("error") not in _NOT_ABOUT_THE_RECIPIENT:
             # Refused as a reply (the message unknown to Zalo, say): the same message by user id.
             log.warning("zalo: a reply naming the user's message was refused (%s); sent by user id", answer.get("error"))
             body = {"recipient": {"user_id": chat_id}, "message": message}
