@@ -19,7 +19,7 @@ from bot import cluster
 from bot.http import agent_page, dashboard, dashboard_programs
 from bot.channels.base import Channel
 from bot.channels.telegram.channel import TelegramChannel
-from bot.channels.zalo.channel import DbTokenStore, ZaloChannel, ZnsChannel
+from bot.channels.zalo.channel import DbLastMessage, DbTokenStore, ZaloChannel, ZnsChannel
 from bot.channels.web.channel import WebChannel
 from bot.clock import Clock, SystemClock
 from bot.config import API_BASE_URL_EXAMPLE, AgentsSection, Config
@@ -546,11 +546,12 @@ class FeedbotApp:
         z = self.config.zalo
         self.zalo = ZaloChannel(
             app_id=z.app_id, app_secret=z.app_secret, access_token=z.access_token,
-            refresh_token=z.refresh_token, tokens=DbTokenStore(self.db, self.clock), clock=self.clock,
+            refresh_token=z.refresh_token, tokens=DbTokenStore(self.db, self.clock, z.refresh_token), clock=self.clock,
             api_base_url=z.api_base_url, oauth_base_url=z.oauth_base_url,
             request_timeout=self.config.sender.request_timeout,
             per_chat_interval=self.config.sender.per_chat_interval,
             messages_per_second=z.messages_per_second, buttons=z.buttons, refresh_margin=z.refresh_margin,
+            last_message=DbLastMessage(self.db),
         )
         await self.zalo.start()
         self.channels["zalo"] = self.zalo

@@ -2,6 +2,7 @@
 the last message a Zalo user got (for numbered replies)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -35,12 +36,27 @@ async def save_tokens(conn: Connection, pair: TokenPair, now: datetime) -> None:
     )
 
 
+CONFIGURED_KEY = "zalo.configured_refresh_sha256"  # settings: the config's pair the stored one came from
+
+
+def fingerprint(refresh_token: str) -> str:
+    return hashlib.sha256(refresh_token.encode()).hexdigest()
+
+
 def phone_key(phone: str) -> str | None:
-    """A Vietnamese phone number in one form: '+84 912 345 678', '0912345678' and Zalo's
-    '84912345678' all give '84912345678'."""
-    digits = re.sub(r"\D", "", phone or "")
-    if digits.startswith("0"):
+    """A Vietnamese phone number in one form: '+84 912 345 678', '0912345678', Zalo's
+    '84912345678', '0084 912 345 678', '+84 (0) 912 345 678' and '912345678' (the 0 a
+    spreadsheet dropped, a form Zalo Cloud names for ZNS) all give '84912345678'."""
+    written = (phone or "").strip()
+    digits = re.sub(r"\D", "", written)
+    if digits.startswith("00"):  # the international prefix
+        digits = digits[2:]
+    elif digits.startswith("0"):
         digits = "84" + digits[1:]
+    elif len(digits) == 9 and digits[0] in "35789" and not written.startswith("+"):
+        digits = "84" + digits  # a mobile number without its 0 (a "+" would say a country code is there)
+    if digits.startswith("840"):  # the trunk 0 kept after the country code: no Vietnamese number starts so
+        digits = "84" + digits[3:]
     return digits if len(digits) >= 9 else None
 
 
@@ -58,6 +74,20 @@ async def customer_id_by_phone(conn: Connection, phone: str) -> int | None:
         if phone_key(row["phone"]) == key:
             return row["id"]
     return None
+
+
+async def last_message(conn: Connection, user_id: str) -> tuple[str, datetime] | None:
+    """The msg_id of the last message this Zalo user sent us, and when we got it (a reply names it)."""
+    row = await fetch_one(
+        conn,
+        "SELECT update_id, received_at FROM inbox WHERE contact_id = (SELECT id FROM contacts WHERE channel = 'zalo'"
+        " AND platform_user_id = ?) AND platform = 'zalo' AND update_id LIKE 'user%' ORDER BY id DESC LIMIT 1",
+        (user_id,),
+    )
+    if row is None or ":" not in row["update_id"]:
+        return None
+    at = from_db(row["received_at"])
+    return (row["update_id"].split(":", 1)[1], at) if at is not None else None
 
 
 async def last_buttons(conn: Connection, chat_id: str) -> tuple[list[str], str | None]:

@@ -4,7 +4,10 @@ It behaves like the platform as its documentation describes it (see bot/channels
 - POST /v3.0/oa/message/cs: checks the access_token header (unknown or revoked: -216,
   expired: -216), that the user follows the OA (-213), the customer-care window (no
   interaction within `window`: -230) and the OA's quota (-211); records what was sent and
-  answers {"error": 0, "data": {"message_id"}}. It can be told to answer HTTP 5xx, to
+  answers {"error": 0, "data": {"message_id", "quota"}}. A recipient {"message_id"} (a
+  message the user sent, within 48 h, up to 8 times) is a free reply (quota_type "reply");
+  one by {"user_id"} only is a proactive message, billed (Zalo OA's support: "a message with
+  only user_id and no message_id is counted as a proactive message"). It can be told to answer HTTP 5xx, to
   time out, or an error code, for the next requests.
 - POST /v4/oa/access_token: header secret_key must be the app secret; the refresh token is
   single use (a used one is refused); answers a new pair with expires_in "90000".
@@ -55,6 +58,7 @@ class SentMessage:
     message_id: str
     at: datetime
     wall: float = field(default_factory=_time.monotonic)  # when it arrived, on the machine's clock (benches)
+    reply_to: str | None = None  # the user's message it answered (recipient.message_id), if any
 
     @property
     def text(self) -> str:
@@ -86,6 +90,8 @@ class ZnsMessage:
 @dataclass
 class Counters:
     message_requests: int = 0
+    replies: int = 0  # CS messages sent as replies to a user's message (free)
+    proactive: int = 0  # CS messages by user id only (billed, and only for a verified OA)
     refreshes: int = 0
     refused_refreshes: int = 0
     errors: dict[int, int] = field(default_factory=dict)
@@ -119,6 +125,7 @@ class FakeZaloServer:
         self.last_interaction: dict[str, datetime] = {}
         self.quota: int | None = None  # messages the OA may still send; None: unlimited
         self.messages: list[SentMessage] = []
+        self.user_messages: dict[str, tuple[str, datetime, int]] = {}  # msg_id -> (user, sent at, replies used)
         self._taken: dict[str, int] = {}  # per user: how many messages next_to has handed out
         self.counters = Counters()
         self.refuse_buttons = False  # answer -233 to button templates (an OA without them)
@@ -137,6 +144,7 @@ class FakeZaloServer:
         self.detail_requests = 0
         self._zns_faults: list[str] = []
         self._faults: list[str] = []
+        self._token_faults: list[bytes] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -175,8 +183,13 @@ class FakeZaloServer:
 
     def zns_fail_next(self, *faults: str) -> None:
         """For the next ZNS sends: 'timeout' (charged and recorded, the answer comes after 3 s),
-        '500', or an error code like '-100'."""
+        '500', an error code like '-100', or 'none' (no fault: the one after it is for a later send)."""
         self._zns_faults.extend(faults)
+
+    def token_fail_next(self, *bodies: bytes) -> None:
+        """The next token requests are answered HTTP 200 with these raw bodies (odd answers like
+        b"true", b"[]", b"null" or HTML); the refresh token is not used up."""
+        self._token_faults.extend(bodies)
 
     def register_template(self, template_id: str, params: set[str] | frozenset[str], *, rating: bool = False) -> None:
         self.templates[str(template_id)] = (frozenset(params), rating)
@@ -236,7 +249,12 @@ class FakeZaloServer:
     def make_event(
         self, event_name: str, user_id: str, *, text: str | None = None, image_urls: tuple[str, ...] = (),
         msg_id: str | None = None, timestamp: datetime | None = None, info: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        """An event as Zalo sends it. `attachments` as Zalo writes them, for the other user_send_*
+        events: {"type": "sticker", "payload": {"id", "url"}}, {"type": "link", "payload": {"url",
+        "description", "thumbnail"}}, "audio" / "video" / "file" / "gif" ({"url"}), "location"
+        ({"coordinates": {"latitude", "longitude"}})."""
         at = timestamp or self.clock.now()
         event: dict[str, Any] = {"app_id": self.app_id, "user_id_by_app": f"app-{user_id}", "event_name": event_name,
                                  "timestamp": str(int(at.timestamp() * 1000))}
@@ -252,6 +270,8 @@ class FakeZaloServer:
             message["text"] = text
         if image_urls:
             message["attachments"] = [{"type": "image", "payload": {"url": u, "thumbnail": u}} for u in image_urls]
+        if attachments is not None:
+            message["attachments"] = attachments
         event["message"] = message
         return event
 
@@ -264,6 +284,9 @@ class FakeZaloServer:
         raw = json.dumps(event, ensure_ascii=False).encode()
         status = await self.post_raw(bot_url, raw, {"X-ZEvent-Signature": self.sign(raw, event["timestamp"])})
         user = (event.get("sender") or event.get("follower") or {}).get("id")
+        msg_id = (event.get("message") or {}).get("msg_id")
+        if user and msg_id and status == 200 and event["event_name"].startswith("user_send_"):
+            self.user_messages[msg_id] = (user, self.clock.now(), 0)
         if user and status == 200:
             if event["event_name"] == "unfollow":
                 self.followers.discard(user)
@@ -301,10 +324,12 @@ class FakeZaloServer:
             return self._error(-216, "Access token is invalid")
         try:
             body = await request.json()
-            user_id = body["recipient"]["user_id"]
+            recipient = body["recipient"]
+            reply_to = recipient.get("message_id")
+            user_id = recipient["user_id"] if reply_to is None else self.user_messages[reply_to][0]
             message = body["message"]
             assert isinstance(user_id, str) and isinstance(message, dict) and ("text" in message or "attachment" in message)
-        except (ValueError, KeyError, TypeError, AssertionError):
+        except (ValueError, KeyError, TypeError, AssertionError, AttributeError):
             return self._error(-201, "message is invalid")
         if len(SentMessage(user_id, message, "", self.clock.now()).text) > MAX_TEXT:
             return self._error(-201, "message is invalid (text longer than 2000 characters)")
@@ -319,11 +344,22 @@ class FakeZaloServer:
             if self.quota <= 0:
                 return self._error(-211, "Out of quota")
             self.quota -= 1
-        sent = SentMessage(user_id, message, f"zmsg-{next(self._ids)}", self.clock.now())
+        quota: dict[str, Any] = {}
+        if reply_to is not None:
+            _, at, used = self.user_messages[reply_to]
+            if self.clock.now() - at <= timedelta(hours=48) and used < 8:
+                self.user_messages[reply_to] = (user_id, at, used + 1)
+                quota = {"quota_type": "reply", "remain": str(7 - used), "total": "8"}
+        if quota:
+            self.counters.replies += 1
+        else:  # by user id only, or past the reply's 48 h / 8 messages: proactive, billed
+            self.counters.proactive += 1
+        sent = SentMessage(user_id, message, f"zmsg-{next(self._ids)}", self.clock.now(), reply_to=reply_to)
         self.messages.append(sent)
         if fault == "timeout":
             await asyncio.sleep(3.0)  # delivered, but the answer comes too late
-        return web.json_response({"error": 0, "message": "Success", "data": {"message_id": sent.message_id, "user_id": user_id}})
+        data: dict[str, Any] = {"message_id": sent.message_id, "user_id": user_id, **({"quota": quota} if quota else {})}
+        return web.json_response({"error": 0, "message": "Success", "data": data})
 
     def _token_ok(self, request: web.Request) -> bool:
         token = request.headers.get("access_token", "")
@@ -413,6 +449,8 @@ class FakeZaloServer:
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
+        if self._token_faults:
+            return web.Response(body=self._token_faults.pop(0), content_type="application/json")
         if request.headers.get("secret_key") != self.app_secret or form.get("app_id") != self.app_id:
             self.counters.refused_refreshes += 1
             return web.json_response({"error": -14003, "error_name": "Invalid app", "error_description": "wrong app"})

@@ -13,7 +13,7 @@ from typing import AsyncIterator
 import asyncpg
 import pytest
 
-from storage import customers, inbox, outbox, purchases, settings, surveys
+from storage import contacts, customers, inbox, outbox, purchases, settings, surveys, zalo
 from storage.db import BUSY_TIMEOUT_MS, PAGE_SIZE, Database, migration_files
 from storage.timefmt import from_db, to_db
 from tests.conftest import BOTH, START, open_db
@@ -319,6 +319,26 @@ async def test_inbox_records_an_update_once_per_platform(db):
     assert '"n": 1' in rows[0]["payload"]  # the redelivery did not overwrite the first copy
     async with db.transaction() as tx:
         assert [item.id for item in await inbox.unprocessed(tx)] == [first, other]
+
+
+async def test_a_zalo_users_last_message_is_read_from_the_inbox(db):
+    # What a Zalo reply names (recipient.message_id): the user's own last message, not a
+    # follow (no msg_id) nor another user's.
+    async with db.transaction() as tx:
+        lan = await contacts.upsert_seen(tx, channel="zalo", platform_user_id="517001", chat_id="517001",
+                                         display_name="Lan", language="vi", now=START)
+        other = await contacts.upsert_seen(tx, channel="zalo", platform_user_id="517002", chat_id="517002",
+                                           display_name="Minh", language="vi", now=START)
+        assert await zalo.last_message(tx, "517001") is None
+        for update_id, contact, at in [("user_send_text:m-1", lan, START),
+                                       ("user_send_sticker:m-2", lan, START + timedelta(minutes=1)),
+                                       ("h:0123abcd", lan, START + timedelta(minutes=2)),  # a follow: no msg_id
+                                       ("user_send_text:m-3", other, START + timedelta(minutes=3))]:
+            row = await inbox.record(tx, "zalo", update_id, {}, at)
+            await inbox.mark_processed(tx, row, at, contact_id=contact.id, kind="text")
+        assert await zalo.last_message(tx, "517001") == ("m-2", START + timedelta(minutes=1))
+        assert await zalo.last_message(tx, "517002") == ("m-3", START + timedelta(minutes=3))
+        assert await zalo.last_message(tx, "517003") is None
 
 
 # --- outbox ----------------------------------------------------------------------------

@@ -18,7 +18,10 @@ and chatwoot/chatwoot's Zalo OA channel):
   (30 s, 5 min, 15 min, 30 min, 1 h) and then disables the webhook: we verify, record
   and acknowledge, and handle the event after the answer when it takes longer.
 - Sending: POST {api}/v3.0/oa/message/cs, header access_token, body {"recipient":
-  {"user_id"}, "message": {"text"}} or an attachment template with buttons; answer
+  {"user_id"}, "message": {"text"}} or an attachment template with buttons; within 48 h of
+  the user's last message the recipient is {"message_id": <that msg_id>} instead (Zalo OA's
+  support, zalooa.freshdesk.com article 64000263278: a message with only user_id and no
+  message_id is counted as proactive, i.e. billed; a reply is free, 8 per message); answer
   {"error": 0, "message": "Success", "data": {"message_id"}}. Errors we act on: -216
   (invalid access token) and -220 (expired): refresh once and retry once; -213 (user not
   following the OA); -230 / -232 (no interaction in the last 7 days: the customer-care
@@ -79,7 +82,7 @@ import logging
 import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import aiohttp
 
@@ -87,6 +90,7 @@ from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient, send_
 from bot.clock import Clock
 from flows.model import Inbound
 from flows.survey_routes import CS_WINDOW, RatingItem
+from storage import settings
 from storage import zalo as zalo_store
 from storage.db import Connection, Database
 from storage.zalo import TokenPair
@@ -135,9 +139,16 @@ ZNS_NOT_SENDABLE = {
 }
 ZNS_TEMPLATE_ERRORS = frozenset({-109, -111, -112, -117})  # the owner's config: logged as an error
 RATE_LIMITED = -32
+FREE_REPLY_WINDOW = timedelta(hours=48)  # a message naming the user's message within this is a (free) reply
 RATE_LIMIT_PAUSE = 60.0  # -32 is a per-minute limit
+# Answers a reply would get by user id too (sent, the token, the rate, the user): no resend by user id.
+_NOT_ABOUT_THE_RECIPIENT = frozenset({0, RATE_LIMITED, *TOKEN_ERRORS, *RETRYABLE, *NOT_SENDABLE})
 
 _HANDLED = ("user_send_text", "user_click_button", "user_send_image", "follow", "unfollow", "user_submit_info")
+# The user's other messages to the OA: messages without text (a link: its URL), as Telegram's
+# stickers and voice notes are, so the customer hears what we can read instead of nothing.
+_OTHER_MESSAGES = ("user_send_link", "user_send_sticker", "user_send_gif", "user_send_audio", "user_send_video",
+                   "user_send_file", "user_send_location", "user_send_business_card")
 
 
 # --- the webhook's signature -----------------------------------------------------------------
@@ -239,19 +250,42 @@ class TokenStore(Protocol):
 
 
 class DbTokenStore:
-    """The rotated pair in the database (it wins over the config's initial pair)."""
+    """The rotated pair in the database. It wins over the config's pair it was rotated from,
+    not over a new pair put in the config (the app re-authorized after a lapsed refresh token):
+    the settings keep a hash of the configured refresh token each rotation started from."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, configured_refresh_token: str = "") -> None:
         self.db = db
         self.clock = clock
+        self.configured = zalo_store.fingerprint(configured_refresh_token)
 
     async def load(self) -> TokenPair | None:
         async with self.db.transaction() as tx:
-            return await zalo_store.load_tokens(tx)
+            stored = await zalo_store.load_tokens(tx)
+            if stored is None:
+                return None
+            rotated_from = await settings.get(tx, zalo_store.CONFIGURED_KEY)
+            if rotated_from is None:  # stored before the hash was kept: from the config's pair, as we assume
+                await settings.put(tx, zalo_store.CONFIGURED_KEY, self.configured)
+            elif rotated_from != self.configured:
+                log.warning("zalo: the configured token pair is new (re-authorized?): used instead of the stored one")
+                return None
+            return stored
 
     async def save(self, pair: TokenPair) -> None:
         async with self.db.transaction() as tx:
             await zalo_store.save_tokens(tx, pair, self.clock.now())
+            await settings.put(tx, zalo_store.CONFIGURED_KEY, self.configured)
+
+
+class DbLastMessage:
+    """The user's last message (msg_id, when we got it), from the inbox: what a reply names."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def __call__(self, user_id: str) -> tuple[str, datetime] | None:
+        return await zalo_store.last_message(self.db.reader, user_id)
 
 
 class RefreshFailed(Transient):
@@ -288,6 +322,7 @@ class ZaloChannel:
         messages_per_second: float | None = 10.0,
         buttons: bool = True,
         refresh_margin: timedelta = timedelta(minutes=10),
+        last_message: Callable[[str], Awaitable[tuple[str, datetime] | None]] | None = None,
     ) -> None:
         self.app_id = app_id
         self.app_secret = app_secret
@@ -300,7 +335,9 @@ class ZaloChannel:
         self.messages_per_second = messages_per_second  # the sender's per-channel rate (shared contract)
         self.buttons = buttons
         self.refresh_margin = refresh_margin
+        self.last_message = last_message
         self._pair = TokenPair(access_token, refresh_token, None)
+        self._unsaved = False  # a rotated pair the store refused: kept here, stored again before use
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self.refreshes = 0
@@ -314,11 +351,17 @@ class ZaloChannel:
     async def reload_tokens(self) -> None:
         """Another instance may have rotated the pair (the cluster's last leader): use the stored one."""
         async with self._lock:
+            if self._unsaved:  # ours is newer than the stored one (whose refresh token is dead)
+                await self._store()
+                return
             stored = await self.tokens.load()
             if stored is not None:
                 self._pair = stored
 
     async def close(self) -> None:
+        if self._unsaved:
+            async with self._lock:
+                await self._store()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -339,7 +382,7 @@ class ZaloChannel:
 
     def parse(self, payload: dict[str, Any]) -> Inbound | None:
         name = payload.get("event_name")
-        if name not in _HANDLED or name == "unfollow":
+        if (name not in _HANDLED and name not in _OTHER_MESSAGES) or name == "unfollow":
             return None  # unfollow: later sends answer -213 and are recorded as not sent
         user_id = _user_id(payload)
         if not user_id:
@@ -361,12 +404,16 @@ class ZaloChannel:
         base = replace(base, message_id=str(msg_id) if msg_id else None)
         if text.startswith(CHOICE_PREFIX):
             return replace(base, choice=text[len(CHOICE_PREFIX):])
-        photos = tuple(
+        attachments = message.get("attachments") if isinstance(message.get("attachments"), list) else []
+        urls = {kind: tuple(
             a["payload"]["url"]
-            for a in message.get("attachments") or []
-            if isinstance(a, dict) and a.get("type") == "image" and isinstance(a.get("payload"), dict)
-            and isinstance(a["payload"].get("url"), str)
-        )
+            for a in attachments
+            if isinstance(a, dict) and a.get("type") == kind and isinstance(a.get("payload"), dict)
+            and isinstance(a["payload"].get("url"), str) and a["payload"]["url"]
+        ) for kind in ("image", "link")}
+        photos = urls["image"]
+        if name == "user_send_link":  # the link is what the user sent: read as text
+            text = "\n".join([text, *(u for u in urls["link"] if u not in text)]).strip()
         command, args = split_command(text)
         return replace(base, text=text, command=command, args=args, photos=photos)
 
@@ -428,10 +475,29 @@ class ZaloChannel:
         return await send_in_parts(parts, lambda i, part: self.deliver(
             "send_text", chat_id, {"text": part, "buttons": buttons if i == len(parts) - 1 else []}))
 
+    async def _recipient(self, chat_id: str) -> dict[str, str]:
+        """The user's last message within 48 h if there is one: Zalo counts a message that names
+        it as a reply (free, 8 per message), one by user_id only as proactive (billed)."""
+        if self.last_message is not None:
+            try:
+                last = await self.last_message(chat_id)
+            except Exception as exc:  # noqa: BLE001 - by user id it still goes, only billed
+                log.warning("zalo: the user's last message not known (%s); sent by user id", type(exc).__name__)
+                last = None
+            if last is not None and self.clock.now() - last[1] < FREE_REPLY_WINDOW:
+                return {"message_id": last[0]}
+        return {"user_id": chat_id}
+
     async def _send(self, chat_id: str, message: dict[str, Any]) -> str | None:
-        body = {"recipient": {"user_id": chat_id}, "message": message}
+        recipient = await self._recipient(chat_id)
+        body = {"recipient": recipient, "message": message}
         token = await self._fresh_token()
         answer = await self._post_message(token, body)
+        if "message_id" in recipient and answer.get("error") not in _NOT_ABOUT_THE_RECIPIENT:
+            # Refused as a reply (the message unknown to Zalo, say): the same message by user id.
+            log.warning("zalo: a reply naming the user's message was refused (%s); sent by user id", answer.get("error"))
+            body = {"recipient": {"user_id": chat_id}, "message": message}
+            answer = await self._post_message(token, body)
         if answer.get("error") in TOKEN_ERRORS:
             # One refresh and one retry; a refresh by a concurrent send counts as ours.
             log.info("zalo: access token rejected (%s); refreshing", answer.get("error"))
@@ -532,6 +598,10 @@ class ZaloChannel:
     # --- the access token ----------------------------------------------------------------------
 
     async def _fresh_token(self) -> str:
+        if self._unsaved:
+            async with self._lock:
+                if self._unsaved:
+                    await self._store()
         pair = self._pair
         if pair.expires_at is not None and self.clock.now() >= pair.expires_at - self.refresh_margin:
             return await self._refresh(stale=pair.access_token)
@@ -543,12 +613,24 @@ class ZaloChannel:
             if self._pair.access_token != stale:
                 return self._pair.access_token  # someone else refreshed while we waited
             pair = await self._request_new_pair(self._pair.refresh_token)
-            # Stored before it is used: the old refresh token is dead from this moment on.
-            await self.tokens.save(pair)
+            # The old refresh token is dead from this moment on: the new pair is kept whatever
+            # the save does (a failed save is tried again before the next send, and at close).
             self._pair = pair
+            self._unsaved = True
             self.refreshes += 1
             log.info("zalo: access token refreshed; valid until %s", pair.expires_at)
+            await self._store()
             return pair.access_token
+
+    async def _store(self) -> None:
+        """Save the rotated pair (under the lock); a failure is logged and leaves it to the next try."""
+        try:
+            await self.tokens.save(self._pair)
+        except Exception as exc:  # noqa: BLE001 - the database may be what fails; the pair must survive it
+            log.error("zalo: could not store the rotated token pair (%s: %s); kept in memory, stored again"
+                      " before the next send (a restart before that needs a new authorization)", type(exc).__name__, exc)
+            return
+        self._unsaved = False
 
     async def _request_new_pair(self, refresh_token: str) -> TokenPair:
         session = self._require_session()
@@ -560,11 +642,13 @@ class ZaloChannel:
                 if response.status != 200:
                     raise RefreshFailed(f"zalo: token refresh answered HTTP {response.status}")
                 answer = await response.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RefreshFailed(f"zalo: token refresh failed ({type(exc).__name__})") from None
+        if not isinstance(answer, dict):  # true, [], null: no pair (and the old refresh token still works)
+            raise RefreshFailed(f"zalo: token refresh answered a JSON {type(answer).__name__}, not an object")
         access, refresh = answer.get("access_token"), answer.get("refresh_token")
         if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
-            code = answer.get("error") if isinstance(answer, dict) else None
+            code = answer.get("error")
             log.error("zalo: the refresh token was refused (%s); a new authorization may be needed", code)
             raise RefreshFailed(f"zalo: token refresh refused (error {code})")
         try:
@@ -719,14 +803,13 @@ class ZnsChannel:
                 "tracking_id": payload["tracking_id"]}
         url = self.api_base_url + ZNS_TEMPLATE_PATH
         token = await self.zalo._fresh_token()
-        try:
-            answer = await self.zalo._post_message(token, body, url)
-        except Ambiguous as exc:
-            # The same tracking_id goes again: the platform's idempotency key (see the module doc).
-            raise Transient(f"zns: {exc}; resent with the same tracking_id") from None
+        answer = await self._post(token, body, url)
         if answer.get("error") in ZNS_TOKEN_ERRORS:
+            # One refresh and one retry (the same send: it fails as the first would).
             token = await self.zalo._refresh(stale=token)
-            answer = await self.zalo._post_message(token, body, url)
+            answer = await self._post(token, body, url)
+            if answer.get("error") in ZNS_TOKEN_ERRORS:
+                raise Transient(f"zns: access token rejected again after a refresh ({answer.get('error')})")
         code = answer.get("error")
         if code == 0:
             data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
@@ -755,6 +838,13 @@ class ZnsChannel:
         if code in ZNS_TEMPLATE_ERRORS:
             log.error("zns: template %s refused (%s): check [zalo.zns] templates and params", body["template_id"], detail)
         raise Permanent(detail)
+
+    async def _post(self, token: str, body: dict[str, Any], url: str) -> dict[str, Any]:
+        try:
+            return await self.zalo._post_message(token, body, url)
+        except Ambiguous as exc:
+            # The same tracking_id goes again: the platform's idempotency key (see the module doc).
+            raise Transient(f"zns: {exc}; resent with the same tracking_id") from None
 
     async def ratings(self, template_id: str, since: datetime, until: datetime) -> list[RatingItem]:
         """Answers to a rating template submitted in [since, until], every page."""

@@ -13,10 +13,12 @@ from bot.channels.base import Ambiguous, Permanent, RetryLater, Transient
 from bot.channels.zalo.channel import CHOICE_PREFIX, Rejected, Stale, WebhookPing, ZaloChannel, signature, verify
 from bot.cli.main import _secrets
 from bot.config import ConfigError, parse_config
+from flows import texts
 from flows.digest import render_text, week_of
 from storage.timefmt import from_db
 from storage.zalo import TokenPair, phone_key
 from tests.conftest import Harness, hours, make_config
+from tests.secrets_guard import add_secret
 from testkit.zalo_api import FakeZaloServer, SentMessage
 
 USER = "5170627724267093288"
@@ -206,6 +208,28 @@ def test_parse_of_each_event_kind(clock):
         channel.parse({"event_name": "user_send_text", "timestamp": "1", "message": {"text": "no sender"}})
 
 
+STICKER = {"type": "sticker", "payload": {"id": "7a1e2b", "url": "https://zalo-api.zadn.vn/api/emoticon/sticker/webpc?eid=7a1e2b"}}
+LINK = {"type": "link", "payload": {"url": "https://shop.example/p/ao-thun", "description": "Áo thun", "thumbnail": ""}}
+
+
+def test_the_other_user_messages_are_messages_too(clock):
+    # Zalo's other user_send_* events (sticker, link, audio, video, file, gif, location,
+    # business card) are the user writing to the OA: parsed like Telegram's stickers and voice
+    # notes (no text: "we read text and photos" is the answer), a link read as its URL.
+    fake = FakeZaloServer(clock)
+    channel = channel_for(fake, clock)
+    sticker = channel.parse(fake.make_event("user_send_sticker", USER, attachments=[STICKER], msg_id="s1"))
+    assert (sticker.user_id, sticker.text, sticker.photos, sticker.message_id) == (USER, "", (), "s1")
+    link = channel.parse(fake.make_event("user_send_link", USER, attachments=[LINK]))
+    assert link.text == "https://shop.example/p/ao-thun" and link.photos == ()
+    with_text = channel.parse(fake.make_event("user_send_link", USER, text="xem giúp mình", attachments=[LINK]))
+    assert with_text.text == "xem giúp mình\nhttps://shop.example/p/ao-thun"
+    for name, attachment in [("user_send_audio", {"type": "audio", "payload": {"url": "https://a.zdn.vn/v.aac"}}),
+                             ("user_send_location", {"type": "location", "payload": {"coordinates": {"latitude": "10.7"}}})]:
+        event = channel.parse(fake.make_event(name, USER, attachments=[attachment]))
+        assert event is not None and event.text == "" and event.photos == ()
+
+
 def test_update_ids_are_stable_and_distinct(clock):
     fake = FakeZaloServer(clock)
     channel = channel_for(fake, clock)
@@ -223,6 +247,17 @@ def test_update_ids_are_stable_and_distinct(clock):
 def test_phone_numbers_in_any_form_match():
     assert phone_key("+84 912 345 678") == phone_key("0912345678") == phone_key("84912345678") == "84912345678"
     assert phone_key("12") is None
+
+
+def test_phone_numbers_written_with_00_a_trunk_zero_or_without_their_zero_are_the_same_number():
+    # Zalo Cloud (ZNS error -108) names the forms a phone arrives in: 84xxx, 0xxx and xxx (the
+    # 0 dropped by a spreadsheet); shops also write 0084 (the international prefix) and
+    # +84 (0)912 (the trunk 0 kept). All are 84912345678, the one form ZNS and matching use.
+    for written in ("912345678", "0084 912 345 678", "+84 (0) 912 345 678", "840912345678", "00840912345678"):
+        assert phone_key(written) == "84912345678", written
+    assert phone_key("0243 826 1234") == phone_key("84 24 3826 1234") == "842438261234"  # a Hà Nội landline
+    assert phone_key("+1 415 555 0100") == "14155550100"  # another country's number stays as written
+    assert phone_key("+376 123 456") == "376123456"  # a "+" says the country code is there: not Vietnam's
 
 
 # --- sending: errors and the token pair -------------------------------------------------------------
@@ -360,6 +395,60 @@ async def test_concurrent_sends_refresh_once(zfake, clock):
         await channel.close()
 
 
+@pytest.mark.parametrize("body", [b"true", b"[]", b"null", b'"ok"', b"<html>502 Bad Gateway</html>", b"\xff\xfe{"])
+async def test_an_odd_answer_from_the_token_endpoint_is_a_failed_refresh_retried_later(zfake, clock, body):
+    # An answer that is not a JSON object is no new pair: the message waits and is retried
+    # (RefreshFailed is Transient), never failed for good by an AttributeError.
+    zfake.add_follower(USER)
+    channel = channel_for(zfake, clock)
+    await channel.start()
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        zfake.token_fail_next(body)
+        with pytest.raises(Transient, match="refresh"):
+            await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})
+        assert await channel.deliver("send_text", USER, {"text": "hi", "buttons": []})  # the refresh token still works
+        assert zfake.counters.refreshes == 1
+    finally:
+        await channel.close()
+
+
+class FlakyTokens(MemoryTokens):
+    """A store whose first saves fail (the database locked or gone for a moment)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def save(self, pair: TokenPair) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("database is locked")
+        await super().save(pair)
+
+
+async def test_a_rotated_pair_that_could_not_be_stored_is_kept_and_stored_later(zfake, clock):
+    # Zalo's refresh token is single use: once a refresh answered, only the new pair works.
+    # A failed save must not throw it away (the next refresh would send the dead one and
+    # need a person to authorize the app again).
+    zfake.add_follower(USER)
+    store = FlakyTokens(failures=1)
+    channel = channel_for(zfake, clock, store=store)
+    await channel.start()
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        await channel.deliver("send_text", USER, {"text": "1", "buttons": []})  # refreshed; the save fails
+        assert len(zfake.messages) == 1 and store.pair is None
+        await channel.deliver("send_text", USER, {"text": "2", "buttons": []})  # the save is tried again
+        assert store.pair is not None and store.pair.refresh_token in zfake.refresh_tokens
+        clock.advance(timedelta(hours=26))  # the rotated access token expired: refresh again
+        await channel.deliver("send_text", USER, {"text": "3", "buttons": []})
+        assert zfake.counters.refreshes == 2 and zfake.counters.refused_refreshes == 0
+        assert store.pair.refresh_token in zfake.refresh_tokens and len(zfake.messages) == 3
+    finally:
+        await channel.close()
+
+
 async def test_rotated_pair_is_stored_and_survives_a_restart(tmp_path, tg, clock, zfake):
     h = await started(tmp_path, tg, clock, zfake)
     try:
@@ -374,6 +463,39 @@ async def test_rotated_pair_is_stored_and_survives_a_restart(tmp_path, tg, clock
         await zfake.wait_for_messages(USER, 2)
         assert zfake.counters.refreshes == 1 and zfake.counters.refused_refreshes == 0
         assert zfake.counters.errors == {-216: 1}
+    finally:
+        await h.close()
+
+
+async def test_a_new_pair_put_in_the_config_after_a_re_authorization_is_used(tmp_path, tg, clock, zfake):
+    # The owners' alert on a failed refresh says: re-authorize the app, put the new
+    # access_token / refresh_token in [zalo] and restart. The stored (dead) pair must not
+    # win over that new pair, or the bot never recovers.
+    h = await started(tmp_path, tg, clock, zfake)
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        await zfake.send_event(h.url, zfake.make_event("follow", USER))
+        await zfake.wait_for_messages(USER, 1)  # refreshed: the stored pair wins over the config's now
+        await h.stop()
+        zfake.access_tokens.clear()
+        zfake.refresh_tokens.clear()  # the pair lapsed (a refresh token unused for months)
+        add_secret("AT-reauthorized-000000", "a re-authorized Zalo access token")
+        add_secret("RT-reauthorized-000000", "a re-authorized Zalo refresh token")
+        zfake.access_tokens["AT-reauthorized-000000"] = None
+        zfake.refresh_tokens.add("RT-reauthorized-000000")
+        h.config = config(tmp_path, tg, zfake, {"access_token": "AT-reauthorized-000000",
+                                                "refresh_token": "RT-reauthorized-000000"})
+        await h.start()
+        sent = len(zfake.sent_to(USER))
+        await say(h, zfake, "còn đó không?")
+        await zfake.wait_for_messages(USER, sent + 1)
+        assert zfake.counters.refused_refreshes == 0
+        await h.stop()
+        await h.start()  # the same config again: the pair it gave is still the one in use
+        sent = len(zfake.sent_to(USER))
+        await say(h, zfake, "shop ơi")
+        await zfake.wait_for_messages(USER, sent + 1)
+        assert zfake.counters.refused_refreshes == 0 and zfake.counters.refreshes == 1
     finally:
         await h.close()
 
@@ -441,6 +563,55 @@ async def test_redelivered_events_are_processed_once(zh, zfake):
     await asyncio.sleep(0.2)
     # The answer, and the one-time request_user_info to a follower not linked yet.
     assert [m.is_info_request for m in zfake.sent_to(USER)] == [False, True] and await inbox_count(zh) == 1
+
+
+async def test_a_sticker_gets_the_answer_a_telegram_sticker_gets(zh, zfake):
+    event = zfake.make_event("user_send_sticker", USER, attachments=[STICKER])
+    assert await zfake.send_event(zh.url, event) == 200
+    await settled(zh)
+    reply = await next_message(zfake)
+    assert reply.text.startswith(texts.text("vi", "idle.unsupported"))  # (the first message: the privacy notice follows)
+    assert (await zh.rows("SELECT kind FROM inbox"))[0]["kind"] != "ignored"
+
+
+async def test_an_answer_to_a_customers_message_is_a_reply_to_it_and_a_later_message_goes_by_user_id(zh, zfake):
+    # Zalo OA's support: a CS message sent by the API with only user_id and no message_id is
+    # counted as a proactive message (billed; a verified OA only); one naming the user's
+    # message (recipient.message_id) is a reply, free up to 8 within 48 h of it.
+    event = await say(zh, zfake, "cho mình hỏi shop mở cửa mấy giờ?")
+    await zfake.wait_for_messages(USER, 2)  # the answer, and the one-time phone form
+    assert {m.reply_to for m in zfake.sent_to(USER)} == {event["message"]["msg_id"]}
+    assert (zfake.counters.replies, zfake.counters.proactive) == (2, 0)
+    zh.clock.advance(hours(46))  # past the reply's 48 h by the time the survey goes
+    await post_zalo_purchase(zh, zalo_user_id=USER)
+    zh.clock.advance(hours(3))
+    assert await zh.app.dispatcher.dispatch_due() == {"sent": 1}
+    question = (await zfake.wait_for_messages(USER, 3))[-1]
+    assert question.reply_to is None and zfake.counters.proactive == 1  # inside the 7 days: by user id
+
+
+async def test_a_reply_goes_by_user_id_when_the_message_is_old_unknown_to_zalo_or_not_found(zfake, clock):
+    zfake.add_follower(USER)
+    last: list = [("msg-unknown", clock.now() - hours(1))]
+
+    async def last_message(user_id: str):
+        if isinstance(last[0], Exception):
+            raise last[0]
+        return last[0]
+
+    channel = channel_for(zfake, clock, last_message=last_message)
+    await channel.start()
+    try:
+        assert await channel.deliver("send_text", USER, {"text": "1", "buttons": []})  # refused as a reply (-201)
+        assert zfake.messages[-1].reply_to is None and zfake.counters.message_requests == 2
+        last[0] = ("msg-old", clock.now() - hours(49))  # past the 48 h: by user id at once
+        assert await channel.deliver("send_text", USER, {"text": "2", "buttons": []})
+        assert zfake.messages[-1].reply_to is None and zfake.counters.message_requests == 3
+        last[0] = OSError("database is locked")
+        assert await channel.deliver("send_text", USER, {"text": "3", "buttons": []})
+        assert zfake.counters.message_requests == 4 and zfake.counters.proactive == 3
+    finally:
+        await channel.close()
 
 
 async def test_a_broken_event_is_acknowledged_and_kept_with_its_error(zh, zfake):

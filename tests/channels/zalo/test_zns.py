@@ -99,6 +99,20 @@ async def test_a_buyer_who_never_followed_gets_the_zns_survey_rates_2_and_a_comp
         await h.close()
 
 
+async def test_a_phone_written_with_the_international_prefix_gets_the_zns_survey(tmp_path, tg, clock, zfake, database_url):
+    # "0084 912 345 678" is 84912345678: sent there, not to 84084912345678 (-108, never delivered).
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url)
+    try:
+        await buy(h, "A-1", phone="0084 912 345 678")
+        clock.advance(hours(3))
+        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        rows = await h.outbox_settled()
+        assert [(r["channel"], r["chat_id"], r["status"]) for r in rows] == [("zns", PHONE, "sent")]
+        assert len(zfake.zns_to(PHONE)) == 1 and zfake.counters.errors == {}
+    finally:
+        await h.close()
+
+
 async def test_a_follower_inside_the_window_gets_cs_and_one_outside_gets_zns(tmp_path, tg, clock, zfake, database_url):
     h = await zns_app(tmp_path, tg, clock, zfake, database_url)
     try:
@@ -262,6 +276,28 @@ async def test_the_fake_checks_templates_phones_and_the_night_ban_and_a_rejected
         assert zfake.zns_requests == requests and 6 * 3600 < caught.value.seconds <= 7 * 3600
         with pytest.raises(Permanent):  # an agent's text to a phone-only customer
             await banned.deliver("send_text", PHONE, {"text": "hi"})
+    finally:
+        await zalo.close()
+
+
+async def test_the_send_after_a_token_refresh_fails_like_the_first_would(zfake, clock):
+    # The retry after a refresh is the same send: a timeout on it goes again with the same
+    # tracking_id (never "outcome unknown", which drops the survey), and a token still
+    # refused is retried later, not failed for good.
+    zalo = channel_for(zfake, clock, request_timeout=0.5)
+    await zalo.start()
+    zns_channel = ZnsChannel(zalo, api_base_url=zfake.api_root, messages_per_second=5, night_ban=lambda at: at, clock=clock)
+    payload = {"template_id": TEMPLATE, "tracking_id": "7", "template_data": {p: "x" for p in PARAMS}}
+    try:
+        zfake.revoke("AT-initial-0000000000")
+        zfake.zns_fail_next("none", "timeout")  # -124, refresh, then the answer comes too late
+        with pytest.raises(Transient, match="same tracking_id"):
+            await zns_channel.deliver("send_template", PHONE, payload)
+        assert await zns_channel.deliver("send_template", PHONE, payload) == zfake.zns_messages[0].msg_id
+        assert zfake.double_charges == 0
+        zfake.zns_fail_next("-124", "-124")  # refused, refreshed, refused again
+        with pytest.raises(Transient, match="-124"):
+            await zns_channel.deliver("send_template", PHONE, {**payload, "tracking_id": "8"})
     finally:
         await zalo.close()
 
