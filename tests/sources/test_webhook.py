@@ -211,3 +211,18 @@ async def test_owners_are_told_once_per_source_about_refused_requests(tmp_path, 
         assert len(await h.rows("SELECT * FROM outbox WHERE chat_id = ?", (str(owner),))) == 1
     finally:
         await h.close()
+
+
+async def test_woocommerce_deliveries_in_the_same_second_are_not_duplicates(orders_app):
+    """WooCommerce's X-WC-Webhook-Delivery-ID is wp_hash(webhook id . strtotime('now')): every
+    delivery of one webhook within the same second carries the same id (a bulk "Mark complete"
+    sends many). Two orders with one id are two purchases; the same bytes again stay one."""
+    first = kit.signed("woocommerce", SECRETS["woocommerce"], kit.woocommerce_order(order_id=3080),
+                       delivery_id="4a8d4394fa7b1c883747ad86babf922b")
+    second = kit.signed("woocommerce", SECRETS["woocommerce"], kit.woocommerce_order(order_id=3081),
+                        delivery_id="4a8d4394fa7b1c883747ad86babf922b")
+    for headers, raw in (first, second, first):
+        assert (await orders_app.deliver("woocommerce", headers, raw))[0] == 200
+    rows = await orders_app.purchases()
+    assert [r["order_id"] for r in rows] == ["woocommerce:3080", "woocommerce:3081"]
+    assert len(await orders_app.rows("SELECT * FROM order_deliveries")) == 2
