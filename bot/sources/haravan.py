@@ -62,4 +62,4 @@ def events(topic_name: str | None, body: Any) -> list[OrderEvent]:
         signals.add("cancelled")
     if topic_name in TOPIC_SIGNALS:
         signals.add(TOPIC_SIGNALS[topic_name])
-    return [shopify.order_event(body, signals)]
+    return [shopify.order_event(body, signals, family_first=True)]

@@ -79,8 +79,9 @@ def body_signals(order: dict[str, Any]) -> set[str]:
     return signals
 
 
-def order_event(body: Any, signals: set[str]) -> OrderEvent:
-    """A Shopify-shaped order (bare, or wrapped in {"order": ...})."""
+def order_event(body: Any, signals: set[str], *, family_first: bool = False) -> OrderEvent:
+    """A Shopify-shaped order (bare, or wrapped in {"order": ...}). `family_first`: the platform
+    writes a whole name as last_name first_name (Haravan: "Nguyễn Văn" + "A" = "Nguyễn Văn A")."""
     if not isinstance(body, dict):
         raise BadPayload("expected a JSON object (an order)")
     order = obj(body.get("order")) if "order" in body and "id" not in body else body
@@ -105,7 +106,8 @@ def order_event(body: Any, signals: set[str]) -> OrderEvent:
         code=text(order.get("name")) or text(order.get("order_number")) or order_id,
         signals=frozenset(signals),
         customer_id=text(customer.get("id")),
-        customer_name=full_name(customer.get("first_name"), customer.get("last_name"))
+        customer_name=full_name(*((customer.get("last_name"), customer.get("first_name")) if family_first
+                                  else (customer.get("first_name"), customer.get("last_name"))))
         or text(customer.get("name")) or text(billing.get("name")) or text(shipping.get("name")),
         phone=phone,
         amount=first(order.get("total_price"), order.get("current_total_price")),

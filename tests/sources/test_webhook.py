@@ -21,7 +21,7 @@ CASES = {
     "haravan": (
         kit.haravan_order(), "orders/paid",
         kit.haravan_order(financial_status="paid", fulfillment_status="fulfilled"),
-        {"order_id": "haravan:#100811", "store": "895636", "touchpoint": "in_store", "name": "Minh Trần",
+        {"order_id": "haravan:#100811", "store": "895636", "touchpoint": "in_store", "name": "Trần Minh",
          "phone": "+84909090909", "external_id": "haravan:1002345"},
     ),
     "sapo": (
