@@ -115,12 +115,20 @@ class OrderIntake:
             self.wake_sender()
 
     async def ingest(self, source: SourceSettings, delivery_id: str, topic: str | None, body_text: str, body: Any,
-                     signature: str | None) -> tuple[int | None, bool]:
+                     signature: str | None, *, test: bool = False) -> tuple[int | None, bool]:
         """A verified delivery: (its row, whether it still needs `process`); row None: seen before.
         Most are recorded and handled in one unit of writes, committed before the platform gets its
         answer (a crash before that: no answer, the platform sends it again). One that needs the
-        platform's API (a KiotViet customer) is recorded first and handled after the answer."""
+        platform's API (a KiotViet customer) is recorded first and handled after the answer.
+        A test notification (`test`) is recorded as ignored: it shows the connection works, and its
+        canned order is nobody's purchase."""
         now = self.clock.now()
+        if test:
+            async with self.db.transaction() as tx:
+                row = await orders.record_delivery(tx, source.name, delivery_id[:200], topic, body_text, signature, now)
+                if row is not None:
+                    await orders.finish_delivery(tx, row, "ignored", "a test notification: no purchase", now)
+            return row, False
         try:
             events = source.module.events(topic, body)
         except (BadPayload, ValueError) as exc:

@@ -28,6 +28,7 @@ class Platform(Protocol):
     punishes_4xx: bool  # answer refused requests with 200 (the platform stops sending on a 4xx)
     default_delivered_on: str
     signature_header: str
+    test_header: str | None  # set to "true" on the platform's test notifications (a canned order)
     admin_steps: Mapping[str, str]  # language -> how to connect it, {url} for the webhook URL
 
     def verify(self, headers: Mapping[str, str], raw: bytes, secret: str, form: str) -> str | None:

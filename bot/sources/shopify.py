@@ -17,6 +17,7 @@ name = "shopify"
 punishes_4xx = False  # retried 8 times over 4 h; a 401 is shown in the app's webhook log
 default_delivered_on = "fulfilled"  # "delivered" is a fulfillment event without the order's customer
 signature_header = "X-Shopify-Hmac-Sha256"
+test_header = "X-Shopify-Test"  # "Send test notification": a canned order (John Smith, #9999)
 admin_steps = {
     "vi": "Shopify admin → Settings (Cài đặt) → Notifications (Thông báo) → Webhooks → Create webhook:\n"
           "  Event: Order fulfillment (và Order cancellation), Format: JSON, URL: {url}\n"

@@ -19,6 +19,7 @@ name = "woocommerce"
 punishes_4xx = True
 default_delivered_on = "completed"
 signature_header = "X-WC-Webhook-Signature"
+test_header = None
 admin_steps = {
     "vi": "WordPress admin → WooCommerce → Cài đặt (Settings) → Nâng cao (Advanced) → Webhooks → Thêm webhook:\n"
           "  Trạng thái: Hoạt động, Chủ đề: Đã cập nhật đơn hàng (Order updated), API: WP REST API v3,\n"

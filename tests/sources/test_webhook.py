@@ -226,3 +226,25 @@ async def test_woocommerce_deliveries_in_the_same_second_are_not_duplicates(orde
     rows = await orders_app.purchases()
     assert [r["order_id"] for r in rows] == ["woocommerce:3080", "woocommerce:3081"]
     assert len(await orders_app.rows("SELECT * FROM order_deliveries")) == 2
+
+
+@pytest.mark.parametrize("platform,test_header", [("shopify", "X-Shopify-Test"), ("sapo", "X-Sapo-Test")])
+async def test_a_test_notification_is_recorded_but_makes_no_purchase(orders_app, platform, test_header):
+    """Shopify's "Send test notification" posts a canned order (John Smith, "#9999") with
+    `X-Shopify-Test: true` (../shared/samples/orders/shopify-*.json); Sapo marks its
+    deliveries `X-Sapo-Test`. A test shows the connection works (`source status`) and makes
+    no purchase: no fake customer in the figures, and the real order #9999 later is not
+    refused as "already posted with different details"."""
+    from tests.sources.test_samples import sample
+
+    canned = sample("shopify-orders-fulfilled-1.json")["body"] if platform == "shopify" else kit.sapo_go_order()
+    headers, raw = kit.signed(platform, SECRETS[platform], canned, topic="orders/fulfilled", delivery_id="test-1")
+    status, _ = await orders_app.deliver(platform, headers | {test_header: "true"}, raw)
+    assert status == 200
+    assert await orders_app.purchases() == []
+    [delivery] = await orders_app.rows("SELECT status, outcome FROM order_deliveries")
+    assert delivery["status"] == "ignored" and "test" in delivery["outcome"]
+    # The same order for real ("false", as Sapo sends on every real delivery) is a purchase.
+    headers, raw = kit.signed(platform, SECRETS[platform], canned, topic="orders/fulfilled", delivery_id="real-1")
+    assert (await orders_app.deliver(platform, headers | {test_header: "false"}, raw))[0] == 200
+    assert len(await orders_app.purchases()) == 1
