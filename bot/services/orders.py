@@ -222,10 +222,12 @@ class OrderIntake:
         if p.action.kind == "ignore":
             return f"ignored: {p.action.reason}"
         if p.action.kind == "cancel":
-            if not await orders.claim_event(tx, source, p.event.order_id, "cancel", p.purchase_order_id,
-                                            delivery_row, now):
+            # The purchase as recorded for this order: a deletion or a refund may carry the order's
+            # id without the number the purchase is named by (Shopify's orders/delete: {"id"}).
+            purchase = await orders.purchase_of(tx, source, p.event.order_id) or p.purchase_order_id
+            if not await orders.claim_event(tx, source, p.event.order_id, "cancel", purchase, delivery_row, now):
                 return "ignored: cancellation already handled"
-            before = await orders.cancel_unsent_survey(tx, p.purchase_order_id, f"order_{p.action.reason}", now)
+            before = await orders.cancel_unsent_survey(tx, purchase, f"order_{p.action.reason}", now)
             if before is None:
                 return f"{p.action.reason}: no purchase recorded for it"
             if before in orders.NOT_SENT:

@@ -248,3 +248,24 @@ async def test_a_test_notification_is_recorded_but_makes_no_purchase(orders_app,
     headers, raw = kit.signed(platform, SECRETS[platform], canned, topic="orders/fulfilled", delivery_id="real-1")
     assert (await orders_app.deliver(platform, headers | {test_header: "false"}, raw))[0] == 200
     assert len(await orders_app.purchases()) == 1
+
+
+@pytest.mark.parametrize("topic,body", [
+    # Shopify's orders/delete carries the id alone (hookdeck/webhook-samples
+    # providers/shopify/2024-10/orders.delete.json: {"id": ...}, content-length 30).
+    ("orders/delete", {"id": 450789469}),
+    # refunds/create is a refund object naming its order by order_id.
+    ("refunds/create", {"id": 509562969, "order_id": 450789469, "note": "wrong size", "refund_line_items": []}),
+])
+async def test_a_shopify_delete_or_refund_without_the_order_name_cancels_the_survey(orders_app, topic, body):
+    """The purchase is "shopify:#1001" (the order's name); these payloads have no name, only the
+    order's id: the survey is found by that id."""
+    headers, raw = kit.signed("shopify", SECRETS["shopify"], kit.shopify_order(), topic="orders/fulfilled",
+                              delivery_id="fulfilled")
+    assert (await orders_app.deliver("shopify", headers, raw))[0] == 200
+    headers, raw = kit.signed("shopify", SECRETS["shopify"], body, topic=topic, delivery_id="after")
+    assert (await orders_app.deliver("shopify", headers, raw))[0] == 200
+    [row] = await orders_app.purchases()
+    assert row["order_id"] == "shopify:#1001"
+    assert (row["status"], row["skip_reason"]) == ("skipped", "order_cancelled" if topic == "orders/delete"
+                                                   else "order_refunded")
