@@ -62,7 +62,7 @@ def customer_external_id(source: str, event: OrderEvent, phone: str | None) -> s
 def purchase_body(source: str, event: OrderEvent, touchpoint: str, now: datetime) -> dict[str, Any]:
     """What the HTTP API would have been posted for this order (validated by parse_purchase)."""
     phone = normalise_phone(event.phone)
-    return {
+    return _without_nul({
         "order_id": purchase_order_id(source, event),
         "customer": {
             "external_id": customer_external_id(source, event, phone),
@@ -75,7 +75,19 @@ def purchase_body(source: str, event: OrderEvent, touchpoint: str, now: datetime
         "store": event.store[:100] if event.store else None,
         "touchpoint": touchpoint,
         "purchased_at": event.purchased_at or now.isoformat(),
-    }
+    })
+
+
+def _without_nul(value: Any) -> Any:
+    """NUL characters dropped: JSON may carry "\\u0000", PostgreSQL text cannot hold it (a
+    failed insert would be a 500 the platform resends for hours)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 class OrderIntake:

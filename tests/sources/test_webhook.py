@@ -269,3 +269,19 @@ async def test_a_shopify_delete_or_refund_without_the_order_name_cancels_the_sur
     assert row["order_id"] == "shopify:#1001"
     assert (row["status"], row["skip_reason"]) == ("skipped", "order_cancelled" if topic == "orders/delete"
                                                    else "order_refunded")
+
+
+async def test_a_nul_character_in_an_order_is_dropped_not_a_500(orders_app):
+    """JSON may carry "\\u0000" in a string; PostgreSQL text cannot hold it. A signed order with
+    one is still a purchase (a 500 would have the platform resend it for hours, in vain)."""
+    body = kit.shopify_order()
+    body["customer"]["first_name"] = "La\u0000n"
+    body["line_items"][0]["name"] = "Trà\u0000 sen"
+    headers, raw = kit.signed("shopify", SECRETS["shopify"], body, delivery_id="nul")
+    assert b"\\u0000" in raw
+    status, text = await orders_app.deliver("shopify", headers, raw)
+    assert status == 200, text
+    [row] = await orders_app.purchases()
+    assert row["name"] == "Lan Nguyễn Thị"
+    [items] = await orders_app.rows("SELECT items FROM purchases")
+    assert "\\u0000" not in str(items["items"]) and "\x00" not in str(items["items"])
