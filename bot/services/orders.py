@@ -10,7 +10,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 from bot.clock import Clock
@@ -27,6 +27,9 @@ from storage.db import Connection
 log = logging.getLogger(__name__)
 
 MAX_ITEMS = 500
+# The longest a delivery takes: a survey counts from the goods' arrival at most this long after
+# the order (an old order merely edited now is not asked about months later).
+MAX_DELIVERY_TIME = timedelta(days=14)
 UNKNOWN_CUSTOMER = "Khách hàng"
 _NOT_ID = re.compile(r"[^A-Za-z0-9._:/#-]")
 
@@ -42,6 +45,7 @@ class Prepared:
     purchase_order_id: str
     data: PurchaseInput | None = None
     error: str | None = None
+    goods_at: datetime | None = None  # when the delivery saying "the customer has the goods" came
 
 
 def purchase_order_id(source: str, event: OrderEvent) -> str:
@@ -151,7 +155,7 @@ class OrderIntake:
             return row, False
         if any(e.needs_customer_lookup for e in events) and self.kiotviet is not None:
             return await self.record(source, delivery_id, topic, body_text, signature), True
-        prepared = [self.prepare(source.name, source.delivered_on, e, now) for e in events]
+        prepared = [self.prepare(source.name, source.delivered_on, e, now, goods_at=now) for e in events]
         # A unit: deliveries arriving together share one COMMIT (group commit), each in its own
         # savepoint; the answer waits for that COMMIT.
         async with self.db.unit() as tx:
@@ -178,7 +182,7 @@ class OrderIntake:
                 await orders.finish_delivery(tx, delivery_row, "failed", f"not an order payload: {exc}", now)
             return "failed"
         events = [await self._with_customer(source, e) for e in events]
-        prepared = [self.prepare(source.name, source.delivered_on, e, now) for e in events]
+        prepared = [self.prepare(source.name, source.delivered_on, e, now, goods_at=now) for e in events]
         async with self.db.transaction() as tx:
             return await self._finish(tx, source.name, delivery_row, prepared, now)
 
@@ -214,7 +218,10 @@ class OrderIntake:
 
     # --- shared with the import ------------------------------------------------------------
 
-    def prepare(self, source: str, delivered_on: str, event: OrderEvent, now: datetime) -> Prepared:
+    def prepare(self, source: str, delivered_on: str, event: OrderEvent, now: datetime, *,
+                goods_at: datetime | None = None) -> Prepared:
+        """`goods_at`: a webhook's time, which the survey counts from when it is after the order's
+        (an order delivered days after it was placed); an imported row has none."""
         touchpoint = touchpoint_for(event, self.touchpoints)
         action = decide(event, delivered_on, touchpoint)
         order_id = purchase_order_id(source, event)
@@ -225,7 +232,9 @@ class OrderIntake:
                                   timezone=self.policy.timezone, now=now)
         except InputError as exc:
             return Prepared(event, action, order_id, error=str(exc))
-        return Prepared(event, action, order_id, data)
+        if goods_at is not None:
+            goods_at = min(goods_at, data.purchased_at + MAX_DELIVERY_TIME)
+        return Prepared(event, action, order_id, data, goods_at=goods_at)
 
     async def apply(self, tx: Connection, source: str, p: Prepared, delivery_row: int | None, now: datetime) -> str:
         """Write one prepared event in the caller's transaction; what happened, in words."""
@@ -251,7 +260,8 @@ class OrderIntake:
         if await orders.event_exists(tx, source, p.event.order_id, "cancel"):
             return "ignored: the order was cancelled before"
         try:
-            outcome = await record_purchase_in(tx, now, self.policy, p.data, programs=self.programs)
+            outcome = await record_purchase_in(tx, now, self.policy, p.data, programs=self.programs,
+                                               goods_at=p.goods_at)
         except PurchaseConflict as exc:
             return f"failed: {exc}"
         await orders.claim_event(tx, source, p.event.order_id, "purchase", p.purchase_order_id, delivery_row, now)

@@ -7,6 +7,7 @@ a cancelled order cancels its survey not yet sent."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -285,3 +286,37 @@ async def test_a_nul_character_in_an_order_is_dropped_not_a_500(orders_app):
     assert row["name"] == "Lan Nguyễn Thị"
     [items] = await orders_app.rows("SELECT items FROM purchases")
     assert "\\u0000" not in str(items["items"]) and "\x00" not in str(items["items"])
+
+
+async def test_a_survey_waits_for_the_goods_not_for_the_order_time(orders_app):
+    """An online Haravan order placed Monday and delivered by the carrier on Thursday (COD
+    deliveries take days): "delivered" is when the survey starts, so it is due `survey.delay`
+    after the delivery arrived, not skipped as too late for the order's creation time. The
+    purchase keeps the order's time."""
+    from datetime import timedelta
+
+    order = kit.haravan_order(source_name="web", carrier_status="delivered")  # created 2026-11-23T02:00Z
+    orders_app.clock.advance(timedelta(days=3, hours=2))
+    headers, raw = kit.signed("haravan", SECRETS["haravan"], order, delivery_id="delivered")
+    assert (await orders_app.deliver("haravan", headers, raw))[0] == 200
+    [row] = await orders_app.purchases()
+    assert (row["status"], row["skip_reason"]) == ("scheduled", None)
+    [times] = await orders_app.rows("SELECT p.purchased_at, s.due_at FROM purchases p JOIN surveys s"
+                                    " ON s.purchase_id = p.id")
+    from storage.timefmt import from_db
+
+    assert from_db(times["purchased_at"]) == datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+    assert from_db(times["due_at"]) >= orders_app.clock.now()
+
+
+async def test_an_old_order_edited_long_after_is_not_surveyed_now(orders_app):
+    """An order from two months before the source was connected, edited now (orders/updated
+    carries it whole, delivered long ago): recorded, its survey skipped as too late."""
+    from datetime import timedelta
+
+    order = kit.haravan_order(source_name="web", carrier_status="delivered")  # created 2026-11-23T02:00Z
+    orders_app.clock.advance(timedelta(days=60))
+    headers, raw = kit.signed("haravan", SECRETS["haravan"], order, delivery_id="edited")
+    assert (await orders_app.deliver("haravan", headers, raw))[0] == 200
+    [row] = await orders_app.purchases()
+    assert (row["status"], row["skip_reason"]) == ("skipped", "too_late")
