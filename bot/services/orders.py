@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 from bot.clock import Clock
 from bot.services.purchases import (InputError, PurchaseConflict, PurchaseInput, PurchasePrograms, parse_purchase,
                                     record_purchase_in)
-from bot.sources.base import BadPayload
+from bot.sources.base import BadPayload, without_nul
 from bot.sources.kiotviet_api import KiotVietClient, KiotVietError
 from bot.sources.settings import SourceSettings
 from flows.orders import Action, OrderEvent, decide, normalise_phone, touchpoint_for
@@ -66,7 +66,7 @@ def customer_external_id(source: str, event: OrderEvent, phone: str | None) -> s
 def purchase_body(source: str, event: OrderEvent, touchpoint: str, now: datetime) -> dict[str, Any]:
     """What the HTTP API would have been posted for this order (validated by parse_purchase)."""
     phone = normalise_phone(event.phone)
-    return _without_nul({
+    return without_nul({
         "order_id": purchase_order_id(source, event),
         "customer": {
             "external_id": customer_external_id(source, event, phone),
@@ -80,18 +80,6 @@ def purchase_body(source: str, event: OrderEvent, touchpoint: str, now: datetime
         "touchpoint": touchpoint,
         "purchased_at": event.purchased_at or now.isoformat(),
     })
-
-
-def _without_nul(value: Any) -> Any:
-    """NUL characters dropped: JSON may carry "\\u0000", PostgreSQL text cannot hold it (a
-    failed insert would be a 500 the platform resends for hours)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
 
 
 class OrderIntake:
@@ -176,7 +164,7 @@ class OrderIntake:
         """Handle one recorded delivery; its final status ('done', 'ignored' or 'failed')."""
         now = self.clock.now()
         try:
-            events = source.module.events(topic, json.loads(body_text))
+            events = source.module.events(topic, without_nul(json.loads(body_text)))
         except (BadPayload, ValueError) as exc:
             async with self.db.transaction() as tx:
                 await orders.finish_delivery(tx, delivery_row, "failed", f"not an order payload: {exc}", now)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bot.http.body import BodyError, read_bytes
 from bot.services.orders import OrderIntake
-from bot.sources.base import header
+from bot.sources.base import header, without_nul
 from bot.sources.settings import WEBHOOK_PATH, SourceSettings
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class OrderWebhooks:
             return await self._refuse(source, 401, f"bad or missing {platform.signature_header}")
         try:
             text = raw.decode("utf-8")
-            body = json.loads(text)
+            body = without_nul(json.loads(text))
         except (ValueError, RecursionError):
             return await self._refuse(source, 400, "body is not JSON")
         if source.platform == "kiotviet":

@@ -320,3 +320,16 @@ async def test_an_old_order_edited_long_after_is_not_surveyed_now(orders_app):
     assert (await orders_app.deliver("haravan", headers, raw))[0] == 200
     [row] = await orders_app.purchases()
     assert (row["status"], row["skip_reason"]) == ("skipped", "too_late")
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"Id": "a\\u0000b", "Notifications": []}',
+    b'{"Id": "x", "Notifications": [{"Action": "invoice.update\\u0000.1", "Data": []}]}',
+])
+async def test_a_nul_character_in_a_delivery_id_or_topic_is_not_a_500(orders_app, raw):
+    """KiotViet's delivery id and topic come from the body: a NUL there is dropped too."""
+    headers, body = kit.signed("kiotviet", SECRETS["kiotviet"], raw)
+    status, text = await orders_app.deliver("kiotviet", headers, body)
+    assert status == 200 and json.loads(text)["duplicate"] is False
+    [delivery] = await orders_app.rows("SELECT delivery_id, topic FROM order_deliveries")
+    assert "\x00" not in delivery["delivery_id"] + (delivery["topic"] or "")
