@@ -160,8 +160,10 @@ class OrderIntake:
         log.info("order source %s: delivery %s %s (%s)", source, row, status, summary[:200])
         return status
 
-    async def process(self, source: SourceSettings, delivery_row: int, topic: str | None, body_text: str) -> str:
-        """Handle one recorded delivery; its final status ('done', 'ignored' or 'failed')."""
+    async def process(self, source: SourceSettings, delivery_row: int, topic: str | None, body_text: str,
+                      received_at: datetime | None = None) -> str:
+        """Handle one recorded delivery; its final status ('done', 'ignored' or 'failed').
+        `received_at`: when it came, if not just now (a replay after a restart)."""
         now = self.clock.now()
         try:
             events = source.module.events(topic, without_nul(json.loads(body_text)))
@@ -170,7 +172,8 @@ class OrderIntake:
                 await orders.finish_delivery(tx, delivery_row, "failed", f"not an order payload: {exc}", now)
             return "failed"
         events = [await self._with_customer(source, e) for e in events]
-        prepared = [self.prepare(source.name, source.delivered_on, e, now, goods_at=now) for e in events]
+        prepared = [self.prepare(source.name, source.delivered_on, e, now, goods_at=received_at or now)
+                    for e in events]
         async with self.db.transaction() as tx:
             return await self._finish(tx, source.name, delivery_row, prepared, now)
 
@@ -183,7 +186,7 @@ class OrderIntake:
             source = sources.get(delivery.source)
             if source is None or delivery.body is None:
                 continue
-            await self.process(source, delivery.id, delivery.topic, delivery.body)
+            await self.process(source, delivery.id, delivery.topic, delivery.body, delivery.received_at)
             done += 1
         return done
 

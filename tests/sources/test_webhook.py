@@ -333,3 +333,24 @@ async def test_a_nul_character_in_a_delivery_id_or_topic_is_not_a_500(orders_app
     assert status == 200 and json.loads(text)["duplicate"] is False
     [delivery] = await orders_app.rows("SELECT delivery_id, topic FROM order_deliveries")
     assert "\x00" not in delivery["delivery_id"] + (delivery["topic"] or "")
+
+
+async def test_a_delivery_handled_after_a_restart_counts_from_when_it_came(orders_app):
+    """Recorded Thursday 09:00, handled at the start 20 h later: the survey counts from the
+    delivery's arrival, as it would have had it been handled at once."""
+    from datetime import timedelta
+
+    from storage import orders as order_rows
+    from storage.timefmt import from_db
+
+    order = kit.haravan_order(source_name="web", carrier_status="delivered")  # created 2026-11-23T02:00Z
+    orders_app.clock.advance(timedelta(days=3))
+    received = orders_app.clock.now()
+    async with orders_app.app.db.transaction() as tx:
+        await order_rows.record_delivery(tx, "haravan", "left-pending", "orders/updated", json.dumps(order),
+                                         "sha256-base64", received)
+    await orders_app.stop()
+    orders_app.clock.advance(timedelta(hours=20))
+    await orders_app.start()
+    [times] = await orders_app.rows("SELECT s.due_at FROM surveys s")
+    assert from_db(times["due_at"]) == received + orders_app.config.survey.delay
