@@ -112,7 +112,7 @@ def normalise_phone(raw: Any) -> str | None:
         return f"+{digits}" if 8 <= len(digits) <= 15 else None
     if not text.isdigit():
         return None
-    if text.startswith("84") and _VN_NATIONAL.match(text[2:]):
-        return f"+{text}"
+    if text.startswith("84") and _VN_NATIONAL.match(text[2:].lstrip("0")):
+        return f"+84{text[2:].lstrip('0')}"  # "(84) 0912..." as "+84 (0) 912..." above
     national = text[1:] if text.startswith("0") else text
     return f"+84{national}" if _VN_NATIONAL.match(national) else None

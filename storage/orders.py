@@ -105,6 +105,13 @@ async def event_exists(conn: Connection, source: str, order_id: str, kind: str) 
     return row is not None
 
 
+async def purchase_of(conn: Connection, source: str, order_id: str) -> str | None:
+    """The purchase's order id recorded for this order of this source (None: no purchase yet)."""
+    row = await fetch_one(conn, "SELECT purchase_order_id FROM order_events WHERE source = ? AND order_id = ?"
+                          " AND kind = 'purchase'", (source, order_id))
+    return None if row is None else row[0]
+
+
 async def cancel_unsent_survey(conn: Connection, purchase_order_id: str, reason: str, now: datetime) -> str | None:
     """Skip the order's survey if it has not gone out; the survey's status before (None: no such order)."""
     row = await fetch_one(

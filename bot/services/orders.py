@@ -10,13 +10,13 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 from bot.clock import Clock
 from bot.services.purchases import (InputError, PurchaseConflict, PurchaseInput, PurchasePrograms, parse_purchase,
                                     record_purchase_in)
-from bot.sources.base import BadPayload
+from bot.sources.base import BadPayload, without_nul
 from bot.sources.kiotviet_api import KiotVietClient, KiotVietError
 from bot.sources.settings import SourceSettings
 from flows.orders import Action, OrderEvent, decide, normalise_phone, touchpoint_for
@@ -27,6 +27,9 @@ from storage.db import Connection
 log = logging.getLogger(__name__)
 
 MAX_ITEMS = 500
+# The longest a delivery takes: a survey counts from the goods' arrival at most this long after
+# the order (an old order merely edited now is not asked about months later).
+MAX_DELIVERY_TIME = timedelta(days=14)
 UNKNOWN_CUSTOMER = "Khách hàng"
 _NOT_ID = re.compile(r"[^A-Za-z0-9._:/#-]")
 
@@ -42,6 +45,7 @@ class Prepared:
     purchase_order_id: str
     data: PurchaseInput | None = None
     error: str | None = None
+    goods_at: datetime | None = None  # when the delivery saying "the customer has the goods" came
 
 
 def purchase_order_id(source: str, event: OrderEvent) -> str:
@@ -62,7 +66,7 @@ def customer_external_id(source: str, event: OrderEvent, phone: str | None) -> s
 def purchase_body(source: str, event: OrderEvent, touchpoint: str, now: datetime) -> dict[str, Any]:
     """What the HTTP API would have been posted for this order (validated by parse_purchase)."""
     phone = normalise_phone(event.phone)
-    return {
+    return without_nul({
         "order_id": purchase_order_id(source, event),
         "customer": {
             "external_id": customer_external_id(source, event, phone),
@@ -75,7 +79,7 @@ def purchase_body(source: str, event: OrderEvent, touchpoint: str, now: datetime
         "store": event.store[:100] if event.store else None,
         "touchpoint": touchpoint,
         "purchased_at": event.purchased_at or now.isoformat(),
-    }
+    })
 
 
 class OrderIntake:
@@ -115,12 +119,20 @@ class OrderIntake:
             self.wake_sender()
 
     async def ingest(self, source: SourceSettings, delivery_id: str, topic: str | None, body_text: str, body: Any,
-                     signature: str | None) -> tuple[int | None, bool]:
+                     signature: str | None, *, test: bool = False) -> tuple[int | None, bool]:
         """A verified delivery: (its row, whether it still needs `process`); row None: seen before.
         Most are recorded and handled in one unit of writes, committed before the platform gets its
         answer (a crash before that: no answer, the platform sends it again). One that needs the
-        platform's API (a KiotViet customer) is recorded first and handled after the answer."""
+        platform's API (a KiotViet customer) is recorded first and handled after the answer.
+        A test notification (`test`) is recorded as ignored: it shows the connection works, and its
+        canned order is nobody's purchase."""
         now = self.clock.now()
+        if test:
+            async with self.db.transaction() as tx:
+                row = await orders.record_delivery(tx, source.name, delivery_id[:200], topic, body_text, signature, now)
+                if row is not None:
+                    await orders.finish_delivery(tx, row, "ignored", "a test notification: no purchase", now)
+            return row, False
         try:
             events = source.module.events(topic, body)
         except (BadPayload, ValueError) as exc:
@@ -131,7 +143,7 @@ class OrderIntake:
             return row, False
         if any(e.needs_customer_lookup for e in events) and self.kiotviet is not None:
             return await self.record(source, delivery_id, topic, body_text, signature), True
-        prepared = [self.prepare(source.name, source.delivered_on, e, now) for e in events]
+        prepared = [self.prepare(source.name, source.delivered_on, e, now, goods_at=now) for e in events]
         # A unit: deliveries arriving together share one COMMIT (group commit), each in its own
         # savepoint; the answer waits for that COMMIT.
         async with self.db.unit() as tx:
@@ -148,17 +160,20 @@ class OrderIntake:
         log.info("order source %s: delivery %s %s (%s)", source, row, status, summary[:200])
         return status
 
-    async def process(self, source: SourceSettings, delivery_row: int, topic: str | None, body_text: str) -> str:
-        """Handle one recorded delivery; its final status ('done', 'ignored' or 'failed')."""
+    async def process(self, source: SourceSettings, delivery_row: int, topic: str | None, body_text: str,
+                      received_at: datetime | None = None) -> str:
+        """Handle one recorded delivery; its final status ('done', 'ignored' or 'failed').
+        `received_at`: when it came, if not just now (a replay after a restart)."""
         now = self.clock.now()
         try:
-            events = source.module.events(topic, json.loads(body_text))
+            events = source.module.events(topic, without_nul(json.loads(body_text)))
         except (BadPayload, ValueError) as exc:
             async with self.db.transaction() as tx:
                 await orders.finish_delivery(tx, delivery_row, "failed", f"not an order payload: {exc}", now)
             return "failed"
         events = [await self._with_customer(source, e) for e in events]
-        prepared = [self.prepare(source.name, source.delivered_on, e, now) for e in events]
+        prepared = [self.prepare(source.name, source.delivered_on, e, now, goods_at=received_at or now)
+                    for e in events]
         async with self.db.transaction() as tx:
             return await self._finish(tx, source.name, delivery_row, prepared, now)
 
@@ -171,7 +186,7 @@ class OrderIntake:
             source = sources.get(delivery.source)
             if source is None or delivery.body is None:
                 continue
-            await self.process(source, delivery.id, delivery.topic, delivery.body)
+            await self.process(source, delivery.id, delivery.topic, delivery.body, delivery.received_at)
             done += 1
         return done
 
@@ -194,7 +209,10 @@ class OrderIntake:
 
     # --- shared with the import ------------------------------------------------------------
 
-    def prepare(self, source: str, delivered_on: str, event: OrderEvent, now: datetime) -> Prepared:
+    def prepare(self, source: str, delivered_on: str, event: OrderEvent, now: datetime, *,
+                goods_at: datetime | None = None) -> Prepared:
+        """`goods_at`: a webhook's time, which the survey counts from when it is after the order's
+        (an order delivered days after it was placed); an imported row has none."""
         touchpoint = touchpoint_for(event, self.touchpoints)
         action = decide(event, delivered_on, touchpoint)
         order_id = purchase_order_id(source, event)
@@ -205,7 +223,9 @@ class OrderIntake:
                                   timezone=self.policy.timezone, now=now)
         except InputError as exc:
             return Prepared(event, action, order_id, error=str(exc))
-        return Prepared(event, action, order_id, data)
+        if goods_at is not None:
+            goods_at = min(goods_at, data.purchased_at + MAX_DELIVERY_TIME)
+        return Prepared(event, action, order_id, data, goods_at=goods_at)
 
     async def apply(self, tx: Connection, source: str, p: Prepared, delivery_row: int | None, now: datetime) -> str:
         """Write one prepared event in the caller's transaction; what happened, in words."""
@@ -214,10 +234,12 @@ class OrderIntake:
         if p.action.kind == "ignore":
             return f"ignored: {p.action.reason}"
         if p.action.kind == "cancel":
-            if not await orders.claim_event(tx, source, p.event.order_id, "cancel", p.purchase_order_id,
-                                            delivery_row, now):
+            # The purchase as recorded for this order: a deletion or a refund may carry the order's
+            # id without the number the purchase is named by (Shopify's orders/delete: {"id"}).
+            purchase = await orders.purchase_of(tx, source, p.event.order_id) or p.purchase_order_id
+            if not await orders.claim_event(tx, source, p.event.order_id, "cancel", purchase, delivery_row, now):
                 return "ignored: cancellation already handled"
-            before = await orders.cancel_unsent_survey(tx, p.purchase_order_id, f"order_{p.action.reason}", now)
+            before = await orders.cancel_unsent_survey(tx, purchase, f"order_{p.action.reason}", now)
             if before is None:
                 return f"{p.action.reason}: no purchase recorded for it"
             if before in orders.NOT_SENT:
@@ -229,7 +251,8 @@ class OrderIntake:
         if await orders.event_exists(tx, source, p.event.order_id, "cancel"):
             return "ignored: the order was cancelled before"
         try:
-            outcome = await record_purchase_in(tx, now, self.policy, p.data, programs=self.programs)
+            outcome = await record_purchase_in(tx, now, self.policy, p.data, programs=self.programs,
+                                               goods_at=p.goods_at)
         except PurchaseConflict as exc:
             return f"failed: {exc}"
         await orders.claim_event(tx, source, p.event.order_id, "purchase", p.purchase_order_id, delivery_row, now)

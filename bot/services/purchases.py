@@ -263,10 +263,11 @@ async def record_purchase(
 
 async def record_purchase_in(
     tx: Any, now: datetime, policy: SurveyPolicy, data: PurchaseInput, *, demo: bool = False, revoke_link: bool = False,
-    programs: PurchasePrograms | None = None,
+    programs: PurchasePrograms | None = None, goods_at: datetime | None = None,
 ) -> PurchaseOutcome:
     """record_purchase inside the caller's transaction (order webhooks and imports write their
-    own records in the same one)."""
+    own records in the same one). `goods_at`: when the customer had the goods, if later than
+    the purchase (an online order's delivery): the survey's delay counts from then."""
     fingerprint = data.fingerprint()
     existing = await purchases.by_order_id(tx, data.order_id)
     if existing is not None:
@@ -313,8 +314,9 @@ async def record_purchase_in(
         stage=data.stage,
     )
     token = await start_tokens.create(tx, purchase_id, customer.id, now)
+    start = max(data.purchased_at, goods_at) if goods_at is not None else data.purchased_at
     delay = programs.csat_delay(data.touchpoint, data.store) if programs is not None else policy.delay
-    due_at = due_time(data.purchased_at, replace(policy, delay=delay if delay is not None else policy.delay))
+    due_at = due_time(start, replace(policy, delay=delay if delay is not None else policy.delay))
     too_late = is_too_late(now, due_at, policy)
     status, reason = ("skipped", "too_late") if too_late else ("scheduled", None)
     if delay is None:  # programs are configured and none asks about this purchase
@@ -332,5 +334,5 @@ async def record_purchase_in(
     )
     if programs is not None:
         await programs.on_purchase(tx, purchase_id=purchase_id, customer_id=customer.id, touchpoint=data.touchpoint,
-                                   store_name=data.store, purchased_at=data.purchased_at, now=now)
+                                   store_name=data.store, purchased_at=start, now=now)
     return PurchaseOutcome(data.order_id, True, survey_id, status, reason, due_at, token)

@@ -28,6 +28,7 @@ class Platform(Protocol):
     punishes_4xx: bool  # answer refused requests with 200 (the platform stops sending on a 4xx)
     default_delivered_on: str
     signature_header: str
+    test_header: str | None  # set to "true" on the platform's test notifications (a canned order)
     admin_steps: Mapping[str, str]  # language -> how to connect it, {url} for the webhook URL
 
     def verify(self, headers: Mapping[str, str], raw: bytes, secret: str, form: str) -> str | None:
@@ -107,3 +108,16 @@ def first(*values: Any) -> Any:
 def full_name(*parts: Any) -> str | None:
     name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
     return name or None
+
+
+def without_nul(value: Any) -> Any:
+    """A parsed body with NUL characters dropped from its strings: JSON may carry "\\u0000",
+    PostgreSQL text cannot hold it (a failed insert would be a 500 the platform resends for
+    hours, for a delivery id, a topic or a name alike)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value

@@ -17,6 +17,7 @@ name = "haravan"
 punishes_4xx = False
 default_delivered_on = "delivered"
 signature_header = "X-Haravan-Hmacsha256"
+test_header = None
 admin_steps = {
     "vi": "Haravan admin → Cấu hình (Settings) → Thông báo (Notifications) → Webhooks → Tạo webhook:\n"
           "  Sự kiện: Cập nhật đơn hàng (orders/updated) và Hủy đơn hàng (orders/cancelled), Định dạng: JSON,\n"
@@ -62,4 +63,4 @@ def events(topic_name: str | None, body: Any) -> list[OrderEvent]:
         signals.add("cancelled")
     if topic_name in TOPIC_SIGNALS:
         signals.add(TOPIC_SIGNALS[topic_name])
-    return [shopify.order_event(body, signals)]
+    return [shopify.order_event(body, signals, family_first=True)]

@@ -25,6 +25,7 @@ name = "kiotviet"
 punishes_4xx = True
 default_delivered_on = "completed"
 signature_header = "X-Hub-Signature"
+test_header = None
 SIGNATURE_FORMS = ("any", "sha256-base64", "sha256-hex", "sha1-hex")
 # Invoices only: an order (đặt hàng) that completes becomes an invoice, which is the sale.
 WEBHOOK_TYPES = ("invoice.update",)

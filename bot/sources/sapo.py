@@ -19,6 +19,7 @@ name = "sapo"
 punishes_4xx = False
 default_delivered_on = "fulfilled"
 signature_header = "X-Sapo-Hmac-Sha256"
+test_header = "X-Sapo-Test"  # "false" on every real delivery (../shared/samples/orders/partial/)
 admin_steps = {
     "vi": "Sapo: Ứng dụng (Apps) → Ứng dụng riêng (Private apps) → Tạo ứng dụng, cấp quyền Đơn hàng (đọc),\n"
           "  rồi đăng ký webhook bằng API: POST https://<cửa-hàng>.mysapo.net/admin/webhooks.json\n"

@@ -17,6 +17,7 @@ name = "shopify"
 punishes_4xx = False  # retried 8 times over 4 h; a 401 is shown in the app's webhook log
 default_delivered_on = "fulfilled"  # "delivered" is a fulfillment event without the order's customer
 signature_header = "X-Shopify-Hmac-Sha256"
+test_header = "X-Shopify-Test"  # "Send test notification": a canned order (John Smith, #9999)
 admin_steps = {
     "vi": "Shopify admin → Settings (Cài đặt) → Notifications (Thông báo) → Webhooks → Create webhook:\n"
           "  Event: Order fulfillment (và Order cancellation), Format: JSON, URL: {url}\n"
@@ -79,8 +80,9 @@ def body_signals(order: dict[str, Any]) -> set[str]:
     return signals
 
 
-def order_event(body: Any, signals: set[str]) -> OrderEvent:
-    """A Shopify-shaped order (bare, or wrapped in {"order": ...})."""
+def order_event(body: Any, signals: set[str], *, family_first: bool = False) -> OrderEvent:
+    """A Shopify-shaped order (bare, or wrapped in {"order": ...}). `family_first`: the platform
+    writes a whole name as last_name first_name (Haravan: "Nguyễn Văn" + "A" = "Nguyễn Văn A")."""
     if not isinstance(body, dict):
         raise BadPayload("expected a JSON object (an order)")
     order = obj(body.get("order")) if "order" in body and "id" not in body else body
@@ -105,7 +107,8 @@ def order_event(body: Any, signals: set[str]) -> OrderEvent:
         code=text(order.get("name")) or text(order.get("order_number")) or order_id,
         signals=frozenset(signals),
         customer_id=text(customer.get("id")),
-        customer_name=full_name(customer.get("first_name"), customer.get("last_name"))
+        customer_name=full_name(*((customer.get("last_name"), customer.get("first_name")) if family_first
+                                  else (customer.get("first_name"), customer.get("last_name"))))
         or text(customer.get("name")) or text(billing.get("name")) or text(shipping.get("name")),
         phone=phone,
         amount=first(order.get("total_price"), order.get("current_total_price")),

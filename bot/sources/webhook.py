@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot.http.body import BodyError, read_bytes
 from bot.services.orders import OrderIntake
+from bot.sources.base import header, without_nul
 from bot.sources.settings import WEBHOOK_PATH, SourceSettings
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,15 @@ class OrderWebhooks:
             return await self._refuse(source, 401, f"bad or missing {platform.signature_header}")
         try:
             text = raw.decode("utf-8")
-            body = json.loads(text)
+            body = without_nul(json.loads(text))
         except (ValueError, RecursionError):
             return await self._refuse(source, 400, "body is not JSON")
         if source.platform == "kiotviet":
             log.info("order source %s: X-Hub-Signature matched as %s", source.name, form)
         topic = platform.topic(request.headers, body)
+        test = bool(platform.test_header) and header(request.headers, platform.test_header).strip().lower() == "true"
         row, pending = await self.intake.ingest(source, platform.delivery_id(request.headers, raw, body), topic, text,
-                                                body, form)
+                                                body, form, test=test)
         if row is not None and pending:
             task = asyncio.create_task(self.intake.process(source, row, topic, text))
             self._background.add(task)

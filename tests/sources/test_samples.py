@@ -64,3 +64,11 @@ def test_sapo_go_truncated_captures_are_bad_payloads_but_their_headers_give_a_de
     assert sapo.topic(s["headers"], None) == "orders/update"
     with pytest.raises((BadPayload, ValueError)):
         sapo.events("orders/update", json.loads(s["body"]))
+
+
+def test_haravan_names_put_the_family_name_first():
+    """Haravan splits "Nguyễn Văn A" into last_name "Nguyễn Văn" and first_name "A", and writes
+    the whole name family first (its own address `name`: "Nguyễn Văn A")."""
+    s = sample("reference/haravan-api-order-create-response-1.json")
+    [event] = haravan.events("orders/create", s["body"])
+    assert event.customer_name == s["body"]["order"]["billing_address"]["name"] == "Nguyễn Văn A"

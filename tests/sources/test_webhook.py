@@ -7,6 +7,7 @@ a cancelled order cancels its survey not yet sent."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -21,7 +22,7 @@ CASES = {
     "haravan": (
         kit.haravan_order(), "orders/paid",
         kit.haravan_order(financial_status="paid", fulfillment_status="fulfilled"),
-        {"order_id": "haravan:#100811", "store": "895636", "touchpoint": "in_store", "name": "Minh Trần",
+        {"order_id": "haravan:#100811", "store": "895636", "touchpoint": "in_store", "name": "Trần Minh",
          "phone": "+84909090909", "external_id": "haravan:1002345"},
     ),
     "sapo": (
@@ -211,3 +212,145 @@ async def test_owners_are_told_once_per_source_about_refused_requests(tmp_path, 
         assert len(await h.rows("SELECT * FROM outbox WHERE chat_id = ?", (str(owner),))) == 1
     finally:
         await h.close()
+
+
+async def test_woocommerce_deliveries_in_the_same_second_are_not_duplicates(orders_app):
+    """WooCommerce's X-WC-Webhook-Delivery-ID is wp_hash(webhook id . strtotime('now')): every
+    delivery of one webhook within the same second carries the same id (a bulk "Mark complete"
+    sends many). Two orders with one id are two purchases; the same bytes again stay one."""
+    first = kit.signed("woocommerce", SECRETS["woocommerce"], kit.woocommerce_order(order_id=3080),
+                       delivery_id="4a8d4394fa7b1c883747ad86babf922b")
+    second = kit.signed("woocommerce", SECRETS["woocommerce"], kit.woocommerce_order(order_id=3081),
+                        delivery_id="4a8d4394fa7b1c883747ad86babf922b")
+    for headers, raw in (first, second, first):
+        assert (await orders_app.deliver("woocommerce", headers, raw))[0] == 200
+    rows = await orders_app.purchases()
+    assert [r["order_id"] for r in rows] == ["woocommerce:3080", "woocommerce:3081"]
+    assert len(await orders_app.rows("SELECT * FROM order_deliveries")) == 2
+
+
+@pytest.mark.parametrize("platform,test_header", [("shopify", "X-Shopify-Test"), ("sapo", "X-Sapo-Test")])
+async def test_a_test_notification_is_recorded_but_makes_no_purchase(orders_app, platform, test_header):
+    """Shopify's "Send test notification" posts a canned order (John Smith, "#9999") with
+    `X-Shopify-Test: true` (../shared/samples/orders/shopify-*.json); Sapo marks its
+    deliveries `X-Sapo-Test`. A test shows the connection works (`source status`) and makes
+    no purchase: no fake customer in the figures, and the real order #9999 later is not
+    refused as "already posted with different details"."""
+    from tests.sources.test_samples import sample
+
+    canned = sample("shopify-orders-fulfilled-1.json")["body"] if platform == "shopify" else kit.sapo_go_order()
+    headers, raw = kit.signed(platform, SECRETS[platform], canned, topic="orders/fulfilled", delivery_id="test-1")
+    status, _ = await orders_app.deliver(platform, headers | {test_header: "true"}, raw)
+    assert status == 200
+    assert await orders_app.purchases() == []
+    [delivery] = await orders_app.rows("SELECT status, outcome FROM order_deliveries")
+    assert delivery["status"] == "ignored" and "test" in delivery["outcome"]
+    # The same order for real ("false", as Sapo sends on every real delivery) is a purchase.
+    headers, raw = kit.signed(platform, SECRETS[platform], canned, topic="orders/fulfilled", delivery_id="real-1")
+    assert (await orders_app.deliver(platform, headers | {test_header: "false"}, raw))[0] == 200
+    assert len(await orders_app.purchases()) == 1
+
+
+@pytest.mark.parametrize("topic,body", [
+    # Shopify's orders/delete carries the id alone (hookdeck/webhook-samples
+    # providers/shopify/2024-10/orders.delete.json: {"id": ...}, content-length 30).
+    ("orders/delete", {"id": 450789469}),
+    # refunds/create is a refund object naming its order by order_id.
+    ("refunds/create", {"id": 509562969, "order_id": 450789469, "note": "wrong size", "refund_line_items": []}),
+])
+async def test_a_shopify_delete_or_refund_without_the_order_name_cancels_the_survey(orders_app, topic, body):
+    """The purchase is "shopify:#1001" (the order's name); these payloads have no name, only the
+    order's id: the survey is found by that id."""
+    headers, raw = kit.signed("shopify", SECRETS["shopify"], kit.shopify_order(), topic="orders/fulfilled",
+                              delivery_id="fulfilled")
+    assert (await orders_app.deliver("shopify", headers, raw))[0] == 200
+    headers, raw = kit.signed("shopify", SECRETS["shopify"], body, topic=topic, delivery_id="after")
+    assert (await orders_app.deliver("shopify", headers, raw))[0] == 200
+    [row] = await orders_app.purchases()
+    assert row["order_id"] == "shopify:#1001"
+    assert (row["status"], row["skip_reason"]) == ("skipped", "order_cancelled" if topic == "orders/delete"
+                                                   else "order_refunded")
+
+
+async def test_a_nul_character_in_an_order_is_dropped_not_a_500(orders_app):
+    """JSON may carry "\\u0000" in a string; PostgreSQL text cannot hold it. A signed order with
+    one is still a purchase (a 500 would have the platform resend it for hours, in vain)."""
+    body = kit.shopify_order()
+    body["customer"]["first_name"] = "La\u0000n"
+    body["line_items"][0]["name"] = "Trà\u0000 sen"
+    headers, raw = kit.signed("shopify", SECRETS["shopify"], body, delivery_id="nul")
+    assert b"\\u0000" in raw
+    status, text = await orders_app.deliver("shopify", headers, raw)
+    assert status == 200, text
+    [row] = await orders_app.purchases()
+    assert row["name"] == "Lan Nguyễn Thị"
+    [items] = await orders_app.rows("SELECT items FROM purchases")
+    assert "\\u0000" not in str(items["items"]) and "\x00" not in str(items["items"])
+
+
+async def test_a_survey_waits_for_the_goods_not_for_the_order_time(orders_app):
+    """An online Haravan order placed Monday and delivered by the carrier on Thursday (COD
+    deliveries take days): "delivered" is when the survey starts, so it is due `survey.delay`
+    after the delivery arrived, not skipped as too late for the order's creation time. The
+    purchase keeps the order's time."""
+    from datetime import timedelta
+
+    order = kit.haravan_order(source_name="web", carrier_status="delivered")  # created 2026-11-23T02:00Z
+    orders_app.clock.advance(timedelta(days=3, hours=2))
+    headers, raw = kit.signed("haravan", SECRETS["haravan"], order, delivery_id="delivered")
+    assert (await orders_app.deliver("haravan", headers, raw))[0] == 200
+    [row] = await orders_app.purchases()
+    assert (row["status"], row["skip_reason"]) == ("scheduled", None)
+    [times] = await orders_app.rows("SELECT p.purchased_at, s.due_at FROM purchases p JOIN surveys s"
+                                    " ON s.purchase_id = p.id")
+    from storage.timefmt import from_db
+
+    assert from_db(times["purchased_at"]) == datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+    assert from_db(times["due_at"]) >= orders_app.clock.now()
+
+
+async def test_an_old_order_edited_long_after_is_not_surveyed_now(orders_app):
+    """An order from two months before the source was connected, edited now (orders/updated
+    carries it whole, delivered long ago): recorded, its survey skipped as too late."""
+    from datetime import timedelta
+
+    order = kit.haravan_order(source_name="web", carrier_status="delivered")  # created 2026-11-23T02:00Z
+    orders_app.clock.advance(timedelta(days=60))
+    headers, raw = kit.signed("haravan", SECRETS["haravan"], order, delivery_id="edited")
+    assert (await orders_app.deliver("haravan", headers, raw))[0] == 200
+    [row] = await orders_app.purchases()
+    assert (row["status"], row["skip_reason"]) == ("skipped", "too_late")
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"Id": "a\\u0000b", "Notifications": []}',
+    b'{"Id": "x", "Notifications": [{"Action": "invoice.update\\u0000.1", "Data": []}]}',
+])
+async def test_a_nul_character_in_a_delivery_id_or_topic_is_not_a_500(orders_app, raw):
+    """KiotViet's delivery id and topic come from the body: a NUL there is dropped too."""
+    headers, body = kit.signed("kiotviet", SECRETS["kiotviet"], raw)
+    status, text = await orders_app.deliver("kiotviet", headers, body)
+    assert status == 200 and json.loads(text)["duplicate"] is False
+    [delivery] = await orders_app.rows("SELECT delivery_id, topic FROM order_deliveries")
+    assert "\x00" not in delivery["delivery_id"] + (delivery["topic"] or "")
+
+
+async def test_a_delivery_handled_after_a_restart_counts_from_when_it_came(orders_app):
+    """Recorded Thursday 09:00, handled at the start 20 h later: the survey counts from the
+    delivery's arrival, as it would have had it been handled at once."""
+    from datetime import timedelta
+
+    from storage import orders as order_rows
+    from storage.timefmt import from_db
+
+    order = kit.haravan_order(source_name="web", carrier_status="delivered")  # created 2026-11-23T02:00Z
+    orders_app.clock.advance(timedelta(days=3))
+    received = orders_app.clock.now()
+    async with orders_app.app.db.transaction() as tx:
+        await order_rows.record_delivery(tx, "haravan", "left-pending", "orders/updated", json.dumps(order),
+                                         "sha256-base64", received)
+    await orders_app.stop()
+    orders_app.clock.advance(timedelta(hours=20))
+    await orders_app.start()
+    [times] = await orders_app.rows("SELECT s.due_at FROM surveys s")
+    assert from_db(times["due_at"]) == received + orders_app.config.survey.delay
