@@ -129,7 +129,10 @@ def _count(status: str) -> int:
 
 def _text(value: Any) -> str:
     # SQLite stores whatever it is given; PostgreSQL's text codec wants str (an int chat id).
-    return str(int(value)) if isinstance(value, bool) else str(value)
+    # PostgreSQL text cannot hold U+0000, which anyone may send (a chat message, a form, an
+    # API body): it is dropped here, for every statement, instead of failing the transaction.
+    text = str(int(value)) if isinstance(value, bool) else str(value)
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def _integer(value: Any) -> str:
