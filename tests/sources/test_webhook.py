@@ -354,3 +354,25 @@ async def test_a_delivery_handled_after_a_restart_counts_from_when_it_came(order
     await orders_app.start()
     [times] = await orders_app.rows("SELECT s.due_at FROM surveys s")
     assert from_db(times["due_at"]) == received + orders_app.config.survey.delay
+
+
+async def test_a_source_turned_off_takes_nothing_but_keeps_the_platforms_webhook_alive(tmp_path, clock, database_url):
+    # A 404 would end the webhook: KiotViet stops for good, Shopify and WooCommerce drop it.
+    import dataclasses
+
+    from bot.sources.settings import parse_sources
+    from tests.conftest import make_config
+    from tests.sources.conftest import OrdersHarness, sources
+
+    config = make_config(tmp_path, None, database_url=database_url)
+    off = {p: {"enabled": False} for p in CASES}
+    h = OrdersHarness(dataclasses.replace(config, sources=parse_sources(sources(**off))), None, clock)
+    await h.start()
+    try:
+        for platform, (body, topic, _, _) in CASES.items():
+            headers, raw = kit.signed(platform, SECRETS[platform], body, topic=topic, delivery_id="d-1")
+            status, text = await h.deliver(platform, headers, raw)
+            assert status == 200 and "turned off" in text, (platform, text)
+        assert await h.purchases() == [] and await h.rows("SELECT * FROM order_deliveries") == []
+    finally:
+        await h.close()
