@@ -62,3 +62,22 @@ async def test_each_role_lands_on_its_page_and_the_next_page_is_only_ours(tmp_pa
                 assert resp.status == 303 and resp.headers["Location"] == "/agent"  # signed in already
     finally:
         await h.close()
+
+
+async def test_opening_the_web_chat_does_not_sign_an_owner_out(tmp_path, tg, clock):
+    """The chat page gives visitors a cookie of its own: under the sign-in cookie's name it
+    replaced an owner's session (an owner trying the chat, on the same host, was signed out)."""
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    await h.start()
+    try:
+        await ensure_account(h, "Hà", role="owner")
+        async with jar() as browser:
+            async with browser.post(f"{h.url}/login", data={"login": "ha", "password": PASSWORD},
+                                    allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/dashboard"
+            async with browser.get(f"{h.url}/chat") as resp:
+                assert resp.status == 200
+            async with browser.get(f"{h.url}/dashboard", allow_redirects=False) as resp:
+                assert resp.status == 200  # still signed in, not sent to /login
+    finally:
+        await h.close()

@@ -65,7 +65,11 @@ from storage.db import Connection, Database, encodable
 
 log = logging.getLogger(__name__)
 
-COOKIE = "feedbot_session"
+# Not the sign-in's cookie name (bot/http/auth.py), on the same host: under one name the chat
+# page replaced a signed-in owner's session with a visitor's. Chat pages kept theirs under the
+# old name before: still read, and moved to the new one by the page.
+COOKIE = "feedbot_chat"
+OLD_COOKIE = "feedbot_session"
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HELLO_TIMEOUT = 15.0
@@ -313,9 +317,10 @@ class WebChat:
         html = self._read("chat.html").replace("__SHOP__", _html_escape(self.shop_name))
         response = web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
         if verify_session(self.session_secret, request.cookies.get(COOKIE)) is None:
-            _, token = new_session(self.session_secret)
+            old = verify_session(self.session_secret, request.cookies.get(OLD_COOKIE))
+            token = sign_session(self.session_secret, old) if old else new_session(self.session_secret)[1]
             response.set_cookie(
-                COOKIE, token, max_age=365 * 24 * 3600, path="/", httponly=True, samesite="Lax",
+                COOKIE, token, max_age=365 * 24 * 3600, path="/chat", httponly=True, samesite="Lax",
                 secure=request.secure or self.public_url.startswith("https://"),
             )
         return response
@@ -372,9 +377,7 @@ class WebChat:
             hello = await self._hello(ws)
             if hello is None:
                 return ws
-            session_id = verify_session(self.session_secret, request.cookies.get(COOKIE)) or verify_session(
-                self.session_secret, hello.get("session")
-            )
+            session_id = self._cookie_session(request) or verify_session(self.session_secret, hello.get("session"))
             fresh = session_id is None
             # New: no session, or a signed one with nothing stored yet (the page hands out
             # signed ids freely: GET /chat sets one in its cookie).
@@ -450,8 +453,11 @@ class WebChat:
     def _session_of(self, request: web.Request) -> str | None:
         """The visitor's signed session: the page's cookie, else the token the socket's welcome
         gave (the widget, on another site, has no cookie of ours)."""
+        return self._cookie_session(request) or verify_session(self.session_secret, request.headers.get(SESSION_HEADER))
+
+    def _cookie_session(self, request: web.Request) -> str | None:
         return verify_session(self.session_secret, request.cookies.get(COOKIE)) or verify_session(
-            self.session_secret, request.headers.get(SESSION_HEADER))
+            self.session_secret, request.cookies.get(OLD_COOKIE))
 
     async def upload(self, request: web.Request) -> web.Response:
         """One image from a visitor: checked, stored (web_uploads), echoed in their log, and

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from bot.channels.web.server import COOKIE, customer_token, verify_customer_token, verify_session
+from bot.channels.web.server import COOKIE, OLD_COOKIE, customer_token, verify_customer_token, verify_session
 from storage import settings
 from tests.conftest import API_TOKEN, Harness, hours, make_config
 
@@ -145,6 +145,15 @@ async def test_a_first_visit_is_greeted_and_the_cookie_session_is_used(web):
     v = await Visitor.connect(web, headers={"Cookie": f"{COOKIE}={cookie.value}"})
     assert v.session == cookie.value
     assert "Shop An" in (await v.message("Xin chào"))["text"]
+
+
+async def test_a_chat_cookie_under_the_old_name_keeps_its_session(web):
+    """Chat cookies were named like the sign-in's once: a visitor who has one keeps their chat."""
+    first = await Visitor.connect(web)
+    async with web.http.get(f"{web.url}/chat", headers={"Cookie": f"{OLD_COOKIE}={first.session}"}) as resp:
+        assert resp.cookies[COOKIE].value == first.session
+    again = await Visitor.connect(web, headers={"Cookie": f"{OLD_COOKIE}={first.session}"})
+    assert again.session == first.session
 
 
 async def test_what_arrives_while_offline_is_delivered_on_resume_in_order(web):
