@@ -100,11 +100,17 @@ def sign_session(secret: str, session_id: str) -> str:
     return f"{session_id}.{_mac(secret, 'session', session_id)}"
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time, for any text: compare_digest refuses a str that is not ASCII (TypeError),
+    and a header's bytes that are not UTF-8 arrive as surrogates."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
 def verify_session(secret: str, token: Any) -> str | None:
     if not isinstance(token, str) or token.count(".") != 1:
         return None
     session_id, mac = token.split(".")
-    if not SESSION_RE.fullmatch(session_id) or not hmac.compare_digest(mac, _mac(secret, "session", session_id)):
+    if not SESSION_RE.fullmatch(session_id) or not _same(mac, _mac(secret, "session", session_id)):
         return None
     return session_id
 
@@ -127,7 +133,7 @@ def verify_customer_token(secret: str, token: Any, now: float) -> str | None:
         expires_at = int(expiry)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    if not hmac.compare_digest(mac, _mac(secret, "customer", f"{external_id}:{expiry}")):
+    if not _same(mac, _mac(secret, "customer", f"{external_id}:{expiry}")):
         return None
     if expires_at and expires_at < now:
         return None

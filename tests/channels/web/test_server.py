@@ -156,6 +156,25 @@ async def test_a_chat_cookie_under_the_old_name_keeps_its_session(web):
     assert again.session == first.session
 
 
+async def test_signed_values_with_letters_outside_ascii_are_refused_not_a_crash(web):
+    """hmac.compare_digest raises TypeError for a str that is not ASCII: a session or customer
+    token with an "é" in its signature broke the socket (and GET /chat, and uploads) with a 500."""
+    alice = await Visitor.connect(web)
+    session_id, mac = alice.session.split(".")
+    assert verify_session("secret", f"{session_id}.é") is None
+    assert verify_customer_token("secret", "QS0x.0.é", time.time()) is None
+    mallory = await Visitor.connect(web, session=f"{session_id}.{mac[:-1]}é", resume=0)
+    assert mallory.session.split(".")[0] != session_id
+    await mallory.message("Xin chào")
+    other = await Visitor.connect(web, customer_token="QS0x.0.é")
+    await other.message("Xin chào")
+    async with web.http.get(f"{web.url}/chat", headers={"Cookie": f"{COOKIE}={session_id}.é"}) as resp:
+        assert resp.status == 200 and resp.cookies[COOKIE].value.split(".")[0] != session_id
+    async with web.http.post(f"{web.url}/chat/upload", data=b"x",
+                             headers={"X-Feedbot-Session": f"{session_id}.é", "X-Feedbot-Id": "u1"}) as resp:
+        assert resp.status == 401 and (await resp.json())["code"] == "no_session"
+
+
 async def test_what_arrives_while_offline_is_delivered_on_resume_in_order(web):
     v = await Visitor.connect(web)
     greeting = await v.message("Xin chào")
