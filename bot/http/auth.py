@@ -160,7 +160,8 @@ class WebAuth:
                 given = request.headers.get(CSRF_HEADER, "")
                 if not given and request.content_type == "application/x-www-form-urlencoded":
                     given = str((await request.post()).get("csrf", ""))
-                if not given or not hmac.compare_digest(given.encode(), session.csrf.encode()):
+                # A header's bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
+                if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), session.csrf.encode()):
                     log.warning("%s %s without a valid CSRF token", request.method, request.path)
                     return error(403, "missing or wrong CSRF token")
             response = await handler(request, session)

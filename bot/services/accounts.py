@@ -338,7 +338,7 @@ class Accounts:
         return SignIn(token=token, session=session)
 
     async def session(self, token: str | None) -> SessionRow | None:
-        if not token or len(token) > 100:
+        if not token or len(token) > 100 or not token.isascii():  # ours are; a cookie's non-UTF-8 bytes are surrogates
             return None
         return await accounts.live_session(self.db.reader, token_hash(token), self.clock.now())
 

@@ -2,6 +2,8 @@
 owner, where each role lands, and pages a role is not for."""
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from bot.http.auth import COOKIE
@@ -79,5 +81,40 @@ async def test_opening_the_web_chat_does_not_sign_an_owner_out(tmp_path, tg, clo
                 assert resp.status == 200
             async with browser.get(f"{h.url}/dashboard", allow_redirects=False) as resp:
                 assert resp.status == 200  # still signed in, not sent to /login
+    finally:
+        await h.close()
+
+
+async def _raw_status(h: Harness, head: bytes) -> int:
+    """The status of a request sent as these bytes (a client library would not send bytes that are not UTF-8)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", h.app.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+async def test_a_cookie_or_csrf_header_that_is_not_utf8_is_refused_not_a_crash(tmp_path, tg, clock):
+    """Header bytes that are not UTF-8 reach the handlers as surrogates: str.encode() raised in the
+    session lookup and the CSRF check, a 500 and a traceback in the log for anyone who asked."""
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    await h.start()
+    try:
+        await ensure_account(h, "An")
+        async with jar() as browser:
+            async with browser.post(f"{h.url}/login", data={"login": "an", "password": PASSWORD},
+                                    allow_redirects=False) as resp:
+                token = resp.cookies[COOKIE].value
+        bad_cookie = b"Cookie: " + COOKIE.encode() + b"=a\xffb\r\n"
+        assert await _raw_status(h, b"GET /agent/api/tickets HTTP/1.1\r\nHost: x\r\n" + bad_cookie
+                                 + b"Connection: close\r\n\r\n") == 401
+        assert await _raw_status(h, b"GET /dashboard HTTP/1.1\r\nHost: x\r\n" + bad_cookie
+                                 + b"Connection: close\r\n\r\n") == 303  # to the sign-in form
+        good_cookie = b"Cookie: " + COOKIE.encode() + b"=" + token.encode() + b"\r\n"
+        assert await _raw_status(h, b"POST /logout HTTP/1.1\r\nHost: x\r\n" + good_cookie
+                                 + b"X-CSRF-Token: \xff\xfe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n") == 403
     finally:
         await h.close()
