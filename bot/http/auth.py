@@ -392,7 +392,8 @@ class WebAuth:
 
 def _next(given: str | None, session: SessionRow) -> str:
     """Where to go after signing in: the page asked for, if it is one of ours, else the role's home."""
-    if given and given.split("?")[0].rstrip("/") in NEXT_ALLOWED:
+    # Printable only: a line break in the Location header makes aiohttp drop the connection.
+    if given and given.isprintable() and given.split("?")[0].rstrip("/") in NEXT_ALLOWED:
         return given
     return HOME[session.account.role]
 

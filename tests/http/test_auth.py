@@ -118,3 +118,22 @@ async def test_a_cookie_or_csrf_header_that_is_not_utf8_is_refused_not_a_crash(t
                                  + b"X-CSRF-Token: \xff\xfe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n") == 403
     finally:
         await h.close()
+
+
+async def test_a_next_page_with_a_line_break_goes_home_not_to_an_empty_reply(tmp_path, tg, clock):
+    """aiohttp refuses a Location header with a line break by dropping the connection: a sign-in
+    link with next=/agent?%0D%0A... signed the agent in and answered nothing."""
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    await h.start()
+    try:
+        await ensure_account(h, "An")
+        async with jar() as browser:
+            data = {"login": "an", "password": PASSWORD, "next": "/agent?\r\nSet-Cookie: x=1"}
+            async with browser.post(f"{h.url}/login", data=data, allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/agent"
+            async with browser.get(f"{h.url}/login?next=/agent?%0D%0Ax", allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/agent"  # signed in already
+            async with browser.get(f"{h.url}/login?next=/agent?tab=1", allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/agent?tab=1"
+    finally:
+        await h.close()
