@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from aiohttp import web
 
 from bot.channels.telegram import login_widget
+from bot.http.connections import client_address
 from bot.services.accounts import AccountError, Accounts
 from flows.agent_page import catalog, page_text
 from storage.accounts import SessionRow
@@ -99,8 +100,11 @@ class WebAuth:
     failure_delay = 0.3  # seconds added to every refused sign-in, against guessing
 
     def __init__(self, accounts: Accounts, *, api_token: str, shop_name: str, language: str, public_url: str,
-                 telegram: TelegramSignIn | None = None) -> None:
+                 telegram: TelegramSignIn | None = None, trusted_proxies: tuple[Any, ...] = ()) -> None:
         self.accounts = accounts
+        # Behind these, the client is named by X-Forwarded-For: else every sign-in through the
+        # proxy counts for one address, and a stranger's wrong guesses make everyone wait.
+        self.trusted_proxies = trusted_proxies
         self.telegram = telegram
         self.api_token = api_token
         self.shop_name = shop_name
@@ -189,7 +193,7 @@ class WebAuth:
         form = await request.post()
         login = str(form.get("login", form.get("name", "")))[:100]
         nxt = str(form.get("next", request.query.get("next", "")))[:200]
-        address = request.remote or "?"
+        address = client_address(request, self.trusted_proxies) or "?"
         wait = self.throttle.wait_left(address)
         if wait > 0:
             return self._too_many(wait, login, nxt)
@@ -225,7 +229,7 @@ class WebAuth:
         nxt = nxt[:200]
         if self.telegram is None:
             return self._page(page_text(self.lang, "login.telegram_off"), nxt=nxt, status=404)
-        address = request.remote or "?"
+        address = client_address(request, self.trusted_proxies) or "?"
         wait = self.throttle.wait_left(address)
         if wait > 0:
             return self._too_many(wait, "", nxt)
@@ -310,7 +314,7 @@ class WebAuth:
         except AccountError as exc:
             return self._setup_page(code, str(exc), login, name, status=400)
         self.setup_code = None  # once
-        result = await self.accounts.sign_in(login, password, request.remote or "?")
+        result = await self.accounts.sign_in(login, password, client_address(request, self.trusted_proxies) or "?")
         assert result.session is not None
         return self._signed_in(result.token, "/dashboard")
 

@@ -485,3 +485,21 @@ async def test_healthz(api):
     assert status == 200
     assert json.loads(raw) == {"ok": True, "parts": {"database": {"status": "ok"}, "sender": {"status": "ok"},
                                                     "scheduler": {"status": "off"}, "backup": {"status": "off"}}}
+
+
+async def test_behind_a_trusted_proxy_wrong_tokens_wait_per_client_not_for_the_shop(tmp_path, tg, clock):
+    """Behind the shop's proxy every connection comes from its address: five wrong tokens from
+    anyone made the shop's own systems wait 15 minutes, even with the right token."""
+    h = Harness(make_config(tmp_path, tg, http={"trusted_proxies": ["127.0.0.1"]}), tg, clock)
+    await h.start()
+    try:
+        url = f"{h.url}/api/v1/reports/weekly"
+        for _ in range(5):
+            async with h.http.get(url, headers={"Authorization": "Bearer guess", "X-Forwarded-For": "203.0.113.9"}) as resp:
+                assert resp.status == 401
+        async with h.http.get(url, headers={**AUTH, "X-Forwarded-For": "203.0.113.9"}) as resp:
+            assert resp.status == 429  # the guesser waits, even with the right token
+        async with h.http.get(url, headers={**AUTH, "X-Forwarded-For": "198.51.100.7"}) as resp:
+            assert resp.status == 200  # the shop's system, through the same proxy
+    finally:
+        await h.close()

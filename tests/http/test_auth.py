@@ -137,3 +137,45 @@ async def test_a_next_page_with_a_line_break_goes_home_not_to_an_empty_reply(tmp
                 assert resp.status == 303 and resp.headers["Location"] == "/agent?tab=1"
     finally:
         await h.close()
+
+
+async def test_behind_a_trusted_proxy_wrong_sign_ins_wait_per_client_not_for_everyone(tmp_path, tg, clock):
+    """Behind the shop's proxy every connection comes from its address: the per-address wait
+    counted them all as one, so 20 wrong sign-ins by a stranger kept every colleague out too."""
+    h = Harness(make_config(tmp_path, tg, http={"trusted_proxies": ["127.0.0.1"]}), tg, clock)
+    await h.start()
+    try:
+        h.app.web_auth.failure_delay = 0
+        await ensure_account(h, "An")
+        stranger = {"X-Forwarded-For": "203.0.113.9"}
+        async with jar() as browser:
+            for n in range(h.app.web_auth.throttle.max_failures):
+                async with browser.post(f"{h.url}/login", data={"login": f"guess{n}", "password": "x" * 12},
+                                        headers=stranger, allow_redirects=False) as resp:
+                    assert resp.status == 401
+            async with browser.post(f"{h.url}/login", data={"login": "an", "password": PASSWORD},
+                                    headers=stranger, allow_redirects=False) as resp:
+                assert resp.status == 429  # the stranger waits, even with a right password
+        async with jar() as colleague:
+            async with colleague.post(f"{h.url}/login", data={"login": "an", "password": PASSWORD},
+                                      headers={"X-Forwarded-For": "198.51.100.7"}, allow_redirects=False) as resp:
+                assert resp.status == 303
+    finally:
+        await h.close()
+
+
+async def test_without_trusted_proxies_x_forwarded_for_does_not_dodge_the_wait(tmp_path, tg, clock):
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    await h.start()
+    try:
+        h.app.web_auth.failure_delay = 0
+        async with jar() as browser:
+            for n in range(h.app.web_auth.throttle.max_failures):
+                async with browser.post(f"{h.url}/login", data={"login": f"guess{n}", "password": "x" * 12},
+                                        headers={"X-Forwarded-For": f"203.0.113.{n}"}, allow_redirects=False) as resp:
+                    assert resp.status == 401
+            async with browser.post(f"{h.url}/login", data={"login": "guess", "password": "x" * 12},
+                                    headers={"X-Forwarded-For": "198.51.100.7"}, allow_redirects=False) as resp:
+                assert resp.status == 429
+    finally:
+        await h.close()
