@@ -416,7 +416,7 @@ class WebChat:
                 await ws.send_json(entry.frame())
                 last_seq = entry.id
             writer = asyncio.create_task(self._write(ws, outgoing, last_seq))
-            await self._bootstrap(session_id, hello, fresh)
+            await self._bootstrap(session_id, hello, fresh, outgoing.put_nowait)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._frame(session_id, hello, msg.data, outgoing.put_nowait, address)
@@ -578,12 +578,13 @@ class WebChat:
             except (ConnectionError, RuntimeError):
                 return
 
-    async def _bootstrap(self, session_id: str, hello: dict[str, Any], fresh: bool) -> None:
+    async def _bootstrap(self, session_id: str, hello: dict[str, Any], fresh: bool,
+                         send: Callable[[dict], None]) -> None:
         """A survey link (?start=<token>), a shop customer token, or a first visit: like /start."""
         lang = hello.get("lang")
         start = hello.get("start")
         if isinstance(start, str) and LINK_TOKEN.fullmatch(start):
-            await self._receive(session_id, lang, f"start:{start}", text=f"/start {start}")
+            await self._opening(session_id, send, lang, f"start:{start}", text=f"/start {start}")
             return
         external_id = verify_customer_token(self.customer_secret, hello.get("customer_token"), time.time())
         if external_id is not None:
@@ -591,12 +592,22 @@ class WebChat:
             contact = await contacts.by_platform_user(self.db.reader, NAME, session_id)
             if customer is not None and (contact is None or contact.customer_id != customer.id):
                 # The shop site vouches for this customer: the session becomes theirs.
-                await self._receive(session_id, lang, f"link:{customer.id}", text="/start", customer=external_id)
+                await self._opening(session_id, send, lang, f"link:{customer.id}", text="/start", customer=external_id)
                 return
         elif hello.get("customer_token"):
             log.info("web chat: a visitor sent an invalid or expired customer token")
         if fresh or await web_messages.count(self.db.reader, session_id) == 0:
+            # Not counted: a session with nothing stored yet is counted by new_sessions instead.
             await self._receive(session_id, lang, "start:", text="/start")
+
+    async def _opening(self, session_id: str, send: Callable[[dict], None], lang: Any, frame_id: str,
+                       **fields: Any) -> None:
+        """A hello's link for the engine, counted like a frame: else reconnecting the same
+        session with a new link each time recorded one per socket, past messages_per_minute."""
+        if not await self.rate.hit(session_id):
+            send(_error("rate_limited", f"more than {self.limits.messages_per_minute} messages a minute; wait a moment"))
+            return
+        await self._receive(session_id, lang, frame_id, **fields)
 
     async def _frame(
         self, session_id: str, hello: dict[str, Any], data: str, send: Callable[[dict], None], address: str = ""

@@ -245,6 +245,29 @@ async def test_oversized_messages_and_frames(tmp_path, clock):
         await h.close()
 
 
+async def test_reconnecting_with_survey_links_counts_against_the_message_limit(tmp_path, clock):
+    """A hello's survey link (start) is a message to the engine: reconnecting the same session with
+    a new link each time recorded one per socket, past messages_per_minute, at connection speed."""
+    h = Harness(make_config(tmp_path, web={"messages_per_minute": 3}), None, clock)
+    await h.start()
+    try:
+        one = await Visitor.connect(h)
+        await one.message("Xin chào")
+        await one.close()
+        before = await inbox_count(h)
+        answers = []
+        for n in range(5):
+            v = await Visitor.connect(h, session=one.session, resume=10**6, start=f"guessed-link-{n}")
+            await v.ws.send_json({"type": "ping"})
+            await v.next("pong")  # the hello's link is handled before the next frame
+            answers.append(next((f["code"] for f in v.frames if f["type"] == "error"), "ok"))
+            await v.close()
+        assert answers == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
+        assert await inbox_count(h) == before + 3
+    finally:
+        await h.close()
+
+
 async def test_rate_limit_per_session_across_tabs(tmp_path, clock):
     h = Harness(make_config(tmp_path, web={"messages_per_minute": 3}), None, clock)
     await h.start()
