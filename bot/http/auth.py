@@ -163,7 +163,8 @@ class WebAuth:
             if change:
                 given = request.headers.get(CSRF_HEADER, "")
                 if not given and request.content_type == "application/x-www-form-urlencoded":
-                    given = str((await request.post()).get("csrf", ""))
+                    form = await read_form(request)
+                    given = str(form.get("csrf", "")) if form is not None else ""
                 # A header's bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
                 if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), session.csrf.encode()):
                     log.warning("%s %s without a valid CSRF token", request.method, request.path)
@@ -190,7 +191,9 @@ class WebAuth:
     async def login(self, request: web.Request) -> web.StreamResponse:
         if self._cross_site(request):
             return self._page(page_text(self.lang, "login.forbidden"), status=403)
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return error(400, UNREADABLE_FORM)
         login = str(form.get("login", form.get("name", "")))[:100]
         nxt = str(form.get("next", request.query.get("next", "")))[:200]
         address = client_address(request, self.trusted_proxies) or "?"
@@ -301,7 +304,9 @@ class WebAuth:
     async def setup(self, request: web.Request) -> web.StreamResponse:
         if self._cross_site(request):
             return self._page(page_text(self.lang, "login.forbidden"), status=403)
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return error(400, UNREADABLE_FORM)
         code = str(form.get("code", ""))
         if not self._setup_code_ok(code):
             return self._page(page_text(self.lang, "setup.used"), status=403)
@@ -400,6 +405,18 @@ def _next(given: str | None, session: SessionRow) -> str:
     if given and given.isprintable() and given.split("?")[0].rstrip("/") in NEXT_ALLOWED:
         return given
     return HOME[session.account.role]
+
+
+UNREADABLE_FORM = "expected a form (application/x-www-form-urlencoded or multipart/form-data, UTF-8)"
+
+
+async def read_form(request: web.Request) -> Any:
+    """The posted form, or None when it cannot be read: request.post() raises for a multipart
+    body without a boundary, a charset Python does not know, or bytes that charset cannot decode."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 def redirect(location: str) -> web.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from bot.http.auth import COOKIE
 from tests.conftest import Harness, make_config
@@ -179,3 +180,33 @@ async def test_without_trusted_proxies_x_forwarded_for_does_not_dodge_the_wait(t
                 assert resp.status == 429
     finally:
         await h.close()
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "application/x-www-form-urlencoded; charset=bogus",
+                                          "application/x-www-form-urlencoded; charset=utf-16"])
+async def test_a_form_that_cannot_be_read_is_a_400_not_a_crash(tmp_path, tg, clock, content_type):
+    """request.post() raises for a multipart body without a boundary or a charset Python does not
+    know or cannot decode: /login and /setup answered 500 and logged a traceback, for anyone."""
+    h = Harness(make_config(tmp_path, tg), tg, clock)
+    await h.start()
+    try:
+        await ensure_account(h, "An")
+        async with jar() as browser:
+            for path in ("/login", "/setup"):
+                async with browser.post(f"{h.url}{path}", data=b"login=an&password=x", allow_redirects=False,
+                                        headers={"Content-Type": content_type}) as resp:
+                    assert resp.status == 400, path
+            async with browser.post(f"{h.url}/login", data={"login": "an", "password": PASSWORD},
+                                    allow_redirects=False) as resp:
+                assert resp.status == 303
+            csrf = await _csrf(h, browser)
+            async with browser.post(f"{h.url}/logout", data=b"csrf=" + csrf.encode(), allow_redirects=False,
+                                    headers={"Content-Type": content_type}) as resp:
+                assert resp.status in (400, 403), resp.status  # the CSRF check's read of the form
+    finally:
+        await h.close()
+
+
+async def _csrf(h: Harness, browser: aiohttp.ClientSession) -> str:
+    async with browser.get(f"{h.url}/agent/api/session") as resp:
+        return (await resp.json())["csrf"]
