@@ -88,7 +88,7 @@ class AgentOrders:
                     data = bytes(chunks)
                 elif part.name in ("csrf", "kind", "dry_run"):
                     fields[part.name] = (await part.text())[:200]
-        except (ValueError, AssertionError):
+        except (ValueError, AssertionError, LookupError):  # LookupError: a part's charset Python does not know
             return self._render(session, error="expected a multipart form", status=400)
         if not _csrf_ok(session, fields.get("csrf", "")):
             return self._render(session, error="missing or wrong CSRF token", status=403)
