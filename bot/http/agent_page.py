@@ -52,7 +52,7 @@ from storage import accounts as account_rows
 from storage import agent_views, canned_replies, contacts, tickets, web_uploads
 from storage.accounts import SessionRow
 from storage.agent_views import EventRecord, ListedTicket
-from storage.db import Database
+from storage.db import Database, encodable
 from storage.tickets import TicketRecord
 
 log = logging.getLogger(__name__)
@@ -499,4 +499,6 @@ async def _json_body(request: web.Request) -> Any:
         value, _ = await read_json(request, AGENT_BODY_MAX)
     except BodyError as exc:
         return error(exc.status, exc.message)
+    if not encodable(value):  # "\ud800" is valid JSON, but no text the database can store
+        return error(400, "body: a string with an unpaired surrogate escape (like \\ud800): not text")
     return value
