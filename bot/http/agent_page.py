@@ -499,6 +499,6 @@ async def _json_body(request: web.Request) -> Any:
         value, _ = await read_json(request, AGENT_BODY_MAX)
     except BodyError as exc:
         return error(exc.status, exc.message)
-    if not encodable(value):  # "\ud800" is valid JSON, but no text the database can store
-        return error(400, "body: a string with an unpaired surrogate escape (like \\ud800): not text")
+    if not encodable(value):  # "\ud800" and "\u0000" are valid JSON, but no text the database can store
+        return error(400, "body: a string with an unpaired surrogate (like \\ud800) or a NUL character: not text")
     return value

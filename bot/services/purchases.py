@@ -73,7 +73,7 @@ def parse_purchase(
     if not isinstance(body, dict):
         raise InputError("body", "expected a JSON object")
     if not encodable(body):  # (a Telegram update like that is kept, with its error: not here)
-        raise InputError("body", "a string with an unpaired surrogate escape (like \\ud800): not text")
+        raise InputError("body", "a string with an unpaired surrogate (like \\ud800) or a NUL character: not text")
     customer = body.get("customer")
     if not isinstance(customer, dict):
         raise InputError("customer", "required, an object with external_id and name")

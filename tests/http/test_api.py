@@ -23,10 +23,11 @@ import segno
 from yarl import URL
 
 from testkit.clock import FakeClock
-from tests.conftest import API_TOKEN, BOT_TOKEN, START, Harness, make_config, purchase_body
+from tests.conftest import API_TOKEN, BOT_TOKEN, BOTH, START, Harness, make_config, purchase_body
 from testkit.telegram_api import FakeTelegramServer
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+BACKENDS = BOTH  # the tests that take `database_url` (the others run on SQLite)
 JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
 LIMIT = 65536  # http.max_body_bytes default
 TABLES = ("customers", "purchases", "surveys", "outbox")
@@ -501,5 +502,24 @@ async def test_behind_a_trusted_proxy_wrong_tokens_wait_per_client_not_for_the_s
             assert resp.status == 429  # the guesser waits, even with the right token
         async with h.http.get(url, headers={**AUTH, "X-Forwarded-For": "198.51.100.7"}) as resp:
             assert resp.status == 200  # the shop's system, through the same proxy
+    finally:
+        await h.close()
+
+
+@pytest.mark.parametrize("field", ["store", "customer.name", "note"])
+async def test_a_nul_character_in_a_text_field_is_a_400_on_both_backends(tmp_path, tg, clock, database_url, field):
+    """PostgreSQL's text cannot hold U+0000: a store or customer name with one was a 500 there
+    (and stored as is on SQLite)."""
+    h = Harness(make_config(tmp_path, tg, database_url=database_url), tg, clock)
+    await h.start()
+    try:
+        body = purchase_body()
+        if field == "customer.name":
+            body["customer"]["name"] = "Lan\x00"
+        else:
+            body[field] = "Q\x001"
+        async with h.http.post(f"{h.url}/api/v1/purchases", json=body, headers=AUTH) as resp:
+            assert resp.status == 400, await resp.text()
+        assert await h.rows("SELECT id FROM purchases") == []
     finally:
         await h.close()

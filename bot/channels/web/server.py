@@ -621,7 +621,7 @@ class WebChat:
             except (ValueError, RecursionError):  # not JSON, nested too deep, an int of 5,000 digits
                 raise _Reject("malformed", "not JSON") from None
             if not encodable(frame):
-                raise _Reject("malformed", "a string with an unpaired surrogate escape: not text")
+                raise _Reject("malformed", "a string with an unpaired surrogate or a NUL character: not text")
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise _Reject("malformed", "expected a JSON object with a type")
             kind = frame["type"]

@@ -14,9 +14,10 @@ import pytest
 
 from bot.channels.web.server import COOKIE, OLD_COOKIE, customer_token, verify_customer_token, verify_session
 from storage import settings
-from tests.conftest import API_TOKEN, Harness, hours, make_config
+from tests.conftest import API_TOKEN, BOTH, Harness, hours, make_config
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+BACKENDS = BOTH  # the tests that take `database_url` (the others run on SQLite)
 OUTCOME = ("accepted", "error")  # the server's answer to a visitor's frame
 
 
@@ -452,3 +453,23 @@ def test_rate_limit_window_slides():
     assert not limiter.allow("s")
     now[0] += 1.5  # the first two are more than a minute old
     assert limiter.allow("s") and limiter.allow("s") and not limiter.allow("s")
+
+
+async def test_a_nul_character_in_a_frame_gets_an_error_frame_on_both_backends(tmp_path, clock, database_url, caplog):
+    """PostgreSQL's text cannot hold U+0000 ("\\u0000" is valid JSON): on PostgreSQL the frame's
+    insert failed and the visitor's socket ended in a 500 with a traceback."""
+    h = Harness(make_config(tmp_path, database_url=database_url), None, clock)
+    await h.start()
+    try:
+        v = await Visitor.connect(h)
+        await v.message("Xin chào")
+        await v.ws.send_json({"type": "text", "id": "nul", "text": "giao trễ\x00"})
+        assert (await v.next("error"))["code"] == "malformed"
+        assert (await v.say("giao trễ"))["type"] == "accepted"  # the socket goes on
+        ws = await h.http.ws_connect(f"{h.url}/chat/ws")
+        await ws.send_str('{"type": "hello", "start": "x", "lang": "vi\\u0000"}')
+        assert json.loads((await ws.receive()).data)["type"] == "error"
+        await ws.close()
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    finally:
+        await h.close()
