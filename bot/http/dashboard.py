@@ -64,6 +64,8 @@ class Dashboard:
 
     def checked(self, handler: Any) -> Any:
         async def run(request: web.Request, session: SessionRow) -> web.StreamResponse:
+            if any("\x00" in value for value in request.query.values()):  # no text PostgreSQL (or the search) takes
+                return error(400, "a query parameter with a NUL character")
             try:
                 return as_json(await handler(request, session))
             except BadRequest as exc:

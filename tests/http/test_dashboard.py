@@ -219,3 +219,20 @@ async def test_dates_at_the_calendar_edges_and_huge_customer_ids_are_400_or_404_
         assert (await owner.get("/dashboard/api/customers/99999999999999999999999"))[0] == 404
     finally:
         await owner.http.close()
+
+
+async def test_a_nul_character_in_a_filter_is_a_400_not_a_500(shop):
+    """PostgreSQL's text cannot hold U+0000, and the comment search's index took none either:
+    ?q=a%00b, ?store=%00, ?touchpoint=%00... answered 500 with a traceback."""
+    h = shop
+    owner = Browser(h)
+    try:
+        await owner.sign_in("Chủ Shop", "owner")
+        routes = [p for p in (*h.app.dashboard.routes(), *h.app.dashboard_programs.routes()) if "{" not in p]
+        for query in ("q=a%00b", "store=%00", "touchpoint=%00", "channel=%00", "tier=%00"):
+            for path in routes:
+                status, _ = await owner.get(f"{path}?{query}")
+                assert status in (200, 400), (path, query, status)
+        assert (await owner.get("/dashboard/api/comments?q=a%00b"))[0] == 400
+    finally:
+        await owner.http.close()
