@@ -24,7 +24,8 @@ from bot.clock import Clock
 from bot.services.digest import DigestService
 from bot.http.body import BodyError, read_json
 from bot.http.connections import client_address
-from bot.services.purchases import InputError, PurchaseConflict, parse_purchase, parse_revoke_link, record_purchase
+from bot.services.purchases import (InputError, PurchaseConflict, is_identifier, parse_purchase, parse_revoke_link,
+                                    record_purchase)
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
 from storage import purchases
@@ -245,7 +246,8 @@ class HttpApi:
 
     async def get_purchase(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
-        row = await purchases.with_survey(self.db, order_id)
+        # An id no purchase can have is looked up by nobody (a NUL in it: PostgreSQL raises).
+        row = await purchases.with_survey(self.db, order_id) if is_identifier(order_id) else None
         if row is None:
             return error(404, f"no purchase with order_id {order_id!r}", "order_id")
         return web.json_response(
@@ -266,7 +268,7 @@ class HttpApi:
 
     async def purchase_qr(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
-        row = await purchases.link_token(self.db.reader, order_id)
+        row = await purchases.link_token(self.db.reader, order_id) if is_identifier(order_id) else None
         if row is None:
             return error(404, f"no purchase with order_id {order_id!r}", "order_id")
         link = self._telegram_link(row[0])

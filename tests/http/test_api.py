@@ -27,7 +27,6 @@ from tests.conftest import API_TOKEN, BOT_TOKEN, BOTH, START, Harness, make_conf
 from testkit.telegram_api import FakeTelegramServer
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-BACKENDS = BOTH  # the tests that take `database_url` (the others run on SQLite)
 JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
 LIMIT = 65536  # http.max_body_bytes default
 TABLES = ("customers", "purchases", "surveys", "outbox")
@@ -506,6 +505,7 @@ async def test_behind_a_trusted_proxy_wrong_tokens_wait_per_client_not_for_the_s
         await h.close()
 
 
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
 @pytest.mark.parametrize("field", ["store", "customer.name", "note"])
 async def test_a_nul_character_in_a_text_field_is_a_400_on_both_backends(tmp_path, tg, clock, database_url, field):
     """PostgreSQL's text cannot hold U+0000: a store or customer name with one was a 500 there
@@ -521,5 +521,21 @@ async def test_a_nul_character_in_a_text_field_is_a_400_on_both_backends(tmp_pat
         async with h.http.post(f"{h.url}/api/v1/purchases", json=body, headers=AUTH) as resp:
             assert resp.status == 400, await resp.text()
         assert await h.rows("SELECT id FROM purchases") == []
+    finally:
+        await h.close()
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_an_order_id_that_could_not_be_posted_is_looked_up_as_none(tmp_path, tg, clock, database_url):
+    """GET /api/v1/purchases/<id> took any text: a NUL in it was a 500 on PostgreSQL. And the
+    posted id's pattern ended in "$", which also matches before a trailing newline."""
+    h = Harness(make_config(tmp_path, tg, database_url=database_url), tg, clock)
+    await h.start()
+    try:
+        for path in ("/api/v1/purchases/A%00", "/api/v1/purchases/A%00/qr.png"):
+            async with h.http.get(f"{h.url}{path}", headers=AUTH) as resp:
+                assert resp.status == 404, (path, resp.status)
+        async with h.http.post(f"{h.url}/api/v1/purchases", json=purchase_body(order_id="A-1\n"), headers=AUTH) as resp:
+            assert resp.status == 400 and (await resp.json())["error"]["field"] == "order_id"
     finally:
         await h.close()
