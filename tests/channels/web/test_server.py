@@ -17,7 +17,6 @@ from storage import settings
 from tests.conftest import API_TOKEN, BOTH, Harness, hours, make_config
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
-BACKENDS = BOTH  # the tests that take `database_url` (the others run on SQLite)
 OUTCOME = ("accepted", "error")  # the server's answer to a visitor's frame
 
 
@@ -455,6 +454,7 @@ def test_rate_limit_window_slides():
     assert limiter.allow("s") and limiter.allow("s") and not limiter.allow("s")
 
 
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_a_nul_character_in_a_frame_gets_an_error_frame_on_both_backends(tmp_path, clock, database_url, caplog):
     """PostgreSQL's text cannot hold U+0000 ("\\u0000" is valid JSON): on PostgreSQL the frame's
     insert failed and the visitor's socket ended in a 500 with a traceback."""
