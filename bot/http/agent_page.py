@@ -244,7 +244,7 @@ class AgentPage:
         """One of a Telegram complaint's photos, fetched from Telegram now (no copy is kept)."""
         ticket_id = parse_id(request.match_info["ticket_id"])
         raw = request.match_info["n"]
-        n = int(raw) if raw.isdigit() and len(raw) < 4 else -1
+        n = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 4 else -1  # isdigit() alone takes "²"
         ticket = None
         if ticket_id is not None and await self._visible(ticket_id, session):
             ticket = await tickets.get(self.db.reader, ticket_id)
