@@ -62,10 +62,13 @@ class LoginThrottle:
     """At most `max_failures` wrong sign-ins per address within `window` seconds (beside the
     per-account lockout: this one slows down guessing many logins from one place)."""
 
+    max_addresses = 10_000  # kept at most; past it the quietest are forgotten (their wait with them)
+
     def __init__(self, max_failures: int = 5, window: float = 900.0) -> None:
         self.max_failures = max_failures
         self.window = window
         self.failures: dict[str, deque[float]] = {}
+        self._pruned = time.monotonic()
 
     def _recent(self, address: str, now: float) -> deque[float]:
         times = self.failures.setdefault(address, deque())
@@ -79,10 +82,18 @@ class LoginThrottle:
         return times[0] + self.window - now if len(times) >= self.max_failures else 0.0
 
     def failed(self, address: str) -> None:
-        self._recent(address, time.monotonic()).append(time.monotonic())
-        if len(self.failures) > 10_000:  # many addresses: forget the quiet ones
-            for key in [k for k, v in self.failures.items() if not v]:
-                del self.failures[key]
+        now = time.monotonic()
+        self._recent(address, now).append(now)
+        # An address's list empties only when it comes back: the ones that went away are
+        # dropped here, once a window (and at once past the cap: many addresses, IPv6 /64s).
+        if len(self.failures) > self.max_addresses or now - self._pruned >= self.window:
+            self._pruned = now
+            for key in list(self.failures):
+                if not self._recent(key, now):
+                    del self.failures[key]
+            if len(self.failures) > self.max_addresses:  # all within the window: keep the latest half
+                latest = sorted(self.failures, key=lambda k: self.failures[k][-1])[-self.max_addresses // 2:]
+                self.failures = {k: self.failures[k] for k in latest}
 
     def succeeded(self, address: str) -> None:
         self.failures.pop(address, None)

@@ -210,3 +210,23 @@ async def test_a_form_that_cannot_be_read_is_a_400_not_a_crash(tmp_path, tg, clo
 async def _csrf(h: Harness, browser: aiohttp.ClientSession) -> str:
     async with browser.get(f"{h.url}/agent/api/session") as resp:
         return (await resp.json())["csrf"]
+
+
+def test_the_per_address_wait_forgets_addresses_when_there_are_many(monkeypatch):
+    """It pruned only addresses whose list of failures was already empty, and a list empties only
+    when its address comes back: addresses that failed once and went away were kept for ever,
+    and past 10,000 each failure scanned them all (an attacker with many IPv6 /64s: memory)."""
+    from bot.http import auth
+
+    now = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    throttle = auth.LoginThrottle(max_failures=3, window=60.0)
+    for n in range(12_000):
+        throttle.failed(f"2001:db8:{n:x}::/64")
+    assert len(throttle.failures) <= 10_001  # never much past the cap, even within the window
+    now[0] += 61.0  # all of those are over
+    throttle.failed("203.0.113.9")
+    assert len(throttle.failures) < 100
+    for _ in range(2):
+        throttle.failed("203.0.113.9")
+    assert throttle.wait_left("203.0.113.9") > 0  # the live one still counts
