@@ -451,6 +451,7 @@ class FeedbotApp:
             programs=self.programs,
             stages=cfg.survey.stages,
             role=lambda: self.cluster.role,
+            trusted_proxies=cfg.http.trusted_proxies,
         )
         web_app = http.make_app()
         self.privacy.add_routes(web_app)  # /mydata/<token>: the download link on Zalo
@@ -478,7 +479,8 @@ class FeedbotApp:
         if cfg.accounts.telegram_login and self.telegram is not None and self.bot_username:
             telegram_sign_in = TelegramSignIn(bot_username=self.bot_username, bot_token=cfg.telegram.token)
         self.web_auth = WebAuth(self.accounts, api_token=self.api_token, shop_name=shop,
-                                language=cfg.agents.language, public_url=cfg.http.public_url, telegram=telegram_sign_in)
+                                language=cfg.agents.language, public_url=cfg.http.public_url, telegram=telegram_sign_in,
+                                trusted_proxies=cfg.http.trusted_proxies)
         self.web_auth.register(web_app)
         anonymous = frozenset(kind.name for kind in CHANNEL_TYPES if not kind.proves_identity)
         photo_stores = {kind.name: kind.photos for kind in CHANNEL_TYPES if kind.photos is not None}

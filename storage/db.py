@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import logging
 import sqlite3
 from contextlib import asynccontextmanager
@@ -76,14 +77,21 @@ else:  # pragma: no cover - a Python built without the _json accelerator
     to_json = _json_encoder.encode
 
 
+# U+0000 as to_json writes it: "\u0000" after an even number of backslashes (an odd one
+# would make it the text "\u0000", a backslash escaped and five characters).
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def encodable(value: Any) -> bool:
     """False when a parsed JSON value holds a string with a lone surrogate ("\\ud800" is valid
-    JSON, but no text: the database, the platforms and the log cannot encode it)."""
+    JSON, but no text: the database, the platforms and the log cannot encode it) or a NUL
+    character ("\\u0000": PostgreSQL's text cannot hold one; refused on SQLite too, alike)."""
+    text = to_json(value)
     try:
-        to_json(value).encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return True
+    return "\\u0000" not in text or not _NUL_ESCAPE.search(text)
 
 
 async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:

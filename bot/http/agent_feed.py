@@ -258,7 +258,7 @@ class DeskStream:
 
 def _start(request: web.Request, cursor: int) -> int:
     for raw in (request.headers.get("Last-Event-ID", ""), request.query.get("after", "")):
-        if raw.isdigit() and len(raw) < 19:
+        if raw.isascii() and raw.isdigit() and len(raw) < 19:  # isdigit() alone takes "²", which int() refuses
             return int(raw)
     return cursor
 

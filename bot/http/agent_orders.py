@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.http.agent_page import AgentPage
-from bot.http.auth import secured
+from bot.http.auth import UNREADABLE_FORM, read_form, secured
 from bot.services.accounts import ROLES
 from bot.services.manual_survey import send_survey
 from bot.services.order_import import KINDS, ImportError_, import_orders, read_rows
@@ -47,7 +47,9 @@ class AgentOrders:
         return self._render(session)
 
     async def survey(self, request: web.Request, session: Session) -> web.StreamResponse:
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return self._render(session, error=UNREADABLE_FORM, status=400)
         if not _csrf_ok(session, str(form.get("csrf", ""))):
             return self._render(session, error="missing or wrong CSRF token", status=403)
         lang = self.page.lang
@@ -86,7 +88,7 @@ class AgentOrders:
                     data = bytes(chunks)
                 elif part.name in ("csrf", "kind", "dry_run"):
                     fields[part.name] = (await part.text())[:200]
-        except (ValueError, AssertionError):
+        except (ValueError, AssertionError, LookupError):  # LookupError: a part's charset Python does not know
             return self._render(session, error="expected a multipart form", status=400)
         if not _csrf_ok(session, fields.get("csrf", "")):
             return self._render(session, error="missing or wrong CSRF token", status=403)

@@ -52,7 +52,7 @@ from storage import accounts as account_rows
 from storage import agent_views, canned_replies, contacts, tickets, web_uploads
 from storage.accounts import SessionRow
 from storage.agent_views import EventRecord, ListedTicket
-from storage.db import Database
+from storage.db import Database, encodable
 from storage.tickets import TicketRecord
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ class AgentPage:
         """One of a Telegram complaint's photos, fetched from Telegram now (no copy is kept)."""
         ticket_id = parse_id(request.match_info["ticket_id"])
         raw = request.match_info["n"]
-        n = int(raw) if raw.isdigit() and len(raw) < 4 else -1
+        n = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 4 else -1  # isdigit() alone takes "²"
         ticket = None
         if ticket_id is not None and await self._visible(ticket_id, session):
             ticket = await tickets.get(self.db.reader, ticket_id)
@@ -506,4 +506,6 @@ async def _json_body(request: web.Request) -> Any:
         value, _ = await read_json(request, AGENT_BODY_MAX)
     except BodyError as exc:
         return error(exc.status, exc.message)
+    if not encodable(value):  # "\ud800" and "\u0000" are valid JSON, but no text the database can store
+        return error(400, "body: a string with an unpaired surrogate (like \\ud800) or a NUL character: not text")
     return value

@@ -23,7 +23,9 @@ from bot.http.auth import LoginThrottle
 from bot.clock import Clock
 from bot.services.digest import DigestService
 from bot.http.body import BodyError, read_json
-from bot.services.purchases import InputError, PurchaseConflict, parse_purchase, parse_revoke_link, record_purchase
+from bot.http.connections import client_address
+from bot.services.purchases import (InputError, PurchaseConflict, is_identifier, parse_purchase, parse_revoke_link,
+                                    record_purchase)
 from flows.digest import parse_week
 from flows.schedule import SurveyPolicy
 from storage import purchases
@@ -63,7 +65,9 @@ class HttpApi:
         programs: Any = None,  # bot.services.programs.ProgramService: purchases start programs; on-demand sends
         stages: tuple[str, ...] = (),  # survey.stages: a purchase's "stage" is one of these
         role: Callable[[], str] | None = None,
+        trusted_proxies: tuple[Any, ...] = (),  # http.trusted_proxies: the wrong-token wait counts their clients
     ) -> None:
+        self.trusted_proxies = trusted_proxies
         self.programs = programs
         self.stages = stages
         self.db = db
@@ -113,7 +117,7 @@ class HttpApi:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token:
                 return error(401, "missing API token: send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
-            address = request.remote or "?"
+            address = client_address(request, self.trusted_proxies) or "?"  # behind a proxy: its client, not the proxy
             wait = self.throttle.wait_left(address)
             if wait > 0:  # even the right token: else the lockout tells a guesser when it guessed right
                 return error(429, f"too many wrong API tokens from this address; try again in {int(wait) + 1} s",
@@ -242,7 +246,8 @@ class HttpApi:
 
     async def get_purchase(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
-        row = await purchases.with_survey(self.db, order_id)
+        # An id no purchase can have is looked up by nobody (a NUL in it: PostgreSQL raises).
+        row = await purchases.with_survey(self.db, order_id) if is_identifier(order_id) else None
         if row is None:
             return error(404, f"no purchase with order_id {order_id!r}", "order_id")
         return web.json_response(
@@ -263,7 +268,7 @@ class HttpApi:
 
     async def purchase_qr(self, request: web.Request) -> web.Response:
         order_id = request.match_info["order_id"]
-        row = await purchases.link_token(self.db.reader, order_id)
+        row = await purchases.link_token(self.db.reader, order_id) if is_identifier(order_id) else None
         if row is None:
             return error(404, f"no purchase with order_id {order_id!r}", "order_id")
         link = self._telegram_link(row[0])

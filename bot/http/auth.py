@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from aiohttp import web
 
 from bot.channels.telegram import login_widget
+from bot.http.connections import client_address
 from bot.services.accounts import AccountError, Accounts
 from flows.agent_page import catalog, page_text
 from storage.accounts import SessionRow
@@ -61,10 +62,13 @@ class LoginThrottle:
     """At most `max_failures` wrong sign-ins per address within `window` seconds (beside the
     per-account lockout: this one slows down guessing many logins from one place)."""
 
+    max_addresses = 10_000  # kept at most; past it the quietest are forgotten (their wait with them)
+
     def __init__(self, max_failures: int = 5, window: float = 900.0) -> None:
         self.max_failures = max_failures
         self.window = window
         self.failures: dict[str, deque[float]] = {}
+        self._pruned = time.monotonic()
 
     def _recent(self, address: str, now: float) -> deque[float]:
         times = self.failures.setdefault(address, deque())
@@ -78,10 +82,18 @@ class LoginThrottle:
         return times[0] + self.window - now if len(times) >= self.max_failures else 0.0
 
     def failed(self, address: str) -> None:
-        self._recent(address, time.monotonic()).append(time.monotonic())
-        if len(self.failures) > 10_000:  # many addresses: forget the quiet ones
-            for key in [k for k, v in self.failures.items() if not v]:
-                del self.failures[key]
+        now = time.monotonic()
+        self._recent(address, now).append(now)
+        # An address's list empties only when it comes back: the ones that went away are
+        # dropped here, once a window (and at once past the cap: many addresses, IPv6 /64s).
+        if len(self.failures) > self.max_addresses or now - self._pruned >= self.window:
+            self._pruned = now
+            for key in list(self.failures):
+                if not self._recent(key, now):
+                    del self.failures[key]
+            if len(self.failures) > self.max_addresses:  # all within the window: keep the latest half
+                latest = sorted(self.failures, key=lambda k: self.failures[k][-1])[-self.max_addresses // 2:]
+                self.failures = {k: self.failures[k] for k in latest}
 
     def succeeded(self, address: str) -> None:
         self.failures.pop(address, None)
@@ -99,8 +111,11 @@ class WebAuth:
     failure_delay = 0.3  # seconds added to every refused sign-in, against guessing
 
     def __init__(self, accounts: Accounts, *, api_token: str, shop_name: str, language: str, public_url: str,
-                 telegram: TelegramSignIn | None = None) -> None:
+                 telegram: TelegramSignIn | None = None, trusted_proxies: tuple[Any, ...] = ()) -> None:
         self.accounts = accounts
+        # Behind these, the client is named by X-Forwarded-For: else every sign-in through the
+        # proxy counts for one address, and a stranger's wrong guesses make everyone wait.
+        self.trusted_proxies = trusted_proxies
         self.telegram = telegram
         self.api_token = api_token
         self.shop_name = shop_name
@@ -159,8 +174,10 @@ class WebAuth:
             if change:
                 given = request.headers.get(CSRF_HEADER, "")
                 if not given and request.content_type == "application/x-www-form-urlencoded":
-                    given = str((await request.post()).get("csrf", ""))
-                if not given or not hmac.compare_digest(given.encode(), session.csrf.encode()):
+                    form = await read_form(request)
+                    given = str(form.get("csrf", "")) if form is not None else ""
+                # A header's bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
+                if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), session.csrf.encode()):
                     log.warning("%s %s without a valid CSRF token", request.method, request.path)
                     return error(403, "missing or wrong CSRF token")
             response = await handler(request, session)
@@ -185,10 +202,12 @@ class WebAuth:
     async def login(self, request: web.Request) -> web.StreamResponse:
         if self._cross_site(request):
             return self._page(page_text(self.lang, "login.forbidden"), status=403)
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return error(400, UNREADABLE_FORM)
         login = str(form.get("login", form.get("name", "")))[:100]
         nxt = str(form.get("next", request.query.get("next", "")))[:200]
-        address = request.remote or "?"
+        address = client_address(request, self.trusted_proxies) or "?"
         wait = self.throttle.wait_left(address)
         if wait > 0:
             return self._too_many(wait, login, nxt)
@@ -224,7 +243,7 @@ class WebAuth:
         nxt = nxt[:200]
         if self.telegram is None:
             return self._page(page_text(self.lang, "login.telegram_off"), nxt=nxt, status=404)
-        address = request.remote or "?"
+        address = client_address(request, self.trusted_proxies) or "?"
         wait = self.throttle.wait_left(address)
         if wait > 0:
             return self._too_many(wait, "", nxt)
@@ -296,7 +315,9 @@ class WebAuth:
     async def setup(self, request: web.Request) -> web.StreamResponse:
         if self._cross_site(request):
             return self._page(page_text(self.lang, "login.forbidden"), status=403)
-        form = await request.post()
+        form = await read_form(request)
+        if form is None:
+            return error(400, UNREADABLE_FORM)
         code = str(form.get("code", ""))
         if not self._setup_code_ok(code):
             return self._page(page_text(self.lang, "setup.used"), status=403)
@@ -309,7 +330,7 @@ class WebAuth:
         except AccountError as exc:
             return self._setup_page(code, str(exc), login, name, status=400)
         self.setup_code = None  # once
-        result = await self.accounts.sign_in(login, password, request.remote or "?")
+        result = await self.accounts.sign_in(login, password, client_address(request, self.trusted_proxies) or "?")
         assert result.session is not None
         return self._signed_in(result.token, "/dashboard")
 
@@ -391,9 +412,22 @@ class WebAuth:
 
 def _next(given: str | None, session: SessionRow) -> str:
     """Where to go after signing in: the page asked for, if it is one of ours, else the role's home."""
-    if given and given.split("?")[0].rstrip("/") in NEXT_ALLOWED:
+    # Printable only: a line break in the Location header makes aiohttp drop the connection.
+    if given and given.isprintable() and given.split("?")[0].rstrip("/") in NEXT_ALLOWED:
         return given
     return HOME[session.account.role]
+
+
+UNREADABLE_FORM = "expected a form (application/x-www-form-urlencoded or multipart/form-data, UTF-8)"
+
+
+async def read_form(request: web.Request) -> Any:
+    """The posted form, or None when it cannot be read: request.post() raises for a multipart
+    body without a boundary, a charset Python does not know, or bytes that charset cannot decode."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 def redirect(location: str) -> web.Response:

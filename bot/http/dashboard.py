@@ -24,6 +24,9 @@ from storage.db import Database
 STATIC_DIR = Path(__file__).parent / "dashboard_static"
 ROLES = ("owner", "manager")
 MAX_DAYS = 366 * 2 + 1  # any range up to two years
+# Dates the arithmetic can take: the previous period before `from`, the day after `to`, shop
+# midnights in UTC (0001-01-01 or 9999-12-31 raised OverflowError: a 500).
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 GROUPS = ("day", "week", "month")
 
 
@@ -61,6 +64,8 @@ class Dashboard:
 
     def checked(self, handler: Any) -> Any:
         async def run(request: web.Request, session: SessionRow) -> web.StreamResponse:
+            if any("\x00" in value for value in request.query.values()):  # no text PostgreSQL (or the search) takes
+                return error(400, "a query parameter with a NUL character")
             try:
                 return as_json(await handler(request, session))
             except BadRequest as exc:
@@ -90,6 +95,8 @@ class Dashboard:
             raise BadRequest("from, to: dates like 2026-11-30") from None
         if lo > hi:
             raise BadRequest("from: after to")
+        if lo < FIRST_DAY or hi > LAST_DAY:
+            raise BadRequest(f"from, to: between {FIRST_DAY} and {LAST_DAY}")
         if (hi - lo).days + 1 > MAX_DAYS:
             raise BadRequest("from, to: at most two years")
         return lo, hi
@@ -160,10 +167,10 @@ class Dashboard:
         } for c in rows]}
 
     async def customer(self, request: web.Request, session: SessionRow) -> dict[str, Any]:
-        try:
-            customer_id = int(request.match_info["customer_id"])
-        except ValueError:
-            raise BadRequest("customer: a number") from None
+        raw = request.match_info["customer_id"]
+        if not raw.isascii() or not raw.isdigit():  # int() takes "-1", " 1" and "١"
+            raise BadRequest("customer: a number")
+        customer_id = int(raw) if len(raw) < 19 else 0  # past 64 bits: no such customer (the database cannot take it)
         own = session.account.stores if session.account.role == "manager" else None
         history = await dashboard.customer_history(self.db.reader, customer_id, own)
         if history is None:

@@ -102,6 +102,9 @@ class Accounts:
         self.policy = policy
         self.hasher = hasher or PasswordHasher()  # argon2id, RFC 9106's low-memory profile
         self._dummy: str | None = None  # verified against for unknown logins: the same time either way
+        # Wrong passwords for logins that do not exist, counted like an account's (in this process):
+        # else only a real account ever answered "locked", and the lockout told a guesser who exists.
+        self._unknown: dict[str, tuple[int, datetime | None]] = {}  # login -> (failures, locked until)
 
     async def _hash(self, password: str) -> str:
         return await asyncio.to_thread(self.hasher.hash, password)
@@ -272,9 +275,13 @@ class Accounts:
             async with self.db.transaction() as tx:
                 await accounts.log_event(tx, account.id, account.login, "sign_in_refused", now, f"locked, from {address}")
             return SignIn(refused="locked", locked_until=account.locked_until)
+        if account is None:
+            _, until = self._unknown.get(login, (0, None))
+            if until is not None and until > now:
+                return SignIn(refused="locked", locked_until=until)
         ok = await self._verify(account.password_hash if account else None, password)
         if account is None:
-            return SignIn(refused="wrong")
+            return self._unknown_failed(login, now)
         if not ok:
             async with self.db.transaction() as tx:
                 failures = await accounts.failed_login(tx, account.id, self.policy.max_failed_logins, now + self.policy.lockout)
@@ -291,6 +298,19 @@ class Accounts:
         if self.hasher.check_needs_rehash(account.password_hash or ""):
             rehash = await self._hash(password)
         return await self._open_session(account, f"from {address}", rehash)
+
+    def _unknown_failed(self, login: str, now: datetime) -> SignIn:
+        """A wrong sign-in for a login that does not exist, answered as an account's would be
+        (storage.accounts.failed_login: the count goes on after a lockout, only a success resets it)."""
+        failures, until = self._unknown.get(login, (0, None))
+        failures += 1
+        if failures >= self.policy.max_failed_logins:
+            until = now + self.policy.lockout
+        if len(self._unknown) >= 10_000 and login not in self._unknown:  # many logins tried: forget the oldest
+            del self._unknown[next(iter(self._unknown))]
+        self._unknown[login] = (failures, until)
+        return SignIn(refused="locked", locked_until=until) if failures >= self.policy.max_failed_logins \
+            else SignIn(refused="wrong")
 
     async def sign_in_telegram(self, telegram_user_id: int, address: str = "",
                                spent: tuple[str, datetime] | None = None) -> SignIn:
@@ -338,7 +358,7 @@ class Accounts:
         return SignIn(token=token, session=session)
 
     async def session(self, token: str | None) -> SessionRow | None:
-        if not token or len(token) > 100:
+        if not token or len(token) > 100 or not token.isascii():  # ours are; a cookie's non-UTF-8 bytes are surrogates
             return None
         return await accounts.live_session(self.db.reader, token_hash(token), self.clock.now())
 

@@ -24,7 +24,12 @@ MAX_AMOUNT_DEFAULT = Decimal(10) ** 9
 MAX_AMOUNT = {code: Decimal(10) ** 12 for code in ("VND", "IDR", "LAK", "KHR", "MMK", "UZS", "IRR", "KRW", "PYG", "GNF")}
 MAX_AMOUNT.update({code: Decimal(10) ** 10 for code in ("JPY", "HUF", "CLP", "COP", "ISK", "TZS", "UGX", "NGN", "PHP", "THB", "INR")})
 MAX_DECIMALS = 4
-_ID = re.compile(r"^[A-Za-z0-9._:/#-]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9._:/#-]{1,64}")  # fullmatch: "$" would let a trailing newline through
+
+
+def is_identifier(value: str) -> bool:
+    """An order or customer id as the API takes them (a lookup by anything else finds nothing)."""
+    return bool(_ID.fullmatch(value))
 
 
 class InputError(ValueError):
@@ -73,7 +78,7 @@ def parse_purchase(
     if not isinstance(body, dict):
         raise InputError("body", "expected a JSON object")
     if not encodable(body):  # (a Telegram update like that is kept, with its error: not here)
-        raise InputError("body", "a string with an unpaired surrogate escape (like \\ud800): not text")
+        raise InputError("body", "a string with an unpaired surrogate (like \\ud800) or a NUL character: not text")
     customer = body.get("customer")
     if not isinstance(customer, dict):
         raise InputError("customer", "required, an object with external_id and name")
@@ -119,7 +124,7 @@ def _identifier(obj: dict, key: str, name: str | None = None) -> str:
         value = str(value)  # POS systems often number their orders
     if value is None:
         raise InputError(name, "required")
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not is_identifier(value):
         raise InputError(name, "expected a string of 1-64 letters, digits or . _ : / # -")
     return value
 

@@ -267,3 +267,20 @@ async def test_a_wake_up_landing_as_the_feed_stops_does_not_keep_it_running(db):
                 await feed.close()
         except TimeoutError:
             raise AssertionError(f"the feed ignored its stop ({turns} loop turns after the poke)") from None
+
+
+async def test_a_resume_point_or_photo_number_in_other_digits_is_ignored_not_a_500(shop):
+    """str.isdigit() is true for "²" and "٣", which int() refuses or reads: ?after=² and
+    Last-Event-ID: ² answered 500, as did /photos/²."""
+    h, desk = shop
+    agent = AgentClient(h)
+    try:
+        await agent.login("Lan Anh")
+        for url, headers in ((f"{h.url}{STREAM}?after=²", {}), (f"{h.url}{STREAM}", {"Last-Event-ID": "²"})):
+            async with agent.http.get(url, headers=headers) as resp:
+                assert resp.status == 200, (url, headers, resp.status)
+        ticket = await desk.complaint(customer_id=None, purchase_id=None, user=805)
+        async with agent.http.get(f"{h.url}/agent/api/tickets/{ticket}/photos/²") as resp:
+            assert resp.status == 404
+    finally:
+        await agent.close()

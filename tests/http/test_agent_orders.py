@@ -56,6 +56,25 @@ async def test_a_survey_for_a_phone(page):
     assert status == 400 and "phone number" in text
 
 
+async def test_a_survey_form_that_cannot_be_read_is_a_400_not_a_crash(page):
+    h, agent = page
+    body = f"target=0912345678&csrf={agent.csrf}".encode()
+    async with agent.http.post(f"{h.url}/agent/orders/survey", data=body, allow_redirects=False,
+                               headers={"Content-Type": "application/x-www-form-urlencoded; charset=bogus"}) as resp:
+        assert resp.status == 400  # was a 500: request.post() raised LookupError
+    assert await h.rows("SELECT * FROM purchases") == []
+
+
+async def test_an_import_form_field_in_an_unknown_charset_is_a_400_not_a_crash(page):
+    h, agent = page
+    assert (await agent.login("Chủ Shop", role="owner"))[0] == 303
+    body = (f'--b\r\nContent-Disposition: form-data; name="csrf"\r\nContent-Type: text/plain; charset=bogus\r\n\r\n'
+            f'{agent.csrf}\r\n--b--\r\n').encode()
+    async with agent.http.post(f"{h.url}/agent/orders/import", data=body, allow_redirects=False,
+                               headers={"Content-Type": "multipart/form-data; boundary=b"}) as resp:
+        assert resp.status == 400  # was a 500: the part's text() raised LookupError
+
+
 async def test_a_survey_for_a_chat_goes_to_that_chat(page, tg):
     h, agent = page
     await h.customer_says(CUSTOMER, "xin chào")

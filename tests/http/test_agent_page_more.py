@@ -235,3 +235,24 @@ async def test_agent_bodies_are_read_with_the_apis_reader_and_limit(shop):
             assert status == 413, path
     finally:
         await owner.close()
+
+
+async def test_a_lone_surrogate_or_nul_in_a_reply_note_or_canned_reply_is_a_400_not_a_500(shop, tg):
+    """"\\ud800" and "\\u0000" are valid JSON but no text the database can store (a 500 and a traceback)."""
+    h, ids = shop
+    owner = AgentClient(h)
+    try:
+        await owner.login("Chủ Shop", role="owner")
+        for path, body in (("/agent/api/canned", {"title": "Xin \ud800", "body": "x"}),
+                           ("/agent/api/canned", {"title": "x", "body": "\udfff"}),
+                           (f"/agent/api/tickets/{ids['q1']}/reply", {"text": "Dạ \ud83d"}),
+                           (f"/agent/api/tickets/{ids['q1']}/note", {"text": "\ud800 ghi chú"}),
+                           (f"/agent/api/tickets/{ids['q1']}/note", {"text": "ghi chú\x00"}),  # PostgreSQL: no NUL
+                           ("/agent/api/canned", {"title": "x", "body": "\x00"})):
+            status, answer = await post(owner, path, body)
+            assert status == 400, (path, status, answer)
+        assert (await owner.get_json("/agent/api/canned"))[1]["replies"] == []
+        _, detail = await owner.get_json(f"/agent/api/tickets/{ids['q1']}")
+        assert [e["action"] for e in detail["events"]] == ["opened"]
+    finally:
+        await owner.close()

@@ -23,7 +23,7 @@ import segno
 from yarl import URL
 
 from testkit.clock import FakeClock
-from tests.conftest import API_TOKEN, BOT_TOKEN, START, Harness, make_config, purchase_body
+from tests.conftest import API_TOKEN, BOT_TOKEN, BOTH, START, Harness, make_config, purchase_body
 from testkit.telegram_api import FakeTelegramServer
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -485,3 +485,57 @@ async def test_healthz(api):
     assert status == 200
     assert json.loads(raw) == {"ok": True, "parts": {"database": {"status": "ok"}, "sender": {"status": "ok"},
                                                     "scheduler": {"status": "off"}, "backup": {"status": "off"}}}
+
+
+async def test_behind_a_trusted_proxy_wrong_tokens_wait_per_client_not_for_the_shop(tmp_path, tg, clock):
+    """Behind the shop's proxy every connection comes from its address: five wrong tokens from
+    anyone made the shop's own systems wait 15 minutes, even with the right token."""
+    h = Harness(make_config(tmp_path, tg, http={"trusted_proxies": ["127.0.0.1"]}), tg, clock)
+    await h.start()
+    try:
+        url = f"{h.url}/api/v1/reports/weekly"
+        for _ in range(5):
+            async with h.http.get(url, headers={"Authorization": "Bearer guess", "X-Forwarded-For": "203.0.113.9"}) as resp:
+                assert resp.status == 401
+        async with h.http.get(url, headers={**AUTH, "X-Forwarded-For": "203.0.113.9"}) as resp:
+            assert resp.status == 429  # the guesser waits, even with the right token
+        async with h.http.get(url, headers={**AUTH, "X-Forwarded-For": "198.51.100.7"}) as resp:
+            assert resp.status == 200  # the shop's system, through the same proxy
+    finally:
+        await h.close()
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+@pytest.mark.parametrize("field", ["store", "customer.name", "note"])
+async def test_a_nul_character_in_a_text_field_is_a_400_on_both_backends(tmp_path, tg, clock, database_url, field):
+    """PostgreSQL's text cannot hold U+0000: a store or customer name with one was a 500 there
+    (and stored as is on SQLite)."""
+    h = Harness(make_config(tmp_path, tg, database_url=database_url), tg, clock)
+    await h.start()
+    try:
+        body = purchase_body()
+        if field == "customer.name":
+            body["customer"]["name"] = "Lan\x00"
+        else:
+            body[field] = "Q\x001"
+        async with h.http.post(f"{h.url}/api/v1/purchases", json=body, headers=AUTH) as resp:
+            assert resp.status == 400, await resp.text()
+        assert await h.rows("SELECT id FROM purchases") == []
+    finally:
+        await h.close()
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_an_order_id_that_could_not_be_posted_is_looked_up_as_none(tmp_path, tg, clock, database_url):
+    """GET /api/v1/purchases/<id> took any text: a NUL in it was a 500 on PostgreSQL. And the
+    posted id's pattern ended in "$", which also matches before a trailing newline."""
+    h = Harness(make_config(tmp_path, tg, database_url=database_url), tg, clock)
+    await h.start()
+    try:
+        for path in ("/api/v1/purchases/A%00", "/api/v1/purchases/A%00/qr.png"):
+            async with h.http.get(f"{h.url}{path}", headers=AUTH) as resp:
+                assert resp.status == 404, (path, resp.status)
+        async with h.http.post(f"{h.url}/api/v1/purchases", json=purchase_body(order_id="A-1\n"), headers=AUTH) as resp:
+            assert resp.status == 400 and (await resp.json())["error"]["field"] == "order_id"
+    finally:
+        await h.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -257,3 +258,22 @@ async def test_an_accept_retry_after_the_server_closed_is_not_a_traceback(caplog
         guard.remove_accept_log(loop)
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "ZeroDivisionError" in (errors[0].exc_text or repr(errors[0].exc_info)), errors
+
+
+async def test_malformed_requests_are_one_warning_a_minute_not_a_traceback_each(quick, caplog):
+    """aiohttp logs each request it cannot parse (a header line too long, too many headers) as an
+    ERROR with a traceback, and the refused line's first bytes: anyone could fill the log."""
+    from bot.logs import quiet_noisy_loggers
+
+    quiet_noisy_loggers()  # as `feedbot run` does
+    long_line = b"GET /chat HTTP/1.1\r\nHost: x\r\nCookie: secret=" + b"s" * 9000 + b"\r\n\r\n"
+    many = b"GET /chat HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)) + b"\r\n"
+    for request in (long_line, many, long_line, many):
+        reader, writer = await open_socket(quick)
+        writer.write(request)
+        _, answer = await closed_after(reader, 3)
+        assert answer.startswith(b"HTTP/1.0 400") or answer.startswith(b"HTTP/1.1 400"), answer[:40]
+        writer.close()
+    server = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert not [r for r in server if r.levelno >= logging.ERROR or r.exc_info or r.exc_text]
+    assert len(server) == 1 and "malformed" in server[0].getMessage() and "sss" not in server[0].getMessage()

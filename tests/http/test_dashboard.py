@@ -202,3 +202,37 @@ async def test_an_agent_cannot_reach_the_dashboard_and_nobody_without_a_session(
     finally:
         await agent.http.close()
         await nobody.http.close()
+
+
+async def test_dates_at_the_calendar_edges_and_huge_customer_ids_are_400_or_404_not_500(shop):
+    """The previous period before 0001-01-01, the day after 9999-12-31, a shop midnight before
+    year 1 in UTC, a customer id past 64 bits: each raised (OverflowError) and answered 500."""
+    h = shop
+    owner = Browser(h)
+    try:
+        await owner.sign_in("Chủ Shop", "owner")
+        routes = [p for p in (*h.app.dashboard.routes(), *h.app.dashboard_programs.routes()) if "{" not in p]
+        for query in ("from=0001-01-01&to=0001-01-02", "to=9999-12-31", "from=9999-12-30&to=9999-12-31"):
+            for path in routes:
+                status, _ = await owner.get(f"{path}?{query}")
+                assert status in (200, 400), (path, query, status)
+        assert (await owner.get("/dashboard/api/customers/99999999999999999999999"))[0] == 404
+    finally:
+        await owner.http.close()
+
+
+async def test_a_nul_character_in_a_filter_is_a_400_not_a_500(shop):
+    """PostgreSQL's text cannot hold U+0000, and the comment search's index took none either:
+    ?q=a%00b, ?store=%00, ?touchpoint=%00... answered 500 with a traceback."""
+    h = shop
+    owner = Browser(h)
+    try:
+        await owner.sign_in("Chủ Shop", "owner")
+        routes = [p for p in (*h.app.dashboard.routes(), *h.app.dashboard_programs.routes()) if "{" not in p]
+        for query in ("q=a%00b", "store=%00", "touchpoint=%00", "channel=%00", "tier=%00"):
+            for path in routes:
+                status, _ = await owner.get(f"{path}?{query}")
+                assert status in (200, 400), (path, query, status)
+        assert (await owner.get("/dashboard/api/comments?q=a%00b"))[0] == 400
+    finally:
+        await owner.http.close()

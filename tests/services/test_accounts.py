@@ -117,6 +117,21 @@ async def test_unknown_login_is_refused_like_a_wrong_password(service):
     assert (await service.sign_in("bad login!", PASSWORD)).refused == "wrong"
 
 
+async def test_an_unknown_login_locks_like_an_account_so_the_lockout_names_no_one(service):
+    """Only a real account said "locked" after max_failed_logins wrong passwords: a guesser
+    learned which logins exist (five tries each). An unknown login now answers the same."""
+    await service.add("lan", "agent", PASSWORD)
+    answers = {}
+    for login in ("lan", "nobody"):
+        answers[login] = [(await service.sign_in(login, f"wrong-{n}")).refused for n in range(4)]
+    assert answers["lan"] == answers["nobody"] == ["wrong", "wrong", "locked", "locked"]
+    locked = await service.sign_in("nobody", PASSWORD)
+    assert locked.refused == "locked" and locked.locked_until == service.clock.now() + timedelta(minutes=10)
+    service.clock.advance(timedelta(minutes=10, seconds=1))  # over; one more wrong locks both again
+    assert [(await service.sign_in(login, "wrong-again")).refused for login in ("lan", "nobody")] == ["locked"] * 2
+    assert await service.events("nobody") == []  # nothing written for a login that does not exist
+
+
 async def test_passwords_and_tokens_never_reach_the_log(service, caplog):
     caplog.set_level(logging.DEBUG)
     await service.add("lan", "owner", PASSWORD)

@@ -27,7 +27,8 @@ class TelegramWebhook:
 
     async def handle(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+        # Header bytes that are not UTF-8 arrive as surrogates: compared as the bytes they were.
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.secret.encode()):
             return _error(401, "missing or wrong secret token")
         try:
             payload, text = await read_json(request, MAX_BODY_BYTES)

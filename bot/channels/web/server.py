@@ -65,7 +65,11 @@ from storage.db import Connection, Database, encodable
 
 log = logging.getLogger(__name__)
 
-COOKIE = "feedbot_session"
+# Not the sign-in's cookie name (bot/http/auth.py), on the same host: under one name the chat
+# page replaced a signed-in owner's session with a visitor's. Chat pages kept theirs under the
+# old name before: still read, and moved to the new one by the page.
+COOKIE = "feedbot_chat"
+OLD_COOKIE = "feedbot_session"
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HELLO_TIMEOUT = 15.0
@@ -96,11 +100,17 @@ def sign_session(secret: str, session_id: str) -> str:
     return f"{session_id}.{_mac(secret, 'session', session_id)}"
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time, for any text: compare_digest refuses a str that is not ASCII (TypeError),
+    and a header's bytes that are not UTF-8 arrive as surrogates."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
 def verify_session(secret: str, token: Any) -> str | None:
     if not isinstance(token, str) or token.count(".") != 1:
         return None
     session_id, mac = token.split(".")
-    if not SESSION_RE.fullmatch(session_id) or not hmac.compare_digest(mac, _mac(secret, "session", session_id)):
+    if not SESSION_RE.fullmatch(session_id) or not _same(mac, _mac(secret, "session", session_id)):
         return None
     return session_id
 
@@ -123,7 +133,7 @@ def verify_customer_token(secret: str, token: Any, now: float) -> str | None:
         expires_at = int(expiry)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    if not hmac.compare_digest(mac, _mac(secret, "customer", f"{external_id}:{expiry}")):
+    if not _same(mac, _mac(secret, "customer", f"{external_id}:{expiry}")):
         return None
     if expires_at and expires_at < now:
         return None
@@ -313,9 +323,10 @@ class WebChat:
         html = self._read("chat.html").replace("__SHOP__", _html_escape(self.shop_name))
         response = web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
         if verify_session(self.session_secret, request.cookies.get(COOKIE)) is None:
-            _, token = new_session(self.session_secret)
+            old = verify_session(self.session_secret, request.cookies.get(OLD_COOKIE))
+            token = sign_session(self.session_secret, old) if old else new_session(self.session_secret)[1]
             response.set_cookie(
-                COOKIE, token, max_age=365 * 24 * 3600, path="/", httponly=True, samesite="Lax",
+                COOKIE, token, max_age=365 * 24 * 3600, path="/chat", httponly=True, samesite="Lax",
                 secure=request.secure or self.public_url.startswith("https://"),
             )
         return response
@@ -372,9 +383,7 @@ class WebChat:
             hello = await self._hello(ws)
             if hello is None:
                 return ws
-            session_id = verify_session(self.session_secret, request.cookies.get(COOKIE)) or verify_session(
-                self.session_secret, hello.get("session")
-            )
+            session_id = self._cookie_session(request) or verify_session(self.session_secret, hello.get("session"))
             fresh = session_id is None
             # New: no session, or a signed one with nothing stored yet (the page hands out
             # signed ids freely: GET /chat sets one in its cookie).
@@ -407,7 +416,7 @@ class WebChat:
                 await ws.send_json(entry.frame())
                 last_seq = entry.id
             writer = asyncio.create_task(self._write(ws, outgoing, last_seq))
-            await self._bootstrap(session_id, hello, fresh)
+            await self._bootstrap(session_id, hello, fresh, outgoing.put_nowait)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._frame(session_id, hello, msg.data, outgoing.put_nowait, address)
@@ -450,8 +459,11 @@ class WebChat:
     def _session_of(self, request: web.Request) -> str | None:
         """The visitor's signed session: the page's cookie, else the token the socket's welcome
         gave (the widget, on another site, has no cookie of ours)."""
+        return self._cookie_session(request) or verify_session(self.session_secret, request.headers.get(SESSION_HEADER))
+
+    def _cookie_session(self, request: web.Request) -> str | None:
         return verify_session(self.session_secret, request.cookies.get(COOKIE)) or verify_session(
-            self.session_secret, request.headers.get(SESSION_HEADER))
+            self.session_secret, request.cookies.get(OLD_COOKIE))
 
     async def upload(self, request: web.Request) -> web.Response:
         """One image from a visitor: checked, stored (web_uploads), echoed in their log, and
@@ -566,12 +578,13 @@ class WebChat:
             except (ConnectionError, RuntimeError):
                 return
 
-    async def _bootstrap(self, session_id: str, hello: dict[str, Any], fresh: bool) -> None:
+    async def _bootstrap(self, session_id: str, hello: dict[str, Any], fresh: bool,
+                         send: Callable[[dict], None]) -> None:
         """A survey link (?start=<token>), a shop customer token, or a first visit: like /start."""
         lang = hello.get("lang")
         start = hello.get("start")
         if isinstance(start, str) and LINK_TOKEN.fullmatch(start):
-            await self._receive(session_id, lang, f"start:{start}", text=f"/start {start}")
+            await self._opening(session_id, send, lang, f"start:{start}", text=f"/start {start}")
             return
         external_id = verify_customer_token(self.customer_secret, hello.get("customer_token"), time.time())
         if external_id is not None:
@@ -579,12 +592,22 @@ class WebChat:
             contact = await contacts.by_platform_user(self.db.reader, NAME, session_id)
             if customer is not None and (contact is None or contact.customer_id != customer.id):
                 # The shop site vouches for this customer: the session becomes theirs.
-                await self._receive(session_id, lang, f"link:{customer.id}", text="/start", customer=external_id)
+                await self._opening(session_id, send, lang, f"link:{customer.id}", text="/start", customer=external_id)
                 return
         elif hello.get("customer_token"):
             log.info("web chat: a visitor sent an invalid or expired customer token")
         if fresh or await web_messages.count(self.db.reader, session_id) == 0:
+            # Not counted: a session with nothing stored yet is counted by new_sessions instead.
             await self._receive(session_id, lang, "start:", text="/start")
+
+    async def _opening(self, session_id: str, send: Callable[[dict], None], lang: Any, frame_id: str,
+                       **fields: Any) -> None:
+        """A hello's link for the engine, counted like a frame: else reconnecting the same
+        session with a new link each time recorded one per socket, past messages_per_minute."""
+        if not await self.rate.hit(session_id):
+            send(_error("rate_limited", f"more than {self.limits.messages_per_minute} messages a minute; wait a moment"))
+            return
+        await self._receive(session_id, lang, frame_id, **fields)
 
     async def _frame(
         self, session_id: str, hello: dict[str, Any], data: str, send: Callable[[dict], None], address: str = ""
@@ -598,7 +621,7 @@ class WebChat:
             except (ValueError, RecursionError):  # not JSON, nested too deep, an int of 5,000 digits
                 raise _Reject("malformed", "not JSON") from None
             if not encodable(frame):
-                raise _Reject("malformed", "a string with an unpaired surrogate escape: not text")
+                raise _Reject("malformed", "a string with an unpaired surrogate or a NUL character: not text")
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise _Reject("malformed", "expected a JSON object with a type")
             kind = frame["type"]

@@ -48,6 +48,21 @@ async def test_missing_or_wrong_secret_is_rejected_and_nothing_recorded(hook, tg
     assert await inbox_count(hook) == 0
 
 
+async def test_a_secret_header_that_is_not_utf8_is_rejected_not_a_crash(hook, tg):
+    """Header bytes that are not UTF-8 reach the handler as surrogates: given.encode() raised, a 500."""
+    body = b'{"update_id": 1}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", hook.app.port)
+    try:
+        writer.write(b"POST /webhooks/telegram HTTP/1.1\r\nHost: x\r\nX-Telegram-Bot-Api-Secret-Token: \xff\xfe\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+                     + b"\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        assert (await reader.readline()).split()[1] == b"401"
+    finally:
+        writer.close()
+    assert await inbox_count(hook) == 0
+
+
 @pytest.mark.parametrize("body", ["{not json", "[1, 2]", '{"message": {}}', '{"update_id": "12"}', b"\xff\xfe"])
 async def test_malformed_bodies_are_400_and_nothing_recorded(hook, body):
     assert await post(hook, body) == 400

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.web.server import COOKIE
 from tests.conftest import Harness, hours, make_config
 from tests.http.test_agent_page import AgentClient
 from tests.channels.web.test_server import Visitor
@@ -74,7 +75,7 @@ async def test_signed_sessions_from_the_page_count_as_new_until_they_hold_someth
         answers = []
         for _ in range(3):
             async with h.http.get(f"{h.url}/chat") as resp:
-                token = resp.cookies["feedbot_session"].value
+                token = resp.cookies[COOKIE].value
             h.http.cookie_jar.clear()
             answers.append((await first_frame(h.http, h, session=token))[0]["type"])
         assert answers == ["welcome", "welcome", "error"]

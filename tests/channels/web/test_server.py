@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from bot.channels.web.server import COOKIE, customer_token, verify_customer_token, verify_session
+from bot.channels.web.server import COOKIE, OLD_COOKIE, customer_token, verify_customer_token, verify_session
 from storage import settings
-from tests.conftest import API_TOKEN, Harness, hours, make_config
+from tests.conftest import API_TOKEN, BOTH, Harness, hours, make_config
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 OUTCOME = ("accepted", "error")  # the server's answer to a visitor's frame
@@ -147,6 +147,34 @@ async def test_a_first_visit_is_greeted_and_the_cookie_session_is_used(web):
     assert "Shop An" in (await v.message("Xin chào"))["text"]
 
 
+async def test_a_chat_cookie_under_the_old_name_keeps_its_session(web):
+    """Chat cookies were named like the sign-in's once: a visitor who has one keeps their chat."""
+    first = await Visitor.connect(web)
+    async with web.http.get(f"{web.url}/chat", headers={"Cookie": f"{OLD_COOKIE}={first.session}"}) as resp:
+        assert resp.cookies[COOKIE].value == first.session
+    again = await Visitor.connect(web, headers={"Cookie": f"{OLD_COOKIE}={first.session}"})
+    assert again.session == first.session
+
+
+async def test_signed_values_with_letters_outside_ascii_are_refused_not_a_crash(web):
+    """hmac.compare_digest raises TypeError for a str that is not ASCII: a session or customer
+    token with an "é" in its signature broke the socket (and GET /chat, and uploads) with a 500."""
+    alice = await Visitor.connect(web)
+    session_id, mac = alice.session.split(".")
+    assert verify_session("secret", f"{session_id}.é") is None
+    assert verify_customer_token("secret", "QS0x.0.é", time.time()) is None
+    mallory = await Visitor.connect(web, session=f"{session_id}.{mac[:-1]}é", resume=0)
+    assert mallory.session.split(".")[0] != session_id
+    await mallory.message("Xin chào")
+    other = await Visitor.connect(web, customer_token="QS0x.0.é")
+    await other.message("Xin chào")
+    async with web.http.get(f"{web.url}/chat", headers={"Cookie": f"{COOKIE}={session_id}.é"}) as resp:
+        assert resp.status == 200 and resp.cookies[COOKIE].value.split(".")[0] != session_id
+    async with web.http.post(f"{web.url}/chat/upload", data=b"x",
+                             headers={"X-Feedbot-Session": f"{session_id}.é", "X-Feedbot-Id": "u1"}) as resp:
+        assert resp.status == 401 and (await resp.json())["code"] == "no_session"
+
+
 async def test_what_arrives_while_offline_is_delivered_on_resume_in_order(web):
     v = await Visitor.connect(web)
     greeting = await v.message("Xin chào")
@@ -213,6 +241,29 @@ async def test_oversized_messages_and_frames(tmp_path, clock):
         closing = await v.ws.receive()
         assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and v.ws.close_code == 1009
         assert await inbox_count(h) == before + 1
+    finally:
+        await h.close()
+
+
+async def test_reconnecting_with_survey_links_counts_against_the_message_limit(tmp_path, clock):
+    """A hello's survey link (start) is a message to the engine: reconnecting the same session with
+    a new link each time recorded one per socket, past messages_per_minute, at connection speed."""
+    h = Harness(make_config(tmp_path, web={"messages_per_minute": 3}), None, clock)
+    await h.start()
+    try:
+        one = await Visitor.connect(h)
+        await one.message("Xin chào")
+        await one.close()
+        before = await inbox_count(h)
+        answers = []
+        for n in range(5):
+            v = await Visitor.connect(h, session=one.session, resume=10**6, start=f"guessed-link-{n}")
+            await v.ws.send_json({"type": "ping"})
+            await v.next("pong")  # the hello's link is handled before the next frame
+            answers.append(next((f["code"] for f in v.frames if f["type"] == "error"), "ok"))
+            await v.close()
+        assert answers == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
+        assert await inbox_count(h) == before + 3
     finally:
         await h.close()
 
@@ -401,3 +452,24 @@ def test_rate_limit_window_slides():
     assert not limiter.allow("s")
     now[0] += 1.5  # the first two are more than a minute old
     assert limiter.allow("s") and limiter.allow("s") and not limiter.allow("s")
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_a_nul_character_in_a_frame_gets_an_error_frame_on_both_backends(tmp_path, clock, database_url, caplog):
+    """PostgreSQL's text cannot hold U+0000 ("\\u0000" is valid JSON): on PostgreSQL the frame's
+    insert failed and the visitor's socket ended in a 500 with a traceback."""
+    h = Harness(make_config(tmp_path, database_url=database_url), None, clock)
+    await h.start()
+    try:
+        v = await Visitor.connect(h)
+        await v.message("Xin chào")
+        await v.ws.send_json({"type": "text", "id": "nul", "text": "giao trễ\x00"})
+        assert (await v.next("error"))["code"] == "malformed"
+        assert (await v.say("giao trễ"))["type"] == "accepted"  # the socket goes on
+        ws = await h.http.ws_connect(f"{h.url}/chat/ws")
+        await ws.send_str('{"type": "hello", "start": "x", "lang": "vi\\u0000"}')
+        assert json.loads((await ws.receive()).data)["type"] == "error"
+        await ws.close()
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    finally:
+        await h.close()
