@@ -375,7 +375,7 @@ def on_text(event: Inbound, ctx: Context) -> list[Decision] | None:
         return None
     spec = survey.spec
     if state.state == AWAITING_ANSWER and survey.status == "sent":
-        if spec.kind in SCALES and typed.isdigit():
+        if spec.kind in SCALES and typed.isascii() and typed.isdigit():  # isdigit() alone takes "²", int() not
             low, high = SCALES[spec.kind]
             if low <= int(typed) <= high:
                 return _recorded(survey, int(typed), None, ctx)

@@ -217,6 +217,9 @@ def test_a_score_typed_instead_of_tapped_counts_and_a_scale_outside_is_refused()
     eight = conversation.handle(say("8"), ctx(view("ces"), p.AWAITING_ANSWER, {"program_survey_id": 11}))
     assert not of(RecordProgramAnswer, eight) and "bấm chọn" in of(Reply, eight)[0].text
     assert not of(RecordProgramAnswer, conversation.handle(tap("8"), ctx(view("ces"))))  # a crafted button
+    # A digit int() cannot read ("²" passes str.isdigit()): asked to pick, not an error.
+    odd = conversation.handle(say("²"), ctx(view("nps"), p.AWAITING_ANSWER, {"program_survey_id": 11}))
+    assert not of(RecordProgramAnswer, odd) and "bấm chọn" in of(Reply, odd)[0].text
 
 
 def test_usage_options_from_the_shop_then_other_asks_for_text():

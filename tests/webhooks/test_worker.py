@@ -272,6 +272,7 @@ def test_retry_after_as_seconds_or_http_date_capped_at_a_day():
     assert parse_retry_after("Fri, 04 Dec 2026 08:02:00 GMT", now) == timedelta(0)  # in the past: now
     assert parse_retry_after("999999999", now) == timedelta(hours=24)
     assert parse_retry_after("soon", now) is None and parse_retry_after(None, now) is None
+    assert parse_retry_after("²", now) is None  # a receiver's odd header: unreadable, not an error
 
 
 async def test_503_with_an_http_date_retry_after(db, clock, receiver):
