@@ -100,7 +100,8 @@ class AgentOrders:
         dry_run = bool(fields.get("dry_run"))
         try:
             report = await import_orders(self.intake, read_rows(filename or "upload.csv", data), kind=kind,
-                                         source=IMPORT_NAMES[kind], dry_run=dry_run)
+                                         source=IMPORT_NAMES[kind], dry_run=dry_run,
+                                         stores=self.page._scope(session))  # a manager: their stores' orders only
         except ImportError_ as exc:
             return self._render(session, error=str(exc), status=400)
         if not dry_run:

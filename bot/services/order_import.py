@@ -346,8 +346,10 @@ def parse_time_ok(cells: dict[str, Any]) -> bool:
 
 async def import_orders(
     intake: OrderIntake, rows: Iterable[tuple[int, list[Any]]], *, kind: str, source: str, dry_run: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, stores: tuple[str, ...] | None = None,
 ) -> ImportReport:
+    """`stores`: only orders of these stores are taken (a store manager's import), the others
+    are errors of their lines; None: any store."""
     if kind not in KINDS:
         raise ImportError_(f"--source: expected one of {', '.join(KINDS)}")
     report = ImportReport()
@@ -367,6 +369,11 @@ async def import_orders(
         prepared = intake.prepare(source, "completed", event, now)
         if prepared.error is not None:
             report.errors.append(Problem(order.line, f"order {event.code}: {prepared.error}"))
+            continue
+        store = prepared.data.store if prepared.data is not None else None
+        if stores is not None and store not in stores:
+            report.errors.append(Problem(order.line, f"order {event.code}: store {store or '(none)'!r} is not one of"
+                                                     f" yours ({', '.join(stores) or 'none'})"))
             continue
         ready.append((order, prepared))
         if len(report.preview) < PREVIEW and prepared.data is not None:

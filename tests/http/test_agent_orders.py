@@ -110,3 +110,16 @@ async def test_the_import_form_dry_run_then_for_real(page):
     status, text = await post_form(agent, "/agent/orders/import", form(False))
     assert status == 200 and "đã nhập 2" in text
     assert len(await h.rows("SELECT * FROM purchases")) == 2
+
+
+async def test_a_store_manager_imports_the_orders_of_their_stores_only(page):
+    h, agent = page
+    assert (await agent.login("Quản Lý Q1", role="manager", stores=("Chi nhánh Q1",)))[0] == 303
+    data = aiohttp.FormData()
+    data.add_field("csrf", agent.csrf)
+    data.add_field("kind", "kiotviet-export")
+    data.add_field("file", KIOTVIET_CSV.encode(), filename="hoadon.csv", content_type="text/csv")
+    status, text = await post_form(agent, "/agent/orders/import", data)
+    assert status == 200 and "Chi nhánh Q3" in text  # the other store's order: an error of its line
+    rows = await h.rows("SELECT order_id, store FROM purchases")
+    assert rows == [{"order_id": "kiotviet:HD000101", "store": "Chi nhánh Q1"}]
