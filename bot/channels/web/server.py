@@ -321,7 +321,10 @@ class WebChat:
 
     async def page(self, request: web.Request) -> web.Response:
         html = self._read("chat.html").replace("__SHOP__", _html_escape(self.shop_name))
-        response = web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+        # The address may hold a survey link's token (/chat?start=...): no Referer carries it
+        # elsewhere. (No CSP or frame rule here: shops may embed the page.)
+        response = web.Response(text=html, content_type="text/html", headers={
+            "Cache-Control": "no-store", "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff"})
         if verify_session(self.session_secret, request.cookies.get(COOKIE)) is None:
             old = verify_session(self.session_secret, request.cookies.get(OLD_COOKIE))
             token = sign_session(self.session_secret, old) if old else new_session(self.session_secret)[1]
