@@ -240,14 +240,30 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _private_folder(folder: Path) -> None:
+    """The backup folder, created readable by its owner only (an existing one is left as it is)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _private_file(path: Path) -> int:
+    """A new (or emptied) file readable by its owner only: backups hold customers' personal data,
+    and SQLite, gzip and pg_dump would create theirs readable by every user of the machine."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
 def _write_manifest(folder: Path, name: str, manifest: Manifest) -> Path:
     target = folder / (name + MANIFEST_SUFFIX)
     partial = target.with_name(target.name + PARTIAL)
-    with partial.open("w", encoding="utf-8") as f:
-        f.write(manifest.to_json())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, target)
+    try:
+        with os.fdopen(_private_file(partial), "w", encoding="utf-8") as f:
+            f.write(manifest.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        raise
     _fsync_dir(folder)
     return target
 
@@ -260,14 +276,19 @@ def backup_sqlite_sync(database: str | Path, folder: str | Path, now: datetime, 
     if not source_path.exists():
         raise BackupError(f"{source_path}: no such database file")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _private_folder(folder)
+    except OSError as exc:
+        raise BackupError(f"{folder}: cannot write the backup there: {exc}") from exc
     name = _free_stem(folder, now, label)
     target = folder / (name + SQLITE_SUFFIX)
     raw = folder / (name + ".sqlite" + PARTIAL)
     packed = target.with_name(target.name + PARTIAL)
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    complete = False
     try:
+        os.close(_private_file(raw))  # SQLite takes an empty file for a new database, and keeps its mode
         source = _connect_file(source_path)
         try:
             copy = sqlite3.connect(raw, isolation_level=None)
@@ -285,7 +306,7 @@ def backup_sqlite_sync(database: str | Path, folder: str | Path, now: datetime, 
         mark = time.perf_counter()
         db_hash, packed_hash = hashlib.sha256(), hashlib.sha256()
         database_bytes = 0
-        with raw.open("rb") as src, packed.open("wb") as out:
+        with raw.open("rb") as src, os.fdopen(_private_file(packed), "wb") as out:
             class _Hashing:  # gzip writes through this: the compressed bytes are hashed as they go
                 def write(self, data: bytes) -> int:
                     packed_hash.update(data)
@@ -308,12 +329,15 @@ def backup_sqlite_sync(database: str | Path, folder: str | Path, now: datetime, 
             tables=counts, file=target.name, sha256=packed_hash.hexdigest(), size=target.stat().st_size,
             database_bytes=database_bytes, database_sha256=db_hash.hexdigest(), label=label)
         manifest_path = _write_manifest(folder, name, manifest)
+        complete = True
     except sqlite3.Error as exc:
         raise BackupError(f"{source_path}: the copy failed: {type(exc).__name__}: {exc}") from exc
     except OSError as exc:
         raise BackupError(f"{folder}: cannot write the backup: {exc}") from exc
     finally:
-        for leftover in (raw, packed):
+        # Without its manifest the file is no backup (list_backups skips it, so no pruning
+        # would ever remove it): a failure at the manifest removes it too.
+        for leftover in (raw, packed) + (() if complete else (target,)):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
     return BackupResult(target, manifest_path, manifest, time.perf_counter() - started, timings)
@@ -494,16 +518,21 @@ async def backup_pg(url: str, folder: str | Path, now: datetime, *, label: str =
 
     dump = _pg_tool("pg_dump")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _private_folder(folder)
+    except OSError as exc:
+        raise BackupError(f"{folder}: cannot write the backup there: {exc}") from exc
     name = _free_stem(folder, now, label)
     target = folder / (name + PG_SUFFIX)
     partial = target.with_name(target.name + PARTIAL)
     started = time.perf_counter()
+    complete = False
     try:
         conn = await asyncpg.connect(url)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
         raise BackupError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from None
     try:
+        os.close(_private_file(partial))  # pg_dump writes into it, keeping its mode
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
             version, counts = await _pg_counts(conn)
@@ -516,10 +545,14 @@ async def backup_pg(url: str, folder: str | Path, now: datetime, *, label: str =
                             sha256=await asyncio.to_thread(_hash_file, target), size=target.stat().st_size,
                             database_bytes=int(size), label=label)
         manifest_path = _write_manifest(folder, name, manifest)
+        complete = True
+    except OSError as exc:
+        raise BackupError(f"{folder}: cannot write the backup: {exc}") from exc
     finally:
         await conn.close()
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+        for leftover in (partial,) + (() if complete else (target,)):  # as in backup_sqlite_sync
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
     return BackupResult(target, manifest_path, manifest, time.perf_counter() - started)
 
 

@@ -434,3 +434,48 @@ def test_manifest_names_and_bad_input(tmp_path, backend):
 def _touch(path: Path) -> Path:
     path.write_bytes(b"x")
     return path
+
+
+async def _take(tmp_path: Path, database_url: str | None, folder: Path, now: datetime = NOW) -> files.BackupResult:
+    if database_url:
+        return await files.backup_pg(database_url, folder, now)
+    db_path = tmp_path / "feedbot.db"
+    if not db_path.exists():
+        await _make_db(db_path)
+    return await files.backup_sqlite(db_path, folder, now)
+
+
+async def test_a_backup_that_fails_at_its_manifest_leaves_no_file_behind(tmp_path, backend, database_url, monkeypatch):
+    """A full disk when the manifest is written: before, the renamed database file stayed with no
+    manifest; list_backups ignores such a file, so no pruning ever removed it, and each failing
+    run left another one on the full disk."""
+    folder = tmp_path / "b"
+    good = await _take(tmp_path, database_url, folder)
+
+    def disk_full(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.Manifest, "to_json", disk_full)
+    with pytest.raises(BackupError, match="No space left"):
+        await _take(tmp_path, database_url, folder, NOW + timedelta(days=1))
+    assert sorted(p.name for p in folder.iterdir()) == sorted([good.path.name, good.manifest_path.name])
+
+
+async def test_backup_files_are_readable_by_their_owner_only(tmp_path, backend, database_url):
+    """They hold customers' names, phones and messages: not for every user of the machine."""
+    result = await _take(tmp_path, database_url, tmp_path / "b")
+    for path in (result.path, result.manifest_path, tmp_path / "b"):
+        assert path.stat().st_mode & 0o077 == 0, f"{path.name}: {oct(path.stat().st_mode)}"
+
+
+@pytest.mark.sqlite_only
+async def test_a_backup_into_a_folder_that_cannot_be_one_is_a_clear_error(tmp_path, backend, capsys):
+    db_path = tmp_path / "feedbot.db"
+    await _make_db(db_path)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\npath = "{db_path}"\n')
+    not_a_folder = _touch(tmp_path / "notes.txt")
+    code = await asyncio.to_thread(feedbot_main, ["--config", str(config), "db", "backup", "--output", str(not_a_folder)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and "Traceback" not in err
