@@ -480,9 +480,9 @@ def _pg_tool(name: str) -> str:
     return found
 
 
-def _run_tool(args: list[str], url: str, what: str) -> subprocess.CompletedProcess[bytes]:
-    """A PostgreSQL client tool; a password in the URL goes by $PGPASSWORD, not on the command
-    line (which any user of the machine may read in the process list)."""
+def _tool_env(args: list[str], url: str) -> tuple[list[str], dict[str, str]]:
+    """A password in the URL goes by $PGPASSWORD, not on the command line (which any user of
+    the machine may read in the process list)."""
     from urllib.parse import unquote, urlsplit
 
     from storage.pg import without_password
@@ -492,11 +492,85 @@ def _run_tool(args: list[str], url: str, what: str) -> subprocess.CompletedProce
     if password is not None:
         env["PGPASSWORD"] = unquote(password)
         args = [arg.replace(url, without_password(url)) for arg in args]
+    return args, env
+
+
+def _failed(what: str, code: int, stderr: bytes) -> BackupError:
+    message = stderr.decode("utf-8", "replace").strip().splitlines()
+    return BackupError(f"{what} failed (exit {code}): {' / '.join(message[-3:]) or 'no message'}")
+
+
+def _run_tool(args: list[str], url: str, what: str) -> subprocess.CompletedProcess[bytes]:
+    """A PostgreSQL client tool (see _tool_env)."""
+    args, env = _tool_env(args, url)
     result = subprocess.run(args, env=env, capture_output=True)
     if result.returncode != 0:
-        message = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise BackupError(f"{what} failed (exit {result.returncode}): {' / '.join(message[-3:]) or 'no message'}")
+        raise _failed(what, result.returncode, result.stderr)
     return result
+
+
+# Everything of feedbot's schema, before a restore: pg_restore --clean drops only what the
+# archive holds, so what a newer migration created (a table, with its rows; a function) would
+# stay, and the bot's next start would fail re-applying that migration ("already exists").
+# Objects of extensions are left to their extension.
+_DROP_ALL = """DO $feedbot$ DECLARE s text; BEGIN
+FOR s IN
+    SELECT format('DROP VIEW IF EXISTS %I.%I CASCADE', schemaname, viewname) FROM pg_views
+     WHERE schemaname = current_schema()
+    UNION ALL
+    SELECT format('DROP TABLE IF EXISTS %I.%I CASCADE', schemaname, tablename) FROM pg_tables
+     WHERE schemaname = current_schema()
+LOOP EXECUTE s; END LOOP;
+FOR s IN
+    SELECT format('DROP SEQUENCE IF EXISTS %I.%I CASCADE', schemaname, sequencename) FROM pg_sequences
+     WHERE schemaname = current_schema()
+    UNION ALL
+    SELECT format(CASE p.prokind WHEN 'a' THEN 'DROP AGGREGATE IF EXISTS %s CASCADE'
+                  ELSE 'DROP ROUTINE IF EXISTS %s CASCADE' END, p.oid::regprocedure)
+      FROM pg_proc p
+     WHERE p.pronamespace = current_schema()::regnamespace
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+     ORDER BY 1  -- DROP AGGREGATE before DROP ROUTINE: an aggregate uses its step function
+LOOP EXECUTE s; END LOOP;
+END $feedbot$"""
+
+
+def _restore_replacing(archive: Path, url: str) -> None:
+    """The database made exactly the archive's, in ONE transaction of our own: BEGIN, _DROP_ALL,
+    pg_restore's script, and COMMIT only once pg_restore has ended well. An error stops psql,
+    and a script cut short (pg_restore failed, or we were killed) reaches no COMMIT: the server
+    rolls it all back when psql disconnects. (psql --single-transaction would commit at the
+    end of its input, however that came.)"""
+    restore, psql = _pg_tool("pg_restore"), _pg_tool("psql")
+    args, env = _tool_env([psql, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-",
+                           f"--dbname={url}"], url)
+    with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
+        apply = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err)
+        assert apply.stdin is not None
+        code = None
+        try:
+            script = subprocess.Popen([restore, "--clean", "--if-exists", "--no-owner", "--file=-", str(archive)],
+                                      stdout=subprocess.PIPE, stderr=restore_err)
+            assert script.stdout is not None
+            with script.stdout:
+                apply.stdin.write(f"BEGIN;\n{_DROP_ALL};\n".encode())
+                while chunk := script.stdout.read(CHUNK):
+                    apply.stdin.write(chunk)
+            code = script.wait()
+            if code == 0:
+                apply.stdin.write(b"\nCOMMIT;\n")
+        except BrokenPipeError:
+            pass  # psql stopped at an error: its message is below
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                apply.stdin.close()
+            psql_code = apply.wait()
+        if code is not None and code != 0:
+            restore_err.seek(0)
+            raise _failed("pg_restore (nothing restored)", code, restore_err.read())
+        if psql_code != 0:
+            psql_err.seek(0)
+            raise _failed("the restore (psql; rolled back, nothing changed)", psql_code, psql_err.read())
 
 
 async def _pg_counts(conn: Any) -> tuple[int, dict[str, int]]:
@@ -612,7 +686,8 @@ async def other_sessions(url: str) -> int:
 
 async def restore_pg(path: Path, url: str, known_version: int, now: datetime, aside_folder: Path) -> tuple[Manifest, Path]:
     """Verify (scratch restore), refuse a newer schema or a database in use, dump the current
-    database aside (a backup labelled before-restore), then pg_restore --clean in one transaction."""
+    database aside (a backup labelled before-restore), then, in one transaction, drop every table,
+    view, sequence and function of the schema and run pg_restore's script (psql)."""
     manifest = await asyncio.to_thread(_check_file, path)
     _restorable(path, manifest, "postgresql", known_version)
     if await other_sessions(url):
@@ -620,7 +695,5 @@ async def restore_pg(path: Path, url: str, known_version: int, now: datetime, as
                           "instance first, then restore")
     verified = await verify_pg(path, url)
     aside = await backup_pg(url, aside_folder, now, label="before-restore")
-    await asyncio.to_thread(_run_tool, [_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner",
-                                        "--single-transaction", "--exit-on-error", f"--dbname={url}",
-                                        str(verified.path)], url, "pg_restore")
+    await asyncio.to_thread(_restore_replacing, verified.path, url)
     return manifest, aside.path

@@ -479,3 +479,54 @@ async def test_a_backup_into_a_folder_that_cannot_be_one_is_a_clear_error(tmp_pa
     assert code == 1
     err = capsys.readouterr().err
     assert "notes.txt" in err and "Traceback" not in err
+
+
+@pytest.mark.postgresql_only
+async def test_a_postgresql_backup_from_an_older_feedbot_restores_and_the_bot_migrates_it(tmp_path, backend, database_url):
+    """pg_restore --clean drops only what the archive holds: a table a newer migration created
+    stayed, with its rows, and the bot's next start failed re-creating it ("already exists")."""
+    from storage.db import open_database
+    from storage.pg import migration_files as pg_files
+
+    newest = max(pg_files())
+    created = newest[2].split("CREATE TABLE", 1)[1].split("(", 1)[0].strip()  # 0062: spent_logins
+    conn = await asyncpg.connect(database_url)
+    try:  # the database as the previous feedbot left it
+        await conn.execute(f"DROP TABLE {created}")
+        await conn.execute("DELETE FROM schema_migrations WHERE version = $1", newest[0])
+        await conn.execute("INSERT INTO settings (key, value) VALUES ('before-upgrade', 'x')")
+    finally:
+        await conn.close()
+    older = await files.backup_pg(database_url, tmp_path / "b", NOW)
+    assert older.manifest.schema_version == newest[0] - 1
+    db = open_database(tmp_path / "unused.db", database_url)
+    await db.open()  # the upgrade: the newest migration applied, the table used
+    await db.write_grouped(f"INSERT INTO {created} (key, expires_at) VALUES ('k', 'x')")
+    await db.write_grouped("DELETE FROM settings WHERE key = 'before-upgrade'")
+    await db.close()
+    await files.restore_pg(older.path, database_url, newest[0], NOW, tmp_path / "b")
+    db = open_database(tmp_path / "unused.db", database_url)
+    await db.open()  # the bot's next start applies the newer migration again
+    try:
+        assert await db.fetchone("SELECT value FROM settings WHERE key = 'before-upgrade'") is not None
+        assert (await db.fetchone(f"SELECT count(*) FROM {created}"))[0] == 0
+        assert (await db.fetchone("SELECT max(version) FROM schema_migrations"))[0] == newest[0]
+    finally:
+        await db.close()
+
+
+@pytest.mark.postgresql_only
+async def test_a_postgresql_restore_cut_short_changes_nothing(tmp_path, backend, database_url):
+    result = await files.backup_pg(database_url, tmp_path / "b", NOW)
+    data = result.path.read_bytes()
+    cut = tmp_path / "cut.pgdump"
+    cut.write_bytes(data[: len(data) * 3 // 4])  # pg_restore reads the start, then fails
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("INSERT INTO settings (key, value) VALUES ('after-backup', 'x')")
+        with pytest.raises(BackupError, match="pg_restore"):
+            await asyncio.to_thread(files._restore_replacing, cut, database_url)
+        assert await conn.fetchval("SELECT count(*) FROM settings WHERE key = 'after-backup'") == 1
+        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == result.manifest.schema_version
+    finally:
+        await conn.close()
