@@ -437,10 +437,33 @@ def verify_sqlite_sync(path: Path, unpack_to: Path | None = None, *, keep: bool 
     return Verified(manifest, data, unpacked if keep else None)
 
 
+def _checkpointed(database: Path) -> bool:
+    """The database's -wal written into the file and removed (a bot killed mid-run leaves its
+    last commits there); False when that cannot be done (a damaged file)."""
+    try:
+        conn = _connect_file(database)
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()  # the last connection: SQLite removes the -wal
+    except sqlite3.Error:
+        return False
+    return not busy and not Path(f"{database}-wal").exists()
+
+
+def _linked(target: Path, aside: Path) -> bool:
+    """A second name for the database (the replaced file kept) while it stays in place."""
+    try:
+        os.link(target, aside)
+    except OSError:  # a file system without hard links (FAT, some network ones)
+        return False
+    return True
+
+
 def restore_sqlite_sync(path: Path, database: str | Path, known_version: int, now: datetime) -> tuple[Manifest, Path | None]:
     """Put the backup in place of the database: only with no bot running (the run lock), after
-    a full verify, never from a newer schema. The replaced file (with its -wal) is moved aside
-    as `<database>.replaced-<time>`; returns (the manifest, that path or None when there was no file)."""
+    a full verify, never from a newer schema. The replaced file (its -wal checkpointed into it)
+    is kept as `<database>.replaced-<time>`; returns (the manifest, that path or None when there was no file)."""
     target = Path(database)
     manifest = _check_file(path)  # the cheap checks first: refuse a newer schema before unpacking
     _restorable(path, manifest, "sqlite", known_version)
@@ -455,16 +478,25 @@ def restore_sqlite_sync(path: Path, database: str | Path, known_version: int, no
         try:
             if target.exists():
                 aside = target.with_name(f"{target.name}.replaced-{now.astimezone(timezone.utc).strftime(_TIME)}")
-                for suffix in ("-wal", "-shm"):  # moved with it: its last commits may be in the WAL
-                    side = Path(str(target) + suffix)
-                    if side.exists():
-                        os.replace(side, Path(str(aside) + suffix))
-                os.replace(target, aside)
-            os.replace(verified.unpacked, target)
+                if _checkpointed(target) and _linked(target, aside):
+                    # One rename replaces the file: cut short at any point, database.path holds
+                    # either the old database, whole, or the backup.
+                    os.replace(verified.unpacked, target)
+                else:  # no WAL-free file or no hard links: moved aside, then the backup put in
+                    for suffix in ("-wal", "-shm"):  # moved with it: its last commits may be in the WAL
+                        side = Path(str(target) + suffix)
+                        if side.exists():
+                            os.replace(side, Path(str(aside) + suffix))
+                    os.replace(target, aside)
+                    os.replace(verified.unpacked, target)
+            else:
+                os.replace(verified.unpacked, target)
             _fsync_dir(target.parent)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 verified.unpacked.unlink()
+            if aside is not None and target.exists() and aside.exists() and os.path.samefile(target, aside):
+                aside.unlink()  # the old database stayed in place: no second name for it
             raise
     finally:
         lock.release()

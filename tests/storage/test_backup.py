@@ -530,3 +530,45 @@ async def test_a_postgresql_restore_cut_short_changes_nothing(tmp_path, backend,
         assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == result.manifest.schema_version
     finally:
         await conn.close()
+
+
+def _crashed_copy(source: Path, target: Path) -> None:
+    """target: the database as a bot killed mid-run leaves it, its last commit only in the -wal."""
+    conn = sqlite3.connect(source, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("INSERT INTO settings (key, value) VALUES ('in-the-wal', 'x')")
+        target.write_bytes(source.read_bytes())
+        Path(f"{target}-wal").write_bytes(Path(f"{source}-wal").read_bytes())
+    finally:
+        conn.close()
+
+
+@pytest.mark.sqlite_only
+async def test_a_restore_cut_short_leaves_the_previous_database_in_place(tmp_path, backend, monkeypatch):
+    """Before, the database (and its -wal) was renamed aside first and the backup renamed in
+    after: killed in between, there was no database at database.path at all (the next bot
+    would have started on a new empty one), and the -wal sat apart from its file."""
+    source = tmp_path / "source.db"
+    await _make_db(source)
+    result = await files.backup_sqlite(source, tmp_path / "b", NOW)
+    target = tmp_path / "feedbot.db"
+    _crashed_copy(source, target)
+    assert Path(f"{target}-wal").stat().st_size > 0
+    real_replace = files.os.replace
+
+    def killed_when_the_backup_goes_in(src, dst):
+        if Path(src).name.startswith(".feedbot-restore-"):
+            raise KeyboardInterrupt  # as a kill at that instant: nothing after it runs
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", killed_when_the_backup_goes_in)
+    with pytest.raises(KeyboardInterrupt):
+        files.restore_sqlite_sync(result.path, target, KNOWN, NOW)
+    monkeypatch.undo()
+    assert _rows(target, "SELECT count(*) FROM settings WHERE key = 'in-the-wal'") == [(1,)]
+    # and the restore, run again, goes through and keeps that database aside, whole
+    _, aside = files.restore_sqlite_sync(result.path, target, KNOWN, NOW + timedelta(seconds=1))
+    assert _rows(target, "SELECT count(*) FROM settings WHERE key = 'in-the-wal'") == [(0,)]
+    assert _rows(aside, "SELECT count(*) FROM settings WHERE key = 'in-the-wal'") == [(1,)]
+    assert not Path(f"{target}-wal").exists() or Path(f"{target}-wal").stat().st_size == 0
