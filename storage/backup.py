@@ -82,6 +82,8 @@ class Manifest:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("format") != MANIFEST_FORMAT:
                 raise BackupError(f"{path.name}: manifest format {data.get('format')!r}, this feedbot reads {MANIFEST_FORMAT}")
+            if not _plain_name(str(data["file"])):  # read beside the manifest, nowhere else
+                raise ValueError(f"file {data['file']!r} is not a file name")
             return cls(kind=str(data["kind"]), created_at=str(data["created_at"]),
                        schema_version=int(data["schema_version"]),
                        tables={str(k): int(v) for k, v in dict(data["tables"]).items()},
@@ -93,6 +95,12 @@ class Manifest:
                               "copy the .manifest.json file along with the backup") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BackupError(f"{path.name}: not a feedbot backup manifest ({type(exc).__name__}: {exc})") from None
+        except OSError as exc:
+            raise BackupError(f"{path}: cannot read the manifest: {exc}") from None
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and Path(name).name == name
 
 
 @dataclass(frozen=True)
@@ -359,11 +367,15 @@ def _check_file(path: Path) -> Manifest:
     data = manifest_file.with_name(manifest.file)
     if not data.exists():
         raise BackupError(f"{data}: the backup file named by {manifest_file.name} is missing")
-    size = data.stat().st_size
-    if size != manifest.size:
-        raise BackupError(f"{data.name}: {size} bytes, the manifest says {manifest.size}: "
-                          "the file is truncated or was altered; use another backup")
-    if _hash_file(data) != manifest.sha256:
+    try:
+        size = data.stat().st_size
+        if size != manifest.size:
+            raise BackupError(f"{data.name}: {size} bytes, the manifest says {manifest.size}: "
+                              "the file is truncated or was altered; use another backup")
+        digest = _hash_file(data)
+    except OSError as exc:
+        raise BackupError(f"{data}: cannot read it: {exc}") from None
+    if digest != manifest.sha256:
         raise BackupError(f"{data.name}: its SHA-256 differs from the manifest's: the file was altered or "
                           "damaged; use another backup")
     return manifest
@@ -402,8 +414,11 @@ def verify_sqlite_sync(path: Path, unpack_to: Path | None = None, *, keep: bool 
         raise BackupError(f"{path.name}: a {manifest.kind} backup; this database is SQLite")
     data = manifest_path_for(path).with_name(manifest.file)
     folder = unpack_to or Path(tempfile.gettempdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=".feedbot-restore-", suffix=".sqlite", dir=folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".feedbot-restore-", suffix=".sqlite", dir=folder)
+    except OSError as exc:
+        raise BackupError(f"{folder}: cannot decompress the backup there: {exc}") from None
     unpacked = Path(name)
     ok = False
     try:
@@ -430,6 +445,8 @@ def verify_sqlite_sync(path: Path, unpack_to: Path | None = None, *, keep: bool 
         raise BackupError(f"{data.name}: cannot decompress ({type(exc).__name__}: {exc}): truncated or damaged") from None
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{data.name}: not a sound SQLite database ({exc})") from None
+    except OSError as exc:  # a full disk where it is decompressed, most likely
+        raise BackupError(f"{data.name}: cannot decompress it into {folder}: {exc}") from None
     finally:
         for side in (Path(f"{unpacked}-wal"), Path(f"{unpacked}-shm")) + (() if ok and keep else (unpacked,)):
             with contextlib.suppress(FileNotFoundError):

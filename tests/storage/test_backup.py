@@ -572,3 +572,32 @@ async def test_a_restore_cut_short_leaves_the_previous_database_in_place(tmp_pat
     assert _rows(target, "SELECT count(*) FROM settings WHERE key = 'in-the-wal'") == [(0,)]
     assert _rows(aside, "SELECT count(*) FROM settings WHERE key = 'in-the-wal'") == [(1,)]
     assert not Path(f"{target}-wal").exists() or Path(f"{target}-wal").stat().st_size == 0
+
+
+@pytest.mark.sqlite_only
+async def test_verify_on_a_full_disk_or_with_a_foreign_manifest_is_a_clear_error(tmp_path, backend, monkeypatch, capsys):
+    db_path = tmp_path / "feedbot.db"
+    await _make_db(db_path)
+    result = await files.backup_sqlite(db_path, tmp_path / "b", NOW)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\npath = "{db_path}"\n')
+    unpack = tmp_path / "tmp"
+    monkeypatch.setattr(files.tempfile, "tempdir", str(unpack))  # where verify decompresses
+
+    real_fsync = files.os.fsync
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", disk_full)
+    code = await asyncio.to_thread(feedbot_main, ["--config", str(config), "db", "verify", str(result.path)])
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left" in err and "Traceback" not in err
+    assert list(unpack.iterdir()) == []
+    manifest = json.loads(result.manifest_path.read_text())
+    for name in ("../feedbot.db", ""):  # a manifest not written by feedbot
+        result.manifest_path.write_text(json.dumps({**manifest, "file": name}))
+        code = await asyncio.to_thread(feedbot_main, ["--config", str(config), "db", "verify", str(result.path)])
+        err = capsys.readouterr().err
+        assert code == 1 and "not a feedbot backup manifest" in err, err
