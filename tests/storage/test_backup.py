@@ -601,3 +601,30 @@ async def test_verify_on_a_full_disk_or_with_a_foreign_manifest_is_a_clear_error
         code = await asyncio.to_thread(feedbot_main, ["--config", str(config), "db", "verify", str(result.path)])
         err = capsys.readouterr().err
         assert code == 1 and "not a feedbot backup manifest" in err, err
+
+
+async def test_a_restore_names_the_customers_erased_since_the_backup(tmp_path, tg, clock, backend, database_url, capsys):
+    """The README: "a restore brings erased customers back: erase them again". Only the
+    database being replaced knows who was erased since the backup: the restore must say."""
+    config = make_config(tmp_path, tg, database_url=database_url, backup={"folder": str(tmp_path / "b")})
+    h = Harness(config, tg, clock)
+    await h.start()
+    try:
+        for customer in ("C-9", "C-10"):
+            status, _ = await h.post_purchase(f"A-{customer}", customer={"external_id": customer, "name": "Trần Văn Bình"},
+                                              purchased_at=clock.now().isoformat())
+            assert status in (201, 202)
+        backup = await h.app.backups.take()
+    finally:
+        await h.close()
+    toml = tmp_path / "config.toml"
+    toml.write_text(f'[database]\npath = "{tmp_path / "feedbot.db"}"\n'
+                    + (f'url = "{database_url}"\n' if database_url else "")
+                    + f'[backup]\nfolder = "{tmp_path / "b"}"\n')
+    assert await asyncio.to_thread(feedbot_main, ["--config", str(toml), "customer", "erase", "C-9", "--yes"]) == 0
+    capsys.readouterr()
+    assert await asyncio.to_thread(feedbot_main, ["--config", str(toml), "db", "restore", str(backup.path)]) == 0
+    out = capsys.readouterr().out
+    assert "erased since" in out and "feedbot customer erase --yes C-9" in out and "C-10" not in out
+    # the command it names does it
+    assert await asyncio.to_thread(feedbot_main, ["--config", str(toml), "customer", "erase", "C-9", "--yes"]) == 0
