@@ -622,6 +622,16 @@ def _restore_replacing(archive: Path, url: str) -> None:
             raise _failed("the restore (psql; rolled back, nothing changed)", psql_code, psql_err.read())
 
 
+async def _pg_connect(url: str) -> Any:
+    """A connection, or a BackupError that says the server is unreachable (not a traceback)."""
+    import asyncpg
+
+    try:
+        return await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+        raise BackupError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from None
+
+
 async def _pg_counts(conn: Any) -> tuple[int, dict[str, int]]:
     names = [r[0] for r in await conn.fetch(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")]
@@ -637,8 +647,6 @@ async def _pg_counts(conn: Any) -> tuple[int, dict[str, int]]:
 async def backup_pg(url: str, folder: str | Path, now: datetime, *, label: str = "") -> BackupResult:
     """pg_dump (custom format, compressed) of an exported snapshot, counted in that same snapshot:
     the counts in the manifest are exactly what the dump holds, whatever writes go on."""
-    import asyncpg
-
     dump = _pg_tool("pg_dump")
     folder = Path(folder)
     try:
@@ -650,10 +658,7 @@ async def backup_pg(url: str, folder: str | Path, now: datetime, *, label: str =
     partial = target.with_name(target.name + PARTIAL)
     started = time.perf_counter()
     complete = False
-    try:
-        conn = await asyncpg.connect(url)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
-        raise BackupError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from None
+    conn = await _pg_connect(url)
     try:
         os.close(_private_file(partial))  # pg_dump writes into it, keeping its mode
         async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -698,7 +703,7 @@ async def verify_pg(path: Path, url: str) -> Verified:
     restore = _pg_tool("pg_restore")
     await asyncio.to_thread(_run_tool, [restore, "--list", str(data)], url, "pg_restore --list")
     scratch = f"feedbot_verify_{os.getpid()}_{int(time.time())}"
-    admin = await asyncpg.connect(url)
+    admin = await _pg_connect(url)
     try:
         await admin.execute(f'CREATE DATABASE "{scratch}"')
     except asyncpg.PostgresError as exc:
@@ -709,7 +714,7 @@ async def verify_pg(path: Path, url: str) -> Verified:
         scratch_url = _scratch_url(url, scratch)
         await asyncio.to_thread(_run_tool, [restore, "--no-owner", "--exit-on-error", f"--dbname={scratch_url}", str(data)],
                                 scratch_url, "pg_restore")
-        conn = await asyncpg.connect(scratch_url)
+        conn = await _pg_connect(scratch_url)
         try:
             version, counts = await _pg_counts(conn)
         finally:
@@ -723,9 +728,7 @@ async def verify_pg(path: Path, url: str) -> Verified:
 
 async def other_sessions(url: str) -> int:
     """Other connections to this database now (a running bot keeps some open)."""
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
+    conn = await _pg_connect(url)
     try:
         return int(await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))

@@ -628,3 +628,23 @@ async def test_a_restore_names_the_customers_erased_since_the_backup(tmp_path, t
     assert "erased since" in out and "feedbot customer erase --yes C-9" in out and "C-10" not in out
     # the command it names does it
     assert await asyncio.to_thread(feedbot_main, ["--config", str(toml), "customer", "erase", "C-9", "--yes"]) == 0
+
+
+@pytest.mark.sqlite_only  # no server: PostgreSQL down
+@pytest.mark.parametrize("command", ["verify", "restore"])
+async def test_verify_and_restore_with_postgresql_down_are_a_clear_error(tmp_path, backend, command, capsys, monkeypatch):
+    import hashlib
+
+    data = tmp_path / "feedbot-20261205T030000Z.pgdump"
+    data.write_bytes(b"PGDMP")
+    manifest = files.Manifest(kind="postgresql", created_at=NOW.isoformat(), schema_version=1, tables={},
+                              file=data.name, sha256=hashlib.sha256(b"PGDMP").hexdigest(), size=5, database_bytes=5)
+    data.with_name("feedbot-20261205T030000Z.manifest.json").write_text(manifest.to_json())
+    toml = tmp_path / "config.toml"
+    toml.write_text('[database]\nurl = "postgresql://feedbot:s3cret-pw@127.0.0.1:1/feedbot"\n'
+                    f'[backup]\nfolder = "{tmp_path / "b"}"\n')
+    if command == "verify":  # past pg_restore --list (as if the archive read well), to the server
+        monkeypatch.setattr(files, "_run_tool", lambda *args: None)
+    code = await asyncio.to_thread(feedbot_main, ["--config", str(toml), "db", command, str(data)])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot connect to PostgreSQL" in err and "Traceback" not in err and "s3cret" not in err
