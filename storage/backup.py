@@ -10,7 +10,8 @@ A backup is two files in one folder, named for the UTC time it was taken:
 
 A label may follow the time (`feedbot-...Z-pre-migration-0020.sqlite.gz`). Files are written
 under a `.partial` name and renamed when complete: a backup cut short by a crash is never
-taken for a whole one.
+taken for a whole one, and the next backup removes its partial files (those no backup in
+progress holds a flock on).
 
 SQLite: the copy is made by sqlite3's backup API in ONE step on a connection of its own (in a
 worker thread, off the event loop): one read transaction, a consistent snapshot. In WAL mode a
@@ -255,8 +256,37 @@ def _private_folder(folder: Path) -> None:
 
 def _private_file(path: Path) -> int:
     """A new (or emptied) file readable by its owner only: backups hold customers' personal data,
-    and SQLite, gzip and pg_dump would create theirs readable by every user of the machine."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    and SQLite, gzip and pg_dump would create theirs readable by every user of the machine.
+    flock'ed while its descriptor is open: a backup in progress (_remove_stale_partials)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    """The .partial files (and SQLite's -journal of one) of backups cut short by a kill or a
+    crash, each the size of the database: those no backup in progress holds."""
+    for entry in folder.glob("feedbot-*" + PARTIAL):
+        try:
+            fd = os.open(entry, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # being written
+            for path in (entry, Path(f"{entry}-journal")):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        finally:
+            os.close(fd)
+    for journal in folder.glob("feedbot-*" + PARTIAL + "-journal"):  # its partial already gone
+        if not journal.with_name(journal.name.removesuffix("-journal")).exists():
+            with contextlib.suppress(FileNotFoundError):
+                journal.unlink()
 
 
 def _write_manifest(folder: Path, name: str, manifest: Manifest) -> Path:
@@ -292,11 +322,16 @@ def backup_sqlite_sync(database: str | Path, folder: str | Path, now: datetime, 
     target = folder / (name + SQLITE_SUFFIX)
     raw = folder / (name + ".sqlite" + PARTIAL)
     packed = target.with_name(target.name + PARTIAL)
+    _remove_stale_partials(folder)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     complete = False
+    held: int | None = None
     try:
-        os.close(_private_file(raw))  # SQLite takes an empty file for a new database, and keeps its mode
+        # SQLite takes an empty file for a new database, and keeps its mode. The descriptor
+        # (its flock) stays open until the end: closing it while SQLite has the file open
+        # would drop SQLite's own locks on it.
+        held = _private_file(raw)
         source = _connect_file(source_path)
         try:
             copy = sqlite3.connect(raw, isolation_level=None)
@@ -348,6 +383,8 @@ def backup_sqlite_sync(database: str | Path, folder: str | Path, now: datetime, 
         for leftover in (raw, packed) + (() if complete else (target,)):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+        if held is not None:
+            os.close(held)
     return BackupResult(target, manifest_path, manifest, time.perf_counter() - started, timings)
 
 
@@ -656,11 +693,13 @@ async def backup_pg(url: str, folder: str | Path, now: datetime, *, label: str =
     name = _free_stem(folder, now, label)
     target = folder / (name + PG_SUFFIX)
     partial = target.with_name(target.name + PARTIAL)
+    _remove_stale_partials(folder)
     started = time.perf_counter()
     complete = False
     conn = await _pg_connect(url)
+    held: int | None = None
     try:
-        os.close(_private_file(partial))  # pg_dump writes into it, keeping its mode
+        held = _private_file(partial)  # pg_dump writes into it, keeping its mode; held (flock) meanwhile
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
             version, counts = await _pg_counts(conn)
@@ -681,6 +720,8 @@ async def backup_pg(url: str, folder: str | Path, now: datetime, *, label: str =
         for leftover in (partial,) + (() if complete else (target,)):  # as in backup_sqlite_sync
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+        if held is not None:
+            os.close(held)
     return BackupResult(target, manifest_path, manifest, time.perf_counter() - started)
 
 

@@ -648,3 +648,23 @@ async def test_verify_and_restore_with_postgresql_down_are_a_clear_error(tmp_pat
     code = await asyncio.to_thread(feedbot_main, ["--config", str(toml), "db", command, str(data)])
     err = capsys.readouterr().err
     assert code == 1 and "cannot connect to PostgreSQL" in err and "Traceback" not in err and "s3cret" not in err
+
+
+async def test_the_partial_files_of_a_backup_killed_midway_are_removed_by_the_next_one(tmp_path, backend, database_url):
+    """A kill (a power cut, the OOM killer) during a backup leaves its .partial files, each the
+    size of the database; nothing removed them, and every such crash kept one more."""
+    import fcntl
+
+    folder = tmp_path / "b"
+    folder.mkdir()
+    stale = [folder / "feedbot-20261201T000000Z.sqlite.partial", folder / "feedbot-20261201T000000Z.sqlite.partial-journal",
+             folder / "feedbot-20261201T000000Z.sqlite.gz.partial", folder / "feedbot-20261201T000000Z.pgdump.partial"]
+    for path in stale:
+        path.write_bytes(b"x" * 1000)
+    busy = folder / "feedbot-20261202T000000Z.sqlite.gz.partial"  # another backup still writing it
+    with busy.open("wb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        result = await _take(tmp_path, database_url, folder)
+        assert busy.exists()
+    assert not any(path.exists() for path in stale)
+    assert {p.name for p in folder.iterdir()} == {result.path.name, result.manifest_path.name, busy.name}
