@@ -668,3 +668,21 @@ async def test_the_partial_files_of_a_backup_killed_midway_are_removed_by_the_ne
         assert busy.exists()
     assert not any(path.exists() for path in stale)
     assert {p.name for p in folder.iterdir()} == {result.path.name, result.manifest_path.name, busy.name}
+
+
+@pytest.mark.sqlite_only
+async def test_db_copy_is_refused_while_a_bot_runs_on_the_file(tmp_path, backend, capsys):
+    """The README: stop the bot first, "the copy must see the last writes". Before, the copy
+    went on (and first migrated the file under the running bot); what the bot wrote after the
+    copy read a table stayed behind in SQLite."""
+    db_path = tmp_path / "feedbot.db"
+    await _make_db(db_path)
+    bot = files.RunLock(db_path)
+    assert bot.acquire(exclusive=False)  # as `feedbot run` holds it
+    try:
+        code = await asyncio.to_thread(feedbot_main, ["db", "copy", "--from", str(db_path),
+                                                      "--to", "postgresql://feedbot@127.0.0.1:1/feedbot"])
+    finally:
+        bot.release()
+    assert code == 2
+    assert "stop the bot" in capsys.readouterr().err
