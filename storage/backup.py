@@ -505,6 +505,15 @@ def _checkpointed(database: Path) -> bool:
     return not busy and not Path(f"{database}-wal").exists()
 
 
+def _same_owner_and_mode(copy: Path, database: Path) -> None:
+    """The restored file as the one it replaces: a temporary file is 0600, and one made by
+    `sudo feedbot db restore` is root's, which the bot, running as its own user, cannot open."""
+    st = database.stat()
+    os.chmod(copy, st.st_mode & 0o7777)
+    with contextlib.suppress(PermissionError):  # only root may give a file away
+        os.chown(copy, st.st_uid, st.st_gid)
+
+
 def _linked(target: Path, aside: Path) -> bool:
     """A second name for the database (the replaced file kept) while it stays in place."""
     try:
@@ -531,6 +540,7 @@ def restore_sqlite_sync(path: Path, database: str | Path, known_version: int, no
         aside = None
         try:
             if target.exists():
+                _same_owner_and_mode(verified.unpacked, target)
                 aside = target.with_name(f"{target.name}.replaced-{now.astimezone(timezone.utc).strftime(_TIME)}")
                 if _checkpointed(target) and _linked(target, aside):
                     # One rename replaces the file: cut short at any point, database.path holds

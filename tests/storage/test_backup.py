@@ -686,3 +686,25 @@ async def test_db_copy_is_refused_while_a_bot_runs_on_the_file(tmp_path, backend
         bot.release()
     assert code == 2
     assert "stop the bot" in capsys.readouterr().err
+
+
+@pytest.mark.sqlite_only
+async def test_a_restored_file_keeps_the_replaced_files_owner_and_mode(tmp_path, backend):
+    """Restored as root (`sudo feedbot db restore`), the file came out root's, mode 0600 (a
+    temporary file's): the bot, running as its own user, could not open its database."""
+    import os
+
+    source = tmp_path / "source.db"
+    await _make_db(source)
+    result = await files.backup_sqlite(source, tmp_path / "b", NOW)
+    target = tmp_path / "feedbot.db"
+    await _make_db(target)
+    target.chmod(0o640)
+    as_root = os.geteuid() == 0
+    if as_root:  # the bot's user, say
+        os.chown(target, 4321, 4322)
+    files.restore_sqlite_sync(result.path, target, KNOWN, NOW)
+    st = target.stat()
+    assert st.st_mode & 0o777 == 0o640
+    if as_root:
+        assert (st.st_uid, st.st_gid) == (4321, 4322)
