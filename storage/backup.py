@@ -129,9 +129,11 @@ def stem(now: datetime, label: str = "") -> str:
 
 
 def _free_stem(folder: Path, now: datetime, label: str) -> str:
-    """The name for a backup taken now; a second one within the same second gets -2, -3, ..."""
+    """The name for a backup taken now; a second one within the same second gets -2, -3, ...
+    (also while the first one is still being written: its .partial files)."""
     name, n = stem(now, label), 1
-    while any((folder / (name + suffix)).exists() for suffix in (SQLITE_SUFFIX, PG_SUFFIX, MANIFEST_SUFFIX)):
+    while any((folder / (name + suffix + partial)).exists()
+              for suffix in (SQLITE_SUFFIX, PG_SUFFIX, MANIFEST_SUFFIX, ".sqlite") for partial in ("", PARTIAL)):
         n += 1
         name = stem(now, f"{label}-{n}" if label else str(n))
     return name
@@ -255,10 +257,11 @@ def _private_folder(folder: Path) -> None:
 
 
 def _private_file(path: Path) -> int:
-    """A new (or emptied) file readable by its owner only: backups hold customers' personal data,
+    """A new file readable by its owner only: backups hold customers' personal data,
     and SQLite, gzip and pg_dump would create theirs readable by every user of the machine.
-    flock'ed while its descriptor is open: a backup in progress (_remove_stale_partials)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    flock'ed while its descriptor is open: a backup in progress (_remove_stale_partials).
+    Never another backup's file (O_EXCL): two taking the same name at once, one fails."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     if fcntl is not None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return fd

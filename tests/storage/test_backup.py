@@ -708,3 +708,20 @@ async def test_a_restored_file_keeps_the_replaced_files_owner_and_mode(tmp_path,
     assert st.st_mode & 0o777 == 0o640
     if as_root:
         assert (st.st_uid, st.st_gid) == (4321, 4322)
+
+
+async def test_two_backups_in_the_same_second_do_not_write_into_each_others_files(tmp_path, backend, database_url):
+    """The scheduled one and a `feedbot db backup` started in the same second took the same
+    name, and so the same .partial files: one truncated the other's half-written file."""
+    import fcntl
+
+    folder = tmp_path / "b"
+    folder.mkdir()
+    busy = folder / (files.stem(NOW) + (files.PG_SUFFIX if database_url else files.SQLITE_SUFFIX) + files.PARTIAL)
+    with busy.open("wb") as held:  # the other backup, half-way through
+        held.write(b"half a backup")
+        held.flush()
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        result = await _take(tmp_path, database_url, folder)
+        assert busy.read_bytes() == b"half a backup"
+    assert result.path.name.startswith(files.stem(NOW) + "-2")
