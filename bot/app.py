@@ -285,8 +285,8 @@ class FeedbotApp:
         except OSError as exc:
             raise StartupError(f"database.path: cannot create {lock.path} ({exc}); check the folder's permissions") from None
         if not held:
-            raise StartupError(f"database.path: a restore (`feedbot db restore`) is replacing {path} now; "
-                               "start the bot once it is done")
+            raise StartupError(f"database.path: a restore (`feedbot db restore`) or a copy (`feedbot db copy`) "
+                               f"is using {path} now; start the bot once it is done")
         self.run_lock = lock
 
     async def _backup_failed(self, error: str, last: str) -> None:

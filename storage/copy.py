@@ -18,6 +18,7 @@ from typing import Any, Callable, TextIO
 
 import asyncpg
 
+from storage.backup import RunLock
 from storage.db import Database
 from storage.pg import PgDatabase
 
@@ -130,6 +131,19 @@ async def copy_database(source_path: str | Path, target_url: str, *, batch: int 
     """Copy every table, then compare both sides; one TableCheck per table."""
     if not Path(source_path).is_file():
         raise CopyError(f"--from: no SQLite file at {source_path}")
+    # Held to the end, as a restore does: no bot writes to the file during the copy (what it
+    # wrote after a table was read would stay behind), and none starts meanwhile.
+    lock = RunLock(source_path)
+    if not lock.acquire(exclusive=True):
+        raise CopyError(f"--from: feedbot is running on {source_path} (it holds {lock.path.name}); "
+                        "stop the bot first: the copy must see its last writes")
+    try:
+        return await _copy_locked(source_path, target_url, batch, progress)
+    finally:
+        lock.release()
+
+
+async def _copy_locked(source_path: str | Path, target_url: str, batch: int, progress: TextIO) -> list[TableCheck]:
     source = Database(source_path)
     try:
         await source.open()  # brings an older file up to this feedbot's schema first

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -79,6 +80,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             return 0
         # restore
         now = SystemClock().now()
+        erased = await _erased(settings)
         if url:
             manifest, aside = await files.restore_pg(path, url, _known_version(url), now, settings.folder)
             print(f"restored {path.name} into the PostgreSQL database (schema version {manifest.schema_version})")
@@ -91,10 +93,66 @@ async def run(config: Config, args: argparse.Namespace) -> int:
                 print(f"  the replaced file is kept as {aside_file}")
         if manifest.schema_version < _known_version(url):
             print("  the bot applies the newer migrations at its next start (after backing it up again)")
+        again = await _erased_again(settings, erased)
+        if again:
+            print(f"  {len(again)} customer(s) erased since this backup was taken are in it again: erase them again")
+            for ident in again:
+                print(f"    feedbot customer erase --yes {ident}")
         return 0
     except BackupError as exc:
         print(f"feedbot: {exc}", file=sys.stderr)
         return 1
+
+
+# Erased customers and chats stay as tombstones (their ids, erased_at set): the database being
+# replaced names those erased after the backup was taken, which the backup still holds.
+_ERASED_SQL = ("SELECT id FROM customers WHERE erased_at IS NOT NULL",
+               "SELECT id FROM contacts WHERE erased_at IS NOT NULL")
+_KEPT_SQL = ("SELECT id, external_id FROM customers WHERE erased_at IS NULL",
+             "SELECT c.id, cu.external_id FROM contacts c LEFT JOIN customers cu ON cu.id = c.customer_id"
+             " WHERE c.erased_at IS NULL")
+
+
+async def _query(settings: BackupSettings, queries: tuple[str, ...]) -> list[list[tuple]] | None:
+    """The rows of each query on the database; None when it cannot be read (no database yet,
+    a damaged one): then there is nothing to compare."""
+    try:
+        if settings.database_url:
+            import asyncpg
+
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                return [[tuple(r) for r in await conn.fetch(q)] for q in queries]
+            finally:
+                await conn.close()
+        if not settings.database_path.exists():
+            return None
+        lite = sqlite3.connect(f"file:{settings.database_path}?mode=ro", uri=True)
+        try:
+            return [lite.execute(q).fetchall() for q in queries]
+        finally:
+            lite.close()
+    except Exception:  # noqa: BLE001 - a note to print, never a reason to fail the restore
+        return None
+
+
+async def _erased(settings: BackupSettings) -> tuple[set[int], set[int]]:
+    """Ids of the customers and of the chats erased in the database as it is."""
+    rows = await _query(settings, _ERASED_SQL)
+    return ({r[0] for r in rows[0]}, {r[0] for r in rows[1]}) if rows else (set(), set())
+
+
+async def _erased_again(settings: BackupSettings, erased: tuple[set[int], set[int]]) -> list[str]:
+    """`feedbot customer erase` ids of those erased before the restore, not erased after it."""
+    customers, contacts = erased
+    if not customers and not contacts:
+        return []
+    rows = await _query(settings, _KEPT_SQL)
+    if rows is None:
+        return []
+    found = {external for id_, external in rows[0] if id_ in customers}
+    found |= {external or f"contact:{id_}" for id_, external in rows[1] if id_ in contacts}
+    return sorted(found)
 
 
 def _kind(path: Path) -> str:

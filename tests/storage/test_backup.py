@@ -434,3 +434,294 @@ def test_manifest_names_and_bad_input(tmp_path, backend):
 def _touch(path: Path) -> Path:
     path.write_bytes(b"x")
     return path
+
+
+async def _take(tmp_path: Path, database_url: str | None, folder: Path, now: datetime = NOW) -> files.BackupResult:
+    if database_url:
+        return await files.backup_pg(database_url, folder, now)
+    db_path = tmp_path / "feedbot.db"
+    if not db_path.exists():
+        await _make_db(db_path)
+    return await files.backup_sqlite(db_path, folder, now)
+
+
+async def test_a_backup_that_fails_at_its_manifest_leaves_no_file_behind(tmp_path, backend, database_url, monkeypatch):
+    """A full disk when the manifest is written: before, the renamed database file stayed with no
+    manifest; list_backups ignores such a file, so no pruning ever removed it, and each failing
+    run left another one on the full disk."""
+    folder = tmp_path / "b"
+    good = await _take(tmp_path, database_url, folder)
+
+    def disk_full(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.Manifest, "to_json", disk_full)
+    with pytest.raises(BackupError, match="No space left"):
+        await _take(tmp_path, database_url, folder, NOW + timedelta(days=1))
+    assert sorted(p.name for p in folder.iterdir()) == sorted([good.path.name, good.manifest_path.name])
+
+
+async def test_backup_files_are_readable_by_their_owner_only(tmp_path, backend, database_url):
+    """They hold customers' names, phones and messages: not for every user of the machine."""
+    result = await _take(tmp_path, database_url, tmp_path / "b")
+    for path in (result.path, result.manifest_path, tmp_path / "b"):
+        assert path.stat().st_mode & 0o077 == 0, f"{path.name}: {oct(path.stat().st_mode)}"
+
+
+@pytest.mark.sqlite_only
+async def test_a_backup_into_a_folder_that_cannot_be_one_is_a_clear_error(tmp_path, backend, capsys):
+    db_path = tmp_path / "feedbot.db"
+    await _make_db(db_path)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\npath = "{db_path}"\n')
+    not_a_folder = _touch(tmp_path / "notes.txt")
+    code = await asyncio.to_thread(feedbot_main, ["--config", str(config), "db", "backup", "--output", str(not_a_folder)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and "Traceback" not in err
+
+
+@pytest.mark.postgresql_only
+async def test_a_postgresql_backup_from_an_older_feedbot_restores_and_the_bot_migrates_it(tmp_path, backend, database_url):
+    """pg_restore --clean drops only what the archive holds: a table a newer migration created
+    stayed, with its rows, and the bot's next start failed re-creating it ("already exists")."""
+    from storage.db import open_database
+    from storage.pg import migration_files as pg_files
+
+    newest = max(pg_files())
+    created = newest[2].split("CREATE TABLE", 1)[1].split("(", 1)[0].strip()  # 0062: spent_logins
+    conn = await asyncpg.connect(database_url)
+    try:  # the database as the previous feedbot left it
+        await conn.execute(f"DROP TABLE {created}")
+        await conn.execute("DELETE FROM schema_migrations WHERE version = $1", newest[0])
+        await conn.execute("INSERT INTO settings (key, value) VALUES ('before-upgrade', 'x')")
+    finally:
+        await conn.close()
+    older = await files.backup_pg(database_url, tmp_path / "b", NOW)
+    assert older.manifest.schema_version == newest[0] - 1
+    db = open_database(tmp_path / "unused.db", database_url)
+    await db.open()  # the upgrade: the newest migration applied, the table used
+    await db.write_grouped(f"INSERT INTO {created} (key, expires_at) VALUES ('k', 'x')")
+    await db.write_grouped("DELETE FROM settings WHERE key = 'before-upgrade'")
+    await db.close()
+    await files.restore_pg(older.path, database_url, newest[0], NOW, tmp_path / "b")
+    db = open_database(tmp_path / "unused.db", database_url)
+    await db.open()  # the bot's next start applies the newer migration again
+    try:
+        assert await db.fetchone("SELECT value FROM settings WHERE key = 'before-upgrade'") is not None
+        assert (await db.fetchone(f"SELECT count(*) FROM {created}"))[0] == 0
+        assert (await db.fetchone("SELECT max(version) FROM schema_migrations"))[0] == newest[0]
+    finally:
+        await db.close()
+
+
+@pytest.mark.postgresql_only
+async def test_a_postgresql_restore_cut_short_changes_nothing(tmp_path, backend, database_url):
+    result = await files.backup_pg(database_url, tmp_path / "b", NOW)
+    data = result.path.read_bytes()
+    cut = tmp_path / "cut.pgdump"
+    cut.write_bytes(data[: len(data) * 3 // 4])  # pg_restore reads the start, then fails
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("INSERT INTO settings (key, value) VALUES ('after-backup', 'x')")
+        with pytest.raises(BackupError, match="pg_restore"):
+            await asyncio.to_thread(files._restore_replacing, cut, database_url)
+        assert await conn.fetchval("SELECT count(*) FROM settings WHERE key = 'after-backup'") == 1
+        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == result.manifest.schema_version
+    finally:
+        await conn.close()
+
+
+def _crashed_copy(source: Path, target: Path) -> None:
+    """target: the database as a bot killed mid-run leaves it, its last commit only in the -wal."""
+    conn = sqlite3.connect(source, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("INSERT INTO settings (key, value) VALUES ('in-the-wal', 'x')")
+        target.write_bytes(source.read_bytes())
+        Path(f"{target}-wal").write_bytes(Path(f"{source}-wal").read_bytes())
+    finally:
+        conn.close()
+
+
+@pytest.mark.sqlite_only
+async def test_a_restore_cut_short_leaves_the_previous_database_in_place(tmp_path, backend, monkeypatch):
+    """Before, the database (and its -wal) was renamed aside first and the backup renamed in
+    after: killed in between, there was no database at database.path at all (the next bot
+    would have started on a new empty one), and the -wal sat apart from its file."""
+    source = tmp_path / "source.db"
+    await _make_db(source)
+    result = await files.backup_sqlite(source, tmp_path / "b", NOW)
+    target = tmp_path / "feedbot.db"
+    _crashed_copy(source, target)
+    assert Path(f"{target}-wal").stat().st_size > 0
+    real_replace = files.os.replace
+
+    def killed_when_the_backup_goes_in(src, dst):
+        if Path(src).name.startswith(".feedbot-restore-"):
+            raise KeyboardInterrupt  # as a kill at that instant: nothing after it runs
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", killed_when_the_backup_goes_in)
+    with pytest.raises(KeyboardInterrupt):
+        files.restore_sqlite_sync(result.path, target, KNOWN, NOW)
+    monkeypatch.undo()
+    assert _rows(target, "SELECT count(*) FROM settings WHERE key = 'in-the-wal'") == [(1,)]
+    # and the restore, run again, goes through and keeps that database aside, whole
+    _, aside = files.restore_sqlite_sync(result.path, target, KNOWN, NOW + timedelta(seconds=1))
+    assert _rows(target, "SELECT count(*) FROM settings WHERE key = 'in-the-wal'") == [(0,)]
+    assert _rows(aside, "SELECT count(*) FROM settings WHERE key = 'in-the-wal'") == [(1,)]
+    assert not Path(f"{target}-wal").exists() or Path(f"{target}-wal").stat().st_size == 0
+
+
+@pytest.mark.sqlite_only
+async def test_verify_on_a_full_disk_or_with_a_foreign_manifest_is_a_clear_error(tmp_path, backend, monkeypatch, capsys):
+    db_path = tmp_path / "feedbot.db"
+    await _make_db(db_path)
+    result = await files.backup_sqlite(db_path, tmp_path / "b", NOW)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\npath = "{db_path}"\n')
+    unpack = tmp_path / "tmp"
+    monkeypatch.setattr(files.tempfile, "tempdir", str(unpack))  # where verify decompresses
+
+    real_fsync = files.os.fsync
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", disk_full)
+    code = await asyncio.to_thread(feedbot_main, ["--config", str(config), "db", "verify", str(result.path)])
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left" in err and "Traceback" not in err
+    assert list(unpack.iterdir()) == []
+    manifest = json.loads(result.manifest_path.read_text())
+    for name in ("../feedbot.db", ""):  # a manifest not written by feedbot
+        result.manifest_path.write_text(json.dumps({**manifest, "file": name}))
+        code = await asyncio.to_thread(feedbot_main, ["--config", str(config), "db", "verify", str(result.path)])
+        err = capsys.readouterr().err
+        assert code == 1 and "not a feedbot backup manifest" in err, err
+
+
+async def test_a_restore_names_the_customers_erased_since_the_backup(tmp_path, tg, clock, backend, database_url, capsys):
+    """The README: "a restore brings erased customers back: erase them again". Only the
+    database being replaced knows who was erased since the backup: the restore must say."""
+    config = make_config(tmp_path, tg, database_url=database_url, backup={"folder": str(tmp_path / "b")})
+    h = Harness(config, tg, clock)
+    await h.start()
+    try:
+        for customer in ("C-9", "C-10"):
+            status, _ = await h.post_purchase(f"A-{customer}", customer={"external_id": customer, "name": "Trần Văn Bình"},
+                                              purchased_at=clock.now().isoformat())
+            assert status in (201, 202)
+        backup = await h.app.backups.take()
+    finally:
+        await h.close()
+    toml = tmp_path / "config.toml"
+    toml.write_text(f'[database]\npath = "{tmp_path / "feedbot.db"}"\n'
+                    + (f'url = "{database_url}"\n' if database_url else "")
+                    + f'[backup]\nfolder = "{tmp_path / "b"}"\n')
+    assert await asyncio.to_thread(feedbot_main, ["--config", str(toml), "customer", "erase", "C-9", "--yes"]) == 0
+    capsys.readouterr()
+    assert await asyncio.to_thread(feedbot_main, ["--config", str(toml), "db", "restore", str(backup.path)]) == 0
+    out = capsys.readouterr().out
+    assert "erased since" in out and "feedbot customer erase --yes C-9" in out and "C-10" not in out
+    # the command it names does it
+    assert await asyncio.to_thread(feedbot_main, ["--config", str(toml), "customer", "erase", "C-9", "--yes"]) == 0
+
+
+@pytest.mark.sqlite_only  # no server: PostgreSQL down
+@pytest.mark.parametrize("command", ["verify", "restore"])
+async def test_verify_and_restore_with_postgresql_down_are_a_clear_error(tmp_path, backend, command, capsys, monkeypatch):
+    import hashlib
+
+    data = tmp_path / "feedbot-20261205T030000Z.pgdump"
+    data.write_bytes(b"PGDMP")
+    manifest = files.Manifest(kind="postgresql", created_at=NOW.isoformat(), schema_version=1, tables={},
+                              file=data.name, sha256=hashlib.sha256(b"PGDMP").hexdigest(), size=5, database_bytes=5)
+    data.with_name("feedbot-20261205T030000Z.manifest.json").write_text(manifest.to_json())
+    toml = tmp_path / "config.toml"
+    toml.write_text('[database]\nurl = "postgresql://feedbot:s3cret-pw@127.0.0.1:1/feedbot"\n'
+                    f'[backup]\nfolder = "{tmp_path / "b"}"\n')
+    if command == "verify":  # past pg_restore --list (as if the archive read well), to the server
+        monkeypatch.setattr(files, "_run_tool", lambda *args: None)
+    code = await asyncio.to_thread(feedbot_main, ["--config", str(toml), "db", command, str(data)])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot connect to PostgreSQL" in err and "Traceback" not in err and "s3cret" not in err
+
+
+async def test_the_partial_files_of_a_backup_killed_midway_are_removed_by_the_next_one(tmp_path, backend, database_url):
+    """A kill (a power cut, the OOM killer) during a backup leaves its .partial files, each the
+    size of the database; nothing removed them, and every such crash kept one more."""
+    import fcntl
+
+    folder = tmp_path / "b"
+    folder.mkdir()
+    stale = [folder / "feedbot-20261201T000000Z.sqlite.partial", folder / "feedbot-20261201T000000Z.sqlite.partial-journal",
+             folder / "feedbot-20261201T000000Z.sqlite.gz.partial", folder / "feedbot-20261201T000000Z.pgdump.partial"]
+    for path in stale:
+        path.write_bytes(b"x" * 1000)
+    busy = folder / "feedbot-20261202T000000Z.sqlite.gz.partial"  # another backup still writing it
+    with busy.open("wb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        result = await _take(tmp_path, database_url, folder)
+        assert busy.exists()
+    assert not any(path.exists() for path in stale)
+    assert {p.name for p in folder.iterdir()} == {result.path.name, result.manifest_path.name, busy.name}
+
+
+@pytest.mark.sqlite_only
+async def test_db_copy_is_refused_while_a_bot_runs_on_the_file(tmp_path, backend, capsys):
+    """The README: stop the bot first, "the copy must see the last writes". Before, the copy
+    went on (and first migrated the file under the running bot); what the bot wrote after the
+    copy read a table stayed behind in SQLite."""
+    db_path = tmp_path / "feedbot.db"
+    await _make_db(db_path)
+    bot = files.RunLock(db_path)
+    assert bot.acquire(exclusive=False)  # as `feedbot run` holds it
+    try:
+        code = await asyncio.to_thread(feedbot_main, ["db", "copy", "--from", str(db_path),
+                                                      "--to", "postgresql://feedbot@127.0.0.1:1/feedbot"])
+    finally:
+        bot.release()
+    assert code == 2
+    assert "stop the bot" in capsys.readouterr().err
+
+
+@pytest.mark.sqlite_only
+async def test_a_restored_file_keeps_the_replaced_files_owner_and_mode(tmp_path, backend):
+    """Restored as root (`sudo feedbot db restore`), the file came out root's, mode 0600 (a
+    temporary file's): the bot, running as its own user, could not open its database."""
+    import os
+
+    source = tmp_path / "source.db"
+    await _make_db(source)
+    result = await files.backup_sqlite(source, tmp_path / "b", NOW)
+    target = tmp_path / "feedbot.db"
+    await _make_db(target)
+    target.chmod(0o640)
+    as_root = os.geteuid() == 0
+    if as_root:  # the bot's user, say
+        os.chown(target, 4321, 4322)
+    files.restore_sqlite_sync(result.path, target, KNOWN, NOW)
+    st = target.stat()
+    assert st.st_mode & 0o777 == 0o640
+    if as_root:
+        assert (st.st_uid, st.st_gid) == (4321, 4322)
+
+
+async def test_two_backups_in_the_same_second_do_not_write_into_each_others_files(tmp_path, backend, database_url):
+    """The scheduled one and a `feedbot db backup` started in the same second took the same
+    name, and so the same .partial files: one truncated the other's half-written file."""
+    import fcntl
+
+    folder = tmp_path / "b"
+    folder.mkdir()
+    busy = folder / (files.stem(NOW) + (files.PG_SUFFIX if database_url else files.SQLITE_SUFFIX) + files.PARTIAL)
+    with busy.open("wb") as held:  # the other backup, half-way through
+        held.write(b"half a backup")
+        held.flush()
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        result = await _take(tmp_path, database_url, folder)
+        assert busy.read_bytes() == b"half a backup"
+    assert result.path.name.startswith(files.stem(NOW) + "-2")
