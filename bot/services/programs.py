@@ -308,7 +308,7 @@ class ProgramService:
             return
         pending = [Pending(r.id, "program", r.priority, r.due_at, r.deadline_at) for r in eligible]
         pending += [Pending(s.id, "csat", self.settings.csat_priority(), s.due_at,
-                             deadline(s.due_at, self.policy.max_lateness, self.policy))
+                             deadline(s.late_from, self.policy.max_lateness, self.policy))
                     for s in page.csat.get(customer_id, [])]
         choice = flow.choose(pending, sent, now, self.settings.max_per_period, self.settings.period)
         by_id = {r.id: r for r in eligible}
