@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping, Sequence
 
 from bot.clock import Clock
@@ -80,7 +80,7 @@ class ProgramSchedule:
             if spec.kind == "csat" and trigger.kind == "after_purchase":
                 continue  # the purchase CSAT itself (bot/services/purchases.py)
             delay = trigger.delay if trigger.kind == "after_purchase" else timedelta(days=trigger.days)
-            due = end_of_quiet_hours(purchased_at + delay, self.policy)
+            due = end_of_quiet_hours(purchased_at.astimezone(timezone.utc) + delay, self.policy)  # real hours in a DST zone
             late = deadline(due, spec.max_lateness, self.policy)
             if late < now:
                 continue  # an old purchase posted late: its moment has passed
