@@ -176,6 +176,26 @@ async def test_a_survey_waiting_for_the_quota_day_after_day_is_skipped_once_too_
         await h.close()
 
 
+async def test_the_templates_date_is_the_purchase_date_not_the_surveys_due_day(tmp_path, tg, clock, zfake, database_url):
+    # Bought at 20:00 on 23/11: the survey is due the next morning (quiet hours), but the
+    # template's `date` is the purchase date (config.example.toml), which the customer knows.
+    zfake.register_template("1004", PARAMS | {"order_date"})
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, survey_templates={"vi": "1004"},
+                      params={"customer_name": "customer_name", "order_id": "order_code", "shop": "shop_name",
+                              "link": "survey_link", "date": "order_date"})
+    try:
+        clock.advance(hours(11))  # 20:00 shop time
+        status, body = await h.post_purchase("A-1", purchased_at=(START + hours(11)).isoformat(),
+                                             customer={"external_id": "C-A-1", "name": "Lan", "phone": "+84 912 345 678"})
+        assert status == 202, body
+        clock.advance(hours(12))  # 08:00 the next day
+        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        await h.outbox_settled()
+        assert [m.data["order_date"] for m in zfake.zns_messages] == ["23/11/2026"]
+    finally:
+        await h.close()
+
+
 async def test_no_zns_send_in_the_night_ban(tmp_path, tg, clock, zfake, database_url):
     h = await zns_app(tmp_path, tg, clock, zfake, database_url, night_ban="12:00-13:00")
     try:
