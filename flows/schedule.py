@@ -65,7 +65,8 @@ def _next_day_at(local: datetime, wall: time, tz: tzinfo) -> datetime:
 
 
 def due_time(purchased_at: datetime, policy: SurveyPolicy) -> datetime:
-    return end_of_quiet_hours(purchased_at + policy.delay, policy)
+    # In UTC: `+` on a datetime of a DST zone adds wall-clock time (an hour off across a change).
+    return end_of_quiet_hours(purchased_at.astimezone(timezone.utc) + policy.delay, policy)
 
 
 # --- the dispatch decision for one due survey ---------------------------------
@@ -118,7 +119,8 @@ def due_cutoff(now: datetime, lateness: timedelta, policy: SurveyPolicy) -> date
 def _open_time(at: datetime, span: timedelta, policy: SurveyPolicy, *, forward: bool) -> datetime:
     blackouts = policy.blackouts
     if blackouts is NO_BLACKOUTS or not (blackouts.tet or blackouts.dates or blackouts.yearly):
-        return at + span if forward else at - span
+        t = at.astimezone(timezone.utc)  # real time, not the wall clock of a DST zone
+        return (t + span if forward else t - span).astimezone(at.tzinfo)
     tz = policy.timezone
     t = at.astimezone(timezone.utc)
     left = span

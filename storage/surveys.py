@@ -35,13 +35,19 @@ class SurveyRecord:
     score: int | None
     comment: str | None
     store: str | None = None
+    first_due_at: datetime | None = None  # before any postponement (NULL in the row: never postponed)
+
+    @property
+    def late_from(self) -> datetime:
+        """What survey.max_lateness counts from: the first due time, not a postponement's."""
+        return self.first_due_at or self.due_at
 
 
 # The record's fields, in its order: built by position, not by column name (this runs for
 # most inbound updates; a sqlite3.Row looks a name up by comparing it with each column's).
 _SELECT = (
     "SELECT s.id, s.purchase_id, s.customer_id, p.order_id, s.touchpoint, s.status, s.skip_reason, s.due_at,"
-    " s.contact_id, s.language, s.sent_at, s.reminded_at, s.answered_at, s.score, s.comment, s.store"
+    " s.contact_id, s.language, s.sent_at, s.reminded_at, s.answered_at, s.score, s.comment, s.store, s.first_due_at"
     " FROM surveys s JOIN purchases p ON p.id = s.purchase_id"
 )
 
@@ -49,7 +55,7 @@ _SELECT = (
 def _record(row: Row) -> SurveyRecord:
     (
         id_, purchase_id, customer_id, order_id, touchpoint, status, skip_reason, due_at,
-        contact_id, language, sent_at, reminded_at, answered_at, score, comment, store,
+        contact_id, language, sent_at, reminded_at, answered_at, score, comment, store, first_due_at,
     ) = row
     due = from_db(due_at)
     assert due is not None  # NOT NULL
@@ -57,7 +63,7 @@ def _record(row: Row) -> SurveyRecord:
         id=id_, purchase_id=purchase_id, customer_id=customer_id, order_id=order_id, touchpoint=touchpoint,
         status=status, skip_reason=skip_reason, due_at=due, contact_id=contact_id, language=language,
         sent_at=from_db(sent_at), reminded_at=from_db(reminded_at), answered_at=from_db(answered_at),
-        score=score, comment=comment, store=store,
+        score=score, comment=comment, store=store, first_due_at=from_db(first_due_at),
     )
 
 
@@ -194,7 +200,8 @@ async def mark_skipped(conn: Connection, survey_id: int, reason: str, now: datet
 
 async def postpone(conn: Connection, survey_id: int, until: datetime) -> None:
     await conn.execute(
-        "UPDATE surveys SET status = 'scheduled', due_at = ? WHERE id = ?", (to_db(until), survey_id)
+        "UPDATE surveys SET status = 'scheduled', first_due_at = COALESCE(first_due_at, due_at), due_at = ? WHERE id = ?",
+        (to_db(until), survey_id),
     )
 
 

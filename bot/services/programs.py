@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping, Sequence
 
 from bot.clock import Clock
@@ -80,7 +80,7 @@ class ProgramSchedule:
             if spec.kind == "csat" and trigger.kind == "after_purchase":
                 continue  # the purchase CSAT itself (bot/services/purchases.py)
             delay = trigger.delay if trigger.kind == "after_purchase" else timedelta(days=trigger.days)
-            due = end_of_quiet_hours(purchased_at + delay, self.policy)
+            due = end_of_quiet_hours(purchased_at.astimezone(timezone.utc) + delay, self.policy)  # real hours in a DST zone
             late = deadline(due, spec.max_lateness, self.policy)
             if late < now:
                 continue  # an old purchase posted late: its moment has passed
@@ -308,7 +308,7 @@ class ProgramService:
             return
         pending = [Pending(r.id, "program", r.priority, r.due_at, r.deadline_at) for r in eligible]
         pending += [Pending(s.id, "csat", self.settings.csat_priority(), s.due_at,
-                             deadline(s.due_at, self.policy.max_lateness, self.policy))
+                             deadline(s.late_from, self.policy.max_lateness, self.policy))
                     for s in page.csat.get(customer_id, [])]
         choice = flow.choose(pending, sent, now, self.settings.max_per_period, self.settings.period)
         by_id = {r.id: r for r in eligible}

@@ -63,12 +63,22 @@ class PurchaseInput:
     stage: str | None = None  # the journey stage the purchase's survey is about (survey.stages)
 
     def fingerprint(self) -> str:
+        """The one stored: the time in UTC, so the same instant written as +07:00, Z or shop
+        time without an offset is the same order (a retry in UTC is not a 409)."""
+        return self._fingerprint(self.purchased_at.astimezone(dt_timezone.utc))
+
+    def fingerprints(self, tz: tzinfo) -> set[str]:
+        """What an order already stored may carry: fingerprints written before the time was
+        taken in UTC kept it as posted (usually shop time): those still match a retry."""
+        return {self.fingerprint(), self._fingerprint(self.purchased_at), self._fingerprint(self.purchased_at.astimezone(tz))}
+
+    def _fingerprint(self, purchased_at: datetime) -> str:
         canonical = asdict(self)
         for later in ("zalo_user_id", "staff", "stage"):  # fingerprints of orders posted before these stay the same
             if canonical[later] is None:
                 del canonical[later]
         canonical["amount"] = str(self.amount)
-        canonical["purchased_at"] = self.purchased_at.isoformat()
+        canonical["purchased_at"] = purchased_at.isoformat()
         return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -276,7 +286,7 @@ async def record_purchase_in(
     fingerprint = data.fingerprint()
     existing = await purchases.by_order_id(tx, data.order_id)
     if existing is not None:
-        if existing.fingerprint != fingerprint:
+        if existing.fingerprint not in data.fingerprints(policy.timezone):
             raise PurchaseConflict(f"order {data.order_id} was already posted with different details")
         survey = await surveys.by_purchase(tx, existing.id)
         assert survey is not None

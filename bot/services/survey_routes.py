@@ -162,9 +162,13 @@ class SurveyRoutes:
         assert phone is not None and template_id is not None
         token = await purchases.link_token(tx, survey.order_id)
         link = self.web_link(token[0] if token else None) if self.web_link else ""
+        purchase = await purchases.by_order_id(tx, survey.order_id)
+        # The purchase's date, as the customer knows it: the survey's due time may be the next
+        # morning (quiet hours), days later (a delivery) or a postponement.
+        bought = purchase.purchased_at if purchase is not None else survey.due_at
         data = routing.template_data(policy, {
             "customer_name": customer.name or "Quý khách", "order_id": survey.order_id, "shop": self.shop_name,
-            "link": link, "date": survey.due_at.astimezone(policy.timezone).strftime("%d/%m/%Y"),
+            "link": link, "date": bought.astimezone(policy.timezone).strftime("%d/%m/%Y"),
         })
         chat_id = await self._queue_template(tx, customer.id, phone, template_id, data, day, now,
                                              survey_id=survey.id, priority=priority)

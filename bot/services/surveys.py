@@ -166,7 +166,7 @@ class SurveyDispatcher:
         by_zns = isinstance(route, Route) and route.kind == ZNS
         decision = decide_dispatch(
             now=now,
-            due_at=survey.due_at,
+            due_at=survey.late_from,  # a postponed survey is as late as it was first due
             opted_out=opted_out,
             has_contact=contact is not None or by_zns,
             last_sent_at=await self._last_sent_at(tx, survey.customer_id, now, last_sent_at),
@@ -185,7 +185,7 @@ class SurveyDispatcher:
                 log.info("survey %s sent by ZNS (%s)", survey.id, route.reason if route else "")
                 return "sent"
             assert outcome.postpone_until is not None
-            if outcome.postpone_until > deadline(survey.due_at, self.policy.max_lateness, self.policy):
+            if outcome.postpone_until > deadline(survey.late_from, self.policy.max_lateness, self.policy):
                 decision = Skip(outcome.skip_reason or "too_late")
             else:
                 decision = Postpone(outcome.postpone_until)

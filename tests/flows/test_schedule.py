@@ -15,6 +15,7 @@ from flows.schedule import (
     end_of_quiet_hours,
     in_quiet_hours,
     is_expired,
+    is_too_late,
     reminder_due,
 )
 
@@ -127,3 +128,21 @@ def test_reminder_off_by_default_and_at_most_once():
 def test_no_survey_while_a_complaint_is_open():
     assert decide(open_complaint=True) == Skip("open_complaint")
     assert decide(open_complaint=True, opted_out=True) == Skip("opted_out")
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def test_delay_and_lateness_are_real_hours_across_a_dst_change_however_the_time_is_written():
+    # Clocks go forward on 2026-03-29 in Berlin. A purchase posted without an offset is a
+    # datetime in the shop's zone, where `+ timedelta` is wall-clock arithmetic (an hour short
+    # here); the same instant posted in UTC must be due at the same moment.
+    policy = SurveyPolicy(timezone=BERLIN, delay=timedelta(hours=24), quiet_start=time(0), quiet_end=time(0))
+    bought = datetime(2026, 3, 28, 12, 0, tzinfo=BERLIN)  # 11:00 UTC
+    utc = bought.astimezone(timezone.utc)
+    assert due_time(bought, policy) == due_time(utc, policy) == utc + timedelta(hours=24)
+    due = due_time(bought, policy)
+    assert not is_too_late(utc + timedelta(hours=24 + 47, minutes=30), due, policy)  # 47.5 h of 48 h late
+    assert is_too_late(utc + timedelta(hours=24 + 48, minutes=1), due, policy)
+    local_due = due.astimezone(BERLIN)
+    assert not is_too_late(utc + timedelta(hours=24 + 47, minutes=30), local_due, policy)

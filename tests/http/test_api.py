@@ -13,7 +13,7 @@ import struct
 import tempfile
 import unicodedata
 import zlib
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -22,8 +22,9 @@ import pytest_asyncio
 import segno
 from yarl import URL
 
+from bot.services.purchases import parse_purchase
 from testkit.clock import FakeClock
-from tests.conftest import API_TOKEN, BOT_TOKEN, BOTH, START, Harness, make_config, purchase_body
+from tests.conftest import API_TOKEN, BOT_TOKEN, BOTH, START, VN, Harness, make_config, purchase_body
 from testkit.telegram_api import FakeTelegramServer
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -285,6 +286,37 @@ async def test_same_order_with_different_details_is_409_and_changes_nothing(api)
     assert after == before
     assert str(after[0]["amount"]) == "250000"
     assert await counts(api) == {"customers": 1, "purchases": 1, "surveys": 1, "outbox": 0}
+
+
+async def test_same_order_with_its_time_written_another_way_is_a_duplicate_not_409(api):
+    # The same instant as +07:00, as Z and as shop time without an offset: one order, and a
+    # retry that writes the time in UTC (a queue, a second integration) must not be refused.
+    vn = timezone(timedelta(hours=7))
+    status, first = await api.post_purchase(purchased_at=START.astimezone(vn).isoformat())
+    assert status == 202, first
+    for written in (START.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    START.astimezone(vn).replace(tzinfo=None).isoformat()):
+        status, again = await api.post_purchase(purchased_at=written)
+        assert (status, again.get("duplicate")) == (200, True), (written, again)
+        assert again["links"] == first["links"]
+    assert await counts(api) == {"customers": 1, "purchases": 1, "surveys": 1, "outbox": 0}
+
+
+async def test_an_order_stored_with_the_old_fingerprint_still_matches_its_retry(api):
+    # Orders stored before the time was fingerprinted in UTC carry it as posted (+07:00).
+    status, first = await api.post_purchase(purchased_at=START.isoformat())
+    assert status == 202, first
+    data = parse_purchase(purchase_body(purchased_at=START.isoformat()), touchpoints=("delivery",), timezone=VN, now=START)
+    legacy = data._fingerprint(data.purchased_at)
+    assert legacy != data.fingerprint()
+    assert api.app is not None
+    async with api.app.db.transaction() as tx:
+        await tx.execute("UPDATE purchases SET fingerprint = ?", (legacy,))
+    for written in (START.isoformat(), START.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")):
+        status, again = await api.post_purchase(purchased_at=written)
+        assert (status, again.get("duplicate")) == (200, True), (written, again)
+    status, _ = await api.post_purchase(purchased_at=(START + timedelta(minutes=1)).isoformat())
+    assert status == 409  # another time is still another order
 
 
 async def test_concurrent_duplicates_store_one_purchase(api):

@@ -1,6 +1,10 @@
 """The HTTP API of issue 21: a purchase's staff and stage, and a program's on-demand send."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from testkit.clock import FakeClock
 from tests.conftest import API_TOKEN, Harness, make_config
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -51,5 +55,23 @@ async def test_on_demand_send_checks_the_program_and_the_body(tmp_path, clock):
         async with h.http.post(f"{url}/nps/send", json={"customers": ["C-42"]}, headers=AUTH) as resp:
             assert (await resp.json())["customers"] == {"C-42": "already_scheduled"}
         assert len(await h.rows("SELECT id FROM program_surveys")) == 1
+    finally:
+        await h.close()
+
+
+async def test_a_programs_delay_is_real_hours_across_a_dst_change(tmp_path):
+    # Berlin's clocks go forward on 2026-03-29: 24 h after Saturday 12:00 (posted without an
+    # offset: shop time) is Sunday 13:00, not 12:00 on the wall clock.
+    berlin = ZoneInfo("Europe/Berlin")
+    clock = FakeClock(datetime(2026, 3, 28, 12, 0, tzinfo=berlin))
+    programs = [{"name": "nps_day", "kind": "nps", "trigger": "after_purchase", "delay": "24h"}]
+    config = make_config(tmp_path, arrays={"programs": programs}, shop={"name": "Shop An", "timezone": "Europe/Berlin"})
+    h = Harness(config, None, clock)
+    await h.start()
+    try:
+        status, body = await h.post_purchase(purchased_at="2026-03-28T12:00:00")
+        assert status == 202, body
+        rows = await h.rows("SELECT due_at FROM program_surveys WHERE program = 'nps_day'")
+        assert [r["due_at"] for r in rows] == [datetime(2026, 3, 29, 11, 0, tzinfo=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")]
     finally:
         await h.close()

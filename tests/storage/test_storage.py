@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import AsyncIterator
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -553,6 +554,18 @@ def test_string_order_is_time_order_across_offsets():
     stored = [to_db(t) for t in times]
     assert sorted(stored) == stored
     assert len({len(s) for s in stored}) == 1
+
+
+def test_the_repeated_hour_of_a_dst_zone_is_stored_as_its_own_instant():
+    # 01:30 in New York on 2026-11-01 happens twice (EDT, then EST): equal as Python
+    # datetimes of one tzinfo (fold is ignored), an hour apart as instants.
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=new_york)
+    second = datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc).astimezone(new_york)
+    assert second.fold == 1 and first == second  # what a cache keyed by the datetime would confuse
+    assert to_db(first) == "2026-11-01T05:30:00.000000Z"
+    assert to_db(second) == "2026-11-01T06:30:00.000000Z"
+    assert to_db(first) < to_db(second)
 
 
 def test_naive_datetime_is_refused():

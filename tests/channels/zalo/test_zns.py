@@ -20,7 +20,8 @@ from flows.survey_routes import ZnsPolicy, night_ban_ends
 from storage import contacts, tickets
 from tests.channels.zalo.test_channel import GROUP, TG_USER, USER, channel_for, say, started
 from tests.http.test_agent_page import AgentClient
-from tests.conftest import API_TOKEN, BOTH, hours
+from storage.timefmt import from_db
+from tests.conftest import API_TOKEN, BOTH, START, hours
 from testkit.zalo_api import FakeZaloServer
 
 BACKENDS = BOTH  # routes, spend and ratings on SQLite and on PostgreSQL
@@ -152,6 +153,45 @@ async def test_quota_reached_the_rest_wait_and_the_owner_is_told_once(tmp_path, 
         assert (await h.app.dispatcher.dispatch_due())["sent"] == 2
         await asyncio.sleep(0.1)
         assert len([m for m in tg.sent_messages(OWNER) if "ZNS" in m.text]) == 1
+    finally:
+        await h.close()
+
+
+async def test_a_survey_waiting_for_the_quota_day_after_day_is_skipped_once_too_late(tmp_path, tg, clock, zfake, database_url):
+    # One ZNS a day and four surveys due at once: each wait for the next quota day must not
+    # restart the survey's lateness; the fourth would go out ~68 h late (max_lateness 48 h).
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, daily_messages=1)
+    try:
+        for i in range(4):
+            await buy(h, f"A-{i}", phone=f"09123456{i:02d}")
+        due = START + hours(3)
+        for _ in range(5 * 24):  # the dispatch job, every hour for five days
+            clock.advance(hours(1))
+            await h.app.dispatcher.dispatch_due()
+        rows = await h.rows("SELECT status, skip_reason, sent_at FROM surveys ORDER BY id")
+        sent = [from_db(r["sent_at"]) for r in rows if r["status"] == "sent"]
+        assert len(sent) == 3 and all(at - due <= hours(48) for at in sent), rows
+        assert [r["skip_reason"] for r in rows if r["status"] == "skipped"] == ["zns_daily_quota"], rows
+    finally:
+        await h.close()
+
+
+async def test_the_templates_date_is_the_purchase_date_not_the_surveys_due_day(tmp_path, tg, clock, zfake, database_url):
+    # Bought at 20:00 on 23/11: the survey is due the next morning (quiet hours), but the
+    # template's `date` is the purchase date (config.example.toml), which the customer knows.
+    zfake.register_template("1004", PARAMS | {"order_date"})
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, survey_templates={"vi": "1004"},
+                      params={"customer_name": "customer_name", "order_id": "order_code", "shop": "shop_name",
+                              "link": "survey_link", "date": "order_date"})
+    try:
+        clock.advance(hours(11))  # 20:00 shop time
+        status, body = await h.post_purchase("A-1", purchased_at=(START + hours(11)).isoformat(),
+                                             customer={"external_id": "C-A-1", "name": "Lan", "phone": "+84 912 345 678"})
+        assert status == 202, body
+        clock.advance(hours(12))  # 08:00 the next day
+        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        await h.outbox_settled()
+        assert [m.data["order_date"] for m in zfake.zns_messages] == ["23/11/2026"]
     finally:
         await h.close()
 
