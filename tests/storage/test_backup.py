@@ -486,14 +486,23 @@ async def test_a_postgresql_backup_from_an_older_feedbot_restores_and_the_bot_mi
     """pg_restore --clean drops only what the archive holds: a table a newer migration created
     stayed, with its rows, and the bot's next start failed re-creating it ("already exists")."""
     from storage.db import open_database
+    from storage.backend import CREATE_SCHEMA_MIGRATIONS
     from storage.pg import migration_files as pg_files
 
-    newest = max(pg_files())
-    created = newest[2].split("CREATE TABLE", 1)[1].split("(", 1)[0].strip()  # 0062: spent_logins
+    # The newest migration that creates a table (0062: spent_logins); the previous feedbot
+    # stopped just before it.
+    newest = max(f for f in pg_files() if "CREATE TABLE" in f[2])
+    created = newest[2].split("CREATE TABLE", 1)[1].split("(", 1)[0].strip()
+    known = max(pg_files())[0]
     conn = await asyncpg.connect(database_url)
-    try:  # the database as the previous feedbot left it
-        await conn.execute(f"DROP TABLE {created}")
-        await conn.execute("DELETE FROM schema_migrations WHERE version = $1", newest[0])
+    try:  # the database as the previous feedbot left it: its migrations only
+        await conn.execute(files._DROP_ALL)
+        await conn.execute(CREATE_SCHEMA_MIGRATIONS)
+        for version, name, sql in pg_files():
+            if version < newest[0]:
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, 'x')",
+                                   version, name)
         await conn.execute("INSERT INTO settings (key, value) VALUES ('before-upgrade', 'x')")
     finally:
         await conn.close()
@@ -504,13 +513,13 @@ async def test_a_postgresql_backup_from_an_older_feedbot_restores_and_the_bot_mi
     await db.write_grouped(f"INSERT INTO {created} (key, expires_at) VALUES ('k', 'x')")
     await db.write_grouped("DELETE FROM settings WHERE key = 'before-upgrade'")
     await db.close()
-    await files.restore_pg(older.path, database_url, newest[0], NOW, tmp_path / "b")
+    await files.restore_pg(older.path, database_url, known, NOW, tmp_path / "b")
     db = open_database(tmp_path / "unused.db", database_url)
     await db.open()  # the bot's next start applies the newer migration again
     try:
         assert await db.fetchone("SELECT value FROM settings WHERE key = 'before-upgrade'") is not None
         assert (await db.fetchone(f"SELECT count(*) FROM {created}"))[0] == 0
-        assert (await db.fetchone("SELECT max(version) FROM schema_migrations"))[0] == newest[0]
+        assert (await db.fetchone("SELECT max(version) FROM schema_migrations"))[0] == known
     finally:
         await db.close()
 
