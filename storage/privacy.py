@@ -609,6 +609,16 @@ async def erase(conn: Connection, s: Subject, now: datetime) -> dict[str, int]:
     return {step.table: await step.erase(conn, s, now) for step in STEPS}
 
 
+async def ticket_erased(conn: Connection, ticket_id: int) -> bool:
+    """Whether the ticket's chat or customer was erased: what arrives for it later (a rating
+    read back from Zalo) must not bring anything of them back."""
+    row = await fetch_one(
+        conn, "SELECT 1 FROM tickets t LEFT JOIN contacts c ON c.id = t.contact_id"
+        " LEFT JOIN customers u ON u.id = t.customer_id WHERE t.id = ?"
+        " AND (c.erased_at IS NOT NULL OR u.erased_at IS NOT NULL)", (ticket_id,))
+    return row is not None
+
+
 async def scrub_if_erased(conn: Connection, inbox_id: int, contact_id: int) -> None:
     """The update that asked for erasure is recorded after the erase ran: blank it too."""
     await conn.execute(
