@@ -197,18 +197,20 @@ async def _erase_surveys(conn: Connection, s: Subject, now: datetime) -> int:
 
 async def _close_and_blank(table: str, unsent: str, conn: Connection, s: Subject, now: datetime) -> int:
     """A survey table's rows of the subject: nothing more is asked (unsent ones skipped, sent
-    ones expired), and what the person wrote goes."""
+    ones expired), and what the person wrote goes. The subject's rows are the customer's and
+    those sent to the subject's chats (a receipt's link chat answers its order's survey, which
+    is the customer's: what that chat wrote is its own)."""
     at = to_db(now)
+    theirs = f"(customer_id = ? OR contact_id IN ({_marks(s.contact_ids)}))"
+    params = (*_customer_id(s), *s.contact_ids)
     await conn.execute(
         f"UPDATE {table} SET status = 'skipped', skip_reason = 'erased', closed_at = ?"
         f" WHERE customer_id = ? AND status IN ({unsent})", (at, *_customer_id(s)))
     await conn.execute(
-        f"UPDATE {table} SET status = 'expired', closed_at = ? WHERE customer_id = ? AND status = 'sent'",
-        (at, *_customer_id(s)))
+        f"UPDATE {table} SET status = 'expired', closed_at = ? WHERE {theirs} AND status = 'sent'", (at, *params))
     # surveys keep a folded copy of the comment for the dashboard's search: it goes too.
     blank = "comment = NULL, comment_folded = NULL" if table == "surveys" else "comment = NULL"
-    cur = await conn.execute(f"UPDATE {table} SET {blank} WHERE customer_id = ? AND comment IS NOT NULL",
-                             _customer_id(s))
+    cur = await conn.execute(f"UPDATE {table} SET {blank} WHERE {theirs} AND comment IS NOT NULL", params)
     if table == "surveys" and cur.rowcount and dialect(conn) == "sqlite":
         # The search index's triggers deleted the comments' entries, but FTS5 only marks them
         # deleted in a newer segment: merging every segment into one drops the erased trigrams
@@ -554,9 +556,12 @@ STEPS: tuple[Step, ...] = (
         " UNION SELECT u.token_id, u.purchase_id, NULL, NULL, u.contact_id, u.used_at FROM start_token_uses u"
         " WHERE u.contact_id IN ({contacts}) ORDER BY 1, 5",
         lambda s: (*_customer_id(s), *s.contact_ids)), _erase_start_tokens),
-    Step("surveys", _select("SELECT * FROM surveys WHERE customer_id = ? ORDER BY id", _customer_id), _erase_surveys),
-    Step("program_surveys", _select("SELECT * FROM program_surveys WHERE customer_id = ? ORDER BY id", _customer_id),
-         _erase_program_surveys),
+    # The customer's, and those sent to the subject's chats (a receipt's link chat's answer).
+    Step("surveys", _select("SELECT * FROM surveys WHERE customer_id = ? OR contact_id IN ({contacts}) ORDER BY id",
+                            lambda s: (*_customer_id(s), *s.contact_ids)), _erase_surveys),
+    Step("program_surveys", _select(
+        "SELECT * FROM program_surveys WHERE customer_id = ? OR contact_id IN ({contacts}) ORDER BY id",
+        lambda s: (*_customer_id(s), *s.contact_ids)), _erase_program_surveys),
     Step("ideas", _select("SELECT * FROM ideas WHERE customer_id = ? OR contact_id IN ({contacts}) ORDER BY id",
                           lambda s: (*_customer_id(s), *s.contact_ids)), _erase_ideas),
     Step("conversations", _select("SELECT * FROM conversations WHERE contact_id IN ({contacts})", lambda s: s.contact_ids),
@@ -589,14 +594,16 @@ async def _quotes(conn: Connection, s: Subject) -> tuple[str, ...]:
     rows = await conn.execute_fetchall(
         "SELECT name FROM customers WHERE id = ? UNION SELECT phone FROM customers WHERE id = ?"
         f" UNION SELECT display_name FROM contacts WHERE id IN ({_marks(s.contact_ids)})"
-        " UNION SELECT comment FROM surveys WHERE customer_id = ? AND comment IS NOT NULL"
-        " UNION SELECT comment FROM program_surveys WHERE customer_id = ? AND comment IS NOT NULL"
+        f" UNION SELECT comment FROM surveys WHERE (customer_id = ? OR contact_id IN ({_marks(s.contact_ids)}))"
+        " AND comment IS NOT NULL"
+        f" UNION SELECT comment FROM program_surveys WHERE (customer_id = ? OR contact_id IN ({_marks(s.contact_ids)}))"
+        " AND comment IS NOT NULL"
         f" UNION SELECT text FROM ideas WHERE contact_id IN ({_marks(s.contact_ids)}) AND text IS NOT NULL"
         f" UNION SELECT description FROM tickets WHERE id IN ({_marks(s.ticket_ids)})"
         f" UNION SELECT body FROM ticket_events WHERE ticket_id IN ({_marks(s.ticket_ids)}) AND actor = 'customer'"
         " AND body IS NOT NULL",
-        (*_customer_id(s), *_customer_id(s), *s.contact_ids, *_customer_id(s), *_customer_id(s), *s.contact_ids,
-         *s.ticket_ids, *s.ticket_ids),
+        (*_customer_id(s), *_customer_id(s), *s.contact_ids, *_customer_id(s), *s.contact_ids,
+         *_customer_id(s), *s.contact_ids, *s.contact_ids, *s.ticket_ids, *s.ticket_ids),
     )
     return tuple(r[0] for r in rows if r[0])
 
