@@ -268,8 +268,11 @@ async def _erase_ticket_events(conn: Connection, s: Subject, now: datetime) -> i
 async def _erase_inbox(conn: Connection, s: Subject, now: datetime) -> int:
     """Their updates; and agents' messages in the group that quote them (a reply carries the
     card or relay it answers, with the customer's name and words)."""
+    # A failed update's error may quote what it carried: it goes too.
     cur = await conn.execute(
-        f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE contact_id IN ({_marks(s.contact_ids)})", s.contact_ids)
+        f"UPDATE inbox SET payload = '{PURGED}', text = NULL,"
+        f" error = CASE WHEN error IS NULL THEN NULL ELSE '{ERASED}' END WHERE contact_id IN ({_marks(s.contact_ids)})",
+        s.contact_ids)
     count = cur.rowcount
     for quote in _quote_forms(s.quotes):
         cur = await conn.execute(

@@ -396,6 +396,31 @@ async def test_forget_from_a_receipt_links_chat_erases_the_survey_answer_it_wrot
     assert COMMENT.encode() not in await file_bytes(h)
 
 
+async def test_forget_blanks_an_update_of_theirs_that_failed_to_be_handled(harness, monkeypatch):
+    """A message whose handling failed keeps its raw payload (for a look) on a row linked to no
+    chat: the erasure must find it all the same."""
+    h = harness
+    await h.start()
+    await link(h, CUSTOMER)
+    crash_text = "Nhà tôi ở 12 ngõ Trúc Lạc, gọi tôi nhé"
+    handle = h.app.engine._handle_customer
+
+    async def failing(tx, event, now):
+        if event.text == crash_text:
+            raise ValueError(f"not a number: {event.text!r}")  # an error that quotes what they wrote
+        return await handle(tx, event, now)
+
+    monkeypatch.setattr(h.app.engine, "_handle_customer", failing)
+    await h.customer_says(CUSTOMER, crash_text)
+    [failed] = await h.rows("SELECT id, payload FROM inbox WHERE error IS NOT NULL")
+    assert crash_text in json.loads(failed["payload"])["message"]["text"]
+
+    assert await h.app.privacy.erase("C-42") is not None
+    assert (await h.rows("SELECT payload, text, error FROM inbox WHERE id = ?", (failed["id"],))) == [
+        {"payload": "{}", "text": None, "error": "erased"}]
+    assert crash_text.encode() not in await file_bytes(h)
+
+
 async def test_erased_rows_leave_nothing_in_free_pages(tmp_path):
     """A deleted row's bytes stay in the page's free space unless secure_delete is on."""
     draft = "Bản nháp khiếu nại: hàng giả, số tài khoản 0123456789 " * 3
