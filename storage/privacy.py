@@ -464,8 +464,10 @@ def _mentions(body: str, source: str, marks: _Marks) -> bool:
     return any(_phone_digits(m.group(0)) in marks.phones for t in texts for m in _DIGIT_RUN.finditer(t))
 
 
-async def _failed_deliveries(conn: Connection, s: Subject) -> list[dict[str, Any]]:
+async def _failed_deliveries(conn: Connection, s: Subject, *, by_name: bool) -> list[dict[str, Any]]:
     marks = await _delivery_marks(conn, s)
+    if not by_name:
+        marks = _Marks(marks.phones, frozenset(), marks.ids)
     found: list[dict[str, Any]] = []
     if not marks:
         return found
@@ -481,11 +483,13 @@ async def _failed_deliveries(conn: Connection, s: Subject) -> list[dict[str, Any
 
 
 async def _export_deliveries(conn: Connection, s: Subject) -> list[dict[str, Any]]:
-    return await _failed_deliveries(conn, s)
+    # Not by the name alone: names repeat, and a namesake's delivery (their address, their
+    # phone) must not reach this person. The erasure errs the other way: it blanks those too.
+    return await _failed_deliveries(conn, s, by_name=False)
 
 
 async def _erase_deliveries(conn: Connection, s: Subject, now: datetime) -> int:
-    ids = [d["id"] for d in await _failed_deliveries(conn, s)]
+    ids = [d["id"] for d in await _failed_deliveries(conn, s, by_name=True)]
     if not ids:
         return 0
     cur = await conn.execute(f"UPDATE order_deliveries SET body = NULL WHERE id IN ({_marks(ids)})", ids)
