@@ -663,6 +663,11 @@ PURGES: tuple[tuple[str, str], ...] = (
     # a page resuming after an id that is gone just gets what came after it.
     ("web_messages", "DELETE FROM web_messages WHERE id IN (SELECT id FROM web_messages WHERE created_at < ?1"
                      " AND id < (SELECT MAX(id) FROM web_messages) ORDER BY created_at LIMIT ?2)"),
+    # ...and that last row, once as old, stays only as an empty tombstone of no session (?2: the
+    # batch, unused here: one row at most).
+    ("web_messages_last", "UPDATE web_messages SET session_id = '', kind = 'erased', client_id = NULL, body = '{}'"
+                          " WHERE id = (SELECT MAX(id) FROM web_messages) AND created_at < ?1 AND kind <> 'erased'"
+                          " AND ?2 > 0"),
     # The web chat's images: as old as the log entries that showed them.
     ("web_uploads", "DELETE FROM web_uploads WHERE id IN (SELECT id FROM web_uploads WHERE created_at < ?"
                     " ORDER BY created_at LIMIT ?)"),

@@ -520,7 +520,7 @@ async def test_retention_purges_old_payloads_only_in_batches(tmp_path, database_
 
 
     counts = await privacy.purge(app.db, clock.now() - timedelta(days=30), clock.now(), batch=2)
-    assert counts == {"my_data": 0, "my_data_web": 0, "my_data_links": 0, "web_messages": 0, "web_uploads": 0, "inbox": 5, "outbox": 2,
+    assert counts == {"my_data": 0, "my_data_web": 0, "my_data_links": 0, "web_messages": 0, "web_messages_last": 0, "web_uploads": 0, "inbox": 5, "outbox": 2,
                       "ticket_events": 1, "order_deliveries": 1, "webhook_messages": 1, "conversations": 1,
                       "erased_chats": 0}
     deliveries = {r["delivery_id"]: r["body"] for r in await h.rows("SELECT delivery_id, body FROM order_deliveries")}
