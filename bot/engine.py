@@ -157,7 +157,7 @@ class Engine:
                 async with self.db.unit() as tx:
                     inbox_id = await inbox.record_processed(
                         tx, channel_name, update_id, raw or payload, received_at, self.clock.now(),
-                        error=f"{type(exc).__name__}: {exc}",
+                        error=f"{type(exc).__name__}: {exc}", contact_id=await self._sender(tx, channel, payload),
                     )
             break
         if inbox_id is None:
@@ -217,7 +217,8 @@ class Engine:
                         if attempt < CONFLICT_RETRIES and conflicted(exc):
                             raise _Conflict from exc  # all of it again, the claim included
                         log.exception("%s update (inbox %s) failed", channel.name, inbox_id)
-                        await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now())
+                        await inbox.mark_failed(tx, inbox_id, f"{type(exc).__name__}: {exc}", self.clock.now(),
+                                                contact_id=await self._sender(tx, channel, payload))
                         erased = False
             except Exception as exc:
                 if attempt < CONFLICT_RETRIES and conflicted(exc):
@@ -248,6 +249,18 @@ class Engine:
             now, contact_id, event.kind, event.choice or event.text,
             forget=contact_id is not None and privacy_flow.confirms_forget(event),
         )
+
+    async def _sender(self, tx: Connection, channel: Channel, payload: dict[str, Any]) -> int | None:
+        """The chat a failed update came from, if we know it: the row keeps the raw payload, and
+        /mydata and /forget find a person's rows by their chat."""
+        try:
+            event = channel.parse(payload)
+            if event is None or event.group:
+                return None
+            found = await contacts.by_platform_user(tx, event.channel, event.user_id)
+        except Exception:  # what failed may be the parsing itself
+            return None
+        return found.id if found is not None else None
 
     def _is_agents_chat(self, chat_id: str) -> bool:
         return self.desk is not None and self.desk.is_agents_chat(chat_id)

@@ -197,18 +197,20 @@ async def _erase_surveys(conn: Connection, s: Subject, now: datetime) -> int:
 
 async def _close_and_blank(table: str, unsent: str, conn: Connection, s: Subject, now: datetime) -> int:
     """A survey table's rows of the subject: nothing more is asked (unsent ones skipped, sent
-    ones expired), and what the person wrote goes."""
+    ones expired), and what the person wrote goes. The subject's rows are the customer's and
+    those sent to the subject's chats (a receipt's link chat answers its order's survey, which
+    is the customer's: what that chat wrote is its own)."""
     at = to_db(now)
+    theirs = f"(customer_id = ? OR contact_id IN ({_marks(s.contact_ids)}))"
+    params = (*_customer_id(s), *s.contact_ids)
     await conn.execute(
         f"UPDATE {table} SET status = 'skipped', skip_reason = 'erased', closed_at = ?"
         f" WHERE customer_id = ? AND status IN ({unsent})", (at, *_customer_id(s)))
     await conn.execute(
-        f"UPDATE {table} SET status = 'expired', closed_at = ? WHERE customer_id = ? AND status = 'sent'",
-        (at, *_customer_id(s)))
+        f"UPDATE {table} SET status = 'expired', closed_at = ? WHERE {theirs} AND status = 'sent'", (at, *params))
     # surveys keep a folded copy of the comment for the dashboard's search: it goes too.
     blank = "comment = NULL, comment_folded = NULL" if table == "surveys" else "comment = NULL"
-    cur = await conn.execute(f"UPDATE {table} SET {blank} WHERE customer_id = ? AND comment IS NOT NULL",
-                             _customer_id(s))
+    cur = await conn.execute(f"UPDATE {table} SET {blank} WHERE {theirs} AND comment IS NOT NULL", params)
     if table == "surveys" and cur.rowcount and dialect(conn) == "sqlite":
         # The search index's triggers deleted the comments' entries, but FTS5 only marks them
         # deleted in a newer segment: merging every segment into one drops the erased trigrams
@@ -266,8 +268,11 @@ async def _erase_ticket_events(conn: Connection, s: Subject, now: datetime) -> i
 async def _erase_inbox(conn: Connection, s: Subject, now: datetime) -> int:
     """Their updates; and agents' messages in the group that quote them (a reply carries the
     card or relay it answers, with the customer's name and words)."""
+    # A failed update's error may quote what it carried: it goes too.
     cur = await conn.execute(
-        f"UPDATE inbox SET payload = '{PURGED}', text = NULL WHERE contact_id IN ({_marks(s.contact_ids)})", s.contact_ids)
+        f"UPDATE inbox SET payload = '{PURGED}', text = NULL,"
+        f" error = CASE WHEN error IS NULL THEN NULL ELSE '{ERASED}' END WHERE contact_id IN ({_marks(s.contact_ids)})",
+        s.contact_ids)
     count = cur.rowcount
     for quote in _quote_forms(s.quotes):
         cur = await conn.execute(
@@ -459,8 +464,10 @@ def _mentions(body: str, source: str, marks: _Marks) -> bool:
     return any(_phone_digits(m.group(0)) in marks.phones for t in texts for m in _DIGIT_RUN.finditer(t))
 
 
-async def _failed_deliveries(conn: Connection, s: Subject) -> list[dict[str, Any]]:
+async def _failed_deliveries(conn: Connection, s: Subject, *, by_name: bool) -> list[dict[str, Any]]:
     marks = await _delivery_marks(conn, s)
+    if not by_name:
+        marks = _Marks(marks.phones, frozenset(), marks.ids)
     found: list[dict[str, Any]] = []
     if not marks:
         return found
@@ -476,11 +483,13 @@ async def _failed_deliveries(conn: Connection, s: Subject) -> list[dict[str, Any
 
 
 async def _export_deliveries(conn: Connection, s: Subject) -> list[dict[str, Any]]:
-    return await _failed_deliveries(conn, s)
+    # Not by the name alone: names repeat, and a namesake's delivery (their address, their
+    # phone) must not reach this person. The erasure errs the other way: it blanks those too.
+    return await _failed_deliveries(conn, s, by_name=False)
 
 
 async def _erase_deliveries(conn: Connection, s: Subject, now: datetime) -> int:
-    ids = [d["id"] for d in await _failed_deliveries(conn, s)]
+    ids = [d["id"] for d in await _failed_deliveries(conn, s, by_name=True)]
     if not ids:
         return 0
     cur = await conn.execute(f"UPDATE order_deliveries SET body = NULL WHERE id IN ({_marks(ids)})", ids)
@@ -554,9 +563,12 @@ STEPS: tuple[Step, ...] = (
         " UNION SELECT u.token_id, u.purchase_id, NULL, NULL, u.contact_id, u.used_at FROM start_token_uses u"
         " WHERE u.contact_id IN ({contacts}) ORDER BY 1, 5",
         lambda s: (*_customer_id(s), *s.contact_ids)), _erase_start_tokens),
-    Step("surveys", _select("SELECT * FROM surveys WHERE customer_id = ? ORDER BY id", _customer_id), _erase_surveys),
-    Step("program_surveys", _select("SELECT * FROM program_surveys WHERE customer_id = ? ORDER BY id", _customer_id),
-         _erase_program_surveys),
+    # The customer's, and those sent to the subject's chats (a receipt's link chat's answer).
+    Step("surveys", _select("SELECT * FROM surveys WHERE customer_id = ? OR contact_id IN ({contacts}) ORDER BY id",
+                            lambda s: (*_customer_id(s), *s.contact_ids)), _erase_surveys),
+    Step("program_surveys", _select(
+        "SELECT * FROM program_surveys WHERE customer_id = ? OR contact_id IN ({contacts}) ORDER BY id",
+        lambda s: (*_customer_id(s), *s.contact_ids)), _erase_program_surveys),
     Step("ideas", _select("SELECT * FROM ideas WHERE customer_id = ? OR contact_id IN ({contacts}) ORDER BY id",
                           lambda s: (*_customer_id(s), *s.contact_ids)), _erase_ideas),
     Step("conversations", _select("SELECT * FROM conversations WHERE contact_id IN ({contacts})", lambda s: s.contact_ids),
@@ -589,14 +601,16 @@ async def _quotes(conn: Connection, s: Subject) -> tuple[str, ...]:
     rows = await conn.execute_fetchall(
         "SELECT name FROM customers WHERE id = ? UNION SELECT phone FROM customers WHERE id = ?"
         f" UNION SELECT display_name FROM contacts WHERE id IN ({_marks(s.contact_ids)})"
-        " UNION SELECT comment FROM surveys WHERE customer_id = ? AND comment IS NOT NULL"
-        " UNION SELECT comment FROM program_surveys WHERE customer_id = ? AND comment IS NOT NULL"
+        f" UNION SELECT comment FROM surveys WHERE (customer_id = ? OR contact_id IN ({_marks(s.contact_ids)}))"
+        " AND comment IS NOT NULL"
+        f" UNION SELECT comment FROM program_surveys WHERE (customer_id = ? OR contact_id IN ({_marks(s.contact_ids)}))"
+        " AND comment IS NOT NULL"
         f" UNION SELECT text FROM ideas WHERE contact_id IN ({_marks(s.contact_ids)}) AND text IS NOT NULL"
         f" UNION SELECT description FROM tickets WHERE id IN ({_marks(s.ticket_ids)})"
         f" UNION SELECT body FROM ticket_events WHERE ticket_id IN ({_marks(s.ticket_ids)}) AND actor = 'customer'"
         " AND body IS NOT NULL",
-        (*_customer_id(s), *_customer_id(s), *s.contact_ids, *_customer_id(s), *_customer_id(s), *s.contact_ids,
-         *s.ticket_ids, *s.ticket_ids),
+        (*_customer_id(s), *_customer_id(s), *s.contact_ids, *_customer_id(s), *s.contact_ids,
+         *_customer_id(s), *s.contact_ids, *s.contact_ids, *s.ticket_ids, *s.ticket_ids),
     )
     return tuple(r[0] for r in rows if r[0])
 
@@ -607,6 +621,16 @@ async def erase(conn: Connection, s: Subject, now: datetime) -> dict[str, int]:
     if dialect(conn) == "postgresql":
         conn.after_erasure()  # type: ignore[attr-defined]  # its checkpoint rewrites the tables
     return {step.table: await step.erase(conn, s, now) for step in STEPS}
+
+
+async def ticket_erased(conn: Connection, ticket_id: int) -> bool:
+    """Whether the ticket's chat or customer was erased: what arrives for it later (a rating
+    read back from Zalo) must not bring anything of them back."""
+    row = await fetch_one(
+        conn, "SELECT 1 FROM tickets t LEFT JOIN contacts c ON c.id = t.contact_id"
+        " LEFT JOIN customers u ON u.id = t.customer_id WHERE t.id = ?"
+        " AND (c.erased_at IS NOT NULL OR u.erased_at IS NOT NULL)", (ticket_id,))
+    return row is not None
 
 
 async def scrub_if_erased(conn: Connection, inbox_id: int, contact_id: int) -> None:
@@ -639,6 +663,11 @@ PURGES: tuple[tuple[str, str], ...] = (
     # a page resuming after an id that is gone just gets what came after it.
     ("web_messages", "DELETE FROM web_messages WHERE id IN (SELECT id FROM web_messages WHERE created_at < ?1"
                      " AND id < (SELECT MAX(id) FROM web_messages) ORDER BY created_at LIMIT ?2)"),
+    # ...and that last row, once as old, stays only as an empty tombstone of no session (?2: the
+    # batch, unused here: one row at most).
+    ("web_messages_last", "UPDATE web_messages SET session_id = '', kind = 'erased', client_id = NULL, body = '{}'"
+                          " WHERE id = (SELECT MAX(id) FROM web_messages) AND created_at < ?1 AND kind <> 'erased'"
+                          " AND ?2 > 0"),
     # The web chat's images: as old as the log entries that showed them.
     ("web_uploads", "DELETE FROM web_uploads WHERE id IN (SELECT id FROM web_uploads WHERE created_at < ?"
                     " ORDER BY created_at LIMIT ?)"),

@@ -352,9 +352,13 @@ class ProgramService:
         """AgentDesk.resolve's hook: with a ces program set to `resolution_rating = "replace"`, the
         customer is told the complaint is resolved and asked the CES at once, in the rating's
         place (like the rating, not held by the global limit: it answers what just happened).
-        False (the rating is asked) without such a program or without a known customer."""
+        False (the rating is asked) without such a program, without a known customer, or after /stop."""
         spec = self.settings.replacing_resolution_rating()
         if spec is None or ticket.customer_id is None:
+            return False
+        # After /stop no survey, this one included: the rating (their complaint's answer) is asked.
+        if await store.opted_out_of(tx, [ticket.customer_id]) or (
+                contact.customer_id != ticket.customer_id and contact.opted_out):
             return False
         survey_id = await store.insert(tx, program=spec.name, kind=spec.kind, customer_id=ticket.customer_id,
                                        priority=spec.priority, due_at=now,

@@ -25,7 +25,7 @@ from flows.survey_routes import Candidate, Route, Unreachable, ZnsPolicy
 from flows.texts import fmt_number, text
 from flows.tickets import COMPLAINT, ticket_number
 from flows.wording import DEFAULT as DEFAULT_WORDING, Wording
-from storage import contacts, customers as customers_store, outbox, purchases, surveys, tickets, zns
+from storage import contacts, customers as customers_store, outbox, privacy, purchases, surveys, tickets, zns
 from storage import zalo as zalo_store
 from storage.contacts import ContactRecord
 from storage.customers import CustomerRecord
@@ -321,6 +321,9 @@ class SurveyRoutes:
         if (ticket is None or self.desk is None or ticket.status != "resolved" or ticket.resolution_score is not None
                 or ticket.resolved_at is None or asked_at < ticket.resolved_at):
             log.info("zns: rating %s of ticket %s not stored (reopened, or rated already)", item.rating_id, ticket_id)
+            return
+        if await privacy.ticket_erased(tx, ticket_id):  # its customer's words and a reopening would come back
+            log.info("zns: rating %s of ticket %s not stored (its customer was erased)", item.rating_id, ticket_id)
             return
         await self.desk.rate(tx, ticket, item.score, now)
         comment = routing.rating_comment(item)

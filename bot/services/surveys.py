@@ -249,6 +249,8 @@ class SurveyDispatcher:
                 customer = await customers.by_id(tx, survey.customer_id)
                 if contact is None or contact.channel not in self.channels or customer is None or customer.opted_out:
                     continue
+                if contact.customer_id != survey.customer_id and contact.opted_out:
+                    continue  # a receipt's link chat, not the customer's: its own /stop counts (as in dispatch)
                 decisions = csat.question(
                     survey_id=survey.id,
                     order_id=survey.order_id,

@@ -71,3 +71,17 @@ async def test_ces_follows_or_replaces_the_resolution_rating(shop):
         assert (await h.rows("SELECT resolution_score FROM tickets"))[0]["resolution_score"] is None
         texts = [m.text for m in await h.tg.wait_for_messages(555021, 1)]
         assert not any("(1–5)" in t for t in texts)  # the rating was not asked
+
+
+async def test_no_ces_after_stop_either_way_the_complaint_is_still_answered(shop):
+    h, c, mode = shop
+    await c.say("/stop")
+    await c.message("không nhận khảo sát")
+    await resolve_a_complaint(h)
+    rating = await c.message("đã được xử lý xong")  # their complaint's answer still reaches them
+    assert [b["label"] for row in rating["buttons"] for b in row] == ["1", "2", "3", "4", "5"]
+    h.clock.advance(hours(2))
+    await dispatch(h)
+    await h.outbox_settled()
+    assert [r["status"] for r in await h.rows("SELECT status FROM program_surveys")] in ([], ["skipped"])
+    assert not any("có dễ dàng không" in t for t in h.tg.texts(555021))

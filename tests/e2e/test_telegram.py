@@ -219,6 +219,27 @@ async def test_reminder_once_when_enabled(tmp_path, tg, clock, database_url):
         await h.close()
 
 
+async def test_no_reminder_to_a_receipt_link_chat_that_said_stop(tmp_path, tg, clock, database_url):
+    from tests.conftest import Harness, make_config
+
+    h = Harness(make_config(tmp_path, tg, database_url=database_url, survey={"reminder": True, "reminder_after": "24h"}), tg, clock)
+    try:
+        await h.start()
+        _, body = await h.post_purchase()  # no chat id of the customer's: the link's chat is not theirs
+        await h.customer_says(USER, f"/start {body['links']['telegram'].split('start=')[1]}")
+        h.clock.advance(hours(3))
+        assert await h.app.dispatcher.dispatch_due() == {"sent": 1}
+        before = len(tg.texts(USER))
+        await h.customer_says(USER, "/stop")
+        assert "không nhận khảo sát" in (await tg.wait_for_messages(USER, before + 1))[-1].text
+        h.clock.advance(hours(24))
+        assert await h.app.dispatcher.remind() == 0
+        await asyncio.sleep(0.2)
+        assert not any("vẫn rất mong" in t for t in tg.texts(USER))
+    finally:
+        await h.close()
+
+
 async def test_quiet_hours_postpone_to_morning(harness):
     await harness.start()
     _, body = await harness.post_purchase(purchased_at="2026-11-22T19:30:00+07:00")

@@ -244,3 +244,22 @@ async def test_erasing_a_customer_scrubs_the_bodies_of_their_failed_order_delive
     kept = await h.rows("SELECT delivery_id, status, outcome FROM order_deliveries WHERE body IS NOT NULL")
     assert [d["delivery_id"] for d in kept] == ["d-5"]
     assert all(d["status"] for d in await h.rows("SELECT status FROM order_deliveries"))  # the counts stay
+
+
+async def test_a_customers_export_has_no_failed_delivery_of_a_namesake(orders_app):
+    """Names repeat (Trần Minh, Nguyễn Thị Lan): a failed delivery that shares only the name,
+    not the phone nor the sales system's customer or order numbers, is someone else's."""
+    h = orders_app
+    await deliver(h, kit.haravan_order(), "d-1")  # her order: customer haravan:1002345, "Trần Minh", 0909090909
+    hers = kit.haravan_order(phone="090 909 0909") | {"id": None, "note": f"Giao tới {ADDRESS}"}
+    await deliver(h, hers, "d-2")
+    namesake = kit.haravan_order(name="#300100", phone="0977000111") | {
+        "id": None, "customer": {"id": 888, "first_name": "Minh", "last_name": "Trần Hoàng", "phone": "0977000111"},
+        "billing_address": {"name": "Trần Minh", "phone": "0977000111"}, "note": OTHER_ADDRESS}
+    await deliver(h, namesake, "d-3")
+    assert [d["status"] for d in await h.rows("SELECT status FROM order_deliveries ORDER BY id")] == [
+        "done", "failed", "failed"]
+
+    exported = (await h.app.privacy.export("haravan:1002345"))["tables"]["order_deliveries"]
+    assert [d["delivery_id"] for d in exported] == ["d-2"]
+    assert OTHER_ADDRESS not in str(exported)

@@ -366,6 +366,61 @@ async def test_forget_confirmed_erases_like_the_cli_and_the_next_message_starts_
     assert NOTICE_MARK in hello.text  # a new chat, told again
 
 
+async def test_forget_from_a_receipt_links_chat_erases_the_survey_answer_it_wrote(harness):
+    """A chat that only opened a receipt's link answers that order's survey (the customer's):
+    its /forget takes what it wrote there too, and leaves the customer's own data."""
+    h = harness
+    await h.start()
+    _, body = await h.post_purchase()  # no chat of the customer's named: the link's chat is not hers
+    await h.customer_says(CUSTOMER, f"/start {body['links']['telegram'].split('start=')[1]}")
+    await answer_survey(h, CUSTOMER, 2, messages_before=1)
+    await h.customer_says(CUSTOMER, COMMENT)
+    await all_sent(h)
+    assert (await h.rows("SELECT comment FROM surveys"))[0]["comment"] == COMMENT
+    count = len(h.tg.sent_messages(CUSTOMER))
+    await h.customer_says(CUSTOMER, "/mydata")  # its answer is its own data
+    doc = document_of((await h.tg.wait_for_messages(CUSTOMER, count + 1))[-1])
+    assert [(r["score"], r["comment"]) for r in doc["tables"]["surveys"]] == [(2, COMMENT)]
+    assert doc["tables"]["customers"] == [] and NAME not in json.dumps(doc, ensure_ascii=False)
+    await all_sent(h)
+
+    count = len(h.tg.sent_messages(CUSTOMER))
+    await h.customer_says(CUSTOMER, "/forget")
+    ask = (await h.tg.wait_for_messages(CUSTOMER, count + 1))[-1]
+    await h.customer_taps(CUSTOMER, buttons(ask)[0]["callback_data"], ask.message_id)
+    await all_sent(h)
+    assert (await h.rows("SELECT name, erased_at FROM customers")) == [{"name": NAME, "erased_at": None}]
+    assert (await h.rows("SELECT score, comment, comment_folded FROM surveys")) == [
+        {"score": 2, "comment": None, "comment_folded": None}]
+    await h.app.privacy.purge()
+    assert COMMENT.encode() not in await file_bytes(h)
+
+
+async def test_forget_blanks_an_update_of_theirs_that_failed_to_be_handled(harness, monkeypatch):
+    """A message whose handling failed keeps its raw payload (for a look) on a row linked to no
+    chat: the erasure must find it all the same."""
+    h = harness
+    await h.start()
+    await link(h, CUSTOMER)
+    crash_text = "Nhà tôi ở 12 ngõ Trúc Lạc, gọi tôi nhé"
+    handle = h.app.engine._handle_customer
+
+    async def failing(tx, event, now):
+        if event.text == crash_text:
+            raise ValueError(f"not a number: {event.text!r}")  # an error that quotes what they wrote
+        return await handle(tx, event, now)
+
+    monkeypatch.setattr(h.app.engine, "_handle_customer", failing)
+    await h.customer_says(CUSTOMER, crash_text)
+    [failed] = await h.rows("SELECT id, payload FROM inbox WHERE error IS NOT NULL")
+    assert crash_text in json.loads(failed["payload"])["message"]["text"]
+
+    assert await h.app.privacy.erase("C-42") is not None
+    assert (await h.rows("SELECT payload, text, error FROM inbox WHERE id = ?", (failed["id"],))) == [
+        {"payload": "{}", "text": None, "error": "erased"}]
+    assert crash_text.encode() not in await file_bytes(h)
+
+
 async def test_erased_rows_leave_nothing_in_free_pages(tmp_path):
     """A deleted row's bytes stay in the page's free space unless secure_delete is on."""
     draft = "Bản nháp khiếu nại: hàng giả, số tài khoản 0123456789 " * 3
@@ -465,7 +520,7 @@ async def test_retention_purges_old_payloads_only_in_batches(tmp_path, database_
 
 
     counts = await privacy.purge(app.db, clock.now() - timedelta(days=30), clock.now(), batch=2)
-    assert counts == {"my_data": 0, "my_data_web": 0, "my_data_links": 0, "web_messages": 0, "web_uploads": 0, "inbox": 5, "outbox": 2,
+    assert counts == {"my_data": 0, "my_data_web": 0, "my_data_links": 0, "web_messages": 0, "web_messages_last": 0, "web_uploads": 0, "inbox": 5, "outbox": 2,
                       "ticket_events": 1, "order_deliveries": 1, "webhook_messages": 1, "conversations": 1,
                       "erased_chats": 0}
     deliveries = {r["delivery_id"]: r["body"] for r in await h.rows("SELECT delivery_id, body FROM order_deliveries")}

@@ -118,16 +118,32 @@ async def test_web_log_retention_deletes_old_entries_and_resume_still_works(web)
     last = await v.next("message")
     await v.close()
     before = len(await web_rows(web))
+    session_id = (await web_rows(web))[-1]["session_id"]
     web.clock.advance(timedelta(days=400))
     counts = await web.app.privacy.purge()
     rows = await web_rows(web)
     assert before >= 3 and counts["web_messages"] == before - 1 and [r["id"] for r in rows] == [last["seq"]]
-    # The table's last id stays: a new entry never reuses an id a page has already seen.
-    session_id = rows[0]["session_id"]
+    # The table's last id stays (an empty tombstone): a new entry never reuses an id a page has already seen.
+    assert rows[0]["kind"] == "erased" and rows[0]["session_id"] == ""
     await web.app.web.deliver("send_text", session_id, {"text": "sau một năm", "buttons": []})
     back = await Visitor.connect(web, session=v.session, resume=greeting["seq"])
     later = await back.message("sau một năm")
     assert later["seq"] > last["seq"]
+
+
+async def test_web_log_retention_leaves_no_text_in_the_tables_last_entry(web):
+    """The newest entry stays for its id (pages resume after it), but not what it said."""
+    v = await Visitor.connect(web)
+    await v.message("Xin chào")
+    await v.close()
+    reply = "Chào chị Lan, shop gửi bù hộp mới tới 12 ngõ Trúc Lạc ạ"
+    session_id = (await web_rows(web))[-1]["session_id"]
+    await web.app.web.deliver("send_text", session_id, {"text": reply, "buttons": []})  # an agent's answer, last
+    assert reply in (await web_rows(web))[-1]["body"]
+    web.clock.advance(timedelta(days=400))
+    await web.app.privacy.purge()
+    assert [r for r in await web_rows(web) if reply in r["body"] or r["session_id"] == session_id] == []
+    assert reply.encode() not in await file_bytes(web)
 
 
 # --- Zalo --------------------------------------------------------------------------------------

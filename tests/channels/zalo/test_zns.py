@@ -630,3 +630,30 @@ async def test_an_agents_reply_to_a_phone_only_customers_complaint_is_kept_and_t
                           {"action": "reply_undelivered", "body": "zns: no chat, phone only"}]
     finally:
         await h.close()
+
+
+async def test_a_zns_resolution_rating_read_back_after_an_erasure_brings_nothing_of_the_customer_back(
+        tmp_path, tg, clock, zfake, database_url):
+    h = await zns_app(tmp_path, tg, clock, zfake, database_url, resolution_templates={"vi": RESOLUTION})
+    try:
+        await survey_by_zns(h, clock)
+        await h.outbox_settled()
+        [survey_message] = zfake.zns_to(PHONE)
+        zfake.rate(survey_message, 2)
+        assert await h.app.routes.poll_ratings() == 1
+        [ticket] = await h.rows("SELECT id FROM tickets")
+        await resolve(h, ticket["id"])
+        [asked] = [m for m in zfake.zns_to(PHONE) if m.template_id == RESOLUTION]
+        assert await h.app.privacy.erase("C-A-1") is not None  # /forget or `customer erase`
+
+        zfake.rate(asked, 1, note="vẫn chưa nhận được hàng bù, gọi 0912345678")
+        await h.app.routes.poll_ratings()
+        await h.outbox_settled()
+        # The erased complaint stays closed and unrated, and their words are nowhere.
+        assert (await h.rows("SELECT status, resolution_score, reopened_count FROM tickets")) == [
+            {"status": "resolved", "resolution_score": None, "reopened_count": 0}]
+        for table, column in (("ticket_events", "body"), ("outbox", "payload"), ("webhook_messages", "payload")):
+            rows = await h.rows(f"SELECT {column} AS v FROM {table}")
+            assert not any("hàng bù" in (r["v"] or "") for r in rows), table
+    finally:
+        await h.close()
