@@ -109,7 +109,7 @@ async def mark_processed(
 async def mark_failed(conn: Connection, inbox_id: int, error: str, now: datetime, contact_id: int | None = None) -> None:
     """`contact_id`: the sender's chat, if known (their export and erasure find the row by it)."""
     await conn.execute(
-        "UPDATE inbox SET processed_at = ?, error = ?, contact_id = ? WHERE id = ?",
+        "UPDATE inbox SET processed_at = ?, error = ?, contact_id = COALESCE(?, contact_id) WHERE id = ?",
         (to_db(now), error[:MAX_ERROR], contact_id, inbox_id),
     )
 
