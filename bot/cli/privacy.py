@@ -13,7 +13,8 @@ from bot.services.backups import Backups, BackupSettings
 from bot.services.data_rights import Privacy, to_json
 from storage import backup as files
 
-ID_HELP = "the shop's customer id (external_id, as posted with purchases), or contact:<n> for a chat never linked to one"
+ID_HELP = ("the shop's customer id (external_id, as posted with purchases), or contact:<n> for a chat"
+           " (a chat linked to a customer stands for that customer: all of their chats and data)")
 
 
 def add_commands(sub: argparse._SubParsersAction, config_help: str) -> None:
@@ -82,7 +83,11 @@ async def run(config: Config, args: argparse.Namespace, confirm: Callable[[str],
             body = to_json(document) + "\n"
             if args.output:
                 partial = Path(args.output + ".part")
-                partial.write_text(body, encoding="utf-8")
+                # Everything kept about a person: readable by the owner of the file only (as backups).
+                with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+                               encoding="utf-8") as out:
+                    out.write(body)
+                os.chmod(partial, 0o600)  # an existing .part keeps its mode through O_CREAT
                 os.replace(partial, args.output)
                 print(f"exported {args.id} to {args.output}", file=sys.stderr)
             else:

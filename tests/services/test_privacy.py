@@ -462,6 +462,7 @@ async def test_cli_export_and_erase(tmp_path):
     assert json.loads(exported.stdout)["tables"]["customers"][0]["name"] == NAME
     assert feedbot("customer", "export", "C-42", "--output", "c42.json", cwd=tmp_path).returncode == 0
     assert json.loads((tmp_path / "c42.json").read_text())["subject"] == "C-42"
+    assert (tmp_path / "c42.json").stat().st_mode & 0o777 == 0o600  # a person's data: the owner's eyes only
 
     refused = feedbot("customer", "erase", "C-42", cwd=tmp_path)  # no terminal, no --yes: nothing happens
     assert refused.returncode == 1 and "--yes" in refused.stderr
