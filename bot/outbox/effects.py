@@ -136,6 +136,11 @@ class Effects:
         ):
             self.register(kind, handler, RECORDS)
 
+    def chat_channels(self) -> frozenset[str]:
+        """The enabled channels a text can be written to (Channel.conversational: not ZNS, whose
+        contact is a phone): what picks a chat for a survey, a program or a follow-up uses these."""
+        return frozenset(name for name, channel in self.channels.items() if channel.conversational)
+
     def register(self, kind: type, handler: Handler, phase: int = SERVICES) -> None:
         """The one handler of a decision type; a second registration is a wiring mistake."""
         if kind in self._handlers:

@@ -110,8 +110,7 @@ class ProgramService:
         self.policy = policy
         self.shop_name = shop_name
         self.effects = effects
-        # The chats a question (a text) can be written to: not ZNS, whose contact is a phone.
-        self.channels = frozenset(name for name, channel in effects.channels.items() if channel.conversational)
+        self.channels = effects.chat_channels()  # a question is a text: not ZNS
         self.reply_windows = {name: channel.reply_window for name, channel in effects.channels.items()
                               if channel.reply_window is not None}
         self.vip_spend, self.vip_orders = vip

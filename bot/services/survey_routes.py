@@ -70,7 +70,7 @@ class SurveyRoutes:
         self.channel_order = channel_order
         self.comment_window = comment_window
         self.wording = wording
-        self.chats = frozenset(name for name, channel in effects.channels.items() if channel.conversational)
+        self.chats = effects.chat_channels()
         self.db = db
         self.clock = clock
         self.policy = policy

@@ -56,7 +56,7 @@ class SurveyDispatcher:
         self.shop_name = shop_name
         self.effects = effects
         # Chats we can send on now (other contacts are unreachable); ZNS is a route, not a chat.
-        self.channels = frozenset(name for name, channel in effects.channels.items() if channel.conversational)
+        self.channels = effects.chat_channels()
         self.routes = routes  # Zalo on: CS inside the interaction window, ZNS outside it (flows/survey_routes.py)
         self.wake_sender = wake_sender
         self.demo_policy = demo_policy  # demo mode: demo customers' surveys ignore quiet hours
